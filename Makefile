@@ -1,0 +1,60 @@
+# tieout: `make demo` then `make test`. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: help setup demo run reconcile report status sandbox test test-fast lint format bench samples clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install tieout with its dev tools (safe to re-run)
+
+demo: setup ## run the whole pipeline on the sample files against an embedded sandbox
+	$(BIN)/tieout demo $(ARGS)
+
+run: setup ## process the inbox (what cron calls): extract → post → reconcile → report
+	$(BIN)/tieout run $(ARGS)
+
+reconcile: setup ## match posted records against Propexo's synced data
+	$(BIN)/tieout reconcile $(ARGS)
+
+report: setup ## re-render the latest run's report (ARGS=RUN_ID for another)
+	$(BIN)/tieout report $(ARGS)
+
+status: setup ## ledger summary: what is pending, in doubt or failed
+	$(BIN)/tieout status $(ARGS)
+
+sandbox: setup ## serve the Propexo emulator on 127.0.0.1:8765 (Ctrl-C stops it)
+	$(BIN)/tieout sandbox --db data/sandbox.sqlite $(ARGS)
+
+test: setup ## the full test suite (unit, property, end-to-end against the real sandbox)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: setup ## ruff (lint + format check) and mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup ## benchmarks, printed as ratios against baselines measured in the same run
+	$(BIN)/python -m benchmarks $(ARGS)
+
+samples: setup ## regenerate the synthetic samples and the sandbox seed
+	$(BIN)/python scripts/make_samples.py
+
+clean: ## remove the virtualenv, caches and the demo workspace (never the ledger or reports)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data/demo

@@ -1,0 +1,187 @@
+"""Settings: built once at the edge (the CLI) from `tieout.toml` and the environment.
+
+Precedence, lowest first: built-in defaults, the TOML file (``TIEOUT_CONFIG`` or ``./tieout.toml``),
+then the environment (``PROPEXO_BASE_URL``, ``PROPEXO_API_TOKEN``, ``PROPEXO_INTEGRATION_ID``,
+``TIEOUT_DATA_DIR``). Stages never read the environment; they take what they need as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ConfigError
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+DEFAULT_TOKEN = "sandbox-token"  # noqa: S105 - the embedded sandbox's public default, not a secret
+DEFAULT_INTEGRATION_ID = "int_rm_demo"
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value, for the one place that needs it (the Authorization header)."""
+        return self._value
+
+    def masked(self) -> str:
+        """A hint that tells two tokens apart without giving either away."""
+        return "****" + self._value[-4:] if len(self._value) > 8 else "****"
+
+    def __repr__(self) -> str:
+        return "Secret('****')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, resolved and checked."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token: Secret = field(default_factory=lambda: Secret(DEFAULT_TOKEN))
+    integration_id: str = DEFAULT_INTEGRATION_ID
+    data_dir: Path = Path("data")
+    batch_size: int = 100
+    period: date | None = None
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    status_timeout_s: float = 120.0
+    due_days_default: int = 30
+    refs_max_age_s: float = 3600.0
+    reconcile_grace_s: float = 0.0
+    profile: str | None = None
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.data_dir / "rejected"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "tieout.lock"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.data_dir / "profiles"
+
+    @property
+    def mappings_dir(self) -> Path:
+        return self.data_dir / "mappings"
+
+    def describe(self) -> dict[str, str]:
+        """Every setting as text, the token masked: what `tieout config show` prints."""
+        shown: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown[f.name] = value.masked() if isinstance(value, Secret) else str(value)
+        return shown
+
+
+_ENV_KEYS = {
+    "PROPEXO_BASE_URL": "base_url",
+    "PROPEXO_API_TOKEN": "token",
+    "PROPEXO_INTEGRATION_ID": "integration_id",
+    "TIEOUT_DATA_DIR": "data_dir",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check one raw value against the field it is for; say which key and what was expected."""
+    expected = {f.name: f for f in fields(Settings)}
+    if name not in expected:
+        known = ", ".join(sorted(expected))
+        raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+    if name == "token":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError("token: expected a non-empty string")
+        return Secret(value.strip())
+    if name == "data_dir":
+        return Path(str(value))
+    if name == "period":
+        if value in (None, ""):
+            return None
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}", text):
+            raise ConfigError(f"period: expected YYYY-MM, got {text!r}")
+        return date(int(text[:4]), int(text[5:7]), 1)
+    if name == "base_url":
+        if not isinstance(value, str) or not re.match(r"^https?://", value):
+            raise ConfigError(f"base_url: expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+    if name in {"batch_size", "due_days_default"}:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+        if number < 1 and name == "batch_size":
+            raise ConfigError(f"{name}: expected at least 1, got {number}")
+        return number
+    if name.endswith("_s"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{name}: expected text, got {value!r}")
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from the TOML file, then the environment, then explicit overrides."""
+    env = os.environ if env is None else env
+    path = config_path or Path(env.get("TIEOUT_CONFIG", "tieout.toml"))
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        flat = {**raw.pop("propexo", {}), **raw.pop("pipeline", {}), **raw}
+        for key, value in flat.items():
+            values[key] = _coerce(key, value)
+    elif config_path is not None:
+        raise ConfigError(f"config file {path} does not exist")
+    for env_key, name in _ENV_KEYS.items():
+        if env.get(env_key):
+            values[name] = _coerce(name, env[env_key])
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value)
+    return replace(Settings(), **values)

@@ -1,0 +1,68 @@
+"""Every exception tieout raises, in one place.
+
+Exceptions mean "cannot continue" (a missing file, a bad config, an unreachable API). Problems
+with individual rows are data: :class:`pipelines.models.Issue` records, never exceptions.
+
+::
+
+    TieoutError                 exit code 2 unless said otherwise
+    ├── ConfigError             a setting is missing or malformed
+    ├── InputError              a file cannot be read as a table at all
+    ├── LockHeldError           another run holds the lock (exit code 3)
+    ├── LedgerError             the ledger database is unusable
+    └── ApiError                Propexo answered with something we cannot use
+        ├── TransientApiError   worth retrying later: 429, 5xx, connection trouble
+        └── PermanentApiError   retrying will not help: 400, 401, 404
+"""
+
+from __future__ import annotations
+
+
+class TieoutError(Exception):
+    """Base class: a condition that stops the command with a clear message."""
+
+    exit_code = 2
+
+
+class ConfigError(TieoutError):
+    """A configuration value is missing or malformed."""
+
+
+class InputError(TieoutError):
+    """An input file cannot be read as a table (garbage, empty, encrypted, no header row)."""
+
+
+class LockHeldError(TieoutError):
+    """Another tieout process holds the run lock."""
+
+    exit_code = 3
+
+
+class LedgerError(TieoutError):
+    """The ledger database cannot be opened or is inconsistent."""
+
+
+class ApiError(TieoutError):
+    """Propexo answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TransientApiError(ApiError):
+    """A failure that may pass: rate limited, server error, connection trouble.
+
+    ``maybe_applied`` is true when the request may have reached Propexo (a 5xx or a lost
+    response after sending a write): the write is then *in doubt* and must not be re-sent blindly.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, maybe_applied: bool = False
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.maybe_applied = maybe_applied
+
+
+class PermanentApiError(ApiError):
+    """A failure that will not pass by retrying: bad request, bad token, unknown id."""

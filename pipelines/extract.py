@@ -1,0 +1,363 @@
+"""Extract: read a CSV or XLSX export into a raw frame of canonical columns.
+
+Cells are read as text (CSV) or as the workbook stores them (XLSX), never converted on the way:
+``'0324'`` stays a string, a 15-digit lease number is not turned into a float. Every physical
+row of the sheet ends up either in ``rows`` (data) or in ``skipped`` with its kind.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import InputError
+from pipelines.models import ExtractResult, SourceFile
+from pipelines.parsing import parse_dates
+from pipelines.profiles import Profile, normalize_header
+
+HEADER_SCAN_ROWS = 40
+SKIPPED_COLUMNS = ["source_row", "kind", "text"]
+_MONTHS = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december"], start=1)}
+
+
+def fingerprint(path: Path) -> SourceFile:
+    """Name, size and sha256 of a file (the sha256 is how a re-dropped file is recognised)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    return SourceFile(path=path, name=path.name, sha256=digest.hexdigest(), size_bytes=size)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def _decode(data: bytes, name: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{name}: this is not a text or spreadsheet file (it contains binary data)")
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{name}: the text encoding could not be recognised")  # pragma: no cover
+
+
+def _sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def read_csv_grid(path: Path) -> pd.DataFrame:
+    """A CSV as a grid of strings (row i of the frame is line i+1 of the file, records permitting)."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path.name}: the file is empty")
+    text = _decode(data, path.name)
+    lines = text.splitlines()
+    delimiter = _sniff_delimiter("\n".join(lines[:50]))
+    width = max((len(r) for r in csv.reader(lines[:2000], delimiter=delimiter)), default=1)
+    for attempt in range(2):
+        try:
+            grid = pd.read_csv(
+                io.StringIO(text), sep=delimiter, header=None, dtype=str, keep_default_na=False,
+                names=range(width), skip_blank_lines=False, engine="c",
+            )
+            break
+        except pd.errors.ParserError as exc:
+            if attempt:
+                raise InputError(f"{path.name}: not a readable CSV ({exc})") from exc
+            width = max(len(r) for r in csv.reader(lines, delimiter=delimiter))
+    return grid
+
+
+def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[int, int]]]) -> None:
+    """Give every cell of a merged range the value of its top-left cell (as a person reads it)."""
+    for (r0, c0), (r1, c1) in merged:
+        if r0 < len(grid) and c0 < grid.shape[1]:
+            value = grid.iat[r0, c0]
+            grid.iloc[r0 : r1 + 1, c0 : c1 + 1] = value
+
+
+def read_xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
+    """Every sheet of a workbook as a grid of cell values, merged ranges filled, with calamine."""
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    head = path.read_bytes()[:8]
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputError(
+            f"{path.name}: this workbook is password-protected or in the old .xls format; "
+            "open it in Excel and save it as an unprotected .xlsx"
+        )
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)")
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        grids = []
+        for name in workbook.sheet_names:
+            sheet = workbook.get_sheet_by_name(name)
+            rows = sheet.to_python(skip_empty_area=False)
+            grid = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(dtype=object)
+            merged = sheet.merged_cell_ranges or []
+            if merged and not grid.empty:
+                _fill_merged(grid, merged)
+            grids.append((name, grid))
+    except (CalamineError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+    return grids
+
+
+def read_grids(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
+    """The sheets of any supported file, recognised by content rather than by extension."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
+        return list(read_xlsx_grids(path))
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        raise InputError(f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)")
+    return [(None, read_csv_grid(path))]
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the header is and what each column means, for one sheet under one profile."""
+
+    profile: Profile
+    header_rows: tuple[int, ...]
+    columns: dict[int, str]
+    charge_columns: dict[int, str]
+    score: int
+
+
+def _header_candidates(grid: pd.DataFrame) -> list[tuple[tuple[int, ...], list[str]]]:
+    """Header texts for one-row and two-row headers near the top of the sheet."""
+    top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
+    out: list[tuple[tuple[int, ...], list[str]]] = []
+    for r in range(len(top)):
+        row = [c.strip() for c in top.iloc[r].tolist()]
+        out.append(((r,), row))
+        if r + 1 < len(top):
+            upper = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
+            lower = [c.strip() for c in top.iloc[r + 1].tolist()]
+            combined = [f"{u} {lo}".strip() if lo else "" for u, lo in zip(upper, lower, strict=True)]
+            out.append(((r, r + 1), combined))
+    return out
+
+
+def _match_layout(profile: Profile, rows: tuple[int, ...], cells: list[str]) -> Layout | None:
+    aliases = profile.alias_map()
+    columns: dict[int, str] = {}
+    for i, cell in enumerate(cells):
+        canonical = aliases.get(normalize_header(cell)) if cell else None
+        if canonical and canonical not in columns.values():
+            columns[i] = canonical
+    if not set(profile.required) <= set(columns.values()):
+        return None
+    charge_columns: dict[int, str] = {}
+    if profile.charge_mode == "columns":
+        ignore = {normalize_header(x) for x in profile.charge_columns_ignore}
+        for i, cell in enumerate(cells):
+            if i not in columns and cell and normalize_header(cell) not in ignore:
+                charge_columns[i] = " ".join(cell.split())
+        if not charge_columns:
+            return None
+    return Layout(profile, rows, columns, charge_columns, score=len(columns) * 10 - len(rows))
+
+
+def detect_layout(
+    grid: pd.DataFrame, profiles: list[Profile], file_name: str, profile_name: str | None = None
+) -> Layout | None:
+    """The best (profile, header row) for a sheet: most canonical columns matched, then name hints."""
+    candidates = [p for p in profiles if profile_name in (None, p.name)]
+    best: tuple[tuple[int, int, int], Layout] | None = None
+    lowered = file_name.lower()
+    for rows, cells in _header_candidates(grid):
+        for profile in candidates:
+            layout = _match_layout(profile, rows, cells)
+            if layout is None:
+                continue
+            hinted = int(any(h in lowered for h in profile.file_name_hints))
+            key = (layout.score, hinted, -rows[0])
+            if best is None or key > best[0]:
+                best = (key, layout)
+    return best[1] if best else None
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+def _any_match(text: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
+    mask = pd.Series(False, index=text.index)
+    for pattern in patterns:
+        # Profile authors write plain groups; make them non-capturing so pandas does not warn.
+        pattern = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
+        mask |= text.str.contains(pattern, case=False, regex=True).fillna(False)
+    return mask
+
+
+def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
+    """The billing period named in a report's title rows ("As of 12/01/2026", "for December 2026")."""
+    for pattern in patterns:
+        match = re.search(pattern, title_text)
+        if not match:
+            continue
+        groups = match.groupdict()
+        if groups.get("date"):
+            iso, _ = parse_dates(pd.Series([groups["date"]], dtype=object))
+            if pd.notna(iso.iloc[0]):
+                parsed = date.fromisoformat(str(iso.iloc[0]))
+                return parsed.replace(day=1)
+        month = _MONTHS.get(str(groups.get("month", "")).lower())
+        if month and groups.get("year"):
+            return date(int(groups["year"]), month, 1)
+    return None
+
+
+def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
+    """Kind of each body row: 'data' or a non-data kind (blank, header, total, subtotal, group, note)."""
+    profile = layout.profile
+    nonempty = text.ne("")
+    count = nonempty.sum(axis=1)
+    first = text.where(nonempty).bfill(axis=1).iloc[:, 0].fillna("") if len(text.columns) else \
+        pd.Series("", index=text.index)
+    kind = pd.Series("data", index=body.index, dtype=object)
+    kind[count.eq(0)] = "blank"
+    mapped_cols = list(layout.columns)
+    mapped_text = text[mapped_cols]
+    aliases = layout.profile.alias_map()
+    is_header = mapped_text.apply(
+        lambda col: col.map(lambda v: aliases.get(normalize_header(v)) if v else None)
+    ).eq(pd.Series(layout.columns)).sum(axis=1) >= max(2, len(profile.required) // 2 + 1)
+    kind[is_header & kind.eq("data")] = "header"
+    kind[_any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
+    kind[_any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
+    kind[_any_match(first, profile.group_patterns) & count.eq(1) & kind.eq("data")] = "group"
+    amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
+    amount_cols += list(layout.charge_columns)
+    amounts_empty = text[amount_cols].eq("").all(axis=1) if amount_cols else True
+    # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
+    # of data with everything else missing; a row holding an amount always stays data.
+    kind[count.eq(1) & amounts_empty & kind.eq("data")] = "note"
+    return kind
+
+
+def extract_file(
+    source: SourceFile,
+    profiles: list[Profile],
+    *,
+    profile_name: str | None = None,
+) -> ExtractResult:
+    """Read one file: find the sheet, header and profile, and split data rows from non-data rows."""
+    grids = read_grids(source.path)
+    tried: list[str] = []
+    for sheet, grid in grids:
+        if grid.empty:
+            continue
+        grid = grid.dropna(how="all", axis=1)
+        layout = detect_layout(grid, profiles, source.name, profile_name)
+        if layout is None:
+            tried.append(sheet or "")
+            continue
+        return _extract_sheet(source, sheet, grid, layout)
+    found = _headers_seen(grids)
+    names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
+    if all(g.empty for _, g in grids):
+        raise InputError(f"{source.name}: the file has no rows")
+    raise InputError(
+        f"{source.name}: no header row matches a known export format. "
+        f"Headers found: {found or 'none'}. Profiles tried: {names}. "
+        "Add a profile in data/profiles/ or rename the columns to the template's."
+    )
+
+
+def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
+    for _, grid in grids:
+        top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
+        counts = top.ne("").sum(axis=1)
+        if len(counts) and counts.max() > 1:
+            row = top.iloc[int(counts.idxmax())]
+            return ", ".join(repr(c) for c in row if c)[:400]
+    return ""
+
+
+def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
+    """Text view of cells for classifying rows (the values themselves are kept as read)."""
+    if all(dtype == object for dtype in grid.dtypes):
+        is_str = grid.map(lambda v: isinstance(v, str)) if len(grid) < 500_000 else None
+        if is_str is not None and bool(is_str.all().all()):
+            return grid.apply(lambda col: col.str.strip())
+    return grid.fillna("").astype(str).apply(lambda col: col.str.strip())
+
+
+def _extract_sheet(
+    source: SourceFile, sheet: str | None, grid: pd.DataFrame, layout: Layout
+) -> ExtractResult:
+    grid = grid.reset_index(drop=True)
+    grid.columns = range(grid.shape[1])
+    text = _cell_text(grid)
+    nonblank = text.ne("").any(axis=1)
+    last = int(nonblank[nonblank].index.max()) + 1 if nonblank.any() else 0
+    grid, text = grid.iloc[:last], text.iloc[:last]
+    header_start, header_end = layout.header_rows[0], layout.header_rows[-1]
+
+    above = text.iloc[:header_start]
+    title_lines = [" ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)]
+    title_text = " ".join(title_lines)
+    skipped_parts = [
+        pd.DataFrame({
+            "source_row": above.index + 1,
+            "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
+            "text": [line[:200] for line in title_lines],
+        }),
+        pd.DataFrame({"source_row": [r + 1 for r in layout.header_rows], "kind": "header",
+                      "text": ""}),
+    ]
+    body = grid.iloc[header_end + 1 :]
+    body_text = text.iloc[header_end + 1 :]
+    kinds = _classify_rows(body, body_text, layout)
+    non_data = kinds.ne("data")
+    joined = body_text[non_data].apply(lambda r: " ".join(v for v in r if v)[:200], axis=1)
+    skipped_parts.append(pd.DataFrame({
+        "source_row": body.index[non_data] + 1, "kind": kinds[non_data],
+        "text": joined if len(joined) else pd.Series(dtype=object),
+    }))
+
+    rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
+    profile = layout.profile
+    if profile.group_sets:
+        groups = body_text[0].where(kinds.eq("group")).str.replace(
+            r"^\s*->\s*", "", regex=True).ffill()
+        current = rows.get(profile.group_sets, pd.Series("", index=rows.index)).astype(object)
+        fill = current.isna() | current.astype(str).str.strip().eq("")
+        rows[profile.group_sets] = current.where(~fill, groups)
+    rows = rows[~non_data]
+    rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
+    if layout.charge_columns:
+        wide = body.loc[~non_data, list(layout.charge_columns)]
+        wide.columns = list(layout.charge_columns.values())
+        rows = pd.concat([rows, wide], axis=1)
+    rows = rows.reset_index(drop=True)
+    skipped = pd.concat([p for p in skipped_parts if len(p)], ignore_index=True) \
+        if any(len(p) for p in skipped_parts) else pd.DataFrame(columns=SKIPPED_COLUMNS)
+    skipped = skipped.astype({"source_row": "int64"}).sort_values("source_row", ignore_index=True)
+    return ExtractResult(
+        source=source, profile=profile.name, kind=profile.kind, sheet=sheet, rows=rows,
+        skipped=skipped, rows_read=last, period=find_period(title_text, profile.period_patterns),
+        charge_columns=tuple(layout.charge_columns.values()),
+    )

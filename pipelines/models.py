@@ -1,0 +1,166 @@
+"""Plain data shared by the stages: issue records and each stage's typed result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+SourceKind = Literal["vendor_bill", "charge"]
+RecordKind = Literal["invoice", "charge", "credit"]
+
+
+class IssueCode(StrEnum):
+    """Why a row (or a record) did not go through. Stable: reports and scripts key on these."""
+
+    MISSING_VALUE = "MISSING_VALUE"
+    BAD_AMOUNT = "BAD_AMOUNT"
+    BAD_DATE = "BAD_DATE"
+    SENTINEL_DATE = "SENTINEL_DATE"
+    SCHEMA_CHECK = "SCHEMA_CHECK"
+    UNKNOWN_VENDOR = "UNKNOWN_VENDOR"
+    UNKNOWN_PROPERTY = "UNKNOWN_PROPERTY"
+    UNKNOWN_GL_ACCOUNT = "UNKNOWN_GL_ACCOUNT"
+    UNKNOWN_CHARGE_CODE = "UNKNOWN_CHARGE_CODE"
+    UNKNOWN_RESIDENT = "UNKNOWN_RESIDENT"
+    AMBIGUOUS = "AMBIGUOUS"
+    MIXED_LOCATION = "MIXED_LOCATION"
+    NEGATIVE_TOTAL = "NEGATIVE_TOTAL"
+    INCONSISTENT_INVOICE = "INCONSISTENT_INVOICE"
+    CONFLICT = "CONFLICT"
+    API_REJECTED = "API_REJECTED"
+    NOT_SYNCED = "NOT_SYNCED"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with one source row, in words a clerk understands."""
+
+    code: IssueCode
+    message: str
+    source_file: str
+    source_row: int
+    column: str | None = None
+    value: str | None = None
+
+
+ISSUE_COLUMNS = ["code", "message", "source_file", "source_row", "column", "value"]
+
+
+def issues_frame(issues: list[Issue]) -> pd.DataFrame:
+    """The issues as a frame (one row per issue), empty but typed when there are none."""
+    frame = pd.DataFrame(
+        [(i.code.value, i.message, i.source_file, i.source_row, i.column, i.value) for i in issues],
+        columns=ISSUE_COLUMNS,
+    )
+    return frame.astype({"source_row": "int64"})
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """An input file as found: where it is, what it is called, and its content hash."""
+
+    path: Path
+    name: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """A file read into a raw frame of canonical columns, with every non-data row accounted for.
+
+    ``rows`` holds one row per data row (text cells, or typed cells from XLSX), with
+    ``source_row`` the 1-based row number a person sees. ``skipped`` lists the non-data rows with
+    their kind (title, blank, header, group, subtotal, total, zero_amount, vacant, ...).
+    """
+
+    source: SourceFile
+    profile: str
+    kind: SourceKind
+    sheet: str | None
+    rows: pd.DataFrame
+    skipped: pd.DataFrame
+    rows_read: int
+    period: date | None = None
+    charge_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """Normalized lines that passed every check, and the issues of those that did not.
+
+    ``skipped`` adds the rows found to be non-data only once their amounts were read (every
+    amount zero, a vacant unit). ``lines`` holds every normalized line, valid or not, so that a
+    rejected row's dollars still count in the file's control total and the other lines of a
+    half-bad invoice can be held back with it.
+    """
+
+    kind: SourceKind
+    lines: pd.DataFrame
+    valid: pd.DataFrame
+    issues: list[Issue]
+    skipped: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """Records ready to post (one row each), and the source rows that could not be resolved."""
+
+    invoices: pd.DataFrame
+    charges: pd.DataFrame
+    issues: list[Issue]
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """The row accounting of one input file; it always adds up."""
+
+    name: str
+    sha256: str
+    profile: str
+    kind: str
+    rows_read: int
+    rows_used: int
+    rows_rejected: int
+    rows_skipped: int
+    skipped_by_kind: dict[str, int]
+    source_total_cents: int
+    rejected_total_cents: int
+    duplicate_of_run: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows_read != self.rows_used + self.rows_rejected + self.rows_skipped:
+            raise AssertionError(f"row accounting does not add up for {self.name}")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one posting pass did."""
+
+    requests: int
+    submitted: int
+    confirmed: int
+    failed: int
+    in_doubt: int
+    conflicts: int
+    rate_limited: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """Ledger records against synced Propexo records: counts by outcome."""
+
+    matched: int
+    awaiting_sync: int
+    missing: int
+    mismatched: int
+    duplicated: int
+    unexpected: int
+    matched_total_cents: int
+    details: pd.DataFrame

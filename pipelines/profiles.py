@@ -1,0 +1,134 @@
+"""Source profiles: data files that map one export format onto tieout's canonical columns.
+
+A profile (``data/profiles/*.toml``) says which header texts mean which canonical column, which
+rows are not data (titles, group rows, subtotals, totals, legends), and for rent rolls whether
+charges come one per row or one per *column* (each column a charge code). The profile of a file
+is found from its headers; the file name or the config can name one instead.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from pipelines.errors import ConfigError
+from pipelines.models import SourceKind
+
+BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+
+VENDOR_BILL_COLUMNS = (
+    "vendor_name", "invoice_number", "invoice_date", "due_date", "post_date",
+    "property_name", "gl_account", "description", "amount",
+)
+CHARGE_COLUMNS = (
+    "property_name", "unit", "resident_name", "charge_code", "amount",
+    "transaction_date", "notes", "reference_number", "status",
+)
+
+
+def normalize_header(text: object) -> str:
+    """Header text as compared: lower case, punctuation as spaces, spaces folded ('Unit #' → 'unit #')."""
+    s = str(text).replace("\n", " ").lower().strip()
+    s = re.sub(r"[^a-z0-9#%]+", " ", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One export format."""
+
+    name: str
+    kind: SourceKind
+    description: str
+    columns: dict[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    charge_mode: Literal["rows", "columns"] = "rows"
+    charge_columns_ignore: tuple[str, ...] = ()
+    total_patterns: tuple[str, ...] = (r"^\s*(grand\s+)?totals?\b",)
+    subtotal_patterns: tuple[str, ...] = (r"^\s*sub-?totals?\b", r"^\s*\d+\s+units?\b")
+    group_patterns: tuple[str, ...] = (r"^\s*->",)
+    group_sets: str | None = None
+    vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    period_patterns: tuple[str, ...] = (
+        r"(?i)\bas\s+of:?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
+        r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
+        r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
+    )
+    file_name_hints: tuple[str, ...] = ()
+
+    def alias_map(self) -> dict[str, str]:
+        """Normalized header text → canonical column."""
+        mapping: dict[str, str] = {}
+        for canonical, aliases in self.columns.items():
+            for alias in (canonical, *aliases):
+                mapping[normalize_header(alias)] = canonical
+        return mapping
+
+
+def _tuple(value: object, key: str, path: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{path}: {key} must be a list of strings")
+
+
+def load_profile(path: Path) -> Profile:
+    """Read one profile file, checking it enough that a typo gives a clear message."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"profile {path}: {exc}") from exc
+    kind = raw.get("kind")
+    if kind not in ("vendor_bill", "charge"):
+        raise ConfigError(f"profile {path}: kind must be 'vendor_bill' or 'charge', got {kind!r}")
+    known = VENDOR_BILL_COLUMNS if kind == "vendor_bill" else CHARGE_COLUMNS
+    columns_raw = raw.get("columns", {})
+    unknown = sorted(set(columns_raw) - set(known))
+    if unknown:
+        raise ConfigError(f"profile {path}: unknown canonical columns {unknown}; known: {list(known)}")
+    columns = {k: _tuple(v, f"columns.{k}", path) for k, v in columns_raw.items()}
+    rows = raw.get("rows", {})
+    charges = raw.get("charges", {})
+    defaults = Profile(name="", kind="charge", description="", columns={}, required=())
+    mode = charges.get("mode", "rows")
+    if mode not in ("rows", "columns"):
+        raise ConfigError(f"profile {path}: charges.mode must be 'rows' or 'columns'")
+    return Profile(
+        name=str(raw.get("name", path.stem)),
+        kind=cast(SourceKind, kind),
+        description=str(raw.get("description", "")),
+        columns=columns,
+        required=_tuple(raw.get("required", []), "required", path),
+        charge_mode=mode,
+        charge_columns_ignore=_tuple(charges.get("ignore", []), "charges.ignore", path),
+        total_patterns=_tuple(rows.get("total", list(defaults.total_patterns)), "rows.total", path),
+        subtotal_patterns=_tuple(
+            rows.get("subtotal", list(defaults.subtotal_patterns)), "rows.subtotal", path
+        ),
+        group_patterns=_tuple(rows.get("group", list(defaults.group_patterns)), "rows.group", path),
+        group_sets=rows.get("group_sets"),
+        vacant_patterns=_tuple(
+            rows.get("vacant", list(defaults.vacant_patterns)), "rows.vacant", path
+        ),
+        period_patterns=_tuple(
+            raw.get("period_patterns", list(defaults.period_patterns)), "period_patterns", path
+        ),
+        file_name_hints=_tuple(raw.get("file_name_hints", []), "file_name_hints", path),
+    )
+
+
+def load_profiles(*dirs: Path) -> list[Profile]:
+    """Every profile in the given folders (later folders override earlier ones by name)."""
+    found: dict[str, Profile] = {}
+    for folder in dirs:
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.toml")):
+                profile = load_profile(path)
+                found[profile.name] = profile
+    if not found:
+        raise ConfigError(f"no source profiles found in {', '.join(str(d) for d in dirs)}")
+    return list(found.values())

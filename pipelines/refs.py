@@ -1,0 +1,98 @@
+"""Reference data: the Propexo lists that spreadsheet names are resolved against.
+
+Fetching is I/O and lives here; matching is pure and lives in :mod:`pipelines.transform`.
+Propexo has no name search, so each list is paged to the end and matched locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.propexo import PropexoClient
+
+MAPPING_FILES = ("vendors", "properties", "charge_codes", "gl_accounts", "residents")
+
+
+@dataclass(frozen=True)
+class RefData:
+    """Lookup frames for one integration (one row per Propexo record)."""
+
+    locations: pd.DataFrame
+    properties: pd.DataFrame
+    units: pd.DataFrame
+    residents: pd.DataFrame
+    leases: pd.DataFrame
+    vendors: pd.DataFrame
+    charge_codes: pd.DataFrame
+    financial_accounts: pd.DataFrame
+    aliases: dict[str, pd.DataFrame]
+
+
+def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    return frame[columns].astype(object)
+
+
+def _with_location(frame: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
+    """RM location-level records carry the *external* x_location_id; add the Propexo location_id."""
+    by_x = dict(zip(locations["x_id"].astype(str), locations["id"], strict=True))
+    out = frame.copy()
+    out["location_id"] = out["x_location_id"].astype(str).map(by_x)
+    return out
+
+
+def fetch_reference_data(
+    client: PropexoClient, integration_id: str, mappings_dir: Path | None = None
+) -> RefData:
+    """Page through every list the transform needs for one integration."""
+    params = {"integration_id": integration_id}
+    locations = _frame(client.list_all("/v1/locations/rentmanager/", params), ["id", "x_id", "name"])
+    properties: list[dict[str, Any]] = []
+    # The property record has no location field: ask per location, as Propexo suggests.
+    for location_id in locations["id"]:
+        for record in client.list_all("/v1/properties/", {**params, "location_id": location_id}):
+            properties.append({**record, "location_id": location_id})
+    leases = client.list_all("/v1/leases/", params)
+    lease_rows = [
+        {"lease_id": lease["id"], "unit_id": lease.get("unit_id"),
+         "property_id": lease.get("property_id"), "status": lease.get("status_normalized"),
+         "start_date": lease.get("start_date"), "end_date": lease.get("end_date"),
+         "resident_id": member.get("resident_id"), "move_out_date": member.get("move_out_date")}
+        for lease in leases for member in (lease.get("residents_meta_data") or [])
+    ]
+    return RefData(
+        locations=locations,
+        properties=_frame(properties, ["id", "name", "code", "location_id"]),
+        units=_frame(client.list_all("/v1/units/", params), ["id", "number", "property_id"]),
+        residents=_frame(client.list_all("/v1/residents/", params),
+                         ["id", "first_name", "last_name", "property_id"]),
+        leases=_frame(lease_rows, ["lease_id", "unit_id", "property_id", "status", "start_date",
+                                   "end_date", "resident_id", "move_out_date"]),
+        vendors=_with_location(_frame(client.list_all("/v1/vendors/", params),
+                                      ["id", "name", "x_location_id"]), locations),
+        charge_codes=_with_location(_frame(client.list_all("/v1/charge-codes/", params),
+                                           ["id", "name", "x_location_id"]), locations),
+        financial_accounts=_with_location(
+            _frame(client.list_all("/v1/financial-accounts/", params),
+                   ["id", "account_number", "name", "x_location_id"]), locations),
+        aliases=read_aliases(mappings_dir),
+    )
+
+
+def read_aliases(mappings_dir: Path | None) -> dict[str, pd.DataFrame]:
+    """Staff-maintained alias files: ``spreadsheet_name,propexo_name`` per kind of thing."""
+    aliases: dict[str, pd.DataFrame] = {}
+    for kind in MAPPING_FILES:
+        path = (mappings_dir / f"{kind}.csv") if mappings_dir else None
+        if path is not None and path.exists():
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
+            if {"spreadsheet_name", "propexo_name"} <= set(frame.columns):
+                aliases[kind] = frame[["spreadsheet_name", "propexo_name"]]
+    return aliases

@@ -1,0 +1,236 @@
+"""Validate: normalize raw rows (trim, parse money and dates) and check them with pandera, lazily.
+
+Every failing row gets reasons a person understands, naming the column and the value. Pure:
+frames in, a :class:`ValidateResult` out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+
+from pipelines.models import ExtractResult, Issue, IssueCode, ValidateResult
+from pipelines.parsing import parse_dates, parse_money
+from schemas.charges import ResidentCharge
+from schemas.common import LABELS
+from schemas.vendor_bill import VendorBill
+
+SKIPPED_COLUMNS = ["source_row", "kind", "text"]
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Cells as trimmed text (NA when blank); a whole-number Excel cell 5100.0 reads '5100'."""
+    def one(value: object) -> object:
+        if value is None or (isinstance(value, float) and value != value):
+            return pd.NA
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, dt.datetime):
+            return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return str(value)
+
+    if values.dtype == object and not values.map(lambda v: isinstance(v, str) or v is None).all():
+        values = values.map(one)
+    text = values.astype("string").str.strip()
+    return text.mask(text.eq(""))
+
+
+def _label(column: str) -> str:
+    return LABELS.get(column, column.replace("_", " "))
+
+
+def _check_message(column: str, check: str, value: object) -> str:
+    label = _label(column)
+    if check == "not_nullable":
+        return f"{label} is missing"
+    if check.startswith("str_length"):
+        limit = check.split(",")[-1].strip(" )")
+        return f'{label} "{value}" is longer than {limit} characters'
+    if check.startswith("str_matches"):
+        return f'{label} "{value}" is not in the expected form'
+    if check.startswith("not_equal_to(0)"):
+        return f"{label} is zero"
+    if check == "field_uniqueness":
+        return f'{label} "{value}" appears more than once'
+    return f'{label} "{value}" fails the check {check}'
+
+
+def schema_issues(
+    schema: type[pa.DataFrameModel],
+    frame: pd.DataFrame,
+    source_file: str,
+    already: set[tuple[object, str]],
+) -> list[Issue]:
+    """Run a schema lazily; one :class:`Issue` per failing cell, in words.
+
+    ``already`` holds (index, column) pairs that have a more specific issue (an unparseable
+    amount), so the schema's "is missing" for the same cell is not said twice.
+    """
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    else:
+        return []
+    issues: list[Issue] = []
+    for case in cases.itertuples(index=False):
+        index, column = case.index, str(case.column)
+        if index is None or pd.isna(index) or (index, column) in already:
+            continue
+        value = None if pd.isna(case.failure_case) else str(case.failure_case)
+        issues.append(Issue(
+            IssueCode.MISSING_VALUE if case.check == "not_nullable" else IssueCode.SCHEMA_CHECK,
+            _check_message(column, str(case.check), value), source_file,
+            int(frame.at[index, "source_row"]), _label(column), value,
+        ))
+    return issues
+
+
+def _parse_issues(
+    frame: pd.DataFrame, errors: pd.Series, column: str, code: IssueCode, source_file: str,
+    raw: pd.Series,
+) -> tuple[list[Issue], set[tuple[object, str]]]:
+    bad = errors.notna()
+    issues = [
+        Issue(code, str(errors[i]), source_file, int(frame.at[i, "source_row"]), _label(column),
+              None if pd.isna(raw[i]) else str(raw[i]))
+        for i in errors.index[bad]
+    ]
+    return issues, {(i, column) for i in errors.index[bad]}
+
+
+def _text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    out = pd.DataFrame(index=rows.index)
+    for name in names:
+        out[name] = as_text(rows[name]) if name in rows else pd.Series(
+            pd.NA, index=rows.index, dtype="string")
+    return out
+
+
+def _valid_lines(frame: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
+    bad_rows = {i.source_row for i in issues}
+    return frame[~frame["source_row"].isin(bad_rows)].reset_index(drop=True)
+
+
+def validate_bills(extract: ExtractResult) -> ValidateResult:
+    """Normalize and check vendor bill lines."""
+    rows, name = extract.rows, extract.source.name
+    frame = _text_columns(rows, ["vendor_name", "invoice_number", "property_name", "gl_account",
+                                 "description"])
+    frame.insert(0, "source_row", rows["source_row"].astype("int64"))
+    issues: list[Issue] = []
+    already: set[tuple[object, str]] = set()
+    empty = pd.Series(pd.NA, index=rows.index, dtype=object)
+    for column in ("invoice_date", "due_date", "post_date"):
+        raw = rows[column] if column in rows else empty
+        frame[column], errors = parse_dates(raw)
+        found, cells = _parse_issues(frame, errors, column, IssueCode.BAD_DATE, name, raw)
+        issues += found
+        already |= cells
+    raw_amount = rows["amount"]
+    frame["amount_cents"], errors = parse_money(raw_amount)
+    found, cells = _parse_issues(frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name,
+                                 raw_amount)
+    issues += found
+    already |= cells
+    issues += schema_issues(VendorBill, frame, name, already)
+    return ValidateResult(
+        kind="vendor_bill", lines=frame, valid=_valid_lines(frame, issues), issues=_sorted(issues),
+        skipped=pd.DataFrame(columns=SKIPPED_COLUMNS),
+    )
+
+
+def _sorted(issues: list[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.source_row, i.column or ""))
+
+
+def _melt_charge_columns(rows: pd.DataFrame, charge_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Wide rent roll (one column per charge code) → one line per (row, charge code)."""
+    fixed = [c for c in rows.columns if c not in charge_columns]
+    long = rows.melt(id_vars=fixed, value_vars=list(charge_columns), var_name="charge_code",
+                     value_name="amount")
+    return long.sort_values(["source_row"], kind="stable", ignore_index=True)
+
+
+def validate_charges(
+    extract: ExtractResult, period: dt.date | None, vacant_pattern: str = r"(?i)^\s*vacant"
+) -> ValidateResult:
+    """Normalize and check resident charge lines (from a long sheet or a wide rent roll).
+
+    Lines with a blank or zero amount are dropped; a row left with no charge at all is skipped
+    as ``zero_amount`` (or ``vacant`` when the unit is marked vacant), never silently lost.
+    """
+    rows, name = extract.rows, extract.source.name
+    lines = _melt_charge_columns(rows, extract.charge_columns) if extract.charge_columns else rows
+    frame = _text_columns(lines, ["property_name", "unit", "resident_name", "charge_code",
+                                  "notes", "reference_number", "status"])
+    frame.insert(0, "source_row", lines["source_row"].astype("int64"))
+    issues: list[Issue] = []
+    already: set[tuple[object, str]] = set()
+    cents, errors = parse_money(lines["amount"])
+    frame["amount_cents"] = cents
+    found, cells = _parse_issues(frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name,
+                                 lines["amount"])
+    issues += found
+    already |= cells
+
+    if "transaction_date" in lines:
+        frame["transaction_date"], errors = parse_dates(lines["transaction_date"])
+        found, cells = _parse_issues(frame, errors, "transaction_date", IssueCode.BAD_DATE, name,
+                                     lines["transaction_date"])
+        issues += found
+        already |= cells
+    else:
+        frame["transaction_date"] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    if period is not None:
+        frame["transaction_date"] = frame["transaction_date"].fillna(period.isoformat())
+
+    # Rows whose every charge is blank or zero carry nothing to post: skipped, with the reason.
+    has_charge = frame["amount_cents"].fillna(0).ne(0) | errors_mask(frame, already)
+    by_row = has_charge.groupby(frame["source_row"]).any()
+    vacant_text = frame["resident_name"].fillna("").str.contains(vacant_pattern, regex=True)
+    vacant_text |= frame["status"].fillna("").str.contains(vacant_pattern, regex=True)
+    vacant = vacant_text.groupby(frame["source_row"]).any()
+    empty_rows = by_row.index[~by_row]
+    skipped = pd.DataFrame({
+        "source_row": empty_rows.astype("int64"),
+        "kind": ["vacant" if vacant[r] else "zero_amount" for r in empty_rows],
+        "text": "",
+    })
+    for row in by_row.index[by_row & vacant]:
+        issues.append(Issue(IssueCode.SCHEMA_CHECK, "unit is marked vacant but has charges", name,
+                            int(row), "resident", None))
+    frame = frame[has_charge].copy()
+    if period is None:
+        missing = frame["transaction_date"].isna()
+        for row in frame.loc[missing, "source_row"].unique():
+            issues.append(Issue(
+                IssueCode.MISSING_VALUE,
+                "no charge date and no billing period: run with --period YYYY-MM, set period in "
+                "tieout.toml, or put 'As of MM/DD/YYYY' in the report title", name, int(row),
+                "transaction date", None))
+            already |= set(zip(frame.index[frame["source_row"].eq(row)],
+                               ["transaction_date"] * len(frame), strict=False))
+    issues += schema_issues(ResidentCharge, frame, name, already)
+    return ValidateResult(
+        kind="charge", lines=frame, valid=_valid_lines(frame, issues), issues=_sorted(issues),
+        skipped=skipped,
+    )
+
+
+def errors_mask(frame: pd.DataFrame, already: set[tuple[object, str]]) -> pd.Series:
+    """Lines whose amount could not be read: they count as charges (to be rejected), not zeros."""
+    bad = {index for index, column in already if column == "amount_cents"}
+    return pd.Series(frame.index.isin(list(bad)), index=frame.index)
+
+
+def validate(extract: ExtractResult, period: dt.date | None = None) -> ValidateResult:
+    """Validate a file's rows according to what kind of source it is."""
+    if extract.kind == "vendor_bill":
+        return validate_bills(extract)
+    return validate_charges(extract, period or extract.period)

@@ -1,0 +1,88 @@
+"""Running the emulator: in the foreground (`tieout sandbox`) or in a thread (demo, tests)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sandbox.app import SandboxConfig, create_app
+from sandbox.store import Store
+
+DEFAULT_SEED = Path(__file__).resolve().parent.parent / "data" / "sandbox" / "seed.json"
+
+
+def read_seed(path: Path | None) -> dict[str, Any]:
+    """The seed file (reference data); the bundled sample seed when none is named."""
+    seed_path = path or DEFAULT_SEED
+    data: dict[str, Any] = json.loads(seed_path.read_text(encoding="utf-8"))
+    return data
+
+
+def open_store(db: Path | None, seed: dict[str, Any]) -> Store:
+    """The sandbox database (in memory unless a file is named), seeded when empty."""
+    store = Store(db if db is not None else ":memory:")
+    if store.is_empty():
+        store.load_seed(seed)
+    return store
+
+
+def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
+    """Serve in the foreground until interrupted."""
+    uvicorn.run(create_app(store, config, seed), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+class RunningSandbox:
+    """A sandbox serving on a free loopback port in a background thread."""
+
+    def __init__(self, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
+        self.store = store
+        self.config = config
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(store, config, seed)
+        self._server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="auto",
+            timeout_graceful_shutdown=2))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="tieout-sandbox", daemon=True)
+
+    def start(self) -> RunningSandbox:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+@contextmanager
+def running_sandbox(
+    config: SandboxConfig | None = None, seed_path: Path | None = None, db: Path | None = None
+) -> Iterator[RunningSandbox]:
+    """Start a sandbox on a free loopback port for the duration of a ``with`` block."""
+    seed = read_seed(seed_path)
+    store = open_store(db, seed)
+    sandbox = RunningSandbox(store, config or SandboxConfig(), seed).start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+        store.close()

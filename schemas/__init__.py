@@ -1,0 +1,1 @@
+"""pandera DataFrameModels, one module per source, named by the state a frame is in."""

@@ -1,0 +1,53 @@
+"""Resident charge lines: as validated, as resolved, and the payloads posted from them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from schemas.common import ISO_DATE, MAX_NAME, MAX_NOTES, MAX_REFERENCE
+
+
+class ResidentCharge(pa.DataFrameModel):
+    """One charge line (resident, charge code, amount), normalized."""
+
+    source_row: Series[int] = pa.Field(ge=1)
+    property_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    unit: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 50})
+    resident_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    charge_code: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)
+    notes: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_NOTES})
+    reference_number: Series[str] = pa.Field(
+        nullable=True, str_length={"min_value": 1, "max_value": MAX_REFERENCE}
+    )
+    amount_cents: Series[pd.Int64Dtype] = pa.Field(ne=0)
+
+    class Config:
+        coerce = True
+        strict = "filter"
+
+
+class ResolvedCharge(ResidentCharge):
+    """A charge line with Propexo IDs, its location, and its reference number."""
+
+    property_id: Series[str]
+    location_id: Series[str]
+    resident_id: Series[str]
+    charge_code_id: Series[str]
+
+
+class ChargePayload(pa.DataFrameModel):
+    """One charge or credit, ready to post (charges go in batches per location)."""
+
+    record_key: Series[str] = pa.Field(unique=True)
+    kind: Series[str] = pa.Field(isin=["charge", "credit"])
+    integration_id: Series[str]
+    location_id: Series[str]
+    reference_number: Series[str] = pa.Field(unique=True)
+    amount_cents: Series[int]
+    content_hash: Series[str]
+    payload: Series[object]
+    source_rows: Series[object]
+    source_file: Series[str]

@@ -1,0 +1,54 @@
+"""Vendor bill lines: as read, as validated, as resolved, and the invoices posted from them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from schemas.common import ISO_DATE, MAX_INVOICE_NUMBER, MAX_NAME, MAX_NOTES
+
+
+class VendorBill(pa.DataFrameModel):
+    """One bill line, normalized: text trimmed, dates ISO, money in integer cents."""
+
+    source_row: Series[int] = pa.Field(ge=1)
+    vendor_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    invoice_number: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_INVOICE_NUMBER}
+    )
+    invoice_date: Series[str] = pa.Field(str_matches=ISO_DATE)
+    due_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE)
+    post_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE)
+    property_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    gl_account: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
+    description: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_NOTES})
+    amount_cents: Series[pd.Int64Dtype] = pa.Field()
+
+    class Config:
+        coerce = True
+        strict = "filter"
+
+
+class ResolvedBillLine(VendorBill):
+    """A bill line whose names have become Propexo IDs."""
+
+    vendor_id: Series[str]
+    property_id: Series[str]
+    location_id: Series[str]
+    financial_account_id: Series[str]
+
+
+class InvoicePayload(pa.DataFrameModel):
+    """One invoice, ready for ``POST /v1/invoices/rentmanager/``."""
+
+    record_key: Series[str] = pa.Field(unique=True)
+    integration_id: Series[str]
+    vendor_id: Series[str]
+    location_id: Series[str]
+    invoice_number: Series[str]
+    total_amount_in_cents: Series[int] = pa.Field(ge=0)
+    content_hash: Series[str]
+    payload: Series[object]
+    source_rows: Series[object]
+    source_file: Series[str]
