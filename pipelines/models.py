@@ -131,7 +131,7 @@ class FileOutcome:
     skipped_by_kind: dict[str, int]
     source_total_cents: int
     rejected_total_cents: int
-    duplicate_of_run: str | None = None
+    previously_posted_cents: int = 0
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_used + self.rows_rejected + self.rows_skipped:
@@ -147,7 +147,6 @@ class LoadResult:
     confirmed: int
     failed: int
     in_doubt: int
-    conflicts: int
     rate_limited: int
     seconds: float
 

@@ -76,7 +76,7 @@ def fetch_reference_data(
         leases=_frame(lease_rows, ["lease_id", "unit_id", "property_id", "status", "start_date",
                                    "end_date", "resident_id", "move_out_date"]),
         vendors=_with_location(_frame(client.list_all("/v1/vendors/", params),
-                                      ["id", "name", "x_location_id"]), locations),
+                                      ["id", "x_id", "name", "x_location_id"]), locations),
         charge_codes=_with_location(_frame(client.list_all("/v1/charge-codes/", params),
                                            ["id", "name", "x_location_id"]), locations),
         financial_accounts=_with_location(
@@ -96,3 +96,34 @@ def read_aliases(mappings_dir: Path | None) -> dict[str, pd.DataFrame]:
             if {"spreadsheet_name", "propexo_name"} <= set(frame.columns):
                 aliases[kind] = frame[["spreadsheet_name", "propexo_name"]]
     return aliases
+
+
+# --- synced records, for reconcile ---------------------------------------------------------------
+
+INVOICE_FIELDS = ["id", "x_vendor_id", "x_location_id", "invoice_number", "total_amount_in_cents",
+                  "invoice_date", "updated_at"]
+CHARGE_FIELDS = ["id", "resident_id", "charge_code_id", "reference_number", "transaction_date",
+                 "amount_in_cents", "updated_at"]
+
+
+def fetch_synced_invoices(
+    client: PropexoClient, integration_id: str, updated_since: str | None = None
+) -> pd.DataFrame:
+    """Invoices in Propexo's cache for one integration (only those changed since, when given)."""
+    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc"}
+    if updated_since:
+        params["updated_at_gte"] = updated_since
+    return _frame(client.list_all("/v1/invoices/", params), INVOICE_FIELDS)
+
+
+def fetch_synced_charges(
+    client: PropexoClient, integration_id: str, date_start: str, date_end: str,
+    updated_since: str | None = None,
+) -> pd.DataFrame:
+    """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
+    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc",
+                              "transaction_date_start": date_start,
+                              "transaction_date_end": date_end}
+    if updated_since:
+        params["updated_at_gte"] = updated_since
+    return _frame(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS)

@@ -1,0 +1,381 @@
+"""The ledger: tieout's own memory of every record, in SQLite (WAL).
+
+Propexo has no idempotency keys, so the ledger is what makes posting exactly-once: a record's
+*intent* (state ``sending``) is committed before its POST and its *outcome* after. After a crash,
+``sending`` means *in doubt*: the record is looked up in Propexo before it may be sent again.
+
+States: ready → sending → submitted → confirmed | failed | partial → matched | missing |
+mismatched | duplicated. Every change is also written to ``events`` (an audit trail).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import LedgerError
+from pipelines.models import FileOutcome, Issue
+
+STATES = ("ready", "sending", "submitted", "confirmed", "failed", "partial", "matched",
+          "missing", "mismatched", "duplicated")
+POSTED_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
+RECONCILABLE_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS files (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_used INTEGER NOT NULL,
+    rows_rejected INTEGER NOT NULL,
+    rows_skipped INTEGER NOT NULL,
+    skipped_by_kind TEXT NOT NULL,
+    source_total_cents INTEGER NOT NULL,
+    rejected_total_cents INTEGER NOT NULL,
+    previously_posted_cents INTEGER NOT NULL DEFAULT 0,
+    moved_to TEXT,
+    processed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT,
+    reason TEXT NOT NULL,
+    first_run_id TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_row INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    column_name TEXT,
+    value TEXT
+);
+CREATE INDEX IF NOT EXISTS rejects_run ON rejects(run_id);
+CREATE TABLE IF NOT EXISTS records (
+    record_key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_rows TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    location_id TEXT,
+    reference_number TEXT,
+    invoice_number TEXT,
+    vendor_id TEXT,
+    resident_id TEXT,
+    charge_code_id TEXT,
+    transaction_date TEXT,
+    amount_cents INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    batch_index INTEGER,
+    created_record_id TEXT,
+    propexo_id TEXT,
+    found_amount_cents INTEGER,
+    errors TEXT,
+    note TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    sent_at TEXT,
+    confirmed_at TEXT,
+    reconciled_at TEXT
+);
+CREATE INDEX IF NOT EXISTS records_state ON records(state);
+CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
+CREATE INDEX IF NOT EXISTS records_job ON records(job_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    run_id TEXT,
+    record_key TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+RECORD_COLUMNS = ("record_key", "kind", "run_id", "file_sha256", "source_file", "source_rows",
+                  "integration_id", "location_id", "reference_number", "invoice_number",
+                  "vendor_id", "resident_id", "charge_code_id", "transaction_date", "amount_cents",
+                  "content_hash", "payload", "state", "job_id", "batch_index", "created_record_id",
+                  "propexo_id", "found_amount_cents", "errors", "note", "attempts", "created_at",
+                  "updated_at", "sent_at", "confirmed_at", "reconciled_at")
+
+
+def utcnow() -> str:
+    """Ledger timestamps: ISO 8601 UTC with microseconds (they sort as text)."""
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A record key already in the ledger with different content: reported, never posted."""
+
+    record_key: str
+    source_file: str
+    source_row: int
+    first_run_id: str
+
+
+class Ledger:
+    """One SQLite database; every method commits before it returns."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (creating when needed) the ledger; ``readonly`` never writes a byte to disk."""
+        self.path = path
+        try:
+            if readonly:
+                self.db = sqlite3.connect(":memory:", isolation_level=None)
+                if path.exists():
+                    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                    source.backup(self.db)
+                    source.close()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"the ledger {path} cannot be opened: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- runs and files -------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, *, dry_run: bool, pid: int) -> None:
+        self.db.execute("INSERT INTO runs(run_id, started_at, dry_run, pid) VALUES (?, ?, ?, ?)",
+                        (run_id, utcnow(), int(dry_run), pid))
+
+    def finish_run(self, run_id: str, exit_code: int) -> None:
+        self.db.execute("UPDATE runs SET finished_at = ?, exit_code = ? WHERE run_id = ?",
+                        (utcnow(), exit_code, run_id))
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.db)
+
+    def last_run_id(self) -> str | None:
+        row = self.db.execute(
+            "SELECT run_id FROM runs WHERE dry_run = 0 ORDER BY started_at DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
+    def file_run(self, sha256: str) -> str | None:
+        """The run that already processed a file with this content, if any."""
+        row = self.db.execute("SELECT run_id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        return str(row[0]) if row else None
+
+    def record_file(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (outcome.sha256, outcome.name, run_id, outcome.profile, outcome.kind,
+             outcome.rows_read, outcome.rows_used, outcome.rows_rejected, outcome.rows_skipped,
+             json.dumps(outcome.skipped_by_kind), outcome.source_total_cents,
+             outcome.rejected_total_cents, outcome.previously_posted_cents, moved_to, utcnow()))
+
+    def record_drop(self, run_id: str, name: str, sha256: str | None, reason: str,
+                    first_run_id: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO drops(run_id, name, sha256, reason, first_run_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, name, sha256, reason, first_run_id, utcnow()))
+
+    def files(self, run_id: str) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM files WHERE run_id = ? ORDER BY processed_at",
+                                 self.db, params=(run_id,))
+
+    def drops(self, run_id: str) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM drops WHERE run_id = ? ORDER BY id", self.db,
+                                 params=(run_id,))
+
+    def add_rejects(self, run_id: str, sha256: str | None, issues: Iterable[Issue]) -> None:
+        rows = [(run_id, sha256, i.source_file, i.source_row, i.code.value, i.message, i.column,
+                 i.value) for i in issues]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO rejects(run_id, file_sha256, source_file, source_row, code, message, "
+                "column_name, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def rejects(self, run_id: str) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT source_file, source_row, code, message, column_name, value FROM rejects "
+            "WHERE run_id = ? ORDER BY source_file, source_row, id", self.db, params=(run_id,))
+
+    # -- records --------------------------------------------------------------------------------
+
+    def stage_records(
+        self, run_id: str, sha256: str | None, frame: pd.DataFrame
+    ) -> tuple[list[str], list[Conflict]]:
+        """Add new records as ``ready``. A key already known with the same content is left alone
+        (it was posted before); with different content it is a conflict, and never posted."""
+        if frame.empty:
+            return [], []
+        keys = frame["record_key"].tolist()
+        known: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(keys, 500):
+            marks = ",".join("?" * len(chunk))
+            for key, digest, first_run in self.db.execute(
+                f"SELECT record_key, content_hash, run_id FROM records WHERE record_key IN ({marks})",
+                chunk,
+            ):
+                known[key] = (digest, first_run)
+        staged: list[str] = []
+        conflicts: list[Conflict] = []
+        now = utcnow()
+        with self.transaction() as db:
+            for record in frame.to_dict("records"):
+                key = record["record_key"]
+                if key in known:
+                    digest, first_run = known[key]
+                    if digest != record["content_hash"]:
+                        conflicts.append(Conflict(key, record["source_file"],
+                                                  int(record["source_rows"][0]), first_run))
+                    continue
+                payload = record["payload"]
+                db.execute(
+                    "INSERT INTO records(record_key, kind, run_id, file_sha256, source_file, "
+                    "source_rows, integration_id, location_id, reference_number, invoice_number, "
+                    "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
+                    "content_hash, payload, state, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?)",
+                    (key, record["kind"], run_id, sha256, record["source_file"],
+                     json.dumps(record["source_rows"]), record["integration_id"],
+                     record.get("location_id"), _opt(record.get("reference_number")),
+                     _opt(record.get("invoice_number")), _opt(record.get("vendor_id")),
+                     _opt(record.get("resident_id")), _opt(record.get("charge_code_id")),
+                     _opt(record.get("transaction_date")), int(record["amount_cents"]),
+                     record["content_hash"], json.dumps(payload), now, now))
+                db.execute("INSERT INTO events(at, run_id, record_key, from_state, to_state) "
+                           "VALUES (?, ?, ?, NULL, 'ready')", (now, run_id, key))
+                staged.append(key)
+        return staged, conflicts
+
+    def transition(
+        self, keys: Sequence[str], to_state: str, *, run_id: str | None = None,
+        detail: str | None = None, **fields: Any,
+    ) -> None:
+        """Move records to a new state (and set fields), with an event each, in one transaction."""
+        if to_state not in STATES:
+            raise LedgerError(f"unknown state {to_state!r}")
+        now = utcnow()
+        sets = ["state = ?", "updated_at = ?"] + [f"{name} = ?" for name in fields]
+        values = [to_state, now, *(_db_value(v) for v in fields.values())]
+        with self.transaction() as db:
+            for key in keys:
+                row = db.execute("SELECT state FROM records WHERE record_key = ?", (key,)).fetchone()
+                if row is None:
+                    raise LedgerError(f"no record {key!r} in the ledger")
+                db.execute(f"UPDATE records SET {', '.join(sets)} WHERE record_key = ?",
+                           [*values, key])
+                db.execute("INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", (now, run_id, key, row[0], to_state, detail))
+
+    def update_fields(self, key: str, **fields: Any) -> None:
+        """Set fields without a state change (e.g. what reconcile found)."""
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        self.db.execute(f"UPDATE records SET {sets}, updated_at = ? WHERE record_key = ?",
+                        [*(_db_value(v) for v in fields.values()), utcnow(), key])
+
+    def records(
+        self, *, states: Iterable[str] | None = None, run_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Records as a frame (payload and source_rows decoded)."""
+        where, params = [], []
+        if states is not None:
+            states = list(states)
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            params += states
+        if kinds is not None:
+            kinds = list(kinds)
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params += kinds
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        sql = "SELECT * FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
+        frame = pd.read_sql_query(sql + " ORDER BY rowid", self.db, params=params)
+        if not frame.empty:
+            frame["payload"] = frame["payload"].map(json.loads)
+            frame["source_rows"] = frame["source_rows"].map(json.loads)
+        return frame
+
+    def by_state(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """State → {count, amount_cents}, over all records or one run's."""
+        sql = "SELECT state, COUNT(*), COALESCE(SUM(amount_cents), 0) FROM records"
+        params: tuple[str, ...] = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params = (run_id,)
+        rows = self.db.execute(sql + " GROUP BY state", params).fetchall()
+        return {state: {"count": int(n), "amount_cents": int(total)} for state, n, total in rows}
+
+    def events(self, record_key: str) -> list[tuple[str, str | None, str, str | None]]:
+        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+            "SELECT at, from_state, to_state, detail FROM events WHERE record_key = ? ORDER BY id",
+            (record_key,))]
+
+
+def _opt(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

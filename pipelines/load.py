@@ -1,0 +1,288 @@
+"""Load: post ready records to Propexo and follow each write to its outcome.
+
+The order of every step is what makes a crash harmless:
+
+1. the record's intent (``sending``) is committed to the ledger;
+2. the POST is sent;
+3. the outcome (``submitted`` with its job id, ``failed``, or back to ``ready`` when the request
+   provably never left) is committed.
+
+A crash between 1 and 3, a 5xx or a lost answer leaves the record ``sending``: *in doubt*. It is
+never re-sent blindly; :func:`resolve_in_doubt` first looks for it in Propexo.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import ApiError, PermanentApiError, TransientApiError
+from pipelines.ledger import Ledger, utcnow
+from pipelines.models import LoadResult
+from pipelines.propexo import PropexoClient
+from pipelines.transform import chunk_by_location
+
+INVOICE_PATH = "/v1/invoices/rentmanager/"
+CHARGE_BATCH_PATH = "/v1/resident-charges/batch/rentmanager/"
+CREDIT_PATH = "/v1/resident-credits/rentmanager/"
+POLL_FIRST_S = 0.25
+POLL_MAX_S = 5.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """One write request: where it goes, what it carries, and which ledger records it holds."""
+
+    path: str
+    body: dict[str, Any]
+    keys: list[str]
+    kind: str
+    location_id: str | None
+    amount_cents: int
+
+
+def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
+    """The fewest requests the API allows: one per invoice, one per credit, and charges batched
+    per (integration, RM location) in chunks of ``batch_size``."""
+    if ready.empty:
+        return []
+    requests: list[PostRequest] = []
+    for record in ready[ready["kind"] == "invoice"].itertuples(index=False):
+        requests.append(PostRequest(INVOICE_PATH, record.payload, [record.record_key], "invoice",
+                                    record.location_id, int(record.amount_cents)))
+    for record in ready[ready["kind"] == "credit"].itertuples(index=False):
+        requests.append(PostRequest(CREDIT_PATH, record.payload, [record.record_key], "credit",
+                                    record.location_id, int(record.amount_cents)))
+    charges = ready[ready["kind"] == "charge"]
+    for batch in chunk_by_location(charges, batch_size):
+        body = {"integration_id": str(batch["integration_id"].iloc[0]),
+                "charges": list(batch["payload"])}
+        requests.append(PostRequest(CHARGE_BATCH_PATH, body, list(batch["record_key"]),
+                                    "charge_batch", str(batch["location_id"].iloc[0]),
+                                    int(batch["amount_cents"].sum())))
+    return requests
+
+
+def post_ready(
+    ledger: Ledger, client: PropexoClient, *, run_id: str, batch_size: int,
+    on_progress: Progress | None = None,
+) -> tuple[int, int, int]:
+    """Post every ``ready`` record. Returns (requests sent, records submitted, records in doubt)."""
+    requests = plan_requests(ledger.records(states=["ready"]), batch_size)
+    submitted = in_doubt = 0
+    for done, request in enumerate(requests, start=1):
+        ledger.transition(request.keys, "sending", run_id=run_id, sent_at=utcnow(),
+                          detail=f"POST {request.path}")
+        try:
+            job_id = client.post_write(request.path, request.body)
+        except TransientApiError as exc:
+            if exc.maybe_applied:
+                # It may have landed: leave it in doubt for resolve_in_doubt, never re-send here.
+                ledger.transition(request.keys, "sending", run_id=run_id, note=str(exc),
+                                  detail="in doubt: " + str(exc))
+                in_doubt += len(request.keys)
+            else:
+                ledger.transition(request.keys, "ready", run_id=run_id, note=str(exc),
+                                  detail="not sent: " + str(exc))
+        except PermanentApiError as exc:
+            ledger.transition(request.keys, "failed", run_id=run_id, errors=[str(exc)],
+                              note=str(exc), detail="rejected: " + str(exc))
+        else:
+            for index, key in enumerate(request.keys):
+                ledger.transition([key], "submitted", run_id=run_id, job_id=job_id,
+                                  batch_index=index, detail=f"job {job_id}")
+            submitted += len(request.keys)
+        if on_progress:
+            on_progress(done, len(requests))
+    return len(requests), submitted, in_doubt
+
+
+_INDEX = re.compile(r"charges\[(\d+)\]")
+
+
+def _failed_positions(errors: list[str], batch: pd.DataFrame) -> set[str]:
+    """Which records of a batch a PARTIAL_SUCCESS's errors name (by index or reference number)."""
+    keys: set[str] = set()
+    by_index = dict(zip(batch["batch_index"].astype(int), batch["record_key"], strict=True))
+    by_reference = dict(zip(batch["reference_number"].astype(str), batch["record_key"], strict=True))
+    for error in errors:
+        for match in _INDEX.finditer(error):
+            if int(match.group(1)) in by_index:
+                keys.add(by_index[int(match.group(1))])
+        for reference, key in by_reference.items():
+            if reference and reference in error:
+                keys.add(key)
+    return keys
+
+
+def apply_write_status(
+    ledger: Ledger, run_id: str, job: pd.DataFrame, status: dict[str, Any]
+) -> None:
+    """Record a terminal write-status for every ledger record of one job."""
+    outcome = status.get("write_status")
+    errors = [str(e) for e in status.get("errors") or []]
+    keys = list(job["record_key"])
+    now = utcnow()
+    if outcome == "SUCCESS":
+        ledger.transition(keys, "confirmed", run_id=run_id, confirmed_at=now,
+                          created_record_id=status.get("created_record_id"), detail="SUCCESS")
+    elif outcome == "FAILURE":
+        ledger.transition(keys, "failed", run_id=run_id, errors=errors,
+                          note="; ".join(errors)[:500], detail="FAILURE")
+    elif outcome == "PARTIAL_SUCCESS":
+        bad = _failed_positions(errors, job)
+        if not bad:  # cannot tell which landed: reconcile will find out
+            ledger.transition(keys, "partial", run_id=run_id, errors=errors, confirmed_at=now,
+                              detail="PARTIAL_SUCCESS")
+            return
+        ledger.transition(sorted(bad), "failed", run_id=run_id, errors=errors,
+                          note="; ".join(errors)[:500], detail="PARTIAL_SUCCESS: this record failed")
+        ledger.transition([k for k in keys if k not in bad], "confirmed", run_id=run_id,
+                          confirmed_at=now, detail="PARTIAL_SUCCESS: this record landed")
+
+
+def wait_for_jobs(
+    ledger: Ledger, client: PropexoClient, *, run_id: str, timeout_s: float,
+    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Poll write-status (with backoff) until every submitted job is terminal or time runs out.
+
+    Returns how many records are still ``submitted`` (to be polled again by the next run).
+    """
+    deadline = clock() + timeout_s
+    delay = POLL_FIRST_S
+    while True:
+        submitted = ledger.records(states=["submitted"])
+        if submitted.empty:
+            return 0
+        for job_id, job in submitted.groupby("job_id", sort=False):
+            try:
+                status = client.write_status(str(job_id))
+            except PermanentApiError as exc:
+                if exc.status_code == 404:
+                    ledger.transition(list(job["record_key"]), "sending", run_id=run_id,
+                                      note="Propexo does not know this job", detail=str(exc))
+                    continue
+                raise
+            except ApiError:
+                continue
+            if status.get("write_status") not in (None, "PENDING"):
+                apply_write_status(ledger, run_id, job, status)
+        if clock() >= deadline:
+            return len(ledger.records(states=["submitted"]))
+        sleep(delay)
+        delay = min(POLL_MAX_S, delay * 2)
+
+
+def _older_than(stamp: Any, seconds: float, now: datetime) -> bool:
+    if not isinstance(stamp, str):
+        return True
+    sent = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return now - sent >= timedelta(seconds=seconds)
+
+
+def resolve_in_doubt(
+    ledger: Ledger, client: PropexoClient, *, run_id: str, vendor_x_ids: dict[str, str],
+    grace_s: float, last_sync_at: str | None,
+) -> dict[str, int]:
+    """Settle records left ``sending``: found in Propexo → confirmed; provably absent → ready.
+
+    Invoices can be looked up at once (Propexo reads them back right after the write). Charges
+    and credits appear only after a sync, so they are settled only once a sync that began after
+    their POST (plus ``grace_s``) has run; until then they stay in doubt.
+    """
+    doubt = ledger.records(states=["sending"])
+    counts = {"found": 0, "absent": 0, "waiting": 0}
+    if doubt.empty:
+        return counts
+    now = datetime.now(tz=UTC)
+    invoices = doubt[doubt["kind"] == "invoice"]
+    for location_id, group in invoices.groupby("location_id"):
+        listed = client.list_all("/v1/invoices/", {"integration_id": group["integration_id"].iloc[0],
+                                                   "location_id": location_id})
+        found = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
+        for record in group.itertuples(index=False):
+            hit = found.get((vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number)))
+            if hit is not None:
+                ledger.transition([record.record_key], "confirmed", run_id=run_id,
+                                  created_record_id=hit["id"], confirmed_at=utcnow(),
+                                  detail="in doubt → found in Propexo")
+                counts["found"] += 1
+            elif _older_than(record.sent_at, grace_s, now):
+                ledger.transition([record.record_key], "ready", run_id=run_id,
+                                  detail="in doubt → provably absent from Propexo; will re-send")
+                counts["absent"] += 1
+            else:
+                counts["waiting"] += 1
+    charges = doubt[doubt["kind"] != "invoice"]
+    if not charges.empty:
+        synced_after = _synced_after(charges, last_sync_at, grace_s)
+        settle = charges[synced_after]
+        counts["waiting"] += int((~synced_after).sum())
+        for (integration_id, resident_id), group in settle.groupby(["integration_id", "resident_id"]):
+            dates = group["transaction_date"].astype(str)
+            listed = client.list_all("/v1/resident-charges/", {
+                "integration_id": integration_id, "resident_id": resident_id,
+                "transaction_date_start": dates.min(), "transaction_date_end": dates.max()})
+            references = {str(c.get("reference_number")) for c in listed}
+            for record in group.itertuples(index=False):
+                if str(record.reference_number) in references:
+                    ledger.transition([record.record_key], "confirmed", run_id=run_id,
+                                      confirmed_at=utcnow(), detail="in doubt → found after sync")
+                    counts["found"] += 1
+                else:
+                    ledger.transition([record.record_key], "ready", run_id=run_id,
+                                      detail="in doubt → absent after a later sync; will re-send")
+                    counts["absent"] += 1
+    return counts
+
+
+def _synced_after(records: pd.DataFrame, last_sync_at: str | None, grace_s: float) -> pd.Series:
+    if not last_sync_at:
+        return pd.Series(False, index=records.index)
+    sync = datetime.fromisoformat(last_sync_at.replace("Z", "+00:00"))
+    sent = pd.to_datetime(records["sent_at"], utc=True, errors="coerce")
+    return (sent + pd.Timedelta(seconds=grace_s)) <= sync
+
+
+def load(
+    ledger: Ledger, client: PropexoClient, *, run_id: str, batch_size: int, status_timeout_s: float,
+    on_progress: Progress | None = None, sleep: Callable[[float], None] = time.sleep,
+) -> LoadResult:
+    """Post what is ready, then follow every job to its outcome."""
+    started = time.monotonic()
+    requests, submitted, _ = post_ready(ledger, client, run_id=run_id, batch_size=batch_size,
+                                        on_progress=on_progress)
+    wait_for_jobs(ledger, client, run_id=run_id, timeout_s=status_timeout_s, sleep=sleep)
+    states = ledger.by_state()
+    return LoadResult(
+        requests=requests, submitted=submitted,
+        confirmed=states.get("confirmed", {}).get("count", 0),
+        failed=states.get("failed", {}).get("count", 0),
+        in_doubt=states.get("sending", {}).get("count", 0),
+        rate_limited=client.limiter.rate_limited, seconds=time.monotonic() - started,
+    )
+
+
+def describe_plan(requests: list[PostRequest], rate_limit: int = 150) -> dict[str, Any]:
+    """What a dry run prints: requests and amounts per location, and the time it would take."""
+    per_location: dict[str, dict[str, int]] = {}
+    for request in requests:
+        entry = per_location.setdefault(request.location_id or "?", {
+            "requests": 0, "records": 0, "amount_cents": 0})
+        entry["requests"] += 1
+        entry["records"] += len(request.keys)
+        entry["amount_cents"] += request.amount_cents
+    minutes = len(requests) / max(rate_limit, 1)
+    return {"requests": len(requests), "records": sum(len(r.keys) for r in requests),
+            "by_location": per_location, "estimated_minutes": round(minutes, 2),
+            "payload_bytes": sum(len(json.dumps(r.body)) for r in requests)}
