@@ -26,8 +26,9 @@ from pipelines.config import Secret, Settings, load_settings
 from pipelines.errors import TieoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a path or a message is never broken over lines, so logs and scripts can use it.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -24,6 +24,7 @@ from pipelines.parsing import parse_dates
 from pipelines.profiles import Profile, normalize_header
 
 HEADER_SCAN_ROWS = 40
+_VALUE_LIKE = re.compile(r"^[\s$(+-]*[\d,.]+\)?$|^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
 _MONTHS = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -143,25 +144,37 @@ class Layout:
     header_rows: tuple[int, ...]
     columns: dict[int, str]
     charge_columns: dict[int, str]
-    score: int
+    score: tuple[int, int]
 
 
-def _header_candidates(grid: pd.DataFrame) -> list[tuple[tuple[int, ...], list[str]]]:
-    """Header texts for one-row and two-row headers near the top of the sheet."""
+Candidate = tuple[tuple[int, ...], list[str], list[str]]
+
+
+def _header_candidates(grid: pd.DataFrame) -> list[Candidate]:
+    """Header texts for one-row and two-row headers near the top of the sheet.
+
+    Each candidate is (rows, full header text per column, the lowest header row's own text).
+    """
     top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
-    out: list[tuple[tuple[int, ...], list[str]]] = []
+    out: list[Candidate] = []
     for r in range(len(top)):
         row = [c.strip() for c in top.iloc[r].tolist()]
-        out.append(((r,), row))
+        out.append(((r,), row, row))
         if r + 1 < len(top):
-            upper = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
             lower = [c.strip() for c in top.iloc[r + 1].tolist()]
-            combined = [f"{u} {lo}".strip() if lo else "" for u, lo in zip(upper, lower, strict=True)]
-            out.append(((r, r + 1), combined))
+            # A second header row holds words, never amounts or dates.
+            if not any(row) or not any(lower) or any(_VALUE_LIKE.match(c) for c in lower if c):
+                continue
+            spread = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
+            combined = [f"{u} {lo}".strip() if lo else own
+                        for u, lo, own in zip(spread, lower, row, strict=True)]
+            out.append(((r, r + 1), combined, lower))
     return out
 
 
-def _match_layout(profile: Profile, rows: tuple[int, ...], cells: list[str]) -> Layout | None:
+def _match_layout(
+    profile: Profile, rows: tuple[int, ...], cells: list[str], leaves: list[str]
+) -> Layout | None:
     aliases = profile.alias_map()
     columns: dict[int, str] = {}
     for i, cell in enumerate(cells):
@@ -173,12 +186,16 @@ def _match_layout(profile: Profile, rows: tuple[int, ...], cells: list[str]) -> 
     charge_columns: dict[int, str] = {}
     if profile.charge_mode == "columns":
         ignore = {normalize_header(x) for x in profile.charge_columns_ignore}
-        for i, cell in enumerate(cells):
-            if i not in columns and cell and normalize_header(cell) not in ignore:
-                charge_columns[i] = " ".join(cell.split())
+        for i, (cell, leaf) in enumerate(zip(cells, leaves, strict=True)):
+            if i in columns or not cell:
+                continue
+            if normalize_header(cell) in ignore or normalize_header(leaf) in ignore:
+                continue
+            charge_columns[i] = " ".join(cell.split())
         if not charge_columns:
             return None
-    return Layout(profile, rows, columns, charge_columns, score=len(columns) * 10 - len(rows))
+    named = len({cell for cell in cells if cell})  # merged cells repeat one name
+    return Layout(profile, rows, columns, charge_columns, score=(len(columns), named))
 
 
 def detect_layout(
@@ -186,15 +203,15 @@ def detect_layout(
 ) -> Layout | None:
     """The best (profile, header row) for a sheet: most canonical columns matched, then name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
-    best: tuple[tuple[int, int, int], Layout] | None = None
+    best: tuple[tuple[int, int, int, int, int], Layout] | None = None
     lowered = file_name.lower()
-    for rows, cells in _header_candidates(grid):
+    for rows, cells, leaves in _header_candidates(grid):
         for profile in candidates:
-            layout = _match_layout(profile, rows, cells)
+            layout = _match_layout(profile, rows, cells, leaves)
             if layout is None:
                 continue
             hinted = int(any(h in lowered for h in profile.file_name_hints))
-            key = (layout.score, hinted, -rows[0])
+            key = (*layout.score, hinted, -len(rows), -rows[0])
             if best is None or key > best[0]:
                 best = (key, layout)
     return best[1] if best else None

@@ -211,23 +211,25 @@ def transform_bills(
         source_file=source_file)
     issues += found
 
-    # An invoice is posted whole or not at all: one bad line holds back its siblings.
-    every = validated.lines.assign(_inv=normalize_org(validated.lines["vendor_name"].fillna(""))
-                                   + "|" + validated.lines["invoice_number"].fillna(""))
+    # An invoice is posted whole or not at all: one bad line holds back every line with the same
+    # invoice number (even under another spelling of the vendor, which may be the bad part).
+    every = validated.lines.assign(_number=validated.lines["invoice_number"].fillna(""))
     bad = _bad_rows(issues) | _bad_rows(validated.issues)
-    bad_invoices = every.loc[every["source_row"].isin(bad)].groupby("_inv")["source_row"].apply(list)
+    bad_invoices = every.loc[every["source_row"].isin(bad)].groupby("_number")["source_row"].apply(list)
+    # Grouped as the spreadsheet names them: RM vendor ids differ per location, so a bill whose
+    # lines span locations would otherwise split silently into two invoices.
     resolved = resolved.assign(_inv=normalize_org(resolved["vendor_name"]) + "|"
                                + resolved["invoice_number"])
-    for index in resolved.index[resolved["_inv"].isin(bad_invoices.index)]:
+    for index in resolved.index[resolved["invoice_number"].isin(bad_invoices.index)]:
         row = int(resolved.at[index, "source_row"])
         if row in bad:
             continue
-        rows = ", ".join(str(r) for r in bad_invoices[resolved.at[index, "_inv"]])
+        number = str(resolved.at[index, "invoice_number"])
+        rows = ", ".join(str(r) for r in bad_invoices[number])
         issues.append(Issue(IssueCode.INCONSISTENT_INVOICE,
-                            f'held back: another line of invoice "{resolved.at[index, "invoice_number"]}"'
-                            f" was rejected (row {rows}); the invoice is posted whole or not at all",
-                            source_file, row, "invoice number",
-                            str(resolved.at[index, "invoice_number"])))
+                            f'held back: another line of invoice "{number}" was rejected (row '
+                            f"{rows}); an invoice is posted whole or not at all",
+                            source_file, row, "invoice number", number))
     good = resolved[~resolved["source_row"].isin(_bad_rows(issues))]
 
     invoices: list[dict[str, Any]] = []

@@ -1,0 +1,86 @@
+"""Shared fixtures: a real sandbox on a free loopback port, and settings pointing at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.config import Secret, Settings, load_settings
+from sandbox.app import SandboxConfig
+from sandbox.server import RunningSandbox, running_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data" / "samples"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    """A fresh sandbox (in-memory state, sample seed) with short job delays."""
+    with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box:
+        yield box
+
+
+@pytest.fixture
+def api(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
+    """A plain httpx client for talking to the sandbox directly."""
+    with httpx.Client(base_url=sandbox.base_url,
+                      headers={"Authorization": f"Bearer {sandbox.config.token}"}) as client:
+        yield client
+
+
+def settings_for(box: RunningSandbox, data_dir: Path, **changes: object) -> Settings:
+    """Settings that point a pipeline at a sandbox and a private data folder."""
+    base = load_settings(env={})
+    return replace(base, base_url=box.base_url, token=Secret(box.config.token),
+                   data_dir=data_dir, status_timeout_s=20, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A data folder with an inbox holding copies of both samples."""
+    inbox = tmp_path / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    for sample in ("vendor_bills.csv", "rent_roll.xlsx"):
+        shutil.copy2(SAMPLES / sample, inbox / sample)
+    return tmp_path / "data"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`tieout ARGS` in a child process, as cron or a person would run it."""
+    # The host's own Propexo settings must never leak into a test.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    full_env = {**inherited, "TIEOUT_CONFIG": str(ROOT / "tests" / "no-such-config.toml"),
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def refs():  # type: ignore[no-untyped-def]
+    """Reference data as the pipeline sees it, fetched once from a real sandbox."""
+    from pipelines.propexo import PropexoClient
+    from pipelines.refs import fetch_reference_data
+
+    with running_sandbox(SandboxConfig(rate_limit=1000)) as box, PropexoClient(
+        box.base_url, Secret(box.config.token)
+    ) as client:
+        return fetch_reference_data(client, "int_rm_demo")
+
+
+BILL_HEADER = "Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"
+
+
+def write_bills(path: Path, lines: list[str]) -> Path:
+    """A small vendor bill CSV in our template."""
+    path.write_text("\n".join([BILL_HEADER, *lines]) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,111 @@
+"""End to end: the real CLI, in child processes, against the real sandbox on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+
+from sandbox.server import RunningSandbox
+from tests.conftest import SAMPLES, run_cli
+
+
+def env_for(box: RunningSandbox) -> dict[str, str]:
+    return {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": box.config.token}
+
+
+def pms_records(api: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
+    return api.get("/_sandbox/records").json()["results"]
+
+
+def summary_of(stdout: str, data_dir: Path) -> dict:  # type: ignore[type-arg]
+    line = next(line for line in stdout.splitlines() if line.startswith("report: "))
+    return json.loads((Path(line.removeprefix("report: ")).parent / "summary.json").read_text())
+
+
+def test_run_then_sync_ties_out_to_the_cent(sandbox: RunningSandbox, api: httpx.Client,
+                                            workspace: Path) -> None:
+    env = env_for(sandbox)
+    first = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before_sync = summary_of(first.stdout, workspace)
+    assert before_sync["reconciliation"]["awaiting_sync"] > 0  # charges wait for the sync
+
+    second = run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    summary = summary_of(second.stdout, workspace)
+    totals = summary["totals"]
+    assert totals["rows_rejected"] == 0
+    assert totals["rows_read"] == totals["rows_used"] + totals["rows_skipped"]
+    assert totals["source_total_cents"] == totals["posted_total_cents"] \
+        == summary["reconciliation"]["matched_total_cents"] == 2140363 + 6626500
+    assert summary["reconciliation"]["awaiting_sync"] == 0
+    assert set(summary["records"]["by_state"]) == {"matched"}
+    assert summary["ties_out"] is True
+
+    records = pms_records(api)
+    assert len(records) == summary["records"]["count"]
+    assert sum(r["kind"] == "invoice" for r in records) == 12
+    # Every file was moved out of the inbox; nothing was deleted.
+    assert not any((workspace / "inbox").iterdir())
+    assert len(list((workspace / "archive").rglob("*.*"))) == 2
+    report_dir = workspace / "reports" / summary["run_id"]
+    assert {p.name for p in report_dir.iterdir()} == {"report.html", "report.xlsx",
+                                                       "summary.json", "rejects.csv"}
+
+
+def test_dropping_the_same_files_again_posts_nothing(sandbox: RunningSandbox, api: httpx.Client,
+                                                     workspace: Path) -> None:
+    env = env_for(sandbox)
+    assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
+    jobs_before = len(api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"])
+    records_before = len(pms_records(api))
+    for sample in ("vendor_bills.csv", "rent_roll.xlsx"):
+        shutil.copy2(SAMPLES / sample, workspace / "inbox" / sample)
+    again = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "duplicate drop" in again.stdout
+    assert len(pms_records(api)) == records_before
+    jobs_after = len(api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"])
+    assert jobs_after == jobs_before
+
+
+def test_check_offline_json_accounts_for_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "check.json"
+    result = run_cli("check", "--offline", "--json", str(out), str(SAMPLES / "vendor_bills.csv"),
+                     str(SAMPLES / "rent_roll.xlsx"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = json.loads(out.read_text())["files"]
+    for f in files:
+        assert f["rows_read"] == f["rows_used"] + f["rows_rejected"] + f["rows_skipped"]
+        assert sum(f["skipped_by_kind"].values()) == f["rows_skipped"]
+        assert f["source_total_cents"] == sum(r["amount_cents"] for r in f["rows"])
+    assert [f["source_total_cents"] for f in files] == [2140363, 6626500]
+
+
+def test_unusable_input_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.xlsx"
+    garbage.write_bytes(b"PK\x03\x04 this is not really a workbook")
+    result = run_cli("check", "--offline", str(garbage))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "garbage.xlsx" in result.stderr
+
+
+def test_status_json(sandbox: RunningSandbox, workspace: Path) -> None:
+    env = env_for(sandbox)
+    assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
+    status = run_cli("--data-dir", str(workspace), "status", "--json", env=env)
+    data = json.loads(status.stdout)
+    assert data["in_doubt"] == []
+    assert data["last_run"]["exit_code"] == 0
+    assert sum(v["count"] for v in data["by_state"].values()) > 100
+
+
+def test_demo_runs_twice_in_a_row(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ties out" in result.stdout

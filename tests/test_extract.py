@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from pipelines.errors import InputError
+from pipelines.extract import extract_file, fingerprint
+from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from tests.conftest import SAMPLES
+
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+HEADER = "Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"
+
+
+def extract(path: Path):  # type: ignore[no-untyped-def]
+    return extract_file(fingerprint(path), PROFILES)
+
+
+def test_sample_bills_skip_titles_blanks_and_totals() -> None:
+    result = extract(SAMPLES / "vendor_bills.csv")
+    assert result.profile == "tieout_vendor_bills"
+    assert result.rows_read == len(result.rows) + len(result.skipped)
+    kinds = result.skipped.set_index("source_row")["kind"].to_dict()
+    assert kinds[1] == "title" and kinds[4] == "header" and kinds[result.rows_read] == "total"
+    # source_row is the line number a person sees: the first bill line is line 5.
+    assert result.rows["source_row"].iloc[0] == 5
+    assert result.rows["vendor_name"].iloc[0] == "ACME Plumbing LLC"
+
+
+def test_sample_rent_roll_finds_period_charge_columns_and_subtotals() -> None:
+    result = extract(SAMPLES / "rent_roll.xlsx")
+    assert result.profile == "tieout_rent_roll"
+    assert result.period is not None and result.period.isoformat() == "2026-12-01"
+    assert set(result.charge_columns) == {"Rent", "Parking", "Pet Rent", "Trash", "Concession"}
+    assert (result.skipped["kind"] == "subtotal").sum() == 4
+    assert result.rows_read == len(result.rows) + len(result.skipped)
+
+
+def test_encodings_delimiters_and_line_endings(tmp_path: Path) -> None:
+    body = [HEADER.replace(",", ";"),
+            "Café Côté Services;A-1;11/03/2026;;Maple Court;5100;Réparation;1.234,00"]
+    path = tmp_path / "bills.csv"
+    path.write_bytes("\r\n".join(body).encode("cp1252"))
+    result = extract(path)
+    assert result.rows["vendor_name"].iloc[0] == "Café Côté Services"
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (HEADER + "\nACME,A-1,11/03/2026,,Maple Court,5100,x,1.00\n").encode())
+    assert extract(bom).rows["vendor_name"].iloc[0] == "ACME"
+
+
+def test_ids_stay_text(tmp_path: Path) -> None:
+    path = tmp_path / "bills.csv"
+    path.write_text(HEADER + "\nACME,0324,11/03/2026,,Maple Court,0510,x,1.00\n"
+                    "ACME,123456789012345,11/03/2026,,Maple Court,5100,x,1.00\n")
+    rows = extract(path).rows
+    assert rows["invoice_number"].tolist() == ["0324", "123456789012345"]
+    assert rows["gl_account"].iloc[0] == "0510"
+
+
+def test_ragged_rows_and_a_wider_row_far_down(tmp_path: Path) -> None:
+    lines = ["Report title", "", HEADER] + ["ACME,A-1,11/03/2026,,Maple Court,5100,x,1.00"] * 2500
+    lines.append("ACME,A-2,11/03/2026,,Maple Court,5100,x,1.00,extra,cells")
+    path = tmp_path / "bills.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = extract(path)
+    assert len(result.rows) == 2501
+
+
+def test_two_row_header_with_merged_cells(tmp_path: Path) -> None:
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Charges for December 2026"])
+    ws.append(["Property", "Unit", "Resident", "Charges", None, None])
+    ws.append([None, None, None, "Rent", "Parking", "Total"])
+    ws.merge_cells("D2:F2")
+    ws.append(["Maple Court", "101", "Doe, Jan", 1000, 50, 1050])
+    path = tmp_path / "roll.xlsx"
+    wb.save(path)
+    result = extract(path)
+    assert result.profile == "tieout_rent_roll"
+    assert set(result.charge_columns) == {"Charges Rent", "Charges Parking"}
+    assert result.rows_read == 4 and len(result.rows) == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty"),
+    (b"\x00\x01\x02binary\x00garbage" * 20, "binary"),
+    (b"a,b,c\n1,2,3\n", "no header row matches"),
+])
+def test_unreadable_csv_gives_one_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "input.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        extract(path)
+
+
+def test_truncated_and_encrypted_workbooks(tmp_path: Path) -> None:
+    good = (SAMPLES / "rent_roll.xlsx").read_bytes()
+    truncated = tmp_path / "truncated.xlsx"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="damaged or truncated"):
+        extract(truncated)
+    encrypted = tmp_path / "locked.xlsx"
+    encrypted.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
+    with pytest.raises(InputError, match="password-protected"):
+        extract(encrypted)
+    not_a_book = tmp_path / "fake.xlsx"
+    with zipfile.ZipFile(not_a_book, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(InputError):
+        extract(not_a_book)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.extract import extract_file, fingerprint
+from pipelines.models import IssueCode
+from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.validate import validate
+from tests.conftest import SAMPLES, write_bills
+
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+
+
+def validated(path: Path):  # type: ignore[no-untyped-def]
+    return validate(extract_file(fingerprint(path), PROFILES))
+
+
+def test_samples_are_all_valid() -> None:
+    bills = validated(SAMPLES / "vendor_bills.csv")
+    assert bills.issues == [] and len(bills.valid) == 24
+    assert int(bills.valid["amount_cents"].sum()) == 2140363
+    roll = validated(SAMPLES / "rent_roll.xlsx")
+    assert roll.issues == []
+    assert int(roll.valid["amount_cents"].sum()) == 6626500
+    assert set(roll.skipped["kind"]) == {"vacant"}
+
+
+def test_every_bad_row_gets_a_reason_naming_column_and_value(tmp_path: Path) -> None:
+    path = write_bills(tmp_path / "bills.csv", [
+        "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,ok,10.00",
+        "ACME Plumbing LLC,A-2,11/03/2026,,Maple Court,5100,too precise,12.345",
+        "ACME Plumbing LLC,A-3,1/1/1970,,Maple Court,5100,sentinel,5.00",
+        ",A-4,11/03/2026,,Maple Court,5100,no vendor,5.00",
+        "ACME Plumbing LLC,A-5,11/03/2026,someday,Maple Court,5100,bad due,abc",
+    ])
+    result = validated(path)
+    by_row: dict[int, list[str]] = {}
+    for issue in result.issues:
+        by_row.setdefault(issue.source_row, []).append(issue.message)
+    assert by_row[3] == ['amount "12.345" has more than 2 decimals']
+    assert by_row[4] == ['date "1/1/1970" is a placeholder, not a real date']
+    assert by_row[5] == ["vendor is missing"]
+    assert sorted(by_row[6]) == ['amount "abc" is not a number', 'date "someday" is not a date']
+    assert list(result.valid["source_row"]) == [2]
+    codes = {i.code for i in result.issues}
+    assert {IssueCode.BAD_AMOUNT, IssueCode.BAD_DATE, IssueCode.MISSING_VALUE} <= codes
+
+
+def test_rent_roll_without_a_period_is_rejected_with_instructions(tmp_path: Path) -> None:
+    path = tmp_path / "charges.csv"
+    path.write_text("Property,Unit,Resident,Charge Code,Amount\nMaple Court,101,\"Doe, Jan\",Rent,100\n")
+    result = validated(path)
+    assert len(result.issues) == 1
+    assert "--period YYYY-MM" in result.issues[0].message
