@@ -134,6 +134,34 @@ def load_request_validators() -> dict[str, Draft202012Validator]:
     return validators
 
 
+def _fill(schema: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Add every missing required key (null, or [] for arrays), nested objects included."""
+    props = schema.get("properties", {})
+    for key in schema.get("required", []):
+        if key not in record:
+            types = props.get(key, {}).get("type")
+            record[key] = [] if "array" in (types if isinstance(types, list) else [types]) else None
+    for key, sub in props.items():
+        items = sub.get("items") or {}
+        if isinstance(record.get(key), list) and "properties" in items:
+            record[key] = [_fill(items, dict(e)) if isinstance(e, dict) else e for e in record[key]]
+    return record
+
+
+def load_read_models() -> dict[str, dict[str, Any]]:
+    """The record schema of each list endpoint, by sandbox kind."""
+    spec = json.loads(ENDPOINTS_FILE.read_text())
+    models: dict[str, dict[str, Any]] = {}
+    for endpoint in spec["endpoints"]:
+        route = LIST_ROUTES.get(endpoint["path"]) if endpoint["method"] == "GET" else None
+        if route is None:
+            continue
+        item = endpoint["responses"]["200"]["properties"]["results"].get("items", {})
+        if "properties" in item:
+            models[route[0]] = item
+    return models
+
+
 def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any]]:
     """Schema errors in the shape Propexo's Zod validation reports them."""
     issues = []
@@ -195,6 +223,18 @@ class Sandbox:
         self.config = config
         self.seed = seed
         self.validators = load_request_validators()
+        self.read_models = load_read_models()
+
+    def _complete(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Every key of Propexo's read model is always present: fill what the seed left out."""
+        model = self.read_models.get(kind)
+        out = public(record)
+        if model is None:
+            return out
+        if "x_property_id" in model.get("required", []) and "x_property_id" not in out:
+            prop = self.store.record("property", str(record.get("property_id") or record["id"]))
+            out["x_property_id"] = str((prop or {}).get("x_id", ""))
+        return _fill(model, out)
 
     # -- lists ----------------------------------------------------------------------------------
 
@@ -263,7 +303,7 @@ class Sandbox:
             "meta": {"offset": offset, "limit": limit,
                      "orderBy": [{"field": f, "direction": d} for f, d in order],
                      "hasMore": offset + len(page) < len(rows), "total": len(rows)},
-            "results": [public(r) for r in page],
+            "results": [self._complete(kind, r) for r in page],
         })
 
     async def get_record(self, request: Request) -> Response:
@@ -274,12 +314,12 @@ class Sandbox:
         if record is None:
             return _error(404, "not_found", f"no {kind.replace('_', ' ')} with id {record_id!r}")
         return JSONResponse({"meta": {"offset": 0, "limit": 1, "orderBy": []},
-                             "results": public(record)})
+                             "results": self._complete(kind, record)})
 
     async def vendors_of_property(self, request: Request) -> Response:
         property_id = request.path_params["property_id"]
         location = self._location_of_property().get(property_id)
-        rows = [public(v) for v in self.store.records("vendor")
+        rows = [self._complete("vendor", v) for v in self.store.records("vendor")
                 if v.get("property_id") == property_id or v.get("_location_id") == location]
         return JSONResponse({"meta": {"offset": 0, "limit": len(rows), "orderBy": [],
                                       "hasMore": False, "total": len(rows)}, "results": rows})

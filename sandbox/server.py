@@ -46,12 +46,12 @@ class RunningSandbox:
     def __init__(self, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
         self.store = store
         self.config = config
+        self.app = create_app(store, config, seed)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(store, config, seed)
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="auto",
             timeout_graceful_shutdown=2))

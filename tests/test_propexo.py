@@ -1,0 +1,138 @@
+"""The client's policy layers, with the network faked at the transport (no real waiting)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from pipelines.config import Secret
+from pipelines.errors import PermanentApiError, TransientApiError
+from pipelines.propexo import PropexoClient, RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def client_for(handler, clock: FakeClock | None = None) -> PropexoClient:  # type: ignore[no-untyped-def]
+    clock = clock or FakeClock()
+    limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
+    return PropexoClient("http://propexo.test", Secret("t0ken-secret"),
+                         transport=httpx.MockTransport(handler), limiter=limiter, sleep=clock.sleep)
+
+
+def headers(limit: int, remaining: int) -> dict[str, str]:
+    return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining)}
+
+
+def test_bearer_token_is_sent() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json={"ok": True})
+
+    client_for(handler).get("/v1/x")
+    assert seen == ["Bearer t0ken-secret"]
+
+
+def test_429_is_retried_after_the_window() -> None:
+    clock = FakeClock()
+    answers = iter([httpx.Response(429, headers=headers(10, 0), json={"error": {"code": "rate", "message": "slow"}}),
+                    httpx.Response(200, headers=headers(10, 9), json={"meta": {"job_id": "j1"}, "result": {}})])
+    client = client_for(lambda request: next(answers), clock)
+    assert client.post_write("/v1/invoices/rentmanager/", {}) == "j1"
+    assert client.limiter.rate_limited == 1
+    assert clock.slept and clock.slept[0] > 50  # waited for the window, not a busy loop
+
+
+def test_pacing_prevents_429_when_the_budget_is_spent() -> None:
+    clock = FakeClock()
+    remaining = iter(range(2, -1, -1))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=headers(3, next(remaining, 2)), json={})
+
+    client = client_for(handler, clock)
+    for _ in range(4):
+        client.get("/v1/x")
+    assert client.limiter.rate_limited == 0
+    assert clock.slept and clock.slept[0] == pytest.approx(60.05)
+
+
+def test_connection_refused_is_retried_with_backoff() -> None:
+    clock = FakeClock()
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"meta": {"job_id": "j"}, "result": {}})
+
+    assert client_for(handler, clock).post_write("/v1/invoices/rentmanager/", {}) == "j"
+    assert clock.slept == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("failure", ["500", "timeout", "reset"])
+def test_a_write_that_may_have_landed_is_never_retried(failure: str) -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if failure == "500":
+            return httpx.Response(500, json={"error": {"code": "x", "message": "boom"}})
+        if failure == "timeout":
+            raise httpx.ReadTimeout("slow", request=request)
+        raise httpx.RemoteProtocolError("peer closed connection", request=request)
+
+    with pytest.raises(TransientApiError) as caught:
+        client_for(handler).post_write("/v1/invoices/rentmanager/", {})
+    assert caught.value.maybe_applied is True
+    assert calls["n"] == 1
+
+
+def test_a_read_is_retried_on_a_server_error() -> None:
+    answers = iter([httpx.Response(503), httpx.Response(200, json={"ok": 1})])
+    assert client_for(lambda r: next(answers)).get("/v1/x") == {"ok": 1}
+
+
+def test_400_is_permanent_and_says_why() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": {"code": "invalid_request", "message": "bad key foo"}})
+
+    with pytest.raises(PermanentApiError, match="bad key foo"):
+        client_for(handler).post_write("/v1/invoices/rentmanager/", {})
+
+
+def test_both_write_envelopes_are_accepted() -> None:
+    answers = iter([httpx.Response(200, json={"meta": {"job_id": "a"}, "result": {}}),
+                    httpx.Response(200, json={"job_id": "b", "data": {}})])
+    client = client_for(lambda r: next(answers))
+    assert [client.post_write("/p", {}), client.post_write("/p", {})] == ["a", "b"]
+
+
+def test_paging_follows_has_more_to_the_end() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        rows = [{"id": str(i)} for i in range(offset, min(offset + 250, 600))]
+        return httpx.Response(200, json={"meta": {"hasMore": offset + len(rows) < 600, "total": 600},
+                                         "results": rows})
+
+    assert len(client_for(handler).list_all("/v1/vendors/")) == 600
+
+
+def test_the_token_never_shows_in_a_repr() -> None:
+    client = client_for(lambda r: httpx.Response(200, json={}))
+    assert "t0ken-secret" not in repr(Secret("t0ken-secret"))
+    assert "t0ken-secret" not in f"{Secret('t0ken-secret')}"
+    client.close()
