@@ -47,17 +47,28 @@ def _friendly() -> Iterator[None]:
         err.print(f"[bold red]tieout:[/] {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: nothing half-done is lost; records in flight are "
-                  "marked in doubt and settled by the next run")
+        err.print(
+            "[yellow]interrupted[/]: nothing half-done is lost; records in flight are "
+            "marked in doubt and settled by the next run"
+        )
         sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tieout")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Path to tieout.toml (default: $TIEOUT_CONFIG or ./tieout.toml).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder with inbox/, archive/, reports/ and the ledger (default: ./data).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Path to tieout.toml (default: $TIEOUT_CONFIG or ./tieout.toml).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with inbox/, archive/, reports/ and the ledger (default: ./data).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, step by step, to stderr.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: bool) -> None:
@@ -74,8 +85,10 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     Rehearse without Propexo: `tieout demo`, or `tieout sandbox` in one terminal and
     PROPEXO_BASE_URL=http://127.0.0.1:8765 in another.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     with _friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
         ctx.obj = {"settings": load_settings(config_path=config_path, overrides=overrides)}
@@ -87,8 +100,14 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
         return None, lambda: None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("posting"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeRemainingColumn(), console=out, transient=True)
+    bar = Progress(
+        TextColumn("posting"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+    )
     task = bar.add_task("posting", total=None)
     started = [False]
 
@@ -102,13 +121,24 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
 
 
 @cli.command()
-@click.option("--inbox", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder to take files from (default: data/inbox).")
-@click.option("--dry-run", is_flag=True,
-              help="Show what would be posted (requests, batches per location, amounts, time) "
-                   "and write nothing anywhere.")
-@click.option("--period", default=None, metavar="YYYY-MM",
-              help="Billing period for rent rolls that do not say it themselves.")
+@click.option(
+    "--inbox",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder to take files from (default: data/inbox).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be posted (requests, batches per location, amounts, time) "
+    "and write nothing anywhere.",
+)
+@click.option(
+    "--period",
+    default=None,
+    metavar="YYYY-MM",
+    help="Billing period for rent rolls that do not say it themselves.",
+)
 @click.pass_context
 def run(ctx: click.Context, inbox: Path | None, dry_run: bool, period: str | None) -> None:
     """Process every ready file in the inbox end to end.
@@ -128,8 +158,9 @@ def run(ctx: click.Context, inbox: Path | None, dry_run: bool, period: str | Non
             settings = replace(settings, period=_load(env={}, overrides={"period": period}).period)
         progress, stop = _progress()
         try:
-            outcome = run_pipeline(settings, inbox=inbox, dry_run=dry_run, say=out.print,
-                                   on_progress=progress)
+            outcome = run_pipeline(
+                settings, inbox=inbox, dry_run=dry_run, say=out.print, on_progress=progress
+            )
         finally:
             stop()
         if outcome.report_dir:
@@ -145,32 +176,62 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     totals, rec = summary["totals"], summary["reconciliation"]
     table = Table(show_header=True, header_style="bold")
-    for column in ("file", "read", "used", "rejected", "skipped", "source total", "posted", "ties out"):
+    for column in (
+        "file",
+        "read",
+        "used",
+        "rejected",
+        "skipped",
+        "source total",
+        "posted",
+        "ties out",
+    ):
         table.add_column(column, justify="left" if column == "file" else "right")
     for f in summary["files"]:
-        table.add_row(f["name"], str(f["rows_read"]), str(f["rows_used"]), str(f["rows_rejected"]),
-                      str(f["rows_skipped"]), dollars(f["source_total_cents"]),
-                      dollars(f["posted_total_cents"]), "yes" if f["ties_out"] else "[red]NO[/]")
+        table.add_row(
+            f["name"],
+            str(f["rows_read"]),
+            str(f["rows_used"]),
+            str(f["rows_rejected"]),
+            str(f["rows_skipped"]),
+            dollars(f["source_total_cents"]),
+            dollars(f["posted_total_cents"]),
+            "yes" if f["ties_out"] else "[red]NO[/]",
+        )
     out.print(table)
     out.print(f"records by state: {summary['records']['by_state']}")
-    out.print(f"reconciliation: {rec['matched']} matched ({dollars(rec['matched_total_cents'])}), "
-              f"{rec['awaiting_sync']} awaiting sync, {rec['missing']} missing, "
-              f"{rec['mismatched']} mismatched, {rec['duplicated']} duplicated")
+    out.print(
+        f"reconciliation: {rec['matched']} matched ({dollars(rec['matched_total_cents'])}), "
+        f"{rec['awaiting_sync']} awaiting sync, {rec['missing']} missing, "
+        f"{rec['mismatched']} mismatched, {rec['duplicated']} duplicated"
+    )
     verdict = "[green]ties out[/]" if summary["ties_out"] else "[red]does NOT tie out[/]"
-    out.print(f"source {dollars(totals['source_total_cents'])} · posted "
-              f"{dollars(totals['posted_total_cents'])} · rejected "
-              f"{dollars(totals['rejected_total_cents'])} · {verdict}")
+    out.print(
+        f"source {dollars(totals['source_total_cents'])} · posted "
+        f"{dollars(totals['posted_total_cents'])} · rejected "
+        f"{dollars(totals['rejected_total_cents'])} · {verdict}"
+    )
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--offline", is_flag=True, help="Skip name → Propexo ID resolution (no network).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the full result (rows, rejects, counts) as JSON to this file.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the full result (rows, rejects, counts) as JSON to this file.",
+)
 @click.option("--period", default=None, metavar="YYYY-MM", help="Billing period for rent rolls.")
 @click.pass_context
-def check(ctx: click.Context, files: tuple[Path, ...], offline: bool, json_out: Path | None,
-          period: str | None) -> None:
+def check(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    offline: bool,
+    json_out: Path | None,
+    period: str | None,
+) -> None:
     """Read, validate and resolve files without posting anything.
 
     Prints each file's row accounting (read = used + rejected + skipped) and writes
@@ -186,7 +247,9 @@ def check(ctx: click.Context, files: tuple[Path, ...], offline: bool, json_out: 
     with _friendly():
         settings = _settings(ctx)
         if period:
-            settings = replace(settings, period=load_settings(env={}, overrides={"period": period}).period)
+            settings = replace(
+                settings, period=load_settings(env={}, overrides={"period": period}).period
+            )
         for path in files:
             if not path.exists():
                 raise InputError(f"{path}: no such file")
@@ -197,10 +260,12 @@ def check(ctx: click.Context, files: tuple[Path, ...], offline: bool, json_out: 
         results = [check_file(path, settings, refs) for path in files]
         for r in results:
             skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
-            out.print(f"[bold]{r['name']}[/] ({r['profile']}): {r['rows_read']} rows read = "
-                      f"{r['rows_used']} used + {r['rows_rejected']} rejected + "
-                      f"{r['rows_skipped']} skipped ({skipped}); total "
-                      f"{dollars(r['source_total_cents'])}")
+            out.print(
+                f"[bold]{r['name']}[/] ({r['profile']}): {r['rows_read']} rows read = "
+                f"{r['rows_used']} used + {r['rows_rejected']} rejected + "
+                f"{r['rows_skipped']} skipped ({skipped}); total "
+                f"{dollars(r['source_total_cents'])}"
+            )
             for rej in r["rejected"][:50]:
                 for reason in rej["reasons"]:
                     out.print(f"  row {rej['source_row']}: {reason}")
@@ -214,9 +279,12 @@ def check(ctx: click.Context, files: tuple[Path, ...], offline: bool, json_out: 
 
 
 @cli.command()
-@click.option("--sync", is_flag=True,
-              help="First ask Propexo for a manual sync (sandbox and rehearsal use; Propexo "
-                   "advises against routine manual syncs).")
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="First ask Propexo for a manual sync (sandbox and rehearsal use; Propexo "
+    "advises against routine manual syncs).",
+)
 @click.pass_context
 def reconcile(ctx: click.Context, sync: bool) -> None:
     """Match posted records against Propexo's synced data and update the reports.
@@ -232,9 +300,11 @@ def reconcile(ctx: click.Context, sync: bool) -> None:
         if result is None:
             out.print("nothing to reconcile: no posted records in the ledger")
             return
-        out.print(f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
-                  f"{result.missing}, mismatched {result.mismatched}, duplicated "
-                  f"{result.duplicated}, unexpected {result.unexpected}")
+        out.print(
+            f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
+            f"{result.missing}, mismatched {result.mismatched}, duplicated "
+            f"{result.duplicated}, unexpected {result.unexpected}"
+        )
         for folder in reports:
             out.print(f"report: {folder / 'report.html'}")
         if result.missing or result.mismatched or result.duplicated:
@@ -274,52 +344,111 @@ def status(ctx: click.Context, as_json: bool) -> None:
         ledger = Ledger(settings.ledger_path, readonly=True)
         by_state = ledger.by_state()
         doubt = ledger.records(states=["sending"])
-        in_doubt = [{"record_key": r.record_key, "sent_at": r.sent_at, "note": r.note,
-                     "amount_cents": int(r.amount_cents)} for r in doubt.itertuples()]
+        in_doubt = [
+            {
+                "record_key": r.record_key,
+                "sent_at": r.sent_at,
+                "note": r.note,
+                "amount_cents": int(r.amount_cents),
+            }
+            for r in doubt.itertuples()
+        ]
         in_doubt.sort(key=lambda d: str(d["sent_at"]))
         runs = ledger.runs()
         last = runs.iloc[-1].to_dict() if not runs.empty else None
         ledger.close()
         if as_json:
-            out.print_json(json.dumps({"by_state": by_state, "in_doubt": in_doubt,
-                                       "last_run": last}, default=str))
+            out.print_json(
+                json.dumps(
+                    {"by_state": by_state, "in_doubt": in_doubt, "last_run": last}, default=str
+                )
+            )
             return
         table = Table("state", "records", "amount", header_style="bold")
         for state, v in sorted(by_state.items()):
             table.add_row(state, str(v["count"]), dollars(v["amount_cents"]))
         out.print(table)
         if in_doubt:
-            out.print(f"[yellow]{len(in_doubt)} in doubt[/], oldest sent {in_doubt[0]['sent_at']}: "
-                      "`tieout reconcile` settles them")
-        out.print(f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet")
+            out.print(
+                f"[yellow]{len(in_doubt)} in doubt[/], oldest sent {in_doubt[0]['sent_at']}: "
+                "`tieout reconcile` settles them"
+            )
+        out.print(
+            f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
+        )
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
-@click.option("--seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Seed JSON with integrations, locations, properties, units, residents, leases, "
-                   "vendors, charge codes and financial accounts [default: data/sandbox/seed.json].")
-@click.option("--db", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="SQLite file for the sandbox's state, kept across restarts [default: memory].")
-@click.option("--token", default="sandbox-token", show_default=True,
-              help="The Bearer token the sandbox accepts.")
-@click.option("--rate-limit", default=150, show_default=True, type=click.IntRange(1),
-              help="Requests per window per token.")
-@click.option("--rate-window", default=60.0, show_default=True, type=click.FloatRange(0.1),
-              help="Rate-limit window in seconds.")
-@click.option("--job-delay", default=1.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds a write stays PENDING before its outcome shows.")
-@click.option("--sync-interval", default=None, type=click.FloatRange(0.1),
-              help="Run a data sync every S seconds (default: only on manual-sync).")
-@click.option("--faults", default=None, metavar="SPEC",
-              help="Comma list of ROUTE:KIND=P; ROUTE post|get|*, KIND 500|502|503|reset|lost "
-                   "(lost: the write commits but the answer never arrives). "
-                   "Example: post:500=0.1,post:lost=0.05,*:reset=0.02")
+@click.option(
+    "--seed",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Seed JSON with integrations, locations, properties, units, residents, leases, "
+    "vendors, charge codes and financial accounts [default: data/sandbox/seed.json].",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="SQLite file for the sandbox's state, kept across restarts [default: memory].",
+)
+@click.option(
+    "--token",
+    default="sandbox-token",
+    show_default=True,
+    help="The Bearer token the sandbox accepts.",
+)
+@click.option(
+    "--rate-limit",
+    default=150,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Requests per window per token.",
+)
+@click.option(
+    "--rate-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Rate-limit window in seconds.",
+)
+@click.option(
+    "--job-delay",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a write stays PENDING before its outcome shows.",
+)
+@click.option(
+    "--sync-interval",
+    default=None,
+    type=click.FloatRange(0.1),
+    help="Run a data sync every S seconds (default: only on manual-sync).",
+)
+@click.option(
+    "--faults",
+    default=None,
+    metavar="SPEC",
+    help="Comma list of ROUTE:KIND=P; ROUTE post|get|*, KIND 500|502|503|reset|lost "
+    "(lost: the write commits but the answer never arrives). "
+    "Example: post:500=0.1,post:lost=0.05,*:reset=0.02",
+)
 @click.option("--fault-seed", default=None, type=int, help="Seed for repeatable faults.")
-def sandbox(host: str, port: int, seed: Path | None, db: Path | None, token: str, rate_limit: int,
-            rate_window: float, job_delay: float, sync_interval: float | None, faults: str | None,
-            fault_seed: int | None) -> None:
+def sandbox(
+    host: str,
+    port: int,
+    seed: Path | None,
+    db: Path | None,
+    token: str,
+    rate_limit: int,
+    rate_window: float,
+    job_delay: float,
+    sync_interval: float | None,
+    faults: str | None,
+    fault_seed: int | None,
+) -> None:
     """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
 
     It follows Propexo's documented API: Bearer auth, paged lists, RM invoice and batch charge
@@ -337,18 +466,30 @@ def sandbox(host: str, port: int, seed: Path | None, db: Path | None, token: str
     with _friendly():
         seed_data = read_seed(seed)
         store = open_store(db, seed_data)
-        config = SandboxConfig(token=token, rate_limit=rate_limit, rate_window_s=rate_window,
-                               job_delay_s=job_delay, sync_interval_s=sync_interval,
-                               faults=fault_table, fault_seed=fault_seed)
-        out.print(f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
-                  f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it")
+        config = SandboxConfig(
+            token=token,
+            rate_limit=rate_limit,
+            rate_window_s=rate_window,
+            job_delay_s=job_delay,
+            sync_interval_s=sync_interval,
+            faults=fault_table,
+            fault_seed=fault_seed,
+        )
+        out.print(
+            f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
+            f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
+        )
         serve(host, port, store, config, seed_data)
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("data/demo"), show_default=True,
-              help="Private workspace for the demo (wiped at the start).")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Private workspace for the demo (wiped at the start).",
+)
 def demo(workdir: Path) -> None:
     """Rehearse the whole pipeline on the sample files against an embedded sandbox.
 
@@ -356,7 +497,8 @@ def demo(workdir: Path) -> None:
     asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
     ledger, inbox and reports are not touched.
     """
-    from pipelines.pipeline import reconcile_command, run as run_pipeline
+    from pipelines.pipeline import reconcile_command
+    from pipelines.pipeline import run as run_pipeline
     from sandbox.app import SandboxConfig
     from sandbox.server import running_sandbox
 
@@ -371,19 +513,30 @@ def demo(workdir: Path) -> None:
                 shutil.copy2(sample, inbox / sample.name)
         config = SandboxConfig(job_delay_s=0.2)
         with running_sandbox(config) as box:
-            settings = replace(load_settings(env={}), base_url=box.base_url,
-                               token=Secret(config.token), data_dir=workdir, status_timeout_s=30)
+            settings = replace(
+                load_settings(env={}),
+                base_url=box.base_url,
+                token=Secret(config.token),
+                data_dir=workdir,
+                status_timeout_s=30,
+            )
             out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
             outcome = run_pipeline(settings, say=out.print)
             out.print("[bold]sync + reconcile[/]")
             result, reports = reconcile_command(settings, sync=True, say=out.print)
-        summary = json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
+        summary = (
+            json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
+        )
         _print_summary(summary)
         folder = reports[-1] if reports else outcome.report_dir
         out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
-        ok = (result is not None and summary.get("ties_out") and outcome.exit_code == 0
-              and summary["reconciliation"]["matched_total_cents"]
-              == summary["totals"]["posted_total_cents"])
+        ok = (
+            result is not None
+            and summary.get("ties_out")
+            and outcome.exit_code == 0
+            and summary["reconciliation"]["matched_total_cents"]
+            == summary["totals"]["posted_total_cents"]
+        )
         sys.exit(0 if ok else 1)
 
 

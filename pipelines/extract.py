@@ -26,9 +26,26 @@ from pipelines.profiles import Profile, normalize_header
 HEADER_SCAN_ROWS = 40
 _VALUE_LIKE = re.compile(r"^[\s$(+-]*[\d,.]+\)?$|^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
-_MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-     "october", "november", "december"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
 
 
 def fingerprint(path: Path) -> SourceFile:
@@ -46,9 +63,12 @@ def fingerprint(path: Path) -> SourceFile:
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def _decode(data: bytes, name: str) -> str:
     if b"\x00" in data[:8192]:
-        raise InputError(f"{name}: this is not a text or spreadsheet file (it contains binary data)")
+        raise InputError(
+            f"{name}: this is not a text or spreadsheet file (it contains binary data)"
+        )
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return data.decode(encoding)
@@ -65,7 +85,7 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def read_csv_grid(path: Path) -> pd.DataFrame:
-    """A CSV as a grid of strings (row i of the frame is line i+1 of the file, records permitting)."""
+    """A CSV as a grid of strings (frame row i is line i+1 of the file, records permitting)."""
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{path.name}: the file is empty")
@@ -76,8 +96,14 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
     for attempt in range(2):
         try:
             grid = pd.read_csv(
-                io.StringIO(text), sep=delimiter, header=None, dtype=str, keep_default_na=False,
-                names=range(width), skip_blank_lines=False, engine="c",
+                io.StringIO(text),
+                sep=delimiter,
+                header=None,
+                dtype=str,
+                keep_default_na=False,
+                names=range(width),
+                skip_blank_lines=False,
+                engine="c",
             )
             break
         except pd.errors.ParserError as exc:
@@ -106,7 +132,9 @@ def read_xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
             "open it in Excel and save it as an unprotected .xlsx"
         )
     if not zipfile.is_zipfile(path):
-        raise InputError(f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)")
+        raise InputError(
+            f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+        )
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         grids = []
@@ -130,11 +158,14 @@ def read_grids(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
         return list(read_xlsx_grids(path))
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        raise InputError(f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)")
+        raise InputError(
+            f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+        )
     return [(None, read_csv_grid(path))]
 
 
 # --- layout -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -166,8 +197,10 @@ def _header_candidates(grid: pd.DataFrame) -> list[Candidate]:
             if not any(row) or not any(lower) or any(_VALUE_LIKE.match(c) for c in lower if c):
                 continue
             spread = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
-            combined = [f"{u} {lo}".strip() if lo else own
-                        for u, lo, own in zip(spread, lower, row, strict=True)]
+            combined = [
+                f"{u} {lo}".strip() if lo else own
+                for u, lo, own in zip(spread, lower, row, strict=True)
+            ]
             out.append(((r, r + 1), combined, lower))
     return out
 
@@ -201,7 +234,7 @@ def _match_layout(
 def detect_layout(
     grid: pd.DataFrame, profiles: list[Profile], file_name: str, profile_name: str | None = None
 ) -> Layout | None:
-    """The best (profile, header row) for a sheet: most canonical columns matched, then name hints."""
+    """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
     best: tuple[tuple[int, int, int, int, int], Layout] | None = None
     lowered = file_name.lower()
@@ -219,17 +252,18 @@ def detect_layout(
 
 # --- rows ---------------------------------------------------------------------------------------
 
+
 def _any_match(text: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
     mask = pd.Series(False, index=text.index)
     for pattern in patterns:
         # Profile authors write plain groups; make them non-capturing so pandas does not warn.
-        pattern = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
-        mask |= text.str.contains(pattern, case=False, regex=True).fillna(False)
+        plain = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
+        mask |= text.str.contains(plain, case=False, regex=True).fillna(False)
     return mask
 
 
 def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
-    """The billing period named in a report's title rows ("As of 12/01/2026", "for December 2026")."""
+    """The billing period a report's title names ("As of 12/01/2026", "for December 2026")."""
     for pattern in patterns:
         match = re.search(pattern, title_text)
         if not match:
@@ -247,12 +281,15 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
 
 
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
-    """Kind of each body row: 'data' or a non-data kind (blank, header, total, subtotal, group, note)."""
+    """Each body row's kind: 'data', or blank, header, total, subtotal, group or note."""
     profile = layout.profile
     nonempty = text.ne("")
     count = nonempty.sum(axis=1)
-    first = text.where(nonempty).bfill(axis=1).iloc[:, 0].fillna("") if len(text.columns) else \
-        pd.Series("", index=text.index)
+    first = (
+        text.where(nonempty).bfill(axis=1).iloc[:, 0].fillna("")
+        if len(text.columns)
+        else pd.Series("", index=text.index)
+    )
     kind = pd.Series("data", index=body.index, dtype=object)
     kind[count.eq(0)] = "blank"
     mapped_cols = list(layout.columns)
@@ -286,12 +323,12 @@ def extract_file(
     for sheet, grid in grids:
         if grid.empty:
             continue
-        grid = grid.dropna(how="all", axis=1)
-        layout = detect_layout(grid, profiles, source.name, profile_name)
+        table = grid.dropna(how="all", axis=1)
+        layout = detect_layout(table, profiles, source.name, profile_name)
         if layout is None:
             tried.append(sheet or "")
             continue
-        return _extract_sheet(source, sheet, grid, layout)
+        return _extract_sheet(source, sheet, table, layout)
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
@@ -315,7 +352,7 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
 
 def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
     """Text view of cells for classifying rows (the values themselves are kept as read)."""
-    if all(dtype == object for dtype in grid.dtypes):
+    if all(dtype is object or dtype == "object" for dtype in grid.dtypes):
         is_str = grid.map(lambda v: isinstance(v, str)) if len(grid) < 500_000 else None
         if is_str is not None and bool(is_str.all().all()):
             return grid.apply(lambda col: col.str.strip())
@@ -334,32 +371,43 @@ def _extract_sheet(
     header_start, header_end = layout.header_rows[0], layout.header_rows[-1]
 
     above = text.iloc[:header_start]
-    title_lines = [" ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)]
+    title_lines = [
+        " ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)
+    ]
     title_text = " ".join(title_lines)
     skipped_parts = [
-        pd.DataFrame({
-            "source_row": above.index + 1,
-            "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
-            "text": [line[:200] for line in title_lines],
-        }),
-        pd.DataFrame({"source_row": [r + 1 for r in layout.header_rows], "kind": "header",
-                      "text": ""}),
+        pd.DataFrame(
+            {
+                "source_row": above.index + 1,
+                "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
+                "text": [line[:200] for line in title_lines],
+            }
+        ),
+        pd.DataFrame(
+            {"source_row": [r + 1 for r in layout.header_rows], "kind": "header", "text": ""}
+        ),
     ]
     body = grid.iloc[header_end + 1 :]
     body_text = text.iloc[header_end + 1 :]
     kinds = _classify_rows(body, body_text, layout)
     non_data = kinds.ne("data")
     joined = body_text[non_data].apply(lambda r: " ".join(v for v in r if v)[:200], axis=1)
-    skipped_parts.append(pd.DataFrame({
-        "source_row": body.index[non_data] + 1, "kind": kinds[non_data],
-        "text": joined if len(joined) else pd.Series(dtype=object),
-    }))
+    skipped_parts.append(
+        pd.DataFrame(
+            {
+                "source_row": body.index[non_data] + 1,
+                "kind": kinds[non_data],
+                "text": joined if len(joined) else pd.Series(dtype=object),
+            }
+        )
+    )
 
     rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
     profile = layout.profile
     if profile.group_sets:
-        groups = body_text[0].where(kinds.eq("group")).str.replace(
-            r"^\s*->\s*", "", regex=True).ffill()
+        groups = (
+            body_text[0].where(kinds.eq("group")).str.replace(r"^\s*->\s*", "", regex=True).ffill()
+        )
         current = rows.get(profile.group_sets, pd.Series("", index=rows.index)).astype(object)
         fill = current.isna() | current.astype(str).str.strip().eq("")
         rows[profile.group_sets] = current.where(~fill, groups)
@@ -370,11 +418,20 @@ def _extract_sheet(
         wide.columns = list(layout.charge_columns.values())
         rows = pd.concat([rows, wide], axis=1)
     rows = rows.reset_index(drop=True)
-    skipped = pd.concat([p for p in skipped_parts if len(p)], ignore_index=True) \
-        if any(len(p) for p in skipped_parts) else pd.DataFrame(columns=SKIPPED_COLUMNS)
+    skipped = (
+        pd.concat([p for p in skipped_parts if len(p)], ignore_index=True)
+        if any(len(p) for p in skipped_parts)
+        else pd.DataFrame(columns=SKIPPED_COLUMNS)
+    )
     skipped = skipped.astype({"source_row": "int64"}).sort_values("source_row", ignore_index=True)
     return ExtractResult(
-        source=source, profile=profile.name, kind=profile.kind, sheet=sheet, rows=rows,
-        skipped=skipped, rows_read=last, period=find_period(title_text, profile.period_patterns),
+        source=source,
+        profile=profile.name,
+        kind=profile.kind,
+        sheet=sheet,
+        rows=rows,
+        skipped=skipped,
+        rows_read=last,
+        period=find_period(title_text, profile.period_patterns),
         charge_columns=tuple(layout.charge_columns.values()),
     )

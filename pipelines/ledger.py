@@ -11,6 +11,7 @@ mismatched | duplicated. Every change is also written to ``events`` (an audit tr
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,8 +25,18 @@ import pandas as pd
 from pipelines.errors import LedgerError
 from pipelines.models import FileOutcome, Issue
 
-STATES = ("ready", "sending", "submitted", "confirmed", "failed", "partial", "matched",
-          "missing", "mismatched", "duplicated")
+STATES = (
+    "ready",
+    "sending",
+    "submitted",
+    "confirmed",
+    "failed",
+    "partial",
+    "matched",
+    "missing",
+    "mismatched",
+    "duplicated",
+)
 POSTED_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
 RECONCILABLE_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
 
@@ -124,12 +135,39 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-RECORD_COLUMNS = ("record_key", "kind", "run_id", "file_sha256", "source_file", "source_rows",
-                  "integration_id", "location_id", "reference_number", "invoice_number",
-                  "vendor_id", "resident_id", "charge_code_id", "transaction_date", "amount_cents",
-                  "content_hash", "payload", "state", "job_id", "batch_index", "created_record_id",
-                  "propexo_id", "found_amount_cents", "errors", "note", "attempts", "created_at",
-                  "updated_at", "sent_at", "confirmed_at", "reconciled_at")
+RECORD_COLUMNS = (
+    "record_key",
+    "kind",
+    "run_id",
+    "file_sha256",
+    "source_file",
+    "source_rows",
+    "integration_id",
+    "location_id",
+    "reference_number",
+    "invoice_number",
+    "vendor_id",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "state",
+    "job_id",
+    "batch_index",
+    "created_record_id",
+    "propexo_id",
+    "found_amount_cents",
+    "errors",
+    "note",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "confirmed_at",
+    "reconciled_at",
+)
 
 
 def utcnow() -> str:
@@ -194,19 +232,24 @@ class Ledger:
     # -- runs and files -------------------------------------------------------------------------
 
     def start_run(self, run_id: str, *, dry_run: bool, pid: int) -> None:
-        self.db.execute("INSERT INTO runs(run_id, started_at, dry_run, pid) VALUES (?, ?, ?, ?)",
-                        (run_id, utcnow(), int(dry_run), pid))
+        self.db.execute(
+            "INSERT INTO runs(run_id, started_at, dry_run, pid) VALUES (?, ?, ?, ?)",
+            (run_id, utcnow(), int(dry_run), pid),
+        )
 
     def finish_run(self, run_id: str, exit_code: int) -> None:
-        self.db.execute("UPDATE runs SET finished_at = ?, exit_code = ? WHERE run_id = ?",
-                        (utcnow(), exit_code, run_id))
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, exit_code = ? WHERE run_id = ?",
+            (utcnow(), exit_code, run_id),
+        )
 
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.db)
 
     def last_run_id(self) -> str | None:
         row = self.db.execute(
-            "SELECT run_id FROM runs WHERE dry_run = 0 ORDER BY started_at DESC LIMIT 1").fetchone()
+            "SELECT run_id FROM runs WHERE dry_run = 0 ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
         return str(row[0]) if row else None
 
     def file_run(self, sha256: str) -> str | None:
@@ -217,37 +260,72 @@ class Ledger:
     def record_file(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
         self.db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (outcome.sha256, outcome.name, run_id, outcome.profile, outcome.kind,
-             outcome.rows_read, outcome.rows_used, outcome.rows_rejected, outcome.rows_skipped,
-             json.dumps(outcome.skipped_by_kind), outcome.source_total_cents,
-             outcome.rejected_total_cents, outcome.previously_posted_cents, moved_to, utcnow()))
+            (
+                outcome.sha256,
+                outcome.name,
+                run_id,
+                outcome.profile,
+                outcome.kind,
+                outcome.rows_read,
+                outcome.rows_used,
+                outcome.rows_rejected,
+                outcome.rows_skipped,
+                json.dumps(outcome.skipped_by_kind),
+                outcome.source_total_cents,
+                outcome.rejected_total_cents,
+                outcome.previously_posted_cents,
+                moved_to,
+                utcnow(),
+            ),
+        )
 
-    def record_drop(self, run_id: str, name: str, sha256: str | None, reason: str,
-                    first_run_id: str | None) -> None:
+    def record_drop(
+        self, run_id: str, name: str, sha256: str | None, reason: str, first_run_id: str | None
+    ) -> None:
         self.db.execute(
-            "INSERT INTO drops(run_id, name, sha256, reason, first_run_id, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, name, sha256, reason, first_run_id, utcnow()))
+            "INSERT INTO drops(run_id, name, sha256, reason, first_run_id, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, name, sha256, reason, first_run_id, utcnow()),
+        )
 
     def files(self, run_id: str) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM files WHERE run_id = ? ORDER BY processed_at",
-                                 self.db, params=(run_id,))
+        return pd.read_sql_query(
+            "SELECT * FROM files WHERE run_id = ? ORDER BY processed_at", self.db, params=(run_id,)
+        )
 
     def drops(self, run_id: str) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM drops WHERE run_id = ? ORDER BY id", self.db,
-                                 params=(run_id,))
+        return pd.read_sql_query(
+            "SELECT * FROM drops WHERE run_id = ? ORDER BY id", self.db, params=(run_id,)
+        )
 
     def add_rejects(self, run_id: str, sha256: str | None, issues: Iterable[Issue]) -> None:
-        rows = [(run_id, sha256, i.source_file, i.source_row, i.code.value, i.message, i.column,
-                 i.value) for i in issues]
+        rows = [
+            (
+                run_id,
+                sha256,
+                i.source_file,
+                i.source_row,
+                i.code.value,
+                i.message,
+                i.column,
+                i.value,
+            )
+            for i in issues
+        ]
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO rejects(run_id, file_sha256, source_file, source_row, code, message, "
-                "column_name, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "column_name, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def rejects(self, run_id: str) -> pd.DataFrame:
         return pd.read_sql_query(
             "SELECT source_file, source_row, code, message, column_name, value FROM rejects "
-            "WHERE run_id = ? ORDER BY source_file, source_row, id", self.db, params=(run_id,))
+            "WHERE run_id = ? ORDER BY source_file, source_row, id",
+            self.db,
+            params=(run_id,),
+        )
 
     # -- records --------------------------------------------------------------------------------
 
@@ -263,7 +341,8 @@ class Ledger:
         for chunk in _chunks(keys, 500):
             marks = ",".join("?" * len(chunk))
             for key, digest, first_run in self.db.execute(
-                f"SELECT record_key, content_hash, run_id FROM records WHERE record_key IN ({marks})",
+                "SELECT record_key, content_hash, run_id FROM records "
+                f"WHERE record_key IN ({marks})",
                 chunk,
             ):
                 known[key] = (digest, first_run)
@@ -276,8 +355,11 @@ class Ledger:
                 if key in known:
                     digest, first_run = known[key]
                     if digest != record["content_hash"]:
-                        conflicts.append(Conflict(key, record["source_file"],
-                                                  int(record["source_rows"][0]), first_run))
+                        conflicts.append(
+                            Conflict(
+                                key, record["source_file"], int(record["source_rows"][0]), first_run
+                            )
+                        )
                     continue
                 payload = record["payload"]
                 db.execute(
@@ -286,21 +368,44 @@ class Ledger:
                     "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
                     "content_hash, payload, state, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?)",
-                    (key, record["kind"], run_id, sha256, record["source_file"],
-                     json.dumps(record["source_rows"]), record["integration_id"],
-                     record.get("location_id"), _opt(record.get("reference_number")),
-                     _opt(record.get("invoice_number")), _opt(record.get("vendor_id")),
-                     _opt(record.get("resident_id")), _opt(record.get("charge_code_id")),
-                     _opt(record.get("transaction_date")), int(record["amount_cents"]),
-                     record["content_hash"], json.dumps(payload), now, now))
-                db.execute("INSERT INTO events(at, run_id, record_key, from_state, to_state) "
-                           "VALUES (?, ?, ?, NULL, 'ready')", (now, run_id, key))
+                    (
+                        key,
+                        record["kind"],
+                        run_id,
+                        sha256,
+                        record["source_file"],
+                        json.dumps(record["source_rows"]),
+                        record["integration_id"],
+                        record.get("location_id"),
+                        _opt(record.get("reference_number")),
+                        _opt(record.get("invoice_number")),
+                        _opt(record.get("vendor_id")),
+                        _opt(record.get("resident_id")),
+                        _opt(record.get("charge_code_id")),
+                        _opt(record.get("transaction_date")),
+                        int(record["amount_cents"]),
+                        record["content_hash"],
+                        json.dumps(payload),
+                        now,
+                        now,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO events(at, run_id, record_key, from_state, to_state) "
+                    "VALUES (?, ?, ?, NULL, 'ready')",
+                    (now, run_id, key),
+                )
                 staged.append(key)
         return staged, conflicts
 
     def transition(
-        self, keys: Sequence[str], to_state: str, *, run_id: str | None = None,
-        detail: str | None = None, **fields: Any,
+        self,
+        keys: Sequence[str],
+        to_state: str,
+        *,
+        run_id: str | None = None,
+        detail: str | None = None,
+        **fields: Any,
     ) -> None:
         """Move records to a new state (and set fields), with an event each, in one transaction."""
         if to_state not in STATES:
@@ -310,22 +415,33 @@ class Ledger:
         values = [to_state, now, *(_db_value(v) for v in fields.values())]
         with self.transaction() as db:
             for key in keys:
-                row = db.execute("SELECT state FROM records WHERE record_key = ?", (key,)).fetchone()
+                row = db.execute(
+                    "SELECT state FROM records WHERE record_key = ?", (key,)
+                ).fetchone()
                 if row is None:
                     raise LedgerError(f"no record {key!r} in the ledger")
-                db.execute(f"UPDATE records SET {', '.join(sets)} WHERE record_key = ?",
-                           [*values, key])
-                db.execute("INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", (now, run_id, key, row[0], to_state, detail))
+                db.execute(
+                    f"UPDATE records SET {', '.join(sets)} WHERE record_key = ?", [*values, key]
+                )
+                db.execute(
+                    "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (now, run_id, key, row[0], to_state, detail),
+                )
 
     def update_fields(self, key: str, **fields: Any) -> None:
         """Set fields without a state change (e.g. what reconcile found)."""
         sets = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(f"UPDATE records SET {sets}, updated_at = ? WHERE record_key = ?",
-                        [*(_db_value(v) for v in fields.values()), utcnow(), key])
+        self.db.execute(
+            f"UPDATE records SET {sets}, updated_at = ? WHERE record_key = ?",
+            [*(_db_value(v) for v in fields.values()), utcnow(), key],
+        )
 
     def records(
-        self, *, states: Iterable[str] | None = None, run_id: str | None = None,
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        run_id: str | None = None,
         kinds: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Records as a frame (payload and source_rows decoded)."""
@@ -359,13 +475,18 @@ class Ledger:
         return {state: {"count": int(n), "amount_cents": int(total)} for state, n, total in rows}
 
     def events(self, record_key: str) -> list[tuple[str, str | None, str, str | None]]:
-        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
-            "SELECT at, from_state, to_state, detail FROM events WHERE record_key = ? ORDER BY id",
-            (record_key,))]
+        return [
+            tuple(r)
+            for r in self.db.execute(  # type: ignore[misc]
+                "SELECT at, from_state, to_state, detail FROM events "
+                "WHERE record_key = ? ORDER BY id",
+                (record_key,),
+            )
+        ]
 
 
 def _opt(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
 

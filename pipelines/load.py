@@ -57,49 +57,101 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
         return []
     requests: list[PostRequest] = []
     for record in ready[ready["kind"] == "invoice"].itertuples(index=False):
-        requests.append(PostRequest(INVOICE_PATH, record.payload, [record.record_key], "invoice",
-                                    record.location_id, int(record.amount_cents)))
+        requests.append(
+            PostRequest(
+                INVOICE_PATH,
+                record.payload,
+                [record.record_key],
+                "invoice",
+                record.location_id,
+                int(record.amount_cents),
+            )
+        )
     for record in ready[ready["kind"] == "credit"].itertuples(index=False):
-        requests.append(PostRequest(CREDIT_PATH, record.payload, [record.record_key], "credit",
-                                    record.location_id, int(record.amount_cents)))
+        requests.append(
+            PostRequest(
+                CREDIT_PATH,
+                record.payload,
+                [record.record_key],
+                "credit",
+                record.location_id,
+                int(record.amount_cents),
+            )
+        )
     charges = ready[ready["kind"] == "charge"]
     for batch in chunk_by_location(charges, batch_size):
-        body = {"integration_id": str(batch["integration_id"].iloc[0]),
-                "charges": list(batch["payload"])}
-        requests.append(PostRequest(CHARGE_BATCH_PATH, body, list(batch["record_key"]),
-                                    "charge_batch", str(batch["location_id"].iloc[0]),
-                                    int(batch["amount_cents"].sum())))
+        body = {
+            "integration_id": str(batch["integration_id"].iloc[0]),
+            "charges": list(batch["payload"]),
+        }
+        requests.append(
+            PostRequest(
+                CHARGE_BATCH_PATH,
+                body,
+                list(batch["record_key"]),
+                "charge_batch",
+                str(batch["location_id"].iloc[0]),
+                int(batch["amount_cents"].sum()),
+            )
+        )
     return requests
 
 
 def post_ready(
-    ledger: Ledger, client: PropexoClient, *, run_id: str, batch_size: int,
+    ledger: Ledger,
+    client: PropexoClient,
+    *,
+    run_id: str,
+    batch_size: int,
     on_progress: Progress | None = None,
 ) -> tuple[int, int, int]:
     """Post every ``ready`` record. Returns (requests sent, records submitted, records in doubt)."""
     requests = plan_requests(ledger.records(states=["ready"]), batch_size)
     submitted = in_doubt = 0
     for done, request in enumerate(requests, start=1):
-        ledger.transition(request.keys, "sending", run_id=run_id, sent_at=utcnow(),
-                          detail=f"POST {request.path}")
+        ledger.transition(
+            request.keys, "sending", run_id=run_id, sent_at=utcnow(), detail=f"POST {request.path}"
+        )
         try:
             job_id = client.post_write(request.path, request.body)
         except TransientApiError as exc:
             if exc.maybe_applied:
                 # It may have landed: leave it in doubt for resolve_in_doubt, never re-send here.
-                ledger.transition(request.keys, "sending", run_id=run_id, note=str(exc),
-                                  detail="in doubt: " + str(exc))
+                ledger.transition(
+                    request.keys,
+                    "sending",
+                    run_id=run_id,
+                    note=str(exc),
+                    detail="in doubt: " + str(exc),
+                )
                 in_doubt += len(request.keys)
             else:
-                ledger.transition(request.keys, "ready", run_id=run_id, note=str(exc),
-                                  detail="not sent: " + str(exc))
+                ledger.transition(
+                    request.keys,
+                    "ready",
+                    run_id=run_id,
+                    note=str(exc),
+                    detail="not sent: " + str(exc),
+                )
         except PermanentApiError as exc:
-            ledger.transition(request.keys, "failed", run_id=run_id, errors=[str(exc)],
-                              note=str(exc), detail="rejected: " + str(exc))
+            ledger.transition(
+                request.keys,
+                "failed",
+                run_id=run_id,
+                errors=[str(exc)],
+                note=str(exc),
+                detail="rejected: " + str(exc),
+            )
         else:
             for index, key in enumerate(request.keys):
-                ledger.transition([key], "submitted", run_id=run_id, job_id=job_id,
-                                  batch_index=index, detail=f"job {job_id}")
+                ledger.transition(
+                    [key],
+                    "submitted",
+                    run_id=run_id,
+                    job_id=job_id,
+                    batch_index=index,
+                    detail=f"job {job_id}",
+                )
             submitted += len(request.keys)
         if on_progress:
             on_progress(done, len(requests))
@@ -113,7 +165,9 @@ def _failed_positions(errors: list[str], batch: pd.DataFrame) -> set[str]:
     """Which records of a batch a PARTIAL_SUCCESS's errors name (by index or reference number)."""
     keys: set[str] = set()
     by_index = dict(zip(batch["batch_index"].astype(int), batch["record_key"], strict=True))
-    by_reference = dict(zip(batch["reference_number"].astype(str), batch["record_key"], strict=True))
+    by_reference = dict(
+        zip(batch["reference_number"].astype(str), batch["record_key"], strict=True)
+    )
     for error in errors:
         for match in _INDEX.finditer(error):
             if int(match.group(1)) in by_index:
@@ -133,26 +187,60 @@ def apply_write_status(
     keys = list(job["record_key"])
     now = utcnow()
     if outcome == "SUCCESS":
-        ledger.transition(keys, "confirmed", run_id=run_id, confirmed_at=now,
-                          created_record_id=status.get("created_record_id"), detail="SUCCESS")
+        ledger.transition(
+            keys,
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=status.get("created_record_id"),
+            detail="SUCCESS",
+        )
     elif outcome == "FAILURE":
-        ledger.transition(keys, "failed", run_id=run_id, errors=errors,
-                          note="; ".join(errors)[:500], detail="FAILURE")
+        ledger.transition(
+            keys,
+            "failed",
+            run_id=run_id,
+            errors=errors,
+            note="; ".join(errors)[:500],
+            detail="FAILURE",
+        )
     elif outcome == "PARTIAL_SUCCESS":
         bad = _failed_positions(errors, job)
         if not bad:  # cannot tell which landed: reconcile will find out
-            ledger.transition(keys, "partial", run_id=run_id, errors=errors, confirmed_at=now,
-                              detail="PARTIAL_SUCCESS")
+            ledger.transition(
+                keys,
+                "partial",
+                run_id=run_id,
+                errors=errors,
+                confirmed_at=now,
+                detail="PARTIAL_SUCCESS",
+            )
             return
-        ledger.transition(sorted(bad), "failed", run_id=run_id, errors=errors,
-                          note="; ".join(errors)[:500], detail="PARTIAL_SUCCESS: this record failed")
-        ledger.transition([k for k in keys if k not in bad], "confirmed", run_id=run_id,
-                          confirmed_at=now, detail="PARTIAL_SUCCESS: this record landed")
+        ledger.transition(
+            sorted(bad),
+            "failed",
+            run_id=run_id,
+            errors=errors,
+            note="; ".join(errors)[:500],
+            detail="PARTIAL_SUCCESS: this record failed",
+        )
+        ledger.transition(
+            [k for k in keys if k not in bad],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            detail="PARTIAL_SUCCESS: this record landed",
+        )
 
 
 def wait_for_jobs(
-    ledger: Ledger, client: PropexoClient, *, run_id: str, timeout_s: float,
-    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+    ledger: Ledger,
+    client: PropexoClient,
+    *,
+    run_id: str,
+    timeout_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Poll write-status (with backoff) until every submitted job is terminal or time runs out.
 
@@ -169,8 +257,13 @@ def wait_for_jobs(
                 status = client.write_status(str(job_id))
             except PermanentApiError as exc:
                 if exc.status_code == 404:
-                    ledger.transition(list(job["record_key"]), "sending", run_id=run_id,
-                                      note="Propexo does not know this job", detail=str(exc))
+                    ledger.transition(
+                        list(job["record_key"]),
+                        "sending",
+                        run_id=run_id,
+                        note="Propexo does not know this job",
+                        detail=str(exc),
+                    )
                     continue
                 raise
             except ApiError:
@@ -191,8 +284,13 @@ def _older_than(stamp: Any, seconds: float, now: datetime) -> bool:
 
 
 def resolve_in_doubt(
-    ledger: Ledger, client: PropexoClient, *, run_id: str, vendor_x_ids: dict[str, str],
-    grace_s: float, last_sync_at: str | None,
+    ledger: Ledger,
+    client: PropexoClient,
+    *,
+    run_id: str,
+    vendor_x_ids: dict[str, str],
+    grace_s: float,
+    last_sync_at: str | None,
 ) -> dict[str, int]:
     """Settle records left ``sending``: found in Propexo → confirmed; provably absent → ready.
 
@@ -207,19 +305,32 @@ def resolve_in_doubt(
     now = datetime.now(tz=UTC)
     invoices = doubt[doubt["kind"] == "invoice"]
     for location_id, group in invoices.groupby("location_id"):
-        listed = client.list_all("/v1/invoices/", {"integration_id": group["integration_id"].iloc[0],
-                                                   "location_id": location_id})
+        listed = client.list_all(
+            "/v1/invoices/",
+            {"integration_id": group["integration_id"].iloc[0], "location_id": location_id},
+        )
         found = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
         for record in group.itertuples(index=False):
-            hit = found.get((vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number)))
+            hit = found.get(
+                (vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number))
+            )
             if hit is not None:
-                ledger.transition([record.record_key], "confirmed", run_id=run_id,
-                                  created_record_id=hit["id"], confirmed_at=utcnow(),
-                                  detail="in doubt → found in Propexo")
+                ledger.transition(
+                    [record.record_key],
+                    "confirmed",
+                    run_id=run_id,
+                    created_record_id=hit["id"],
+                    confirmed_at=utcnow(),
+                    detail="in doubt → found in Propexo",
+                )
                 counts["found"] += 1
             elif _older_than(record.sent_at, grace_s, now):
-                ledger.transition([record.record_key], "ready", run_id=run_id,
-                                  detail="in doubt → provably absent from Propexo; will re-send")
+                ledger.transition(
+                    [record.record_key],
+                    "ready",
+                    run_id=run_id,
+                    detail="in doubt → provably absent from Propexo; will re-send",
+                )
                 counts["absent"] += 1
             else:
                 counts["waiting"] += 1
@@ -228,20 +339,37 @@ def resolve_in_doubt(
         synced_after = _synced_after(charges, last_sync_at, grace_s)
         settle = charges[synced_after]
         counts["waiting"] += int((~synced_after).sum())
-        for (integration_id, resident_id), group in settle.groupby(["integration_id", "resident_id"]):
+        for (integration_id, resident_id), group in settle.groupby(
+            ["integration_id", "resident_id"]
+        ):
             dates = group["transaction_date"].astype(str)
-            listed = client.list_all("/v1/resident-charges/", {
-                "integration_id": integration_id, "resident_id": resident_id,
-                "transaction_date_start": dates.min(), "transaction_date_end": dates.max()})
+            listed = client.list_all(
+                "/v1/resident-charges/",
+                {
+                    "integration_id": integration_id,
+                    "resident_id": resident_id,
+                    "transaction_date_start": dates.min(),
+                    "transaction_date_end": dates.max(),
+                },
+            )
             references = {str(c.get("reference_number")) for c in listed}
             for record in group.itertuples(index=False):
                 if str(record.reference_number) in references:
-                    ledger.transition([record.record_key], "confirmed", run_id=run_id,
-                                      confirmed_at=utcnow(), detail="in doubt → found after sync")
+                    ledger.transition(
+                        [record.record_key],
+                        "confirmed",
+                        run_id=run_id,
+                        confirmed_at=utcnow(),
+                        detail="in doubt → found after sync",
+                    )
                     counts["found"] += 1
                 else:
-                    ledger.transition([record.record_key], "ready", run_id=run_id,
-                                      detail="in doubt → absent after a later sync; will re-send")
+                    ledger.transition(
+                        [record.record_key],
+                        "ready",
+                        run_id=run_id,
+                        detail="in doubt → absent after a later sync; will re-send",
+                    )
                     counts["absent"] += 1
     return counts
 
@@ -255,21 +383,30 @@ def _synced_after(records: pd.DataFrame, last_sync_at: str | None, grace_s: floa
 
 
 def load(
-    ledger: Ledger, client: PropexoClient, *, run_id: str, batch_size: int, status_timeout_s: float,
-    on_progress: Progress | None = None, sleep: Callable[[float], None] = time.sleep,
+    ledger: Ledger,
+    client: PropexoClient,
+    *,
+    run_id: str,
+    batch_size: int,
+    status_timeout_s: float,
+    on_progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> LoadResult:
     """Post what is ready, then follow every job to its outcome."""
     started = time.monotonic()
-    requests, submitted, _ = post_ready(ledger, client, run_id=run_id, batch_size=batch_size,
-                                        on_progress=on_progress)
+    requests, submitted, _ = post_ready(
+        ledger, client, run_id=run_id, batch_size=batch_size, on_progress=on_progress
+    )
     wait_for_jobs(ledger, client, run_id=run_id, timeout_s=status_timeout_s, sleep=sleep)
     states = ledger.by_state()
     return LoadResult(
-        requests=requests, submitted=submitted,
+        requests=requests,
+        submitted=submitted,
         confirmed=states.get("confirmed", {}).get("count", 0),
         failed=states.get("failed", {}).get("count", 0),
         in_doubt=states.get("sending", {}).get("count", 0),
-        rate_limited=client.limiter.rate_limited, seconds=time.monotonic() - started,
+        rate_limited=client.limiter.rate_limited,
+        seconds=time.monotonic() - started,
     )
 
 
@@ -277,12 +414,17 @@ def describe_plan(requests: list[PostRequest], rate_limit: int = 150) -> dict[st
     """What a dry run prints: requests and amounts per location, and the time it would take."""
     per_location: dict[str, dict[str, int]] = {}
     for request in requests:
-        entry = per_location.setdefault(request.location_id or "?", {
-            "requests": 0, "records": 0, "amount_cents": 0})
+        entry = per_location.setdefault(
+            request.location_id or "?", {"requests": 0, "records": 0, "amount_cents": 0}
+        )
         entry["requests"] += 1
         entry["records"] += len(request.keys)
         entry["amount_cents"] += request.amount_cents
     minutes = len(requests) / max(rate_limit, 1)
-    return {"requests": len(requests), "records": sum(len(r.keys) for r in requests),
-            "by_location": per_location, "estimated_minutes": round(minutes, 2),
-            "payload_bytes": sum(len(json.dumps(r.body)) for r in requests)}
+    return {
+        "requests": len(requests),
+        "records": sum(len(r.keys) for r in requests),
+        "by_location": per_location,
+        "estimated_minutes": round(minutes, 2),
+        "payload_bytes": sum(len(json.dumps(r.body)) for r in requests),
+    }

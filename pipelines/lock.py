@@ -34,11 +34,19 @@ def run_lock(path: Path, command: str) -> Iterator[None]:
             raise LockHeldError(
                 f"another tieout {holder.get('command', 'process')} is running "
                 f"(pid {holder.get('pid', '?')}, started {holder.get('started_at', '?')}); "
-                "try again when it has finished") from None
+                "try again when it has finished"
+            ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "command": command,
-                                 "started_at": datetime.now(tz=UTC).isoformat(timespec="seconds")}))
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "command": command,
+                    "started_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+                }
+            )
+        )
         handle.flush()
         yield
     finally:

@@ -20,9 +20,7 @@ _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _TOLERANCE = Decimal("1e-9")
 SENTINEL_DATES = frozenset({"1970-01-01", "1900-01-01", "1899-12-30", "1899-12-31", "9999-12-31"})
 
-_MONEY = (
-    r"^(?P<sign>[-+])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?(?P<trail>-)?$"
-)
+_MONEY = r"^(?P<sign>[-+])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?(?P<trail>-)?$"
 
 
 def _money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -132,8 +130,9 @@ def _dates_from_parts(parts: pd.DataFrame) -> pd.Series:
     # Two-digit years: 00-68 are 20xx, 69-99 are 19xx (the same pivot as strptime's %y).
     short = parts["y"].str.len().eq(2)
     year = year.where(~short, year + np.where(year < 69, 2000, 1900))
-    frame = pd.DataFrame({"year": year, "month": parts["m"].astype("Int64"),
-                          "day": parts["d"].astype("Int64")})
+    frame = pd.DataFrame(
+        {"year": year, "month": parts["m"].astype("Int64"), "day": parts["d"].astype("Int64")}
+    )
     return pd.to_datetime(frame, errors="coerce")
 
 
@@ -148,8 +147,9 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     error = pd.Series(pd.NA, index=values.index, dtype="string")
     is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
     text = values.where(is_text).astype("string").str.strip()
-    text = text.str.replace(r"(?i)[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(AM|PM|Z|[+-]\d{2}:?\d{2})?$",
-                            "", regex=True)
+    text = text.str.replace(
+        r"(?i)[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(AM|PM|Z|[+-]\d{2}:?\d{2})?$", "", regex=True
+    )
     for pattern in (_DATE_SLASH, _DATE_ISO):
         parts = text.str.extract(pattern)
         found = parts["y"].notna()
@@ -162,7 +162,9 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             iso[idx] = value.date().isoformat()
         elif isinstance(value, dt.date):
             iso[idx] = value.isoformat()
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and 1 <= value < 2958466:
+        elif (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 1 <= value < 2958466
+        ):
             iso[idx] = (_EXCEL_EPOCH + dt.timedelta(days=int(value))).isoformat()
     blank = values.isna() | (is_text & text.fillna("").eq(""))
     quoted = '"' + values.astype("string").fillna("") + '"'

@@ -23,7 +23,7 @@ from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.extract import extract_file, fingerprint
-from pipelines.inbox import archive_folder, list_inbox, move_file, unique_target
+from pipelines.inbox import archive_folder, list_inbox, move_file
 from pipelines.ledger import RECONCILABLE_STATES, Ledger, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt
 from pipelines.lock import run_lock
@@ -39,14 +39,28 @@ from pipelines.models import (
 from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.reconcile import reconcile
-from pipelines.refs import RefData, fetch_reference_data, fetch_synced_charges, fetch_synced_invoices
+from pipelines.refs import (
+    RefData,
+    fetch_reference_data,
+    fetch_synced_charges,
+    fetch_synced_invoices,
+)
 from pipelines.transform import transform_bills, transform_charges
 from pipelines.validate import validate
 
 log = logging.getLogger("tieout")
 Say = Callable[[str], None]
-RECORD_FRAME_COLUMNS = ["record_key", "kind", "integration_id", "location_id", "amount_cents",
-                        "content_hash", "payload", "source_rows", "source_file"]
+RECORD_FRAME_COLUMNS = [
+    "record_key",
+    "kind",
+    "integration_id",
+    "location_id",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "source_rows",
+    "source_file",
+]
 
 
 def new_run_id() -> str:
@@ -61,6 +75,7 @@ def profiles_for(settings: Settings) -> list[Profile]:
 
 # --- one file ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FileResult:
     """One file through extract, validate and (when refs are given) transform."""
@@ -74,7 +89,9 @@ class FileResult:
 
 
 def account_rows(
-    extract: ExtractResult, validated: ValidateResult, issues: list[Issue],
+    extract: ExtractResult,
+    validated: ValidateResult,
+    issues: list[Issue],
     previously_posted_cents: int = 0,
 ) -> FileOutcome:
     """Every row in exactly one bucket: used, rejected (with reasons) or skipped (with a kind)."""
@@ -82,18 +99,28 @@ def account_rows(
     rejected = {i.source_row for i in issues} & data_rows
     late_skipped = set(validated.skipped["source_row"].astype(int)) - rejected
     used = data_rows - rejected - late_skipped
-    kinds = pd.concat([extract.skipped["kind"], validated.skipped.loc[
-        validated.skipped["source_row"].isin(late_skipped), "kind"]])
+    kinds = pd.concat(
+        [
+            extract.skipped["kind"],
+            validated.skipped.loc[validated.skipped["source_row"].isin(late_skipped), "kind"],
+        ]
+    )
     lines = validated.lines
     amounts = lines.dropna(subset=["amount_cents"]).groupby("source_row")["amount_cents"].sum()
     source_total = int(amounts[amounts.index.isin(used | rejected)].sum())
     rejected_total = int(amounts[amounts.index.isin(rejected)].sum())
     return FileOutcome(
-        name=extract.source.name, sha256=extract.source.sha256, profile=extract.profile,
-        kind=extract.kind, rows_read=extract.rows_read, rows_used=len(used),
-        rows_rejected=len(rejected), rows_skipped=len(extract.skipped) + len(late_skipped),
+        name=extract.source.name,
+        sha256=extract.source.sha256,
+        profile=extract.profile,
+        kind=extract.kind,
+        rows_read=extract.rows_read,
+        rows_used=len(used),
+        rows_rejected=len(rejected),
+        rows_skipped=len(extract.skipped) + len(late_skipped),
         skipped_by_kind={str(k): int(v) for k, v in kinds.value_counts().sort_index().items()},
-        source_total_cents=source_total, rejected_total_cents=rejected_total,
+        source_total_cents=source_total,
+        rejected_total_cents=rejected_total,
         previously_posted_cents=previously_posted_cents,
     )
 
@@ -109,31 +136,47 @@ def process_file(
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
     if refs is not None:
         if extract.kind == "vendor_bill":
-            transformed = transform_bills(validated, refs, integration_id=settings.integration_id,
-                                          source_file=source.name,
-                                          due_days_default=settings.due_days_default)
+            transformed = transform_bills(
+                validated,
+                refs,
+                integration_id=settings.integration_id,
+                source_file=source.name,
+                due_days_default=settings.due_days_default,
+            )
             records = transformed.invoices
         else:
-            transformed = transform_charges(validated, refs, integration_id=settings.integration_id,
-                                            source_file=source.name, period_start=period)
+            transformed = transform_charges(
+                validated,
+                refs,
+                integration_id=settings.integration_id,
+                source_file=source.name,
+                period_start=period,
+            )
             records = transformed.charges
         issues += transformed.issues
         bad = {i.source_row for i in issues}
-        keep = records["source_rows"].map(lambda rows: not bad.intersection(rows)) \
-            if not records.empty else pd.Series(dtype=bool)
+        keep = (
+            records["source_rows"].map(lambda rows: not bad.intersection(rows))
+            if not records.empty
+            else pd.Series(dtype=bool)
+        )
         records = records[keep] if not records.empty else records
     issues.sort(key=lambda i: (i.source_row, i.column or ""))
-    return FileResult(source, extract, validated, records, issues,
-                      account_rows(extract, validated, issues))
+    return FileResult(
+        source, extract, validated, records, issues, account_rows(extract, validated, issues)
+    )
 
 
-def errors_file_bytes(result: FileResult | None, issues: list[Issue], message: str | None = None) -> bytes:
+def errors_file_bytes(
+    result: FileResult | None, issues: list[Issue], message: str | None = None
+) -> bytes:
     """``<name>.errors.csv``: source row, every reason, and the row's original cells."""
     if message is not None:
         frame = pd.DataFrame({"source_row": [""], "reasons": [message]})
         return frame.to_csv(index=False).encode("utf-8-sig")
-    reasons = pd.DataFrame([(i.source_row, i.message) for i in issues],
-                           columns=["source_row", "reasons"])
+    reasons = pd.DataFrame(
+        [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
+    )
     reasons = reasons.groupby("source_row", sort=True)["reasons"].apply("; ".join).reset_index()
     if result is not None:
         raw = result.extract.rows.astype(object).where(result.extract.rows.notna(), "")
@@ -146,12 +189,14 @@ def errors_file_bytes(result: FileResult | None, issues: list[Issue], message: s
 
 # --- check ---------------------------------------------------------------------------------------
 
+
 def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str, Any]:
     """What `tieout check` says about one file (and the rejects file it writes beside it)."""
     result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
     o = result.outcome
-    rejected = pd.DataFrame([(i.source_row, i.message) for i in result.issues],
-                            columns=["source_row", "message"])
+    rejected = pd.DataFrame(
+        [(i.source_row, i.message) for i in result.issues], columns=["source_row", "message"]
+    )
     valid = result.validated.valid
     bad_rows = set(rejected["source_row"])
     valid = valid[~valid["source_row"].isin(bad_rows)]
@@ -161,20 +206,30 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         errors_path = path.with_name(path.name + ".errors.csv")
         errors_path.write_bytes(errors_file_bytes(result, result.issues))
     return {
-        "name": o.name, "sha256": o.sha256, "profile": o.profile, "kind": o.kind,
-        "rows_read": o.rows_read, "rows_used": o.rows_used, "rows_rejected": o.rows_rejected,
-        "rows_skipped": o.rows_skipped, "skipped_by_kind": o.skipped_by_kind,
-        "source_total_cents": o.source_total_cents, "rejected_total_cents": o.rejected_total_cents,
+        "name": o.name,
+        "sha256": o.sha256,
+        "profile": o.profile,
+        "kind": o.kind,
+        "rows_read": o.rows_read,
+        "rows_used": o.rows_used,
+        "rows_rejected": o.rows_rejected,
+        "rows_skipped": o.rows_skipped,
+        "skipped_by_kind": o.skipped_by_kind,
+        "source_total_cents": o.source_total_cents,
+        "rejected_total_cents": o.rejected_total_cents,
         "period": result.extract.period.isoformat() if result.extract.period else None,
         "rows": rows,
-        "rejected": [{"source_row": int(r), "reasons": list(g["message"])}
-                     for r, g in rejected.groupby("source_row")],
+        "rejected": [
+            {"source_row": int(r), "reasons": list(g["message"])}
+            for r, g in rejected.groupby("source_row")
+        ],
         "records": len(result.records),
         "errors_file": str(errors_path) if errors_path else None,
     }
 
 
 # --- run -----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -185,8 +240,13 @@ class RunOutcome:
 
 
 def _handle_file(
-    path: Path, ledger: Ledger, run_id: str, profiles: list[Profile], refs: RefData,
-    settings: Settings, say: Say,
+    path: Path,
+    ledger: Ledger,
+    run_id: str,
+    profiles: list[Profile],
+    refs: RefData,
+    settings: Settings,
+    say: Say,
 ) -> tuple[bool, bool]:
     """Process one inbox file into the ledger and move it. Returns (processed, had_problems)."""
     source = fingerprint(path)
@@ -194,8 +254,10 @@ def _handle_file(
     if first is not None:
         target = move_file(path, archive_folder(settings.archive_dir))
         ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
-        say(f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
-            "nothing posted")
+        say(
+            f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
+            "nothing posted"
+        )
         log.info("duplicate drop", extra={"file": source.name, "first_run": first})
         del target
         return False, False
@@ -204,24 +266,39 @@ def _handle_file(
     except InputError as exc:
         target = move_file(path, settings.rejected_dir)
         target.with_name(target.name + ".errors.csv").write_bytes(
-            errors_file_bytes(None, [], str(exc)))
+            errors_file_bytes(None, [], str(exc))
+        )
         ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
         say(f"{source.name}: {exc} → moved to {target.parent}")
         return False, True
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
     issues = list(result.issues)
     for conflict in conflicts:
-        issues.append(Issue(IssueCode.CONFLICT,
-                            f"{conflict.record_key} was already posted in run "
-                            f"{conflict.first_run_id} with different content; not posted again. "
-                            "Correct it in Rent Manager, or give it a new number",
-                            source.name, conflict.source_row, None, None))
+        issues.append(
+            Issue(
+                IssueCode.CONFLICT,
+                f"{conflict.record_key} was already posted in run "
+                f"{conflict.first_run_id} with different content; not posted again. "
+                "Correct it in Rent Manager, or give it a new number",
+                source.name,
+                conflict.source_row,
+                None,
+                None,
+            )
+        )
     staged_set = set(staged)
     conflict_keys = {c.record_key for c in conflicts}
-    previous = result.records[~result.records["record_key"].isin(staged_set | conflict_keys)] \
-        if not result.records.empty else result.records
-    outcome = account_rows(result.extract, result.validated, issues,
-                           int(previous["amount_cents"].sum()) if not previous.empty else 0)
+    previous = (
+        result.records[~result.records["record_key"].isin(staged_set | conflict_keys)]
+        if not result.records.empty
+        else result.records
+    )
+    outcome = account_rows(
+        result.extract,
+        result.validated,
+        issues,
+        int(previous["amount_cents"].sum()) if not previous.empty else 0,
+    )
     ledger.add_rejects(run_id, source.sha256, issues)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
@@ -229,15 +306,22 @@ def _handle_file(
     if issues:
         target.with_name(target.name + ".errors.csv").write_bytes(errors_file_bytes(result, issues))
     ledger.record_file(run_id, outcome, str(target))
-    say(f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
+    say(
+        f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
-        f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})")
+        f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
+    )
     return True, bool(issues)
 
 
 def reconcile_ledger(
-    ledger: Ledger, client: PropexoClient, settings: Settings, vendor_x_ids: dict[str, str], *,
-    request_sync: bool = False, run_id: str | None = None,
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    *,
+    request_sync: bool = False,
+    run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
     if request_sync:
@@ -250,18 +334,35 @@ def reconcile_ledger(
         return None
     invoices = records[records["kind"] == "invoice"]
     charges = records[records["kind"] != "invoice"]
-    synced_invoices = fetch_synced_invoices(client, settings.integration_id) \
-        if not invoices.empty else pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number",
-                                                          "total_amount_in_cents"])
+    synced_invoices = (
+        fetch_synced_invoices(client, settings.integration_id)
+        if not invoices.empty
+        else pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
+    )
     if not charges.empty:
         dates = charges["transaction_date"].astype(str)
-        synced_charges = fetch_synced_charges(client, settings.integration_id, dates.min(), dates.max())
+        synced_charges = fetch_synced_charges(
+            client, settings.integration_id, dates.min(), dates.max()
+        )
     else:
-        synced_charges = pd.DataFrame(columns=["id", "reference_number", "amount_in_cents",
-                                               "transaction_date", "charge_code_id"])
+        synced_charges = pd.DataFrame(
+            columns=[
+                "id",
+                "reference_number",
+                "amount_in_cents",
+                "transaction_date",
+                "charge_code_id",
+            ]
+        )
     last_sync = ledger.get_meta("last_sync_at")
-    result = reconcile(records, synced_invoices, synced_charges, vendor_x_ids=vendor_x_ids,
-                       last_sync_at=last_sync, grace_s=settings.reconcile_grace_s)
+    result = reconcile(
+        records,
+        synced_invoices,
+        synced_charges,
+        vendor_x_ids=vendor_x_ids,
+        last_sync_at=last_sync,
+        grace_s=settings.reconcile_grace_s,
+    )
     state_of = dict(zip(records["record_key"], records["state"], strict=True))
     now = utcnow()
     for detail in result.details.itertuples(index=False):
@@ -270,11 +371,20 @@ def reconcile_ledger(
             continue
         propexo_id = None if pd.isna(detail.propexo_id) else str(detail.propexo_id)
         found = None if pd.isna(detail.found_amount_cents) else int(detail.found_amount_cents)
-        fields = {"propexo_id": propexo_id, "found_amount_cents": found,
-                  "note": detail.note or None, "reconciled_at": now}
+        fields = {
+            "propexo_id": propexo_id,
+            "found_amount_cents": found,
+            "note": detail.note or None,
+            "reconciled_at": now,
+        }
         if state_of.get(detail.record_key) != outcome:
-            ledger.transition([detail.record_key], outcome, run_id=run_id,
-                              detail=f"reconcile: {detail.note or outcome}", **fields)
+            ledger.transition(
+                [detail.record_key],
+                outcome,
+                run_id=run_id,
+                detail=f"reconcile: {detail.note or outcome}",
+                **fields,
+            )
         else:
             ledger.update_fields(detail.record_key, **fields)
     ledger.set_meta("last_reconcile_at", now)
@@ -289,8 +399,13 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
         raise InputError(f"no run {run_id!r} in the ledger")
     locations = json.loads(ledger.get_meta("locations") or "{}")
     built = reporting.build_report(
-        row.iloc[0].to_dict(), ledger.files(run_id), ledger.drops(run_id),
-        ledger.records(run_id=run_id), ledger.rejects(run_id), locations)
+        row.iloc[0].to_dict(),
+        ledger.files(run_id),
+        ledger.drops(run_id),
+        ledger.records(run_id=run_id),
+        ledger.rejects(run_id),
+        locations,
+    )
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in reporting.render_all(built).items():
@@ -305,8 +420,12 @@ def _vendor_x_ids(refs: RefData) -> dict[str, str]:
 
 
 def run(
-    settings: Settings, *, inbox: Path | None = None, dry_run: bool = False,
-    say: Say = print, on_progress: Callable[[int, int], None] | None = None,
+    settings: Settings,
+    *,
+    inbox: Path | None = None,
+    dry_run: bool = False,
+    say: Say = print,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
     """Process the inbox end to end; returns the exit code the CLI should use."""
     inbox = inbox or settings.inbox_dir
@@ -322,33 +441,57 @@ def run(
         try:
             with make_client(settings) as client:
                 refs = fetch_reference_data(client, settings.integration_id, settings.mappings_dir)
-                ledger.set_meta("locations", json.dumps(dict(zip(
-                    refs.locations["id"], refs.locations["name"], strict=True))))
-                doubt = resolve_in_doubt(ledger, client, run_id=run_id,
-                                         vendor_x_ids=_vendor_x_ids(refs),
-                                         grace_s=settings.reconcile_grace_s,
-                                         last_sync_at=ledger.get_meta("last_sync_at"))
+                ledger.set_meta(
+                    "locations",
+                    json.dumps(
+                        dict(zip(refs.locations["id"], refs.locations["name"], strict=True))
+                    ),
+                )
+                doubt = resolve_in_doubt(
+                    ledger,
+                    client,
+                    run_id=run_id,
+                    vendor_x_ids=_vendor_x_ids(refs),
+                    grace_s=settings.reconcile_grace_s,
+                    last_sync_at=ledger.get_meta("last_sync_at"),
+                )
                 if any(doubt.values()):
-                    say(f"in doubt from earlier runs: {doubt['found']} found in Propexo, "
-                        f"{doubt['absent']} absent (will be sent), {doubt['waiting']} waiting for a sync")
+                    say(
+                        f"in doubt from earlier runs: {doubt['found']} found in Propexo, "
+                        f"{doubt['absent']} absent (will be sent), "
+                        f"{doubt['waiting']} waiting for a sync"
+                    )
                 for path in list_inbox(inbox):
-                    done, had_problems = _handle_file(path, ledger, run_id, profiles, refs,
-                                                      settings, say)
+                    done, had_problems = _handle_file(
+                        path, ledger, run_id, profiles, refs, settings, say
+                    )
                     processed += int(done)
                     problems |= had_problems
-                result = load(ledger, client, run_id=run_id, batch_size=settings.batch_size,
-                              status_timeout_s=settings.status_timeout_s, on_progress=on_progress)
+                result = load(
+                    ledger,
+                    client,
+                    run_id=run_id,
+                    batch_size=settings.batch_size,
+                    status_timeout_s=settings.status_timeout_s,
+                    on_progress=on_progress,
+                )
                 if result.requests:
                     say(f"posted {result.requests} requests in {result.seconds:.1f}s")
                 reconcile_ledger(ledger, client, settings, _vendor_x_ids(refs), run_id=run_id)
         finally:
             states = ledger.records(run_id=run_id)
-            if not states.empty and states["state"].isin(["failed", "sending", "submitted",
-                                                          "ready", "partial"]).any():
+            if (
+                not states.empty
+                and states["state"]
+                .isin(["failed", "sending", "submitted", "ready", "partial"])
+                .any()
+            ):
                 problems = True
             exit_code = 1 if problems else 0
             ledger.finish_run(run_id, exit_code)
-        report_dir = write_report(ledger, settings, run_id) if processed or not states.empty else None
+        report_dir = (
+            write_report(ledger, settings, run_id) if processed or not states.empty else None
+        )
         summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
         ledger.close()
         return RunOutcome(run_id, exit_code, report_dir, summary)
@@ -367,25 +510,37 @@ def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say)
                 say(f"{path.name}: {exc}")
                 continue
             o = result.outcome
-            say(f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
-                f"{o.rows_skipped} skipped")
+            say(
+                f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
+                f"{o.rows_skipped} skipped"
+            )
             plan_frames.append(result.records)
         ledger_id = "dry-run"
         for frame in plan_frames:
             ledger.stage_records(ledger_id, None, frame)
-        plan = describe_plan(plan_requests(ledger.records(states=["ready"]), settings.batch_size),
-                             client.limiter.limit or 150)
-    names = {str(k): str(v) for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)}
-    say(f"would send {plan['requests']} requests carrying {plan['records']} records "
-        f"(about {plan['estimated_minutes']} min at the current rate limit)")
+        plan = describe_plan(
+            plan_requests(ledger.records(states=["ready"]), settings.batch_size),
+            client.limiter.limit or 150,
+        )
+    names = {
+        str(k): str(v) for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)
+    }
+    say(
+        f"would send {plan['requests']} requests carrying {plan['records']} records "
+        f"(about {plan['estimated_minutes']} min at the current rate limit)"
+    )
     for location_id, entry in plan["by_location"].items():
-        say(f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
-            f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}")
+        say(
+            f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
+            f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
+        )
     ledger.close()
     return RunOutcome(None, 0, None, {"plan": plan})
 
 
-def reconcile_command(settings: Settings, *, sync: bool, say: Say = print) -> tuple[ReconcileResult | None, list[Path]]:
+def reconcile_command(
+    settings: Settings, *, sync: bool, say: Say = print
+) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
     with run_lock(settings.lock_path, "reconcile"):
         ledger = Ledger(settings.ledger_path)
@@ -397,12 +552,19 @@ def reconcile_command(settings: Settings, *, sync: bool, say: Say = print) -> tu
                 if client.manual_sync(settings.integration_id):
                     ledger.set_meta("last_sync_at", stamp)
                     say("asked Propexo for a sync")
-            doubt = resolve_in_doubt(ledger, client, run_id="reconcile", vendor_x_ids=vendor_x_ids,
-                                     grace_s=settings.reconcile_grace_s,
-                                     last_sync_at=ledger.get_meta("last_sync_at"))
+            doubt = resolve_in_doubt(
+                ledger,
+                client,
+                run_id="reconcile",
+                vendor_x_ids=vendor_x_ids,
+                grace_s=settings.reconcile_grace_s,
+                last_sync_at=ledger.get_meta("last_sync_at"),
+            )
             if any(doubt.values()):
-                say(f"in doubt: {doubt['found']} found, {doubt['absent']} absent (will be sent "
-                    f"by the next run), {doubt['waiting']} waiting for a sync")
+                say(
+                    f"in doubt: {doubt['found']} found, {doubt['absent']} absent (will be sent "
+                    f"by the next run), {doubt['waiting']} waiting for a sync"
+                )
             result = reconcile_ledger(ledger, client, settings, vendor_x_ids)
         reports = []
         if result is not None:

@@ -20,17 +20,31 @@ from pipelines.models import SourceKind
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 
 VENDOR_BILL_COLUMNS = (
-    "vendor_name", "invoice_number", "invoice_date", "due_date", "post_date",
-    "property_name", "gl_account", "description", "amount",
+    "vendor_name",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "post_date",
+    "property_name",
+    "gl_account",
+    "description",
+    "amount",
 )
 CHARGE_COLUMNS = (
-    "property_name", "unit", "resident_name", "charge_code", "amount",
-    "transaction_date", "notes", "reference_number", "status",
+    "property_name",
+    "unit",
+    "resident_name",
+    "charge_code",
+    "amount",
+    "transaction_date",
+    "notes",
+    "reference_number",
+    "status",
 )
 
 
 def normalize_header(text: object) -> str:
-    """Header text as compared: lower case, punctuation as spaces, spaces folded ('Unit #' → 'unit #')."""
+    """Header text as compared: lower case, punctuation as spaces, spaces folded."""
     s = str(text).replace("\n", " ").lower().strip()
     s = re.sub(r"[^a-z0-9#%]+", " ", s)
     return re.sub(r"\s+", " ", s).strip()
@@ -89,7 +103,9 @@ def load_profile(path: Path) -> Profile:
     columns_raw = raw.get("columns", {})
     unknown = sorted(set(columns_raw) - set(known))
     if unknown:
-        raise ConfigError(f"profile {path}: unknown canonical columns {unknown}; known: {list(known)}")
+        raise ConfigError(
+            f"profile {path}: unknown canonical columns {unknown}; known: {list(known)}"
+        )
     columns = {k: _tuple(v, f"columns.{k}", path) for k, v in columns_raw.items()}
     rows = raw.get("rows", {})
     charges = raw.get("charges", {})

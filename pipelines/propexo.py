@@ -68,7 +68,9 @@ class RateLimiter:
             remaining = int(response.headers["x-ratelimit-remaining"])
         except (KeyError, ValueError):
             return
-        if self.window_started is None or (self.remaining is not None and remaining > self.remaining):
+        if self.window_started is None or (
+            self.remaining is not None and remaining > self.remaining
+        ):
             self.window_started = self.clock()
         self.limit, self.remaining = limit, remaining
 
@@ -139,7 +141,8 @@ class PropexoClient:
             except httpx.TransportError as exc:
                 if is_write:
                     raise TransientApiError(
-                        f"no answer from Propexo after sending {method} {path} ({type(exc).__name__})",
+                        f"no answer from Propexo after sending {method} {path} "
+                        f"({type(exc).__name__})",
                         maybe_applied=True,
                     ) from exc
                 self._backoff(attempt, f"{method} {path} failed", exc)
@@ -156,7 +159,8 @@ class PropexoClient:
                 if is_write:
                     raise TransientApiError(
                         f"Propexo answered {response.status_code} to {method} {path}",
-                        status_code=response.status_code, maybe_applied=True,
+                        status_code=response.status_code,
+                        maybe_applied=True,
                     )
                 self._backoff(attempt, f"Propexo answered {response.status_code}", None)
                 continue
@@ -180,7 +184,9 @@ class PropexoClient:
         """GET one JSON object."""
         return _json(self._send("GET", path, params=params or {}))
 
-    def iter_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def iter_pages(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every record of a list endpoint, paging with offset/limit until ``hasMore`` is false."""
         offset = 0
         while True:
@@ -215,10 +221,11 @@ class PropexoClient:
         return self.get(f"/v1/admin/write-status/{job_id}")
 
     def manual_sync(self, integration_id: str, models: list[str] | None = None) -> bool:
-        """Ask Propexo to sync now (sandbox and rehearsal use; the docs advise against routine use)."""
+        """Ask Propexo to sync now (rehearsals; Propexo advises against routine use)."""
         body: dict[str, Any] = {"models_to_sync": models} if models else {}
-        data = _json(self._send(
-            "POST", f"/v1/admin/integrations/{integration_id}/manual-sync", json=body))
+        data = _json(
+            self._send("POST", f"/v1/admin/integrations/{integration_id}/manual-sync", json=body)
+        )
         return bool((data.get("result") or {}).get("success"))
 
 
@@ -226,10 +233,13 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError as exc:
-        raise ApiError(f"{response.request.url.path}: the answer is not JSON",
-                       status_code=response.status_code) from exc
+        raise ApiError(
+            f"{response.request.url.path}: the answer is not JSON", status_code=response.status_code
+        ) from exc
     if not isinstance(data, dict):
-        raise ApiError(f"{response.request.url.path}: unexpected answer", status_code=response.status_code)
+        raise ApiError(
+            f"{response.request.url.path}: unexpected answer", status_code=response.status_code
+        )
     return data
 
 
@@ -244,7 +254,9 @@ def _error_text(response: httpx.Response) -> str:
 def make_client(settings: Settings, **kwargs: Any) -> PropexoClient:
     """The one place a client is built from settings."""
     return PropexoClient(
-        settings.base_url, settings.token,
-        connect_timeout_s=settings.connect_timeout_s, read_timeout_s=settings.read_timeout_s,
+        settings.base_url,
+        settings.token,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
         **kwargs,
     )

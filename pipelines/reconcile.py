@@ -20,39 +20,65 @@ import pandas as pd
 from pipelines.models import ReconcileResult
 from pipelines.transform import REFERENCE_PREFIX
 
-DETAIL_COLUMNS = ["record_key", "kind", "outcome", "propexo_id", "amount_cents",
-                  "found_amount_cents", "note"]
+DETAIL_COLUMNS = [
+    "record_key",
+    "kind",
+    "outcome",
+    "propexo_id",
+    "amount_cents",
+    "found_amount_cents",
+    "note",
+]
 
 
 def _outcomes(
-    ledger: pd.DataFrame, found: pd.DataFrame, count: pd.Series, same: pd.Series,
-    awaiting: pd.Series, note: pd.Series,
+    ledger: pd.DataFrame,
+    found: pd.DataFrame,
+    count: pd.Series,
+    same: pd.Series,
+    awaiting: pd.Series,
+    note: pd.Series,
 ) -> pd.DataFrame:
     outcome = np.select(
         [count.gt(1), count.eq(1) & same, count.eq(1) & ~same, awaiting],
-        ["duplicated", "matched", "mismatched", "awaiting_sync"], default="missing")
-    return pd.DataFrame({
-        "record_key": ledger["record_key"].to_numpy(), "kind": ledger["kind"].to_numpy(),
-        "outcome": outcome, "propexo_id": found["id"].to_numpy(),
-        "amount_cents": ledger["amount_cents"].to_numpy(),
-        "found_amount_cents": found["amount"].to_numpy(), "note": note.to_numpy(),
-    })
+        ["duplicated", "matched", "mismatched", "awaiting_sync"],
+        default="missing",
+    )
+    return pd.DataFrame(
+        {
+            "record_key": ledger["record_key"].to_numpy(),
+            "kind": ledger["kind"].to_numpy(),
+            "outcome": outcome,
+            "propexo_id": found["id"].to_numpy(),
+            "amount_cents": ledger["amount_cents"].to_numpy(),
+            "found_amount_cents": found["amount"].to_numpy(),
+            "note": note.to_numpy(),
+        }
+    )
 
 
-def match_invoices(ledger: pd.DataFrame, synced: pd.DataFrame,
-                   vendor_x_ids: dict[str, str]) -> pd.DataFrame:
+def match_invoices(
+    ledger: pd.DataFrame, synced: pd.DataFrame, vendor_x_ids: dict[str, str]
+) -> pd.DataFrame:
     """Invoices by created_record_id, else by (x_vendor_id, invoice_number)."""
     if ledger.empty:
         return pd.DataFrame(columns=DETAIL_COLUMNS)
-    synced = synced.assign(invoice_number=synced["invoice_number"].astype(str),
-                           x_vendor_id=synced["x_vendor_id"].astype(str))
-    by_key = synced.groupby(["x_vendor_id", "invoice_number"]).agg(
-        n=("id", "size"), id=("id", "first"), amount=("total_amount_in_cents", "first")
-    ).reset_index()
-    left = ledger.assign(x_vendor_id=ledger["vendor_id"].map(vendor_x_ids).fillna("").astype(str),
-                         invoice_number=ledger["invoice_number"].astype(str))
-    merged = left.merge(by_key, on=["x_vendor_id", "invoice_number"], how="left",
-                        validate="many_to_one")
+    synced = synced.assign(
+        invoice_number=synced["invoice_number"].astype(str),
+        x_vendor_id=synced["x_vendor_id"].astype(str),
+    )
+    by_key = (
+        synced.groupby(["x_vendor_id", "invoice_number"])
+        .agg(n=("id", "size"), id=("id", "first"), amount=("total_amount_in_cents", "first"))
+        .reset_index()
+    )
+    left = ledger.assign(
+        x_vendor_id=ledger["vendor_id"].map(vendor_x_ids).fillna("").astype(str),
+        invoice_number=ledger["invoice_number"].astype(str),
+    )
+    merged = left.merge(
+        by_key, on=["x_vendor_id", "invoice_number"], how="left", validate="many_to_one"
+    )
     by_id = synced.set_index("id")["total_amount_in_cents"]
     known_id = merged["created_record_id"].isin(by_id.index)
     merged.loc[known_id & merged["n"].isna(), "n"] = 1
@@ -61,45 +87,75 @@ def match_invoices(ledger: pd.DataFrame, synced: pd.DataFrame,
     count = merged["n"].fillna(0).astype(int)
     amount = pd.to_numeric(merged["amount"], errors="coerce")
     same = amount.eq(merged["amount_cents"]).fillna(False)
-    note = pd.Series(np.where(count.eq(1) & ~same,
-                              "total in Propexo " + amount.fillna(-1).astype(int).astype(str)
-                              + " ≠ posted " + merged["amount_cents"].astype(str), ""))
+    note = pd.Series(
+        np.where(
+            count.eq(1) & ~same,
+            "total in Propexo "
+            + amount.fillna(-1).astype(int).astype(str)
+            + " ≠ posted "
+            + merged["amount_cents"].astype(str),
+            "",
+        )
+    )
     note = note.where(~count.gt(1), "found " + count.astype(str) + " times in Propexo")
     return _outcomes(merged, merged, count, same, pd.Series(False, index=merged.index), note)
 
 
-def match_charges(ledger: pd.DataFrame, synced: pd.DataFrame, last_sync_at: str | None,
-                  grace_s: float = 0.0) -> pd.DataFrame:
+def match_charges(
+    ledger: pd.DataFrame, synced: pd.DataFrame, last_sync_at: str | None, grace_s: float = 0.0
+) -> pd.DataFrame:
     """Charges and credits by reference_number (credits read back negative)."""
     if ledger.empty:
         return pd.DataFrame(columns=DETAIL_COLUMNS)
     synced = synced.assign(reference_number=synced["reference_number"].astype(str))
-    by_ref = synced.groupby("reference_number").agg(
-        n=("id", "size"), id=("id", "first"), amount=("amount_in_cents", "first"),
-        date=("transaction_date", "first"), code=("charge_code_id", "first"),
-    ).reset_index()
+    by_ref = (
+        synced.groupby("reference_number")
+        .agg(
+            n=("id", "size"),
+            id=("id", "first"),
+            amount=("amount_in_cents", "first"),
+            date=("transaction_date", "first"),
+            code=("charge_code_id", "first"),
+        )
+        .reset_index()
+    )
     merged = ledger.assign(reference_number=ledger["reference_number"].astype(str)).merge(
-        by_ref, on="reference_number", how="left", validate="many_to_one")
+        by_ref, on="reference_number", how="left", validate="many_to_one"
+    )
     count = merged["n"].fillna(0).astype(int)
     amount = pd.to_numeric(merged["amount"], errors="coerce")
     same_amount = amount.eq(merged["amount_cents"]).fillna(False)
-    same_date = merged["date"].astype(str).str.slice(0, 10).eq(
-        merged["transaction_date"].astype(str).str.slice(0, 10))
+    same_date = (
+        merged["date"]
+        .astype(str)
+        .str.slice(0, 10)
+        .eq(merged["transaction_date"].astype(str).str.slice(0, 10))
+    )
     same_code = merged["code"].astype(str).eq(merged["charge_code_id"].astype(str))
     same = same_amount & same_date & same_code
     if last_sync_at:
         sync = pd.Timestamp(last_sync_at)
-        posted = pd.to_datetime(merged["confirmed_at"].fillna(merged["sent_at"]), utc=True,
-                                errors="coerce")
+        posted = pd.to_datetime(
+            merged["confirmed_at"].fillna(merged["sent_at"]), utc=True, errors="coerce"
+        )
         awaiting = (posted + pd.Timedelta(seconds=grace_s)).gt(sync).fillna(True)
     else:
         awaiting = pd.Series(True, index=merged.index)
     note = pd.Series("", index=merged.index, dtype=object)
-    note = note.mask(count.eq(1) & ~same_amount, "amount in Propexo "
-                     + amount.fillna(0).astype(int).astype(str) + " ≠ posted "
-                     + merged["amount_cents"].astype(str))
-    note = note.mask(count.eq(1) & same_amount & ~same_date, "transaction date in Propexo "
-                     + merged["date"].astype(str) + " ≠ posted " + merged["transaction_date"].astype(str))
+    note = note.mask(
+        count.eq(1) & ~same_amount,
+        "amount in Propexo "
+        + amount.fillna(0).astype(int).astype(str)
+        + " ≠ posted "
+        + merged["amount_cents"].astype(str),
+    )
+    note = note.mask(
+        count.eq(1) & same_amount & ~same_date,
+        "transaction date in Propexo "
+        + merged["date"].astype(str)
+        + " ≠ posted "
+        + merged["transaction_date"].astype(str),
+    )
     note = note.mask(count.eq(1) & same_amount & same_date & ~same_code, "charge code differs")
     note = note.mask(count.gt(1), "found " + count.astype(str) + " times in Propexo")
     note = note.mask(count.eq(0) & awaiting, "posted after the last sync")
@@ -107,22 +163,38 @@ def match_charges(ledger: pd.DataFrame, synced: pd.DataFrame, last_sync_at: str 
 
 
 def reconcile(
-    ledger: pd.DataFrame, invoices: pd.DataFrame, charges: pd.DataFrame, *,
-    vendor_x_ids: dict[str, str], last_sync_at: str | None, grace_s: float = 0.0,
+    ledger: pd.DataFrame,
+    invoices: pd.DataFrame,
+    charges: pd.DataFrame,
+    *,
+    vendor_x_ids: dict[str, str],
+    last_sync_at: str | None,
+    grace_s: float = 0.0,
 ) -> ReconcileResult:
     """Match every posted ledger record to what Propexo holds."""
-    details = pd.concat([
-        match_invoices(ledger[ledger["kind"] == "invoice"], invoices, vendor_x_ids),
-        match_charges(ledger[ledger["kind"] != "invoice"], charges, last_sync_at, grace_s),
-    ], ignore_index=True) if not ledger.empty else pd.DataFrame(columns=DETAIL_COLUMNS)
+    details = (
+        pd.concat(
+            [
+                match_invoices(ledger[ledger["kind"] == "invoice"], invoices, vendor_x_ids),
+                match_charges(ledger[ledger["kind"] != "invoice"], charges, last_sync_at, grace_s),
+            ],
+            ignore_index=True,
+        )
+        if not ledger.empty
+        else pd.DataFrame(columns=DETAIL_COLUMNS)
+    )
     known = set(ledger["reference_number"].dropna().astype(str)) if not ledger.empty else set()
     refs = charges["reference_number"].dropna().astype(str)
     unexpected = int((refs.str.startswith(REFERENCE_PREFIX) & ~refs.isin(known)).sum())
     counts = details["outcome"].value_counts()
     matched_total = int(details.loc[details["outcome"] == "matched", "amount_cents"].sum())
     return ReconcileResult(
-        matched=int(counts.get("matched", 0)), awaiting_sync=int(counts.get("awaiting_sync", 0)),
-        missing=int(counts.get("missing", 0)), mismatched=int(counts.get("mismatched", 0)),
-        duplicated=int(counts.get("duplicated", 0)), unexpected=unexpected,
-        matched_total_cents=matched_total, details=details,
+        matched=int(counts.get("matched", 0)),
+        awaiting_sync=int(counts.get("awaiting_sync", 0)),
+        missing=int(counts.get("missing", 0)),
+        mismatched=int(counts.get("mismatched", 0)),
+        duplicated=int(counts.get("duplicated", 0)),
+        unexpected=unexpected,
+        matched_total_cents=matched_total,
+        details=details,
     )

@@ -53,7 +53,9 @@ def fetch_reference_data(
 ) -> RefData:
     """Page through every list the transform needs for one integration."""
     params = {"integration_id": integration_id}
-    locations = _frame(client.list_all("/v1/locations/rentmanager/", params), ["id", "x_id", "name"])
+    locations = _frame(
+        client.list_all("/v1/locations/rentmanager/", params), ["id", "x_id", "name"]
+    )
     properties: list[dict[str, Any]] = []
     # The property record has no location field: ask per location, as Propexo suggests.
     for location_id in locations["id"]:
@@ -61,27 +63,57 @@ def fetch_reference_data(
             properties.append({**record, "location_id": location_id})
     leases = client.list_all("/v1/leases/", params)
     lease_rows = [
-        {"lease_id": lease["id"], "unit_id": lease.get("unit_id"),
-         "property_id": lease.get("property_id"), "status": lease.get("status_normalized"),
-         "start_date": lease.get("start_date"), "end_date": lease.get("end_date"),
-         "resident_id": member.get("resident_id"), "move_out_date": member.get("move_out_date")}
-        for lease in leases for member in (lease.get("residents_meta_data") or [])
+        {
+            "lease_id": lease["id"],
+            "unit_id": lease.get("unit_id"),
+            "property_id": lease.get("property_id"),
+            "status": lease.get("status_normalized"),
+            "start_date": lease.get("start_date"),
+            "end_date": lease.get("end_date"),
+            "resident_id": member.get("resident_id"),
+            "move_out_date": member.get("move_out_date"),
+        }
+        for lease in leases
+        for member in (lease.get("residents_meta_data") or [])
     ]
     return RefData(
         locations=locations,
         properties=_frame(properties, ["id", "name", "code", "location_id"]),
         units=_frame(client.list_all("/v1/units/", params), ["id", "number", "property_id"]),
-        residents=_frame(client.list_all("/v1/residents/", params),
-                         ["id", "first_name", "last_name", "property_id"]),
-        leases=_frame(lease_rows, ["lease_id", "unit_id", "property_id", "status", "start_date",
-                                   "end_date", "resident_id", "move_out_date"]),
-        vendors=_with_location(_frame(client.list_all("/v1/vendors/", params),
-                                      ["id", "x_id", "name", "x_location_id"]), locations),
-        charge_codes=_with_location(_frame(client.list_all("/v1/charge-codes/", params),
-                                           ["id", "name", "x_location_id"]), locations),
+        residents=_frame(
+            client.list_all("/v1/residents/", params),
+            ["id", "first_name", "last_name", "property_id"],
+        ),
+        leases=_frame(
+            lease_rows,
+            [
+                "lease_id",
+                "unit_id",
+                "property_id",
+                "status",
+                "start_date",
+                "end_date",
+                "resident_id",
+                "move_out_date",
+            ],
+        ),
+        vendors=_with_location(
+            _frame(
+                client.list_all("/v1/vendors/", params), ["id", "x_id", "name", "x_location_id"]
+            ),
+            locations,
+        ),
+        charge_codes=_with_location(
+            _frame(client.list_all("/v1/charge-codes/", params), ["id", "name", "x_location_id"]),
+            locations,
+        ),
         financial_accounts=_with_location(
-            _frame(client.list_all("/v1/financial-accounts/", params),
-                   ["id", "account_number", "name", "x_location_id"]), locations),
+            _frame(
+                client.list_all("/v1/financial-accounts/", params),
+                ["id", "account_number", "name", "x_location_id"],
+            ),
+            locations,
+        ),
         aliases=read_aliases(mappings_dir),
     )
 
@@ -100,10 +132,24 @@ def read_aliases(mappings_dir: Path | None) -> dict[str, pd.DataFrame]:
 
 # --- synced records, for reconcile ---------------------------------------------------------------
 
-INVOICE_FIELDS = ["id", "x_vendor_id", "x_location_id", "invoice_number", "total_amount_in_cents",
-                  "invoice_date", "updated_at"]
-CHARGE_FIELDS = ["id", "resident_id", "charge_code_id", "reference_number", "transaction_date",
-                 "amount_in_cents", "updated_at"]
+INVOICE_FIELDS = [
+    "id",
+    "x_vendor_id",
+    "x_location_id",
+    "invoice_number",
+    "total_amount_in_cents",
+    "invoice_date",
+    "updated_at",
+]
+CHARGE_FIELDS = [
+    "id",
+    "resident_id",
+    "charge_code_id",
+    "reference_number",
+    "transaction_date",
+    "amount_in_cents",
+    "updated_at",
+]
 
 
 def fetch_synced_invoices(
@@ -117,13 +163,19 @@ def fetch_synced_invoices(
 
 
 def fetch_synced_charges(
-    client: PropexoClient, integration_id: str, date_start: str, date_end: str,
+    client: PropexoClient,
+    integration_id: str,
+    date_start: str,
+    date_end: str,
     updated_since: str | None = None,
 ) -> pd.DataFrame:
     """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
-    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc",
-                              "transaction_date_start": date_start,
-                              "transaction_date_end": date_end}
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        "transaction_date_start": date_start,
+        "transaction_date_end": date_end,
+    }
     if updated_since:
         params["updated_at_gte"] = updated_since
     return _frame(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS)

@@ -7,7 +7,8 @@ Control totals that must tie out:
 
 * per file: ``source_total = posted + pending + rejected + previously_posted`` (pending being
   anything not yet confirmed: in doubt, failed, submitted, conflicting);
-* per location and per run: ``posted = matched + awaiting_sync + missing + mismatched + duplicated``.
+* per location and per run:
+  ``posted = matched + awaiting_sync + missing + mismatched + duplicated``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +79,12 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
 
 
 def build_report(
-    run: dict[str, Any], files: pd.DataFrame, drops: pd.DataFrame, records: pd.DataFrame,
-    rejects: pd.DataFrame, locations: dict[str, str],
+    run: dict[str, Any],
+    files: pd.DataFrame,
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    rejects: pd.DataFrame,
+    locations: dict[str, str],
 ) -> RunReport:
     """The report of one run, from what the ledger holds for it."""
     file_rows: list[dict[str, Any]] = []
@@ -89,27 +95,45 @@ def build_report(
         staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
         pending = staged - posted
         previously = int(f.get("previously_posted_cents") or 0)
-        skipped_by_kind = json.loads(f["skipped_by_kind"]) if isinstance(
-            f["skipped_by_kind"], str) else f["skipped_by_kind"]
+        skipped_by_kind = (
+            json.loads(f["skipped_by_kind"])
+            if isinstance(f["skipped_by_kind"], str)
+            else f["skipped_by_kind"]
+        )
         row = {
-            "name": f["name"], "sha256": f["sha256"], "profile": f["profile"], "kind": f["kind"],
-            "rows_read": int(f["rows_read"]), "rows_used": int(f["rows_used"]),
-            "rows_rejected": int(f["rows_rejected"]), "rows_skipped": int(f["rows_skipped"]),
+            "name": f["name"],
+            "sha256": f["sha256"],
+            "profile": f["profile"],
+            "kind": f["kind"],
+            "rows_read": int(f["rows_read"]),
+            "rows_used": int(f["rows_used"]),
+            "rows_rejected": int(f["rows_rejected"]),
+            "rows_skipped": int(f["rows_skipped"]),
             "skipped_by_kind": skipped_by_kind,
             "source_total_cents": int(f["source_total_cents"]),
             "rejected_total_cents": int(f["rejected_total_cents"]),
-            "posted_total_cents": posted, "pending_total_cents": pending,
-            "previously_posted_cents": previously, "moved_to": f.get("moved_to"),
+            "posted_total_cents": posted,
+            "pending_total_cents": pending,
+            "previously_posted_cents": previously,
+            "moved_to": f.get("moved_to"),
         }
-        row["ties_out"] = row["source_total_cents"] == posted + pending + row[
-            "rejected_total_cents"] + previously
+        row["ties_out"] = (
+            row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously
+        )
         file_rows.append(row)
-        control_rows.append({
-            "level": "file", "name": f["name"], "source_total_cents": row["source_total_cents"],
-            "posted_total_cents": posted, "pending_total_cents": pending,
-            "rejected_total_cents": row["rejected_total_cents"],
-            "previously_posted_cents": previously, "ties_out": row["ties_out"],
-            "identity": "source = posted + pending + rejected + previously posted"})
+        control_rows.append(
+            {
+                "level": "file",
+                "name": f["name"],
+                "source_total_cents": row["source_total_cents"],
+                "posted_total_cents": posted,
+                "pending_total_cents": pending,
+                "rejected_total_cents": row["rejected_total_cents"],
+                "previously_posted_cents": previously,
+                "ties_out": row["ties_out"],
+                "identity": "source = posted + pending + rejected + previously posted",
+            }
+        )
 
     location_rows: list[dict[str, Any]] = []
     groups = records.groupby("location_id", dropna=False) if not records.empty else []
@@ -123,81 +147,138 @@ def build_report(
             "mismatched_cents": _amount(group, ("mismatched",)),
             "duplicated_cents": _amount(group, ("duplicated",)),
         }
-        location_rows.append({
-            "location_id": location_id, "location": locations.get(str(location_id), str(location_id)),
-            "records": len(group), "posted_total_cents": posted, **parts,
-            "failed_cents": _amount(group, ("failed",)),
-            "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
-            **{k: v for k, v in rec.items() if k != "matched_total_cents"},
-            "ties_out": posted == sum(parts.values()),
-        })
-        control_rows.append({
-            "level": "location", "name": locations.get(str(location_id), str(location_id)),
-            "posted_total_cents": posted, **parts, "ties_out": posted == sum(parts.values()),
-            "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated"})
+        location_rows.append(
+            {
+                "location_id": location_id,
+                "location": locations.get(str(location_id), str(location_id)),
+                "records": len(group),
+                "posted_total_cents": posted,
+                **parts,
+                "failed_cents": _amount(group, ("failed",)),
+                "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
+                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
+                "ties_out": posted == sum(parts.values()),
+            }
+        )
+        control_rows.append(
+            {
+                "level": "location",
+                "name": locations.get(str(location_id), str(location_id)),
+                "posted_total_cents": posted,
+                **parts,
+                "ties_out": posted == sum(parts.values()),
+                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
+            }
+        )
 
     by_state = records["state"].value_counts().to_dict() if not records.empty else {}
-    totals: dict[str, Any] = {k: sum(int(r[k]) for r in file_rows) for k in (
-        "rows_read", "rows_used", "rows_rejected", "rows_skipped", "source_total_cents",
-        "rejected_total_cents", "pending_total_cents", "previously_posted_cents")}
+    totals: dict[str, Any] = {
+        k: sum(int(r[k]) for r in file_rows)
+        for k in (
+            "rows_read",
+            "rows_used",
+            "rows_rejected",
+            "rows_skipped",
+            "source_total_cents",
+            "rejected_total_cents",
+            "pending_total_cents",
+            "previously_posted_cents",
+        )
+    }
     totals["posted_total_cents"] = _amount(records, POSTED_STATES)
-    run_parts = sum(_amount(records, (s,)) for s in
-                    ("matched", "confirmed", "missing", "mismatched", "duplicated"))
-    control_rows.append({
-        "level": "run", "name": str(run.get("run_id")),
-        "source_total_cents": totals["source_total_cents"],
-        "posted_total_cents": totals["posted_total_cents"],
-        "rejected_total_cents": totals["rejected_total_cents"],
-        "ties_out": totals["posted_total_cents"] == run_parts and all(r["ties_out"] for r in file_rows),
-        "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
-                    "every file ties out"})
+    run_parts = sum(
+        _amount(records, (s,))
+        for s in ("matched", "confirmed", "missing", "mismatched", "duplicated")
+    )
+    control_rows.append(
+        {
+            "level": "run",
+            "name": str(run.get("run_id")),
+            "source_total_cents": totals["source_total_cents"],
+            "posted_total_cents": totals["posted_total_cents"],
+            "rejected_total_cents": totals["rejected_total_cents"],
+            "ties_out": totals["posted_total_cents"] == run_parts
+            and all(r["ties_out"] for r in file_rows),
+            "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
+            "every file ties out",
+        }
+    )
     reconciliation = _reconciliation(records)
     control = pd.DataFrame(control_rows)
     summary = {
-        "run_id": run.get("run_id"), "started_at": run.get("started_at"),
-        "finished_at": run.get("finished_at"), "exit_code": run.get("exit_code"),
+        "run_id": run.get("run_id"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "exit_code": run.get("exit_code"),
         "files": file_rows,
         "duplicate_drops": drops[["name", "sha256", "reason", "first_run_id"]].to_dict("records")
-        if not drops.empty else [],
+        if not drops.empty
+        else [],
         "totals": totals,
-        "records": {"by_state": {str(k): int(v) for k, v in by_state.items()},
-                    "amount_by_state": {s: _amount(records, (s,)) for s in by_state},
-                    "count": len(records)},
+        "records": {
+            "by_state": {str(k): int(v) for k, v in by_state.items()},
+            "amount_by_state": {s: _amount(records, (s,)) for s in by_state},
+            "count": len(records),
+        },
         "reconciliation": reconciliation,
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
     }
     posted_frame = _posted_frame(records, locations)
-    rejected = rejects.copy() if not rejects.empty else pd.DataFrame(
-        columns=["source_file", "source_row", "code", "message", "column_name", "value"])
-    return RunReport(summary, pd.DataFrame(file_rows), control, pd.DataFrame(location_rows),
-                     posted_frame, rejected)
+    rejected = (
+        rejects.copy()
+        if not rejects.empty
+        else pd.DataFrame(
+            columns=["source_file", "source_row", "code", "message", "column_name", "value"]
+        )
+    )
+    return RunReport(
+        summary,
+        pd.DataFrame(file_rows),
+        control,
+        pd.DataFrame(location_rows),
+        posted_frame,
+        rejected,
+    )
 
 
 def _posted_frame(records: pd.DataFrame, locations: dict[str, str]) -> pd.DataFrame:
-    columns = ["source_file", "source_rows", "kind", "location", "key", "amount_cents", "state",
-               "job_id", "propexo_id", "note"]
+    columns = [
+        "source_file",
+        "source_rows",
+        "kind",
+        "location",
+        "key",
+        "amount_cents",
+        "state",
+        "job_id",
+        "propexo_id",
+        "note",
+    ]
     if records.empty:
         return pd.DataFrame(columns=columns)
-    return pd.DataFrame({
-        "source_file": records["source_file"],
-        "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
-        "kind": records["kind"],
-        "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
-        "key": records["invoice_number"].fillna(records["reference_number"]),
-        "amount_cents": records["amount_cents"].astype("int64"),
-        "state": records["state"],
-        "job_id": records["job_id"],
-        "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
-        "note": records["note"],
-    })
+    return pd.DataFrame(
+        {
+            "source_file": records["source_file"],
+            "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
+            "kind": records["kind"],
+            "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
+            "key": records["invoice_number"].fillna(records["reference_number"]),
+            "amount_cents": records["amount_cents"].astype("int64"),
+            "state": records["state"],
+            "job_id": records["job_id"],
+            "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
+            "note": records["note"],
+        }
+    )
 
 
 # --- renderers -----------------------------------------------------------------------------------
 
+
 def dollars(cents: Any) -> str:
     """Cents as an accountant reads them: 1234567 → '12,345.67', -4500 → '(45.00)'."""
-    if cents is None or (isinstance(cents, float) and cents != cents):
+    if cents is None or (isinstance(cents, float) and math.isnan(cents)):
         return ""
     value = int(cents)
     text = f"{abs(value) // 100:,}.{abs(value) % 100:02d}"
@@ -206,16 +287,25 @@ def dollars(cents: Any) -> str:
 
 def render_html(report: RunReport) -> str:
     """A self-contained page: summary and exceptions first, then sortable detail tables."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     env.filters["dollars"] = dollars
     template = env.get_template("report.html.j2")
-    exceptions = report.posted[~report.posted["state"].isin(["matched", "confirmed"])] \
-        if not report.posted.empty else report.posted
+    exceptions = (
+        report.posted[~report.posted["state"].isin(["matched", "confirmed"])]
+        if not report.posted.empty
+        else report.posted
+    )
     chart = _chart_data(report.by_location)
     return template.render(
-        s=report.summary, files=report.summary["files"], control=report.control.to_dict("records"),
-        locations=report.summary["by_location"], posted=report.posted.to_dict("records"),
-        rejected=report.rejected.to_dict("records"), exceptions=exceptions.to_dict("records"),
+        s=report.summary,
+        files=report.summary["files"],
+        control=report.control.to_dict("records"),
+        locations=report.summary["by_location"],
+        posted=report.posted.to_dict("records"),
+        rejected=report.rejected.to_dict("records"),
+        exceptions=exceptions.to_dict("records"),
         chart=chart,
     )
 
@@ -225,20 +315,33 @@ def _chart_data(by_location: pd.DataFrame) -> list[dict[str, Any]]:
     if by_location.empty:
         return []
     rows = []
-    peak = max(1, int(by_location[["posted_total_cents", "failed_cents", "in_doubt_cents"]]
-                      .abs().sum(axis=1).max()))
+    peak = max(
+        1,
+        int(
+            by_location[["posted_total_cents", "failed_cents", "in_doubt_cents"]]
+            .abs()
+            .sum(axis=1)
+            .max()
+        ),
+    )
     for r in by_location.to_dict("records"):
-        parts = [("matched", r["matched_cents"]), ("awaiting sync", r["awaiting_sync_cents"]),
-                 ("missing", r["missing_cents"]), ("mismatched", r["mismatched_cents"]),
-                 ("duplicated", r["duplicated_cents"]), ("failed", r["failed_cents"]),
-                 ("in doubt", r["in_doubt_cents"])]
+        parts = [
+            ("matched", r["matched_cents"]),
+            ("awaiting sync", r["awaiting_sync_cents"]),
+            ("missing", r["missing_cents"]),
+            ("mismatched", r["mismatched_cents"]),
+            ("duplicated", r["duplicated_cents"]),
+            ("failed", r["failed_cents"]),
+            ("in doubt", r["in_doubt_cents"]),
+        ]
         x = 0.0
         segments = []
         for name, cents in parts:
             width = abs(int(cents)) / peak * 100
             if width > 0:
-                segments.append({"name": name, "x": round(x, 3), "width": round(width, 3),
-                                 "cents": int(cents)})
+                segments.append(
+                    {"name": name, "x": round(x, 3), "width": round(width, 3), "cents": int(cents)}
+                )
                 x += width
         rows.append({"location": r["location"], "segments": segments})
     return rows
@@ -249,8 +352,12 @@ def _sheet(ws: Any, frame: pd.DataFrame, money_columns: set[str]) -> None:
 
     ws.append(list(frame.columns))
     for row in frame.itertuples(index=False):
-        ws.append([neutralize(v) if not isinstance(v, (list, dict)) else json.dumps(v)
-                   for v in (None if (isinstance(x, float) and x != x) else x for x in row)])
+        ws.append(
+            [
+                neutralize(v) if not isinstance(v, (list, dict)) else json.dumps(v)
+                for v in (None if (isinstance(x, float) and math.isnan(x)) else x for x in row)
+            ]
+        )
     ws.freeze_panes = "A2"
     if len(frame.columns):
         ws.auto_filter.ref = ws.dimensions
@@ -274,16 +381,23 @@ def render_xlsx(report: RunReport) -> bytes:
     ws = wb.active
     ws.title = "Summary"
     s = report.summary
-    rows = [("Run", s["run_id"]), ("Started", s["started_at"]), ("Finished", s["finished_at"]),
-            ("Ties out", "yes" if s["ties_out"] else "NO"),
-            ("Rows read", s["totals"]["rows_read"]), ("Rows used", s["totals"]["rows_used"]),
-            ("Rows rejected", s["totals"]["rows_rejected"]),
-            ("Rows skipped", s["totals"]["rows_skipped"]),
-            ("Source total", s["totals"]["source_total_cents"] / 100),
-            ("Posted total", s["totals"]["posted_total_cents"] / 100),
-            ("Rejected total", s["totals"]["rejected_total_cents"] / 100),
-            ("Matched total", s["reconciliation"]["matched_total_cents"] / 100)]
-    rows += [(f"Records {k}", v) for k, v in s["reconciliation"].items() if k != "matched_total_cents"]
+    rows = [
+        ("Run", s["run_id"]),
+        ("Started", s["started_at"]),
+        ("Finished", s["finished_at"]),
+        ("Ties out", "yes" if s["ties_out"] else "NO"),
+        ("Rows read", s["totals"]["rows_read"]),
+        ("Rows used", s["totals"]["rows_used"]),
+        ("Rows rejected", s["totals"]["rows_rejected"]),
+        ("Rows skipped", s["totals"]["rows_skipped"]),
+        ("Source total", s["totals"]["source_total_cents"] / 100),
+        ("Posted total", s["totals"]["posted_total_cents"] / 100),
+        ("Rejected total", s["totals"]["rejected_total_cents"] / 100),
+        ("Matched total", s["reconciliation"]["matched_total_cents"] / 100),
+    ]
+    rows += [
+        (f"Records {k}", v) for k, v in s["reconciliation"].items() if k != "matched_total_cents"
+    ]
     ws.append(["Item", "Value"])
     for item, value in rows:
         ws.append([item, neutralize(value)])
@@ -292,15 +406,32 @@ def render_xlsx(report: RunReport) -> bytes:
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 36
     ws.freeze_panes = "A2"
-    money = {c for c in report.control.columns if c.endswith("_cents")} | {
-        c for c in report.by_location.columns if c.endswith("_cents")} | {"amount_cents"}
+    money = (
+        {c for c in report.control.columns if c.endswith("_cents")}
+        | {c for c in report.by_location.columns if c.endswith("_cents")}
+        | {"amount_cents"}
+    )
     _sheet(wb.create_sheet("Control totals"), report.control, money)
     _sheet(wb.create_sheet("Locations"), report.by_location, money)
     _sheet(wb.create_sheet("Posted"), report.posted, money)
     _sheet(wb.create_sheet("Rejected"), report.rejected, money)
-    recon = report.posted[["source_file", "source_rows", "kind", "location", "key",
-                           "amount_cents", "state", "propexo_id", "note"]] \
-        if not report.posted.empty else report.posted
+    recon = (
+        report.posted[
+            [
+                "source_file",
+                "source_rows",
+                "kind",
+                "location",
+                "key",
+                "amount_cents",
+                "state",
+                "propexo_id",
+                "note",
+            ]
+        ]
+        if not report.posted.empty
+        else report.posted
+    )
     _sheet(wb.create_sheet("Reconciliation"), recon, money)
     buffer = io.BytesIO()
     wb.save(buffer)

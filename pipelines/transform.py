@@ -28,6 +28,7 @@ _HINT = "add a line to data/mappings/{file}.csv (spreadsheet_name,propexo_name)"
 
 # --- normalization ------------------------------------------------------------------------------
 
+
 def _basic(values: pd.Series) -> pd.Series:
     s = values.astype("string").str.lower().str.replace("&", " and ", regex=False)
     s = s.str.replace(r"[^a-z0-9# ]+", " ", regex=True)
@@ -66,6 +67,7 @@ def _apply_aliases(values: pd.Series, aliases: pd.DataFrame | None, norm: Any) -
 
 # --- matching -----------------------------------------------------------------------------------
 
+
 def match(
     left: pd.DataFrame, lookup: pd.DataFrame, keys: list[str]
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -77,13 +79,19 @@ def match(
     grouped = (
         lookup.dropna(subset=keys)
         .groupby(keys, dropna=False)
-        .agg(id=("id", "first"), count=("id", "nunique"),
-             labels=("label", lambda x: ", ".join(sorted(set(map(str, x))))))
+        .agg(
+            id=("id", "first"),
+            count=("id", "nunique"),
+            labels=("label", lambda x: ", ".join(sorted(set(map(str, x))))),
+        )
         .reset_index()
     )
-    merged = left[keys].reset_index(names="_row").merge(
-        grouped, on=keys, how="left", validate="many_to_one", indicator=True
-    ).set_index("_row")
+    merged = (
+        left[keys]
+        .reset_index(names="_row")
+        .merge(grouped, on=keys, how="left", validate="many_to_one", indicator=True)
+        .set_index("_row")
+    )
     count = merged["count"].fillna(0).astype(int)
     ids = merged["id"].where(count.eq(1))
     return ids.reindex(left.index), count.reindex(left.index), merged["labels"].reindex(left.index)
@@ -96,8 +104,17 @@ def suggest(value: str, choices: list[str], limit: int = 3) -> list[str]:
 
 
 def _resolution_issues(
-    frame: pd.DataFrame, ids: pd.Series, count: pd.Series, labels: pd.Series, *, column: str,
-    what: str, code: IssueCode, mapping_file: str, choices: pd.Series, source_file: str,
+    frame: pd.DataFrame,
+    ids: pd.Series,
+    count: pd.Series,
+    labels: pd.Series,
+    *,
+    column: str,
+    what: str,
+    code: IssueCode,
+    mapping_file: str,
+    choices: pd.Series,
+    source_file: str,
     scope: pd.Series | None = None,
 ) -> list[Issue]:
     issues: list[Issue] = []
@@ -105,23 +122,43 @@ def _resolution_issues(
         value = str(frame.at[index, column])
         row = int(frame.at[index, "source_row"])
         if count[index] > 1:
-            issues.append(Issue(IssueCode.AMBIGUOUS,
-                                f'{what} "{value}" matches more than one Propexo record '
-                                f"({labels[index]}); {_HINT.format(file=mapping_file)}",
-                                source_file, row, what, value))
+            issues.append(
+                Issue(
+                    IssueCode.AMBIGUOUS,
+                    f'{what} "{value}" matches more than one Propexo record '
+                    f"({labels[index]}); {_HINT.format(file=mapping_file)}",
+                    source_file,
+                    row,
+                    what,
+                    value,
+                )
+            )
             continue
-        pool = choices if scope is None else choices[scope.eq(scope[index]).reindex(
-            choices.index, fill_value=False)]
+        pool = (
+            choices
+            if scope is None
+            else choices[scope.eq(scope[index]).reindex(choices.index, fill_value=False)]
+        )
         options = suggest(value, sorted(set(pool.dropna().astype(str))))
         hint = f"; did you mean {', '.join(repr(o) for o in options)}?" if options else ""
-        issues.append(Issue(code, f'{what} "{value}" is not known to Propexo{hint} '
-                                  f"If it is the same thing under another name, "
-                                  f"{_HINT.format(file=mapping_file)}",
-                            source_file, row, what, value))
+        issues.append(
+            Issue(
+                code,
+                f'{what} "{value}" is not known to Propexo{hint} '
+                f"If it is the same thing under another name, "
+                f"{_HINT.format(file=mapping_file)}",
+                source_file,
+                row,
+                what,
+                value,
+            )
+        )
     return issues
 
 
-def _lookup(frame: pd.DataFrame, key_values: dict[str, pd.Series], label: pd.Series) -> pd.DataFrame:
+def _lookup(
+    frame: pd.DataFrame, key_values: dict[str, pd.Series], label: pd.Series
+) -> pd.DataFrame:
     out = pd.DataFrame({**key_values, "id": frame["id"], "label": label})
     return out
 
@@ -131,45 +168,93 @@ def resolve_properties(
 ) -> tuple[pd.DataFrame, list[Issue]]:
     """Add ``property_id`` and ``location_id`` (matched by property name or code)."""
     props = refs.properties
-    lookup = pd.concat([
-        _lookup(props, {"_key": normalize_org(props["name"])}, props["name"]),
-        _lookup(props, {"_key": normalize_org(props["code"].fillna(""))}, props["name"]),
-    ]).drop_duplicates()
+    lookup = pd.concat(
+        [
+            _lookup(props, {"_key": normalize_org(props["name"])}, props["name"]),
+            _lookup(props, {"_key": normalize_org(props["code"].fillna(""))}, props["name"]),
+        ]
+    ).drop_duplicates()
     lookup = lookup[lookup["_key"].ne("")]
-    left = pd.DataFrame({"_key": normalize_org(
-        _apply_aliases(frame["property_name"], refs.aliases.get("properties"), normalize_org))},
-        index=frame.index)
+    left = pd.DataFrame(
+        {
+            "_key": normalize_org(
+                _apply_aliases(
+                    frame["property_name"], refs.aliases.get("properties"), normalize_org
+                )
+            )
+        },
+        index=frame.index,
+    )
     ids, count, labels = match(left, lookup, ["_key"])
     out = frame.copy()
     out["property_id"] = ids
     out["location_id"] = ids.map(dict(zip(props["id"], props["location_id"], strict=True)))
-    issues = _resolution_issues(out, ids, count, labels, column="property_name", what="property",
-                                code=IssueCode.UNKNOWN_PROPERTY, mapping_file="properties",
-                                choices=props["name"], source_file=source_file)
+    issues = _resolution_issues(
+        out,
+        ids,
+        count,
+        labels,
+        column="property_name",
+        what="property",
+        code=IssueCode.UNKNOWN_PROPERTY,
+        mapping_file="properties",
+        choices=props["name"],
+        source_file=source_file,
+    )
     return out, issues
 
 
 def _resolve_in_location(
-    frame: pd.DataFrame, column: str, refs_frame: pd.DataFrame, names: list[pd.Series],
-    aliases: pd.DataFrame | None, *, norm: Any, out_column: str, what: str, code: IssueCode,
-    mapping_file: str, source_file: str,
+    frame: pd.DataFrame,
+    column: str,
+    refs_frame: pd.DataFrame,
+    names: list[pd.Series],
+    aliases: pd.DataFrame | None,
+    *,
+    norm: Any,
+    out_column: str,
+    what: str,
+    code: IssueCode,
+    mapping_file: str,
+    source_file: str,
 ) -> tuple[pd.DataFrame, list[Issue]]:
-    """Match a name within the row's RM location (vendors, GL accounts and charge codes are per location)."""
-    lookup = pd.concat([
-        _lookup(refs_frame, {"_key": norm(n.fillna("")), "location_id": refs_frame["location_id"]},
-                refs_frame["name"]) for n in names
-    ]).drop_duplicates()
+    """Match a name within the row's RM location (vendors, GL accounts, charge codes are per
+    location in Rent Manager)."""
+    lookup = pd.concat(
+        [
+            _lookup(
+                refs_frame,
+                {"_key": norm(n.fillna("")), "location_id": refs_frame["location_id"]},
+                refs_frame["name"],
+            )
+            for n in names
+        ]
+    ).drop_duplicates()
     lookup = lookup[lookup["_key"].ne("")]
     todo = frame["location_id"].notna()
-    left = pd.DataFrame({"_key": norm(_apply_aliases(frame[column], aliases, norm)),
-                         "location_id": frame["location_id"]}, index=frame.index)[todo]
+    left = pd.DataFrame(
+        {
+            "_key": norm(_apply_aliases(frame[column], aliases, norm)),
+            "location_id": frame["location_id"],
+        },
+        index=frame.index,
+    )[todo]
     ids, count, labels = match(left, lookup, ["_key", "location_id"])
     out = frame.copy()
     out[out_column] = ids.reindex(frame.index)
     choices = refs_frame["name"]
-    issues = _resolution_issues(out[todo], ids, count, labels, column=column, what=what, code=code,
-                                mapping_file=mapping_file, choices=choices,
-                                source_file=source_file)
+    issues = _resolution_issues(
+        out[todo],
+        ids,
+        count,
+        labels,
+        column=column,
+        what=what,
+        code=code,
+        mapping_file=mapping_file,
+        choices=choices,
+        source_file=source_file,
+    )
     return out, issues
 
 
@@ -185,51 +270,93 @@ def _bad_rows(issues: list[Issue]) -> set[int]:
 
 # --- vendor bills → invoices --------------------------------------------------------------------
 
-INVOICE_COLUMNS = ["record_key", "kind", "integration_id", "vendor_id", "location_id",
-                   "invoice_number", "total_amount_in_cents", "amount_cents", "content_hash",
-                   "payload", "source_rows", "source_file", "defaulted"]
+INVOICE_COLUMNS = [
+    "record_key",
+    "kind",
+    "integration_id",
+    "vendor_id",
+    "location_id",
+    "invoice_number",
+    "total_amount_in_cents",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "source_rows",
+    "source_file",
+    "defaulted",
+]
 
 
 def transform_bills(
-    validated: ValidateResult, refs: RefData, *, integration_id: str, source_file: str,
+    validated: ValidateResult,
+    refs: RefData,
+    *,
+    integration_id: str,
+    source_file: str,
     due_days_default: int = 30,
 ) -> TransformResult:
     """Resolve bill lines and group them into one invoice per (vendor, invoice number)."""
     lines = validated.valid
     resolved, issues = resolve_properties(lines, refs, source_file)
     resolved, found = _resolve_in_location(
-        resolved, "vendor_name", refs.vendors, [refs.vendors["name"]], refs.aliases.get("vendors"),
-        norm=normalize_org, out_column="vendor_id", what="vendor", code=IssueCode.UNKNOWN_VENDOR,
-        mapping_file="vendors", source_file=source_file)
+        resolved,
+        "vendor_name",
+        refs.vendors,
+        [refs.vendors["name"]],
+        refs.aliases.get("vendors"),
+        norm=normalize_org,
+        out_column="vendor_id",
+        what="vendor",
+        code=IssueCode.UNKNOWN_VENDOR,
+        mapping_file="vendors",
+        source_file=source_file,
+    )
     issues += found
     gl = refs.financial_accounts
     resolved, found = _resolve_in_location(
-        resolved, "gl_account", gl, [gl["account_number"], gl["name"],
-                                     gl["account_number"].astype(str) + " " + gl["name"]],
-        refs.aliases.get("gl_accounts"), norm=_basic, out_column="financial_account_id",
-        what="GL account", code=IssueCode.UNKNOWN_GL_ACCOUNT, mapping_file="gl_accounts",
-        source_file=source_file)
+        resolved,
+        "gl_account",
+        gl,
+        [gl["account_number"], gl["name"], gl["account_number"].astype(str) + " " + gl["name"]],
+        refs.aliases.get("gl_accounts"),
+        norm=_basic,
+        out_column="financial_account_id",
+        what="GL account",
+        code=IssueCode.UNKNOWN_GL_ACCOUNT,
+        mapping_file="gl_accounts",
+        source_file=source_file,
+    )
     issues += found
 
     # An invoice is posted whole or not at all: one bad line holds back every line with the same
     # invoice number (even under another spelling of the vendor, which may be the bad part).
     every = validated.lines.assign(_number=validated.lines["invoice_number"].fillna(""))
     bad = _bad_rows(issues) | _bad_rows(validated.issues)
-    bad_invoices = every.loc[every["source_row"].isin(bad)].groupby("_number")["source_row"].apply(list)
+    bad_invoices = (
+        every.loc[every["source_row"].isin(bad)].groupby("_number")["source_row"].apply(list)
+    )
     # Grouped as the spreadsheet names them: RM vendor ids differ per location, so a bill whose
     # lines span locations would otherwise split silently into two invoices.
-    resolved = resolved.assign(_inv=normalize_org(resolved["vendor_name"]) + "|"
-                               + resolved["invoice_number"])
+    resolved = resolved.assign(
+        _inv=normalize_org(resolved["vendor_name"]) + "|" + resolved["invoice_number"]
+    )
     for index in resolved.index[resolved["invoice_number"].isin(bad_invoices.index)]:
         row = int(resolved.at[index, "source_row"])
         if row in bad:
             continue
         number = str(resolved.at[index, "invoice_number"])
         rows = ", ".join(str(r) for r in bad_invoices[number])
-        issues.append(Issue(IssueCode.INCONSISTENT_INVOICE,
-                            f'held back: another line of invoice "{number}" was rejected (row '
-                            f"{rows}); an invoice is posted whole or not at all",
-                            source_file, row, "invoice number", number))
+        issues.append(
+            Issue(
+                IssueCode.INCONSISTENT_INVOICE,
+                f'held back: another line of invoice "{number}" was rejected (row '
+                f"{rows}); an invoice is posted whole or not at all",
+                source_file,
+                row,
+                "invoice number",
+                number,
+            )
+        )
     good = resolved[~resolved["source_row"].isin(_bad_rows(issues))]
 
     invoices: list[dict[str, Any]] = []
@@ -239,13 +366,18 @@ def transform_bills(
         problem = _invoice_problem(group)
         if problem:
             code, message = problem
-            issues += [Issue(code, message, source_file, r, "invoice number",
-                             str(first["invoice_number"])) for r in rows]
+            issues += [
+                Issue(code, message, source_file, r, "invoice number", str(first["invoice_number"]))
+                for r in rows
+            ]
             continue
         invoices.append(_invoice_record(group, integration_id, source_file, due_days_default))
     frame = pd.DataFrame(invoices, columns=INVOICE_COLUMNS)
-    return TransformResult(invoices=frame, charges=pd.DataFrame(columns=CHARGE_COLUMNS),
-                           issues=sorted(issues, key=lambda i: i.source_row))
+    return TransformResult(
+        invoices=frame,
+        charges=pd.DataFrame(columns=CHARGE_COLUMNS),
+        issues=sorted(issues, key=lambda i: i.source_row),
+    )
 
 
 def _invoice_problem(group: pd.DataFrame) -> tuple[IssueCode, str] | None:
@@ -253,16 +385,19 @@ def _invoice_problem(group: pd.DataFrame) -> tuple[IssueCode, str] | None:
     if group["location_id"].nunique() > 1:
         return IssueCode.MIXED_LOCATION, (
             f'invoice "{number}" has lines in more than one Rent Manager location; '
-            "split it into one bill per location")
+            "split it into one bill per location"
+        )
     for column in ("invoice_date", "due_date", "post_date"):
         if group[column].nunique(dropna=True) > 1:
             return IssueCode.INCONSISTENT_INVOICE, (
-                f'invoice "{number}" has different {column.replace("_", " ")}s on its lines')
+                f'invoice "{number}" has different {column.replace("_", " ")}s on its lines'
+            )
     total = int(group["amount_cents"].sum())
     if total < 0:
         return IssueCode.NEGATIVE_TOTAL, (
             f'invoice "{number}" totals {total / 100:,.2f}: Propexo takes bills with a total of 0 '
-            "or more; enter a vendor credit in Rent Manager instead")
+            "or more; enter a vendor credit in Rent Manager instead"
+        )
     return None
 
 
@@ -286,27 +421,43 @@ def _invoice_record(
         post_date = str(post.iloc[0])
     rows = [int(r) for r in group["source_row"]]
     items = [
-        {"amount_in_cents": int(line.amount_cents), "property_id": str(line.property_id),
-         "financial_account_id": str(line.financial_account_id),
-         **({"notes": str(line.description)} if pd.notna(line.description) else {})}
+        {
+            "amount_in_cents": int(line.amount_cents),
+            "property_id": str(line.property_id),
+            "financial_account_id": str(line.financial_account_id),
+            **({"notes": str(line.description)} if pd.notna(line.description) else {}),
+        }
         for line in group.itertuples(index=False)
     ]
     total = sum(item["amount_in_cents"] for item in items)
     payload = {
-        "integration_id": integration_id, "vendor_id": str(first["vendor_id"]),
-        "location_id": str(first["location_id"]), "invoice_date": invoice_date,
-        "due_date": due_date, "post_date": post_date, "total_amount_in_cents": total,
-        "invoice_items": items, "invoice_number": str(first["invoice_number"]),
+        "integration_id": integration_id,
+        "vendor_id": str(first["vendor_id"]),
+        "location_id": str(first["location_id"]),
+        "invoice_date": invoice_date,
+        "due_date": due_date,
+        "post_date": post_date,
+        "total_amount_in_cents": total,
+        "invoice_items": items,
+        "invoice_number": str(first["invoice_number"]),
         "notes": f"tieout: {source_file} rows {_row_span(rows)}",
     }
     key = f"invoice:{integration_id}:{first['vendor_id']}:{first['invoice_number']}"
     hashed = {k: v for k, v in payload.items() if k != "notes"}  # notes name the file: not content
     return {
-        "record_key": key, "kind": "invoice", "integration_id": integration_id,
-        "vendor_id": str(first["vendor_id"]), "location_id": str(first["location_id"]),
-        "invoice_number": str(first["invoice_number"]), "total_amount_in_cents": total,
-        "amount_cents": total, "content_hash": content_hash(hashed), "payload": payload,
-        "source_rows": rows, "source_file": source_file, "defaulted": defaulted,
+        "record_key": key,
+        "kind": "invoice",
+        "integration_id": integration_id,
+        "vendor_id": str(first["vendor_id"]),
+        "location_id": str(first["location_id"]),
+        "invoice_number": str(first["invoice_number"]),
+        "total_amount_in_cents": total,
+        "amount_cents": total,
+        "content_hash": content_hash(hashed),
+        "payload": payload,
+        "source_rows": rows,
+        "source_file": source_file,
+        "defaulted": defaulted,
     }
 
 
@@ -317,9 +468,22 @@ def _row_span(rows: list[int]) -> str:
 
 # --- rent rolls → charges and credits -----------------------------------------------------------
 
-CHARGE_COLUMNS = ["record_key", "kind", "integration_id", "location_id", "reference_number",
-                  "amount_cents", "content_hash", "payload", "source_rows", "source_file",
-                  "resident_id", "charge_code_id", "transaction_date", "property_id"]
+CHARGE_COLUMNS = [
+    "record_key",
+    "kind",
+    "integration_id",
+    "location_id",
+    "reference_number",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "source_rows",
+    "source_file",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "property_id",
+]
 
 
 def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
@@ -331,14 +495,21 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
         current &= moved_out.isna() | (moved_out >= pd.Timestamp(period_start))
     units = refs.units.rename(columns={"id": "unit_id", "number": "unit_number"})
     people = refs.residents.rename(columns={"id": "resident_id", "property_id": "res_property"})
-    joined = leases[current].merge(units[["unit_id", "unit_number"]], on="unit_id", how="inner") \
+    joined = (
+        leases[current]
+        .merge(units[["unit_id", "unit_number"]], on="unit_id", how="inner")
         .merge(people, on="resident_id", how="inner")
+    )
     name = joined["first_name"].fillna("") + " " + joined["last_name"].fillna("")
-    return pd.DataFrame({
-        "property_id": joined["property_id"].fillna(joined["res_property"]),
-        "_unit": normalize_unit(joined["unit_number"].astype(str)),
-        "_key": normalize_person(name), "id": joined["resident_id"], "label": name,
-    }).drop_duplicates()
+    return pd.DataFrame(
+        {
+            "property_id": joined["property_id"].fillna(joined["res_property"]),
+            "_unit": normalize_unit(joined["unit_number"].astype(str)),
+            "_key": normalize_person(name),
+            "id": joined["resident_id"],
+            "label": name,
+        }
+    ).drop_duplicates()
 
 
 def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
@@ -348,10 +519,19 @@ def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
     ordinal among identical lines, so the same file always gives the same numbers, in any
     row order, and two identical lines in one file still get two numbers.
     """
-    content = (integration_id + "|" + frame["resident_id"].astype(str) + "|"
-               + frame["charge_code_id"].astype(str) + "|" + frame["transaction_date"].astype(str)
-               + "|" + frame["amount_cents"].astype(str) + "|"
-               + frame["notes"].fillna("").astype(str))
+    content = (
+        integration_id
+        + "|"
+        + frame["resident_id"].astype(str)
+        + "|"
+        + frame["charge_code_id"].astype(str)
+        + "|"
+        + frame["transaction_date"].astype(str)
+        + "|"
+        + frame["amount_cents"].astype(str)
+        + "|"
+        + frame["notes"].fillna("").astype(str)
+    )
     ordinal = frame.assign(_c=content).sort_values("source_row").groupby("_c").cumcount()
     keyed = content + "|" + ordinal.reindex(frame.index).astype(str)
 
@@ -364,74 +544,128 @@ def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
 
 
 def transform_charges(
-    validated: ValidateResult, refs: RefData, *, integration_id: str, source_file: str,
+    validated: ValidateResult,
+    refs: RefData,
+    *,
+    integration_id: str,
+    source_file: str,
     period_start: date | None = None,
 ) -> TransformResult:
     """Resolve charge lines; negative lines become credits; every line gets a reference number."""
     resolved, issues = resolve_properties(validated.valid, refs, source_file)
     lookup = resident_lookup(refs, period_start)
     todo = resolved["property_id"].notna()
-    left = pd.DataFrame({
-        "property_id": resolved["property_id"],
-        "_unit": normalize_unit(resolved["unit"].astype(str)),
-        "_key": normalize_person(_apply_aliases(resolved["resident_name"],
-                                                refs.aliases.get("residents"), normalize_person)),
-    }, index=resolved.index)[todo]
+    left = pd.DataFrame(
+        {
+            "property_id": resolved["property_id"],
+            "_unit": normalize_unit(resolved["unit"].astype(str)),
+            "_key": normalize_person(
+                _apply_aliases(
+                    resolved["resident_name"], refs.aliases.get("residents"), normalize_person
+                )
+            ),
+        },
+        index=resolved.index,
+    )[todo]
     ids, count, labels = match(left, lookup, ["property_id", "_unit", "_key"])
     resolved["resident_id"] = ids.reindex(resolved.index)
-    people = (refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna(""))
+    people = refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna("")
     issues += _resolution_issues(
-        resolved[todo], ids, count, labels, column="resident_name", what="resident",
-        code=IssueCode.UNKNOWN_RESIDENT, mapping_file="residents", choices=people,
-        source_file=source_file)
+        resolved[todo],
+        ids,
+        count,
+        labels,
+        column="resident_name",
+        what="resident",
+        code=IssueCode.UNKNOWN_RESIDENT,
+        mapping_file="residents",
+        choices=people,
+        source_file=source_file,
+    )
     codes = refs.charge_codes
     resolved, found = _resolve_in_location(
-        resolved, "charge_code", codes, [codes["name"]], refs.aliases.get("charge_codes"),
-        norm=normalize_org, out_column="charge_code_id", what="charge code",
-        code=IssueCode.UNKNOWN_CHARGE_CODE, mapping_file="charge_codes", source_file=source_file)
+        resolved,
+        "charge_code",
+        codes,
+        [codes["name"]],
+        refs.aliases.get("charge_codes"),
+        norm=normalize_org,
+        out_column="charge_code_id",
+        what="charge code",
+        code=IssueCode.UNKNOWN_CHARGE_CODE,
+        mapping_file="charge_codes",
+        source_file=source_file,
+    )
     issues += found
     # A rent-roll row is posted whole or not at all, like an invoice.
     good = resolved[~resolved["source_row"].isin(_bad_rows(issues))].copy()
     if good.empty:
-        return TransformResult(invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
-                               charges=pd.DataFrame(columns=CHARGE_COLUMNS), issues=issues)
+        return TransformResult(
+            invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
+            charges=pd.DataFrame(columns=CHARGE_COLUMNS),
+            issues=issues,
+        )
     derived = reference_numbers(good, integration_id)
     good["reference_number"] = good["reference_number"].fillna(derived)
     good["kind"] = good["amount_cents"].lt(0).map({True: "credit", False: "charge"})
-    records = [_charge_record(line, integration_id, source_file)
-               for line in good.to_dict("records")]
+    records = [
+        _charge_record(line, integration_id, source_file) for line in good.to_dict("records")
+    ]
     frame = pd.DataFrame(records, columns=CHARGE_COLUMNS)
     dupes = frame["record_key"].duplicated(keep=False)
     for record in frame[dupes].itertuples():
-        issues.append(Issue(IssueCode.CONFLICT,
-                            f'reference number "{record.reference_number}" is used by more than '
-                            "one line of this file", source_file, record.source_rows[0],
-                            "reference number", str(record.reference_number)))
-    return TransformResult(invoices=pd.DataFrame(columns=INVOICE_COLUMNS), charges=frame[~dupes],
-                           issues=sorted(issues, key=lambda i: i.source_row))
+        issues.append(
+            Issue(
+                IssueCode.CONFLICT,
+                f'reference number "{record.reference_number}" is used by more than '
+                "one line of this file",
+                source_file,
+                record.source_rows[0],
+                "reference number",
+                str(record.reference_number),
+            )
+        )
+    return TransformResult(
+        invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
+        charges=frame[~dupes],
+        issues=sorted(issues, key=lambda i: i.source_row),
+    )
 
 
 def _charge_record(line: dict[str, Any], integration_id: str, source_file: str) -> dict[str, Any]:
     kind = str(line["kind"])
     amount = int(line["amount_cents"])
-    notes = line["notes"] if isinstance(line["notes"], str) else \
-        f"{line['charge_code']} {str(line['transaction_date'])[:7]}"
+    notes = (
+        line["notes"]
+        if isinstance(line["notes"], str)
+        else f"{line['charge_code']} {str(line['transaction_date'])[:7]}"
+    )
     payload = {
-        "resident_id": str(line["resident_id"]), "charge_code_id": str(line["charge_code_id"]),
-        "transaction_date": f"{line['transaction_date']}T00:00:00.000Z", "notes": notes,
+        "resident_id": str(line["resident_id"]),
+        "charge_code_id": str(line["charge_code_id"]),
+        "transaction_date": f"{line['transaction_date']}T00:00:00.000Z",
+        "notes": notes,
         # Credits post a positive amount to the credits endpoint; they read back negative.
-        "amount_in_cents": abs(amount), "reference_number": str(line["reference_number"]),
+        "amount_in_cents": abs(amount),
+        "reference_number": str(line["reference_number"]),
     }
     if kind == "credit":
         payload = {"integration_id": integration_id, **payload}
     return {
-        "record_key": f"{kind}:{integration_id}:{line['reference_number']}", "kind": kind,
-        "integration_id": integration_id, "location_id": str(line["location_id"]),
-        "reference_number": str(line["reference_number"]), "amount_cents": amount,
-        "content_hash": content_hash(payload), "payload": payload,
-        "source_rows": [int(line["source_row"])], "source_file": source_file,
-        "resident_id": str(line["resident_id"]), "charge_code_id": str(line["charge_code_id"]),
-        "transaction_date": str(line["transaction_date"]), "property_id": str(line["property_id"]),
+        "record_key": f"{kind}:{integration_id}:{line['reference_number']}",
+        "kind": kind,
+        "integration_id": integration_id,
+        "location_id": str(line["location_id"]),
+        "reference_number": str(line["reference_number"]),
+        "amount_cents": amount,
+        "content_hash": content_hash(payload),
+        "payload": payload,
+        "source_rows": [int(line["source_row"])],
+        "source_file": source_file,
+        "resident_id": str(line["resident_id"]),
+        "charge_code_id": str(line["charge_code_id"]),
+        "transaction_date": str(line["transaction_date"]),
+        "property_id": str(line["property_id"]),
     }
 
 

@@ -7,6 +7,7 @@ frames in, a :class:`ValidateResult` out.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 
 import pandas as pd
@@ -23,8 +24,9 @@ SKIPPED_COLUMNS = ["source_row", "kind", "text"]
 
 def as_text(values: pd.Series) -> pd.Series:
     """Cells as trimmed text (NA when blank); a whole-number Excel cell 5100.0 reads '5100'."""
+
     def one(value: object) -> object:
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             return pd.NA
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
@@ -49,7 +51,7 @@ def _check_message(column: str, check: str, value: object) -> str:
     if check == "not_nullable":
         return f"{label} is missing"
     if check.startswith("str_length"):
-        limit = check.split(",")[-1].strip(" )")
+        limit = check.rsplit(",", maxsplit=1)[-1].strip(" )")
         return f'{label} "{value}" is longer than {limit} characters'
     if check.startswith("str_matches"):
         return f'{label} "{value}" is not in the expected form'
@@ -83,22 +85,37 @@ def schema_issues(
         if index is None or pd.isna(index) or (index, column) in already:
             continue
         value = None if pd.isna(case.failure_case) else str(case.failure_case)
-        issues.append(Issue(
-            IssueCode.MISSING_VALUE if case.check == "not_nullable" else IssueCode.SCHEMA_CHECK,
-            _check_message(column, str(case.check), value), source_file,
-            int(frame.at[index, "source_row"]), _label(column), value,
-        ))
+        issues.append(
+            Issue(
+                IssueCode.MISSING_VALUE if case.check == "not_nullable" else IssueCode.SCHEMA_CHECK,
+                _check_message(column, str(case.check), value),
+                source_file,
+                int(frame.at[index, "source_row"]),
+                _label(column),
+                value,
+            )
+        )
     return issues
 
 
 def _parse_issues(
-    frame: pd.DataFrame, errors: pd.Series, column: str, code: IssueCode, source_file: str,
+    frame: pd.DataFrame,
+    errors: pd.Series,
+    column: str,
+    code: IssueCode,
+    source_file: str,
     raw: pd.Series,
 ) -> tuple[list[Issue], set[tuple[object, str]]]:
     bad = errors.notna()
     issues = [
-        Issue(code, str(errors[i]), source_file, int(frame.at[i, "source_row"]), _label(column),
-              None if pd.isna(raw[i]) else str(raw[i]))
+        Issue(
+            code,
+            str(errors[i]),
+            source_file,
+            int(frame.at[i, "source_row"]),
+            _label(column),
+            None if pd.isna(raw[i]) else str(raw[i]),
+        )
         for i in errors.index[bad]
     ]
     return issues, {(i, column) for i in errors.index[bad]}
@@ -107,8 +124,11 @@ def _parse_issues(
 def _text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     out = pd.DataFrame(index=rows.index)
     for name in names:
-        out[name] = as_text(rows[name]) if name in rows else pd.Series(
-            pd.NA, index=rows.index, dtype="string")
+        out[name] = (
+            as_text(rows[name])
+            if name in rows
+            else pd.Series(pd.NA, index=rows.index, dtype="string")
+        )
     return out
 
 
@@ -120,27 +140,32 @@ def _valid_lines(frame: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
 def validate_bills(extract: ExtractResult) -> ValidateResult:
     """Normalize and check vendor bill lines."""
     rows, name = extract.rows, extract.source.name
-    frame = _text_columns(rows, ["vendor_name", "invoice_number", "property_name", "gl_account",
-                                 "description"])
+    frame = _text_columns(
+        rows, ["vendor_name", "invoice_number", "property_name", "gl_account", "description"]
+    )
     frame.insert(0, "source_row", rows["source_row"].astype("int64"))
     issues: list[Issue] = []
     already: set[tuple[object, str]] = set()
     empty = pd.Series(pd.NA, index=rows.index, dtype=object)
     for column in ("invoice_date", "due_date", "post_date"):
-        raw = rows[column] if column in rows else empty
+        raw = rows.get(column, empty)
         frame[column], errors = parse_dates(raw)
         found, cells = _parse_issues(frame, errors, column, IssueCode.BAD_DATE, name, raw)
         issues += found
         already |= cells
     raw_amount = rows["amount"]
     frame["amount_cents"], errors = parse_money(raw_amount)
-    found, cells = _parse_issues(frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name,
-                                 raw_amount)
+    found, cells = _parse_issues(
+        frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name, raw_amount
+    )
     issues += found
     already |= cells
     issues += schema_issues(VendorBill, frame, name, already)
     return ValidateResult(
-        kind="vendor_bill", lines=frame, valid=_valid_lines(frame, issues), issues=_sorted(issues),
+        kind="vendor_bill",
+        lines=frame,
+        valid=_valid_lines(frame, issues),
+        issues=_sorted(issues),
         skipped=pd.DataFrame(columns=SKIPPED_COLUMNS),
     )
 
@@ -152,8 +177,9 @@ def _sorted(issues: list[Issue]) -> list[Issue]:
 def _melt_charge_columns(rows: pd.DataFrame, charge_columns: tuple[str, ...]) -> pd.DataFrame:
     """Wide rent roll (one column per charge code) → one line per (row, charge code)."""
     fixed = [c for c in rows.columns if c not in charge_columns]
-    long = rows.melt(id_vars=fixed, value_vars=list(charge_columns), var_name="charge_code",
-                     value_name="amount")
+    long = rows.melt(
+        id_vars=fixed, value_vars=list(charge_columns), var_name="charge_code", value_name="amount"
+    )
     return long.sort_values(["source_row"], kind="stable", ignore_index=True)
 
 
@@ -167,22 +193,34 @@ def validate_charges(
     """
     rows, name = extract.rows, extract.source.name
     lines = _melt_charge_columns(rows, extract.charge_columns) if extract.charge_columns else rows
-    frame = _text_columns(lines, ["property_name", "unit", "resident_name", "charge_code",
-                                  "notes", "reference_number", "status"])
+    frame = _text_columns(
+        lines,
+        [
+            "property_name",
+            "unit",
+            "resident_name",
+            "charge_code",
+            "notes",
+            "reference_number",
+            "status",
+        ],
+    )
     frame.insert(0, "source_row", lines["source_row"].astype("int64"))
     issues: list[Issue] = []
     already: set[tuple[object, str]] = set()
     cents, errors = parse_money(lines["amount"])
     frame["amount_cents"] = cents
-    found, cells = _parse_issues(frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name,
-                                 lines["amount"])
+    found, cells = _parse_issues(
+        frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name, lines["amount"]
+    )
     issues += found
     already |= cells
 
     if "transaction_date" in lines:
         frame["transaction_date"], errors = parse_dates(lines["transaction_date"])
-        found, cells = _parse_issues(frame, errors, "transaction_date", IssueCode.BAD_DATE, name,
-                                     lines["transaction_date"])
+        found, cells = _parse_issues(
+            frame, errors, "transaction_date", IssueCode.BAD_DATE, name, lines["transaction_date"]
+        )
         issues += found
         already |= cells
     else:
@@ -197,28 +235,52 @@ def validate_charges(
     vacant_text |= frame["status"].fillna("").str.contains(vacant_pattern, regex=True)
     vacant = vacant_text.groupby(frame["source_row"]).any()
     empty_rows = by_row.index[~by_row]
-    skipped = pd.DataFrame({
-        "source_row": empty_rows.astype("int64"),
-        "kind": ["vacant" if vacant[r] else "zero_amount" for r in empty_rows],
-        "text": "",
-    })
+    skipped = pd.DataFrame(
+        {
+            "source_row": empty_rows.astype("int64"),
+            "kind": ["vacant" if vacant[r] else "zero_amount" for r in empty_rows],
+            "text": "",
+        }
+    )
     for row in by_row.index[by_row & vacant]:
-        issues.append(Issue(IssueCode.SCHEMA_CHECK, "unit is marked vacant but has charges", name,
-                            int(row), "resident", None))
+        issues.append(
+            Issue(
+                IssueCode.SCHEMA_CHECK,
+                "unit is marked vacant but has charges",
+                name,
+                int(row),
+                "resident",
+                None,
+            )
+        )
     frame = frame[has_charge].copy()
     if period is None:
         missing = frame["transaction_date"].isna()
         for row in frame.loc[missing, "source_row"].unique():
-            issues.append(Issue(
-                IssueCode.MISSING_VALUE,
-                "no charge date and no billing period: run with --period YYYY-MM, set period in "
-                "tieout.toml, or put 'As of MM/DD/YYYY' in the report title", name, int(row),
-                "transaction date", None))
-            already |= set(zip(frame.index[frame["source_row"].eq(row)],
-                               ["transaction_date"] * len(frame), strict=False))
+            issues.append(
+                Issue(
+                    IssueCode.MISSING_VALUE,
+                    "no charge date and no billing period: run with --period YYYY-MM, set "
+                    "period in tieout.toml, or put 'As of MM/DD/YYYY' in the report title",
+                    name,
+                    int(row),
+                    "transaction date",
+                    None,
+                )
+            )
+            already |= set(
+                zip(
+                    frame.index[frame["source_row"].eq(row)],
+                    ["transaction_date"] * len(frame),
+                    strict=False,
+                )
+            )
     issues += schema_issues(ResidentCharge, frame, name, already)
     return ValidateResult(
-        kind="charge", lines=frame, valid=_valid_lines(frame, issues), issues=_sorted(issues),
+        kind="charge",
+        lines=frame,
+        valid=_valid_lines(frame, issues),
+        issues=_sorted(issues),
         skipped=skipped,
     )
 

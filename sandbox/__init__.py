@@ -1,1 +1,4 @@
-"""A local Propexo emulator: a real HTTP server with SQLite state, for the demo, tests and rehearsals."""
+"""A local Propexo emulator: a real HTTP server with SQLite state.
+
+Used by the demo, the tests and users' rehearsals.
+"""

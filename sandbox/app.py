@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator, FormatChecker
 from starlette.applications import Starlette
@@ -88,11 +88,14 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": error}
 
 
-def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message, details), status_code=status)
 
 
 # --- request validation (Zod-like) --------------------------------------------------------------
+
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     """Propexo rejects unknown keys: close every object schema."""
@@ -115,7 +118,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 _formats = FormatChecker()
 
 
-@_formats.checks("date-time", raises=ValueError)
+@_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str) or "T" not in value:
         return False
@@ -130,7 +133,8 @@ def load_request_validators() -> dict[str, Draft202012Validator]:
     for endpoint in spec["endpoints"]:
         if endpoint["method"] == "POST" and endpoint.get("request_body"):
             validators[endpoint["path"]] = Draft202012Validator(
-                _strict(endpoint["request_body"]), format_checker=_formats)
+                _strict(endpoint["request_body"]), format_checker=_formats
+            )
     return validators
 
 
@@ -170,22 +174,55 @@ def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any
         if err.validator == "additionalProperties":
             allowed = set(err.schema.get("properties", {}))
             keys = sorted(k for k in err.instance if k not in allowed)
-            issues.append({"code": "unrecognized_keys", "keys": keys, "path": path,
-                           "message": f"Unrecognized key(s) in object: {', '.join(map(repr, keys))}"})
+            issues.append(
+                {
+                    "code": "unrecognized_keys",
+                    "keys": keys,
+                    "path": path,
+                    "message": f"Unrecognized key(s) in object: {', '.join(map(repr, keys))}",
+                }
+            )
         elif err.validator == "required":
             missing = [k for k in err.validator_value if k not in err.instance]
-            issues += [{"code": "invalid_type", "expected": "defined", "received": "undefined",
-                        "path": [*path, key], "message": "Required"} for key in missing[:1]]
+            issues += [
+                {
+                    "code": "invalid_type",
+                    "expected": "defined",
+                    "received": "undefined",
+                    "path": [*path, key],
+                    "message": "Required",
+                }
+                for key in missing[:1]
+            ]
         elif err.validator == "type":
-            issues.append({"code": "invalid_type", "expected": err.validator_value,
-                           "received": type(err.instance).__name__, "path": path,
-                           "message": err.message})
+            issues.append(
+                {
+                    "code": "invalid_type",
+                    "expected": err.validator_value,
+                    "received": type(err.instance).__name__,
+                    "path": path,
+                    "message": err.message,
+                }
+            )
         elif err.validator == "minimum":
-            issues.append({"code": "too_small", "minimum": err.validator_value, "path": path,
-                           "message": err.message})
+            issues.append(
+                {
+                    "code": "too_small",
+                    "minimum": err.validator_value,
+                    "path": path,
+                    "message": err.message,
+                }
+            )
         else:
-            issues.append({"code": "invalid_string" if err.validator in ("format", "pattern", "anyOf")
-                           else "custom", "path": path, "message": err.message})
+            issues.append(
+                {
+                    "code": "invalid_string"
+                    if err.validator in ("format", "pattern", "anyOf")
+                    else "custom",
+                    "path": path,
+                    "message": err.message,
+                }
+            )
     return issues
 
 
@@ -196,17 +233,25 @@ LIST_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/v1/locations/rentmanager/": ("location", ("x_id", "integration_id", "integration_vendor")),
     "/v1/properties/": ("property", ("x_id", "integration_id", "integration_vendor", "is_active")),
     "/v1/units/": ("unit", ("x_id", "property_id", "integration_id", "integration_vendor")),
-    "/v1/residents/": ("resident", ("x_id", "property_id", "integration_id", "integration_vendor",
-                                    "email_1", "phone_1")),
-    "/v1/leases/": ("lease", ("x_id", "unit_id", "property_id", "integration_id",
-                              "status_normalized", "status_raw")),
+    "/v1/residents/": (
+        "resident",
+        ("x_id", "property_id", "integration_id", "integration_vendor", "email_1", "phone_1"),
+    ),
+    "/v1/leases/": (
+        "lease",
+        ("x_id", "unit_id", "property_id", "integration_id", "status_normalized", "status_raw"),
+    ),
     "/v1/vendors/": ("vendor", ("x_id", "property_id", "integration_id", "integration_vendor")),
     "/v1/charge-codes/": ("charge_code", ("property_id", "integration_id", "integration_vendor")),
-    "/v1/financial-accounts/": ("financial_account", ("property_id", "integration_id",
-                                                      "integration_vendor", "account_number")),
+    "/v1/financial-accounts/": (
+        "financial_account",
+        ("property_id", "integration_id", "integration_vendor", "account_number"),
+    ),
     "/v1/invoices/": ("invoice", ("integration_id", "property_id", "integration_vendor")),
-    "/v1/resident-charges/": ("charge", ("integration_id", "property_id", "resident_id", "lease_id",
-                                         "integration_vendor")),
+    "/v1/resident-charges/": (
+        "charge",
+        ("integration_id", "property_id", "resident_id", "lease_id", "integration_vendor"),
+    ),
 }
 
 
@@ -239,9 +284,15 @@ class Sandbox:
     # -- lists ----------------------------------------------------------------------------------
 
     def _location_of_property(self) -> dict[str, str]:
-        return {p["id"]: p.get("_location_id") for p in self.store.records("property")}
+        return {
+            p["id"]: p["_location_id"]
+            for p in self.store.records("property")
+            if p.get("_location_id")
+        }
 
-    def _query_filter(self, kind: str, params: dict[str, str]) -> Callable[[dict[str, Any]], bool] | JSONResponse:
+    def _query_filter(
+        self, kind: str, params: dict[str, str]
+    ) -> Callable[[dict[str, Any]], bool] | JSONResponse:
         checks: list[Callable[[dict[str, Any]], bool]] = []
         if "location_id" in params:
             wanted = params["location_id"]
@@ -252,12 +303,18 @@ class Sandbox:
                 checks.append(lambda r: loc_of.get(r.get("property_id", "")) == wanted)
         if kind == "lease" and "resident_id" in params:
             rid = params["resident_id"]
-            checks.append(lambda r: any(m.get("resident_id") == rid
-                                        for m in r.get("residents_meta_data") or []))
+            checks.append(
+                lambda r: any(
+                    m.get("resident_id") == rid for m in r.get("residents_meta_data") or []
+                )
+            )
         if kind in ("unit", "lease") and "unit_number" in params:
             if "property_id" not in params:
                 return _error(400, "invalid_request", "unit_number requires property_id")
-            number, field_name = params["unit_number"], ("number" if kind == "unit" else "unit_number")
+            number, field_name = (
+                params["unit_number"],
+                ("number" if kind == "unit" else "unit_number"),
+            )
             checks.append(lambda r: str(r.get(field_name)) == number)
         if kind == "charge":
             start, end = params.get("transaction_date_start"), params.get("transaction_date_end")
@@ -271,17 +328,14 @@ class Sandbox:
                 lo = _instant(gte) if gte else None
                 hi = _instant(lte) if lte else None
             except ValueError:
-                return _error(400, "invalid_request", f"{name}_gte/{name}_lte must be ISO date-times")
-            if lo is not None:
-                checks.append(lambda r, n=name, lo=lo: _instant_or_none(r.get(n)) is not None
-                              and _instant_or_none(r.get(n)) >= lo)  # type: ignore[operator]
-            if hi is not None:
-                checks.append(lambda r, n=name, hi=hi: _instant_or_none(r.get(n)) is not None
-                              and _instant_or_none(r.get(n)) <= hi)  # type: ignore[operator]
+                return _error(
+                    400, "invalid_request", f"{name}_gte/{name}_lte must be ISO date-times"
+                )
+            if lo is not None or hi is not None:
+                checks.append(_between(name, lo, hi))
         for name in LIST_ROUTES_BY_KIND[kind]:
             if name in params:
-                value = params[name]
-                checks.append(lambda r, n=name, v=value: _text(r.get(n)) == v)
+                checks.append(_equals(name, params[name]))
         return lambda record: all(check(record) for check in checks)
 
     async def list_records(self, request: Request) -> Response:
@@ -296,15 +350,20 @@ class Sandbox:
             return keep
         rows = [r for r in self.store.records(kind) if keep(r)]
         for field_name, direction in reversed(order):
-            rows.sort(key=lambda r, f=field_name: (r.get(f) is None, _sortable(r.get(f))),
-                      reverse=direction == "desc")
+            rows.sort(key=_sort_key(field_name), reverse=direction == "desc")
         page = rows[offset : offset + limit]
-        return JSONResponse({
-            "meta": {"offset": offset, "limit": limit,
-                     "orderBy": [{"field": f, "direction": d} for f, d in order],
-                     "hasMore": offset + len(page) < len(rows), "total": len(rows)},
-            "results": [self._complete(kind, r) for r in page],
-        })
+        return JSONResponse(
+            {
+                "meta": {
+                    "offset": offset,
+                    "limit": limit,
+                    "orderBy": [{"field": f, "direction": d} for f, d in order],
+                    "hasMore": offset + len(page) < len(rows),
+                    "total": len(rows),
+                },
+                "results": [self._complete(kind, r) for r in page],
+            }
+        )
 
     async def get_record(self, request: Request) -> Response:
         base = request.url.path.rsplit("/", 1)[0] + "/"
@@ -313,16 +372,33 @@ class Sandbox:
         record = self.store.record(kind, record_id)
         if record is None:
             return _error(404, "not_found", f"no {kind.replace('_', ' ')} with id {record_id!r}")
-        return JSONResponse({"meta": {"offset": 0, "limit": 1, "orderBy": []},
-                             "results": self._complete(kind, record)})
+        return JSONResponse(
+            {
+                "meta": {"offset": 0, "limit": 1, "orderBy": []},
+                "results": self._complete(kind, record),
+            }
+        )
 
     async def vendors_of_property(self, request: Request) -> Response:
         property_id = request.path_params["property_id"]
         location = self._location_of_property().get(property_id)
-        rows = [self._complete("vendor", v) for v in self.store.records("vendor")
-                if v.get("property_id") == property_id or v.get("_location_id") == location]
-        return JSONResponse({"meta": {"offset": 0, "limit": len(rows), "orderBy": [],
-                                      "hasMore": False, "total": len(rows)}, "results": rows})
+        rows = [
+            self._complete("vendor", v)
+            for v in self.store.records("vendor")
+            if v.get("property_id") == property_id or v.get("_location_id") == location
+        ]
+        return JSONResponse(
+            {
+                "meta": {
+                    "offset": 0,
+                    "limit": len(rows),
+                    "orderBy": [],
+                    "hasMore": False,
+                    "total": len(rows),
+                },
+                "results": rows,
+            }
+        )
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -334,14 +410,32 @@ class Sandbox:
         validator = self.validators[request.url.path]
         issues = zod_issues(validator, body)
         if issues:
-            return None, _error(400, "invalid_request", "invalid request",
-                                {"issues": issues, "name": "ZodError"})
+            return None, _error(
+                400, "invalid_request", "invalid request", {"issues": issues, "name": "ZodError"}
+            )
         return body, None
 
-    def _job(self, job_type: str, category: str, body: dict[str, Any], status: str,
-             errors: list[str], created_record_id: str | None) -> Job:
-        return Job(new_id("cjob"), body.get("integration_id"), job_type, category, status, errors,
-                   created_record_id, body, now_iso(), time.time() + self.config.job_delay_s)
+    def _job(
+        self,
+        job_type: str,
+        category: str,
+        body: dict[str, Any],
+        status: str,
+        errors: list[str],
+        created_record_id: str | None,
+    ) -> Job:
+        return Job(
+            new_id("cjob"),
+            body.get("integration_id"),
+            job_type,
+            category,
+            status,
+            errors,
+            created_record_id,
+            body,
+            now_iso(),
+            time.time() + self.config.job_delay_s,
+        )
 
     def _integration_ok(self, integration_id: str) -> bool:
         return self.store.record("integration", integration_id) is not None
@@ -351,7 +445,9 @@ class Sandbox:
         if problem:
             return problem
         if not self._integration_ok(body["integration_id"]):
-            return _error(400, "invalid_request", f"unknown integration_id {body['integration_id']!r}")
+            return _error(
+                400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
+            )
         errors: list[str] = []
         vendor = self.store.record("vendor", body["vendor_id"])
         location = self.store.record("location", body["location_id"])
@@ -366,18 +462,29 @@ class Sandbox:
         for i, item in enumerate(body["invoice_items"]):
             prop = props.get(item["property_id"])
             if prop is None:
-                errors.append(_pms_error(f"invoice_items[{i}]: property {item['property_id']} was not found"))
+                errors.append(
+                    _pms_error(f"invoice_items[{i}]: property {item['property_id']} was not found")
+                )
             elif location is not None and loc_of.get(prop["id"]) != location["id"]:
-                errors.append(_pms_error(f"invoice_items[{i}]: the property is not in the bill's location"))
+                errors.append(
+                    _pms_error(f"invoice_items[{i}]: the property is not in the bill's location")
+                )
             account = self.store.record("financial_account", item["financial_account_id"])
             if account is None:
-                errors.append(_pms_error(
-                    f"invoice_items[{i}]: GL account {item['financial_account_id']} was not found"))
+                errors.append(
+                    _pms_error(
+                        f"invoice_items[{i}]: GL account {item['financial_account_id']} "
+                        "was not found"
+                    )
+                )
         lines_total = sum(item["amount_in_cents"] for item in body["invoice_items"])
         if lines_total != body["total_amount_in_cents"]:
-            errors.append(_pms_error(
-                f"The bill total {body['total_amount_in_cents']} does not equal the sum of its "
-                f"lines {lines_total}"))
+            errors.append(
+                _pms_error(
+                    f"The bill total {body['total_amount_in_cents']} does not equal the sum of its "
+                    f"lines {lines_total}"
+                )
+            )
         if errors:
             job = self._job("CREATE_INVOICE", "invoices", body, "FAILURE", errors, None)
             self.store.apply_write(job, [], synced=True)
@@ -388,48 +495,83 @@ class Sandbox:
             self.store.apply_write(job, [("invoice", record)], synced=True)
         return _write_accepted(job, body)
 
-    def _invoice_record(self, body: dict[str, Any], props: dict[str, Any], vendor: dict[str, Any],
-                        location: dict[str, Any]) -> dict[str, Any]:
+    def _invoice_record(
+        self,
+        body: dict[str, Any],
+        props: dict[str, Any],
+        vendor: dict[str, Any],
+        location: dict[str, Any],
+    ) -> dict[str, Any]:
         stamp = now_iso()
         record_id = new_id()
         first_prop = props[body["invoice_items"][0]["property_id"]]
         total = body["total_amount_in_cents"]
-        items = [{
-            "x_id": f"{self.store.next_number('bill_detail')}",
-            "x_property_id": str(props[i["property_id"]].get("x_id")),
-            "x_location_id": location.get("x_id"), "x_gl_account_id": None,
-            "x_cash_financial_account_id": None, "invoice_id": record_id,
-            "construction_job_id": None, "amount_due_in_cents": i["amount_in_cents"],
-            "notes": i.get("notes"), "total_amount_in_cents": i["amount_in_cents"],
-            "property_id": i["property_id"], "financial_account_id": i["financial_account_id"],
-            "cash_financial_account_id": None,
-        } for i in body["invoice_items"]]
+        items = [
+            {
+                "x_id": f"{self.store.next_number('bill_detail')}",
+                "x_property_id": str(props[i["property_id"]].get("x_id")),
+                "x_location_id": location.get("x_id"),
+                "x_gl_account_id": None,
+                "x_cash_financial_account_id": None,
+                "invoice_id": record_id,
+                "construction_job_id": None,
+                "amount_due_in_cents": i["amount_in_cents"],
+                "notes": i.get("notes"),
+                "total_amount_in_cents": i["amount_in_cents"],
+                "property_id": i["property_id"],
+                "financial_account_id": i["financial_account_id"],
+                "cash_financial_account_id": None,
+            }
+            for i in body["invoice_items"]
+        ]
         return {
-            "id": record_id, "created_at": stamp, "updated_at": stamp, "last_seen": stamp,
+            "id": record_id,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "last_seen": stamp,
             "x_id": str(self.store.next_number("bill")),
-            "x_property_id": str(first_prop.get("x_id")), "x_location_id": location.get("x_id"),
-            "x_vendor_id": vendor.get("x_id"), "x_financial_account_id": None,
-            "x_cash_financial_account_id": None, "x_ap_financial_account_id": None,
-            "amount_due_in_cents": total, "amount_paid_in_cents": 0, "custom_data": None,
-            "due_date": _as_datetime(body["due_date"]), "discount_date": None,
+            "x_property_id": str(first_prop.get("x_id")),
+            "x_location_id": location.get("x_id"),
+            "x_vendor_id": vendor.get("x_id"),
+            "x_financial_account_id": None,
+            "x_cash_financial_account_id": None,
+            "x_ap_financial_account_id": None,
+            "amount_due_in_cents": total,
+            "amount_paid_in_cents": 0,
+            "custom_data": None,
+            "due_date": _as_datetime(body["due_date"]),
+            "discount_date": None,
             "invoice_date": _as_datetime(body["invoice_date"]),
-            "post_date": _as_datetime(body["post_date"]), "post_month": None,
-            "discount_amount_in_cents": None, "invoice_number": body.get("invoice_number"),
-            "notes": body.get("notes"), "post_status_raw": "Unpaid",
-            "sub_total_amount_in_cents": total, "total_amount_in_cents": total,
-            "property_id": first_prop["id"], "financial_account_id": None,
-            "cash_financial_account_id": None, "ap_financial_account_id": None,
-            "integration_id": body["integration_id"], "integration_vendor": "RENTMANAGER",
+            "post_date": _as_datetime(body["post_date"]),
+            "post_month": None,
+            "discount_amount_in_cents": None,
+            "invoice_number": body.get("invoice_number"),
+            "notes": body.get("notes"),
+            "post_status_raw": "Unpaid",
+            "sub_total_amount_in_cents": total,
+            "total_amount_in_cents": total,
+            "property_id": first_prop["id"],
+            "financial_account_id": None,
+            "cash_financial_account_id": None,
+            "ap_financial_account_id": None,
+            "integration_id": body["integration_id"],
+            "integration_vendor": "RENTMANAGER",
             "invoice_items": items,
         }
 
-    def _charge_record(self, charge: dict[str, Any], integration_id: str, *, credit: bool,
-                       job_id: str) -> dict[str, Any]:
+    def _charge_record(
+        self, charge: dict[str, Any], integration_id: str, *, credit: bool, job_id: str
+    ) -> dict[str, Any]:
         resident = self.store.record("resident", charge["resident_id"]) or {}
         code = self.store.record("charge_code", charge["charge_code_id"]) or {}
-        leases = [lease for lease in self.store.records("lease")
-                  if any(m.get("resident_id") == resident.get("id")
-                         for m in lease.get("residents_meta_data") or [])]
+        leases = [
+            lease
+            for lease in self.store.records("lease")
+            if any(
+                m.get("resident_id") == resident.get("id")
+                for m in lease.get("residents_meta_data") or []
+            )
+        ]
         lease = leases[0] if leases else {}
         unit = self.store.record("unit", lease.get("unit_id", "")) or {}
         prop = self.store.record("property", resident.get("property_id", "")) or {}
@@ -437,26 +579,49 @@ class Sandbox:
         raw = f"{amount / 100:.2f}"
         stamp = now_iso()
         return {
-            "id": new_id(), "created_at": stamp, "updated_at": stamp, "last_seen": None,
-            "x_id": str(self.store.next_number("charge")), "x_property_id": prop.get("x_id"),
-            "x_gl_account_id": None, "x_location_id": code.get("x_location_id"),
-            "x_lease_id": lease.get("x_id"), "x_resident_id": resident.get("x_id"),
-            "x_unit_id": unit.get("x_id"), "x_charge_code_id": code.get("x_id"),
-            "amount_in_cents": amount, "amount_raw": raw, "amount_open_in_cents": amount,
-            "amount_open_raw": raw, "amount_paid_in_cents": 0, "amount_paid_raw": "0.00",
-            "due_date": charge["transaction_date"], "name": code.get("name"),
-            "description": charge["notes"], "reference_number": charge["reference_number"],
+            "id": new_id(),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "last_seen": None,
+            "x_id": str(self.store.next_number("charge")),
+            "x_property_id": prop.get("x_id"),
+            "x_gl_account_id": None,
+            "x_location_id": code.get("x_location_id"),
+            "x_lease_id": lease.get("x_id"),
+            "x_resident_id": resident.get("x_id"),
+            "x_unit_id": unit.get("x_id"),
+            "x_charge_code_id": code.get("x_id"),
+            "amount_in_cents": amount,
+            "amount_raw": raw,
+            "amount_open_in_cents": amount,
+            "amount_open_raw": raw,
+            "amount_paid_in_cents": 0,
+            "amount_paid_raw": "0.00",
+            "due_date": charge["transaction_date"],
+            "name": code.get("name"),
+            "description": charge["notes"],
+            "reference_number": charge["reference_number"],
             "transaction_date": charge["transaction_date"],
-            "transaction_source": "Credit" if credit else "Charge", "post_month": None,
-            "is_open": True, "custom_data": None, "integration_id": integration_id,
-            "integration_vendor": "RENTMANAGER", "property_id": resident.get("property_id"),
-            "resident_id": charge["resident_id"], "financial_account_id": None,
-            "unit_id": unit.get("id"), "lease_id": lease.get("id"),
-            "charge_code_id": charge["charge_code_id"], "allocations": [],
-            "_job_id": job_id, "_credit": credit,
+            "transaction_source": "Credit" if credit else "Charge",
+            "post_month": None,
+            "is_open": True,
+            "custom_data": None,
+            "integration_id": integration_id,
+            "integration_vendor": "RENTMANAGER",
+            "property_id": resident.get("property_id"),
+            "resident_id": charge["resident_id"],
+            "financial_account_id": None,
+            "unit_id": unit.get("id"),
+            "lease_id": lease.get("id"),
+            "charge_code_id": charge["charge_code_id"],
+            "allocations": [],
+            "_job_id": job_id,
+            "_credit": credit,
         }
 
-    def _charge_problem(self, charge: dict[str, Any], loc_of: dict[str, str]) -> tuple[str | None, str | None]:
+    def _charge_problem(
+        self, charge: dict[str, Any], loc_of: dict[str, str]
+    ) -> tuple[str | None, str | None]:
         """(error, location) for one charge, as Rent Manager would judge it."""
         resident = self.store.record("resident", charge["resident_id"])
         if resident is None:
@@ -474,50 +639,100 @@ class Sandbox:
         if problem:
             return problem
         if not self._integration_ok(body["integration_id"]):
-            return _error(400, "invalid_request", f"unknown integration_id {body['integration_id']!r}")
+            return _error(
+                400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
+            )
         loc_of = self._location_of_property()
         judged = [self._charge_problem(c, loc_of) for c in body["charges"]]
         locations = {loc for _, loc in judged if loc}
         job_id = new_id("cjob")
         if len(locations) > 1:
-            errors = [_pms_error("All charges in a batch must belong to the same location; "
-                                 f"this batch spans {len(locations)} locations")]
+            errors = [
+                _pms_error(
+                    "All charges in a batch must belong to the same location; "
+                    f"this batch spans {len(locations)} locations"
+                )
+            ]
             status, good = "FAILURE", []
         else:
-            errors = [_pms_error(f"charges[{i}] (reference_number {c['reference_number']}): {err}")
-                      for i, (c, (err, _)) in enumerate(zip(body["charges"], judged, strict=True))
-                      if err]
+            errors = [
+                _pms_error(f"charges[{i}] (reference_number {c['reference_number']}): {err}")
+                for i, (c, (err, _)) in enumerate(zip(body["charges"], judged, strict=True))
+                if err
+            ]
             good = [c for c, (err, _) in zip(body["charges"], judged, strict=True) if not err]
             status = "SUCCESS" if not errors else ("PARTIAL_SUCCESS" if good else "FAILURE")
-        job = Job(job_id, body["integration_id"], "CREATE_RESIDENT_CHARGES_BATCH",
-                  "resident_charges", status, errors, None, body, now_iso(),
-                  time.time() + self.config.job_delay_s)
-        created = [("charge", self._charge_record(c, body["integration_id"], credit=False,
-                                                  job_id=job_id)) for c in good]
+        job = Job(
+            job_id,
+            body["integration_id"],
+            "CREATE_RESIDENT_CHARGES_BATCH",
+            "resident_charges",
+            status,
+            errors,
+            None,
+            body,
+            now_iso(),
+            time.time() + self.config.job_delay_s,
+        )
+        created = [
+            ("charge", self._charge_record(c, body["integration_id"], credit=False, job_id=job_id))
+            for c in good
+        ]
         self.store.apply_write(job, created, synced=False)
         return _write_accepted(job, body)
 
     async def create_single(self, request: Request) -> Response:
-        """One charge (``/v1/resident-charges/rentmanager/``) or credit (``/v1/resident-credits/...``)."""
+        """One charge (``/v1/resident-charges/rentmanager/``) or one credit."""
         body, problem = await self._body(request)
         if problem:
             return problem
         if not self._integration_ok(body["integration_id"]):
-            return _error(400, "invalid_request", f"unknown integration_id {body['integration_id']!r}")
+            return _error(
+                400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
+            )
         credit = "credits" in request.url.path
         if credit and body["amount_in_cents"] <= 0:
-            return _error(400, "invalid_request", "invalid request", {"issues": [
-                {"code": "too_small", "minimum": 0, "exclusive": True, "path": ["amount_in_cents"],
-                 "message": "Number must be greater than 0"}], "name": "ZodError"})
+            return _error(
+                400,
+                "invalid_request",
+                "invalid request",
+                {
+                    "issues": [
+                        {
+                            "code": "too_small",
+                            "minimum": 0,
+                            "exclusive": True,
+                            "path": ["amount_in_cents"],
+                            "message": "Number must be greater than 0",
+                        }
+                    ],
+                    "name": "ZodError",
+                },
+            )
         error, _ = self._charge_problem(body, self._location_of_property())
         job_id = new_id("cjob")
-        job = Job(job_id, body["integration_id"],
-                  "CREATE_RESIDENT_CREDIT" if credit else "CREATE_RESIDENT_CHARGE",
-                  "resident_charges", "FAILURE" if error else "SUCCESS",
-                  [_pms_error(error)] if error else [], None, body, now_iso(),
-                  time.time() + self.config.job_delay_s)
-        created = [] if error else [("charge", self._charge_record(
-            body, body["integration_id"], credit=credit, job_id=job_id))]
+        job = Job(
+            job_id,
+            body["integration_id"],
+            "CREATE_RESIDENT_CREDIT" if credit else "CREATE_RESIDENT_CHARGE",
+            "resident_charges",
+            "FAILURE" if error else "SUCCESS",
+            [_pms_error(error)] if error else [],
+            None,
+            body,
+            now_iso(),
+            time.time() + self.config.job_delay_s,
+        )
+        created = (
+            []
+            if error
+            else [
+                (
+                    "charge",
+                    self._charge_record(body, body["integration_id"], credit=credit, job_id=job_id),
+                )
+            ]
+        )
         self.store.apply_write(job, created, synced=False)
         return _write_accepted(job, body)
 
@@ -528,9 +743,16 @@ class Sandbox:
         if job is None:
             return _error(404, "not_found", f"no job with id {request.path_params['job_id']!r}")
         if time.time() < job.ready_at:
-            return JSONResponse({"write_status": "PENDING", "errors": [], "created_record_id": None})
-        return JSONResponse({"write_status": job.status, "errors": job.errors,
-                             "created_record_id": job.created_record_id})
+            return JSONResponse(
+                {"write_status": "PENDING", "errors": [], "created_record_id": None}
+            )
+        return JSONResponse(
+            {
+                "write_status": job.status,
+                "errors": job.errors,
+                "created_record_id": job.created_record_id,
+            }
+        )
 
     async def write_logs(self, request: Request) -> Response:
         params = dict(request.query_params)
@@ -542,7 +764,9 @@ class Sandbox:
         if not 1 <= limit <= 100 or offset < 0:
             return _error(400, "invalid_request", "limit must be 1..100 and offset at least 0")
         spans = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}
-        since = time.time() - spans[params["time_range"]] if params.get("time_range") in spans else 0
+        since = (
+            time.time() - spans[params["time_range"]] if params.get("time_range") in spans else 0
+        )
         now = time.time()
         logs = []
         for job in self.store.jobs():
@@ -555,12 +779,21 @@ class Sandbox:
                 continue
             if params.get("write_category") not in (None, job.write_category):
                 continue
-            logs.append({"id": job.job_id + "-log", "created_at": job.created_at,
-                         "job_id": job.job_id, "job_log_id": job.job_id + "-log",
-                         "status": status, "integration_id": job.integration_id or "",
-                         "job_type": job.job_type, "parameters": {"write_status": job.status},
-                         "error": "; ".join(job.errors) or None, "name": job.job_type,
-                         "vendor": "RENTMANAGER"})
+            logs.append(
+                {
+                    "id": job.job_id + "-log",
+                    "created_at": job.created_at,
+                    "job_id": job.job_id,
+                    "job_log_id": job.job_id + "-log",
+                    "status": status,
+                    "integration_id": job.integration_id or "",
+                    "job_type": job.job_type,
+                    "parameters": {"write_status": job.status},
+                    "error": "; ".join(job.errors) or None,
+                    "name": job.job_type,
+                    "vendor": "RENTMANAGER",
+                }
+            )
         return JSONResponse({"results": {"logs": logs[offset : offset + limit]}})
 
     async def manual_sync(self, request: Request) -> Response:
@@ -582,9 +815,14 @@ class Sandbox:
             for record in self.store.records(stored_kind, synced_only=False):
                 record_kind = "credit" if record.get("_credit") else stored_kind
                 if kind in (None, record_kind):
-                    out.append({**public(record), "kind": record_kind,
-                                "job_id": record.get("_job_id"),
-                                "synced": self.store.record(stored_kind, record["id"]) is not None})
+                    out.append(
+                        {
+                            **public(record),
+                            "kind": record_kind,
+                            "job_id": record.get("_job_id"),
+                            "synced": self.store.record(stored_kind, record["id"]) is not None,
+                        }
+                    )
         return JSONResponse({"results": out, "total": len(out)})
 
     async def sandbox_edit(self, request: Request) -> Response:
@@ -610,6 +848,35 @@ class Sandbox:
 
 
 LIST_ROUTES_BY_KIND = {kind: filters for kind, filters in LIST_ROUTES.values()}
+
+
+Check = Callable[[dict[str, Any]], bool]
+
+
+def _between(name: str, lo: float | None, hi: float | None) -> Check:
+    """A date filter: both ends inclusive, records without the field excluded."""
+
+    def check(record: dict[str, Any]) -> bool:
+        at = _instant_or_none(record.get(name))
+        return at is not None and (lo is None or at >= lo) and (hi is None or at <= hi)
+
+    return check
+
+
+def _equals(name: str, value: str) -> Check:
+    """Propexo's filters are exact matches on the field."""
+
+    def check(record: dict[str, Any]) -> bool:
+        return _text(record.get(name)) == value
+
+    return check
+
+
+def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
+    def key(record: dict[str, Any]) -> tuple[bool, Any]:
+        return record.get(name) is None, _sortable(record.get(name))
+
+    return key
 
 
 def _text(value: Any) -> str:
@@ -653,11 +920,21 @@ def _paging(params: dict[str, str]) -> tuple[int, int, list[tuple[str, str]]] | 
     except ValueError:
         return _error(400, "invalid_request", "offset and limit must be integers")
     if offset < 0 or not 1 <= limit <= MAX_LIMIT:
-        return _error(400, "invalid_request",
-                      f"offset must be at least 0 and limit between 1 and {MAX_LIMIT}",
-                      {"issues": [{"code": "too_big" if limit > MAX_LIMIT else "too_small",
-                                   "path": ["limit" if not 1 <= limit <= MAX_LIMIT else "offset"],
-                                   "message": "out of range"}], "name": "ZodError"})
+        return _error(
+            400,
+            "invalid_request",
+            f"offset must be at least 0 and limit between 1 and {MAX_LIMIT}",
+            {
+                "issues": [
+                    {
+                        "code": "too_big" if limit > MAX_LIMIT else "too_small",
+                        "path": ["limit" if not 1 <= limit <= MAX_LIMIT else "offset"],
+                        "message": "out of range",
+                    }
+                ],
+                "name": "ZodError",
+            },
+        )
     order: list[tuple[str, str]] = []
     for part in (params.get("order-by") or "created_at:desc").split(","):
         name, _, direction = part.strip().partition(":")
@@ -669,6 +946,7 @@ def _paging(params: dict[str, str]) -> tuple[int, int, list[tuple[str, str]]] | 
 
 
 # --- the gate: auth, rate limit, faults ----------------------------------------------------------
+
 
 class _DropFilter(logging.Filter):
     """A dropped connection is an injected fault, not a server error worth a log line."""
@@ -687,7 +965,7 @@ class Gate:
         self.app = app
         self.config = config
         self.windows: dict[str, tuple[float, int]] = {}
-        self.rng = random.Random(config.fault_seed)
+        self.rng = random.Random(config.fault_seed)  # noqa: S311 - faults, not secrets
         self.fault_counts: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -696,25 +974,36 @@ class Gate:
             return
         token = _bearer(scope)
         if token is None or not hmac.compare_digest(token.encode(), self.config.token.encode()):
-            await _send_json(send, 401, error_body("unauthorized", "missing or invalid bearer token"))
+            await _send_json(
+                send, 401, error_body("unauthorized", "missing or invalid bearer token")
+            )
             return
         if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         allowed, remaining, slow = self._count(token)
-        headers = [(b"x-ratelimit-limit", str(self.config.rate_limit).encode()),
-                   (b"x-ratelimit-remaining", str(remaining).encode())]
+        headers = [
+            (b"x-ratelimit-limit", str(self.config.rate_limit).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
+        ]
         if not allowed:
-            await _send_json(send, 429, error_body(
-                "rate_limit_exceeded", "too many requests: wait for the rate-limit window to reset"),
-                headers)
+            await _send_json(
+                send,
+                429,
+                error_body(
+                    "rate_limit_exceeded",
+                    "too many requests: wait for the rate-limit window to reset",
+                ),
+                headers,
+            )
             return
         if slow:
             await asyncio.sleep(self.config.slowdown_s)
         fault = self._roll(scope["method"])
         if fault in ("500", "502", "503"):
-            await _send_json(send, int(fault), error_body("server_error", f"injected fault {fault}"),
-                             headers)
+            await _send_json(
+                send, int(fault), error_body("server_error", f"injected fault {fault}"), headers
+            )
             return
         if fault == "reset":
             await _drop(send)
@@ -726,6 +1015,7 @@ class Gate:
             await send(message)
 
         if fault == "lost":
+
             async def swallow(message: dict[str, Any]) -> None:
                 return None
 
@@ -768,45 +1058,65 @@ def _bearer(scope: Scope) -> str | None:
         if name == b"authorization":
             text = value.decode("latin-1")
             if text.lower().startswith("bearer "):
-                return text[7:].strip()
+                return str(text[7:].strip())
     return None
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-        *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 async def _drop(send: Send) -> None:
     """Start an answer and never finish it: the server closes the connection mid-response."""
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"1024")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1024")]}
+    )
 
 
 def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None = None) -> Gate:
     """The emulator as an ASGI app (auth, rate limit and faults in front of the routes)."""
     sandbox = Sandbox(store, config, seed)
     routes = [Route(path, sandbox.list_records, methods=["GET"]) for path in LIST_ROUTES]
-    routes += [Route(path + "{record_id}", sandbox.get_record, methods=["GET"])
-               for path in LIST_ROUTES if path != "/v1/locations/rentmanager/"]
+    routes += [
+        Route(path + "{record_id}", sandbox.get_record, methods=["GET"])
+        for path in LIST_ROUTES
+        if path != "/v1/locations/rentmanager/"
+    ]
     routes += [
         Route("/v1/vendors/properties/{property_id}", sandbox.vendors_of_property, methods=["GET"]),
         Route("/v1/invoices/rentmanager/", sandbox.create_invoice, methods=["POST"]),
-        Route("/v1/resident-charges/batch/rentmanager/", sandbox.create_charge_batch,
-              methods=["POST"]),
+        Route(
+            "/v1/resident-charges/batch/rentmanager/", sandbox.create_charge_batch, methods=["POST"]
+        ),
         Route("/v1/resident-charges/rentmanager/", sandbox.create_single, methods=["POST"]),
         Route("/v1/resident-credits/rentmanager/", sandbox.create_single, methods=["POST"]),
         Route("/v1/admin/write-status/{job_id}", sandbox.write_status, methods=["GET"]),
         Route("/v1/admin/logs/writes/", sandbox.write_logs, methods=["GET"]),
-        Route("/v1/admin/integrations/{integration_id}/manual-sync", sandbox.manual_sync,
-              methods=["POST"]),
+        Route(
+            "/v1/admin/integrations/{integration_id}/manual-sync",
+            sandbox.manual_sync,
+            methods=["POST"],
+        ),
         Route("/_sandbox/records", sandbox.sandbox_records, methods=["GET"]),
-        Route("/_sandbox/records/{kind}/{record_id}", sandbox.sandbox_edit,
-              methods=["PATCH", "DELETE"]),
+        Route(
+            "/_sandbox/records/{kind}/{record_id}",
+            sandbox.sandbox_edit,
+            methods=["PATCH", "DELETE"],
+        ),
         Route("/_sandbox/sync", sandbox.sandbox_sync, methods=["POST"]),
         Route("/_sandbox/reset", sandbox.sandbox_reset, methods=["POST"]),
         Route("/_sandbox/health", sandbox.health, methods=["GET"]),
@@ -826,4 +1136,4 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
             yield
             task.cancel()
 
-    return Gate(Starlette(routes=routes, lifespan=lifespan), config)
+    return Gate(cast(ASGIApp, Starlette(routes=routes, lifespan=lifespan)), config)

@@ -36,8 +36,9 @@ def open_store(db: Path | None, seed: dict[str, Any]) -> Store:
 
 def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
     """Serve in the foreground until interrupted."""
-    uvicorn.run(create_app(store, config, seed), host=host, port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        create_app(store, config, seed), host=host, port=port, log_level="warning", access_log=False
+    )
 
 
 class RunningSandbox:
@@ -52,11 +53,21 @@ class RunningSandbox:
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="auto",
-            timeout_graceful_shutdown=2))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="tieout-sandbox", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                lifespan="auto",
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="tieout-sandbox",
+            daemon=True,
+        )
 
     def start(self) -> RunningSandbox:
         self._thread.start()

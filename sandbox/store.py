@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import Any
 
 REF_KINDS = {
-    "integrations": "integration", "locations": "location", "properties": "property",
-    "units": "unit", "residents": "resident", "leases": "lease", "vendors": "vendor",
-    "charge_codes": "charge_code", "financial_accounts": "financial_account",
+    "integrations": "integration",
+    "locations": "location",
+    "properties": "property",
+    "units": "unit",
+    "residents": "resident",
+    "leases": "lease",
+    "vendors": "vendor",
+    "charge_codes": "charge_code",
+    "financial_accounts": "financial_account",
 }
 
 _SCHEMA = """
@@ -93,7 +99,8 @@ class Store:
 
     def is_empty(self) -> bool:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
+            count: int = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return count == 0
 
     def load_seed(self, seed: dict[str, list[dict[str, Any]]]) -> int:
         """Load reference data (integrations, locations, properties, ... as Propexo shows them)."""
@@ -101,14 +108,23 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN")
             for key, kind in REF_KINDS.items():
-                for record in seed.get(key, []):
-                    record = {"created_at": now_iso(), "updated_at": now_iso(),
-                              "last_seen": now_iso(), **record}
+                for given in seed.get(key, []):
+                    record = {
+                        "created_at": now_iso(),
+                        "updated_at": now_iso(),
+                        "last_seen": now_iso(),
+                        **given,
+                    }
                     self._db.execute(
                         "INSERT OR REPLACE INTO records(kind, id, integration_id, data, synced) "
                         "VALUES (?, ?, ?, ?, 1)",
-                        (kind, record["id"], record.get("integration_id", record["id"]),
-                         json.dumps(record)))
+                        (
+                            kind,
+                            record["id"],
+                            record.get("integration_id", record["id"]),
+                            json.dumps(record),
+                        ),
+                    )
                     count += 1
             self._db.execute("COMMIT")
         return count
@@ -133,7 +149,9 @@ class Store:
             rows = self._db.execute(sql + " ORDER BY seq", (kind,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def record(self, kind: str, record_id: str, *, synced_only: bool = True) -> dict[str, Any] | None:
+    def record(
+        self, kind: str, record_id: str, *, synced_only: bool = True
+    ) -> dict[str, Any] | None:
         sql = "SELECT data FROM records WHERE kind = ? AND id = ?"
         if synced_only:
             sql += " AND synced = 1"
@@ -146,7 +164,9 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
             value = int(row[0]) + 1 if row else 1
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (name, str(value)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (name, str(value))
+            )
         return value
 
     def apply_write(
@@ -159,31 +179,53 @@ class Store:
                 self._db.execute(
                     "INSERT INTO records(kind, id, integration_id, data, ready_at, synced) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (kind, record["id"], record.get("integration_id"), json.dumps(record),
-                     job.ready_at, int(synced)))
+                    (
+                        kind,
+                        record["id"],
+                        record.get("integration_id"),
+                        json.dumps(record),
+                        job.ready_at,
+                        int(synced),
+                    ),
+                )
             self._db.execute(
                 "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.job_id, job.integration_id, job.job_type, job.write_category, job.status,
-                 json.dumps(job.errors), job.created_record_id, json.dumps(job.body),
-                 job.created_at, job.ready_at))
+                (
+                    job.job_id,
+                    job.integration_id,
+                    job.job_type,
+                    job.write_category,
+                    job.status,
+                    json.dumps(job.errors),
+                    job.created_record_id,
+                    json.dumps(job.body),
+                    job.created_at,
+                    job.ready_at,
+                ),
+            )
             self._db.execute("COMMIT")
 
     def update_record(self, kind: str, record_id: str, changes: dict[str, Any]) -> bool:
         """Change fields of a record on the PMS side (test hook: someone edited it in RM)."""
         with self._lock:
-            row = self._db.execute("SELECT data FROM records WHERE kind = ? AND id = ?",
-                                   (kind, record_id)).fetchone()
+            row = self._db.execute(
+                "SELECT data FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+            ).fetchone()
             if not row:
                 return False
             data = {**json.loads(row[0]), **changes, "updated_at": now_iso()}
-            self._db.execute("UPDATE records SET data = ? WHERE kind = ? AND id = ?",
-                             (json.dumps(data), kind, record_id))
+            self._db.execute(
+                "UPDATE records SET data = ? WHERE kind = ? AND id = ?",
+                (json.dumps(data), kind, record_id),
+            )
         return True
 
     def delete_record(self, kind: str, record_id: str) -> bool:
         """Remove a record (test hook: someone deleted it in RM)."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+            cur = self._db.execute(
+                "DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+            )
         return cur.rowcount > 0
 
     def sync(self, integration_id: str | None, at: float) -> int:
@@ -192,15 +234,19 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, data FROM records WHERE synced = 0 AND ready_at <= ? "
-                "AND (? IS NULL OR integration_id = ?)", (at, integration_id, integration_id),
+                "AND (? IS NULL OR integration_id = ?)",
+                (at, integration_id, integration_id),
             ).fetchall()
             self._db.execute("BEGIN")
             for seq, data in rows:
                 record = {**json.loads(data), "updated_at": stamp, "last_seen": stamp}
-                self._db.execute("UPDATE records SET synced = 1, data = ? WHERE seq = ?",
-                                 (json.dumps(record), seq))
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_sync_at', ?)",
-                             (stamp,))
+                self._db.execute(
+                    "UPDATE records SET synced = 1, data = ? WHERE seq = ?",
+                    (json.dumps(record), seq),
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_sync_at', ?)", (stamp,)
+            )
             self._db.execute("COMMIT")
         return len(rows)
 
@@ -218,5 +264,15 @@ class Store:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    return Job(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
-               json.loads(row[7]), row[8], row[9])
+    return Job(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        json.loads(row[5]),
+        row[6],
+        json.loads(row[7]),
+        row[8],
+        row[9],
+    )

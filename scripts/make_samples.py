@@ -37,12 +37,64 @@ PROPERTIES = [
     ("RIVER", "Riverside Lofts", "2", "Riverton", 12),
     ("LAKE", "Lakeview Terrace", "2", "Riverton", 10),
 ]
-FIRST = ["Avery", "Jordan", "Casey", "Riley", "Morgan", "Quinn", "Rowan", "Sage", "Emerson", "Finley",
-         "Harper", "Logan", "Parker", "Reese", "Skyler", "Taylor", "Dakota", "Hayden", "Jamie", "Kendall",
-         "Blake", "Cameron", "Drew", "Elliot", "Frankie", "Gray", "Hollis", "Indy", "Jules", "Kai"]
-LAST = ["Alder", "Birchwood", "Calloway", "Dunmore", "Ellery", "Fairbanks", "Garrow", "Hadley",
-        "Ivers", "Jessup", "Kettering", "Lindqvist", "Marrow", "Northam", "Oakhurst", "Pembry",
-        "Quill", "Radcliffe", "Stroud", "Thistle", "Underhill", "Vance", "Whitlock", "Yardley"]
+FIRST = [
+    "Avery",
+    "Jordan",
+    "Casey",
+    "Riley",
+    "Morgan",
+    "Quinn",
+    "Rowan",
+    "Sage",
+    "Emerson",
+    "Finley",
+    "Harper",
+    "Logan",
+    "Parker",
+    "Reese",
+    "Skyler",
+    "Taylor",
+    "Dakota",
+    "Hayden",
+    "Jamie",
+    "Kendall",
+    "Blake",
+    "Cameron",
+    "Drew",
+    "Elliot",
+    "Frankie",
+    "Gray",
+    "Hollis",
+    "Indy",
+    "Jules",
+    "Kai",
+]
+LAST = [
+    "Alder",
+    "Birchwood",
+    "Calloway",
+    "Dunmore",
+    "Ellery",
+    "Fairbanks",
+    "Garrow",
+    "Hadley",
+    "Ivers",
+    "Jessup",
+    "Kettering",
+    "Lindqvist",
+    "Marrow",
+    "Northam",
+    "Oakhurst",
+    "Pembry",
+    "Quill",
+    "Radcliffe",
+    "Stroud",
+    "Thistle",
+    "Underhill",
+    "Vance",
+    "Whitlock",
+    "Yardley",
+]
 VENDORS = [
     ("ACME Plumbing LLC", ["1", "2"]),
     ("Brightline Electric Inc.", ["1", "2"]),
@@ -52,18 +104,36 @@ VENDORS = [
     ("Keystone HVAC Co.", ["1"]),
     ("Harbor Pest Control", ["2"]),
 ]
-GL = [("5100", "Repairs & Maintenance"), ("5200", "Landscaping"), ("5300", "Utilities - Water"),
-      ("5310", "Utilities - Electric"), ("5400", "Trash Removal"), ("5500", "HVAC Service"),
-      ("5600", "Pest Control"), ("2100", "Accounts Payable")]
-CHARGE_CODES = [("RENT", "Rent"), ("PARK", "Parking"), ("PET", "Pet Rent"), ("TRASH", "Trash"),
-                ("CONC", "Concession")]
+GL = [
+    ("5100", "Repairs & Maintenance"),
+    ("5200", "Landscaping"),
+    ("5300", "Utilities - Water"),
+    ("5310", "Utilities - Electric"),
+    ("5400", "Trash Removal"),
+    ("5500", "HVAC Service"),
+    ("5600", "Pest Control"),
+    ("2100", "Accounts Payable"),
+]
+CHARGE_CODES = [
+    ("RENT", "Rent"),
+    ("PARK", "Parking"),
+    ("PET", "Pet Rent"),
+    ("TRASH", "Trash"),
+    ("CONC", "Concession"),
+]
 STAMP = "2026-10-01T00:00:00.000Z"
 
 
-def base(kind: str, key: tuple[object, ...], x_id: str, property_id: str | None) -> dict[str, object]:
+def base(
+    kind: str, key: tuple[object, ...], x_id: str, property_id: str | None
+) -> dict[str, object]:
     record: dict[str, object] = {
-        "id": pid(kind, *key), "x_id": x_id, "integration_id": INTEGRATION,
-        "integration_vendor": "RENTMANAGER", "created_at": STAMP, "updated_at": STAMP,
+        "id": pid(kind, *key),
+        "x_id": x_id,
+        "integration_id": INTEGRATION,
+        "integration_vendor": "RENTMANAGER",
+        "created_at": STAMP,
+        "updated_at": STAMP,
         "last_seen": STAMP,
     }
     if property_id is not None:
@@ -72,11 +142,27 @@ def base(kind: str, key: tuple[object, ...], x_id: str, property_id: str | None)
 
 
 def build() -> tuple[dict[str, list[dict[str, object]]], list[dict[str, object]]]:
-    seed: dict[str, list[dict[str, object]]] = {k: [] for k in (
-        "integrations", "locations", "properties", "units", "residents", "leases", "vendors",
-        "charge_codes", "financial_accounts")}
-    seed["integrations"].append({"id": INTEGRATION, "integration_vendor": "RENTMANAGER",
-                                 "name": "Greenleaf PM (Rent Manager)"})
+    seed: dict[str, list[dict[str, object]]] = {
+        k: []
+        for k in (
+            "integrations",
+            "locations",
+            "properties",
+            "units",
+            "residents",
+            "leases",
+            "vendors",
+            "charge_codes",
+            "financial_accounts",
+        )
+    }
+    seed["integrations"].append(
+        {
+            "id": INTEGRATION,
+            "integration_vendor": "RENTMANAGER",
+            "name": "Greenleaf PM (Rent Manager)",
+        }
+    )
     loc_ids = {}
     for x_id, name in LOCATIONS:
         rec = base("location", (x_id,), x_id, None)
@@ -89,17 +175,34 @@ def build() -> tuple[dict[str, list[dict[str, object]]], list[dict[str, object]]
     for n, (code, name, loc, city, n_units) in enumerate(PROPERTIES, start=1):
         prop = base("property", (code,), str(n), None)
         prop_id = str(prop["id"])
-        prop.update({"property_id": prop_id, "name": name, "code": code,
-                     "address_1": f"{100 + n * 10} Main St", "city": city, "state": "IL",
-                     "zip": f"6270{n}", "is_active": True, "type_normalized": "MULTI_FAMILY",
-                     "number_of_units": n_units, "_location_id": loc_ids[loc]})
+        prop.update(
+            {
+                "property_id": prop_id,
+                "name": name,
+                "code": code,
+                "address_1": f"{100 + n * 10} Main St",
+                "city": city,
+                "state": "IL",
+                "zip": f"6270{n}",
+                "is_active": True,
+                "type_normalized": "MULTI_FAMILY",
+                "number_of_units": n_units,
+                "_location_id": loc_ids[loc],
+            }
+        )
         seed["properties"].append(prop)
         first_prop_of_loc.setdefault(loc, prop_id)
         for u in range(n_units):
             number = f"{(u // 6 + 1)}{(u % 6 + 1):02d}"
             unit = base("unit", (code, number), f"{n}-{number}", prop_id)
-            unit.update({"number": number, "building_name": None, "is_vacant": False,
-                         "_location_id": loc_ids[loc]})
+            unit.update(
+                {
+                    "number": number,
+                    "building_name": None,
+                    "is_vacant": False,
+                    "_location_id": loc_ids[loc],
+                }
+            )
             seed["units"].append(unit)
             vacant = rng.random() < 0.08
             if vacant:
@@ -113,43 +216,103 @@ def build() -> tuple[dict[str, list[dict[str, object]]], list[dict[str, object]]
                     break
             res = base("resident", (code, number), f"R{n}{number}", prop_id)
             lease = base("lease", (code, number), f"L{n}{number}", prop_id)
-            res.update({"first_name": first, "middle_name": None, "last_name": last,
-                        "email_1": f"{first.lower()}.{last.lower()}@example.com",
-                        "phone_1": None, "balance_in_cents": 0,
-                        "leases_meta_data": [{"lease_id": lease["id"], "x_resident_type": "Primary",
-                                              "resident_type_normalized": "PRIMARY",
-                                              "move_in_date": "2025-06-01", "move_out_date": None,
-                                              "notice_date": None}]})
-            lease.update({"unit_id": unit["id"], "unit_number": number,
-                          "status_normalized": "ACTIVE", "status_raw": "Current",
-                          "start_date": "2025-06-01", "end_date": "2027-05-31",
-                          "balance_amount_in_cents": 0,
-                          "residents_meta_data": [{"resident_id": res["id"],
-                                                   "resident_type_normalized": "PRIMARY",
-                                                   "move_in_date": "2025-06-01",
-                                                   "move_out_date": None}]})
+            res.update(
+                {
+                    "first_name": first,
+                    "middle_name": None,
+                    "last_name": last,
+                    "email_1": f"{first.lower()}.{last.lower()}@example.com",
+                    "phone_1": None,
+                    "balance_in_cents": 0,
+                    "leases_meta_data": [
+                        {
+                            "lease_id": lease["id"],
+                            "x_resident_type": "Primary",
+                            "resident_type_normalized": "PRIMARY",
+                            "move_in_date": "2025-06-01",
+                            "move_out_date": None,
+                            "notice_date": None,
+                        }
+                    ],
+                }
+            )
+            lease.update(
+                {
+                    "unit_id": unit["id"],
+                    "unit_number": number,
+                    "status_normalized": "ACTIVE",
+                    "status_raw": "Current",
+                    "start_date": "2025-06-01",
+                    "end_date": "2027-05-31",
+                    "balance_amount_in_cents": 0,
+                    "residents_meta_data": [
+                        {
+                            "resident_id": res["id"],
+                            "resident_type_normalized": "PRIMARY",
+                            "move_in_date": "2025-06-01",
+                            "move_out_date": None,
+                        }
+                    ],
+                }
+            )
             seed["residents"].append(res)
             seed["leases"].append(lease)
-            tenants.append({"property": name, "unit": number, "first": first, "last": last,
-                            "vacant": False, "loc": loc})
+            tenants.append(
+                {
+                    "property": name,
+                    "unit": number,
+                    "first": first,
+                    "last": last,
+                    "vacant": False,
+                    "loc": loc,
+                }
+            )
     for vname, locs in VENDORS:
         for loc in locs:
-            rec = base("vendor", (vname, loc), f"V{loc}{len(seed['vendors']) + 1:03d}",
-                       first_prop_of_loc[loc])
-            rec.update({"name": vname, "x_location_id": loc, "_location_id": loc_ids[loc],
-                        "is_active": True, "type": "Vendor", "account_number": None})
+            rec = base(
+                "vendor",
+                (vname, loc),
+                f"V{loc}{len(seed['vendors']) + 1:03d}",
+                first_prop_of_loc[loc],
+            )
+            rec.update(
+                {
+                    "name": vname,
+                    "x_location_id": loc,
+                    "_location_id": loc_ids[loc],
+                    "is_active": True,
+                    "type": "Vendor",
+                    "account_number": None,
+                }
+            )
             seed["vendors"].append(rec)
-    for loc in loc_ids:
+    for loc, loc_id in loc_ids.items():
         for number, name in GL:
-            rec = base("financial_account", (loc, number), f"G{loc}{number}", first_prop_of_loc[loc])
-            rec.update({"account_number": number, "name": name, "x_location_id": loc,
-                        "_location_id": loc_ids[loc], "status_raw": "Active"})
+            rec = base(
+                "financial_account", (loc, number), f"G{loc}{number}", first_prop_of_loc[loc]
+            )
+            rec.update(
+                {
+                    "account_number": number,
+                    "name": name,
+                    "x_location_id": loc,
+                    "_location_id": loc_id,
+                    "status_raw": "Active",
+                }
+            )
             seed["financial_accounts"].append(rec)
         for code, name in CHARGE_CODES:
             rec = base("charge_code", (loc, code), f"C{loc}{code}", first_prop_of_loc[loc])
-            rec.update({"name": name, "description": f"{name} ({code})", "x_location_id": loc,
-                        "_location_id": loc_ids[loc], "debit_gl_account": "1100",
-                        "credit_gl_account": "4100"})
+            rec.update(
+                {
+                    "name": name,
+                    "description": f"{name} ({code})",
+                    "x_location_id": loc,
+                    "_location_id": loc_id,
+                    "debit_gl_account": "1100",
+                    "credit_gl_account": "4100",
+                }
+            )
             seed["charge_codes"].append(rec)
     return seed, tenants
 
@@ -166,8 +329,10 @@ def money(cents: int, style: str) -> str:
 
 
 def write_bills(path: Path) -> int:
-    props_by_loc = {"1": ["Oak Ridge Apartments", "Maple Court"],
-                    "2": ["Riverside Lofts", "Lakeview Terrace"]}
+    props_by_loc = {
+        "1": ["Oak Ridge Apartments", "Maple Court"],
+        "2": ["Riverside Lofts", "Lakeview Terrace"],
+    }
     plan = [  # vendor, loc, gl, description, number of lines
         ("ACME Plumbing LLC", "1", "5100", "Water heater replacement", 3),
         ("ACME Plumbing LLC", "2", "5100", "Drain line clearing", 2),
@@ -186,8 +351,16 @@ def write_bills(path: Path) -> int:
         ["Greenleaf Property Management - AP Bill Export", "", "", "", "", "", "", ""],
         ["Bills entered 11/01/2026 - 11/18/2026", "", "", "", "", "", "", ""],
         ["", "", "", "", "", "", "", ""],
-        ["Vendor", "Invoice #", "Invoice Date", "Due Date", "Property", "GL Account",
-         "Description", "Amount"],
+        [
+            "Vendor",
+            "Invoice #",
+            "Invoice Date",
+            "Due Date",
+            "Property",
+            "GL Account",
+            "Description",
+            "Amount",
+        ],
     ]
     total = 0
     styles = ["dollar", "comma", "plain"]
@@ -204,8 +377,18 @@ def write_bills(path: Path) -> int:
             line_desc = desc if i == 0 else f"{desc} - part {i + 1}"
             if cents < 0:
                 line_desc = "Discount for early payment"
-            rows.append([vendor, inv_no, inv_date, due, prop, gl, line_desc,
-                         money(cents, styles[(n + i) % 3])])
+            rows.append(
+                [
+                    vendor,
+                    inv_no,
+                    inv_date,
+                    due,
+                    prop,
+                    gl,
+                    line_desc,
+                    money(cents, styles[(n + i) % 3]),
+                ]
+            )
             total += cents
     rows.append(["", "", "", "", "", "", "", ""])
     rows.append(["Total", "", "", "", "", "", "", money(total, "dollar")])
@@ -224,8 +407,19 @@ def write_rent_roll(path: Path, tenants: list[dict[str, object]]) -> int:
     ws.append(["Rent Roll - Charges for December 2026"])
     ws.append(["As of: 12/01/2026"])
     ws.append([])
-    header = ["Property", "Unit", "Resident", "Status", "Lease Start", "Rent", "Parking",
-              "Pet Rent", "Trash", "Concession", "Total"]
+    header = [
+        "Property",
+        "Unit",
+        "Resident",
+        "Status",
+        "Lease Start",
+        "Rent",
+        "Parking",
+        "Pet Rent",
+        "Trash",
+        "Concession",
+        "Total",
+    ]
     ws.append(header)
     for cell in ws[5]:
         cell.font = Font(bold=True)
@@ -236,8 +430,21 @@ def write_rent_roll(path: Path, tenants: list[dict[str, object]]) -> int:
     count = 0
 
     def close_property() -> None:
-        ws.append([f"Subtotal: {current}", f"{count} Units", None, None, None, None, None, None,
-                   None, None, subtotal / 100])
+        ws.append(
+            [
+                f"Subtotal: {current}",
+                f"{count} Units",
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                subtotal / 100,
+            ]
+        )
 
     for t in tenants:
         if t["property"] != current:
@@ -256,15 +463,27 @@ def write_rent_roll(path: Path, tenants: list[dict[str, object]]) -> int:
         line_total = rent + parking + pet + trash + conc
         subtotal += line_total
         total += line_total
-        ws.append([t["property"], t["unit"], f"{t['last']}, {t['first']}", "Current",
-                   "06/01/2025", rent / 100, parking / 100 or None, pet / 100 or None,
-                   trash / 100, conc / 100 or None, line_total / 100])
+        ws.append(
+            [
+                t["property"],
+                t["unit"],
+                f"{t['last']}, {t['first']}",
+                "Current",
+                "06/01/2025",
+                rent / 100,
+                parking / 100 or None,
+                pet / 100 or None,
+                trash / 100,
+                conc / 100 or None,
+                line_total / 100,
+            ]
+        )
     close_property()
     ws.append([])
     ws.append(["Total", None, None, None, None, None, None, None, None, None, total / 100])
     for row in ws.iter_rows(min_row=6, min_col=6, max_col=11):
         for cell in row:
-            cell.number_format = '#,##0.00;(#,##0.00)'
+            cell.number_format = "#,##0.00;(#,##0.00)"
     wb.properties.creator = "tieout sample generator"
     wb.save(path)
     return total
@@ -277,8 +496,10 @@ def main() -> None:
     bills = write_bills(ROOT / "data" / "samples" / "vendor_bills.csv")
     roll = write_rent_roll(ROOT / "data" / "samples" / "rent_roll.xlsx", tenants)
     residents = sum(1 for t in tenants if not t["vacant"])
-    print(f"seed: {sum(len(v) for v in seed.values())} records; bills total {bills} cents; "
-          f"rent roll total {roll} cents over {residents} residents")
+    print(
+        f"seed: {sum(len(v) for v in seed.values())} records; bills total {bills} cents; "
+        f"rent roll total {roll} cents over {residents} residents"
+    )
 
 
 if __name__ == "__main__":

@@ -32,16 +32,23 @@ def sandbox() -> Iterator[RunningSandbox]:
 @pytest.fixture
 def api(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     """A plain httpx client for talking to the sandbox directly."""
-    with httpx.Client(base_url=sandbox.base_url,
-                      headers={"Authorization": f"Bearer {sandbox.config.token}"}) as client:
+    with httpx.Client(
+        base_url=sandbox.base_url, headers={"Authorization": f"Bearer {sandbox.config.token}"}
+    ) as client:
         yield client
 
 
 def settings_for(box: RunningSandbox, data_dir: Path, **changes: object) -> Settings:
     """Settings that point a pipeline at a sandbox and a private data folder."""
     base = load_settings(env={})
-    return replace(base, base_url=box.base_url, token=Secret(box.config.token),
-                   data_dir=data_dir, status_timeout_s=20, **changes)  # type: ignore[arg-type]
+    return replace(
+        base,
+        base_url=box.base_url,
+        token=Secret(box.config.token),
+        data_dir=data_dir,
+        status_timeout_s=20,
+        **changes,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -54,15 +61,26 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """`tieout ARGS` in a child process, as cron or a person would run it."""
     # The host's own Propexo settings must never leak into a test.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
-    full_env = {**inherited, "TIEOUT_CONFIG": str(ROOT / "tests" / "no-such-config.toml"),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
+    full_env = {
+        **inherited,
+        "TIEOUT_CONFIG": str(ROOT / "tests" / "no-such-config.toml"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +89,10 @@ def refs():  # type: ignore[no-untyped-def]
     from pipelines.propexo import PropexoClient
     from pipelines.refs import fetch_reference_data
 
-    with running_sandbox(SandboxConfig(rate_limit=1000)) as box, PropexoClient(
-        box.base_url, Secret(box.config.token)
-    ) as client:
+    with (
+        running_sandbox(SandboxConfig(rate_limit=1000)) as box,
+        PropexoClient(box.base_url, Secret(box.config.token)) as client,
+    ):
         return fetch_reference_data(client, "int_rm_demo")
 
 

@@ -25,8 +25,9 @@ def summary_of(stdout: str, data_dir: Path) -> dict:  # type: ignore[type-arg]
     return json.loads((Path(line.removeprefix("report: ")).parent / "summary.json").read_text())
 
 
-def test_run_then_sync_ties_out_to_the_cent(sandbox: RunningSandbox, api: httpx.Client,
-                                            workspace: Path) -> None:
+def test_run_then_sync_ties_out_to_the_cent(
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+) -> None:
     env = env_for(sandbox)
     first = run_cli("--data-dir", str(workspace), "run", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -39,8 +40,12 @@ def test_run_then_sync_ties_out_to_the_cent(sandbox: RunningSandbox, api: httpx.
     totals = summary["totals"]
     assert totals["rows_rejected"] == 0
     assert totals["rows_read"] == totals["rows_used"] + totals["rows_skipped"]
-    assert totals["source_total_cents"] == totals["posted_total_cents"] \
-        == summary["reconciliation"]["matched_total_cents"] == 2140363 + 6626500
+    assert (
+        totals["source_total_cents"]
+        == totals["posted_total_cents"]
+        == summary["reconciliation"]["matched_total_cents"]
+        == 2140363 + 6626500
+    )
     assert summary["reconciliation"]["awaiting_sync"] == 0
     assert set(summary["records"]["by_state"]) == {"matched"}
     assert summary["ties_out"] is True
@@ -52,15 +57,22 @@ def test_run_then_sync_ties_out_to_the_cent(sandbox: RunningSandbox, api: httpx.
     assert not any((workspace / "inbox").iterdir())
     assert len(list((workspace / "archive").rglob("*.*"))) == 2
     report_dir = workspace / "reports" / summary["run_id"]
-    assert {p.name for p in report_dir.iterdir()} == {"report.html", "report.xlsx",
-                                                       "summary.json", "rejects.csv"}
+    assert {p.name for p in report_dir.iterdir()} == {
+        "report.html",
+        "report.xlsx",
+        "summary.json",
+        "rejects.csv",
+    }
 
 
-def test_dropping_the_same_files_again_posts_nothing(sandbox: RunningSandbox, api: httpx.Client,
-                                                     workspace: Path) -> None:
+def test_dropping_the_same_files_again_posts_nothing(
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+) -> None:
     env = env_for(sandbox)
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
-    jobs_before = len(api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"])
+    jobs_before = len(
+        api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"]
+    )
     records_before = len(pms_records(api))
     for sample in ("vendor_bills.csv", "rent_roll.xlsx"):
         shutil.copy2(SAMPLES / sample, workspace / "inbox" / sample)
@@ -68,14 +80,22 @@ def test_dropping_the_same_files_again_posts_nothing(sandbox: RunningSandbox, ap
     assert again.returncode == 0, again.stdout + again.stderr
     assert "duplicate drop" in again.stdout
     assert len(pms_records(api)) == records_before
-    jobs_after = len(api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"])
+    jobs_after = len(
+        api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"]
+    )
     assert jobs_after == jobs_before
 
 
 def test_check_offline_json_accounts_for_every_row(tmp_path: Path) -> None:
     out = tmp_path / "check.json"
-    result = run_cli("check", "--offline", "--json", str(out), str(SAMPLES / "vendor_bills.csv"),
-                     str(SAMPLES / "rent_roll.xlsx"))
+    result = run_cli(
+        "check",
+        "--offline",
+        "--json",
+        str(out),
+        str(SAMPLES / "vendor_bills.csv"),
+        str(SAMPLES / "rent_roll.xlsx"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     files = json.loads(out.read_text())["files"]
     for f in files:

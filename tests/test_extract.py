@@ -40,22 +40,28 @@ def test_sample_rent_roll_finds_period_charge_columns_and_subtotals() -> None:
 
 
 def test_encodings_delimiters_and_line_endings(tmp_path: Path) -> None:
-    body = [HEADER.replace(",", ";"),
-            "Café Côté Services;A-1;11/03/2026;;Maple Court;5100;Réparation;1.234,00"]
+    body = [
+        HEADER.replace(",", ";"),
+        "Café Côté Services;A-1;11/03/2026;;Maple Court;5100;Réparation;1.234,00",
+    ]
     path = tmp_path / "bills.csv"
     path.write_bytes("\r\n".join(body).encode("cp1252"))
     result = extract(path)
     assert result.rows["vendor_name"].iloc[0] == "Café Côté Services"
 
     bom = tmp_path / "bom.csv"
-    bom.write_bytes(b"\xef\xbb\xbf" + (HEADER + "\nACME,A-1,11/03/2026,,Maple Court,5100,x,1.00\n").encode())
+    bom.write_bytes(
+        b"\xef\xbb\xbf" + (HEADER + "\nACME,A-1,11/03/2026,,Maple Court,5100,x,1.00\n").encode()
+    )
     assert extract(bom).rows["vendor_name"].iloc[0] == "ACME"
 
 
 def test_ids_stay_text(tmp_path: Path) -> None:
     path = tmp_path / "bills.csv"
-    path.write_text(HEADER + "\nACME,0324,11/03/2026,,Maple Court,0510,x,1.00\n"
-                    "ACME,123456789012345,11/03/2026,,Maple Court,5100,x,1.00\n")
+    path.write_text(
+        HEADER + "\nACME,0324,11/03/2026,,Maple Court,0510,x,1.00\n"
+        "ACME,123456789012345,11/03/2026,,Maple Court,5100,x,1.00\n"
+    )
     rows = extract(path).rows
     assert rows["invoice_number"].tolist() == ["0324", "123456789012345"]
     assert rows["gl_account"].iloc[0] == "0510"
@@ -86,12 +92,17 @@ def test_two_row_header_with_merged_cells(tmp_path: Path) -> None:
     assert result.rows_read == 4 and len(result.rows) == 1
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "empty"),
-    (b"\x00\x01\x02binary\x00garbage" * 20, "binary"),
-    (b"a,b,c\n1,2,3\n", "no header row matches"),
-])
-def test_unreadable_csv_gives_one_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary\x00garbage" * 20, "binary"),
+        (b"a,b,c\n1,2,3\n", "no header row matches"),
+    ],
+)
+def test_unreadable_csv_gives_one_clear_message(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "input.csv"
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):

@@ -26,8 +26,13 @@ class FakeClock:
 def client_for(handler, clock: FakeClock | None = None) -> PropexoClient:  # type: ignore[no-untyped-def]
     clock = clock or FakeClock()
     limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
-    return PropexoClient("http://propexo.test", Secret("t0ken-secret"),
-                         transport=httpx.MockTransport(handler), limiter=limiter, sleep=clock.sleep)
+    return PropexoClient(
+        "http://propexo.test",
+        Secret("t0ken-secret"),
+        transport=httpx.MockTransport(handler),
+        limiter=limiter,
+        sleep=clock.sleep,
+    )
 
 
 def headers(limit: int, remaining: int) -> dict[str, str]:
@@ -47,8 +52,16 @@ def test_bearer_token_is_sent() -> None:
 
 def test_429_is_retried_after_the_window() -> None:
     clock = FakeClock()
-    answers = iter([httpx.Response(429, headers=headers(10, 0), json={"error": {"code": "rate", "message": "slow"}}),
-                    httpx.Response(200, headers=headers(10, 9), json={"meta": {"job_id": "j1"}, "result": {}})])
+    answers = iter(
+        [
+            httpx.Response(
+                429, headers=headers(10, 0), json={"error": {"code": "rate", "message": "slow"}}
+            ),
+            httpx.Response(
+                200, headers=headers(10, 9), json={"meta": {"job_id": "j1"}, "result": {}}
+            ),
+        ]
+    )
     client = client_for(lambda request: next(answers), clock)
     assert client.post_write("/v1/invoices/rentmanager/", {}) == "j1"
     assert client.limiter.rate_limited == 1
@@ -108,15 +121,21 @@ def test_a_read_is_retried_on_a_server_error() -> None:
 
 def test_400_is_permanent_and_says_why() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"error": {"code": "invalid_request", "message": "bad key foo"}})
+        return httpx.Response(
+            400, json={"error": {"code": "invalid_request", "message": "bad key foo"}}
+        )
 
     with pytest.raises(PermanentApiError, match="bad key foo"):
         client_for(handler).post_write("/v1/invoices/rentmanager/", {})
 
 
 def test_both_write_envelopes_are_accepted() -> None:
-    answers = iter([httpx.Response(200, json={"meta": {"job_id": "a"}, "result": {}}),
-                    httpx.Response(200, json={"job_id": "b", "data": {}})])
+    answers = iter(
+        [
+            httpx.Response(200, json={"meta": {"job_id": "a"}, "result": {}}),
+            httpx.Response(200, json={"job_id": "b", "data": {}}),
+        ]
+    )
     client = client_for(lambda r: next(answers))
     assert [client.post_write("/p", {}), client.post_write("/p", {})] == ["a", "b"]
 
@@ -125,8 +144,9 @@ def test_paging_follows_has_more_to_the_end() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         offset = int(request.url.params["offset"])
         rows = [{"id": str(i)} for i in range(offset, min(offset + 250, 600))]
-        return httpx.Response(200, json={"meta": {"hasMore": offset + len(rows) < 600, "total": 600},
-                                         "results": rows})
+        return httpx.Response(
+            200, json={"meta": {"hasMore": offset + len(rows) < 600, "total": 600}, "results": rows}
+        )
 
     assert len(client_for(handler).list_all("/v1/vendors/")) == 600
 

@@ -28,7 +28,12 @@ def nullable_enums(node: Any) -> Any:
     if isinstance(node, dict):
         node = {k: nullable_enums(v) for k, v in node.items()}
         types = node.get("type")
-        if isinstance(types, list) and "null" in types and "enum" in node and None not in node["enum"]:
+        if (
+            isinstance(types, list)
+            and "null" in types
+            and "enum" in node
+            and None not in node["enum"]
+        ):
             node["enum"] = [*node["enum"], None]
         return node
     if isinstance(node, list):
@@ -52,7 +57,9 @@ def box() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def client(box: RunningSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+    with httpx.Client(
+        base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+    ) as c:
         yield c
 
 
@@ -67,13 +74,22 @@ def resident_in(location_index: int) -> dict[str, Any]:
 
 
 def charge_code_in(location_index: int, name: str = "Rent") -> dict[str, Any]:
-    return seeded("charge_codes", _location_id=SEED["locations"][location_index]["id"], name=name)[0]
+    return seeded("charge_codes", _location_id=SEED["locations"][location_index]["id"], name=name)[
+        0
+    ]
 
 
-def charge(resident: dict[str, Any], code: dict[str, Any], ref: str, cents: int = 1000) -> dict[str, Any]:
-    return {"resident_id": resident["id"], "charge_code_id": code["id"],
-            "transaction_date": "2026-12-01T00:00:00.000Z", "notes": "Rent 2026-12",
-            "amount_in_cents": cents, "reference_number": ref}
+def charge(
+    resident: dict[str, Any], code: dict[str, Any], ref: str, cents: int = 1000
+) -> dict[str, Any]:
+    return {
+        "resident_id": resident["id"],
+        "charge_code_id": code["id"],
+        "transaction_date": "2026-12-01T00:00:00.000Z",
+        "notes": "Rent 2026-12",
+        "amount_in_cents": cents,
+        "reference_number": ref,
+    }
 
 
 def settle(client: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -93,9 +109,19 @@ def test_auth_is_required(box: RunningSandbox) -> None:
     assert wrong.json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("path", ["/v1/vendors/", "/v1/properties/", "/v1/units/", "/v1/residents/",
-                                  "/v1/leases/", "/v1/charge-codes/", "/v1/financial-accounts/",
-                                  "/v1/locations/rentmanager/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/vendors/",
+        "/v1/properties/",
+        "/v1/units/",
+        "/v1/residents/",
+        "/v1/leases/",
+        "/v1/charge-codes/",
+        "/v1/financial-accounts/",
+        "/v1/locations/rentmanager/",
+    ],
+)
 def test_reference_lists_conform_and_page_to_the_end(client: httpx.Client, path: str) -> None:
     seen: list[str] = []
     offset = 0
@@ -128,7 +154,9 @@ def test_by_id_and_unknown_id(client: httpx.Client) -> None:
 def test_properties_filter_by_location(client: httpx.Client) -> None:
     location = SEED["locations"][0]["id"]
     body = client.get("/v1/properties/", params={"location_id": location}).json()
-    assert {p["id"] for p in body["results"]} == {p["id"] for p in seeded("properties", _location_id=location)}
+    assert {p["id"] for p in body["results"]} == {
+        p["id"] for p in seeded("properties", _location_id=location)
+    }
 
 
 def invoice_body(location_index: int = 0, **changes: Any) -> dict[str, Any]:
@@ -136,13 +164,30 @@ def invoice_body(location_index: int = 0, **changes: Any) -> dict[str, Any]:
     vendor = seeded("vendors", _location_id=location["id"])[0]
     prop = seeded("properties", _location_id=location["id"])[0]
     account = seeded("financial_accounts", _location_id=location["id"])[0]
-    body = {"integration_id": INTEGRATION, "vendor_id": vendor["id"], "location_id": location["id"],
-            "invoice_date": "2026-11-03", "due_date": "2026-12-03", "post_date": "2026-11-03",
-            "total_amount_in_cents": 1500, "invoice_number": "T-1", "notes": "n",
-            "invoice_items": [{"amount_in_cents": 1000, "property_id": prop["id"],
-                               "financial_account_id": account["id"], "notes": "a"},
-                              {"amount_in_cents": 500, "property_id": prop["id"],
-                               "financial_account_id": account["id"]}]}
+    body = {
+        "integration_id": INTEGRATION,
+        "vendor_id": vendor["id"],
+        "location_id": location["id"],
+        "invoice_date": "2026-11-03",
+        "due_date": "2026-12-03",
+        "post_date": "2026-11-03",
+        "total_amount_in_cents": 1500,
+        "invoice_number": "T-1",
+        "notes": "n",
+        "invoice_items": [
+            {
+                "amount_in_cents": 1000,
+                "property_id": prop["id"],
+                "financial_account_id": account["id"],
+                "notes": "a",
+            },
+            {
+                "amount_in_cents": 500,
+                "property_id": prop["id"],
+                "financial_account_id": account["id"],
+            },
+        ],
+    }
     return {**body, **changes}
 
 
@@ -164,7 +209,9 @@ def test_invoice_is_readable_right_after_success(client: httpx.Client) -> None:
 
 
 def test_invoice_pms_faults_show_later_as_failure(client: httpx.Client) -> None:
-    bad_sum = client.post("/v1/invoices/rentmanager/", json=invoice_body(total_amount_in_cents=1499))
+    bad_sum = client.post(
+        "/v1/invoices/rentmanager/", json=invoice_body(total_amount_in_cents=1499)
+    )
     status = settle(client, bad_sum.json()["meta"]["job_id"])
     assert status["write_status"] == "FAILURE"
     assert "does not equal the sum" in status["errors"][0]
@@ -172,11 +219,18 @@ def test_invoice_pms_faults_show_later_as_failure(client: httpx.Client) -> None:
     assert settle(client, unknown.json()["meta"]["job_id"])["write_status"] == "FAILURE"
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"foo": 1}, "unrecognized_keys"), ({"total_amount_in_cents": -5}, "too_small"),
-    ({"total_amount_in_cents": "15.00"}, "invalid_type"), ({"invoice_date": "11/03/2026"}, "invalid_string"),
-])
-def test_schema_faults_are_400_at_once(client: httpx.Client, change: dict[str, Any], code: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"foo": 1}, "unrecognized_keys"),
+        ({"total_amount_in_cents": -5}, "too_small"),
+        ({"total_amount_in_cents": "15.00"}, "invalid_type"),
+        ({"invoice_date": "11/03/2026"}, "invalid_string"),
+    ],
+)
+def test_schema_faults_are_400_at_once(
+    client: httpx.Client, change: dict[str, Any], code: str
+) -> None:
     response = client.post("/v1/invoices/rentmanager/", json=invoice_body(**change))
     assert response.status_code == 400
     conforms("POST", "/v1/invoices/rentmanager/", response)
@@ -194,8 +248,10 @@ def test_missing_key_is_400(client: httpx.Client) -> None:
 
 def test_batch_charges_are_invisible_until_a_sync(client: httpx.Client) -> None:
     resident, code = resident_in(0), charge_code_in(0)
-    body = {"integration_id": INTEGRATION, "charges": [charge(resident, code, "TOREF1"),
-                                                       charge(resident, code, "TOREF2", 2500)]}
+    body = {
+        "integration_id": INTEGRATION,
+        "charges": [charge(resident, code, "TOREF1"), charge(resident, code, "TOREF2", 2500)],
+    }
     response = client.post("/v1/resident-charges/batch/rentmanager/", json=body)
     conforms("POST", "/v1/resident-charges/batch/rentmanager/", response)
     status = settle(client, response.json()["meta"]["job_id"])
@@ -212,19 +268,32 @@ def test_batch_charges_are_invisible_until_a_sync(client: httpx.Client) -> None:
 
 
 def test_mixed_location_batch_fails_whole(client: httpx.Client) -> None:
-    body = {"integration_id": INTEGRATION, "charges": [
-        charge(resident_in(0), charge_code_in(0), "TOA"), charge(resident_in(1), charge_code_in(1), "TOB")]}
-    status = settle(client, client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"])
+    body = {
+        "integration_id": INTEGRATION,
+        "charges": [
+            charge(resident_in(0), charge_code_in(0), "TOA"),
+            charge(resident_in(1), charge_code_in(1), "TOB"),
+        ],
+    }
+    status = settle(
+        client,
+        client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"],
+    )
     assert status["write_status"] == "FAILURE"
     assert "same location" in status["errors"][0]
     assert client.get("/_sandbox/records").json()["total"] == 0
 
 
-def test_partly_bad_batch_is_partial_success_and_creates_the_good_ones(client: httpx.Client) -> None:
+def test_partly_bad_batch_is_partial_success_and_creates_the_good_ones(
+    client: httpx.Client,
+) -> None:
     resident, code = resident_in(0), charge_code_in(0)
     bad = {**charge(resident, code, "TOBAD"), "resident_id": "no-such-resident"}
     body = {"integration_id": INTEGRATION, "charges": [charge(resident, code, "TOGOOD"), bad]}
-    status = settle(client, client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"])
+    status = settle(
+        client,
+        client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"],
+    )
     assert status["write_status"] == "PARTIAL_SUCCESS"
     assert len(status["errors"]) == 1
     assert "charges[1]" in status["errors"][0] and "TOBAD" in status["errors"][0]
@@ -233,7 +302,10 @@ def test_partly_bad_batch_is_partial_success_and_creates_the_good_ones(client: h
 
 
 def test_credits_read_back_negative(client: httpx.Client) -> None:
-    body = {"integration_id": INTEGRATION, **charge(resident_in(0), charge_code_in(0, "Concession"), "TOCR", 5000)}
+    body = {
+        "integration_id": INTEGRATION,
+        **charge(resident_in(0), charge_code_in(0, "Concession"), "TOCR", 5000),
+    }
     response = client.post("/v1/resident-credits/rentmanager/", json=body)
     conforms("POST", "/v1/resident-credits/rentmanager/", response)
     settle(client, response.json()["meta"]["job_id"])
@@ -257,19 +329,29 @@ def test_write_logs(client: httpx.Client) -> None:
 def test_transaction_date_filter_is_inclusive(client: httpx.Client) -> None:
     resident, code = resident_in(0), charge_code_in(0)
     body = {"integration_id": INTEGRATION, "charges": [charge(resident, code, "TOD1")]}
-    settle(client, client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"])
+    settle(
+        client,
+        client.post("/v1/resident-charges/batch/rentmanager/", json=body).json()["meta"]["job_id"],
+    )
     client.post(f"/v1/admin/integrations/{INTEGRATION}/manual-sync", json={})
-    for start, end, n in [("2026-12-01", "2026-12-01", 1), ("2026-12-02", "2026-12-31", 0),
-                          ("2026-11-01", "2026-11-30", 0)]:
-        rows = client.get("/v1/resident-charges/", params={"transaction_date_start": start,
-                                                          "transaction_date_end": end}).json()
+    for start, end, n in [
+        ("2026-12-01", "2026-12-01", 1),
+        ("2026-12-02", "2026-12-31", 0),
+        ("2026-11-01", "2026-11-30", 0),
+    ]:
+        rows = client.get(
+            "/v1/resident-charges/",
+            params={"transaction_date_start": start, "transaction_date_end": end},
+        ).json()
         assert rows["meta"]["total"] == n
 
 
 def test_rate_limit_headers_slowdown_and_429() -> None:
     config = SandboxConfig(rate_limit=10, rate_window_s=1.5)
-    with running_sandbox(config) as box, httpx.Client(
-            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
+    ):
         remaining = []
         started = time.monotonic()
         for _ in range(10):
@@ -289,19 +371,30 @@ def test_rate_limit_headers_slowdown_and_429() -> None:
 
 def test_fault_spec_parsing() -> None:
     assert parse_faults("post:500=0.1,post:lost=0.05,*:reset=0.02") == {
-        "post": {"500": 0.1, "lost": 0.05}, "*": {"reset": 0.02}}
+        "post": {"500": 0.1, "lost": 0.05},
+        "*": {"reset": 0.02},
+    }
     for bad in ["post:418=0.1", "put:500=0.1", "post:500=2", "post500"]:
         with pytest.raises(ValueError):
             parse_faults(bad)
 
 
 def test_each_fault_happens_at_about_its_rate() -> None:
-    config = SandboxConfig(rate_limit=10_000, faults=parse_faults("post:503=0.2,post:reset=0.1,post:lost=0.1"),
-                           fault_seed=7, job_delay_s=0)
-    with running_sandbox(config) as box, httpx.Client(
-            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+    config = SandboxConfig(
+        rate_limit=10_000,
+        faults=parse_faults("post:503=0.2,post:reset=0.1,post:lost=0.1"),
+        fault_seed=7,
+        job_delay_s=0,
+    )
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
+    ):
         outcomes = {"503": 0, "dropped": 0, "ok": 0}
-        body = {"integration_id": INTEGRATION, "charges": [charge(resident_in(0), charge_code_in(0), "TOF")]}
+        body = {
+            "integration_id": INTEGRATION,
+            "charges": [charge(resident_in(0), charge_code_in(0), "TOF")],
+        }
         n = 400
         for _ in range(n):
             try:
@@ -320,11 +413,15 @@ def test_each_fault_happens_at_about_its_rate() -> None:
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "sandbox.sqlite"
-    with running_sandbox(SandboxConfig(job_delay_s=0), db=db) as box, httpx.Client(
-            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+    with (
+        running_sandbox(SandboxConfig(job_delay_s=0), db=db) as box,
+        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
+    ):
         settle(c, c.post("/v1/invoices/rentmanager/", json=invoice_body()).json()["meta"]["job_id"])
-    with running_sandbox(SandboxConfig(), db=db) as box, httpx.Client(
-            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+    with (
+        running_sandbox(SandboxConfig(), db=db) as box,
+        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
+    ):
         assert c.get("/v1/invoices/").json()["meta"]["total"] == 1
         assert c.post("/_sandbox/reset").status_code == 200
         assert c.get("/v1/invoices/").json()["meta"]["total"] == 0

@@ -26,23 +26,34 @@ SETTINGS = load_settings(env={})
 
 
 def run_file(path: Path, refs: RefData, **changes: object):  # type: ignore[no-untyped-def]
-    return process_file(fingerprint(path), profiles_for(SETTINGS), refs,
-                        replace(SETTINGS, **changes))  # type: ignore[arg-type]
+    return process_file(
+        fingerprint(path), profiles_for(SETTINGS), refs, replace(SETTINGS, **changes)
+    )  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("raw", "norm"), [
-    ("ACME Plumbing, L.L.C.", "acme plumbing"), ("Acme plumbing LLC", "acme plumbing"),
-    ("Keystone HVAC Co.", "keystone hvac"), ("City Water & Sewer", "city water and sewer"),
-    ("Brightline  Electric Inc", "brightline electric"),
-])
+@pytest.mark.parametrize(
+    ("raw", "norm"),
+    [
+        ("ACME Plumbing, L.L.C.", "acme plumbing"),
+        ("Acme plumbing LLC", "acme plumbing"),
+        ("Keystone HVAC Co.", "keystone hvac"),
+        ("City Water & Sewer", "city water and sewer"),
+        ("Brightline  Electric Inc", "brightline electric"),
+    ],
+)
 def test_normalize_org(raw: str, norm: str) -> None:
     assert normalize_org(pd.Series([raw])).iloc[0] == norm
 
 
 def test_normalize_person_and_unit() -> None:
     assert normalize_person(pd.Series(["Smith, John", "john  SMITH", "J. Smith"])).tolist() == [
-        "john smith", "john smith", "j smith"]
-    assert normalize_unit(pd.Series(["#204", "Unit 204", "Apt. 204", "204"])).tolist() == ["204"] * 4
+        "john smith",
+        "john smith",
+        "j smith",
+    ]
+    assert (
+        normalize_unit(pd.Series(["#204", "Unit 204", "Apt. 204", "204"])).tolist() == ["204"] * 4
+    )
 
 
 def test_samples_resolve_completely(refs: RefData) -> None:
@@ -51,7 +62,9 @@ def test_samples_resolve_completely(refs: RefData) -> None:
     assert len(bills.records) == 12
     assert int(bills.records["total_amount_in_cents"].sum()) == 2140363
     for payload in bills.records["payload"]:
-        assert payload["total_amount_in_cents"] == sum(i["amount_in_cents"] for i in payload["invoice_items"])
+        assert payload["total_amount_in_cents"] == sum(
+            i["amount_in_cents"] for i in payload["invoice_items"]
+        )
     roll = run_file(SAMPLES / "rent_roll.xlsx", refs)
     assert roll.issues == []
     assert int(roll.records["amount_cents"].sum()) == 6626500
@@ -63,11 +76,14 @@ def test_samples_resolve_completely(refs: RefData) -> None:
 def test_misspelled_vendor_is_rejected_with_the_right_suggestion_and_holds_back_its_invoice(
     refs: RefData, tmp_path: Path
 ) -> None:
-    path = write_bills(tmp_path / "bills.csv", [
-        "ACME Plumbng,A-1,11/03/2026,,Maple Court,5100,one,10.00",
-        "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,two,5.00",
-        "Acme Plumbing L.L.C.,A-2,11/03/2026,,Maple Court,5100,fine,7.00",
-    ])
+    path = write_bills(
+        tmp_path / "bills.csv",
+        [
+            "ACME Plumbng,A-1,11/03/2026,,Maple Court,5100,one,10.00",
+            "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,two,5.00",
+            "Acme Plumbing L.L.C.,A-2,11/03/2026,,Maple Court,5100,fine,7.00",
+        ],
+    )
     result = run_file(path, refs)
     unknown = [i for i in result.issues if i.code is IssueCode.UNKNOWN_VENDOR]
     assert [i.source_row for i in unknown] == [2]
@@ -80,36 +96,53 @@ def test_misspelled_vendor_is_rejected_with_the_right_suggestion_and_holds_back_
 
 
 def test_one_bad_line_holds_back_the_whole_invoice(refs: RefData, tmp_path: Path) -> None:
-    path = write_bills(tmp_path / "bills.csv", [
-        "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,one,10.00",
-        "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,9999,bad gl,5.00",
-    ])
+    path = write_bills(
+        tmp_path / "bills.csv",
+        [
+            "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,one,10.00",
+            "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,9999,bad gl,5.00",
+        ],
+    )
     result = run_file(path, refs)
     assert result.records.empty
-    assert {i.code for i in result.issues} == {IssueCode.UNKNOWN_GL_ACCOUNT, IssueCode.INCONSISTENT_INVOICE}
+    assert {i.code for i in result.issues} == {
+        IssueCode.UNKNOWN_GL_ACCOUNT,
+        IssueCode.INCONSISTENT_INVOICE,
+    }
     assert result.outcome.rows_rejected == 2
 
 
 def test_mixed_location_and_negative_bills_are_rejected(refs: RefData, tmp_path: Path) -> None:
-    path = write_bills(tmp_path / "bills.csv", [
-        "ACME Plumbing LLC,MIX-1,11/03/2026,,Maple Court,5100,north,10.00",
-        "ACME Plumbing LLC,MIX-1,11/03/2026,,Riverside Lofts,5100,south,5.00",
-        "Greenway Landscaping,NEG-1,11/03/2026,,Maple Court,5200,refund,(25.00)",
-        "Greenway Landscaping,OK-1,11/03/2026,,Maple Court,5200,fine,25.00",
-    ])
+    path = write_bills(
+        tmp_path / "bills.csv",
+        [
+            "ACME Plumbing LLC,MIX-1,11/03/2026,,Maple Court,5100,north,10.00",
+            "ACME Plumbing LLC,MIX-1,11/03/2026,,Riverside Lofts,5100,south,5.00",
+            "Greenway Landscaping,NEG-1,11/03/2026,,Maple Court,5200,refund,(25.00)",
+            "Greenway Landscaping,OK-1,11/03/2026,,Maple Court,5200,fine,25.00",
+        ],
+    )
     result = run_file(path, refs)
     codes = {i.source_row: i.code for i in result.issues}
-    assert codes == {2: IssueCode.MIXED_LOCATION, 3: IssueCode.MIXED_LOCATION,
-                     4: IssueCode.NEGATIVE_TOTAL}
+    assert codes == {
+        2: IssueCode.MIXED_LOCATION,
+        3: IssueCode.MIXED_LOCATION,
+        4: IssueCode.NEGATIVE_TOTAL,
+    }
     assert list(result.records["invoice_number"]) == ["OK-1"]
     assert result.outcome.rejected_total_cents == 1000 + 500 - 2500
 
 
 def test_alias_file_wins(refs: RefData, tmp_path: Path) -> None:
-    aliases = {**refs.aliases, "vendors": pd.DataFrame(
-        {"spreadsheet_name": ["Acme Pipes & Drains"], "propexo_name": ["ACME Plumbing LLC"]})}
-    path = write_bills(tmp_path / "bills.csv",
-                       ["Acme Pipes & Drains,A-9,11/03/2026,,Maple Court,5100,x,10.00"])
+    aliases = {
+        **refs.aliases,
+        "vendors": pd.DataFrame(
+            {"spreadsheet_name": ["Acme Pipes & Drains"], "propexo_name": ["ACME Plumbing LLC"]}
+        ),
+    }
+    path = write_bills(
+        tmp_path / "bills.csv", ["Acme Pipes & Drains,A-9,11/03/2026,,Maple Court,5100,x,10.00"]
+    )
     assert run_file(path, replace(refs, aliases=aliases)).issues == []
     assert run_file(path, refs).issues[0].code is IssueCode.UNKNOWN_VENDOR
 
@@ -125,8 +158,9 @@ def test_ambiguous_match_is_rejected_not_guessed(refs: RefData, tmp_path: Path) 
 
 
 def test_due_and_post_dates_default_and_say_so(refs: RefData, tmp_path: Path) -> None:
-    path = write_bills(tmp_path / "bills.csv",
-                       ["ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,x,10.00"])
+    path = write_bills(
+        tmp_path / "bills.csv", ["ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,x,10.00"]
+    )
     record = run_file(path, refs, due_days_default=15).records.iloc[0]
     assert record["payload"]["due_date"] == "2026-11-18"
     assert record["payload"]["post_date"] == "2026-11-03"
@@ -138,25 +172,29 @@ def test_resident_matching_by_property_unit_and_name(refs: RefData, tmp_path: Pa
     resident = refs.residents.set_index("id").loc[leases["resident_id"].iloc[0]]
     prop = refs.properties.set_index("id").loc[resident["property_id"], "name"]
     unit = leases["number"].iloc[0]
+    last, first = resident["last_name"], resident["first_name"]
     path = tmp_path / "charges.csv"
     path.write_text(
         "Property,Unit,Resident,Charge Code,Amount,Transaction Date\n"
-        f"{prop},#{unit},\"{resident['last_name']}, {resident['first_name']}\",Rent,100.00,12/01/2026\n"
-        f"{prop},Unit {unit},{resident['first_name']} {resident['last_name'].upper()},Parking,50,12/01/2026\n"
-        f"{prop},{unit},Someone Else,Rent,100.00,12/01/2026\n")
+        f'{prop},#{unit},"{last}, {first}",Rent,100.00,12/01/2026\n'
+        f"{prop},Unit {unit},{first} {last.upper()},Parking,50,12/01/2026\n"
+        f"{prop},{unit},Someone Else,Rent,100.00,12/01/2026\n"
+    )
     result = run_file(path, refs)
     assert [i.source_row for i in result.issues] == [4]
     assert result.issues[0].code is IssueCode.UNKNOWN_RESIDENT
     assert len(result.records) == 2
 
 
-line_strategy = st.fixed_dictionaries({
-    "resident_id": st.sampled_from(["r1", "r2", "r3"]),
-    "charge_code_id": st.sampled_from(["c1", "c2"]),
-    "transaction_date": st.just("2026-12-01"),
-    "amount_cents": st.sampled_from([100, 2500, -500]),
-    "notes": st.sampled_from([None, "x"]),
-})
+line_strategy = st.fixed_dictionaries(
+    {
+        "resident_id": st.sampled_from(["r1", "r2", "r3"]),
+        "charge_code_id": st.sampled_from(["c1", "c2"]),
+        "transaction_date": st.just("2026-12-01"),
+        "amount_cents": st.sampled_from([100, 2500, -500]),
+        "notes": st.sampled_from([None, "x"]),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -173,18 +211,30 @@ def test_reference_numbers_are_deterministic_in_any_row_order_and_unique(lines, 
 
 
 @settings(max_examples=60, deadline=None)
-@given(locations=st.lists(st.sampled_from(["L1", "L2", "L3"]), min_size=0, max_size=120),
-       batch_size=st.integers(min_value=1, max_value=50))
-def test_batching_never_loses_duplicates_or_mixes_locations(locations: list[str], batch_size: int) -> None:
-    charges = pd.DataFrame({
-        "record_key": [f"k{i}" for i in range(len(locations))], "integration_id": "int",
-        "location_id": locations, "amount_cents": [(i * 37) % 1000 - 300 for i in range(len(locations))],
-    })
+@given(
+    locations=st.lists(st.sampled_from(["L1", "L2", "L3"]), min_size=0, max_size=120),
+    batch_size=st.integers(min_value=1, max_value=50),
+)
+def test_batching_never_loses_duplicates_or_mixes_locations(
+    locations: list[str], batch_size: int
+) -> None:
+    charges = pd.DataFrame(
+        {
+            "record_key": [f"k{i}" for i in range(len(locations))],
+            "integration_id": "int",
+            "location_id": locations,
+            "amount_cents": [(i * 37) % 1000 - 300 for i in range(len(locations))],
+        }
+    )
     batches = chunk_by_location(charges, batch_size)
     keys = [k for b in batches for k in b["record_key"]]
     assert sorted(keys) == sorted(charges["record_key"])
     assert all(len(b) <= batch_size and b["location_id"].nunique() == 1 for b in batches)
-    per_location = pd.concat(batches).groupby("location_id")["amount_cents"].sum() if batches else pd.Series(dtype=int)
+    per_location = (
+        pd.concat(batches).groupby("location_id")["amount_cents"].sum()
+        if batches
+        else pd.Series(dtype=int)
+    )
     expected = charges.groupby("location_id")["amount_cents"].sum()
     assert per_location.sort_index().to_dict() == expected.sort_index().to_dict()
     minimum = sum(-(-n // batch_size) for n in charges["location_id"].value_counts())

@@ -26,13 +26,16 @@ def test_samples_are_all_valid() -> None:
 
 
 def test_every_bad_row_gets_a_reason_naming_column_and_value(tmp_path: Path) -> None:
-    path = write_bills(tmp_path / "bills.csv", [
-        "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,ok,10.00",
-        "ACME Plumbing LLC,A-2,11/03/2026,,Maple Court,5100,too precise,12.345",
-        "ACME Plumbing LLC,A-3,1/1/1970,,Maple Court,5100,sentinel,5.00",
-        ",A-4,11/03/2026,,Maple Court,5100,no vendor,5.00",
-        "ACME Plumbing LLC,A-5,11/03/2026,someday,Maple Court,5100,bad due,abc",
-    ])
+    path = write_bills(
+        tmp_path / "bills.csv",
+        [
+            "ACME Plumbing LLC,A-1,11/03/2026,,Maple Court,5100,ok,10.00",
+            "ACME Plumbing LLC,A-2,11/03/2026,,Maple Court,5100,too precise,12.345",
+            "ACME Plumbing LLC,A-3,1/1/1970,,Maple Court,5100,sentinel,5.00",
+            ",A-4,11/03/2026,,Maple Court,5100,no vendor,5.00",
+            "ACME Plumbing LLC,A-5,11/03/2026,someday,Maple Court,5100,bad due,abc",
+        ],
+    )
     result = validated(path)
     by_row: dict[int, list[str]] = {}
     for issue in result.issues:
@@ -48,7 +51,9 @@ def test_every_bad_row_gets_a_reason_naming_column_and_value(tmp_path: Path) -> 
 
 def test_rent_roll_without_a_period_is_rejected_with_instructions(tmp_path: Path) -> None:
     path = tmp_path / "charges.csv"
-    path.write_text("Property,Unit,Resident,Charge Code,Amount\nMaple Court,101,\"Doe, Jan\",Rent,100\n")
+    path.write_text(
+        'Property,Unit,Resident,Charge Code,Amount\nMaple Court,101,"Doe, Jan",Rent,100\n'
+    )
     result = validated(path)
     assert len(result.issues) == 1
     assert "--period YYYY-MM" in result.issues[0].message
