@@ -60,6 +60,7 @@ class Settings:
     integration_id: str = DEFAULT_INTEGRATION_ID
     data_dir: Path = Path("data")
     batch_size: int = 100
+    concurrency: int = 8
     period: date | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -141,12 +142,12 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.match(r"^https?://", value):
             raise ConfigError(f"base_url: expected an http(s) URL, got {value!r}")
         return value.rstrip("/")
-    if name in {"batch_size", "due_days_default"}:
+    if name in {"batch_size", "due_days_default", "concurrency"}:
         try:
             number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
-        if number < 1 and name == "batch_size":
+        if number < 1 and name in {"batch_size", "concurrency"}:
             raise ConfigError(f"{name}: expected at least 1, got {number}")
         return number
     if name.endswith("_s"):

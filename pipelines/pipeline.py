@@ -473,6 +473,7 @@ def run(
                     run_id=run_id,
                     batch_size=settings.batch_size,
                     status_timeout_s=settings.status_timeout_s,
+                    concurrency=settings.concurrency,
                     on_progress=on_progress,
                 )
                 if result.requests:

@@ -15,6 +15,7 @@ Retry rules (why they are safe):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,8 +37,11 @@ PAGE_LIMIT = 250
 class RateLimiter:
     """Paces requests from the ``x-ratelimit-*`` headers so that Propexo never has to say 429.
 
-    Propexo reports the limit and what is left of the current window but not when the window
-    resets, so the window is taken to start at the first request that saw a fresh budget.
+    Propexo reports the limit and what is left of the current window, but not when the window
+    resets: a window is taken to start when a response shows a fresh budget, and to end
+    ``window_s`` later (plus a small margin for the difference between our clock and theirs).
+    Requests in flight count against the budget, so several threads can share one limiter and
+    keep the rate up while Propexo holds each answer back by 2 s past 80% of the window.
     """
 
     window_s: float = DEFAULT_WINDOW_S
@@ -46,38 +50,83 @@ class RateLimiter:
     limit: int | None = None
     remaining: int | None = None
     window_started: float | None = None
+    in_flight: int = 0
     waited_s: float = 0.0
     rate_limited: int = 0
+    _reset_at: float = float("-inf")
+    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    def before_request(self) -> None:
-        """Wait, if the budget of the current window is spent, until the next window."""
-        now = self.clock()
-        if self.window_started is not None and now - self.window_started >= self.window_s:
-            self.window_started, self.remaining = None, self.limit
-        if self.remaining is not None and self.remaining <= 0:
-            started = self.window_started if self.window_started is not None else now
-            pause = max(0.0, started + self.window_s - now) + 0.05
-            self.waited_s += pause
+    @property
+    def margin_s(self) -> float:
+        return max(0.1, 0.02 * self.window_s)
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns the time it is sent at."""
+        while True:
+            with self._cond:
+                now = self.clock()
+                expired = self.window_started is not None and (
+                    now - self.window_started >= self.window_s + self.margin_s
+                )
+                if expired and self.in_flight:
+                    # Never let requests straddle a reset: their answers could not be told apart.
+                    self._cond.wait(timeout=0.05)
+                    continue
+                if expired:
+                    self._new_window(now)
+                if self.remaining is None:
+                    budget = 1 - self.in_flight  # learn the limit from one answer first
+                else:
+                    budget = self.remaining - self.in_flight
+                if budget > 0:
+                    self.in_flight += 1
+                    return now
+                if self.in_flight:
+                    # Answers in flight will tell us more; wait for one of them.
+                    self._cond.wait(timeout=0.05)
+                    continue
+                # Spent: sleep until the window resets (the loop then starts a new one). Every
+                # thread waits for the same moment; none may send before it.
+                if self.window_started is None:
+                    self.window_started = now
+                pause = max(0.0, self.window_started + self.window_s + self.margin_s - now)
+                self.waited_s += pause
             self.sleep(pause)
-            self.window_started, self.remaining = None, self.limit
 
-    def observe(self, response: httpx.Response) -> None:
-        """Learn the budget from a response's headers."""
+    def _new_window(self, at: float) -> None:
+        """Our estimate says Propexo's window has reset: the full budget is back."""
+        self.window_started, self.remaining, self._reset_at = None, self.limit, at
+
+    def release(self, response: httpx.Response | None, sent_at: float) -> None:
+        """A request finished (``response`` None when it never got one): learn from the headers."""
+        with self._cond:
+            self.in_flight -= 1
+            if response is not None:
+                if response.status_code == 429:
+                    # Spent, and we cannot know since when: wait a whole window from now.
+                    self.rate_limited += 1
+                    self.remaining, self.window_started = 0, self.clock()
+                else:
+                    self._observe(response, sent_at)
+            self._cond.notify_all()
+
+    def _observe(self, response: httpx.Response, sent_at: float) -> None:
         try:
             limit = int(response.headers["x-ratelimit-limit"])
             remaining = int(response.headers["x-ratelimit-remaining"])
         except (KeyError, ValueError):
             return
-        if self.window_started is None or (
-            self.remaining is not None and remaining > self.remaining
-        ):
-            self.window_started = self.clock()
-        self.limit, self.remaining = limit, remaining
-
-    def after_429(self) -> None:
-        """A 429 means the budget is gone: nothing more until the window resets."""
-        self.rate_limited += 1
-        self.remaining = 0
+        self.limit = limit
+        if sent_at < self._reset_at:
+            return  # an answer from the window we already left behind
+        if self.window_started is None:
+            # The first answer of a window: it started about when this request was sent.
+            self.window_started, self.remaining = sent_at, remaining
+        elif sent_at >= self.window_started + self.window_s and remaining > (self.remaining or 0):
+            self.window_started, self.remaining = sent_at, remaining
+        else:
+            # Answers can overtake each other: within a window the budget only shrinks.
+            self.remaining = remaining if self.remaining is None else min(self.remaining, remaining)
 
 
 @dataclass
@@ -85,6 +134,7 @@ class ClientStats:
     """Counters for reports and benchmarks."""
 
     requests: int = 0
+    responses: int = 0
     writes: int = 0
     status_polls: int = 0
     retries: int = 0
@@ -114,6 +164,13 @@ class PropexoClient:
         self.limiter = limiter or RateLimiter(sleep=sleep)
         self._sleep = sleep
         self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
+
+    def _count(self, name: str, status: int | None = None) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+            if status is not None:
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
 
     def __enter__(self) -> PropexoClient:
         return self
@@ -130,15 +187,17 @@ class PropexoClient:
         """One request with pacing and safe retries; every httpx error is translated here."""
         is_write = method != "GET"
         for attempt in range(MAX_ATTEMPTS):
-            self.limiter.before_request()
-            self.stats.requests += 1
+            sent_at = self.limiter.acquire()
+            self._count("requests")
             try:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The connection never opened: the request cannot have been applied.
+                self.limiter.release(None, sent_at)
                 self._backoff(attempt, f"cannot connect to Propexo at {self._http.base_url}", exc)
                 continue
             except httpx.TransportError as exc:
+                self.limiter.release(None, sent_at)
                 if is_write:
                     raise TransientApiError(
                         f"no answer from Propexo after sending {method} {path} "
@@ -147,13 +206,10 @@ class PropexoClient:
                     ) from exc
                 self._backoff(attempt, f"{method} {path} failed", exc)
                 continue
-            self.limiter.observe(response)
-            self.stats.by_status[response.status_code] = (
-                self.stats.by_status.get(response.status_code, 0) + 1
-            )
+            self.limiter.release(response, sent_at)
+            self._count("responses", response.status_code)
             if response.status_code == 429:
-                self.limiter.after_429()
-                self.stats.retries += 1
+                self._count("retries")
                 continue
             if response.status_code >= 500:
                 if is_write:
@@ -175,7 +231,7 @@ class PropexoClient:
     def _backoff(self, attempt: int, message: str, exc: Exception | None) -> None:
         if attempt + 1 >= MAX_ATTEMPTS:
             raise TransientApiError(f"{message} (after {MAX_ATTEMPTS} attempts)") from exc
-        self.stats.retries += 1
+        self._count("retries")
         self._sleep(min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))
 
     # -- reads ----------------------------------------------------------------------------------
@@ -208,7 +264,7 @@ class PropexoClient:
 
     def post_write(self, path: str, body: dict[str, Any]) -> str:
         """POST a write and return its job id (accepts both documented envelopes)."""
-        self.stats.writes += 1
+        self._count("writes")
         data = _json(self._send("POST", path, json=body))
         job_id = (data.get("meta") or {}).get("job_id") or data.get("job_id")
         if not isinstance(job_id, str) or not job_id:
@@ -217,7 +273,7 @@ class PropexoClient:
 
     def write_status(self, job_id: str) -> dict[str, Any]:
         """``GET /v1/admin/write-status/{job_id}``: write_status, errors, created_record_id."""
-        self.stats.status_polls += 1
+        self._count("status_polls")
         return self.get(f"/v1/admin/write-status/{job_id}")
 
     def manual_sync(self, integration_id: str, models: list[str] | None = None) -> bool:
