@@ -52,6 +52,29 @@ def _friendly() -> Iterator[None]:
             "marked in doubt and settled by the next run"
         )
         sys.exit(130)
+    except Exception as exc:  # the one place a bug becomes a message instead of a traceback
+        crash = _write_crash_report(exc)
+        err.print(
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}). Nothing was "
+            f"lost: the ledger keeps every record's state. Details for support: {crash}"
+        )
+        sys.exit(2)
+
+
+def _write_crash_report(exc: BaseException) -> Path:
+    """The traceback goes to a file for the developers, not onto an accountant's screen."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    folder = Path("data") / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{datetime.now(tz=UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -61,6 +61,7 @@ class Settings:
     data_dir: Path = Path("data")
     batch_size: int = 100
     concurrency: int = 8
+    rate_window_s: float = 60.0  # Propexo's limit is per minute; the sandbox's can be shorter
     period: date | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -68,6 +69,7 @@ class Settings:
     due_days_default: int = 30
     refs_max_age_s: float = 3600.0
     reconcile_grace_s: float = 0.0
+    in_doubt_grace_s: float = 120.0
     profile: str | None = None
 
     @property

@@ -354,6 +354,15 @@ def reconcile_ledger(
                 "charge_code_id",
             ]
         )
+    # A record stamped last_seen at T proves that a sync ran at T (scheduled syncs included).
+    if "last_seen" in synced_charges and not synced_charges.empty:
+        seen = pd.to_datetime(synced_charges["last_seen"], utc=True, errors="coerce")
+    else:
+        seen = pd.Series(dtype="datetime64[ns, UTC]")
+    if seen.notna().any():
+        newest = seen.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if newest > (ledger.get_meta("last_sync_at") or ""):
+            ledger.set_meta("last_sync_at", newest)
     last_sync = ledger.get_meta("last_sync_at")
     result = reconcile(
         records,
@@ -452,7 +461,7 @@ def run(
                     client,
                     run_id=run_id,
                     vendor_x_ids=_vendor_x_ids(refs),
-                    grace_s=settings.reconcile_grace_s,
+                    grace_s=settings.in_doubt_grace_s,
                     last_sync_at=ledger.get_meta("last_sync_at"),
                 )
                 if any(doubt.values()):
@@ -477,7 +486,13 @@ def run(
                     on_progress=on_progress,
                 )
                 if result.requests:
-                    say(f"posted {result.requests} requests in {result.seconds:.1f}s")
+                    stats = client.stats
+                    rate = stats.requests / max(result.seconds, 1e-9) * 60
+                    say(
+                        f"posted {result.requests} write requests in {result.seconds:.1f}s; "
+                        f"{stats.requests} requests in all ({stats.status_polls} status polls), "
+                        f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
+                    )
                 reconcile_ledger(ledger, client, settings, _vendor_x_ids(refs), run_id=run_id)
         finally:
             states = ledger.records(run_id=run_id)
@@ -558,7 +573,7 @@ def reconcile_command(
                 client,
                 run_id="reconcile",
                 vendor_x_ids=vendor_x_ids,
-                grace_s=settings.reconcile_grace_s,
+                grace_s=settings.in_doubt_grace_s,
                 last_sync_at=ledger.get_meta("last_sync_at"),
             )
             if any(doubt.values()):

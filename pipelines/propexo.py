@@ -183,9 +183,15 @@ class PropexoClient:
 
     # -- the seam -------------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request with pacing and safe retries; every httpx error is translated here."""
-        is_write = method != "GET"
+    def _send(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """One request with pacing and safe retries; every httpx error is translated here.
+
+        ``idempotent`` marks a POST that is safe to repeat (asking for a sync), so it is
+        retried like a GET.
+        """
+        is_write = method != "GET" and not idempotent
         for attempt in range(MAX_ATTEMPTS):
             sent_at = self.limiter.acquire()
             self._count("requests")
@@ -280,7 +286,12 @@ class PropexoClient:
         """Ask Propexo to sync now (rehearsals; Propexo advises against routine use)."""
         body: dict[str, Any] = {"models_to_sync": models} if models else {}
         data = _json(
-            self._send("POST", f"/v1/admin/integrations/{integration_id}/manual-sync", json=body)
+            self._send(
+                "POST",
+                f"/v1/admin/integrations/{integration_id}/manual-sync",
+                json=body,
+                idempotent=True,
+            )
         )
         return bool((data.get("result") or {}).get("success"))
 
@@ -309,6 +320,7 @@ def _error_text(response: httpx.Response) -> str:
 
 def make_client(settings: Settings, **kwargs: Any) -> PropexoClient:
     """The one place a client is built from settings."""
+    kwargs.setdefault("limiter", RateLimiter(window_s=settings.rate_window_s))
     return PropexoClient(
         settings.base_url,
         settings.token,

@@ -149,6 +149,7 @@ CHARGE_FIELDS = [
     "transaction_date",
     "amount_in_cents",
     "updated_at",
+    "last_seen",
 ]
 
 

@@ -348,6 +348,7 @@ def _chart_data(by_location: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _sheet(ws: Any, frame: pd.DataFrame, money_columns: set[str]) -> None:
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     ws.append(list(frame.columns))
@@ -363,7 +364,7 @@ def _sheet(ws: Any, frame: pd.DataFrame, money_columns: set[str]) -> None:
         ws.auto_filter.ref = ws.dimensions
     for i, column in enumerate(frame.columns, start=1):
         letter = get_column_letter(i)
-        ws[f"{letter}1"].font = ws[f"{letter}1"].font.copy(bold=True)
+        ws[f"{letter}1"].font = Font(bold=True)
         if column in money_columns:
             for cell in ws[letter][1:]:
                 if isinstance(cell.value, (int, float)):

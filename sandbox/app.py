@@ -967,6 +967,8 @@ class Gate:
         self.windows: dict[str, tuple[float, int]] = {}
         self.rng = random.Random(config.fault_seed)  # noqa: S311 - faults, not secrets
         self.fault_counts: dict[str, int] = {}
+        self.requests_seen = 0
+        self.rate_limited = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/_sandbox/health":
@@ -981,12 +983,14 @@ class Gate:
         if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
+        self.requests_seen += 1
         allowed, remaining, slow = self._count(token)
         headers = [
             (b"x-ratelimit-limit", str(self.config.rate_limit).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
         if not allowed:
+            self.rate_limited += 1
             await _send_json(
                 send,
                 429,

@@ -143,20 +143,25 @@ class Store:
     def records(self, kind: str, *, synced_only: bool = True) -> list[dict[str, Any]]:
         """Records of one kind in creation order (unsynced ones only when asked)."""
         sql = "SELECT data FROM records WHERE kind = ?"
+        params: tuple[Any, ...] = (kind,)
         if synced_only:
-            sql += " AND synced = 1"
+            # Propexo's cache shows a written record only once its job has finished.
+            sql += " AND synced = 1 AND ready_at <= ?"
+            params = (kind, time.time())
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY seq", (kind,)).fetchall()
+            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def record(
         self, kind: str, record_id: str, *, synced_only: bool = True
     ) -> dict[str, Any] | None:
         sql = "SELECT data FROM records WHERE kind = ? AND id = ?"
+        params: tuple[Any, ...] = (kind, record_id)
         if synced_only:
-            sql += " AND synced = 1"
+            sql += " AND synced = 1 AND ready_at <= ?"
+            params = (kind, record_id, time.time())
         with self._lock:
-            row = self._db.execute(sql, (kind, record_id)).fetchone()
+            row = self._db.execute(sql, params).fetchone()
         return json.loads(row[0]) if row else None
 
     def next_number(self, name: str) -> int:

@@ -190,8 +190,9 @@ class WindowedServer:
 def test_threads_sharing_a_limiter_never_hit_429() -> None:
     server = WindowedServer(limit=8, window_s=0.4)
     limiter = RateLimiter(window_s=0.4)
-    client = PropexoClient("http://propexo.test", Secret("t"), transport=httpx.MockTransport(server),
-                           limiter=limiter)
+    client = PropexoClient(
+        "http://propexo.test", Secret("t"), transport=httpx.MockTransport(server), limiter=limiter
+    )
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: client.get("/v1/x"), range(40)))
     assert server.statuses.count(429) == 0

@@ -1,0 +1,239 @@
+"""Exactly once, whatever fails: faults, a killed process, rate limits, re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from pipelines.config import Secret, load_settings
+from pipelines.ledger import Ledger
+from sandbox.app import SandboxConfig, parse_faults
+from sandbox.server import RunningSandbox, running_sandbox
+from tests.conftest import ROOT, run_cli, write_bills
+
+
+def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str, str]:
+    """Environment for a CLI child: the sandbox's address and a config with short grace periods."""
+    config = data_dir.parent / "tieout.toml"
+    lines = [
+        "in_doubt_grace_s = 1",
+        "status_timeout_s = 20",
+        "reconcile_grace_s = 0",
+        f"rate_window_s = {box.config.rate_window_s}",
+    ]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    config.write_text("\n".join(lines) + "\n")
+    return {
+        "PROPEXO_BASE_URL": box.base_url,
+        "PROPEXO_API_TOKEN": box.config.token,
+        "TIEOUT_CONFIG": str(config),
+    }
+
+
+def settle(data_dir: Path, env: dict[str, str], rounds: int = 10) -> dict:  # type: ignore[type-arg]
+    """`reconcile --sync` then `run`, until nothing is in doubt, waiting or unsent."""
+    for _ in range(rounds):
+        time.sleep(1.1)  # past the in-doubt grace, so a sync can prove absence
+        run_cli("--data-dir", str(data_dir), "reconcile", "--sync", env=env)
+        run_cli("--data-dir", str(data_dir), "run", env=env)
+        status = json.loads(
+            run_cli("--data-dir", str(data_dir), "status", "--json", env=env).stdout
+        )
+        open_states = {"ready", "sending", "submitted", "partial"} & set(status["by_state"])
+        if not open_states:
+            return status  # type: ignore[no-any-return]
+    raise AssertionError(f"still open after {rounds} rounds: {status['by_state']}")
+
+
+def assert_exactly_once(api: httpx.Client, data_dir: Path) -> None:
+    ledger = Ledger(data_dir / "ledger.sqlite", readonly=True)
+    records = ledger.records()
+    ledger.close()
+    pms = api.get("/_sandbox/records").json()["results"]
+    invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
+    charges = Counter(r["reference_number"] for r in pms if r["kind"] != "invoice")
+    expected_invoices = set(records.loc[records["kind"] == "invoice", "invoice_number"])
+    expected_charges = set(records.loc[records["kind"] != "invoice", "reference_number"])
+    assert set(invoices) == expected_invoices and set(invoices.values()) == {1}
+    assert set(charges) == expected_charges and set(charges.values()) == {1}
+    assert len(records) == 12 + 129
+
+
+def test_faults_never_lose_or_double_a_record(workspace: Path) -> None:
+    config = SandboxConfig(
+        job_delay_s=0.05,
+        rate_limit=60,
+        rate_window_s=2,
+        faults=parse_faults("post:500=0.1,post:lost=0.05,*:reset=0.02"),
+        fault_seed=11,
+    )
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+    ):
+        env = env_for(box, workspace, batch_size=10)
+        first = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert first.returncode in (0, 1), first.stderr
+        assert "Traceback" not in first.stderr
+        settle(workspace, env)
+        assert sum(box.app.fault_counts.values()) > 0  # the faults really happened
+        assert_exactly_once(api, workspace)
+
+
+def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path) -> None:
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=8, rate_window_s=1)
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+    ):
+        env = env_for(box, workspace, batch_size=10, concurrency=2)
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--data-dir", str(workspace), "run"],
+            env={**inherited, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        ledger_path = workspace / "ledger.sqlite"
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                if not ledger_path.exists():
+                    continue
+                try:
+                    with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
+                        states = dict(
+                            db.execute(
+                                "SELECT state, COUNT(*) FROM records GROUP BY state"
+                            ).fetchall()
+                        )
+                except sqlite3.OperationalError:
+                    continue
+                if (
+                    states.get("ready", 0)
+                    and (states.get("submitted", 0) + states.get("confirmed", 0)) >= 5
+                ):
+                    break
+            else:
+                raise AssertionError("the run never got to the middle of posting")
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        assert child.returncode == -signal.SIGKILL
+        with sqlite3.connect(ledger_path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        settle(workspace, env)
+        assert_exactly_once(api, workspace)
+
+
+def test_a_run_larger_than_the_window_never_sees_429(workspace: Path) -> None:
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=15, rate_window_s=1.5)
+    with running_sandbox(config) as box:
+        env = env_for(box, workspace, batch_size=10)
+        result = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert box.app.rate_limited == 0
+        assert box.app.requests_seen > 2 * config.rate_limit  # more than two windows' worth
+        assert "req/min" in result.stdout
+
+
+def test_dry_run_writes_nothing_anywhere(
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+) -> None:
+    env = env_for(sandbox, workspace)
+    before = sorted(p.name for p in workspace.rglob("*"))
+    result = run_cli("--data-dir", str(workspace), "run", "--dry-run", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would send 20 requests carrying 141 records" in result.stdout
+    assert sorted(p.name for p in workspace.rglob("*")) == before
+    assert api.get("/_sandbox/records").json()["total"] == 0
+
+
+def test_same_key_with_new_content_is_a_conflict_not_a_post(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    env = env_for(sandbox, data)
+    write_bills(
+        data / "inbox" / "a.csv", ["ACME Plumbing LLC,C-1,11/03/2026,,Maple Court,5100,x,10.00"]
+    )
+    assert run_cli("--data-dir", str(data), "run", env=env).returncode == 0
+    write_bills(
+        data / "inbox" / "b.csv", ["ACME Plumbing LLC,C-1,11/03/2026,,Maple Court,5100,x,12.00"]
+    )
+    second = run_cli("--data-dir", str(data), "run", env=env)
+    assert second.returncode == 1
+    assert len(api.get("/_sandbox/records").json()["results"]) == 1
+    errors = next((data / "rejected").glob("b.csv.errors.csv")).read_text()
+    assert "already posted" in errors and "different content" in errors
+
+
+def test_a_second_run_waits_its_turn(sandbox: RunningSandbox, workspace: Path) -> None:
+    env = env_for(sandbox, workspace)
+    from pipelines.lock import run_lock
+
+    with run_lock(workspace / "tieout.lock", "test"):
+        blocked = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert blocked.returncode == 3
+    assert f"pid {os.getpid()}" in blocked.stderr
+    assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
+
+
+def test_partial_success_maps_errors_back_to_source_rows(
+    sandbox: RunningSandbox, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resident removed in Rent Manager after names were resolved: RM refuses that resident's
+    charges inside otherwise good batches, and exactly those records end up failed."""
+    import pipelines.pipeline as pipeline_module
+
+    victim = sandbox.store.records("resident")[0]
+    fetch = pipeline_module.fetch_reference_data
+
+    def fetch_then_delete(*args: Any, **kwargs: Any) -> Any:
+        data = fetch(*args, **kwargs)
+        sandbox.store.delete_record("resident", victim["id"])
+        return data
+
+    monkeypatch.setattr(pipeline_module, "fetch_reference_data", fetch_then_delete)
+    settings = replace(
+        load_settings(env={}),
+        base_url=sandbox.base_url,
+        token=Secret("sandbox-token"),
+        data_dir=workspace,
+        status_timeout_s=20,
+    )
+    outcome = pipeline_module.run(settings, say=lambda _: None)
+    assert outcome.exit_code == 1
+    ledger = Ledger(workspace / "ledger.sqlite", readonly=True)
+    failed = ledger.records(states=["failed"])
+    confirmed = ledger.records(states=["confirmed", "matched"])
+    ledger.close()
+    assert len(failed) > 0 and set(failed["resident_id"]) == {victim["id"]}
+    assert failed["errors"].map(lambda e: "was not found" in e).all()
+    assert victim["id"] not in set(confirmed["resident_id"])
+    posted = pd.read_excel(
+        outcome.report_dir / "report.xlsx", sheet_name="Posted", engine="calamine"
+    )
+    assert (posted["state"] == "failed").sum() == len(failed)
