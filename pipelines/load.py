@@ -270,6 +270,43 @@ def apply_write_status(
         )
 
 
+LOGS_PAGE = 100
+LOGS_MAX_PAGES = 20
+LOGS_WORTH_IT = 3  # below this many open jobs, asking each one is as cheap as the log
+
+
+def finished_jobs_from_logs(
+    client: PropexoClient, integration_id: str, wanted: set[str]
+) -> dict[str, str]:
+    """Terminal status (SUCCESS or FAILURE) of many jobs from the write log, a page per 100."""
+    found: dict[str, str] = {}
+    for page in range(LOGS_MAX_PAGES):
+        logs = client.write_logs(integration_id, offset=page * LOGS_PAGE, limit=LOGS_PAGE)
+        for entry in logs:
+            if entry.get("job_id") in wanted:
+                found[str(entry["job_id"])] = str(entry.get("status"))
+        if len(logs) < LOGS_PAGE or wanted <= set(found):
+            break
+    return found
+
+
+def _poll_one(
+    ledger: Ledger, client: PropexoClient, run_id: str, job_id: str, job: pd.DataFrame
+) -> None:
+    try:
+        status = client.write_status(job_id)
+    except PermanentApiError as exc:
+        if exc.status_code != 404:
+            raise
+        ledger.transition(list(job["record_key"]), "sending", run_id=run_id,
+                          note="Propexo does not know this job", detail=str(exc))
+        return
+    except ApiError:
+        return  # transient: asked again next round
+    if status.get("write_status") not in (None, "PENDING"):
+        apply_write_status(ledger, run_id, job, status)
+
+
 def wait_for_jobs(
     ledger: Ledger,
     client: PropexoClient,
@@ -279,34 +316,35 @@ def wait_for_jobs(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Poll write-status (with backoff) until every submitted job is terminal or time runs out.
+    """Follow every submitted job to a terminal status, with backoff, until time runs out.
 
-    Returns how many records are still ``submitted`` (to be polled again by the next run).
+    With many jobs open, one page of the write log answers for up to 100 of them; only jobs the
+    log shows as failed (whose errors name the bad records) are asked about one by one. With
+    few, write-status is asked directly. Returns how many records are still ``submitted`` (the
+    next run asks again).
     """
     deadline = clock() + timeout_s
     delay = POLL_FIRST_S
+    use_log = True
     while True:
         submitted = ledger.records(states=["submitted"])
         if submitted.empty:
             return 0
-        for job_id, job in submitted.groupby("job_id", sort=False):
+        jobs = {str(job_id): job for job_id, job in submitted.groupby("job_id", sort=False)}
+        from_log: dict[str, str] | None = None
+        if use_log and len(jobs) >= LOGS_WORTH_IT:
             try:
-                status = client.write_status(str(job_id))
-            except PermanentApiError as exc:
-                if exc.status_code == 404:
-                    ledger.transition(
-                        list(job["record_key"]),
-                        "sending",
-                        run_id=run_id,
-                        note="Propexo does not know this job",
-                        detail=str(exc),
-                    )
-                    continue
-                raise
+                integration_id = str(submitted["integration_id"].iloc[0])
+                from_log = finished_jobs_from_logs(client, integration_id, set(jobs))
             except ApiError:
-                continue
-            if status.get("write_status") not in (None, "PENDING"):
-                apply_write_status(ledger, run_id, job, status)
+                use_log = False  # no write log here: fall back to write-status
+        for job_id, job in jobs.items():
+            if from_log is None:
+                _poll_one(ledger, client, run_id, job_id, job)
+            elif from_log.get(job_id) == "SUCCESS":
+                apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
+            elif from_log.get(job_id) is not None:
+                _poll_one(ledger, client, run_id, job_id, job)  # for the errors[] detail
         if clock() >= deadline:
             return len(ledger.records(states=["submitted"]))
         sleep(delay)

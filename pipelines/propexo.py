@@ -282,6 +282,17 @@ class PropexoClient:
         self._count("status_polls")
         return self.get(f"/v1/admin/write-status/{job_id}")
 
+    def write_logs(
+        self, integration_id: str, *, offset: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """One page of ``GET /v1/admin/logs/writes/`` (the last day's finished writes)."""
+        self._count("status_polls")
+        data = self.get("/v1/admin/logs/writes/", {
+            "integration_id": integration_id, "time_range": "day", "limit": limit,
+            "offset": offset})
+        logs = (data.get("results") or {}).get("logs") or []
+        return [entry for entry in logs if isinstance(entry, dict)]
+
     def manual_sync(self, integration_id: str, models: list[str] | None = None) -> bool:
         """Ask Propexo to sync now (rehearsals; Propexo advises against routine use)."""
         body: dict[str, Any] = {"models_to_sync": models} if models else {}

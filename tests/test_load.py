@@ -237,3 +237,16 @@ def test_partial_success_maps_errors_back_to_source_rows(
         outcome.report_dir / "report.xlsx", sheet_name="Posted", engine="calamine"
     )
     assert (posted["state"] == "failed").sum() == len(failed)
+
+
+def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=1000)
+    with running_sandbox(config) as box:
+        env = env_for(box, workspace, batch_size=4)
+        result = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        line = next(x for x in result.stdout.splitlines() if x.startswith("posted "))
+        writes = int(line.split()[1])
+        polls = int(line.split("(")[1].split()[0])
+        assert writes > 40
+        assert polls <= 0.1 * writes, line

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -426,3 +427,58 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert c.post("/_sandbox/reset").status_code == 200
         assert c.get("/v1/invoices/").json()["meta"]["total"] == 0
         assert c.get("/v1/vendors/").json()["meta"]["total"] == len(SEED["vendors"])
+
+
+def test_order_by_and_updated_at_filters(client: httpx.Client) -> None:
+    asc = client.get("/v1/vendors/", params={"order-by": "name:asc,id:desc", "limit": 250}).json()
+    names = [v["name"] for v in asc["results"]]
+    assert names == sorted(names)
+    assert asc["meta"]["orderBy"] == [
+        {"field": "name", "direction": "asc"},
+        {"field": "id", "direction": "desc"},
+    ]
+    assert client.get("/v1/vendors/", params={"order-by": "name:sideways"}).status_code == 400
+    seeded_at = SEED["vendors"][0].get("updated_at", "2026-10-01T00:00:00.000Z")
+    assert (
+        client.get("/v1/vendors/", params={"updated_at_gte": "2030-01-01T00:00:00Z"}).json()[
+            "meta"
+        ]["total"]
+        == 0
+    )
+    assert client.get("/v1/vendors/", params={"updated_at_lte": seeded_at}).json()["meta"][
+        "total"
+    ] == len(SEED["vendors"])
+    assert client.get("/v1/vendors/", params={"updated_at_gte": "yesterday"}).status_code == 400
+
+
+def test_sync_interval_makes_charges_visible_without_a_manual_sync() -> None:
+    with (
+        running_sandbox(SandboxConfig(job_delay_s=0, sync_interval_s=0.2)) as box,
+        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
+    ):
+        body = {
+            "integration_id": INTEGRATION,
+            "charges": [charge(resident_in(0), charge_code_in(0), "TOINT")],
+        }
+        c.post("/v1/resident-charges/batch/rentmanager/", json=body)
+        for _ in range(50):
+            if c.get("/v1/resident-charges/").json()["meta"]["total"] == 1:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the periodic sync never ran")
+
+
+def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:  # type: ignore[no-untyped-def]
+    """Our payloads, checked against Propexo's published request schemas (unknown keys refused)."""
+    from pipelines.load import plan_requests
+    from sandbox.app import load_request_validators, zod_issues
+    from tests.conftest import SAMPLES as samples
+    from tests.test_transform import run_file
+
+    validators = load_request_validators()
+    bills = run_file(samples / "vendor_bills.csv", refs).records
+    roll = run_file(samples / "rent_roll.xlsx", refs).records
+    frame = pd.concat([bills, roll], ignore_index=True)
+    for request in plan_requests(frame, batch_size=50):
+        assert zod_issues(validators[request.path], request.body) == [], request.path
