@@ -40,6 +40,8 @@ from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.reconcile import reconcile
 from pipelines.refs import (
+    CHARGE_FIELDS,
+    INVOICE_FIELDS,
     RefData,
     fetch_reference_data,
     fetch_synced_charges,
@@ -314,6 +316,71 @@ def _handle_file(
     return True, bool(issues)
 
 
+def _newest(frame: pd.DataFrame, column: str) -> str | None:
+    if column not in frame or frame.empty:
+        return None
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
+    return stamps.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if not stamps.empty else None
+
+
+def refresh_synced(
+    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bring the ledger's copy of Propexo's records up to date, fetching as little as possible.
+
+    The first time (or when the ledger's charges reach a new transaction-date window) the whole
+    window is fetched; after that only what changed (``updated_at_gte`` the newest change seen).
+    Records that a recent sync no longer saw (``last_seen_lte`` the last sync, less the grace)
+    were deleted in the PMS: Propexo keeps them, so they are set aside here, not matched.
+    """
+    integration = settings.integration_id
+    want_invoices = bool((records["kind"] == "invoice").any())
+    charges = records[records["kind"] != "invoice"]
+    fresh: dict[str, pd.DataFrame] = {}
+    if want_invoices:
+        cursor = ledger.get_meta("cursor:invoice")
+        fetched = fetch_synced_invoices(client, integration,
+                                        **({"updated_at_gte": cursor} if cursor else {}))
+        ledger.upsert_synced("invoice", fetched)
+        fresh["invoice"] = fetched
+        newest = _newest(fetched, "updated_at")
+        if newest and newest > (cursor or ""):
+            ledger.set_meta("cursor:invoice", newest)
+    if not charges.empty:
+        dates = charges["transaction_date"].astype(str)
+        start, end = dates.min(), dates.max()
+        window = ledger.get_meta("window:charge")
+        cursor = ledger.get_meta("cursor:charge")
+        covered = window is not None and window.split("|")[0] <= start and end <= window.split("|")[1]
+        filters = {"updated_at_gte": cursor} if covered and cursor else {}
+        if not covered and window is not None:
+            start, end = min(start, window.split("|")[0]), max(end, window.split("|")[1])
+        fetched = fetch_synced_charges(client, integration, start, end, **filters)
+        ledger.upsert_synced("charge", fetched)
+        fresh["charge"] = fetched
+        ledger.set_meta("window:charge", f"{start}|{end}")
+        newest = _newest(fetched, "updated_at")
+        if newest and newest > (cursor or ""):
+            ledger.set_meta("cursor:charge", newest)
+    # A record stamped last_seen at T proves that a sync ran at T (scheduled syncs included).
+    for frame in fresh.values():
+        newest = _newest(frame, "last_seen")
+        if newest and newest > (ledger.get_meta("last_sync_at") or ""):
+            ledger.set_meta("last_sync_at", newest)
+    last_sync = ledger.get_meta("last_sync_at")
+    if last_sync:
+        before = (pd.Timestamp(last_sync) - pd.Timedelta(seconds=max(settings.reconcile_grace_s, 1)))
+        cutoff = before.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if want_invoices:
+            gone = fetch_synced_invoices(client, integration, last_seen_lte=cutoff)
+            ledger.mark_stale("invoice", gone["id"].astype(str))
+        if not charges.empty:
+            start, end = ledger.get_meta("window:charge").split("|")  # type: ignore[union-attr]
+            gone = fetch_synced_charges(client, integration, start, end, last_seen_lte=cutoff)
+            ledger.mark_stale("charge", gone["id"].astype(str))
+    return (ledger.synced("invoice", INVOICE_FIELDS), ledger.synced("charge", CHARGE_FIELDS))
+
+
 def reconcile_ledger(
     ledger: Ledger,
     client: PropexoClient,
@@ -332,37 +399,7 @@ def reconcile_ledger(
     records = ledger.records(states=[*RECONCILABLE_STATES, "partial"])
     if records.empty:
         return None
-    invoices = records[records["kind"] == "invoice"]
-    charges = records[records["kind"] != "invoice"]
-    synced_invoices = (
-        fetch_synced_invoices(client, settings.integration_id)
-        if not invoices.empty
-        else pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
-    )
-    if not charges.empty:
-        dates = charges["transaction_date"].astype(str)
-        synced_charges = fetch_synced_charges(
-            client, settings.integration_id, dates.min(), dates.max()
-        )
-    else:
-        synced_charges = pd.DataFrame(
-            columns=[
-                "id",
-                "reference_number",
-                "amount_in_cents",
-                "transaction_date",
-                "charge_code_id",
-            ]
-        )
-    # A record stamped last_seen at T proves that a sync ran at T (scheduled syncs included).
-    if "last_seen" in synced_charges and not synced_charges.empty:
-        seen = pd.to_datetime(synced_charges["last_seen"], utc=True, errors="coerce")
-    else:
-        seen = pd.Series(dtype="datetime64[ns, UTC]")
-    if seen.notna().any():
-        newest = seen.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if newest > (ledger.get_meta("last_sync_at") or ""):
-            ledger.set_meta("last_sync_at", newest)
+    synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)
     last_sync = ledger.get_meta("last_sync_at")
     result = reconcile(
         records,

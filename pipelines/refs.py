@@ -140,6 +140,7 @@ INVOICE_FIELDS = [
     "total_amount_in_cents",
     "invoice_date",
     "updated_at",
+    "last_seen",
 ]
 CHARGE_FIELDS = [
     "id",
@@ -154,21 +155,17 @@ CHARGE_FIELDS = [
 
 
 def fetch_synced_invoices(
-    client: PropexoClient, integration_id: str, updated_since: str | None = None
+    client: PropexoClient, integration_id: str, **filters: str
 ) -> pd.DataFrame:
-    """Invoices in Propexo's cache for one integration (only those changed since, when given)."""
-    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc"}
-    if updated_since:
-        params["updated_at_gte"] = updated_since
+    """Invoices in Propexo's cache for one integration; ``filters`` narrow it
+    (``updated_at_gte`` for what changed, ``last_seen_lte`` for what a sync no longer sees)."""
+    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc",
+                              **filters}
     return _frame(client.list_all("/v1/invoices/", params), INVOICE_FIELDS)
 
 
 def fetch_synced_charges(
-    client: PropexoClient,
-    integration_id: str,
-    date_start: str,
-    date_end: str,
-    updated_since: str | None = None,
+    client: PropexoClient, integration_id: str, date_start: str, date_end: str, **filters: str
 ) -> pd.DataFrame:
     """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
     params: dict[str, Any] = {
@@ -176,7 +173,6 @@ def fetch_synced_charges(
         "order-by": "created_at:asc",
         "transaction_date_start": date_start,
         "transaction_date_end": date_end,
+        **filters,
     }
-    if updated_since:
-        params["updated_at_gte"] = updated_since
     return _frame(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS)

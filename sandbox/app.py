@@ -813,6 +813,8 @@ class Sandbox:
         out = []
         for stored_kind in ("invoice", "charge"):
             for record in self.store.records(stored_kind, synced_only=False):
+                if record.get("_deleted"):
+                    continue  # gone from the PMS (Propexo's cache may still show it)
                 record_kind = "credit" if record.get("_credit") else stored_kind
                 if kind in (None, record_kind):
                     out.append(

@@ -226,8 +226,20 @@ class Store:
         return True
 
     def delete_record(self, kind: str, record_id: str) -> bool:
-        """Remove a record (test hook: someone deleted it in RM)."""
+        """Someone deleted it in Rent Manager (test hook).
+
+        A written record that Propexo already cached stays in the cache, marked deleted on the
+        PMS side, and later syncs stop stamping its last_seen; anything else is simply gone.
+        """
         with self._lock:
+            if kind in ("invoice", "charge"):
+                cur = self._db.execute(
+                    "UPDATE records SET data = json_set(data, '$._deleted', json('true')) "
+                    "WHERE kind = ? AND id = ? AND synced = 1",
+                    (kind, record_id),
+                )
+                if cur.rowcount:
+                    return True
             cur = self._db.execute(
                 "DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id)
             )
@@ -249,6 +261,15 @@ class Store:
                     "UPDATE records SET synced = 1, data = ? WHERE seq = ?",
                     (json.dumps(record), seq),
                 )
+            # A sync stamps last_seen on every record it still finds in the PMS; a record deleted
+            # there stays in Propexo's cache with its last_seen frozen (Propexo never deletes).
+            self._db.execute(
+                "UPDATE records SET data = json_set(data, '$.last_seen', ?) "
+                "WHERE synced = 1 AND kind IN ('invoice', 'charge') "
+                "AND json_extract(data, '$._deleted') IS NULL "
+                "AND (? IS NULL OR integration_id = ?)",
+                (stamp, integration_id, integration_id),
+            )
             self._db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_sync_at', ?)", (stamp,)
             )
