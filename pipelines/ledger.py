@@ -242,25 +242,28 @@ class Ledger:
         """Remember records fetched from Propexo (newer copies replace older ones)."""
         if frame.empty:
             return
-        rows = [(kind, str(r["id"]), json.dumps(r, default=str))
-                for r in frame.to_dict("records")]
+        rows = [(kind, str(r["id"]), json.dumps(r, default=str)) for r in frame.to_dict("records")]
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO synced(kind, id, data, stale) VALUES (?, ?, ?, 0) "
-                "ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data", rows)
+                "ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data",
+                rows,
+            )
 
     def mark_stale(self, kind: str, ids: Iterable[str]) -> None:
         """The records a recent sync no longer saw (deleted in the PMS); all others are fresh."""
         ids = list(ids)
         with self.transaction() as db:
             db.execute("UPDATE synced SET stale = 0 WHERE kind = ?", (kind,))
-            db.executemany("UPDATE synced SET stale = 1 WHERE kind = ? AND id = ?",
-                           [(kind, i) for i in ids])
+            db.executemany(
+                "UPDATE synced SET stale = 1 WHERE kind = ? AND id = ?", [(kind, i) for i in ids]
+            )
 
     def synced(self, kind: str, columns: list[str]) -> pd.DataFrame:
         """The cached records of one kind that Propexo still sees."""
-        rows = self.db.execute("SELECT data FROM synced WHERE kind = ? AND stale = 0",
-                               (kind,)).fetchall()
+        rows = self.db.execute(
+            "SELECT data FROM synced WHERE kind = ? AND stale = 0", (kind,)
+        ).fetchall()
         frame = pd.DataFrame([json.loads(r[0]) for r in rows])
         for column in columns:
             if column not in frame:

@@ -298,8 +298,13 @@ def _poll_one(
     except PermanentApiError as exc:
         if exc.status_code != 404:
             raise
-        ledger.transition(list(job["record_key"]), "sending", run_id=run_id,
-                          note="Propexo does not know this job", detail=str(exc))
+        ledger.transition(
+            list(job["record_key"]),
+            "sending",
+            run_id=run_id,
+            note="Propexo does not know this job",
+            detail=str(exc),
+        )
         return
     except ApiError:
         return  # transient: asked again next round

@@ -339,8 +339,9 @@ def refresh_synced(
     fresh: dict[str, pd.DataFrame] = {}
     if want_invoices:
         cursor = ledger.get_meta("cursor:invoice")
-        fetched = fetch_synced_invoices(client, integration,
-                                        **({"updated_at_gte": cursor} if cursor else {}))
+        fetched = fetch_synced_invoices(
+            client, integration, **({"updated_at_gte": cursor} if cursor else {})
+        )
         ledger.upsert_synced("invoice", fetched)
         fresh["invoice"] = fetched
         newest = _newest(fetched, "updated_at")
@@ -351,7 +352,9 @@ def refresh_synced(
         start, end = dates.min(), dates.max()
         window = ledger.get_meta("window:charge")
         cursor = ledger.get_meta("cursor:charge")
-        covered = window is not None and window.split("|")[0] <= start and end <= window.split("|")[1]
+        covered = (
+            window is not None and window.split("|")[0] <= start and end <= window.split("|")[1]
+        )
         filters = {"updated_at_gte": cursor} if covered and cursor else {}
         if not covered and window is not None:
             start, end = min(start, window.split("|")[0]), max(end, window.split("|")[1])
@@ -369,7 +372,7 @@ def refresh_synced(
             ledger.set_meta("last_sync_at", newest)
     last_sync = ledger.get_meta("last_sync_at")
     if last_sync:
-        before = (pd.Timestamp(last_sync) - pd.Timedelta(seconds=max(settings.reconcile_grace_s, 1)))
+        before = pd.Timestamp(last_sync) - pd.Timedelta(seconds=max(settings.reconcile_grace_s, 1))
         cutoff = before.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if want_invoices:
             gone = fetch_synced_invoices(client, integration, last_seen_lte=cutoff)
@@ -434,6 +437,7 @@ def reconcile_ledger(
         else:
             ledger.update_fields(detail.record_key, **fields)
     ledger.set_meta("last_reconcile_at", now)
+    ledger.set_meta("unexpected", str(result.unexpected))
     return result
 
 
@@ -444,6 +448,7 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     if row.empty:
         raise InputError(f"no run {run_id!r} in the ledger")
     locations = json.loads(ledger.get_meta("locations") or "{}")
+    unexpected = int(ledger.get_meta("unexpected") or 0)
     built = reporting.build_report(
         row.iloc[0].to_dict(),
         ledger.files(run_id),
@@ -451,6 +456,7 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
         ledger.records(run_id=run_id),
         ledger.rejects(run_id),
         locations,
+        unexpected=unexpected,
     )
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)

@@ -287,9 +287,15 @@ class PropexoClient:
     ) -> list[dict[str, Any]]:
         """One page of ``GET /v1/admin/logs/writes/`` (the last day's finished writes)."""
         self._count("status_polls")
-        data = self.get("/v1/admin/logs/writes/", {
-            "integration_id": integration_id, "time_range": "day", "limit": limit,
-            "offset": offset})
+        data = self.get(
+            "/v1/admin/logs/writes/",
+            {
+                "integration_id": integration_id,
+                "time_range": "day",
+                "limit": limit,
+                "offset": offset,
+            },
+        )
         logs = (data.get("results") or {}).get("logs") or []
         return [entry for entry in logs if isinstance(entry, dict)]
 

@@ -168,32 +168,39 @@ def match_charges(
         merged.loc[by_content.index, "amount"] = merged.loc[by_content.index, "amount_cents"]
         count = count.where(~hit, 1)
         same = same | hit
-        note = note.mask(hit, "matched by content: the reference number was changed in Rent Manager")
+        note = note.mask(
+            hit, "matched by content: the reference number was changed in Rent Manager"
+        )
     note = note.mask(count.eq(0) & awaiting, "posted after the last sync")
     return _outcomes(merged, merged, count, same, awaiting, note)
 
 
-def _match_by_content(
-    unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[str]
-) -> pd.Series:
+def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[str]) -> pd.Series:
     """Propexo ids for ledger charges found by content alone, respecting multiplicity."""
     if unmatched.empty or synced.empty:
         return pd.Series(dtype=object)
     keys = ["resident_id", "charge_code_id", "amount", "day"]
-    left = pd.DataFrame({
-        "resident_id": unmatched["resident_id"].astype(str),
-        "charge_code_id": unmatched["charge_code_id"].astype(str),
-        "amount": unmatched["amount_cents"].astype("int64"),
-        "day": unmatched["transaction_date"].astype(str).str.slice(0, 10),
-    }, index=unmatched.index)
+    left = pd.DataFrame(
+        {
+            "resident_id": unmatched["resident_id"].astype(str),
+            "charge_code_id": unmatched["charge_code_id"].astype(str),
+            "amount": unmatched["amount_cents"].astype("int64"),
+            "day": unmatched["transaction_date"].astype(str).str.slice(0, 10),
+        },
+        index=unmatched.index,
+    )
     pool = synced[~synced["reference_number"].astype(str).isin(ours)]
-    right = pd.DataFrame({
-        "resident_id": pool["resident_id"].astype(str),
-        "charge_code_id": pool["charge_code_id"].astype(str),
-        "amount": pd.to_numeric(pool["amount_in_cents"], errors="coerce").fillna(0).astype("int64"),
-        "day": pool["transaction_date"].astype(str).str.slice(0, 10),
-        "propexo_id": pool["id"],
-    })
+    right = pd.DataFrame(
+        {
+            "resident_id": pool["resident_id"].astype(str),
+            "charge_code_id": pool["charge_code_id"].astype(str),
+            "amount": pd.to_numeric(pool["amount_in_cents"], errors="coerce")
+            .fillna(0)
+            .astype("int64"),
+            "day": pool["transaction_date"].astype(str).str.slice(0, 10),
+            "propexo_id": pool["id"],
+        }
+    )
     left["n"] = left.groupby(keys).cumcount()
     right["n"] = right.groupby(keys).cumcount()
     joined = left.reset_index(names="_row").merge(right, on=[*keys, "n"], how="inner")

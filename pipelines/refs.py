@@ -159,8 +159,11 @@ def fetch_synced_invoices(
 ) -> pd.DataFrame:
     """Invoices in Propexo's cache for one integration; ``filters`` narrow it
     (``updated_at_gte`` for what changed, ``last_seen_lte`` for what a sync no longer sees)."""
-    params: dict[str, Any] = {"integration_id": integration_id, "order-by": "created_at:asc",
-                              **filters}
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        **filters,
+    }
     return _frame(client.list_all("/v1/invoices/", params), INVOICE_FIELDS)
 
 

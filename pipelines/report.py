@@ -85,6 +85,7 @@ def build_report(
     records: pd.DataFrame,
     rejects: pd.DataFrame,
     locations: dict[str, str],
+    unexpected: int = 0,
 ) -> RunReport:
     """The report of one run, from what the ledger holds for it."""
     file_rows: list[dict[str, Any]] = []
@@ -203,7 +204,7 @@ def build_report(
             "every file ties out",
         }
     )
-    reconciliation = _reconciliation(records)
+    reconciliation = {**_reconciliation(records), "unexpected": unexpected}
     control = pd.DataFrame(control_rows)
     summary = {
         "run_id": run.get("run_id"),

@@ -18,16 +18,29 @@ from tests.test_load import env_for
 
 
 def ledger_charges(**overrides: object) -> pd.DataFrame:
-    base = {"record_key": "charge:i:TOA", "kind": "charge", "reference_number": "TOA",
-            "amount_cents": 1000, "transaction_date": "2026-12-01", "charge_code_id": "c1",
-            "resident_id": "r1", "confirmed_at": "2026-11-20T10:00:00.000000Z",
-            "sent_at": "2026-11-20T09:59:00.000000Z"}
+    base = {
+        "record_key": "charge:i:TOA",
+        "kind": "charge",
+        "reference_number": "TOA",
+        "amount_cents": 1000,
+        "transaction_date": "2026-12-01",
+        "charge_code_id": "c1",
+        "resident_id": "r1",
+        "confirmed_at": "2026-11-20T10:00:00.000000Z",
+        "sent_at": "2026-11-20T09:59:00.000000Z",
+    }
     return pd.DataFrame([{**base, **overrides}])
 
 
 def synced(*rows: dict[str, object]) -> pd.DataFrame:
-    base = {"id": "p1", "reference_number": "TOA", "amount_in_cents": 1000,
-            "transaction_date": "2026-12-01T00:00:00.000Z", "charge_code_id": "c1", "resident_id": "r1"}
+    base = {
+        "id": "p1",
+        "reference_number": "TOA",
+        "amount_in_cents": 1000,
+        "transaction_date": "2026-12-01T00:00:00.000Z",
+        "charge_code_id": "c1",
+        "resident_id": "r1",
+    }
     return pd.DataFrame([{**base, **r} for r in rows], columns=list(base))
 
 
@@ -48,7 +61,9 @@ def test_pure_outcomes() -> None:
 
 
 def test_content_matching_respects_multiplicity() -> None:
-    ledger = pd.concat([ledger_charges(), ledger_charges(record_key="charge:i:TOB", reference_number="TOB")])
+    ledger = pd.concat(
+        [ledger_charges(), ledger_charges(record_key="charge:i:TOB", reference_number="TOB")]
+    )
     one_copy = synced({"reference_number": "X1"})
     outcomes = match_charges(ledger, one_copy, "2026-11-20T11:00:00Z")["outcome"].tolist()
     assert sorted(outcomes) == ["matched", "missing"]
@@ -63,8 +78,12 @@ def state_of(data_dir: Path) -> pd.DataFrame:
 
 
 def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
-    with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box, httpx.Client(
-            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as api:
+    with (
+        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+    ):
         env = env_for(box, workspace)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
         assert run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env).returncode == 0
@@ -78,14 +97,20 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
         # Someone deletes a bill and edits a charge in Rent Manager; a charge gets posted twice.
         api.delete(f"/_sandbox/records/invoice/{invoice['id']}")
         api.patch(f"/_sandbox/records/charge/{altered['id']}", json={"amount_in_cents": 1})
-        again = {k: doubled[k] for k in ("resident_id", "charge_code_id", "transaction_date",
-                                         "reference_number")}
+        again = {
+            k: doubled[k]
+            for k in ("resident_id", "charge_code_id", "transaction_date", "reference_number")
+        }
         again |= {"notes": doubled["description"], "amount_in_cents": doubled["amount_in_cents"]}
-        api.post("/v1/resident-charges/batch/rentmanager/",
-                 json={"integration_id": "int_rm_demo", "charges": [again]})
+        api.post(
+            "/v1/resident-charges/batch/rentmanager/",
+            json={"integration_id": "int_rm_demo", "charges": [again]},
+        )
         stray = dict(again, reference_number="TOSTRAY00001")
-        api.post("/v1/resident-charges/batch/rentmanager/",
-                 json={"integration_id": "int_rm_demo", "charges": [stray]})
+        api.post(
+            "/v1/resident-charges/batch/rentmanager/",
+            json={"integration_id": "int_rm_demo", "charges": [stray]},
+        )
         time.sleep(1.2)
 
         result = run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
@@ -106,6 +131,13 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
         assert (rec["missing"], rec["mismatched"], rec["duplicated"]) == (1, 1, 1)
         for location in summary["by_location"]:
             assert location["ties_out"]
-            assert location["posted_total_cents"] == sum(location[k] for k in (
-                "matched_cents", "awaiting_sync_cents", "missing_cents", "mismatched_cents",
-                "duplicated_cents"))
+            assert location["posted_total_cents"] == sum(
+                location[k]
+                for k in (
+                    "matched_cents",
+                    "awaiting_sync_cents",
+                    "missing_cents",
+                    "mismatched_cents",
+                    "duplicated_cents",
+                )
+            )

@@ -1,0 +1,248 @@
+"""The report: identities that tie out, neutralized cells, escaped HTML, a page that renders."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from pipelines.ledger import STATES
+from pipelines.report import build_report, neutralize, render_all, render_html
+from tests.conftest import ROOT, run_cli
+
+record_strategy = st.fixed_dictionaries(
+    {
+        "state": st.sampled_from(STATES),
+        "amount_cents": st.integers(-50_000, 500_000),
+        "location_id": st.sampled_from(["L1", "L2"]),
+        "file_sha256": st.sampled_from(["f1", "f2"]),
+    }
+)
+
+
+def frames(records: list[dict], rejected: dict[str, int], previously: dict[str, int]):  # type: ignore[no-untyped-def]
+    frame = pd.DataFrame(records, columns=["state", "amount_cents", "location_id", "file_sha256"])
+    frame = frame.assign(
+        record_key=[f"k{i}" for i in range(len(frame))],
+        kind="charge",
+        source_file=frame["file_sha256"] + ".csv",
+        source_rows=[[i + 2] for i in range(len(frame))],
+        invoice_number=None,
+        reference_number=[f"TO{i}" for i in range(len(frame))],
+        job_id=None,
+        propexo_id=None,
+        created_record_id=None,
+        note=None,
+    )
+    files = pd.DataFrame(
+        [
+            {
+                "sha256": sha,
+                "name": sha + ".csv",
+                "profile": "p",
+                "kind": "charge",
+                "rows_read": 1,
+                "rows_used": 1,
+                "rows_rejected": 0,
+                "rows_skipped": 0,
+                "skipped_by_kind": "{}",
+                "source_total_cents": int(
+                    frame.loc[frame["file_sha256"] == sha, "amount_cents"].sum()
+                )
+                + rejected[sha]
+                + previously[sha],
+                "rejected_total_cents": rejected[sha],
+                "previously_posted_cents": previously[sha],
+                "moved_to": None,
+            }
+            for sha in ("f1", "f2")
+        ]
+    )
+    return frame, files
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    records=st.lists(record_strategy, max_size=40),
+    rejected=st.integers(0, 10_000),
+    previously=st.integers(0, 10_000),
+)
+def test_control_totals_tie_out_for_any_ledger(records, rejected, previously) -> None:  # type: ignore[no-untyped-def]
+    ledger, files = frames(records, {"f1": rejected, "f2": 0}, {"f1": 0, "f2": previously})
+    report = build_report({"run_id": "r"}, files, pd.DataFrame(), ledger, pd.DataFrame(), {})
+    assert report.summary["ties_out"], report.control.to_dict("records")
+    for location in report.summary["by_location"]:
+        parts = sum(
+            location[k]
+            for k in (
+                "matched_cents",
+                "awaiting_sync_cents",
+                "missing_cents",
+                "mismatched_cents",
+                "duplicated_cents",
+            )
+        )
+        assert location["posted_total_cents"] == parts
+    posted = report.summary["totals"]["posted_total_cents"]
+    assert posted == int(
+        ledger.loc[
+            ledger["state"].isin(["confirmed", "matched", "mismatched", "missing", "duplicated"]),
+            "amount_cents",
+        ].sum()
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(records=st.lists(record_strategy, min_size=1, max_size=30))
+def test_a_lost_record_does_not_tie_out(records) -> None:  # type: ignore[no-untyped-def]
+    ledger, files = frames(records, {"f1": 0, "f2": 0}, {"f1": 0, "f2": 0})
+    lost = ledger.iloc[1:] if ledger["amount_cents"].iloc[0] != 0 else None
+    if lost is None:
+        return
+    report = build_report({"run_id": "r"}, files, pd.DataFrame(), lost, pd.DataFrame(), {})
+    assert not report.summary["ties_out"]
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("ACME", "ACME"),
+        (12, 12),
+    ],
+)
+def test_neutralize(value: object, safe: object) -> None:
+    assert neutralize(value) == safe
+
+
+def hostile_report():  # type: ignore[no-untyped-def]
+    rejects = pd.DataFrame(
+        [
+            {
+                "source_file": "=cmd|' /C calc'!A0.csv",
+                "source_row": 3,
+                "code": "UNKNOWN_VENDOR",
+                "message": 'vendor "<script>alert(1)</script>" is not known',
+                "column_name": "vendor",
+                "value": "=1+1",
+            }
+        ]
+    )
+    files = pd.DataFrame(
+        [
+            {
+                "sha256": "f",
+                "name": "<b>x</b>.csv",
+                "profile": "p",
+                "kind": "vendor_bill",
+                "rows_read": 2,
+                "rows_used": 0,
+                "rows_rejected": 1,
+                "rows_skipped": 1,
+                "skipped_by_kind": "{}",
+                "source_total_cents": 100,
+                "rejected_total_cents": 100,
+                "previously_posted_cents": 0,
+                "moved_to": None,
+            }
+        ]
+    )
+    return build_report({"run_id": "r"}, files, pd.DataFrame(), pd.DataFrame(), rejects, {})
+
+
+def test_source_text_cannot_become_a_formula_or_markup() -> None:
+    files = render_all(hostile_report())
+    rejects_csv = files["rejects.csv"].decode("utf-8-sig")
+    assert "'=1+1" in rejects_csv and "'=cmd" in rejects_csv
+    sheet = load_workbook(io.BytesIO(files["report.xlsx"]))["Rejected"]
+    values = [c.value for row in sheet.iter_rows() for c in row]
+    assert "'=1+1" in values and not any(isinstance(v, str) and v.startswith("=") for v in values)
+    html = files["report.html"].decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<b>x</b>" not in html
+
+
+def test_summary_json_has_the_contract_fields() -> None:
+    summary = json.loads(render_all(hostile_report())["summary.json"])
+    assert {"run_id", "files", "totals", "records", "reconciliation"} <= set(summary)
+    assert {
+        "name",
+        "sha256",
+        "profile",
+        "rows_read",
+        "rows_used",
+        "rows_rejected",
+        "rows_skipped",
+        "source_total_cents",
+    } <= set(summary["files"][0])
+    assert {"posted_total_cents", "rejected_total_cents"} <= set(summary["totals"])
+    assert {
+        "matched",
+        "awaiting_sync",
+        "missing",
+        "mismatched",
+        "duplicated",
+        "matched_total_cents",
+    } <= set(summary["reconciliation"])
+    assert "by_state" in summary["records"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_path: Path) -> None:
+    assert CHROMIUM, "Debian's chromium is needed for this test (.ci/run installs it)"
+    result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = next((tmp_path / "demo" / "reports").glob("*/report.html"))
+    # Click every sortable header too, so the script runs, not just loads.
+    html = page.read_text()
+    probe = html.replace(
+        "</body>",
+        "<script>document.querySelectorAll('th').forEach(function (th) "
+        "{ th.click(); }); document.body.dataset.clicked = 'yes';</script></body>",
+    )
+    page.write_text(probe)
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'data-clicked="yes"' in proc.stdout
+    assert 'id="verdict">Ties out' in proc.stdout
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+
+
+def test_render_html_is_escaped_by_default() -> None:
+    assert "&lt;b&gt;x&lt;/b&gt;.csv" in render_html(hostile_report())
