@@ -262,9 +262,9 @@ def check(
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
     from pipelines.errors import InputError
-    from pipelines.pipeline import check_file
+    from pipelines.ledger import Ledger
+    from pipelines.pipeline import check_file, reference_data
     from pipelines.propexo import make_client
-    from pipelines.refs import fetch_reference_data
     from pipelines.report import dollars
 
     with _friendly():
@@ -279,7 +279,9 @@ def check(
         refs = None
         if not offline:
             with make_client(settings) as client:
-                refs = fetch_reference_data(client, settings.integration_id, settings.mappings_dir)
+                ledger = Ledger(settings.ledger_path)
+                refs = reference_data(ledger, client, settings)
+                ledger.close()
         results = [check_file(path, settings, refs) for path in files]
         for r in results:
             skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
@@ -561,6 +563,67 @@ def demo(workdir: Path) -> None:
             == summary["totals"]["posted_total_cents"]
         )
         sys.exit(0 if ok else 1)
+
+
+@cli.group()
+def refs() -> None:
+    """Propexo's reference data (vendors, properties, residents, ...) that names resolve to.
+
+    It is cached in the ledger and refreshed when older than refs_max_age_s (default 1 hour).
+    """
+
+
+@refs.command("refresh")
+@click.pass_context
+def refs_refresh(ctx: click.Context) -> None:
+    """Fetch every reference list from Propexo now."""
+    from pipelines.ledger import Ledger
+    from pipelines.pipeline import reference_data
+    from pipelines.propexo import make_client
+
+    with _friendly():
+        settings = _settings(ctx)
+        ledger = Ledger(settings.ledger_path)
+        with make_client(settings) as client:
+            data = reference_data(ledger, client, settings, refresh=True)
+        ledger.close()
+        for kind in REF_KINDS:
+            out.print(f"{kind}: {len(getattr(data, kind))}")
+
+
+REF_KINDS = (
+    "locations",
+    "properties",
+    "units",
+    "residents",
+    "leases",
+    "vendors",
+    "charge_codes",
+    "financial_accounts",
+)
+
+
+@refs.command("show")
+@click.argument("kind", type=click.Choice(REF_KINDS))
+@click.pass_context
+def refs_show(ctx: click.Context, kind: str) -> None:
+    """Print what is known of one kind (from the cache, fetched if needed)."""
+    from pipelines.ledger import Ledger
+    from pipelines.pipeline import reference_data
+    from pipelines.propexo import make_client
+
+    with _friendly():
+        settings = _settings(ctx)
+        ledger = Ledger(settings.ledger_path)
+        with make_client(settings) as client:
+            data = reference_data(ledger, client, settings)
+        ledger.close()
+        frame = getattr(data, kind)
+        table = Table(*[str(c) for c in frame.columns], header_style="bold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+        out.print(f"{len(frame)} {kind}")
 
 
 @cli.group()

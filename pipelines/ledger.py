@@ -118,7 +118,8 @@ CREATE TABLE IF NOT EXISTS records (
     updated_at TEXT NOT NULL,
     sent_at TEXT,
     confirmed_at TEXT,
-    reconciled_at TEXT
+    reconciled_at TEXT,
+    defaulted TEXT
 );
 CREATE INDEX IF NOT EXISTS records_state ON records(state);
 CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
@@ -133,6 +134,11 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (
+    integration_id TEXT PRIMARY KEY,
+    fetched_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS synced (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -235,6 +241,23 @@ class Ledger:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- reference data cache --------------------------------------------------------------------
+
+    def save_refs(self, integration_id: str, lists: dict[str, list[dict[str, Any]]]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO refs VALUES (?, ?, ?)",
+            (integration_id, utcnow(), json.dumps(lists)),
+        )
+
+    def cached_refs(
+        self, integration_id: str
+    ) -> tuple[str, dict[str, list[dict[str, Any]]]] | None:
+        """(fetched_at, lists) of the cached reference data, if any."""
+        row = self.db.execute(
+            "SELECT fetched_at, data FROM refs WHERE integration_id = ?", (integration_id,)
+        ).fetchone()
+        return (str(row[0]), json.loads(row[1])) if row else None
 
     # -- Propexo's records, as last fetched -----------------------------------------------------
 
@@ -407,8 +430,8 @@ class Ledger:
                     "INSERT INTO records(record_key, kind, run_id, file_sha256, source_file, "
                     "source_rows, integration_id, location_id, reference_number, invoice_number, "
                     "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
-                    "content_hash, payload, state, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?)",
+                    "content_hash, payload, state, created_at, updated_at, defaulted) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
                     (
                         key,
                         record["kind"],
@@ -429,6 +452,7 @@ class Ledger:
                         json.dumps(payload),
                         now,
                         now,
+                        "; ".join(_defaulted(record.get("defaulted"))) or None,
                     ),
                 )
                 db.execute(
@@ -524,6 +548,10 @@ class Ledger:
                 (record_key,),
             )
         ]
+
+
+def _defaulted(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _opt(value: Any) -> Any:

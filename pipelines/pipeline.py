@@ -43,9 +43,11 @@ from pipelines.refs import (
     CHARGE_FIELDS,
     INVOICE_FIELDS,
     RefData,
-    fetch_reference_data,
+    build_reference_data,
+    fetch_reference_lists,
     fetch_synced_charges,
     fetch_synced_invoices,
+    read_aliases,
 )
 from pipelines.transform import transform_bills, transform_charges
 from pipelines.validate import validate
@@ -467,6 +469,22 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     return folder
 
 
+def reference_data(
+    ledger: Ledger, client: PropexoClient, settings: Settings, *, refresh: bool = False
+) -> RefData:
+    """Reference data from the ledger's cache while it is younger than ``refs_max_age_s``,
+    else fetched from Propexo (and cached). Alias files are always read fresh."""
+    cached = None if refresh else ledger.cached_refs(settings.integration_id)
+    if cached is not None:
+        fetched_at, lists = cached
+        age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
+        if age.total_seconds() <= settings.refs_max_age_s:
+            return build_reference_data(lists, read_aliases(settings.mappings_dir))
+    lists = fetch_reference_lists(client, settings.integration_id)
+    ledger.save_refs(settings.integration_id, lists)
+    return build_reference_data(lists, read_aliases(settings.mappings_dir))
+
+
 def _vendor_x_ids(refs: RefData) -> dict[str, str]:
     return dict(zip(refs.vendors["id"].astype(str), refs.vendors["x_id"].astype(str), strict=True))
 
@@ -492,7 +510,7 @@ def run(
         processed = 0
         try:
             with make_client(settings) as client:
-                refs = fetch_reference_data(client, settings.integration_id, settings.mappings_dir)
+                refs = reference_data(ledger, client, settings)
                 ledger.set_meta(
                     "locations",
                     json.dumps(
@@ -561,7 +579,7 @@ def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say)
     ledger = Ledger(settings.ledger_path, readonly=True)
     plan_frames = []
     with make_client(settings) as client:
-        refs = fetch_reference_data(client, settings.integration_id, settings.mappings_dir)
+        refs = reference_data(ledger, client, settings)
         for path in list_inbox(inbox):
             try:
                 result = process_file(fingerprint(path), profiles, refs, settings)
@@ -604,7 +622,7 @@ def reconcile_command(
     with run_lock(settings.lock_path, "reconcile"):
         ledger = Ledger(settings.ledger_path)
         with make_client(settings) as client:
-            refs = fetch_reference_data(client, settings.integration_id, settings.mappings_dir)
+            refs = reference_data(ledger, client, settings)
             vendor_x_ids = _vendor_x_ids(refs)
             if sync:
                 stamp = utcnow()

@@ -48,20 +48,45 @@ def _with_location(frame: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-def fetch_reference_data(
-    client: PropexoClient, integration_id: str, mappings_dir: Path | None = None
-) -> RefData:
-    """Page through every list the transform needs for one integration."""
+REF_KINDS = (
+    "locations",
+    "properties",
+    "units",
+    "residents",
+    "leases",
+    "vendors",
+    "charge_codes",
+    "financial_accounts",
+)
+_PATHS = {
+    "units": "/v1/units/",
+    "residents": "/v1/residents/",
+    "leases": "/v1/leases/",
+    "vendors": "/v1/vendors/",
+    "charge_codes": "/v1/charge-codes/",
+    "financial_accounts": "/v1/financial-accounts/",
+}
+RefLists = dict[str, list[dict[str, Any]]]
+
+
+def fetch_reference_lists(client: PropexoClient, integration_id: str) -> RefLists:
+    """Page through every list the transform needs for one integration (the I/O half)."""
     params = {"integration_id": integration_id}
-    locations = _frame(
-        client.list_all("/v1/locations/rentmanager/", params), ["id", "x_id", "name"]
-    )
-    properties: list[dict[str, Any]] = []
+    lists: RefLists = {"locations": client.list_all("/v1/locations/rentmanager/", params)}
     # The property record has no location field: ask per location, as Propexo suggests.
-    for location_id in locations["id"]:
-        for record in client.list_all("/v1/properties/", {**params, "location_id": location_id}):
-            properties.append({**record, "location_id": location_id})
-    leases = client.list_all("/v1/leases/", params)
+    lists["properties"] = [
+        {**record, "location_id": location["id"]}
+        for location in lists["locations"]
+        for record in client.list_all("/v1/properties/", {**params, "location_id": location["id"]})
+    ]
+    for kind, path in _PATHS.items():
+        lists[kind] = client.list_all(path, params)
+    return lists
+
+
+def build_reference_data(lists: RefLists, aliases: dict[str, pd.DataFrame]) -> RefData:
+    """Lookup frames from the raw lists (the pure half)."""
+    locations = _frame(lists["locations"], ["id", "x_id", "name"])
     lease_rows = [
         {
             "lease_id": lease["id"],
@@ -73,17 +98,14 @@ def fetch_reference_data(
             "resident_id": member.get("resident_id"),
             "move_out_date": member.get("move_out_date"),
         }
-        for lease in leases
+        for lease in lists["leases"]
         for member in (lease.get("residents_meta_data") or [])
     ]
     return RefData(
         locations=locations,
-        properties=_frame(properties, ["id", "name", "code", "location_id"]),
-        units=_frame(client.list_all("/v1/units/", params), ["id", "number", "property_id"]),
-        residents=_frame(
-            client.list_all("/v1/residents/", params),
-            ["id", "first_name", "last_name", "property_id"],
-        ),
+        properties=_frame(lists["properties"], ["id", "name", "code", "location_id"]),
+        units=_frame(lists["units"], ["id", "number", "property_id"]),
+        residents=_frame(lists["residents"], ["id", "first_name", "last_name", "property_id"]),
         leases=_frame(
             lease_rows,
             [
@@ -98,23 +120,25 @@ def fetch_reference_data(
             ],
         ),
         vendors=_with_location(
-            _frame(
-                client.list_all("/v1/vendors/", params), ["id", "x_id", "name", "x_location_id"]
-            ),
-            locations,
+            _frame(lists["vendors"], ["id", "x_id", "name", "x_location_id"]), locations
         ),
         charge_codes=_with_location(
-            _frame(client.list_all("/v1/charge-codes/", params), ["id", "name", "x_location_id"]),
-            locations,
+            _frame(lists["charge_codes"], ["id", "name", "x_location_id"]), locations
         ),
         financial_accounts=_with_location(
-            _frame(
-                client.list_all("/v1/financial-accounts/", params),
-                ["id", "account_number", "name", "x_location_id"],
-            ),
+            _frame(lists["financial_accounts"], ["id", "account_number", "name", "x_location_id"]),
             locations,
         ),
-        aliases=read_aliases(mappings_dir),
+        aliases=aliases,
+    )
+
+
+def fetch_reference_data(
+    client: PropexoClient, integration_id: str, mappings_dir: Path | None = None
+) -> RefData:
+    """Fetch and build in one step (no cache)."""
+    return build_reference_data(
+        fetch_reference_lists(client, integration_id), read_aliases(mappings_dir)
     )
 
 

@@ -209,14 +209,14 @@ def test_partial_success_maps_errors_back_to_source_rows(
     import pipelines.pipeline as pipeline_module
 
     victim = sandbox.store.records("resident")[0]
-    fetch = pipeline_module.fetch_reference_data
+    fetch = pipeline_module.fetch_reference_lists
 
     def fetch_then_delete(*args: Any, **kwargs: Any) -> Any:
         data = fetch(*args, **kwargs)
         sandbox.store.delete_record("resident", victim["id"])
         return data
 
-    monkeypatch.setattr(pipeline_module, "fetch_reference_data", fetch_then_delete)
+    monkeypatch.setattr(pipeline_module, "fetch_reference_lists", fetch_then_delete)
     settings = replace(
         load_settings(env={}),
         base_url=sandbox.base_url,

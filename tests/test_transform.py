@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -239,3 +240,53 @@ def test_batching_never_loses_duplicates_or_mixes_locations(
     assert per_location.sort_index().to_dict() == expected.sort_index().to_dict()
     minimum = sum(-(-n // batch_size) for n in charges["location_id"].value_counts())
     assert len(batches) == minimum
+
+
+def test_check_online_resolves_samples_and_names_the_misspelled_vendor(
+    sandbox, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+
+    env = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": "sandbox-token"}
+    data = tmp_path / "data"
+    ok = run_cli(
+        "--data-dir",
+        str(data),
+        "check",
+        str(SAMPLES / "vendor_bills.csv"),
+        str(SAMPLES / "rent_roll.xlsx"),
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    text = (
+        (SAMPLES / "vendor_bills.csv").read_text().replace("Keystone HVAC Co.", "Keystne HVAC Co.")
+    )
+    bad = tmp_path / "bills.csv"
+    bad.write_text(text)
+    out = tmp_path / "check.json"
+    result = run_cli("--data-dir", str(data), "check", str(bad), "--json", str(out), env=env)
+    assert result.returncode == 1
+    rejected = json.loads(out.read_text())["files"][0]["rejected"]
+    keystone_rows = [
+        i + 1 for i, line in enumerate(text.splitlines()) if line.startswith("Keystne")
+    ]
+    assert [r["source_row"] for r in rejected] == keystone_rows
+    assert "did you mean 'Keystone HVAC Co.'" in rejected[0]["reasons"][0]
+    errors = (tmp_path / "bills.csv.errors.csv").read_text(encoding="utf-8-sig")
+    assert "data/mappings/vendors.csv" in errors and "Keystne HVAC Co." in errors
+
+
+def test_reference_data_is_cached_in_the_ledger(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+
+    env = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": "sandbox-token"}
+    data = tmp_path / "data"
+    args = ("--data-dir", str(data), "check", str(SAMPLES / "vendor_bills.csv"))
+    assert run_cli(*args, env=env).returncode == 0
+    first = sandbox.app.requests_seen
+    assert run_cli(*args, env=env).returncode == 0
+    assert sandbox.app.requests_seen == first  # answered from the cache
+    shown = run_cli("--data-dir", str(data), "refs", "show", "vendors", env=env)
+    assert "ACME Plumbing LLC" in shown.stdout
+    assert run_cli("--data-dir", str(data), "refs", "refresh", env=env).returncode == 0
+    assert sandbox.app.requests_seen > first
