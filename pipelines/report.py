@@ -271,7 +271,7 @@ def _posted_frame(records: pd.DataFrame, locations: dict[str, str]) -> pd.DataFr
             "job_id": records["job_id"],
             "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
             "note": records["note"],
-            "defaulted": records["defaulted"],
+            "defaulted": records.get("defaulted"),
         }
     )
 
