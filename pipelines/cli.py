@@ -108,10 +108,10 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     Rehearse without Propexo: `tieout demo`, or `tieout sandbox` in one terminal and
     PROPEXO_BASE_URL=http://127.0.0.1:8765 in another.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # run logs go to files; the screen gets -v only
+        handler.setLevel(level)
     with _friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
         ctx.obj = {"settings": load_settings(config_path=config_path, overrides=overrides)}
@@ -234,6 +234,56 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{dollars(totals['posted_total_cents'])} · rejected "
         f"{dollars(totals['rejected_total_cents'])} · {verdict}"
     )
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between looks at the inbox.",
+)
+@click.option(
+    "--reconcile-every",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds between reconciles of what is posted.",
+)
+@click.pass_context
+def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
+    """Watch the inbox and run whenever a complete file arrives; Ctrl-C stops.
+
+    A file is taken once its size and modification time are unchanged between two looks
+    (Excel lock files ~$*, dotfiles, .tmp, .part and .crdownload are ignored). A file or run
+    that fails is reported and the watch goes on. Posted records are reconciled every
+    --reconcile-every seconds.
+    """
+    from pipelines.pipeline import watch_inbox
+
+    with _friendly():
+        out.print(f"watching {_settings(ctx).inbox_dir} every {interval:g}s; Ctrl-C stops")
+        try:
+            watch_inbox(
+                _settings(ctx),
+                interval_s=interval,
+                reconcile_every_s=reconcile_every,
+                say=out.print,
+                on_error=_report_cycle_error,
+            )
+        except KeyboardInterrupt:
+            out.print("stopped")
+
+
+def _report_cycle_error(exc: BaseException) -> None:
+    if isinstance(exc, TieoutError):
+        err.print(f"[bold red]tieout:[/] {exc}")
+    else:
+        err.print(
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}); "
+            f"details: {_write_crash_report(exc)}; still watching"
+        )
 
 
 @cli.command()

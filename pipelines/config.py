@@ -70,6 +70,8 @@ class Settings:
     refs_max_age_s: float = 3600.0
     reconcile_grace_s: float = 0.0
     in_doubt_grace_s: float = 120.0
+    settle_s: float = 2.0  # a dropped file must keep its size and mtime this long to be taken
+    log_files_kept: int = 200
     profile: str | None = None
 
     @property
@@ -144,7 +146,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.match(r"^https?://", value):
             raise ConfigError(f"base_url: expected an http(s) URL, got {value!r}")
         return value.rstrip("/")
-    if name in {"batch_size", "due_days_default", "concurrency"}:
+    if name in {"batch_size", "due_days_default", "concurrency", "log_files_kept"}:
         try:
             number = int(value)
         except (TypeError, ValueError):

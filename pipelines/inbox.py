@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,3 +62,32 @@ def archive_folder(archive_dir: Path, when: datetime | None = None) -> Path:
     """``data/archive/<YYYY-MM-DD>/``."""
     day = (when or datetime.now(tz=UTC)).strftime("%Y-%m-%d")
     return archive_dir / day
+
+
+def _look(paths: list[Path]) -> dict[Path, tuple[int, float]]:
+    seen: dict[Path, tuple[int, float]] = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # moved or deleted between listing and looking
+        seen[path] = (stat.st_size, stat.st_mtime)
+    return seen
+
+
+def complete_files(
+    inbox: Path, settle_s: float, sleep: Callable[[float], None] = time.sleep
+) -> tuple[list[Path], list[Path]]:
+    """Files whose size and mtime are the same across two looks ``settle_s`` apart.
+
+    Returns (complete, still being written). A file still growing, being copied or being saved
+    by Excel is left for the next run.
+    """
+    first = _look(list_inbox(inbox))
+    if not first:
+        return [], []
+    sleep(settle_s)
+    second = _look(list_inbox(inbox))
+    complete = [p for p, look in first.items() if second.get(p) == look and look[0] > 0]
+    busy = [p for p in second if p not in complete]
+    return complete, busy

@@ -11,6 +11,7 @@ mismatched | duplicated. Every change is also written to ``events`` (an audit tr
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,8 +24,10 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import LedgerError
+from pipelines.logs import LOGGER
 from pipelines.models import FileOutcome, Issue
 
+log = logging.getLogger(LOGGER)
 STATES = (
     "ready",
     "sending",
@@ -478,6 +481,7 @@ class Ledger:
         now = utcnow()
         sets = ["state = ?", "updated_at = ?"] + [f"{name} = ?" for name in fields]
         values = [to_state, now, *(_db_value(v) for v in fields.values())]
+        changes: list[tuple[str, str]] = []
         with self.transaction() as db:
             for key in keys:
                 row = db.execute(
@@ -493,6 +497,18 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (now, run_id, key, row[0], to_state, detail),
                 )
+                changes.append((key, row[0]))
+        for key, before in changes:  # logged once committed: the log never runs ahead of the ledger
+            log.info(
+                "state change",
+                extra={
+                    "run_id": run_id,
+                    "record_key": key,
+                    "from_state": before,
+                    "to_state": to_state,
+                    "job_id": fields.get("job_id"),
+                },
+            )
 
     def update_fields(self, key: str, **fields: Any) -> None:
         """Set fields without a state change (e.g. what reconcile found)."""

@@ -23,10 +23,11 @@ from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.extract import extract_file, fingerprint
-from pipelines.inbox import archive_folder, list_inbox, move_file
+from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
 from pipelines.ledger import RECONCILABLE_STATES, Ledger, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt
 from pipelines.lock import run_lock
+from pipelines.logs import run_log
 from pipelines.models import (
     ExtractResult,
     FileOutcome,
@@ -304,12 +305,31 @@ def _handle_file(
         int(previous["amount_cents"].sum()) if not previous.empty else 0,
     )
     ledger.add_rejects(run_id, source.sha256, issues)
+    for issue in issues:
+        log.info(
+            "row rejected",
+            extra={
+                "run_id": run_id,
+                "file": source.name,
+                "row": issue.source_row,
+                "code": issue.code.value,
+            },
+        )
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
     target = move_file(path, folder)
     if issues:
         target.with_name(target.name + ".errors.csv").write_bytes(errors_file_bytes(result, issues))
     ledger.record_file(run_id, outcome, str(target))
+    log.info(
+        "file processed",
+        extra={
+            "run_id": run_id,
+            "file": source.name,
+            "path": str(target),
+            "count": outcome.rows_used,
+        },
+    )
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
@@ -493,85 +513,102 @@ def run(
     settings: Settings,
     *,
     inbox: Path | None = None,
+    files: list[Path] | None = None,
     dry_run: bool = False,
     say: Say = print,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
-    """Process the inbox end to end; returns the exit code the CLI should use."""
+    """Process the inbox end to end; returns the exit code the CLI should use.
+
+    Only complete files are taken (size and mtime unchanged across ``settle_s``), unless the
+    caller has already decided which ``files`` are complete (watch mode).
+    """
     inbox = inbox or settings.inbox_dir
     profiles = profiles_for(settings)
     if dry_run:
         return _dry_run(settings, inbox, profiles, say)
     with run_lock(settings.lock_path, "run"):
-        ledger = Ledger(settings.ledger_path)
+        if files is None:
+            files, busy = complete_files(inbox, settings.settle_s)
+            for path in busy:
+                say(f"{path.name}: still being written; left for the next run")
         run_id = new_run_id()
-        ledger.start_run(run_id, dry_run=False, pid=os.getpid())
-        problems = False
-        processed = 0
-        try:
-            with make_client(settings) as client:
-                refs = reference_data(ledger, client, settings)
-                ledger.set_meta(
-                    "locations",
-                    json.dumps(
-                        dict(zip(refs.locations["id"], refs.locations["name"], strict=True))
-                    ),
+        with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
+            return _run_locked(settings, run_id, files, profiles, say, on_progress)
+
+
+def _run_locked(
+    settings: Settings,
+    run_id: str,
+    files: list[Path],
+    profiles: list[Profile],
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+) -> RunOutcome:
+    log.info("run started", extra={"run_id": run_id, "count": len(files)})
+    ledger = Ledger(settings.ledger_path)
+    ledger.start_run(run_id, dry_run=False, pid=os.getpid())
+    problems = False
+    processed = 0
+    try:
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+            ledger.set_meta(
+                "locations",
+                json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
+            )
+            doubt = resolve_in_doubt(
+                ledger,
+                client,
+                run_id=run_id,
+                vendor_x_ids=_vendor_x_ids(refs),
+                grace_s=settings.in_doubt_grace_s,
+                last_sync_at=ledger.get_meta("last_sync_at"),
+            )
+            if any(doubt.values()):
+                say(
+                    f"in doubt from earlier runs: {doubt['found']} found in Propexo, "
+                    f"{doubt['absent']} absent (will be sent), "
+                    f"{doubt['waiting']} waiting for a sync"
                 )
-                doubt = resolve_in_doubt(
-                    ledger,
-                    client,
-                    run_id=run_id,
-                    vendor_x_ids=_vendor_x_ids(refs),
-                    grace_s=settings.in_doubt_grace_s,
-                    last_sync_at=ledger.get_meta("last_sync_at"),
+            for path in files:
+                done, had_problems = _handle_file(
+                    path, ledger, run_id, profiles, refs, settings, say
                 )
-                if any(doubt.values()):
-                    say(
-                        f"in doubt from earlier runs: {doubt['found']} found in Propexo, "
-                        f"{doubt['absent']} absent (will be sent), "
-                        f"{doubt['waiting']} waiting for a sync"
-                    )
-                for path in list_inbox(inbox):
-                    done, had_problems = _handle_file(
-                        path, ledger, run_id, profiles, refs, settings, say
-                    )
-                    processed += int(done)
-                    problems |= had_problems
-                result = load(
-                    ledger,
-                    client,
-                    run_id=run_id,
-                    batch_size=settings.batch_size,
-                    status_timeout_s=settings.status_timeout_s,
-                    concurrency=settings.concurrency,
-                    on_progress=on_progress,
+                processed += int(done)
+                problems |= had_problems
+            result = load(
+                ledger,
+                client,
+                run_id=run_id,
+                batch_size=settings.batch_size,
+                status_timeout_s=settings.status_timeout_s,
+                concurrency=settings.concurrency,
+                on_progress=on_progress,
+            )
+            if result.requests:
+                stats = client.stats
+                rate = stats.requests / max(result.seconds, 1e-9) * 60
+                say(
+                    f"posted {result.requests} write requests in {result.seconds:.1f}s; "
+                    f"{stats.requests} requests in all ({stats.status_polls} status polls), "
+                    f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
                 )
-                if result.requests:
-                    stats = client.stats
-                    rate = stats.requests / max(result.seconds, 1e-9) * 60
-                    say(
-                        f"posted {result.requests} write requests in {result.seconds:.1f}s; "
-                        f"{stats.requests} requests in all ({stats.status_polls} status polls), "
-                        f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
-                    )
-                reconcile_ledger(ledger, client, settings, _vendor_x_ids(refs), run_id=run_id)
-        finally:
-            states = ledger.records(run_id=run_id)
-            if (
-                not states.empty
-                and states["state"]
-                .isin(["failed", "sending", "submitted", "ready", "partial"])
-                .any()
-            ):
-                problems = True
-            exit_code = 1 if problems else 0
-            ledger.finish_run(run_id, exit_code)
-        report_dir = (
-            write_report(ledger, settings, run_id) if processed or not states.empty else None
-        )
-        summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
-        ledger.close()
-        return RunOutcome(run_id, exit_code, report_dir, summary)
+            reconcile_ledger(ledger, client, settings, _vendor_x_ids(refs), run_id=run_id)
+    finally:
+        states = ledger.records(run_id=run_id)
+        if (
+            not states.empty
+            and states["state"].isin(["failed", "sending", "submitted", "ready", "partial"]).any()
+        ):
+            problems = True
+        exit_code = 1 if problems else 0
+        ledger.finish_run(run_id, exit_code)
+        log.info("run finished", extra={"run_id": run_id, "code": exit_code})
+    report_dir = write_report(ledger, settings, run_id) if processed or not states.empty else None
+    summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
+    ledger.close()
+    return RunOutcome(run_id, exit_code, report_dir, summary)
 
 
 def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
@@ -656,3 +693,47 @@ def reconcile_command(
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
     """The same settings over another data folder (the demo's private workspace)."""
     return replace(settings, data_dir=data_dir)
+
+
+def watch_inbox(
+    settings: Settings,
+    *,
+    interval_s: float,
+    reconcile_every_s: float,
+    say: Say = print,
+    on_error: Callable[[BaseException], None] = print,
+    sleep: Callable[[float], None] | None = None,
+    cycles: int | None = None,
+) -> None:
+    """Poll the inbox; run on files that stayed unchanged for one interval; reconcile on a
+    schedule. A failing cycle is reported through ``on_error`` and the watch goes on."""
+    import time
+
+    pause = sleep or time.sleep
+    seen: dict[Path, tuple[int, float]] = {}
+    next_reconcile = time.monotonic() + reconcile_every_s
+    done = 0
+    while cycles is None or done < cycles:
+        done += 1
+        look = {}
+        for path in list_inbox(settings.inbox_dir):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            look[path] = (stat.st_size, stat.st_mtime)
+        ready = [p for p, v in look.items() if seen.get(p) == v and v[0] > 0]
+        seen = {p: v for p, v in look.items() if p not in ready}
+        try:
+            if ready:
+                outcome = run(settings, files=ready, say=say)
+                say(f"run {outcome.run_id} finished with exit code {outcome.exit_code}")
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + reconcile_every_s
+                reconcile_command(settings, sync=False, say=say)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a bad cycle must not end the watch
+            log.warning("watch cycle failed", extra={"error": str(exc)})
+            on_error(exc)
+        pause(interval_s)

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from sandbox.store import Job, Store, new_id, now_iso
 
-log = logging.getLogger("tieout.sandbox")
+log = logging.getLogger("sandbox")
 ENDPOINTS_FILE = Path(__file__).with_name("propexo-endpoints.json")
 FAULT_ROUTES = ("post", "get", "*")
 FAULT_KINDS = ("500", "502", "503", "reset", "lost")

@@ -69,7 +69,7 @@ def run_cli(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
     full_env = {
         **inherited,
-        "TIEOUT_CONFIG": str(ROOT / "tests" / "no-such-config.toml"),
+        "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
         **(env or {}),
     }
     return subprocess.run(

@@ -32,6 +32,7 @@ def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str
         "in_doubt_grace_s = 1",
         "status_timeout_s = 20",
         "reconcile_grace_s = 0",
+        "settle_s = 0.2",
         f"rate_window_s = {box.config.rate_window_s}",
     ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]

@@ -1,0 +1,183 @@
+"""Operations: the drop folder, the lock, watch mode, logs, and secrets kept out of everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.config import load_settings
+from pipelines.errors import ConfigError
+from pipelines.inbox import complete_files, move_file, safe_name
+from sandbox.app import SandboxConfig
+from sandbox.server import running_sandbox
+from tests.conftest import ROOT, SAMPLES, TEST_DATA, run_cli
+
+
+def test_only_complete_files_are_taken(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    done = inbox / "bills.csv"
+    done.write_text("complete")
+    growing = inbox / "roll.xlsx"
+    growing.write_bytes(b"PK partial")
+    for ignored in (
+        "~$roll.xlsx",
+        ".hidden.csv",
+        "download.csv.crdownload",
+        "x.part",
+        "y.tmp",
+        "bills.csv.errors.csv",
+    ):
+        (inbox / ignored).write_text("ignore me")
+
+    def still_copying(seconds: float) -> None:
+        with growing.open("ab") as handle:  # the copy is still going on between the two looks
+            handle.write(b"more bytes")
+
+    complete, busy = complete_files(inbox, 0.01, sleep=still_copying)
+    assert complete == [done]
+    assert busy == [growing]
+
+
+def test_moves_never_overwrite_and_names_stay_inside_their_folder(tmp_path: Path) -> None:
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("bills\x07\x1b.csv") == "bills__.csv"
+    assert len(safe_name("x" * 400 + ".csv")) <= 180
+    folder = tmp_path / "archive"
+    for _ in range(3):
+        source = tmp_path / "bills.csv"
+        source.write_text("same name")
+        move_file(source, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "bills (2).csv",
+        "bills (3).csv",
+        "bills.csv",
+    ]
+
+
+def test_a_bad_setting_says_which_key_and_what_was_expected(tmp_path: Path) -> None:
+    config = tmp_path / "tieout.toml"
+    config.write_text('batch_size = "lots"\n')
+    with pytest.raises(ConfigError, match="batch_size: expected a whole number"):
+        load_settings(env={}, config_path=config)
+    config.write_text("bacth_size = 10\n")
+    with pytest.raises(ConfigError, match="unknown setting 'bacth_size'"):
+        load_settings(env={}, config_path=config)
+    result = run_cli("config", "show", env={"TIEOUT_CONFIG": str(config)})
+    assert (
+        result.returncode == 2
+        and "unknown setting" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+
+
+def test_the_shipped_config_is_all_defaults() -> None:
+    assert load_settings(env={}, config_path=ROOT / "tieout.toml") == load_settings(
+        env={}, config_path=TEST_DATA / "empty.toml"
+    )
+
+
+def test_a_stale_lock_from_a_dead_process_is_taken_over(sandbox, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace / "tieout.lock").write_text(
+        json.dumps({"pid": 999999, "command": "run", "started_at": "2026-01-01T00:00:00+00:00"})
+    )
+    env = {"PROPEXO_BASE_URL": sandbox.base_url}
+    result = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box:
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
+        }
+        env = {
+            **inherited,
+            "PROPEXO_BASE_URL": box.base_url,
+            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
+        }
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "--data-dir",
+                str(data),
+                "watch",
+                "--interval",
+                "0.3",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1)
+            (data / "inbox" / "garbage.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+            deadline = time.monotonic() + 30
+            while not (data / "rejected" / "garbage.xlsx").exists():
+                assert time.monotonic() < deadline, "the bad file was never handled"
+                time.sleep(0.2)
+            assert watcher.poll() is None  # still watching after a failing file
+            shutil.copy2(SAMPLES / "vendor_bills.csv", data / "inbox" / "vendor_bills.csv")
+            while not list((data / "archive").rglob("vendor_bills.csv")):
+                assert time.monotonic() < deadline, "the dropped file was never processed"
+                time.sleep(0.2)
+            assert watcher.poll() is None
+            with httpx.Client(
+                base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+            ) as api:
+                assert len(api.get("/_sandbox/records").json()["results"]) == 12
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 0, err
+        assert "stopped" in out
+        assert "Traceback" not in err
+
+
+def test_no_token_in_any_log_report_or_ledger(tmp_path: Path) -> None:
+    token = "tok-3f9c-VERY-SECRET-7781"
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    for sample in ("vendor_bills.csv", "rent_roll.xlsx"):
+        shutil.copy2(SAMPLES / sample, data / "inbox" / sample)
+    with running_sandbox(SandboxConfig(token=token, job_delay_s=0.05, rate_limit=1000)) as box:
+        env = {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": token}
+        run = run_cli("--data-dir", str(data), "-v", "run", env=env)
+        assert run.returncode == 0, run.stderr
+        rec = run_cli("--data-dir", str(data), "-v", "reconcile", "--sync", env=env)
+        shown = run_cli("--data-dir", str(data), "config", "show", env=env)
+        # A fresh data folder, so the names must be resolved online (no cached reference data).
+        wrong = run_cli(
+            "--data-dir",
+            str(data / "elsewhere"),
+            "check",
+            str(SAMPLES / "vendor_bills.csv"),
+            env={**env, "PROPEXO_API_TOKEN": token + "-wrong"},
+        )
+    assert wrong.returncode == 2 and "401" in wrong.stderr
+    logs = list((data / "logs").glob("*.jsonl"))
+    assert logs, "every run writes a log"
+    events = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    assert {"run started", "file processed", "state change", "run finished"} <= {
+        e["event"] for e in events
+    }
+    for output in (run, rec, shown, wrong):
+        assert token not in output.stdout + output.stderr
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
