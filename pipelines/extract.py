@@ -275,6 +275,8 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
                 parsed = date.fromisoformat(str(iso.iloc[0]))
                 return parsed.replace(day=1)
         month = _MONTHS.get(str(groups.get("month", "")).lower())
+        if groups.get("mnum") and 1 <= int(groups["mnum"]) <= 12:
+            month = int(groups["mnum"])
         if month and groups.get("year"):
             return date(int(groups["year"]), month, 1)
     return None
@@ -301,7 +303,9 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     kind[is_header & kind.eq("data")] = "header"
     kind[_any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
     kind[_any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
-    kind[_any_match(first, profile.group_patterns) & count.eq(1) & kind.eq("data")] = "group"
+    # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
+    one_text = (text.eq(first, axis=0) | ~nonempty).all(axis=1) & count.ge(1)
+    kind[_any_match(first, profile.group_patterns) & one_text & kind.eq("data")] = "group"
     amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
     amount_cols += list(layout.charge_columns)
     amounts_empty = text[amount_cols].eq("").all(axis=1) if amount_cols else True
@@ -319,16 +323,18 @@ def extract_file(
 ) -> ExtractResult:
     """Read one file: find the sheet, header and profile, and split data rows from non-data rows."""
     grids = read_grids(source.path)
-    tried: list[str] = []
+    # Every sheet is considered; the one whose header best matches a profile is the data
+    # (a workbook's "Notes" or "Summary" sheet is not).
+    best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
     for sheet, grid in grids:
         if grid.empty:
             continue
         table = grid.dropna(how="all", axis=1)
         layout = detect_layout(table, profiles, source.name, profile_name)
-        if layout is None:
-            tried.append(sheet or "")
-            continue
-        return _extract_sheet(source, sheet, table, layout)
+        if layout is not None and (best is None or layout.score > best[0]):
+            best = (layout.score, sheet, table, layout)
+    if best is not None:
+        return _extract_sheet(source, best[1], best[2], best[3])
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
@@ -404,10 +410,24 @@ def _extract_sheet(
 
     rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
     profile = layout.profile
+    if profile.fill_down:
+        # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
+        # cells down, but never across a total, subtotal or group row.
+        segment = non_data.cumsum()
+        for name in profile.fill_down:
+            if name in rows:
+                cells = rows[name].where(
+                    ~rows[name].astype(str).str.strip().isin(["", "nan", "None"])
+                )
+                rows[name] = cells.where(non_data).combine_first(
+                    cells.where(~non_data).groupby(segment).ffill()
+                )
     if profile.group_sets:
-        groups = (
-            body_text[0].where(kinds.eq("group")).str.replace(r"^\s*->\s*", "", regex=True).ffill()
-        )
+        first_cells = body_text.where(body_text.ne("")).bfill(axis=1).iloc[:, 0]
+        groups = first_cells.where(kinds.eq("group")).str.replace(r"^\s*->\s*", "", regex=True)
+        if profile.group_strip:
+            groups = groups.str.replace(profile.group_strip, "", regex=True).str.strip()
+        groups = groups.ffill()
         current = rows.get(profile.group_sets, pd.Series("", index=rows.index)).astype(object)
         fill = current.isna() | current.astype(str).str.strip().eq("")
         rows[profile.group_sets] = current.where(~fill, groups)

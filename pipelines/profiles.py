@@ -65,11 +65,14 @@ class Profile:
     subtotal_patterns: tuple[str, ...] = (r"^\s*sub-?totals?\b", r"^\s*\d+\s+units?\b")
     group_patterns: tuple[str, ...] = (r"^\s*->",)
     group_sets: str | None = None
+    group_strip: str | None = None
+    fill_down: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
     period_patterns: tuple[str, ...] = (
         r"(?i)\bas\s+of:?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
         r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
+        r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )
     file_name_hints: tuple[str, ...] = ()
 
@@ -127,6 +130,8 @@ def load_profile(path: Path) -> Profile:
         ),
         group_patterns=_tuple(rows.get("group", list(defaults.group_patterns)), "rows.group", path),
         group_sets=rows.get("group_sets"),
+        group_strip=rows.get("group_strip"),
+        fill_down=_tuple(rows.get("fill_down", []), "rows.fill_down", path),
         vacant_patterns=_tuple(
             rows.get("vacant", list(defaults.vacant_patterns)), "rows.vacant", path
         ),

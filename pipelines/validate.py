@@ -109,7 +109,7 @@ def _parse_issues(
     bad = errors.notna()
     issues = [
         Issue(
-            code,
+            IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
             str(errors[i]),
             source_file,
             int(frame.at[i, "source_row"]),

@@ -129,3 +129,24 @@ def test_demo_runs_twice_in_a_row(tmp_path: Path) -> None:
         result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "ties out" in result.stdout
+
+
+def test_every_kind_of_unreadable_file_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    good = (SAMPLES / "rent_roll.xlsx").read_bytes()
+    cases = {
+        "empty.csv": b"",
+        "binary.csv": bytes(range(256)) * 8,
+        "locked.xlsx": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1024,
+        "truncated.xlsx": good[: len(good) // 3],
+        "no_header.csv": b"alpha,beta,gamma\n1,2,3\n4,5,6\n",
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = run_cli("check", "--offline", str(path))
+        assert result.returncode == 2, (name, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and name in lines[0], (name, result.stderr)
+    headers = run_cli("check", "--offline", str(tmp_path / "no_header.csv")).stderr
+    assert "'alpha'" in headers and "Profiles tried" in headers

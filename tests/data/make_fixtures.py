@@ -1,0 +1,191 @@
+"""Generate the export-quirk fixtures in tests/data/ and what each must read as.
+
+    python tests/data/make_fixtures.py
+
+Each fixture gets a sidecar ``<name>.expected.json`` with the row accounting and the total in
+cents, computed here from what was written (not by reading the file back). Names come from the
+synthetic sandbox seed, so the fixtures also resolve online.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+from openpyxl import Workbook
+
+HERE = Path(__file__).resolve().parent
+SEED = json.loads((HERE.parent.parent / "data" / "sandbox" / "seed.json").read_text())
+
+
+def tenants(property_name: str) -> list[tuple[str, str | None]]:
+    """(unit number, 'Last, First' or None when vacant) for one seeded property."""
+    prop = next(p for p in SEED["properties"] if p["name"] == property_name)
+    units = sorted((u for u in SEED["units"] if u["property_id"] == prop["id"]), key=lambda u: u["number"])
+    by_unit = {lease["unit_id"]: lease["residents_meta_data"][0]["resident_id"] for lease in SEED["leases"]}
+    people = {r["id"]: r for r in SEED["residents"]}
+    out = []
+    for unit in units:
+        person = people.get(by_unit.get(unit["id"], ""))
+        out.append((unit["number"], f"{person['last_name']}, {person['first_name']}" if person else None))
+    return out
+
+
+def money(cents: int, style: str = "comma") -> str:
+    text = f"{abs(cents) // 100:,}.{abs(cents) % 100:02d}" if style == "comma" else f"{abs(cents) / 100:.2f}"
+    return f"({text})" if cents < 0 else text
+
+
+def expect(name: str, **facts: object) -> None:
+    (HERE / f"{name}.expected.json").write_text(json.dumps(facts, indent=1) + "\n")
+
+
+def appfolio() -> None:
+    header = ["Unit", "Tenant", "Status", "Sqft", "Market Rent", "Rent", "Deposit", "Lease From",
+              "Lease To", "Move-in", "Move-out", "Past Due"]
+    rows: list[list[object]] = [["Rent Roll"], ["Properties: All"], ["As of: 12/01/2026"], [], header]
+    total = used = skipped_vacant = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        rows.append([f"-> {prop} - {100 + n} Main St Springfield, IL 62701"])
+        count = 0
+        for i, (unit, person) in enumerate(tenants(prop)):
+            count += 1
+            if person is None:
+                rows.append([unit, "", "Vacant-Unrented", 850, "1,900.00", "0.00", "0.00"])
+                skipped_vacant += 1
+                continue
+            rent = 120_000 + 2_500 * i + 99 * n
+            rows.append([unit, person, "Current", 850, "1,900.00", money(rent), "500.00", "06/01/2025",
+                         "05/31/2027", "06/01/2025", "", "0.00"])
+            total += rent
+            used += 1
+        rows.append([f"{count} Units", "", "", "", "", "", ""])
+    rows.append([f"Total {sum(1 for r in rows if r and str(r[0]).isdigit())} Units"])
+    width = len(header)
+    padded = [list(r) + [""] * (width - len(r)) for r in rows]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(padded)
+    (HERE / "appfolio_rent_roll.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    facts = {"profile": "appfolio_rent_roll", "rows_read": len(rows), "rows_used": used,
+             "rows_rejected": 0, "rows_skipped": len(rows) - used, "source_total_cents": total,
+             "skipped": {"vacant": skipped_vacant}}
+    expect("appfolio_rent_roll.csv", **facts)
+    # The same roll as a workbook: numeric cells, merged group rows, an accounting number format.
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Rent Roll"
+    for row in padded:
+        cells: list[object] = []
+        for value in row:
+            text = str(value)
+            cells.append(float(text.replace(",", "")) if text.replace(",", "").replace(".", "").isdigit()
+                         and "." in text else value)
+        ws.append([c if c != "" else None for c in cells])
+        if str(row[0]).startswith("->"):
+            ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=width)
+    for row in ws.iter_rows(min_row=6, min_col=5, max_col=7):
+        for cell in row:
+            cell.number_format = "#,##0.00;(#,##0.00)"
+    notes = wb.create_sheet("Notes")
+    notes.append(["Exported from AppFolio; synthetic data"])
+    wb.save(HERE / "appfolio_rent_roll.xlsx")
+    expect("appfolio_rent_roll.xlsx", **facts)
+
+
+def yardi() -> None:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    header = ["Unit", "Unit Type", "Unit Sq Ft", "Resident", "Name", "Market Rent", "Charge Code",
+              "Amount", "Resident Deposit", "Lease Number", "Move In", "Lease Expiration", "Balance"]
+    for line in (["Rent Roll with Lease Charges"], ["As Of = 12/01/2026"], ["Month Year = 12/2026"], []):
+        ws.append(line)
+    ws.append(header)
+    total = used = vacant = 0
+    read = 5
+    for prop, code in (("Lakeview Terrace", "lake"), ("Maple Court", "maple")):
+        ws.append([f"{prop} ({code})"])
+        read += 1
+        for i, (unit, person) in enumerate(tenants(prop)):
+            if person is None:
+                ws.append([unit, "2br", 900, "", "VACANT", 1500.0, None, None])
+                read += 1
+                vacant += 1
+                continue
+            rent = 140_000 + 1_000 * i
+            charges = [("rent", rent), ("pet", 3_500)] if i % 3 == 0 else [("rent", rent)]
+            if i % 4 == 1:
+                charges.append(("conc", -5_000))  # a concession: a credit
+            lease_number = f"{100000000000000 + i}"
+            for j, (charge_code, cents) in enumerate(charges):
+                amount: object = cents / 100 if j == 0 else money(cents)  # number, then text
+                if j == 0:
+                    ws.append([unit, "2br", 900, f"t{i:07d}", person, 1500.0, charge_code, amount, 500.0,
+                               lease_number, "6/1/2025 12:00:00 AM", 46173, 0.0])
+                else:
+                    ws.append([None, None, None, None, None, None, charge_code, amount])
+                read += 1
+                used += 1
+                total += cents
+            ws.append([None, None, None, None, None, None, "Total", sum(c for _, c in charges) / 100])
+            read += 1
+    ws.append(["Grand Total", None, None, None, None, None, None, total / 100])
+    read += 1
+    wb.save(HERE / "yardi_rent_roll.xlsx")
+    expect("yardi_rent_roll.xlsx", profile="yardi_rent_roll", rows_read=read, rows_used=used,
+           rows_rejected=0, rows_skipped=read - used, source_total_cents=total,
+           skipped={"vacant": vacant})
+
+
+def generic_ap() -> None:
+    lines = [
+        ["Accounts Payable - Open Bills Export"],
+        ["Printed 11/18/2026 4:05 PM"],
+        ["Payee Name", "Bill Reference", "Bill Date", "Due Date", "Property Code", "GL Code", "Memo",
+         "Line Amount"],
+        ["Greenway Landscaping", "0324", "9/30/25", "10/30/25", "OAK", "5200", "Pruning – east lot", "1,200.00"],
+        ["Greenway Landscaping", "0324", "9/30/25", "10/30/25", "MAPLE", "5200", "Mulch", "238.0000"],
+        ["Greenway Landscaping", "0324", "9/30/25", "10/30/25", "MAPLE", "5200", "Crédit – early pay", "(45.00)"],
+        ["City Water & Sewer", "WS-771", "2026-11-05T00:00:00Z", "", "RIVER", "5300", "Water", "$814"],
+        ["City Water & Sewer", "WS-771", "2026-11-05T00:00:00Z", "", "LAKE", "5300", "Sewer", "497.1"],
+        ["Summit Waste Services", "SW 9", "11/07/2026", "12/07/2026", "LAKE", "5400", "Refuse", "256.99"],
+        ["Total for Summit Waste Services", "", "", "", "", "", "", "256.99"],
+        ["Report Total", "", "", "", "", "", "", "2,961.09"],
+        ["* Amounts in USD. Bills on hold are not listed."],
+    ]
+    width = 8
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=";", lineterminator="\r\n").writerows(
+        [line + [""] * (width - len(line)) for line in lines])
+    (HERE / "generic_ap_bills.csv").write_bytes(buffer.getvalue().encode("cp1252"))
+    total = 120000 + 23800 - 4500 + 81400 + 49710 + 25699
+    expect("generic_ap_bills.csv", profile="generic_ap_bills", rows_read=len(lines), rows_used=6,
+           rows_rejected=0, rows_skipped=len(lines) - 6, source_total_cents=total,
+           skipped={"title": 2, "header": 1, "subtotal": 1, "total": 1, "note": 1})
+
+
+def template_quirks() -> None:
+    """Our own template, saved by Excel on Windows: BOM, CRLF, serial-ish and sentinel dates."""
+    header = "Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"
+    rows = [
+        'ACME Plumbing LLC,A-100,03/21/2026,04/20/2026,Maple Court,5100,"Valve, replaced",814',
+        "ACME Plumbing LLC,A-101,1/1/1970,,Maple Court,5100,placeholder date,10.00",
+        "ACME Plumbing LLC,A-102,3/22/2026,,Maple Court,5100,too precise,12.345",
+        "Brightline Electric Inc.,E-7,2026-03-23,,Oak Ridge Apartments,5310,negative bill,-256.99",
+    ]
+    text = "\r\n".join(["tieout bills", header, *rows, ""])
+    (HERE / "template_quirks.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    expect("template_quirks.csv", profile="tieout_vendor_bills", rows_read=6, rows_used=2,
+           rows_rejected=2, rows_skipped=2, source_total_cents=81400 + 1000 - 25699,
+           skipped={"title": 1, "header": 1})
+
+
+if __name__ == "__main__":
+    appfolio()
+    yardi()
+    generic_ap()
+    template_quirks()
+    print("fixtures written to", HERE, "as of", date.today())
