@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines.errors import InputError
@@ -282,30 +283,51 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
     return None
 
 
+def first_texts(text: pd.DataFrame) -> pd.Series:
+    """Each row's first non-empty cell ("" for a blank row), without a per-row loop."""
+    if not len(text.columns):
+        return pd.Series("", index=text.index, dtype=object)
+    cells = text.to_numpy(dtype=object)
+    filled = cells != ""
+    first = cells[np.arange(len(cells)), filled.argmax(axis=1)]
+    return pd.Series(np.where(filled.any(axis=1), first, ""), index=text.index, dtype=object)
+
+
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
     """Each body row's kind: 'data', or blank, header, total, subtotal, group or note."""
     profile = layout.profile
     nonempty = text.ne("")
     count = nonempty.sum(axis=1)
-    first = (
-        text.where(nonempty).bfill(axis=1).iloc[:, 0].fillna("")
-        if len(text.columns)
-        else pd.Series("", index=text.index)
-    )
+    first = first_texts(text)
     kind = pd.Series("data", index=body.index, dtype=object)
     kind[count.eq(0)] = "blank"
-    mapped_cols = list(layout.columns)
-    mapped_text = text[mapped_cols]
-    aliases = layout.profile.alias_map()
-    is_header = mapped_text.apply(
-        lambda col: col.map(lambda v: aliases.get(normalize_header(v)) if v else None)
-    ).eq(pd.Series(layout.columns)).sum(axis=1) >= max(2, len(profile.required) // 2 + 1)
-    kind[is_header & kind.eq("data")] = "header"
+    # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
+    # a header word are looked at closely, so a million data rows cost one comparison each.
+    aliases = profile.alias_map()
+    first_col = next(iter(layout.columns))
+    candidates = (
+        text[first_col]
+        .str.lower()
+        .str.strip()
+        .isin(
+            {a for a, canonical in aliases.items() if canonical == layout.columns[first_col]}
+            | {normalize_header(a) for a in aliases}
+        )
+    )
+    if candidates.any():
+        mapped = text.loc[candidates, list(layout.columns)]
+        hits = mapped.apply(lambda col: col.map(lambda v: aliases.get(normalize_header(v))))
+        matched = hits.eq(pd.Series(layout.columns)).sum(axis=1)
+        is_header = matched >= max(2, len(profile.required) // 2 + 1)
+        kind[is_header[is_header].index] = "header"
     kind[_any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
     kind[_any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
     # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
-    one_text = (text.eq(first, axis=0) | ~nonempty).all(axis=1) & count.ge(1)
-    kind[_any_match(first, profile.group_patterns) & one_text & kind.eq("data")] = "group"
+    grouped = _any_match(first, profile.group_patterns) & kind.eq("data")
+    if grouped.any():
+        rows = text[grouped]
+        one_text = (rows.eq(first[grouped], axis=0) | rows.eq("")).all(axis=1)
+        kind[one_text[one_text].index] = "group"
     amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
     amount_cols += list(layout.charge_columns)
     amounts_empty = text[amount_cols].eq("").all(axis=1) if amount_cols else True
@@ -423,8 +445,11 @@ def _extract_sheet(
                     cells.where(~non_data).groupby(segment).ffill()
                 )
     if profile.group_sets:
-        first_cells = body_text.where(body_text.ne("")).bfill(axis=1).iloc[:, 0]
-        groups = first_cells.where(kinds.eq("group")).str.replace(r"^\s*->\s*", "", regex=True)
+        groups = (
+            first_texts(body_text)
+            .where(kinds.eq("group"))
+            .str.replace(r"^\s*->\s*", "", regex=True)
+        )
         if profile.group_strip:
             groups = groups.str.replace(profile.group_strip, "", regex=True).str.strip()
         groups = groups.ffill()

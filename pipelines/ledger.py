@@ -452,7 +452,7 @@ class Ledger:
                         _opt(record.get("transaction_date")),
                         int(record["amount_cents"]),
                         record["content_hash"],
-                        json.dumps(payload),
+                        payload if isinstance(payload, str) else json.dumps(payload),
                         now,
                         now,
                         "; ".join(_defaulted(record.get("defaulted"))) or None,

@@ -51,11 +51,17 @@ class PostRequest:
     amount_cents: int
 
 
+def _as_dict(payload: Any) -> dict[str, Any]:
+    """Payloads arrive as dicts (from the ledger) or JSON text (straight from transform)."""
+    return json.loads(payload) if isinstance(payload, str) else dict(payload)
+
+
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     """The fewest requests the API allows: one per invoice, one per credit, and charges batched
     per (integration, RM location) in chunks of ``batch_size``."""
     if ready.empty:
         return []
+    ready = ready.assign(payload=ready["payload"].map(_as_dict))
     requests: list[PostRequest] = []
     for record in ready[ready["kind"] == "invoice"].itertuples(index=False):
         requests.append(

@@ -71,7 +71,9 @@ def test_samples_resolve_completely(refs: RefData) -> None:
     assert int(roll.records["amount_cents"].sum()) == 6626500
     credits = roll.records[roll.records["kind"] == "credit"]
     assert len(credits) > 0
-    assert all(p["amount_in_cents"] > 0 for p in credits["payload"])  # credits post positive
+    payloads = [json.loads(p) for p in credits["payload"]]
+    assert all(p["amount_in_cents"] > 0 for p in payloads)  # credits post positive
+    assert all(p["integration_id"] == "int_rm_demo" for p in payloads)
 
 
 def test_misspelled_vendor_is_rejected_with_the_right_suggestion_and_holds_back_its_invoice(
@@ -290,3 +292,26 @@ def test_reference_data_is_cached_in_the_ledger(sandbox, tmp_path: Path) -> None
     assert "ACME Plumbing LLC" in shown.stdout
     assert run_cli("--data-dir", str(data), "refs", "refresh", env=env).returncode == 0
     assert sandbox.app.requests_seen > first
+
+
+def test_reference_numbers_are_the_sha256_base32_prefix() -> None:
+    import base64
+    import hashlib
+
+    frame = pd.DataFrame(
+        {
+            "resident_id": ["r1", "r1"],
+            "charge_code_id": "c",
+            "transaction_date": "2026-12-01",
+            "amount_cents": [100, 100],
+            "notes": None,
+            "source_row": [7, 3],
+        }
+    )
+    got = reference_numbers(frame, "int")
+    for ordinal, index in enumerate([1, 0]):  # ordinals follow the row order in the file
+        key = f"int|r1|c|2026-12-01|100||{ordinal}"
+        assert (
+            got[index]
+            == "TO" + base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:10]
+        )
