@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup demo run reconcile report status sandbox test test-fast lint format bench samples clean
+.PHONY: help setup demo run reconcile report status sandbox test fuzz lint format bench samples clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ sandbox: setup ## serve the Propexo emulator on 127.0.0.1:8765 (Ctrl-C stops it)
 
 test: setup ## the full test suite (unit, property, end-to-end against the real sandbox)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+fuzz: setup ## the fuzz tests with a long budget (2,000 examples each)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_security.py $(ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy strict
 	$(BIN)/ruff check .

@@ -72,6 +72,8 @@ class Settings:
     in_doubt_grace_s: float = 120.0
     settle_s: float = 2.0  # a dropped file must keep its size and mtime this long to be taken
     log_files_kept: int = 200
+    max_file_mb: float = 200.0
+    max_rows: int = 5_000_000
     profile: str | None = None
 
     @property
@@ -146,7 +148,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.match(r"^https?://", value):
             raise ConfigError(f"base_url: expected an http(s) URL, got {value!r}")
         return value.rstrip("/")
-    if name in {"batch_size", "due_days_default", "concurrency", "log_files_kept"}:
+    if name in {"batch_size", "due_days_default", "concurrency", "log_files_kept", "max_rows"}:
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -154,7 +156,7 @@ def _coerce(name: str, value: Any) -> Any:
         if number < 1 and name in {"batch_size", "concurrency"}:
             raise ConfigError(f"{name}: expected at least 1, got {number}")
         return number
-    if name.endswith("_s"):
+    if name.endswith(("_s", "_mb")):
         try:
             return float(value)
         except (TypeError, ValueError):

@@ -62,6 +62,47 @@ def fingerprint(path: Path) -> SourceFile:
     return SourceFile(path=path, name=path.name, sha256=digest.hexdigest(), size_bytes=size)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How big an input may be before it is refused (with a message saying which limit)."""
+
+    max_file_bytes: int = 200 * 2**20
+    max_rows: int = 5_000_000
+    max_columns: int = 1_000
+    max_cell_chars: int = 32_767  # Excel's own limit for one cell
+    max_sheets: int = 100
+    max_unzipped_bytes: int = 2 * 2**30
+    max_zip_ratio: float = 200.0  # real workbooks compress 5-20x; bombs compress 1000x
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_workbook_zip(path: Path, limits: Limits) -> None:
+    """Refuse a zip bomb before any of it is decompressed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{path.name}: not a valid .xlsx workbook ({exc})") from exc
+    unpacked = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if unpacked > limits.max_unzipped_bytes or unpacked / packed > limits.max_zip_ratio:
+        raise InputError(
+            f"{path.name}: refused: it would unpack to {unpacked / 2**20:,.0f} MB from "
+            f"{packed / 2**20:,.1f} MB, which no real export does (a zip bomb?)"
+        )
+
+
+def check_grid(name: str, sheet: str | None, grid: pd.DataFrame, limits: Limits) -> None:
+    """Rows and columns within limits (cells are checked once their text is known)."""
+    where = f"{name}" + (f" (sheet {sheet!r})" if sheet else "")
+    if len(grid) > limits.max_rows:
+        raise InputError(f"{where}: {len(grid):,} rows; the limit is {limits.max_rows:,}")
+    if grid.shape[1] > limits.max_columns:
+        raise InputError(f"{where}: {grid.shape[1]:,} columns; the limit is {limits.max_columns:,}")
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -122,8 +163,9 @@ def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[i
             grid.iloc[r0 : r1 + 1, c0 : c1 + 1] = value
 
 
-def read_xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
-    """Every sheet of a workbook as a grid of cell values, merged ranges filled, with calamine."""
+def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, pd.DataFrame]]:
+    """Every sheet of a workbook as a grid of cell values, merged ranges filled, with calamine
+    (whose XML reader expands no entities, so entity bombs have nothing to expand)."""
     from python_calamine import CalamineError, CalamineWorkbook
 
     head = path.read_bytes()[:8]
@@ -136,13 +178,19 @@ def read_xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
         raise InputError(
             f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
         )
+    check_workbook_zip(path, limits)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
+        if len(workbook.sheet_names) > limits.max_sheets:
+            raise InputError(
+                f"{path.name}: {len(workbook.sheet_names)} sheets; the limit is {limits.max_sheets}"
+            )
         grids = []
         for name in workbook.sheet_names:
             sheet = workbook.get_sheet_by_name(name)
             rows = sheet.to_python(skip_empty_area=False)
             grid = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(dtype=object)
+            check_grid(path.name, name, grid, limits)
             merged = sheet.merged_cell_ranges or []
             if merged and not grid.empty:
                 _fill_merged(grid, merged)
@@ -152,17 +200,27 @@ def read_xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
     return grids
 
 
-def read_grids(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
+def read_grids(
+    path: Path, limits: Limits = DEFAULT_LIMITS
+) -> list[tuple[str | None, pd.DataFrame]]:
     """The sheets of any supported file, recognised by content rather than by extension."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise InputError(
+            f"{path.name}: {size / 2**20:,.0f} MB; the limit is "
+            f"{limits.max_file_bytes / 2**20:,.0f} MB"
+        )
     with path.open("rb") as handle:
         head = handle.read(8)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
-        return list(read_xlsx_grids(path))
+        return list(read_xlsx_grids(path, limits))
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         raise InputError(
             f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
         )
-    return [(None, read_csv_grid(path))]
+    grid = read_csv_grid(path)
+    check_grid(path.name, None, grid, limits)
+    return [(None, grid)]
 
 
 # --- layout -------------------------------------------------------------------------------------
@@ -342,9 +400,10 @@ def extract_file(
     profiles: list[Profile],
     *,
     profile_name: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ExtractResult:
     """Read one file: find the sheet, header and profile, and split data rows from non-data rows."""
-    grids = read_grids(source.path)
+    grids = read_grids(source.path, limits)
     # Every sheet is considered; the one whose header best matches a profile is the data
     # (a workbook's "Notes" or "Summary" sheet is not).
     best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
@@ -356,7 +415,7 @@ def extract_file(
         if layout is not None and (best is None or layout.score > best[0]):
             best = (layout.score, sheet, table, layout)
     if best is not None:
-        return _extract_sheet(source, best[1], best[2], best[3])
+        return _extract_sheet(source, best[1], best[2], best[3], limits)
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
@@ -388,11 +447,21 @@ def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def _extract_sheet(
-    source: SourceFile, sheet: str | None, grid: pd.DataFrame, layout: Layout
+    source: SourceFile,
+    sheet: str | None,
+    grid: pd.DataFrame,
+    layout: Layout,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ExtractResult:
     grid = grid.reset_index(drop=True)
     grid.columns = range(grid.shape[1])
     text = _cell_text(grid)
+    longest = int(text.apply(lambda col: col.str.len()).max().max() or 0) if len(text) else 0
+    if longest > limits.max_cell_chars:
+        raise InputError(
+            f"{source.name}: a cell holds {longest:,} characters; the limit is "
+            f"{limits.max_cell_chars:,}"
+        )
     nonblank = text.ne("").any(axis=1)
     last = int(nonblank[nonblank].index.max()) + 1 if nonblank.any() else 0
     grid, text = grid.iloc[:last], text.iloc[:last]

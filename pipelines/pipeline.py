@@ -22,7 +22,7 @@ import pandas as pd
 from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError
-from pipelines.extract import extract_file, fingerprint
+from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
 from pipelines.ledger import RECONCILABLE_STATES, Ledger, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt
@@ -134,7 +134,8 @@ def process_file(
     source: SourceFile, profiles: list[Profile], refs: RefData | None, settings: Settings
 ) -> FileResult:
     """Extract, validate and transform one file (transform only when ``refs`` is given)."""
-    extract = extract_file(source, profiles, profile_name=settings.profile)
+    limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
+    extract = extract_file(source, profiles, profile_name=settings.profile, limits=limits)
     period = settings.period or extract.period
     validated = validate(extract, period)
     issues = list(validated.issues)

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from pipelines.config import Secret, Settings, load_settings
 from sandbox.app import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
+
+hypothesis_settings.register_profile("default", max_examples=60)
+hypothesis_settings.register_profile("fuzz", max_examples=2000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"

@@ -1,0 +1,418 @@
+"""Run the benchmarks and print a table of figures and ratios.
+
+    python -m benchmarks            # full sizes (about 10 minutes on 2 cores)
+    python -m benchmarks --quick    # small sizes, a smoke run
+
+Every figure is a ratio to a baseline measured in the same run, because these machines are
+noisy. Results are written to benchmarks/results/<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.data import big_refs, big_seed, charge_csv
+from pipelines.config import Secret, load_settings
+from pipelines.extract import fingerprint
+from pipelines.ledger import Ledger
+from pipelines.load import plan_requests, post_ready, wait_for_jobs
+from pipelines.pipeline import process_file, profiles_for
+from pipelines.propexo import make_client
+from pipelines.reconcile import reconcile
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS: list[dict[str, Any]] = []
+
+
+def record(
+    name: str,
+    figure: float,
+    baseline: float,
+    unit: str,
+    target: str,
+    met: bool | None,
+    **extra: Any,
+) -> None:
+    RESULTS.append(
+        {
+            "benchmark": name,
+            "figure": round(figure, 3),
+            "baseline": round(baseline, 3),
+            "ratio": round(figure / baseline, 2) if baseline else None,
+            "unit": unit,
+            "target": target,
+            "met": met,
+            **extra,
+        }
+    )
+    print(
+        f"  {name}: {figure:.3f} {unit} vs baseline {baseline:.3f} -> ratio "
+        f"{figure / baseline if baseline else float('nan'):.2f} ({target})",
+        flush=True,
+    )
+
+
+def stage_pipeline(rows: int, work: Path) -> tuple[float, float, int]:
+    """(pipeline seconds, bare read_csv seconds, peak RSS MiB of this process so far)."""
+    lists = big_seed()
+    refs = big_refs(lists)
+    path = work / f"charges_{rows}.csv"
+    total = charge_csv(path, rows, lists)
+    start = time.perf_counter()
+    pd.read_csv(path, skiprows=2)
+    base = time.perf_counter() - start
+    settings = load_settings(env={})
+    start = time.perf_counter()
+    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    took = time.perf_counter() - start
+    assert result.outcome.source_total_cents == total and result.outcome.rows_rejected == 0
+    return took, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def bench_stage(rows: int, work: Path) -> None:
+    took, base, rss = stage_pipeline(rows, work)
+    record(
+        f"extract+validate+transform {rows:,} charge rows",
+        took,
+        base,
+        "s",
+        "≤ 3× read_csv",
+        took <= 3 * base,
+        peak_rss_mib=rss,
+    )
+
+
+def bench_xlsx(rows: int, work: Path) -> None:
+    from openpyxl import Workbook, load_workbook
+    from python_calamine import CalamineWorkbook
+
+    path = work / f"appfolio_{rows}.xlsx"
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Rent Roll")
+    ws.append(["Rent Roll"])
+    ws.append(["As of: 12/01/2026"])
+    ws.append(
+        [
+            "Unit",
+            "Tenant",
+            "Status",
+            "Sqft",
+            "Market Rent",
+            "Rent",
+            "Deposit",
+            "Lease From",
+            "Lease To",
+            "Move-in",
+            "Move-out",
+            "Past Due",
+        ]
+    )
+    for i in range(rows):
+        if i % 500 == 0:
+            ws.append([f"-> Property {i // 500} - 1 Main St"])
+        ws.append(
+            [
+                str(100 + i % 500),
+                f"Tenant{i}, Pat",
+                "Current",
+                850,
+                1900.0,
+                1200.0 + i % 97,
+                500.0,
+                "06/01/2025",
+                "05/31/2027",
+                "06/01/2025",
+                None,
+                0.0,
+            ]
+        )
+    wb.save(path)
+    start = time.perf_counter()
+    sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Rent Roll")
+    fast_rows = len(sheet.to_python(skip_empty_area=False))
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    slow_rows = sum(
+        1 for _ in load_workbook(path, read_only=True)["Rent Roll"].iter_rows(values_only=True)
+    )
+    slow = time.perf_counter() - start
+    assert fast_rows == slow_rows
+    record(
+        f"XLSX read {rows:,} rows (calamine vs openpyxl read-only)",
+        fast,
+        slow,
+        "s",
+        "several times faster",
+        slow / fast >= 3,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
+    seed = json.loads((ROOT / "data" / "sandbox" / "seed.json").read_text())
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "sandbox",
+            "--port",
+            str(port),
+            "--rate-limit",
+            str(limit),
+            "--rate-window",
+            str(window),
+            "--job-delay",
+            "0.5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+        settings = replace(
+            load_settings(env={}),
+            base_url=f"http://127.0.0.1:{port}",
+            token=Secret("sandbox-token"),
+            data_dir=work / "posting",
+            rate_window_s=window,
+            status_timeout_s=120,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "sandbox did not start"
+                time.sleep(0.1)
+        bills = work / "bench_bills.csv"
+        _bills_for_seed(bills, seed, invoices)
+        ledger = Ledger(settings.ledger_path)
+        with make_client(settings) as client:
+            from pipelines.pipeline import reference_data
+
+            refs = reference_data(ledger, client, settings)
+            result = process_file(fingerprint(bills), profiles_for(settings), refs, settings)
+            ledger.stage_records("bench", None, result.records)
+            minimum = len(plan_requests(ledger.records(states=["ready"]), settings.batch_size))
+            before = dict(
+                requests=client.stats.requests,
+                writes=client.stats.writes,
+                polls=client.stats.status_polls,
+            )
+            start = time.perf_counter()
+            post_ready(
+                ledger,
+                client,
+                run_id="bench",
+                batch_size=settings.batch_size,
+                concurrency=settings.concurrency,
+            )
+            posting = time.perf_counter() - start
+            wait_for_jobs(ledger, client, run_id="bench", timeout_s=120)
+            writes = client.stats.writes - before["writes"]
+            polls = client.stats.status_polls - before["polls"]
+            limited = client.stats.by_status.get(429, 0)
+        ledger.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # N requests fill N/limit windows; the first window's budget is there at once, so posting
+    # them at the full rate takes (windows - 1) waits: efficiency = (N/limit) / (T/window + 1).
+    efficiency = (writes / limit) / (posting / window + 1)
+    record(
+        f"posting {writes} writes, limit {limit}/{window:g}s: achieved ÷ allowed rate",
+        efficiency,
+        1.0,
+        "ratio",
+        "≥ 0.95, zero 429s",
+        efficiency >= 0.95 and not limited,
+        http_429=limited,
+        seconds=round(posting, 2),
+    )
+    record(
+        "posting: write requests ÷ minimum possible",
+        writes / minimum,
+        1.0,
+        "ratio",
+        "= 1.0",
+        writes == minimum,
+    )
+    record(
+        "posting: status polls ÷ write requests",
+        polls / max(writes, 1),
+        1.0,
+        "ratio",
+        "≤ 0.1",
+        polls <= 0.1 * writes,
+    )
+
+
+def _bills_for_seed(path: Path, seed: dict[str, Any], invoices: int) -> None:
+    """Invoices over the seed's vendors and properties (one location per invoice)."""
+    props = {p["_location_id"]: [] for p in seed["properties"]}
+    for p in seed["properties"]:
+        props[p["_location_id"]].append(p["name"])
+    vendors = [(v["name"], v["_location_id"]) for v in seed["vendors"]]
+    lines = ["Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"]
+    for n in range(invoices):
+        name, loc = vendors[n % len(vendors)]
+        for k in range(2):
+            lines.append(
+                f'"{name}",BENCH-{n:06d},11/03/2026,,{props[loc][k % len(props[loc])]},'
+                f"5100,line {k},{(n % 900) + 10}.{k:02d}"
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def reconcile_frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(1)
+    refs = pd.Series([f"TO{i:010d}" for i in range(n)])
+    amounts = rng.integers(100, 200000, n)
+    residents = "r" + pd.Series(rng.integers(0, 50000, n)).astype(str)
+    ledger = pd.DataFrame(
+        {
+            "record_key": "charge:i:" + refs,
+            "kind": "charge",
+            "reference_number": refs,
+            "amount_cents": amounts,
+            "transaction_date": "2026-12-01",
+            "charge_code_id": "c1",
+            "resident_id": residents,
+            "confirmed_at": "2026-11-20T10:00:00Z",
+            "sent_at": "2026-11-20T10:00:00Z",
+            "vendor_id": None,
+            "invoice_number": None,
+            "created_record_id": None,
+        }
+    )
+    synced = pd.DataFrame(
+        {
+            "id": "p" + refs,
+            "reference_number": refs,
+            "amount_in_cents": amounts,
+            "transaction_date": "2026-12-01T00:00:00.000Z",
+            "charge_code_id": "c1",
+            "resident_id": residents,
+        }
+    ).sample(frac=1, random_state=1)
+    return ledger, synced
+
+
+def time_reconcile(n: int) -> tuple[float, float]:
+    ledger, synced = reconcile_frames(n)
+    empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
+    start = time.perf_counter()
+    result = reconcile(ledger, empty, synced, vendor_x_ids={}, last_sync_at="2026-11-21T00:00:00Z")
+    took = time.perf_counter() - start
+    assert result.matched == n
+    start = time.perf_counter()
+    ledger.merge(synced, on="reference_number", how="left")
+    return took, time.perf_counter() - start
+
+
+def bench_reconcile(n: int) -> None:
+    took, merge = time_reconcile(n)
+    record(
+        f"reconcile {n:,} ledger rows vs {n:,} synced",
+        took,
+        merge,
+        "s",
+        "seconds; ratio to a plain merge",
+        took < 60,
+    )
+
+
+def bench_growth(sizes: list[int], work: Path) -> None:
+    stage = [stage_pipeline(n, work)[0] / n * 1e6 for n in sizes]
+    rec = [time_reconcile(n)[0] / n * 1e6 for n in sizes]
+    for name, per_row in (("extract+validate+transform", stage), ("reconcile", rec)):
+        growth = per_row[-1] / per_row[0]
+        exponent = 1 + math.log(growth) / math.log(sizes[-1] / sizes[0])
+        record(
+            f"growth of {name}: µs per row at {sizes[-1]:,} ÷ at {sizes[0]:,}",
+            per_row[-1],
+            per_row[0],
+            "µs/row",
+            "linear or n log n (exponent ≤ 1.2)",
+            exponent <= 1.2,
+            per_row_us=[round(x, 2) for x in per_row],
+            exponent=round(exponent, 3),
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    quick = args.quick
+    work = Path(tempfile.mkdtemp(prefix="tieout-bench-"))
+    started = time.perf_counter()
+    try:
+        print("1. extract + validate + transform vs bare pandas.read_csv")
+        bench_stage(20_000 if quick else 1_000_000, work)
+        print("2. XLSX read: calamine vs openpyxl read-only iteration")
+        bench_xlsx(5_000 if quick else 200_000, work)
+        print("3. posting against the sandbox")
+        if quick:
+            bench_posting(invoices=40, limit=30, window=2, work=work)
+        else:
+            bench_posting(invoices=800, limit=300, window=10, work=work)
+        print("4. reconcile")
+        bench_reconcile(50_000 if quick else 1_000_000)
+        print("5. growth")
+        bench_growth([2_000, 20_000] if quick else [10_000, 100_000, 1_000_000], work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / f"{datetime.now(tz=UTC):%Y-%m-%d}{'-quick' if quick else ''}.json"
+    )
+    out.write_text(
+        json.dumps(
+            {
+                "quick": quick,
+                "seconds": round(time.perf_counter() - started, 1),
+                "results": RESULTS,
+            },
+            indent=2,
+        )
+    )
+    print(f"\n{'benchmark':<72} {'figure':>10} {'baseline':>10} {'ratio':>7}  met")
+    for r in RESULTS:
+        print(
+            f"{r['benchmark'][:72]:<72} {r['figure']:>10} {r['baseline']:>10} "
+            f"{r['ratio']!s:>7}  {'yes' if r['met'] else 'no'}"
+        )
+    print(f"written to {out} in {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The process dies at the worst moments; the ledger still opens, passes its integrity check,
+and the next runs finish with nothing lost and nothing doubled."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.app import SandboxConfig
+from sandbox.server import running_sandbox
+from tests.conftest import ROOT
+from tests.test_load import assert_exactly_once, env_for, settle
+
+# Run the real CLI, with one function patched to kill the process (os._exit: no cleanup, no
+# flush, like SIGKILL) at the chosen moment.
+CRASHER = """
+import os, sys
+from pipelines import ledger, propexo
+point, nth = sys.argv[1], int(sys.argv[2])
+seen = {"n": 0}
+
+def hit():
+    seen["n"] += 1
+    return seen["n"] == nth
+
+if point == "after_intent":          # intent committed, POST never sent
+    original = ledger.Ledger.transition
+    def transition(self, keys, to_state, **kw):
+        original(self, keys, to_state, **kw)
+        if to_state == "sending" and hit():
+            os._exit(137)
+    ledger.Ledger.transition = transition
+elif point == "after_post":          # POST applied by Propexo, outcome never recorded
+    original = propexo.PropexoClient.post_write
+    def post_write(self, path, body):
+        job = original(self, path, body)
+        if hit():
+            os._exit(137)
+        return job
+    propexo.PropexoClient.post_write = post_write
+elif point == "mid_transaction":     # inside a ledger write, before COMMIT
+    original = ledger.Ledger.transaction
+    import contextlib
+    @contextlib.contextmanager
+    def transaction(self):
+        with original(self) as db:
+            yield db
+            if hit():
+                os._exit(137)
+    ledger.Ledger.transaction = transaction
+sys.argv = ["tieout"] + sys.argv[3:]
+from pipelines.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("point", "nth"), [("after_intent", 3), ("after_post", 4), ("mid_transaction", 60)]
+)
+def test_a_crash_at_any_point_loses_and_doubles_nothing(
+    point: str, nth: int, workspace: Path
+) -> None:
+    with (
+        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+    ):
+        env = env_for(box, workspace, batch_size=10, concurrency=1)
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
+        }
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASHER, point, str(nth), "--data-dir", str(workspace), "run"],
+            env={**inherited, **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert crashed.returncode == 137, crashed.stdout + crashed.stderr
+        with sqlite3.connect(workspace / "ledger.sqlite") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        settle(workspace, env)
+        assert_exactly_once(api, workspace)
