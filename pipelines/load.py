@@ -14,6 +14,7 @@ never re-sent blindly; :func:`resolve_in_doubt` first looks for it in Propexo.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -147,6 +148,21 @@ def _record_post(
     return len(request.keys), 0
 
 
+SLOWDOWN_SHARE = 2.0 / 60  # Propexo holds answers back 2 s per minute of window past 80%
+MAX_WORKERS = 32
+
+
+def workers_for(configured: int, limit: int | None) -> int:
+    """Enough requests in flight that the 2 s hold-back past 80% does not cut the rate.
+
+    Past 80% every answer takes an extra 2 s per 60 s of window, so keeping up with ``limit``
+    requests per window needs ``limit x 2/60`` in flight (5 at Propexo's default 150/min),
+    plus a quarter for the round trip itself.
+    """
+    needed = math.ceil((limit or 0) * SLOWDOWN_SHARE * 1.25)
+    return max(1, min(MAX_WORKERS, max(configured, needed)))
+
+
 def post_ready(
     ledger: Ledger,
     client: PropexoClient,
@@ -163,6 +179,7 @@ def post_ready(
     touches the ledger: intent before each submit, outcome as each answer comes back.
     """
     requests = plan_requests(ledger.records(states=["ready"]), batch_size)
+    concurrency = workers_for(concurrency, client.limiter.limit)
     submitted = in_doubt = done = 0
     pending: dict[Future[str], PostRequest] = {}
 
@@ -277,7 +294,7 @@ def apply_write_status(
 
 
 LOGS_PAGE = 100
-LOGS_MAX_PAGES = 20
+LOGS_MAX_PAGES = 1000  # 100,000 jobs: more than a day of writes at Propexo's rate
 LOGS_WORTH_IT = 3  # below this many open jobs, asking each one is as cheap as the log
 
 
