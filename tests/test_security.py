@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -156,3 +157,30 @@ def test_sandbox_compares_tokens_in_constant_time() -> None:
 
     source = inspect.getsource(app.Gate.__call__)
     assert "hmac.compare_digest" in source and "== self.config.token" not in source
+
+
+def test_an_xml_entity_bomb_is_not_expanded(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    plain = tmp_path / "plain.xlsx"
+    wb = Workbook()
+    wb.active.append(["Vendor", "Amount"])
+    wb.save(plain)
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb_dtd = f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY l0 "lol">{lol}]>'
+    bomb = tmp_path / "bomb.xlsx"
+    with (
+        zipfile.ZipFile(plain) as source,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                body = text.split("?>", 1)[1] if text.startswith("<?xml") else text
+                data = (bomb_dtd + body.replace("Vendor", "&l9;")).encode()
+            target.writestr(item, data)
+    started = time.monotonic()
+    with pytest.raises(InputError):  # refused or read without expansion, never a billion "lol"s
+        read(bomb)
+    assert time.monotonic() - started < 5
