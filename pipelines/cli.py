@@ -24,6 +24,7 @@ from rich.table import Table
 from pipelines import __version__
 from pipelines.config import Secret, Settings, load_settings
 from pipelines.errors import TieoutError
+from pipelines.refs import REF_KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 # soft_wrap: a path or a message is never broken over lines, so logs and scripts can use it.
@@ -623,34 +624,28 @@ def refs() -> None:
     """
 
 
-@refs.command("refresh")
-@click.pass_context
-def refs_refresh(ctx: click.Context) -> None:
-    """Fetch every reference list from Propexo now."""
+def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
     from pipelines.ledger import Ledger
     from pipelines.pipeline import reference_data
     from pipelines.propexo import make_client
 
-    with _friendly():
-        settings = _settings(ctx)
-        ledger = Ledger(settings.ledger_path)
+    settings = _settings(ctx)
+    ledger = Ledger(settings.ledger_path)
+    try:
         with make_client(settings) as client:
-            data = reference_data(ledger, client, settings, refresh=True)
+            return reference_data(ledger, client, settings, refresh=refresh)
+    finally:
         ledger.close()
+
+
+@refs.command("refresh")
+@click.pass_context
+def refs_refresh(ctx: click.Context) -> None:
+    """Fetch every reference list from Propexo now."""
+    with _friendly():
+        data = _reference_data(ctx, refresh=True)
         for kind in REF_KINDS:
             out.print(f"{kind}: {len(getattr(data, kind))}")
-
-
-REF_KINDS = (
-    "locations",
-    "properties",
-    "units",
-    "residents",
-    "leases",
-    "vendors",
-    "charge_codes",
-    "financial_accounts",
-)
 
 
 @refs.command("show")
@@ -658,17 +653,8 @@ REF_KINDS = (
 @click.pass_context
 def refs_show(ctx: click.Context, kind: str) -> None:
     """Print what is known of one kind (from the cache, fetched if needed)."""
-    from pipelines.ledger import Ledger
-    from pipelines.pipeline import reference_data
-    from pipelines.propexo import make_client
-
     with _friendly():
-        settings = _settings(ctx)
-        ledger = Ledger(settings.ledger_path)
-        with make_client(settings) as client:
-            data = reference_data(ledger, client, settings)
-        ledger.close()
-        frame = getattr(data, kind)
+        frame = getattr(_reference_data(ctx, refresh=False), kind)
         table = Table(*[str(c) for c in frame.columns], header_style="bold")
         for row in frame.itertuples(index=False):
             table.add_row(*["" if v is None else str(v) for v in row])

@@ -264,8 +264,9 @@ def _handle_file(
             f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
             "nothing posted"
         )
-        log.info("duplicate drop", extra={"file": source.name, "first_run": first})
-        del target
+        log.info(
+            "duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)}
+        )
         return False, False
     try:
         result = process_file(source, profiles, refs, settings)
@@ -413,15 +414,9 @@ def reconcile_ledger(
     settings: Settings,
     vendor_x_ids: dict[str, str],
     *,
-    request_sync: bool = False,
     run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
-    if request_sync:
-        # The sync must start after every posted record: stamp the time before asking.
-        stamp = utcnow()
-        if client.manual_sync(settings.integration_id):
-            ledger.set_meta("last_sync_at", stamp)
     records = ledger.records(states=[*RECONCILABLE_STATES, "partial"])
     if records.empty:
         return None
