@@ -439,10 +439,6 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
 
 def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
     """Text view of cells for classifying rows (the values themselves are kept as read)."""
-    if all(dtype is object or dtype == "object" for dtype in grid.dtypes):
-        is_str = grid.map(lambda v: isinstance(v, str)) if len(grid) < 500_000 else None
-        if is_str is not None and bool(is_str.all().all()):
-            return grid.apply(lambda col: col.str.strip())
     return grid.fillna("").astype(str).apply(lambda col: col.str.strip())
 
 
@@ -548,4 +544,5 @@ def _extract_sheet(
         rows_read=last,
         period=find_period(title_text, profile.period_patterns),
         charge_columns=tuple(layout.charge_columns.values()),
+        vacant_patterns=profile.vacant_patterns,
     )

@@ -88,6 +88,7 @@ class ExtractResult:
     rows_read: int
     period: date | None = None
     charge_columns: tuple[str, ...] = ()
+    vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
 
 
 @dataclass(frozen=True)

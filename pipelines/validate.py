@@ -183,9 +183,7 @@ def _melt_charge_columns(rows: pd.DataFrame, charge_columns: tuple[str, ...]) ->
     return long.sort_values(["source_row"], kind="stable", ignore_index=True)
 
 
-def validate_charges(
-    extract: ExtractResult, period: dt.date | None, vacant_pattern: str = r"(?i)^\s*vacant"
-) -> ValidateResult:
+def validate_charges(extract: ExtractResult, period: dt.date | None) -> ValidateResult:
     """Normalize and check resident charge lines (from a long sheet or a wide rent roll).
 
     Lines with a blank or zero amount are dropped; a row left with no charge at all is skipped
@@ -231,8 +229,12 @@ def validate_charges(
     # Rows whose every charge is blank or zero carry nothing to post: skipped, with the reason.
     has_charge = frame["amount_cents"].fillna(0).ne(0) | errors_mask(frame, already)
     by_row = has_charge.groupby(frame["source_row"]).any()
-    vacant_text = frame["resident_name"].fillna("").str.contains(vacant_pattern, regex=True)
-    vacant_text |= frame["status"].fillna("").str.contains(vacant_pattern, regex=True)
+    # The profile says what a vacant unit looks like ("VACANT", "Vacant-Unrented", ...).
+    vacant_pattern = "|".join(f"(?:{p})" for p in extract.vacant_patterns)
+    vacant_text = (
+        frame["resident_name"].fillna("").str.contains(vacant_pattern, case=False, regex=True)
+    )
+    vacant_text |= frame["status"].fillna("").str.contains(vacant_pattern, case=False, regex=True)
     vacant = vacant_text.groupby(frame["source_row"]).any()
     empty_rows = by_row.index[~by_row]
     skipped = pd.DataFrame(
