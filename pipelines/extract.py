@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
+from pipelines.columns import any_match
 from pipelines.errors import InputError
 from pipelines.models import ExtractResult, SourceFile
 from pipelines.parsing import parse_dates
@@ -106,14 +108,14 @@ def check_grid(name: str, sheet: str | None, grid: pd.DataFrame, limits: Limits)
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, partial: bool = False) -> str:
     if b"\x00" in data[:8192]:
         raise InputError(
             f"{name}: this is not a text or spreadsheet file (it contains binary data)"
         )
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
-            return data.decode(encoding)
+            return data.decode(encoding, errors="ignore" if partial else "strict")
         except UnicodeDecodeError:
             continue
     raise InputError(f"{name}: the text encoding could not be recognised")  # pragma: no cover
@@ -127,14 +129,27 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def read_csv_grid(path: Path) -> pd.DataFrame:
-    """A CSV as a grid of strings (frame row i is line i+1 of the file, records permitting)."""
+    """A CSV as a grid of strings (frame row i is record i+1 of the file).
+
+    Well-formed UTF-8 files (rows as wide as the header, title lines above it) are read by
+    Arrow's multi-threaded reader; anything else (other encodings, ragged rows in the body) by
+    pandas' C reader, with the same result.
+    """
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{path.name}: the file is empty")
+    head = _decode(data[:65536], path.name, partial=True)
+    lines = head.splitlines()[:2000]
+    if len(data) > 65536:
+        lines = lines[:-1]  # perhaps cut mid-line
+    delimiter = _sniff_delimiter("\n".join(lines[:50]))
+    head_rows = list(csv.reader(lines, delimiter=delimiter))
+    width = max((len(r) for r in head_rows), default=1)
+    fast = _read_csv_arrow(data, delimiter, width, head_rows)
+    if fast is not None:
+        return fast
     text = _decode(data, path.name)
     lines = text.splitlines()
-    delimiter = _sniff_delimiter("\n".join(lines[:50]))
-    width = max((len(r) for r in csv.reader(lines[:2000], delimiter=delimiter)), default=1)
     for attempt in range(2):
         try:
             grid = pd.read_csv(
@@ -153,6 +168,70 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
                 raise InputError(f"{path.name}: not a readable CSV ({exc})") from exc
             width = max(len(r) for r in csv.reader(lines, delimiter=delimiter))
     return grid
+
+
+def _read_csv_arrow(
+    data: bytes, delimiter: str, width: int, head_rows: list[list[str]]
+) -> pd.DataFrame | None:
+    """The fast path of :func:`read_csv_grid`, or None when the file needs the careful one.
+
+    Short rows are allowed only among the first records (titles above the header): they are
+    taken from Python's reading of the head, and Arrow's rows must agree with it there.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    names = [str(i) for i in range(width)]
+    short: list[str] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        short.append(row.text)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(column_names=names, encoding="utf8"),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # not UTF-8, or unbalanced quotes: pandas says what is wrong
+    if not short:
+        head = 0
+    else:
+        # The short rows must be exactly the short records at the top of the head.
+        tops = [i for i, r in enumerate(head_rows) if 0 < len(r) < width]
+        if len(tops) != len(short) or tops[-1] >= len(head_rows) - 1:
+            return None
+        head = tops[-1] + 1
+    top = head_rows[:head]
+    kept = [r for r in top if len(r) == width or not any(r)]
+    if table.num_rows < len(kept):
+        return None
+    check = table.slice(0, len(kept)).to_pylist()
+    if [[row[n] for n in names] for row in check] != [r if r else [""] * width for r in kept]:
+        return None
+    body = table.slice(len(kept)).to_pandas()
+    body.columns = range(width)
+    if not head:
+        return body
+    padded = pd.DataFrame([r + [""] * (width - len(r)) for r in top], dtype="str")
+    grid = pd.concat([padded, body], ignore_index=True)
+    return grid.astype("str")
 
 
 def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[int, int]]]) -> None:
@@ -312,15 +391,6 @@ def detect_layout(
 # --- rows ---------------------------------------------------------------------------------------
 
 
-def _any_match(text: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
-    mask = pd.Series(False, index=text.index)
-    for pattern in patterns:
-        # Profile authors write plain groups; make them non-capturing so pandas does not warn.
-        plain = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
-        mask |= text.str.contains(plain, case=False, regex=True).fillna(False)
-    return mask
-
-
 def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
     """The billing period a report's title names ("As of 12/01/2026", "for December 2026")."""
     for pattern in patterns:
@@ -342,13 +412,12 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
 
 
 def first_texts(text: pd.DataFrame) -> pd.Series:
-    """Each row's first non-empty cell ("" for a blank row), without a per-row loop."""
-    if not len(text.columns):
-        return pd.Series("", index=text.index, dtype=object)
-    cells = text.to_numpy(dtype=object)
-    filled = cells != ""
-    first = cells[np.arange(len(cells)), filled.argmax(axis=1)]
-    return pd.Series(np.where(filled.any(axis=1), first, ""), index=text.index, dtype=object)
+    """Each row's first non-empty cell ("" for a blank row), column by column from the right."""
+    first = pd.Series("", index=text.index, dtype=object)
+    for column in reversed(text.columns):
+        cells = text[column]
+        first = cells.where(cells.ne(""), first)
+    return first
 
 
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
@@ -378,10 +447,10 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         matched = hits.eq(pd.Series(layout.columns)).sum(axis=1)
         is_header = matched >= max(2, len(profile.required) // 2 + 1)
         kind[is_header[is_header].index] = "header"
-    kind[_any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
-    kind[_any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
+    kind[any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
+    kind[any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
     # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
-    grouped = _any_match(first, profile.group_patterns) & kind.eq("data")
+    grouped = any_match(first, profile.group_patterns) & kind.eq("data")
     if grouped.any():
         rows = text[grouped]
         one_text = (rows.eq(first[grouped], axis=0) | rows.eq("")).all(axis=1)

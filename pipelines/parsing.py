@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.columns import extract_groups, per_distinct
+
 MAX_DOLLAR_DIGITS = 13  # up to $9,999,999,999,999: far beyond any bill, far inside int64 cents
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _TOLERANCE = Decimal("1e-9")
@@ -31,7 +33,7 @@ def _money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     s = s.where(~paren, s.str.slice(1, -1))
     # Currency marks may sit on either side of the sign: "$-45", "-$45", "USD 12", "12 USD".
     s = s.str.replace(r"\$|USD|\s", "", regex=True)
-    parts = s.str.extract(_MONEY)
+    parts = extract_groups(s, _MONEY)
     has_digits = parts["int"].notna() | parts["frac"].fillna("").str.len().gt(0)
     matched = s.str.match(_MONEY).fillna(False) & has_digits
     signs = parts["sign"].notna().astype(int) + parts["trail"].notna().astype(int)
@@ -82,7 +84,13 @@ def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     Returns ``(cents, error)``: ``cents`` is nullable Int64 (NA for blanks and errors), ``error``
     a plain-language message per bad cell (NA where fine or blank). Accepts ``$1,234.56``,
     ``1234.5``, ``(45.00)``, ``-45``, ``45.00-``, ``USD 12``, ``238.0000`` and numeric cells.
+    Each distinct value is parsed once.
     """
+    parsed = per_distinct(_parse_money, values)
+    return parsed["cents"].astype("Int64"), parsed["error"].astype("string")
+
+
+def _parse_money(values: pd.Series) -> pd.DataFrame:
     is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
     blank = values.isna() | (is_text & values.where(is_text, "x").astype(str).str.strip().eq(""))
     cents = pd.Series(pd.NA, index=values.index, dtype="Int64")
@@ -97,7 +105,7 @@ def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         c_one, e_one = _money_number_to_cents(values[idx])
         cents[idx] = pd.NA if c_one is None else c_one
         error[idx] = pd.NA if e_one is None else e_one
-    return cents, error
+    return pd.DataFrame({"cents": cents, "error": error})
 
 
 def format_cents(cents: int, style: str = "plain") -> str:
@@ -141,8 +149,14 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     Returns ``(iso, error)``. Accepts ``03/21/2025``, ``9/30/25``, ``2024-01-15``,
     ``2024-01-15T09:30:00Z``, trailing ``12:00:00 AM`` times, Excel date cells and serial numbers.
-    Sentinel dates (1/1/1970, 1/1/1900, 12/31/9999) are errors, never posted.
+    Sentinel dates (1/1/1970, 1/1/1900, 12/31/9999) are errors, never posted. Each distinct
+    value is parsed once.
     """
+    parsed = per_distinct(_parse_dates, values)
+    return parsed["iso"].astype("string"), parsed["error"].astype("string")
+
+
+def _parse_dates(values: pd.Series) -> pd.DataFrame:
     iso = pd.Series(pd.NA, index=values.index, dtype="string")
     error = pd.Series(pd.NA, index=values.index, dtype="string")
     is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
@@ -151,7 +165,7 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         r"(?i)[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(AM|PM|Z|[+-]\d{2}:?\d{2})?$", "", regex=True
     )
     for pattern in (_DATE_SLASH, _DATE_ISO):
-        parts = text.str.extract(pattern)
+        parts = extract_groups(text, pattern)
         found = parts["y"].notna()
         if found.any():
             parsed = _dates_from_parts(parts[found])
@@ -172,4 +186,4 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     sentinel = iso.isin(SENTINEL_DATES).fillna(False)
     error = error.mask(sentinel, "date " + quoted + " is a placeholder, not a real date")
     iso = iso.mask(sentinel)
-    return iso, error
+    return pd.DataFrame({"iso": iso, "error": error})

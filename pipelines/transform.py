@@ -8,44 +8,42 @@ matches are rejected as ambiguous.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
+from pipelines.columns import (
+    arrow_text,
+    base32_column,
+    digest64,
+    distinct,
+    duplicated_all,
+    fingerprint64,
+    group_codes,
+    hex_column,
+    int_part,
+    ordinals,
+    per_distinct,
+    row_lists,
+    spread,
+)
 from pipelines.models import Issue, IssueCode, TransformResult, ValidateResult
 from pipelines.refs import RefData
 
 REFERENCE_PREFIX = "TO"
 REFERENCE_LENGTH = 12
-_B32 = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
 _HINT = "add a line to data/mappings/{file}.csv (spreadsheet_name,propexo_name)"
 
 
 # --- normalization ------------------------------------------------------------------------------
-
-
-def _per_distinct(func: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
-    """Run a text normalizer once per distinct value: a million rows name a few thousand
-    residents, vendors and units."""
-
-    @functools.wraps(func)
-    def wrapper(values: pd.Series) -> pd.Series:
-        codes, uniques = pd.factorize(values)
-        if len(uniques) * 2 > len(values):
-            return func(values)
-        done = func(pd.Series(uniques, dtype=object)).astype(object).to_numpy()
-        out = np.where(codes >= 0, done[np.maximum(codes, 0)], None)
-        return pd.Series(out, index=values.index).astype("string")
-
-    return wrapper
 
 
 def _basic(values: pd.Series) -> pd.Series:
@@ -54,7 +52,7 @@ def _basic(values: pd.Series) -> pd.Series:
     return s.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
-@_per_distinct
+@distinct
 def normalize_org(values: pd.Series) -> pd.Series:
     """'ACME Plumbing, L.L.C.' and 'Acme plumbing LLC' → 'acme plumbing'."""
     s = _basic(values.astype("string").str.replace(".", "", regex=False))
@@ -62,7 +60,7 @@ def normalize_org(values: pd.Series) -> pd.Series:
     return s.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
-@_per_distinct
+@distinct
 def normalize_person(values: pd.Series) -> pd.Series:
     """'Smith, John' and 'john  SMITH' → 'john smith'."""
     s = values.astype("string").str.strip()
@@ -71,7 +69,7 @@ def normalize_person(values: pd.Series) -> pd.Series:
     return _basic(s.str.replace(".", "", regex=False))
 
 
-@_per_distinct
+@distinct
 def normalize_unit(values: pd.Series) -> pd.Series:
     """'#204', 'Unit 204', 'Apt. 204' → '204'."""
     s = _basic(values).str.replace(r"^(unit|apt|apartment|suite|ste)\b", "", regex=True)
@@ -108,15 +106,17 @@ def match(
         )
         .reset_index()
     )
+    # Each distinct key is matched once; the rows share its answer.
+    codes, firsts = group_codes(left, keys)
     merged = (
         left[keys]
-        .reset_index(names="_row")
-        .merge(grouped, on=keys, how="left", validate="many_to_one", indicator=True)
-        .set_index("_row")
+        .iloc[firsts]
+        .reset_index(drop=True)
+        .merge(grouped, on=keys, how="left", validate="many_to_one")
     )
-    count = merged["count"].fillna(0).astype(int)
-    ids = merged["id"].where(count.eq(1))
-    return ids.reindex(left.index), count.reindex(left.index), merged["labels"].reindex(left.index)
+    count = spread(codes, merged["count"].fillna(0).astype(int), left.index)
+    ids = spread(codes, merged["id"], left.index).where(count.eq(1))
+    return ids, count, spread(codes, merged["labels"], left.index)
 
 
 def suggest(value: str, choices: list[str], limit: int = 3) -> list[str]:
@@ -210,7 +210,8 @@ def resolve_properties(
     ids, count, labels = match(left, lookup, ["_key"])
     out = frame.copy()
     out["property_id"] = ids
-    out["location_id"] = ids.map(dict(zip(props["id"], props["location_id"], strict=True)))
+    location_of = dict(zip(props["id"], props["location_id"], strict=True))
+    out["location_id"] = per_distinct(lambda found: found.map(location_of), ids)
     issues = _resolution_issues(
         out,
         ids,
@@ -537,40 +538,31 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
 def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
     """Deterministic reference numbers for charges whose source has none.
 
-    Derived from the content (resident, charge code, date, amount, notes) plus the line's
-    ordinal among identical lines, so the same file always gives the same numbers, in any
-    row order, and two identical lines in one file still get two numbers.
-    """
-    content = (
-        integration_id
-        + "|"
-        + frame["resident_id"].astype(str)
-        + "|"
-        + frame["charge_code_id"].astype(str)
-        + "|"
-        + frame["transaction_date"].astype(str)
-        + "|"
-        + frame["amount_cents"].astype(str)
-        + "|"
-        + frame["notes"].fillna("").astype(str)
-    )
-    ordinal = frame.assign(_c=content).sort_values("source_row").groupby("_c").cumcount()
-    keyed = content + "|" + ordinal.reindex(frame.index).astype(str)
+    Derived from the content (integration, resident, charge code, date, amount, notes) plus
+    the line's ordinal among identical lines (in file order), so the same file always gives the
+    same numbers, in any row order, and two identical lines in one file still get two numbers.
 
-    # The first base32 characters of each line's sha256 (exactly what base64.b32encode would
-    # write), computed column-wise: 10 characters carry 50 bits.
-    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
-    top = np.array(
+    The number is ``TO`` + the top 50 bits, in base32, of
+    ``fingerprint64([sha(integration), sha(resident), sha(code), sha(date), amount, sha(notes),
+    ordinal])``, where ``sha(x)`` is the first 8 bytes of sha256 of the text: computed
+    column-wise, with sha256 once per distinct value.
+    """
+    content = fingerprint64(
         [
-            int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big") >> (64 - 5 * size)
-            for t in keyed.tolist()
-        ],
-        dtype=np.uint64,
+            digest64(pd.Series([integration_id] * len(frame), dtype=object)),
+            digest64(frame["resident_id"]),
+            digest64(frame["charge_code_id"]),
+            digest64(frame["transaction_date"]),
+            int_part(frame["amount_cents"]),
+            digest64(frame["notes"]),
+        ]
     )
-    shifts = np.array([5 * (size - 1 - k) for k in range(size)], dtype=np.uint64)
-    letters = _B32[((top[:, None] >> shifts) & np.uint64(31)).astype(np.int64)]
-    codes = ["".join(row) for row in letters.tolist()]
-    return pd.Series([REFERENCE_PREFIX + c for c in codes], index=frame.index, dtype=object)
+    ordinal = ordinals(content, frame["source_row"].to_numpy(dtype=np.int64))
+    keyed = fingerprint64([content, int_part(ordinal)])
+    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
+    numbers = base32_column(keyed, size, REFERENCE_PREFIX)
+    numbers.index = frame.index
+    return numbers
 
 
 def transform_charges(
@@ -638,7 +630,7 @@ def transform_charges(
     derived = reference_numbers(good, integration_id)
     good["reference_number"] = good["reference_number"].fillna(derived)
     frame = charge_records(good, integration_id, source_file)
-    dupes = frame["record_key"].duplicated(keep=False)
+    dupes = duplicated_all(frame["record_key"])
     for record in frame[dupes].itertuples():
         issues.append(
             Issue(
@@ -659,64 +651,99 @@ def transform_charges(
 
 
 def json_strings(values: pd.Series) -> pd.Series:
-    """Values as JSON string literals, vectorized (backslashes, quotes, control characters)."""
-    text = values.astype(str).str.replace("\\", "\\\\", regex=False)
-    text = text.str.replace('"', '\\"', regex=False).str.replace(r"[\x00-\x1f]", " ", regex=True)
+    """Values as JSON string literals, vectorized (backslashes, quotes, control characters);
+    only the values that need escaping are escaped."""
+    text = values.astype("str")
+    special = text.str.contains(r'[\\"\x00-\x1f]', regex=True)
+    if special.any():
+        fixed = text[special].str.replace("\\", "\\\\", regex=False)
+        fixed = fixed.str.replace('"', '\\"', regex=False)
+        text = text.mask(special, fixed.str.replace(r"[\x00-\x1f]", " ", regex=True))
     return '"' + text + '"'
+
+
+def _join(*parts: pd.Series | str) -> pd.Series:
+    """Texts and text columns concatenated row by row, in one pass."""
+    index = next(p.index for p in parts if isinstance(p, pd.Series))
+    arrays = [
+        pa.scalar(p, pa.large_string()) if isinstance(p, str) else arrow_text(p) for p in parts
+    ]
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
+    return pd.Series(joined.to_pandas(), index=index, dtype="str")
+
+
+def _choose(flags: np.ndarray, yes: str, no: str, index: pd.Index) -> pd.Series:
+    """One of two texts per row (built from a two-entry dictionary, not a million strings)."""
+    chosen = pd.Categorical.from_codes(flags.astype(np.int8), categories=[no, yes])
+    return pd.Series(chosen, index=index).astype("str")
 
 
 def charge_records(good: pd.DataFrame, integration_id: str, source_file: str) -> pd.DataFrame:
     """One record per resolved line: charges, and credits for negative lines. Built column-wise
-    (the payload as JSON text) so that a million lines cost seconds, not minutes."""
+    (the payload as JSON text, escaped once per distinct value) so a million lines are quick.
+
+    ``content_hash`` is a 64-bit fingerprint (16 hex digits) of what the payload says beyond
+    the record key: the same key with another digest is a conflict."""
     amount = good["amount_cents"].astype("int64")
-    kind = pd.Series(np.where(amount < 0, "credit", "charge"), index=good.index)
-    default_notes = (
-        good["charge_code"].astype(str) + " " + good["transaction_date"].astype(str).str.slice(0, 7)
+    credit = amount.lt(0).to_numpy()
+    kind = _choose(credit, "credit", "charge", good.index)
+    dates = good["transaction_date"].astype("str")
+    notes = (
+        good["notes"]
+        .astype("str")
+        .fillna(_join(good["charge_code"].astype("str"), " ", dates.str.slice(0, 7)))
     )
-    notes = good["notes"].astype(object).where(good["notes"].notna(), default_notes)
-    reference = good["reference_number"].astype(str)
+    reference = good["reference_number"].astype("str")
     # Credits post a positive amount to the credits endpoint (with integration_id in the body);
     # they read back as negative charges.
-    head = pd.Series(
-        np.where(kind == "credit", '{"integration_id":' + json.dumps(integration_id) + ",", "{"),
-        index=good.index,
+    head = _choose(credit, '{"integration_id":' + json.dumps(integration_id) + ",", "{", good.index)
+    escape = distinct(json_strings)
+    payload = _join(
+        head,
+        '"resident_id":',
+        escape(good["resident_id"]),
+        ',"charge_code_id":',
+        escape(good["charge_code_id"]),
+        ',"transaction_date":',
+        escape(dates + "T00:00:00.000Z"),
+        ',"notes":',
+        escape(notes),
+        ',"amount_in_cents":',
+        amount.abs().astype("str"),
+        ',"reference_number":',
+        json_strings(reference),
+        "}",
     )
-    payload = (
-        head
-        + '"resident_id":'
-        + json_strings(good["resident_id"])
-        + ',"charge_code_id":'
-        + json_strings(good["charge_code_id"])
-        + ',"transaction_date":'
-        + json_strings(good["transaction_date"].astype(str) + "T00:00:00.000Z")
-        + ',"notes":'
-        + json_strings(notes)
-        + ',"amount_in_cents":'
-        + amount.abs().astype(str)
-        + ',"reference_number":'
-        + json_strings(reference)
-        + "}"
+    # Kind, integration and reference are the record key, so the digest leaves them out.
+    digest = fingerprint64(
+        [
+            digest64(good["resident_id"]),
+            digest64(good["charge_code_id"]),
+            digest64(dates),
+            digest64(notes),
+            int_part(amount.abs()),
+        ]
     )
-    texts = payload.tolist()
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
-            "record_key": (kind + ":" + integration_id + ":" + reference).to_numpy(),
-            "kind": kind.to_numpy(),
+            "record_key": _join(kind, ":" + integration_id + ":", reference),
+            "kind": kind,
             "integration_id": integration_id,
-            "location_id": good["location_id"].astype(str).to_numpy(),
-            "reference_number": reference.to_numpy(),
-            "amount_cents": amount.to_numpy(),
-            "content_hash": [hashlib.sha256(t.encode()).hexdigest() for t in texts],
-            "payload": texts,
-            "source_rows": [[int(r)] for r in good["source_row"]],
+            "location_id": good["location_id"].astype("str"),
+            "reference_number": reference,
+            "amount_cents": amount,
+            "content_hash": hex_column(digest).set_axis(good.index),
+            "payload": payload,
+            "source_rows": row_lists(good["source_row"].to_numpy()).set_axis(good.index),
             "source_file": source_file,
-            "resident_id": good["resident_id"].astype(str).to_numpy(),
-            "charge_code_id": good["charge_code_id"].astype(str).to_numpy(),
-            "transaction_date": good["transaction_date"].astype(str).to_numpy(),
-            "property_id": good["property_id"].astype(str).to_numpy(),
+            "resident_id": good["resident_id"].astype("str"),
+            "charge_code_id": good["charge_code_id"].astype("str"),
+            "transaction_date": dates,
+            "property_id": good["property_id"].astype("str"),
         },
         columns=CHARGE_COLUMNS,
     )
+    return frame.reset_index(drop=True)
 
 
 def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:

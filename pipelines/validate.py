@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import pandas as pd
 import pandera.pandas as pa
 
+from pipelines.columns import any_match, per_distinct
 from pipelines.models import ExtractResult, Issue, IssueCode, ValidateResult
 from pipelines.parsing import parse_dates, parse_money
 from schemas.charges import ResidentCharge
@@ -36,10 +37,13 @@ def as_text(values: pd.Series) -> pd.Series:
             return value.isoformat()
         return str(value)
 
-    if values.dtype == object and not values.map(lambda v: isinstance(v, str) or v is None).all():
-        values = values.map(one)
-    text = values.astype("string").str.strip()
-    return text.mask(text.eq(""))
+    def trimmed(values: pd.Series) -> pd.Series:
+        if values.dtype == object and not values.map(lambda v: isinstance(v, str)).all():
+            values = values.map(one)
+        text = values.astype("string").str.strip()
+        return text.mask(text.eq(""))
+
+    return per_distinct(trimmed, values).astype("string")
 
 
 def _label(column: str) -> str:
@@ -230,11 +234,8 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     has_charge = frame["amount_cents"].fillna(0).ne(0) | errors_mask(frame, already)
     by_row = has_charge.groupby(frame["source_row"]).any()
     # The profile says what a vacant unit looks like ("VACANT", "Vacant-Unrented", ...).
-    vacant_pattern = "|".join(f"(?:{p})" for p in extract.vacant_patterns)
-    vacant_text = (
-        frame["resident_name"].fillna("").str.contains(vacant_pattern, case=False, regex=True)
-    )
-    vacant_text |= frame["status"].fillna("").str.contains(vacant_pattern, case=False, regex=True)
+    vacant_text = any_match(frame["resident_name"], extract.vacant_patterns)
+    vacant_text |= any_match(frame["status"], extract.vacant_patterns)
     vacant = vacant_text.groupby(frame["source_row"]).any()
     empty_rows = by_row.index[~by_row]
     skipped = pd.DataFrame(

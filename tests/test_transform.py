@@ -294,24 +294,52 @@ def test_reference_data_is_cached_in_the_ledger(sandbox, tmp_path: Path) -> None
     assert sandbox.app.requests_seen > first
 
 
-def test_reference_numbers_are_the_sha256_base32_prefix() -> None:
+def test_reference_numbers_follow_their_documented_definition() -> None:
+    """Recomputed here one line at a time, in plain Python integers, from the docstring."""
     import base64
     import hashlib
 
+    mask = (1 << 64) - 1
+
+    def sha(text: str) -> int:
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+    def finalize(x: int) -> int:
+        x ^= x >> 30
+        x = (x * 0xBF58476D1CE4E5B9) & mask
+        x ^= x >> 27
+        x = (x * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    def fold(parts: list[int]) -> int:
+        h = 0x746965_6F7574
+        for part in parts:
+            h = finalize(h ^ (part & mask))
+        return h
+
     frame = pd.DataFrame(
         {
-            "resident_id": ["r1", "r1"],
+            "resident_id": ["r1", "r1", "r2"],
             "charge_code_id": "c",
             "transaction_date": "2026-12-01",
-            "amount_cents": [100, 100],
-            "notes": None,
-            "source_row": [7, 3],
+            "amount_cents": [100, 100, -2500],
+            "notes": [None, None, "late fee"],
+            "source_row": [7, 3, 9],
         }
     )
     got = reference_numbers(frame, "int")
-    for ordinal, index in enumerate([1, 0]):  # ordinals follow the row order in the file
-        key = f"int|r1|c|2026-12-01|100||{ordinal}"
-        assert (
-            got[index]
-            == "TO" + base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:10]
+    # Rows 0 and 1 are identical: ordinals follow the row order in the file (row 3 first).
+    for index, ordinal in [(1, 0), (0, 1), (2, 0)]:
+        line = frame.loc[index]
+        content = fold(
+            [
+                sha("int"),
+                sha(line["resident_id"]),
+                sha("c"),
+                sha("2026-12-01"),
+                int(line["amount_cents"]),
+                sha(line["notes"] if isinstance(line["notes"], str) else ""),
+            ]
         )
+        top = fold([content, ordinal]).to_bytes(8, "big")
+        assert got[index] == "TO" + base64.b32encode(top).decode()[:10]

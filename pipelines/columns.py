@@ -1,0 +1,249 @@
+"""Column-wise helpers that keep a million-row file fast.
+
+Spreadsheet columns repeat themselves: a million charge lines name a few thousand residents,
+a handful of charge codes and one date. :func:`per_distinct` runs any column function once per
+distinct value and spreads the answers back, and :func:`extract_groups` runs a regular
+expression over a column in Arrow's engine (RE2) rather than in a Python loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ColumnFunc = Callable[[pd.Series], pd.Series]
+
+
+Answer = TypeVar("Answer", pd.Series, pd.DataFrame)
+
+
+def spread(codes: np.ndarray, done: Answer, index: pd.Index) -> Answer:
+    """Answers computed per distinct value, back onto every row (code -1 is a missing value)."""
+    taken = done.take(np.maximum(codes, 0))
+    taken.index = index
+    missing = codes < 0
+    if missing.any():
+        if isinstance(taken, pd.DataFrame):
+            taken = taken.apply(lambda column: column.mask(missing))
+        else:
+            taken = taken.mask(missing)
+    return taken
+
+
+def per_distinct(func: Callable[[pd.Series], Answer], values: pd.Series) -> Answer:
+    """``func(values)``, computed once per distinct value (missing values stay missing).
+
+    ``func`` must answer row by row (its answer for a value does not depend on the others).
+    """
+    if values.dtype == object and any(type(v) is bool for v in values):
+        return func(values)  # True == 1 to a hash table, but not to a money or date parser
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) * 2 > len(values):
+        return func(values)
+    if not len(uniques):  # nothing but missing values
+        return func(values.iloc[:0]).reindex(values.index)
+    done = func(pd.Series(uniques, dtype=values.dtype))
+    return spread(codes, done.reset_index(drop=True), values.index)
+
+
+def distinct(func: ColumnFunc) -> ColumnFunc:
+    """Decorator form of :func:`per_distinct`."""
+
+    @functools.wraps(func)
+    def wrapper(values: pd.Series) -> pd.Series:
+        return per_distinct(func, values)
+
+    return wrapper
+
+
+def arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """A text column as an Arrow large_string array (missing values null), without a copy when
+    the column is already held by Arrow."""
+    if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+        values = values.astype("string[pyarrow]")
+    array = pa.array(values.array)
+    chunked = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+    return chunked if chunked.type == pa.large_string() else chunked.cast(pa.large_string())
+
+
+def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
+    """Named groups of ``pattern`` (anchored as written) for each value, as text columns.
+
+    Like ``Series.str.extract``, but run by Arrow: a value that does not match has every group
+    missing, and so does a group that took no part in the match (or matched nothing).
+    """
+    names = list(re.compile(pattern).groupindex)
+    found = pc.extract_regex(arrow_text(values), pattern=pattern)
+    out = {}
+    for name in names:
+        column = pd.Series(
+            pd.array(found.combine_chunks().field(name), dtype="string[pyarrow]"),
+            index=values.index,
+        )
+        out[name] = column.mask(column.eq(""))
+    return pd.DataFrame(out, index=values.index)
+
+
+def any_match(values: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
+    """Whether each text matches any of ``patterns`` (Python regexes, case-insensitive,
+    searched), evaluated once per distinct text."""
+    if not patterns:
+        return pd.Series(False, index=values.index)
+    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+
+    def check(texts: pd.Series) -> pd.Series:
+        return pd.Series(
+            [isinstance(t, str) and any(c.search(t) for c in compiled) for t in texts],
+            index=texts.index,
+            dtype=object,
+        )
+
+    return per_distinct(check, values).fillna(False).astype(bool)
+
+
+# --- fingerprints -------------------------------------------------------------------------------
+
+_SEED = np.uint64(0x746965_6F7574)  # "tieout"
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_B32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def digest64(values: pd.Series) -> np.ndarray:
+    """Each value's text (missing reads as "") → the first 8 bytes of its sha256, as uint64.
+
+    sha256 runs once per distinct value; the rows share the answers.
+    """
+    text = values.astype("string").fillna("")
+    codes, uniques = pd.factorize(text)
+    table = np.array(
+        [int.from_bytes(hashlib.sha256(str(u).encode()).digest()[:8], "big") for u in uniques],
+        dtype=np.uint64,
+    )
+    return table[codes] if len(table) else np.zeros(len(values), dtype=np.uint64)
+
+
+def _finalize(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection on 64 bits that spreads every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _C1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _C2
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
+
+
+def fingerprint64(parts: list[np.ndarray]) -> np.ndarray:
+    """Fold per-row uint64 parts into one 64-bit fingerprint per row (order matters):
+    ``h = finalize(h XOR part)`` from a fixed seed. Not cryptographic; the same inputs always
+    give the same answer, on any machine."""
+    size = len(parts[0]) if parts else 0
+    h = np.full(size, _SEED, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in parts:
+            h = _finalize(h ^ part.astype(np.uint64, copy=False))
+    return h
+
+
+def int_part(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Signed integers as uint64 parts (two's complement)."""
+    return np.asarray(values, dtype=np.int64).view(np.uint64)
+
+
+def _ascii_column(codes: np.ndarray) -> pd.Series:
+    """An (n, width) uint8 array of ASCII codes → a text column of n strings."""
+    n, width = codes.shape
+    raw = pa.py_buffer(np.ascontiguousarray(codes, dtype=np.uint8))
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, raw])
+    return pd.Series(fixed.cast(pa.binary()).cast(pa.string()).to_pandas(), dtype="str")
+
+
+# Two characters per table entry: 10 bits → two base32 letters, 8 bits → two hex digits.
+_B32_PAIRS = (
+    _B32[np.arange(1024) >> 5].astype("<u2") | _B32[np.arange(1024) & 31].astype("<u2") << 8
+)
+_HEX_PAIRS = _HEX[np.arange(256) >> 4].astype("<u2") | _HEX[np.arange(256) & 15].astype("<u2") << 8
+
+
+def base32_column(bits: np.ndarray, chars: int, prefix: str = "") -> pd.Series:
+    """The top ``5 * chars`` bits of each uint64 as base32 text (RFC 4648 alphabet)."""
+    if chars % 2 or chars > 12:
+        raise ValueError("chars must be even and at most 12")
+    head = len(prefix)
+    out = np.empty((len(bits), head + chars), dtype=np.uint8)
+    out[:, :head] = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    pairs = out[:, head:].view("<u2") if head % 2 == 0 else None
+    for k in range(chars // 2):
+        ten = ((bits >> np.uint64(64 - 10 * (k + 1))) & np.uint64(1023)).astype(np.intp)
+        if pairs is not None:
+            pairs[:, k] = _B32_PAIRS[ten]
+        else:
+            out[:, head + 2 * k] = _B32[ten >> 5]
+            out[:, head + 2 * k + 1] = _B32[ten & 31]
+    return _ascii_column(out)
+
+
+def hex_column(bits: np.ndarray) -> pd.Series:
+    """Each uint64 as 16 lowercase hex digits."""
+    octets = bits.astype(">u8").view(np.uint8).reshape(-1, 8)
+    return _ascii_column(_HEX_PAIRS[octets].view(np.uint8).reshape(-1, 16))
+
+
+def row_lists(rows: np.ndarray) -> pd.Series:
+    """A column whose every cell is a one-element list ``[row]`` (held by Arrow, built at once)."""
+    n = len(rows)
+    lists = pa.LargeListArray.from_arrays(
+        pa.array(np.arange(n + 1, dtype=np.int64)), pa.array(np.asarray(rows, dtype=np.int64))
+    )
+    return pd.Series(pd.arrays.ArrowExtensionArray(lists))
+
+
+def ordinals(keys: np.ndarray, order_by: np.ndarray) -> np.ndarray:
+    """Each row's position among the rows sharing its key, counted in ``order_by`` order
+    (ties in the frame's order)."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(n), order_by, keys))
+    ordered = keys[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    position = np.arange(n)
+    first = np.maximum.accumulate(np.where(starts, position, 0))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = position - first
+    return out
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def group_codes(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, firsts)``: each row's code for its combination of ``keys`` (missing values are
+    values too) and, per code, the position of its first row. Columns are factorized one by
+    one and their codes combined, so a million rows with few distinct keys are hashed cheaply."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(frame[key], use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+        combined, _ = pd.factorize(combined)  # keep the product bounded by the row count
+    codes = combined.astype(np.int64)
+    # factorize numbers codes in order of first appearance: a row is a first when its code
+    # exceeds every code before it.
+    seen = np.maximum.accumulate(codes) if len(codes) else codes
+    firsts = np.flatnonzero(codes > np.r_[-1, seen[:-1]])
+    return codes, firsts
+
+
+def duplicated_all(values: pd.Series) -> pd.Series:
+    """``values.duplicated(keep=False)``: every row whose value appears more than once."""
+    codes, _ = pd.factorize(values, use_na_sentinel=False)
+    return pd.Series(np.bincount(codes)[codes] > 1, index=values.index)
