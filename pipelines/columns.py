@@ -43,15 +43,23 @@ def per_distinct(func: Callable[[pd.Series], Answer], values: pd.Series) -> Answ
 
     ``func`` must answer row by row (its answer for a value does not depend on the others).
     """
-    if values.dtype == object and any(type(v) is bool for v in values):
-        return func(values)  # True == 1 to a hash table, but not to a money or date parser
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if values.dtype == object and _may_hide_booleans(uniques, values):
+        return func(values)  # True == 1 to a hash table, but not to a money or date parser
     if len(uniques) * 2 > len(values):
         return func(values)
     if not len(uniques):  # nothing but missing values
         return func(values.iloc[:0]).reindex(values.index)
     done = func(pd.Series(uniques, dtype=values.dtype))
     return spread(codes, done.reset_index(drop=True), values.index)
+
+
+def _may_hide_booleans(uniques: object, values: pd.Series) -> bool:
+    """Whether factorizing merged a True or False with a 1 or 0 (looked at closely only when a
+    distinct value equals 0 or 1)."""
+    if not any(isinstance(u, (bool, int, float, np.number)) and u in (0, 1) for u in uniques):  # type: ignore[attr-defined]
+        return False
+    return any(type(v) is bool for v in values)
 
 
 def distinct(func: ColumnFunc) -> ColumnFunc:
@@ -92,21 +100,31 @@ def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=values.index)
 
 
-def any_match(values: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
-    """Whether each text matches any of ``patterns`` (Python regexes, case-insensitive,
-    searched), evaluated once per distinct text."""
-    if not patterns:
-        return pd.Series(False, index=values.index)
-    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+def match_flags(values: pd.Series, patterns: dict[str, tuple[str, ...]]) -> pd.DataFrame:
+    """For each name, whether each text matches any of its patterns (Python regexes,
+    case-insensitive, searched), evaluated once per distinct text."""
+    compiled = {
+        name: [re.compile(p, re.IGNORECASE) for p in group] for name, group in patterns.items()
+    }
 
-    def check(texts: pd.Series) -> pd.Series:
-        return pd.Series(
-            [isinstance(t, str) and any(c.search(t) for c in compiled) for t in texts],
+    def check(texts: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                name: [isinstance(t, str) and any(c.search(t) for c in group) for t in texts]
+                for name, group in compiled.items()
+            },
             index=texts.index,
             dtype=object,
         )
 
+    if not any(compiled.values()):
+        return pd.DataFrame(False, index=values.index, columns=list(patterns))
     return per_distinct(check, values).fillna(False).astype(bool)
+
+
+def any_match(values: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
+    """Whether each text matches any of ``patterns`` (see :func:`match_flags`)."""
+    return match_flags(values, {"hit": patterns})["hit"]
 
 
 # --- fingerprints -------------------------------------------------------------------------------
@@ -142,12 +160,13 @@ def _finalize(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def fingerprint64(parts: list[np.ndarray]) -> np.ndarray:
+def fingerprint64(parts: list[np.ndarray], start: np.ndarray | None = None) -> np.ndarray:
     """Fold per-row uint64 parts into one 64-bit fingerprint per row (order matters):
-    ``h = finalize(h XOR part)`` from a fixed seed. Not cryptographic; the same inputs always
-    give the same answer, on any machine."""
+    ``h = finalize(h XOR part)`` from a fixed seed, or from ``start`` (an earlier fold, so
+    ``fingerprint64(b, start=fingerprint64(a)) == fingerprint64(a + b)``). Not cryptographic;
+    the same inputs always give the same answer, on any machine."""
     size = len(parts[0]) if parts else 0
-    h = np.full(size, _SEED, dtype=np.uint64)
+    h = np.full(size, _SEED, dtype=np.uint64) if start is None else start.astype(np.uint64)
     with np.errstate(over="ignore"):
         for part in parts:
             h = _finalize(h ^ part.astype(np.uint64, copy=False))

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipelines.columns import any_match
+from pipelines.columns import match_flags
 from pipelines.errors import InputError
 from pipelines.models import ExtractResult, SourceFile
 from pipelines.parsing import parse_dates
@@ -447,10 +447,18 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         matched = hits.eq(pd.Series(layout.columns)).sum(axis=1)
         is_header = matched >= max(2, len(profile.required) // 2 + 1)
         kind[is_header[is_header].index] = "header"
-    kind[any_match(first, profile.subtotal_patterns) & kind.eq("data")] = "subtotal"
-    kind[any_match(first, profile.total_patterns) & kind.eq("data")] = "total"
+    flags = match_flags(
+        first,
+        {
+            "subtotal": profile.subtotal_patterns,
+            "total": profile.total_patterns,
+            "group": profile.group_patterns,
+        },
+    )
+    kind[flags["subtotal"] & kind.eq("data")] = "subtotal"
+    kind[flags["total"] & kind.eq("data")] = "total"
     # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
-    grouped = any_match(first, profile.group_patterns) & kind.eq("data")
+    grouped = flags["group"] & kind.eq("data")
     if grouped.any():
         rows = text[grouped]
         one_text = (rows.eq(first[grouped], axis=0) | rows.eq("")).all(axis=1)

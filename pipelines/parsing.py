@@ -60,6 +60,12 @@ def _money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return cents, error
 
 
+def _is_text(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.notna()
+    return values.map(lambda v: isinstance(v, str)).astype(bool)
+
+
 def _money_number_to_cents(value: Any) -> tuple[int | None, str | None]:
     """One numeric cell (XLSX) → cents, exact to 1e-9 or refused."""
     if isinstance(value, bool):
@@ -91,7 +97,7 @@ def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _parse_money(values: pd.Series) -> pd.DataFrame:
-    is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
+    is_text = _is_text(values)
     blank = values.isna() | (is_text & values.where(is_text, "x").astype(str).str.strip().eq(""))
     cents = pd.Series(pd.NA, index=values.index, dtype="Int64")
     error = pd.Series(pd.NA, index=values.index, dtype="string")
@@ -159,7 +165,7 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _parse_dates(values: pd.Series) -> pd.DataFrame:
     iso = pd.Series(pd.NA, index=values.index, dtype="string")
     error = pd.Series(pd.NA, index=values.index, dtype="string")
-    is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
+    is_text = _is_text(values)
     text = values.where(is_text).astype("string").str.strip()
     text = text.str.replace(
         r"(?i)[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(AM|PM|Z|[+-]\d{2}:?\d{2})?$", "", regex=True

@@ -535,30 +535,39 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
     ).drop_duplicates()
 
 
+_LINE_CONTENT = ["resident_id", "charge_code_id", "transaction_date", "notes"]
+
+
+def _distinct_contents(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """(code per row, the distinct combinations of ``columns``): a million charge lines hold
+    a few tens of thousands of (resident, charge code, date, notes), so text work is done on
+    those and the rows share it."""
+    codes, firsts = group_codes(frame, columns)
+    return codes, frame[columns].iloc[firsts].reset_index(drop=True)
+
+
 def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
     """Deterministic reference numbers for charges whose source has none.
 
-    Derived from the content (integration, resident, charge code, date, amount, notes) plus
+    Derived from the content (integration, resident, charge code, date, notes, amount) plus
     the line's ordinal among identical lines (in file order), so the same file always gives the
     same numbers, in any row order, and two identical lines in one file still get two numbers.
 
-    The number is ``TO`` + the top 50 bits, in base32, of
-    ``fingerprint64([sha(integration), sha(resident), sha(code), sha(date), amount, sha(notes),
-    ordinal])``, where ``sha(x)`` is the first 8 bytes of sha256 of the text: computed
-    column-wise, with sha256 once per distinct value.
+    The number is ``TO`` + the top 50 bits, in base32, of ``fingerprint64([sha(integration),
+    sha(resident), sha(code), sha(date), sha(notes), amount, ordinal])``, where ``sha(x)`` is
+    the first 8 bytes of sha256 of the text (missing notes read as ""): computed column-wise,
+    with sha256 once per distinct value.
     """
-    content = fingerprint64(
+    codes, contents = _distinct_contents(frame, _LINE_CONTENT)
+    per_content = fingerprint64(
         [
-            digest64(pd.Series([integration_id] * len(frame), dtype=object)),
-            digest64(frame["resident_id"]),
-            digest64(frame["charge_code_id"]),
-            digest64(frame["transaction_date"]),
-            int_part(frame["amount_cents"]),
-            digest64(frame["notes"]),
+            digest64(pd.Series([integration_id] * len(contents), dtype=object)),
+            *(digest64(contents[column]) for column in _LINE_CONTENT),
         ]
     )
+    content = fingerprint64([int_part(frame["amount_cents"])], start=per_content[codes])
     ordinal = ordinals(content, frame["source_row"].to_numpy(dtype=np.int64))
-    keyed = fingerprint64([content, int_part(ordinal)])
+    keyed = fingerprint64([int_part(ordinal)], start=content)
     size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
     numbers = base32_column(keyed, size, REFERENCE_PREFIX)
     numbers.index = frame.index
@@ -662,83 +671,93 @@ def json_strings(values: pd.Series) -> pd.Series:
     return '"' + text + '"'
 
 
-def _join(*parts: pd.Series | str) -> pd.Series:
-    """Texts and text columns concatenated row by row, in one pass."""
-    index = next(p.index for p in parts if isinstance(p, pd.Series))
+def _join(*parts: pd.Series | pa.ChunkedArray | str) -> pa.ChunkedArray:
+    """Texts and text columns concatenated row by row, in one pass (by Arrow)."""
     arrays = [
-        pa.scalar(p, pa.large_string()) if isinstance(p, str) else arrow_text(p) for p in parts
+        pa.scalar(p, pa.large_string())
+        if isinstance(p, str)
+        else (arrow_text(p) if isinstance(p, pd.Series) else p)
+        for p in parts
     ]
-    joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
-    return pd.Series(joined.to_pandas(), index=index, dtype="str")
+    return pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
 
 
-def _choose(flags: np.ndarray, yes: str, no: str, index: pd.Index) -> pd.Series:
-    """One of two texts per row (built from a two-entry dictionary, not a million strings)."""
-    chosen = pd.Categorical.from_codes(flags.astype(np.int8), categories=[no, yes])
-    return pd.Series(chosen, index=index).astype("str")
+def _text(array: pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(array.to_pandas(), dtype="str").set_axis(index)
+
+
+def _choose(flags: np.ndarray, yes: str, no: str) -> pa.ChunkedArray:
+    """One of two texts per row (taken from a two-entry dictionary, not built a million times)."""
+    return pa.chunked_array([pa.array([no, yes], pa.large_string()).take(flags.astype(np.int8))])
 
 
 def charge_records(good: pd.DataFrame, integration_id: str, source_file: str) -> pd.DataFrame:
-    """One record per resolved line: charges, and credits for negative lines. Built column-wise
-    (the payload as JSON text, escaped once per distinct value) so a million lines are quick.
+    """One record per resolved line: charges, and credits for negative lines. Built column-wise:
+    the payload's JSON for (resident, charge code, date, notes) is written once per distinct
+    combination, and only the amount and reference are written per line.
 
     ``content_hash`` is a 64-bit fingerprint (16 hex digits) of what the payload says beyond
     the record key: the same key with another digest is a conflict."""
-    amount = good["amount_cents"].astype("int64")
-    credit = amount.lt(0).to_numpy()
-    kind = _choose(credit, "credit", "charge", good.index)
-    dates = good["transaction_date"].astype("str")
-    notes = (
-        good["notes"]
-        .astype("str")
-        .fillna(_join(good["charge_code"].astype("str"), " ", dates.str.slice(0, 7)))
+    amount = good["amount_cents"].to_numpy(dtype=np.int64)
+    credit = amount < 0
+    codes, contents = _distinct_contents(good, [*_LINE_CONTENT, "charge_code"])
+    dates = contents["transaction_date"].astype("str")
+    notes = contents["notes"].astype("str")
+    notes = notes.fillna(
+        _text(_join(contents["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
+    )
+    middle = _join(
+        '"resident_id":',
+        json_strings(contents["resident_id"]),
+        ',"charge_code_id":',
+        json_strings(contents["charge_code_id"]),
+        ',"transaction_date":',
+        json_strings(dates + "T00:00:00.000Z"),
+        ',"notes":',
+        json_strings(notes),
+        ',"amount_in_cents":',
     )
     reference = good["reference_number"].astype("str")
+    reference_text = arrow_text(reference)
     # Credits post a positive amount to the credits endpoint (with integration_id in the body);
     # they read back as negative charges.
-    head = _choose(credit, '{"integration_id":' + json.dumps(integration_id) + ",", "{", good.index)
-    escape = distinct(json_strings)
+    head = _choose(credit, '{"integration_id":' + json.dumps(integration_id) + ",", "{")
     payload = _join(
         head,
-        '"resident_id":',
-        escape(good["resident_id"]),
-        ',"charge_code_id":',
-        escape(good["charge_code_id"]),
-        ',"transaction_date":',
-        escape(dates + "T00:00:00.000Z"),
-        ',"notes":',
-        escape(notes),
-        ',"amount_in_cents":',
-        amount.abs().astype("str"),
+        middle.take(codes),
+        pc.cast(pa.array(np.abs(amount)), pa.large_string()),
         ',"reference_number":',
         json_strings(reference),
         "}",
     )
     # Kind, integration and reference are the record key, so the digest leaves them out.
-    digest = fingerprint64(
+    per_content = fingerprint64(
         [
-            digest64(good["resident_id"]),
-            digest64(good["charge_code_id"]),
+            digest64(contents["resident_id"]),
+            digest64(contents["charge_code_id"]),
             digest64(dates),
             digest64(notes),
-            int_part(amount.abs()),
         ]
     )
+    digest = fingerprint64([int_part(np.abs(amount))], start=per_content[codes])
+    kind = _choose(credit, "credit", "charge")
     frame = pd.DataFrame(
         {
-            "record_key": _join(kind, ":" + integration_id + ":", reference),
-            "kind": kind,
+            "record_key": _text(
+                _join(kind, ":" + integration_id + ":", reference_text), good.index
+            ),
+            "kind": _text(kind, good.index),
             "integration_id": integration_id,
             "location_id": good["location_id"].astype("str"),
             "reference_number": reference,
-            "amount_cents": amount,
+            "amount_cents": pd.Series(amount, index=good.index),
             "content_hash": hex_column(digest).set_axis(good.index),
-            "payload": payload,
+            "payload": _text(payload, good.index),
             "source_rows": row_lists(good["source_row"].to_numpy()).set_axis(good.index),
             "source_file": source_file,
             "resident_id": good["resident_id"].astype("str"),
             "charge_code_id": good["charge_code_id"].astype("str"),
-            "transaction_date": dates,
+            "transaction_date": good["transaction_date"].astype("str"),
             "property_id": good["property_id"].astype("str"),
         },
         columns=CHARGE_COLUMNS,
