@@ -264,5 +264,9 @@ def group_codes(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.nd
 
 def duplicated_all(values: pd.Series) -> pd.Series:
     """``values.duplicated(keep=False)``: every row whose value appears more than once."""
-    codes, _ = pd.factorize(values, use_na_sentinel=False)
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        encoded = pc.dictionary_encode(arrow_text(values), null_encoding="encode")
+        codes = encoded.combine_chunks().indices.to_numpy(zero_copy_only=False)
+    else:
+        codes, _ = pd.factorize(values, use_na_sentinel=False)
     return pd.Series(np.bincount(codes)[codes] > 1, index=values.index)

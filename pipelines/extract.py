@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipelines.columns import match_flags
+from pipelines.columns import arrow_text, match_flags
 from pipelines.errors import InputError
 from pipelines.models import ExtractResult, SourceFile
 from pipelines.parsing import parse_dates
@@ -519,6 +520,16 @@ def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
     return grid.fillna("").astype(str).apply(lambda col: col.str.strip())
 
 
+def _too_long(cells: pd.Series, limit: int) -> int | None:
+    """The length in characters of the longest cell when it is over ``limit``, else None
+    (bytes are counted first: within the limit in bytes is within it in characters)."""
+    array = arrow_text(cells)
+    if (pc.max(pc.binary_length(array)).as_py() or 0) <= limit:
+        return None
+    longest = int(pc.max(pc.utf8_length(array)).as_py() or 0)
+    return longest if longest > limit else None
+
+
 def _extract_sheet(
     source: SourceFile,
     sheet: str | None,
@@ -529,8 +540,9 @@ def _extract_sheet(
     grid = grid.reset_index(drop=True)
     grid.columns = range(grid.shape[1])
     text = _cell_text(grid)
-    longest = int(text.apply(lambda col: col.str.len()).max().max() or 0) if len(text) else 0
-    if longest > limits.max_cell_chars:
+    over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
+    if over:
+        longest = max(over)
         raise InputError(
             f"{source.name}: a cell holds {longest:,} characters; the limit is "
             f"{limits.max_cell_chars:,}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -536,6 +537,7 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
 
 
 _LINE_CONTENT = ["resident_id", "charge_code_id", "transaction_date", "notes"]
+_CHARGE_CONTENT = [*_LINE_CONTENT, "charge_code"]  # default notes name the code as written
 
 
 def _distinct_contents(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -546,7 +548,11 @@ def _distinct_contents(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndar
     return codes, frame[columns].iloc[firsts].reset_index(drop=True)
 
 
-def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
+def reference_numbers(
+    frame: pd.DataFrame,
+    integration_id: str,
+    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
+) -> pd.Series:
     """Deterministic reference numbers for charges whose source has none.
 
     Derived from the content (integration, resident, charge code, date, notes, amount) plus
@@ -556,13 +562,14 @@ def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
     The number is ``TO`` + the top 50 bits, in base32, of ``fingerprint64([sha(integration),
     sha(resident), sha(code), sha(date), sha(notes), amount, ordinal])``, where ``sha(x)`` is
     the first 8 bytes of sha256 of the text (missing notes read as ""): computed column-wise,
-    with sha256 once per distinct value.
+    with sha256 once per distinct value. ``contents`` is ``_distinct_contents`` of the frame
+    over at least those columns, when the caller has it already.
     """
-    codes, contents = _distinct_contents(frame, _LINE_CONTENT)
+    codes, contents_frame = contents or _distinct_contents(frame, _LINE_CONTENT)
     per_content = fingerprint64(
         [
-            digest64(pd.Series([integration_id] * len(contents), dtype=object)),
-            *(digest64(contents[column]) for column in _LINE_CONTENT),
+            digest64(pd.Series([integration_id] * len(contents_frame), dtype=object)),
+            *(digest64(contents_frame[column]) for column in _LINE_CONTENT),
         ]
     )
     content = fingerprint64([int_part(frame["amount_cents"])], start=per_content[codes])
@@ -574,16 +581,38 @@ def reference_numbers(frame: pd.DataFrame, integration_id: str) -> pd.Series:
     return numbers
 
 
-def transform_charges(
-    validated: ValidateResult,
-    refs: RefData,
-    *,
-    integration_id: str,
-    source_file: str,
-    period_start: date | None = None,
-) -> TransformResult:
-    """Resolve charge lines; negative lines become credits; every line gets a reference number."""
-    resolved, issues = resolve_properties(validated.valid, refs, source_file)
+_NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]
+_ID_COLUMNS = ["property_id", "location_id", "resident_id", "charge_code_id"]
+
+
+def _resolve_charge_names(
+    valid: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Property, resident and charge code IDs for every line, resolved once per distinct
+    (property, unit, resident, charge code); every line of a name that does not resolve gets
+    its own issue."""
+    codes, firsts = group_codes(valid, _NAME_COLUMNS)
+    names = valid[_NAME_COLUMNS].iloc[firsts].reset_index(drop=True)
+    names["source_row"] = np.arange(len(names))  # the combination's number, until expanded
+    found = _resolve_names(names, refs, source_file, period_start)
+    ids, issues = found
+    resolved = valid.copy()
+    for column in _ID_COLUMNS:
+        resolved[column] = spread(codes, ids[column], valid.index)
+    if not issues:
+        return resolved, []
+    failing = np.fromiter({i.source_row for i in issues}, dtype=np.int64)
+    hit = np.isin(codes, failing)
+    rows_of = pd.Series(valid["source_row"].to_numpy()[hit]).groupby(codes[hit]).agg(list).to_dict()
+    return resolved, [
+        replace(issue, source_row=int(row)) for issue in issues for row in rows_of[issue.source_row]
+    ]
+
+
+def _resolve_names(
+    names: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
+) -> tuple[pd.DataFrame, list[Issue]]:
+    resolved, issues = resolve_properties(names, refs, source_file)
     lookup = resident_lookup(refs, period_start)
     todo = resolved["property_id"].notna()
     left = pd.DataFrame(
@@ -627,18 +656,33 @@ def transform_charges(
         mapping_file="charge_codes",
         source_file=source_file,
     )
-    issues += found
+    return resolved, issues + found
+
+
+def transform_charges(
+    validated: ValidateResult,
+    refs: RefData,
+    *,
+    integration_id: str,
+    source_file: str,
+    period_start: date | None = None,
+) -> TransformResult:
+    """Resolve charge lines; negative lines become credits; every line gets a reference number."""
+    resolved, issues = _resolve_charge_names(validated.valid, refs, source_file, period_start)
     # A rent-roll row is posted whole or not at all, like an invoice.
-    good = resolved[~resolved["source_row"].isin(_bad_rows(issues))].copy()
+    bad = _bad_rows(issues)
+    good = resolved[~resolved["source_row"].isin(bad)].copy() if bad else resolved
     if good.empty:
         return TransformResult(
             invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
             charges=pd.DataFrame(columns=CHARGE_COLUMNS),
             issues=issues,
         )
-    derived = reference_numbers(good, integration_id)
-    good["reference_number"] = good["reference_number"].fillna(derived)
-    frame = charge_records(good, integration_id, source_file)
+    contents = _distinct_contents(good, _CHARGE_CONTENT)
+    derived = reference_numbers(good, integration_id, contents)
+    given = good["reference_number"]
+    good["reference_number"] = derived if given.isna().all() else given.fillna(derived)
+    frame = charge_records(good, integration_id, source_file, contents)
     dupes = duplicated_all(frame["record_key"])
     for record in frame[dupes].itertuples():
         issues.append(
@@ -659,16 +703,21 @@ def transform_charges(
     )
 
 
-def json_strings(values: pd.Series) -> pd.Series:
-    """Values as JSON string literals, vectorized (backslashes, quotes, control characters);
-    only the values that need escaping are escaped."""
+def json_escape(values: pd.Series) -> pd.Series:
+    """Text as it goes between a JSON string's quotes (backslashes, quotes, control characters);
+    only the values that need it are touched."""
     text = values.astype("str")
     special = text.str.contains(r'[\\"\x00-\x1f]', regex=True)
     if special.any():
         fixed = text[special].str.replace("\\", "\\\\", regex=False)
         fixed = fixed.str.replace('"', '\\"', regex=False)
         text = text.mask(special, fixed.str.replace(r"[\x00-\x1f]", " ", regex=True))
-    return '"' + text + '"'
+    return text
+
+
+def json_strings(values: pd.Series) -> pd.Series:
+    """Values as JSON string literals, vectorized."""
+    return '"' + json_escape(values) + '"'
 
 
 def _join(*parts: pd.Series | pa.ChunkedArray | str) -> pa.ChunkedArray:
@@ -691,7 +740,12 @@ def _choose(flags: np.ndarray, yes: str, no: str) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array([no, yes], pa.large_string()).take(flags.astype(np.int8))])
 
 
-def charge_records(good: pd.DataFrame, integration_id: str, source_file: str) -> pd.DataFrame:
+def charge_records(
+    good: pd.DataFrame,
+    integration_id: str,
+    source_file: str,
+    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """One record per resolved line: charges, and credits for negative lines. Built column-wise:
     the payload's JSON for (resident, charge code, date, notes) is written once per distinct
     combination, and only the amount and reference are written per line.
@@ -700,17 +754,17 @@ def charge_records(good: pd.DataFrame, integration_id: str, source_file: str) ->
     the record key: the same key with another digest is a conflict."""
     amount = good["amount_cents"].to_numpy(dtype=np.int64)
     credit = amount < 0
-    codes, contents = _distinct_contents(good, [*_LINE_CONTENT, "charge_code"])
-    dates = contents["transaction_date"].astype("str")
-    notes = contents["notes"].astype("str")
+    codes, contents_frame = contents or _distinct_contents(good, _CHARGE_CONTENT)
+    dates = contents_frame["transaction_date"].astype("str")
+    notes = contents_frame["notes"].astype("str")
     notes = notes.fillna(
-        _text(_join(contents["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
+        _text(_join(contents_frame["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
     )
     middle = _join(
         '"resident_id":',
-        json_strings(contents["resident_id"]),
+        json_strings(contents_frame["resident_id"]),
         ',"charge_code_id":',
-        json_strings(contents["charge_code_id"]),
+        json_strings(contents_frame["charge_code_id"]),
         ',"transaction_date":',
         json_strings(dates + "T00:00:00.000Z"),
         ',"notes":',
@@ -726,15 +780,15 @@ def charge_records(good: pd.DataFrame, integration_id: str, source_file: str) ->
         head,
         middle.take(codes),
         pc.cast(pa.array(np.abs(amount)), pa.large_string()),
-        ',"reference_number":',
-        json_strings(reference),
-        "}",
+        ',"reference_number":"',
+        json_escape(reference),
+        '"}',
     )
     # Kind, integration and reference are the record key, so the digest leaves them out.
     per_content = fingerprint64(
         [
-            digest64(contents["resident_id"]),
-            digest64(contents["charge_code_id"]),
+            digest64(contents_frame["resident_id"]),
+            digest64(contents_frame["charge_code_id"]),
             digest64(dates),
             digest64(notes),
         ]

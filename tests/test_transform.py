@@ -189,6 +189,72 @@ def test_resident_matching_by_property_unit_and_name(refs: RefData, tmp_path: Pa
     assert len(result.records) == 2
 
 
+def test_every_line_of_an_unknown_name_gets_its_own_issue(refs: RefData, tmp_path: Path) -> None:
+    # Names are resolved once per distinct (property, unit, resident, charge code); the issues
+    # still name every line.
+    prop = refs.properties["name"].iloc[0]
+    path = tmp_path / "charges.csv"
+    lines = [f"{prop},101,Nobody Known,Rent,{n}.00,12/01/2026" for n in (10, 20, 30)]
+    lines.insert(1, f"{prop},101,Nobody Known,Warp Drive Fee,5.00,12/01/2026")
+    path.write_text(
+        "Property,Unit,Resident,Charge Code,Amount,Transaction Date\n" + "\n".join(lines)
+    )
+    result = run_file(path, refs)
+    by_row: dict[int, set[IssueCode]] = {}
+    for issue in result.issues:
+        by_row.setdefault(issue.source_row, set()).add(issue.code)
+    assert sorted(by_row) == [2, 3, 4, 5]
+    assert all(IssueCode.UNKNOWN_RESIDENT in codes for codes in by_row.values())
+    assert result.outcome.rows_rejected == 4 and result.records.empty
+
+
+def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
+    from pipelines.transform import charge_records
+
+    awkward = ['say "hi"', "back\\slash", "tab\there", "line\nbreak", "plain"]
+    good = pd.DataFrame(
+        {
+            "source_row": range(2, 7),
+            "resident_id": ['r"1', "r2", "r3", "r4", "r5"],
+            "charge_code_id": "cc",
+            "charge_code": "Rent",
+            "transaction_date": "2026-12-01",
+            "notes": awkward,
+            "amount_cents": [100, -250, 300, 400, 500],
+            "reference_number": ['ref"1', "ref\\2", "ref3", "ref4", "ref5"],
+            "location_id": "loc",
+            "property_id": "p",
+        }
+    )
+    records = charge_records(good, "int", "f.csv")
+    payloads = [json.loads(p) for p in records["payload"]]
+    assert [p["notes"] for p in payloads] == [
+        'say "hi"',
+        "back\\slash",
+        "tab here",
+        "line break",
+        "plain",
+    ]
+    assert [p["reference_number"] for p in payloads] == list(good["reference_number"])
+    assert payloads[0]["resident_id"] == 'r"1'
+    assert [p["amount_in_cents"] for p in payloads] == [100, 250, 300, 400, 500]
+    assert "integration_id" in payloads[1] and "integration_id" not in payloads[0]
+    assert records["kind"].tolist() == ["charge", "credit", "charge", "charge", "charge"]
+    assert records["record_key"][1] == "credit:int:ref\\2"
+    assert records["content_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
+    # The digest changes with what is posted, and only with that.
+    again = charge_records(good.assign(source_row=range(20, 25)), "int", "f.csv")
+    assert again["content_hash"].tolist() == records["content_hash"].tolist()
+    changed = charge_records(good.assign(amount_cents=[101, -250, 300, 400, 500]), "int", "f.csv")
+    assert (changed["content_hash"] != records["content_hash"]).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
 line_strategy = st.fixed_dictionaries(
     {
         "resident_id": st.sampled_from(["r1", "r2", "r3"]),
