@@ -102,24 +102,19 @@ def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
 
 def match_flags(values: pd.Series, patterns: dict[str, tuple[str, ...]]) -> pd.DataFrame:
     """For each name, whether each text matches any of its patterns (Python regexes,
-    case-insensitive, searched), evaluated once per distinct text."""
+    case-insensitive, searched), evaluated once per distinct text (missing never matches)."""
     compiled = {
         name: [re.compile(p, re.IGNORECASE) for p in group] for name, group in patterns.items()
     }
-
-    def check(texts: pd.Series) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                name: [isinstance(t, str) and any(c.search(t) for c in group) for t in texts]
-                for name, group in compiled.items()
-            },
-            index=texts.index,
-            dtype=object,
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = {}
+    for name, group in compiled.items():
+        # One answer per distinct text, and a last False for code -1 (missing).
+        table = np.array(
+            [isinstance(u, str) and any(c.search(u) for c in group) for u in uniques] + [False]
         )
-
-    if not any(compiled.values()):
-        return pd.DataFrame(False, index=values.index, columns=list(patterns))
-    return per_distinct(check, values).fillna(False).astype(bool)
+        out[name] = table[codes]
+    return pd.DataFrame(out, index=values.index, columns=list(patterns), dtype=bool)
 
 
 def any_match(values: pd.Series, patterns: tuple[str, ...]) -> pd.Series:

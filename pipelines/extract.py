@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -424,11 +425,17 @@ def first_texts(text: pd.DataFrame) -> pd.Series:
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
     """Each body row's kind: 'data', or blank, header, total, subtotal, group or note."""
     profile = layout.profile
-    nonempty = text.ne("")
-    count = nonempty.sum(axis=1)
+    count = text.ne("").sum(axis=1).to_numpy()
     first = first_texts(text)
-    kind = pd.Series("data", index=body.index, dtype=object)
-    kind[count.eq(0)] = "blank"
+    kind = np.full(len(body), "data", dtype=object)
+    data = np.ones(len(body), dtype=bool)  # kind == "data", kept alongside
+
+    def mark(rows: np.ndarray, name: str) -> None:
+        rows = rows & data
+        kind[rows] = name
+        data[rows] = False
+
+    mark(count == 0, "blank")
     # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
     # a header word are looked at closely, so a million data rows cost one comparison each.
     aliases = profile.alias_map()
@@ -446,8 +453,10 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         mapped = text.loc[candidates, list(layout.columns)]
         hits = mapped.apply(lambda col: col.map(lambda v: aliases.get(normalize_header(v))))
         matched = hits.eq(pd.Series(layout.columns)).sum(axis=1)
-        is_header = matched >= max(2, len(profile.required) // 2 + 1)
-        kind[is_header[is_header].index] = "header"
+        is_header = (matched >= max(2, len(profile.required) // 2 + 1)).reindex(
+            text.index, fill_value=False
+        )
+        mark(is_header.to_numpy(), "header")
     flags = match_flags(
         first,
         {
@@ -456,21 +465,25 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
             "group": profile.group_patterns,
         },
     )
-    kind[flags["subtotal"] & kind.eq("data")] = "subtotal"
-    kind[flags["total"] & kind.eq("data")] = "total"
+    mark(flags["subtotal"].to_numpy(), "subtotal")
+    mark(flags["total"].to_numpy(), "total")
     # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
-    grouped = flags["group"] & kind.eq("data")
+    grouped = flags["group"].to_numpy() & data
     if grouped.any():
         rows = text[grouped]
         one_text = (rows.eq(first[grouped], axis=0) | rows.eq("")).all(axis=1)
-        kind[one_text[one_text].index] = "group"
+        mark(one_text.reindex(text.index, fill_value=False).to_numpy(), "group")
     amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
     amount_cols += list(layout.charge_columns)
-    amounts_empty = text[amount_cols].eq("").all(axis=1) if amount_cols else True
+    amounts_empty = (
+        text[amount_cols].eq("").all(axis=1).to_numpy()
+        if amount_cols
+        else np.ones(len(body), dtype=bool)
+    )
     # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
     # of data with everything else missing; a row holding an amount always stays data.
-    kind[count.eq(1) & amounts_empty & kind.eq("data")] = "note"
-    return kind
+    mark((count == 1) & amounts_empty, "note")
+    return pd.Series(kind, index=body.index, dtype=object)
 
 
 def extract_file(

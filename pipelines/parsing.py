@@ -25,8 +25,27 @@ SENTINEL_DATES = frozenset({"1970-01-01", "1900-01-01", "1899-12-30", "1899-12-3
 _MONEY = r"^(?P<sign>[-+])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?(?P<trail>-)?$"
 
 
+# The way most exports write money ("1234.56", "-1,234.56"): read by taking out "," and ".".
+_PLAIN_MONEY = r"^-?(?:\d{1,3}(?:,\d{3}){1,3}|\d{1,13})\.\d{2}$"
+
+
 def _money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Vectorized text → cents. Returns (cents as Int64, error message or NA)."""
+    plain = text.astype("string").str.match(_PLAIN_MONEY).fillna(False).astype(bool)
+    if not plain.any():
+        return _any_money_text_to_cents(text)
+    cents = pd.Series(pd.NA, index=text.index, dtype="Int64")
+    error = pd.Series(pd.NA, index=text.index, dtype="string")
+    digits = text[plain].astype("string").str.replace(r"[,.]", "", regex=True)
+    cents[plain] = digits.astype("int64")
+    if not plain.all():
+        other, other_error = _any_money_text_to_cents(text[~plain])
+        cents[~plain] = other
+        error[~plain] = other_error
+    return cents, error
+
+
+def _any_money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     raw = text.astype("string")
     s = raw.str.strip().str.upper()
     paren = s.str.startswith("(") & s.str.endswith(")")

@@ -598,7 +598,7 @@ def _resolve_charge_names(
     ids, issues = found
     resolved = valid.copy()
     for column in _ID_COLUMNS:
-        resolved[column] = spread(codes, ids[column], valid.index)
+        resolved[column] = spread(codes, ids[column].astype("str"), valid.index)
     if not issues:
         return resolved, []
     failing = np.fromiter({i.source_row for i in issues}, dtype=np.int64)
