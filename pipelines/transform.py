@@ -97,16 +97,20 @@ def match(
     Returns ``(id, count, labels)`` aligned with ``left``: ``id`` when exactly one Propexo record
     matches, ``count`` of distinct matches (0 none, 2+ ambiguous), and the matching labels.
     """
+    known = lookup.dropna(subset=keys)
     grouped = (
-        lookup.dropna(subset=keys)
-        .groupby(keys, dropna=False)
-        .agg(
-            id=("id", "first"),
-            count=("id", "nunique"),
-            labels=("label", lambda x: ", ".join(sorted(set(map(str, x))))),
-        )
+        known.groupby(keys, dropna=False).agg(id=("id", "first"), count=("id", "nunique"))
+    ).reset_index()
+    # Labels only matter to the message about an ambiguous name.
+    ambiguous = grouped.loc[grouped["count"] > 1, keys]
+    labels = (
+        known.merge(ambiguous, on=keys)
+        .groupby(keys, dropna=False)["label"]
+        .agg(lambda x: ", ".join(sorted(set(map(str, x)))))
+        .rename("labels")
         .reset_index()
     )
+    grouped = grouped.merge(labels, on=keys, how="left")
     # Each distinct key is matched once; the rows share its answer.
     codes, firsts = group_codes(left, keys)
     merged = (
@@ -553,7 +557,20 @@ def reference_numbers(
     integration_id: str,
     contents: tuple[np.ndarray, pd.DataFrame] | None = None,
 ) -> pd.Series:
-    """Deterministic reference numbers for charges whose source has none.
+    """Deterministic reference numbers for charges whose source has none (see
+    :func:`reference_bits` for how they are derived)."""
+    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
+    numbers = base32_column(reference_bits(frame, integration_id, contents), size, REFERENCE_PREFIX)
+    numbers.index = frame.index
+    return numbers
+
+
+def reference_bits(
+    frame: pd.DataFrame,
+    integration_id: str,
+    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
+) -> np.ndarray:
+    """The 64 bits behind each line's reference number.
 
     Derived from the content (integration, resident, charge code, date, notes, amount) plus
     the line's ordinal among identical lines (in file order), so the same file always gives the
@@ -574,11 +591,7 @@ def reference_numbers(
     )
     content = fingerprint64([int_part(frame["amount_cents"])], start=per_content[codes])
     ordinal = ordinals(content, frame["source_row"].to_numpy(dtype=np.int64))
-    keyed = fingerprint64([int_part(ordinal)], start=content)
-    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
-    numbers = base32_column(keyed, size, REFERENCE_PREFIX)
-    numbers.index = frame.index
-    return numbers
+    return fingerprint64([int_part(ordinal)], start=content)
 
 
 _NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]
@@ -679,11 +692,21 @@ def transform_charges(
             issues=issues,
         )
     contents = _distinct_contents(good, _CHARGE_CONTENT)
-    derived = reference_numbers(good, integration_id, contents)
+    bits = reference_bits(good, integration_id, contents)
+    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
+    derived = base32_column(bits, size, REFERENCE_PREFIX).set_axis(good.index)
     given = good["reference_number"]
-    good["reference_number"] = derived if given.isna().all() else given.fillna(derived)
+    all_derived = bool(given.isna().all())
+    good["reference_number"] = derived if all_derived else given.fillna(derived)
     frame = charge_records(good, integration_id, source_file, contents)
-    dupes = duplicated_all(frame["record_key"])
+    if all_derived:
+        # A derived number is its top 50 bits, so equal keys are equal (kind, bits): no need
+        # to hash a million strings to find them.
+        credit = (good["amount_cents"].to_numpy(dtype=np.int64) < 0).astype(np.uint64)
+        same = (bits >> np.uint64(64 - 5 * size)) | (credit << np.uint64(5 * size))
+        dupes = duplicated_all(pd.Series(same, index=frame.index))
+    else:
+        dupes = duplicated_all(frame["record_key"])
     for record in frame[dupes].itertuples():
         issues.append(
             Issue(

@@ -208,6 +208,50 @@ def test_every_line_of_an_unknown_name_gets_its_own_issue(refs: RefData, tmp_pat
     assert result.outcome.rows_rejected == 4 and result.records.empty
 
 
+def test_two_lines_with_one_reference_number_are_both_held_back(
+    refs: RefData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from pipelines import transform
+
+    leases = refs.leases.merge(refs.units, left_on="unit_id", right_on="id")
+    resident = refs.residents.set_index("id").loc[leases["resident_id"].iloc[0]]
+    prop = refs.properties.set_index("id").loc[resident["property_id"], "name"]
+    unit, who = leases["number"].iloc[0], f"{resident['first_name']} {resident['last_name']}"
+    path = tmp_path / "charges.csv"
+    path.write_text(
+        "Property,Unit,Resident,Charge Code,Amount,Transaction Date\n"
+        + "".join(f"{prop},{unit},{who},Rent,{n}.00,12/01/2026\n" for n in (100, 200, 300))
+    )
+    # Derived numbers: force a collision between the first two lines (50 bits rarely collide).
+    real = transform.reference_bits
+
+    def colliding(*args, **kwargs):  # type: ignore[no-untyped-def]
+        bits = real(*args, **kwargs)
+        bits[1] = bits[0]
+        return bits
+
+    monkeypatch.setattr(transform, "reference_bits", colliding)
+    result = run_file(path, refs)
+    conflicts = [i for i in result.issues if i.code is IssueCode.CONFLICT]
+    assert sorted(i.source_row for i in conflicts) == [2, 3]
+    assert len(result.records) == 1
+    # Numbers given by the file: the same rule.
+    monkeypatch.setattr(transform, "reference_bits", real)
+    given = tmp_path / "given.csv"
+    given.write_text(
+        "Property,Unit,Resident,Charge Code,Amount,Transaction Date,Reference\n"
+        f"{prop},{unit},{who},Rent,1.00,12/01/2026,R-1\n"
+        f"{prop},{unit},{who},Rent,2.00,12/01/2026,R-1\n"
+        f"{prop},{unit},{who},Rent,3.00,12/01/2026,\n"
+    )
+    result = run_file(given, refs)
+    conflicts = [i for i in result.issues if i.code is IssueCode.CONFLICT]
+    assert sorted(i.source_row for i in conflicts) == [2, 3]
+    assert len(result.records) == 1 and np.all(result.records["reference_number"] != "R-1")
+
+
 def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
     from pipelines.transform import charge_records
 
