@@ -204,6 +204,11 @@ class Conflict:
     first_run_id: str
 
 
+# Bumped when record keys or content digests are derived differently (2: column-wise
+# fingerprints, tieout 2026-11-21).
+RECORD_SCHEME = "2"
+
+
 class Ledger:
     """One SQLite database; every method commits before it returns."""
 
@@ -225,8 +230,29 @@ class Ledger:
                 # 64 MB of page cache: staging a million records keeps its indexes in memory.
                 self.db.execute("PRAGMA cache_size=-65536")
             self.db.executescript(_SCHEMA)
+            if not readonly:
+                self._check_record_scheme()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"the ledger {path} cannot be opened: {exc}") from exc
+
+    def _check_record_scheme(self) -> None:
+        """Refuse a ledger whose charges carry reference numbers derived the old way: their
+        files, dropped again, would get new numbers and be posted a second time."""
+        scheme = self.get_meta("record_scheme")
+        if scheme == RECORD_SCHEME:
+            return
+        old_charges = self.db.execute(
+            "SELECT COUNT(*) FROM records WHERE kind IN ('charge', 'credit')"
+        ).fetchone()[0]
+        if scheme is None and not old_charges:
+            self.set_meta("record_scheme", RECORD_SCHEME)
+            return
+        raise LedgerError(
+            f"the ledger {self.path} was written by an earlier tieout that derived charge "
+            "reference numbers differently; its files dropped again could be posted twice. "
+            "Finish its reconciliation with that version, then start a new ledger (move "
+            "the file aside)"
+        )
 
     def close(self) -> None:
         self.db.close()

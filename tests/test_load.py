@@ -251,3 +251,39 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
         polls = int(line.split("(")[1].split()[0])
         assert writes > 40
         assert polls <= 0.1 * writes, line
+
+
+def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:
+    from pipelines.errors import LedgerError
+    from pipelines.ledger import RECORD_SCHEME, Ledger
+    from pipelines.transform import charge_records
+
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    assert ledger.get_meta("record_scheme") == RECORD_SCHEME
+    line = pd.DataFrame(
+        {
+            "source_row": [2],
+            "resident_id": ["r1"],
+            "charge_code_id": ["cc"],
+            "charge_code": ["Rent"],
+            "transaction_date": ["2026-12-01"],
+            "notes": [None],
+            "amount_cents": [100],
+            "reference_number": ["TOAAAAAAAAAA"],
+            "location_id": ["loc"],
+            "property_id": ["p"],
+        }
+    )
+    staged, _ = ledger.stage_records("run", "sha", charge_records(line, "int", "f.csv"))
+    assert staged == ["charge:int:TOAAAAAAAAAA"]
+    ledger.close()
+    Ledger(path).close()  # this version's ledger opens again
+    # A ledger written before the scheme was recorded, holding charges: refused, in words.
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'record_scheme'")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match="earlier tieout"):
+        Ledger(path)
+    Ledger(path, readonly=True).close()  # reports and status can still read it
