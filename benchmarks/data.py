@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.refs import RefData, build_reference_data
+from pipelines.refs import REF_KINDS, RefData, build_reference_data
 
 FIRST = [
     "Avery",
@@ -32,19 +32,7 @@ def big_seed(
     properties: int = 8, units_per_property: int = 1250
 ) -> dict[str, list[dict[str, Any]]]:
     """Reference lists as Propexo returns them: 2 locations, properties x units residents."""
-    lists: dict[str, list[dict[str, Any]]] = {
-        k: []
-        for k in (
-            "locations",
-            "properties",
-            "units",
-            "residents",
-            "leases",
-            "vendors",
-            "charge_codes",
-            "financial_accounts",
-        )
-    }
+    lists: dict[str, list[dict[str, Any]]] = {k: [] for k in REF_KINDS}
     for loc in (1, 2):
         lists["locations"].append({"id": f"loc{loc}", "x_id": str(loc), "name": f"Portfolio {loc}"})
         for code in CODES:

@@ -89,11 +89,11 @@ def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
     missing, and so does a group that took no part in the match (or matched nothing).
     """
     names = list(re.compile(pattern).groupindex)
-    found = pc.extract_regex(arrow_text(values), pattern=pattern)
+    found = pc.extract_regex(arrow_text(values), pattern=pattern).combine_chunks()
     out = {}
     for name in names:
         column = pd.Series(
-            pd.array(found.combine_chunks().field(name), dtype="string[pyarrow]"),
+            pd.array(found.field(name), dtype="string[pyarrow]"),
             index=values.index,
         )
         out[name] = column.mask(column.eq(""))

@@ -559,10 +559,13 @@ def reference_numbers(
 ) -> pd.Series:
     """Deterministic reference numbers for charges whose source has none (see
     :func:`reference_bits` for how they are derived)."""
+    return _reference_text(reference_bits(frame, integration_id, contents), frame.index)
+
+
+def _reference_text(bits: np.ndarray, index: pd.Index) -> pd.Series:
+    """``TO`` + the top 50 bits in base32."""
     size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
-    numbers = base32_column(reference_bits(frame, integration_id, contents), size, REFERENCE_PREFIX)
-    numbers.index = frame.index
-    return numbers
+    return base32_column(bits, size, REFERENCE_PREFIX).set_axis(index)
 
 
 def reference_bits(
@@ -607,8 +610,7 @@ def _resolve_charge_names(
     codes, firsts = group_codes(valid, _NAME_COLUMNS)
     names = valid[_NAME_COLUMNS].iloc[firsts].reset_index(drop=True)
     names["source_row"] = np.arange(len(names))  # the combination's number, until expanded
-    found = _resolve_names(names, refs, source_file, period_start)
-    ids, issues = found
+    ids, issues = _resolve_names(names, refs, source_file, period_start)
     resolved = valid.copy()
     for column in _ID_COLUMNS:
         resolved[column] = spread(codes, ids[column].astype("str"), valid.index)
@@ -693,8 +695,7 @@ def transform_charges(
         )
     contents = _distinct_contents(good, _CHARGE_CONTENT)
     bits = reference_bits(good, integration_id, contents)
-    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
-    derived = base32_column(bits, size, REFERENCE_PREFIX).set_axis(good.index)
+    derived = _reference_text(bits, good.index)
     given = good["reference_number"]
     all_derived = bool(given.isna().all())
     good["reference_number"] = derived if all_derived else given.fillna(derived)
@@ -703,7 +704,8 @@ def transform_charges(
         # A derived number is its top 50 bits, so equal keys are equal (kind, bits): no need
         # to hash a million strings to find them.
         credit = (good["amount_cents"].to_numpy(dtype=np.int64) < 0).astype(np.uint64)
-        same = (bits >> np.uint64(64 - 5 * size)) | (credit << np.uint64(5 * size))
+        size = 5 * (REFERENCE_LENGTH - len(REFERENCE_PREFIX))
+        same = (bits >> np.uint64(64 - size)) | (credit << np.uint64(size))
         dupes = duplicated_all(pd.Series(same, index=frame.index))
     else:
         dupes = duplicated_all(frame["record_key"])

@@ -19,6 +19,8 @@ from pathlib import Path
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
+from pipelines.refs import REF_KINDS
+
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = "int_rm_demo"
 rng = random.Random(20261120)
@@ -142,20 +144,7 @@ def base(
 
 
 def build() -> tuple[dict[str, list[dict[str, object]]], list[dict[str, object]]]:
-    seed: dict[str, list[dict[str, object]]] = {
-        k: []
-        for k in (
-            "integrations",
-            "locations",
-            "properties",
-            "units",
-            "residents",
-            "leases",
-            "vendors",
-            "charge_codes",
-            "financial_accounts",
-        )
-    }
+    seed: dict[str, list[dict[str, object]]] = {k: [] for k in ("integrations", *REF_KINDS)}
     seed["integrations"].append(
         {
             "id": INTEGRATION,
