@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.events import Events, new_webhook
 from sandbox.store import Job, Store, new_id, now_iso
 
 log = logging.getLogger("sandbox")
@@ -53,6 +55,44 @@ class SandboxConfig:
     sync_interval_s: float | None = None
     faults: dict[str, dict[str, float]] = field(default_factory=dict)
     fault_seed: int | None = None
+    # Where Propexo's docs are silent, the default is the least convenient plausible answer.
+    sync_mode: str = "async"  # async: manual-sync answers at once, finishes later | instant
+    sync_duration_s: float = 3.0
+    sync_window_days: float | None = 90.0  # a sync sees charges dated within N days; None: all
+    batch_errors: str = "opaque"  # opaque: PMS strings with no index | indexed: charges[i]
+    batch_atomic: bool = False  # one bad charge fails the whole batch
+    unknown_job: int = 400  # write-status of a job Propexo does not know: 400 | 404
+    reference_readback: str = "echo"  # echo: reference_number read back | null
+    max_body_bytes: int = 6 * 2**20  # larger bodies get 413
+
+    def __post_init__(self) -> None:
+        choices = {
+            "sync_mode": ("async", "instant"),
+            "batch_errors": ("opaque", "indexed"),
+            "unknown_job": (400, 404),
+            "reference_readback": ("echo", "null"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+
+    def semantics(self) -> dict[str, str]:
+        """The undocumented behaviours and the answer this sandbox gives (printed at start)."""
+        window = "all" if self.sync_window_days is None else f"{self.sync_window_days:g} days"
+        return {
+            "sync mode": f"{self.sync_mode}"
+            + (f" ({self.sync_duration_s:g}s)" if self.sync_mode == "async" else ""),
+            "sync window (charges)": window,
+            "scheduled syncs": f"every {self.sync_interval_s:g}s"
+            if self.sync_interval_s
+            else "off",
+            "batch errors": self.batch_errors,
+            "batch atomic": "yes" if self.batch_atomic else "no (PARTIAL_SUCCESS)",
+            "unknown job": str(self.unknown_job),
+            "reference read-back": self.reference_readback,
+            "job delay": f"{self.job_delay_s:g}s",
+            "body limit": f"{self.max_body_bytes / 2**20:g} MB",
+        }
 
     @property
     def slowdown_s(self) -> float:
@@ -118,11 +158,17 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 _formats = FormatChecker()
 
 
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE
+)
+
+
 @_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
 def _is_datetime(value: object) -> bool:
-    if not isinstance(value, str) or "T" not in value:
+    """Zod's ``datetime({offset: true})``: a full time and a zone (``Z`` or ``±hh:mm``)."""
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
         return False
-    datetime.fromisoformat(value.replace("Z", "+00:00"))
+    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     return True
 
 
@@ -131,7 +177,7 @@ def load_request_validators() -> dict[str, Draft202012Validator]:
     spec = json.loads(ENDPOINTS_FILE.read_text())
     validators = {}
     for endpoint in spec["endpoints"]:
-        if endpoint["method"] == "POST" and endpoint.get("request_body"):
+        if endpoint["method"] in ("POST", "PUT") and endpoint.get("request_body"):
             validators[endpoint["path"]] = Draft202012Validator(
                 _strict(endpoint["request_body"]), format_checker=_formats
             )
@@ -183,7 +229,12 @@ def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any
                 }
             )
         elif err.validator == "required":
-            missing = [k for k in err.validator_value if k not in err.instance]
+            # jsonschema reports one error per missing key, each naming the whole list.
+            missing = [
+                k
+                for k in err.validator_value
+                if k not in err.instance and [*path, k] not in [i["path"] for i in issues]
+            ]
             issues += [
                 {
                     "code": "invalid_type",
@@ -192,7 +243,7 @@ def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any
                     "path": [*path, key],
                     "message": "Required",
                 }
-                for key in missing[:1]
+                for key in missing
             ]
         elif err.validator == "type":
             issues.append(
@@ -204,11 +255,12 @@ def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any
                     "message": err.message,
                 }
             )
-        elif err.validator == "minimum":
+        elif err.validator in ("minimum", "minItems"):
             issues.append(
                 {
                     "code": "too_small",
                     "minimum": err.validator_value,
+                    "type": "array" if err.validator == "minItems" else "number",
                     "path": path,
                     "message": err.message,
                 }
@@ -269,6 +321,7 @@ class Sandbox:
         self.seed = seed
         self.validators = load_request_validators()
         self.read_models = load_read_models()
+        self.events = Events(store, config)
 
     def _complete(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """Every key of Propexo's read model is always present: fill what the seed left out."""
@@ -387,28 +440,51 @@ class Sandbox:
             for v in self.store.records("vendor")
             if v.get("property_id") == property_id or v.get("_location_id") == location
         ]
-        return JSONResponse(
-            {
-                "meta": {
-                    "offset": 0,
-                    "limit": len(rows),
-                    "orderBy": [],
-                    "hasMore": False,
-                    "total": len(rows),
-                },
-                "results": rows,
-            }
-        )
+        return _whole_list(rows)
 
     # -- writes ---------------------------------------------------------------------------------
 
-    async def _body(self, request: Request) -> tuple[Any, JSONResponse | None]:
+    async def _body(
+        self, request: Request, template: str | None = None
+    ) -> tuple[Any, JSONResponse | None]:
+        """The JSON body, checked as Propexo's Zod schemas would; or the error answer."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return None, _error(
+                415, "unsupported_media_type", "the body must be sent as application/json"
+            )
+        declared = request.headers.get("content-length")
+        if (
+            declared is not None
+            and declared.isdigit()
+            and int(declared) > self.config.max_body_bytes
+        ):
+            return None, _too_large(self.config.max_body_bytes)
+        raw = await request.body()
+        if len(raw) > self.config.max_body_bytes:
+            return None, _too_large(self.config.max_body_bytes)
         try:
-            body = json.loads(await request.body() or b"null")
+            body = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None, _error(400, "invalid_request", "the body is not valid JSON")
-        validator = self.validators[request.url.path]
+        validator = self.validators[template or request.url.path]
         issues = zod_issues(validator, body)
+        if (
+            not issues
+            and isinstance(body, dict)
+            and (template or request.url.path) == "/v1/invoices/rentmanager/"
+            and not body.get("invoice_items")
+        ):
+            issues = [
+                {
+                    "code": "too_small",
+                    "minimum": 1,
+                    "type": "array",
+                    "inclusive": True,
+                    "path": ["invoice_items"],
+                    "message": "Array must contain at least 1 element(s)",
+                }
+            ]
         if issues:
             return None, _error(
                 400, "invalid_request", "invalid request", {"issues": issues, "name": "ZodError"}
@@ -493,7 +569,7 @@ class Sandbox:
             job = self._job("CREATE_INVOICE", "invoices", body, "SUCCESS", [], record["id"])
             record["_job_id"] = job.job_id
             self.store.apply_write(job, [("invoice", record)], synced=True)
-        return _write_accepted(job, body)
+        return self._accepted(job, body)
 
     def _invoice_record(
         self,
@@ -528,7 +604,7 @@ class Sandbox:
             "id": record_id,
             "created_at": stamp,
             "updated_at": stamp,
-            "last_seen": stamp,
+            "last_seen": None,  # read back at once, but only a sync stamps last_seen
             "x_id": str(self.store.next_number("bill")),
             "x_property_id": str(first_prop.get("x_id")),
             "x_location_id": location.get("x_id"),
@@ -597,11 +673,13 @@ class Sandbox:
             "amount_open_raw": raw,
             "amount_paid_in_cents": 0,
             "amount_paid_raw": "0.00",
-            "due_date": charge["transaction_date"],
+            "due_date": _as_stored_date(charge["transaction_date"]),
             "name": code.get("name"),
             "description": charge["notes"],
-            "reference_number": charge["reference_number"],
-            "transaction_date": charge["transaction_date"],
+            "reference_number": (
+                charge["reference_number"] if self.config.reference_readback == "echo" else None
+            ),
+            "transaction_date": _as_stored_date(charge["transaction_date"]),
             "transaction_source": "Credit" if credit else "Charge",
             "post_month": None,
             "is_open": True,
@@ -617,6 +695,7 @@ class Sandbox:
             "allocations": [],
             "_job_id": job_id,
             "_credit": credit,
+            "_reference_sent": charge["reference_number"],
         }
 
     def _charge_problem(
@@ -655,12 +734,19 @@ class Sandbox:
             ]
             status, good = "FAILURE", []
         else:
+            pairs = list(zip(body["charges"], judged, strict=True))
             errors = [
-                _pms_error(f"charges[{i}] (reference_number {c['reference_number']}): {err}")
-                for i, (c, (err, _)) in enumerate(zip(body["charges"], judged, strict=True))
+                _pms_error(
+                    f"charges[{i}] (reference_number {c['reference_number']}): {err}"
+                    if self.config.batch_errors == "indexed"
+                    else err  # as Rent Manager says it: no index, no reference number
+                )
+                for i, (c, (err, _)) in enumerate(pairs)
                 if err
             ]
-            good = [c for c, (err, _) in zip(body["charges"], judged, strict=True) if not err]
+            good = [c for c, (err, _) in pairs if not err]
+            if errors and self.config.batch_atomic:
+                good = []
             status = "SUCCESS" if not errors else ("PARTIAL_SUCCESS" if good else "FAILURE")
         job = Job(
             job_id,
@@ -679,7 +765,7 @@ class Sandbox:
             for c in good
         ]
         self.store.apply_write(job, created, synced=False)
-        return _write_accepted(job, body)
+        return self._accepted(job, body)
 
     async def create_single(self, request: Request) -> Response:
         """One charge (``/v1/resident-charges/rentmanager/``) or one credit."""
@@ -734,6 +820,13 @@ class Sandbox:
             ]
         )
         self.store.apply_write(job, created, synced=False)
+        return self._accepted(job, body)
+
+    def _accepted(self, job: Job, body: dict[str, Any]) -> JSONResponse:
+        """The 200 with the job id; a failed job is also told to WRITE_OPERATION_FAILURE
+        subscribers once its outcome shows."""
+        if job.status in ("FAILURE", "PARTIAL_SUCCESS"):
+            self.events.write_failed(job.integration_id or "", job.job_id, job.status, job.errors)
         return _write_accepted(job, body)
 
     # -- admin ----------------------------------------------------------------------------------
@@ -741,7 +834,10 @@ class Sandbox:
     async def write_status(self, request: Request) -> Response:
         job = self.store.job(request.path_params["job_id"])
         if job is None:
-            return _error(404, "not_found", f"no job with id {request.path_params['job_id']!r}")
+            message = f"no job with id {request.path_params['job_id']!r}"
+            if self.config.unknown_job == 404:
+                return _error(404, "not_found", message)
+            return _error(400, "invalid_request", message)
         if time.time() < job.ready_at:
             return JSONResponse(
                 {"write_status": "PENDING", "errors": [], "created_record_id": None}
@@ -768,7 +864,7 @@ class Sandbox:
             time.time() - spans[params["time_range"]] if params.get("time_range") in spans else 0
         )
         now = time.time()
-        logs = []
+        logs: list[dict[str, Any]] = []
         for job in self.store.jobs():
             if job.ready_at > now or job.ready_at - self.config.job_delay_s < since:
                 continue
@@ -788,7 +884,7 @@ class Sandbox:
                     "status": status,
                     "integration_id": job.integration_id or "",
                     "job_type": job.job_type,
-                    "parameters": {"write_status": job.status},
+                    "parameters": {},
                     "error": "; ".join(job.errors) or None,
                     "name": job.job_type,
                     "vendor": "RENTMANAGER",
@@ -797,12 +893,55 @@ class Sandbox:
         return JSONResponse({"results": {"logs": logs[offset : offset + limit]}})
 
     async def manual_sync(self, request: Request) -> Response:
+        """Starts a sync (``--sync-mode async``: it finishes later and says so by webhook)."""
+        body, problem = await self._body(
+            request, "/v1/admin/integrations/{integration_id}/manual-sync"
+        )
+        if problem:
+            return problem
         integration_id = request.path_params["integration_id"]
         if not self._integration_ok(integration_id):
-            return _error(404, "not_found", f"no integration with id {integration_id!r}")
-        count = self.store.sync(integration_id, time.time())
-        log.info("manual sync of %s: %d records became visible", integration_id, count)
+            return _error(400, "invalid_request", f"unknown integration_id {integration_id!r}")
+        models = (body or {}).get("models_to_sync")
+        if self.config.sync_mode == "instant":
+            await self.events.sync(integration_id, models, None)
+        else:
+            self.events.spawn(self.events.sync(integration_id, models, None))
         return JSONResponse({"result": {"success": True}})
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    async def list_webhooks(self, request: Request) -> Response:
+        rows = self.store.webhooks()
+        return _whole_list(rows)
+
+    async def create_webhook(self, request: Request) -> Response:
+        body, problem = await self._body(request)
+        if problem:
+            return problem
+        webhook = new_webhook(body, now_iso())
+        self.store.save_webhook(webhook)
+        return JSONResponse({"result": webhook})
+
+    async def webhook_by_id(self, request: Request) -> Response:
+        webhook_id = request.path_params["webhook_id"]
+        webhook = self.store.webhook(webhook_id)
+        if webhook is None:
+            return _error(400, "invalid_request", f"no webhook with id {webhook_id!r}")
+        if request.method == "GET":
+            return JSONResponse({"meta": {"orderBy": []}, "results": webhook})
+        if request.method == "DELETE":
+            self.store.delete_webhook(webhook_id)
+            return JSONResponse({"result": {"id": webhook_id}})
+        body, problem = await self._body(request, "/v1/webhooks/{webhook_id}")
+        if problem:
+            return problem
+        changed = new_webhook({**webhook, **body}, webhook["created_at"])
+        changed.update(id=webhook_id, updated_at=now_iso())
+        if "triggers" not in body:
+            changed["triggers"] = webhook["triggers"]
+        self.store.save_webhook(changed)
+        return JSONResponse({"result": changed})
 
     # -- test hooks -----------------------------------------------------------------------------
 
@@ -823,6 +962,7 @@ class Sandbox:
                             "kind": record_kind,
                             "job_id": record.get("_job_id"),
                             "synced": self.store.record(stored_kind, record["id"]) is not None,
+                            "reference_sent": record.get("_reference_sent"),
                         }
                     )
         return JSONResponse({"results": out, "total": len(out)})
@@ -840,6 +980,9 @@ class Sandbox:
 
     async def sandbox_sync(self, request: Request) -> Response:
         return JSONResponse({"result": {"synced": self.store.sync(None, time.time())}})
+
+    async def sandbox_forget_jobs(self, request: Request) -> Response:
+        return JSONResponse({"result": {"forgotten": self.store.forget_jobs()}})
 
     async def sandbox_reset(self, request: Request) -> Response:
         self.store.reset(self.seed)
@@ -902,6 +1045,11 @@ def _instant_or_none(text: Any) -> float | None:
         return None
 
 
+def _as_stored_date(value: str) -> str:
+    """Rent Manager keeps a charge's date as a day, read back at midnight with no zone."""
+    return f"{value[:10]}T00:00:00"
+
+
 def _as_datetime(value: str) -> str:
     return f"{value}T00:00:00.000Z" if len(value) == 10 else value
 
@@ -909,6 +1057,16 @@ def _as_datetime(value: str) -> str:
 def _pms_error(message: str) -> str:
     """Rent Manager's errors reach Propexo's write-status as stringified JSON."""
     return json.dumps({"Message": message})
+
+
+def _whole_list(rows: list[dict[str, Any]]) -> JSONResponse:
+    """A list endpoint's answer holding every row on one page."""
+    meta = {"offset": 0, "limit": len(rows), "orderBy": [], "hasMore": False, "total": len(rows)}
+    return JSONResponse({"meta": meta, "results": rows})
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _error(413, "payload_too_large", f"the body is larger than {limit} bytes")
 
 
 def _write_accepted(job: Job, body: dict[str, Any]) -> JSONResponse:
@@ -971,6 +1129,7 @@ class Gate:
         self.fault_counts: dict[str, int] = {}
         self.requests_seen = 0
         self.rate_limited = 0
+        self.sandbox: Sandbox | None = None  # the routes behind the gate (tests look inside)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/_sandbox/health":
@@ -1125,6 +1284,10 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
         ),
         Route("/_sandbox/sync", sandbox.sandbox_sync, methods=["POST"]),
         Route("/_sandbox/reset", sandbox.sandbox_reset, methods=["POST"]),
+        Route("/_sandbox/forget-jobs", sandbox.sandbox_forget_jobs, methods=["POST"]),
+        Route("/v1/webhooks/", sandbox.list_webhooks, methods=["GET"]),
+        Route("/v1/webhooks/", sandbox.create_webhook, methods=["POST"]),
+        Route("/v1/webhooks/{webhook_id}", sandbox.webhook_by_id, methods=["GET", "PUT", "DELETE"]),
         Route("/_sandbox/health", sandbox.health, methods=["GET"]),
     ]
     lifespan = None
@@ -1136,10 +1299,15 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
             async def syncer() -> None:
                 while True:
                     await asyncio.sleep(interval)
-                    store.sync(None, time.time())
+                    for integration in store.records("integration"):
+                        await sandbox.events.sync(
+                            integration["id"], None, f"sched_{integration['id']}"
+                        )
 
             task = asyncio.create_task(syncer())
             yield
             task.cancel()
 
-    return Gate(cast(ASGIApp, Starlette(routes=routes, lifespan=lifespan)), config)
+    gate = Gate(cast(ASGIApp, Starlette(routes=routes, lifespan=lifespan)), config)
+    gate.sandbox = sandbox
+    return gate

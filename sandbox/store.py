@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     ready_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
+
+# Propexo's model names (manual-sync ``models_to_sync``) for the kinds written here.
+SYNC_MODELS = {"invoices": "invoice", "resident_charges": "charge"}
 
 
 def now_iso(at: float | None = None) -> str:
@@ -135,6 +139,7 @@ class Store:
             self._db.execute("DELETE FROM records")
             self._db.execute("DELETE FROM jobs")
             self._db.execute("DELETE FROM meta")
+            self._db.execute("DELETE FROM webhooks")
         if seed:
             self.load_seed(seed)
 
@@ -245,36 +250,84 @@ class Store:
             )
         return cur.rowcount > 0
 
-    def sync(self, integration_id: str | None, at: float) -> int:
-        """Propexo's data sync: every finished PMS-side record becomes visible in the cache."""
+    def sync(
+        self,
+        integration_id: str | None,
+        at: float,
+        *,
+        started_at: float | None = None,
+        models: list[str] | None = None,
+        window_days: float | None = None,
+    ) -> int:
+        """Propexo's data sync of the PMS into its cache, as seen by a sync that *started* at
+        ``started_at`` (default ``at``) and finishes at ``at``.
+
+        It sees only what was written before it started (a job still running then is missed),
+        only the ``models`` it syncs (default: invoices and resident charges), and resident
+        charges only with a ``transaction_date`` within ``window_days`` of ``at``. Every record
+        it sees gets ``last_seen`` = ``at``; nothing else stamps ``last_seen``.
+        """
+        started = at if started_at is None else started_at
         stamp = now_iso(at)
+        kinds = [SYNC_MODELS[m] for m in (models or list(SYNC_MODELS)) if m in SYNC_MODELS]
+        low = high = None
+        if window_days is not None:
+            low = now_iso(at - window_days * 86400)[:10]
+            high = now_iso(at + window_days * 86400)[:10]
+        made_visible = 0
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, data FROM records WHERE synced = 0 AND ready_at <= ? "
-                "AND (? IS NULL OR integration_id = ?)",
-                (at, integration_id, integration_id),
+                "SELECT seq, kind, synced, data FROM records WHERE ready_at <= ? "
+                "AND (? IS NULL OR integration_id = ?) AND kind IN ('invoice', 'charge')",
+                (started, integration_id, integration_id),
             ).fetchall()
             self._db.execute("BEGIN")
-            for seq, data in rows:
-                record = {**json.loads(data), "updated_at": stamp, "last_seen": stamp}
+            for seq, kind, synced, data in rows:
+                record = json.loads(data)
+                if kind not in kinds or record.get("_deleted"):
+                    continue  # not this sync's model, or gone from the PMS (last_seen frozen)
+                day = str(record.get("transaction_date") or "")[:10]
+                if kind == "charge" and low is not None and not (low <= day <= high):  # type: ignore[operator]
+                    continue  # outside the model's date window: this sync does not see it
+                record["last_seen"] = stamp
+                if not synced:
+                    record["updated_at"] = stamp
+                    made_visible += 1
                 self._db.execute(
                     "UPDATE records SET synced = 1, data = ? WHERE seq = ?",
                     (json.dumps(record), seq),
                 )
-            # A sync stamps last_seen on every record it still finds in the PMS; a record deleted
-            # there stays in Propexo's cache with its last_seen frozen (Propexo never deletes).
-            self._db.execute(
-                "UPDATE records SET data = json_set(data, '$.last_seen', ?) "
-                "WHERE synced = 1 AND kind IN ('invoice', 'charge') "
-                "AND json_extract(data, '$._deleted') IS NULL "
-                "AND (? IS NULL OR integration_id = ?)",
-                (stamp, integration_id, integration_id),
-            )
             self._db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_sync_at', ?)", (stamp,)
             )
             self._db.execute("COMMIT")
-        return len(rows)
+        return made_visible
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM webhooks ORDER BY rowid").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def webhook(self, webhook_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM webhooks WHERE id = ?", (webhook_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_webhook(self, webhook: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO webhooks(id, data) VALUES (?, ?)",
+                (webhook["id"], json.dumps(webhook)),
+            )
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+        return cur.rowcount > 0
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -282,6 +335,12 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def forget_jobs(self) -> int:
+        """Test hook: Propexo no longer knows these jobs (expired, or another environment)."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM jobs")
+        return cur.rowcount
 
     def jobs(self) -> list[Job]:
         with self._lock:

@@ -52,7 +52,9 @@ def conforms(method: str, path: str, response: httpx.Response) -> None:
 
 @pytest.fixture
 def box() -> Iterator[RunningSandbox]:
-    with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as running:
+    """Contract tests of reads and writes: syncs complete before manual-sync answers."""
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_mode="instant")
+    with running_sandbox(config) as running:
         yield running
 
 
@@ -297,7 +299,9 @@ def test_partly_bad_batch_is_partial_success_and_creates_the_good_ones(
     )
     assert status["write_status"] == "PARTIAL_SUCCESS"
     assert len(status["errors"]) == 1
-    assert "charges[1]" in status["errors"][0] and "TOBAD" in status["errors"][0]
+    # By default the error is a PMS string as Rent Manager writes it: no index, no reference.
+    assert "charges[" not in status["errors"][0] and "TOBAD" not in status["errors"][0]
+    assert "no-such-resident" in status["errors"][0]
     records = client.get("/_sandbox/records", params={"kind": "charge"}).json()["results"]
     assert [r["reference_number"] for r in records] == ["TOGOOD"]
 
@@ -315,8 +319,18 @@ def test_credits_read_back_negative(client: httpx.Client) -> None:
     assert [r["amount_in_cents"] for r in rows] == [-5000]
 
 
-def test_unknown_job_is_404(client: httpx.Client) -> None:
-    assert client.get("/v1/admin/write-status/nope").status_code == 404
+@pytest.mark.parametrize(("option", "status"), [(None, 400), (400, 400), (404, 404)])
+def test_unknown_job_is_an_error_response(option: int | None, status: int) -> None:
+    config = SandboxConfig(**({"unknown_job": option} if option else {}))
+    with (
+        running_sandbox(config) as running,
+        httpx.Client(
+            base_url=running.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as c,
+    ):
+        response = c.get("/v1/admin/write-status/nope")
+        assert response.status_code == status
+        conforms("GET", "/v1/admin/write-status/{root_job_id}", response)
 
 
 def test_write_logs(client: httpx.Client) -> None:
@@ -453,7 +467,9 @@ def test_order_by_and_updated_at_filters(client: httpx.Client) -> None:
 
 def test_sync_interval_makes_charges_visible_without_a_manual_sync() -> None:
     with (
-        running_sandbox(SandboxConfig(job_delay_s=0, sync_interval_s=0.2)) as box,
+        running_sandbox(
+            SandboxConfig(job_delay_s=0, sync_interval_s=0.2, sync_duration_s=0.1)
+        ) as box,
         httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}) as c,
     ):
         body = {

@@ -1,0 +1,174 @@
+"""What happens in the sandbox after a request has been answered: data syncs and webhooks.
+
+Propexo documents ``manual-sync`` as *starting* a sync that finishes later, possibly hours later,
+and says so through a SYNC_COMPLETE webhook carrying ``is_sync_finished``. It documents no way
+to know when a sync started or finished other than that webhook. So here:
+
+* a sync sees only what was written before it *started*, only the models it syncs, and resident
+  charges only inside the model's date window (``--sync-window-days``);
+* syncs of one integration run one at a time (a request during a sync waits its turn), as the
+  docs imply when they say a back-sync blocks other syncs;
+* ``--sync-mode async`` (default): ``manual-sync`` answers at once and the sync completes
+  ``--sync-duration`` seconds later; ``instant``: it completes before the answer (rehearsals);
+* webhooks are delivered to every active subscription with the trigger, signed with
+  ``propexo-signature`` (hex HMAC-SHA256 of the body with the subscription's secret), and
+  retried a few times when the receiver does not answer 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from sandbox.store import SYNC_MODELS, Store, new_id
+
+if TYPE_CHECKING:
+    from sandbox.app import SandboxConfig
+
+log = logging.getLogger("sandbox")
+DELIVERY_ATTEMPTS = 5
+DELIVERY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+
+
+def signature(secret: str, body: bytes) -> str:
+    """Propexo's ``propexo-signature``: hex HMAC-SHA256 of the raw body, keyed by the secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Events:
+    """Runs syncs in the background and delivers webhooks; one per app."""
+
+    def __init__(self, store: Store, config: SandboxConfig) -> None:
+        self.store = store
+        self.config = config
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.syncs_completed = 0
+        self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine after the answer has gone, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def sync(
+        self, integration_id: str, models: list[str] | None, schedule_id: str | None
+    ) -> int:
+        """One sync of one integration: waits for the one running, then runs, then tells."""
+        lock = self._locks.setdefault(integration_id, asyncio.Lock())
+        synced_models = [m for m in (models or list(SYNC_MODELS)) if m in SYNC_MODELS] or list(
+            SYNC_MODELS
+        )
+        async with lock:
+            started = time.time()
+            if self.config.sync_mode == "async":
+                await asyncio.sleep(self.config.sync_duration_s)
+            count = self.store.sync(
+                integration_id,
+                time.time(),
+                started_at=started,
+                models=synced_models,
+                window_days=self.config.sync_window_days,
+            )
+            self.syncs_completed += 1
+        log.info("sync of %s finished: %d records became visible", integration_id, count)
+        self.spawn(
+            self.deliver(
+                "SYNC_COMPLETE",
+                {
+                    "event": "SYNC_COMPLETE",
+                    "integration_id": integration_id,
+                    "vendor": "RENTMANAGER",
+                    "is_backsync": False,
+                    "successful_job_count": len(synced_models),
+                    "failed_job_count": 0,
+                    "is_sync_finished": True,
+                    "job_schedule_id": schedule_id,
+                    "models_synced": synced_models,
+                },
+            )
+        )
+        return count
+
+    def write_failed(
+        self, integration_id: str, job_id: str, status: str, errors: list[str]
+    ) -> None:
+        """WRITE_OPERATION_FAILURE once the job's outcome shows (after the job delay)."""
+
+        async def later() -> None:
+            await asyncio.sleep(self.config.job_delay_s)
+            await self.deliver(
+                "WRITE_OPERATION_FAILURE",
+                {
+                    "event": "WRITE_OPERATION_FAILURE",
+                    "integration_id": integration_id,
+                    "vendor": "RENTMANAGER",
+                    "root_job_id": job_id,
+                    "write_status": status,
+                    "errors": errors,
+                },
+            )
+
+        self.spawn(later())
+
+    async def deliver(self, trigger: str, data: dict[str, Any]) -> None:
+        """POST ``{trigger, data}`` to every active subscription with this trigger."""
+        targets = [
+            w
+            for w in self.store.webhooks()
+            if w.get("active") and any(t["trigger"] == trigger for t in w.get("triggers", []))
+        ]
+        if not targets:
+            return
+        body = json.dumps({"trigger": trigger, "data": data}).encode()
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            await asyncio.gather(*(self._deliver_one(client, w, trigger, body) for w in targets))
+
+    async def _deliver_one(
+        self, client: httpx.AsyncClient, webhook: dict[str, Any], trigger: str, body: bytes
+    ) -> None:
+        headers = {
+            "content-type": "application/json",
+            "propexo-signature": signature(webhook["secret"], body),
+            **{h["header"]: h["value"] for h in webhook.get("headers") or []},
+        }
+        for attempt in range(DELIVERY_ATTEMPTS):
+            status = 0
+            try:
+                response = await client.post(webhook["url"], content=body, headers=headers)
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                log.info("webhook %s to %s failed: %s", trigger, webhook["url"], exc)
+            self.deliveries.append((trigger, status))
+            if 200 <= status < 300:
+                return
+            if attempt < len(DELIVERY_BACKOFF_S):
+                await asyncio.sleep(DELIVERY_BACKOFF_S[attempt])
+
+
+def new_webhook(body: dict[str, Any], now: str) -> dict[str, Any]:
+    """A subscription as Propexo's webhook API returns it."""
+    return {
+        "id": new_id("whk"),
+        "created_at": now,
+        "updated_at": now,
+        "url": body["url"],
+        "headers": body.get("headers") or [],
+        "active": bool(body.get("active", False)),
+        "secret": body.get("secret") or new_id("whsec") + new_id(""),
+        "system": "SANDBOX",
+        "model": body.get("model"),
+        "triggers": [
+            {"id": new_id("trg"), "trigger": t, "model": body.get("model")}
+            for t in body["triggers"]
+        ],
+    }
