@@ -33,6 +33,7 @@ from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.ledger import Ledger
 from pipelines.load import plan_requests, post_ready, wait_for_jobs
 from pipelines.pipeline import process_file, profiles_for
+from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import make_client
 from pipelines.reconcile import reconcile
 from pipelines.refs import RefData
@@ -339,6 +340,8 @@ def reconcile_frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             "resident_id": residents,
             "confirmed_at": "2026-11-20T10:00:00Z",
             "sent_at": "2026-11-20T10:00:00Z",
+            "updated_at": "2026-11-20T10:00:00Z",
+            "state": "confirmed",
             "vendor_id": None,
             "invoice_number": None,
             "created_record_id": None,
@@ -360,8 +363,16 @@ def reconcile_frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def time_reconcile(n: int) -> tuple[float, float]:
     ledger, synced = reconcile_frames(n)
     empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
+    syncs = pd.DataFrame(
+        {
+            "started_after": ["2026-11-21T00:00:00Z"],
+            "completed_at": ["2026-11-21T00:05:00Z"],
+            "models": [["invoices", "resident_charges"]],
+        }
+    )
     start = time.perf_counter()
-    result = reconcile(ledger, empty, synced, vendor_x_ids={}, last_sync_at="2026-11-21T00:00:00Z")
+    verdict = sync_verdicts(ledger, syncs, since=write_ended(ledger, 120.0), window_days=90.0)
+    result = reconcile(ledger, empty, synced, vendor_x_ids={}, verdict=verdict)
     took = time.perf_counter() - start
     assert result.matched == n
     start = time.perf_counter()

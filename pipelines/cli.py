@@ -361,8 +361,17 @@ def check(
     help="First ask Propexo for a manual sync (sandbox and rehearsal use; Propexo "
     "advises against routine manual syncs).",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    default=0.0,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="Wait up to this long for the SYNC_COMPLETE of a sync tieout asked for (received by "
+    "`tieout webhooks serve`).",
+)
 @click.pass_context
-def reconcile(ctx: click.Context, sync: bool) -> None:
+def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     """Match posted records against Propexo's synced data and update the reports.
 
     Charges and credits only appear in Propexo after its next data sync, so run this after a
@@ -372,14 +381,15 @@ def reconcile(ctx: click.Context, sync: bool) -> None:
     from pipelines.pipeline import reconcile_command
 
     with _friendly():
-        result, reports = reconcile_command(_settings(ctx), sync=sync, say=out.print)
+        result, reports = reconcile_command(_settings(ctx), sync=sync, wait_s=wait_s, say=out.print)
         if result is None:
             out.print("nothing to reconcile: no posted records in the ledger")
             return
         out.print(
             f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
             f"{result.missing}, mismatched {result.mismatched}, duplicated "
-            f"{result.duplicated}, unexpected {result.unexpected}"
+            f"{result.duplicated}, not verifiable by sync {result.unverifiable}, unexpected "
+            f"{result.unexpected}"
         )
         for folder in reports:
             out.print(f"report: {folder / 'report.html'}")
@@ -412,18 +422,24 @@ def report(ctx: click.Context, run_id: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Ledger summary: counts and amounts by state, what is in doubt, the last run."""
-    from pipelines.ledger import Ledger
+    from datetime import UTC, datetime
+
+    from pipelines.ledger import IN_DOUBT_STATES, Ledger
     from pipelines.report import dollars
 
     with _friendly():
         settings = _settings(ctx)
         ledger = Ledger(settings.ledger_path, readonly=True)
         by_state = ledger.by_state()
-        doubt = ledger.records(states=["sending"])
+        doubt = ledger.records(states=list(IN_DOUBT_STATES))
+        now = datetime.now(tz=UTC)
         in_doubt = [
             {
                 "record_key": r.record_key,
+                "kind": r.kind,
+                "state": r.state,
                 "sent_at": r.sent_at,
+                "age_s": _age_s(r.sent_at, now),
                 "note": r.note,
                 "amount_cents": int(r.amount_cents),
             }
@@ -445,13 +461,138 @@ def status(ctx: click.Context, as_json: bool) -> None:
             table.add_row(state, str(v["count"]), dollars(v["amount_cents"]))
         out.print(table)
         if in_doubt:
+            oldest = in_doubt[0]
             out.print(
-                f"[yellow]{len(in_doubt)} in doubt[/], oldest sent {in_doubt[0]['sent_at']}: "
-                "`tieout reconcile` settles them"
+                f"[yellow]{len(in_doubt):,} in doubt[/] (never re-sent until a complete sync "
+                f"proves them absent); oldest sent {oldest['sent_at']}, "
+                f"{_age_text(oldest['age_s'])} ago: {oldest['note'] or 'waiting for a sync'}"
+            )
+            out.print(
+                "  `tieout reconcile` settles what a sync has proven; after looking in Rent "
+                "Manager, `tieout resolve KEY --present|--absent`"
             )
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
         )
+
+
+def _age_s(stamp: Any, now: Any) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(stamp, str):
+        return None
+    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def _age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@cli.command()
+@click.argument("keys", nargs=-1)
+@click.option("--present", "present", is_flag=True, help="You found it in Rent Manager.")
+@click.option("--rm-id", default=None, help="With --present: the Rent Manager record id.")
+@click.option("--absent", "absent", is_flag=True, help="You looked: it is not in Rent Manager.")
+@click.option("--all-in-doubt", is_flag=True, help="Every record in doubt (asks to confirm).")
+@click.option("--reason", default=None, help="Why (kept with the settlement in the ledger).")
+@click.option("--yes", is_flag=True, help="Do not ask to confirm --all-in-doubt.")
+@click.pass_context
+def resolve(
+    ctx: click.Context,
+    keys: tuple[str, ...],
+    present: bool,
+    rm_id: str | None,
+    absent: bool,
+    all_in_doubt: bool,
+    reason: str | None,
+    yes: bool,
+) -> None:
+    """A person settles records in doubt after looking in Rent Manager.
+
+    --present marks them posted (reconcile then matches them); --absent sends them again on the
+    next run. Each settlement is an event in the ledger with its time and reason.
+    """
+    from pipelines.errors import InputError
+    from pipelines.ledger import Ledger
+    from pipelines.lock import run_lock
+    from pipelines.resolve import settle_by_hand
+
+    with _friendly():
+        if present == absent:
+            raise InputError("say what you found: --present or --absent (one of them)")
+        if bool(keys) == all_in_doubt:
+            raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
+        settings = _settings(ctx)
+        with run_lock(settings.lock_path, "resolve"):
+            ledger = Ledger(settings.ledger_path)
+            try:
+                if all_in_doubt and not yes:
+                    click.confirm(
+                        "Settle every record in doubt as "
+                        + ("present" if present else "absent (they will be sent again)")
+                        + "?",
+                        abort=True,
+                    )
+                done = settle_by_hand(
+                    ledger,
+                    list(keys) or None,
+                    present=present,
+                    rm_id=rm_id,
+                    reason=reason or "settled by a person",
+                )
+            finally:
+                ledger.close()
+        out.print(
+            f"settled {len(done):,} records as {'present' if present else 'absent'}"
+            + ("" if present else "; the next run sends them")
+        )
+
+
+@cli.group()
+def webhooks() -> None:
+    """Receive Propexo's webhooks: SYNC_COMPLETE is what proves a sync finished.
+
+    Without a receiver, records in doubt stay in doubt until a person settles them.
+    """
+
+
+@webhooks.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8766, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def webhooks_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Record SYNC_COMPLETE and WRITE_OPERATION_FAILURE deliveries in the ledger until Ctrl-C."""
+    from pipelines.webhooks import serve
+
+    with _friendly():
+        out.print(f"receiving Propexo webhooks on http://{host}:{port}/ ; Ctrl-C stops")
+        serve(_settings(ctx), host, port)
+
+
+@webhooks.command("register")
+@click.argument("url")
+@click.pass_context
+def webhooks_register(ctx: click.Context, url: str) -> None:
+    """Subscribe URL (where `tieout webhooks serve` is reachable) through Propexo's webhook API."""
+    from pipelines.ledger import Ledger
+    from pipelines.propexo import make_client
+    from pipelines.webhooks import register
+
+    with _friendly():
+        settings = _settings(ctx)
+        ledger = Ledger(settings.ledger_path)
+        try:
+            with make_client(settings) as client:
+                result = register(client, settings, ledger, url)
+        finally:
+            ledger.close()
+        out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
 
 
 @cli.command()
@@ -512,6 +653,44 @@ def status(ctx: click.Context, as_json: bool) -> None:
     "Example: post:500=0.1,post:lost=0.05,*:reset=0.02",
 )
 @click.option("--fault-seed", default=None, type=int, help="Seed for repeatable faults.")
+@click.option(
+    "--sync-mode",
+    type=click.Choice(["async", "instant"]),
+    default="async",
+    show_default=True,
+    help="async: manual-sync answers at once and finishes --sync-duration later (as documented); "
+    "instant: finishes before answering (quick rehearsals).",
+)
+@click.option("--sync-duration", default=3.0, show_default=True, type=click.FloatRange(0))
+@click.option(
+    "--sync-window-days",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="A sync sees resident charges dated within N days of it.",
+)
+@click.option(
+    "--batch-errors",
+    type=click.Choice(["opaque", "indexed"]),
+    default="opaque",
+    show_default=True,
+    help="opaque: PMS strings with no index or reference; indexed: charges[i] …",
+)
+@click.option("--batch-atomic", is_flag=True, help="One bad charge fails the whole batch.")
+@click.option(
+    "--unknown-job",
+    type=click.Choice(["400", "404"]),
+    default="400",
+    show_default=True,
+    help="write-status answer for a job Propexo does not know.",
+)
+@click.option(
+    "--reference-readback",
+    type=click.Choice(["echo", "null"]),
+    default="echo",
+    show_default=True,
+    help="Whether synced charges carry the reference_number that was sent.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -524,6 +703,13 @@ def sandbox(
     sync_interval: float | None,
     faults: str | None,
     fault_seed: int | None,
+    sync_mode: str,
+    sync_duration: float,
+    sync_window_days: float,
+    batch_errors: str,
+    batch_atomic: bool,
+    unknown_job: str,
+    reference_readback: str,
 ) -> None:
     """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
 
@@ -550,11 +736,24 @@ def sandbox(
             sync_interval_s=sync_interval,
             faults=fault_table,
             fault_seed=fault_seed,
+            sync_mode=sync_mode,
+            sync_duration_s=sync_duration,
+            sync_window_days=sync_window_days,
+            batch_errors=batch_errors,
+            batch_atomic=batch_atomic,
+            unknown_job=int(unknown_job),
+            reference_readback=reference_readback,
         )
         out.print(
             f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
             f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
         )
+        table = Table(
+            "where Propexo's docs are silent", "this sandbox answers", header_style="bold"
+        )
+        for question, answer in config.semantics().items():
+            table.add_row(question, answer)
+        out.print(table)
         serve(host, port, store, config, seed_data)
 
 
@@ -573,8 +772,11 @@ def demo(workdir: Path) -> None:
     asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
     ledger, inbox and reports are not touched.
     """
+    from pipelines.ledger import Ledger
     from pipelines.pipeline import reconcile_command
     from pipelines.pipeline import run as run_pipeline
+    from pipelines.propexo import make_client
+    from pipelines.webhooks import ReceiverThread, register
     from sandbox.app import SandboxConfig
     from sandbox.server import running_sandbox
 
@@ -587,7 +789,8 @@ def demo(workdir: Path) -> None:
         for sample in sorted(samples.iterdir()):
             if sample.is_file() and not sample.name.startswith("."):
                 shutil.copy2(sample, inbox / sample.name)
-        config = SandboxConfig(job_delay_s=0.2)
+        # Syncs finish after manual-sync answers, as Propexo documents; a webhook says when.
+        config = SandboxConfig(job_delay_s=0.2, sync_duration_s=1.0)
         with running_sandbox(config) as box:
             settings = replace(
                 load_settings(env={}),
@@ -597,9 +800,17 @@ def demo(workdir: Path) -> None:
                 status_timeout_s=30,
             )
             out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
-            outcome = run_pipeline(settings, say=out.print)
-            out.print("[bold]sync + reconcile[/]")
-            result, reports = reconcile_command(settings, sync=True, say=out.print)
+            with ReceiverThread(settings) as receiver:
+                ledger = Ledger(settings.ledger_path)
+                try:
+                    with make_client(settings) as client:
+                        register(client, settings, ledger, receiver.url)
+                finally:
+                    ledger.close()
+                out.print(f"[bold]webhooks[/] received on {receiver.url}")
+                outcome = run_pipeline(settings, say=out.print)
+                out.print("[bold]sync + reconcile[/]")
+                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=out.print)
         summary = (
             json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
         )

@@ -75,6 +75,12 @@ class Settings:
     max_file_mb: float = 200.0
     max_rows: int = 5_000_000
     profile: str | None = None
+    # How far either side of a sync Propexo syncs resident charges. Propexo's reads are
+    # date-limited per integration; set this to yours (never wider): a charge outside it is
+    # "not verifiable by sync", never "missing", and never re-sent on a sync's word.
+    sync_window_days: float = 30.0
+    clock_skew_s: float = 60.0  # allowed difference between our clock and Propexo's
+    webhook_secret: Secret | None = None  # checks propexo-signature on webhooks we receive
 
     @property
     def inbox_dir(self) -> Path:
@@ -122,6 +128,7 @@ _ENV_KEYS = {
     "PROPEXO_API_TOKEN": "token",
     "PROPEXO_INTEGRATION_ID": "integration_id",
     "TIEOUT_DATA_DIR": "data_dir",
+    "TIEOUT_WEBHOOK_SECRET": "webhook_secret",
 }
 
 
@@ -131,6 +138,10 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in expected:
         known = ", ".join(sorted(expected))
         raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+    if name == "webhook_secret":
+        if not isinstance(value, str) or len(value.strip()) < 10:
+            raise ConfigError("webhook_secret: expected at least 10 characters")
+        return Secret(value.strip())
     if name == "token":
         if not isinstance(value, str) or not value.strip():
             raise ConfigError("token: expected a non-empty string")
@@ -156,7 +167,7 @@ def _coerce(name: str, value: Any) -> Any:
         if number < 1 and name in {"batch_size", "concurrency"}:
             raise ConfigError(f"{name}: expected at least 1, got {number}")
         return number
-    if name.endswith(("_s", "_mb")):
+    if name.endswith(("_s", "_mb", "_days")):
         try:
             return float(value)
         except (TypeError, ValueError):

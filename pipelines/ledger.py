@@ -42,9 +42,19 @@ STATES = (
     "missing",
     "mismatched",
     "duplicated",
+    "unverifiable",
 )
-POSTED_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
-RECONCILABLE_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated")
+# Written, but whether it landed is not known yet: never re-sent until its absence is proven.
+IN_DOUBT_STATES = ("sending", "partial")
+POSTED_STATES = ("confirmed", "matched", "mismatched", "missing", "duplicated", "unverifiable")
+RECONCILABLE_STATES = (
+    "confirmed",
+    "matched",
+    "mismatched",
+    "missing",
+    "duplicated",
+    "unverifiable",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -144,6 +154,22 @@ CREATE TABLE IF NOT EXISTS refs (
     integration_id TEXT PRIMARY KEY,
     fetched_at TEXT NOT NULL,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL,
+    schedule_id TEXT,
+    requested_at TEXT,
+    completed_at TEXT,
+    finished INTEGER NOT NULL DEFAULT 0,
+    models TEXT,
+    started_after TEXT
+);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS synced (
     kind TEXT NOT NULL,
@@ -275,6 +301,88 @@ class Ledger:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- syncs: what tieout can prove about Propexo's syncs ------------------------------------
+
+    def request_sync(self, integration_id: str, at: str) -> None:
+        """tieout asked for a manual sync at ``at``: the sync it starts began no earlier."""
+        self.db.execute(
+            "INSERT INTO syncs(integration_id, requested_at) VALUES (?, ?)", (integration_id, at)
+        )
+
+    def record_sync_complete(
+        self,
+        integration_id: str,
+        *,
+        schedule_id: str | None,
+        finished: bool,
+        models: list[str] | None,
+        at: str,
+    ) -> None:
+        """A SYNC_COMPLETE webhook, with the earliest moment its sync can have started.
+
+        A manual one (no schedule id) completes the oldest manual request still open: that sync
+        started after the request. A scheduled one started after the previous completion of the
+        same schedule (syncs of one integration run one at a time). Anything else proves no
+        start time and is kept only as a record.
+        """
+        models_text = json.dumps(models) if models is not None else None
+        with self.transaction() as db:
+            if schedule_id is None:
+                row = db.execute(
+                    "SELECT id, requested_at FROM syncs WHERE integration_id = ? "
+                    "AND schedule_id IS NULL AND completed_at IS NULL AND requested_at <= ? "
+                    "ORDER BY id LIMIT 1",
+                    (integration_id, at),
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "UPDATE syncs SET completed_at = ?, finished = ?, models = ?, "
+                        "started_after = requested_at WHERE id = ?",
+                        (at, int(finished), models_text, row[0]),
+                    )
+                    return
+                started_after = None
+            else:
+                previous = db.execute(
+                    "SELECT MAX(completed_at) FROM syncs WHERE integration_id = ? "
+                    "AND schedule_id = ?",
+                    (integration_id, schedule_id),
+                ).fetchone()[0]
+                started_after = previous
+            db.execute(
+                "INSERT INTO syncs(integration_id, schedule_id, completed_at, finished, models, "
+                "started_after) VALUES (?, ?, ?, ?, ?, ?)",
+                (integration_id, schedule_id, at, int(finished), models_text, started_after),
+            )
+
+    def proven_syncs(self, integration_id: str) -> pd.DataFrame:
+        """Syncs known complete with a known earliest start: (started_after, completed_at,
+        models as a list)."""
+        frame = pd.read_sql_query(
+            "SELECT started_after, completed_at, models FROM syncs WHERE integration_id = ? "
+            "AND finished = 1 AND started_after IS NOT NULL AND completed_at IS NOT NULL "
+            "ORDER BY completed_at",
+            self.db,
+            params=(integration_id,),
+        )
+        frame["models"] = frame["models"].map(lambda m: json.loads(m) if m else [])
+        return frame
+
+    def open_sync_requests(self, integration_id: str) -> int:
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM syncs WHERE integration_id = ? AND schedule_id IS NULL "
+                "AND requested_at IS NOT NULL AND completed_at IS NULL",
+                (integration_id,),
+            ).fetchone()[0]
+        )
+
+    def record_webhook(self, trigger: str, body: str) -> None:
+        self.db.execute(
+            "INSERT INTO webhook_events(at, trigger, body) VALUES (?, ?, ?)",
+            (utcnow(), trigger, body),
+        )
 
     # -- reference data cache --------------------------------------------------------------------
 
@@ -549,6 +657,13 @@ class Ledger:
                     "job_id": fields.get("job_id"),
                 },
             )
+
+    def references(self) -> list[str]:
+        """Every charge reference number tieout has ever staged (ours, wherever they went)."""
+        rows = self.db.execute(
+            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def update_fields(self, key: str, **fields: Any) -> None:
         """Set fields without a state change (e.g. what reconcile found)."""

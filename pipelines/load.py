@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import ApiError, PermanentApiError, TransientApiError
-from pipelines.ledger import Ledger, utcnow
+from pipelines.ledger import IN_DOUBT_STATES, Ledger, utcnow
 from pipelines.models import LoadResult
+from pipelines.proof import PROVEN, UNVERIFIABLE, sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient
 from pipelines.transform import chunk_by_location
 
@@ -218,24 +218,34 @@ def post_ready(
     return len(requests), submitted, in_doubt
 
 
-_INDEX = re.compile(r"charges\[(\d+)\]")
+_INDEX = re.compile(r"(?<![\w-])charges\[(\d+)\]")
 
 
-def _failed_positions(errors: list[str], batch: pd.DataFrame) -> set[str]:
-    """Which records of a batch a PARTIAL_SUCCESS's errors name (by index or reference number)."""
+def _reference_token(reference: str) -> re.Pattern[str]:
+    """A whole reference number: ``R-1`` is not found inside ``R-10``."""
+    return re.compile(r"(?<![\w-])" + re.escape(reference) + r"(?![\w-])")
+
+
+def attribute_errors(errors: list[str], batch: pd.DataFrame) -> tuple[set[str], bool]:
+    """Which records of a batch a PARTIAL_SUCCESS's errors name, and whether every error
+    named one. Only exact tokens count: an index Propexo gives (``charges[i]``) or a whole
+    reference number; anything else is a PMS string that cannot be tied to a record."""
     keys: set[str] = set()
+    every_error_named_one = True
     by_index = dict(zip(batch["batch_index"].astype(int), batch["record_key"], strict=True))
-    by_reference = dict(
-        zip(batch["reference_number"].astype(str), batch["record_key"], strict=True)
-    )
+    references = [
+        (_reference_token(str(ref)), key)
+        for ref, key in zip(batch["reference_number"], batch["record_key"], strict=True)
+        if isinstance(ref, str) and ref
+    ]
     for error in errors:
-        for match in _INDEX.finditer(error):
-            if int(match.group(1)) in by_index:
-                keys.add(by_index[int(match.group(1))])
-        for reference, key in by_reference.items():
-            if reference and reference in error:
-                keys.add(key)
-    return keys
+        named = {
+            by_index[int(m.group(1))] for m in _INDEX.finditer(error) if int(m.group(1)) in by_index
+        }
+        named |= {key for token, key in references if token.search(error)}
+        every_error_named_one &= bool(named)
+        keys |= named
+    return keys, every_error_named_one
 
 
 def apply_write_status(
@@ -265,32 +275,35 @@ def apply_write_status(
             detail="FAILURE",
         )
     elif outcome == "PARTIAL_SUCCESS":
-        bad = _failed_positions(errors, job)
-        if not bad:  # cannot tell which landed: reconcile will find out
+        bad, complete = attribute_errors(errors, job)
+        if bad:
             ledger.transition(
-                keys,
+                sorted(bad),
+                "failed",
+                run_id=run_id,
+                errors=errors,
+                note="; ".join(errors)[:500],
+                detail="PARTIAL_SUCCESS: an error names this record",
+            )
+        rest = [k for k in keys if k not in bad]
+        if complete:
+            ledger.transition(
+                rest,
+                "confirmed",
+                run_id=run_id,
+                confirmed_at=now,
+                detail="PARTIAL_SUCCESS: every error names another record; this one landed",
+            )
+        else:  # some error names no record: which of the rest landed is not known
+            ledger.transition(
+                rest,
                 "partial",
                 run_id=run_id,
                 errors=errors,
                 confirmed_at=now,
-                detail="PARTIAL_SUCCESS",
+                note="in doubt: PARTIAL_SUCCESS with errors that name no record",
+                detail="PARTIAL_SUCCESS: in doubt until a sync proves it present or absent",
             )
-            return
-        ledger.transition(
-            sorted(bad),
-            "failed",
-            run_id=run_id,
-            errors=errors,
-            note="; ".join(errors)[:500],
-            detail="PARTIAL_SUCCESS: this record failed",
-        )
-        ledger.transition(
-            [k for k in keys if k not in bad],
-            "confirmed",
-            run_id=run_id,
-            confirmed_at=now,
-            detail="PARTIAL_SUCCESS: this record landed",
-        )
 
 
 LOGS_PAGE = 100
@@ -313,19 +326,24 @@ def finished_jobs_from_logs(
     return found
 
 
+UNKNOWN_JOB_STATUSES = (400, 404, 410, 422)
+
+
 def _poll_one(
     ledger: Ledger, client: PropexoClient, run_id: str, job_id: str, job: pd.DataFrame
 ) -> None:
     try:
         status = client.write_status(job_id)
     except PermanentApiError as exc:
-        if exc.status_code != 404:
+        if exc.status_code not in UNKNOWN_JOB_STATUSES:
             raise
+        # Propexo no longer knows the job (expired, or never really created): whether the write
+        # landed is unknown, so its records are in doubt; the other jobs are still followed.
         ledger.transition(
             list(job["record_key"]),
             "sending",
             run_id=run_id,
-            note="Propexo does not know this job",
+            note="in doubt: Propexo does not know this job",
             detail=str(exc),
         )
         return
@@ -366,24 +384,20 @@ def wait_for_jobs(
                 from_log = finished_jobs_from_logs(client, integration_id, set(jobs))
             except ApiError:
                 use_log = False  # no write log here: fall back to write-status
+        last_round = clock() >= deadline
         for job_id, job in jobs.items():
-            if from_log is None:
+            if from_log is None or (last_round and job_id not in from_log):
+                # Not in the log yet on the last round: still running, or a job Propexo no
+                # longer knows; only write-status can tell which.
                 _poll_one(ledger, client, run_id, job_id, job)
             elif from_log.get(job_id) == "SUCCESS":
                 apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
             elif from_log.get(job_id) is not None:
                 _poll_one(ledger, client, run_id, job_id, job)  # for the errors[] detail
-        if clock() >= deadline:
+        if last_round:
             return len(ledger.records(states=["submitted"]))
         sleep(delay)
         delay = min(POLL_MAX_S, delay * 2)
-
-
-def _older_than(stamp: Any, seconds: float, now: datetime) -> bool:
-    if not isinstance(stamp, str):
-        return True
-    sent = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return now - sent >= timedelta(seconds=seconds)
 
 
 def resolve_in_doubt(
@@ -393,96 +407,132 @@ def resolve_in_doubt(
     run_id: str,
     vendor_x_ids: dict[str, str],
     grace_s: float,
-    last_sync_at: str | None,
+    syncs: pd.DataFrame,
+    window_days: float | None,
 ) -> dict[str, int]:
-    """Settle records left ``sending``: found in Propexo → confirmed; provably absent → ready.
+    """Settle records in doubt: found in Propexo → confirmed; proven absent → ready (sent again).
 
-    Invoices can be looked up at once (Propexo reads them back right after the write). Charges
-    and credits appear only after a sync, so they are settled only once a sync that began after
-    their POST (plus ``grace_s``) has run; until then they stay in doubt.
+    Found needs the record itself: an invoice by (vendor, invoice number), at once (Propexo reads
+    RM invoices back right after the write); a charge or credit by its whole reference number,
+    once a sync has brought it. Absent needs proof (:mod:`pipelines.proof`): a sync of its model,
+    known complete, that started after its write ended and whose window covers its date. A charge
+    not found by reference while a charge of the same resident, code, amount and date exists
+    without it stays in doubt: it may be ours with the reference lost. What is not settled stays
+    in doubt, shown with its age, until a sync proves it or a person settles it (`tieout resolve`).
     """
-    doubt = ledger.records(states=["sending"])
-    counts = {"found": 0, "absent": 0, "waiting": 0}
+    doubt = ledger.records(states=list(IN_DOUBT_STATES))
+    counts = {"found": 0, "absent": 0, "waiting": 0, "ambiguous": 0, "unverifiable": 0}
     if doubt.empty:
         return counts
-    now = datetime.now(tz=UTC)
+    verdict = sync_verdicts(
+        doubt, syncs, since=write_ended(doubt, grace_s), window_days=window_days
+    )
+    found: dict[str, str | None] = {}
+    ambiguous: set[str] = set()
     invoices = doubt[doubt["kind"] == "invoice"]
     for location_id, group in invoices.groupby("location_id"):
         listed = client.list_all(
             "/v1/invoices/",
             {"integration_id": group["integration_id"].iloc[0], "location_id": location_id},
         )
-        found = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
+        by_key = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
         for record in group.itertuples(index=False):
-            hit = found.get(
+            hit = by_key.get(
                 (vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number))
             )
             if hit is not None:
-                ledger.transition(
-                    [record.record_key],
-                    "confirmed",
-                    run_id=run_id,
-                    created_record_id=hit["id"],
-                    confirmed_at=utcnow(),
-                    detail="in doubt → found in Propexo",
-                )
-                counts["found"] += 1
-            elif _older_than(record.sent_at, grace_s, now):
-                ledger.transition(
-                    [record.record_key],
-                    "ready",
-                    run_id=run_id,
-                    detail="in doubt → provably absent from Propexo; will re-send",
-                )
-                counts["absent"] += 1
-            else:
-                counts["waiting"] += 1
+                found[record.record_key] = str(hit["id"])
     charges = doubt[doubt["kind"] != "invoice"]
     if not charges.empty:
-        synced_after = _synced_after(charges, last_sync_at, grace_s)
-        settle = charges[synced_after]
-        counts["waiting"] += int((~synced_after).sum())
-        for (integration_id, resident_id), group in settle.groupby(
+        ours = set(ledger.references())
+        for (integration_id, resident_id), group in charges.groupby(
             ["integration_id", "resident_id"]
         ):
-            dates = group["transaction_date"].astype(str)
+            days = group["transaction_date"].astype(str).str.slice(0, 10)
             listed = client.list_all(
                 "/v1/resident-charges/",
                 {
                     "integration_id": integration_id,
                     "resident_id": resident_id,
-                    "transaction_date_start": dates.min(),
-                    "transaction_date_end": dates.max(),
+                    "transaction_date_start": days.min(),
+                    "transaction_date_end": days.max(),
                 },
             )
             references = {str(c.get("reference_number")) for c in listed}
+            strangers = {
+                _content(
+                    c.get("charge_code_id"), c.get("amount_in_cents"), c.get("transaction_date")
+                )
+                for c in listed
+                if str(c.get("reference_number")) not in ours
+            }
             for record in group.itertuples(index=False):
                 if str(record.reference_number) in references:
-                    ledger.transition(
-                        [record.record_key],
-                        "confirmed",
-                        run_id=run_id,
-                        confirmed_at=utcnow(),
-                        detail="in doubt → found after sync",
-                    )
-                    counts["found"] += 1
-                else:
-                    ledger.transition(
-                        [record.record_key],
-                        "ready",
-                        run_id=run_id,
-                        detail="in doubt → absent after a later sync; will re-send",
-                    )
-                    counts["absent"] += 1
+                    found[record.record_key] = None
+                    continue
+                signed = (
+                    -int(record.amount_cents)
+                    if record.kind == "credit"
+                    else int(record.amount_cents)
+                )
+                if _content(record.charge_code_id, signed, record.transaction_date) in strangers:
+                    ambiguous.add(record.record_key)
+    now = utcnow()
+    absent: list[str] = []
+    for record in doubt.itertuples():
+        key = record.record_key
+        if key in found:
+            ledger.transition(
+                [key],
+                "confirmed",
+                run_id=run_id,
+                confirmed_at=now,
+                **({"created_record_id": found[key]} if found[key] else {}),
+                detail="in doubt → found in Propexo",
+            )
+            counts["found"] += 1
+        elif key in ambiguous:
+            _note(
+                ledger,
+                key,
+                "in doubt: a charge with the same resident, code, amount and date "
+                "is in Propexo without our reference; look in Rent Manager, then `tieout resolve`",
+            )
+            counts["ambiguous"] += 1
+        elif verdict[record.Index] == PROVEN:
+            absent.append(key)
+        elif verdict[record.Index] == UNVERIFIABLE:
+            _note(
+                ledger,
+                key,
+                "in doubt: its date is outside the window of every sync since; "
+                "look in Rent Manager, then `tieout resolve`",
+            )
+            counts["unverifiable"] += 1
+        else:
+            _note(ledger, key, "in doubt: waiting for a complete sync that started after the write")
+            counts["waiting"] += 1
+    if absent:
+        ledger.transition(
+            absent,
+            "ready",
+            run_id=run_id,
+            detail="in doubt → proven absent by a complete sync since the write; will re-send",
+        )
+        counts["absent"] = len(absent)
     return counts
 
 
-def _synced_after(records: pd.DataFrame, last_sync_at: str | None, grace_s: float) -> pd.Series:
-    if not last_sync_at:
-        return pd.Series(False, index=records.index)
-    sync = datetime.fromisoformat(last_sync_at.replace("Z", "+00:00"))
-    sent = pd.to_datetime(records["sent_at"], utc=True, errors="coerce")
-    return (sent + pd.Timedelta(seconds=grace_s)) <= sync
+def _content(code: object, amount: object, day: object) -> tuple[str, int, str]:
+    try:
+        cents = int(float(str(amount)))
+    except ValueError:
+        cents = 0
+    return str(code), cents, str(day)[:10]
+
+
+def _note(ledger: Ledger, key: str, note: str) -> None:
+    ledger.update_fields(key, note=note)
 
 
 def load(
@@ -513,7 +563,7 @@ def load(
         submitted=submitted,
         confirmed=states.get("confirmed", {}).get("count", 0),
         failed=states.get("failed", {}).get("count", 0),
-        in_doubt=states.get("sending", {}).get("count", 0),
+        in_doubt=sum(states.get(s, {}).get("count", 0) for s in IN_DOUBT_STATES),
         rate_limited=client.limiter.rate_limited,
         seconds=time.monotonic() - started,
     )

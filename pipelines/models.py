@@ -164,3 +164,4 @@ class ReconcileResult:
     unexpected: int
     matched_total_cents: int
     details: pd.DataFrame
+    unverifiable: int = 0  # outside every proven sync's date window: never called missing

@@ -26,7 +26,7 @@ from pipelines.errors import InputError
 from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
 from pipelines.ledger import RECONCILABLE_STATES, Ledger, utcnow
-from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt
+from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt, wait_for_jobs
 from pipelines.lock import run_lock
 from pipelines.logs import run_log
 from pipelines.models import (
@@ -39,6 +39,7 @@ from pipelines.models import (
     ValidateResult,
 )
 from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
+from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.reconcile import reconcile
 from pipelines.refs import (
@@ -400,23 +401,38 @@ def refresh_synced(
         newest = _newest(fetched, "updated_at")
         if newest and newest > (cursor or ""):
             ledger.set_meta("cursor:charge", newest)
-    # A record stamped last_seen at T proves that a sync ran at T (scheduled syncs included).
-    for frame in fresh.values():
-        newest = _newest(frame, "last_seen")
-        if newest and newest > (ledger.get_meta("last_sync_at") or ""):
-            ledger.set_meta("last_sync_at", newest)
-    last_sync = ledger.get_meta("last_sync_at")
-    if last_sync:
-        before = pd.Timestamp(last_sync) - pd.Timedelta(seconds=max(settings.reconcile_grace_s, 1))
-        cutoff = before.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if want_invoices:
+    # Deleted in Rent Manager: Propexo keeps the record, and syncs stop stamping its last_seen.
+    # Only a sync known complete, with a known earliest start, can say a record was not seen.
+    proven = ledger.proven_syncs(integration)
+    for kind, model, wanted in (
+        ("invoice", "invoices", want_invoices),
+        ("charge", "resident_charges", not charges.empty),
+    ):
+        mine = proven[proven["models"].map(lambda models, m=model: m in models)]
+        if not wanted or mine.empty:
+            continue
+        latest = mine.iloc[-1]
+        started = pd.Timestamp(latest["started_after"])
+        cutoff = _stamp(started - pd.Timedelta(seconds=settings.clock_skew_s))
+        if kind == "invoice":
             gone = fetch_synced_invoices(client, integration, last_seen_lte=cutoff)
-            ledger.mark_stale("invoice", gone["id"].astype(str))
-        if not charges.empty:
+        else:
             start, end = ledger.get_meta("window:charge").split("|")  # type: ignore[union-attr]
-            gone = fetch_synced_charges(client, integration, start, end, last_seen_lte=cutoff)
-            ledger.mark_stale("charge", gone["id"].astype(str))
+            reach = pd.Timedelta(days=max(settings.sync_window_days - 1, 0))
+            start = max(start, _stamp(pd.Timestamp(latest["completed_at"]) - reach)[:10])
+            end = min(end, _stamp(started + reach)[:10])
+            gone = (
+                fetch_synced_charges(client, integration, start, end, last_seen_lte=cutoff)
+                if start <= end
+                else pd.DataFrame(columns=CHARGE_FIELDS)
+            )
+        created = pd.to_datetime(gone["created_at"], utc=True, errors="coerce")
+        ledger.mark_stale(kind, gone.loc[created.lt(pd.Timestamp(cutoff)), "id"].astype(str))
     return (ledger.synced("invoice", INVOICE_FIELDS), ledger.synced("charge", CHARGE_FIELDS))
+
+
+def _stamp(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def reconcile_ledger(
@@ -428,18 +444,19 @@ def reconcile_ledger(
     run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
-    records = ledger.records(states=[*RECONCILABLE_STATES, "partial"])
+    records = ledger.records(states=list(RECONCILABLE_STATES))
     if records.empty:
         return None
     synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)
-    last_sync = ledger.get_meta("last_sync_at")
-    result = reconcile(
+    verdict = sync_verdicts(
         records,
-        synced_invoices,
-        synced_charges,
-        vendor_x_ids=vendor_x_ids,
-        last_sync_at=last_sync,
-        grace_s=settings.reconcile_grace_s,
+        ledger.proven_syncs(settings.integration_id),
+        since=write_ended(records, settings.in_doubt_grace_s)
+        + pd.Timedelta(seconds=settings.reconcile_grace_s),
+        window_days=settings.sync_window_days,
+    )
+    result = reconcile(
+        records, synced_invoices, synced_charges, vendor_x_ids=vendor_x_ids, verdict=verdict
     )
     state_of = dict(zip(records["record_key"], records["state"], strict=True))
     now = utcnow()
@@ -564,20 +581,9 @@ def _run_locked(
                 "locations",
                 json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
             )
-            doubt = resolve_in_doubt(
-                ledger,
-                client,
-                run_id=run_id,
-                vendor_x_ids=_vendor_x_ids(refs),
-                grace_s=settings.in_doubt_grace_s,
-                last_sync_at=ledger.get_meta("last_sync_at"),
-            )
+            doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
             if any(doubt.values()):
-                say(
-                    f"in doubt from earlier runs: {doubt['found']} found in Propexo, "
-                    f"{doubt['absent']} absent (will be sent), "
-                    f"{doubt['waiting']} waiting for a sync"
-                )
+                say("in doubt from earlier runs: " + describe_doubt(doubt))
             for path in files:
                 done, had_problems = _handle_file(
                     path, ledger, run_id, profiles, refs, settings, say
@@ -659,8 +665,44 @@ def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say)
     return RunOutcome(None, 0, None, {"plan": plan})
 
 
+def settle_in_doubt(
+    ledger: Ledger, client: PropexoClient, settings: Settings, refs: RefData, run_id: str
+) -> dict[str, int]:
+    """Look up every record in doubt; re-send only what a proven sync says is absent."""
+    return resolve_in_doubt(
+        ledger,
+        client,
+        run_id=run_id,
+        vendor_x_ids=_vendor_x_ids(refs),
+        grace_s=settings.in_doubt_grace_s,
+        syncs=ledger.proven_syncs(settings.integration_id),
+        window_days=settings.sync_window_days,
+    )
+
+
+def describe_doubt(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['found']} found in Propexo, {counts['absent']} proven absent (will be sent), "
+        f"{counts['waiting']} waiting for a proven sync, {counts['ambiguous']} ambiguous and "
+        f"{counts['unverifiable']} outside every sync window (a person settles these with "
+        "`tieout resolve`)"
+    )
+
+
+def _wait_for_syncs(ledger: Ledger, integration_id: str, wait_s: float) -> bool:
+    """Wait until the webhook receiver has recorded the SYNC_COMPLETE of every sync we asked."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while ledger.open_sync_requests(integration_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def reconcile_command(
-    settings: Settings, *, sync: bool, say: Say = print
+    settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
     with run_lock(settings.lock_path, "reconcile"):
@@ -669,23 +711,21 @@ def reconcile_command(
             refs = reference_data(ledger, client, settings)
             vendor_x_ids = _vendor_x_ids(refs)
             if sync:
-                stamp = utcnow()
+                ledger.request_sync(settings.integration_id, utcnow())
                 if client.manual_sync(settings.integration_id):
-                    ledger.set_meta("last_sync_at", stamp)
-                    say("asked Propexo for a sync")
-            doubt = resolve_in_doubt(
-                ledger,
-                client,
-                run_id="reconcile",
-                vendor_x_ids=vendor_x_ids,
-                grace_s=settings.in_doubt_grace_s,
-                last_sync_at=ledger.get_meta("last_sync_at"),
-            )
+                    say("asked Propexo for a sync; it is proven done only by its SYNC_COMPLETE")
+            if wait_s > 0 and ledger.open_sync_requests(settings.integration_id):
+                if _wait_for_syncs(ledger, settings.integration_id, wait_s):
+                    say("the sync is complete (SYNC_COMPLETE received)")
+                else:
+                    say(
+                        f"no SYNC_COMPLETE within {wait_s:g}s: is `tieout webhooks serve` "
+                        "running and registered? Records stay in doubt until a sync is proven"
+                    )
+            wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
+            doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
             if any(doubt.values()):
-                say(
-                    f"in doubt: {doubt['found']} found, {doubt['absent']} absent (will be sent "
-                    f"by the next run), {doubt['waiting']} waiting for a sync"
-                )
+                say("in doubt: " + describe_doubt(doubt))
             result = reconcile_ledger(ledger, client, settings, vendor_x_ids)
         reports = []
         if result is not None:

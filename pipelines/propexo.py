@@ -258,8 +258,10 @@ class PropexoClient:
             meta = page.get("meta") or {}
             offset += len(results)
             has_more = meta.get("hasMore")
-            if has_more is None:
-                has_more = offset < int(meta.get("total") or 0)
+            if has_more is None and meta.get("total") is not None:
+                has_more = offset < int(meta["total"])
+            elif has_more is None:  # neither is required: only a short page says it is the end
+                has_more = len(results) >= PAGE_LIMIT
             if not results or not has_more:
                 return
 
@@ -276,6 +278,10 @@ class PropexoClient:
         if not isinstance(job_id, str) or not job_id:
             raise TransientApiError(f"POST {path}: the answer has no job_id", maybe_applied=True)
         return job_id
+
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A POST that moves no money (a webhook subscription); not retried after it is sent."""
+        return _json(self._send("POST", path, json=body))
 
     def write_status(self, job_id: str) -> dict[str, Any]:
         """``GET /v1/admin/write-status/{job_id}``: write_status, errors, created_record_id."""

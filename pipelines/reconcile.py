@@ -6,8 +6,9 @@ ledger update is the caller's. Outcomes per record:
 * ``matched``: found exactly once, with the amount (and date, charge code) we sent;
 * ``mismatched``: found once, but something differs (both values are shown);
 * ``duplicated``: found more than once;
-* ``awaiting_sync``: not found, but no sync has run since it was posted;
-* ``missing``: not found although a sync since its posting should have carried it.
+* ``awaiting_sync``: not found, and no complete sync has started since its write ended;
+* ``unverifiable``: not found, and every such sync's date window leaves it out;
+* ``missing``: not found although a sync proves it absent (:mod:`pipelines.proof`).
 
 Propexo records carrying our reference prefix that the ledger does not know are ``unexpected``.
 """
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.models import ReconcileResult
+from pipelines.proof import AWAITING, UNVERIFIABLE
 from pipelines.transform import REFERENCE_PREFIX
 
 DETAIL_COLUMNS = [
@@ -36,12 +38,19 @@ def _outcomes(
     found: pd.DataFrame,
     count: pd.Series,
     same: pd.Series,
-    awaiting: pd.Series,
+    verdict: pd.Series,
     note: pd.Series,
 ) -> pd.DataFrame:
+    verdict = pd.Series(np.asarray(verdict, dtype=object), index=count.index)
     outcome = np.select(
-        [count.gt(1), count.eq(1) & same, count.eq(1) & ~same, awaiting],
-        ["duplicated", "matched", "mismatched", "awaiting_sync"],
+        [
+            count.gt(1),
+            count.eq(1) & same,
+            count.eq(1) & ~same,
+            verdict.eq(AWAITING),
+            verdict.eq(UNVERIFIABLE),
+        ],
+        ["duplicated", "matched", "mismatched", "awaiting_sync", "unverifiable"],
         default="missing",
     )
     return pd.DataFrame(
@@ -58,7 +67,10 @@ def _outcomes(
 
 
 def match_invoices(
-    ledger: pd.DataFrame, synced: pd.DataFrame, vendor_x_ids: dict[str, str]
+    ledger: pd.DataFrame,
+    synced: pd.DataFrame,
+    vendor_x_ids: dict[str, str],
+    verdict: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Invoices by created_record_id, else by (x_vendor_id, invoice_number)."""
     if ledger.empty:
@@ -98,11 +110,27 @@ def match_invoices(
         )
     )
     note = note.where(~count.gt(1), "found " + count.astype(str) + " times in Propexo")
-    return _outcomes(merged, merged, count, same, pd.Series(False, index=merged.index), note)
+    verdict = _aligned(verdict, ledger)
+    note = _absence_note(note, count, verdict)
+    return _outcomes(merged, merged, count, same, verdict, note)
+
+
+def _aligned(verdict: pd.Series | None, ledger: pd.DataFrame) -> np.ndarray:
+    if verdict is None:
+        return np.full(len(ledger), AWAITING, dtype=object)
+    return verdict.reindex(ledger.index).fillna(AWAITING).to_numpy(dtype=object)
+
+
+def _absence_note(note: pd.Series, count: pd.Series, verdict: np.ndarray) -> pd.Series:
+    absent = count.eq(0).to_numpy()
+    note = note.mask(absent & (verdict == AWAITING), "no complete sync since it was posted")
+    return note.mask(
+        absent & (verdict == UNVERIFIABLE), "outside the date window of every sync since"
+    )
 
 
 def match_charges(
-    ledger: pd.DataFrame, synced: pd.DataFrame, last_sync_at: str | None, grace_s: float = 0.0
+    ledger: pd.DataFrame, synced: pd.DataFrame, verdict: pd.Series | None = None
 ) -> pd.DataFrame:
     """Charges and credits by reference_number (credits read back negative)."""
     if ledger.empty:
@@ -133,14 +161,6 @@ def match_charges(
     )
     same_code = merged["code"].astype(str).eq(merged["charge_code_id"].astype(str))
     same = same_amount & same_date & same_code
-    if last_sync_at:
-        sync = pd.Timestamp(last_sync_at)
-        posted = pd.to_datetime(
-            merged["confirmed_at"].fillna(merged["sent_at"]), utc=True, errors="coerce"
-        )
-        awaiting = (posted + pd.Timedelta(seconds=grace_s)).gt(sync).fillna(True)
-    else:
-        awaiting = pd.Series(True, index=merged.index)
     note = pd.Series("", index=merged.index, dtype=object)
     note = note.mask(
         count.eq(1) & ~same_amount,
@@ -171,8 +191,9 @@ def match_charges(
         note = note.mask(
             hit, "matched by content: the reference number was changed in Rent Manager"
         )
-    note = note.mask(count.eq(0) & awaiting, "posted after the last sync")
-    return _outcomes(merged, merged, count, same, awaiting, note)
+    verdict = _aligned(verdict, ledger)
+    note = _absence_note(note, count, verdict)
+    return _outcomes(merged, merged, count, same, verdict, note)
 
 
 def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[str]) -> pd.Series:
@@ -213,15 +234,20 @@ def reconcile(
     charges: pd.DataFrame,
     *,
     vendor_x_ids: dict[str, str],
-    last_sync_at: str | None,
-    grace_s: float = 0.0,
+    verdict: pd.Series | None = None,
 ) -> ReconcileResult:
-    """Match every posted ledger record to what Propexo holds."""
+    """Match every posted ledger record to what Propexo holds.
+
+    ``verdict`` (index of ``ledger``): what the syncs prove for each record
+    (:func:`pipelines.proof.sync_verdicts`); without it nothing is called missing.
+    """
     details = (
         pd.concat(
             [
-                match_invoices(ledger[ledger["kind"] == "invoice"], invoices, vendor_x_ids),
-                match_charges(ledger[ledger["kind"] != "invoice"], charges, last_sync_at, grace_s),
+                match_invoices(
+                    ledger[ledger["kind"] == "invoice"], invoices, vendor_x_ids, verdict
+                ),
+                match_charges(ledger[ledger["kind"] != "invoice"], charges, verdict),
             ],
             ignore_index=True,
         )
@@ -240,6 +266,7 @@ def reconcile(
         mismatched=int(counts.get("mismatched", 0)),
         duplicated=int(counts.get("duplicated", 0)),
         unexpected=unexpected,
+        unverifiable=int(counts.get("unverifiable", 0)),
         matched_total_cents=matched_total,
         details=details,
     )

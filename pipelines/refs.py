@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.errors import ConfigError
 from pipelines.propexo import PropexoClient
 
 MAPPING_FILES = ("vendors", "properties", "charge_codes", "gl_accounts", "residents")
@@ -73,6 +74,12 @@ def fetch_reference_lists(client: PropexoClient, integration_id: str) -> RefList
     """Page through every list the transform needs for one integration (the I/O half)."""
     params = {"integration_id": integration_id}
     lists: RefLists = {"locations": client.list_all("/v1/locations/rentmanager/", params)}
+    if not lists["locations"]:
+        raise ConfigError(
+            f"Propexo shows no Rent Manager locations for integration {integration_id!r}: the "
+            "integration id is wrong, or the integration has no locations enabled. Check "
+            "integration_id (PROPEXO_INTEGRATION_ID) and the token's account"
+        )
     # The property record has no location field: ask per location, as Propexo suggests.
     lists["properties"] = [
         {**record, "location_id": location["id"]}
@@ -163,6 +170,7 @@ INVOICE_FIELDS = [
     "invoice_number",
     "total_amount_in_cents",
     "invoice_date",
+    "created_at",
     "updated_at",
     "last_seen",
 ]
@@ -173,6 +181,7 @@ CHARGE_FIELDS = [
     "reference_number",
     "transaction_date",
     "amount_in_cents",
+    "created_at",
     "updated_at",
     "last_seen",
 ]

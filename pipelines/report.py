@@ -28,7 +28,11 @@ from pipelines.ledger import POSTED_STATES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
-AWAITING_STATES = ("confirmed", "partial")
+AWAITING_STATES = (
+    "confirmed",
+    "partial",
+    "unverifiable",
+)  # unverifiable: outside every sync window
 RECONCILE_OUTCOMES = ("matched", "awaiting_sync", "missing", "mismatched", "duplicated")
 
 
@@ -68,6 +72,7 @@ def _reconciliation(records: pd.DataFrame) -> dict[str, int]:
         "missing": int(state.eq("missing").sum()),
         "mismatched": int(state.eq("mismatched").sum()),
         "duplicated": int(state.eq("duplicated").sum()),
+        "unverifiable": int(state.eq("unverifiable").sum()),
         "matched_total_cents": int(amount[state.eq("matched")].sum()),
     }
 
@@ -143,7 +148,7 @@ def build_report(
         posted = _amount(group, POSTED_STATES)
         parts = {
             "matched_cents": _amount(group, ("matched",)),
-            "awaiting_sync_cents": _amount(group, ("confirmed",)),
+            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
             "missing_cents": _amount(group, ("missing",)),
             "mismatched_cents": _amount(group, ("mismatched",)),
             "duplicated_cents": _amount(group, ("duplicated",)),
@@ -189,7 +194,7 @@ def build_report(
     totals["posted_total_cents"] = _amount(records, POSTED_STATES)
     run_parts = sum(
         _amount(records, (s,))
-        for s in ("matched", "confirmed", "missing", "mismatched", "duplicated")
+        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
     )
     control_rows.append(
         {

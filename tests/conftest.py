@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +31,9 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     """A fresh sandbox (in-memory state, sample seed) with short job delays."""
-    with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box:
+    with running_sandbox(
+        SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2)
+    ) as box:
         yield box
 
 
@@ -108,3 +111,35 @@ def write_bills(path: Path, lines: list[str]) -> Path:
     """A small vendor bill CSV in our template."""
     path.write_text("\n".join([BILL_HEADER, *lines]) + "\n", encoding="utf-8")
     return path
+
+
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+
+
+@contextmanager
+def receiving(box: RunningSandbox, data_dir: Path) -> Iterator[str]:
+    """tieout's webhook receiver for ``data_dir``'s ledger, subscribed to the sandbox's
+    SYNC_COMPLETE and WRITE_OPERATION_FAILURE: what proves a sync finished."""
+    from pipelines.webhooks import TRIGGERS, ReceiverThread
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = replace(
+        load_settings(env={}),
+        base_url=box.base_url,
+        token=Secret(box.config.token),
+        data_dir=data_dir,
+        webhook_secret=Secret(WEBHOOK_SECRET),
+    )
+    with ReceiverThread(settings) as receiver:
+        response = httpx.post(
+            f"{box.base_url}/v1/webhooks/",
+            json={
+                "url": receiver.url,
+                "triggers": TRIGGERS,
+                "active": True,
+                "secret": WEBHOOK_SECRET,
+            },
+            headers={"Authorization": f"Bearer {box.config.token}"},
+        )
+        response.raise_for_status()
+        yield receiver.url

@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.app import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import ROOT
+from tests.conftest import ROOT, receiving
 from tests.test_load import assert_exactly_once, env_for, settle
 
 # Run the real CLI, with one function patched to kill the process (os._exit: no cleanup, no
@@ -71,6 +71,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
+        receiving(box, workspace),
     ):
         env = env_for(box, workspace, batch_size=10, concurrency=1)
         inherited = {

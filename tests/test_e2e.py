@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from sandbox.server import RunningSandbox
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, receiving, run_cli
 
 
 def env_for(box: RunningSandbox) -> dict[str, str]:
@@ -34,7 +34,10 @@ def test_run_then_sync_ties_out_to_the_cent(
     before_sync = summary_of(first.stdout, workspace)
     assert before_sync["reconciliation"]["awaiting_sync"] > 0  # charges wait for the sync
 
-    second = run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
+    with receiving(sandbox, workspace):
+        second = run_cli(
+            "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
+        )
     assert second.returncode == 0, second.stdout + second.stderr
     summary = summary_of(second.stdout, workspace)
     totals = summary["totals"]

@@ -22,20 +22,21 @@ from pipelines.config import Secret, load_settings
 from pipelines.ledger import Ledger
 from sandbox.app import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import ROOT, run_cli, write_bills
+from tests.conftest import ROOT, receiving, run_cli, write_bills
 
 
 def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str, str]:
     """Environment for a CLI child: the sandbox's address and a config with short grace periods."""
     config = data_dir.parent / "tieout.toml"
-    lines = [
-        "in_doubt_grace_s = 1",
-        "status_timeout_s = 20",
-        "reconcile_grace_s = 0",
-        "settle_s = 0.2",
-        f"rate_window_s = {box.config.rate_window_s}",
-    ]
-    lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    defaults: dict[str, object] = {
+        "in_doubt_grace_s": 1,
+        "status_timeout_s": 20,
+        "reconcile_grace_s": 0,
+        "clock_skew_s": 0,
+        "settle_s": 0.2,
+        "rate_window_s": box.config.rate_window_s,
+    }
+    lines = [f"{k} = {json.dumps(v)}" for k, v in {**defaults, **settings}.items()]
     config.write_text("\n".join(lines) + "\n")
     return {
         "PROPEXO_BASE_URL": box.base_url,
@@ -45,10 +46,11 @@ def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str
 
 
 def settle(data_dir: Path, env: dict[str, str], rounds: int = 10) -> dict:  # type: ignore[type-arg]
-    """`reconcile --sync` then `run`, until nothing is in doubt, waiting or unsent."""
+    """`reconcile --sync` (waiting for its SYNC_COMPLETE: call inside ``receiving``) then `run`,
+    until nothing is in doubt, waiting or unsent."""
     for _ in range(rounds):
         time.sleep(1.1)  # past the in-doubt grace, so a sync can prove absence
-        run_cli("--data-dir", str(data_dir), "reconcile", "--sync", env=env)
+        run_cli("--data-dir", str(data_dir), "reconcile", "--sync", "--wait", "20", env=env)
         run_cli("--data-dir", str(data_dir), "run", env=env)
         status = json.loads(
             run_cli("--data-dir", str(data_dir), "status", "--json", env=env).stdout
@@ -86,6 +88,7 @@ def test_faults_never_lose_or_double_a_record(workspace: Path) -> None:
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
+        receiving(box, workspace),
     ):
         env = env_for(box, workspace, batch_size=10)
         first = run_cli("--data-dir", str(workspace), "run", env=env)
@@ -103,6 +106,7 @@ def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path) -> None:
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
+        receiving(box, workspace),
     ):
         env = env_for(box, workspace, batch_size=10, concurrency=2)
         inherited = {

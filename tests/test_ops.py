@@ -141,7 +141,11 @@ def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
             with httpx.Client(
                 base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
             ) as api:
-                assert len(api.get("/_sandbox/records").json()["results"]) == 12
+                # The file is archived once its records are staged; posting may still be going.
+                while len(records := api.get("/_sandbox/records").json()["results"]) < 12:
+                    assert time.monotonic() < deadline, f"{len(records)} of 12 records posted"
+                    time.sleep(0.2)
+                assert len(records) == 12
         except AssertionError as exc:
             failure = exc
         finally:

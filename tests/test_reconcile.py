@@ -10,10 +10,11 @@ import httpx
 import pandas as pd
 
 from pipelines.ledger import Ledger
+from pipelines.proof import sync_verdicts, write_ended
 from pipelines.reconcile import match_charges
 from sandbox.app import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import run_cli
+from tests.conftest import receiving, run_cli
 from tests.test_load import env_for
 
 
@@ -28,6 +29,8 @@ def ledger_charges(**overrides: object) -> pd.DataFrame:
         "resident_id": "r1",
         "confirmed_at": "2026-11-20T10:00:00.000000Z",
         "sent_at": "2026-11-20T09:59:00.000000Z",
+        "updated_at": "2026-11-20T10:00:00.000000Z",
+        "state": "confirmed",
     }
     return pd.DataFrame([{**base, **overrides}])
 
@@ -44,6 +47,22 @@ def synced(*rows: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame([{**base, **r} for r in rows], columns=list(base))
 
 
+def proven(
+    ledger: pd.DataFrame, started: str | None, window_days: float | None = None
+) -> pd.Series:
+    """What a sync that started at ``started`` and is known complete proves for each record."""
+    syncs = pd.DataFrame(
+        {
+            "started_after": [started] if started else [],
+            "completed_at": [started] if started else [],
+            "models": [["invoices", "resident_charges"]] if started else [],
+        }
+    )
+    return sync_verdicts(
+        ledger, syncs, since=write_ended(ledger, grace_s=120), window_days=window_days
+    )
+
+
 def test_pure_outcomes() -> None:
     after = "2026-11-20T11:00:00Z"
     cases = [
@@ -51,22 +70,39 @@ def test_pure_outcomes() -> None:
         (synced({"amount_in_cents": 999}), after, "mismatched"),
         (synced({}, {"id": "p2"}), after, "duplicated"),
         (synced(), after, "missing"),
-        (synced(), "2026-11-20T09:00:00Z", "awaiting_sync"),  # the last sync was before the post
-        (synced(), None, "awaiting_sync"),
+        (synced(), "2026-11-20T09:00:00Z", "awaiting_sync"),  # that sync began before the post
+        (synced(), None, "awaiting_sync"),  # no sync known complete: never "missing"
         (synced({"reference_number": "CHANGED"}), after, "matched"),  # found by content
     ]
-    for frame, last_sync, outcome in cases:
-        got = match_charges(ledger_charges(), frame, last_sync)["outcome"].iloc[0]
-        assert got == outcome, (frame.to_dict("records"), last_sync)
+    for frame, sync_started, outcome in cases:
+        ledger = ledger_charges()
+        got = match_charges(ledger, frame, proven(ledger, sync_started))["outcome"].iloc[0]
+        assert got == outcome, (frame.to_dict("records"), sync_started)
+
+
+def test_a_record_outside_the_sync_window_is_unverifiable_not_missing() -> None:
+    ledger = ledger_charges(transaction_date="2026-01-01")
+    verdict = proven(ledger, "2026-11-20T11:00:00Z", window_days=30)
+    assert match_charges(ledger, synced(), verdict)["outcome"].iloc[0] == "unverifiable"
+    inside = proven(ledger_charges(), "2026-11-20T11:00:00Z", window_days=30)
+    assert match_charges(ledger_charges(), synced(), inside)["outcome"].iloc[0] == "missing"
+
+
+def test_an_unanswered_write_is_absent_only_after_the_grace() -> None:
+    sending = ledger_charges(state="sending", confirmed_at=None)
+    # The POST went at 09:59; its job may run on: a sync at 10:00 proves nothing, one at 12:00 does.
+    assert proven(sending, "2026-11-20T10:00:00Z").iloc[0] == "awaiting"
+    assert proven(sending, "2026-11-20T12:00:00Z").iloc[0] == "proven"
 
 
 def test_content_matching_respects_multiplicity() -> None:
     ledger = pd.concat(
-        [ledger_charges(), ledger_charges(record_key="charge:i:TOB", reference_number="TOB")]
+        [ledger_charges(), ledger_charges(record_key="charge:i:TOB", reference_number="TOB")],
+        ignore_index=True,
     )
     one_copy = synced({"reference_number": "X1"})
-    outcomes = match_charges(ledger, one_copy, "2026-11-20T11:00:00Z")["outcome"].tolist()
-    assert sorted(outcomes) == ["matched", "missing"]
+    outcomes = match_charges(ledger, one_copy, proven(ledger, "2026-11-20T11:00:00Z"))
+    assert sorted(outcomes["outcome"].tolist()) == ["matched", "missing"]
 
 
 def state_of(data_dir: Path) -> pd.DataFrame:
@@ -79,14 +115,22 @@ def state_of(data_dir: Path) -> pd.DataFrame:
 
 def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
     with (
-        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box,
+        running_sandbox(
+            SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2)
+        ) as box,
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
+        receiving(box, workspace),
     ):
         env = env_for(box, workspace)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
-        assert run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env).returncode == 0
+        assert (
+            run_cli(
+                "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
+            ).returncode
+            == 0
+        )
         records = state_of(workspace)
         assert set(records["state"]) == {"matched"}
 
@@ -102,6 +146,7 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
             for k in ("resident_id", "charge_code_id", "transaction_date", "reference_number")
         }
         again |= {"notes": doubled["description"], "amount_in_cents": doubled["amount_in_cents"]}
+        again["transaction_date"] = doubled["transaction_date"][:10] + "T00:00:00.000Z"
         api.post(
             "/v1/resident-charges/batch/rentmanager/",
             json={"integration_id": "int_rm_demo", "charges": [again]},
@@ -113,7 +158,9 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
         )
         time.sleep(1.2)
 
-        result = run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
+        result = run_cli(
+            "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
+        )
         assert result.returncode == 1  # exceptions found
         assert "unexpected 1" in result.stdout
         records = state_of(workspace).set_index("reference_number", drop=False)

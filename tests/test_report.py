@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from pipelines.ledger import STATES
+from pipelines.ledger import POSTED_STATES, STATES
 from pipelines.report import build_report, neutralize, render_all, render_html
 from tests.conftest import ROOT, run_cli
 
@@ -94,7 +94,7 @@ def test_control_totals_tie_out_for_any_ledger(records, rejected, previously) ->
     posted = report.summary["totals"]["posted_total_cents"]
     assert posted == int(
         ledger.loc[
-            ledger["state"].isin(["confirmed", "matched", "mismatched", "missing", "duplicated"]),
+            ledger["state"].isin(POSTED_STATES),
             "amount_cents",
         ].sum()
     )

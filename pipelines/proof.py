@@ -1,0 +1,86 @@
+"""When a sync proves that a record is absent: the one rule every "missing" and re-send rests on.
+
+Propexo's cache of Rent Manager is refreshed by syncs that can run for hours, see each model only
+inside a date window, and say they are done only through a SYNC_COMPLETE webhook. A record that
+is not in the cache is therefore *proven* absent only by a sync that
+
+1. synced the record's model (``invoices`` or ``resident_charges``),
+2. started after the record's write had certainly ended (``since``),
+3. is known complete (SYNC_COMPLETE with ``is_sync_finished``, recorded by the webhook
+   receiver), and
+4. whose date window covers the record's date (resident charges only).
+
+Pure: frames in, a verdict per record out. The ledger knows the syncs; the caller decides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PROVEN = "proven"
+AWAITING = "awaiting"  # no complete sync has started since the write ended
+UNVERIFIABLE = "unverifiable"  # synced since, but outside every such sync's window
+
+MODEL_OF_KIND = {"invoice": "invoices", "charge": "resident_charges", "credit": "resident_charges"}
+EDGE_DAYS = 1.0  # a window is measured from a moment tieout only knows to within a day
+
+
+def write_ended(records: pd.DataFrame, grace_s: float) -> pd.Series:
+    """The moment after which each record's write is certainly over.
+
+    A terminal write-status seen at ``confirmed_at`` ends it then. A write with no answer
+    (``sending``) may still be running as a job Propexo accepted: it is over only ``grace_s``
+    after it was sent.
+    """
+    confirmed = pd.to_datetime(records["confirmed_at"], utc=True, errors="coerce")
+    sent = pd.to_datetime(records["sent_at"], utc=True, errors="coerce")
+    updated = pd.to_datetime(records["updated_at"], utc=True, errors="coerce")
+    in_flight = records["state"].eq("sending")
+    ended = confirmed.where(~in_flight & confirmed.notna(), sent + pd.Timedelta(seconds=grace_s))
+    return ended.fillna(updated + pd.Timedelta(seconds=grace_s))
+
+
+def sync_verdicts(
+    records: pd.DataFrame,
+    syncs: pd.DataFrame,
+    *,
+    since: pd.Series,
+    window_days: float | None,
+) -> pd.Series:
+    """``proven`` / ``awaiting`` / ``unverifiable`` for each record (index kept).
+
+    ``syncs``: ``started_after``, ``completed_at``, ``models`` (list) of syncs known complete.
+    ``window_days``: how far either side of a sync's own time it sees resident charges
+    (``None``: no window).
+    """
+    verdict = pd.Series(AWAITING, index=records.index, dtype=object)
+    if records.empty or syncs.empty:
+        return verdict
+    since_ns = pd.to_datetime(since, utc=True, errors="coerce").to_numpy(dtype="datetime64[ns]")
+    model = records["kind"].map(MODEL_OF_KIND).fillna("").to_numpy()
+    day = pd.to_datetime(
+        records["transaction_date"].astype(str).str.slice(0, 10), errors="coerce", utc=True
+    ).to_numpy(dtype="datetime64[ns]")
+    is_charge = model == "resident_charges"
+    any_after = np.zeros(len(records), dtype=bool)
+    covered = np.zeros(len(records), dtype=bool)
+    for started_text, completed_text, models in zip(
+        syncs["started_after"].astype(str),
+        syncs["completed_at"].astype(str),
+        syncs["models"],
+        strict=True,
+    ):
+        started = pd.Timestamp(started_text).to_datetime64()
+        completed = pd.Timestamp(completed_text).to_datetime64()
+        after = (started >= since_ns) & np.isin(model, [str(m) for m in models])
+        any_after |= after
+        if window_days is None:
+            inside = np.ones(len(records), dtype=bool)
+        else:
+            reach = np.timedelta64(int((window_days - EDGE_DAYS) * 86400), "s")
+            inside = (day >= completed - reach) & (day <= started + reach)
+        covered |= after & (~is_charge | inside)
+    verdict[any_after] = UNVERIFIABLE
+    verdict[covered] = PROVEN
+    return verdict
