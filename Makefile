@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup demo run reconcile report status sandbox test fuzz lint format bench samples clean
+.PHONY: help setup demo run reconcile report status sandbox test soak fuzz lint format bench samples clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +39,10 @@ sandbox: setup ## serve the Propexo emulator on 127.0.0.1:8765 (Ctrl-C stops it)
 	$(BIN)/tieout sandbox --db data/sandbox.sqlite $(ARGS)
 
 test: setup ## the full test suite (unit, property, end-to-end against the real sandbox)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n 3 $(ARGS)
+
+soak: setup ## exactly once under every combination of the sandbox's options (long)
+	TIEOUT_SOAK=1 $(BIN)/python -m pytest -q tests/test_exactly_once.py $(ARGS)
 
 fuzz: setup ## the fuzz tests with a long budget (2,000 examples each)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_security.py $(ARGS)
