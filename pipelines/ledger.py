@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -220,6 +221,10 @@ def utcnow() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _twin_kind(match: re.Match[str]) -> str:
+    return "credit:" if match[1] == "charge" else "charge:"
+
+
 @dataclass(frozen=True)
 class Conflict:
     """A record key already in the ledger with different content: reported, never posted."""
@@ -228,11 +233,14 @@ class Conflict:
     source_file: str
     source_row: int
     first_run_id: str
+    previous_cents: int = 0
+    cents: int = 0
+    previous_payload: str = ""
 
 
 # Bumped when record keys or content digests are derived differently (2: column-wise
-# fingerprints, tieout 2026-11-21).
-RECORD_SCHEME = "2"
+# fingerprints, tieout 2026-11-21; 3: charge numbers from identity, not amount, 2026-11-23).
+RECORD_SCHEME = "3"
 
 
 class Ledger:
@@ -542,28 +550,37 @@ class Ledger:
         (it was posted before); with different content it is a conflict, and never posted."""
         if frame.empty:
             return [], []
-        keys = frame["record_key"].tolist()
-        known: dict[str, tuple[str, str]] = {}
-        for chunk in _chunks(keys, 500):
+        keys = frame["record_key"].astype(str)
+        # A charge whose amount changed sign is a credit now (and the reverse): same number,
+        # other kind, so it is looked up under its twin key too.
+        twins = keys.str.replace(r"^(charge|credit):", _twin_kind, regex=True)
+        known: dict[str, tuple[str, str, int, str]] = {}
+        for chunk in _chunks(sorted(set(keys) | set(twins)), 500):
             marks = ",".join("?" * len(chunk))
-            for key, digest, first_run in self.db.execute(
-                "SELECT record_key, content_hash, run_id FROM records "
+            for key, digest, first_run, cents, payload in self.db.execute(
+                "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
                 f"WHERE record_key IN ({marks})",
                 chunk,
             ):
-                known[key] = (digest, first_run)
-        seen = frame["record_key"].isin(list(known)).to_numpy()
-        conflicts = [
-            Conflict(key, file, int(rows[0]), known[key][1])
-            for key, digest, file, rows in zip(
-                frame.loc[seen, "record_key"],
-                frame.loc[seen, "content_hash"],
-                frame.loc[seen, "source_file"],
-                frame.loc[seen, "source_rows"],
-                strict=True,
-            )
-            if digest != known[key][0]
-        ]
+                known[key] = (digest, first_run, cents, payload)
+        seen = keys.isin(list(known)).to_numpy()
+        twin_seen = ~seen & twins.isin(list(known)).to_numpy()
+        conflicts = []
+        for key, twin, digest, file, rows, cents in zip(
+            keys[seen | twin_seen],
+            twins[seen | twin_seen],
+            frame.loc[seen | twin_seen, "content_hash"],
+            frame.loc[seen | twin_seen, "source_file"],
+            frame.loc[seen | twin_seen, "source_rows"],
+            frame.loc[seen | twin_seen, "amount_cents"],
+            strict=True,
+        ):
+            before = known.get(key) or known[twin]
+            if key not in known or digest != before[0]:
+                conflicts.append(
+                    Conflict(key, file, int(rows[0]), before[1], before[2], int(cents), before[3])
+                )
+        seen = seen | twin_seen
         new = frame[~seen]
         if new.empty:
             return [], conflicts

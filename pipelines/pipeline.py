@@ -25,7 +25,7 @@ from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
-from pipelines.ledger import RECONCILABLE_STATES, Ledger, utcnow
+from pipelines.ledger import RECONCILABLE_STATES, Conflict, Ledger, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt, wait_for_jobs
 from pipelines.lock import run_lock
 from pipelines.logs import run_log
@@ -38,6 +38,7 @@ from pipelines.models import (
     SourceFile,
     ValidateResult,
 )
+from pipelines.parsing import format_cents
 from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
@@ -292,19 +293,10 @@ def _handle_file(
         return False, True
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
     issues = list(result.issues)
-    for conflict in conflicts:
-        issues.append(
-            Issue(
-                IssueCode.CONFLICT,
-                f"{conflict.record_key} was already posted in run "
-                f"{conflict.first_run_id} with different content; not posted again. "
-                "Correct it in Rent Manager, or give it a new number",
-                source.name,
-                conflict.source_row,
-                None,
-                None,
-            )
-        )
+    if conflicts:
+        by_key = result.records.set_index("record_key")
+        for conflict in conflicts:
+            issues += conflict_issues(conflict, by_key.loc[conflict.record_key], source.name)
     staged_set = set(staged)
     conflict_keys = {c.record_key for c in conflicts}
     previous = (
@@ -735,6 +727,67 @@ def reconcile_command(
                     reports.append(write_report(ledger, settings, run_id))
         ledger.close()
     return result, reports
+
+
+def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
+    """What a person needs to settle a conflict: which line changed, from what to what.
+
+    A bill names each line whose amount, property, account or note differs from what was
+    posted (or every line, when lines were added or removed); a charge names its row."""
+    was, now = (
+        format_cents(conflict.previous_cents, "dollar"),
+        format_cents(conflict.cents, "dollar"),
+    )
+    if record["kind"] != "invoice":
+        return [
+            Issue(
+                IssueCode.CONFLICT,
+                f"this {_kind_word(conflict.record_key)} (same resident, charge code and date) "
+                f"was posted in run {conflict.first_run_id} as {was}; this file says {now}. "
+                "Not posted: enter the difference in Rent Manager, or change nothing if the "
+                "first amount was right",
+                file_name,
+                conflict.source_row,
+                "amount",
+                now,
+            )
+        ]
+    rows = [int(r) for r in record["source_rows"]]
+    try:
+        before = json.loads(conflict.previous_payload)["invoice_items"]
+    except (ValueError, KeyError, TypeError):
+        before = []
+    after = record["payload"]["invoice_items"]
+    head = f"invoice {record['invoice_number']} was posted in run {conflict.first_run_id}"
+    advice = (
+        "Not posted: correct the invoice in Rent Manager, or give the corrected bill a new number"
+    )
+    if len(before) != len(after):
+        changed = [
+            (row, f"it had {len(before)} lines ({was}), this file has {len(after)} ({now})")
+            for row in rows
+        ]
+    else:
+        changed = [
+            (row, _line_change(old, new))
+            for row, old, new in zip(rows, before, after, strict=True)
+            if old != new
+        ] or [(rows[0], f"its dates or location changed (total {was}, now {now})")]
+    return [
+        Issue(IssueCode.CONFLICT, f"{head}; {change}. {advice}", file_name, row, None, None)
+        for row, change in changed
+    ]
+
+
+def _line_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    was, now = old.get("amount_in_cents"), new.get("amount_in_cents")
+    if was != now and isinstance(was, int) and isinstance(now, int):
+        return f"this line was {format_cents(was, 'dollar')}, now {format_cents(now, 'dollar')}"
+    return "this line's property, GL account or description changed"
+
+
+def _kind_word(record_key: str) -> str:
+    return "credit" if record_key.startswith("credit:") else "charge"
 
 
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:

@@ -540,7 +540,8 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
     ).drop_duplicates()
 
 
-_LINE_CONTENT = ["resident_id", "charge_code_id", "transaction_date", "notes"]
+_IDENTITY = ["resident_id", "charge_code_id", "transaction_date"]  # what names a charge
+_LINE_CONTENT = [*_IDENTITY, "notes"]
 _CHARGE_CONTENT = [*_LINE_CONTENT, "charge_code"]  # default notes name the code as written
 
 
@@ -575,26 +576,27 @@ def reference_bits(
 ) -> np.ndarray:
     """The 64 bits behind each line's reference number.
 
-    Derived from the content (integration, resident, charge code, date, notes, amount) plus
-    the line's ordinal among identical lines (in file order), so the same file always gives the
-    same numbers, in any row order, and two identical lines in one file still get two numbers.
+    Derived from what *identifies* the line, never from what it says: the integration, the
+    resident, the charge code, the transaction date (the period), and the line's ordinal among
+    lines of the same identity in file order. So a corrected amount or note keeps its number
+    and is caught as "same key, other content" (a conflict), instead of becoming a new charge.
 
     The number is ``TO`` + the top 50 bits, in base32, of ``fingerprint64([sha(integration),
-    sha(resident), sha(code), sha(date), sha(notes), amount, ordinal])``, where ``sha(x)`` is
-    the first 8 bytes of sha256 of the text (missing notes read as ""): computed column-wise,
-    with sha256 once per distinct value. ``contents`` is ``_distinct_contents`` of the frame
-    over at least those columns, when the caller has it already.
+    sha(resident), sha(code), sha(date), ordinal])``, where ``sha(x)`` is the first 8 bytes of
+    sha256 of the text: computed column-wise, with sha256 once per distinct value.
+    ``contents`` is ``_distinct_contents`` of the frame over at least those columns, when the
+    caller has it already.
     """
-    codes, contents_frame = contents or _distinct_contents(frame, _LINE_CONTENT)
+    codes, contents_frame = contents or _distinct_contents(frame, _IDENTITY)
     per_content = fingerprint64(
         [
             digest64(pd.Series([integration_id] * len(contents_frame), dtype=object)),
-            *(digest64(contents_frame[column]) for column in _LINE_CONTENT),
+            *(digest64(contents_frame[column]) for column in _IDENTITY),
         ]
     )
-    content = fingerprint64([int_part(frame["amount_cents"])], start=per_content[codes])
-    ordinal = ordinals(content, frame["source_row"].to_numpy(dtype=np.int64))
-    return fingerprint64([int_part(ordinal)], start=content)
+    identity = per_content[codes]
+    ordinal = ordinals(identity, frame["source_row"].to_numpy(dtype=np.int64))
+    return fingerprint64([int_part(ordinal)], start=identity)
 
 
 _NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]

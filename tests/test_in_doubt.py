@@ -175,7 +175,7 @@ def test_an_unattributable_partial_success_leaves_the_rest_in_doubt(
 def test_a_job_propexo_does_not_know_puts_its_records_in_doubt_and_the_wait_goes_on(
     workspace: Path,
 ) -> None:
-    config = SandboxConfig(job_delay_s=0.3, rate_limit=1000, unknown_job=400)
+    config = SandboxConfig(job_delay_s=5, rate_limit=1000, unknown_job=400)  # pending at the end
     with running_sandbox(config) as box, client_for(box) as api:
         env = env_for(box, workspace, batch_size=50, status_timeout_s=0)
         run_cli("--data-dir", str(workspace), "run", env=env)

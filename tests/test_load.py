@@ -22,7 +22,7 @@ from pipelines.config import Secret, load_settings
 from pipelines.ledger import Ledger
 from sandbox.app import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import ROOT, receiving, run_cli, write_bills
+from tests.conftest import ROOT, SAMPLES, receiving, run_cli, write_bills
 
 
 def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str, str]:
@@ -192,7 +192,57 @@ def test_same_key_with_new_content_is_a_conflict_not_a_post(
     assert second.returncode == 1
     assert len(api.get("/_sandbox/records").json()["results"]) == 1
     errors = next((data / "rejected").glob("b.csv.errors.csv")).read_text()
-    assert "already posted" in errors and "different content" in errors
+    assert "invoice C-1 was posted in run" in errors and "was $10.00, now $12.00" in errors
+
+
+def test_a_corrected_bill_line_is_named_and_counted_rejected(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    env = env_for(sandbox, data)
+    lines = [
+        "ACME Plumbing LLC,C-2,11/03/2026,,Maple Court,5100,first,10.00",
+        "ACME Plumbing LLC,C-2,11/03/2026,,Maple Court,5100,second,20.00",
+    ]
+    write_bills(data / "inbox" / "a.csv", lines)
+    assert run_cli("--data-dir", str(data), "run", env=env).returncode == 0
+    write_bills(data / "inbox" / "b.csv", [lines[0], lines[1].replace("20.00", "21.00")])
+    second = run_cli("--data-dir", str(data), "run", env=env)
+    assert second.returncode == 1
+    assert len(api.get("/_sandbox/records").json()["results"]) == 1
+    errors = next(data.rglob("b.csv.errors.csv")).read_text().splitlines()
+    assert [line.split(",")[0] for line in errors[1:]] == ["3"]  # the edited line, not line 2
+    assert "was $20.00, now $21.00" in errors[1]
+    latest = max(
+        (json.loads(p.read_text()) for p in (data / "reports").glob("*/summary.json")),
+        key=lambda s: s["run_id"],
+    )
+    assert latest["files"][0]["rows_rejected"] == 1
+
+
+def test_a_corrected_charge_is_a_conflict_not_a_second_charge(
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, tmp_path: Path
+) -> None:
+    """#20 item 2: the edited row was posted as an extra charge (its number hashed the amount)."""
+    import openpyxl
+
+    (workspace / "inbox" / "vendor_bills.csv").unlink()
+    env = env_for(sandbox, workspace)
+    assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
+    before = len(api.get("/_sandbox/records").json()["results"])
+    book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
+    sheet = book.active
+    assert sheet["G7"].value == 75 and sheet["K7"].value == 1440  # Whitlock's parking
+    sheet["G7"], sheet["K7"] = 76, 1441
+    book.save(workspace / "inbox" / "rent_roll_corrected.xlsx")
+    second = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert len(api.get("/_sandbox/records").json()["results"]) == before  # nothing new posted
+    errors = next(workspace.rglob("rent_roll_corrected.xlsx.errors.csv")).read_text()
+    rejected = [line for line in errors.splitlines()[1:] if line]
+    assert len(rejected) == 1 and rejected[0].startswith("7,")
+    assert "$75.00" in rejected[0] and "$76.00" in rejected[0]
 
 
 def test_a_second_run_waits_its_turn(sandbox: RunningSandbox, workspace: Path) -> None:
