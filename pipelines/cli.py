@@ -595,6 +595,43 @@ def webhooks_register(ctx: click.Context, url: str) -> None:
         out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
 
 
+@cli.group()
+def ledger() -> None:
+    """The ledger itself: rebuild a lost one from Propexo."""
+
+
+@ledger.command("rebuild")
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Earliest charge date to adopt (default: today less sync_window_days).",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Latest charge date to adopt (default: today plus sync_window_days).",
+)
+@click.pass_context
+def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
+    """Adopt what Propexo holds into a new, empty ledger, so re-dropped files post nothing twice.
+
+    Every invoice of the integration (keyed by vendor and invoice number) and every charge
+    and credit with a reference number in the date range (keyed by that number) is entered
+    as posted. Wait for a sync first: charges Propexo has not synced yet cannot be adopted.
+    """
+    from pipelines.rebuild import rebuild_ledger
+
+    with _friendly():
+        rebuild_ledger(
+            _settings(ctx),
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            say=out.print,
+        )
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")

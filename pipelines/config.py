@@ -81,6 +81,7 @@ class Settings:
     sync_window_days: float = 30.0
     clock_skew_s: float = 60.0  # allowed difference between our clock and Propexo's
     webhook_secret: Secret | None = None  # checks propexo-signature on webhooks we receive
+    backups_kept: int = 14  # ledger backups in data/backups/, one after each run
 
     @property
     def inbox_dir(self) -> Path:
@@ -101,6 +102,10 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.data_dir / "ledger.sqlite"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
 
     @property
     def lock_path(self) -> Path:
@@ -159,7 +164,14 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.match(r"^https?://", value):
             raise ConfigError(f"base_url: expected an http(s) URL, got {value!r}")
         return value.rstrip("/")
-    if name in {"batch_size", "due_days_default", "concurrency", "log_files_kept", "max_rows"}:
+    if name in {
+        "batch_size",
+        "due_days_default",
+        "concurrency",
+        "log_files_kept",
+        "max_rows",
+        "backups_kept",
+    }:
         try:
             number = int(value)
         except (TypeError, ValueError):

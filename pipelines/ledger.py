@@ -221,6 +221,13 @@ def utcnow() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
+
+
+def _none(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def _twin_kind(match: re.Match[str]) -> str:
     return "credit:" if match[1] == "charge" else "charge:"
 
@@ -576,7 +583,8 @@ class Ledger:
             strict=True,
         ):
             before = known.get(key) or known[twin]
-            if key not in known or digest != before[0]:
+            adopted_same = before[0] == ADOPTED and before[2] == int(cents) and key in known
+            if key not in known or (digest != before[0] and not adopted_same):
                 conflicts.append(
                     Conflict(key, file, int(rows[0]), before[1], before[2], int(cents), before[3])
                 )
@@ -689,6 +697,61 @@ class Ledger:
             f"UPDATE records SET {sets}, updated_at = ? WHERE record_key = ?",
             [*(_db_value(v) for v in fields.values()), utcnow(), key],
         )
+
+    def adopt(self, run_id: str, frame: pd.DataFrame) -> int:
+        """Records Propexo already holds, entered as ``confirmed`` with their Propexo id and the
+        content marker ADOPTED (`tieout ledger rebuild`). Only into a ledger with no records."""
+        if not self.is_empty():
+            raise LedgerError(
+                f"the ledger {self.path} already holds records; rebuild only into a new ledger "
+                "(move the file aside first)"
+            )
+        now = utcnow()
+        rows = [
+            (
+                str(r["record_key"]),
+                str(r["kind"]),
+                run_id,
+                "(adopted from Propexo)",
+                "[]",
+                str(r["integration_id"]),
+                _none(r.get("location_id")),
+                _none(r.get("reference_number")),
+                _none(r.get("invoice_number")),
+                _none(r.get("vendor_id")),
+                _none(r.get("resident_id")),
+                _none(r.get("charge_code_id")),
+                _none(r.get("transaction_date")),
+                int(r["amount_cents"]),
+                ADOPTED,
+                "{}",
+                str(r["created_record_id"]),
+                now,
+                now,
+                now,
+            )
+            for r in frame.to_dict("records")
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO records(record_key, kind, run_id, source_file, "
+                "source_rows, integration_id, location_id, reference_number, invoice_number, "
+                "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
+                "content_hash, payload, state, created_record_id, created_at, updated_at, "
+                "confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "'confirmed', ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                "VALUES (?, ?, ?, NULL, 'confirmed', 'adopted from Propexo by ledger rebuild')",
+                ((now, run_id, row[0]) for row in rows),
+            )
+        return len(rows)
+
+    def is_empty(self) -> bool:
+        """No record was ever staged here (a new ledger, or a lost one)."""
+        return self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
 
     def records(
         self,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines import report as reporting
 from pipelines.config import Settings
-from pipelines.errors import InputError
+from pipelines.errors import InputError, LedgerError
 from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
 from pipelines.ledger import RECONCILABLE_STATES, Conflict, Ledger, utcnow
@@ -42,6 +42,7 @@ from pipelines.parsing import format_cents
 from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
+from pipelines.rebuild import backup_ledger
 from pipelines.reconcile import reconcile
 from pipelines.refs import (
     CHARGE_FIELDS,
@@ -266,8 +267,13 @@ def _handle_file(
     refs: RefData,
     settings: Settings,
     say: Say,
+    client: PropexoClient | None = None,
 ) -> tuple[bool, bool]:
-    """Process one inbox file into the ledger and move it. Returns (processed, had_problems)."""
+    """Process one inbox file into the ledger and move it. Returns (processed, had_problems).
+
+    On a ledger that holds no records yet, the file's records are first looked up in Propexo:
+    if any is there, the ledger was lost (or this is the wrong data folder), and the run stops
+    before anything is staged, leaving the file in the inbox."""
     source = fingerprint(path)
     first = ledger.file_run(source.sha256)
     if first is not None:
@@ -291,6 +297,8 @@ def _handle_file(
         ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
         say(f"{source.name}: {exc} → moved to {target.parent}")
         return False, True
+    if client is not None and not result.records.empty and ledger.is_empty():
+        _refuse_if_posted_before(ledger, client, settings, _vendor_x_ids(refs), result.records)
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
     issues = list(result.issues)
     if conflicts:
@@ -342,6 +350,96 @@ def _handle_file(
         f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
     )
     return True, bool(issues)
+
+
+def found_in_propexo(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> dict[str, str]:
+    """Which of ``records`` Propexo already holds (record key → Propexo id): invoices by
+    (vendor, invoice number), charges and credits by their whole reference number, looked up
+    in the ledger's copy of Propexo's records after an incremental refresh."""
+    invoices, charges = refresh_synced(ledger, client, settings, records)
+    found: dict[str, str] = {}
+    bills = records[records["kind"] == "invoice"]
+    if not bills.empty and not invoices.empty:
+        by_number = dict(
+            zip(
+                zip(
+                    invoices["x_vendor_id"].astype(str),
+                    invoices["invoice_number"].astype(str),
+                    strict=True,
+                ),
+                invoices["id"].astype(str),
+                strict=True,
+            )
+        )
+        for key, vendor_id, number in zip(
+            bills["record_key"], bills["vendor_id"], bills["invoice_number"], strict=True
+        ):
+            hit = by_number.get((vendor_x_ids.get(str(vendor_id), ""), str(number)))
+            if hit is not None:
+                found[str(key)] = hit
+    lines = records[records["kind"] != "invoice"]
+    if not lines.empty and not charges.empty:
+        by_reference = dict(
+            zip(charges["reference_number"].astype(str), charges["id"].astype(str), strict=True)
+        )
+        for key, reference in zip(lines["record_key"], lines["reference_number"], strict=True):
+            hit = by_reference.get(str(reference))
+            if hit is not None:
+                found[str(key)] = hit
+    return found
+
+
+def adopt_already_posted(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    run_id: str,
+) -> int:
+    """Propexo is the second witness: a record about to be sent that Propexo already holds is
+    recorded as posted (with its Propexo id) and never sent. Returns how many."""
+    ready = ledger.records(states=["ready"])
+    if ready.empty:
+        return 0
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, ready)
+    now = utcnow()
+    for key, propexo_id in found.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=propexo_id,
+            detail="already in Propexo before it was sent: recorded, not sent again",
+        )
+    return len(found)
+
+
+def _refuse_if_posted_before(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> None:
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, records)
+    if not found:
+        return
+    example = next(iter(found))
+    raise LedgerError(
+        f"the ledger {settings.ledger_path} holds no records, but Propexo already holds "
+        f"{len(found)} of this file's records (e.g. {example}): a ledger was lost, restored "
+        "from an old backup, or this is the wrong data folder. Posting now could post what "
+        "Propexo does not show yet a second time, so nothing was posted and the file stays "
+        "in the inbox. Restore the newest backup from data/backups/ (see the README), or "
+        "rebuild the ledger from Propexo with `tieout ledger rebuild`, then run again"
+    )
 
 
 def _newest(frame: pd.DataFrame, column: str) -> str | None:
@@ -578,10 +676,16 @@ def _run_locked(
                 say("in doubt from earlier runs: " + describe_doubt(doubt))
             for path in files:
                 done, had_problems = _handle_file(
-                    path, ledger, run_id, profiles, refs, settings, say
+                    path, ledger, run_id, profiles, refs, settings, say, client
                 )
                 processed += int(done)
                 problems |= had_problems
+            witnessed = adopt_already_posted(ledger, client, settings, _vendor_x_ids(refs), run_id)
+            if witnessed:
+                say(
+                    f"{witnessed} records were already in Propexo (posted before, by tieout or "
+                    "by hand): recorded as posted, not sent again"
+                )
             result = load(
                 ledger,
                 client,
@@ -613,6 +717,8 @@ def _run_locked(
     report_dir = write_report(ledger, settings, run_id) if processed or not states.empty else None
     summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
     ledger.close()
+    if processed or not states.empty:
+        backup_ledger(settings, run_id)
     return RunOutcome(run_id, exit_code, report_dir, summary)
 
 
