@@ -192,8 +192,7 @@ def errors_file_bytes(
 ) -> bytes:
     """``<name>.errors.csv``: source row, every reason, and the row's original cells."""
     if message is not None:
-        frame = pd.DataFrame({"source_row": [""], "reasons": [message]})
-        return frame.to_csv(index=False).encode("utf-8-sig")
+        return reporting.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
     reasons = pd.DataFrame(
         [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
     )
@@ -201,10 +200,7 @@ def errors_file_bytes(
     if result is not None:
         raw = result.extract.rows.astype(object).where(result.extract.rows.notna(), "")
         reasons = reasons.merge(raw, on="source_row", how="left")
-    for column in reasons.columns:
-        if reasons[column].dtype == object:
-            reasons[column] = reasons[column].map(reporting.neutralize)
-    return reasons.to_csv(index=False).encode("utf-8-sig")
+    return reporting.csv_bytes(reasons)
 
 
 # --- check ---------------------------------------------------------------------------------------

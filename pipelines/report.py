@@ -447,12 +447,22 @@ def render_xlsx(report: RunReport) -> bytes:
     return buffer.getvalue()
 
 
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """Every CSV tieout writes: UTF-8 with a BOM (Excel), every text cell quoted, so a CR or LF
+    inside a cell stays inside it, and every text cell a spreadsheet would run as a formula
+    made plain text."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or isinstance(out[column].dtype, pd.StringDtype):
+            out[column] = out[column].map(neutralize).astype(object)
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    return buffer.getvalue().encode("utf-8-sig")
+
+
 def render_rejects_csv(rejected: pd.DataFrame) -> bytes:
     """Rejected rows for a clerk: file, row, reason, column, value (formula-safe)."""
-    buffer = io.StringIO()
-    frame = _neutral(rejected, ["source_file", "message", "column_name", "value"])
-    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes(rejected)
 
 
 def render_summary_json(report: RunReport) -> bytes:

@@ -184,3 +184,55 @@ def test_an_xml_entity_bomb_is_not_expanded(tmp_path: Path) -> None:
     with pytest.raises(InputError):  # refused or read without expansion, never a billion "lol"s
         read(bomb)
     assert time.monotonic() - started < 5
+
+
+# Cells a clerk's spreadsheet could split or run: control characters around formula leaders.
+hostile_cell = st.text(
+    alphabet=st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", '"', ",", "a", "1", " "]),
+    max_size=12,
+)
+
+
+def _leads_a_formula(cell: str) -> bool:
+    return cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+@given(cells=st.lists(hostile_cell, min_size=1, max_size=6))
+def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
+    """#20 item 4: a bare CR ended the row in a spreadsheet, and `=2+2` became a formula."""
+    from pipelines.pipeline import errors_file_bytes
+    from pipelines.report import render_rejects_csv
+
+    rejected = pd.DataFrame(
+        {
+            "source_file": cells,
+            "source_row": range(2, 2 + len(cells)),
+            "message": cells,
+            "column_name": "amount",
+            "value": cells,
+        }
+    )
+    written = {
+        "rejects.csv": render_rejects_csv(rejected),
+        "errors.csv (file)": errors_file_bytes(None, [], cells[0]),
+    }
+    for name, data in written.items():
+        text = data.decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        # Read back exactly: one row per record (a CR or LF stayed inside its cell) ...
+        assert len(rows) == 1 + (len(cells) if name == "rejects.csv" else 1), (name, text)
+        for row in rows[1:]:
+            for cell in row:
+                # ... and no cell a spreadsheet would run.
+                assert not _leads_a_formula(cell), (name, cell)
+        # What was written is what was given, behind the one neutralising quote.
+        if name == "rejects.csv":
+            assert [r[2] for r in rows[1:]] == [
+                "'" + c if _leads_a_formula(c) else c for c in cells
+            ]
+        # A cell holding a CR or LF is quoted in the raw text: Excel and LibreOffice split
+        # rows on a bare one.
+        for cell in cells if name == "rejects.csv" else cells[:1]:
+            if "\r" in cell or "\n" in cell:
+                shown = "'" + cell if _leads_a_formula(cell) else cell
+                assert '"' + shown.replace('"', '""') + '"' in text, (name, cell)
