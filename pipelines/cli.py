@@ -342,6 +342,8 @@ def check(
                 f"{r['rows_skipped']} skipped ({skipped}); total "
                 f"{dollars(r['source_total_cents'])}"
             )
+            for notice in r["notices"]:
+                out.print(f"  note: {notice}")
             for rej in r["rejected"][:50]:
                 for reason in rej["reasons"]:
                     out.print(f"  row {rej['source_row']}: {reason}")

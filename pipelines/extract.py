@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -123,6 +123,16 @@ def _decode(data: bytes, name: str, partial: bool = False) -> str:
     raise InputError(f"{name}: the text encoding could not be recognised")  # pragma: no cover
 
 
+def _looks_like_text(sample: bytes) -> bool:
+    """Text in an encoding tieout reads, with no control bytes but tab, CR and LF."""
+    codec = _utf16_codec(sample)
+    try:
+        text = sample.decode(codec, errors="ignore") if codec else _decode(sample, "", partial=True)
+    except InputError:
+        return False
+    return bool(text.strip()) and all(c >= " " or c in "\t\r\n" for c in text)
+
+
 def _sniff_delimiter(sample: str) -> str:
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -130,14 +140,38 @@ def _sniff_delimiter(sample: str) -> str:
         return ","
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _utf16_codec(data: bytes) -> str | None:
+    """ "utf-16" for text that is UTF-16 (Excel's "Unicode Text" export): a byte-order mark, or,
+    without one, the NUL byte of every ASCII character on the same side of each pair."""
+    if data.startswith(UTF16_BOMS):
+        return "utf-16"
+    sample = data[:4096]
+    if len(sample) >= 8 and b"\x00" in sample:
+        even, odd = sample[0::2], sample[1::2]
+        if even.count(0) == 0 and odd.count(0) >= len(odd) * 0.9:
+            return "utf-16-le"
+        if odd.count(0) == 0 and even.count(0) >= len(even) * 0.9:
+            return "utf-16-be"
+    return None
+
+
 def read_csv_grid(path: Path) -> pd.DataFrame:
     """A CSV as a grid of strings (frame row i is record i+1 of the file).
 
     Well-formed UTF-8 files (rows as wide as the header, title lines above it) are read by
     Arrow's multi-threaded reader; anything else (other encodings, ragged rows in the body) by
-    pandas' C reader, with the same result.
+    pandas' C reader, with the same result. UTF-16 text is read as such.
     """
     data = path.read_bytes()
+    codec = _utf16_codec(data)
+    if codec is not None:
+        try:
+            data = data.decode(codec).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path.name}: looks like UTF-16 text but is not ({exc})") from exc
     if not data.strip():
         raise InputError(f"{path.name}: the file is empty")
     head = _decode(data[:65536], path.name, partial=True)
@@ -282,9 +316,10 @@ def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[s
 
 
 def read_grids(
-    path: Path, limits: Limits = DEFAULT_LIMITS
+    path: Path, limits: Limits = DEFAULT_LIMITS, notices: list[str] | None = None
 ) -> list[tuple[str | None, pd.DataFrame]]:
-    """The sheets of any supported file, recognised by content rather than by extension."""
+    """The sheets of any supported file, recognised by content rather than by extension
+    (what was surprising about it is appended to ``notices``)."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise InputError(
@@ -296,9 +331,14 @@ def read_grids(
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
         return list(read_xlsx_grids(path, limits))
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        raise InputError(
-            f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
-        )
+        with path.open("rb") as handle:
+            sample = handle.read(8192)
+        if not _looks_like_text(sample):
+            raise InputError(
+                f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+            )
+        if notices is not None:
+            notices.append("named .xlsx but holds CSV text: read as CSV")
     grid = read_csv_grid(path)
     check_grid(path.name, None, grid, limits)
     return [(None, grid)]
@@ -494,7 +534,8 @@ def extract_file(
     limits: Limits = DEFAULT_LIMITS,
 ) -> ExtractResult:
     """Read one file: find the sheet, header and profile, and split data rows from non-data rows."""
-    grids = read_grids(source.path, limits)
+    notices: list[str] = []
+    grids = read_grids(source.path, limits, notices)
     # Every sheet is considered; the one whose header best matches a profile is the data
     # (a workbook's "Notes" or "Summary" sheet is not).
     best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
@@ -506,7 +547,8 @@ def extract_file(
         if layout is not None and (best is None or layout.score > best[0]):
             best = (layout.score, sheet, table, layout)
     if best is not None:
-        return _extract_sheet(source, best[1], best[2], best[3], limits)
+        result = _extract_sheet(source, best[1], best[2], best[3], limits)
+        return replace(result, notices=tuple(notices)) if notices else result
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):

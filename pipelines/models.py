@@ -89,6 +89,7 @@ class ExtractResult:
     period: date | None = None
     charge_columns: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    notices: tuple[str, ...] = ()  # what was surprising about the file, said once
 
 
 @dataclass(frozen=True)

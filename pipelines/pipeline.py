@@ -234,6 +234,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "source_total_cents": o.source_total_cents,
         "rejected_total_cents": o.rejected_total_cents,
         "period": result.extract.period.isoformat() if result.extract.period else None,
+        "notices": list(result.extract.notices),
         "rows": rows,
         "rejected": [
             {"source_row": int(r), "reasons": list(g["message"])}
@@ -340,6 +341,8 @@ def _handle_file(
             "count": outcome.rows_used,
         },
     )
+    for notice in result.extract.notices:
+        say(f"{source.name}: {notice}")
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "

@@ -202,3 +202,39 @@ def test_yardi_sub_rows_inherit_their_unit_and_resident() -> None:
     assert rows["unit"].notna().all() and rows["resident_name"].notna().all()
     assert set(rows["property_name"]) == {"Lakeview Terrace", "Maple Court"}
     assert rows["charge_code"].str.lower().eq("total").sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("codec", "delimiter", "name"),
+    [
+        ("utf-16", "\t", "unicode_text.txt"),  # Excel's "Unicode Text": BOM, tab-separated
+        ("utf-16-le", ",", "no_bom.csv"),
+        ("utf-16-be", ",", "big_endian.csv"),  # written below with its BOM
+        ("utf-8", ",", "really_a_csv.xlsx"),  # a CSV someone named .xlsx
+    ],
+)
+def test_utf16_text_and_a_misnamed_csv_read_as_the_same_rows(
+    codec: str, delimiter: str, name: str, tmp_path: Path
+) -> None:
+    """#20 item 8: a UTF-16 CSV was called binary; a CSV named .xlsx a damaged workbook."""
+    from tests.conftest import TEST_DATA
+
+    original = TEST_DATA / "generic_ap_bills.csv"
+    text = original.read_text(encoding="cp1252").replace(",", delimiter)
+    data = text.encode(codec)
+    if codec == "utf-16-be":
+        data = b"\xfe\xff" + data
+    (tmp_path / name).write_bytes(data)
+    if delimiter == "\t":  # the same file, tab-separated, as UTF-8: what it must equal
+        (tmp_path / "plain.txt").write_text(text, encoding="utf-8")
+        original = tmp_path / "plain.txt"
+    want = extract_file(fingerprint(original), PROFILES)
+    got = extract_file(fingerprint(tmp_path / name), PROFILES)
+    pd.testing.assert_frame_equal(
+        got.rows.drop(columns=["source_file"], errors="ignore"),
+        want.rows.drop(columns=["source_file"], errors="ignore"),
+    )
+    assert got.rows_read == want.rows_read == 12
+    assert got.notices == (
+        ("named .xlsx but holds CSV text: read as CSV",) if name.endswith(".xlsx") else ()
+    )
