@@ -134,6 +134,7 @@ CREATE TABLE IF NOT EXISTS records (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     sent_at TEXT,
+    doubt_since TEXT,
     confirmed_at TEXT,
     reconciled_at TEXT,
     defaulted TEXT
@@ -211,6 +212,7 @@ RECORD_COLUMNS = (
     "created_at",
     "updated_at",
     "sent_at",
+    "doubt_since",
     "confirmed_at",
     "reconciled_at",
 )
@@ -271,10 +273,29 @@ class Ledger:
                 # 64 MB of page cache: staging a million records keeps its indexes in memory.
                 self.db.execute("PRAGMA cache_size=-65536")
             self.db.executescript(_SCHEMA)
+            self._add_columns()
             if not readonly:
                 self._check_record_scheme()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"the ledger {path} cannot be opened: {exc}") from exc
+
+    def _add_columns(self) -> None:
+        """Columns added after a ledger was created (SQLite adds a nullable column in place)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+        if "doubt_since" not in have:  # 2026-11-23: when a record went in doubt
+            self.db.execute("ALTER TABLE records ADD COLUMN doubt_since TEXT")
+
+    def mark_orphans_in_doubt(self, run_id: str) -> int:
+        """Records left ``sending`` by a process that is gone (the run lock is ours now): they
+        are in doubt from now, the first moment anyone can know it."""
+        now = utcnow()
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE records SET doubt_since = ?, updated_at = ? "
+                "WHERE state = 'sending' AND doubt_since IS NULL",
+                (now, now),
+            ).rowcount
+        return int(changed)
 
     def _check_record_scheme(self) -> None:
         """Refuse a ledger whose charges carry reference numbers derived the old way: their

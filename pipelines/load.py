@@ -118,6 +118,7 @@ def _record_post(
                 request.keys,
                 "sending",
                 run_id=run_id,
+                doubt_since=utcnow(),
                 note=str(exc),
                 detail="in doubt: " + str(exc),
             )
@@ -204,6 +205,7 @@ def post_ready(
                     "sending",
                     run_id=run_id,
                     sent_at=utcnow(),
+                    doubt_since=None,
                     detail=f"POST {request.path}",
                 )
                 pending[pool.submit(client.post_write, request.path, request.body)] = request
@@ -343,6 +345,7 @@ def _poll_one(
             list(job["record_key"]),
             "sending",
             run_id=run_id,
+            doubt_since=utcnow(),
             note="in doubt: Propexo does not know this job",
             detail=str(exc),
         )
@@ -470,11 +473,8 @@ def resolve_in_doubt(
                 if str(record.reference_number) in references:
                     found[record.record_key] = None
                     continue
-                signed = (
-                    -int(record.amount_cents)
-                    if record.kind == "credit"
-                    else int(record.amount_cents)
-                )
+                # The ledger keeps credits negative, as Propexo reads them back.
+                signed = int(record.amount_cents)
                 if _content(record.charge_code_id, signed, record.transaction_date) in strangers:
                     ambiguous.add(record.record_key)
     now = utcnow()

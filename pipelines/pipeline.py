@@ -766,6 +766,7 @@ def settle_in_doubt(
     ledger: Ledger, client: PropexoClient, settings: Settings, refs: RefData, run_id: str
 ) -> dict[str, int]:
     """Look up every record in doubt; re-send only what a proven sync says is absent."""
+    ledger.mark_orphans_in_doubt(run_id)
     return resolve_in_doubt(
         ledger,
         client,

@@ -30,15 +30,23 @@ def write_ended(records: pd.DataFrame, grace_s: float) -> pd.Series:
     """The moment after which each record's write is certainly over.
 
     A terminal write-status seen at ``confirmed_at`` ends it then. A write with no answer
-    (``sending``) may still be running as a job Propexo accepted: it is over only ``grace_s``
-    after it was sent.
+    (``sending``) may still be running as a job Propexo accepted, started whenever Propexo got
+    round to the request (tieout's pacing and Propexo's slowdown can hold a POST for seconds
+    after its intent was written): it is over only ``grace_s`` after the moment it went in
+    doubt (``doubt_since``: the failed answer, the unknown job, or, for a process that died
+    mid-POST, the next run's start). Without that moment it is not over yet (NaT).
     """
     confirmed = pd.to_datetime(records["confirmed_at"], utc=True, errors="coerce")
-    sent = pd.to_datetime(records["sent_at"], utc=True, errors="coerce")
-    updated = pd.to_datetime(records["updated_at"], utc=True, errors="coerce")
+    doubt = pd.to_datetime(
+        records["doubt_since"]
+        if "doubt_since" in records
+        else pd.Series(None, index=records.index),
+        utc=True,
+        errors="coerce",
+    )
     in_flight = records["state"].eq("sending")
-    ended = confirmed.where(~in_flight & confirmed.notna(), sent + pd.Timedelta(seconds=grace_s))
-    return ended.fillna(updated + pd.Timedelta(seconds=grace_s))
+    grace = pd.Timedelta(seconds=grace_s)
+    return (doubt + grace).where(in_flight, confirmed)
 
 
 def sync_verdicts(

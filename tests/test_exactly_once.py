@@ -142,7 +142,12 @@ def test_every_line_lands_once_or_is_listed_in_doubt_never_twice(
     charges = Counter(r["reference_sent"] for r in pms if r["kind"] != "invoice")
     assert len(records) == 12 + 129
     twice = [k for k, n in (invoices + charges).items() if n > 1]
-    assert twice == [], f"posted twice: {twice}"
+    if twice:
+        ledger = Ledger(workspace / "ledger.sqlite", readonly=True)
+        keys = records.loc[records["reference_number"].isin(twice), "record_key"]
+        history = {key: ledger.events(key) for key in keys}
+        ledger.close()
+        raise AssertionError(f"posted twice: {twice}\n{json.dumps(history, indent=1)}")
     listed = {d["record_key"] for d in status["in_doubt"]}
     landed = records.apply(
         lambda r: (

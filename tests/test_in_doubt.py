@@ -309,3 +309,30 @@ def test_a_person_settles_what_no_sync_can(sandbox: RunningSandbox, workspace: P
     events = ledger.events(first)
     ledger.close()
     assert any("resolve --present" in str(e[3]) for e in events)
+
+
+def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspace: Path) -> None:
+    """Found by the soak matrix: a credit (kept negative in the ledger) was compared with its
+    sign flipped, so with `reference_readback null` a landed credit looked absent and was
+    posted again."""
+    rent_roll_only(workspace)
+    config = SandboxConfig(
+        job_delay_s=0.02, rate_limit=1000, sync_duration_s=0.2, reference_readback="null"
+    )
+    with running_sandbox(config) as box, client_for(box) as api, receiving(box, workspace):
+        env = env_for(box, workspace, batch_size=50)
+        box.config.faults = parse_faults("post:lost=1")  # every write lands; no answer comes
+        run_cli("--data-dir", str(workspace), "run", env=env)
+        box.config.faults = {}
+        credits = [
+            r for r in api.get("/_sandbox/records").json()["results"] if r["kind"] == "credit"
+        ]
+        assert credits, "the sample rent roll has concessions"
+        for _ in range(2):
+            time.sleep(1.1)  # past the in-doubt grace
+            run_cli("--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env)
+            run_cli("--data-dir", str(workspace), "run", env=env)
+        counts = pms_counts(api)
+        assert set(counts.values()) == {1}, [k for k, n in counts.items() if n > 1]
+        doubt = status_of(workspace, env)["in_doubt"]
+        assert {d["kind"] for d in doubt} >= {"credit"}

@@ -89,10 +89,21 @@ def test_a_record_outside_the_sync_window_is_unverifiable_not_missing() -> None:
 
 
 def test_an_unanswered_write_is_absent_only_after_the_grace() -> None:
-    sending = ledger_charges(state="sending", confirmed_at=None)
-    # The POST went at 09:59; its job may run on: a sync at 10:00 proves nothing, one at 12:00 does.
-    assert proven(sending, "2026-11-20T10:00:00Z").iloc[0] == "awaiting"
+    sending = ledger_charges(
+        state="sending", confirmed_at=None, doubt_since="2026-11-20T10:30:00.000000Z"
+    )
+    # Its answer failed at 10:30; the job may run on: a sync at 10:31 proves nothing, one at
+    # 12:00 does, and so would none that started before the failure however long after the
+    # intent (the POST may have waited for the rate limit, or Propexo's slowdown).
+    assert proven(sending, "2026-11-20T10:31:00Z").iloc[0] == "awaiting"
     assert proven(sending, "2026-11-20T12:00:00Z").iloc[0] == "proven"
+
+
+def test_an_orphaned_write_proves_nothing_until_a_run_has_noticed_it() -> None:
+    """A process killed mid-POST leaves no moment its write ended: no sync can prove it absent
+    until the next run stamps when it found it."""
+    orphan = ledger_charges(state="sending", confirmed_at=None, doubt_since=None)
+    assert proven(orphan, "2030-01-01T00:00:00Z").iloc[0] == "awaiting"
 
 
 def test_content_matching_respects_multiplicity() -> None:
