@@ -130,16 +130,29 @@ def receiving(box: RunningSandbox, data_dir: Path) -> Iterator[str]:
         data_dir=data_dir,
         webhook_secret=Secret(WEBHOOK_SECRET),
     )
+    auth = {"Authorization": f"Bearer {box.config.token}"}
     with ReceiverThread(settings) as receiver:
-        response = httpx.post(
-            f"{box.base_url}/v1/webhooks/",
-            json={
-                "url": receiver.url,
-                "triggers": TRIGGERS,
-                "active": True,
-                "secret": WEBHOOK_SECRET,
-            },
-            headers={"Authorization": f"Bearer {box.config.token}"},
-        )
-        response.raise_for_status()
+        # The sandbox may inject faults into this call too: retry, but only after checking
+        # that the subscription did not land (two would deliver every event twice).
+        for _ in range(10):
+            try:
+                listed = httpx.get(f"{box.base_url}/v1/webhooks/", headers=auth)
+                if listed.status_code != 200:
+                    continue
+                if any(w["url"] == receiver.url for w in listed.json().get("results", [])):
+                    break
+                httpx.post(
+                    f"{box.base_url}/v1/webhooks/",
+                    json={
+                        "url": receiver.url,
+                        "triggers": TRIGGERS,
+                        "active": True,
+                        "secret": WEBHOOK_SECRET,
+                    },
+                    headers=auth,
+                )
+            except (httpx.TransportError, ValueError):
+                continue
+        else:
+            raise AssertionError("could not subscribe the webhook receiver")
         yield receiver.url
