@@ -57,13 +57,19 @@ def fingerprint(path: Path) -> SourceFile:
     """Name, size and sha256 of a file (the sha256 is how a re-dropped file is recognised)."""
     digest = hashlib.sha256()
     try:
+        before = path.stat()
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-        size = path.stat().st_size
     except OSError as exc:
         raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
-    return SourceFile(path=path, name=path.name, sha256=digest.hexdigest(), size_bytes=size)
+    return SourceFile(
+        path=path,
+        name=path.name,
+        sha256=digest.hexdigest(),
+        size_bytes=before.st_size,
+        mtime_ns=before.st_mtime_ns,
+    )
 
 
 @dataclass(frozen=True)

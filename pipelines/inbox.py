@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -64,6 +65,43 @@ def archive_folder(archive_dir: Path, when: datetime | None = None) -> Path:
     return archive_dir / day
 
 
+def open_for_writing(paths: list[Path], proc: Path = Path("/proc")) -> set[Path]:
+    """Which of ``paths`` some process holds open for writing, where the platform can tell
+    (Linux: ``/proc/<pid>/fd`` and the access mode in ``fdinfo``). Elsewhere: none known, and
+    the size/mtime settling and the check after reading still apply."""
+    if not paths or not proc.is_dir():
+        return set()
+    wanted: dict[str, Path] = {}
+    for path in paths:
+        try:
+            wanted[str(path.resolve())] = path
+        except OSError:
+            continue
+    busy: set[Path] = set()
+    for pid in proc.iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            fds = list((pid / "fd").iterdir())
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if target not in wanted:
+                continue
+            try:
+                flags = (pid / "fdinfo" / fd.name).read_text().split("flags:")[1].split()[0]
+            except (OSError, IndexError):
+                busy.add(wanted[target])  # cannot tell how it is open: assume writing
+                continue
+            if int(flags, 8) & (os.O_WRONLY | os.O_RDWR):
+                busy.add(wanted[target])
+    return busy
+
+
 def _look(paths: list[Path]) -> dict[Path, tuple[int, float]]:
     seen: dict[Path, tuple[int, float]] = {}
     for path in paths:
@@ -89,5 +127,7 @@ def complete_files(
     sleep(settle_s)
     second = _look(list_inbox(inbox))
     complete = [p for p, look in first.items() if second.get(p) == look and look[0] > 0]
+    writing = open_for_writing(complete)
+    complete = [p for p in complete if p not in writing]
     busy = [p for p in second if p not in complete]
     return complete, busy

@@ -68,6 +68,7 @@ class SourceFile:
     name: str
     sha256: str
     size_bytes: int
+    mtime_ns: int = 0  # when it was fingerprinted: a file still being written changes it
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,13 @@ from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError, LedgerError
 from pipelines.extract import Limits, extract_file, fingerprint
-from pipelines.inbox import archive_folder, complete_files, list_inbox, move_file
+from pipelines.inbox import (
+    archive_folder,
+    complete_files,
+    list_inbox,
+    move_file,
+    open_for_writing,
+)
 from pipelines.ledger import RECONCILABLE_STATES, Conflict, Ledger, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt, wait_for_jobs
 from pipelines.lock import run_lock
@@ -294,6 +300,13 @@ def _handle_file(
         ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
         say(f"{source.name}: {exc} → moved to {target.parent}")
         return False, True
+    if _changed_since(source):
+        say(
+            f"{source.name}: the file changed while it was being read (still being written?); "
+            "left in the inbox, and read again once it stops changing"
+        )
+        log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
+        return False, True
     if client is not None and not result.records.empty and ledger.is_empty():
         _refuse_if_posted_before(ledger, client, settings, _vendor_x_ids(refs), result.records)
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
@@ -349,6 +362,19 @@ def _handle_file(
         f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
     )
     return True, bool(issues)
+
+
+def _changed_since(source: SourceFile) -> bool:
+    """Whether the file is no longer the one that was fingerprinted (size, mtime or content)."""
+    try:
+        stat = source.path.stat()
+    except OSError:
+        return True
+    if stat.st_size != source.size_bytes or stat.st_mtime_ns != (
+        source.mtime_ns or stat.st_mtime_ns
+    ):
+        return True
+    return fingerprint(source.path).sha256 != source.sha256
 
 
 def found_in_propexo(
@@ -929,6 +955,8 @@ def watch_inbox(
                 continue
             look[path] = (stat.st_size, stat.st_mtime)
         ready = [p for p, v in look.items() if seen.get(p) == v and v[0] > 0]
+        writing = open_for_writing(ready)
+        ready = [p for p in ready if p not in writing]
         seen = {p: v for p, v in look.items() if p not in ready}
         try:
             if ready:

@@ -190,3 +190,99 @@ def test_no_token_in_any_log_report_or_ledger(tmp_path: Path) -> None:
     for path in data.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+WRITER = """
+import sys, time
+path, header, first, second = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+line = "ACME Plumbing LLC,W-{},11/03/2026,,Maple Court,5100,x,10.00\\n"
+with open(path, "w") as out:
+    out.write(header + "\\n")
+    out.writelines(line.format(i) for i in range(first))
+    out.flush()
+    print("paused", flush=True)
+    time.sleep(float(sys.argv[5]))
+    out.writelines(line.format(i) for i in range(first, first + second))
+"""
+
+
+def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
+    """#20 item 3: a writer that paused mid-file lost the rest of it to the archive."""
+    from tests.conftest import BILL_HEADER
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    with running_sandbox(SandboxConfig(job_delay_s=0.02, rate_limit=1000)) as box:
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
+        }
+        env = {
+            **inherited,
+            "PROPEXO_BASE_URL": box.base_url,
+            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
+        }
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "--data-dir",
+                str(data),
+                "watch",
+                "--interval",
+                "0.3",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            writer = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WRITER,
+                    str(data / "inbox" / "bills.csv"),
+                    BILL_HEADER,
+                    "20",
+                    "21",
+                    "3",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "paused"
+            time.sleep(2)  # several looks of the watch while the writer holds the file open
+            assert not (data / "archive").exists(), "taken while still being written"
+            writer.communicate(timeout=30)
+            deadline = time.monotonic() + 60
+            with httpx.Client(
+                base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+            ) as api:
+                while len(records := api.get("/_sandbox/records").json()["results"]) < 41:
+                    assert time.monotonic() < deadline, f"{len(records)} of 41 posted"
+                    time.sleep(0.2)
+                time.sleep(0.5)
+                records = api.get("/_sandbox/records").json()["results"]
+            assert sorted(r["invoice_number"] for r in records) == sorted(
+                f"W-{i}" for i in range(41)
+            )
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            _out, err = watcher.communicate(timeout=30)
+        assert "Traceback" not in err, err
+
+
+def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
+    from pipelines.extract import fingerprint
+    from pipelines.pipeline import _changed_since
+
+    path = tmp_path / "bills.csv"
+    path.write_text("a,b\n1,2\n")
+    source = fingerprint(path)
+    assert not _changed_since(source)
+    with path.open("a") as more:
+        more.write("3,4\n")
+    assert _changed_since(source)
