@@ -247,7 +247,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 )
 @click.option(
     "--reconcile-every",
-    default=900.0,
+    default=60.0,
     show_default=True,
     type=click.FloatRange(1),
     help="Seconds between reconciles of what is posted.",
@@ -259,7 +259,7 @@ def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
     A file is taken once its size and modification time are unchanged between two looks
     (Excel lock files ~$*, dotfiles, .tmp, .part and .crdownload are ignored). A file or run
     that fails is reported and the watch goes on. Posted records are reconciled every
-    --reconcile-every seconds.
+    --reconcile-every seconds, and at once when `tieout webhooks serve` records a SYNC_COMPLETE.
     """
     from pipelines.pipeline import watch_inbox
 
@@ -787,6 +787,13 @@ def sandbox(
             f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
             f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
         )
+        if rate_window != 60:
+            # Propexo says how much is left of a window, never when it resets: the client
+            # paces by the window it is told (60 s, Propexo's documented one, by default).
+            out.print(
+                f"clients: set rate_window_s = {rate_window:g} in tieout.toml, or tieout paces "
+                "by Propexo's 60 s window and posts far below this limit"
+            )
         table = Table(
             "where Propexo's docs are silent", "this sandbox answers", header_style="bold"
         )

@@ -770,6 +770,14 @@ class Ledger:
             )
         return len(rows)
 
+    def touched_keys(self, run_id: str) -> list[str]:
+        """Records whose state a run changed, whichever run staged them (a run that only
+        re-sent, followed jobs or settled doubt)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT record_key FROM events WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def is_empty(self) -> bool:
         """No record was ever staged here (a new ledger, or a lost one)."""
         return self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None

@@ -602,6 +602,16 @@ def reconcile_ledger(
     return result
 
 
+def _records_of_run(ledger: Ledger, run_id: str) -> pd.DataFrame:
+    """The records a run staged, and those of earlier runs it re-sent, followed or settled."""
+    staged = ledger.records(run_id=run_id)
+    touched = set(ledger.touched_keys(run_id)) - set(staged["record_key"])
+    if not touched:
+        return staged
+    everything = ledger.records()
+    return pd.concat([staged, everything[everything["record_key"].isin(touched)]])
+
+
 def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     """Render a run's report from the ledger into ``data/reports/<run_id>/``."""
     runs = ledger.runs()
@@ -614,7 +624,7 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
         row.iloc[0].to_dict(),
         ledger.files(run_id),
         ledger.drops(run_id),
-        ledger.records(run_id=run_id),
+        _records_of_run(ledger, run_id),
         ledger.rejects(run_id),
         locations,
         unexpected=unexpected,
@@ -728,6 +738,11 @@ def _run_locked(
                     f"{stats.requests} requests in all ({stats.status_polls} status polls), "
                     f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
                 )
+            if result.in_doubt:
+                # Invoices read back at once: what this run left in doubt may be settled now.
+                settled = settle_in_doubt(ledger, client, settings, refs, run_id)
+                if settled["found"]:
+                    say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
             reconcile_ledger(ledger, client, settings, _vendor_x_ids(refs), run_id=run_id)
     finally:
         states = ledger.records(run_id=run_id)
@@ -739,10 +754,11 @@ def _run_locked(
         exit_code = 1 if problems else 0
         ledger.finish_run(run_id, exit_code)
         log.info("run finished", extra={"run_id": run_id, "code": exit_code})
-    report_dir = write_report(ledger, settings, run_id) if processed or not states.empty else None
+    did_something = processed or not states.empty or bool(ledger.touched_keys(run_id))
+    report_dir = write_report(ledger, settings, run_id) if did_something else None
     summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
     ledger.close()
-    if processed or not states.empty:
+    if did_something:
         backup_ledger(settings, run_id)
     return RunOutcome(run_id, exit_code, report_dir, summary)
 
@@ -922,6 +938,18 @@ def _kind_word(record_key: str) -> str:
     return "credit" if record_key.startswith("credit:") else "charge"
 
 
+def _latest_sync(settings: Settings) -> str | None:
+    """When the newest proven sync completed (None before any, or without a ledger yet)."""
+    if not settings.ledger_path.exists():
+        return None
+    ledger = Ledger(settings.ledger_path)
+    try:
+        proven = ledger.proven_syncs(settings.integration_id)
+    finally:
+        ledger.close()
+    return None if proven.empty else str(proven["completed_at"].iloc[-1])
+
+
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
     """The same settings over another data folder (the demo's private workspace)."""
     return replace(settings, data_dir=data_dir)
@@ -944,6 +972,7 @@ def watch_inbox(
     pause = sleep or time.sleep
     seen: dict[Path, tuple[int, float]] = {}
     next_reconcile = time.monotonic() + reconcile_every_s
+    last_sync = _latest_sync(settings)
     done = 0
     while cycles is None or done < cycles:
         done += 1
@@ -962,8 +991,12 @@ def watch_inbox(
             if ready:
                 outcome = run(settings, files=ready, say=say)
                 say(f"run {outcome.run_id} finished with exit code {outcome.exit_code}")
-            if time.monotonic() >= next_reconcile:
+            sync_seen = _latest_sync(settings)
+            if time.monotonic() >= next_reconcile or sync_seen != last_sync:
+                # On schedule, or at once when a SYNC_COMPLETE arrived: what waited for a sync
+                # (charges to match, records in doubt) can be settled now.
                 next_reconcile = time.monotonic() + reconcile_every_s
+                last_sync = sync_seen
                 reconcile_command(settings, sync=False, say=say)
         except KeyboardInterrupt:
             raise

@@ -336,3 +336,38 @@ def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspa
         assert set(counts.values()) == {1}, [k for k, n in counts.items() if n > 1]
         doubt = status_of(workspace, env)["in_doubt"]
         assert {d["kind"] for d in doubt} >= {"credit"}
+
+
+def test_invoices_in_doubt_are_found_in_the_same_run(workspace: Path) -> None:
+    """#20 item 5: invoices waited for the grace and a sync, though Propexo reads them back."""
+    (workspace / "inbox" / "rent_roll.xlsx").unlink()
+    config = SandboxConfig(job_delay_s=0.02, rate_limit=1000, faults=parse_faults("post:lost=1"))
+    with running_sandbox(config) as box:
+        env = env_for(box, workspace, in_doubt_grace_s=120)
+        result = run_cli("--data-dir", str(workspace), "run", env=env)
+        # Those whose jobs had finished are found right after posting ...
+        assert "records in doubt were found in Propexo" in result.stdout, result.stdout
+        box.config.faults = {}
+        # ... and the rest by the next run, long before the 120 s grace or any sync.
+        run_cli("--data-dir", str(workspace), "run", env=env)
+        states = status_of(workspace, env)["by_state"]
+        assert "sending" not in states and states["matched"]["count"] == 12
+
+
+def test_a_run_that_only_follows_earlier_writes_writes_its_report(workspace: Path) -> None:
+    """#20 item 7: a run with an empty inbox that re-sent or followed jobs said "nothing to do"
+    and wrote no report."""
+    config = SandboxConfig(job_delay_s=1.5, rate_limit=1000)
+    with running_sandbox(config) as box:
+        env = env_for(box, workspace, status_timeout_s=0)
+        first = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert status_of(workspace, env)["by_state"]["submitted"]["count"] > 0, first.stdout
+        time.sleep(1.6)  # the jobs finish
+        second = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert "nothing to do" not in second.stdout
+        assert "report:" in second.stdout
+        reports = sorted((workspace / "reports").glob("*/summary.json"))
+        assert len(reports) == 2
+        latest = json.loads(max(reports, key=lambda p: p.parent.name).read_text())
+        assert latest["records"]["by_state"].get("submitted", 0) == 0
+        assert sum(latest["records"]["by_state"].values()) == 141
