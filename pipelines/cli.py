@@ -385,7 +385,17 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     with _friendly():
         result, reports = reconcile_command(_settings(ctx), sync=sync, wait_s=wait_s, say=out.print)
         if result is None:
-            out.print("nothing to reconcile: no posted records in the ledger")
+            from pipelines.ledger import Ledger
+
+            ledger = Ledger(_settings(ctx).ledger_path, readonly=True)
+            waiting = len(ledger.records(states=["submitted"]))
+            ledger.close()
+            out.print(
+                f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
+                "(asked again now and at the next run)"
+                if waiting
+                else "nothing to reconcile: no posted records in the ledger"
+            )
             return
         out.print(
             f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
