@@ -314,7 +314,7 @@ def check(
     """
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import check_file, reference_data
+    from pipelines.pipeline import check_file, not_charged_text, reference_data
     from pipelines.propexo import make_client
     from pipelines.report import dollars
 
@@ -344,6 +344,8 @@ def check(
             )
             for notice in r["notices"]:
                 out.print(f"  note: {notice}")
+            for column in r["columns_not_charged"]:
+                out.print(f"  not charged: {not_charged_text(column)}")
             for rej in r["rejected"][:50]:
                 for reason in rej["reasons"]:
                     out.print(f"  row {rej['source_row']}: {reason}")

@@ -12,9 +12,10 @@ import hashlib
 import io
 import re
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from pipelines.columns import arrow_text, match_flags
 from pipelines.errors import InputError
 from pipelines.models import ExtractResult, SourceFile
 from pipelines.parsing import parse_dates
-from pipelines.profiles import Profile, normalize_header
+from pipelines.profiles import Profile, is_non_charge, normalize_header
 
 HEADER_SCAN_ROWS = 40
 _VALUE_LIKE = re.compile(r"^[\s$(+-]*[\d,.]+\)?$|^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
@@ -205,6 +206,8 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
                 engine="c",
             )
             break
+        except pd.errors.EmptyDataError as exc:
+            raise InputError(f"{path.name}: the file has no rows") from exc
         except pd.errors.ParserError as exc:
             if attempt:
                 raise InputError(f"{path.name}: not a readable CSV ({exc})") from exc
@@ -362,6 +365,9 @@ class Layout:
     columns: dict[int, str]
     charge_columns: dict[int, str]
     score: tuple[int, int]
+    # Columns neither mapped, charged nor a known non-charge family: never charged, but
+    # reported when they hold amounts.
+    other_columns: dict[int, str] = field(default_factory=dict)
 
 
 Candidate = tuple[tuple[int, ...], list[str], list[str]]
@@ -392,7 +398,11 @@ def _header_candidates(grid: pd.DataFrame) -> list[Candidate]:
 
 
 def _match_layout(
-    profile: Profile, rows: tuple[int, ...], cells: list[str], leaves: list[str]
+    profile: Profile,
+    rows: tuple[int, ...],
+    cells: list[str],
+    leaves: list[str],
+    known_codes: frozenset[str] = frozenset(),
 ) -> Layout | None:
     aliases = profile.alias_map()
     columns: dict[int, str] = {}
@@ -403,22 +413,37 @@ def _match_layout(
     if not set(profile.required) <= set(columns.values()):
         return None
     charge_columns: dict[int, str] = {}
+    other_columns: dict[int, str] = {}
     if profile.charge_mode == "columns":
-        ignore = {normalize_header(x) for x in profile.charge_columns_ignore}
         for i, (cell, leaf) in enumerate(zip(cells, leaves, strict=True)):
             if i in columns or not cell:
                 continue
-            if normalize_header(cell) in ignore or normalize_header(leaf) in ignore:
-                continue
-            charge_columns[i] = " ".join(cell.split())
+            header = " ".join(cell.split())
+            if profile.charges_header(cell, known_codes) or profile.charges_header(
+                leaf, known_codes
+            ):
+                charge_columns[i] = header
+            elif not (is_non_charge(cell) or is_non_charge(leaf)):
+                other_columns[i] = header
         if not charge_columns:
             return None
     named = len({cell for cell in cells if cell})  # merged cells repeat one name
-    return Layout(profile, rows, columns, charge_columns, score=(len(columns), named))
+    return Layout(
+        profile,
+        rows,
+        columns,
+        charge_columns,
+        score=(len(columns), named),
+        other_columns=other_columns,
+    )
 
 
 def detect_layout(
-    grid: pd.DataFrame, profiles: list[Profile], file_name: str, profile_name: str | None = None
+    grid: pd.DataFrame,
+    profiles: list[Profile],
+    file_name: str,
+    profile_name: str | None = None,
+    known_codes: frozenset[str] = frozenset(),
 ) -> Layout | None:
     """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
@@ -426,7 +451,7 @@ def detect_layout(
     lowered = file_name.lower()
     for rows, cells, leaves in _header_candidates(grid):
         for profile in candidates:
-            layout = _match_layout(profile, rows, cells, leaves)
+            layout = _match_layout(profile, rows, cells, leaves, known_codes)
             if layout is None:
                 continue
             hinted = int(any(h in lowered for h in profile.file_name_hints))
@@ -538,8 +563,12 @@ def extract_file(
     *,
     profile_name: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    known_codes: frozenset[str] = frozenset(),
 ) -> ExtractResult:
-    """Read one file: find the sheet, header and profile, and split data rows from non-data rows."""
+    """Read one file: find the sheet, header and profile, and split data rows from non-data rows.
+
+    ``known_codes``: normalized names of Propexo's charge codes and their aliases (online), which
+    make a column of that name a charge column besides the profile's vocabulary."""
     notices: list[str] = []
     grids = read_grids(source.path, limits, notices)
     # Every sheet is considered; the one whose header best matches a profile is the data
@@ -549,7 +578,7 @@ def extract_file(
         if grid.empty:
             continue
         table = grid.dropna(how="all", axis=1)
-        layout = detect_layout(table, profiles, source.name, profile_name)
+        layout = detect_layout(table, profiles, source.name, profile_name, known_codes)
         if layout is not None and (best is None or layout.score > best[0]):
             best = (layout.score, sheet, table, layout)
     if best is not None:
@@ -673,6 +702,7 @@ def _extract_sheet(
         rows[profile.group_sets] = current.where(~fill, groups)
     rows = rows[~non_data]
     rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
+    not_charged = _amount_columns(body.loc[~non_data], layout.other_columns)
     if layout.charge_columns:
         wide = body.loc[~non_data, list(layout.charge_columns)]
         wide.columns = list(layout.charge_columns.values())
@@ -695,4 +725,27 @@ def _extract_sheet(
         period=find_period(title_text, profile.period_patterns),
         charge_columns=tuple(layout.charge_columns.values()),
         vacant_patterns=profile.vacant_patterns,
+        columns_not_charged=not_charged,
     )
+
+
+def _amount_columns(data: pd.DataFrame, columns: dict[int, str]) -> tuple[dict[str, Any], ...]:
+    """Of the columns that are neither mapped nor charged, those holding amounts on data rows:
+    header, how many non-zero cells, and their total. Never charged, never silently dropped."""
+    from pipelines.parsing import parse_money
+
+    found = []
+    for i, header in columns.items():
+        cells = data[i]
+        filled = cells[cells.notna() & cells.astype(str).str.strip().ne("")]
+        if filled.empty:
+            continue
+        cents, error = parse_money(filled.astype(object))
+        if error.notna().sum() > len(filled) / 2:
+            continue  # mostly not amounts: text, dates or flags
+        nonzero = cents.dropna()
+        nonzero = nonzero[nonzero != 0]
+        if nonzero.empty:
+            continue
+        found.append({"header": header, "cells": len(nonzero), "total_cents": int(nonzero.sum())})
+    return tuple(found)

@@ -284,6 +284,9 @@ class Ledger:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "doubt_since" not in have:  # 2026-11-23: when a record went in doubt
             self.db.execute("ALTER TABLE records ADD COLUMN doubt_since TEXT")
+        file_columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        if "columns_not_charged" not in file_columns:  # 2026-11-23, JSON list
+            self.db.execute("ALTER TABLE files ADD COLUMN columns_not_charged TEXT")
 
     def mark_orphans_in_doubt(self, run_id: str) -> int:
         """Records left ``sending`` by a process that is gone (the run lock is ours now): they
@@ -501,7 +504,10 @@ class Ledger:
 
     def record_file(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
         self.db.execute(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO files(sha256, name, run_id, profile, kind, rows_read, rows_used, "
+            "rows_rejected, rows_skipped, skipped_by_kind, source_total_cents, "
+            "rejected_total_cents, previously_posted_cents, moved_to, processed_at, "
+            "columns_not_charged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 outcome.sha256,
                 outcome.name,
@@ -518,6 +524,7 @@ class Ledger:
                 outcome.previously_posted_cents,
                 moved_to,
                 utcnow(),
+                json.dumps(list(outcome.columns_not_charged)),
             ),
         )
 

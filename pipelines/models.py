@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -91,6 +91,8 @@ class ExtractResult:
     charge_columns: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
     notices: tuple[str, ...] = ()  # what was surprising about the file, said once
+    # Columns holding amounts that are not known charges: {header, cells, total_cents}.
+    columns_not_charged: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class FileOutcome:
     source_total_cents: int
     rejected_total_cents: int
     previously_posted_cents: int = 0
+    columns_not_charged: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_used + self.rows_rejected + self.rows_skipped:

@@ -45,7 +45,7 @@ from pipelines.models import (
     ValidateResult,
 )
 from pipelines.parsing import format_cents
-from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles
+from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles, normalize_header
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.rebuild import backup_ledger
@@ -137,6 +137,7 @@ def account_rows(
     source_total = int(amounts[used[rows] | rejected[rows]].sum())
     rejected_total = int(amounts[rejected[rows]].sum())
     return FileOutcome(
+        columns_not_charged=extract.columns_not_charged,
         name=extract.source.name,
         sha256=extract.source.sha256,
         profile=extract.profile,
@@ -152,12 +153,44 @@ def account_rows(
     )
 
 
+def not_charged_text(column: dict[str, Any]) -> str:
+    """One line for a column of amounts that was not charged, and how to make it a charge."""
+    return (
+        f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
+        f"{reporting.dollars(column['total_cents'])}) but is not a known charge, so it was not "
+        f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
+        "data/mappings/charge_codes.csv"
+    )
+
+
+def charge_code_names(refs: RefData | None) -> frozenset[str]:
+    """Normalized names of Propexo's charge codes (name and code) and of their aliases in
+    data/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
+    if refs is None:
+        return frozenset()
+    names: set[str] = set()
+    codes = refs.charge_codes
+    for column in ("name", "code", "x_id"):
+        if column in codes:
+            names.update(normalize_header(v) for v in codes[column].dropna().astype(str))
+    alias = refs.aliases.get("charge_codes")
+    if alias is not None:
+        names.update(normalize_header(v) for v in alias["spreadsheet_name"].astype(str))
+    return frozenset(n for n in names if n)
+
+
 def process_file(
     source: SourceFile, profiles: list[Profile], refs: RefData | None, settings: Settings
 ) -> FileResult:
     """Extract, validate and transform one file (transform only when ``refs`` is given)."""
     limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
-    extract = extract_file(source, profiles, profile_name=settings.profile, limits=limits)
+    extract = extract_file(
+        source,
+        profiles,
+        profile_name=settings.profile,
+        limits=limits,
+        known_codes=charge_code_names(refs),
+    )
     period = settings.period or extract.period
     validated = validate(extract, period)
     issues = list(validated.issues)
@@ -241,6 +274,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "rejected_total_cents": o.rejected_total_cents,
         "period": result.extract.period.isoformat() if result.extract.period else None,
         "notices": list(result.extract.notices),
+        "columns_not_charged": list(result.extract.columns_not_charged),
         "rows": rows,
         "rejected": [
             {"source_row": int(r), "reasons": list(g["message"])}
@@ -356,6 +390,8 @@ def _handle_file(
     )
     for notice in result.extract.notices:
         say(f"{source.name}: {notice}")
+    for column in result.extract.columns_not_charged:
+        say(f"{source.name}: {not_charged_text(column)}")
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "

@@ -50,6 +50,79 @@ def normalize_header(text: object) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
+# Columns of a rent roll that are charged when no profile says otherwise: billed amounts only.
+# A header is a charge when one of these phrases is the whole header or a whole word run of it.
+CHARGE_VOCABULARY = (
+    "rent",
+    "base rent",
+    "rent income",
+    "tenant rent",
+    "resident rent",
+    "section 8",
+    "section 8 rent",
+    "hap",
+    "housing assistance",
+    "housing assistance rent",
+    "subsidy",
+    "pet rent",
+    "pet fee",
+    "parking",
+    "garage",
+    "carport",
+    "storage",
+    "utilities",
+    "utility",
+    "water",
+    "sewer",
+    "trash",
+    "valet trash",
+    "water sewer trash",
+    "water sewer",
+    "electric",
+    "gas",
+    "cable",
+    "internet",
+    "rubs",
+    "pest control",
+    "concession",
+    "concessions",
+    "discount",
+    "renters insurance",
+    "amenity fee",
+    "admin fee",
+    "hoa",
+    "late fee",
+    "month to month fee",
+    "mtm fee",
+)
+# Families that are never charges, whatever else the header says: they describe the lease,
+# the unit or the account, or they total the row. Recognised by name and left out silently.
+NON_CHARGE_PATTERNS = (
+    r"\bmarket\b",
+    r"\bdeposits?\b",
+    r"\bbalance\b",
+    r"\bpast due\b",
+    r"\bdelinquen",
+    r"\breceived\b",
+    r"\bpaid\b",
+    r"\bpayments?\b",
+    r"\bprepaid\b",
+    r"\bsq\s*ft\b|\bsqft\b|\bsquare\b",
+    r"\bdates?\b|\bfrom\b|\bto\b|\bstart\b|\bend\b|\bexpires?\b|\bmove\b",
+    r"\bcount\b|\bnsf\b|#",
+    r"\bid\b|\bcode\b|\bzip\b|\bphone\b|\bemail\b|\baddress\b",
+    r"\btotals?\b",
+    r"\bbd\b|\bba\b|\bbeds?\b|\bbaths?\b",
+    r"\btags?\b|\bamenities\b|\bnotes?\b|\bstatus\b|\bflag\b|\byes\b",
+)
+_NON_CHARGE = re.compile("|".join(NON_CHARGE_PATTERNS))
+
+
+def is_non_charge(header: str) -> bool:
+    """A header of a family that is never charged (deposit, market rent, balance, dates, …)."""
+    return bool(_NON_CHARGE.search(normalize_header(header)))
+
+
 @dataclass(frozen=True)
 class Profile:
     """One export format."""
@@ -61,6 +134,8 @@ class Profile:
     required: tuple[str, ...]
     charge_mode: Literal["rows", "columns"] = "rows"
     charge_columns_ignore: tuple[str, ...] = ()
+    # Headers charged by this profile, besides CHARGE_VOCABULARY (normalized, whole header).
+    charge_columns_include: tuple[str, ...] = ()
     total_patterns: tuple[str, ...] = (r"^\s*(grand\s+)?totals?\b",)
     subtotal_patterns: tuple[str, ...] = (r"^\s*sub-?totals?\b", r"^\s*\d+\s+units?\b")
     group_patterns: tuple[str, ...] = (r"^\s*->",)
@@ -75,6 +150,19 @@ class Profile:
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )
     file_name_hints: tuple[str, ...] = ()
+
+    def charges_header(self, header: str, known_codes: frozenset[str] = frozenset()) -> bool:
+        """Whether a column with this header is a charge: named by the profile or the charge
+        vocabulary, or (online) the name of a Propexo charge code or one of its aliases; never
+        a known non-charge family."""
+        name = normalize_header(header)
+        if not name or name in {normalize_header(x) for x in self.charge_columns_ignore}:
+            return False
+        if name in {normalize_header(x) for x in self.charge_columns_include}:
+            return True
+        if is_non_charge(name):
+            return False
+        return name in CHARGE_VOCABULARY or name in known_codes
 
     def alias_map(self) -> dict[str, str]:
         """Normalized header text → canonical column."""
@@ -124,6 +212,7 @@ def load_profile(path: Path) -> Profile:
         required=_tuple(raw.get("required", []), "required", path),
         charge_mode=mode,
         charge_columns_ignore=_tuple(charges.get("ignore", []), "charges.ignore", path),
+        charge_columns_include=_tuple(charges.get("include", []), "charges.include", path),
         total_patterns=_tuple(rows.get("total", list(defaults.total_patterns)), "rows.total", path),
         subtotal_patterns=_tuple(
             rows.get("subtotal", list(defaults.subtotal_patterns)), "rows.subtotal", path

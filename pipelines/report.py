@@ -36,6 +36,12 @@ AWAITING_STATES = (
 RECONCILE_OUTCOMES = ("matched", "awaiting_sync", "missing", "mismatched", "duplicated")
 
 
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, str) and value:
+        return list(json.loads(value))
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 def neutralize(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula is made plain text."""
     if isinstance(value, str) and value.startswith(FORMULA_LEADERS):
@@ -122,6 +128,7 @@ def build_report(
             "pending_total_cents": pending,
             "previously_posted_cents": previously,
             "moved_to": f.get("moved_to"),
+            "columns_not_charged": _json_list(f.get("columns_not_charged")),
         }
         row["ties_out"] = (
             row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously

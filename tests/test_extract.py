@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -238,3 +239,78 @@ def test_utf16_text_and_a_misnamed_csv_read_as_the_same_rows(
     assert got.notices == (
         ("named .xlsx but holds CSV text: read as CSV",) if name.endswith(".xlsx") else ()
     )
+
+
+def _appfolio_with(tmp_path: Path, extra: dict[str, str]) -> Path:
+    """The AppFolio fixture with more columns, as real rolls have them: ``extra`` maps a header
+    to the value its data rows get (unit rows only; the other rows get nothing)."""
+    import csv as csv_module
+
+    from tests.conftest import TEST_DATA
+
+    text = (TEST_DATA / "appfolio_rent_roll.csv").read_text(encoding="utf-8")
+    rows = list(csv_module.reader(io.StringIO(text)))
+    out = []
+    for row in rows:
+        if row and row[0] == "Unit":
+            out.append(row + list(extra))
+        elif row and row[0].strip().isdigit() and len(row) > 2 and row[2] == "Current":
+            out.append(row + list(extra.values()))
+        else:
+            out.append(row + [""] * len(extra))
+    path = tmp_path / "appfolio_rent_roll_more.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv_module.writer(handle).writerows(out)
+    return path
+
+
+def test_only_known_charge_columns_are_charged_and_other_amounts_are_shown(
+    tmp_path: Path,
+) -> None:
+    """#14 item 1: every column not on an ignore list became a charge ("Deposit Authorized"
+    at 1,000.00 was charged as rent and the run exited 0)."""
+    path = _appfolio_with(
+        tmp_path,
+        {
+            "Deposit Authorized": "1,000.00",
+            "Total": "9,999.00",
+            "Received": "1,200.00",
+            "Misc Charges": "15.00",
+            "Pet Rent": "25.00",
+        },
+    )
+    from tests.conftest import TEST_DATA
+
+    base = extract_file(fingerprint(TEST_DATA / "appfolio_rent_roll.csv"), PROFILES)
+    got = extract_file(fingerprint(path), PROFILES)
+    assert set(got.charge_columns) == {"Rent", "Pet Rent"}
+    # The unknown column of amounts is listed once, with what it would add; the known
+    # non-charge families (deposits, totals, payments received) are not charges at all.
+    assert [c["header"] for c in got.columns_not_charged] == ["Misc Charges"]
+    tenants = path.read_text().count(",Current,")  # the rows that got the extra cells
+    assert got.columns_not_charged[0] == {
+        "header": "Misc Charges",
+        "cells": tenants,
+        "total_cents": 1500 * tenants,
+    }
+    assert len(got.rows) == len(base.rows)
+    # Online, a header that names a Propexo charge code (or an alias of one) is a charge.
+    online = extract_file(fingerprint(path), PROFILES, known_codes=frozenset({"misc charges"}))
+    assert set(online.charge_columns) == {"Rent", "Pet Rent", "Misc Charges"}
+    assert online.columns_not_charged == ()
+
+
+def test_check_says_which_amount_columns_were_not_charged(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    path = _appfolio_with(tmp_path, {"Misc Charges": "15.00", "Deposit Authorized": "1,000.00"})
+    out = tmp_path / "check.json"
+    result = run_cli("check", "--offline", "--json", str(out), str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'column "Misc Charges" holds amounts (24 cells, 360.00)' in result.stdout
+    assert "Deposit Authorized" not in result.stdout
+    checked = json.loads(out.read_text())["files"][0]
+    assert checked["columns_not_charged"] == [
+        {"header": "Misc Charges", "cells": 24, "total_cents": 36000}
+    ]
+    assert checked["source_total_cents"] == 3260990  # the fixture's Rent, nothing more
