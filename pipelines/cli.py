@@ -163,8 +163,19 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     metavar="YYYY-MM",
     help="Billing period for rent rolls that do not say it themselves.",
 )
+@click.option(
+    "--period-override",
+    is_flag=True,
+    help="Use --period even for a file whose own title or name states another month.",
+)
 @click.pass_context
-def run(ctx: click.Context, inbox: Path | None, dry_run: bool, period: str | None) -> None:
+def run(
+    ctx: click.Context,
+    inbox: Path | None,
+    dry_run: bool,
+    period: str | None,
+    period_override: bool,
+) -> None:
     """Process every ready file in the inbox end to end.
 
     Each file is read, checked and resolved; its records are posted to Propexo (never twice),
@@ -179,7 +190,11 @@ def run(ctx: click.Context, inbox: Path | None, dry_run: bool, period: str | Non
     with _friendly():
         settings = _settings(ctx)
         if period:
-            settings = replace(settings, period=_load(env={}, overrides={"period": period}).period)
+            settings = replace(
+                settings,
+                period=_load(env={}, overrides={"period": period}).period,
+                period_override=period_override,
+            )
         progress, stop = _progress()
         try:
             outcome = run_pipeline(
@@ -298,6 +313,11 @@ def _report_cycle_error(exc: BaseException) -> None:
     help="Write the full result (rows, rejects, counts) as JSON to this file.",
 )
 @click.option("--period", default=None, metavar="YYYY-MM", help="Billing period for rent rolls.")
+@click.option(
+    "--period-override",
+    is_flag=True,
+    help="Use --period even for a file whose own title or name states another month.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -305,6 +325,7 @@ def check(
     offline: bool,
     json_out: Path | None,
     period: str | None,
+    period_override: bool,
 ) -> None:
     """Read, validate and resolve files without posting anything.
 
@@ -322,7 +343,9 @@ def check(
         settings = _settings(ctx)
         if period:
             settings = replace(
-                settings, period=load_settings(env={}, overrides={"period": period}).period
+                settings,
+                period=load_settings(env={}, overrides={"period": period}).period,
+                period_override=period_override,
             )
         for path in files:
             if not path.exists():
@@ -342,6 +365,8 @@ def check(
                 f"{r['rows_skipped']} skipped ({skipped}); total "
                 f"{dollars(r['source_total_cents'])}"
             )
+            if r["period"]:
+                out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:
                 out.print(f"  note: {notice}")
             for column in r["columns_not_charged"]:

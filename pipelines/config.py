@@ -63,6 +63,9 @@ class Settings:
     concurrency: int = 8
     rate_window_s: float = 60.0  # Propexo's limit is per minute; the sandbox's can be shorter
     period: date | None = None
+    # A period given for a file whose own title states another month is refused unless this
+    # is set (`--period-override`).
+    period_override: bool = False
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     status_timeout_s: float = 120.0

@@ -484,6 +484,25 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
     return None
 
 
+_NAME_PERIODS = (
+    # rentroll_2027-01.csv, RentRoll 2027_01.xlsx
+    re.compile(r"(?<!\d)(?P<year>20\d\d)[-_. ](?P<month>0[1-9]|1[0-2])(?!\d)"),
+    # RentRoll-20270115.csv
+    re.compile(r"(?<!\d)(?P<year>20\d\d)(?P<month>0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"),
+    # rent roll 01.15.2027.csv
+    re.compile(r"(?<!\d)(?P<month>0?[1-9]|1[0-2])[-_.](?:\d{1,2})[-_.](?P<year>20\d\d)(?!\d)"),
+)
+
+
+def period_from_name(name: str) -> date | None:
+    """The month a file name states (``YYYY-MM``, ``YYYYMMDD``, ``MM.DD.YYYY``), if it does."""
+    for pattern in _NAME_PERIODS:
+        match = pattern.search(name)
+        if match:
+            return date(int(match["year"]), int(match["month"]), 1)
+    return None
+
+
 def first_texts(text: pd.DataFrame) -> pd.Series:
     """Each row's first non-empty cell ("" for a blank row), column by column from the right."""
     first = pd.Series("", index=text.index, dtype=object)

@@ -88,6 +88,7 @@ class ExtractResult:
     skipped: pd.DataFrame
     rows_read: int
     period: date | None = None
+    period_source: str | None = None  # "title", "file name" or "--period"
     charge_columns: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
     notices: tuple[str, ...] = ()  # what was surprising about the file, said once
@@ -138,6 +139,8 @@ class FileOutcome:
     rejected_total_cents: int
     previously_posted_cents: int = 0
     columns_not_charged: tuple[dict[str, Any], ...] = ()
+    period: str | None = None  # YYYY-MM-DD, the first of the billing month
+    period_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_used + self.rows_rejected + self.rows_skipped:

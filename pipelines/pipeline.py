@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pandas as pd
 from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError, LedgerError
-from pipelines.extract import Limits, extract_file, fingerprint
+from pipelines.extract import Limits, extract_file, fingerprint, period_from_name
 from pipelines.inbox import (
     archive_folder,
     complete_files,
@@ -138,6 +138,8 @@ def account_rows(
     rejected_total = int(amounts[rejected[rows]].sum())
     return FileOutcome(
         columns_not_charged=extract.columns_not_charged,
+        period=extract.period.isoformat() if extract.period else None,
+        period_source=extract.period_source,
         name=extract.source.name,
         sha256=extract.source.sha256,
         profile=extract.profile,
@@ -161,6 +163,37 @@ def not_charged_text(column: dict[str, Any]) -> str:
         f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
         "data/mappings/charge_codes.csv"
     )
+
+
+def resolve_period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:
+    """A rent roll's billing period and where it came from: ``--period`` (or the config), the
+    file's title, or a date in its file name. A period given for a file that states another
+    is refused unless ``period_override``; a rent roll with no dates and no period at all is
+    refused once, not row by row."""
+    name = extract.source.name
+    stated = extract.period
+    named = period_from_name(name)
+    own, own_source = (stated, "title") if stated else (named, "file name")
+    if settings.period is not None:
+        if own is not None and own != settings.period and not settings.period_override:
+            raise InputError(
+                f"{name}: the period given ({settings.period:%Y-%m}) contradicts the file's own "
+                f"({own:%Y-%m}, from its {own_source}); check the file, or add --period-override "
+                f"to post it as {settings.period:%Y-%m} anyway"
+            )
+        return settings.period, "--period" if own != settings.period else own_source
+    if own is not None:
+        return own, own_source
+    if extract.kind == "charge" and not extract.rows.empty:
+        dates = extract.rows.get("transaction_date")
+        undated = dates is None or dates.isna().all() or dates.astype(str).str.strip().eq("").all()
+        if undated:
+            raise InputError(
+                f"{name}: no billing period: the file has no charge dates and states no period "
+                "in its title ('As of MM/DD/YYYY', 'for December 2026') or its name "
+                "('rentroll_2026-12.csv'); run with --period YYYY-MM"
+            )
+    return None, None
 
 
 def charge_code_names(refs: RefData | None) -> frozenset[str]:
@@ -191,7 +224,8 @@ def process_file(
         limits=limits,
         known_codes=charge_code_names(refs),
     )
-    period = settings.period or extract.period
+    period, period_source = resolve_period(extract, settings)
+    extract = replace(extract, period=period, period_source=period_source)
     validated = validate(extract, period)
     issues = list(validated.issues)
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
@@ -273,6 +307,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "source_total_cents": o.source_total_cents,
         "rejected_total_cents": o.rejected_total_cents,
         "period": result.extract.period.isoformat() if result.extract.period else None,
+        "period_source": result.extract.period_source,
         "notices": list(result.extract.notices),
         "columns_not_charged": list(result.extract.columns_not_charged),
         "rows": rows,

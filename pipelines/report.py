@@ -129,6 +129,8 @@ def build_report(
             "previously_posted_cents": previously,
             "moved_to": f.get("moved_to"),
             "columns_not_charged": _json_list(f.get("columns_not_charged")),
+            "period": f.get("period"),
+            "period_source": f.get("period_source"),
         }
         row["ties_out"] = (
             row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously

@@ -314,3 +314,69 @@ def test_check_says_which_amount_columns_were_not_charged(tmp_path: Path) -> Non
         {"header": "Misc Charges", "cells": 24, "total_cents": 36000}
     ]
     assert checked["source_total_cents"] == 3260990  # the fixture's Rent, nothing more
+
+
+def _appfolio_without_title_period(tmp_path: Path, name: str) -> Path:
+    from tests.conftest import TEST_DATA
+
+    text = (TEST_DATA / "appfolio_rent_roll.csv").read_text(encoding="utf-8")
+    path = tmp_path / name
+    path.write_text(text.replace("As of: 12/01/2026", "Printed by: someone"), encoding="utf-8")
+    return path
+
+
+def test_a_rent_roll_with_no_period_is_refused_once(tmp_path: Path) -> None:
+    """#14 item 3: the same "no billing period" line on each of ~300 rows, exit 1."""
+    from tests.conftest import run_cli
+
+    path = _appfolio_without_title_period(tmp_path, "appfolio_rent_roll.csv")
+    result = run_cli("check", "--offline", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("no billing period") == 1 and "row " not in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "month"),
+    [
+        ("rentroll_2027-01.csv", "2027-01-01"),
+        ("RentRoll-20270115.csv", "2027-01-01"),
+        ("rent roll 02.15.2027.csv", "2027-02-01"),
+    ],
+)
+def test_the_period_may_come_from_the_file_name(tmp_path: Path, name: str, month: str) -> None:
+    from tests.conftest import run_cli
+
+    path = _appfolio_without_title_period(tmp_path, name)
+    out = tmp_path / "check.json"
+    result = run_cli("check", "--offline", "--json", str(out), str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checked = json.loads(out.read_text())["files"][0]
+    assert (checked["period"], checked["period_source"]) == (month, "file name")
+    assert "(from the file name)" in result.stdout
+
+
+def test_a_period_that_contradicts_the_title_is_refused_unless_forced(tmp_path: Path) -> None:
+    from tests.conftest import TEST_DATA, run_cli
+
+    path = TEST_DATA / "appfolio_rent_roll.csv"  # "As of: 12/01/2026"
+    out = tmp_path / "check.json"
+    refused = run_cli("check", "--offline", "--period", "2026-11", str(path), cwd=tmp_path)
+    assert refused.returncode == 2 and "contradicts the file's own (2026-12" in refused.stderr
+    agreed = run_cli("check", "--offline", "--period", "2026-12", str(path), cwd=tmp_path)
+    assert agreed.returncode == 0, agreed.stderr
+    forced = run_cli(
+        "check",
+        "--offline",
+        "--period",
+        "2026-11",
+        "--period-override",
+        "--json",
+        str(out),
+        str(path),
+        cwd=tmp_path,
+    )
+    assert forced.returncode == 0, forced.stderr
+    checked = json.loads(out.read_text())["files"][0]
+    assert (checked["period"], checked["period_source"]) == ("2026-11-01", "--period")
+    (path.parent / "appfolio_rent_roll.csv.errors.csv").unlink(missing_ok=True)
