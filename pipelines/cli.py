@@ -365,6 +365,16 @@ def check(
                 f"{r['rows_skipped']} skipped ({skipped}); total "
                 f"{dollars(r['source_total_cents'])}"
             )
+            for total in r["file_totals"]:
+                verdict = (
+                    "ties out to"
+                    if not total["difference_cents"]
+                    else "cannot be checked (some cells are not amounts) against"
+                )
+                out.print(
+                    f"  {verdict} its own total row (row {total['source_row']}, "
+                    f"{total['column']}): {dollars(total['stated_cents'])}"
+                )
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:

@@ -368,6 +368,8 @@ class Layout:
     # Columns neither mapped, charged nor a known non-charge family: never charged, but
     # reported when they hold amounts.
     other_columns: dict[int, str] = field(default_factory=dict)
+    # A per-row total column ("Total"): never charged, but its total row states the file's sum.
+    row_total_column: int | None = None
 
 
 Candidate = tuple[tuple[int, ...], list[str], list[str]]
@@ -428,6 +430,14 @@ def _match_layout(
         if not charge_columns:
             return None
     named = len({cell for cell in cells if cell})  # merged cells repeat one name
+    row_total = next(
+        (
+            i
+            for i, cell in enumerate(cells)
+            if i not in columns and normalize_header(cell) in ROW_TOTAL_HEADERS
+        ),
+        None,
+    )
     return Layout(
         profile,
         rows,
@@ -435,6 +445,7 @@ def _match_layout(
         charge_columns,
         score=(len(columns), named),
         other_columns=other_columns,
+        row_total_column=row_total,
     )
 
 
@@ -722,6 +733,7 @@ def _extract_sheet(
     rows = rows[~non_data]
     rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
     not_charged = _amount_columns(body.loc[~non_data], layout.other_columns)
+    totals = file_totals(body, kinds, layout)
     if layout.charge_columns:
         wide = body.loc[~non_data, list(layout.charge_columns)]
         wide.columns = list(layout.charge_columns.values())
@@ -745,7 +757,71 @@ def _extract_sheet(
         charge_columns=tuple(layout.charge_columns.values()),
         vacant_patterns=profile.vacant_patterns,
         columns_not_charged=not_charged,
+        file_totals=totals,
     )
+
+
+ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}
+
+
+def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[dict[str, Any], ...]:
+    """The file's own control total against its lines, per amount column.
+
+    The last total row states, per amount column, what its lines add up to (in a per-row
+    "Total" column: everything charged). Each stated figure must equal the sum of that column
+    over every data row (used or later rejected), or over the data rows since the previous
+    total or subtotal row (a last group's total). A column whose data cells are not all
+    amounts cannot be checked, and says so."""
+    from pipelines.parsing import parse_money
+
+    totals = kinds.index[kinds.eq("total")]
+    if not len(totals):
+        return ()
+    last = totals[-1]
+    data = kinds.eq("data")
+    before = kinds.index < last
+    breaks = kinds.index[kinds.isin(["total", "subtotal"]) & before]
+    since = kinds.index > (breaks[-1] if len(breaks) else -1)
+    amount = [c for c, name in layout.columns.items() if name == "amount"]
+    charged = list(layout.charge_columns)
+    checks: list[tuple[str, int, list[int]]] = [(layout.columns[c], c, [c]) for c in amount] + [
+        (layout.charge_columns[c], c, [c]) for c in charged
+    ]
+    if layout.row_total_column is not None and (charged or amount):
+        checks.append(("row totals", layout.row_total_column, charged or amount))
+    out = []
+    for label, column, summed in checks:
+        stated_cell = body.at[last, column]
+        if stated_cell is None or str(stated_cell).strip() in ("", "nan", "None"):
+            continue
+        stated, _ = parse_money(pd.Series([stated_cell], dtype=object))
+        if pd.isna(stated.iloc[0]):
+            continue
+        sums = []
+        checked = True
+        for rows in (data & before, data & before & since):
+            total = 0
+            for c in summed:
+                cells = body.loc[rows, c]
+                filled = cells[cells.notna() & cells.astype(str).str.strip().ne("")]
+                cents, errors = parse_money(filled.astype(object))
+                if errors.notna().any():
+                    checked = False
+                total += int(cents.fillna(0).sum())
+            sums.append(total)
+        stated_cents = int(stated.iloc[0])
+        computed = sums[1] if sums[1] == stated_cents and sums[0] != stated_cents else sums[0]
+        out.append(
+            {
+                "column": label,
+                "source_row": int(last) + 1,
+                "stated_cents": stated_cents,
+                "computed_cents": computed,
+                "difference_cents": computed - stated_cents,
+                "checked": checked,
+            }
+        )
+    return tuple(out)
 
 
 def _amount_columns(data: pd.DataFrame, columns: dict[int, str]) -> tuple[dict[str, Any], ...]:

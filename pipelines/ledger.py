@@ -285,7 +285,7 @@ class Ledger:
         if "doubt_since" not in have:  # 2026-11-23: when a record went in doubt
             self.db.execute("ALTER TABLE records ADD COLUMN doubt_since TEXT")
         file_columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
-        for column in ("columns_not_charged", "period", "period_source"):  # 2026-11-23
+        for column in ("columns_not_charged", "file_totals", "period", "period_source"):
             if column not in file_columns:
                 self.db.execute(f"ALTER TABLE files ADD COLUMN {column} TEXT")
 
@@ -508,8 +508,8 @@ class Ledger:
             "INSERT INTO files(sha256, name, run_id, profile, kind, rows_read, rows_used, "
             "rows_rejected, rows_skipped, skipped_by_kind, source_total_cents, "
             "rejected_total_cents, previously_posted_cents, moved_to, processed_at, "
-            "columns_not_charged, period, period_source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "columns_not_charged, file_totals, period, period_source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 outcome.sha256,
                 outcome.name,
@@ -527,6 +527,7 @@ class Ledger:
                 moved_to,
                 utcnow(),
                 json.dumps(list(outcome.columns_not_charged)),
+                json.dumps(list(outcome.file_totals)),
                 outcome.period,
                 outcome.period_source,
             ),

@@ -94,6 +94,8 @@ class ExtractResult:
     notices: tuple[str, ...] = ()  # what was surprising about the file, said once
     # Columns holding amounts that are not known charges: {header, cells, total_cents}.
     columns_not_charged: tuple[dict[str, Any], ...] = ()
+    # The file's own total row against its lines: {column, stated_cents, computed_cents, ...}.
+    file_totals: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class FileOutcome:
     rejected_total_cents: int
     previously_posted_cents: int = 0
     columns_not_charged: tuple[dict[str, Any], ...] = ()
+    file_totals: tuple[dict[str, Any], ...] = ()
     period: str | None = None  # YYYY-MM-DD, the first of the billing month
     period_source: str | None = None
 

@@ -138,6 +138,7 @@ def account_rows(
     rejected_total = int(amounts[rejected[rows]].sum())
     return FileOutcome(
         columns_not_charged=extract.columns_not_charged,
+        file_totals=extract.file_totals,
         period=extract.period.isoformat() if extract.period else None,
         period_source=extract.period_source,
         name=extract.source.name,
@@ -163,6 +164,22 @@ def not_charged_text(column: dict[str, Any]) -> str:
         f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
         "data/mappings/charge_codes.csv"
     )
+
+
+def _refuse_if_totals_differ(extract: ExtractResult) -> None:
+    """A file whose lines do not add up to its own total row is not posted: something in it
+    was read wrong (a total counted as a line, a line taken for a note), and tieout cannot
+    know which. Said once, for the whole file."""
+    for total in extract.file_totals:
+        if total["checked"] and total["difference_cents"]:
+            column = total["column"]
+            raise InputError(
+                f"{extract.source.name}: the file's total row (row {total['source_row']}) says "
+                f"{reporting.dollars(total['stated_cents'])} for {column}, but its lines add up "
+                f"to {reporting.dollars(total['computed_cents'])} (difference "
+                f"{reporting.dollars(total['difference_cents'])}): nothing in it was posted. "
+                "Check the file's total and subtotal rows, or name its profile with --profile"
+            )
 
 
 def resolve_period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:
@@ -224,6 +241,7 @@ def process_file(
         limits=limits,
         known_codes=charge_code_names(refs),
     )
+    _refuse_if_totals_differ(extract)
     period, period_source = resolve_period(extract, settings)
     extract = replace(extract, period=period, period_source=period_source)
     validated = validate(extract, period)
@@ -310,6 +328,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "period_source": result.extract.period_source,
         "notices": list(result.extract.notices),
         "columns_not_charged": list(result.extract.columns_not_charged),
+        "file_totals": list(result.extract.file_totals),
         "rows": rows,
         "rejected": [
             {"source_row": int(r), "reasons": list(g["message"])}

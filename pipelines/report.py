@@ -129,6 +129,7 @@ def build_report(
             "previously_posted_cents": previously,
             "moved_to": f.get("moved_to"),
             "columns_not_charged": _json_list(f.get("columns_not_charged")),
+            "file_totals": _json_list(f.get("file_totals")),
             "period": f.get("period"),
             "period_source": f.get("period_source"),
         }

@@ -380,3 +380,22 @@ def test_a_period_that_contradicts_the_title_is_refused_unless_forced(tmp_path: 
     checked = json.loads(out.read_text())["files"][0]
     assert (checked["period"], checked["period_source"]) == ("2026-11-01", "--period")
     (path.parent / "appfolio_rent_roll.csv.errors.csv").unlink(missing_ok=True)
+
+
+def test_a_file_whose_lines_do_not_add_up_to_its_total_row_is_refused(tmp_path: Path) -> None:
+    """#14: the file's total rows are its control totals; a line read wrong shows there."""
+    import openpyxl
+
+    from tests.conftest import run_cli
+
+    book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
+    sheet = book.active
+    assert sheet["A59"].value == "Total" and sheet["K59"].value == 66265
+    sheet["F7"] = 1341  # one rent changed, the row's and the file's totals not
+    book.save(tmp_path / "rent_roll.xlsx")
+    result = run_cli("check", "--offline", str(tmp_path / "rent_roll.xlsx"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "total row (row 59) says 66,265.00 for row totals" in result.stderr
+    assert "add up to 66,266.00 (difference 1.00)" in result.stderr
+    ok = run_cli("check", "--offline", str(SAMPLES / "rent_roll.xlsx"), cwd=tmp_path)
+    assert "ties out to its own total row (row 59, row totals): 66,265.00" in ok.stdout
