@@ -536,7 +536,9 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         kind[rows] = name
         data[rows] = False
 
-    mark(count == 0, "blank")
+    # Filler: a row of punctuation only ("_", "----", "***") is a blank row.
+    meaningful = text.apply(lambda col: col.str.contains(r"[A-Za-z0-9]", regex=True)).sum(axis=1)
+    mark((count == 0) | (meaningful.to_numpy() == 0), "blank")
     # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
     # a header word are looked at closely, so a million data rows cost one comparison each.
     aliases = profile.alias_map()
@@ -561,8 +563,8 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     flags = match_flags(
         first,
         {
-            "subtotal": profile.subtotal_patterns,
-            "total": profile.total_patterns,
+            "subtotal": profile.subtotal_patterns + SHAPE_SUBTOTALS,
+            "total": profile.total_patterns + SHAPE_TOTALS,
             "group": profile.group_patterns,
         },
     )
@@ -581,10 +583,29 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         if amount_cols
         else np.ones(len(body), dtype=bool)
     )
+    lone = (count == 1) & amounts_empty
+    if profile.group_sets:
+        # A group row by its shape, with or without "->" (Excel's re-save drops it): one text,
+        # in the first column, no amounts, and a data row right after it.
+        in_first = text.iloc[:, 0].ne("").to_numpy()
+        followed = np.r_[data[1:], False]
+        mark(lone & in_first & followed, "group")
+    # Below the last total row: a legend or notes block ("Vacant-Unrented: ..."), unless a
+    # row has the shape of data (an amount).
+    totals = np.flatnonzero(kind == "total")
+    if len(totals):
+        after = np.arange(len(body)) > totals[-1]
+        mark(after & amounts_empty, "note")
     # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
     # of data with everything else missing; a row holding an amount always stays data.
-    mark((count == 1) & amounts_empty, "note")
+    mark(lone, "note")
     return pd.Series(kind, index=body.index, dtype=object)
+
+
+# Totals and subtotals by the words every export uses, whatever the profile lists:
+# "Total", "Totals", "Grand Total", "Total_26Units", "Subtotal", "14 Units".
+SHAPE_TOTALS = (r"^\s*(grand[\s_]*)?totals?(?![a-z])",)
+SHAPE_SUBTOTALS = (r"^\s*sub[\s_-]*totals?(?![a-z])", r"^\s*\d+[\s_]*units?(?![a-z])")
 
 
 def extract_file(

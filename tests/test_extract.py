@@ -399,3 +399,29 @@ def test_a_file_whose_lines_do_not_add_up_to_its_total_row_is_refused(tmp_path: 
     assert "add up to 66,266.00 (difference 1.00)" in result.stderr
     ok = run_cli("check", "--offline", str(SAMPLES / "rent_roll.xlsx"), cwd=tmp_path)
     assert "ties out to its own total row (row 59, row totals): 66,265.00" in ok.stdout
+
+
+def test_row_kinds_come_from_shape_not_one_marker(tmp_path: Path) -> None:
+    """#14 item 2, as an Excel re-save of an AppFolio roll has it: no "->" before property
+    rows, the total written "Total_26Units" (with the file's sum in it), filler rows of "_",
+    and a legend block below the total."""
+    from tests.conftest import TEST_DATA
+
+    text = (TEST_DATA / "appfolio_rent_roll.csv").read_text(encoding="utf-8")
+    text = text.replace('"-> ', '"').replace(
+        "Total 26 Units,,,,,,,,,,,", 'Total_26Units,,,,,"32,609.90",,,,,,'
+    )
+    text = text.replace("12 Units,,,,,,,,,,,", "12 Units,,,,,,,,,,,\n_,,,,,,,,,,,\n_,,,,,,,,,,,")
+    text += ",,Vacant-Unrented,Unit is empty and not leased,,,,,,,,\n"
+    text += ",,Notice-Rented,Notice given,,,,,,,,\n"
+    path = tmp_path / "appfolio_resaved.csv"
+    path.write_text(text, encoding="utf-8")
+    want = extract_file(fingerprint(TEST_DATA / "appfolio_rent_roll.csv"), PROFILES)
+    got = extract_file(fingerprint(path), PROFILES)
+    pd.testing.assert_frame_equal(
+        got.rows.drop(columns="source_row"), want.rows.drop(columns="source_row")
+    )
+    kinds = got.skipped["kind"].value_counts().to_dict()
+    assert kinds["group"] == 2 and kinds["total"] == 1 and kinds["note"] == 2
+    assert kinds["blank"] == 3  # the original blank row and two rows of "_"
+    assert got.file_totals[0]["difference_cents"] == 0
