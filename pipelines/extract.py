@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipelines.columns import arrow_text, match_flags
+from pipelines.columns import any_match, arrow_text, match_flags
 from pipelines.errors import InputError
 from pipelines.models import ExtractResult, SourceFile
 from pipelines.parsing import parse_dates
@@ -537,8 +537,14 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         data[rows] = False
 
     # Filler: a row of punctuation only ("_", "----", "***") is a blank row.
-    meaningful = text.apply(lambda col: col.str.contains(r"[A-Za-z0-9]", regex=True)).sum(axis=1)
-    mark((count == 0) | (meaningful.to_numpy() == 0), "blank")
+    # Only rows whose first text is punctuation are looked at closely (one regex per distinct
+    # first text), so a million data rows cost nothing more.
+    filler = (count > 0) & ~any_match(first, (r"[A-Za-z0-9]",)).to_numpy()
+    if filler.any():
+        rows = text[filler]
+        alnum = rows.apply(lambda col: col.str.contains(r"[A-Za-z0-9]", regex=True)).any(axis=1)
+        filler[np.flatnonzero(filler)[alnum.to_numpy()]] = False
+    mark((count == 0) | filler, "blank")
     # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
     # a header word are looked at closely, so a million data rows cost one comparison each.
     aliases = profile.alias_map()
@@ -818,18 +824,17 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
         stated, _ = parse_money(pd.Series([stated_cell], dtype=object))
         if pd.isna(stated.iloc[0]):
             continue
-        sums = []
+        sums = [0, 0]
         checked = True
-        for rows in (data & before, data & before & since):
-            total = 0
-            for c in summed:
-                cells = body.loc[rows, c]
-                filled = cells[cells.notna() & cells.astype(str).str.strip().ne("")]
-                cents, errors = parse_money(filled.astype(object))
-                if errors.notna().any():
-                    checked = False
-                total += int(cents.fillna(0).sum())
-            sums.append(total)
+        lines = data & before
+        for c in summed:
+            cells = body.loc[lines, c]
+            filled = cells[cells.notna() & cells.astype(str).str.strip().ne("")]
+            cents, errors = parse_money(filled.astype(object))
+            checked &= not errors.notna().any()
+            cents = cents.fillna(0)
+            sums[0] += int(cents.sum())
+            sums[1] += int(cents[since[filled.index.to_numpy() - body.index[0]]].sum())
         stated_cents = int(stated.iloc[0])
         computed = sums[1] if sums[1] == stated_cents and sums[0] != stated_cents else sums[0]
         out.append(
