@@ -278,6 +278,13 @@ def process_file(
     )
 
 
+def _as_shown(value: Any) -> Any:
+    """A cell as the spreadsheet shows it: Excel's 1695.0 is 1695."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def errors_file_bytes(
     result: FileResult | None, issues: list[Issue], message: str | None = None
 ) -> bytes:
@@ -290,6 +297,7 @@ def errors_file_bytes(
     reasons = reasons.groupby("source_row", sort=True)["reasons"].apply("; ".join).reset_index()
     if result is not None:
         raw = result.extract.rows.astype(object).where(result.extract.rows.notna(), "")
+        raw = raw.map(_as_shown)
         reasons = reasons.merge(raw, on="source_row", how="left")
     return reporting.csv_bytes(reasons)
 

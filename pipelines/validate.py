@@ -109,15 +109,18 @@ def _parse_issues(
     code: IssueCode,
     source_file: str,
     raw: pd.Series,
+    headers: pd.Series | None = None,
 ) -> tuple[list[Issue], set[tuple[object, str]]]:
+    """One issue per bad cell; ``headers`` names each line's source column when one field
+    comes from several (a wide rent roll's charge columns), and the reason then says which."""
     bad = errors.notna()
     issues = [
         Issue(
             IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
-            str(errors[i]),
+            f"{headers[i]}: {errors[i]}" if headers is not None else str(errors[i]),
             source_file,
             int(frame.at[i, "source_row"]),
-            _label(column),
+            str(headers[i]) if headers is not None else _label(column),
             None if pd.isna(raw[i]) else str(raw[i]),
         )
         for i in errors.index[bad]
@@ -213,7 +216,13 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     cents, errors = parse_money(lines["amount"])
     frame["amount_cents"] = cents
     found, cells = _parse_issues(
-        frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name, lines["amount"]
+        frame,
+        errors,
+        "amount_cents",
+        IssueCode.BAD_AMOUNT,
+        name,
+        lines["amount"],
+        lines["charge_code"] if extract.charge_columns else None,
     )
     issues += found
     already |= cells

@@ -425,3 +425,21 @@ def test_row_kinds_come_from_shape_not_one_marker(tmp_path: Path) -> None:
     assert kinds["group"] == 2 and kinds["total"] == 1 and kinds["note"] == 2
     assert kinds["blank"] == 3  # the original blank row and two rows of "_"
     assert got.file_totals[0]["difference_cents"] == 0
+
+
+def test_a_bad_cell_of_a_wide_roll_names_its_column_and_keeps_its_text(tmp_path: Path) -> None:
+    """#14 item 5: `amount "8/1/2021" is not a number` did not say which column."""
+    import openpyxl
+
+    from tests.conftest import run_cli
+
+    book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
+    sheet = book.active
+    sheet["H8"] = "8/1/2021"  # Pet Rent of row 8
+    sheet["K59"] = None  # no stated total, so the file is checked line by line
+    book.save(tmp_path / "roll.xlsx")
+    result = run_cli("check", "--offline", str(tmp_path / "roll.xlsx"), cwd=tmp_path)
+    assert 'row 8: Pet Rent: amount "8/1/2021" is not a number' in result.stdout
+    errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
+    assert '"1695"' in errors or ",1695," in errors  # the Rent cell as Excel shows it
+    assert "1695.0" not in errors
