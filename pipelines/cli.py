@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines import __version__
@@ -33,6 +34,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _say(text: str) -> None:
+    """Pipeline messages hold file names and cells: printed as they are, never as markup."""
+    out.print(text, markup=False)
+
+
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     base: Settings = ctx.obj["settings"]
     values = {k: v for k, v in overrides.items() if v is not None}
@@ -45,7 +51,7 @@ def _friendly() -> Iterator[None]:
     try:
         yield
     except TieoutError as exc:
-        err.print(f"[bold red]tieout:[/] {exc}")
+        err.print(f"[bold red]tieout:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print(
@@ -56,7 +62,8 @@ def _friendly() -> Iterator[None]:
     except Exception as exc:  # the one place a bug becomes a message instead of a traceback
         crash = _write_crash_report(exc)
         err.print(
-            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}). Nothing was "
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {escape(str(exc))}). "
+            "Nothing was "
             f"lost: the ledger keeps every record's state. Details for support: {crash}"
         )
         sys.exit(2)
@@ -168,6 +175,12 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     is_flag=True,
     help="Use --period even for a file whose own title or name states another month.",
 )
+@click.option(
+    "--profile",
+    default=None,
+    metavar="NAME|PATH",
+    help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -175,6 +188,7 @@ def run(
     dry_run: bool,
     period: str | None,
     period_override: bool,
+    profile: str | None,
 ) -> None:
     """Process every ready file in the inbox end to end.
 
@@ -188,7 +202,7 @@ def run(
     from pipelines.pipeline import run as run_pipeline
 
     with _friendly():
-        settings = _settings(ctx)
+        settings = _settings(ctx, profile=profile)
         if period:
             settings = replace(
                 settings,
@@ -198,7 +212,7 @@ def run(
         progress, stop = _progress()
         try:
             outcome = run_pipeline(
-                settings, inbox=inbox, dry_run=dry_run, say=out.print, on_progress=progress
+                settings, inbox=inbox, dry_run=dry_run, say=_say, on_progress=progress
             )
         finally:
             stop()
@@ -285,7 +299,7 @@ def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
                 _settings(ctx),
                 interval_s=interval,
                 reconcile_every_s=reconcile_every,
-                say=out.print,
+                say=_say,
                 on_error=_report_cycle_error,
             )
         except KeyboardInterrupt:
@@ -318,6 +332,12 @@ def _report_cycle_error(exc: BaseException) -> None:
     is_flag=True,
     help="Use --period even for a file whose own title or name states another month.",
 )
+@click.option(
+    "--profile",
+    default=None,
+    metavar="NAME|PATH",
+    help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -326,6 +346,7 @@ def check(
     json_out: Path | None,
     period: str | None,
     period_override: bool,
+    profile: str | None,
 ) -> None:
     """Read, validate and resolve files without posting anything.
 
@@ -340,7 +361,7 @@ def check(
     from pipelines.report import dollars
 
     with _friendly():
-        settings = _settings(ctx)
+        settings = _settings(ctx, profile=profile)
         if period:
             settings = replace(
                 settings,
@@ -360,7 +381,7 @@ def check(
         for r in results:
             skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
             out.print(
-                f"[bold]{r['name']}[/] ({r['profile']}): {r['rows_read']} rows read = "
+                f"[bold]{escape(r['name'])}[/] ({r['profile']}): {r['rows_read']} rows read = "
                 f"{r['rows_used']} used + {r['rows_rejected']} rejected + "
                 f"{r['rows_skipped']} skipped ({skipped}); total "
                 f"{dollars(r['source_total_cents'])}"
@@ -378,12 +399,12 @@ def check(
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:
-                out.print(f"  note: {notice}")
+                out.print(f"  note: {notice}", markup=False)
             for column in r["columns_not_charged"]:
-                out.print(f"  not charged: {not_charged_text(column)}")
+                out.print(f"  not charged: {not_charged_text(column)}", markup=False)
             for rej in r["rejected"][:50]:
                 for reason in rej["reasons"]:
-                    out.print(f"  row {rej['source_row']}: {reason}")
+                    out.print(f"  row {rej['source_row']}: {reason}", markup=False)
             if len(r["rejected"]) > 50:
                 out.print(f"  … and {len(r['rejected']) - 50} more rows: see {r['errors_file']}")
             if r["errors_file"]:
@@ -420,7 +441,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     from pipelines.pipeline import reconcile_command
 
     with _friendly():
-        result, reports = reconcile_command(_settings(ctx), sync=sync, wait_s=wait_s, say=out.print)
+        result, reports = reconcile_command(_settings(ctx), sync=sync, wait_s=wait_s, say=_say)
         if result is None:
             from pipelines.ledger import Ledger
 
@@ -677,7 +698,7 @@ def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
             _settings(ctx),
             start=start.date() if start else None,
             end=end.date() if end else None,
-            say=out.print,
+            say=_say,
         )
 
 
@@ -901,9 +922,9 @@ def demo(workdir: Path) -> None:
                 finally:
                     ledger.close()
                 out.print(f"[bold]webhooks[/] received on {receiver.url}")
-                outcome = run_pipeline(settings, say=out.print)
+                outcome = run_pipeline(settings, say=_say)
                 out.print("[bold]sync + reconcile[/]")
-                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=out.print)
+                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=_say)
         summary = (
             json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
         )

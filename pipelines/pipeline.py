@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines import report as reporting
 from pipelines.config import Settings
-from pipelines.errors import InputError, LedgerError
+from pipelines.errors import ConfigError, InputError, LedgerError
 from pipelines.extract import Limits, extract_file, fingerprint, period_from_name
 from pipelines.inbox import (
     archive_folder,
@@ -45,7 +45,13 @@ from pipelines.models import (
     ValidateResult,
 )
 from pipelines.parsing import format_cents
-from pipelines.profiles import BUILTIN_PROFILES_DIR, Profile, load_profiles, normalize_header
+from pipelines.profiles import (
+    BUILTIN_PROFILES_DIR,
+    Profile,
+    load_profile,
+    load_profiles,
+    normalize_header,
+)
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.rebuild import backup_ledger
@@ -84,8 +90,36 @@ def new_run_id() -> str:
 
 
 def profiles_for(settings: Settings) -> list[Profile]:
-    """Built-in profiles, overridden or extended by the data folder's own."""
-    return load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir)
+    """Built-in profiles, overridden or extended by the data folder's own, plus the profile
+    file named by ``--profile PATH`` (which then is the one used)."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir)
+    named = _profile_file(settings)
+    if named is None:
+        return profiles
+    chosen = load_profile(named)
+    return [p for p in profiles if p.name != chosen.name] + [chosen]
+
+
+def _profile_file(settings: Settings) -> Path | None:
+    value = settings.profile
+    if value and (value.endswith(".toml") or "/" in value):
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"profile {value}: no such file")
+        return path
+    return None
+
+
+def profile_name(settings: Settings, profiles: list[Profile]) -> str | None:
+    """The profile named explicitly (by name or file), which always wins; None: detect."""
+    if settings.profile is None:
+        return None
+    named = _profile_file(settings)
+    name = load_profile(named).name if named is not None else settings.profile
+    if name not in {p.name for p in profiles}:
+        known = ", ".join(sorted(p.name for p in profiles))
+        raise ConfigError(f"no profile named {name!r}; known: {known}")
+    return name
 
 
 # --- one file ------------------------------------------------------------------------------------
@@ -237,7 +271,7 @@ def process_file(
     extract = extract_file(
         source,
         profiles,
-        profile_name=settings.profile,
+        profile_name=profile_name(settings, profiles),
         limits=limits,
         known_codes=charge_code_names(refs),
     )

@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pipelines.errors import ConfigError
 from pipelines.models import SourceKind
@@ -181,12 +181,53 @@ def _tuple(value: object, key: str, path: Path) -> tuple[str, ...]:
     raise ConfigError(f"{path}: {key} must be a list of strings")
 
 
+PROFILE_KEYS = {
+    "": {
+        "name",
+        "kind",
+        "description",
+        "required",
+        "columns",
+        "rows",
+        "charges",
+        "period_patterns",
+        "file_name_hints",
+    },
+    "rows": {"total", "subtotal", "group", "group_sets", "group_strip", "fill_down", "vacant"},
+    "charges": {"mode", "ignore", "include"},
+}
+
+
+def _refuse_unknown_keys(path: Path, raw: dict[str, Any]) -> None:
+    """A misspelled key is an error naming it and its line, never silently ignored."""
+    for table, allowed in PROFILE_KEYS.items():
+        section = raw.get(table, {}) if table else raw
+        if not isinstance(section, dict):
+            raise ConfigError(f"profile {path}: [{table}] must be a table")
+        for key in section:
+            if key not in allowed:
+                line = _line_of(path, key)
+                where = f"[{table}] " if table else ""
+                raise ConfigError(
+                    f"profile {path}{line}: unknown key {where}{key!r}; "
+                    f"known: {', '.join(sorted(allowed))}"
+                )
+
+
+def _line_of(path: Path, key: str) -> str:
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if re.match(rf"\s*{re.escape(key)}\s*=", text):
+            return f", line {number}"
+    return ""
+
+
 def load_profile(path: Path) -> Profile:
     """Read one profile file, checking it enough that a typo gives a clear message."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"profile {path}: {exc}") from exc
+    _refuse_unknown_keys(path, raw)
     kind = raw.get("kind")
     if kind not in ("vendor_bill", "charge"):
         raise ConfigError(f"profile {path}: kind must be 'vendor_bill' or 'charge', got {kind!r}")

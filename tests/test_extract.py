@@ -443,3 +443,68 @@ def test_a_bad_cell_of_a_wide_roll_names_its_column_and_keeps_its_text(tmp_path:
     errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
     assert '"1695"' in errors or ",1695," in errors  # the Rent cell as Excel shows it
     assert "1695.0" not in errors
+
+
+RUBS_EXPORT = """Utility Billing Services - Resident Charges
+Billing Month: 12/2026
+,,,,,
+Community,Apt,Occupant,Utility,Bill Date,Bill Amt
+Oak Ridge Apartments,101,"Marrow, Dakota",Water,12/01/2026,41.17
+Oak Ridge Apartments,101,"Marrow, Dakota",Sewer,12/01/2026,22.03
+Oak Ridge Apartments,102,"Whitlock, Rowan",Water,12/01/2026,38.90
+,,,,,
+Grand Total,,,,,102.10
+"""
+
+RUBS_PROFILE = """name = "acme_rubs"
+kind = "charge"
+description = "A utility-billing (RUBS) charge export"
+required = ["property_name", "unit", "resident_name", "charge_code", "amount"]
+
+[columns]
+property_name = ["community"]
+unit = ["apt"]
+resident_name = ["occupant"]
+charge_code = ["utility"]
+transaction_date = ["bill date"]
+amount = ["bill amt"]
+
+[charges]
+mode = "rows"
+"""
+
+
+def test_a_new_export_is_taught_with_a_profile_file_and_no_code(tmp_path: Path) -> None:
+    """#14 item 6: `check` had no --profile, and a new format took a developer."""
+    from tests.conftest import run_cli
+
+    export = tmp_path / "december.csv"
+    export.write_text(RUBS_EXPORT, encoding="utf-8")
+    unknown = run_cli("check", "--offline", str(export), cwd=tmp_path)
+    assert unknown.returncode == 2 and "no header row matches" in unknown.stderr
+    profile = tmp_path / "acme_rubs.toml"
+    profile.write_text(RUBS_PROFILE, encoding="utf-8")
+    out = tmp_path / "check.json"
+    taught = run_cli(
+        "check",
+        "--offline",
+        "--profile",
+        str(profile),
+        "--json",
+        str(out),
+        str(export),
+        cwd=tmp_path,
+    )
+    assert taught.returncode == 0, taught.stdout + taught.stderr
+    checked = json.loads(out.read_text())["files"][0]
+    assert (checked["profile"], checked["rows_used"], checked["source_total_cents"]) == (
+        "acme_rubs",
+        3,
+        10210,
+    )
+    assert checked["file_totals"][0]["difference_cents"] == 0
+    # A typo in a profile is named, with its line, never silently ignored.
+    profile.write_text(RUBS_PROFILE.replace('mode = "rows"', 'mode = "rows"\nmodee = 1'))
+    typo = run_cli("check", "--offline", "--profile", str(profile), str(export), cwd=tmp_path)
+    assert typo.returncode == 2 and "unknown key [charges] 'modee'" in typo.stderr
+    assert "line 16" in typo.stderr
