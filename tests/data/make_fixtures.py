@@ -183,9 +183,64 @@ def template_quirks() -> None:
            skipped={"title": 1, "header": 1})
 
 
+def appfolio_itemized() -> None:
+    """AppFolio's itemized rent roll: one column per charge code, a per-row Total, deposits
+    and a column of amounts no vocabulary knows ("Misc Income", shown, never charged)."""
+    header = ["Property", "Unit", "Tenant", "Status", "Rent", "Pet Rent", "Parking",
+              "Water/Sewer", "Misc Income", "Deposit Authorized", "Total"]
+    rows: list[list[object]] = [["Rent Roll Itemized"], ["As of: 12/01/2026"], [], header]
+    total = used = vacant = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        rows.append([f"-> {prop}"])
+        for i, (unit, person) in enumerate(tenants(prop)):
+            if person is None:
+                rows.append([prop, unit, "", "Vacant-Unrented", "0.00", "", "", "", "", "", "0.00"])
+                vacant += 1
+                continue
+            rent, pet, parking, water = 110_000 + 1_500 * i + 7 * n, 3_500 * (i % 2), 5_000 * (i % 3 == 0), 4_217
+            line = rent + pet + parking + water
+            rows.append([prop, unit, person, "Current", money(rent), money(pet) if pet else "",
+                         money(parking) if parking else "", money(water), "12.00",
+                         "1,000.00" if i % 4 == 0 else "", money(line)])
+            total += line
+            used += 1
+    rows.append(["Total", "", "", "", "", "", "", "", "", "", money(total)])
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([r + [""] * (len(header) - len(r)) for r in rows])
+    (HERE / "appfolio_itemized.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    expect("appfolio_itemized.csv", profile="appfolio_rent_roll", rows_read=len(rows),
+           rows_used=used, rows_rejected=0, rows_skipped=len(rows) - used,
+           source_total_cents=total, skipped={"vacant": vacant, "group": 2, "total": 1},
+           columns_not_charged=[{"header": "Misc Income", "cells": used, "total_cents": 1200 * used}])
+
+
+def utility_billing() -> None:
+    """A utility-billing (submetering / RUBS) charge export: one row per resident and service."""
+    header = ["Community", "Unit", "Resident", "Account #", "Service", "Bill Date", "Charge Amount"]
+    rows: list[list[object]] = [["Resident Utility Charges"], ["Billing Period: December 2026"], [], header]
+    total = used = 0
+    for prop in ["Oak Ridge Apartments", "Riverside Lofts"]:
+        for i, (unit, person) in enumerate(tenants(prop)):
+            if person is None:
+                continue
+            for service, cents in (("Water", 3_000 + 37 * i), ("Trash", 1_500)):
+                rows.append([prop, unit, person, f"A{1000 + used}", service, "12/01/2026", money(cents)])
+                total += cents
+                used += 1
+    rows.append(["Grand Total", "", "", "", "", "", money(total)])
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    (HERE / "utility_billing.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    expect("utility_billing.csv", profile="utility_billing", rows_read=len(rows), rows_used=used,
+           rows_rejected=0, rows_skipped=len(rows) - used, source_total_cents=total,
+           skipped={"title": 2, "blank": 1, "header": 1, "total": 1})
+
+
 if __name__ == "__main__":
     appfolio()
     yardi()
     generic_ap()
     template_quirks()
+    appfolio_itemized()
+    utility_billing()
     print("fixtures written to", HERE, "as of", date.today())
