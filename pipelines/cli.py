@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -663,6 +664,42 @@ def webhooks_register(ctx: click.Context, url: str) -> None:
         finally:
             ledger.close()
         out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
+
+
+@cli.group()
+def profile() -> None:
+    """Teach tieout a new export format."""
+
+
+@profile.command("init")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--kind",
+    type=click.Choice(["charge", "vendor_bill"]),
+    default="charge",
+    show_default=True,
+    help="What the file holds: resident charges (a rent roll) or vendor bills.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where to write the draft (default: <file name>.profile.toml in this folder).",
+)
+def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
+    """Write a draft profile for FILE: header row, columns, charge columns, row patterns, and
+    what the draft yields on FILE. Review it, then `tieout check --profile DRAFT FILE`."""
+    from pipelines.profile_init import draft_profile
+
+    with _friendly():
+        target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
+        text = draft_profile(file, kind)  # type: ignore[arg-type]
+        target.write_text(text, encoding="utf-8")
+        for line in text.splitlines():
+            if line.startswith("#"):
+                out.print(line, markup=False)
+        out.print(f"draft written to {target}", markup=False)
 
 
 @cli.group()

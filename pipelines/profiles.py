@@ -245,6 +245,11 @@ def load_profile(path: Path) -> Profile:
     mode = charges.get("mode", "rows")
     if mode not in ("rows", "columns"):
         raise ConfigError(f"profile {path}: charges.mode must be 'rows' or 'columns'")
+    if kind == "charge" and mode == "columns" and "amount" in columns_raw:
+        raise ConfigError(
+            f"profile {path}: charges.mode = 'columns' charges one column per charge code, so "
+            "it cannot also map an amount column; use mode = 'rows' with a charge_code column"
+        )
     return Profile(
         name=str(raw.get("name", path.stem)),
         kind=cast(SourceKind, kind),

@@ -519,3 +519,33 @@ def test_a_new_export_is_taught_with_a_profile_file_and_no_code(tmp_path: Path) 
     typo = run_cli("check", "--offline", "--profile", str(profile), str(export), cwd=tmp_path)
     assert typo.returncode == 2 and "unknown key [charges] 'modee'" in typo.stderr
     assert "line 16" in typo.stderr
+
+
+def test_profile_init_then_check_reads_an_unknown_export_with_no_code(tmp_path: Path) -> None:
+    """#14 item 6: `tieout profile init` drafts a profile that `check --profile` then uses."""
+    from tests.conftest import run_cli
+
+    export = tmp_path / "december.csv"
+    export.write_text(RUBS_EXPORT.replace("Bill Amt", "Amt Billed"), encoding="utf-8")
+    assert run_cli("check", "--offline", str(export), cwd=tmp_path).returncode == 2
+    drafted = run_cli("profile", "init", str(export), cwd=tmp_path)
+    assert drafted.returncode == 0, drafted.stderr
+    draft = tmp_path / "december.profile.toml"
+    text = draft.read_text()
+    assert 'amount = ["amt billed"]' in text and 'charge_code = ["utility"]' in text
+    assert "# Tried on december.csv: 9 rows read, 3 data rows" in text
+    out = tmp_path / "check.json"
+    checked = run_cli(
+        "check",
+        "--offline",
+        "--profile",
+        str(draft),
+        "--json",
+        str(out),
+        str(export),
+        cwd=tmp_path,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    got = json.loads(out.read_text())["files"][0]
+    assert (got["rows_used"], got["source_total_cents"]) == (3, 10210)
+    assert got["file_totals"][0]["difference_cents"] == 0
