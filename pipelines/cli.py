@@ -182,6 +182,13 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     metavar="NAME|PATH",
     help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
 )
+@click.option(
+    "--property",
+    "property_name",
+    default=None,
+    metavar="NAME",
+    help="The property of a rent roll whose rows name none (a single-property export).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -190,6 +197,7 @@ def run(
     period: str | None,
     period_override: bool,
     profile: str | None,
+    property_name: str | None,
 ) -> None:
     """Process every ready file in the inbox end to end.
 
@@ -203,7 +211,7 @@ def run(
     from pipelines.pipeline import run as run_pipeline
 
     with _friendly():
-        settings = _settings(ctx, profile=profile)
+        settings = _settings(ctx, profile=profile, property_name=property_name)
         if period:
             settings = replace(
                 settings,
@@ -339,6 +347,13 @@ def _report_cycle_error(exc: BaseException) -> None:
     metavar="NAME|PATH",
     help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
 )
+@click.option(
+    "--property",
+    "property_name",
+    default=None,
+    metavar="NAME",
+    help="The property of a rent roll whose rows name none (a single-property export).",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -348,6 +363,7 @@ def check(
     period: str | None,
     period_override: bool,
     profile: str | None,
+    property_name: str | None,
 ) -> None:
     """Read, validate and resolve files without posting anything.
 
@@ -362,7 +378,7 @@ def check(
     from pipelines.report import dollars
 
     with _friendly():
-        settings = _settings(ctx, profile=profile)
+        settings = _settings(ctx, profile=profile, property_name=property_name)
         if period:
             settings = replace(
                 settings,

@@ -66,6 +66,8 @@ class Settings:
     # A period given for a file whose own title states another month is refused unless this
     # is set (`--period-override`).
     period_override: bool = False
+    # The property of a rent roll that names it in no column or group row (`--property`).
+    property_name: str | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     status_timeout_s: float = 120.0

@@ -781,6 +781,7 @@ def _extract_sheet(
         skipped=skipped,
         rows_read=last,
         period=find_period(title_text, profile.period_patterns),
+        title=title_text,
         charge_columns=tuple(layout.charge_columns.values()),
         vacant_patterns=profile.vacant_patterns,
         columns_not_charged=not_charged,

@@ -89,6 +89,7 @@ class ExtractResult:
     rows_read: int
     period: date | None = None
     period_source: str | None = None  # "title", "file name" or "--period"
+    title: str = ""  # the text above the header (report name, period, property, ...)
     charge_columns: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
     notices: tuple[str, ...] = ()  # what was surprising about the file, said once

@@ -216,6 +216,42 @@ def _refuse_if_totals_differ(extract: ExtractResult) -> None:
             )
 
 
+def _with_property(
+    extract: ExtractResult, settings: Settings, refs: RefData | None
+) -> ExtractResult:
+    """A rent roll whose rows name no property takes it from ``--property`` or, online, from
+    the one Propexo property its title names (a single-property export); with neither, it
+    is refused once rather than row by row."""
+    rows = extract.rows
+    if extract.kind != "charge" or rows.empty:
+        return extract
+    current = rows.get("property_name")
+    if current is not None and (current.notna() & current.astype(str).str.strip().ne("")).any():
+        return extract
+    name = settings.property_name
+    source = "--property"
+    if name is None and refs is not None and extract.title:
+        title = f" {normalize_header(extract.title)} "
+        named = {
+            str(p) for p in refs.properties["name"].dropna() if f" {normalize_header(p)} " in title
+        }
+        if len(named) == 1:
+            name, source = named.pop(), "title"
+    if name is None:
+        if refs is None:
+            return extract  # offline: names are not checked, the rows say what is missing
+        raise InputError(
+            f"{extract.source.name}: no property: its rows name none and its title names no "
+            "single Propexo property; run with --property NAME"
+        )
+    notice = f"property {name!r} from the {source}, for every row"
+    return replace(
+        extract,
+        rows=rows.assign(property_name=name),
+        notices=(*extract.notices, notice),
+    )
+
+
 def resolve_period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:
     """A rent roll's billing period and where it came from: ``--period`` (or the config), the
     file's title, or a date in its file name. A period given for a file that states another
@@ -278,6 +314,7 @@ def process_file(
     _refuse_if_totals_differ(extract)
     period, period_source = resolve_period(extract, settings)
     extract = replace(extract, period=period, period_source=period_source)
+    extract = _with_property(extract, settings, refs)
     validated = validate(extract, period)
     issues = list(validated.issues)
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)

@@ -549,3 +549,39 @@ def test_profile_init_then_check_reads_an_unknown_export_with_no_code(tmp_path: 
     got = json.loads(out.read_text())["files"][0]
     assert (got["rows_used"], got["source_total_cents"]) == (3, 10210)
     assert got["file_totals"][0]["difference_cents"] == 0
+
+
+def _single_property_roll(tmp_path: Path, title: str) -> Path:
+    """The AppFolio roll cut to its first property, which only the title names."""
+    from tests.conftest import TEST_DATA
+
+    lines = (TEST_DATA / "appfolio_rent_roll.csv").read_text(encoding="utf-8").splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("14 Units"))
+    kept = [line for line in lines[: end + 1] if not line.startswith('"->')]
+    kept[1] = title + ",,,,,,,,,,,"
+    path = tmp_path / "oak_ridge.csv"
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> None:  # type: ignore[no-untyped-def]
+    """#14 item 4: a single-property export names its property only in its title rows, and
+    every row was rejected "property is missing"."""
+    from pipelines.config import load_settings
+    from pipelines.pipeline import process_file, profiles_for
+
+    settings = load_settings(env={})
+    path = _single_property_roll(tmp_path, "Properties: Oak Ridge Apartments")
+    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    assert result.issues == [] and len(result.records) > 0
+    assert "property 'Oak Ridge Apartments' from the title, for every row" in result.extract.notices
+    assert set(result.records["property_id"]) == {
+        p
+        for p, n in zip(refs.properties["id"], refs.properties["name"], strict=True)
+        if n == "Oak Ridge Apartments"
+    }
+    unnamed = _single_property_roll(tmp_path, "Properties: All")
+    with pytest.raises(InputError, match=r"no property: .* --property NAME"):
+        process_file(fingerprint(unnamed), profiles_for(settings), refs, settings)
+    given = replace(settings, property_name="Oak Ridge Apartments")
+    assert process_file(fingerprint(unnamed), profiles_for(given), refs, given).issues == []
