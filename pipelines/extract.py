@@ -648,17 +648,21 @@ def extract_file(
     raise InputError(
         f"{source.name}: no header row matches a known export format. "
         f"Headers found: {found or 'none'}. Profiles tried: {names}. "
-        "Add a profile in data/profiles/ or rename the columns to the template's."
+        f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
+        "to the template's."
     )
 
 
 def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
     for _, grid in grids:
         top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
-        counts = top.ne("").sum(axis=1)
+        # The likely header names the most *different* columns: a title merged across the
+        # sheet repeats one text in every cell, and a data row holds numbers.
+        words = top.apply(lambda row: {c.strip() for c in row if re.search(r"[A-Za-z]", c)}, axis=1)
+        counts = words.map(len)
         if len(counts) and counts.max() > 1:
-            row = top.iloc[int(counts.idxmax())]
-            return ", ".join(repr(c) for c in row if c)[:400]
+            row = top.iloc[int(counts.to_numpy().argmax())]
+            return ", ".join(repr(c) for c in dict.fromkeys(row) if c)[:400]
     return ""
 
 

@@ -49,7 +49,8 @@ class RunningSandbox:
         self.config = config
         self.app = create_app(store, config, seed)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # No SO_REUSEADDR: with it, Linux may hand two port-0 binds the same port before either
+        # listens (tests run in parallel), and a client would talk to the wrong sandbox.
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])
         self.base_url = f"http://127.0.0.1:{self.port}"

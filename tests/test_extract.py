@@ -585,3 +585,18 @@ def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> No
         process_file(fingerprint(unnamed), profiles_for(settings), refs, settings)
     given = replace(settings, property_name="Oak Ridge Apartments")
     assert process_file(fingerprint(unnamed), profiles_for(given), refs, given).issues == []
+
+
+def test_a_refusal_names_the_likely_header_row_not_the_title(tmp_path: Path) -> None:
+    """#14 item 5: a title merged across the sheet was listed as the "headers found"."""
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Quarterly Report"] * 6)  # a merged title repeats its text in every cell
+    sheet.append(["Foo", "Bar", "Baz", "Qux", "Amount Due", "Zed"])
+    sheet.append(["a", "b", "c", "d", 12, "z"])
+    book.save(tmp_path / "unknown.xlsx")
+    with pytest.raises(InputError) as refused:
+        extract_file(fingerprint(tmp_path / "unknown.xlsx"), PROFILES)
+    message = str(refused.value)
+    assert "Headers found: 'Foo', 'Bar', 'Baz', 'Qux', 'Amount Due', 'Zed'." in message
+    assert "tieout profile init unknown.xlsx" in message
