@@ -365,7 +365,13 @@ def errors_file_bytes(
     reasons = pd.DataFrame(
         [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
     )
-    reasons = reasons.groupby("source_row", sort=True)["reasons"].apply("; ".join).reset_index()
+    # One reason per distinct problem: a wide roll's unknown resident is one reason, not one
+    # per charge column.
+    reasons = (
+        reasons.groupby("source_row", sort=True)["reasons"]
+        .apply(lambda r: "; ".join(dict.fromkeys(r)))
+        .reset_index()
+    )
     if result is not None:
         raw = result.extract.rows.astype(object).where(result.extract.rows.notna(), "")
         raw = raw.map(_as_shown)
@@ -410,7 +416,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "file_totals": list(result.extract.file_totals),
         "rows": rows,
         "rejected": [
-            {"source_row": int(r), "reasons": list(g["message"])}
+            {"source_row": int(r), "reasons": list(dict.fromkeys(g["message"]))}
             for r, g in rejected.groupby("source_row")
         ],
         "records": len(result.records),

@@ -171,7 +171,7 @@ def _resolution_issues(
         issues.append(
             Issue(
                 code,
-                f'{what} "{value}" is not known to Propexo{hint} '
+                f'{what} "{value}" is not known to Propexo{hint or "."} '
                 f"If it is the same thing under another name, "
                 f"{_HINT.format(file=mapping_file)}",
                 source_file,

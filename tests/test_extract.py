@@ -600,3 +600,20 @@ def test_a_refusal_names_the_likely_header_row_not_the_title(tmp_path: Path) -> 
     message = str(refused.value)
     assert "Headers found: 'Foo', 'Bar', 'Baz', 'Qux', 'Amount Due', 'Zed'." in message
     assert "tieout profile init unknown.xlsx" in message
+
+
+def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> None:  # type: ignore[no-untyped-def]
+    """#14 item 5: one row got 11 reasons of which 3 differed (one per charge column)."""
+    import openpyxl
+
+    from pipelines.config import load_settings
+    from pipelines.pipeline import check_file
+
+    book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
+    book.active["C8"] = "Nobody, Atall"  # a row with Rent, Parking, Pet Rent and Trash
+    book.save(tmp_path / "roll.xlsx")
+    checked = check_file(tmp_path / "roll.xlsx", load_settings(env={}), refs)
+    (reasons,) = [r["reasons"] for r in checked["rejected"] if r["source_row"] == 8]
+    assert len(reasons) == 1 and '"Nobody, Atall" is not known to Propexo' in reasons[0]
+    errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
+    assert errors.count('""Nobody, Atall"" is not known') == 1
