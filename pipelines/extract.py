@@ -658,10 +658,12 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
         top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
         # The likely header names the most *different* columns: a title merged across the
         # sheet repeats one text in every cell, and a data row holds numbers.
-        words = top.apply(lambda row: {c.strip() for c in row if re.search(r"[A-Za-z]", c)}, axis=1)
-        counts = words.map(len)
-        if len(counts) and counts.max() > 1:
-            row = top.iloc[int(counts.to_numpy().argmax())]
+        counts = [
+            len({c.strip() for c in row if re.search(r"[A-Za-z]", c)})
+            for row in top.itertuples(index=False)
+        ]
+        if counts and max(counts) > 1:
+            row = top.iloc[counts.index(max(counts))]
             return ", ".join(repr(c) for c in dict.fromkeys(row) if c)[:400]
     return ""
 
