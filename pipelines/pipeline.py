@@ -261,6 +261,8 @@ def resolve_period(extract: ExtractResult, settings: Settings) -> tuple[date | N
     stated = extract.period
     named = period_from_name(name)
     own, own_source = (stated, "title") if stated else (named, "file name")
+    if extract.kind != "charge":  # bills carry their own dates; a period is only reported
+        return (own, own_source) if own is not None else (None, None)
     if settings.period is not None:
         if own is not None and own != settings.period and not settings.period_override:
             raise InputError(

@@ -617,3 +617,16 @@ def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> Non
     assert len(reasons) == 1 and '"Nobody, Atall" is not known to Propexo' in reasons[0]
     errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
     assert errors.count('""Nobody, Atall"" is not known') == 1
+
+
+def test_a_period_given_for_vendor_bills_is_never_a_contradiction() -> None:
+    from datetime import date
+
+    from pipelines.config import load_settings
+    from pipelines.pipeline import resolve_period
+    from tests.conftest import TEST_DATA
+
+    bills = extract(TEST_DATA / "generic_ap_bills.csv")
+    bills = replace(bills, period=date(2026, 9, 1))  # as if its title said September
+    settings = replace(load_settings(env={}), period=date(2026, 11, 1))
+    assert resolve_period(bills, settings) == (date(2026, 9, 1), "title")
