@@ -405,6 +405,7 @@ def _match_layout(
     cells: list[str],
     leaves: list[str],
     known_codes: frozenset[str] = frozenset(),
+    allow_no_charges: bool = False,
 ) -> Layout | None:
     aliases = profile.alias_map()
     columns: dict[int, str] = {}
@@ -427,7 +428,7 @@ def _match_layout(
                 charge_columns[i] = header
             elif not (is_non_charge(cell) or is_non_charge(leaf)):
                 other_columns[i] = header
-        if not charge_columns:
+        if not charge_columns and not allow_no_charges:
             return None
     named = len({cell for cell in cells if cell})  # merged cells repeat one name
     row_total = next(
@@ -641,6 +642,7 @@ def extract_file(
     if best is not None:
         result = _extract_sheet(source, best[1], best[2], best[3], limits)
         return replace(result, notices=tuple(notices)) if notices else result
+    _refuse_if_no_charge_column(source.name, grids, profiles, profile_name, known_codes)
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
@@ -651,6 +653,37 @@ def extract_file(
         f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
         "to the template's."
     )
+
+
+def _refuse_if_no_charge_column(
+    name: str,
+    grids: list[tuple[str | None, pd.DataFrame]],
+    profiles: list[Profile],
+    profile_name: str | None,
+    known_codes: frozenset[str],
+) -> None:
+    """A rent roll whose header a profile reads, but with no column known to be a charge, is
+    refused saying so (and which columns it has), not as an unknown format."""
+    for _, grid in grids:
+        if grid.empty:
+            continue
+        table = grid.dropna(how="all", axis=1)
+        for rows, cells, leaves in _header_candidates(table):
+            for profile in profiles:
+                if profile_name not in (None, profile.name) or profile.charge_mode != "columns":
+                    continue
+                layout = _match_layout(
+                    profile, rows, cells, leaves, known_codes, allow_no_charges=True
+                )
+                if layout is None:
+                    continue
+                others = ", ".join(repr(h) for h in layout.other_columns.values()) or "none"
+                raise InputError(
+                    f"{name}: its header (row {rows[-1] + 1}) reads as {profile.name}, but no "
+                    f"column is known to be a charge; other columns: {others}. Add a column's "
+                    'name to data/mappings/charge_codes.csv ("<header>,<Propexo charge code>") '
+                    "or to the profile's [charges] include"
+                )
 
 
 def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:

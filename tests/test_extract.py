@@ -630,3 +630,17 @@ def test_a_period_given_for_vendor_bills_is_never_a_contradiction() -> None:
     bills = replace(bills, period=date(2026, 9, 1))  # as if its title said September
     settings = replace(load_settings(env={}), period=date(2026, 11, 1))
     assert resolve_period(bills, settings) == (date(2026, 9, 1), "title")
+
+
+def test_a_roll_with_no_known_charge_column_is_refused_saying_so(tmp_path: Path) -> None:
+    """#14: a file with no charge column is refused (exit 2) naming its header row and what
+    is missing, not charged by elimination and not called an unknown format."""
+    from tests.conftest import TEST_DATA, run_cli
+
+    text = (TEST_DATA / "appfolio_rent_roll.csv").read_text(encoding="utf-8")
+    path = tmp_path / "roll.csv"
+    path.write_text(text.replace(",Rent,", ",Monthly Amount,"), encoding="utf-8")
+    result = run_cli("check", "--offline", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "header (row 5) reads as appfolio_rent_roll, but no column is known" in result.stderr
+    assert "'Monthly Amount'" in result.stderr and "charge_codes.csv" in result.stderr
