@@ -87,6 +87,9 @@ class Settings:
     clock_skew_s: float = 60.0  # allowed difference between our clock and Propexo's
     webhook_secret: Secret | None = None  # checks propexo-signature on webhooks we receive
     backups_kept: int = 14  # ledger backups in data/backups/, one after each run
+    # [profiles] in tieout.toml: (file-name glob, profile name), tried in order when no
+    # profile is named on the command line.
+    profile_globs: tuple[tuple[str, str], ...] = ()
 
     @property
     def inbox_dir(self) -> Path:
@@ -208,6 +211,16 @@ def load_settings(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        globs = raw.pop("profiles", {})
+        if not isinstance(globs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in globs.items()
+        ):
+            raise ConfigError(
+                f'{path}: [profiles] maps file-name globs to profile names, e.g. "*itemized*" = '
+                '"appfolio_rent_roll"'
+            )
+        if globs:
+            values["profile_globs"] = tuple(globs.items())
         flat = {**raw.pop("propexo", {}), **raw.pop("pipeline", {}), **raw}
         for key, value in flat.items():
             values[key] = _coerce(key, value)

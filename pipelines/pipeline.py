@@ -7,6 +7,7 @@ reconciled; then the run's report is written from the ledger.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -110,10 +111,20 @@ def _profile_file(settings: Settings) -> Path | None:
     return None
 
 
-def profile_name(settings: Settings, profiles: list[Profile]) -> str | None:
-    """The profile named explicitly (by name or file), which always wins; None: detect."""
-    if settings.profile is None:
-        return None
+def profile_for_file(settings: Settings, profiles: list[Profile], file_name: str) -> str | None:
+    """The profile named explicitly (by name or file), which always wins; else the first
+    ``[profiles]`` glob of tieout.toml that matches the file name; None: detect."""
+    if settings.profile is not None:
+        return _named_profile(settings, profiles)
+    for pattern, name in settings.profile_globs:
+        if fnmatch.fnmatch(file_name.lower(), pattern.lower()):
+            if name not in {p.name for p in profiles}:
+                raise ConfigError(f"[profiles] {pattern!r} names no profile called {name!r}")
+            return name
+    return None
+
+
+def _named_profile(settings: Settings, profiles: list[Profile]) -> str:
     named = _profile_file(settings)
     name = load_profile(named).name if named is not None else settings.profile
     if name not in {p.name for p in profiles}:
@@ -309,7 +320,7 @@ def process_file(
     extract = extract_file(
         source,
         profiles,
-        profile_name=profile_name(settings, profiles),
+        profile_name=profile_for_file(settings, profiles, source.name),
         limits=limits,
         known_codes=charge_code_names(refs),
     )

@@ -286,3 +286,31 @@ def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -
     with path.open("a") as more:
         more.write("3,4\n")
     assert _changed_since(source)
+
+
+def test_the_shipped_config_documents_every_setting() -> None:
+    """README: "every setting is there with its default"."""
+    from dataclasses import fields
+
+    from pipelines.config import Settings
+
+    text = (ROOT / "tieout.toml").read_text()
+    internal = {"period_override", "property_name", "profile_globs"}  # command line / [profiles]
+    missing = [f.name for f in fields(Settings) if f.name not in internal and f.name not in text]
+    assert missing == []
+    assert "[profiles]" in text
+
+
+def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
+    from pipelines.pipeline import profile_for_file, profiles_for
+
+    config = tmp_path / "tieout.toml"
+    config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')
+    settings = load_settings(env={}, config_path=config)
+    profiles = profiles_for(settings)
+    assert profile_for_file(settings, profiles, "June ITEMIZED.csv") == "appfolio_rent_roll"
+    assert profile_for_file(settings, profiles, "bills.csv") is None
+    config.write_text('[profiles]\n"*.csv" = "nope"\n')
+    with pytest.raises(ConfigError, match="names no profile called 'nope'"):
+        bad = load_settings(env={}, config_path=config)
+        profile_for_file(bad, profiles_for(bad), "x.csv")
