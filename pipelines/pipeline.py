@@ -218,12 +218,24 @@ def _refuse_if_totals_differ(extract: ExtractResult) -> None:
     for total in extract.file_totals:
         if total["checked"] and total["difference_cents"]:
             column = total["column"]
+            unknown = extract.columns_not_charged
+            explained = (
+                f" The difference is exactly the column(s) not charged "
+                f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, map "
+                "them in data/mappings/charge_codes.csv."
+                if unknown and -total["difference_cents"] == sum(c["total_cents"] for c in unknown)
+                else ""
+            )
             raise InputError(
                 f"{extract.source.name}: the file's total row (row {total['source_row']}) says "
                 f"{reporting.dollars(total['stated_cents'])} for {column}, but its lines add up "
                 f"to {reporting.dollars(total['computed_cents'])} (difference "
-                f"{reporting.dollars(total['difference_cents'])}): nothing in it was posted. "
-                "Check the file's total and subtotal rows, or name its profile with --profile"
+                f"{reporting.dollars(total['difference_cents'])}): nothing in it was posted."
+                + (
+                    explained
+                    or " Check the file's total and subtotal rows, or name its profile with "
+                    "--profile"
+                )
             )
 
 

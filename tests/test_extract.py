@@ -644,3 +644,25 @@ def test_a_roll_with_no_known_charge_column_is_refused_saying_so(tmp_path: Path)
     assert result.returncode == 2
     assert "header (row 5) reads as appfolio_rent_roll, but no column is known" in result.stderr
     assert "'Monthly Amount'" in result.stderr and "charge_codes.csv" in result.stderr
+
+
+def test_a_total_that_includes_an_uncharged_column_says_so(tmp_path: Path) -> None:
+    """When the row totals include a column tieout does not know as a charge, the file is not
+    posted, and the refusal says the difference is that column."""
+    import csv as csv_module
+
+    from tests.conftest import TEST_DATA, run_cli
+
+    rows = list(csv_module.reader(io.StringIO((TEST_DATA / "appfolio_itemized.csv").read_text())))
+    tenants = sum(1 for r in rows if len(r) > 10 and r[3] == "Current")
+    for r in rows:
+        if (len(r) > 10 and r[3] == "Current") or (r and r[0] == "Total"):
+            extra = 1200 * (tenants if r[0] == "Total" else 1)
+            cents = round(float(r[10].replace(",", "")) * 100) + extra
+            r[10] = f"{cents // 100:,}.{cents % 100:02d}"
+    path = tmp_path / "itemized.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv_module.writer(handle).writerows(rows)
+    result = run_cli("check", "--offline", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "The difference is exactly the column(s) not charged ('Misc Income')" in result.stderr
