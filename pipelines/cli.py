@@ -152,6 +152,56 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     return update, bar.stop
 
 
+def _reading_options(command: Callable[..., None]) -> Callable[..., None]:
+    """How files are read, shared by `run` and `check`: period, profile, property."""
+    options = [
+        click.option(
+            "--period",
+            default=None,
+            metavar="YYYY-MM",
+            help="Billing period for rent rolls that do not say it themselves.",
+        ),
+        click.option(
+            "--period-override",
+            is_flag=True,
+            help="Use --period even for a file whose own title or name states another month.",
+        ),
+        click.option(
+            "--profile",
+            default=None,
+            metavar="NAME|PATH",
+            help="Read the files with this profile (a name, or a .toml file); it always wins.",
+        ),
+        click.option(
+            "--property",
+            "property_name",
+            default=None,
+            metavar="NAME",
+            help="The property of a rent roll whose rows name none (a single-property export).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _reading_settings(
+    ctx: click.Context,
+    period: str | None,
+    period_override: bool,
+    profile: str | None,
+    property_name: str | None,
+) -> Settings:
+    settings = _settings(ctx, profile=profile, property_name=property_name)
+    if period:
+        settings = replace(
+            settings,
+            period=load_settings(env={}, overrides={"period": period}).period,
+            period_override=period_override,
+        )
+    return settings
+
+
 @cli.command()
 @click.option(
     "--inbox",
@@ -165,30 +215,7 @@ def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     help="Show what would be posted (requests, batches per location, amounts, time) "
     "and write nothing anywhere.",
 )
-@click.option(
-    "--period",
-    default=None,
-    metavar="YYYY-MM",
-    help="Billing period for rent rolls that do not say it themselves.",
-)
-@click.option(
-    "--period-override",
-    is_flag=True,
-    help="Use --period even for a file whose own title or name states another month.",
-)
-@click.option(
-    "--profile",
-    default=None,
-    metavar="NAME|PATH",
-    help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
-)
-@click.option(
-    "--property",
-    "property_name",
-    default=None,
-    metavar="NAME",
-    help="The property of a rent roll whose rows name none (a single-property export).",
-)
+@_reading_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -207,17 +234,10 @@ def run(
     data/rejected/ when nothing in them was usable), with <name>.errors.csv beside any file
     that had rejected rows.
     """
-    from pipelines.config import load_settings as _load
     from pipelines.pipeline import run as run_pipeline
 
     with _friendly():
-        settings = _settings(ctx, profile=profile, property_name=property_name)
-        if period:
-            settings = replace(
-                settings,
-                period=_load(env={}, overrides={"period": period}).period,
-                period_override=period_override,
-            )
+        settings = _reading_settings(ctx, period, period_override, profile, property_name)
         progress, stop = _progress()
         try:
             outcome = run_pipeline(
@@ -335,25 +355,7 @@ def _report_cycle_error(exc: BaseException) -> None:
     default=None,
     help="Write the full result (rows, rejects, counts) as JSON to this file.",
 )
-@click.option("--period", default=None, metavar="YYYY-MM", help="Billing period for rent rolls.")
-@click.option(
-    "--period-override",
-    is_flag=True,
-    help="Use --period even for a file whose own title or name states another month.",
-)
-@click.option(
-    "--profile",
-    default=None,
-    metavar="NAME|PATH",
-    help="Read the files with this profile (a name, or a profile .toml file); it always wins.",
-)
-@click.option(
-    "--property",
-    "property_name",
-    default=None,
-    metavar="NAME",
-    help="The property of a rent roll whose rows name none (a single-property export).",
-)
+@_reading_options
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -373,18 +375,12 @@ def check(
     """
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import check_file, not_charged_text, reference_data
+    from pipelines.pipeline import check_file, reference_data
     from pipelines.propexo import make_client
-    from pipelines.report import dollars
+    from pipelines.report import dollars, not_charged_text
 
     with _friendly():
-        settings = _settings(ctx, profile=profile, property_name=property_name)
-        if period:
-            settings = replace(
-                settings,
-                period=load_settings(env={}, overrides={"period": period}).period,
-                period_override=period_override,
-            )
+        settings = _reading_settings(ctx, period, period_override, profile, property_name)
         for path in files:
             if not path.exists():
                 raise InputError(f"{path}: no such file")

@@ -201,16 +201,6 @@ def account_rows(
     )
 
 
-def not_charged_text(column: dict[str, Any]) -> str:
-    """One line for a column of amounts that was not charged, and how to make it a charge."""
-    return (
-        f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
-        f"{reporting.dollars(column['total_cents'])}) but is not a known charge, so it was not "
-        f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
-        "data/mappings/charge_codes.csv"
-    )
-
-
 def _refuse_if_totals_differ(extract: ExtractResult) -> None:
     """A file whose lines do not add up to its own total row is not posted: something in it
     was read wrong (a total counted as a line, a line taken for a note), and tieout cannot
@@ -555,7 +545,7 @@ def _handle_file(
     for notice in result.extract.notices:
         say(f"{source.name}: {notice}")
     for column in result.extract.columns_not_charged:
-        say(f"{source.name}: {not_charged_text(column)}")
+        say(f"{source.name}: {reporting.not_charged_text(column)}")
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "

@@ -42,6 +42,17 @@ def _json_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
+def not_charged_text(column: dict[str, Any]) -> str:
+    """One line for a column of amounts that was not charged, and how to make it a charge
+    (the run, `check` and the report say it in these words)."""
+    return (
+        f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
+        f"{dollars(column['total_cents'])}) but is not a known charge, so it was not "
+        f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
+        "data/mappings/charge_codes.csv"
+    )
+
+
 def neutralize(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula is made plain text."""
     if isinstance(value, str) and value.startswith(FORMULA_LEADERS):
@@ -309,6 +320,7 @@ def render_html(report: RunReport) -> str:
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
     )
     env.filters["dollars"] = dollars
+    env.filters["not_charged"] = not_charged_text
     template = env.get_template("report.html.j2")
     exceptions = (
         report.posted[~report.posted["state"].isin(["matched", "confirmed"])]

@@ -10,10 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import date
@@ -26,8 +22,8 @@ import pytest
 from pipelines.ledger import Ledger
 from sandbox.app import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox
-from tests.conftest import ROOT, receiving, run_cli
-from tests.test_load import env_for
+from tests.conftest import receiving, run_cli
+from tests.test_load import env_for, kill_mid_posting
 
 SYNCS = {
     "instant": {"sync_mode": "instant"},
@@ -45,38 +41,6 @@ FULL = list(itertools.product(SYNCS, ("echo", "null"), ("indexed", "opaque"), (4
 QUICK = [("async", "null", "opaque", 404)]
 CELLS = FULL if os.environ.get("TIEOUT_SOAK") else QUICK
 IN_DOUBT = {"sending", "partial", "unverifiable"}
-
-
-def kill_mid_posting(workspace: Path, env: dict[str, str]) -> None:
-    """Start `tieout run` and SIGKILL it once some writes are out and some are not."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "--data-dir", str(workspace), "run"],
-        env={**inherited, **env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    ledger_path = workspace / "ledger.sqlite"
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
-                    states = dict(
-                        db.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
-                    )
-            except sqlite3.OperationalError:
-                continue
-            out = sum(states.get(s, 0) for s in ("submitted", "confirmed", "sending"))
-            if states.get("ready", 0) and out >= 10:
-                break
-        else:
-            raise AssertionError("the run never got to the middle of posting")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
 
 
 def rehearse(
@@ -108,7 +72,7 @@ def rehearse(
             concurrency=2,
             sync_window_days=config.sync_window_days,
         )
-        kill_mid_posting(workspace, env)
+        kill_mid_posting(workspace, env, ("submitted", "confirmed", "sending"), 10)
         api.post("/_sandbox/forget-jobs")  # Propexo no longer knows the jobs in flight
         doubt_before = -1
         for _ in range(8):

@@ -99,6 +99,43 @@ def test_faults_never_lose_or_double_a_record(workspace: Path) -> None:
         assert_exactly_once(api, workspace)
 
 
+def kill_mid_posting(
+    workspace: Path, env: dict[str, str], out_states: tuple[str, ...], at_least: int
+) -> int:
+    """Start `tieout run` and SIGKILL it once ``at_least`` records are in ``out_states`` while
+    some are still ``ready``: some writes out, some not. Returns the child's exit code."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "--data-dir", str(workspace), "run"],
+        env={**inherited, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ledger_path = workspace / "ledger.sqlite"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if not ledger_path.exists():
+                continue
+            try:
+                with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
+                    states = dict(
+                        db.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
+                    )
+            except sqlite3.OperationalError:
+                continue
+            if states.get("ready", 0) and sum(states.get(s, 0) for s in out_states) >= at_least:
+                break
+        else:
+            raise AssertionError("the run never got to the middle of posting")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    return child.returncode
+
+
 def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path) -> None:
     config = SandboxConfig(job_delay_s=0.05, rate_limit=8, rate_window_s=1)
     with (
@@ -109,44 +146,9 @@ def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path) -> None:
         receiving(box, workspace),
     ):
         env = env_for(box, workspace, batch_size=10, concurrency=2)
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
-        }
-        child = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "--data-dir", str(workspace), "run"],
-            env={**inherited, **env},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        ledger_path = workspace / "ledger.sqlite"
-        deadline = time.monotonic() + 60
-        try:
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
-                if not ledger_path.exists():
-                    continue
-                try:
-                    with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
-                        states = dict(
-                            db.execute(
-                                "SELECT state, COUNT(*) FROM records GROUP BY state"
-                            ).fetchall()
-                        )
-                except sqlite3.OperationalError:
-                    continue
-                if (
-                    states.get("ready", 0)
-                    and (states.get("submitted", 0) + states.get("confirmed", 0)) >= 5
-                ):
-                    break
-            else:
-                raise AssertionError("the run never got to the middle of posting")
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-        assert child.returncode == -signal.SIGKILL
-        with sqlite3.connect(ledger_path) as db:
+        returncode = kill_mid_posting(workspace, env, ("submitted", "confirmed"), 5)
+        assert returncode == -signal.SIGKILL
+        with sqlite3.connect(workspace / "ledger.sqlite") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         settle(workspace, env)
         assert_exactly_once(api, workspace)

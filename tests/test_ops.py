@@ -18,7 +18,7 @@ from pipelines.config import load_settings
 from pipelines.errors import ConfigError
 from pipelines.inbox import complete_files, move_file, safe_name
 from sandbox.app import SandboxConfig
-from sandbox.server import running_sandbox
+from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, TEST_DATA, run_cli
 
 
@@ -95,35 +95,28 @@ def test_a_stale_lock_from_a_dead_process_is_taken_over(sandbox, workspace: Path
     assert result.returncode == 0, result.stderr
 
 
+def start_watch(data: Path, box: RunningSandbox) -> subprocess.Popen[str]:
+    """`tieout watch` against ``box`` in a child process, looking every 0.3 s."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "--data-dir", str(data), "watch", "--interval", "0.3"],
+        env={
+            **inherited,
+            "PROPEXO_BASE_URL": box.base_url,
+            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
+        },
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
     with running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box:
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
-        }
-        env = {
-            **inherited,
-            "PROPEXO_BASE_URL": box.base_url,
-            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
-        }
-        watcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipelines",
-                "--data-dir",
-                str(data),
-                "watch",
-                "--interval",
-                "0.3",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        watcher = start_watch(data, box)
         failure: AssertionError | None = None
         try:
             time.sleep(1)
@@ -213,31 +206,7 @@ def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
     with running_sandbox(SandboxConfig(job_delay_s=0.02, rate_limit=1000)) as box:
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
-        }
-        env = {
-            **inherited,
-            "PROPEXO_BASE_URL": box.base_url,
-            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
-        }
-        watcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipelines",
-                "--data-dir",
-                str(data),
-                "watch",
-                "--interval",
-                "0.3",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        watcher = start_watch(data, box)
         try:
             writer = subprocess.Popen(
                 [
