@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -228,10 +227,6 @@ ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only it
 
 def _none(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
-def _twin_kind(match: re.Match[str]) -> str:
-    return "credit:" if match[1] == "charge" else "charge:"
 
 
 @dataclass(frozen=True)
@@ -593,7 +588,10 @@ class Ledger:
         keys = frame["record_key"].astype(str)
         # A charge whose amount changed sign is a credit now (and the reverse): same number,
         # other kind, so it is looked up under its twin key too.
-        twins = keys.str.replace(r"^(charge|credit):", _twin_kind, regex=True)
+        rest = keys.str.slice(len("charge:"))  # "charge:" and "credit:" are the same length
+        twins = keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
+            keys.str.startswith("credit:"), "charge:" + rest
+        )
         known: dict[str, tuple[str, str, int, str]] = {}
         for chunk in _chunks(sorted(set(keys) | set(twins)), 500):
             marks = ",".join("?" * len(chunk))

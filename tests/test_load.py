@@ -344,3 +344,32 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
     with pytest.raises(LedgerError, match="earlier tieout"):
         Ledger(path)
     Ledger(path, readonly=True).close()  # reports and status can still read it
+
+
+def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
+    """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
+    from pipelines.transform import charge_records
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    line = pd.DataFrame(
+        {
+            "source_row": [2],
+            "resident_id": ["r1"],
+            "charge_code_id": ["cc"],
+            "charge_code": ["Rent"],
+            "transaction_date": ["2026-12-01"],
+            "notes": [None],
+            "amount_cents": [100],
+            "reference_number": ["TOAAAAAAAAAA"],
+            "location_id": ["loc"],
+            "property_id": ["p"],
+        }
+    )
+    assert ledger.stage_records("r1", "a", charge_records(line, "int", "f.csv"))[0]
+    credit = charge_records(line.assign(amount_cents=[-100]), "int", "g.csv")
+    staged, conflicts = ledger.stage_records("r2", "b", credit)
+    ledger.close()
+    assert staged == []
+    assert [(c.record_key, c.previous_cents, c.cents) for c in conflicts] == [
+        ("credit:int:TOAAAAAAAAAA", 100, -100)
+    ]
