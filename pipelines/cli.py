@@ -417,7 +417,7 @@ def check(
                 out.print(f"  not charged: {not_charged_text(column)}", markup=False)
             for rej in r["rejected"][:50]:
                 for reason in rej["reasons"]:
-                    out.print(f"  row {rej['source_row']}: {reason}", markup=False)
+                    out.print(f"  row {rej['source_row']}, {reason}", markup=False)
             if len(r["rejected"]) > 50:
                 out.print(f"  … and {len(r['rejected']) - 50} more rows: see {r['errors_file']}")
             if r["errors_file"]:

@@ -353,6 +353,36 @@ def read_grids(
     return [(None, grid)]
 
 
+def source_rows(
+    path: Path,
+    sheet: str | None,
+    header_rows: tuple[int, ...],
+    rows: list[int],
+    limits: Limits = DEFAULT_LIMITS,
+) -> pd.DataFrame:
+    """Rows of a file (1-based, as a person sees them) with every column the file has, headed
+    as the file heads them, cells exactly as read: what a rejects file shows beside its reasons.
+
+    The file is read again rather than kept in memory through the run: only files with
+    rejected rows pay for it."""
+    grid = dict(read_grids(path, limits))[sheet]
+    grid = grid.dropna(how="all", axis=1)
+    text = grid.fillna("").astype(str)
+    names: list[str] = []
+    for position in range(grid.shape[1]):
+        letter = column_letter(grid.columns, position)
+        words = dict.fromkeys(
+            " ".join(text.iat[r - 1, position].split()) for r in header_rows if 0 < r <= len(text)
+        )
+        name = " ".join(w for w in words if w) or letter
+        names.append(f"{name} ({letter})" if name in names else name)
+    wanted = [r - 1 for r in rows if 0 < r <= len(grid)]
+    out = grid.iloc[wanted].copy()
+    out.columns = names
+    out.insert(0, "source_row", [r + 1 for r in wanted])
+    return out.reset_index(drop=True)
+
+
 # --- layout -------------------------------------------------------------------------------------
 
 
@@ -370,6 +400,8 @@ class Layout:
     other_columns: dict[int, str] = field(default_factory=dict)
     # A per-row total column ("Total"): never charged, but its total row states the file's sum.
     row_total_column: int | None = None
+    # Each mapped column's header as the file writes it ("Tenant" for resident_name).
+    headers: dict[int, str] = field(default_factory=dict)
 
 
 Candidate = tuple[tuple[int, ...], list[str], list[str]]
@@ -447,6 +479,7 @@ def _match_layout(
         score=(len(columns), named),
         other_columns=other_columns,
         row_total_column=row_total,
+        headers={i: " ".join(cells[i].split()) for i in columns},
     )
 
 
@@ -724,6 +757,7 @@ def _extract_sheet(
     limits: Limits = DEFAULT_LIMITS,
 ) -> ExtractResult:
     grid = grid.reset_index(drop=True)
+    cells = _cell_names(grid.columns, layout)
     grid.columns = range(grid.shape[1])
     text = _cell_text(grid)
     over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
@@ -825,7 +859,33 @@ def _extract_sheet(
         vacant_patterns=profile.vacant_patterns,
         columns_not_charged=not_charged,
         file_totals=totals,
+        cells=cells,
+        header_rows=tuple(r + 1 for r in layout.header_rows),
     )
+
+
+def _cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
+    """Each field's (header as the file writes it, spreadsheet column letter), so a reason can
+    point at the cell: canonical names for mapped columns, the header itself for charges.
+
+    ``labels`` are the sheet's own column positions (empty columns were dropped, not renumbered).
+    """
+
+    def letter(position: int) -> str:
+        return column_letter(labels, position)
+
+    out = {name: (layout.headers.get(i, name), letter(i)) for i, name in layout.columns.items()}
+    out |= {header: (header, letter(i)) for i, header in layout.charge_columns.items()}
+    return out
+
+
+def column_letter(labels: pd.Index, position: int) -> str:
+    """The spreadsheet letter of a grid's column: its own label is its place in the sheet
+    (empty columns were dropped, not renumbered)."""
+    from openpyxl.utils import get_column_letter
+
+    label = labels[position]
+    return get_column_letter((int(label) if isinstance(label, (int, np.integer)) else position) + 1)
 
 
 ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}

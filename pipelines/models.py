@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -97,6 +97,9 @@ class ExtractResult:
     columns_not_charged: tuple[dict[str, Any], ...] = ()
     # The file's own total row against its lines: {column, stated_cents, computed_cents, ...}.
     file_totals: tuple[dict[str, Any], ...] = ()
+    # Field → (header as the file writes it, column letter): "Rent" → ("Rent", "H").
+    cells: dict[str, tuple[str, str]] = field(default_factory=dict)
+    header_rows: tuple[int, ...] = ()  # 1-based, as a person sees them
 
 
 @dataclass(frozen=True)

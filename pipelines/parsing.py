@@ -73,9 +73,9 @@ def _any_money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     error = pd.Series(pd.NA, index=text.index, dtype="string")
     quoted = '"' + raw.fillna("") + '"'
-    error = error.mask(~matched, "amount " + quoted + " is not a number")
-    error = error.mask(too_large, "amount " + quoted + " is too large")
-    error = error.mask(too_precise, "amount " + quoted + " has more than 2 decimals")
+    error = error.mask(~matched, quoted + " is not an amount")
+    error = error.mask(too_large, quoted + " is too large for an amount")
+    error = error.mask(too_precise, quoted + " has more than 2 decimals")
     return cents, error
 
 
@@ -88,18 +88,18 @@ def _is_text(values: pd.Series) -> pd.Series:
 def _money_number_to_cents(value: Any) -> tuple[int | None, str | None]:
     """One numeric cell (XLSX) → cents, exact to 1e-9 or refused."""
     if isinstance(value, bool):
-        return None, f'amount "{value}" is not a number'
+        return None, f'"{value}" is not an amount'
     try:
         exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, ValueError):
-        return None, f'amount "{value}" is not a number'
+        return None, f'"{value}" is not an amount'
     if not exact.is_finite():
-        return None, f'amount "{value}" is not a number'
+        return None, f'"{value}" is not an amount'
     cents = exact.quantize(Decimal("0.01"))
     if abs(exact - cents) > _TOLERANCE:
-        return None, f'amount "{value}" has more than 2 decimals'
+        return None, f'"{value}" has more than 2 decimals'
     if abs(cents) >= Decimal(10) ** MAX_DOLLAR_DIGITS:
-        return None, f'amount "{value}" is too large'
+        return None, f'"{value}" is too large for an amount'
     return int(cents * 100), None
 
 
@@ -207,8 +207,8 @@ def _parse_dates(values: pd.Series) -> pd.DataFrame:
             iso[idx] = (_EXCEL_EPOCH + dt.timedelta(days=int(value))).isoformat()
     blank = values.isna() | (is_text & text.fillna("").eq(""))
     quoted = '"' + values.astype("string").fillna("") + '"'
-    error = error.mask(iso.isna() & ~blank, "date " + quoted + " is not a date")
+    error = error.mask(iso.isna() & ~blank, quoted + " is not a date")
     sentinel = iso.isin(SENTINEL_DATES).fillna(False)
-    error = error.mask(sentinel, "date " + quoted + " is a placeholder, not a real date")
+    error = error.mask(sentinel, quoted + " is a placeholder, not a real date")
     iso = iso.mask(sentinel)
     return pd.DataFrame({"iso": iso, "error": error})

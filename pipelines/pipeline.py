@@ -24,7 +24,7 @@ import pandas as pd
 from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import ConfigError, InputError, LedgerError
-from pipelines.extract import Limits, extract_file, fingerprint, period_from_name
+from pipelines.extract import Limits, extract_file, fingerprint, period_from_name, source_rows
 from pipelines.inbox import (
     archive_folder,
     complete_files,
@@ -372,9 +372,13 @@ def _as_shown(value: Any) -> Any:
 
 
 def errors_file_bytes(
-    result: FileResult | None, issues: list[Issue], message: str | None = None
+    result: FileResult | None,
+    issues: list[Issue],
+    message: str | None = None,
+    path: Path | None = None,
 ) -> bytes:
-    """``<name>.errors.csv``: source row, every reason, and the row's original cells."""
+    """``<name>.errors.csv``: source row, every reason, and every column of the row as the file
+    has it (read again from ``path``, the file where it now lies)."""
     if message is not None:
         return reporting.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
     reasons = pd.DataFrame(
@@ -388,9 +392,16 @@ def errors_file_bytes(
         .reset_index()
     )
     if result is not None:
-        raw = result.extract.rows.astype(object).where(result.extract.rows.notna(), "")
-        raw = raw.map(_as_shown)
-        reasons = reasons.merge(raw, on="source_row", how="left")
+        extract = result.extract
+        raw = source_rows(
+            path or extract.source.path,
+            extract.sheet,
+            extract.header_rows,
+            reasons["source_row"].astype(int).tolist(),
+        )
+        raw = raw.astype(object).where(raw.notna(), "").map(_as_shown)
+        raw["source_row"] = raw["source_row"].astype("int64")
+        reasons = reasons.merge(raw, on="source_row", how="left", suffixes=("", " (file)"))
     return reporting.csv_bytes(reasons)
 
 
@@ -531,7 +542,9 @@ def _handle_file(
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
     target = move_file(path, folder)
     if issues:
-        target.with_name(target.name + ".errors.csv").write_bytes(errors_file_bytes(result, issues))
+        target.with_name(target.name + ".errors.csv").write_bytes(
+            errors_file_bytes(result, issues, path=target)
+        )
     ledger.record_file(run_id, outcome, str(target))
     log.info(
         "file processed",

@@ -66,13 +66,31 @@ def _check_message(column: str, check: str, value: object) -> str:
     return f'{label} "{value}" fails the check {check}'
 
 
+Cells = dict[str, tuple[str, str]]
+FIELDS = {"amount_cents": "amount"}  # a frame column → the extract field it was read from
+
+
+def _cell_prefix(cells: Cells, field: str | None, row: int, fallback: str) -> tuple[str, str]:
+    """(what a reason starts with, the column's name): `Rent (H14)` when the file's column is
+    known, else the field's label."""
+    found = cells.get(field) if field is not None else None
+    if found is None:
+        return fallback, fallback
+    header, letter = found
+    return f"{header} ({letter}{row})", header
+
+
 def schema_issues(
     schema: type[pa.DataFrameModel],
     frame: pd.DataFrame,
     source_file: str,
     already: set[tuple[object, str]],
+    cells: Cells | None = None,
+    line_fields: pd.Series | None = None,
 ) -> list[Issue]:
-    """Run a schema lazily; one :class:`Issue` per failing cell, in words.
+    """Run a schema lazily; one :class:`Issue` per failing cell, in words, naming the file's
+    column and cell when known (``line_fields``: each line's field for its amount, when one
+    field comes from several columns).
 
     ``already`` holds (index, column) pairs that have a more specific issue (an unparseable
     amount), so the schema's "is missing" for the same cell is not said twice.
@@ -89,13 +107,19 @@ def schema_issues(
         if index is None or pd.isna(index) or (index, column) in already:
             continue
         value = None if pd.isna(case.failure_case) else str(case.failure_case)
+        row = int(frame.at[index, "source_row"])
+        field = FIELDS.get(column, column)
+        if line_fields is not None and column == "amount_cents":
+            field = str(line_fields[index])
+        where, header = _cell_prefix(cells or {}, field, row, _label(column))
+        message = _check_message(column, str(case.check), value)
         issues.append(
             Issue(
                 IssueCode.MISSING_VALUE if case.check == "not_nullable" else IssueCode.SCHEMA_CHECK,
-                _check_message(column, str(case.check), value),
+                f"{where}: {message}" if where != _label(column) else message,
                 source_file,
-                int(frame.at[index, "source_row"]),
-                _label(column),
+                row,
+                header,
                 value,
             )
         )
@@ -109,22 +133,28 @@ def _parse_issues(
     code: IssueCode,
     source_file: str,
     raw: pd.Series,
+    cells: Cells,
     headers: pd.Series | None = None,
 ) -> tuple[list[Issue], set[tuple[object, str]]]:
-    """One issue per bad cell; ``headers`` names each line's source column when one field
-    comes from several (a wide rent roll's charge columns), and the reason then says which."""
+    """One issue per bad cell, naming the file's column and the cell (`Rent (H14): "8/1/2021"
+    is not an amount`); ``headers`` names each line's source column when one field comes from
+    several (a wide rent roll's charge columns)."""
     bad = errors.notna()
-    issues = [
-        Issue(
-            IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
-            f"{headers[i]}: {errors[i]}" if headers is not None else str(errors[i]),
-            source_file,
-            int(frame.at[i, "source_row"]),
-            str(headers[i]) if headers is not None else _label(column),
-            None if pd.isna(raw[i]) else str(raw[i]),
+    issues = []
+    for i in errors.index[bad]:
+        row = int(frame.at[i, "source_row"])
+        field = str(headers[i]) if headers is not None else FIELDS.get(column, column)
+        where, header = _cell_prefix(cells, field, row, _label(column))
+        issues.append(
+            Issue(
+                IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
+                f"{where}: {errors[i]}",
+                source_file,
+                row,
+                header,
+                None if pd.isna(raw[i]) else str(raw[i]),
+            )
         )
-        for i in errors.index[bad]
-    ]
     return issues, {(i, column) for i in errors.index[bad]}
 
 
@@ -157,17 +187,19 @@ def validate_bills(extract: ExtractResult) -> ValidateResult:
     for column in ("invoice_date", "due_date", "post_date"):
         raw = rows.get(column, empty)
         frame[column], errors = parse_dates(raw)
-        found, cells = _parse_issues(frame, errors, column, IssueCode.BAD_DATE, name, raw)
+        found, bad = _parse_issues(
+            frame, errors, column, IssueCode.BAD_DATE, name, raw, extract.cells
+        )
         issues += found
-        already |= cells
+        already |= bad
     raw_amount = rows["amount"]
     frame["amount_cents"], errors = parse_money(raw_amount)
-    found, cells = _parse_issues(
-        frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name, raw_amount
+    found, bad = _parse_issues(
+        frame, errors, "amount_cents", IssueCode.BAD_AMOUNT, name, raw_amount, extract.cells
     )
     issues += found
-    already |= cells
-    issues += schema_issues(VendorBill, frame, name, already)
+    already |= bad
+    issues += schema_issues(VendorBill, frame, name, already, extract.cells)
     return ValidateResult(
         kind="vendor_bill",
         lines=frame,
@@ -215,25 +247,33 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     already: set[tuple[object, str]] = set()
     cents, errors = parse_money(lines["amount"])
     frame["amount_cents"] = cents
-    found, cells = _parse_issues(
+    line_fields = lines["charge_code"] if extract.charge_columns else None
+    found, bad = _parse_issues(
         frame,
         errors,
         "amount_cents",
         IssueCode.BAD_AMOUNT,
         name,
         lines["amount"],
-        lines["charge_code"] if extract.charge_columns else None,
+        extract.cells,
+        line_fields,
     )
     issues += found
-    already |= cells
+    already |= bad
 
     if "transaction_date" in lines:
         frame["transaction_date"], errors = parse_dates(lines["transaction_date"])
-        found, cells = _parse_issues(
-            frame, errors, "transaction_date", IssueCode.BAD_DATE, name, lines["transaction_date"]
+        found, bad = _parse_issues(
+            frame,
+            errors,
+            "transaction_date",
+            IssueCode.BAD_DATE,
+            name,
+            lines["transaction_date"],
+            extract.cells,
         )
         issues += found
-        already |= cells
+        already |= bad
     else:
         frame["transaction_date"] = pd.Series(pd.NA, index=frame.index, dtype="string")
     if period is not None:
@@ -287,7 +327,7 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
                     strict=False,
                 )
             )
-    issues += schema_issues(ResidentCharge, frame, name, already)
+    issues += schema_issues(ResidentCharge, frame, name, already, extract.cells, line_fields)
     return ValidateResult(
         kind="charge",
         lines=frame,

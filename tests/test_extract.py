@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -439,7 +440,8 @@ def test_row_kinds_come_from_shape_not_one_marker(tmp_path: Path) -> None:
 
 
 def test_a_bad_cell_of_a_wide_roll_names_its_column_and_keeps_its_text(tmp_path: Path) -> None:
-    """#14 item 5: `amount "8/1/2021" is not a number` did not say which column."""
+    """#14 item 5: `amount "8/1/2021" is not a number` did not say which column, nor which
+    cell; the rejects file showed canonical names and only the mapped columns."""
     import openpyxl
 
     from tests.conftest import run_cli
@@ -450,8 +452,11 @@ def test_a_bad_cell_of_a_wide_roll_names_its_column_and_keeps_its_text(tmp_path:
     sheet["K59"] = None  # no stated total, so the file is checked line by line
     book.save(tmp_path / "roll.xlsx")
     result = run_cli("check", "--offline", str(tmp_path / "roll.xlsx"), cwd=tmp_path)
-    assert 'row 8: Pet Rent: amount "8/1/2021" is not a number' in result.stdout
+    assert 'row 8, Pet Rent (H8): "8/1/2021" is not an amount' in result.stdout
     errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
+    header = next(csv.reader(io.StringIO(errors)))
+    titles = [c.value for c in sheet[5]]  # every column, headed as the file heads them
+    assert header == ["source_row", "reasons", *titles] and "Lease Start" in header
     assert '"1695"' in errors or ",1695," in errors  # the Rent cell as Excel shows it
     assert "1695.0" not in errors
 

@@ -48,15 +48,15 @@ def test_parse_money_accepts_how_accountants_write_money(text: object, cents: in
     ("text", "message"),
     [
         ("12.345", "more than 2 decimals"),
-        ("abc", "not a number"),
-        ("1,23", "not a number"),
-        ("-", "not a number"),
-        ("(-45.00)", "not a number"),
-        ("--45", "not a number"),
+        ("abc", "not an amount"),
+        ("1,23", "not an amount"),
+        ("-", "not an amount"),
+        ("(-45.00)", "not an amount"),
+        ("--45", "not an amount"),
         ("99999999999999999", "too large"),
         (12.345, "more than 2 decimals"),
-        (True, "not a number"),
-        (float("inf"), "not a number"),
+        (True, "not an amount"),
+        (float("inf"), "not an amount"),
     ],
 )
 def test_parse_money_refuses_rather_than_guesses(text: object, message: str) -> None:

@@ -40,10 +40,14 @@ def test_every_bad_row_gets_a_reason_naming_column_and_value(tmp_path: Path) -> 
     by_row: dict[int, list[str]] = {}
     for issue in result.issues:
         by_row.setdefault(issue.source_row, []).append(issue.message)
-    assert by_row[3] == ['amount "12.345" has more than 2 decimals']
-    assert by_row[4] == ['date "1/1/1970" is a placeholder, not a real date']
-    assert by_row[5] == ["vendor is missing"]
-    assert sorted(by_row[6]) == ['amount "abc" is not a number', 'date "someday" is not a date']
+    # Each reason names the file's own column and the cell, as Excel would show it.
+    assert by_row[3] == ['Amount (H3): "12.345" has more than 2 decimals']
+    assert by_row[4] == ['Invoice Date (C4): "1/1/1970" is a placeholder, not a real date']
+    assert by_row[5] == ["Vendor (A5): vendor is missing"]
+    assert sorted(by_row[6]) == [
+        'Amount (H6): "abc" is not an amount',
+        'Due Date (D6): "someday" is not a date',
+    ]
     assert list(result.valid["source_row"]) == [2]
     codes = {i.code for i in result.issues}
     assert {IssueCode.BAD_AMOUNT, IssueCode.BAD_DATE, IssueCode.MISSING_VALUE} <= codes
