@@ -757,7 +757,7 @@ def _extract_sheet(
     limits: Limits = DEFAULT_LIMITS,
 ) -> ExtractResult:
     grid = grid.reset_index(drop=True)
-    cells = _cell_names(grid.columns, layout)
+    cell_names = _cell_names(grid.columns, layout)
     grid.columns = range(grid.shape[1])
     text = _cell_text(grid)
     over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
@@ -859,7 +859,7 @@ def _extract_sheet(
         vacant_patterns=profile.vacant_patterns,
         columns_not_charged=not_charged,
         file_totals=totals,
-        cells=cells,
+        cells=cell_names,
         header_rows=tuple(r + 1 for r in layout.header_rows),
     )
 
