@@ -405,9 +405,11 @@ def check(
                     if not total["difference_cents"]
                     else "cannot be checked (some cells are not amounts) against"
                 )
+                tied = total.get("rows_tied", 0)
                 out.print(
-                    f"  {verdict} its own total row (row {total['source_row']}, "
-                    f"{total['column']}): {dollars(total['stated_cents'])}"
+                    f"  {verdict} its own {total.get('kind', 'total')} row (row "
+                    f"{total['source_row']}, {total['column']}): {dollars(total['stated_cents'])}"
+                    + (f"; {tied:,} subtotal rows above it tie too" if tied else "")
                 )
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")

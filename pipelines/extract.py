@@ -792,6 +792,7 @@ def _extract_sheet(
     body = grid.iloc[header_end + 1 :]
     body_text = text.iloc[header_end + 1 :]
     kinds = _classify_rows(body, body_text, layout)
+    kinds = _unlabelled_totals(body, body_text, kinds, layout)
     non_data = kinds.ne("data")
     joined = body_text[non_data].apply(lambda r: " ".join(v for v in r if v)[:200], axis=1)
     skipped_parts.append(
@@ -892,23 +893,23 @@ ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row to
 
 
 def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[dict[str, Any], ...]:
-    """The file's own control total against its lines, per amount column.
+    """The file's own control totals against its lines, per amount column.
 
     The last total row states, per amount column, what its lines add up to (in a per-row
     "Total" column: everything charged). Each stated figure must equal the sum of that column
     over every data row (used or later rejected), or over the data rows since the previous
-    total or subtotal row (a last group's total). A column whose data cells are not all
-    amounts cannot be checked, and says so."""
+    total or subtotal row (a last group's total). Every other total and subtotal row must tie
+    as well: to the rows since the previous break, group row or total of its own kind, to the
+    last few lines above it (a vendor's lines), or to all rows above it (a running total); one
+    that ties to none is listed with the sum since the previous break.
+    A column whose data cells are not all amounts cannot be checked, and says so."""
     from pipelines.parsing import parse_money
 
-    totals = kinds.index[kinds.eq("total")]
-    if not len(totals):
+    kind = kinds.to_numpy()
+    breaks = np.flatnonzero(np.isin(kind, ["total", "subtotal"]))
+    if not len(breaks):
         return ()
-    last = totals[-1]
-    data = kinds.eq("data")
-    before = kinds.index < last
-    breaks = kinds.index[kinds.isin(["total", "subtotal"]) & before]
-    since = kinds.index > (breaks[-1] if len(breaks) else -1)
+    data = kind == "data"
     amount = [c for c, name in layout.columns.items() if name == "amount"]
     charged = list(layout.charge_columns)
     checks: list[tuple[str, int, list[int]]] = [(layout.columns[c], c, [c]) for c in amount] + [
@@ -916,38 +917,118 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
     ]
     if layout.row_total_column is not None and (charged or amount):
         checks.append(("row totals", layout.row_total_column, charged or amount))
-    out = []
+    stated_rows = body.iloc[breaks]
+
+    group_rows = np.flatnonzero(kind == "group")
+    found = []
     for label, column, summed in checks:
-        stated_cell = body.at[last, column]
-        if stated_cell is None or str(stated_cell).strip() in ("", "nan", "None"):
+        parsed, _ = parse_money(stated_rows[column].astype(object))
+        has_stated = parsed.notna().to_numpy()  # a stated amount, not a blank or a word
+        stated = parsed.fillna(0).to_numpy(dtype=np.int64)
+        if not has_stated.any():
             continue
-        stated, _ = parse_money(pd.Series([stated_cell], dtype=object))
-        if pd.isna(stated.iloc[0]):
-            continue
-        sums = [0, 0]
+        sums = np.zeros(len(body), dtype=np.int64)
         checked = True
-        lines = data & before
         for c in summed:
-            cells = body.loc[lines, c]
-            filled = cells[cells.notna() & cells.astype(str).str.strip().ne("")]
-            cents, errors = parse_money(filled.astype(object))
-            checked &= not errors.notna().any()
-            cents = cents.fillna(0)
-            sums[0] += int(cents.sum())
-            sums[1] += int(cents[since[filled.index.to_numpy() - body.index[0]]].sum())
-        stated_cents = int(stated.iloc[0])
-        computed = sums[1] if sums[1] == stated_cents and sums[0] != stated_cents else sums[0]
-        out.append(
-            {
-                "column": label,
-                "source_row": int(last) + 1,
-                "stated_cents": stated_cents,
-                "computed_cents": computed,
-                "difference_cents": computed - stated_cents,
-                "checked": checked,
-            }
-        )
-    return tuple(out)
+            column_cents, ok = _money_cells(body[c].where(data))
+            sums += np.where(data, column_cents, 0)
+            checked &= ok
+        # running[i]: the data rows above row i (positions), so rows a..b sum to running[b] -
+        # running[a + 1].
+        running = np.concatenate([[0], np.cumsum(sums)])
+        last_total = int(np.flatnonzero(kind == "total")[-1]) if (kind == "total").any() else -1
+        tied = 0
+        for n, (at, value) in enumerate(zip(breaks, stated, strict=True)):
+            if not has_stated[n]:
+                continue
+            position = int(at)
+            previous = int(breaks[n - 1]) if n else -1
+            same = [int(b) for b in breaks[:n] if kind[b] == kind[position]]
+            groups = group_rows[group_rows < position]
+            starts = {previous, same[-1] if same else -1, -1}
+            if len(groups):
+                starts.add(int(groups[-1]))
+            candidates = {start: int(running[position] - running[start + 1]) for start in starts}
+            # Or the last few lines alone ("Total for Summit Waste Services" after its lines).
+            suffixes = running[position] - running[previous + 1 : position + 1]
+            ties = int(value) in candidates.values() or bool((suffixes == int(value)).any())
+            is_last_total = position == last_total
+            if ties and not is_last_total:
+                tied += 1
+                continue
+            nearest = -1 if is_last_total else previous
+            computed = int(value) if ties else candidates[nearest]
+            found.append(
+                {
+                    "column": label,
+                    "source_row": int(body.index[position]) + 1,
+                    "kind": str(kind[position]),
+                    "stated_cents": int(value),
+                    "computed_cents": computed,
+                    "difference_cents": computed - int(value),
+                    "checked": checked,
+                    # other total and subtotal rows above it that tie too
+                    "rows_tied": tied if is_last_total else 0,
+                }
+            )
+    return tuple(sorted(found, key=lambda t: (t["source_row"], t["column"])))
+
+
+IDENTITY = ("unit", "resident_name", "vendor_name", "invoice_number", "charge_code")
+
+
+def _money_cells(cells: pd.Series) -> tuple[np.ndarray, bool]:
+    """Cents per cell (0 where blank), and whether every filled cell was an amount."""
+    from pipelines.parsing import parse_money
+
+    out = np.zeros(len(cells), dtype=np.int64)
+    filled = cells.notna().to_numpy() & cells.astype(str).str.strip().ne("").to_numpy()
+    if not filled.any():
+        return out, True
+    parsed, errors = parse_money(cells[filled].astype(object))
+    out[np.flatnonzero(filled)] = parsed.fillna(0).to_numpy(dtype=np.int64)
+    return out, not errors.notna().any()
+
+
+def _unlabelled_totals(
+    body: pd.DataFrame, text: pd.DataFrame, kinds: pd.Series, layout: Layout
+) -> pd.Series:
+    """A row with amounts but no unit, resident, vendor or invoice, whose every amount equals
+    the sum of the data rows above it (since the previous total, or from the top), is a total
+    with its label left off, not a line to charge; after the last data row, the file's total.
+    Rows whose amounts tie to nothing stay data (and are rejected for what they lack)."""
+    identity = [c for c, name in layout.columns.items() if name in IDENTITY]
+    amounts = [c for c, name in layout.columns.items() if name == "amount"]
+    amounts += list(layout.charge_columns)
+    if not identity or not amounts:
+        return kinds
+    kind = kinds.to_numpy().copy()
+    data = kind == "data"
+    bare = data & text[identity].eq("").all(axis=1).to_numpy()
+    bare &= text[amounts].ne("").any(axis=1).to_numpy()
+    if not bare.any():
+        return kinds
+    lines = data & ~bare
+    columns = []
+    for c in amounts:
+        cents, _ = _money_cells(body[c])
+        columns.append((cents, text[c].ne("").to_numpy()))
+    for position in np.flatnonzero(bare):
+        breaks = np.flatnonzero(np.isin(kind[:position], ["total", "subtotal"]))
+        starts = {-1, int(breaks[-1]) if len(breaks) else -1}
+        ties = False
+        for start in starts:
+            span = slice(start + 1, position)
+            sums = [int(cents[span][lines[span]].sum()) for cents, _ in columns]
+            here = [(int(cents[position]), filled[position]) for cents, filled in columns]
+            if any(s for s in sums) and all(
+                v == s for (v, f), s in zip(here, sums, strict=True) if f
+            ):
+                ties = True
+                break
+        if ties:
+            kind[position] = "total" if not lines[position + 1 :].any() else "subtotal"
+    return pd.Series(kind, index=kinds.index, dtype=object)
 
 
 def _amount_columns(data: pd.DataFrame, columns: dict[int, str]) -> tuple[dict[str, Any], ...]:

@@ -67,8 +67,8 @@ from pipelines.refs import (
     fetch_synced_invoices,
     read_aliases,
 )
-from pipelines.transform import transform_bills, transform_charges
-from pipelines.validate import validate
+from pipelines.transform import resolve_properties, transform_bills, transform_charges
+from pipelines.validate import as_text, validate
 
 log = logging.getLogger("tieout")
 Say = Callable[[str], None]
@@ -202,31 +202,37 @@ def account_rows(
 
 
 def _refuse_if_totals_differ(extract: ExtractResult) -> None:
-    """A file whose lines do not add up to its own total row is not posted: something in it
-    was read wrong (a total counted as a line, a line taken for a note), and tieout cannot
-    know which. Said once, for the whole file."""
-    for total in extract.file_totals:
-        if total["checked"] and total["difference_cents"]:
-            column = total["column"]
-            unknown = extract.columns_not_charged
-            explained = (
-                f" The difference is exactly the column(s) not charged "
-                f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, map "
-                "them in data/mappings/charge_codes.csv."
-                if unknown and -total["difference_cents"] == sum(c["total_cents"] for c in unknown)
-                else ""
-            )
-            raise InputError(
-                f"{extract.source.name}: the file's total row (row {total['source_row']}) says "
-                f"{reporting.dollars(total['stated_cents'])} for {column}, but its lines add up "
-                f"to {reporting.dollars(total['computed_cents'])} (difference "
-                f"{reporting.dollars(total['difference_cents'])}): nothing in it was posted."
-                + (
-                    explained
-                    or " Check the file's total and subtotal rows, or name its profile with "
-                    "--profile"
-                )
-            )
+    """A file whose lines do not add up to its own total or subtotal rows is not posted:
+    something in it was read wrong (a total counted as a line, a line taken for a note), and
+    tieout cannot know which. Said once, for the whole file, naming each row that differs."""
+    differ = [t for t in extract.file_totals if t["checked"] and t["difference_cents"]]
+    if not differ:
+        return
+    unknown = extract.columns_not_charged
+    explained = (
+        f" The difference is exactly the column(s) not charged "
+        f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, map "
+        "them in data/mappings/charge_codes.csv."
+        if unknown
+        and all(-t["difference_cents"] == sum(c["total_cents"] for c in unknown) for t in differ)
+        else ""
+    )
+    said = [
+        f"the {t.get('kind', 'total')} row (row {t['source_row']}) says "
+        f"{reporting.dollars(t['stated_cents'])} for {t['column']}, but its lines add up to "
+        f"{reporting.dollars(t['computed_cents'])} (difference "
+        f"{reporting.dollars(t['difference_cents'])})"
+        for t in differ[:3]
+    ]
+    more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
+    raise InputError(
+        f"{extract.source.name}: the file's own totals do not tie: {'; '.join(said)}{more}. "
+        "Nothing in it was posted."
+        + (
+            explained
+            or " Check the file's total and subtotal rows, or name its profile with --profile"
+        )
+    )
 
 
 def _with_property(
@@ -263,6 +269,61 @@ def _with_property(
         rows=rows.assign(property_name=name),
         notices=(*extract.notices, notice),
     )
+
+
+def _single_family_units(
+    extract: ExtractResult, refs: RefData | None
+) -> tuple[ExtractResult, list[Issue]]:
+    """A rent line with no unit, under a property Propexo knows with exactly one unit (a
+    single-family home listed under its own property row), is for that unit. Under a property
+    with several units it is rejected saying so, never guessed. Online only: offline, the
+    row says its unit is missing."""
+    rows = extract.rows
+    if extract.kind != "charge" or refs is None or rows.empty or "property_name" not in rows:
+        return extract, []
+    empty = pd.Series(pd.NA, index=rows.index, dtype="string")
+    unit = as_text(rows["unit"]) if "unit" in rows else empty
+    prop = as_text(rows["property_name"])
+    blank = unit.isna() & prop.notna()
+    if not blank.any():
+        return extract, []
+    names = pd.DataFrame({"property_name": prop[blank].drop_duplicates()})
+    resolved, _ = resolve_properties(names, refs, extract.source.name)
+    numbers = refs.units.groupby("property_id")["number"].agg(list)
+    only: dict[str, str] = {}
+    several: dict[str, int] = {}
+    for name, property_id in zip(resolved["property_name"], resolved["property_id"], strict=True):
+        units = numbers.get(property_id, []) if isinstance(property_id, str) else []
+        if len(units) == 1:
+            only[name] = str(units[0])
+        elif len(units) > 1:
+            several[name] = len(units)
+    letter = extract.cells.get("unit", ("unit", ""))
+    issues = [
+        Issue(
+            IssueCode.MISSING_VALUE,
+            f"{letter[0]} ({letter[1]}{row}): no unit, and {name} has {several[name]:,} units: "
+            "say which"
+            if letter[1]
+            else f"no unit, and {name} has {several[name]:,} units: say which",
+            extract.source.name,
+            int(row),
+            letter[0],
+            None,
+        )
+        for row, name in zip(rows.loc[blank, "source_row"], prop[blank], strict=True)
+        if name in several
+    ]
+    if not only:
+        return extract, issues
+    filled = unit.where(~blank, prop.map(only).astype("string"))
+    count = int((blank & filled.notna()).sum())
+    notice = f"{count:,} row(s) with no unit are for the only unit of their single-family property"
+    return replace(
+        extract,
+        rows=rows.assign(unit=filled.astype(object).where(filled.notna(), None)),
+        notices=(*extract.notices, notice),
+    ), issues
 
 
 def resolve_period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:
@@ -330,8 +391,18 @@ def process_file(
     period, period_source = resolve_period(extract, settings)
     extract = replace(extract, period=period, period_source=period_source)
     extract = _with_property(extract, settings, refs)
+    extract, unit_issues = _single_family_units(extract, refs)
     validated = validate(extract, period)
-    issues = list(validated.issues)
+    # "no unit, and Maple Court has 12 units" says more than "unit is missing"
+    said = {i.source_row for i in unit_issues}
+    unit_header = {"unit", extract.cells.get("unit", ("unit", ""))[0]}
+    issues = unit_issues + [
+        i
+        for i in validated.issues
+        if not (
+            i.source_row in said and i.code == IssueCode.MISSING_VALUE and i.column in unit_header
+        )
+    ]
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
     if refs is not None:
         if extract.kind == "vendor_bill":

@@ -408,6 +408,7 @@ def test_a_file_whose_lines_do_not_add_up_to_its_total_row_is_refused(tmp_path: 
     result = run_cli("check", "--offline", str(tmp_path / "rent_roll.xlsx"), cwd=tmp_path)
     assert result.returncode == 2
     assert "total row (row 59) says 66,265.00 for row totals" in result.stderr
+    assert "subtotal row (row 20) says 21,755.00 for row totals" in result.stderr
     assert "add up to 66,266.00 (difference 1.00)" in result.stderr
     ok = run_cli("check", "--offline", str(SAMPLES / "rent_roll.xlsx"), cwd=tmp_path)
     assert "ties out to its own total row (row 59, row totals): 66,265.00" in ok.stdout
@@ -671,3 +672,38 @@ def test_a_total_that_includes_an_uncharged_column_says_so(tmp_path: Path) -> No
     result = run_cli("check", "--offline", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "The difference is exactly the column(s) not charged ('Misc Income')" in result.stderr
+
+
+def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: Path, refs) -> None:  # type: ignore[no-untyped-def]
+    """#14 item 4: single-family homes listed under their own property row with no unit were
+    rejected, though they are real rent lines. The only unit is used; with several units the
+    row is rejected saying so, never guessed."""
+    from pipelines.config import load_settings
+    from pipelines.pipeline import process_file, profiles_for
+
+    settings = load_settings(env={})
+    maple = refs.properties.loc[refs.properties["name"].eq("Maple Court"), "id"].iloc[0]
+    units = refs.units
+    house = units[units["property_id"].ne(maple) | units["number"].eq("101")]
+    one_home = replace(refs, units=house)  # Maple Court as a single-family home: unit 101
+    path = tmp_path / "homes.csv"
+    path.write_text(
+        "Rent Roll\nAs of: 12/01/2026\n"
+        "Unit,Tenant,Status,Rent\n"
+        "-> Maple Court,,,\n"
+        ',"Kettering, Dakota",Current,"1,070.00"\n'
+        "-> Oak Ridge Apartments,,,\n"
+        ',"Marrow, Dakota",Current,"1,825.00"\n'
+        'Total,,,"2,895.00"\n',
+        encoding="utf-8",
+    )
+    result = process_file(fingerprint(path), profiles_for(settings), one_home, settings)
+    assert [r for r in result.records["source_rows"]] == [[5]]
+    assert int(result.records["amount_cents"].sum()) == 107000
+    assert [(i.source_row, i.message) for i in result.issues] == [
+        (7, "Unit (A7): no unit, and Oak Ridge Apartments has 14 units: say which")
+    ]
+    assert any("single-family" in n for n in result.extract.notices)
+    # Propexo's Maple Court as it really is (12 units): nothing is guessed.
+    many = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    assert {i.source_row for i in many.issues} == {5, 7} and many.records.empty
