@@ -539,6 +539,37 @@ _NAME_PERIODS = (
 )
 
 
+# A title line that names one property: "Properties: Oak Ridge Apartments", "Property: Maple
+# Court", or Yardi's "Lakeview Terrace (lake)". "Properties: All" names none.
+TITLE_PROPERTY = (
+    r"^\s*propert(?:y|ies)\s*(?:name)?\s*[:=]\s*(?P<name>.+?)\s*$",
+    r"^\s*(?P<name>[A-Za-z][^():=]*?)\s*\((?P<code>[\w.-]{1,20})\)\s*$",
+)
+
+
+def property_from_title(lines: list[str]) -> str | None:
+    """The one property a title block names, else None (none, several, or "All")."""
+    found = {
+        match.group("name").strip()
+        for line in lines
+        for pattern in TITLE_PROPERTY
+        if (match := re.match(pattern, line, flags=re.IGNORECASE))
+    }
+    found = {
+        name
+        for name in found
+        if name.lower() not in {"all", "all properties"} and not re.search(REPORT_WORDS, name)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+# A title line that is the report's own name, not a property's ("Rent Roll (detail)").
+REPORT_WORDS = (
+    r"(?i)\b(rent\s*roll|report|register|aging|ledger|summary|detail|charges|statement|"
+    r"export|as\s+of|period)\b"
+)
+
+
 def period_from_name(name: str) -> date | None:
     """The month a file name states (``YYYY-MM``, ``YYYYMMDD``, ``MM.DD.YYYY``), if it does."""
     for pattern in _NAME_PERIODS:
@@ -856,6 +887,7 @@ def _extract_sheet(
         rows_read=last,
         period=find_period(title_text, profile.period_patterns),
         title=title_text,
+        title_property=property_from_title(title_lines),
         charge_columns=tuple(layout.charge_columns.values()),
         vacant_patterns=profile.vacant_patterns,
         columns_not_charged=not_charged,

@@ -90,6 +90,7 @@ class ExtractResult:
     period: date | None = None
     period_source: str | None = None  # "title", "file name" or "--period"
     title: str = ""  # the text above the header (report name, period, property, ...)
+    title_property: str | None = None  # the one property the title block names, if it does
     charge_columns: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
     notices: tuple[str, ...] = ()  # what was surprising about the file, said once

@@ -256,6 +256,8 @@ def _with_property(
         }
         if len(named) == 1:
             name, source = named.pop(), "title"
+    if name is None and extract.title_property is not None:
+        name, source = extract.title_property, "title"
     if name is None:
         if refs is None:
             return extract  # offline: names are not checked, the rows say what is missing

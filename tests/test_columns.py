@@ -57,7 +57,7 @@ def test_per_distinct_keeps_booleans_apart_from_ones() -> None:
     # True == 1 for a hash table; a money parser must still refuse True and accept 1.
     values = pd.Series([True, 1, 1, 1, 1, 1], dtype=object)
     cents, errors = parse_money(values)
-    assert pd.isna(cents[0]) and "not a number" in errors[0]
+    assert pd.isna(cents[0]) and "not an amount" in errors[0]
     assert cents[1:].tolist() == [100] * 5
 
 

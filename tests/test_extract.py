@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from pipelines.errors import InputError
 from pipelines.extract import extract_file, fingerprint
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, TEST_DATA
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
 HEADER = "Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"
@@ -206,6 +206,56 @@ def test_every_fixture_resolves_online(name: str, refs) -> None:  # type: ignore
             int(result.records["amount_cents"].sum())
             == json.loads((TEST_DATA / f"{name}.expected.json").read_text())["source_total_cents"]
         )
+
+
+SHAPES = sorted(
+    p.name.removesuffix(".expected.json") for p in TEST_DATA.glob("shape_*.expected.json")
+)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
+    name: str, tmp_path: Path
+) -> None:
+    """#14: one small synthetic file per shape real exports have (tests/data/shape_*), with
+    what it must read as, written by tests/data/make_fixtures.py."""
+    from tests.conftest import run_cli
+
+    source = tmp_path / name
+    shutil.copy2(TEST_DATA / name, source)
+    expected = json.loads((TEST_DATA / f"{name}.expected.json").read_text())
+    out = tmp_path / "check.json"
+    result = run_cli("check", "--offline", "--json", str(out), str(source))
+    assert result.returncode == expected["exit"], result.stderr
+    if expected["exit"] == 2:
+        assert expected["refusal"] in result.stderr
+        assert result.stderr.count(name) == 1  # said once, for the whole file
+        return
+    got = json.loads(out.read_text())["files"][0]
+    for key in ("profile", "rows_read", "rows_used", "rows_rejected", "source_total_cents"):
+        assert got[key] == expected[key], key
+    assert got["rows_read"] == got["rows_used"] + got["rows_rejected"] + got["rows_skipped"]
+    assert got["skipped_by_kind"] == expected["skipped"]
+    assert got["columns_not_charged"] == expected["columns_not_charged"]
+    assert sum(1 for t in got["file_totals"] if t["difference_cents"]) == 0
+    for key in ("period", "period_source"):
+        if key in expected:
+            assert got[key] == expected[key]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in SHAPES if json.loads((TEST_DATA / f"{n}.expected.json").read_text())["exit"] == 0],
+)
+def test_each_usable_row_shape_resolves_online_to_its_own_total(name: str, refs) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.config import load_settings
+    from pipelines.pipeline import process_file, profiles_for
+
+    settings = load_settings(env={})
+    result = process_file(fingerprint(TEST_DATA / name), profiles_for(settings), refs, settings)
+    assert result.issues == []
+    expected = json.loads((TEST_DATA / f"{name}.expected.json").read_text())
+    assert int(result.records["amount_cents"].sum()) == expected["source_total_cents"]
 
 
 def test_yardi_sub_rows_inherit_their_unit_and_resident() -> None:

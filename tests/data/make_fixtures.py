@@ -236,7 +236,119 @@ def utility_billing() -> None:
            skipped={"title": 2, "blank": 1, "header": 1, "total": 1})
 
 
+def write_csv(name: str, rows: list[list[object]]) -> None:
+    width = max(len(r) for r in rows)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([list(r) + [""] * (width - len(r)) for r in rows])
+    (HERE / name).write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def shapes() -> None:
+    """One small file per row shape real exports have (#14), each with what it must read as:
+    ``exit`` 0/1 with the row accounting, or 2 with a fragment of the one refusal line."""
+    header = ["Unit", "Tenant", "Status", "Market Rent", "Rent", "Deposit", "Deposit Authorized",
+              "Past Due"]
+    # Excel's re-save of an AppFolio roll: no "->" before property rows, "NN Units" subtotals,
+    # a "Total_NNUnits" total, rows of "_" filler, and a legend block below the total.
+    rows: list[list[object]] = [["Rent Roll"], ["As of: 12/01/2026"], [], header]
+    total = used = vacant = units = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        rows.append([prop])
+        count = 0
+        for i, (unit, person) in enumerate(tenants(prop)[:6]):
+            count += 1
+            if person is None:
+                rows.append([unit, "", "Vacant-Unrented", "1,900.00", "0.00", "0.00", "", ""])
+                vacant += 1
+                continue
+            rent = 110_000 + 1_000 * i + 3 * n
+            rows.append([unit, person, "Current", "1,900.00", money(rent), "500.00",
+                         "1,000.00" if i == 0 else "", "0.00"])
+            total += rent
+            used += 1
+        units += count
+        rows.append([f"{count} Units"])
+        rows.append(["_"])
+    rows.append([f"Total_{units}Units", "", "", "", money(total)])
+    rows += [[], ["Vacant-Unrented", "", "Vacant-Unrented"], ["Current", "", "Current"]]
+    write_csv("shape_resaved_roll.csv", rows)
+    expect("shape_resaved_roll.csv", exit=0, profile="appfolio_rent_roll", rows_read=len(rows),
+           rows_used=used, rows_rejected=0, source_total_cents=total,
+           skipped={"vacant": vacant, "group": 2, "subtotal": 2, "total": 1, "blank": 4, "note": 2,
+                    "title": 2, "header": 1},
+           columns_not_charged=[], file_totals_differ=0)
+
+    # A total row whose label was left off: only its amount, equal to the lines above it.
+    people = [p for p in tenants("Maple Court") if p[1]][:4]
+    rows = [["Rent Roll"], ["As of: 12/01/2026"], ["Property", "Unit", "Tenant", "Rent", "Pet Rent"]]
+    total = 0
+    for i, (unit, person) in enumerate(people):
+        rows.append(["Maple Court", unit, person, money(130_000 + 500 * i), "35.00"])
+        total += 130_000 + 500 * i + 3_500
+    rows.append(["", "", "", money(total - 3_500 * len(people)), money(3_500 * len(people))])
+    write_csv("shape_unlabelled_total.csv", rows)
+    expect("shape_unlabelled_total.csv", exit=0, profile="tieout_rent_roll", rows_read=len(rows),
+           rows_used=len(people), rows_rejected=0, source_total_cents=total,
+           skipped={"title": 2, "header": 1, "total": 1}, columns_not_charged=[],
+           file_totals_differ=0)
+
+    # A subtotal that does not tie to its lines: a file-level exception, nothing posted.
+    rows = [["Rent Roll"], ["As of: 12/01/2026"], ["Unit", "Tenant", "Status", "Rent"]]
+    for prop in ("Oak Ridge Apartments", "Riverside Lofts"):
+        rows.append([f"-> {prop}"])
+        lines = [p for p in tenants(prop) if p[1]][:3]
+        for unit, person in lines:
+            rows.append([unit, person, "Current", "1,000.00"])
+        rows.append([f"{len(lines)} Units", "", "", "3,000.00" if prop.startswith("Oak") else "3,100.00"])
+    rows.append(["Total", "", "", "6,100.00"])
+    write_csv("shape_subtotal_off.csv", rows)
+    expect("shape_subtotal_off.csv", exit=2,
+           refusal="the subtotal row (row 13) says 3,100.00 for Rent, but its lines add up to 3,000.00")
+
+    # A period only in the file name.
+    rows = [["Rent Roll"], ["Property", "Unit", "Tenant", "Rent"]]
+    for unit, person in people:
+        rows.append(["Maple Court", unit, person, "1,250.00"])
+    write_csv("shape_RentRoll-20270115.csv", rows)
+    expect("shape_RentRoll-20270115.csv", exit=0, profile="tieout_rent_roll", rows_read=len(rows),
+           rows_used=len(people), rows_rejected=0, source_total_cents=125_000 * len(people),
+           skipped={"title": 1, "header": 1}, columns_not_charged=[], file_totals_differ=0,
+           period="2027-01-01", period_source="file name")
+
+    # No period anywhere: one refusal, not a line per row.
+    write_csv("shape_no_period.csv", rows)
+    expect("shape_no_period.csv", exit=2, refusal="no billing period")
+
+    # The property named once, Yardi-style, in the title block; the rows name none.
+    rows = [["Rent Roll"], ["Maple Court (maple)"], ["As of: 12/01/2026"], [],
+            ["Unit", "Tenant", "Status", "Rent"]]
+    for unit, person in people:
+        rows.append([unit, person, "Current", "1,300.00"])
+    rows.append(["Total", "", "", money(130_000 * len(people))])
+    write_csv("shape_title_property.csv", rows)
+    expect("shape_title_property.csv", exit=0, profile="appfolio_rent_roll", rows_read=len(rows),
+           rows_used=len(people), rows_rejected=0, source_total_cents=130_000 * len(people),
+           skipped={"title": 3, "blank": 1, "header": 1, "total": 1}, columns_not_charged=[],
+           file_totals_differ=0)
+
+    # A roll with tenants and amounts but no column known to be a charge: refused, not guessed.
+    rows = [["Rent Roll"], ["As of: 12/01/2026"],
+            ["Property", "Unit", "Tenant", "Market Rent", "Deposit", "Balance"]]
+    for unit, person in people:
+        rows.append(["Maple Court", unit, person, "1,900.00", "500.00", "0.00"])
+    write_csv("shape_no_charge_column.csv", rows)
+    expect("shape_no_charge_column.csv", exit=2, refusal="no column is known to be a charge")
+
+    # Not an input at all: a tenant event log (Property, Unit and Tenant, zip codes, IDs).
+    rows = [["Tenant Events"], ["Property", "Unit", "Tenant", "Event", "Zip", "Unit ID", "Date"]]
+    for i, (unit, person) in enumerate(people):
+        rows.append(["Maple Court", unit, person, "Move-in", "62701", f"{4410 + i}", "06/01/2025"])
+    write_csv("shape_event_log.csv", rows)
+    expect("shape_event_log.csv", exit=2, refusal="no column is known to be a charge")
+
+
 if __name__ == "__main__":
+    shapes()
     appfolio()
     yardi()
     generic_ap()
