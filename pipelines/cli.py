@@ -253,46 +253,52 @@ def run(
         sys.exit(outcome.exit_code)
 
 
+VERDICT_STYLE = {"complete": "green", "waiting for sync": "yellow", "needs attention": "red"}
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from pipelines.report import dollars
 
-    totals, rec = summary["totals"], summary["reconciliation"]
+    totals = summary["totals"]
     table = Table(show_header=True, header_style="bold")
-    for column in (
-        "file",
-        "read",
-        "used",
-        "rejected",
-        "skipped",
-        "source total",
-        "posted",
-        "ties out",
-    ):
-        table.add_column(column, justify="left" if column == "file" else "right")
+    for column in ("file", "read", "used", "rejected", "skipped", "source total", "posted"):
+        # Amounts wrap rather than be cut ("12,473…" is not a number anyone can check).
+        table.add_column(
+            column,
+            justify="left" if column == "file" else "right",
+            overflow="fold",
+            no_wrap=column != "file",
+        )
     for f in summary["files"]:
         table.add_row(
-            f["name"],
-            str(f["rows_read"]),
-            str(f["rows_used"]),
-            str(f["rows_rejected"]),
-            str(f["rows_skipped"]),
+            escape(f["name"]),
+            f"{f['rows_read']:,}",
+            f"{f['rows_used']:,}",
+            f"{f['rows_rejected']:,}",
+            f"{f['rows_skipped']:,}",
             dollars(f["source_total_cents"]),
             dollars(f["posted_total_cents"]),
-            "yes" if f["ties_out"] else "[red]NO[/]",
         )
     out.print(table)
-    out.print(f"records by state: {summary['records']['by_state']}")
-    out.print(
-        f"reconciliation: {rec['matched']} matched ({dollars(rec['matched_total_cents'])}), "
-        f"{rec['awaiting_sync']} awaiting sync, {rec['missing']} missing, "
-        f"{rec['mismatched']} mismatched, {rec['duplicated']} duplicated"
-    )
-    verdict = "[green]ties out[/]" if summary["ties_out"] else "[red]does NOT tie out[/]"
+    amounts = summary["records"].get("amount_by_state", {})
+    states = Table(show_header=True, header_style="bold", title="records by state")
+    for column in ("state", "records", "amount"):
+        states.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    for state, count in summary["records"]["by_state"].items():
+        states.add_row(state, f"{count:,}", dollars(amounts.get(state, 0)))
+    if summary["records"]["by_state"]:
+        out.print(states)
     out.print(
         f"source {dollars(totals['source_total_cents'])} · posted "
         f"{dollars(totals['posted_total_cents'])} · rejected "
-        f"{dollars(totals['rejected_total_cents'])} · {verdict}"
+        f"{dollars(totals['rejected_total_cents'])} · matched in Propexo "
+        f"{dollars(summary['reconciliation']['matched_total_cents'])}"
     )
+    verdict = summary.get("verdict", "needs attention")
+    out.print(f"[bold {VERDICT_STYLE.get(verdict, 'red')}]{verdict.capitalize()}[/]")
+    for reason in summary.get("verdict_reasons", []):
+        amount = f", {dollars(reason['amount_cents'])}" if reason["amount_cents"] else ""
+        out.print(f"  {reason['count']:,} {escape(reason['reason'])}{amount}")
 
 
 @cli.command()
@@ -982,13 +988,7 @@ def demo(workdir: Path) -> None:
         _print_summary(summary)
         folder = reports[-1] if reports else outcome.report_dir
         out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
-        ok = (
-            result is not None
-            and summary.get("ties_out")
-            and outcome.exit_code == 0
-            and summary["reconciliation"]["matched_total_cents"]
-            == summary["totals"]["posted_total_cents"]
-        )
+        ok = result is not None and summary.get("verdict") == "complete"
         sys.exit(0 if ok else 1)
 
 

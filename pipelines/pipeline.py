@@ -888,6 +888,55 @@ def _records_of_run(ledger: Ledger, run_id: str) -> pd.DataFrame:
     return pd.concat([staged, everything[everything["record_key"].isin(touched)]])
 
 
+def provenance(settings: Settings) -> dict[str, Any]:
+    """What produced a report: tieout's version, which Propexo (sandbox or production), which
+    integration, and the settings that change amounts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tieout_version = version("tieout")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        tieout_version = "unknown"
+    host = settings.base_url.split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    local = host in {"127.0.0.1", "localhost", "::1", "[::1]"}
+    return {
+        "tieout_version": tieout_version,
+        "propexo_base_url": settings.base_url,
+        "propexo": "sandbox" if local or "sandbox" in host else "production",
+        "integration_id": settings.integration_id,
+        "due_days_default": settings.due_days_default,
+        "batch_size": settings.batch_size,
+        "period_setting": settings.period.isoformat() if settings.period else None,
+        "in_doubt_grace_s": settings.in_doubt_grace_s,
+    }
+
+
+def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]]:
+    """id → name per kind from the cached reference data, so the report shows who and what
+    rather than ids alone (empty when nothing is cached)."""
+    cached = ledger.cached_refs(settings.integration_id)
+    if cached is None:
+        return {}
+    lists = cached[1]
+    units = {str(u.get("id")): str(u.get("number") or "") for u in lists.get("units", [])}
+    unit_of = {
+        str(member.get("resident_id")): units.get(str(lease.get("unit_id")), "")
+        for lease in lists.get("leases", [])
+        for member in (lease.get("residents_meta_data") or [])
+    }
+    return {
+        "vendor": {str(v.get("id")): str(v.get("name") or "") for v in lists.get("vendors", [])},
+        "resident": {
+            str(r.get("id")): f"{r.get('last_name') or ''}, {r.get('first_name') or ''}".strip(", ")
+            for r in lists.get("residents", [])
+        },
+        "charge_code": {
+            str(c.get("id")): str(c.get("name") or "") for c in lists.get("charge_codes", [])
+        },
+        "unit": unit_of,
+    }
+
+
 def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     """Render a run's report from the ledger into ``data/reports/<run_id>/``."""
     runs = ledger.runs()
@@ -904,10 +953,13 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
         ledger.rejects(run_id),
         locations,
         unexpected=unexpected,
+        grace_s=settings.in_doubt_grace_s,
+        provenance=provenance(settings),
+        names=report_names(ledger, settings),
     )
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in reporting.render_all(built).items():
+    for name, data in reporting.render_all(built, folder).items():
         tmp = folder / (name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(folder / name)
@@ -1033,6 +1085,14 @@ def _run_locked(
     did_something = processed or not states.empty or bool(ledger.touched_keys(run_id))
     report_dir = write_report(ledger, settings, run_id) if did_something else None
     summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
+    if summary:
+        # The verdict decides the exit code, so console, report and cron all say the same.
+        verdict_code = 1 if summary["verdict"] == reporting.ATTENTION else 0
+        if verdict_code != exit_code:
+            exit_code = verdict_code
+            ledger.finish_run(run_id, exit_code)
+            report_dir = write_report(ledger, settings, run_id)
+            summary = json.loads((report_dir / "summary.json").read_text())
     ledger.close()
     if did_something:
         backup_ledger(settings, run_id)

@@ -17,7 +17,9 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,92 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
     return int(records.loc[records["state"].isin(states), "amount_cents"].sum())
 
 
+COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
+IN_DOUBT = ("sending", "partial")
+
+
+def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
+    return {"reason": text, "count": int(count), "amount_cents": int(amount_cents)}
+
+
+def decide_verdict(
+    files: list[dict[str, Any]],
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    unexpected: int,
+    now: datetime,
+    grace_s: float,
+) -> tuple[str, list[dict[str, Any]]]:
+    """One verdict for a run, and each reason for it with its count and amount.
+
+    **complete**: every line posted and matched, nothing rejected, every file's own totals
+    tie. **needs attention**: anything rejected, refused, failed, missing, mismatched,
+    duplicated, unverifiable, unexpected, not sent, or in doubt past its grace.
+    **waiting for sync**: nothing wrong yet, but some records await Propexo's next sync or are
+    in doubt within their grace."""
+    attention: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    rejected = sum(int(f["rows_rejected"]) for f in files)
+    if rejected:
+        attention.append(
+            _reason(
+                "rows rejected (see Rejected rows)",
+                rejected,
+                sum(int(f["rejected_total_cents"]) for f in files),
+            )
+        )
+    differ = [t for f in files for t in f.get("file_totals", []) if t.get("difference_cents")]
+    if differ:
+        attention.append(
+            _reason(
+                "file totals that differ from the file's own total rows",
+                len(differ),
+                sum(int(t["difference_cents"]) for t in differ),
+            )
+        )
+    refused = drops[drops["first_run_id"].isna()] if not drops.empty else pd.DataFrame()
+    if len(refused):
+        attention.append(
+            _reason("files refused as a whole (nothing in them posted)", len(refused), 0)
+        )
+    state = records["state"] if not records.empty else pd.Series(dtype=object)
+    amount = records["amount_cents"] if not records.empty else pd.Series(dtype="int64")
+
+    def tally(mask: pd.Series, text: str, into: list[dict[str, Any]]) -> None:
+        if mask.any():
+            into.append(_reason(text, int(mask.sum()), int(amount[mask].sum())))
+
+    tally(state.eq("failed"), "writes Propexo refused (failed)", attention)
+    tally(state.eq("missing"), "missing from Propexo after its sync", attention)
+    tally(state.eq("mismatched"), "in Propexo with different fields (mismatched)", attention)
+    tally(state.eq("duplicated"), "in Propexo more than once (duplicated)", attention)
+    tally(
+        state.eq("unverifiable"),
+        "outside every sync's date window: check in Rent Manager (unverifiable)",
+        attention,
+    )
+    tally(state.isin(["ready", "submitted"]), "not sent or not answered yet", attention)
+    doubt = state.isin(IN_DOUBT)
+    if doubt.any():
+        since = pd.to_datetime(
+            records.get("doubt_since", pd.Series(pd.NA, index=records.index)),
+            utc=True,
+            errors="coerce",
+        )
+        age = (pd.Timestamp(now) - since).dt.total_seconds()
+        old = doubt & (age.isna() | (age > grace_s))
+        tally(old, "in doubt past their grace: settle with `tieout resolve`", attention)
+        tally(doubt & ~old, "in doubt, within their grace", waiting)
+    if unexpected:
+        attention.append(_reason("records in Propexo that tieout did not post", unexpected, 0))
+    tally(state.eq("confirmed"), "posted, awaiting Propexo's next sync", waiting)
+    if attention:
+        return ATTENTION, attention
+    if waiting:
+        return WAITING, waiting
+    return COMPLETE, []
+
+
 def build_report(
     run: dict[str, Any],
     files: pd.DataFrame,
@@ -108,6 +196,11 @@ def build_report(
     rejects: pd.DataFrame,
     locations: dict[str, str],
     unexpected: int = 0,
+    *,
+    now: datetime | None = None,
+    grace_s: float = 120.0,
+    provenance: dict[str, Any] | None = None,
+    names: dict[str, dict[str, str]] | None = None,
 ) -> RunReport:
     """The report of one run, from what the ledger holds for it."""
     file_rows: list[dict[str, Any]] = []
@@ -141,8 +234,8 @@ def build_report(
             "moved_to": f.get("moved_to"),
             "columns_not_charged": _json_list(f.get("columns_not_charged")),
             "file_totals": _json_list(f.get("file_totals")),
-            "period": f.get("period"),
-            "period_source": f.get("period_source"),
+            "period": blank(f.get("period"), None),
+            "period_source": blank(f.get("period_source"), None),
         }
         row["ties_out"] = (
             row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously
@@ -232,13 +325,26 @@ def build_report(
     )
     reconciliation = {**_reconciliation(records), "unexpected": unexpected}
     control = pd.DataFrame(control_rows)
+    verdict, reasons = decide_verdict(
+        file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
+    )
     summary = {
         "run_id": run.get("run_id"),
+        "verdict": verdict,
+        "verdict_reasons": reasons,
+        "provenance": provenance or {},
         "started_at": run.get("started_at"),
         "finished_at": run.get("finished_at"),
         "exit_code": run.get("exit_code"),
         "files": file_rows,
-        "duplicate_drops": drops[["name", "sha256", "reason", "first_run_id"]].to_dict("records")
+        "duplicate_drops": drops.loc[
+            drops["first_run_id"].notna(), ["name", "sha256", "reason", "first_run_id"]
+        ].to_dict("records")
+        if not drops.empty
+        else [],
+        "refused_files": drops.loc[drops["first_run_id"].isna(), ["name", "sha256", "reason"]]
+        .fillna("")
+        .to_dict("records")
         if not drops.empty
         else [],
         "totals": totals,
@@ -251,7 +357,8 @@ def build_report(
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
     }
-    posted_frame = _posted_frame(records, locations)
+    archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
+    posted_frame = _posted_frame(records, locations, names, archived)
     rejected = (
         rejects.copy()
         if not rejects.empty
@@ -269,37 +376,78 @@ def build_report(
     )
 
 
-def _posted_frame(records: pd.DataFrame, locations: dict[str, str]) -> pd.DataFrame:
-    columns = [
-        "source_file",
-        "source_rows",
-        "kind",
-        "location",
-        "key",
-        "amount_cents",
-        "state",
-        "job_id",
-        "propexo_id",
-        "note",
-        "defaulted",
-    ]
+POSTED_COLUMNS = [
+    "source_file",
+    "source_rows",
+    "kind",
+    "location",
+    "key",
+    "party",
+    "unit",
+    "charge_code",
+    "date",
+    "amount_cents",
+    "state",
+    "propexo_amount_cents",
+    "job_id",
+    "propexo_id",
+    "note",
+    "defaulted",
+    "archived",
+]
+
+
+def _posted_frame(
+    records: pd.DataFrame,
+    locations: dict[str, str],
+    names: dict[str, dict[str, str]] | None = None,
+    archived: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per record, with what a person needs to find it: the file and its rows, who
+    (vendor or resident), unit, charge code, date, amount ours and Propexo's, and its ids.
+    ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code"), from the
+    cached reference data; ``archived``: file sha256 → where the file now lies."""
     if records.empty:
-        return pd.DataFrame(columns=columns)
-    return pd.DataFrame(
+        return pd.DataFrame(columns=POSTED_COLUMNS)
+    names = names or {}
+    archived = archived or {}
+
+    def named(column: str, kind: str) -> pd.Series:
+        ids = records.get(column, pd.Series(None, index=records.index, dtype=object))
+        return ids.map(lambda i: names.get(kind, {}).get(str(i), i if isinstance(i, str) else ""))
+
+    party = named("vendor_id", "vendor").where(
+        records["kind"].eq("invoice"), named("resident_id", "resident")
+    )
+    unit = records.get("resident_id", pd.Series(None, index=records.index)).map(
+        lambda i: names.get("unit", {}).get(str(i), "")
+    )
+    frame = pd.DataFrame(
         {
             "source_file": records["source_file"],
             "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
             "kind": records["kind"],
             "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
             "key": records["invoice_number"].fillna(records["reference_number"]),
+            "party": party,
+            "unit": unit.where(records["kind"].ne("invoice"), ""),
+            "charge_code": named("charge_code_id", "charge_code").where(
+                records["kind"].ne("invoice"), ""
+            ),
+            "date": records.get("transaction_date"),
             "amount_cents": records["amount_cents"].astype("int64"),
             "state": records["state"],
+            "propexo_amount_cents": records.get("found_amount_cents"),
             "job_id": records["job_id"],
             "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
             "note": records["note"],
             "defaulted": records.get("defaulted"),
+            "archived": records.get("file_sha256", pd.Series(None, index=records.index)).map(
+                lambda sha: archived.get(str(sha), "")
+            ),
         }
     )
+    return frame[POSTED_COLUMNS]
 
 
 # --- renderers -----------------------------------------------------------------------------------
@@ -314,27 +462,77 @@ def dollars(cents: Any) -> str:
     return f"({text})" if value < 0 else text
 
 
-def render_html(report: RunReport) -> str:
-    """A self-contained page: summary and exceptions first, then sortable detail tables."""
+def blank(value: Any, default: Any = "") -> Any:
+    """A cell for a person: nothing (not "nan" or "None") where there is no value."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return value
+
+
+def _href(target: str, folder: Path | None) -> str:
+    """A link from the report's folder to a file (the archived source), relative when both are
+    known so the link survives moving the data folder."""
+    if not target:
+        return ""
+    path = Path(target)
+    if folder is not None:
+        try:
+            return os.path.relpath(path, folder)
+        except ValueError:  # pragma: no cover - another drive on Windows
+            pass
+    return path.as_uri() if path.is_absolute() else str(path)
+
+
+def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    """One row per rejected source row (its reasons joined), so every count of rejected rows
+    agrees: the summary's, the exceptions' and this table's."""
+    if rejected.empty:
+        return pd.DataFrame(columns=["source_file", "source_row", "code", "message"])
+    return (
+        rejected.groupby(["source_file", "source_row"], sort=True)
+        .agg(
+            code=("code", lambda c: ", ".join(dict.fromkeys(c))),
+            message=("message", lambda m: "; ".join(dict.fromkeys(m))),
+        )
+        .reset_index()
+    )
+
+
+VERDICT_CLASS = {COMPLETE: "ok", WAITING: "wait", ATTENTION: "bad"}
+
+
+def render_html(report: RunReport, folder: Path | None = None) -> str:
+    """A self-contained page: the verdict and exceptions first, then sortable, filterable
+    detail tables that trace every dollar to its file, row and Propexo record."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
     )
     env.filters["dollars"] = dollars
+    env.filters["blank"] = blank
     env.filters["not_charged"] = not_charged_text
     template = env.get_template("report.html.j2")
+    posted = report.posted.copy()
+    if not posted.empty:
+        posted["archived_href"] = posted["archived"].map(lambda t: _href(str(t or ""), folder))
     exceptions = (
-        report.posted[~report.posted["state"].isin(["matched", "confirmed"])]
-        if not report.posted.empty
-        else report.posted
+        posted[~posted["state"].isin(["matched", "confirmed"])] if not posted.empty else posted
     )
+    files = [
+        {**f, "archived_href": _href(str(f.get("moved_to") or ""), folder)}
+        for f in report.summary["files"]
+    ]
+    rejected = rejected_rows(report.rejected)
+    rejected["amount_cents"] = None
     chart = _chart_data(report.by_location)
     return template.render(
         s=report.summary,
-        files=report.summary["files"],
+        p=report.summary.get("provenance", {}),
+        verdict_class=VERDICT_CLASS.get(report.summary.get("verdict", ATTENTION), "bad"),
+        files=files,
         control=report.control.to_dict("records"),
         locations=report.summary["by_location"],
-        posted=report.posted.to_dict("records"),
-        rejected=report.rejected.to_dict("records"),
+        posted=posted.to_dict("records"),
+        rejected=rejected.to_dict("records"),
         exceptions=exceptions.to_dict("records"),
         chart=chart,
     )
@@ -491,11 +689,11 @@ def render_summary_json(report: RunReport) -> bytes:
     return (json.dumps(report.summary, indent=2, default=str) + "\n").encode()
 
 
-def render_all(report: RunReport) -> dict[str, bytes]:
-    """Every file of a run's report, by name."""
+def render_all(report: RunReport, folder: Path | None = None) -> dict[str, bytes]:
+    """Every file of a run's report, by name (``folder``: where they go, for relative links)."""
     return {
         "summary.json": render_summary_json(report),
-        "report.html": render_html(report).encode(),
+        "report.html": render_html(report, folder).encode(),
         "report.xlsx": render_xlsx(report),
         "rejects.csv": render_rejects_csv(report.rejected),
     }

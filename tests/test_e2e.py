@@ -131,7 +131,7 @@ def test_demo_runs_twice_in_a_row(tmp_path: Path) -> None:
     for _ in range(2):
         result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "ties out" in result.stdout
+        assert "Complete" in result.stdout
 
 
 def test_every_kind_of_unreadable_file_is_exit_2_with_one_line(tmp_path: Path) -> None:

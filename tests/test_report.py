@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -208,10 +209,19 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
     page = next((tmp_path / "demo" / "reports").glob("*/report.html"))
     # Click every sortable header too, so the script runs, not just loads.
     html = page.read_text()
+    # Then use the filters as a person would: "exceptions only" hides every matched record
+    # of a complete run; a search keeps only the rows that hold the text.
     probe = html.replace(
         "</body>",
         "<script>document.querySelectorAll('th').forEach(function (th) "
-        "{ th.click(); }); document.body.dataset.clicked = 'yes';</script></body>",
+        "{ th.click(); }); document.body.dataset.clicked = 'yes';"
+        "var visible = function () { return document.querySelectorAll("
+        "'#posted-records tbody tr:not(.hidden)').length; };"
+        "var only = document.getElementById('exceptions-only'); only.click();"
+        "document.body.dataset.exceptionsOnly = visible(); only.click();"
+        "var search = document.getElementById('search'); search.value = 'Marrow, Dakota';"
+        "search.dispatchEvent(new Event('input'));"
+        "document.body.dataset.searched = visible();</script></body>",
     )
     page.write_text(probe)
     proc = subprocess.run(
@@ -239,7 +249,11 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'data-clicked="yes"' in proc.stdout
-    assert 'id="verdict">Ties out' in proc.stdout
+    assert 'data-verdict="complete"' in proc.stdout and ">Complete</span>" in proc.stdout
+    assert 'data-exceptions-only="0"' in proc.stdout
+    assert 'data-searched="3"' in proc.stdout  # Marrow, Dakota: rent, trash and a concession
+    text = re.sub(r"<(script|style).*?</\1>|<[^>]+>", " ", proc.stdout, flags=re.S)
+    assert not re.search(r"\b(nan|None|NaN|undefined)\b", text)
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
 
