@@ -14,8 +14,10 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@echo "installing tieout and its tools into $(VENV) (a minute on a fresh machine)"
+	@$(BIN)/python -m pip install -qq --disable-pip-version-check --upgrade pip
+	@# setuptools warns that an editable install is editable: said once here, not 20 lines
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install tieout with its dev tools (safe to re-run)

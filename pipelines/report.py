@@ -19,7 +19,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -486,13 +486,21 @@ def _href(target: str, folder: Path | None) -> str:
 def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     """One row per rejected source row (its reasons joined), so every count of rejected rows
     agrees: the summary's, the exceptions' and this table's."""
+    columns = ["source_file", "source_row", "code", "message", "column_name", "value"]
     if rejected.empty:
-        return pd.DataFrame(columns=["source_file", "source_row", "code", "message"])
+        return pd.DataFrame(columns=columns)
+
+    def joined(values: pd.Series) -> str:
+        return "; ".join(dict.fromkeys(str(v) for v in values if blank(v, None) is not None))
+
+    frame = rejected.reindex(columns=columns)
     return (
-        rejected.groupby(["source_file", "source_row"], sort=True)
+        frame.groupby(["source_file", "source_row"], sort=True)
         .agg(
             code=("code", lambda c: ", ".join(dict.fromkeys(c))),
-            message=("message", lambda m: "; ".join(dict.fromkeys(m))),
+            message=("message", joined),
+            column_name=("column_name", joined),
+            value=("value", joined),
         )
         .reset_index()
     )
@@ -575,93 +583,201 @@ def _chart_data(by_location: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _sheet(ws: Any, frame: pd.DataFrame, money_columns: set[str]) -> None:
+HEADERS = {
+    "source_file": "File",
+    "source_rows": "Rows",
+    "source_row": "Row",
+    "party": "Vendor / resident",
+    "propexo_amount_cents": "Propexo's amount",
+    "propexo_id": "Propexo id",
+    "job_id": "Job",
+    "archived": "Archived file",
+    "message": "Reason",
+    "code": "Code",
+    "column_name": "Column",
+    "location_id": "Location id",
+    "ties_out": "Check holds",
+    "identity": "Identity",
+}
+MONEY_FORMAT = "#,##0.00;[Red](#,##0.00)"
+DATE_FORMAT = "yyyy-mm-dd"
+TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+def header_of(column: str) -> str:
+    """A column's name for a person: `amount_cents` → `Amount`, `invoice_date` → `Invoice date`."""
+    if column in HEADERS:
+        return HEADERS[column]
+    words = column.removesuffix("_cents").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _cell(column: str, value: Any) -> Any:
+    """A value as the workbook holds it: money in dollars (a number), row numbers as numbers,
+    dates as dates, text that a spreadsheet would run made plain."""
+    value = blank(value, None)
+    if value is None:
+        return None
+    if column.endswith("_cents"):
+        return int(value) / 100
+    if column in {"source_rows", "source_row"} and str(value).strip().isdigit():
+        return int(str(value).strip())
+    if column in {"date", "transaction_date", "period"} and isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return neutralize(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return neutralize(value)
+
+
+def _print_setup(ws: Any, run_id: str, *, one_page: bool, header_rows: str = "1:1") -> None:
+    """Landscape, one page wide (and tall, for a short sheet), header rows repeated, a
+    footer with the run, the sheet and the page number."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 1 if one_page else 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = header_rows
+    ws.print_options.gridLines = False
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.oddFooter.left.text = f"tieout run {run_id}"
+    ws.oddFooter.center.text = "&A"
+    ws.oddFooter.right.text = "Page &P of &N"
+
+
+def _sheet(wb: Any, title: str, frame: pd.DataFrame, run_id: str, one_page: bool = False) -> Any:
+    """A table as a workpaper sheet: human headers, typed cells, a Total row of SUM formulas
+    under every money column, frozen header, filters and print setup."""
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    ws.append(list(frame.columns))
+    ws = wb.create_sheet(title)
+    columns = list(frame.columns)
+    ws.append([header_of(c) for c in columns])
     for row in frame.itertuples(index=False):
-        ws.append(
-            [
-                neutralize(v) if not isinstance(v, (list, dict)) else json.dumps(v)
-                for v in (None if (isinstance(x, float) and math.isnan(x)) else x for x in row)
-            ]
-        )
-    ws.freeze_panes = "A2"
-    if len(frame.columns):
-        ws.auto_filter.ref = ws.dimensions
-    for i, column in enumerate(frame.columns, start=1):
+        ws.append([_cell(c, v) for c, v in zip(columns, row, strict=True)])
+    last = ws.max_row
+    money = [i for i, c in enumerate(columns, start=1) if c.endswith("_cents")]
+    if money and len(frame):
+        ws.append([])
+        total_row = ws.max_row + 1
+        ws.cell(total_row, 1, "Total").font = Font(bold=True)
+        for i in money:
+            letter = get_column_letter(i)
+            cell = ws.cell(total_row, i, f"=SUM({letter}2:{letter}{last})")
+            cell.font = Font(bold=True)
+    for i, column in enumerate(columns, start=1):
         letter = get_column_letter(i)
         ws[f"{letter}1"].font = Font(bold=True)
-        if column in money_columns:
+        fmt = (
+            MONEY_FORMAT
+            if column.endswith("_cents")
+            else DATE_FORMAT
+            if column in {"date", "transaction_date", "period"}
+            else None
+        )
+        if fmt:
             for cell in ws[letter][1:]:
-                if isinstance(cell.value, (int, float)):
-                    cell.value = cell.value / 100
-                    cell.number_format = '"$"#,##0.00;[Red]("$"#,##0.00)'
-        values = [str(column)] + [str(v) for v in frame[column].head(500) if v is not None]
-        ws.column_dimensions[letter].width = min(60, max(10, *(len(v) + 2 for v in values)))
+                cell.number_format = fmt
+        sample = [header_of(column)] + [str(v) for v in frame[column].head(300) if v is not None]
+        ws.column_dimensions[letter].width = min(48, max(9, *(len(v) + 2 for v in sample)))
+    ws.freeze_panes = "A2"
+    if columns:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(last, 1)}"
+    _print_setup(ws, run_id, one_page=one_page)
+    return ws
+
+
+def _summary_sheet(ws: Any, report: RunReport) -> None:
+    from openpyxl.styles import Font
+
+    s = report.summary
+    run_id = str(s["run_id"])
+    p = s.get("provenance", {})
+    ws.title = "Summary"
+    ws.append(["tieout run", run_id])
+    ws.append(["Verdict", str(s.get("verdict", "")).capitalize()])
+    ws["B2"].font = Font(bold=True)
+    for reason in s.get("verdict_reasons", []):
+        ws.append([f"  {reason['reason']}", reason["count"], reason["amount_cents"] / 100])
+        ws.cell(ws.max_row, 3).number_format = MONEY_FORMAT
+    times = [("Started", s.get("started_at")), ("Finished", s.get("finished_at"))]
+    for label, value in times:
+        stamp = pd.to_datetime(value, utc=True, errors="coerce") if value else None
+        ws.append([label, stamp.tz_convert(None).to_pydatetime() if stamp is not None else None])
+        ws.cell(ws.max_row, 2).number_format = TIME_FORMAT
+    t = s["totals"]
+    money_rows = [
+        ("Source total", t["source_total_cents"]),
+        ("Posted total", t["posted_total_cents"]),
+        ("Rejected total", t["rejected_total_cents"]),
+        ("Matched in Propexo", s["reconciliation"]["matched_total_cents"]),
+    ]
+    for label, cents in money_rows:
+        ws.append([label, cents / 100])
+        ws.cell(ws.max_row, 2).number_format = MONEY_FORMAT
+    for label, key in (
+        ("Rows read", "rows_read"),
+        ("Rows used", "rows_used"),
+        ("Rows rejected", "rows_rejected"),
+        ("Rows skipped", "rows_skipped"),
+    ):
+        ws.append([label, int(t[key])])
+    for state, count in s["records"]["by_state"].items():
+        ws.append([f"Records {state}", int(count)])
+    ws.append(["Propexo", f"{p.get('propexo', '')} {p.get('propexo_base_url', '')}".strip()])
+    ws.append(["Integration", p.get("integration_id")])
+    ws.append(["tieout version", p.get("tieout_version")])
+    for f in s["files"]:
+        ws.append([f"File {f['name']}", f["sha256"]])
+    for row in ws.iter_rows(min_col=1, max_col=1):
+        row[0].font = Font(bold=True)
+    ws.column_dimensions["A"].width = 34
+    ws.column_dimensions["B"].width = 30
+    ws.column_dimensions["C"].width = 14
+    _print_setup(ws, run_id, one_page=True, header_rows="1:2")
 
 
 def render_xlsx(report: RunReport) -> bytes:
-    """The workbook auditors open: Summary, Control totals, Posted, Rejected, Reconciliation."""
+    """The workpaper auditors open and print: Summary (the verdict) first, then Control
+    totals, Locations, Posted, Rejected and Reconciliation, each footing with SUM formulas."""
     from openpyxl import Workbook
 
     wb = Workbook()
-    ws = wb.active
-    ws.title = "Summary"
-    s = report.summary
-    rows = [
-        ("Run", s["run_id"]),
-        ("Started", s["started_at"]),
-        ("Finished", s["finished_at"]),
-        ("Ties out", "yes" if s["ties_out"] else "NO"),
-        ("Rows read", s["totals"]["rows_read"]),
-        ("Rows used", s["totals"]["rows_used"]),
-        ("Rows rejected", s["totals"]["rows_rejected"]),
-        ("Rows skipped", s["totals"]["rows_skipped"]),
-        ("Source total", s["totals"]["source_total_cents"] / 100),
-        ("Posted total", s["totals"]["posted_total_cents"] / 100),
-        ("Rejected total", s["totals"]["rejected_total_cents"] / 100),
-        ("Matched total", s["reconciliation"]["matched_total_cents"] / 100),
-    ]
-    rows += [
-        (f"Records {k}", v) for k, v in s["reconciliation"].items() if k != "matched_total_cents"
-    ]
-    ws.append(["Item", "Value"])
-    for item, value in rows:
-        ws.append([item, neutralize(value)])
-        if item.endswith("total"):
-            ws.cell(ws.max_row, 2).number_format = '"$"#,##0.00;[Red]("$"#,##0.00)'
-    ws.column_dimensions["A"].width = 24
-    ws.column_dimensions["B"].width = 36
-    ws.freeze_panes = "A2"
-    money = (
-        {c for c in report.control.columns if c.endswith("_cents")}
-        | {c for c in report.by_location.columns if c.endswith("_cents")}
-        | {"amount_cents"}
+    _summary_sheet(wb.active, report)
+    run_id = str(report.summary["run_id"])
+    control = report.control.drop(columns=["identity"], errors="ignore")
+    control = (
+        control[[c for c in control.columns if c != "ties_out"] + ["ties_out"]]
+        if len(control)
+        else control
     )
-    _sheet(wb.create_sheet("Control totals"), report.control, money)
-    _sheet(wb.create_sheet("Locations"), report.by_location, money)
-    _sheet(wb.create_sheet("Posted"), report.posted, money)
-    _sheet(wb.create_sheet("Rejected"), report.rejected, money)
-    recon = (
-        report.posted[
-            [
-                "source_file",
-                "source_rows",
-                "kind",
-                "location",
-                "key",
-                "amount_cents",
-                "state",
-                "propexo_id",
-                "note",
-            ]
-        ]
-        if not report.posted.empty
-        else report.posted
+    _sheet(wb, "Control totals", control, run_id, one_page=True)
+    _sheet(
+        wb, "Locations", report.by_location.drop(columns=["location_id"], errors="ignore"), run_id
     )
-    _sheet(wb.create_sheet("Reconciliation"), recon, money)
+    posted = report.posted.drop(columns=["archived"], errors="ignore")
+    _sheet(wb, "Posted", posted, run_id)
+    _sheet(wb, "Rejected", rejected_rows(report.rejected), run_id)
+    recon_columns = [
+        "source_file",
+        "source_rows",
+        "kind",
+        "location",
+        "key",
+        "party",
+        "amount_cents",
+        "propexo_amount_cents",
+        "state",
+        "propexo_id",
+        "note",
+    ]
+    recon = report.posted[recon_columns] if not report.posted.empty else report.posted
+    _sheet(wb, "Reconciliation", recon, run_id)
     buffer = io.BytesIO()
     wb.save(buffer)
     return buffer.getvalue()

@@ -295,7 +295,7 @@ def test_partial_success_maps_errors_back_to_source_rows(
     posted = pd.read_excel(
         outcome.report_dir / "report.xlsx", sheet_name="Posted", engine="calamine"
     )
-    assert (posted["state"] == "failed").sum() == len(failed)
+    assert (posted["State"] == "failed").sum() == len(failed)
 
 
 def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:

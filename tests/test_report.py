@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -260,3 +262,76 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
 
 def test_render_html_is_escaped_by_default() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;.csv" in render_html(hostile_report())
+
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def _foot(sheet: Any) -> list[tuple[str, float, float]]:
+    """Every SUM formula of a sheet, recomputed: (cell, what the formula sums to, the cells)."""
+    out = []
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith("=SUM("):
+                first, last = cell.value[5:-1].split(":")
+                cells = [c.value for (c,) in sheet[f"{first}:{last}"]]
+                assert all(v is None or isinstance(v, (int, float)) for v in cells), cells
+                out.append((cell.coordinate, round(sum(v or 0 for v in cells), 2), len(cells)))
+    return out
+
+
+def test_report_xlsx_is_a_workpaper_that_foots_and_prints(tmp_path: Path) -> None:
+    """#16 item 2: snake_case headers over dollars, no totals, text row numbers, 37 pages."""
+    import datetime as dt
+
+    from pypdf import PdfReader
+
+    result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = next((tmp_path / "demo" / "reports").glob("*/report.xlsx")).parent
+    summary = json.loads((folder / "summary.json").read_text())
+    book = load_workbook(folder / "report.xlsx")
+    assert book.sheetnames[0] == "Summary"
+    assert book["Summary"]["A2"].value == "Verdict" and book["Summary"]["B2"].value == "Complete"
+    posted = book["Posted"]
+    headers = [c.value for c in posted[1]]
+    assert "Amount" in headers and "Date" in headers and not any("_" in h for h in headers)
+    amount = headers.index("Amount") + 1
+    rows = headers.index("Rows") + 1
+    date_column = headers.index("Date") + 1
+    assert isinstance(posted.cell(2, rows).value, int)
+    assert isinstance(posted.cell(2, date_column).value, dt.datetime | dt.date)
+    assert posted.cell(2, amount).number_format.startswith("#,##0.00")
+    assert posted.freeze_panes == "A2" and posted.auto_filter.ref
+    # The Total row's SUM foots to the run's posted total, recomputed here.
+    sums = dict((coordinate, total) for coordinate, total, _ in _foot(posted))
+    total_cell = next(c for c in sums if c.startswith(posted.cell(1, amount).column_letter))
+    assert sums[total_cell] == summary["totals"]["posted_total_cents"] / 100
+    control = book["Control totals"]
+    assert _foot(control), "the control totals foot with formulas"
+    for sheet in book.worksheets:
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.page_setup.fitToWidth == 1 and sheet.oddFooter.right.text == "Page &P of &N"
+    assert SOFFICE, "LibreOffice is needed to print the workbook (.ci/run installs it)"
+    subprocess.run(
+        [
+            SOFFICE,
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path / "pdf"),
+            str(folder / "report.xlsx"),
+        ],
+        capture_output=True,
+        timeout=180,
+        check=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    pages = [p.extract_text() for p in PdfReader(tmp_path / "pdf" / "report.pdf").pages]
+    on = {
+        name: sum(f"{summary['run_id']} {name} Page" in text for text in pages)
+        for name in book.sheetnames
+    }
+    assert on["Summary"] == 1 and on["Control totals"] == 1, on
+    assert sum(on.values()) == len(pages) and len(pages) <= 12, on
