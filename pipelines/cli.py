@@ -25,7 +25,7 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.config import Secret, Settings, load_settings
-from pipelines.errors import TieoutError
+from pipelines.errors import TieoutError, UnreachableError
 from pipelines.refs import REF_KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,13 +70,16 @@ def _friendly() -> Iterator[None]:
         sys.exit(2)
 
 
+CRASH_DIR = [Path("data") / "logs"]  # the configured data dir's logs/, once settings are read
+
+
 def _write_crash_report(exc: BaseException) -> Path:
     """The traceback goes to a file for the developers, not onto an accountant's screen."""
     import tempfile
     import traceback
     from datetime import UTC, datetime
 
-    folder = Path("data") / "logs"
+    folder = CRASH_DIR[0]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -123,7 +126,9 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
         handler.setLevel(level)
     with _friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
-        ctx.obj = {"settings": load_settings(config_path=config_path, overrides=overrides)}
+        settings = load_settings(config_path=config_path, overrides=overrides)
+        ctx.obj = {"settings": settings, "config_path": config_path, "overrides": overrides}
+        CRASH_DIR[0] = settings.data_dir / "logs"
 
 
 def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -382,7 +387,7 @@ def check(
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.pipeline import check_file, reference_data
-    from pipelines.propexo import make_client
+    from pipelines.propexo import make_client, unreachable_hint
     from pipelines.report import dollars, not_charged_text
 
     with _friendly():
@@ -391,11 +396,19 @@ def check(
             if not path.exists():
                 raise InputError(f"{path}: no such file")
         refs = None
+        unreachable = None
         if not offline:
-            with make_client(settings) as client:
-                ledger = Ledger(settings.ledger_path)
-                refs = reference_data(ledger, client, settings)
-                ledger.close()
+            try:
+                with make_client(settings) as client:
+                    ledger = Ledger(settings.ledger_path)
+                    try:
+                        refs = reference_data(ledger, client, settings)
+                    finally:
+                        ledger.close()
+            except UnreachableError as exc:
+                # Say what can be said without Propexo, then the next step.
+                unreachable = exc
+                err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
         results = [check_file(path, settings, refs) for path in files]
         for r in results:
             skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
@@ -432,6 +445,12 @@ def check(
                 out.print(f"  rejects written to {r['errors_file']}")
         if json_out:
             json_out.write_text(json.dumps({"files": results}, indent=2, default=str))
+        if unreachable is not None:
+            err.print(
+                "names were not checked against Propexo (offline findings above); "
+                + unreachable_hint(settings.base_url)
+            )
+            sys.exit(2)
         sys.exit(0 if all(r["rows_rejected"] == 0 for r in results) else 1)
 
 
@@ -1041,6 +1060,34 @@ def refs_show(ctx: click.Context, kind: str) -> None:
 @cli.group()
 def config() -> None:
     """Inspect the configuration."""
+
+
+@cli.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check this installation, like `dbt debug`: config and where each value came from,
+    token, Propexo (which one, reachable, token accepted), integration, clock, reference data,
+    ledger, folders, webhooks. PASS / WARN / FAIL per line; exit 1 on any FAIL."""
+    from pipelines.config import config_file, setting_sources
+    from pipelines.doctor import FAIL, PASS, run_doctor
+
+    with _friendly():
+        settings: Settings = ctx.obj["settings"]
+        path = config_file(config_path=ctx.obj.get("config_path"))
+        sources = setting_sources(
+            config_path=ctx.obj.get("config_path"), overrides=ctx.obj.get("overrides")
+        )
+        checks = run_doctor(settings, path, sources)
+        style = {PASS: "green", FAIL: "bold red"}
+        for check in checks:
+            out.print(
+                f"[{style.get(check.status, 'yellow')}]{check.status}[/]  {check.name}: "
+                f"{escape(check.detail)}"
+            )
+        failed = sum(c.status == FAIL for c in checks)
+        warned = sum(c.status not in (PASS, FAIL) for c in checks)
+        out.print(f"{failed} failed, {warned} warnings, {len(checks) - failed - warned} passed")
+        sys.exit(1 if failed else 0)
 
 
 @config.command("show")

@@ -197,6 +197,48 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def which_propexo(base_url: str) -> str:
+    """ "sandbox" for a Propexo on this machine (or a sandbox host), else "production"."""
+    host = base_url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    local = host in {"127.0.0.1", "localhost", "[::1]"}
+    return "sandbox" if local or "sandbox" in host else "production"
+
+
+def config_file(env: Mapping[str, str] | None = None, config_path: Path | None = None) -> Path:
+    """The config file settings are read from (it may not exist)."""
+    env = os.environ if env is None else env
+    return config_path or Path(env.get("TIEOUT_CONFIG", "tieout.toml"))
+
+
+def setting_sources(
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Where each setting's value comes from: "default", the config file, an environment
+    variable or the command line (what `tieout doctor` shows). Reads, never validates."""
+    env = os.environ if env is None else env
+    path = config_file(env, config_path)
+    sources = {f.name: "default" for f in fields(Settings)}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            raw = {}
+        if raw.pop("profiles", None):
+            sources["profile_globs"] = str(path)
+        for key in {**raw.pop("propexo", {}), **raw.pop("pipeline", {}), **raw}:
+            if key in sources:
+                sources[key] = str(path)
+    for env_key, name in _ENV_KEYS.items():
+        if env.get(env_key):
+            sources[name] = f"environment {env_key}"
+    for key, value in (overrides or {}).items():
+        if value is not None and key in sources:
+            sources[key] = "command line"
+    return sources
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     config_path: Path | None = None,
@@ -204,7 +246,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings from the TOML file, then the environment, then explicit overrides."""
     env = os.environ if env is None else env
-    path = config_path or Path(env.get("TIEOUT_CONFIG", "tieout.toml"))
+    path = config_file(env, config_path)
     values: dict[str, Any] = {}
     if path.exists():
         try:

@@ -64,5 +64,9 @@ class TransientApiError(ApiError):
         self.maybe_applied = maybe_applied
 
 
+class UnreachableError(TransientApiError):
+    """Propexo could not be reached at all (no connection opened): nothing was sent."""
+
+
 class PermanentApiError(ApiError):
     """A failure that will not pass by retrying: bad request, bad token, unknown id."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import report as reporting
-from pipelines.config import Settings
+from pipelines.config import Settings, which_propexo
 from pipelines.errors import ConfigError, InputError, LedgerError
 from pipelines.extract import Limits, extract_file, fingerprint, period_from_name, source_rows
 from pipelines.inbox import (
@@ -897,12 +897,10 @@ def provenance(settings: Settings) -> dict[str, Any]:
         tieout_version = version("tieout")
     except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
         tieout_version = "unknown"
-    host = settings.base_url.split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    local = host in {"127.0.0.1", "localhost", "::1", "[::1]"}
     return {
         "tieout_version": tieout_version,
         "propexo_base_url": settings.base_url,
-        "propexo": "sandbox" if local or "sandbox" in host else "production",
+        "propexo": which_propexo(settings.base_url),
         "integration_id": settings.integration_id,
         "due_days_default": settings.due_days_default,
         "batch_size": settings.batch_size,

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from pipelines.config import Secret, Settings
-from pipelines.errors import ApiError, PermanentApiError, TransientApiError
+from pipelines.config import Secret, Settings, which_propexo
+from pipelines.errors import ApiError, PermanentApiError, TransientApiError, UnreachableError
 
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 0.5
@@ -198,8 +198,15 @@ class PropexoClient:
             try:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The connection never opened: the request cannot have been applied.
+                # The connection never opened: the request cannot have been applied. A refused
+                # connection rarely heals in seconds: a few tries, then the next step to take.
                 self.limiter.release(None, sent_at)
+                if attempt + 1 >= CONNECT_ATTEMPTS:
+                    url = str(self._http.base_url)
+                    raise UnreachableError(
+                        f"cannot connect to Propexo at {url} (after {CONNECT_ATTEMPTS} "
+                        f"attempts): {unreachable_hint(url)}"
+                    ) from exc
                 self._backoff(attempt, f"cannot connect to Propexo at {self._http.base_url}", exc)
                 continue
             except httpx.TransportError as exc:
@@ -241,6 +248,10 @@ class PropexoClient:
         self._sleep(min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))
 
     # -- reads ----------------------------------------------------------------------------------
+
+    def probe(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """One GET whose response (status, headers) the caller reads: `tieout doctor`."""
+        return self._send("GET", path, params=params)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET one JSON object."""
@@ -339,6 +350,19 @@ def _error_text(response: httpx.Response) -> str:
         return str(error.get("message") or error.get("code") or response.reason_phrase)
     except (ValueError, AttributeError):
         return response.reason_phrase
+
+
+CONNECT_ATTEMPTS = 3
+
+
+def unreachable_hint(base_url: str) -> str:
+    """The next step when Propexo cannot be reached at all."""
+    if which_propexo(base_url) == "sandbox":
+        return (
+            "is the sandbox running? Start it with `tieout sandbox` (or `make sandbox`), or "
+            "check base_url with `tieout doctor`"
+        )
+    return "check base_url (PROPEXO_BASE_URL) and the network with `tieout doctor`"
 
 
 def make_client(settings: Settings, **kwargs: Any) -> PropexoClient:

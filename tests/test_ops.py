@@ -283,3 +283,68 @@ def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="names no profile called 'nope'"):
         bad = load_settings(env={}, config_path=config)
         profile_for_file(bad, profiles_for(bad), "x.csv")
+
+
+def _doctor(workspace: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Run `tieout doctor`; its exit code and each check's status by name."""
+    result = run_cli("--data-dir", str(workspace), "doctor", env=env)
+    lines = {}
+    for line in result.stdout.splitlines():
+        status, _, rest = line.partition("  ")
+        if status in {"PASS", "WARN", "FAIL"}:
+            lines[rest.split(":", 1)[0].strip()] = status
+    return result.returncode, lines
+
+
+def test_doctor_passes_a_good_setup_and_names_what_is_wrong(
+    sandbox: RunningSandbox, workspace: Path
+) -> None:
+    """#16 item 4: setup mistakes surfaced late, or without a next step."""
+    good = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": sandbox.config.token}
+    code, checks = _doctor(workspace, good)
+    assert code == 0, checks
+    assert {k for k, v in checks.items() if v == "FAIL"} == set()
+    assert checks["propexo"] == checks["token accepted"] == checks["integration"] == "PASS"
+    assert checks["ledger"] == checks["inbox"] == checks["clock"] == "PASS"
+
+    code, checks = _doctor(workspace, {**good, "PROPEXO_API_TOKEN": "wrong-token-123456"})
+    assert code == 1 and checks["token accepted"] == "FAIL", checks
+
+    code, checks = _doctor(workspace, {**good, "PROPEXO_INTEGRATION_ID": "int_nobody"})
+    assert code == 1 and checks["integration"] == "FAIL", checks
+    assert checks["token accepted"] == "PASS"
+
+
+def test_an_unreachable_propexo_says_the_next_step_and_check_still_reads_the_file(
+    workspace: Path,
+) -> None:
+    """#16 item 4: `check` waited 16 s, said "cannot connect" without a hint, and showed
+    nothing of the file."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PROPEXO_BASE_URL": f"http://127.0.0.1:{port}"}
+    started = time.monotonic()
+    result = run_cli(
+        "--data-dir", str(workspace), "check", str(SAMPLES / "vendor_bills.csv"), env=env
+    )
+    assert time.monotonic() - started < 12
+    assert result.returncode == 2
+    assert "is the sandbox running? Start it with `tieout sandbox`" in result.stderr
+    assert "vendor_bills.csv (tieout_vendor_bills): 30 rows read" in result.stdout  # offline
+    code, checks = _doctor(workspace, env)
+    assert code == 1 and checks["propexo"] == "FAIL"
+
+
+def test_a_crash_file_goes_under_the_configured_data_dir(tmp_path: Path) -> None:
+    """#16 item 4: a crash file went to ./data/logs even with --data-dir elsewhere."""
+    from click.testing import CliRunner
+
+    from pipelines import cli
+
+    data = tmp_path / "elsewhere"
+    assert CliRunner().invoke(cli.cli, ["--data-dir", str(data), "config", "show"]).exit_code == 0
+    path = cli._write_crash_report(RuntimeError("boom"))
+    assert path.parent == data / "logs" and "RuntimeError: boom" in path.read_text()

@@ -1,0 +1,218 @@
+"""`tieout doctor`: is this installation ready to move money? PASS / WARN / FAIL, one line each.
+
+Like `dbt debug`: the config file and where each value came from, the token, Propexo (which
+one, reachable, accepting the token), the integration, the cached reference data, the ledger,
+the folders, and the clock against Propexo's. Every FAIL names the next step.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.config import DEFAULT_TOKEN, Settings, which_propexo
+from pipelines.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
+from pipelines.ledger import RECORD_SCHEME, Ledger
+from pipelines.propexo import make_client
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+CLOCK_WARN_S = 60.0
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    name: str
+    detail: str
+
+
+def config_checks(settings: Settings, config_path: Path, sources: dict[str, str]) -> list[Check]:
+    found = f"{config_path.resolve()}" if config_path.exists() else f"{config_path} (not found)"
+    checks = [Check(PASS, "config file", found)]
+    shown = ("base_url", "integration_id", "data_dir", "token", "webhook_secret")
+    described = settings.describe()
+    for name in shown:
+        value = described[name] if described[name] != "None" else "not set"
+        if name == "data_dir":
+            value = str(settings.data_dir.resolve())
+        checks.append(Check(PASS, f"  {name}", f"{value}  ({sources.get(name, 'default')})"))
+    others = [n for n, source in sources.items() if source != "default" and n not in shown]
+    for name in sorted(others):
+        checks.append(Check(PASS, f"  {name}", f"{described.get(name)}  ({sources[name]})"))
+    return checks
+
+
+def token_checks(settings: Settings, sources: dict[str, str]) -> list[Check]:
+    where = sources.get("token", "default")
+    token = settings.token.reveal()
+    if not token:
+        return [Check(FAIL, "token", "no token: set PROPEXO_API_TOKEN in the environment")]
+    production = which_propexo(settings.base_url) == "production"
+    if production and token == DEFAULT_TOKEN:
+        return [
+            Check(
+                FAIL,
+                "token",
+                "the sandbox's token is set for a production Propexo: set PROPEXO_API_TOKEN",
+            )
+        ]
+    if production and where != "environment PROPEXO_API_TOKEN":
+        return [
+            Check(
+                WARN,
+                "token",
+                f"{settings.token.masked()} read from {where}: keep it in the environment "
+                "(an env file readable only by its owner), not in a file in the repository",
+            )
+        ]
+    return [Check(PASS, "token", f"{settings.token.masked()} ({where})")]
+
+
+def propexo_checks(settings: Settings) -> list[Check]:
+    """Reachable, token accepted, integration known, clock in step."""
+    which = which_propexo(settings.base_url)
+    checks: list[Check] = []
+    try:
+        with make_client(settings) as client:
+            response = client.probe(
+                "/v1/locations/rentmanager/",
+                {"integration_id": settings.integration_id, "limit": 1},
+            )
+    except UnreachableError as exc:
+        return [Check(FAIL, "propexo", str(exc))]
+    except PermanentApiError as exc:
+        if exc.status_code in (401, 403):
+            return [
+                Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"),
+                Check(
+                    FAIL,
+                    "token accepted",
+                    f"Propexo refused the token ({exc.status_code}): check PROPEXO_API_TOKEN",
+                ),
+            ]
+        if exc.status_code in (400, 404):
+            return [
+                Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"),
+                Check(PASS, "token accepted", "yes"),
+                Check(
+                    FAIL,
+                    "integration",
+                    f"Propexo does not know integration {settings.integration_id!r} ({exc}): "
+                    "check integration_id (PROPEXO_INTEGRATION_ID)",
+                ),
+            ]
+        return [Check(FAIL, "propexo", str(exc))]
+    except ApiError as exc:
+        return [Check(FAIL, "propexo", f"{exc}; try again, or check base_url")]
+    checks.append(Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"))
+    checks.append(Check(PASS, "token accepted", "yes"))
+    results = response.json().get("results") or []
+    if results:
+        checks.append(
+            Check(PASS, "integration", f"{settings.integration_id} (Rent Manager locations found)")
+        )
+    else:
+        checks.append(
+            Check(
+                FAIL,
+                "integration",
+                f"no Rent Manager locations for integration {settings.integration_id!r}: the "
+                "id is wrong or no location is enabled; check integration_id "
+                "(PROPEXO_INTEGRATION_ID)",
+            )
+        )
+    checks.append(_clock(response.headers.get("date")))
+    return checks
+
+
+def _clock(header: str | None) -> Check:
+    if not header:
+        return Check(WARN, "clock", "Propexo sent no Date header: skew not measured")
+    theirs = email.utils.parsedate_to_datetime(header)
+    skew = (datetime.now(tz=UTC) - theirs).total_seconds()
+    status = PASS if abs(skew) <= CLOCK_WARN_S else WARN
+    detail = f"{skew:+.0f} s against Propexo's clock"
+    if status == WARN:
+        detail += ": set the clock (NTP); in-doubt proof compares write and sync times"
+    return Check(status, "clock", detail)
+
+
+def ledger_checks(settings: Settings) -> list[Check]:
+    try:
+        ledger = Ledger(settings.ledger_path)
+    except LedgerError as exc:
+        return [Check(FAIL, "ledger", str(exc))]
+    try:
+        ledger.db.execute("BEGIN IMMEDIATE")
+        ledger.db.execute("ROLLBACK")
+        scheme = ledger.get_meta("record_scheme") or RECORD_SCHEME
+        checks = [
+            Check(
+                PASS,
+                "ledger",
+                f"{settings.ledger_path} writable; record numbers scheme {scheme}",
+            )
+        ]
+        cached = ledger.cached_refs(settings.integration_id)
+    except Exception as exc:  # a locked or read-only database says so in one line
+        return [Check(FAIL, "ledger", f"{settings.ledger_path}: {exc}")]
+    finally:
+        ledger.close()
+    if cached is None:
+        checks.append(
+            Check(WARN, "reference data", "not cached yet: fetched by the first check or run")
+        )
+    else:
+        fetched_at, lists = cached
+        when = datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
+        age = (datetime.now(tz=UTC) - when).total_seconds()
+        counts = ", ".join(f"{name} {len(rows):,}" for name, rows in lists.items())
+        fresh = "" if age <= settings.refs_max_age_s else "; refreshed at the next run"
+        checks.append(Check(PASS, "reference data", f"{counts}; {age / 60:,.0f} min old{fresh}"))
+    return checks
+
+
+def folder_checks(settings: Settings) -> list[Check]:
+    checks = []
+    for name, folder in (
+        ("inbox", settings.inbox_dir),
+        ("archive", settings.archive_dir),
+        ("rejected", settings.rejected_dir),
+        ("reports", settings.reports_dir),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+                pass
+            checks.append(Check(PASS, name, f"{folder} writable"))
+        except OSError as exc:
+            checks.append(Check(FAIL, name, f"{folder}: {exc.strerror or exc}"))
+    return checks
+
+
+def webhook_checks(settings: Settings) -> list[Check]:
+    if settings.webhook_secret is None:
+        return [
+            Check(
+                WARN,
+                "webhooks",
+                "no webhook_secret: without `tieout webhooks serve`, records in doubt stay in "
+                "doubt until a person settles them with `tieout resolve`",
+            )
+        ]
+    return [Check(PASS, "webhooks", "webhook_secret set; run `tieout webhooks serve`")]
+
+
+def run_doctor(settings: Settings, config_path: Path, sources: dict[str, str]) -> list[Check]:
+    """Every check, in the order a person would fix them."""
+    return (
+        config_checks(settings, config_path, sources)
+        + token_checks(settings, sources)
+        + propexo_checks(settings)
+        + ledger_checks(settings)
+        + folder_checks(settings)
+        + webhook_checks(settings)
+    )
