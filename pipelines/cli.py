@@ -387,7 +387,7 @@ def check(
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.pipeline import check_file, reference_data
-    from pipelines.propexo import make_client, unreachable_hint
+    from pipelines.propexo import make_client, unreachable_hint, verify_token
     from pipelines.report import dollars, not_charged_text
 
     with _friendly():
@@ -400,6 +400,9 @@ def check(
         if not offline:
             try:
                 with make_client(settings) as client:
+                    # The token is checked even when reference data is cached: a wrong token
+                    # must not pass `check` and fail at the first post.
+                    verify_token(client, settings)
                     ledger = Ledger(settings.ledger_path)
                     try:
                         refs = reference_data(ledger, client, settings)

@@ -24,7 +24,13 @@ from typing import Any
 import httpx
 
 from pipelines.config import Secret, Settings, which_propexo
-from pipelines.errors import ApiError, PermanentApiError, TransientApiError, UnreachableError
+from pipelines.errors import (
+    ApiError,
+    ConfigError,
+    PermanentApiError,
+    TransientApiError,
+    UnreachableError,
+)
 
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 0.5
@@ -363,6 +369,21 @@ def unreachable_hint(base_url: str) -> str:
             "check base_url with `tieout doctor`"
         )
     return "check base_url (PROPEXO_BASE_URL) and the network with `tieout doctor`"
+
+
+def verify_token(client: PropexoClient, settings: Settings) -> None:
+    """One small authenticated read; a refused token stops the command with the next step."""
+    try:
+        client.probe(
+            "/v1/locations/rentmanager/", {"integration_id": settings.integration_id, "limit": 1}
+        )
+    except PermanentApiError as exc:
+        if exc.status_code in (401, 403):
+            raise ConfigError(
+                f"Propexo refused the token ({exc.status_code}): check PROPEXO_API_TOKEN; "
+                "`tieout doctor` checks the whole setup"
+            ) from exc
+        raise
 
 
 def make_client(settings: Settings, **kwargs: Any) -> PropexoClient:

@@ -348,3 +348,16 @@ def test_a_crash_file_goes_under_the_configured_data_dir(tmp_path: Path) -> None
     assert CliRunner().invoke(cli.cli, ["--data-dir", str(data), "config", "show"]).exit_code == 0
     path = cli._write_crash_report(RuntimeError("boom"))
     assert path.parent == data / "logs" and "RuntimeError: boom" in path.read_text()
+
+
+def test_a_wrong_token_fails_check_even_with_reference_data_cached(
+    sandbox: RunningSandbox, workspace: Path
+) -> None:
+    """#16 item 4: a wrong token passed `check` while reference data was cached."""
+    good = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": sandbox.config.token}
+    bills = str(SAMPLES / "vendor_bills.csv")
+    assert run_cli("--data-dir", str(workspace), "check", bills, env=good).returncode == 0
+    wrong = {**good, "PROPEXO_API_TOKEN": "wrong-token-123456"}
+    result = run_cli("--data-dir", str(workspace), "check", bills, env=wrong)
+    assert result.returncode == 2
+    assert "Propexo refused the token (401)" in result.stderr and "tieout doctor" in result.stderr
