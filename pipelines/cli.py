@@ -1066,6 +1066,37 @@ def config() -> None:
 
 
 @cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="How many.")
+@click.pass_context
+def runs(ctx: click.Context, limit: int) -> None:
+    """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
+    from pipelines.report import dollars, run_rows
+
+    with _friendly():
+        settings: Settings = ctx.obj["settings"]
+        rows = run_rows(settings.reports_dir)
+        if not rows:
+            out.print(f"no runs with a report yet in {settings.reports_dir}")
+            return
+        table = Table(show_header=True, header_style="bold")
+        for column in ("run", "started", "verdict", "source", "posted", "rejected"):
+            right = column in {"source", "posted", "rejected"}
+            table.add_column(column, justify="right" if right else "left", no_wrap=True)
+        for r in rows[:limit]:
+            style = VERDICT_STYLE.get(r["verdict"], "red")
+            table.add_row(
+                str(r["run_id"]),
+                r["started_at"][:19].replace("T", " "),
+                f"[{style}]{r['verdict']}[/]",
+                dollars(r["source_total_cents"]),
+                dollars(r["posted_total_cents"]),
+                dollars(r["rejected_total_cents"]),
+            )
+        out.print(table)
+        out.print(f"index: {settings.reports_dir / 'index.html'}")
+
+
+@cli.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Check this installation, like `dbt debug`: config and where each value came from,

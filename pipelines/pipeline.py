@@ -958,10 +958,16 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in reporting.render_all(built, folder).items():
-        tmp = folder / (name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(folder / name)
+        _write_atomically(folder / name, data)
+    index = reporting.render_index(reporting.run_rows(settings.reports_dir))
+    _write_atomically(settings.reports_dir / "index.html", index.encode())
     return folder
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def reference_data(

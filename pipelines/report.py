@@ -783,6 +783,42 @@ def render_xlsx(report: RunReport) -> bytes:
     return buffer.getvalue()
 
 
+def run_rows(reports_dir: Path) -> list[dict[str, Any]]:
+    """One line per run with a report, newest first: what `tieout runs` and the index show."""
+    rows = []
+    for path in reports_dir.glob("*/summary.json"):
+        try:
+            s = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a report being written, or damaged: the index skips it
+        totals = s.get("totals", {})
+        rows.append(
+            {
+                "run_id": s.get("run_id"),
+                "started_at": s.get("started_at") or "",
+                "verdict": s.get("verdict", ""),
+                "reasons": "; ".join(
+                    f"{r['count']:,} {r['reason']}" for r in s.get("verdict_reasons", [])
+                ),
+                "files": ", ".join(f["name"] for f in s.get("files", [])),
+                "source_total_cents": totals.get("source_total_cents", 0),
+                "posted_total_cents": totals.get("posted_total_cents", 0),
+                "rejected_total_cents": totals.get("rejected_total_cents", 0),
+                "report": f"{path.parent.name}/report.html",
+            }
+        )
+    return sorted(rows, key=lambda r: (r["started_at"], str(r["run_id"])), reverse=True)
+
+
+def render_index(rows: list[dict[str, Any]]) -> str:
+    """data/reports/index.html: every run, newest first, with its verdict and totals."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters["dollars"] = dollars
+    return env.get_template("index.html.j2").render(runs=rows, classes=VERDICT_CLASS)
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """Every CSV tieout writes: UTF-8 with a BOM (Excel), every text cell quoted, so a CR or LF
     inside a cell stays inside it, and every text cell a spreadsheet would run as a formula
