@@ -299,6 +299,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{dollars(totals['rejected_total_cents'])} · matched in Propexo "
         f"{dollars(summary['reconciliation']['matched_total_cents'])}"
     )
+    _print_verdict(summary)
+
+
+def _print_verdict(summary: dict[str, Any]) -> None:
+    """The run's verdict on a line of its own, then each reason with its count and amount."""
+    from pipelines.report import dollars
+
     verdict = summary.get("verdict", "needs attention")
     out.print(f"[bold {VERDICT_STYLE.get(verdict, 'red')}]{verdict.capitalize()}[/]")
     for reason in summary.get("verdict_reasons", []):
@@ -504,9 +511,13 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             f"{result.duplicated}, not verifiable by sync {result.unverifiable}, unexpected "
             f"{result.unexpected}"
         )
+        attention = False
         for folder in reports:
+            summary = json.loads((folder / "summary.json").read_text())
+            _print_verdict(summary)
+            attention |= summary.get("verdict") == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
-        if result.missing or result.mismatched or result.duplicated:
+        if attention or result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
 

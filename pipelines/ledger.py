@@ -279,6 +279,9 @@ class Ledger:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "doubt_since" not in have:  # 2026-11-23: when a record went in doubt
             self.db.execute("ALTER TABLE records ADD COLUMN doubt_since TEXT")
+        reject_columns = {row[1] for row in self.db.execute("PRAGMA table_info(rejects)")}
+        if "amount_text" not in reject_columns:  # 2026-11-23: the row's amount as the file shows it
+            self.db.execute("ALTER TABLE rejects ADD COLUMN amount_text TEXT")
         file_columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
         for column in ("columns_not_charged", "file_totals", "period", "period_source"):
             if column not in file_columns:
@@ -547,7 +550,15 @@ class Ledger:
             "SELECT * FROM drops WHERE run_id = ? ORDER BY id", self.db, params=(run_id,)
         )
 
-    def add_rejects(self, run_id: str, sha256: str | None, issues: Iterable[Issue]) -> None:
+    def add_rejects(
+        self,
+        run_id: str,
+        sha256: str | None,
+        issues: Iterable[Issue],
+        amounts: dict[int, str] | None = None,
+    ) -> None:
+        """Rejected rows' reasons; ``amounts``: each row's amount as the file shows it."""
+        amounts = amounts or {}
         rows = [
             (
                 run_id,
@@ -558,19 +569,21 @@ class Ledger:
                 i.message,
                 i.column,
                 i.value,
+                amounts.get(i.source_row),
             )
             for i in issues
         ]
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO rejects(run_id, file_sha256, source_file, source_row, code, message, "
-                "column_name, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "column_name, value, amount_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
     def rejects(self, run_id: str) -> pd.DataFrame:
         return pd.read_sql_query(
-            "SELECT source_file, source_row, code, message, column_name, value FROM rejects "
+            "SELECT source_file, source_row, code, message, column_name, value, amount_text "
+            "FROM rejects "
             "WHERE run_id = ? ORDER BY source_file, source_row, id",
             self.db,
             params=(run_id,),

@@ -444,6 +444,28 @@ def _as_shown(value: Any) -> Any:
     return value
 
 
+def amounts_as_shown(extract: ExtractResult, issues: list[Issue]) -> dict[int, str]:
+    """Each rejected row's amount as the file shows it ("1,126.59"; on a wide roll "Rent
+    1,825.00; Parking 75.00"), for the report's exceptions."""
+    wanted = {i.source_row for i in issues}
+    rows = extract.rows[extract.rows["source_row"].isin(wanted)]
+    columns = list(extract.charge_columns) or [c for c in ("amount",) if c in rows]
+    out: dict[int, str] = {}
+    for row in rows.to_dict("records"):
+        cells = [
+            (c, _as_shown(row[c]))
+            for c in columns
+            if row.get(c) is not None and str(row[c]).strip() not in ("", "nan", "None")
+        ]
+        text = (
+            "; ".join(f"{c} {v}" for c, v in cells)
+            if extract.charge_columns
+            else "; ".join(str(v) for _, v in cells)
+        )
+        out[int(row["source_row"])] = text
+    return out
+
+
 def errors_file_bytes(
     result: FileResult | None,
     issues: list[Issue],
@@ -600,7 +622,7 @@ def _handle_file(
         issues,
         int(previous["amount_cents"].sum()) if not previous.empty else 0,
     )
-    ledger.add_rejects(run_id, source.sha256, issues)
+    ledger.add_rejects(run_id, source.sha256, issues, amounts_as_shown(result.extract, issues))
     for issue in issues:
         log.info(
             "row rejected",

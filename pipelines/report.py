@@ -486,7 +486,15 @@ def _href(target: str, folder: Path | None) -> str:
 def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     """One row per rejected source row (its reasons joined), so every count of rejected rows
     agrees: the summary's, the exceptions' and this table's."""
-    columns = ["source_file", "source_row", "code", "message", "column_name", "value"]
+    columns = [
+        "source_file",
+        "source_row",
+        "amount_text",
+        "code",
+        "message",
+        "column_name",
+        "value",
+    ]
     if rejected.empty:
         return pd.DataFrame(columns=columns)
 
@@ -497,6 +505,7 @@ def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     return (
         frame.groupby(["source_file", "source_row"], sort=True)
         .agg(
+            amount_text=("amount_text", joined),
             code=("code", lambda c: ", ".join(dict.fromkeys(c))),
             message=("message", joined),
             column_name=("column_name", joined),
@@ -530,7 +539,6 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
         for f in report.summary["files"]
     ]
     rejected = rejected_rows(report.rejected)
-    rejected["amount_cents"] = None
     chart = _chart_data(report.by_location)
     return template.render(
         s=report.summary,
@@ -592,6 +600,7 @@ HEADERS = {
     "propexo_id": "Propexo id",
     "job_id": "Job",
     "archived": "Archived file",
+    "amount_text": "Amount as in the file",
     "message": "Reason",
     "code": "Code",
     "column_name": "Column",

@@ -153,3 +153,55 @@ def test_every_kind_of_unreadable_file_is_exit_2_with_one_line(tmp_path: Path) -
         assert len(lines) == 1 and name in lines[0], (name, result.stderr)
     headers = run_cli("check", "--offline", str(tmp_path / "no_header.csv")).stderr
     assert "'alpha'" in headers and "Profiles tried" in headers
+
+
+def _verdict_everywhere(result: object, workspace: Path) -> set[str]:
+    """The verdict as the console, summary.json, the HTML and the XLSX each state it."""
+    import re
+
+    from openpyxl import load_workbook
+
+    stdout = result.stdout  # type: ignore[attr-defined]
+    summary = summary_of(stdout, workspace)
+    folder = workspace / "reports" / summary["run_id"]
+    html = (folder / "report.html").read_text()
+    console = next(
+        line.strip().lower()
+        for line in stdout.splitlines()
+        if line.strip().lower() in {"complete", "waiting for sync", "needs attention"}
+    )
+    shown = re.search(r'data-verdict="([^"]+)">([^<]+)<', html)
+    assert shown and shown.group(2).lower() == shown.group(1)
+    sheet = load_workbook(folder / "report.xlsx")["Summary"]
+    return {console, summary["verdict"], shown.group(1), str(sheet["B2"].value).lower()}
+
+
+def test_the_three_verdicts_are_the_same_in_console_reports_and_exit_code(
+    sandbox: RunningSandbox, workspace: Path
+) -> None:
+    """#16 item 1: "Ties out" stayed green over 0.00 matched and 14 rejected rows."""
+    env = env_for(sandbox)
+    first = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _verdict_everywhere(first, workspace) == {"waiting for sync"}
+    assert "posted, awaiting Propexo's next sync" in first.stdout
+
+    with receiving(sandbox, workspace):
+        second = run_cli(
+            "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
+        )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _verdict_everywhere(second, workspace) == {"complete"}
+
+    bad = (SAMPLES / "vendor_bills.csv").read_text().replace("512.07", "5l2.07", 1)
+    assert bad != (SAMPLES / "vendor_bills.csv").read_text()
+    (workspace / "inbox" / "bills_again.csv").write_text(bad)
+    third = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert third.returncode == 1, third.stdout + third.stderr
+    assert _verdict_everywhere(third, workspace) == {"needs attention"}
+    summary = summary_of(third.stdout, workspace)
+    rejected = next(r for r in summary["verdict_reasons"] if r["reason"].startswith("rows rej"))
+    assert rejected["count"] == summary["totals"]["rows_rejected"] >= 1
+    # The exceptions show each rejected row with its amount as the file shows it.
+    html = (workspace / "reports" / summary["run_id"] / "report.html").read_text()
+    assert '<td class="num">5l2.07</td>' in html
