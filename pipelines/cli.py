@@ -40,6 +40,13 @@ def _say(text: str) -> None:
     out.print(text, markup=False)
 
 
+def _stamped(text: str) -> None:
+    """A watch line: when it happened (local time), then what."""
+    from datetime import datetime
+
+    out.print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}", markup=False)
+
+
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     base: Settings = ctx.obj["settings"]
     values = {k: v for k, v in overrides.items() if v is not None}
@@ -131,10 +138,31 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
         CRASH_DIR[0] = settings.data_dir / "logs"
 
 
-def _progress() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    """A progress bar with ETA on a terminal; nothing when cron or a pipe is listening."""
+def _progress(
+    every_s: float = 10.0, clock: Callable[[], float] | None = None
+) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A progress bar with ETA on a terminal; for cron or a pipe, a line every ``every_s``
+    seconds (records posted / total, rate, ETA), so a long post is never silent."""
     if not out.is_terminal:
-        return None, lambda: None
+        import time
+
+        now_s = clock or time.monotonic
+        state = {"started": 0.0, "last": 0.0}
+
+        def line(done: int, total: int) -> None:
+            now = now_s()
+            if not state["started"]:
+                state["started"] = state["last"] = now
+                return
+            if now - state["last"] < every_s and done < total:
+                return
+            state["last"] = now
+            elapsed = now - state["started"]
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = f", about {(total - done) / rate:,.0f}s left" if rate and done < total else ""
+            out.print(f"posting: {done:,}/{total:,} requests, {rate * 60:,.0f}/min{eta}")
+
+        return line, lambda: None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -346,7 +374,7 @@ def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
                 _settings(ctx),
                 interval_s=interval,
                 reconcile_every_s=reconcile_every,
-                say=_say,
+                say=_stamped,
                 on_error=_report_cycle_error,
             )
         except KeyboardInterrupt:

@@ -1352,7 +1352,9 @@ def watch_inbox(
         try:
             if ready:
                 outcome = run(settings, files=ready, say=say)
-                say(f"run {outcome.run_id} finished with exit code {outcome.exit_code}")
+                verdict = outcome.summary.get("verdict", "nothing to report")
+                report = outcome.report_dir / "report.html" if outcome.report_dir else "(none)"
+                say(f"run {outcome.run_id}: {verdict} (exit {outcome.exit_code}); report: {report}")
             sync_seen = _latest_sync(settings)
             if time.monotonic() >= next_reconcile or sync_seen != last_sync:
                 # On schedule, or at once when a SYNC_COMPLETE arrived: what waited for a sync

@@ -361,3 +361,23 @@ def test_a_wrong_token_fails_check_even_with_reference_data_cached(
     result = run_cli("--data-dir", str(workspace), "check", bills, env=wrong)
     assert result.returncode == 2
     assert "Propexo refused the token (401)" in result.stderr and "tieout doctor" in result.stderr
+
+
+def test_posting_progress_is_a_line_every_few_seconds_when_no_terminal_watches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16 item 5: nothing was printed for a minute of posting when output was not a
+    terminal (cron)."""
+    from pipelines import cli
+
+    clock = iter([100.0, 105.0, 111.0, 112.0, 130.0])
+    update, stop = cli._progress(every_s=10, clock=lambda: next(clock))
+    assert update is not None
+    for done in (1, 2, 3, 4, 5):
+        update(done, 5)
+    stop()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("posting")]
+    assert lines == [
+        "posting: 3/5 requests, 16/min, about 7s left",
+        "posting: 5/5 requests, 10/min",
+    ]
