@@ -1087,16 +1087,40 @@ def refs_refresh(ctx: click.Context) -> None:
 
 @refs.command("show")
 @click.argument("kind", type=click.Choice(REF_KINDS))
+@click.option("--search", default=None, metavar="TEXT", help="Only rows holding TEXT (any case).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, to start an alias file from.")
 @click.pass_context
-def refs_show(ctx: click.Context, kind: str) -> None:
-    """Print what is known of one kind (from the cache, fetched if needed)."""
+def refs_show(ctx: click.Context, kind: str, search: str | None, as_csv: bool) -> None:
+    """Print what Propexo knows of one kind (from the cache, fetched if needed), with location
+    and property names beside their ids: the names to put in data/mappings/*.csv.
+
+    \b
+    Example: which Rent Manager name has the vendor a bill calls "Greenway"?
+      tieout refs show vendors --search greenway
+    """
     with _friendly():
-        frame = getattr(_reference_data(ctx, refresh=False), kind)
+        data = _reference_data(ctx, refresh=False)
+        frame = getattr(data, kind).copy()
+        names = {
+            "location_id": ("location", data.locations.set_index("id")["name"]),
+            "property_id": ("property", data.properties.set_index("id")["name"]),
+        }
+        for column, (label, lookup) in names.items():
+            if column in frame and label not in frame and kind != label + "s":
+                frame.insert(frame.columns.get_loc(column) + 1, label, frame[column].map(lookup))
+        if search:
+            text = frame.astype(str)
+            hit = text.apply(lambda col: col.str.contains(search, case=False, regex=False))
+            frame = frame[hit.any(axis=1)]
+        if as_csv:
+            click.echo(frame.to_csv(index=False), nl=False)
+            return
         table = Table(*[str(c) for c in frame.columns], header_style="bold")
-        for row in frame.itertuples(index=False):
-            table.add_row(*["" if v is None else str(v) for v in row])
+        cells = frame.astype(object).where(frame.notna(), "")
+        for row in cells.itertuples(index=False):
+            table.add_row(*[escape(str(v)) for v in row])
         out.print(table)
-        out.print(f"{len(frame)} {kind}")
+        out.print(f"{len(frame):,} {kind}" + (f" holding {search!r}" if search else ""))
 
 
 @cli.group()
