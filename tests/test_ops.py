@@ -381,3 +381,26 @@ def test_posting_progress_is_a_line_every_few_seconds_when_no_terminal_watches(
         "posting: 3/5 requests, 16/min, about 7s left",
         "posting: 5/5 requests, 10/min",
     ]
+
+
+def test_refs_show_finds_names_for_alias_files(sandbox: RunningSandbox, workspace: Path) -> None:
+    """#16 item 6: writing an alias file meant reading ids; names and a search now help."""
+    import csv as csv_module
+    import io
+
+    env = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": sandbox.config.token}
+    shown = run_cli(
+        "--data-dir",
+        str(workspace),
+        "refs",
+        "show",
+        "vendors",
+        "--search",
+        "acme",
+        "--csv",
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    rows = list(csv_module.DictReader(io.StringIO(shown.stdout)))
+    assert rows and all("acme" in r["name"].lower() for r in rows)
+    assert all(r["location"] for r in rows)  # the location's name beside its id
