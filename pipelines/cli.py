@@ -147,19 +147,22 @@ def _progress(
         import time
 
         now_s = clock or time.monotonic
-        state = {"started": 0.0, "last": 0.0}
+        state = {"started": 0.0, "last": 0.0, "first": 0.0}
 
         def line(done: int, total: int) -> None:
             now = now_s()
             if not state["started"]:
                 state["started"] = state["last"] = now
+                state["first"] = done
                 return
-            if now - state["last"] < every_s and done < total:
+            if done >= total:
+                out.print(f"posting: {done:,}/{total:,} requests, done")
+                return
+            if now - state["last"] < every_s:
                 return
             state["last"] = now
-            elapsed = now - state["started"]
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = f", about {(total - done) / rate:,.0f}s left" if rate and done < total else ""
+            rate = (done - state["first"]) / max(now - state["started"], 1e-9)
+            eta = f", about {(total - done) / rate:,.0f}s left" if rate > 0 else ""
             out.print(f"posting: {done:,}/{total:,} requests, {rate * 60:,.0f}/min{eta}")
 
         return line, lambda: None

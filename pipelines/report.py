@@ -136,7 +136,14 @@ def decide_verdict(
                 sum(int(f["rejected_total_cents"]) for f in files),
             )
         )
-    differ = [t for f in files for t in f.get("file_totals", []) if t.get("difference_cents")]
+    # A total that could not be checked (some of its cells are not amounts) is explained by
+    # those cells, which are rejected rows already.
+    differ = [
+        t
+        for f in files
+        for t in f.get("file_totals", [])
+        if t.get("difference_cents") and t.get("checked", True)
+    ]
     if differ:
         attention.append(
             _reason(
@@ -320,7 +327,7 @@ def build_report(
             "ties_out": totals["posted_total_cents"] == run_parts
             and all(r["ties_out"] for r in file_rows),
             "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
-            "every file ties out",
+            "every file's check holds",
         }
     )
     reconciliation = {**_reconciliation(records), "unexpected": unexpected}
@@ -469,6 +476,12 @@ def blank(value: Any, default: Any = "") -> Any:
     return value
 
 
+def when(stamp: Any) -> str:
+    """An ISO timestamp for a person: 2026-11-23 21:09:25 UTC."""
+    text = str(blank(stamp))
+    return text[:19].replace("T", " ") + " UTC" if len(text) >= 19 else text
+
+
 def _href(target: str, folder: Path | None) -> str:
     """A link from the report's folder to a file (the archived source), relative when both are
     known so the link survives moving the data folder."""
@@ -526,6 +539,7 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     )
     env.filters["dollars"] = dollars
     env.filters["blank"] = blank
+    env.filters["when"] = when
     env.filters["not_charged"] = not_charged_text
     template = env.get_template("report.html.j2")
     posted = report.posted.copy()

@@ -378,8 +378,8 @@ def test_posting_progress_is_a_line_every_few_seconds_when_no_terminal_watches(
     stop()
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("posting")]
     assert lines == [
-        "posting: 3/5 requests, 16/min, about 7s left",
-        "posting: 5/5 requests, 10/min",
+        "posting: 3/5 requests, 11/min, about 11s left",
+        "posting: 5/5 requests, done",
     ]
 
 
