@@ -15,6 +15,7 @@ import math
 import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -392,6 +393,163 @@ def bench_reconcile(n: int) -> None:
     )
 
 
+def _bare_executemany(rows: list[tuple[Any, ...]], work: Path, name: str) -> float:
+    """Seconds to insert ``rows`` into an empty SQLite table of as many text columns, in one
+    transaction, with nothing else: the floor of writing them at all."""
+    path = work / f"{name}.sqlite"
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    width = len(rows[0])
+    db.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(width))})")
+    start = time.perf_counter()
+    db.execute("BEGIN")
+    db.executemany(f"INSERT INTO t VALUES ({', '.join('?' * width)})", rows)
+    db.execute("COMMIT")
+    took = time.perf_counter() - start
+    db.close()
+    path.unlink(missing_ok=True)
+    return took
+
+
+def staging_child(path: str) -> None:
+    """In a fresh process: the drop-to-staged path of one file, then this process's peak RSS
+    (MiB) on stdout. Run by bench_staging, so the figure is not the benchmark process's own."""
+    settings = load_settings(env={})
+    refs = big_refs(big_seed())
+    result = process_file(fingerprint(Path(path)), profiles_for(settings), refs, settings)
+    ledger = Ledger(Path(path).with_suffix(".ledger.sqlite"))
+    ledger.stage_records("bench", result.source.sha256, result.records)
+    ledger.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+
+def bench_staging(rows: int, work: Path) -> None:
+    """Drop to staged: read, check, resolve and write every record to the ledger (what `tieout
+    run` does before it posts), against read_csv plus a bare executemany of as many rows of
+    the same size; and the peak memory of that path against the read_csv frame."""
+    lists = big_seed()
+    refs = big_refs(lists)
+    path = work / f"staging_{rows}.csv"
+    charge_csv(path, rows, lists)
+    start = time.perf_counter()
+    frame = pd.read_csv(path, skiprows=2)
+    read = time.perf_counter() - start
+    frame_mib = frame.memory_usage(deep=True).sum() / 2**20
+    del frame
+    settings = load_settings(env={})
+    ledger_path = work / "staging.ledger.sqlite"
+    ledger_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    ledger = Ledger(ledger_path)
+    staged, _ = ledger.stage_records("bench", result.source.sha256, result.records)
+    took = time.perf_counter() - start
+    assert len(staged) == rows
+    same_rows = ledger.db.execute("SELECT * FROM records").fetchall()
+    ledger.close()
+    del result
+    bare = _bare_executemany(same_rows, work, "bare_staging")
+    del same_rows
+    record(
+        f"staging {rows:,} charge rows: drop to records staged in the ledger",
+        took,
+        read + bare,
+        "s",
+        "≤ 2× (read_csv + bare executemany)",
+        took <= 2 * (read + bare),
+        read_csv_s=round(read, 3),
+        bare_executemany_s=round(bare, 3),
+    )
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from benchmarks.__main__ import staging_child; staging_child({str(path)!r})",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    rss = float(child.stdout.strip().splitlines()[-1])
+    record(
+        f"staging {rows:,} charge rows: peak RSS vs the read_csv frame",
+        rss,
+        frame_mib,
+        "MiB",
+        "≤ 3× the frame",
+        rss <= 3 * frame_mib,
+    )
+
+
+def bench_reconcile_command(n: int, work: Path) -> None:
+    """`tieout reconcile` after its fetch: read the posted records from the ledger, match
+    them and write every outcome back (settle_reconcile, the code the command runs), against
+    a plain merge plus a bare executemany of the outcomes."""
+    from pipelines.ledger import RECONCILABLE_STATES
+    from pipelines.pipeline import settle_reconcile
+
+    frame, synced = reconcile_frames(n)
+    path = work / "reconcile.ledger.sqlite"
+    path.unlink(missing_ok=True)
+    ledger = Ledger(path)
+    staged = frame.assign(
+        integration_id="int_rm_demo",
+        location_id="L",
+        content_hash="h",
+        payload="{}",
+        source_rows=[[2]] * n,
+        source_file="f.csv",
+    )
+    ledger.stage_records("bench", None, staged)
+    ledger.db.execute(
+        "UPDATE records SET state = 'confirmed', sent_at = '2026-11-20T10:00:00Z', "
+        "confirmed_at = '2026-11-20T10:00:00Z', updated_at = '2026-11-20T10:00:00Z'"
+    )
+    ledger.request_sync("int_rm_demo", "2026-11-21T00:00:00Z")
+    ledger.record_sync_complete(
+        "int_rm_demo",
+        schedule_id=None,
+        finished=True,
+        models=["invoices", "resident_charges"],
+        at="2026-11-21T00:05:00Z",
+    )
+    settings = load_settings(env={})
+    empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
+    start = time.perf_counter()
+    records = ledger.records(states=list(RECONCILABLE_STATES))
+    result = settle_reconcile(ledger, settings, records, empty, synced, {})
+    took = time.perf_counter() - start
+    assert result.matched == n
+    matched = ledger.db.execute("SELECT count(*) FROM records WHERE state = 'matched'").fetchone()
+    assert matched[0] == n
+    ledger.close()
+    start = time.perf_counter()
+    merged = frame.merge(synced, on="reference_number", how="left")
+    merge = time.perf_counter() - start
+    outcomes = list(
+        zip(
+            merged["record_key"].tolist(),
+            ["matched"] * n,
+            merged["id"].tolist(),
+            merged["amount_in_cents"].tolist(),
+            [None] * n,
+            strict=True,
+        )
+    )
+    bare = _bare_executemany(outcomes, work, "bare_outcomes")
+    record(
+        f"reconcile command {n:,} records: read, match and write back every outcome",
+        took,
+        merge + bare,
+        "s",
+        "≤ 3× (merge + bare executemany of the outcomes)",
+        took <= 3 * (merge + bare),
+        merge_s=round(merge, 3),
+        bare_executemany_s=round(bare, 3),
+    )
+
+
 def bench_growth(sizes: list[int], work: Path) -> None:
     stage = [stage_pipeline(n, work)[0] / n * 1e6 for n in sizes]
     rec = [time_reconcile(n)[0] / n * 1e6 for n in sizes]
@@ -433,6 +591,9 @@ def main() -> None:
             bench_posting(invoices=60, limit=10, window=5, work=work)
         print("4. reconcile")
         bench_reconcile(50_000 if quick else 1_000_000)
+        bench_reconcile_command(50_000 if quick else 1_000_000, work)
+        print("4b. staging: drop to records in the ledger")
+        bench_staging(20_000 if quick else 1_000_000, work)
         print("5. growth")
         bench_growth([2_000, 20_000] if quick else [10_000, 100_000, 1_000_000], work)
     finally:

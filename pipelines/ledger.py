@@ -734,6 +734,63 @@ class Ledger:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def apply_outcomes(self, outcomes: pd.DataFrame, *, run_id: str | None = None) -> int:
+        """Write reconcile's outcomes in one set-based statement: a temporary table of
+        outcomes (``record_key``, ``state``, ``propexo_id``, ``found_amount_cents``, ``note``)
+        joined to the records, an event for every record whose state changes, all in one
+        transaction. Returns how many records changed state.
+
+        The run log gets one line per kind of change with its count; the events table keeps
+        every record's change (a million log lines would cost more than the write-back)."""
+        if outcomes.empty:
+            return 0
+        unknown = set(outcomes["state"]) - set(STATES)
+        if unknown:
+            raise LedgerError(f"unknown state(s) {sorted(unknown)}")
+        now = utcnow()
+        rows = zip(
+            _texts(outcomes["record_key"]),
+            _texts(outcomes["state"]),
+            _optional(outcomes, "propexo_id"),
+            [
+                None if pd.isna(v) else int(v)
+                for v in outcomes.get("found_amount_cents", pd.Series(None, index=outcomes.index))
+            ],
+            _optional(outcomes, "note"),
+            strict=True,
+        )
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS outcomes (record_key TEXT PRIMARY KEY, "
+                "state TEXT NOT NULL, propexo_id TEXT, found_amount_cents INTEGER, note TEXT)"
+            )
+            db.execute("DELETE FROM temp.outcomes")
+            db.executemany("INSERT INTO temp.outcomes VALUES (?, ?, ?, ?, ?)", rows)
+            changes = db.execute(
+                "SELECT r.state, o.state, count(*) FROM records r JOIN temp.outcomes o "
+                "USING (record_key) WHERE r.state != o.state GROUP BY r.state, o.state"
+            ).fetchall()
+            db.execute(
+                "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                "SELECT ?, ?, r.record_key, r.state, o.state, "
+                "'reconcile: ' || coalesce(o.note, o.state) "
+                "FROM records r JOIN temp.outcomes o USING (record_key) WHERE r.state != o.state",
+                (now, run_id),
+            )
+            db.execute(
+                "UPDATE records SET state = o.state, propexo_id = o.propexo_id, "
+                "found_amount_cents = o.found_amount_cents, note = o.note, reconciled_at = ?, "
+                "updated_at = ? FROM temp.outcomes o WHERE records.record_key = o.record_key",
+                (now, now),
+            )
+            db.execute("DELETE FROM temp.outcomes")
+        for before, after, count in changes:
+            log.info(
+                "state change",
+                extra={"run_id": run_id, "from_state": before, "to_state": after, "count": count},
+            )
+        return sum(int(c) for _, _, c in changes)
+
     def update_fields(self, key: str, **fields: Any) -> None:
         """Set fields without a state change (e.g. what reconcile found)."""
         sets = ", ".join(f"{name} = ?" for name in fields)

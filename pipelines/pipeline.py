@@ -861,6 +861,23 @@ def reconcile_ledger(
     if records.empty:
         return None
     synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)
+    return settle_reconcile(
+        ledger, settings, records, synced_invoices, synced_charges, vendor_x_ids, run_id=run_id
+    )
+
+
+def settle_reconcile(
+    ledger: Ledger,
+    settings: Settings,
+    records: pd.DataFrame,
+    synced_invoices: pd.DataFrame,
+    synced_charges: pd.DataFrame,
+    vendor_x_ids: dict[str, str],
+    *,
+    run_id: str | None = None,
+) -> ReconcileResult:
+    """Match the ledger's posted records against Propexo's (already fetched) and write every
+    outcome back in one set-based statement: what `tieout reconcile` does after its fetch."""
     verdict = sync_verdicts(
         records,
         ledger.proven_syncs(settings.integration_id),
@@ -871,30 +888,21 @@ def reconcile_ledger(
     result = reconcile(
         records, synced_invoices, synced_charges, vendor_x_ids=vendor_x_ids, verdict=verdict
     )
-    state_of = dict(zip(records["record_key"], records["state"], strict=True))
+    # One set-based write-back for every outcome (awaiting ones keep their state and fields).
+    decided = result.details[result.details["outcome"].ne("awaiting_sync")]
+    ledger.apply_outcomes(
+        pd.DataFrame(
+            {
+                "record_key": decided["record_key"],
+                "state": decided["outcome"].astype(str),
+                "propexo_id": decided["propexo_id"],
+                "found_amount_cents": decided["found_amount_cents"],
+                "note": decided["note"].where(decided["note"].astype(bool), None),
+            }
+        ),
+        run_id=run_id,
+    )
     now = utcnow()
-    for detail in result.details.itertuples(index=False):
-        outcome = str(detail.outcome)
-        if outcome == "awaiting_sync":
-            continue
-        propexo_id = None if pd.isna(detail.propexo_id) else str(detail.propexo_id)
-        found = None if pd.isna(detail.found_amount_cents) else int(detail.found_amount_cents)
-        fields = {
-            "propexo_id": propexo_id,
-            "found_amount_cents": found,
-            "note": detail.note or None,
-            "reconciled_at": now,
-        }
-        if state_of.get(detail.record_key) != outcome:
-            ledger.transition(
-                [detail.record_key],
-                outcome,
-                run_id=run_id,
-                detail=f"reconcile: {detail.note or outcome}",
-                **fields,
-            )
-        else:
-            ledger.update_fields(detail.record_key, **fields)
     ledger.set_meta("last_reconcile_at", now)
     ledger.set_meta("unexpected", str(result.unexpected))
     return result

@@ -1,0 +1,76 @@
+"""The ledger on its own: the set-based write-back of reconcile's outcomes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import LedgerError
+from pipelines.ledger import Ledger
+
+
+def _staged(path: Path, n: int) -> Ledger:
+    ledger = Ledger(path)
+    keys = [f"charge:i:TO{i:04d}" for i in range(n)]
+    ledger.stage_records(
+        "r1",
+        None,
+        pd.DataFrame(
+            {
+                "record_key": keys,
+                "kind": "charge",
+                "integration_id": "i",
+                "location_id": "L",
+                "amount_cents": 100,
+                "content_hash": "h",
+                "payload": [json.dumps({"n": i}) for i in range(n)],
+                "source_rows": [[i + 2] for i in range(n)],
+                "source_file": "f.csv",
+                "reference_number": [k.rsplit(":", 1)[1] for k in keys],
+            }
+        ),
+    )
+    ledger.transition(keys, "confirmed")
+    return ledger
+
+
+def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
+    tmp_path: Path,
+) -> None:
+    """#19: reconcile wrote one transaction per record; now one set-based update."""
+    ledger = _staged(tmp_path / "ledger.sqlite", 4)
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    changed = ledger.apply_outcomes(
+        pd.DataFrame(
+            {
+                "record_key": ["charge:i:TO0000", "charge:i:TO0001", "charge:i:TO0002"],
+                "state": ["matched", "missing", "confirmed"],
+                "propexo_id": ["p0", None, "p2"],
+                "found_amount_cents": [100, None, 100],
+                "note": [None, "not in Propexo after a complete sync", None],
+            }
+        ),
+        run_id="r2",
+    )
+    ledger.db.set_trace_callback(None)
+    assert changed == 2
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE RECORDS")]
+    assert len(updates) == 1  # one statement for every outcome
+    records = ledger.records().set_index("record_key")
+    assert records.loc["charge:i:TO0000", ["state", "propexo_id"]].tolist() == ["matched", "p0"]
+    assert records.loc["charge:i:TO0001", "state"] == "missing"
+    assert records.loc["charge:i:TO0001", "note"] == "not in Propexo after a complete sync"
+    assert records.loc["charge:i:TO0002", "propexo_id"] == "p2"  # fields, no state change
+    assert records.loc["charge:i:TO0003", "state"] == "confirmed"  # not in the outcomes
+    assert records["reconciled_at"].notna().sum() == 3
+    to_states = [e[2] for e in ledger.events("charge:i:TO0000")]
+    assert to_states[-1] == "matched"
+    assert [e[2] for e in ledger.events("charge:i:TO0002")][-1] == "confirmed"  # no new event
+    assert len(ledger.events("charge:i:TO0002")) == len(ledger.events("charge:i:TO0003"))
+    with pytest.raises(LedgerError, match="unknown state"):
+        ledger.apply_outcomes(pd.DataFrame({"record_key": ["charge:i:TO0003"], "state": ["gone"]}))
+    ledger.close()
