@@ -857,7 +857,7 @@ def reconcile_ledger(
     run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
-    records = ledger.records(states=list(RECONCILABLE_STATES))
+    records = ledger.records(states=list(RECONCILABLE_STATES), bodies=False)
     if records.empty:
         return None
     synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)

@@ -254,9 +254,15 @@ def reconcile(
         if not ledger.empty
         else pd.DataFrame(columns=DETAIL_COLUMNS)
     )
-    known = set(ledger["reference_number"].dropna().astype(str)) if not ledger.empty else set()
+    # Ours (by prefix) but not in the ledger: compared as object arrays, one hash table.
+    known = (
+        ledger["reference_number"].dropna().astype(str).astype(object)
+        if not ledger.empty
+        else pd.Series([], dtype=object)
+    )
     refs = charges["reference_number"].dropna().astype(str)
-    unexpected = int((refs.str.startswith(REFERENCE_PREFIX) & ~refs.isin(known)).sum())
+    ours = refs[refs.str.startswith(REFERENCE_PREFIX).to_numpy(dtype=bool)].astype(object)
+    unexpected = int((~ours.isin(known)).sum())
     counts = details["outcome"].value_counts()
     matched_total = int(details.loc[details["outcome"] == "matched", "amount_cents"].sum())
     return ReconcileResult(
