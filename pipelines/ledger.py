@@ -285,7 +285,7 @@ class Ledger:
         if "amount_text" not in reject_columns:  # 2026-11-23: the row's amount as the file shows it
             self.db.execute("ALTER TABLE rejects ADD COLUMN amount_text TEXT")
         file_columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
-        for column in ("columns_not_charged", "file_totals", "period", "period_source"):
+        for column in ("columns_not_charged", "file_totals", "period", "period_source", "sheet"):
             if column not in file_columns:
                 self.db.execute(f"ALTER TABLE files ADD COLUMN {column} TEXT")
 
@@ -508,8 +508,8 @@ class Ledger:
             "INSERT INTO files(sha256, name, run_id, profile, kind, rows_read, rows_used, "
             "rows_rejected, rows_skipped, skipped_by_kind, source_total_cents, "
             "rejected_total_cents, previously_posted_cents, moved_to, processed_at, "
-            "columns_not_charged, file_totals, period, period_source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "columns_not_charged, file_totals, period, period_source, sheet) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 outcome.sha256,
                 outcome.name,
@@ -530,6 +530,7 @@ class Ledger:
                 json.dumps(list(outcome.file_totals)),
                 outcome.period,
                 outcome.period_source,
+                outcome.sheet,
             ),
         )
 

@@ -149,6 +149,7 @@ class FileOutcome:
     file_totals: tuple[dict[str, Any], ...] = ()
     period: str | None = None  # YYYY-MM-DD, the first of the billing month
     period_source: str | None = None
+    sheet: str | None = None  # the workbook sheet the data came from (None for CSV)
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_used + self.rows_rejected + self.rows_skipped:

@@ -186,6 +186,7 @@ def account_rows(
         file_totals=extract.file_totals,
         period=extract.period.isoformat() if extract.period else None,
         period_source=extract.period_source,
+        sheet=extract.sheet,
         name=extract.source.name,
         sha256=extract.source.sha256,
         profile=extract.profile,

@@ -243,6 +243,7 @@ def build_report(
             "file_totals": _json_list(f.get("file_totals")),
             "period": blank(f.get("period"), None),
             "period_source": blank(f.get("period_source"), None),
+            "sheet": blank(f.get("sheet"), None),
         }
         row["ties_out"] = (
             row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously
@@ -365,7 +366,8 @@ def build_report(
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
     }
     archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
-    posted_frame = _posted_frame(records, locations, names, archived)
+    sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}
+    posted_frame = _posted_frame(records, locations, names, archived, sheets)
     rejected = (
         rejects.copy()
         if not rejects.empty
@@ -385,6 +387,7 @@ def build_report(
 
 POSTED_COLUMNS = [
     "source_file",
+    "sheet",
     "source_rows",
     "kind",
     "location",
@@ -409,6 +412,7 @@ def _posted_frame(
     locations: dict[str, str],
     names: dict[str, dict[str, str]] | None = None,
     archived: dict[str, str] | None = None,
+    sheets: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per record, with what a person needs to find it: the file and its rows, who
     (vendor or resident), unit, charge code, date, amount ours and Propexo's, and its ids.
@@ -418,6 +422,8 @@ def _posted_frame(
         return pd.DataFrame(columns=POSTED_COLUMNS)
     names = names or {}
     archived = archived or {}
+    sheets = sheets or {}
+    shas = records.get("file_sha256", pd.Series(None, index=records.index)).astype(str)
 
     def named(column: str, kind: str) -> pd.Series:
         ids = records.get(column, pd.Series(None, index=records.index, dtype=object))
@@ -432,6 +438,7 @@ def _posted_frame(
     frame = pd.DataFrame(
         {
             "source_file": records["source_file"],
+            "sheet": shas.map(lambda sha: sheets.get(sha, "")),
             "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
             "kind": records["kind"],
             "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
@@ -449,9 +456,7 @@ def _posted_frame(
             "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
             "note": records["note"],
             "defaulted": records.get("defaulted"),
-            "archived": records.get("file_sha256", pd.Series(None, index=records.index)).map(
-                lambda sha: archived.get(str(sha), "")
-            ),
+            "archived": shas.map(lambda sha: archived.get(sha, "")),
         }
     )
     return frame[POSTED_COLUMNS]
