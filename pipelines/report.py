@@ -677,9 +677,18 @@ def _print_setup(ws: Any, run_id: str, *, one_page: bool, header_rows: str = "1:
     ws.oddFooter.right.text = "Page &P of &N"
 
 
-def _sheet(wb: Any, title: str, frame: pd.DataFrame, run_id: str, one_page: bool = False) -> Any:
+def _sheet(
+    wb: Any,
+    title: str,
+    frame: pd.DataFrame,
+    run_id: str,
+    one_page: bool = False,
+    sum_where: tuple[str, str] | None = None,
+) -> Any:
     """A table as a workpaper sheet: human headers, typed cells, a Total row of SUM formulas
-    under every money column, frozen header, filters and print setup."""
+    under every money column, frozen header, filters and print setup. ``sum_where`` (column,
+    value): total only the rows holding that value (SUMIF), where the rows are of several
+    levels and a plain sum would count money twice."""
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
@@ -693,10 +702,16 @@ def _sheet(wb: Any, title: str, frame: pd.DataFrame, run_id: str, one_page: bool
     if money and len(frame):
         ws.append([])
         total_row = ws.max_row + 1
-        ws.cell(total_row, 1, "Total").font = Font(bold=True)
+        label = "Total" if sum_where is None else f"Total of the {sum_where[1]} rows"
+        ws.cell(total_row, 1, label).font = Font(bold=True)
         for i in money:
             letter = get_column_letter(i)
-            cell = ws.cell(total_row, i, f"=SUM({letter}2:{letter}{last})")
+            if sum_where is None:
+                formula = f"=SUM({letter}2:{letter}{last})"
+            else:
+                key = get_column_letter(columns.index(sum_where[0]) + 1)
+                formula = f'=SUMIF({key}2:{key}{last},"{sum_where[1]}",{letter}2:{letter}{last})'
+            cell = ws.cell(total_row, i, formula)
             cell.font = Font(bold=True)
     for i, column in enumerate(columns, start=1):
         letter = get_column_letter(i)
@@ -784,7 +799,9 @@ def render_xlsx(report: RunReport) -> bytes:
         if len(control)
         else control
     )
-    _sheet(wb, "Control totals", control, run_id, one_page=True)
+    # Files, locations and the run are different cuts of the same money: the total is of the
+    # file rows, and it foots to the run row above it.
+    _sheet(wb, "Control totals", control, run_id, one_page=True, sum_where=("level", "file"))
     _sheet(
         wb, "Locations", report.by_location.drop(columns=["location_id"], errors="ignore"), run_id
     )

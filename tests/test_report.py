@@ -272,11 +272,20 @@ def _foot(sheet: Any) -> list[tuple[str, float, float]]:
     out = []
     for row in sheet.iter_rows():
         for cell in row:
-            if isinstance(cell.value, str) and cell.value.startswith("=SUM("):
-                first, last = cell.value[5:-1].split(":")
+            value = cell.value
+            if isinstance(value, str) and value.startswith("=SUM("):
+                first, last = value[5:-1].split(":")
                 cells = [c.value for (c,) in sheet[f"{first}:{last}"]]
                 assert all(v is None or isinstance(v, (int, float)) for v in cells), cells
                 out.append((cell.coordinate, round(sum(v or 0 for v in cells), 2), len(cells)))
+            elif isinstance(value, str) and value.startswith("=SUMIF("):
+                keys, wanted, summed = value[7:-1].split(",")
+                key_cells = [c.value for (c,) in sheet[keys]]
+                cells = [c.value for (c,) in sheet[summed]]
+                total = sum(
+                    v or 0 for k, v in zip(key_cells, cells, strict=True) if k == wanted.strip('"')
+                )
+                out.append((cell.coordinate, round(total, 2), len(cells)))
     return out
 
 
@@ -308,7 +317,13 @@ def test_report_xlsx_is_a_workpaper_that_foots_and_prints(tmp_path: Path) -> Non
     total_cell = next(c for c in sums if c.startswith(posted.cell(1, amount).column_letter))
     assert sums[total_cell] == summary["totals"]["posted_total_cents"] / 100
     control = book["Control totals"]
-    assert _foot(control), "the control totals foot with formulas"
+    footed = dict((coordinate, total) for coordinate, total, _ in _foot(control))
+    source = next(c.column_letter for c in control[1] if c.value == "Source total")
+    run_row = next(r for r in range(2, control.max_row + 1) if control[f"A{r}"].value == "run")
+    total_cell = next(c for c in footed if c.startswith(source))
+    # The files' total foots to the run row (files and locations are not added together).
+    assert footed[total_cell] == control[f"{source}{run_row}"].value
+    assert footed[total_cell] == summary["totals"]["source_total_cents"] / 100
     for sheet in book.worksheets:
         assert sheet.page_setup.orientation == "landscape"
         assert sheet.page_setup.fitToWidth == 1 and sheet.oddFooter.right.text == "Page &P of &N"
