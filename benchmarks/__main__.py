@@ -231,7 +231,7 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
             load_settings(env={}),
             base_url=f"http://127.0.0.1:{port}",
             token=Secret("sandbox-token"),
-            data_dir=work / "posting",
+            data_dir=work / f"posting_{invoices}_{limit}",  # a fresh ledger per case
             rate_window_s=window,
             status_timeout_s=120,
         )

@@ -441,11 +441,8 @@ def check(
                     # The token is checked even when reference data is cached: a wrong token
                     # must not pass `check` and fail at the first post.
                     verify_token(client, settings)
-                    ledger = Ledger(settings.ledger_path)
-                    try:
+                    with Ledger(settings.ledger_path) as ledger:
                         refs = reference_data(ledger, client, settings)
-                    finally:
-                        ledger.close()
             except UnreachableError as exc:
                 # Say what can be said without Propexo, then the next step.
                 unreachable = exc
@@ -526,9 +523,8 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
         if result is None:
             from pipelines.ledger import Ledger
 
-            ledger = Ledger(_settings(ctx).ledger_path, readonly=True)
-            waiting = len(ledger.records(states=["submitted"]))
-            ledger.close()
+            with Ledger(_settings(ctx).ledger_path, readonly=True) as ledger:
+                waiting = len(ledger.records(states=["submitted"]))
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
                 "(asked again now and at the next run)"
@@ -563,12 +559,11 @@ def report(ctx: click.Context, run_id: str | None) -> None:
 
     with _friendly():
         settings = _settings(ctx)
-        ledger = Ledger(settings.ledger_path)
-        run_id = run_id or ledger.last_run_id()
-        if run_id is None:
-            raise InputError("no runs in the ledger yet: run `tieout run` first")
-        folder = write_report(ledger, settings, run_id)
-        ledger.close()
+        with Ledger(settings.ledger_path) as ledger:
+            run_id = run_id or ledger.last_run_id()
+            if run_id is None:
+                raise InputError("no runs in the ledger yet: run `tieout run` first")
+            folder = write_report(ledger, settings, run_id)
         out.print(f"report: {folder / 'report.html'}")
 
 
@@ -584,9 +579,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     with _friendly():
         settings = _settings(ctx)
-        ledger = Ledger(settings.ledger_path, readonly=True)
-        by_state = ledger.by_state()
-        doubt = ledger.records(states=list(IN_DOUBT_STATES))
+        with Ledger(settings.ledger_path, readonly=True) as ledger:
+            by_state = ledger.by_state()
+            doubt = ledger.records(states=list(IN_DOUBT_STATES))
+            runs = ledger.runs()
         now = datetime.now(tz=UTC)
         in_doubt = [
             {
@@ -601,9 +597,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for r in doubt.itertuples()
         ]
         in_doubt.sort(key=lambda d: str(d["sent_at"]))
-        runs = ledger.runs()
         last = runs.iloc[-1].to_dict() if not runs.empty else None
-        ledger.close()
         if as_json:
             out.print_json(
                 json.dumps(
@@ -741,12 +735,8 @@ def webhooks_register(ctx: click.Context, url: str) -> None:
 
     with _friendly():
         settings = _settings(ctx)
-        ledger = Ledger(settings.ledger_path)
-        try:
-            with make_client(settings) as client:
-                result = register(client, settings, ledger, url)
-        finally:
-            ledger.close()
+        with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+            result = register(client, settings, ledger, url)
         out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
 
 
@@ -1036,12 +1026,8 @@ def demo(workdir: Path) -> None:
             )
             out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
             with ReceiverThread(settings) as receiver:
-                ledger = Ledger(settings.ledger_path)
-                try:
-                    with make_client(settings) as client:
-                        register(client, settings, ledger, receiver.url)
-                finally:
-                    ledger.close()
+                with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+                    register(client, settings, ledger, receiver.url)
                 out.print(f"[bold]webhooks[/] received on {receiver.url}")
                 outcome = run_pipeline(settings, say=_say)
                 out.print("[bold]sync + reconcile[/]")
@@ -1070,12 +1056,8 @@ def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
     from pipelines.propexo import make_client
 
     settings = _settings(ctx)
-    ledger = Ledger(settings.ledger_path)
-    try:
-        with make_client(settings) as client:
-            return reference_data(ledger, client, settings, refresh=refresh)
-    finally:
-        ledger.close()
+    with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+        return reference_data(ledger, client, settings, refresh=refresh)
 
 
 @refs.command("refresh")

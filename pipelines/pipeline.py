@@ -1136,42 +1136,42 @@ def _run_locked(
 
 def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
     """What a run would post, and how long it would take; writes nothing anywhere."""
-    ledger = Ledger(settings.ledger_path, readonly=True)
-    plan_frames = []
-    with make_client(settings) as client:
-        refs = reference_data(ledger, client, settings)
-        for path in list_inbox(inbox):
-            try:
-                result = process_file(fingerprint(path), profiles, refs, settings)
-            except InputError as exc:
-                say(f"{path.name}: {exc}")
-                continue
-            o = result.outcome
-            say(
-                f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
-                f"{o.rows_skipped} skipped"
+    with Ledger(settings.ledger_path, readonly=True) as ledger:
+        plan_frames = []
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+            for path in list_inbox(inbox):
+                try:
+                    result = process_file(fingerprint(path), profiles, refs, settings)
+                except InputError as exc:
+                    say(f"{path.name}: {exc}")
+                    continue
+                o = result.outcome
+                say(
+                    f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
+                    f"{o.rows_skipped} skipped"
+                )
+                plan_frames.append(result.records)
+            ledger_id = "dry-run"
+            for frame in plan_frames:
+                ledger.stage_records(ledger_id, None, frame)
+            plan = describe_plan(
+                plan_requests(ledger.records(states=["ready"]), settings.batch_size),
+                client.limiter.limit or 150,
             )
-            plan_frames.append(result.records)
-        ledger_id = "dry-run"
-        for frame in plan_frames:
-            ledger.stage_records(ledger_id, None, frame)
-        plan = describe_plan(
-            plan_requests(ledger.records(states=["ready"]), settings.batch_size),
-            client.limiter.limit or 150,
-        )
-    names = {
-        str(k): str(v) for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)
-    }
-    say(
-        f"would send {plan['requests']} requests carrying {plan['records']} records "
-        f"(about {plan['estimated_minutes']} min at the current rate limit)"
-    )
-    for location_id, entry in plan["by_location"].items():
+        names = {
+            str(k): str(v)
+            for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)
+        }
         say(
-            f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
-            f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
+            f"would send {plan['requests']} requests carrying {plan['records']} records "
+            f"(about {plan['estimated_minutes']} min at the current rate limit)"
         )
-    ledger.close()
+        for location_id, entry in plan["by_location"].items():
+            say(
+                f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
+                f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
+            )
     return RunOutcome(None, 0, None, {"plan": plan})
 
 
@@ -1216,8 +1216,7 @@ def reconcile_command(
     settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
-    with run_lock(settings.lock_path, "reconcile"):
-        ledger = Ledger(settings.ledger_path)
+    with run_lock(settings.lock_path, "reconcile"), Ledger(settings.ledger_path) as ledger:
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings)
             vendor_x_ids = _vendor_x_ids(refs)
@@ -1244,7 +1243,6 @@ def reconcile_command(
             for run_id in sorted(set(touched["run_id"])):
                 if (settings.reports_dir / run_id).exists():
                     reports.append(write_report(ledger, settings, run_id))
-        ledger.close()
     return result, reports
 
 
