@@ -914,11 +914,14 @@ def _cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
 
 def column_letter(labels: pd.Index, position: int) -> str:
     """The spreadsheet letter of a grid's column: its own label is its place in the sheet
-    (empty columns were dropped, not renumbered)."""
-    from openpyxl.utils import get_column_letter
-
+    (empty columns were dropped, not renumbered). 0 → A, 25 → Z, 26 → AA."""
     label = labels[position]
-    return get_column_letter((int(label) if isinstance(label, (int, np.integer)) else position) + 1)
+    number = (int(label) if isinstance(label, (int, np.integer)) else position) + 1
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}

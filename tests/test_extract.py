@@ -757,3 +757,16 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
     # Propexo's Maple Court as it really is (12 units): nothing is guessed.
     many = process_file(fingerprint(path), profiles_for(settings), refs, settings)
     assert {i.source_row for i in many.issues} == {5, 7} and many.records.empty
+
+
+def test_column_letters_match_excel_s() -> None:
+    """Reasons point at cells by Excel's letters (A … Z, AA …, XFD), without importing a
+    workbook library on every CSV."""
+    from openpyxl.utils import get_column_letter
+
+    from pipelines.extract import column_letter
+
+    labels = pd.Index(range(16384))
+    assert [column_letter(labels, i) for i in range(16384)] == [
+        get_column_letter(i + 1) for i in range(16384)
+    ]
