@@ -420,7 +420,13 @@ def staging_child(path: str) -> None:
     ledger = Ledger(Path(path).with_suffix(".ledger.sqlite"))
     ledger.stage_records("bench", result.source.sha256, result.records)
     ledger.close()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    # VmHWM is this program's own peak: getrusage's maxrss would carry the benchmark
+    # process's size over from the fork that started this one.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(
+        int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
+    )
+    print(peak_kib // 1024)
 
 
 def bench_staging(rows: int, work: Path) -> None:
