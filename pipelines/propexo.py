@@ -64,7 +64,7 @@ class RateLimiter:
 
     @property
     def margin_s(self) -> float:
-        return max(0.1, 0.02 * self.window_s)
+        return max(0.05, 0.01 * self.window_s)
 
     def acquire(self) -> float:
         """Block until a request may be sent; returns the time it is sent at."""
