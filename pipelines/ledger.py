@@ -215,6 +215,7 @@ RECORD_COLUMNS = (
     "confirmed_at",
     "reconciled_at",
     "defaulted",
+    "charge_notes",
 )
 BODIES = ("payload", "source_rows", "errors")  # the bulk of a record's bytes
 
@@ -281,6 +282,8 @@ class Ledger:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "doubt_since" not in have:  # 2026-11-23: when a record went in doubt
             self.db.execute("ALTER TABLE records ADD COLUMN doubt_since TEXT")
+        if "charge_notes" not in have:  # 2026-11-23: a charge's body is built from columns
+            self.db.execute("ALTER TABLE records ADD COLUMN charge_notes TEXT")
         reject_columns = {row[1] for row in self.db.execute("PRAGMA table_info(rejects)")}
         if "amount_text" not in reject_columns:  # 2026-11-23: the row's amount as the file shows it
             self.db.execute("ALTER TABLE rejects ADD COLUMN amount_text TEXT")
@@ -657,8 +660,8 @@ class Ledger:
                     "source_rows, integration_id, location_id, reference_number, "
                     "invoice_number, vendor_id, resident_id, charge_code_id, transaction_date, "
                     "amount_cents, content_hash, payload, state, created_at, updated_at, "
-                    "defaulted) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
+                    "defaulted, charge_notes) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
                     _record_rows(new.iloc[start : start + STAGE_SLICE], run_id, sha256, now),
                 )
             db.executemany(
@@ -874,7 +877,8 @@ class Ledger:
         sql = f"SELECT {columns} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
         frame = pd.read_sql_query(sql + " ORDER BY rowid", self.db, params=params)
         if not frame.empty and bodies:
-            frame["payload"] = frame["payload"].map(json.loads)
+            # Charges store no body (it is built from their columns when posted): None.
+            frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)
             frame["source_rows"] = frame["source_rows"].map(json.loads)
         return frame
 
@@ -910,7 +914,15 @@ def _record_rows(
     new: pd.DataFrame, run_id: str, sha256: str | None, now: str
 ) -> Iterator[tuple[Any, ...]]:
     """The records table's rows for a frame of new records, built column by column."""
-    payloads = new["payload"]
+    payloads = new["payload"] if "payload" in new else pd.Series(None, index=new.index)
+    # A charge's body is its columns (built when posted): no JSON text is stored for it.
+    bodies = (
+        _texts(payloads)
+        if _all_text(payloads)
+        else [
+            p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads
+        ]
+    )
     return zip(
         _texts(new["record_key"]),
         _texts(new["kind"]),
@@ -928,7 +940,7 @@ def _record_rows(
         _optional(new, "transaction_date"),
         new["amount_cents"].astype("int64").tolist(),
         _texts(new["content_hash"]),
-        _texts(payloads) if _all_text(payloads) else payloads.map(json.dumps).tolist(),
+        bodies,
         repeat(now),
         repeat(now),
         (
@@ -936,6 +948,7 @@ def _record_rows(
             if "defaulted" in new
             else repeat(None)
         ),
+        _optional(new, "charge_notes"),
         strict=False,
     )
 

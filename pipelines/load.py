@@ -57,12 +57,41 @@ def _as_dict(payload: Any) -> dict[str, Any]:
     return json.loads(payload) if isinstance(payload, str) else dict(payload)
 
 
+def charge_body(record: Any) -> dict[str, Any]:
+    """A charge's or credit's request body, built from its ledger columns when it is posted:
+    what transform used to write as JSON text for every line. Credits post a positive
+    amount, with ``integration_id``, to their own endpoint; charges go inside a batch."""
+    body: dict[str, Any] = {}
+    if record.kind == "credit":
+        body["integration_id"] = str(record.integration_id)
+    body |= {
+        "resident_id": str(record.resident_id),
+        "charge_code_id": str(record.charge_code_id),
+        "transaction_date": f"{str(record.transaction_date)[:10]}T00:00:00.000Z",
+        "notes": str(record.charge_notes),
+        "amount_in_cents": abs(int(record.amount_cents)),
+        "reference_number": str(record.reference_number),
+    }
+    return body
+
+
+def _body(record: Any) -> dict[str, Any]:
+    """The stored body (invoices, and charges staged before bodies were built from columns),
+    else one built from the record's columns."""
+    payload = record.payload
+    if isinstance(payload, dict) or (isinstance(payload, str) and payload):
+        return _as_dict(payload)
+    return charge_body(record)
+
+
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     """The fewest requests the API allows: one per invoice, one per credit, and charges batched
     per (integration, RM location) in chunks of ``batch_size``."""
     if ready.empty:
         return []
-    ready = ready.assign(payload=ready["payload"].map(_as_dict))
+    if "charge_notes" not in ready:
+        ready = ready.assign(charge_notes=None)
+    ready = ready.assign(payload=[_body(r) for r in ready.itertuples(index=False)])
     requests: list[PostRequest] = []
     for record in ready[ready["kind"] == "invoice"].itertuples(index=False):
         requests.append(

@@ -511,6 +511,7 @@ CHARGE_COLUMNS = [
     "charge_code_id",
     "transaction_date",
     "property_id",
+    "charge_notes",
 ]
 
 
@@ -773,12 +774,12 @@ def charge_records(
     source_file: str,
     contents: tuple[np.ndarray, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """One record per resolved line: charges, and credits for negative lines. Built column-wise:
-    the payload's JSON for (resident, charge code, date, notes) is written once per distinct
-    combination, and only the amount and reference are written per line.
+    """One record per resolved line: charges, and credits for negative lines, column-wise.
 
-    ``content_hash`` is a 64-bit fingerprint (16 hex digits) of what the payload says beyond
-    the record key: the same key with another digest is a conflict."""
+    No JSON is written here: the request body is built from the record's columns (resident,
+    charge code, date, notes, amount, reference) when its batch is posted. ``content_hash`` is
+    a 64-bit fingerprint (16 hex digits) of what the body says beyond the record key: the same
+    key with another digest is a conflict."""
     amount = good["amount_cents"].to_numpy(dtype=np.int64)
     credit = amount < 0
     codes, contents_frame = contents or _distinct_contents(good, _CHARGE_CONTENT)
@@ -787,30 +788,10 @@ def charge_records(
     notes = notes.fillna(
         _text(_join(contents_frame["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
     )
-    middle = _join(
-        '"resident_id":',
-        json_strings(contents_frame["resident_id"]),
-        ',"charge_code_id":',
-        json_strings(contents_frame["charge_code_id"]),
-        ',"transaction_date":',
-        json_strings(dates + "T00:00:00.000Z"),
-        ',"notes":',
-        json_strings(notes),
-        ',"amount_in_cents":',
-    )
+    # No JSON text per line: the body is built from these columns when its batch is posted
+    # (pipelines.load.charge_body), at most a few hundred records a minute.
     reference = good["reference_number"].astype("str")
     reference_text = arrow_text(reference)
-    # Credits post a positive amount to the credits endpoint (with integration_id in the body);
-    # they read back as negative charges.
-    head = _choose(credit, '{"integration_id":' + json.dumps(integration_id) + ",", "{")
-    payload = _join(
-        head,
-        middle.take(codes),
-        pc.cast(pa.array(np.abs(amount)), pa.large_string()),
-        ',"reference_number":"',
-        json_escape(reference),
-        '"}',
-    )
     # Kind, integration and reference are the record key, so the digest leaves them out.
     per_content = fingerprint64(
         [
@@ -833,13 +814,14 @@ def charge_records(
             "reference_number": reference,
             "amount_cents": pd.Series(amount, index=good.index),
             "content_hash": hex_column(digest).set_axis(good.index),
-            "payload": _text(payload, good.index),
+            "payload": None,
             "source_rows": row_lists(good["source_row"].to_numpy()).set_axis(good.index),
             "source_file": source_file,
             "resident_id": good["resident_id"].astype("str"),
             "charge_code_id": good["charge_code_id"].astype("str"),
             "transaction_date": good["transaction_date"].astype("str"),
             "property_id": good["property_id"].astype("str"),
+            "charge_notes": _text(arrow_text(notes).take(pa.array(codes)), good.index),
         },
         columns=CHARGE_COLUMNS,
     )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipelines.config import load_settings
 from pipelines.extract import fingerprint
+from pipelines.load import charge_body, plan_requests
 from pipelines.models import IssueCode
 from pipelines.pipeline import process_file, profiles_for
 from pipelines.refs import RefData
@@ -71,7 +72,7 @@ def test_samples_resolve_completely(refs: RefData) -> None:
     assert int(roll.records["amount_cents"].sum()) == 6626500
     credits = roll.records[roll.records["kind"] == "credit"]
     assert len(credits) > 0
-    payloads = [json.loads(p) for p in credits["payload"]]
+    payloads = [charge_body(r) for r in credits.itertuples(index=False)]
     assert all(p["amount_in_cents"] > 0 for p in payloads)  # credits post positive
     assert all(p["integration_id"] == "int_rm_demo" for p in payloads)
 
@@ -271,18 +272,14 @@ def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
         }
     )
     records = charge_records(good, "int", "f.csv")
-    payloads = [json.loads(p) for p in records["payload"]]
-    assert [p["notes"] for p in payloads] == [
-        'say "hi"',
-        "back\\slash",
-        "tab here",
-        "line break",
-        "plain",
-    ]
+    assert records["payload"].isna().all()  # no JSON text per line: built when posted
+    payloads = [json.loads(json.dumps(charge_body(r))) for r in records.itertuples(index=False)]
+    # Kept exactly, control characters too (the old encoder turned them into spaces).
+    assert [p["notes"] for p in payloads] == awkward
     assert [p["reference_number"] for p in payloads] == list(good["reference_number"])
     assert payloads[0]["resident_id"] == 'r"1'
     assert [p["amount_in_cents"] for p in payloads] == [100, 250, 300, 400, 500]
-    assert "integration_id" in payloads[1] and "integration_id" not in payloads[0]
+    assert payloads[1]["integration_id"] == "int" and "integration_id" not in payloads[0]
     assert records["kind"].tolist() == ["charge", "credit", "charge", "charge", "charge"]
     assert records["record_key"][1] == "credit:int:ref\\2"
     assert records["content_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
@@ -447,3 +444,59 @@ def test_reference_numbers_follow_their_documented_definition() -> None:
             [sha("int"), sha(line["resident_id"]), sha("c"), sha("2026-12-01"), ordinal]
         ).to_bytes(8, "big")
         assert got[index] == "TO" + base64.b32encode(top).decode()[:10]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=30),  # resident id
+            st.text(min_size=1, max_size=30),  # charge code id
+            st.text(max_size=60),  # notes: any text, control characters and all
+            st.integers(min_value=-(10**9), max_value=10**9).filter(bool),
+            st.text(min_size=1, max_size=20),  # reference number
+        ),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda r: r[4],
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
+    rows: list[tuple[str, str, str, int, str]],
+) -> None:
+    """#19: bodies are built from columns when posted, not stored as JSON text per line.
+    Whatever the text, each posted body parses to exactly the record it stands for."""
+    from pipelines.transform import charge_records
+
+    good = pd.DataFrame(
+        {
+            "source_row": range(2, 2 + len(rows)),
+            "resident_id": [r[0] for r in rows],
+            "charge_code_id": [r[1] for r in rows],
+            "charge_code": "Rent",
+            "transaction_date": "2026-12-01",
+            "notes": [r[2] for r in rows],
+            "amount_cents": [r[3] for r in rows],
+            "reference_number": [r[4] for r in rows],
+            "location_id": "loc",
+            "property_id": "p",
+        }
+    )
+    records = charge_records(good, "int", "f.csv")
+    sent: dict[str, dict[str, object]] = {}
+    for request in plan_requests(records, batch_size=5):
+        wire = json.loads(json.dumps(request.body))  # what httpx's json= puts on the wire
+        for body in wire.get("charges", [wire]):
+            sent[body["reference_number"]] = body
+    assert len(sent) == len(rows)
+    for resident, code, notes, cents, reference in rows:
+        expected: dict[str, object] = {"integration_id": "int"} if cents < 0 else {}
+        expected |= {
+            "resident_id": resident,
+            "charge_code_id": code,
+            "transaction_date": "2026-12-01T00:00:00.000Z",
+            "notes": notes,
+            "amount_in_cents": abs(cents),
+            "reference_number": reference,
+        }
+        assert sent[reference] == expected
