@@ -205,3 +205,11 @@ def test_the_three_verdicts_are_the_same_in_console_reports_and_exit_code(
     # The exceptions show each rejected row with its amount as the file shows it.
     html = (workspace / "reports" / summary["run_id"] / "report.html").read_text()
     assert '<td class="num">5l2.07</td>' in html
+    # The run index, newest first, on the page and the console.
+    index = (workspace / "reports" / "index.html").read_text()
+    first_id = summary_of(first.stdout, workspace)["run_id"]
+    assert index.index(summary["run_id"]) < index.index(first_id)
+    assert ">Needs attention</span>" in index and ">Complete</span>" in index
+    runs = run_cli("--data-dir", str(workspace), "runs", env=env)
+    assert summary["run_id"] in runs.stdout and first_id in runs.stdout
+    assert runs.stdout.index(summary["run_id"]) < runs.stdout.index(first_id), runs.stdout
