@@ -889,24 +889,48 @@ def settle_reconcile(
     result = reconcile(
         records, synced_invoices, synced_charges, vendor_x_ids=vendor_x_ids, verdict=verdict
     )
-    # One set-based write-back for every outcome (awaiting ones keep their state and fields).
+    # One set-based write-back (awaiting ones keep their state and fields), of the outcomes
+    # that change something: a ledger of a million matched records is not rewritten by every
+    # reconcile.
     decided = result.details[result.details["outcome"].ne("awaiting_sync")]
-    ledger.apply_outcomes(
-        pd.DataFrame(
-            {
-                "record_key": decided["record_key"],
-                "state": decided["outcome"].astype(str),
-                "propexo_id": decided["propexo_id"],
-                "found_amount_cents": decided["found_amount_cents"],
-                "note": decided["note"].where(decided["note"].astype(bool), None),
-            }
-        ),
-        run_id=run_id,
+    outcomes = pd.DataFrame(
+        {
+            "record_key": decided["record_key"].to_numpy(),
+            "state": decided["outcome"].astype(str).to_numpy(),
+            "propexo_id": decided["propexo_id"].to_numpy(),
+            "found_amount_cents": decided["found_amount_cents"].to_numpy(),
+            "note": decided["note"].where(decided["note"].astype(bool), None).to_numpy(),
+        }
     )
+    ledger.apply_outcomes(changed_outcomes(outcomes, records), run_id=run_id)
     now = utcnow()
     ledger.set_meta("last_reconcile_at", now)
     ledger.set_meta("unexpected", str(result.unexpected))
     return result
+
+
+OUTCOME_FIELDS = ["state", "propexo_id", "found_amount_cents", "note"]
+
+
+def changed_outcomes(outcomes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The outcomes whose state or fields differ from what the ledger holds (blank equals
+    blank; an amount compares as a whole number)."""
+    if outcomes.empty:
+        return outcomes
+    now = records.reindex(columns=["record_key", *OUTCOME_FIELDS]).set_index("record_key")
+    now = now.reindex(outcomes["record_key"])
+
+    def text(values: pd.Series) -> np.ndarray:
+        return values.reset_index(drop=True).astype("string").fillna("").to_numpy()
+
+    def number(values: pd.Series) -> np.ndarray:
+        return pd.to_numeric(values.reset_index(drop=True), errors="coerce").to_numpy(float)
+
+    ours, theirs = number(outcomes["found_amount_cents"]), number(now["found_amount_cents"])
+    same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
+    for field in ("state", "propexo_id", "note"):
+        same &= text(outcomes[field]) == text(now[field])
+    return outcomes[~same]
 
 
 def _records_of_run(ledger: Ledger, run_id: str) -> pd.DataFrame:

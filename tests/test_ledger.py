@@ -74,3 +74,30 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
     with pytest.raises(LedgerError, match="unknown state"):
         ledger.apply_outcomes(pd.DataFrame({"record_key": ["charge:i:TO0003"], "state": ["gone"]}))
     ledger.close()
+
+
+def test_only_outcomes_that_change_something_are_written_back() -> None:
+    """A reconcile of a ledger already matched rewrites nothing (#19: a million matched
+    records were rewritten by every reconcile)."""
+    from pipelines.pipeline import changed_outcomes
+
+    records = pd.DataFrame(
+        {
+            "record_key": ["a", "b", "c", "d"],
+            "state": ["matched", "confirmed", "matched", "missing"],
+            "propexo_id": ["p1", None, "p3", None],
+            "found_amount_cents": [100.0, None, 300.0, None],
+            "note": [None, None, None, "not in Propexo"],
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "record_key": ["a", "b", "c", "d"],
+            "state": ["matched", "matched", "mismatched", "missing"],
+            "propexo_id": ["p1", "p2", "p3", None],
+            "found_amount_cents": [100, 200, 301, None],
+            "note": [None, None, "amount differs", "not in Propexo"],
+        }
+    )
+    assert changed_outcomes(outcomes, records)["record_key"].tolist() == ["b", "c"]
+    assert changed_outcomes(outcomes.iloc[:0], records).empty
