@@ -494,6 +494,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     a plain merge plus a bare executemany of the outcomes."""
     from pipelines.ledger import RECONCILABLE_STATES
     from pipelines.pipeline import settle_reconcile
+    from pipelines.reconcile import LEDGER_COLUMNS
 
     frame, synced = reconcile_frames(n)
     path = work / "reconcile.ledger.sqlite"
@@ -523,7 +524,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     settings = load_settings(env={})
     empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
     start = time.perf_counter()
-    records = ledger.records(states=list(RECONCILABLE_STATES), bodies=False)
+    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
     result = settle_reconcile(ledger, settings, records, empty, synced, {})
     took = time.perf_counter() - start
     assert result.matched == n
@@ -531,7 +532,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     assert matched[0] == n
     # The next reconcile finds everything as it was: nothing to write back.
     start = time.perf_counter()
-    records = ledger.records(states=list(RECONCILABLE_STATES), bodies=False)
+    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
     again = settle_reconcile(ledger, settings, records, empty, synced, {})
     again_s = time.perf_counter() - start
     assert again.matched == n

@@ -857,10 +857,11 @@ class Ledger:
         run_id: str | None = None,
         kinds: Iterable[str] | None = None,
         bodies: bool = True,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Records as a frame (payload and source_rows decoded). ``bodies=False`` leaves out
-        the payload, source rows and errors: what matching needs, read in a fraction of the
-        time (a million payloads are most of the bytes)."""
+        the payload, source rows and errors; ``columns`` reads only those named: what matching
+        needs, read in a fraction of the time (Python's sqlite3 pays per cell)."""
         where, params = [], []
         if states is not None:
             states = list(states)
@@ -873,8 +874,15 @@ class Ledger:
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
-        columns = "*" if bodies else ", ".join(c for c in RECORD_COLUMNS if c not in BODIES)
-        sql = f"SELECT {columns} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
+        unknown = set(columns or ()) - set(RECORD_COLUMNS)
+        if unknown:
+            raise LedgerError(f"no such record column(s): {sorted(unknown)}")
+        if columns is not None:
+            selected = ", ".join(columns)  # only names from RECORD_COLUMNS, checked above
+            bodies = bodies and "payload" in columns and "source_rows" in columns
+        else:
+            selected = "*" if bodies else ", ".join(c for c in RECORD_COLUMNS if c not in BODIES)
+        sql = f"SELECT {selected} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
         frame = pd.read_sql_query(sql + " ORDER BY rowid", self.db, params=params)
         if not frame.empty and bodies:
             # Charges store no body (it is built from their columns when posted): None.

@@ -56,7 +56,7 @@ from pipelines.profiles import (
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.rebuild import backup_ledger
-from pipelines.reconcile import reconcile
+from pipelines.reconcile import LEDGER_COLUMNS, reconcile
 from pipelines.refs import (
     CHARGE_FIELDS,
     INVOICE_FIELDS,
@@ -858,7 +858,7 @@ def reconcile_ledger(
     run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
-    records = ledger.records(states=list(RECONCILABLE_STATES), bodies=False)
+    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
     if records.empty:
         return None
     synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)

@@ -228,6 +228,28 @@ def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[s
     return joined.set_index("_row")["propexo_id"]
 
 
+# What matching reads of each ledger record (and nothing more: a million rows are read back
+# through sqlite3, which pays per cell).
+LEDGER_COLUMNS = (
+    "record_key",
+    "kind",
+    "state",
+    "reference_number",
+    "invoice_number",
+    "vendor_id",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "amount_cents",
+    "confirmed_at",
+    "doubt_since",
+    "created_record_id",
+    "propexo_id",
+    "found_amount_cents",
+    "note",
+)
+
+
 def reconcile(
     ledger: pd.DataFrame,
     invoices: pd.DataFrame,

@@ -101,3 +101,13 @@ def test_only_outcomes_that_change_something_are_written_back() -> None:
     )
     assert changed_outcomes(outcomes, records)["record_key"].tolist() == ["b", "c"]
     assert changed_outcomes(outcomes.iloc[:0], records).empty
+
+
+def test_records_reads_only_the_columns_asked_for(tmp_path: Path) -> None:
+    ledger = _staged(tmp_path / "ledger.sqlite", 2)
+    frame = ledger.records(columns=["record_key", "state", "amount_cents"])
+    assert list(frame.columns) == ["record_key", "state", "amount_cents"]
+    assert frame["state"].tolist() == ["confirmed", "confirmed"]
+    with pytest.raises(LedgerError, match="no such record column"):
+        ledger.records(columns=["record_key; DROP TABLE records"])
+    ledger.close()
