@@ -1044,25 +1044,28 @@ def _unlabelled_totals(
     if not bare.any():
         return kinds
     lines = data & ~bare
-    columns = []
+    # Prefix sums over the lines (data rows that are not candidates), so each candidate is
+    # checked in constant time, however many there are.
+    running = []
     for c in amounts:
         cents, _ = _money_cells(body[c])
-        columns.append((cents, text[c].ne("").to_numpy()))
+        filled = text[c].ne("").to_numpy()
+        running.append((cents, filled, np.concatenate([[0], np.cumsum(np.where(lines, cents, 0))])))
+    positions = np.arange(len(kind))
+    is_break = np.isin(kind, ["total", "subtotal"])
+    last_break = np.maximum.accumulate(np.where(is_break, positions, -1))
+    lines_after = np.concatenate([np.cumsum(lines[::-1])[::-1][1:], [0]])
+    marked = -1  # the last candidate found to be a total, itself a break for those below
     for position in np.flatnonzero(bare):
-        breaks = np.flatnonzero(np.isin(kind[:position], ["total", "subtotal"]))
-        starts = {-1, int(breaks[-1]) if len(breaks) else -1}
-        ties = False
+        before = int(last_break[position - 1]) if position else -1
+        starts = {-1, max(before, marked)}
         for start in starts:
-            span = slice(start + 1, position)
-            sums = [int(cents[span][lines[span]].sum()) for cents, _ in columns]
-            here = [(int(cents[position]), filled[position]) for cents, filled in columns]
-            if any(s for s in sums) and all(
-                v == s for (v, f), s in zip(here, sums, strict=True) if f
-            ):
-                ties = True
+            sums = [int(run[position] - run[start + 1]) for _, _, run in running]
+            here = [(int(cents[position]), filled[position]) for cents, filled, _ in running]
+            if any(sums) and all(v == t for (v, f), t in zip(here, sums, strict=True) if f):
+                kind[position] = "total" if not lines_after[position] else "subtotal"
+                marked = int(position)
                 break
-        if ties:
-            kind[position] = "total" if not lines[position + 1 :].any() else "subtotal"
     return pd.Series(kind, index=kinds.index, dtype=object)
 
 

@@ -770,3 +770,24 @@ def test_column_letters_match_excel_s() -> None:
     assert [column_letter(labels, i) for i in range(16384)] == [
         get_column_letter(i + 1) for i in range(16384)
     ]
+
+
+def test_many_rows_without_a_unit_are_checked_as_totals_in_one_pass(tmp_path: Path) -> None:
+    """Every row of an export with its unit and tenant columns blank is a candidate total; each
+    is checked against prefix sums (once per row, not once per row per row above it), and
+    only the row that equals the lines above it is a total."""
+    lines = ["Rent Roll", "As of: 12/01/2026", "Property,Unit,Tenant,Rent"]
+    lines += [f"Maple Court,,,{100 + i % 7}.00" for i in range(3000)]
+    lines += [f'Maple Court,101,"Kettering, Dakota",{1000 + i}.00' for i in range(3)]
+    lines += [",,,12345.00"]  # equals no run of lines above it: stays data (and is rejected)
+    path = tmp_path / "blank_units.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = extract(path)
+    assert "total" not in set(result.skipped["kind"])
+    assert len(result.rows) == 3000 + 3 + 1
+    # The same file whose last row is the sum of its lines: a total with its label left off.
+    tied_path = path.with_name("tied.csv")
+    tied_path.write_text("\n".join([*lines[:-1], ",,,3003.00"]) + "\n")
+    tied = extract(tied_path)
+    assert tied.skipped["kind"].value_counts().get("total") == 1
+    assert len(tied.rows) == 3000 + 3
