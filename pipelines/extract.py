@@ -973,16 +973,18 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
         running = np.concatenate([[0], np.cumsum(sums)])
         last_total = int(np.flatnonzero(kind == "total")[-1]) if (kind == "total").any() else -1
         tied = 0
+        last_of_kind: dict[str, int] = {}  # the previous break of each kind, as we go
         for n, (at, value) in enumerate(zip(breaks, stated, strict=True)):
+            position = int(at)
+            same = last_of_kind.get(str(kind[position]), -1)
+            last_of_kind[str(kind[position])] = position
             if not has_stated[n]:
                 continue
-            position = int(at)
             previous = int(breaks[n - 1]) if n else -1
-            same = [int(b) for b in breaks[:n] if kind[b] == kind[position]]
-            groups = group_rows[group_rows < position]
-            starts = {previous, same[-1] if same else -1, -1}
-            if len(groups):
-                starts.add(int(groups[-1]))
+            group = int(np.searchsorted(group_rows, position)) - 1
+            starts = {previous, same, -1}
+            if group >= 0:
+                starts.add(int(group_rows[group]))
             candidates = {start: int(running[position] - running[start + 1]) for start in starts}
             # Or the last few lines alone ("Total for Summit Waste Services" after its lines).
             suffixes = running[position] - running[previous + 1 : position + 1]
