@@ -426,19 +426,22 @@ def _posted_frame(
     shas = records.get("file_sha256", pd.Series(None, index=records.index)).astype(str)
 
     def named(column: str, kind: str) -> pd.Series:
+        """Each id's name (a dict lookup per distinct id, not a Python call per record); an
+        id with no known name shows itself, a missing id nothing."""
         ids = records.get(column, pd.Series(None, index=records.index, dtype=object))
-        return ids.map(lambda i: names.get(kind, {}).get(str(i), i if isinstance(i, str) else ""))
+        ids = ids.astype(object).where(ids.notna(), "").astype(str)
+        found = ids.map(names.get(kind, {}))
+        return found.astype(object).where(found.notna(), ids)
 
     party = named("vendor_id", "vendor").where(
         records["kind"].eq("invoice"), named("resident_id", "resident")
     )
-    unit = records.get("resident_id", pd.Series(None, index=records.index)).map(
-        lambda i: names.get("unit", {}).get(str(i), "")
-    )
+    residents = records.get("resident_id", pd.Series(None, index=records.index, dtype=object))
+    unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
     frame = pd.DataFrame(
         {
             "source_file": records["source_file"],
-            "sheet": shas.map(lambda sha: sheets.get(sha, "")),
+            "sheet": shas.map(sheets).astype(object).fillna(""),
             "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
             "kind": records["kind"],
             "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
@@ -456,7 +459,7 @@ def _posted_frame(
             "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
             "note": records["note"],
             "defaulted": records.get("defaulted"),
-            "archived": shas.map(lambda sha: archived.get(sha, "")),
+            "archived": shas.map(archived).astype(object).fillna(""),
         }
     )
     return frame[POSTED_COLUMNS]
