@@ -1118,11 +1118,12 @@ def config() -> None:
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
     """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
+    from pipelines.pipeline import run_summaries
     from pipelines.report import dollars, run_rows
 
     with _friendly():
         settings: Settings = ctx.obj["settings"]
-        rows = run_rows(settings.reports_dir)
+        rows = run_rows(run_summaries(settings.reports_dir))
         if not rows:
             out.print(f"no runs with a report yet in {settings.reports_dir}")
             return

@@ -16,7 +16,7 @@ from pathlib import Path
 from pipelines.config import DEFAULT_TOKEN, Settings, which_propexo
 from pipelines.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
 from pipelines.ledger import RECORD_SCHEME, Ledger
-from pipelines.propexo import make_client
+from pipelines.propexo import make_client, probe_integration
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CLOCK_WARN_S = 60.0
@@ -74,41 +74,27 @@ def token_checks(settings: Settings, sources: dict[str, str]) -> list[Check]:
 def propexo_checks(settings: Settings) -> list[Check]:
     """Reachable, token accepted, integration known, clock in step."""
     which = which_propexo(settings.base_url)
-    checks: list[Check] = []
+    reachable = Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable")
+    accepted = Check(PASS, "token accepted", "yes")
     try:
         with make_client(settings) as client:
-            response = client.probe(
-                "/v1/locations/rentmanager/",
-                {"integration_id": settings.integration_id, "limit": 1},
-            )
+            response = probe_integration(client, settings.integration_id)
     except UnreachableError as exc:
         return [Check(FAIL, "propexo", str(exc))]
     except PermanentApiError as exc:
         if exc.status_code in (401, 403):
-            return [
-                Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"),
-                Check(
-                    FAIL,
-                    "token accepted",
-                    f"Propexo refused the token ({exc.status_code}): check PROPEXO_API_TOKEN",
-                ),
-            ]
+            refused = f"Propexo refused the token ({exc.status_code}): check PROPEXO_API_TOKEN"
+            return [reachable, Check(FAIL, "token accepted", refused)]
         if exc.status_code in (400, 404):
-            return [
-                Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"),
-                Check(PASS, "token accepted", "yes"),
-                Check(
-                    FAIL,
-                    "integration",
-                    f"Propexo does not know integration {settings.integration_id!r} ({exc}): "
-                    "check integration_id (PROPEXO_INTEGRATION_ID)",
-                ),
-            ]
+            unknown = (
+                f"Propexo does not know integration {settings.integration_id!r} ({exc}): "
+                "check integration_id (PROPEXO_INTEGRATION_ID)"
+            )
+            return [reachable, accepted, Check(FAIL, "integration", unknown)]
         return [Check(FAIL, "propexo", str(exc))]
     except ApiError as exc:
         return [Check(FAIL, "propexo", f"{exc}; try again, or check base_url")]
-    checks.append(Check(PASS, "propexo", f"{which} at {settings.base_url}: reachable"))
-    checks.append(Check(PASS, "token accepted", "yes"))
+    checks = [reachable, accepted]
     results = response.json().get("results") or []
     if results:
         checks.append(

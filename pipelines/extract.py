@@ -903,12 +903,11 @@ def _cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
 
     ``labels`` are the sheet's own column positions (empty columns were dropped, not renumbered).
     """
-
-    def letter(position: int) -> str:
-        return column_letter(labels, position)
-
-    out = {name: (layout.headers.get(i, name), letter(i)) for i, name in layout.columns.items()}
-    out |= {header: (header, letter(i)) for i, header in layout.charge_columns.items()}
+    out = {
+        name: (layout.headers.get(i, name), column_letter(labels, i))
+        for i, name in layout.columns.items()
+    }
+    out |= {h: (h, column_letter(labels, i)) for i, h in layout.charge_columns.items()}
     return out
 
 

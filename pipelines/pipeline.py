@@ -68,7 +68,7 @@ from pipelines.refs import (
     read_aliases,
 )
 from pipelines.transform import resolve_properties, transform_bills, transform_charges
-from pipelines.validate import as_text, validate
+from pipelines.validate import as_text, cell_prefix, validate
 
 log = logging.getLogger("tieout")
 Say = Callable[[str], None]
@@ -301,22 +301,21 @@ def _single_family_units(
             only[name] = str(units[0])
         elif len(units) > 1:
             several[name] = len(units)
-    letter = extract.cells.get("unit", ("unit", ""))
-    issues = [
-        Issue(
-            IssueCode.MISSING_VALUE,
-            f"{letter[0]} ({letter[1]}{row}): no unit, and {name} has {several[name]:,} units: "
-            "say which"
-            if letter[1]
-            else f"no unit, and {name} has {several[name]:,} units: say which",
-            extract.source.name,
-            int(row),
-            letter[0],
-            None,
-        )
-        for row, name in zip(rows.loc[blank, "source_row"], prop[blank], strict=True)
-        if name in several
-    ]
+    issues = []
+    for row, name in zip(rows.loc[blank, "source_row"], prop[blank], strict=True):
+        if name in several:
+            where, header = cell_prefix(extract.cells, "unit", int(row), "")
+            reason = f"no unit, and {name} has {several[name]:,} units: say which"
+            issues.append(
+                Issue(
+                    IssueCode.MISSING_VALUE,
+                    f"{where}: {reason}" if where else reason,
+                    extract.source.name,
+                    int(row),
+                    header or "unit",
+                    None,
+                )
+            )
     if not only:
         return extract, issues
     filled = unit.where(~blank, prop.map(only).astype("string"))
@@ -1014,9 +1013,21 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in reporting.render_all(built, folder).items():
         _write_atomically(folder / name, data)
-    index = reporting.render_index(reporting.run_rows(settings.reports_dir))
+    index = reporting.render_index(reporting.run_rows(run_summaries(settings.reports_dir)))
     _write_atomically(settings.reports_dir / "index.html", index.encode())
     return folder
+
+
+def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every report folder's summary.json, by folder name (a report being written, or
+    damaged, is left out)."""
+    found = {}
+    for path in reports_dir.glob("*/summary.json"):
+        try:
+            found[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -371,12 +371,18 @@ def unreachable_hint(base_url: str) -> str:
     return "check base_url (PROPEXO_BASE_URL) and the network with `tieout doctor`"
 
 
+def probe_integration(client: PropexoClient, integration_id: str) -> httpx.Response:
+    """The smallest authenticated read that says whether the token is accepted and the
+    integration known: one Rent Manager location."""
+    return client.probe(
+        "/v1/locations/rentmanager/", {"integration_id": integration_id, "limit": 1}
+    )
+
+
 def verify_token(client: PropexoClient, settings: Settings) -> None:
     """One small authenticated read; a refused token stops the command with the next step."""
     try:
-        client.probe(
-            "/v1/locations/rentmanager/", {"integration_id": settings.integration_id, "limit": 1}
-        )
+        probe_integration(client, settings.integration_id)
     except PermanentApiError as exc:
         if exc.status_code in (401, 403):
             raise ConfigError(

@@ -831,14 +831,11 @@ def render_xlsx(report: RunReport) -> bytes:
     return buffer.getvalue()
 
 
-def run_rows(reports_dir: Path) -> list[dict[str, Any]]:
-    """One line per run with a report, newest first: what `tieout runs` and the index show."""
+def run_rows(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per run, newest first, from each report folder's name and its summary.json:
+    what `tieout runs` and the index show."""
     rows = []
-    for path in reports_dir.glob("*/summary.json"):
-        try:
-            s = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # a report being written, or damaged: the index skips it
+    for folder, s in summaries.items():
         totals = s.get("totals", {})
         rows.append(
             {
@@ -852,7 +849,7 @@ def run_rows(reports_dir: Path) -> list[dict[str, Any]]:
                 "source_total_cents": totals.get("source_total_cents", 0),
                 "posted_total_cents": totals.get("posted_total_cents", 0),
                 "rejected_total_cents": totals.get("rejected_total_cents", 0),
-                "report": f"{path.parent.name}/report.html",
+                "report": f"{folder}/report.html",
             }
         )
     return sorted(rows, key=lambda r: (r["started_at"], str(r["run_id"])), reverse=True)

@@ -70,7 +70,7 @@ Cells = dict[str, tuple[str, str]]
 FIELDS = {"amount_cents": "amount"}  # a frame column → the extract field it was read from
 
 
-def _cell_prefix(cells: Cells, field: str | None, row: int, fallback: str) -> tuple[str, str]:
+def cell_prefix(cells: Cells, field: str | None, row: int, fallback: str) -> tuple[str, str]:
     """(what a reason starts with, the column's name): `Rent (H14)` when the file's column is
     known, else the field's label."""
     found = cells.get(field) if field is not None else None
@@ -111,7 +111,7 @@ def schema_issues(
         field = FIELDS.get(column, column)
         if line_fields is not None and column == "amount_cents":
             field = str(line_fields[index])
-        where, header = _cell_prefix(cells or {}, field, row, _label(column))
+        where, header = cell_prefix(cells or {}, field, row, _label(column))
         message = _check_message(column, str(case.check), value)
         issues.append(
             Issue(
@@ -144,7 +144,7 @@ def _parse_issues(
     for i in errors.index[bad]:
         row = int(frame.at[i, "source_row"])
         field = str(headers[i]) if headers is not None else FIELDS.get(column, column)
-        where, header = _cell_prefix(cells, field, row, _label(column))
+        where, header = cell_prefix(cells, field, row, _label(column))
         issues.append(
             Issue(
                 IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
