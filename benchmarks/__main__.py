@@ -492,7 +492,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     """`tieout reconcile` after its fetch: read the posted records from the ledger, match
     them and write every outcome back (settle_reconcile, the code the command runs), against
     a plain merge plus a bare executemany of the outcomes."""
-    from pipelines.ledger import RECONCILABLE_STATES
+    from pipelines.models import POSTED
     from pipelines.pipeline import settle_reconcile
     from pipelines.reconcile import LEDGER_COLUMNS
 
@@ -524,7 +524,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     settings = load_settings(env={})
     empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
     start = time.perf_counter()
-    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
+    records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
     result = settle_reconcile(ledger, settings, records, empty, synced, {})
     took = time.perf_counter() - start
     assert result.matched == n
@@ -532,7 +532,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     assert matched[0] == n
     # The next reconcile finds everything as it was: nothing to write back.
     start = time.perf_counter()
-    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
+    records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
     again = settle_reconcile(ledger, settings, records, empty, synced, {})
     again_s = time.perf_counter() - start
     assert again.matched == n

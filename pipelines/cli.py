@@ -441,7 +441,7 @@ def check(
                     # The token is checked even when reference data is cached: a wrong token
                     # must not pass `check` and fail at the first post.
                     verify_token(client, settings)
-                    with Ledger(settings.ledger_path) as ledger:
+                    with Ledger(settings.ledger) as ledger:
                         refs = reference_data(ledger, client, settings)
             except UnreachableError as exc:
                 # Say what can be said without Propexo, then the next step.
@@ -523,7 +523,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
         if result is None:
             from pipelines.ledger import Ledger
 
-            with Ledger(_settings(ctx).ledger_path, readonly=True) as ledger:
+            with Ledger(_settings(ctx).ledger, readonly=True) as ledger:
                 waiting = len(ledger.records(states=["submitted"]))
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
@@ -559,7 +559,7 @@ def report(ctx: click.Context, run_id: str | None) -> None:
 
     with _friendly():
         settings = _settings(ctx)
-        with Ledger(settings.ledger_path) as ledger:
+        with Ledger(settings.ledger) as ledger:
             run_id = run_id or ledger.last_run_id()
             if run_id is None:
                 raise InputError("no runs in the ledger yet: run `tieout run` first")
@@ -574,14 +574,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Ledger summary: counts and amounts by state, what is in doubt, the last run."""
     from datetime import UTC, datetime
 
-    from pipelines.ledger import IN_DOUBT_STATES, Ledger
+    from pipelines.ledger import Ledger
+    from pipelines.models import IN_DOUBT
     from pipelines.report import dollars
 
     with _friendly():
         settings = _settings(ctx)
-        with Ledger(settings.ledger_path, readonly=True) as ledger:
+        with Ledger(settings.ledger, readonly=True) as ledger:
             by_state = ledger.by_state()
-            doubt = ledger.records(states=list(IN_DOUBT_STATES))
+            doubt = ledger.records(states=list(IN_DOUBT))
             runs = ledger.runs()
         now = datetime.now(tz=UTC)
         in_doubt = [
@@ -679,7 +680,7 @@ def resolve(
             raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
         settings = _settings(ctx)
         with run_lock(settings.lock_path, "resolve"):
-            ledger = Ledger(settings.ledger_path)
+            ledger = Ledger(settings.ledger)
             try:
                 if all_in_doubt and not yes:
                     click.confirm(
@@ -735,7 +736,7 @@ def webhooks_register(ctx: click.Context, url: str) -> None:
 
     with _friendly():
         settings = _settings(ctx)
-        with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+        with Ledger(settings.ledger) as ledger, make_client(settings) as client:
             result = register(client, settings, ledger, url)
         out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
 
@@ -1026,7 +1027,7 @@ def demo(workdir: Path) -> None:
             )
             out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
             with ReceiverThread(settings) as receiver:
-                with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+                with Ledger(settings.ledger) as ledger, make_client(settings) as client:
                     register(client, settings, ledger, receiver.url)
                 out.print(f"[bold]webhooks[/] received on {receiver.url}")
                 outcome = run_pipeline(settings, say=_say)
@@ -1056,7 +1057,7 @@ def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
     from pipelines.propexo import make_client
 
     settings = _settings(ctx)
-    with Ledger(settings.ledger_path) as ledger, make_client(settings) as client:
+    with Ledger(settings.ledger) as ledger, make_client(settings) as client:
         return reference_data(ledger, client, settings, refresh=refresh)
 
 

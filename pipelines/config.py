@@ -18,6 +18,16 @@ from typing import Any
 
 from pipelines.errors import ConfigError
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///path`` URL (``sqlite:////abs/path`` for an absolute one)."""
+    if not url.startswith(SQLITE_PREFIX):
+        raise ConfigError(f"ledger_url: expected sqlite:///<path>, got {url!r}")
+    return Path(url[len(SQLITE_PREFIX) :])
+
+
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
 DEFAULT_TOKEN = "sandbox-token"  # noqa: S105 - the embedded sandbox's public default, not a secret
 DEFAULT_INTEGRATION_ID = "int_rm_demo"
@@ -86,6 +96,8 @@ class Settings:
     sync_window_days: float = 30.0
     clock_skew_s: float = 60.0  # allowed difference between our clock and Propexo's
     webhook_secret: Secret | None = None  # checks propexo-signature on webhooks we receive
+    # Where the ledger lives: sqlite:///<path> (default: sqlite:///<data_dir>/ledger.sqlite).
+    ledger_url: str | None = None
     backups_kept: int = 14  # ledger backups in data/backups/, one after each run
     # [profiles] in tieout.toml: (file-name glob, profile name), tried in order when no
     # profile is named on the command line.
@@ -108,8 +120,14 @@ class Settings:
         return self.data_dir / "reports"
 
     @property
+    def ledger(self) -> str:
+        """The ledger's URL: ``ledger_url``, else the SQLite file in the data folder."""
+        return self.ledger_url or f"sqlite:///{self.data_dir / 'ledger.sqlite'}"
+
+    @property
     def ledger_path(self) -> Path:
-        return self.data_dir / "ledger.sqlite"
+        """The SQLite ledger's file (backups copy it)."""
+        return sqlite_path(self.ledger)
 
     @property
     def backups_dir(self) -> Path:
@@ -142,6 +160,7 @@ _ENV_KEYS = {
     "PROPEXO_INTEGRATION_ID": "integration_id",
     "TIEOUT_DATA_DIR": "data_dir",
     "TIEOUT_WEBHOOK_SECRET": "webhook_secret",
+    "TIEOUT_LEDGER_URL": "ledger_url",
 }
 
 
@@ -161,6 +180,10 @@ def _coerce(name: str, value: Any) -> Any:
         return Secret(value.strip())
     if name == "data_dir":
         return Path(str(value))
+    if name == "ledger_url":
+        if not isinstance(value, str) or not value.startswith(SQLITE_PREFIX):
+            raise ConfigError(f"ledger_url: expected sqlite:///<path>, got {value!r}")
+        return value
     if name == "period":
         if value in (None, ""):
             return None

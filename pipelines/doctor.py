@@ -128,18 +128,18 @@ def _clock(header: str | None) -> Check:
 
 def ledger_checks(settings: Settings) -> list[Check]:
     try:
-        ledger = Ledger(settings.ledger_path)
+        ledger = Ledger(settings.ledger)
     except LedgerError as exc:
         return [Check(FAIL, "ledger", str(exc))]
     try:
-        ledger.db.execute("BEGIN IMMEDIATE")
-        ledger.db.execute("ROLLBACK")
+        with ledger.db.transaction():  # a write lock can be taken now
+            pass
         scheme = ledger.get_meta("record_scheme") or RECORD_SCHEME
         checks = [
             Check(
                 PASS,
                 "ledger",
-                f"{settings.ledger_path} writable; record numbers scheme {scheme}",
+                f"{ledger.description} writable; record numbers scheme {scheme}",
             )
         ]
         cached = ledger.cached_refs(settings.integration_id)

@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import ApiError, PermanentApiError, TransientApiError
-from pipelines.ledger import IN_DOUBT_STATES, Ledger, utcnow
-from pipelines.models import LoadResult
+from pipelines.ledger import Ledger, utcnow
+from pipelines.models import IN_DOUBT, LoadResult
 from pipelines.proof import PROVEN, UNVERIFIABLE, sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient
 from pipelines.transform import chunk_by_location
@@ -452,7 +452,7 @@ def resolve_in_doubt(
     without it stays in doubt: it may be ours with the reference lost. What is not settled stays
     in doubt, shown with its age, until a sync proves it or a person settles it (`tieout resolve`).
     """
-    doubt = ledger.records(states=list(IN_DOUBT_STATES))
+    doubt = ledger.records(states=list(IN_DOUBT))
     counts = {"found": 0, "absent": 0, "waiting": 0, "ambiguous": 0, "unverifiable": 0}
     if doubt.empty:
         return counts
@@ -561,7 +561,7 @@ def _content(code: object, amount: object, day: object) -> tuple[str, int, str]:
 
 
 def _note(ledger: Ledger, key: str, note: str) -> None:
-    ledger.update_fields(key, note=note)
+    ledger.set_note(key, note)
 
 
 def load(
@@ -592,7 +592,7 @@ def load(
         submitted=submitted,
         confirmed=states.get("confirmed", {}).get("count", 0),
         failed=states.get("failed", {}).get("count", 0),
-        in_doubt=sum(states.get(s, {}).get("count", 0) for s in IN_DOUBT_STATES),
+        in_doubt=sum(states.get(s, {}).get("count", 0) for s in IN_DOUBT),
         rate_limited=client.limiter.rate_limited,
         seconds=time.monotonic() - started,
     )

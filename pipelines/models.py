@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +12,53 @@ import pandas as pd
 
 SourceKind = Literal["vendor_bill", "charge"]
 RecordKind = Literal["invoice", "charge", "credit"]
+
+
+def utcnow() -> str:
+    """Ledger timestamps: ISO 8601 UTC with microseconds (they sort as text)."""
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RecordState(StrEnum):
+    """Where a record is on its way into Rent Manager (see ARCHITECTURE.md, "Ledger states").
+
+    ready → sending → submitted → confirmed | failed | partial → matched | missing |
+    mismatched | duplicated | unverifiable
+    """
+
+    READY = "ready"  # staged, never sent
+    SENDING = "sending"  # its POST may have gone out: in doubt until proven either way
+    SUBMITTED = "submitted"  # Propexo accepted the write; its job is being followed
+    CONFIRMED = "confirmed"  # the job finished: Propexo says it was written
+    FAILED = "failed"  # Propexo refused it; never re-sent by itself
+    PARTIAL = "partial"  # its batch partly failed: which lines landed is not known
+    MATCHED = "matched"  # found in a sync, as sent
+    MISSING = "missing"  # a sync that must have seen it did not
+    MISMATCHED = "mismatched"  # found, but not as sent
+    DUPLICATED = "duplicated"  # found more than once
+    UNVERIFIABLE = "unverifiable"  # outside every sync's reach: no sync can prove it either way
+
+
+# Written, but whether it landed is not known yet: never re-sent until its absence is proven.
+IN_DOUBT = (RecordState.SENDING, RecordState.PARTIAL)
+# Propexo said it was written (what reconcile looks for in the synced data).
+POSTED = (
+    RecordState.CONFIRMED,
+    RecordState.MATCHED,
+    RecordState.MISMATCHED,
+    RecordState.MISSING,
+    RecordState.DUPLICATED,
+    RecordState.UNVERIFIABLE,
+)
+# Posted but not yet seen by a sync that settles it.
+AWAITING_SYNC = (RecordState.CONFIRMED, RecordState.PARTIAL, RecordState.UNVERIFIABLE)
+# What a person must look at.
+NEEDS_ATTENTION = (
+    RecordState.FAILED,
+    RecordState.MISSING,
+    RecordState.MISMATCHED,
+    RecordState.DUPLICATED,
+)
 
 
 class IssueCode(StrEnum):

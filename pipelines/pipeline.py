@@ -32,11 +32,12 @@ from pipelines.inbox import (
     move_file,
     open_for_writing,
 )
-from pipelines.ledger import RECONCILABLE_STATES, Conflict, Ledger, utcnow
+from pipelines.ledger import Conflict, Ledger, SyncCursor, utcnow
 from pipelines.load import describe_plan, load, plan_requests, resolve_in_doubt, wait_for_jobs
 from pipelines.lock import run_lock
 from pipelines.logs import run_log
 from pipelines.models import (
+    POSTED,
     ExtractResult,
     FileOutcome,
     Issue,
@@ -785,35 +786,32 @@ def refresh_synced(
     integration = settings.integration_id
     want_invoices = bool((records["kind"] == "invoice").any())
     charges = records[records["kind"] != "invoice"]
-    fresh: dict[str, pd.DataFrame] = {}
     if want_invoices:
-        cursor = ledger.get_meta("cursor:invoice")
+        cursor = ledger.cursor(integration, "invoice")
         fetched = fetch_synced_invoices(
-            client, integration, **({"updated_at_gte": cursor} if cursor else {})
+            client, integration, **({"updated_at_gte": cursor.newest} if cursor.newest else {})
         )
         ledger.upsert_synced("invoice", fetched)
-        fresh["invoice"] = fetched
         newest = _newest(fetched, "updated_at")
-        if newest and newest > (cursor or ""):
-            ledger.set_meta("cursor:invoice", newest)
+        if newest and newest > (cursor.newest or ""):
+            ledger.save_cursor(integration, "invoice", SyncCursor(newest))
+    window: tuple[str, str] | None = None
     if not charges.empty:
         dates = charges["transaction_date"].astype(str)
         start, end = dates.min(), dates.max()
-        window = ledger.get_meta("window:charge")
-        cursor = ledger.get_meta("cursor:charge")
-        covered = (
-            window is not None and window.split("|")[0] <= start and end <= window.split("|")[1]
-        )
-        filters = {"updated_at_gte": cursor} if covered and cursor else {}
-        if not covered and window is not None:
-            start, end = min(start, window.split("|")[0]), max(end, window.split("|")[1])
+        cursor = ledger.cursor(integration, "charge")
+        covered = cursor.covers(start, end)
+        filters = {"updated_at_gte": cursor.newest} if covered and cursor.newest else {}
+        if not covered and cursor.window is not None:
+            start, end = min(start, cursor.window[0]), max(end, cursor.window[1])
         fetched = fetch_synced_charges(client, integration, start, end, **filters)
         ledger.upsert_synced("charge", fetched)
-        fresh["charge"] = fetched
-        ledger.set_meta("window:charge", f"{start}|{end}")
         newest = _newest(fetched, "updated_at")
-        if newest and newest > (cursor or ""):
-            ledger.set_meta("cursor:charge", newest)
+        window = (start, end)
+        if newest and newest > (cursor.newest or ""):
+            ledger.save_cursor(integration, "charge", SyncCursor(newest, window))
+        else:
+            ledger.save_cursor(integration, "charge", SyncCursor(cursor.newest, window))
     # Deleted in Rent Manager: Propexo keeps the record, and syncs stop stamping its last_seen.
     # Only a sync known complete, with a known earliest start, can say a record was not seen.
     proven = ledger.proven_syncs(integration)
@@ -830,7 +828,8 @@ def refresh_synced(
         if kind == "invoice":
             gone = fetch_synced_invoices(client, integration, last_seen_lte=cutoff)
         else:
-            start, end = ledger.get_meta("window:charge").split("|")  # type: ignore[union-attr]
+            assert window is not None  # fetched above: charges are wanted
+            start, end = window
             reach = pd.Timedelta(days=max(settings.sync_window_days - 1, 0))
             start = max(start, _stamp(pd.Timestamp(latest["completed_at"]) - reach)[:10])
             end = min(end, _stamp(started + reach)[:10])
@@ -857,7 +856,7 @@ def reconcile_ledger(
     run_id: str | None = None,
 ) -> ReconcileResult | None:
     """Match posted records against what Propexo holds now; update the ledger's states."""
-    records = ledger.records(states=list(RECONCILABLE_STATES), columns=LEDGER_COLUMNS)
+    records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
     if records.empty:
         return None
     synced_invoices, synced_charges = refresh_synced(ledger, client, settings, records)
@@ -1093,7 +1092,7 @@ def _run_locked(
     on_progress: Callable[[int, int], None] | None,
 ) -> RunOutcome:
     log.info("run started", extra={"run_id": run_id, "count": len(files)})
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger)
     ledger.start_run(run_id, dry_run=False, pid=os.getpid())
     problems = False
     processed = 0
@@ -1171,7 +1170,7 @@ def _run_locked(
 
 def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
     """What a run would post, and how long it would take; writes nothing anywhere."""
-    with Ledger(settings.ledger_path, readonly=True) as ledger:
+    with Ledger(settings.ledger, readonly=True) as ledger:
         plan_frames = []
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings)
@@ -1251,7 +1250,7 @@ def reconcile_command(
     settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
-    with run_lock(settings.lock_path, "reconcile"), Ledger(settings.ledger_path) as ledger:
+    with run_lock(settings.lock_path, "reconcile"), Ledger(settings.ledger) as ledger:
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings)
             vendor_x_ids = _vendor_x_ids(refs)
@@ -1346,7 +1345,7 @@ def _latest_sync(settings: Settings) -> str | None:
     """When the newest proven sync completed (None before any, or without a ledger yet)."""
     if not settings.ledger_path.exists():
         return None
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger)
     try:
         proven = ledger.proven_syncs(settings.integration_id)
     finally:

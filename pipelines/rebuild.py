@@ -88,7 +88,7 @@ def rebuild_ledger(
     reach = timedelta(days=settings.sync_window_days)
     start, end = start or today - reach, end or today + reach
     with run_lock(settings.lock_path, "ledger rebuild"):
-        ledger = Ledger(settings.ledger_path)
+        ledger = Ledger(settings.ledger)
         try:
             if not ledger.is_empty():
                 raise LedgerError(

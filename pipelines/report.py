@@ -26,15 +26,10 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pipelines.ledger import POSTED_STATES
+from pipelines.models import AWAITING_SYNC, IN_DOUBT, POSTED
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
-AWAITING_STATES = (
-    "confirmed",
-    "partial",
-    "unverifiable",
-)  # unverifiable: outside every sync window
 RECONCILE_OUTCOMES = ("matched", "awaiting_sync", "missing", "mismatched", "duplicated")
 
 
@@ -87,7 +82,7 @@ def _reconciliation(records: pd.DataFrame) -> dict[str, int]:
     amount = records["amount_cents"] if not records.empty else pd.Series(dtype="int64")
     return {
         "matched": int(state.eq("matched").sum()),
-        "awaiting_sync": int(state.isin(AWAITING_STATES).sum()),
+        "awaiting_sync": int(state.isin(AWAITING_SYNC).sum()),
         "missing": int(state.eq("missing").sum()),
         "mismatched": int(state.eq("mismatched").sum()),
         "duplicated": int(state.eq("duplicated").sum()),
@@ -103,7 +98,6 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
 
 
 COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
-IN_DOUBT = ("sending", "partial")
 
 
 def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
@@ -214,7 +208,7 @@ def build_report(
     control_rows: list[dict[str, Any]] = []
     for f in files.to_dict("records"):
         mine = records[records["file_sha256"] == f["sha256"]] if not records.empty else records
-        posted = _amount(mine, POSTED_STATES)
+        posted = _amount(mine, POSTED)
         staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
         pending = staged - posted
         previously = int(f.get("previously_posted_cents") or 0)
@@ -267,7 +261,7 @@ def build_report(
     groups = records.groupby("location_id", dropna=False) if not records.empty else []
     for location_id, group in groups:
         rec = _reconciliation(group)
-        posted = _amount(group, POSTED_STATES)
+        posted = _amount(group, POSTED)
         parts = {
             "matched_cents": _amount(group, ("matched",)),
             "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
@@ -313,7 +307,7 @@ def build_report(
             "previously_posted_cents",
         )
     }
-    totals["posted_total_cents"] = _amount(records, POSTED_STATES)
+    totals["posted_total_cents"] = _amount(records, POSTED)
     run_parts = sum(
         _amount(records, (s,))
         for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")

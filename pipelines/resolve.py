@@ -8,9 +8,10 @@ with its time and the reason given, so an auditor can see who decided what, and 
 from __future__ import annotations
 
 from pipelines.errors import InputError
-from pipelines.ledger import IN_DOUBT_STATES, Ledger, utcnow
+from pipelines.ledger import Ledger, utcnow
+from pipelines.models import IN_DOUBT
 
-SETTLEABLE = (*IN_DOUBT_STATES, "unverifiable")
+SETTLEABLE = (*IN_DOUBT, "unverifiable")
 
 
 def settle_by_hand(

@@ -45,15 +45,16 @@ elif point == "after_post":          # POST applied by Propexo, outcome never re
         return job
     propexo.PropexoClient.post_write = post_write
 elif point == "mid_transaction":     # inside a ledger write, before COMMIT
-    original = ledger.Ledger.transaction
+    from pipelines.ledger import database
+    original = database.SqliteDatabase.transaction
     import contextlib
     @contextlib.contextmanager
     def transaction(self):
-        with original(self) as db:
-            yield db
+        with original(self):
+            yield
             if hit():
                 os._exit(137)
-    ledger.Ledger.transaction = transaction
+    database.SqliteDatabase.transaction = transaction
 sys.argv = ["tieout"] + sys.argv[3:]
 from pipelines.cli import main
 main()

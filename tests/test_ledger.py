@@ -43,7 +43,7 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
     """#19: reconcile wrote one transaction per record; now one set-based update."""
     ledger = _staged(tmp_path / "ledger.sqlite", 4)
     statements: list[str] = []
-    ledger.db.set_trace_callback(statements.append)
+    ledger.db.connection.set_trace_callback(statements.append)
     changed = ledger.apply_outcomes(
         pd.DataFrame(
             {
@@ -56,7 +56,7 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
         ),
         run_id="r2",
     )
-    ledger.db.set_trace_callback(None)
+    ledger.db.connection.set_trace_callback(None)
     assert changed == 2
     updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE RECORDS")]
     assert len(updates) == 1  # one statement for every outcome
@@ -111,3 +111,61 @@ def test_records_reads_only_the_columns_asked_for(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no such record column"):
         ledger.records(columns=["record_key; DROP TABLE records"])
     ledger.close()
+
+
+def test_a_state_change_for_many_keys_is_a_few_statements_not_one_per_key(tmp_path: Path) -> None:
+    """#17: `transition` ran a SELECT, an UPDATE and an INSERT per key."""
+    ledger = _staged(tmp_path / "ledger.sqlite", 1200)
+    keys = [f"charge:i:TO{i:04d}" for i in range(1200)]
+    statements: list[str] = []
+    ledger.db.connection.set_trace_callback(statements.append)
+    ledger.transition(keys, "matched", run_id="r2", note="seen")
+    ledger.db.connection.set_trace_callback(None)
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE RECORDS")]
+    assert len(updates) == 3  # 500 keys a statement
+    frame = ledger.records(columns=["record_key", "state", "note"])
+    assert set(frame["state"]) == {"matched"} and set(frame["note"]) == {"seen"}
+    assert [e[1:3] for e in ledger.events(keys[-1])][-1] == ("confirmed", "matched")
+    ledger.close()
+
+
+def test_a_state_change_sets_only_the_ledgers_own_fields(tmp_path: Path) -> None:
+    """No caller-chosen column name reaches SQL; an unknown key or state changes nothing."""
+    with _staged(tmp_path / "ledger.sqlite", 2) as ledger:
+        with pytest.raises(LedgerError, match="cannot set"):
+            ledger.transition(["charge:i:TO0000"], "matched", **{"state = 'x' --": 1})
+        with pytest.raises(LedgerError, match="unknown state"):
+            ledger.transition(["charge:i:TO0000"], "gone")
+        with pytest.raises(LedgerError, match="no record 'nope'"):
+            ledger.transition(["charge:i:TO0000", "nope"], "matched")
+        # all or nothing: the known key did not move either
+        assert ledger.records(columns=["state"])["state"].tolist() == ["confirmed"] * 2
+
+
+def test_the_ledger_opens_from_its_url_and_keeps_typed_read_cursors(tmp_path: Path) -> None:
+    from pipelines.config import load_settings
+    from pipelines.errors import ConfigError
+    from pipelines.ledger import SyncCursor
+
+    settings = load_settings(env={"TIEOUT_DATA_DIR": str(tmp_path)}, config_path=None)
+    assert settings.ledger == f"sqlite:///{tmp_path}/ledger.sqlite"
+    elsewhere = tmp_path / "shared" / "books.sqlite"
+    moved = load_settings(env={"TIEOUT_LEDGER_URL": f"sqlite:///{elsewhere}"})
+    assert moved.ledger_path == elsewhere
+    with pytest.raises(ConfigError, match="ledger_url"):
+        load_settings(env={"TIEOUT_LEDGER_URL": "mysql://db/tieout"})
+    with Ledger(moved.ledger) as ledger:
+        assert ledger.cursor("i", "charge") == SyncCursor()
+        ledger.save_cursor(
+            "i", "charge", SyncCursor("2026-11-01T00:00:00Z", ("2026-10-01", "2026-11-30"))
+        )
+        ledger.save_cursor(
+            "i", "charge", SyncCursor("2026-11-02T00:00:00Z", ("2026-10-01", "2026-12-31"))
+        )
+        cursor = ledger.cursor("i", "charge")
+        assert cursor.newest == "2026-11-02T00:00:00Z"
+        assert cursor.covers("2026-12-01", "2026-12-31") and not cursor.covers(
+            "2026-09-30", "2026-10-02"
+        )
+        assert ledger.cursor("other", "charge") == SyncCursor()  # per integration
+    assert elsewhere.exists()

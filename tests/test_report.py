@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from pipelines.ledger import POSTED_STATES, STATES
+from pipelines.models import POSTED, RecordState
 from pipelines.report import build_report, neutralize, render_all, render_html
 from tests.conftest import ROOT, run_cli
 
 record_strategy = st.fixed_dictionaries(
     {
-        "state": st.sampled_from(STATES),
+        "state": st.sampled_from([s.value for s in RecordState]),
         "amount_cents": st.integers(-50_000, 500_000),
         "location_id": st.sampled_from(["L1", "L2"]),
         "file_sha256": st.sampled_from(["f1", "f2"]),
@@ -97,7 +97,7 @@ def test_control_totals_tie_out_for_any_ledger(records, rejected, previously) ->
     posted = report.summary["totals"]["posted_total_cents"]
     assert posted == int(
         ledger.loc[
-            ledger["state"].isin(POSTED_STATES),
+            ledger["state"].isin(POSTED),
             "amount_cents",
         ].sum()
     )

@@ -1,0 +1,92 @@
+"""The ledger: tieout's own memory of every record.
+
+Propexo has no idempotency keys, so the ledger is what makes posting exactly-once: a record's
+*intent* (state ``sending``) is committed before its POST and its *outcome* after. After a crash,
+``sending`` means *in doubt*: the record is looked up in Propexo before it may be sent again.
+States are :class:`pipelines.models.RecordState`; every change is also written to ``events``.
+
+The ledger is split by concern (records; runs and files; Propexo's cache, cursors and syncs)
+over a small database seam (:mod:`pipelines.ledger.database`), SQLite by default.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from pipelines.errors import LedgerError
+from pipelines.ledger import schema
+from pipelines.ledger.cache import CacheStore, SyncCursor
+from pipelines.ledger.database import Database, SqliteDatabase, connect
+from pipelines.ledger.records import ADOPTED, STAGE_SLICE, Conflict, RecordStore
+from pipelines.ledger.runs import RunStore
+from pipelines.models import utcnow
+
+__all__ = [
+    "ADOPTED",
+    "RECORD_SCHEME",
+    "STAGE_SLICE",
+    "Conflict",
+    "Ledger",
+    "SyncCursor",
+    "utcnow",
+]
+
+# Bumped when record keys or content digests are derived differently (2: column-wise
+# fingerprints, tieout 2026-11-21; 3: charge numbers from identity, not amount, 2026-11-23).
+RECORD_SCHEME = "3"
+
+
+class Ledger(RecordStore, RunStore, CacheStore):
+    """The ledger at a URL (``sqlite:///data/ledger.sqlite``) or SQLite file path; every
+    method commits before it returns. Use it as a context manager: closed however the block
+    ends."""
+
+    def __init__(self, target: str | Path, *, readonly: bool = False) -> None:
+        """Open (creating when needed) the ledger; ``readonly`` never writes a byte to disk."""
+        self.db: Database = connect(target, readonly=readonly)
+        try:
+            if isinstance(self.db, SqliteDatabase):
+                schema.create(self.db)
+            if not readonly:
+                self._check_record_scheme()
+        except Exception:
+            self.db.close()
+            raise
+
+    @property
+    def description(self) -> str:
+        """The ledger in messages: its file, or its server (never a password)."""
+        return self.db.description
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """One tieout run at a time on this ledger (:class:`LockHeldError` when taken)."""
+        return self.db.lock(command)
+
+    def _check_record_scheme(self) -> None:
+        """Refuse a ledger whose charges carry reference numbers derived the old way: their
+        files, dropped again, would get new numbers and be posted a second time."""
+        scheme = self.get_meta("record_scheme")
+        if scheme == RECORD_SCHEME:
+            return
+        old_charges = self.db.execute(
+            "SELECT COUNT(*) FROM records WHERE kind IN ('charge', 'credit')"
+        ).fetchone()[0]
+        if scheme is None and not old_charges:
+            self.set_meta("record_scheme", RECORD_SCHEME)
+            return
+        raise LedgerError(
+            f"the ledger {self.description} was written by an earlier tieout that derived charge "
+            "reference numbers differently; its files dropped again could be posted twice. "
+            "Finish its reconciliation with that version, then start a new ledger (move "
+            "the file aside)"
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

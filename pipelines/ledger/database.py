@@ -1,0 +1,146 @@
+"""The database seam under the ledger: the few operations the ledger needs, one engine each.
+
+The ledger's SQL is written once, with ``?`` placeholders and syntax both SQLite and PostgreSQL
+accept (``ON CONFLICT``, ``UPDATE … FROM``, ``RETURNING``-free). An engine supplies connection,
+transactions, bulk writes, frames and the lock that keeps two runs off one ledger; nothing above
+this module knows which engine it is talking to.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from pipelines.config import SQLITE_PREFIX, sqlite_path
+from pipelines.errors import ConfigError, LedgerError
+from pipelines.lock import run_lock
+
+
+class Rows(Protocol):
+    """What a statement returns: the DB-API cursor subset the ledger reads."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(Protocol):
+    """The engine behind a ledger (SQLite now; PostgreSQL plugs in here)."""
+
+    url: str
+    description: str  # for messages: a file path, or a server without its password
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+
+    def upsert(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None: ...
+
+    def lock(self, command: str) -> AbstractContextManager[None]: ...
+
+    def columns(self, table: str) -> set[str]: ...
+
+    def close(self) -> None: ...
+
+
+def connect(target: str | Path, *, readonly: bool = False) -> Database:
+    """The database a ledger URL (or a plain SQLite file path) names."""
+    if isinstance(target, Path):
+        return SqliteDatabase(target, readonly=readonly)
+    if target.startswith(SQLITE_PREFIX):
+        return SqliteDatabase(sqlite_path(target), readonly=readonly)
+    raise ConfigError(
+        f"ledger_url: {target.split('://', 1)[0]}:// is not a ledger engine tieout knows; "
+        "use sqlite:///<path>"
+    )
+
+
+class SqliteDatabase:
+    """One SQLite file in WAL mode, committed before every method returns."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self.url = f"{SQLITE_PREFIX}{path}"
+        self.description = str(path)
+        try:
+            if readonly:  # a copy in memory: a read never writes a byte (not even a WAL file)
+                self.connection = sqlite3.connect(":memory:", isolation_level=None)
+                if path.exists():
+                    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                    source.backup(self.connection)
+                    source.close()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.connection = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.execute("PRAGMA synchronous=FULL")
+                # 64 MB of page cache: staging a million records keeps its indexes in memory.
+                self.connection.execute("PRAGMA cache_size=-65536")
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"the ledger {path} cannot be opened: {exc}") from exc
+
+    def script(self, sql: str) -> None:
+        try:
+            self.connection.executescript(sql)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"the ledger {self.path} cannot be opened: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return self.connection.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.connection.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; ``IMMEDIATE`` takes the write lock up front, so two writers queue
+        rather than one failing halfway."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return pd.read_sql_query(sql, self.connection, params=list(params))
+
+    def upsert(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert rows; a row whose ``keys`` exist replaces the other columns' values. Table
+        and column names come from the ledger's own code, never from input."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        self.connection.executemany(
+            f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({', '.join(keys)}) {action}",
+            rows,
+        )
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """One run at a time per ledger: a kernel lock on ``tieout.lock`` beside the file."""
+        return run_lock(self.path.parent / "tieout.lock", command)
+
+    def columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self.connection.execute(f"PRAGMA table_info({table})")}
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,478 @@
+"""Records: staged, moved through their states, written back from reconcile, read as frames.
+
+Every state change for many keys is a few set-based statements (not one per key), with an
+event per record in the same transaction, and is logged only once it has committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.errors import LedgerError
+from pipelines.ledger.database import Database
+from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, SETTABLE
+from pipelines.logs import LOGGER
+from pipelines.models import RecordState, utcnow
+
+log = logging.getLogger(LOGGER)
+ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
+STAGE_SLICE = 100_000  # records built into Python rows at a time while staging
+KEYS_PER_STATEMENT = 500  # bound parameters per `IN (...)`, well under every engine's limit
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A record key already in the ledger with different content: reported, never posted."""
+
+    record_key: str
+    source_file: str
+    source_row: int
+    first_run_id: str
+    previous_cents: int = 0
+    cents: int = 0
+    previous_payload: str = ""
+
+
+class RecordStore:
+    """The ``records`` and ``events`` tables."""
+
+    db: Database
+
+    def stage_records(
+        self, run_id: str, sha256: str | None, frame: pd.DataFrame
+    ) -> tuple[list[str], list[Conflict]]:
+        """Add new records as ``ready``. A key already known with the same content is left alone
+        (it was posted before); with different content it is a conflict, and never posted."""
+        if frame.empty:
+            return [], []
+        keys = frame["record_key"].astype(str)
+        # A charge whose amount changed sign is a credit now (and the reverse): same number,
+        # other kind, so it is looked up under its twin key too.
+        rest = keys.str.slice(len("charge:"))  # "charge:" and "credit:" are the same length
+        twins = keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
+            keys.str.startswith("credit:"), "charge:" + rest
+        )
+        known: dict[str, tuple[str, str, int, str]] = {}
+        for chunk in _chunks(sorted(set(keys) | set(twins)), KEYS_PER_STATEMENT):
+            for key, digest, first_run, cents, payload in self.db.execute(
+                "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
+                f"WHERE record_key IN ({_marks(chunk)})",
+                chunk,
+            ):
+                known[key] = (digest, first_run, cents, payload)
+        seen = keys.isin(list(known)).to_numpy()
+        twin_seen = ~seen & twins.isin(list(known)).to_numpy()
+        conflicts = []
+        for key, twin, digest, file, rows, cents in zip(
+            keys[seen | twin_seen],
+            twins[seen | twin_seen],
+            frame.loc[seen | twin_seen, "content_hash"],
+            frame.loc[seen | twin_seen, "source_file"],
+            frame.loc[seen | twin_seen, "source_rows"],
+            frame.loc[seen | twin_seen, "amount_cents"],
+            strict=True,
+        ):
+            before = known.get(key) or known[twin]
+            adopted_same = before[0] == ADOPTED and before[2] == int(cents) and key in known
+            if key not in known or (digest != before[0] and not adopted_same):
+                conflicts.append(
+                    Conflict(key, file, int(rows[0]), before[1], before[2], int(cents), before[3])
+                )
+        seen = seen | twin_seen
+        new = frame[~seen]
+        if new.empty:
+            return [], conflicts
+        now = utcnow()
+        staged = new["record_key"].astype(str).tolist()
+        with self.db.transaction():
+            # Built column by column (a million records are written in seconds, not minutes),
+            # a slice at a time, so only one slice's Python objects exist at once.
+            for start in range(0, len(new), STAGE_SLICE):
+                self.db.executemany(
+                    "INSERT INTO records(record_key, kind, run_id, file_sha256, source_file, "
+                    "source_rows, integration_id, location_id, reference_number, "
+                    "invoice_number, vendor_id, resident_id, charge_code_id, transaction_date, "
+                    "amount_cents, content_hash, payload, state, created_at, updated_at, "
+                    "defaulted, charge_notes) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
+                    _record_rows(new.iloc[start : start + STAGE_SLICE], run_id, sha256, now),
+                )
+            self.db.executemany(
+                "INSERT INTO events(at, run_id, record_key, from_state, to_state) "
+                "VALUES (?, ?, ?, NULL, 'ready')",
+                ((now, run_id, key) for key in staged),
+            )
+        return staged, conflicts
+
+    def transition(
+        self,
+        keys: Sequence[str],
+        to_state: RecordState | str,
+        *,
+        run_id: str | None = None,
+        detail: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Move records to a new state, setting any of :data:`SETTABLE` with it, with an event
+        each, in one transaction: a few statements per 500 keys, however many keys."""
+        state = _state(to_state)
+        unknown = set(fields) - set(SETTABLE)
+        if unknown:
+            raise LedgerError(f"a state change cannot set {sorted(unknown)}")
+        names = [name for name in SETTABLE if name in fields]  # the ledger's names, in its order
+        sets = ", ".join(["state = ?", "updated_at = ?", *(f"{name} = ?" for name in names)])
+        now = utcnow()
+        values = [state.value, now, *(_db_value(fields[name]) for name in names)]
+        changes: list[tuple[str, str]] = []
+        with self.db.transaction():
+            for chunk in _chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
+                marks = _marks(chunk)
+                before = self.db.execute(
+                    f"SELECT record_key, state FROM records WHERE record_key IN ({marks})", chunk
+                ).fetchall()
+                if len(before) != len(chunk):
+                    missing = sorted(set(chunk) - {str(row[0]) for row in before})
+                    raise LedgerError(f"no record {missing[0]!r} in the ledger")
+                self.db.execute(
+                    "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                    "SELECT ?, ?, record_key, state, ?, ? FROM records "
+                    f"WHERE record_key IN ({marks})",
+                    [now, run_id, state.value, detail, *chunk],
+                )
+                self.db.execute(
+                    f"UPDATE records SET {sets} WHERE record_key IN ({marks})", [*values, *chunk]
+                )
+                changes += [(str(key), str(was)) for key, was in before]
+        for key, was in changes:  # logged once committed: the log never runs ahead of the ledger
+            log.info(
+                "state change",
+                extra={
+                    "run_id": run_id,
+                    "record_key": key,
+                    "from_state": was,
+                    "to_state": state.value,
+                    "job_id": fields.get("job_id"),
+                },
+            )
+
+    def set_note(self, key: str, note: str) -> None:
+        """A note on a record without a state change (what a lookup found)."""
+        self.db.execute(
+            "UPDATE records SET note = ?, updated_at = ? WHERE record_key = ?",
+            (note, utcnow(), key),
+        )
+
+    def mark_orphans_in_doubt(self, run_id: str) -> int:
+        """Records left ``sending`` by a process that is gone (the run lock is ours now): they
+        are in doubt from now, the first moment anyone can know it."""
+        now = utcnow()
+        with self.db.transaction():
+            changed = self.db.execute(
+                "UPDATE records SET doubt_since = ?, updated_at = ? "
+                "WHERE state = 'sending' AND doubt_since IS NULL",
+                (now, now),
+            ).rowcount
+        return int(changed)
+
+    def references(self) -> list[str]:
+        """Every charge reference number tieout has ever staged (ours, wherever they went)."""
+        rows = self.db.execute(
+            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def apply_outcomes(self, outcomes: pd.DataFrame, *, run_id: str | None = None) -> int:
+        """Write reconcile's outcomes in one set-based statement: a temporary table of
+        outcomes (``record_key``, ``state``, ``propexo_id``, ``found_amount_cents``, ``note``)
+        joined to the records, an event for every record whose state changes, all in one
+        transaction. Returns how many records changed state.
+
+        The run log gets one line per kind of change with its count; the events table keeps
+        every record's change (a million log lines would cost more than the write-back)."""
+        if outcomes.empty:
+            return 0
+        unknown = set(outcomes["state"]) - set(RecordState)
+        if unknown:
+            raise LedgerError(f"unknown state(s) {sorted(unknown)}")
+        now = utcnow()
+        rows = zip(
+            _texts(outcomes["record_key"]),
+            _texts(outcomes["state"]),
+            _optional(outcomes, "propexo_id"),
+            [
+                None if pd.isna(v) else int(v)
+                for v in outcomes.get("found_amount_cents", pd.Series(None, index=outcomes.index))
+            ],
+            _optional(outcomes, "note"),
+            strict=True,
+        )
+        with self.db.transaction():
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS outcomes (record_key TEXT PRIMARY KEY, "
+                "state TEXT NOT NULL, propexo_id TEXT, found_amount_cents INTEGER, note TEXT)"
+            )
+            self.db.execute("DELETE FROM outcomes")
+            self.db.executemany("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
+            changes = self.db.execute(
+                "SELECT r.state, o.state, count(*) FROM records r JOIN outcomes o "
+                "USING (record_key) WHERE r.state != o.state GROUP BY r.state, o.state"
+            ).fetchall()
+            self.db.execute(
+                "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                "SELECT ?, ?, r.record_key, r.state, o.state, "
+                "'reconcile: ' || coalesce(o.note, o.state) "
+                "FROM records r JOIN outcomes o USING (record_key) WHERE r.state != o.state",
+                (now, run_id),
+            )
+            self.db.execute(
+                "UPDATE records SET state = o.state, propexo_id = o.propexo_id, "
+                "found_amount_cents = o.found_amount_cents, note = o.note, reconciled_at = ?, "
+                "updated_at = ? FROM outcomes o WHERE records.record_key = o.record_key",
+                (now, now),
+            )
+            self.db.execute("DELETE FROM outcomes")
+        for before, after, count in changes:
+            log.info(
+                "state change",
+                extra={"run_id": run_id, "from_state": before, "to_state": after, "count": count},
+            )
+        return sum(int(c) for _, _, c in changes)
+
+    def adopt(self, run_id: str, frame: pd.DataFrame) -> int:
+        """Records Propexo already holds, entered as ``confirmed`` with their Propexo id and the
+        content marker ADOPTED (`tieout ledger rebuild`). Only into a ledger with no records."""
+        if not self.is_empty():
+            raise LedgerError(
+                f"the ledger {self.db.description} already holds records; rebuild only into a "
+                "new ledger (move the file aside first)"
+            )
+        now = utcnow()
+        rows = [
+            (
+                str(r["record_key"]),
+                str(r["kind"]),
+                run_id,
+                "(adopted from Propexo)",
+                "[]",
+                str(r["integration_id"]),
+                _opt(r.get("location_id")),
+                _opt(r.get("reference_number")),
+                _opt(r.get("invoice_number")),
+                _opt(r.get("vendor_id")),
+                _opt(r.get("resident_id")),
+                _opt(r.get("charge_code_id")),
+                _opt(r.get("transaction_date")),
+                int(r["amount_cents"]),
+                ADOPTED,
+                "{}",
+                str(r["created_record_id"]),
+                now,
+                now,
+                now,
+            )
+            for r in frame.to_dict("records")
+        ]
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO records(record_key, kind, run_id, source_file, "
+                "source_rows, integration_id, location_id, reference_number, invoice_number, "
+                "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
+                "content_hash, payload, state, created_record_id, created_at, updated_at, "
+                "confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "'confirmed', ?, ?, ?, ?) ON CONFLICT(record_key) DO NOTHING",
+                rows,
+            )
+            self.db.executemany(
+                "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
+                "VALUES (?, ?, ?, NULL, 'confirmed', 'adopted from Propexo by ledger rebuild')",
+                ((now, run_id, row[0]) for row in rows),
+            )
+        return len(rows)
+
+    def touched_keys(self, run_id: str) -> list[str]:
+        """Records whose state a run changed, whichever run staged them (a run that only
+        re-sent, followed jobs or settled doubt)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT record_key FROM events WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def is_empty(self) -> bool:
+        """No record was ever staged here (a new ledger, or a lost one)."""
+        return self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+
+    def records(
+        self,
+        *,
+        states: Iterable[RecordState | str] | None = None,
+        run_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        bodies: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Records as a frame (payload and source_rows decoded). ``bodies=False`` leaves out
+        the payload, source rows and errors; ``columns`` reads only those named: what matching
+        needs, read in a fraction of the time (Python's sqlite3 pays per cell)."""
+        where: list[str] = []
+        params: list[str] = []
+        if states is not None:
+            wanted = [_state(s).value for s in states]
+            where.append(f"state IN ({_marks(wanted)})")
+            params += wanted
+        if kinds is not None:
+            kinds = list(kinds)
+            where.append(f"kind IN ({_marks(kinds)})")
+            params += kinds
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        unknown = set(columns or ()) - set(RECORD_COLUMNS)
+        if unknown:
+            raise LedgerError(f"no such record column(s): {sorted(unknown)}")
+        if columns is not None:
+            selected = ", ".join(columns)  # only names from RECORD_COLUMNS, checked above
+            bodies = bodies and "payload" in columns and "source_rows" in columns
+        else:
+            selected = ", ".join(c for c in RECORD_COLUMNS if bodies or c not in BODIES)
+        sql = f"SELECT {selected} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
+        frame = self.db.read_frame(sql + " ORDER BY rowid", params)
+        if not frame.empty and bodies:
+            # Charges store no body (it is built from their columns when posted): None.
+            frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)
+            frame["source_rows"] = frame["source_rows"].map(json.loads)
+        return frame
+
+    def by_state(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """State → {count, amount_cents}, over all records or one run's."""
+        sql = "SELECT state, COUNT(*), COALESCE(SUM(amount_cents), 0) FROM records"
+        params: tuple[str, ...] = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params = (run_id,)
+        rows = self.db.execute(sql + " GROUP BY state", params).fetchall()
+        return {state: {"count": int(n), "amount_cents": int(total)} for state, n, total in rows}
+
+    def events(self, record_key: str) -> list[tuple[str, str | None, str, str | None]]:
+        rows = self.db.execute(
+            "SELECT at, from_state, to_state, detail FROM events WHERE record_key = ? ORDER BY id",
+            (record_key,),
+        )
+        return [(str(at), was, str(now), detail) for at, was, now, detail in rows]
+
+
+def _state(value: RecordState | str) -> RecordState:
+    try:
+        return RecordState(value)
+    except ValueError:
+        raise LedgerError(f"unknown state {value!r}") from None
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _defaulted(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _record_rows(
+    new: pd.DataFrame, run_id: str, sha256: str | None, now: str
+) -> Iterator[tuple[Any, ...]]:
+    """The records table's rows for a frame of new records, built column by column."""
+    payloads = new["payload"] if "payload" in new else pd.Series(None, index=new.index)
+    # A charge's body is its columns (built when posted): no JSON text is stored for it.
+    bodies = (
+        _texts(payloads)
+        if _all_text(payloads)
+        else [
+            p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads
+        ]
+    )
+    return zip(
+        _texts(new["record_key"]),
+        _texts(new["kind"]),
+        repeat(run_id),
+        repeat(sha256),
+        _texts(new["source_file"]),
+        _json_lists(new["source_rows"]),
+        _texts(new["integration_id"]),
+        _optional(new, "location_id"),
+        _optional(new, "reference_number"),
+        _optional(new, "invoice_number"),
+        _optional(new, "vendor_id"),
+        _optional(new, "resident_id"),
+        _optional(new, "charge_code_id"),
+        _optional(new, "transaction_date"),
+        new["amount_cents"].astype("int64").tolist(),
+        _texts(new["content_hash"]),
+        bodies,
+        repeat(now),
+        repeat(now),
+        (
+            new["defaulted"].map(lambda v: "; ".join(_defaulted(v)) or None)
+            if "defaulted" in new
+            else repeat(None)
+        ),
+        _optional(new, "charge_notes"),
+        strict=False,
+    )
+
+
+def _optional(frame: pd.DataFrame, column: str) -> list[str | None]:
+    """A column as text, None where missing (or where the frame has no such column)."""
+    if column not in frame:
+        return [None] * len(frame)
+    values = frame[column]
+    if isinstance(values.dtype, pd.StringDtype):
+        return _texts(values)
+    return [_opt(v) for v in values.astype(object).where(values.notna(), None)]
+
+
+def _texts(values: pd.Series) -> list[Any]:
+    """A column as a list of str (None where missing), converted in bulk."""
+    if isinstance(values.dtype, pd.StringDtype):
+        texts: list[Any] = pa.array(values.array).to_pylist()
+        return texts
+    return values.astype(str).tolist()
+
+
+def _json_lists(values: pd.Series) -> list[str]:
+    """Lists of row numbers as JSON text (one-row lists, the common case, column-wise)."""
+    if isinstance(values.dtype, pd.ArrowDtype):
+        lengths = pc.list_value_length(pa.array(values.array))
+        if pc.all(pc.equal(lengths, 1)).as_py():
+            flat = pc.list_flatten(pa.array(values.array)).to_numpy()
+            texts: list[str] = ("[" + pd.Series(flat).astype(str) + "]").tolist()
+            return texts
+    return [json.dumps([int(r) for r in rows]) for rows in values]
+
+
+def _all_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) or all(isinstance(v, str) for v in values)
+
+
+def _opt(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,128 @@
+"""Runs, the files they processed, files they refused to take again, and rejected rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+from pipelines.ledger.database import Database
+from pipelines.models import FileOutcome, Issue, utcnow
+
+
+class RunStore:
+    """The ``runs``, ``files``, ``drops`` and ``rejects`` tables."""
+
+    db: Database
+
+    def start_run(self, run_id: str, *, dry_run: bool, pid: int) -> None:
+        self.db.execute(
+            "INSERT INTO runs(run_id, started_at, dry_run, pid) VALUES (?, ?, ?, ?)",
+            (run_id, utcnow(), int(dry_run), pid),
+        )
+
+    def finish_run(self, run_id: str, exit_code: int) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, exit_code = ? WHERE run_id = ?",
+            (utcnow(), exit_code, run_id),
+        )
+
+    def runs(self) -> pd.DataFrame:
+        return self.db.read_frame("SELECT * FROM runs ORDER BY started_at")
+
+    def last_run_id(self) -> str | None:
+        row = self.db.execute(
+            "SELECT run_id FROM runs WHERE dry_run = 0 ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def file_run(self, sha256: str) -> str | None:
+        """The run that already processed a file with this content, if any."""
+        row = self.db.execute("SELECT run_id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        return str(row[0]) if row else None
+
+    def record_file(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO files(sha256, name, run_id, profile, kind, rows_read, rows_used, "
+            "rows_rejected, rows_skipped, skipped_by_kind, source_total_cents, "
+            "rejected_total_cents, previously_posted_cents, moved_to, processed_at, "
+            "columns_not_charged, file_totals, period, period_source, sheet) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                outcome.sha256,
+                outcome.name,
+                run_id,
+                outcome.profile,
+                outcome.kind,
+                outcome.rows_read,
+                outcome.rows_used,
+                outcome.rows_rejected,
+                outcome.rows_skipped,
+                json.dumps(outcome.skipped_by_kind),
+                outcome.source_total_cents,
+                outcome.rejected_total_cents,
+                outcome.previously_posted_cents,
+                moved_to,
+                utcnow(),
+                json.dumps(list(outcome.columns_not_charged)),
+                json.dumps(list(outcome.file_totals)),
+                outcome.period,
+                outcome.period_source,
+                outcome.sheet,
+            ),
+        )
+
+    def record_drop(
+        self, run_id: str, name: str, sha256: str | None, reason: str, first_run_id: str | None
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO drops(run_id, name, sha256, reason, first_run_id, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, name, sha256, reason, first_run_id, utcnow()),
+        )
+
+    def files(self, run_id: str) -> pd.DataFrame:
+        return self.db.read_frame(
+            "SELECT * FROM files WHERE run_id = ? ORDER BY processed_at", (run_id,)
+        )
+
+    def drops(self, run_id: str) -> pd.DataFrame:
+        return self.db.read_frame("SELECT * FROM drops WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def add_rejects(
+        self,
+        run_id: str,
+        sha256: str | None,
+        issues: Iterable[Issue],
+        amounts: dict[int, str] | None = None,
+    ) -> None:
+        """Rejected rows' reasons; ``amounts``: each row's amount as the file shows it."""
+        amounts = amounts or {}
+        rows = [
+            (
+                run_id,
+                sha256,
+                i.source_file,
+                i.source_row,
+                i.code.value,
+                i.message,
+                i.column,
+                i.value,
+                amounts.get(i.source_row),
+            )
+            for i in issues
+        ]
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO rejects(run_id, file_sha256, source_file, source_row, code, message, "
+                "column_name, value, amount_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def rejects(self, run_id: str) -> pd.DataFrame:
+        return self.db.read_frame(
+            "SELECT source_file, source_row, code, message, column_name, value, amount_text "
+            "FROM rejects WHERE run_id = ? ORDER BY source_file, source_row, id",
+            (run_id,),
+        )

@@ -1,0 +1,212 @@
+"""The ledger's tables, and the columns added to them since the first release.
+
+Every table and column name the ledger's SQL uses is written here or in the ledger's own
+modules: none comes from a caller.
+"""
+
+from __future__ import annotations
+
+from pipelines.ledger.database import SqliteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS files (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_used INTEGER NOT NULL,
+    rows_rejected INTEGER NOT NULL,
+    rows_skipped INTEGER NOT NULL,
+    skipped_by_kind TEXT NOT NULL,
+    source_total_cents INTEGER NOT NULL,
+    rejected_total_cents INTEGER NOT NULL,
+    previously_posted_cents INTEGER NOT NULL DEFAULT 0,
+    moved_to TEXT,
+    processed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT,
+    reason TEXT NOT NULL,
+    first_run_id TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_row INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    column_name TEXT,
+    value TEXT
+);
+CREATE INDEX IF NOT EXISTS rejects_run ON rejects(run_id);
+CREATE TABLE IF NOT EXISTS records (
+    record_key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_rows TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    location_id TEXT,
+    reference_number TEXT,
+    invoice_number TEXT,
+    vendor_id TEXT,
+    resident_id TEXT,
+    charge_code_id TEXT,
+    transaction_date TEXT,
+    amount_cents INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    batch_index INTEGER,
+    created_record_id TEXT,
+    propexo_id TEXT,
+    found_amount_cents INTEGER,
+    errors TEXT,
+    note TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    sent_at TEXT,
+    doubt_since TEXT,
+    confirmed_at TEXT,
+    reconciled_at TEXT,
+    defaulted TEXT
+);
+CREATE INDEX IF NOT EXISTS records_state ON records(state);
+CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
+CREATE INDEX IF NOT EXISTS records_job ON records(job_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    run_id TEXT,
+    record_key TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (
+    integration_id TEXT PRIMARY KEY,
+    fetched_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL,
+    schedule_id TEXT,
+    requested_at TEXT,
+    completed_at TEXT,
+    finished INTEGER NOT NULL DEFAULT 0,
+    models TEXT,
+    started_after TEXT
+);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    integration_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    newest TEXT,
+    window_start TEXT,
+    window_end TEXT,
+    PRIMARY KEY (integration_id, kind)
+);
+CREATE TABLE IF NOT EXISTS synced (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    stale INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, id)
+);
+"""
+
+# Columns added after a ledger was created: (table, column, type). SQLite adds a nullable
+# column in place, so an older ledger opens without a migration step.
+ADDED_COLUMNS = (
+    ("records", "doubt_since", "TEXT"),  # 2026-11-23: when a record went in doubt
+    ("records", "charge_notes", "TEXT"),  # 2026-11-23: a charge's body is built from columns
+    ("rejects", "amount_text", "TEXT"),  # 2026-11-23: the row's amount as the file shows it
+    ("files", "columns_not_charged", "TEXT"),
+    ("files", "file_totals", "TEXT"),
+    ("files", "period", "TEXT"),
+    ("files", "period_source", "TEXT"),
+    ("files", "sheet", "TEXT"),
+)
+
+RECORD_COLUMNS = (
+    "record_key",
+    "kind",
+    "run_id",
+    "file_sha256",
+    "source_file",
+    "source_rows",
+    "integration_id",
+    "location_id",
+    "reference_number",
+    "invoice_number",
+    "vendor_id",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "state",
+    "job_id",
+    "batch_index",
+    "created_record_id",
+    "propexo_id",
+    "found_amount_cents",
+    "errors",
+    "note",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "doubt_since",
+    "confirmed_at",
+    "reconciled_at",
+    "defaulted",
+    "charge_notes",
+)
+BODIES = ("payload", "source_rows", "errors")  # the bulk of a record's bytes
+# What a state change may also set on a record (`Ledger.transition`): nothing else.
+SETTABLE = (
+    "job_id",
+    "batch_index",
+    "created_record_id",
+    "errors",
+    "note",
+    "sent_at",
+    "doubt_since",
+    "confirmed_at",
+)
+
+
+def create(db: SqliteDatabase) -> None:
+    """Create what is missing: tables, indexes, and columns added since."""
+    db.script(SCHEMA)
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in db.columns(table):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
