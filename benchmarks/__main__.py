@@ -31,15 +31,15 @@ import pandas as pd
 from benchmarks.data import big_refs, big_seed, charge_csv
 from pipelines.config import Secret, load_settings
 from pipelines.extract import Limits, extract_file, fingerprint
+from pipelines.files import process_file, profiles_for
+from pipelines.flows import plan_requests, validate
 from pipelines.ledger import Ledger
-from pipelines.load import plan_requests, post_ready, wait_for_jobs
-from pipelines.pipeline import process_file, profiles_for
+from pipelines.load import post_ready, wait_for_jobs
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.propexo import make_client
-from pipelines.reconcile import reconcile
 from pipelines.refs import RefData
+from pipelines.sync import reconcile
 from pipelines.transform import transform_charges
-from pipelines.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict[str, Any]] = []
@@ -247,7 +247,7 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
         _bills_for_seed(bills, seed, invoices)
         ledger = Ledger(settings.ledger_path)
         with make_client(settings) as client:
-            from pipelines.pipeline import reference_data
+            from pipelines.sync import reference_data
 
             refs = reference_data(ledger, client, settings)
             result = process_file(fingerprint(bills), profiles_for(settings), refs, settings)
@@ -373,7 +373,9 @@ def time_reconcile(n: int) -> tuple[float, float]:
     )
     start = time.perf_counter()
     verdict = sync_verdicts(ledger, syncs, since=write_ended(ledger, 120.0), window_days=90.0)
-    result = reconcile(ledger, empty, synced, vendor_x_ids={}, verdict=verdict)
+    result = reconcile(
+        ledger, {"vendor_bill": empty, "charge": synced}, vendor_x_ids={}, verdict=verdict
+    )
     took = time.perf_counter() - start
     assert result.matched == n
     start = time.perf_counter()
@@ -493,8 +495,8 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     them and write every outcome back (settle_reconcile, the code the command runs), against
     a plain merge plus a bare executemany of the outcomes."""
     from pipelines.models import POSTED
-    from pipelines.pipeline import settle_reconcile
     from pipelines.reconcile import LEDGER_COLUMNS
+    from pipelines.sync import settle_reconcile
 
     frame, synced = reconcile_frames(n)
     path = work / "reconcile.ledger.sqlite"
@@ -523,9 +525,10 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     )
     settings = load_settings(env={})
     empty = pd.DataFrame(columns=["id", "x_vendor_id", "invoice_number", "total_amount_in_cents"])
+    theirs = {"vendor_bill": empty, "charge": synced}
     start = time.perf_counter()
     records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
-    result = settle_reconcile(ledger, settings, records, empty, synced, {})
+    result = settle_reconcile(ledger, settings, records, theirs, {})
     took = time.perf_counter() - start
     assert result.matched == n
     matched = ledger.db.execute("SELECT count(*) FROM records WHERE state = 'matched'").fetchone()
@@ -533,7 +536,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     # The next reconcile finds everything as it was: nothing to write back.
     start = time.perf_counter()
     records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
-    again = settle_reconcile(ledger, settings, records, empty, synced, {})
+    again = settle_reconcile(ledger, settings, records, theirs, {})
     again_s = time.perf_counter() - start
     assert again.matched == n
     ledger.close()

@@ -368,7 +368,7 @@ def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
     that fails is reported and the watch goes on. Posted records are reconciled every
     --reconcile-every seconds, and at once when `tieout webhooks serve` records a SYNC_COMPLETE.
     """
-    from pipelines.pipeline import watch_inbox
+    from pipelines.watch import watch_inbox
 
     with _friendly():
         out.print(f"watching {_settings(ctx).inbox_dir} every {interval:g}s; Ctrl-C stops")
@@ -422,11 +422,12 @@ def check(
     <name>.errors.csv beside any file with rejected rows: the row number you see in Excel,
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
+    from pipelines.check import check_file
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import check_file, reference_data
     from pipelines.propexo import make_client, unreachable_hint, verify_token
     from pipelines.report import dollars, not_charged_text
+    from pipelines.sync import reference_data
 
     with _friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
@@ -555,7 +556,7 @@ def report(ctx: click.Context, run_id: str | None) -> None:
     """(Re)render a run's report from the ledger (the latest run by default)."""
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import write_report
+    from pipelines.publish import write_report
 
     with _friendly():
         settings = _settings(ctx)
@@ -1053,8 +1054,8 @@ def refs() -> None:
 
 def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import reference_data
     from pipelines.propexo import make_client
+    from pipelines.sync import reference_data
 
     settings = _settings(ctx)
     with Ledger(settings.ledger) as ledger, make_client(settings) as client:
@@ -1119,7 +1120,7 @@ def config() -> None:
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
     """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
-    from pipelines.pipeline import run_summaries
+    from pipelines.publish import run_summaries
     from pipelines.report import dollars, run_rows
 
     with _friendly():

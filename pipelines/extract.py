@@ -570,6 +570,13 @@ REPORT_WORDS = (
 )
 
 
+def own_period(extract: ExtractResult) -> tuple[date | None, str]:
+    """The period a file states itself, and where: its title, else a date in its name."""
+    if extract.period is not None:
+        return extract.period, "title"
+    return period_from_name(extract.source.name), "file name"
+
+
 def period_from_name(name: str) -> date | None:
     """The month a file name states (``YYYY-MM``, ``YYYYMMDD``, ``MM.DD.YYYY``), if it does."""
     for pattern in _NAME_PERIODS:

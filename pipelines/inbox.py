@@ -10,6 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.extract import fingerprint
+from pipelines.models import (
+    SourceFile,
+)
+
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".errors.csv")
 SUPPORTED_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm")
 
@@ -131,3 +136,16 @@ def complete_files(
     complete = [p for p in complete if p not in writing]
     busy = [p for p in second if p not in complete]
     return complete, busy
+
+
+def changed_since(source: SourceFile) -> bool:
+    """Whether the file is no longer the one that was fingerprinted (size, mtime or content)."""
+    try:
+        stat = source.path.stat()
+    except OSError:
+        return True
+    if stat.st_size != source.size_bytes or stat.st_mtime_ns != (
+        source.mtime_ns or stat.st_mtime_ns
+    ):
+        return True
+    return fingerprint(source.path).sha256 != source.sha256

@@ -19,119 +19,21 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import ApiError, PermanentApiError, TransientApiError
+from pipelines.flows import FLOWS, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
-from pipelines.models import IN_DOUBT, LoadResult
+from pipelines.models import IN_DOUBT, LoadResult, PostRequest
 from pipelines.proof import PROVEN, UNVERIFIABLE, sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient
-from pipelines.transform import chunk_by_location
 
-INVOICE_PATH = "/v1/invoices/rentmanager/"
-CHARGE_BATCH_PATH = "/v1/resident-charges/batch/rentmanager/"
-CREDIT_PATH = "/v1/resident-credits/rentmanager/"
 POLL_FIRST_S = 0.25
 POLL_MAX_S = 5.0
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class PostRequest:
-    """One write request: where it goes, what it carries, and which ledger records it holds."""
-
-    path: str
-    body: dict[str, Any]
-    keys: list[str]
-    kind: str
-    location_id: str | None
-    amount_cents: int
-
-
-def _as_dict(payload: Any) -> dict[str, Any]:
-    """Payloads arrive as dicts (from the ledger) or JSON text (straight from transform)."""
-    return json.loads(payload) if isinstance(payload, str) else dict(payload)
-
-
-def charge_body(record: Any) -> dict[str, Any]:
-    """A charge's or credit's request body, built from its ledger columns when it is posted:
-    what transform used to write as JSON text for every line. Credits post a positive
-    amount, with ``integration_id``, to their own endpoint; charges go inside a batch."""
-    body: dict[str, Any] = {}
-    if record.kind == "credit":
-        body["integration_id"] = str(record.integration_id)
-    body |= {
-        "resident_id": str(record.resident_id),
-        "charge_code_id": str(record.charge_code_id),
-        "transaction_date": f"{str(record.transaction_date)[:10]}T00:00:00.000Z",
-        "notes": str(record.charge_notes),
-        "amount_in_cents": abs(int(record.amount_cents)),
-        "reference_number": str(record.reference_number),
-    }
-    return body
-
-
-def _body(record: Any) -> dict[str, Any]:
-    """The stored body (invoices, and charges staged before bodies were built from columns),
-    else one built from the record's columns."""
-    payload = record.payload
-    if isinstance(payload, dict) or (isinstance(payload, str) and payload):
-        return _as_dict(payload)
-    return charge_body(record)
-
-
-def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
-    """The fewest requests the API allows: one per invoice, one per credit, and charges batched
-    per (integration, RM location) in chunks of ``batch_size``."""
-    if ready.empty:
-        return []
-    if "charge_notes" not in ready:
-        ready = ready.assign(charge_notes=None)
-    ready = ready.assign(payload=[_body(r) for r in ready.itertuples(index=False)])
-    requests: list[PostRequest] = []
-    for record in ready[ready["kind"] == "invoice"].itertuples(index=False):
-        requests.append(
-            PostRequest(
-                INVOICE_PATH,
-                record.payload,
-                [record.record_key],
-                "invoice",
-                record.location_id,
-                int(record.amount_cents),
-            )
-        )
-    for record in ready[ready["kind"] == "credit"].itertuples(index=False):
-        requests.append(
-            PostRequest(
-                CREDIT_PATH,
-                record.payload,
-                [record.record_key],
-                "credit",
-                record.location_id,
-                int(record.amount_cents),
-            )
-        )
-    charges = ready[ready["kind"] == "charge"]
-    for batch in chunk_by_location(charges, batch_size):
-        body = {
-            "integration_id": str(batch["integration_id"].iloc[0]),
-            "charges": list(batch["payload"]),
-        }
-        requests.append(
-            PostRequest(
-                CHARGE_BATCH_PATH,
-                body,
-                list(batch["record_key"]),
-                "charge_batch",
-                str(batch["location_id"].iloc[0]),
-                int(batch["amount_cents"].sum()),
-            )
-        )
-    return requests
 
 
 def _record_post(
@@ -461,51 +363,12 @@ def resolve_in_doubt(
     )
     found: dict[str, str | None] = {}
     ambiguous: set[str] = set()
-    invoices = doubt[doubt["kind"] == "invoice"]
-    for location_id, group in invoices.groupby("location_id"):
-        listed = client.list_all(
-            "/v1/invoices/",
-            {"integration_id": group["integration_id"].iloc[0], "location_id": location_id},
-        )
-        by_key = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
-        for record in group.itertuples(index=False):
-            hit = by_key.get(
-                (vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number))
-            )
-            if hit is not None:
-                found[record.record_key] = str(hit["id"])
-    charges = doubt[doubt["kind"] != "invoice"]
-    if not charges.empty:
-        ours = set(ledger.references())
-        for (integration_id, resident_id), group in charges.groupby(
-            ["integration_id", "resident_id"]
-        ):
-            days = group["transaction_date"].astype(str).str.slice(0, 10)
-            listed = client.list_all(
-                "/v1/resident-charges/",
-                {
-                    "integration_id": integration_id,
-                    "resident_id": resident_id,
-                    "transaction_date_start": days.min(),
-                    "transaction_date_end": days.max(),
-                },
-            )
-            references = {str(c.get("reference_number")) for c in listed}
-            strangers = {
-                _content(
-                    c.get("charge_code_id"), c.get("amount_in_cents"), c.get("transaction_date")
-                )
-                for c in listed
-                if str(c.get("reference_number")) not in ours
-            }
-            for record in group.itertuples(index=False):
-                if str(record.reference_number) in references:
-                    found[record.record_key] = None
-                    continue
-                # The ledger keeps credits negative, as Propexo reads them back.
-                signed = int(record.amount_cents)
-                if _content(record.charge_code_id, signed, record.transaction_date) in strangers:
-                    ambiguous.add(record.record_key)
+    for flow in FLOWS.values():
+        mine = of_flow(doubt, flow)
+        if not mine.empty:
+            hits, unsure = flow.find_in_doubt(client, ledger, mine, vendor_x_ids)
+            found |= hits
+            ambiguous |= unsure
     now = utcnow()
     absent: list[str] = []
     for record in doubt.itertuples():
@@ -550,14 +413,6 @@ def resolve_in_doubt(
         )
         counts["absent"] = len(absent)
     return counts
-
-
-def _content(code: object, amount: object, day: object) -> tuple[str, int, str]:
-    try:
-        cents = int(float(str(amount)))
-    except ValueError:
-        cents = 0
-    return str(code), cents, str(day)[:10]
 
 
 def _note(ledger: Ledger, key: str, note: str) -> None:
@@ -616,3 +471,15 @@ def describe_plan(requests: list[PostRequest], rate_limit: int = 150) -> dict[st
         "estimated_minutes": round(minutes, 2),
         "payload_bytes": sum(len(json.dumps(r.body)) for r in requests),
     }
+
+
+def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
+    """Charges grouped by (integration, RM location) and cut into batches of at most ``batch_size``.
+
+    The batch endpoint refuses mixed locations, so no batch ever spans two.
+    """
+    batches: list[pd.DataFrame] = []
+    for _, group in charges.groupby(["integration_id", "location_id"], sort=True):
+        for start in range(0, len(group), batch_size):
+            batches.append(group.iloc[start : start + batch_size])
+    return batches

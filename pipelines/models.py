@@ -229,3 +229,35 @@ class ReconcileResult:
     matched_total_cents: int
     details: pd.DataFrame
     unverifiable: int = 0  # outside every proven sync's date window: never called missing
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """One write request: where it goes, what it carries, and which ledger records it holds."""
+
+    path: str
+    body: dict[str, Any]
+    keys: list[str]
+    kind: str
+    location_id: str | None
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file through extract, validate and (when refs are given) transform."""
+
+    source: SourceFile
+    extract: ExtractResult
+    validated: ValidateResult
+    records: pd.DataFrame
+    issues: list[Issue]
+    outcome: FileOutcome
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str | None
+    exit_code: int
+    report_dir: Path | None
+    summary: dict[str, Any]

@@ -82,7 +82,7 @@ def rebuild_ledger(
     settings: Settings, *, start: date | None = None, end: date | None = None, say: Say = print
 ) -> int:
     """Adopt Propexo's records into a new, empty ledger. Returns how many were adopted."""
-    from pipelines.pipeline import _vendor_x_ids, reference_data
+    from pipelines.sync import reference_data, vendor_x_ids
 
     today = datetime.now(tz=UTC).date()
     reach = timedelta(days=settings.sync_window_days)
@@ -102,7 +102,7 @@ def rebuild_ledger(
                 charges = fetch_synced_charges(
                     client, integration, start.isoformat(), end.isoformat()
                 )
-            by_x_id = {x: v for v, x in _vendor_x_ids(refs).items()}
+            by_x_id = {x: v for v, x in vendor_x_ids(refs).items()}
             frame, skipped = adoptable(invoices, charges, integration, by_x_id)
             run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
             adopted = ledger.adopt(run_id, frame) if not frame.empty else 0

@@ -20,7 +20,6 @@ import pandas as pd
 
 from pipelines.models import ReconcileResult
 from pipelines.proof import AWAITING, UNVERIFIABLE
-from pipelines.transform import REFERENCE_PREFIX
 
 DETAIL_COLUMNS = [
     "record_key",
@@ -250,43 +249,14 @@ LEDGER_COLUMNS = (
 )
 
 
-def reconcile(
-    ledger: pd.DataFrame,
-    invoices: pd.DataFrame,
-    charges: pd.DataFrame,
-    *,
-    vendor_x_ids: dict[str, str],
-    verdict: pd.Series | None = None,
-) -> ReconcileResult:
-    """Match every posted ledger record to what Propexo holds.
-
-    ``verdict`` (index of ``ledger``): what the syncs prove for each record
-    (:func:`pipelines.proof.sync_verdicts`); without it nothing is called missing.
-    """
-    details = (
-        pd.concat(
-            [
-                match_invoices(
-                    ledger[ledger["kind"] == "invoice"], invoices, vendor_x_ids, verdict
-                ),
-                match_charges(ledger[ledger["kind"] != "invoice"], charges, verdict),
-            ],
-            ignore_index=True,
-        )
-        if not ledger.empty
-        else pd.DataFrame(columns=DETAIL_COLUMNS)
+def summarize(details: list[pd.DataFrame], unexpected: int) -> ReconcileResult:
+    """Every record's outcome (one frame per kind) counted into one result."""
+    details = [d for d in details if not d.empty]
+    frame = (
+        pd.concat(details, ignore_index=True) if details else pd.DataFrame(columns=DETAIL_COLUMNS)
     )
-    # Ours (by prefix) but not in the ledger: compared as object arrays, one hash table.
-    known = (
-        ledger["reference_number"].dropna().astype(str).astype(object)
-        if not ledger.empty
-        else pd.Series([], dtype=object)
-    )
-    refs = charges["reference_number"].dropna().astype(str)
-    ours = refs[refs.str.startswith(REFERENCE_PREFIX).to_numpy(dtype=bool)].astype(object)
-    unexpected = int((~ours.isin(known)).sum())
-    counts = details["outcome"].value_counts()
-    matched_total = int(details.loc[details["outcome"] == "matched", "amount_cents"].sum())
+    counts = frame["outcome"].value_counts()
+    matched_total = int(frame.loc[frame["outcome"] == "matched", "amount_cents"].sum())
     return ReconcileResult(
         matched=int(counts.get("matched", 0)),
         awaiting_sync=int(counts.get("awaiting_sync", 0)),
@@ -296,5 +266,5 @@ def reconcile(
         unexpected=unexpected,
         unverifiable=int(counts.get("unverifiable", 0)),
         matched_total_cents=matched_total,
-        details=details,
+        details=frame,
     )

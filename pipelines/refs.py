@@ -212,3 +212,10 @@ def fetch_synced_charges(
         **filters,
     }
     return _frame(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS)
+
+
+def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:
+    if column not in frame or frame.empty:
+        return None
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
+    return stamps.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if not stamps.empty else None

@@ -8,38 +8,38 @@ matches are rejected as ambiguous.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from pipelines.columns import (
-    arrow_text,
-    base32_column,
-    digest64,
     distinct,
     duplicated_all,
-    fingerprint64,
     group_codes,
-    hex_column,
-    int_part,
-    ordinals,
     per_distinct,
-    row_lists,
     spread,
 )
 from pipelines.models import Issue, IssueCode, TransformResult, ValidateResult
+from pipelines.payloads import (
+    CHARGE_COLUMNS,
+    CHARGE_CONTENT,
+    INVOICE_COLUMNS,
+    distinct_contents,
+    encode_charges,
+    encode_invoice,
+)
+from pipelines.references import (
+    REFERENCE_LENGTH,
+    REFERENCE_PREFIX,
+    reference_bits,
+    reference_text,
+)
 from pipelines.refs import RefData
 
-REFERENCE_PREFIX = "TO"
-REFERENCE_LENGTH = 12
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
 _HINT = "add a line to data/mappings/{file}.csv (spreadsheet_name,propexo_name)"
 
@@ -286,33 +286,11 @@ def _resolve_in_location(
     return out, issues
 
 
-def content_hash(payload: dict[str, Any]) -> str:
-    """A stable digest of what is posted: the same key with a different digest is a conflict."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _bad_rows(issues: list[Issue]) -> set[int]:
     return {i.source_row for i in issues}
 
 
 # --- vendor bills → invoices --------------------------------------------------------------------
-
-INVOICE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "vendor_id",
-    "location_id",
-    "invoice_number",
-    "total_amount_in_cents",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "defaulted",
-]
 
 
 def transform_bills(
@@ -399,7 +377,7 @@ def transform_bills(
                 for r in rows
             ]
             continue
-        invoices.append(_invoice_record(group, integration_id, source_file, due_days_default))
+        invoices.append(encode_invoice(group, integration_id, source_file, due_days_default))
     frame = pd.DataFrame(invoices, columns=INVOICE_COLUMNS)
     return TransformResult(
         invoices=frame,
@@ -429,90 +407,7 @@ def _invoice_problem(group: pd.DataFrame) -> tuple[IssueCode, str] | None:
     return None
 
 
-def _invoice_record(
-    group: pd.DataFrame, integration_id: str, source_file: str, due_days_default: int
-) -> dict[str, Any]:
-    first = group.iloc[0]
-    invoice_date = str(first["invoice_date"])
-    defaulted: list[str] = []
-    due = group["due_date"].dropna()
-    if due.empty:
-        due_date = (date.fromisoformat(invoice_date) + timedelta(days=due_days_default)).isoformat()
-        defaulted.append(f"due_date = invoice date + {due_days_default} days")
-    else:
-        due_date = str(due.iloc[0])
-    post = group["post_date"].dropna()
-    if post.empty:
-        post_date = invoice_date
-        defaulted.append("post_date = invoice date")
-    else:
-        post_date = str(post.iloc[0])
-    rows = [int(r) for r in group["source_row"]]
-    items = [
-        {
-            "amount_in_cents": int(line.amount_cents),
-            "property_id": str(line.property_id),
-            "financial_account_id": str(line.financial_account_id),
-            **({"notes": str(line.description)} if pd.notna(line.description) else {}),
-        }
-        for line in group.itertuples(index=False)
-    ]
-    total = sum(item["amount_in_cents"] for item in items)
-    payload = {
-        "integration_id": integration_id,
-        "vendor_id": str(first["vendor_id"]),
-        "location_id": str(first["location_id"]),
-        "invoice_date": invoice_date,
-        "due_date": due_date,
-        "post_date": post_date,
-        "total_amount_in_cents": total,
-        "invoice_items": items,
-        "invoice_number": str(first["invoice_number"]),
-        "notes": f"tieout: {source_file} rows {_row_span(rows)}",
-    }
-    key = f"invoice:{integration_id}:{first['vendor_id']}:{first['invoice_number']}"
-    hashed = {k: v for k, v in payload.items() if k != "notes"}  # notes name the file: not content
-    return {
-        "record_key": key,
-        "kind": "invoice",
-        "integration_id": integration_id,
-        "vendor_id": str(first["vendor_id"]),
-        "location_id": str(first["location_id"]),
-        "invoice_number": str(first["invoice_number"]),
-        "total_amount_in_cents": total,
-        "amount_cents": total,
-        "content_hash": content_hash(hashed),
-        "payload": payload,
-        "source_rows": rows,
-        "source_file": source_file,
-        "defaulted": defaulted,
-    }
-
-
-def _row_span(rows: list[int]) -> str:
-    rows = sorted(rows)
-    return f"{rows[0]}-{rows[-1]}" if len(rows) > 1 else str(rows[0])
-
-
 # --- rent rolls → charges and credits -----------------------------------------------------------
-
-CHARGE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "property_id",
-    "charge_notes",
-]
 
 
 def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
@@ -539,65 +434,6 @@ def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
             "label": name,
         }
     ).drop_duplicates()
-
-
-_IDENTITY = ["resident_id", "charge_code_id", "transaction_date"]  # what names a charge
-_LINE_CONTENT = [*_IDENTITY, "notes"]
-_CHARGE_CONTENT = [*_LINE_CONTENT, "charge_code"]  # default notes name the code as written
-
-
-def _distinct_contents(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """(code per row, the distinct combinations of ``columns``): a million charge lines hold
-    a few tens of thousands of (resident, charge code, date, notes), so text work is done on
-    those and the rows share it."""
-    codes, firsts = group_codes(frame, columns)
-    return codes, frame[columns].iloc[firsts].reset_index(drop=True)
-
-
-def reference_numbers(
-    frame: pd.DataFrame,
-    integration_id: str,
-    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
-) -> pd.Series:
-    """Deterministic reference numbers for charges whose source has none (see
-    :func:`reference_bits` for how they are derived)."""
-    return _reference_text(reference_bits(frame, integration_id, contents), frame.index)
-
-
-def _reference_text(bits: np.ndarray, index: pd.Index) -> pd.Series:
-    """``TO`` + the top 50 bits in base32."""
-    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
-    return base32_column(bits, size, REFERENCE_PREFIX).set_axis(index)
-
-
-def reference_bits(
-    frame: pd.DataFrame,
-    integration_id: str,
-    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
-) -> np.ndarray:
-    """The 64 bits behind each line's reference number.
-
-    Derived from what *identifies* the line, never from what it says: the integration, the
-    resident, the charge code, the transaction date (the period), and the line's ordinal among
-    lines of the same identity in file order. So a corrected amount or note keeps its number
-    and is caught as "same key, other content" (a conflict), instead of becoming a new charge.
-
-    The number is ``TO`` + the top 50 bits, in base32, of ``fingerprint64([sha(integration),
-    sha(resident), sha(code), sha(date), ordinal])``, where ``sha(x)`` is the first 8 bytes of
-    sha256 of the text: computed column-wise, with sha256 once per distinct value.
-    ``contents`` is ``_distinct_contents`` of the frame over at least those columns, when the
-    caller has it already.
-    """
-    codes, contents_frame = contents or _distinct_contents(frame, _IDENTITY)
-    per_content = fingerprint64(
-        [
-            digest64(pd.Series([integration_id] * len(contents_frame), dtype=object)),
-            *(digest64(contents_frame[column]) for column in _IDENTITY),
-        ]
-    )
-    identity = per_content[codes]
-    ordinal = ordinals(identity, frame["source_row"].to_numpy(dtype=np.int64))
-    return fingerprint64([int_part(ordinal)], start=identity)
 
 
 _NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]
@@ -696,13 +532,13 @@ def transform_charges(
             charges=pd.DataFrame(columns=CHARGE_COLUMNS),
             issues=issues,
         )
-    contents = _distinct_contents(good, _CHARGE_CONTENT)
+    contents = distinct_contents(good, CHARGE_CONTENT)
     bits = reference_bits(good, integration_id, contents)
-    derived = _reference_text(bits, good.index)
+    derived = reference_text(bits, good.index)
     given = good["reference_number"]
     all_derived = bool(given.isna().all())
     good["reference_number"] = derived if all_derived else given.fillna(derived)
-    frame = charge_records(good, integration_id, source_file, contents)
+    frame = encode_charges(good, integration_id, source_file, contents)
     if all_derived:
         # A derived number is its top 50 bits, so equal keys are equal (kind, bits): no need
         # to hash a million strings to find them.
@@ -729,112 +565,3 @@ def transform_charges(
         charges=frame[~dupes],
         issues=sorted(issues, key=lambda i: i.source_row),
     )
-
-
-def json_escape(values: pd.Series) -> pd.Series:
-    """Text as it goes between a JSON string's quotes (backslashes, quotes, control characters);
-    only the values that need it are touched."""
-    text = values.astype("str")
-    special = text.str.contains(r'[\\"\x00-\x1f]', regex=True)
-    if special.any():
-        fixed = text[special].str.replace("\\", "\\\\", regex=False)
-        fixed = fixed.str.replace('"', '\\"', regex=False)
-        text = text.mask(special, fixed.str.replace(r"[\x00-\x1f]", " ", regex=True))
-    return text
-
-
-def json_strings(values: pd.Series) -> pd.Series:
-    """Values as JSON string literals, vectorized."""
-    return '"' + json_escape(values) + '"'
-
-
-def _join(*parts: pd.Series | pa.ChunkedArray | str) -> pa.ChunkedArray:
-    """Texts and text columns concatenated row by row, in one pass (by Arrow)."""
-    arrays = [
-        pa.scalar(p, pa.large_string())
-        if isinstance(p, str)
-        else (arrow_text(p) if isinstance(p, pd.Series) else p)
-        for p in parts
-    ]
-    return pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
-
-
-def _text(array: pa.ChunkedArray, index: pd.Index) -> pd.Series:
-    return pd.Series(array.to_pandas(), dtype="str").set_axis(index)
-
-
-def _choose(flags: np.ndarray, yes: str, no: str) -> pa.ChunkedArray:
-    """One of two texts per row (taken from a two-entry dictionary, not built a million times)."""
-    return pa.chunked_array([pa.array([no, yes], pa.large_string()).take(flags.astype(np.int8))])
-
-
-def charge_records(
-    good: pd.DataFrame,
-    integration_id: str,
-    source_file: str,
-    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
-) -> pd.DataFrame:
-    """One record per resolved line: charges, and credits for negative lines, column-wise.
-
-    No JSON is written here: the request body is built from the record's columns (resident,
-    charge code, date, notes, amount, reference) when its batch is posted. ``content_hash`` is
-    a 64-bit fingerprint (16 hex digits) of what the body says beyond the record key: the same
-    key with another digest is a conflict."""
-    amount = good["amount_cents"].to_numpy(dtype=np.int64)
-    credit = amount < 0
-    codes, contents_frame = contents or _distinct_contents(good, _CHARGE_CONTENT)
-    dates = contents_frame["transaction_date"].astype("str")
-    notes = contents_frame["notes"].astype("str")
-    notes = notes.fillna(
-        _text(_join(contents_frame["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
-    )
-    # No JSON text per line: the body is built from these columns when its batch is posted
-    # (pipelines.load.charge_body), at most a few hundred records a minute.
-    reference = good["reference_number"].astype("str")
-    reference_text = arrow_text(reference)
-    # Kind, integration and reference are the record key, so the digest leaves them out.
-    per_content = fingerprint64(
-        [
-            digest64(contents_frame["resident_id"]),
-            digest64(contents_frame["charge_code_id"]),
-            digest64(dates),
-            digest64(notes),
-        ]
-    )
-    digest = fingerprint64([int_part(np.abs(amount))], start=per_content[codes])
-    kind = _choose(credit, "credit", "charge")
-    frame = pd.DataFrame(
-        {
-            "record_key": _text(
-                _join(kind, ":" + integration_id + ":", reference_text), good.index
-            ),
-            "kind": _text(kind, good.index),
-            "integration_id": integration_id,
-            "location_id": good["location_id"].astype("str"),
-            "reference_number": reference,
-            "amount_cents": pd.Series(amount, index=good.index),
-            "content_hash": hex_column(digest).set_axis(good.index),
-            "payload": None,
-            "source_rows": row_lists(good["source_row"].to_numpy()).set_axis(good.index),
-            "source_file": source_file,
-            "resident_id": good["resident_id"].astype("str"),
-            "charge_code_id": good["charge_code_id"].astype("str"),
-            "transaction_date": good["transaction_date"].astype("str"),
-            "property_id": good["property_id"].astype("str"),
-            "charge_notes": _text(arrow_text(notes).take(pa.array(codes)), good.index),
-        },
-        columns=CHARGE_COLUMNS,
-    )
-    return frame.reset_index(drop=True)
-
-
-def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
-    """Charges grouped by (integration, RM location) and cut into batches of at most ``batch_size``.
-
-    The batch endpoint refuses mixed locations, so no batch ever spans two.
-    """
-    batches: list[pd.DataFrame] = []
-    for _, group in charges.groupby(["integration_id", "location_id"], sort=True):
-        for start in range(0, len(group), batch_size):
-            batches.append(group.iloc[start : start + batch_size])
-    return batches

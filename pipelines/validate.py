@@ -341,10 +341,3 @@ def errors_mask(frame: pd.DataFrame, already: set[tuple[object, str]]) -> pd.Ser
     """Lines whose amount could not be read: they count as charges (to be rejected), not zeros."""
     bad = {index for index, column in already if column == "amount_cents"}
     return pd.Series(frame.index.isin(list(bad)), index=frame.index)
-
-
-def validate(extract: ExtractResult, period: dt.date | None = None) -> ValidateResult:
-    """Validate a file's rows according to what kind of source it is."""
-    if extract.kind == "vendor_bill":
-        return validate_bills(extract)
-    return validate_charges(extract, period or extract.period)

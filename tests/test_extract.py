@@ -176,7 +176,7 @@ def test_check_offline_on_each_export_family_adds_up_to_the_known_total(
 @pytest.mark.parametrize("name", FIXTURES)
 def test_every_fixture_resolves_online(name: str, refs) -> None:  # type: ignore[no-untyped-def]
     from pipelines.config import load_settings
-    from pipelines.pipeline import process_file, profiles_for
+    from pipelines.files import process_file, profiles_for
     from tests.conftest import TEST_DATA
 
     settings = load_settings(env={})
@@ -249,7 +249,7 @@ def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
 )
 def test_each_usable_row_shape_resolves_online_to_its_own_total(name: str, refs) -> None:  # type: ignore[no-untyped-def]
     from pipelines.config import load_settings
-    from pipelines.pipeline import process_file, profiles_for
+    from pipelines.files import process_file, profiles_for
 
     settings = load_settings(env={})
     result = process_file(fingerprint(TEST_DATA / name), profiles_for(settings), refs, settings)
@@ -624,7 +624,7 @@ def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> No
     """#14 item 4: a single-property export names its property only in its title rows, and
     every row was rejected "property is missing"."""
     from pipelines.config import load_settings
-    from pipelines.pipeline import process_file, profiles_for
+    from pipelines.files import process_file, profiles_for
 
     settings = load_settings(env={})
     path = _single_property_roll(tmp_path, "Properties: Oak Ridge Apartments")
@@ -662,8 +662,8 @@ def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> Non
     """#14 item 5: one row got 11 reasons of which 3 differed (one per charge column)."""
     import openpyxl
 
+    from pipelines.check import check_file
     from pipelines.config import load_settings
-    from pipelines.pipeline import check_file
 
     book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
     book.active["C8"] = "Nobody, Atall"  # a row with Rent, Parking, Pet Rent and Trash
@@ -679,13 +679,14 @@ def test_a_period_given_for_vendor_bills_is_never_a_contradiction() -> None:
     from datetime import date
 
     from pipelines.config import load_settings
-    from pipelines.pipeline import resolve_period
+    from pipelines.flows import flow_for_source
     from tests.conftest import TEST_DATA
 
     bills = extract(TEST_DATA / "generic_ap_bills.csv")
     bills = replace(bills, period=date(2026, 9, 1))  # as if its title said September
     settings = replace(load_settings(env={}), period=date(2026, 11, 1))
-    assert resolve_period(bills, settings) == (date(2026, 9, 1), "title")
+    prepared, _ = flow_for_source(bills.kind).prepare(bills, settings, None)
+    assert (prepared.period, prepared.period_source) == (date(2026, 9, 1), "title")
 
 
 def test_a_roll_with_no_known_charge_column_is_refused_saying_so(tmp_path: Path) -> None:
@@ -729,7 +730,7 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
     rejected, though they are real rent lines. The only unit is used; with several units the
     row is rejected saying so, never guessed."""
     from pipelines.config import load_settings
-    from pipelines.pipeline import process_file, profiles_for
+    from pipelines.files import process_file, profiles_for
 
     settings = load_settings(env={})
     maple = refs.properties.loc[refs.properties["name"].eq("Maple Court"), "id"].iloc[0]

@@ -266,16 +266,17 @@ def test_partial_success_maps_errors_back_to_source_rows(
     """A resident removed in Rent Manager after names were resolved: RM refuses that resident's
     charges inside otherwise good batches, and exactly those records end up failed."""
     import pipelines.pipeline as pipeline_module
+    import pipelines.sync as sync_module
 
     victim = sandbox.store.records("resident")[0]
-    fetch = pipeline_module.fetch_reference_lists
+    fetch = sync_module.fetch_reference_lists
 
     def fetch_then_delete(*args: Any, **kwargs: Any) -> Any:
         data = fetch(*args, **kwargs)
         sandbox.store.delete_record("resident", victim["id"])
         return data
 
-    monkeypatch.setattr(pipeline_module, "fetch_reference_lists", fetch_then_delete)
+    monkeypatch.setattr(sync_module, "fetch_reference_lists", fetch_then_delete)
     settings = replace(
         load_settings(env={}),
         base_url=sandbox.base_url,
@@ -314,7 +315,7 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
 def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:
     from pipelines.errors import LedgerError
     from pipelines.ledger import RECORD_SCHEME, Ledger
-    from pipelines.transform import charge_records
+    from pipelines.payloads import encode_charges
 
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
@@ -333,7 +334,7 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
             "property_id": ["p"],
         }
     )
-    staged, _ = ledger.stage_records("run", "sha", charge_records(line, "int", "f.csv"))
+    staged, _ = ledger.stage_records("run", "sha", encode_charges(line, "int", "f.csv"))
     assert staged == ["charge:int:TOAAAAAAAAAA"]
     ledger.close()
     Ledger(path).close()  # this version's ledger opens again
@@ -349,7 +350,7 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
 
 def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
     """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
-    from pipelines.transform import charge_records
+    from pipelines.payloads import encode_charges
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
     line = pd.DataFrame(
@@ -366,8 +367,8 @@ def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
             "property_id": ["p"],
         }
     )
-    assert ledger.stage_records("r1", "a", charge_records(line, "int", "f.csv"))[0]
-    credit = charge_records(line.assign(amount_cents=[-100]), "int", "g.csv")
+    assert ledger.stage_records("r1", "a", encode_charges(line, "int", "f.csv"))[0]
+    credit = encode_charges(line.assign(amount_cents=[-100]), "int", "g.csv")
     staged, conflicts = ledger.stage_records("r2", "b", credit)
     ledger.close()
     assert staged == []

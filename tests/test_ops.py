@@ -246,15 +246,15 @@ def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
 
 def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
     from pipelines.extract import fingerprint
-    from pipelines.pipeline import _changed_since
+    from pipelines.inbox import changed_since
 
     path = tmp_path / "bills.csv"
     path.write_text("a,b\n1,2\n")
     source = fingerprint(path)
-    assert not _changed_since(source)
+    assert not changed_since(source)
     with path.open("a") as more:
         more.write("3,4\n")
-    assert _changed_since(source)
+    assert changed_since(source)
 
 
 def test_the_shipped_config_documents_every_setting() -> None:
@@ -271,7 +271,7 @@ def test_the_shipped_config_documents_every_setting() -> None:
 
 
 def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
-    from pipelines.pipeline import profile_for_file, profiles_for
+    from pipelines.files import profile_for_file, profiles_for
 
     config = tmp_path / "tieout.toml"
     config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from pipelines.errors import InputError
 from pipelines.extract import Limits, extract_file, fingerprint
+from pipelines.flows import validate
 from pipelines.parsing import format_cents, parse_dates, parse_money
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
-from pipelines.validate import validate
 from tests.conftest import SAMPLES
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
@@ -86,7 +86,7 @@ def test_random_bill_sheets_always_add_up(
     except InputError:
         return
     validated = validate(extracted)
-    from pipelines.pipeline import account_rows
+    from pipelines.files import account_rows
 
     outcome = account_rows(extracted, validated, validated.issues)  # raises if it does not add up
     assert outcome.rows_read == outcome.rows_used + outcome.rows_rejected + outcome.rows_skipped
@@ -200,7 +200,7 @@ def _leads_a_formula(cell: str) -> bool:
 @given(cells=st.lists(hostile_cell, min_size=1, max_size=6))
 def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
     """#20 item 4: a bare CR ended the row in a spreadsheet, and `=2+2` became a formula."""
-    from pipelines.pipeline import errors_file_bytes
+    from pipelines.files import errors_file_bytes
     from pipelines.report import render_rejects_csv
 
     rejected = pd.DataFrame(

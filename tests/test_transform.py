@@ -9,19 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.charges import chunk_by_location
 from pipelines.config import load_settings
 from pipelines.extract import fingerprint
-from pipelines.load import charge_body, plan_requests
+from pipelines.files import process_file, profiles_for
+from pipelines.flows import plan_requests
 from pipelines.models import IssueCode
-from pipelines.pipeline import process_file, profiles_for
+from pipelines.payloads import charge_body
+from pipelines.references import reference_numbers
 from pipelines.refs import RefData
-from pipelines.transform import (
-    chunk_by_location,
-    normalize_org,
-    normalize_person,
-    normalize_unit,
-    reference_numbers,
-)
+from pipelines.transform import normalize_org, normalize_person, normalize_unit
 from tests.conftest import SAMPLES, write_bills
 
 SETTINGS = load_settings(env={})
@@ -254,7 +251,7 @@ def test_two_lines_with_one_reference_number_are_both_held_back(
 
 
 def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
-    from pipelines.transform import charge_records
+    from pipelines.payloads import encode_charges
 
     awkward = ['say "hi"', "back\\slash", "tab\there", "line\nbreak", "plain"]
     good = pd.DataFrame(
@@ -271,7 +268,7 @@ def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
             "property_id": "p",
         }
     )
-    records = charge_records(good, "int", "f.csv")
+    records = encode_charges(good, "int", "f.csv")
     assert records["payload"].isna().all()  # no JSON text per line: built when posted
     payloads = [json.loads(json.dumps(charge_body(r))) for r in records.itertuples(index=False)]
     # Kept exactly, control characters too (the old encoder turned them into spaces).
@@ -284,9 +281,9 @@ def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
     assert records["record_key"][1] == "credit:int:ref\\2"
     assert records["content_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
     # The digest changes with what is posted, and only with that.
-    again = charge_records(good.assign(source_row=range(20, 25)), "int", "f.csv")
+    again = encode_charges(good.assign(source_row=range(20, 25)), "int", "f.csv")
     assert again["content_hash"].tolist() == records["content_hash"].tolist()
-    changed = charge_records(good.assign(amount_cents=[101, -250, 300, 400, 500]), "int", "f.csv")
+    changed = encode_charges(good.assign(amount_cents=[101, -250, 300, 400, 500]), "int", "f.csv")
     assert (changed["content_hash"] != records["content_hash"]).tolist() == [
         True,
         False,
@@ -466,7 +463,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
 ) -> None:
     """#19: bodies are built from columns when posted, not stored as JSON text per line.
     Whatever the text, each posted body parses to exactly the record it stands for."""
-    from pipelines.transform import charge_records
+    from pipelines.payloads import encode_charges
 
     good = pd.DataFrame(
         {
@@ -482,7 +479,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
             "property_id": "p",
         }
     )
-    records = charge_records(good, "int", "f.csv")
+    records = encode_charges(good, "int", "f.csv")
     sent: dict[str, dict[str, object]] = {}
     for request in plan_requests(records, batch_size=5):
         wire = json.loads(json.dumps(request.body))  # what httpx's json= puts on the wire

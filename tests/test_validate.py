@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.extract import extract_file, fingerprint
+from pipelines.flows import validate
 from pipelines.models import IssueCode
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
-from pipelines.validate import validate
 from tests.conftest import SAMPLES, write_bills
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)

@@ -1,0 +1,58 @@
+"""`tieout check`: what one file would become, without posting anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.config import Settings
+from pipelines.extract import fingerprint
+from pipelines.files import errors_file_bytes, process_file, profiles_for
+from pipelines.refs import (
+    RefData,
+)
+
+
+def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str, Any]:
+    """What `tieout check` says about one file (and the rejects file it writes beside it)."""
+    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    o = result.outcome
+    rejected = pd.DataFrame(
+        [(i.source_row, i.message) for i in result.issues], columns=["source_row", "message"]
+    )
+    valid = result.validated.valid
+    bad_rows = set(rejected["source_row"])
+    valid = valid[~valid["source_row"].isin(bad_rows)]
+    rows = json.loads(valid.to_json(orient="records", date_format="iso"))
+    errors_path = None
+    if result.issues:
+        errors_path = path.with_name(path.name + ".errors.csv")
+        errors_path.write_bytes(errors_file_bytes(result, result.issues))
+    return {
+        "name": o.name,
+        "sha256": o.sha256,
+        "profile": o.profile,
+        "kind": o.kind,
+        "rows_read": o.rows_read,
+        "rows_used": o.rows_used,
+        "rows_rejected": o.rows_rejected,
+        "rows_skipped": o.rows_skipped,
+        "skipped_by_kind": o.skipped_by_kind,
+        "source_total_cents": o.source_total_cents,
+        "rejected_total_cents": o.rejected_total_cents,
+        "period": result.extract.period.isoformat() if result.extract.period else None,
+        "period_source": result.extract.period_source,
+        "notices": list(result.extract.notices),
+        "columns_not_charged": list(result.extract.columns_not_charged),
+        "file_totals": list(result.extract.file_totals),
+        "rows": rows,
+        "rejected": [
+            {"source_row": int(r), "reasons": list(dict.fromkeys(g["message"]))}
+            for r, g in rejected.groupby("source_row")
+        ],
+        "records": len(result.records),
+        "errors_file": str(errors_path) if errors_path else None,
+    }

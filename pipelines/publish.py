@@ -1,0 +1,118 @@
+"""Reports written from the ledger: a run's folder (HTML, XLSX, JSON) and the index of runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines import report as reporting
+from pipelines.config import Settings, which_propexo
+from pipelines.errors import InputError
+from pipelines.ledger import Ledger
+
+
+def _records_of_run(ledger: Ledger, run_id: str) -> pd.DataFrame:
+    """The records a run staged, and those of earlier runs it re-sent, followed or settled."""
+    staged = ledger.records(run_id=run_id)
+    touched = set(ledger.touched_keys(run_id)) - set(staged["record_key"])
+    if not touched:
+        return staged
+    everything = ledger.records()
+    return pd.concat([staged, everything[everything["record_key"].isin(touched)]])
+
+
+def provenance(settings: Settings) -> dict[str, Any]:
+    """What produced a report: tieout's version, which Propexo (sandbox or production), which
+    integration, and the settings that change amounts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tieout_version = version("tieout")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        tieout_version = "unknown"
+    return {
+        "tieout_version": tieout_version,
+        "propexo_base_url": settings.base_url,
+        "propexo": which_propexo(settings.base_url),
+        "integration_id": settings.integration_id,
+        "due_days_default": settings.due_days_default,
+        "batch_size": settings.batch_size,
+        "period_setting": settings.period.isoformat() if settings.period else None,
+        "in_doubt_grace_s": settings.in_doubt_grace_s,
+    }
+
+
+def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]]:
+    """id → name per kind from the cached reference data, so the report shows who and what
+    rather than ids alone (empty when nothing is cached)."""
+    cached = ledger.cached_refs(settings.integration_id)
+    if cached is None:
+        return {}
+    lists = cached[1]
+    units = {str(u.get("id")): str(u.get("number") or "") for u in lists.get("units", [])}
+    unit_of = {
+        str(member.get("resident_id")): units.get(str(lease.get("unit_id")), "")
+        for lease in lists.get("leases", [])
+        for member in (lease.get("residents_meta_data") or [])
+    }
+    return {
+        "vendor": {str(v.get("id")): str(v.get("name") or "") for v in lists.get("vendors", [])},
+        "resident": {
+            str(r.get("id")): f"{r.get('last_name') or ''}, {r.get('first_name') or ''}".strip(", ")
+            for r in lists.get("residents", [])
+        },
+        "charge_code": {
+            str(c.get("id")): str(c.get("name") or "") for c in lists.get("charge_codes", [])
+        },
+        "unit": unit_of,
+    }
+
+
+def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
+    """Render a run's report from the ledger into ``data/reports/<run_id>/``."""
+    runs = ledger.runs()
+    row = runs[runs["run_id"] == run_id]
+    if row.empty:
+        raise InputError(f"no run {run_id!r} in the ledger")
+    locations = json.loads(ledger.get_meta("locations") or "{}")
+    unexpected = int(ledger.get_meta("unexpected") or 0)
+    built = reporting.build_report(
+        row.iloc[0].to_dict(),
+        ledger.files(run_id),
+        ledger.drops(run_id),
+        _records_of_run(ledger, run_id),
+        ledger.rejects(run_id),
+        locations,
+        unexpected=unexpected,
+        grace_s=settings.in_doubt_grace_s,
+        provenance=provenance(settings),
+        names=report_names(ledger, settings),
+    )
+    folder = settings.reports_dir / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in reporting.render_all(built, folder).items():
+        _write_atomically(folder / name, data)
+    index = reporting.render_index(reporting.run_rows(run_summaries(settings.reports_dir)))
+    _write_atomically(settings.reports_dir / "index.html", index.encode())
+    return folder
+
+
+def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every report folder's summary.json, by folder name (a report being written, or
+    damaged, is left out)."""
+    found = {}
+    for path in reports_dir.glob("*/summary.json"):
+        try:
+            found[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

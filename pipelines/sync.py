@@ -1,0 +1,307 @@
+"""What tieout knows of Propexo after the fact: its reference data, its copy of Propexo's
+records (refreshed as little as possible), records in doubt settled, and reconcile's outcomes
+written back to the ledger in one set-based statement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import Settings
+from pipelines.errors import LedgerError
+from pipelines.flows import FLOWS, flow_for_record, of_flow
+from pipelines.ledger import Conflict, Ledger, utcnow
+from pipelines.load import resolve_in_doubt
+from pipelines.models import (
+    POSTED,
+    Issue,
+    ReconcileResult,
+)
+from pipelines.proof import sync_verdicts, write_ended
+from pipelines.propexo import PropexoClient
+from pipelines.reconcile import LEDGER_COLUMNS, summarize
+from pipelines.refs import (
+    RefData,
+    build_reference_data,
+    fetch_reference_lists,
+    read_aliases,
+)
+
+
+def found_in_propexo(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> dict[str, str]:
+    """Which of ``records`` Propexo already holds (record key → Propexo id), each kind by its
+    own key, looked up in the ledger's copy of Propexo's records after an incremental refresh."""
+    synced = refresh_synced(ledger, client, settings, records)
+    found: dict[str, str] = {}
+    for flow in FLOWS.values():
+        found |= flow.found(of_flow(records, flow), synced[flow.source_kind], vendor_x_ids)
+    return found
+
+
+def adopt_already_posted(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    run_id: str,
+) -> int:
+    """Propexo is the second witness: a record about to be sent that Propexo already holds is
+    recorded as posted (with its Propexo id) and never sent. Returns how many."""
+    ready = ledger.records(states=["ready"])
+    if ready.empty:
+        return 0
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, ready)
+    now = utcnow()
+    for key, propexo_id in found.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=propexo_id,
+            detail="already in Propexo before it was sent: recorded, not sent again",
+        )
+    return len(found)
+
+
+def refuse_if_posted_before(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> None:
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, records)
+    if not found:
+        return
+    example = next(iter(found))
+    raise LedgerError(
+        f"the ledger {settings.ledger_path} holds no records, but Propexo already holds "
+        f"{len(found)} of this file's records (e.g. {example}): a ledger was lost, restored "
+        "from an old backup, or this is the wrong data folder. Posting now could post what "
+        "Propexo does not show yet a second time, so nothing was posted and the file stays "
+        "in the inbox. Restore the newest backup from data/backups/ (see the README), or "
+        "rebuild the ledger from Propexo with `tieout ledger rebuild`, then run again"
+    )
+
+
+def refresh_synced(
+    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Bring the ledger's copy of Propexo's records up to date, fetching as little as possible,
+    for the kinds ``records`` hold; returns the copy by source kind.
+
+    Records that a recent sync no longer saw (``last_seen_lte`` the last sync, less the grace)
+    were deleted in the PMS: Propexo keeps them, so they are set aside here, not matched. Only
+    a sync known complete, with a known earliest start, can say a record was not seen.
+    """
+    proven = ledger.proven_syncs(settings.integration_id)
+    synced: dict[str, pd.DataFrame] = {}
+    for flow in FLOWS.values():
+        cache = flow.record_kinds[0]  # the kind Propexo's copies are kept under
+        mine = of_flow(records, flow)
+        if not mine.empty:
+            flow.refresh(ledger, client, settings, mine)
+            seen = proven[proven["models"].map(lambda models, m=flow.sync_model: m in models)]
+            if not seen.empty:
+                latest = seen.iloc[-1]
+                started = pd.Timestamp(latest["started_after"])
+                cutoff = _stamp(started - pd.Timedelta(seconds=settings.clock_skew_s))
+                gone = flow.gone(ledger, client, settings, latest, cutoff)
+                created = pd.to_datetime(gone["created_at"], utc=True, errors="coerce")
+                ledger.mark_stale(
+                    cache, gone.loc[created.lt(pd.Timestamp(cutoff)), "id"].astype(str)
+                )
+        synced[flow.source_kind] = ledger.synced(cache, flow.synced_fields)
+    return synced
+
+
+def _stamp(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def reconcile(
+    records: pd.DataFrame,
+    synced: Mapping[str, pd.DataFrame],
+    *,
+    vendor_x_ids: dict[str, str],
+    verdict: pd.Series | None = None,
+) -> ReconcileResult:
+    """Match every posted record to what Propexo holds, each kind by its flow's rules.
+
+    ``synced``: Propexo's records by source kind; ``verdict`` (index of ``records``): what
+    the syncs prove for each record (:func:`pipelines.proof.sync_verdicts`); without it
+    nothing is called missing.
+    """
+    details = []
+    unexpected = 0
+    for flow in FLOWS.values():
+        mine = of_flow(records, flow)
+        theirs = synced.get(flow.source_kind, pd.DataFrame(columns=flow.synced_fields))
+        if not mine.empty:
+            part = verdict[mine.index] if verdict is not None else None
+            details.append(flow.match(mine, theirs, vendor_x_ids, part))
+        unexpected += flow.unexpected(mine, theirs)
+    return summarize(details, unexpected)
+
+
+def reconcile_ledger(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    *,
+    run_id: str | None = None,
+) -> ReconcileResult | None:
+    """Match posted records against what Propexo holds now; update the ledger's states."""
+    records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
+    if records.empty:
+        return None
+    synced = refresh_synced(ledger, client, settings, records)
+    return settle_reconcile(ledger, settings, records, synced, vendor_x_ids, run_id=run_id)
+
+
+def settle_reconcile(
+    ledger: Ledger,
+    settings: Settings,
+    records: pd.DataFrame,
+    synced: Mapping[str, pd.DataFrame],
+    vendor_x_ids: dict[str, str],
+    *,
+    run_id: str | None = None,
+) -> ReconcileResult:
+    """Match the ledger's posted records against Propexo's (already fetched) and write every
+    outcome back in one set-based statement: what `tieout reconcile` does after its fetch."""
+    verdict = sync_verdicts(
+        records,
+        ledger.proven_syncs(settings.integration_id),
+        since=write_ended(records, settings.in_doubt_grace_s)
+        + pd.Timedelta(seconds=settings.reconcile_grace_s),
+        window_days=settings.sync_window_days,
+    )
+    result = reconcile(records, synced, vendor_x_ids=vendor_x_ids, verdict=verdict)
+    # One set-based write-back (awaiting ones keep their state and fields), of the outcomes
+    # that change something: a ledger of a million matched records is not rewritten by every
+    # reconcile.
+    decided = result.details[result.details["outcome"].ne("awaiting_sync")]
+    outcomes = pd.DataFrame(
+        {
+            "record_key": decided["record_key"].to_numpy(),
+            "state": decided["outcome"].astype(str).to_numpy(),
+            "propexo_id": decided["propexo_id"].to_numpy(),
+            "found_amount_cents": decided["found_amount_cents"].to_numpy(),
+            "note": decided["note"].where(decided["note"].astype(bool), None).to_numpy(),
+        }
+    )
+    ledger.apply_outcomes(changed_outcomes(outcomes, records), run_id=run_id)
+    now = utcnow()
+    ledger.set_meta("last_reconcile_at", now)
+    ledger.set_meta("unexpected", str(result.unexpected))
+    return result
+
+
+OUTCOME_FIELDS = ["state", "propexo_id", "found_amount_cents", "note"]
+
+
+def changed_outcomes(outcomes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The outcomes whose state or fields differ from what the ledger holds (blank equals
+    blank; an amount compares as a whole number)."""
+    if outcomes.empty:
+        return outcomes
+    now = records.reindex(columns=["record_key", *OUTCOME_FIELDS]).set_index("record_key")
+    now = now.reindex(outcomes["record_key"])
+
+    def text(values: pd.Series) -> np.ndarray:
+        return values.reset_index(drop=True).astype("string").fillna("").to_numpy()
+
+    def number(values: pd.Series) -> np.ndarray:
+        return pd.to_numeric(values.reset_index(drop=True), errors="coerce").to_numpy(float)
+
+    ours, theirs = number(outcomes["found_amount_cents"]), number(now["found_amount_cents"])
+    same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
+    for field in ("state", "propexo_id", "note"):
+        same &= text(outcomes[field]) == text(now[field])
+    return outcomes[~same]
+
+
+def settle_in_doubt(
+    ledger: Ledger, client: PropexoClient, settings: Settings, refs: RefData, run_id: str
+) -> dict[str, int]:
+    """Look up every record in doubt; re-send only what a proven sync says is absent."""
+    ledger.mark_orphans_in_doubt(run_id)
+    return resolve_in_doubt(
+        ledger,
+        client,
+        run_id=run_id,
+        vendor_x_ids=vendor_x_ids(refs),
+        grace_s=settings.in_doubt_grace_s,
+        syncs=ledger.proven_syncs(settings.integration_id),
+        window_days=settings.sync_window_days,
+    )
+
+
+def describe_doubt(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['found']} found in Propexo, {counts['absent']} proven absent (will be sent), "
+        f"{counts['waiting']} waiting for a proven sync, {counts['ambiguous']} ambiguous and "
+        f"{counts['unverifiable']} outside every sync window (a person settles these with "
+        "`tieout resolve`)"
+    )
+
+
+def wait_for_syncs(ledger: Ledger, integration_id: str, wait_s: float) -> bool:
+    """Wait until the webhook receiver has recorded the SYNC_COMPLETE of every sync we asked."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while ledger.open_sync_requests(integration_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def latest_sync(settings: Settings) -> str | None:
+    """When the newest proven sync completed (None before any, or without a ledger yet)."""
+    if not settings.ledger_path.exists():
+        return None
+    ledger = Ledger(settings.ledger)
+    try:
+        proven = ledger.proven_syncs(settings.integration_id)
+    finally:
+        ledger.close()
+    return None if proven.empty else str(proven["completed_at"].iloc[-1])
+
+
+def reference_data(
+    ledger: Ledger, client: PropexoClient, settings: Settings, *, refresh: bool = False
+) -> RefData:
+    """Reference data from the ledger's cache while it is younger than ``refs_max_age_s``,
+    else fetched from Propexo (and cached). Alias files are always read fresh."""
+    cached = None if refresh else ledger.cached_refs(settings.integration_id)
+    if cached is not None:
+        fetched_at, lists = cached
+        age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
+        if age.total_seconds() <= settings.refs_max_age_s:
+            return build_reference_data(lists, read_aliases(settings.mappings_dir))
+    lists = fetch_reference_lists(client, settings.integration_id)
+    ledger.save_refs(settings.integration_id, lists)
+    return build_reference_data(lists, read_aliases(settings.mappings_dir))
+
+
+def vendor_x_ids(refs: RefData) -> dict[str, str]:
+    return dict(zip(refs.vendors["id"].astype(str), refs.vendors["x_id"].astype(str), strict=True))
+
+
+def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
+    """What a person needs to settle a conflict, in the words of the record's kind."""
+    return flow_for_record(str(record["kind"])).conflict_issues(conflict, record, file_name)
