@@ -32,7 +32,7 @@ from benchmarks.data import big_refs, big_seed, charge_csv
 from pipelines.config import Secret, load_settings
 from pipelines.extract import Limits, extract_file, fingerprint
 from pipelines.files import process_file, profiles_for
-from pipelines.flows import plan_requests, validate
+from pipelines.flows import SYNC_SCOPE, plan_requests, validate
 from pipelines.ledger import Ledger
 from pipelines.load import post_ready, wait_for_jobs
 from pipelines.proof import sync_verdicts, write_ended
@@ -372,7 +372,8 @@ def time_reconcile(n: int) -> tuple[float, float]:
         }
     )
     start = time.perf_counter()
-    verdict = sync_verdicts(ledger, syncs, since=write_ended(ledger, 120.0), window_days=90.0)
+    since = write_ended(ledger, 120.0)
+    verdict = sync_verdicts(ledger, syncs, since=since, window_days=90.0, scope=SYNC_SCOPE)
     result = reconcile(
         ledger, {"vendor_bill": empty, "charge": synced}, vendor_x_ids={}, verdict=verdict
     )

@@ -203,3 +203,35 @@ def _line_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     if was != now and isinstance(was, int) and isinstance(now, int):
         return f"this line was {format_cents(was, 'dollar')}, now {format_cents(now, 'dollar')}"
     return "this line's property, GL account or description changed"
+
+
+def fetch_all(client: PropexoClient, integration_id: str, start: date, end: date) -> pd.DataFrame:
+    """Every invoice Propexo holds for the integration (``tieout ledger rebuild``)."""
+    return fetch_synced_invoices(client, integration_id)
+
+
+def adopt(
+    synced: pd.DataFrame, integration_id: str, vendor_ids_by_x_id: dict[str, str]
+) -> tuple[list[dict[str, Any]], int]:
+    """Ledger rows for Propexo's invoices, keyed as tieout keys its own; and how many could
+    not be keyed (an invoice of a vendor Propexo does not list, or without a number)."""
+    rows = []
+    skipped = 0
+    for invoice in synced.to_dict("records"):
+        vendor_id = vendor_ids_by_x_id.get(str(invoice.get("x_vendor_id")))
+        number = invoice.get("invoice_number")
+        if vendor_id is None or not number:
+            skipped += 1
+            continue
+        rows.append(
+            {
+                "record_key": f"invoice:{integration_id}:{vendor_id}:{number}",
+                "kind": "invoice",
+                "integration_id": integration_id,
+                "invoice_number": str(number),
+                "vendor_id": vendor_id,
+                "amount_cents": int(invoice.get("total_amount_in_cents") or 0),
+                "created_record_id": str(invoice["id"]),
+            }
+        )
+    return rows, skipped

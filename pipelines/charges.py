@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
@@ -392,3 +393,38 @@ def _content(code: object, amount: object, day: object) -> tuple[str, int, str]:
     except ValueError:
         cents = 0
     return str(code), cents, str(day)[:10]
+
+
+def fetch_all(client: PropexoClient, integration_id: str, start: date, end: date) -> pd.DataFrame:
+    """Propexo's charges and credits dated ``start`` to ``end`` (``tieout ledger rebuild``)."""
+    return fetch_synced_charges(client, integration_id, start.isoformat(), end.isoformat())
+
+
+def adopt(
+    synced: pd.DataFrame, integration_id: str, vendor_ids_by_x_id: dict[str, str]
+) -> tuple[list[dict[str, Any]], int]:
+    """Ledger rows for Propexo's charges and credits, keyed by their reference number; and how
+    many could not be keyed (no reference number)."""
+    rows = []
+    skipped = 0
+    for charge in synced.to_dict("records"):
+        reference = charge.get("reference_number")
+        if not reference or pd.isna(reference):
+            skipped += 1
+            continue
+        amount = int(charge.get("amount_in_cents") or 0)
+        kind = "credit" if amount < 0 else "charge"
+        rows.append(
+            {
+                "record_key": f"{kind}:{integration_id}:{reference}",
+                "kind": kind,
+                "integration_id": integration_id,
+                "reference_number": str(reference),
+                "resident_id": charge.get("resident_id"),
+                "charge_code_id": charge.get("charge_code_id"),
+                "transaction_date": str(charge.get("transaction_date") or "")[:10] or None,
+                "amount_cents": amount,
+                "created_record_id": str(charge["id"]),
+            }
+        )
+    return rows, skipped

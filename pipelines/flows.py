@@ -42,6 +42,7 @@ class Flow:
     payload_schema: type[Any]  # what is posted (pandera model)
     synced_fields: list[str]  # the columns of Propexo's records read back
     sync_model: str  # Propexo's model name in SYNC_COMPLETE webhooks
+    dated_sync: bool  # Propexo syncs this model only within a date window around each sync
     write_paths: Mapping[str, str]  # record kind → endpoint written to
     read_path: str  # endpoint Propexo's records are read from
     # a file's rows before validation: period, property, unit (charges), refused once if wrong
@@ -63,6 +64,10 @@ class Flow:
     match: Callable[[pd.DataFrame, pd.DataFrame, dict[str, str], pd.Series | None], pd.DataFrame]
     unexpected: Callable[[pd.DataFrame, pd.DataFrame], int]  # ours in Propexo, not in the ledger
     conflict_issues: Callable[[Conflict, pd.Series, str], list[Issue]]
+    # `tieout ledger rebuild`: everything Propexo holds (dated start to end where it is read
+    # by date), and ledger rows for it keyed as tieout keys its own (and how many could not be)
+    fetch_all: Callable[[PropexoClient, str, date, date], pd.DataFrame]
+    adopt: Callable[[pd.DataFrame, str, dict[str, str]], tuple[list[dict[str, Any]], int]]
 
 
 BILLS = Flow(
@@ -72,6 +77,7 @@ BILLS = Flow(
     payload_schema=bills.PAYLOAD_SCHEMA,
     synced_fields=bills.SYNCED_FIELDS,
     sync_model="invoices",
+    dated_sync=False,
     write_paths={"invoice": bills.WRITE_PATH},
     read_path=bills.READ_PATH,
     prepare=bills.prepare,
@@ -85,6 +91,8 @@ BILLS = Flow(
     match=bills.match,
     unexpected=bills.unexpected,
     conflict_issues=bills.conflict_issues,
+    fetch_all=bills.fetch_all,
+    adopt=bills.adopt,
 )
 
 CHARGES = Flow(
@@ -94,6 +102,7 @@ CHARGES = Flow(
     payload_schema=charges.PAYLOAD_SCHEMA,
     synced_fields=charges.SYNCED_FIELDS,
     sync_model="resident_charges",
+    dated_sync=True,
     write_paths={"charge": charges.BATCH_PATH, "credit": charges.CREDIT_PATH},
     read_path=charges.READ_PATH,
     prepare=charges.prepare,
@@ -107,10 +116,16 @@ CHARGES = Flow(
     match=charges.match,
     unexpected=charges.unexpected,
     conflict_issues=charges.conflict_issues,
+    fetch_all=charges.fetch_all,
+    adopt=charges.adopt,
 )
 
 FLOWS: dict[str, Flow] = {flow.source_kind: flow for flow in (BILLS, CHARGES)}
 _BY_RECORD = {kind: flow for flow in FLOWS.values() for kind in flow.record_kinds}
+# What each record kind's proof of absence needs (pipelines.proof.sync_verdicts).
+SYNC_SCOPE: dict[str, tuple[str, bool]] = {
+    kind: (flow.sync_model, flow.dated_sync) for kind, flow in _BY_RECORD.items()
+}
 
 
 def flow_for_source(kind: str) -> Flow:

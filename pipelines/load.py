@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import ApiError, PermanentApiError, TransientApiError
-from pipelines.flows import FLOWS, of_flow, plan_requests
+from pipelines.flows import FLOWS, SYNC_SCOPE, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
 from pipelines.models import IN_DOUBT, LoadResult, PostRequest
 from pipelines.proof import PROVEN, UNVERIFIABLE, sync_verdicts, write_ended
@@ -359,7 +359,11 @@ def resolve_in_doubt(
     if doubt.empty:
         return counts
     verdict = sync_verdicts(
-        doubt, syncs, since=write_ended(doubt, grace_s), window_days=window_days
+        doubt,
+        syncs,
+        since=write_ended(doubt, grace_s),
+        window_days=window_days,
+        scope=SYNC_SCOPE,
     )
     found: dict[str, str | None] = {}
     ambiguous: set[str] = set()

@@ -147,7 +147,7 @@ def encode_charges(
         _text(_join(contents_frame["charge_code"], " ", dates.str.slice(0, 7)), notes.index)
     )
     # No JSON text per line: the body is built from these columns when its batch is posted
-    # (pipelines.load.charge_body), at most a few hundred records a minute.
+    # (charge_body), at most a few hundred records a minute.
     reference = good["reference_number"].astype("str")
     reference_text = arrow_text(reference)
     # Kind, integration and reference are the record key, so the digest leaves them out.
@@ -194,9 +194,10 @@ def _as_dict(payload: Any) -> dict[str, Any]:
 def charge_body(record: Any) -> dict[str, Any]:
     """A charge's or credit's request body, built from its ledger columns when it is posted:
     what transform used to write as JSON text for every line. Credits post a positive
-    amount, with ``integration_id``, to their own endpoint; charges go inside a batch."""
+    amount, with ``integration_id``, to their own endpoint; charges go inside a batch. (A
+    credit is a line with a negative amount: its kind was taken from its sign.)"""
     body: dict[str, Any] = {}
-    if record.kind == "credit":
+    if int(record.amount_cents) < 0:
         body["integration_id"] = str(record.integration_id)
     body |= {
         "resident_id": str(record.resident_id),

@@ -16,31 +16,9 @@ from typing import Any, Literal, cast
 
 from pipelines.errors import ConfigError
 from pipelines.models import SourceKind
+from schemas import SOURCE_COLUMNS
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
-
-VENDOR_BILL_COLUMNS = (
-    "vendor_name",
-    "invoice_number",
-    "invoice_date",
-    "due_date",
-    "post_date",
-    "property_name",
-    "gl_account",
-    "description",
-    "amount",
-)
-CHARGE_COLUMNS = (
-    "property_name",
-    "unit",
-    "resident_name",
-    "charge_code",
-    "amount",
-    "transaction_date",
-    "notes",
-    "reference_number",
-    "status",
-)
 
 
 def normalize_header(text: object) -> str:
@@ -229,9 +207,10 @@ def load_profile(path: Path) -> Profile:
         raise ConfigError(f"profile {path}: {exc}") from exc
     _refuse_unknown_keys(path, raw)
     kind = raw.get("kind")
-    if kind not in ("vendor_bill", "charge"):
-        raise ConfigError(f"profile {path}: kind must be 'vendor_bill' or 'charge', got {kind!r}")
-    known = VENDOR_BILL_COLUMNS if kind == "vendor_bill" else CHARGE_COLUMNS
+    if kind not in SOURCE_COLUMNS:
+        kinds = " or ".join(repr(k) for k in SOURCE_COLUMNS)
+        raise ConfigError(f"profile {path}: kind must be {kinds}, got {kind!r}")
+    known = SOURCE_COLUMNS[kind]
     columns_raw = raw.get("columns", {})
     unknown = sorted(set(columns_raw) - set(known))
     if unknown:
@@ -245,7 +224,7 @@ def load_profile(path: Path) -> Profile:
     mode = charges.get("mode", "rows")
     if mode not in ("rows", "columns"):
         raise ConfigError(f"profile {path}: charges.mode must be 'rows' or 'columns'")
-    if kind == "charge" and mode == "columns" and "amount" in columns_raw:
+    if mode == "columns" and "amount" in columns_raw:
         raise ConfigError(
             f"profile {path}: charges.mode = 'columns' charges one column per charge code, so "
             "it cannot also map an amount column; use mode = 'rows' with a charge_code column"

@@ -15,6 +15,8 @@ Pure: frames in, a verdict per record out. The ledger knows the syncs; the calle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +24,9 @@ PROVEN = "proven"
 AWAITING = "awaiting"  # no complete sync has started since the write ended
 UNVERIFIABLE = "unverifiable"  # synced since, but outside every such sync's window
 
-MODEL_OF_KIND = {"invoice": "invoices", "charge": "resident_charges", "credit": "resident_charges"}
+# record kind → (the Propexo model a sync reports it under, whether syncs read it by date
+# window): each flow says it (``pipelines.flows.SYNC_SCOPE``).
+SyncScope = Mapping[str, tuple[str, bool]]
 EDGE_DAYS = 1.0  # a window is measured from a moment tieout only knows to within a day
 
 
@@ -55,22 +59,24 @@ def sync_verdicts(
     *,
     since: pd.Series,
     window_days: float | None,
+    scope: SyncScope,
 ) -> pd.Series:
     """``proven`` / ``awaiting`` / ``unverifiable`` for each record (index kept).
 
     ``syncs``: ``started_after``, ``completed_at``, ``models`` (list) of syncs known complete.
     ``window_days``: how far either side of a sync's own time it sees resident charges
-    (``None``: no window).
+    (``None``: no window); ``scope``: each record kind's model and whether it is read by date.
     """
     verdict = pd.Series(AWAITING, index=records.index, dtype=object)
     if records.empty or syncs.empty:
         return verdict
     since_ns = pd.to_datetime(since, utc=True, errors="coerce").to_numpy(dtype="datetime64[ns]")
-    model = records["kind"].map(MODEL_OF_KIND).fillna("").to_numpy()
+    model = records["kind"].map({k: m for k, (m, _) in scope.items()}).fillna("").to_numpy()
     day = pd.to_datetime(
         records["transaction_date"].astype(str).str.slice(0, 10), errors="coerce", utc=True
     ).to_numpy(dtype="datetime64[ns]")
-    is_charge = model == "resident_charges"
+    dated = records["kind"].map({k: d for k, (_, d) in scope.items()}).fillna(False)
+    undated = ~dated.to_numpy(dtype=bool)
     any_after = np.zeros(len(records), dtype=bool)
     covered = np.zeros(len(records), dtype=bool)
     for started_text, completed_text, models in zip(
@@ -88,7 +94,7 @@ def sync_verdicts(
         else:
             reach = np.timedelta64(int((window_days - EDGE_DAYS) * 86400), "s")
             inside = (day >= completed - reach) & (day <= started + reach)
-        covered |= after & (~is_charge | inside)
+        covered |= after & (undated | inside)
     verdict[any_after] = UNVERIFIABLE
     verdict[covered] = PROVEN
     return verdict

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,65 +24,15 @@ from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
 from pipelines.lock import run_lock
 from pipelines.propexo import make_client
-from pipelines.refs import fetch_synced_charges, fetch_synced_invoices
 
 Say = Callable[[str], None]
-
-
-def adoptable(
-    invoices: pd.DataFrame,
-    charges: pd.DataFrame,
-    integration_id: str,
-    vendor_ids_by_x_id: dict[str, str],
-) -> tuple[pd.DataFrame, int]:
-    """Ledger rows for Propexo's records, keyed as tieout keys its own; and how many could not be
-    keyed (an invoice of an unknown vendor, a charge without a reference number)."""
-    rows = []
-    skipped = 0
-    for invoice in invoices.to_dict("records"):
-        vendor_id = vendor_ids_by_x_id.get(str(invoice.get("x_vendor_id")))
-        number = invoice.get("invoice_number")
-        if vendor_id is None or not number:
-            skipped += 1
-            continue
-        rows.append(
-            {
-                "record_key": f"invoice:{integration_id}:{vendor_id}:{number}",
-                "kind": "invoice",
-                "integration_id": integration_id,
-                "invoice_number": str(number),
-                "vendor_id": vendor_id,
-                "amount_cents": int(invoice.get("total_amount_in_cents") or 0),
-                "created_record_id": str(invoice["id"]),
-            }
-        )
-    for charge in charges.to_dict("records"):
-        reference = charge.get("reference_number")
-        if not reference or pd.isna(reference):
-            skipped += 1
-            continue
-        amount = int(charge.get("amount_in_cents") or 0)
-        kind = "credit" if amount < 0 else "charge"
-        rows.append(
-            {
-                "record_key": f"{kind}:{integration_id}:{reference}",
-                "kind": kind,
-                "integration_id": integration_id,
-                "reference_number": str(reference),
-                "resident_id": charge.get("resident_id"),
-                "charge_code_id": charge.get("charge_code_id"),
-                "transaction_date": str(charge.get("transaction_date") or "")[:10] or None,
-                "amount_cents": amount,
-                "created_record_id": str(charge["id"]),
-            }
-        )
-    return pd.DataFrame(rows), skipped
 
 
 def rebuild_ledger(
     settings: Settings, *, start: date | None = None, end: date | None = None, say: Say = print
 ) -> int:
     """Adopt Propexo's records into a new, empty ledger. Returns how many were adopted."""
+    from pipelines.flows import FLOWS
     from pipelines.sync import reference_data, vendor_x_ids
 
     today = datetime.now(tz=UTC).date()
@@ -98,20 +49,26 @@ def rebuild_ledger(
             with make_client(settings) as client:
                 refs = reference_data(ledger, client, settings)
                 integration = settings.integration_id
-                invoices = fetch_synced_invoices(client, integration)
-                charges = fetch_synced_charges(
-                    client, integration, start.isoformat(), end.isoformat()
-                )
+                held = {
+                    kind: flow.fetch_all(client, integration, start, end)
+                    for kind, flow in FLOWS.items()
+                }
             by_x_id = {x: v for v, x in vendor_x_ids(refs).items()}
-            frame, skipped = adoptable(invoices, charges, integration, by_x_id)
+            rows: list[dict[str, Any]] = []
+            skipped = 0
+            for kind, flow in FLOWS.items():
+                found, missed = flow.adopt(held[kind], integration, by_x_id)
+                rows += found
+                skipped += missed
+            frame = pd.DataFrame(rows)
             run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
             adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
         finally:
             ledger.close()
     say(
-        f"adopted {adopted} records from Propexo ({len(invoices)} invoices; charges and "
-        f"credits dated {start} to {end}); {skipped} could not be keyed (no reference number, "
-        "or a vendor Propexo does not list) and were left out"
+        f"adopted {adopted} records from Propexo ({len(held['vendor_bill'])} invoices; charges "
+        f"and credits dated {start} to {end}); {skipped} could not be keyed (no reference "
+        "number, or a vendor Propexo does not list) and were left out"
     )
     return adopted
 

@@ -427,10 +427,11 @@ def _posted_frame(
         found = ids.map(names.get(kind, {}))
         return found.astype(object).where(found.notna(), ids)
 
-    party = named("vendor_id", "vendor").where(
-        records["kind"].eq("invoice"), named("resident_id", "resident")
-    )
+    # A record names a vendor (a bill) or a resident (a charge): whichever it holds.
+    vendors = records.get("vendor_id", pd.Series(None, index=records.index, dtype=object))
     residents = records.get("resident_id", pd.Series(None, index=records.index, dtype=object))
+    for_resident = residents.notna() & vendors.isna()
+    party = named("vendor_id", "vendor").where(~for_resident, named("resident_id", "resident"))
     unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
     frame = pd.DataFrame(
         {
@@ -441,10 +442,8 @@ def _posted_frame(
             "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
             "key": records["invoice_number"].fillna(records["reference_number"]),
             "party": party,
-            "unit": unit.where(records["kind"].ne("invoice"), ""),
-            "charge_code": named("charge_code_id", "charge_code").where(
-                records["kind"].ne("invoice"), ""
-            ),
+            "unit": unit.where(for_resident, ""),
+            "charge_code": named("charge_code_id", "charge_code").where(for_resident, ""),
             "date": records.get("transaction_date"),
             "amount_cents": records["amount_cents"].astype("int64"),
             "state": records["state"],

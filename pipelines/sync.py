@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
-from pipelines.flows import FLOWS, flow_for_record, of_flow
+from pipelines.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
 from pipelines.ledger import Conflict, Ledger, utcnow
 from pipelines.load import resolve_in_doubt
 from pipelines.models import (
@@ -187,6 +187,7 @@ def settle_reconcile(
         since=write_ended(records, settings.in_doubt_grace_s)
         + pd.Timedelta(seconds=settings.reconcile_grace_s),
         window_days=settings.sync_window_days,
+        scope=SYNC_SCOPE,
     )
     result = reconcile(records, synced, vendor_x_ids=vendor_x_ids, verdict=verdict)
     # One set-based write-back (awaiting ones keep their state and fields), of the outcomes

@@ -8,6 +8,19 @@ from pandera.typing import Series
 
 from schemas.common import ISO_DATE, MAX_NAME, MAX_NOTES, MAX_REFERENCE
 
+# The canonical columns a rent-roll or charge-file profile maps headers onto.
+SOURCE_COLUMNS = (
+    "property_name",
+    "unit",
+    "resident_name",
+    "charge_code",
+    "amount",
+    "transaction_date",
+    "notes",
+    "reference_number",
+    "status",
+)
+
 
 class ResidentCharge(pa.DataFrameModel):
     """One charge line (resident, charge code, amount), normalized."""

@@ -8,6 +8,19 @@ from pandera.typing import Series
 
 from schemas.common import ISO_DATE, MAX_INVOICE_NUMBER, MAX_NAME, MAX_NOTES
 
+# The canonical columns a vendor-bill profile maps headers onto (see data/profiles/).
+SOURCE_COLUMNS = (
+    "vendor_name",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "post_date",
+    "property_name",
+    "gl_account",
+    "description",
+    "amount",
+)
+
 
 class VendorBill(pa.DataFrameModel):
     """One bill line, normalized: text trimmed, dates ISO, money in integer cents."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from pipelines.flows import SYNC_SCOPE
 from pipelines.ledger import Ledger
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.reconcile import match_charges
@@ -59,7 +60,11 @@ def proven(
         }
     )
     return sync_verdicts(
-        ledger, syncs, since=write_ended(ledger, grace_s=120), window_days=window_days
+        ledger,
+        syncs,
+        since=write_ended(ledger, grace_s=120),
+        window_days=window_days,
+        scope=SYNC_SCOPE,
     )
 
 
