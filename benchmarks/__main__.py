@@ -30,9 +30,10 @@ import pandas as pd
 
 from benchmarks.data import big_refs, big_seed, charge_csv
 from pipelines.config import Secret, load_settings
-from pipelines.extract import Limits, extract_file, fingerprint
+from pipelines.extract import extract_file
 from pipelines.files import process_file, profiles_for
 from pipelines.flows import SYNC_SCOPE, plan_requests, validate
+from pipelines.grids import Limits, fingerprint
 from pipelines.ledger import Ledger
 from pipelines.load import post_ready, wait_for_jobs
 from pipelines.proof import sync_verdicts, write_ended

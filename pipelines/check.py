@@ -8,11 +8,31 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import report as reporting
 from pipelines.config import Settings
-from pipelines.extract import fingerprint
-from pipelines.files import errors_file_bytes, process_file, profiles_for
+from pipelines.errors import InputError
+from pipelines.files import (
+    errors_file_bytes,
+    process_file,
+    profiles_for,
+)
+from pipelines.flows import plan_requests
+from pipelines.grids import fingerprint
+from pipelines.inbox import (
+    list_inbox,
+)
+from pipelines.ledger import Ledger
+from pipelines.load import describe_plan
+from pipelines.models import RunOutcome, Say
+from pipelines.profiles import (
+    Profile,
+)
+from pipelines.propexo import make_client
 from pipelines.refs import (
     RefData,
+)
+from pipelines.sync import (
+    reference_data,
 )
 
 
@@ -56,3 +76,44 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "records": len(result.records),
         "errors_file": str(errors_path) if errors_path else None,
     }
+
+
+def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
+    """What a run would post, and how long it would take; writes nothing anywhere."""
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        plan_frames = []
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+            for path in list_inbox(inbox):
+                try:
+                    result = process_file(fingerprint(path), profiles, refs, settings)
+                except InputError as exc:
+                    say(f"{path.name}: {exc}")
+                    continue
+                o = result.outcome
+                say(
+                    f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
+                    f"{o.rows_skipped} skipped"
+                )
+                plan_frames.append(result.records)
+            ledger_id = "dry-run"
+            for frame in plan_frames:
+                ledger.stage_records(ledger_id, None, frame)
+            plan = describe_plan(
+                plan_requests(ledger.records(states=["ready"]), settings.batch_size),
+                client.limiter.limit or 150,
+            )
+        names = {
+            str(k): str(v)
+            for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)
+        }
+        say(
+            f"would send {plan['requests']} requests carrying {plan['records']} records "
+            f"(about {plan['estimated_minutes']} min at the current rate limit)"
+        )
+        for location_id, entry in plan["by_location"].items():
+            say(
+                f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
+                f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
+            )
+    return RunOutcome(None, 0, None, {"plan": plan})

@@ -1121,7 +1121,8 @@ def config() -> None:
 def runs(ctx: click.Context, limit: int) -> None:
     """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
     from pipelines.publish import run_summaries
-    from pipelines.report import dollars, run_rows
+    from pipelines.render import run_rows
+    from pipelines.report import dollars
 
     with _friendly():
         settings: Settings = ctx.obj["settings"]

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines import render
 from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import ConfigError, InputError
-from pipelines.extract import Limits, extract_file, source_rows
+from pipelines.extract import extract_file
 from pipelines.flows import flow_for_source
+from pipelines.grids import Limits, source_rows
 from pipelines.models import (
     ExtractResult,
     FileOutcome,
@@ -275,7 +277,7 @@ def errors_file_bytes(
     """``<name>.errors.csv``: source row, every reason, and every column of the row as the file
     has it (read again from ``path``, the file where it now lies)."""
     if message is not None:
-        return reporting.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
+        return render.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
     reasons = pd.DataFrame(
         [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
     )
@@ -297,4 +299,4 @@ def errors_file_bytes(
         raw = raw.astype(object).where(raw.notna(), "").map(_as_shown)
         raw["source_row"] = raw["source_row"].astype("int64")
         reasons = reasons.merge(raw, on="source_row", how="left", suffixes=("", " (file)"))
-    return reporting.csv_bytes(reasons)
+    return render.csv_bytes(reasons)

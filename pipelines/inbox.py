@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.extract import fingerprint
+from pipelines.grids import fingerprint
 from pipelines.models import (
     SourceFile,
 )

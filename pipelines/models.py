@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -12,6 +13,7 @@ import pandas as pd
 
 SourceKind = Literal["vendor_bill", "charge"]
 RecordKind = Literal["invoice", "charge", "credit"]
+Say = Callable[[str], None]  # where a stage tells the person what it did
 
 
 def utcnow() -> str:

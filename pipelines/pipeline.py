@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines import report as reporting
+from pipelines.check import dry_run_plan
 from pipelines.config import Settings
 from pipelines.errors import InputError
-from pipelines.extract import fingerprint
 from pipelines.files import (
     account_rows,
     amounts_as_shown,
@@ -26,21 +26,21 @@ from pipelines.files import (
     process_file,
     profiles_for,
 )
-from pipelines.flows import plan_requests
+from pipelines.grids import fingerprint
 from pipelines.inbox import (
     archive_folder,
     changed_since,
     complete_files,
-    list_inbox,
     move_file,
 )
 from pipelines.ledger import Ledger, utcnow
-from pipelines.load import describe_plan, load, wait_for_jobs
+from pipelines.load import load, wait_for_jobs
 from pipelines.lock import run_lock
 from pipelines.logs import run_log
 from pipelines.models import (
     ReconcileResult,
     RunOutcome,
+    Say,
 )
 from pipelines.profiles import (
     Profile,
@@ -64,7 +64,6 @@ from pipelines.sync import (
 )
 
 log = logging.getLogger("tieout")
-Say = Callable[[str], None]
 
 
 def new_run_id() -> str:
@@ -204,7 +203,7 @@ def run(
     inbox = inbox or settings.inbox_dir
     profiles = profiles_for(settings)
     if dry_run:
-        return _dry_run(settings, inbox, profiles, say)
+        return dry_run_plan(settings, inbox, profiles, say)
     with run_lock(settings.lock_path, "run"):
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
@@ -298,47 +297,6 @@ def _run_locked(
     if did_something:
         backup_ledger(settings, run_id)
     return RunOutcome(run_id, exit_code, report_dir, summary)
-
-
-def _dry_run(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
-    """What a run would post, and how long it would take; writes nothing anywhere."""
-    with Ledger(settings.ledger, readonly=True) as ledger:
-        plan_frames = []
-        with make_client(settings) as client:
-            refs = reference_data(ledger, client, settings)
-            for path in list_inbox(inbox):
-                try:
-                    result = process_file(fingerprint(path), profiles, refs, settings)
-                except InputError as exc:
-                    say(f"{path.name}: {exc}")
-                    continue
-                o = result.outcome
-                say(
-                    f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
-                    f"{o.rows_skipped} skipped"
-                )
-                plan_frames.append(result.records)
-            ledger_id = "dry-run"
-            for frame in plan_frames:
-                ledger.stage_records(ledger_id, None, frame)
-            plan = describe_plan(
-                plan_requests(ledger.records(states=["ready"]), settings.batch_size),
-                client.limiter.limit or 150,
-            )
-        names = {
-            str(k): str(v)
-            for k, v in zip(refs.locations["id"], refs.locations["name"], strict=True)
-        }
-        say(
-            f"would send {plan['requests']} requests carrying {plan['records']} records "
-            f"(about {plan['estimated_minutes']} min at the current rate limit)"
-        )
-        for location_id, entry in plan["by_location"].items():
-            say(
-                f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
-                f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
-            )
-    return RunOutcome(None, 0, None, {"plan": plan})
 
 
 def reconcile_command(

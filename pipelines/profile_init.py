@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.errors import InputError
-from pipelines.extract import HEADER_SCAN_ROWS, extract_file, fingerprint, read_grids
+from pipelines.extract import extract_file
+from pipelines.grids import fingerprint, read_grids
+from pipelines.layout import HEADER_SCAN_ROWS
 from pipelines.models import SourceKind
 from pipelines.profiles import (
     CHARGE_VOCABULARY,

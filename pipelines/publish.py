@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import render
 from pipelines import report as reporting
 from pipelines.config import Settings, which_propexo
 from pipelines.errors import InputError
@@ -93,9 +94,9 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     )
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in reporting.render_all(built, folder).items():
+    for name, data in render.render_all(built, folder).items():
         _write_atomically(folder / name, data)
-    index = reporting.render_index(reporting.run_rows(run_summaries(settings.reports_dir)))
+    index = render.render_index(render.run_rows(run_summaries(settings.reports_dir)))
     _write_atomically(settings.reports_dir / "index.html", index.encode())
     return folder
 

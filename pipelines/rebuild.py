@@ -12,7 +12,6 @@ adopted: the README says to wait for a sync before rebuilding.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
 from pipelines.lock import run_lock
+from pipelines.models import Say
 from pipelines.propexo import make_client
-
-Say = Callable[[str], None]
 
 
 def rebuild_ledger(

@@ -13,7 +13,8 @@ from pipelines.inbox import (
     list_inbox,
     open_for_writing,
 )
-from pipelines.pipeline import Say, reconcile_command, run
+from pipelines.models import Say
+from pipelines.pipeline import reconcile_command, run
 from pipelines.sync import latest_sync
 
 log = logging.getLogger("tieout")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import extract
+from pipelines import grids
 from pipelines.columns import (
     any_match,
     base32_column,
@@ -140,9 +140,9 @@ def test_fast_csv_reader_reads_what_the_careful_one_reads(
     text = CSV_CASES[name].replace("Title", "Café title")
     path = tmp_path / f"{name}.csv"
     path.write_bytes(text.encode(encoding, errors="replace"))
-    fast = extract.read_csv_grid(path)
-    monkeypatch.setattr(extract, "_read_csv_arrow", lambda *args: None)
-    careful = extract.read_csv_grid(path)
+    fast = grids.read_csv_grid(path)
+    monkeypatch.setattr(grids, "_read_csv_arrow", lambda *args: None)
+    careful = grids.read_csv_grid(path)
     assert fast.shape == careful.shape
     assert fast.fillna("").astype(str).equals(careful.fillna("").astype(str))
 
@@ -155,7 +155,7 @@ def test_fast_csv_reader_is_taken_for_a_clean_export(tmp_path: Path) -> None:
     writer.writerow([])
     writer.writerows([["Unit", "Amount"]] + [[str(i), f"{i:,}.00"] for i in range(5000)])
     path.write_text(buffer.getvalue(), encoding="utf-8")
-    grid = extract._read_csv_arrow(
+    grid = grids._read_csv_arrow(
         path.read_bytes(), ",", 2, list(csv.reader(buffer.getvalue().splitlines()[:100]))
     )
     assert grid is not None and grid.shape == (5003, 2)

@@ -13,7 +13,8 @@ import pytest
 from openpyxl import Workbook
 
 from pipelines.errors import InputError
-from pipelines.extract import extract_file, fingerprint
+from pipelines.extract import extract_file
+from pipelines.grids import fingerprint
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, TEST_DATA
 
@@ -765,7 +766,7 @@ def test_column_letters_match_excel_s() -> None:
     workbook library on every CSV."""
     from openpyxl.utils import get_column_letter
 
-    from pipelines.extract import column_letter
+    from pipelines.layout import column_letter
 
     labels = pd.Index(range(16384))
     assert [column_letter(labels, i) for i in range(16384)] == [

@@ -245,7 +245,7 @@ def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
 
 
 def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
-    from pipelines.extract import fingerprint
+    from pipelines.grids import fingerprint
     from pipelines.inbox import changed_since
 
     path = tmp_path / "bills.csv"

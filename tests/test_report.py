@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from pipelines.models import POSTED, RecordState
-from pipelines.report import build_report, neutralize, render_all, render_html
+from pipelines.render import render_all, render_html
+from pipelines.report import build_report, neutralize
 from tests.conftest import ROOT, run_cli
 
 record_strategy = st.fixed_dictionaries(

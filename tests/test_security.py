@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.errors import InputError
-from pipelines.extract import Limits, extract_file, fingerprint
+from pipelines.extract import extract_file
 from pipelines.flows import validate
+from pipelines.grids import Limits, fingerprint
 from pipelines.parsing import format_cents, parse_dates, parse_money
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES
@@ -201,7 +202,7 @@ def _leads_a_formula(cell: str) -> bool:
 def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
     """#20 item 4: a bare CR ended the row in a spreadsheet, and `=2+2` became a formula."""
     from pipelines.files import errors_file_bytes
-    from pipelines.report import render_rejects_csv
+    from pipelines.render import render_rejects_csv
 
     rejected = pd.DataFrame(
         {

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from pipelines.charges import chunk_by_location
 from pipelines.config import load_settings
-from pipelines.extract import fingerprint
 from pipelines.files import process_file, profiles_for
 from pipelines.flows import plan_requests
+from pipelines.grids import fingerprint
 from pipelines.models import IssueCode
 from pipelines.payloads import charge_body
 from pipelines.references import reference_numbers

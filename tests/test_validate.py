@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.extract import extract_file, fingerprint
+from pipelines.extract import extract_file
 from pipelines.flows import validate
+from pipelines.grids import fingerprint
 from pipelines.models import IssueCode
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, write_bills
