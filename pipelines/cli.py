@@ -9,91 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pipelines import __version__
-from pipelines.config import Secret, Settings, load_settings
-from pipelines.errors import TieoutError, UnreachableError
-from pipelines.refs import REF_KINDS
-
-F = TypeVar("F", bound=Callable[..., Any])
-# soft_wrap: a path or a message is never broken over lines, so logs and scripts can use it.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _say(text: str) -> None:
-    """Pipeline messages hold file names and cells: printed as they are, never as markup."""
-    out.print(text, markup=False)
-
-
-def _stamped(text: str) -> None:
-    """A watch line: when it happened (local time), then what."""
-    from datetime import datetime
-
-    out.print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}", markup=False)
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    base: Settings = ctx.obj["settings"]
-    values = {k: v for k, v in overrides.items() if v is not None}
-    return replace(base, **values) if values else base
-
-
-@contextmanager
-def _friendly() -> Iterator[None]:
-    """Turn every expected failure into one readable line and its exit code; no tracebacks."""
-    try:
-        yield
-    except TieoutError as exc:
-        err.print(f"[bold red]tieout:[/] {escape(str(exc))}")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print(
-            "[yellow]interrupted[/]: nothing half-done is lost; records in flight are "
-            "marked in doubt and settled by the next run"
-        )
-        sys.exit(130)
-    except Exception as exc:  # the one place a bug becomes a message instead of a traceback
-        crash = _write_crash_report(exc)
-        err.print(
-            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {escape(str(exc))}). "
-            "Nothing was "
-            f"lost: the ledger keeps every record's state. Details for support: {crash}"
-        )
-        sys.exit(2)
-
-
-CRASH_DIR = [Path("data") / "logs"]  # the configured data dir's logs/, once settings are read
-
-
-def _write_crash_report(exc: BaseException) -> Path:
-    """The traceback goes to a file for the developers, not onto an accountant's screen."""
-    import tempfile
-    import traceback
-    from datetime import UTC, datetime
-
-    folder = CRASH_DIR[0]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir())
-    path = folder / f"crash-{datetime.now(tz=UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
-    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-    return path
+from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.config import Settings, load_settings
+from pipelines.console import (
+    CRASH_DIR,
+    VERDICT_STYLE,
+    age_s,
+    age_text,
+    err,
+    friendly,
+    out,
+    print_summary,
+    print_verdict,
+    progress,
+    report_cycle_error,
+    say,
+    settings_of,
+    stamped,
+)
+from pipelines.errors import UnreachableError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -131,61 +75,11 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # run logs go to files; the screen gets -v only
         handler.setLevel(level)
-    with _friendly():
+    with friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
         settings = load_settings(config_path=config_path, overrides=overrides)
         ctx.obj = {"settings": settings, "config_path": config_path, "overrides": overrides}
         CRASH_DIR[0] = settings.data_dir / "logs"
-
-
-def _progress(
-    every_s: float = 10.0, clock: Callable[[], float] | None = None
-) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    """A progress bar with ETA on a terminal; for cron or a pipe, a line every ``every_s``
-    seconds (records posted / total, rate, ETA), so a long post is never silent."""
-    if not out.is_terminal:
-        import time
-
-        now_s = clock or time.monotonic
-        state = {"started": 0.0, "last": 0.0, "first": 0.0}
-
-        def line(done: int, total: int) -> None:
-            now = now_s()
-            if not state["started"]:
-                state["started"] = state["last"] = now
-                state["first"] = done
-                return
-            if done >= total:
-                out.print(f"posting: {done:,}/{total:,} requests, done")
-                return
-            if now - state["last"] < every_s:
-                return
-            state["last"] = now
-            rate = (done - state["first"]) / max(now - state["started"], 1e-9)
-            eta = f", about {(total - done) / rate:,.0f}s left" if rate > 0 else ""
-            out.print(f"posting: {done:,}/{total:,} requests, {rate * 60:,.0f}/min{eta}")
-
-        return line, lambda: None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("posting"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=out,
-        transient=True,
-    )
-    task = bar.add_task("posting", total=None)
-    started = [False]
-
-    def update(done: int, total: int) -> None:
-        if not started[0]:
-            bar.start()
-            started[0] = True
-        bar.update(task, completed=done, total=total)
-
-    return update, bar.stop
 
 
 def _reading_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -228,7 +122,7 @@ def _reading_settings(
     profile: str | None,
     property_name: str | None,
 ) -> Settings:
-    settings = _settings(ctx, profile=profile, property_name=property_name)
+    settings = settings_of(ctx, profile=profile, property_name=property_name)
     if period:
         settings = replace(
             settings,
@@ -272,76 +166,21 @@ def run(
     """
     from pipelines.pipeline import run as run_pipeline
 
-    with _friendly():
+    with friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
-        progress, stop = _progress()
+        on_progress, stop = progress()
         try:
             outcome = run_pipeline(
-                settings, inbox=inbox, dry_run=dry_run, say=_say, on_progress=progress
+                settings, inbox=inbox, dry_run=dry_run, say=say, on_progress=on_progress
             )
         finally:
             stop()
         if outcome.report_dir:
-            _print_summary(outcome.summary)
+            print_summary(outcome.summary)
             out.print(f"report: {outcome.report_dir / 'report.html'}")
         elif not dry_run:
             out.print("nothing to do: the inbox has no ready files")
         sys.exit(outcome.exit_code)
-
-
-VERDICT_STYLE = {"complete": "green", "waiting for sync": "yellow", "needs attention": "red"}
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    from pipelines.report import dollars
-
-    totals = summary["totals"]
-    table = Table(show_header=True, header_style="bold")
-    for column in ("file", "read", "used", "rejected", "skipped", "source total", "posted"):
-        # Amounts wrap rather than be cut ("12,473…" is not a number anyone can check).
-        table.add_column(
-            column,
-            justify="left" if column == "file" else "right",
-            overflow="fold",
-            no_wrap=column != "file",
-        )
-    for f in summary["files"]:
-        table.add_row(
-            escape(f["name"]),
-            f"{f['rows_read']:,}",
-            f"{f['rows_used']:,}",
-            f"{f['rows_rejected']:,}",
-            f"{f['rows_skipped']:,}",
-            dollars(f["source_total_cents"]),
-            dollars(f["posted_total_cents"]),
-        )
-    out.print(table)
-    amounts = summary["records"].get("amount_by_state", {})
-    states = Table(show_header=True, header_style="bold", title="records by state")
-    for column in ("state", "records", "amount"):
-        states.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
-    for state, count in summary["records"]["by_state"].items():
-        states.add_row(state, f"{count:,}", dollars(amounts.get(state, 0)))
-    if summary["records"]["by_state"]:
-        out.print(states)
-    out.print(
-        f"source {dollars(totals['source_total_cents'])} · posted "
-        f"{dollars(totals['posted_total_cents'])} · rejected "
-        f"{dollars(totals['rejected_total_cents'])} · matched in Propexo "
-        f"{dollars(summary['reconciliation']['matched_total_cents'])}"
-    )
-    _print_verdict(summary)
-
-
-def _print_verdict(summary: dict[str, Any]) -> None:
-    """The run's verdict on a line of its own, then each reason with its count and amount."""
-    from pipelines.report import dollars
-
-    verdict = summary.get("verdict", "needs attention")
-    out.print(f"[bold {VERDICT_STYLE.get(verdict, 'red')}]{verdict.capitalize()}[/]")
-    for reason in summary.get("verdict_reasons", []):
-        amount = f", {dollars(reason['amount_cents'])}" if reason["amount_cents"] else ""
-        out.print(f"  {reason['count']:,} {escape(reason['reason'])}{amount}")
 
 
 @cli.command()
@@ -370,28 +209,18 @@ def watch(ctx: click.Context, interval: float, reconcile_every: float) -> None:
     """
     from pipelines.watch import watch_inbox
 
-    with _friendly():
-        out.print(f"watching {_settings(ctx).inbox_dir} every {interval:g}s; Ctrl-C stops")
+    with friendly():
+        out.print(f"watching {settings_of(ctx).inbox_dir} every {interval:g}s; Ctrl-C stops")
         try:
             watch_inbox(
-                _settings(ctx),
+                settings_of(ctx),
                 interval_s=interval,
                 reconcile_every_s=reconcile_every,
-                say=_stamped,
-                on_error=_report_cycle_error,
+                say=stamped,
+                on_error=report_cycle_error,
             )
         except KeyboardInterrupt:
             out.print("stopped")
-
-
-def _report_cycle_error(exc: BaseException) -> None:
-    if isinstance(exc, TieoutError):
-        err.print(f"[bold red]tieout:[/] {exc}")
-    else:
-        err.print(
-            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}); "
-            f"details: {_write_crash_report(exc)}; still watching"
-        )
 
 
 @cli.command()
@@ -429,7 +258,7 @@ def check(
     from pipelines.report import dollars, not_charged_text
     from pipelines.sync import reference_data
 
-    with _friendly():
+    with friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
         for path in files:
             if not path.exists():
@@ -519,12 +348,12 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     """
     from pipelines.pipeline import reconcile_command
 
-    with _friendly():
-        result, reports = reconcile_command(_settings(ctx), sync=sync, wait_s=wait_s, say=_say)
+    with friendly():
+        result, reports = reconcile_command(settings_of(ctx), sync=sync, wait_s=wait_s, say=say)
         if result is None:
             from pipelines.ledger import Ledger
 
-            with Ledger(_settings(ctx).ledger, readonly=True) as ledger:
+            with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
                 waiting = len(ledger.records(states=["submitted"]))
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
@@ -542,7 +371,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
         attention = False
         for folder in reports:
             summary = json.loads((folder / "summary.json").read_text())
-            _print_verdict(summary)
+            print_verdict(summary)
             attention |= summary.get("verdict") == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
         if attention or result.missing or result.mismatched or result.duplicated:
@@ -558,8 +387,8 @@ def report(ctx: click.Context, run_id: str | None) -> None:
     from pipelines.ledger import Ledger
     from pipelines.publish import write_report
 
-    with _friendly():
-        settings = _settings(ctx)
+    with friendly():
+        settings = settings_of(ctx)
         with Ledger(settings.ledger) as ledger:
             run_id = run_id or ledger.last_run_id()
             if run_id is None:
@@ -579,8 +408,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from pipelines.models import IN_DOUBT
     from pipelines.report import dollars
 
-    with _friendly():
-        settings = _settings(ctx)
+    with friendly():
+        settings = settings_of(ctx)
         with Ledger(settings.ledger, readonly=True) as ledger:
             by_state = ledger.by_state()
             doubt = ledger.records(states=list(IN_DOUBT))
@@ -592,7 +421,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "kind": r.kind,
                 "state": r.state,
                 "sent_at": r.sent_at,
-                "age_s": _age_s(r.sent_at, now),
+                "age_s": age_s(r.sent_at, now),
                 "note": r.note,
                 "amount_cents": int(r.amount_cents),
             }
@@ -616,7 +445,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             out.print(
                 f"[yellow]{len(in_doubt):,} in doubt[/] (never re-sent until a complete sync "
                 f"proves them absent); oldest sent {oldest['sent_at']}, "
-                f"{_age_text(oldest['age_s'])} ago: {oldest['note'] or 'waiting for a sync'}"
+                f"{age_text(oldest['age_s'])} ago: {oldest['note'] or 'waiting for a sync'}"
             )
             out.print(
                 "  `tieout reconcile` settles what a sync has proven; after looking in Rent "
@@ -625,24 +454,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
         )
-
-
-def _age_s(stamp: Any, now: Any) -> float | None:
-    from datetime import datetime
-
-    if not isinstance(stamp, str):
-        return None
-    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
-
-
-def _age_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "an unknown time"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @cli.command()
@@ -674,12 +485,12 @@ def resolve(
     from pipelines.lock import run_lock
     from pipelines.resolve import settle_by_hand
 
-    with _friendly():
+    with friendly():
         if present == absent:
             raise InputError("say what you found: --present or --absent (one of them)")
         if bool(keys) == all_in_doubt:
             raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
-        settings = _settings(ctx)
+        settings = settings_of(ctx)
         with run_lock(settings.lock_path, "resolve"):
             ledger = Ledger(settings.ledger)
             try:
@@ -705,416 +516,6 @@ def resolve(
         )
 
 
-@cli.group()
-def webhooks() -> None:
-    """Receive Propexo's webhooks: SYNC_COMPLETE is what proves a sync finished.
-
-    Without a receiver, records in doubt stay in doubt until a person settles them.
-    """
-
-
-@webhooks.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8766, show_default=True, type=int, help="Port to listen on.")
-@click.pass_context
-def webhooks_serve(ctx: click.Context, host: str, port: int) -> None:
-    """Record SYNC_COMPLETE and WRITE_OPERATION_FAILURE deliveries in the ledger until Ctrl-C."""
-    from pipelines.webhooks import serve
-
-    with _friendly():
-        out.print(f"receiving Propexo webhooks on http://{host}:{port}/ ; Ctrl-C stops")
-        serve(_settings(ctx), host, port)
-
-
-@webhooks.command("register")
-@click.argument("url")
-@click.pass_context
-def webhooks_register(ctx: click.Context, url: str) -> None:
-    """Subscribe URL (where `tieout webhooks serve` is reachable) through Propexo's webhook API."""
-    from pipelines.ledger import Ledger
-    from pipelines.propexo import make_client
-    from pipelines.webhooks import register
-
-    with _friendly():
-        settings = _settings(ctx)
-        with Ledger(settings.ledger) as ledger, make_client(settings) as client:
-            result = register(client, settings, ledger, url)
-        out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
-
-
-@cli.group()
-def profile() -> None:
-    """Teach tieout a new export format."""
-
-
-@profile.command("init")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--kind",
-    type=click.Choice(["charge", "vendor_bill"]),
-    default="charge",
-    show_default=True,
-    help="What the file holds: resident charges (a rent roll) or vendor bills.",
-)
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Where to write the draft (default: <file name>.profile.toml in this folder).",
-)
-def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
-    """Write a draft profile for FILE: header row, columns, charge columns, row patterns, and
-    what the draft yields on FILE. Review it, then `tieout check --profile DRAFT FILE`."""
-    from pipelines.profile_init import draft_profile
-
-    with _friendly():
-        target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
-        text = draft_profile(file, kind)  # type: ignore[arg-type]
-        target.write_text(text, encoding="utf-8")
-        for line in text.splitlines():
-            if line.startswith("#"):
-                out.print(line, markup=False)
-        out.print(f"draft written to {target}", markup=False)
-
-
-@cli.group()
-def ledger() -> None:
-    """The ledger itself: rebuild a lost one from Propexo."""
-
-
-@ledger.command("rebuild")
-@click.option(
-    "--from",
-    "start",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Earliest charge date to adopt (default: today less sync_window_days).",
-)
-@click.option(
-    "--to",
-    "end",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Latest charge date to adopt (default: today plus sync_window_days).",
-)
-@click.pass_context
-def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
-    """Adopt what Propexo holds into a new, empty ledger, so re-dropped files post nothing twice.
-
-    Every invoice of the integration (keyed by vendor and invoice number) and every charge
-    and credit with a reference number in the date range (keyed by that number) is entered
-    as posted. Wait for a sync first: charges Propexo has not synced yet cannot be adopted.
-    """
-    from pipelines.rebuild import rebuild_ledger
-
-    with _friendly():
-        rebuild_ledger(
-            _settings(ctx),
-            start=start.date() if start else None,
-            end=end.date() if end else None,
-            say=_say,
-        )
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
-@click.option(
-    "--seed",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Seed JSON with integrations, locations, properties, units, residents, leases, "
-    "vendors, charge codes and financial accounts [default: data/sandbox/seed.json].",
-)
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="SQLite file for the sandbox's state, kept across restarts [default: memory].",
-)
-@click.option(
-    "--token",
-    default="sandbox-token",
-    show_default=True,
-    help="The Bearer token the sandbox accepts.",
-)
-@click.option(
-    "--rate-limit",
-    default=150,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Requests per window per token.",
-)
-@click.option(
-    "--rate-window",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Rate-limit window in seconds.",
-)
-@click.option(
-    "--job-delay",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds a write stays PENDING before its outcome shows.",
-)
-@click.option(
-    "--sync-interval",
-    default=None,
-    type=click.FloatRange(0.1),
-    help="Run a data sync every S seconds (default: only on manual-sync).",
-)
-@click.option(
-    "--faults",
-    default=None,
-    metavar="SPEC",
-    help="Comma list of ROUTE:KIND=P; ROUTE post|get|*, KIND 500|502|503|reset|lost "
-    "(lost: the write commits but the answer never arrives). "
-    "Example: post:500=0.1,post:lost=0.05,*:reset=0.02",
-)
-@click.option("--fault-seed", default=None, type=int, help="Seed for repeatable faults.")
-@click.option(
-    "--sync-mode",
-    type=click.Choice(["async", "instant"]),
-    default="async",
-    show_default=True,
-    help="async: manual-sync answers at once and finishes --sync-duration later (as documented); "
-    "instant: finishes before answering (quick rehearsals).",
-)
-@click.option("--sync-duration", default=3.0, show_default=True, type=click.FloatRange(0))
-@click.option(
-    "--sync-window-days",
-    default=90.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="A sync sees resident charges dated within N days of it.",
-)
-@click.option(
-    "--batch-errors",
-    type=click.Choice(["opaque", "indexed"]),
-    default="opaque",
-    show_default=True,
-    help="opaque: PMS strings with no index or reference; indexed: charges[i] …",
-)
-@click.option("--batch-atomic", is_flag=True, help="One bad charge fails the whole batch.")
-@click.option(
-    "--unknown-job",
-    type=click.Choice(["400", "404"]),
-    default="400",
-    show_default=True,
-    help="write-status answer for a job Propexo does not know.",
-)
-@click.option(
-    "--reference-readback",
-    type=click.Choice(["echo", "null"]),
-    default="echo",
-    show_default=True,
-    help="Whether synced charges carry the reference_number that was sent.",
-)
-def sandbox(
-    host: str,
-    port: int,
-    seed: Path | None,
-    db: Path | None,
-    token: str,
-    rate_limit: int,
-    rate_window: float,
-    job_delay: float,
-    sync_interval: float | None,
-    faults: str | None,
-    fault_seed: int | None,
-    sync_mode: str,
-    sync_duration: float,
-    sync_window_days: float,
-    batch_errors: str,
-    batch_atomic: bool,
-    unknown_job: str,
-    reference_readback: str,
-) -> None:
-    """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
-
-    It follows Propexo's documented API: Bearer auth, paged lists, RM invoice and batch charge
-    writes as async jobs with write-status, charges visible only after a sync, rate-limit
-    headers with the slowdown past 80% and 429 at 100%. Extra test hooks:
-    GET /_sandbox/records?kind=invoice|charge|credit and POST /_sandbox/reset.
-    """
-    from sandbox.app import SandboxConfig, parse_faults
-    from sandbox.server import open_store, read_seed, serve
-
-    try:
-        fault_table = parse_faults(faults)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--faults") from None
-    with _friendly():
-        seed_data = read_seed(seed)
-        store = open_store(db, seed_data)
-        config = SandboxConfig(
-            token=token,
-            rate_limit=rate_limit,
-            rate_window_s=rate_window,
-            job_delay_s=job_delay,
-            sync_interval_s=sync_interval,
-            faults=fault_table,
-            fault_seed=fault_seed,
-            sync_mode=sync_mode,
-            sync_duration_s=sync_duration,
-            sync_window_days=sync_window_days,
-            batch_errors=batch_errors,
-            batch_atomic=batch_atomic,
-            unknown_job=int(unknown_job),
-            reference_readback=reference_readback,
-        )
-        out.print(
-            f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
-            f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
-        )
-        if rate_window != 60:
-            # Propexo says how much is left of a window, never when it resets: the client
-            # paces by the window it is told (60 s, Propexo's documented one, by default).
-            out.print(
-                f"clients: set rate_window_s = {rate_window:g} in tieout.toml, or tieout paces "
-                "by Propexo's 60 s window and posts far below this limit"
-            )
-        table = Table(
-            "where Propexo's docs are silent", "this sandbox answers", header_style="bold"
-        )
-        for question, answer in config.semantics().items():
-            table.add_row(question, answer)
-        out.print(table)
-        serve(host, port, store, config, seed_data)
-
-
-@cli.command()
-@click.option(
-    "--workdir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("data/demo"),
-    show_default=True,
-    help="Private workspace for the demo (wiped at the start).",
-)
-def demo(workdir: Path) -> None:
-    """Rehearse the whole pipeline on the sample files against an embedded sandbox.
-
-    Starts the sandbox on a free loopback port, copies data/samples/ into a fresh inbox, runs,
-    asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
-    ledger, inbox and reports are not touched.
-    """
-    from pipelines.ledger import Ledger
-    from pipelines.pipeline import reconcile_command
-    from pipelines.pipeline import run as run_pipeline
-    from pipelines.propexo import make_client
-    from pipelines.webhooks import ReceiverThread, register
-    from sandbox.app import SandboxConfig
-    from sandbox.server import running_sandbox
-
-    with _friendly():
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        inbox = workdir / "inbox"
-        inbox.mkdir(parents=True)
-        samples = REPO_ROOT / "data" / "samples"
-        for sample in sorted(samples.iterdir()):
-            if sample.is_file() and not sample.name.startswith("."):
-                shutil.copy2(sample, inbox / sample.name)
-        # Syncs finish after manual-sync answers, as Propexo documents; a webhook says when.
-        config = SandboxConfig(job_delay_s=0.2, sync_duration_s=1.0)
-        with running_sandbox(config) as box:
-            settings = replace(
-                load_settings(env={}),
-                base_url=box.base_url,
-                token=Secret(config.token),
-                data_dir=workdir,
-                status_timeout_s=30,
-            )
-            out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
-            with ReceiverThread(settings) as receiver:
-                with Ledger(settings.ledger) as ledger, make_client(settings) as client:
-                    register(client, settings, ledger, receiver.url)
-                out.print(f"[bold]webhooks[/] received on {receiver.url}")
-                outcome = run_pipeline(settings, say=_say)
-                out.print("[bold]sync + reconcile[/]")
-                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=_say)
-        summary = (
-            json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
-        )
-        _print_summary(summary)
-        folder = reports[-1] if reports else outcome.report_dir
-        out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
-        ok = result is not None and summary.get("verdict") == "complete"
-        sys.exit(0 if ok else 1)
-
-
-@cli.group()
-def refs() -> None:
-    """Propexo's reference data (vendors, properties, residents, ...) that names resolve to.
-
-    It is cached in the ledger and refreshed when older than refs_max_age_s (default 1 hour).
-    """
-
-
-def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
-    from pipelines.ledger import Ledger
-    from pipelines.propexo import make_client
-    from pipelines.sync import reference_data
-
-    settings = _settings(ctx)
-    with Ledger(settings.ledger) as ledger, make_client(settings) as client:
-        return reference_data(ledger, client, settings, refresh=refresh)
-
-
-@refs.command("refresh")
-@click.pass_context
-def refs_refresh(ctx: click.Context) -> None:
-    """Fetch every reference list from Propexo now."""
-    with _friendly():
-        data = _reference_data(ctx, refresh=True)
-        for kind in REF_KINDS:
-            out.print(f"{kind}: {len(getattr(data, kind))}")
-
-
-@refs.command("show")
-@click.argument("kind", type=click.Choice(REF_KINDS))
-@click.option("--search", default=None, metavar="TEXT", help="Only rows holding TEXT (any case).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, to start an alias file from.")
-@click.pass_context
-def refs_show(ctx: click.Context, kind: str, search: str | None, as_csv: bool) -> None:
-    """Print what Propexo knows of one kind (from the cache, fetched if needed), with location
-    and property names beside their ids: the names to put in data/mappings/*.csv.
-
-    \b
-    Example: which Rent Manager name has the vendor a bill calls "Greenway"?
-      tieout refs show vendors --search greenway
-    """
-    with _friendly():
-        data = _reference_data(ctx, refresh=False)
-        frame = getattr(data, kind).copy()
-        names = {
-            "location_id": ("location", data.locations.set_index("id")["name"]),
-            "property_id": ("property", data.properties.set_index("id")["name"]),
-        }
-        for column, (label, lookup) in names.items():
-            if column in frame and label not in frame and kind != label + "s":
-                frame.insert(frame.columns.get_loc(column) + 1, label, frame[column].map(lookup))
-        if search:
-            text = frame.astype(str)
-            hit = text.apply(lambda col: col.str.contains(search, case=False, regex=False))
-            frame = frame[hit.any(axis=1)]
-        if as_csv:
-            click.echo(frame.to_csv(index=False), nl=False)
-            return
-        table = Table(*[str(c) for c in frame.columns], header_style="bold")
-        cells = frame.astype(object).where(frame.notna(), "")
-        for row in cells.itertuples(index=False):
-            table.add_row(*[escape(str(v)) for v in row])
-        out.print(table)
-        out.print(f"{len(frame):,} {kind}" + (f" holding {search!r}" if search else ""))
-
-
-@cli.group()
-def config() -> None:
-    """Inspect the configuration."""
-
-
 @cli.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="How many.")
 @click.pass_context
@@ -1124,7 +525,7 @@ def runs(ctx: click.Context, limit: int) -> None:
     from pipelines.render import run_rows
     from pipelines.report import dollars
 
-    with _friendly():
+    with friendly():
         settings: Settings = ctx.obj["settings"]
         rows = run_rows(run_summaries(settings.reports_dir))
         if not rows:
@@ -1157,7 +558,7 @@ def doctor(ctx: click.Context) -> None:
     from pipelines.config import config_file, setting_sources
     from pipelines.doctor import FAIL, PASS, run_doctor
 
-    with _friendly():
+    with friendly():
         settings: Settings = ctx.obj["settings"]
         path = config_file(config_path=ctx.obj.get("config_path"))
         sources = setting_sources(
@@ -1176,15 +577,8 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-@config.command("show")
-@click.pass_context
-def config_show(ctx: click.Context) -> None:
-    """Print the effective settings (the token masked)."""
-    settings: Settings = ctx.obj["settings"]
-    table = Table("setting", "value", header_style="bold")
-    for key, value in settings.describe().items():
-        table.add_row(key, value)
-    out.print(table)
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config):
+    cli.add_command(command)
 
 
 def main() -> None:

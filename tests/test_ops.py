@@ -342,11 +342,11 @@ def test_a_crash_file_goes_under_the_configured_data_dir(tmp_path: Path) -> None
     """#16 item 4: a crash file went to ./data/logs even with --data-dir elsewhere."""
     from click.testing import CliRunner
 
-    from pipelines import cli
+    from pipelines import cli, console
 
     data = tmp_path / "elsewhere"
     assert CliRunner().invoke(cli.cli, ["--data-dir", str(data), "config", "show"]).exit_code == 0
-    path = cli._write_crash_report(RuntimeError("boom"))
+    path = console.write_crash_report(RuntimeError("boom"))
     assert path.parent == data / "logs" and "RuntimeError: boom" in path.read_text()
 
 
@@ -368,10 +368,10 @@ def test_posting_progress_is_a_line_every_few_seconds_when_no_terminal_watches(
 ) -> None:
     """#16 item 5: nothing was printed for a minute of posting when output was not a
     terminal (cron)."""
-    from pipelines import cli
+    from pipelines import console
 
     clock = iter([100.0, 105.0, 111.0, 112.0, 130.0])
-    update, stop = cli._progress(every_s=10, clock=lambda: next(clock))
+    update, stop = console.progress(every_s=10, clock=lambda: next(clock))
     assert update is not None
     for done in (1, 2, 3, 4, 5):
         update(done, 5)

@@ -1,0 +1,442 @@
+"""The `tieout` commands for setting up and looking around: webhooks, profiles, the ledger's
+rebuild, the sandbox, the demo, reference data and the config. Registered on the main group
+in :mod:`pipelines.cli`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from pipelines.config import Secret, Settings, load_settings
+from pipelines.console import REPO_ROOT, friendly, out, print_summary, say, settings_of
+from pipelines.refs import REF_KINDS
+
+
+@click.group()
+def webhooks() -> None:
+    """Receive Propexo's webhooks: SYNC_COMPLETE is what proves a sync finished.
+
+    Without a receiver, records in doubt stay in doubt until a person settles them.
+    """
+
+
+@webhooks.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8766, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def webhooks_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Record SYNC_COMPLETE and WRITE_OPERATION_FAILURE deliveries in the ledger until Ctrl-C."""
+    from pipelines.webhooks import serve
+
+    with friendly():
+        out.print(f"receiving Propexo webhooks on http://{host}:{port}/ ; Ctrl-C stops")
+        serve(settings_of(ctx), host, port)
+
+
+@webhooks.command("register")
+@click.argument("url")
+@click.pass_context
+def webhooks_register(ctx: click.Context, url: str) -> None:
+    """Subscribe URL (where `tieout webhooks serve` is reachable) through Propexo's webhook API."""
+    from pipelines.ledger import Ledger
+    from pipelines.propexo import make_client
+    from pipelines.webhooks import register
+
+    with friendly():
+        settings = settings_of(ctx)
+        with Ledger(settings.ledger) as ledger, make_client(settings) as client:
+            result = register(client, settings, ledger, url)
+        out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
+
+
+@click.group()
+def profile() -> None:
+    """Teach tieout a new export format."""
+
+
+@profile.command("init")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--kind",
+    type=click.Choice(["charge", "vendor_bill"]),
+    default="charge",
+    show_default=True,
+    help="What the file holds: resident charges (a rent roll) or vendor bills.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where to write the draft (default: <file name>.profile.toml in this folder).",
+)
+def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
+    """Write a draft profile for FILE: header row, columns, charge columns, row patterns, and
+    what the draft yields on FILE. Review it, then `tieout check --profile DRAFT FILE`."""
+    from pipelines.profile_init import draft_profile
+
+    with friendly():
+        target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
+        text = draft_profile(file, kind)  # type: ignore[arg-type]
+        target.write_text(text, encoding="utf-8")
+        for line in text.splitlines():
+            if line.startswith("#"):
+                out.print(line, markup=False)
+        out.print(f"draft written to {target}", markup=False)
+
+
+@click.group()
+def ledger() -> None:
+    """The ledger itself: rebuild a lost one from Propexo."""
+
+
+@ledger.command("rebuild")
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Earliest charge date to adopt (default: today less sync_window_days).",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Latest charge date to adopt (default: today plus sync_window_days).",
+)
+@click.pass_context
+def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
+    """Adopt what Propexo holds into a new, empty ledger, so re-dropped files post nothing twice.
+
+    Every invoice of the integration (keyed by vendor and invoice number) and every charge
+    and credit with a reference number in the date range (keyed by that number) is entered
+    as posted. Wait for a sync first: charges Propexo has not synced yet cannot be adopted.
+    """
+    from pipelines.rebuild import rebuild_ledger
+
+    with friendly():
+        rebuild_ledger(
+            settings_of(ctx),
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            say=say,
+        )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--seed",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Seed JSON with integrations, locations, properties, units, residents, leases, "
+    "vendors, charge codes and financial accounts [default: data/sandbox/seed.json].",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="SQLite file for the sandbox's state, kept across restarts [default: memory].",
+)
+@click.option(
+    "--token",
+    default="sandbox-token",
+    show_default=True,
+    help="The Bearer token the sandbox accepts.",
+)
+@click.option(
+    "--rate-limit",
+    default=150,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Requests per window per token.",
+)
+@click.option(
+    "--rate-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Rate-limit window in seconds.",
+)
+@click.option(
+    "--job-delay",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a write stays PENDING before its outcome shows.",
+)
+@click.option(
+    "--sync-interval",
+    default=None,
+    type=click.FloatRange(0.1),
+    help="Run a data sync every S seconds (default: only on manual-sync).",
+)
+@click.option(
+    "--faults",
+    default=None,
+    metavar="SPEC",
+    help="Comma list of ROUTE:KIND=P; ROUTE post|get|*, KIND 500|502|503|reset|lost "
+    "(lost: the write commits but the answer never arrives). "
+    "Example: post:500=0.1,post:lost=0.05,*:reset=0.02",
+)
+@click.option("--fault-seed", default=None, type=int, help="Seed for repeatable faults.")
+@click.option(
+    "--sync-mode",
+    type=click.Choice(["async", "instant"]),
+    default="async",
+    show_default=True,
+    help="async: manual-sync answers at once and finishes --sync-duration later (as documented); "
+    "instant: finishes before answering (quick rehearsals).",
+)
+@click.option("--sync-duration", default=3.0, show_default=True, type=click.FloatRange(0))
+@click.option(
+    "--sync-window-days",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="A sync sees resident charges dated within N days of it.",
+)
+@click.option(
+    "--batch-errors",
+    type=click.Choice(["opaque", "indexed"]),
+    default="opaque",
+    show_default=True,
+    help="opaque: PMS strings with no index or reference; indexed: charges[i] …",
+)
+@click.option("--batch-atomic", is_flag=True, help="One bad charge fails the whole batch.")
+@click.option(
+    "--unknown-job",
+    type=click.Choice(["400", "404"]),
+    default="400",
+    show_default=True,
+    help="write-status answer for a job Propexo does not know.",
+)
+@click.option(
+    "--reference-readback",
+    type=click.Choice(["echo", "null"]),
+    default="echo",
+    show_default=True,
+    help="Whether synced charges carry the reference_number that was sent.",
+)
+def sandbox(
+    host: str,
+    port: int,
+    seed: Path | None,
+    db: Path | None,
+    token: str,
+    rate_limit: int,
+    rate_window: float,
+    job_delay: float,
+    sync_interval: float | None,
+    faults: str | None,
+    fault_seed: int | None,
+    sync_mode: str,
+    sync_duration: float,
+    sync_window_days: float,
+    batch_errors: str,
+    batch_atomic: bool,
+    unknown_job: str,
+    reference_readback: str,
+) -> None:
+    """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
+
+    It follows Propexo's documented API: Bearer auth, paged lists, RM invoice and batch charge
+    writes as async jobs with write-status, charges visible only after a sync, rate-limit
+    headers with the slowdown past 80% and 429 at 100%. Extra test hooks:
+    GET /_sandbox/records?kind=invoice|charge|credit and POST /_sandbox/reset.
+    """
+    from sandbox.app import SandboxConfig, parse_faults
+    from sandbox.server import open_store, read_seed, serve
+
+    try:
+        fault_table = parse_faults(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    with friendly():
+        seed_data = read_seed(seed)
+        store = open_store(db, seed_data)
+        config = SandboxConfig(
+            token=token,
+            rate_limit=rate_limit,
+            rate_window_s=rate_window,
+            job_delay_s=job_delay,
+            sync_interval_s=sync_interval,
+            faults=fault_table,
+            fault_seed=fault_seed,
+            sync_mode=sync_mode,
+            sync_duration_s=sync_duration,
+            sync_window_days=sync_window_days,
+            batch_errors=batch_errors,
+            batch_atomic=batch_atomic,
+            unknown_job=int(unknown_job),
+            reference_readback=reference_readback,
+        )
+        out.print(
+            f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
+            f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
+        )
+        if rate_window != 60:
+            # Propexo says how much is left of a window, never when it resets: the client
+            # paces by the window it is told (60 s, Propexo's documented one, by default).
+            out.print(
+                f"clients: set rate_window_s = {rate_window:g} in tieout.toml, or tieout paces "
+                "by Propexo's 60 s window and posts far below this limit"
+            )
+        table = Table(
+            "where Propexo's docs are silent", "this sandbox answers", header_style="bold"
+        )
+        for question, answer in config.semantics().items():
+            table.add_row(question, answer)
+        out.print(table)
+        serve(host, port, store, config, seed_data)
+
+
+@click.command()
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Private workspace for the demo (wiped at the start).",
+)
+def demo(workdir: Path) -> None:
+    """Rehearse the whole pipeline on the sample files against an embedded sandbox.
+
+    Starts the sandbox on a free loopback port, copies data/samples/ into a fresh inbox, runs,
+    asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
+    ledger, inbox and reports are not touched.
+    """
+    from pipelines.ledger import Ledger
+    from pipelines.pipeline import reconcile_command
+    from pipelines.pipeline import run as run_pipeline
+    from pipelines.propexo import make_client
+    from pipelines.webhooks import ReceiverThread, register
+    from sandbox.app import SandboxConfig
+    from sandbox.server import running_sandbox
+
+    with friendly():
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        inbox = workdir / "inbox"
+        inbox.mkdir(parents=True)
+        samples = REPO_ROOT / "data" / "samples"
+        for sample in sorted(samples.iterdir()):
+            if sample.is_file() and not sample.name.startswith("."):
+                shutil.copy2(sample, inbox / sample.name)
+        # Syncs finish after manual-sync answers, as Propexo documents; a webhook says when.
+        config = SandboxConfig(job_delay_s=0.2, sync_duration_s=1.0)
+        with running_sandbox(config) as box:
+            settings = replace(
+                load_settings(env={}),
+                base_url=box.base_url,
+                token=Secret(config.token),
+                data_dir=workdir,
+                status_timeout_s=30,
+            )
+            out.print(f"[bold]sandbox[/] on {box.base_url}; inbox {inbox}")
+            with ReceiverThread(settings) as receiver:
+                with Ledger(settings.ledger) as ledger, make_client(settings) as client:
+                    register(client, settings, ledger, receiver.url)
+                out.print(f"[bold]webhooks[/] received on {receiver.url}")
+                outcome = run_pipeline(settings, say=say)
+                out.print("[bold]sync + reconcile[/]")
+                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=say)
+        summary = (
+            json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
+        )
+        print_summary(summary)
+        folder = reports[-1] if reports else outcome.report_dir
+        out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
+        ok = result is not None and summary.get("verdict") == "complete"
+        sys.exit(0 if ok else 1)
+
+
+@click.group()
+def refs() -> None:
+    """Propexo's reference data (vendors, properties, residents, ...) that names resolve to.
+
+    It is cached in the ledger and refreshed when older than refs_max_age_s (default 1 hour).
+    """
+
+
+def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
+    from pipelines.ledger import Ledger
+    from pipelines.propexo import make_client
+    from pipelines.sync import reference_data
+
+    settings = settings_of(ctx)
+    with Ledger(settings.ledger) as ledger, make_client(settings) as client:
+        return reference_data(ledger, client, settings, refresh=refresh)
+
+
+@refs.command("refresh")
+@click.pass_context
+def refs_refresh(ctx: click.Context) -> None:
+    """Fetch every reference list from Propexo now."""
+    with friendly():
+        data = _reference_data(ctx, refresh=True)
+        for kind in REF_KINDS:
+            out.print(f"{kind}: {len(getattr(data, kind))}")
+
+
+@refs.command("show")
+@click.argument("kind", type=click.Choice(REF_KINDS))
+@click.option("--search", default=None, metavar="TEXT", help="Only rows holding TEXT (any case).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, to start an alias file from.")
+@click.pass_context
+def refs_show(ctx: click.Context, kind: str, search: str | None, as_csv: bool) -> None:
+    """Print what Propexo knows of one kind (from the cache, fetched if needed), with location
+    and property names beside their ids: the names to put in data/mappings/*.csv.
+
+    \b
+    Example: which Rent Manager name has the vendor a bill calls "Greenway"?
+      tieout refs show vendors --search greenway
+    """
+    with friendly():
+        data = _reference_data(ctx, refresh=False)
+        frame = getattr(data, kind).copy()
+        names = {
+            "location_id": ("location", data.locations.set_index("id")["name"]),
+            "property_id": ("property", data.properties.set_index("id")["name"]),
+        }
+        for column, (label, lookup) in names.items():
+            if column in frame and label not in frame and kind != label + "s":
+                frame.insert(frame.columns.get_loc(column) + 1, label, frame[column].map(lookup))
+        if search:
+            text = frame.astype(str)
+            hit = text.apply(lambda col: col.str.contains(search, case=False, regex=False))
+            frame = frame[hit.any(axis=1)]
+        if as_csv:
+            click.echo(frame.to_csv(index=False), nl=False)
+            return
+        table = Table(*[str(c) for c in frame.columns], header_style="bold")
+        cells = frame.astype(object).where(frame.notna(), "")
+        for row in cells.itertuples(index=False):
+            table.add_row(*[escape(str(v)) for v in row])
+        out.print(table)
+        out.print(f"{len(frame):,} {kind}" + (f" holding {search!r}" if search else ""))
+
+
+@click.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings (the token masked)."""
+    settings: Settings = ctx.obj["settings"]
+    table = Table("setting", "value", header_style="bold")
+    for key, value in settings.describe().items():
+        table.add_row(key, value)
+    out.print(table)

@@ -1,0 +1,225 @@
+"""What the person at the terminal sees: one readable line per failure (never a traceback),
+progress while posting, the run's summary and verdict. Shared by every command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipelines.config import Settings
+from pipelines.errors import TieoutError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# soft_wrap: a path or a message is never broken over lines, so logs and scripts can use it.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def say(text: str) -> None:
+    """Pipeline messages hold file names and cells: printed as they are, never as markup."""
+    out.print(text, markup=False)
+
+
+def stamped(text: str) -> None:
+    """A watch line: when it happened (local time), then what."""
+    from datetime import datetime
+
+    out.print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}", markup=False)
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj["settings"]
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return replace(base, **values) if values else base
+
+
+@contextmanager
+def friendly() -> Iterator[None]:
+    """Turn every expected failure into one readable line and its exit code; no tracebacks."""
+    try:
+        yield
+    except TieoutError as exc:
+        err.print(f"[bold red]tieout:[/] {escape(str(exc))}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print(
+            "[yellow]interrupted[/]: nothing half-done is lost; records in flight are "
+            "marked in doubt and settled by the next run"
+        )
+        sys.exit(130)
+    except Exception as exc:  # the one place a bug becomes a message instead of a traceback
+        crash = write_crash_report(exc)
+        err.print(
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {escape(str(exc))}). "
+            "Nothing was "
+            f"lost: the ledger keeps every record's state. Details for support: {crash}"
+        )
+        sys.exit(2)
+
+
+CRASH_DIR = [Path("data") / "logs"]  # the configured data dir's logs/, once settings are read
+
+
+def write_crash_report(exc: BaseException) -> Path:
+    """The traceback goes to a file for the developers, not onto an accountant's screen."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    folder = CRASH_DIR[0]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{datetime.now(tz=UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return path
+
+
+def progress(
+    every_s: float = 10.0, clock: Callable[[], float] | None = None
+) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A progress bar with ETA on a terminal; for cron or a pipe, a line every ``every_s``
+    seconds (records posted / total, rate, ETA), so a long post is never silent."""
+    if not out.is_terminal:
+        import time
+
+        now_s = clock or time.monotonic
+        state = {"started": 0.0, "last": 0.0, "first": 0.0}
+
+        def line(done: int, total: int) -> None:
+            now = now_s()
+            if not state["started"]:
+                state["started"] = state["last"] = now
+                state["first"] = done
+                return
+            if done >= total:
+                out.print(f"posting: {done:,}/{total:,} requests, done")
+                return
+            if now - state["last"] < every_s:
+                return
+            state["last"] = now
+            rate = (done - state["first"]) / max(now - state["started"], 1e-9)
+            eta = f", about {(total - done) / rate:,.0f}s left" if rate > 0 else ""
+            out.print(f"posting: {done:,}/{total:,} requests, {rate * 60:,.0f}/min{eta}")
+
+        return line, lambda: None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("posting"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+    )
+    task = bar.add_task("posting", total=None)
+    started = [False]
+
+    def update(done: int, total: int) -> None:
+        if not started[0]:
+            bar.start()
+            started[0] = True
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from pipelines.report import dollars
+
+    totals = summary["totals"]
+    table = Table(show_header=True, header_style="bold")
+    for column in ("file", "read", "used", "rejected", "skipped", "source total", "posted"):
+        # Amounts wrap rather than be cut ("12,473…" is not a number anyone can check).
+        table.add_column(
+            column,
+            justify="left" if column == "file" else "right",
+            overflow="fold",
+            no_wrap=column != "file",
+        )
+    for f in summary["files"]:
+        table.add_row(
+            escape(f["name"]),
+            f"{f['rows_read']:,}",
+            f"{f['rows_used']:,}",
+            f"{f['rows_rejected']:,}",
+            f"{f['rows_skipped']:,}",
+            dollars(f["source_total_cents"]),
+            dollars(f["posted_total_cents"]),
+        )
+    out.print(table)
+    amounts = summary["records"].get("amount_by_state", {})
+    states = Table(show_header=True, header_style="bold", title="records by state")
+    for column in ("state", "records", "amount"):
+        states.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    for state, count in summary["records"]["by_state"].items():
+        states.add_row(state, f"{count:,}", dollars(amounts.get(state, 0)))
+    if summary["records"]["by_state"]:
+        out.print(states)
+    out.print(
+        f"source {dollars(totals['source_total_cents'])} · posted "
+        f"{dollars(totals['posted_total_cents'])} · rejected "
+        f"{dollars(totals['rejected_total_cents'])} · matched in Propexo "
+        f"{dollars(summary['reconciliation']['matched_total_cents'])}"
+    )
+    print_verdict(summary)
+
+
+VERDICT_STYLE = {"complete": "green", "waiting for sync": "yellow", "needs attention": "red"}
+
+
+def print_verdict(summary: dict[str, Any]) -> None:
+    """The run's verdict on a line of its own, then each reason with its count and amount."""
+    from pipelines.report import dollars
+
+    verdict = summary.get("verdict", "needs attention")
+    out.print(f"[bold {VERDICT_STYLE.get(verdict, 'red')}]{verdict.capitalize()}[/]")
+    for reason in summary.get("verdict_reasons", []):
+        amount = f", {dollars(reason['amount_cents'])}" if reason["amount_cents"] else ""
+        out.print(f"  {reason['count']:,} {escape(reason['reason'])}{amount}")
+
+
+def age_s(stamp: Any, now: Any) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(stamp, str):
+        return None
+    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def report_cycle_error(exc: BaseException) -> None:
+    if isinstance(exc, TieoutError):
+        err.print(f"[bold red]tieout:[/] {exc}")
+    else:
+        err.print(
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}); "
+            f"details: {write_crash_report(exc)}; still watching"
+        )
