@@ -254,7 +254,7 @@ def sandbox(
     headers with the slowdown past 80% and 429 at 100%. Extra test hooks:
     GET /_sandbox/records?kind=invoice|charge|credit and POST /_sandbox/reset.
     """
-    from sandbox.app import SandboxConfig, parse_faults
+    from sandbox.faults import SandboxConfig, parse_faults
     from sandbox.server import open_store, read_seed, serve
 
     try:
@@ -320,7 +320,7 @@ def demo(workdir: Path) -> None:
     from pipelines.pipeline import run as run_pipeline
     from pipelines.propexo import make_client
     from pipelines.webhooks import ReceiverThread, register
-    from sandbox.app import SandboxConfig
+    from sandbox.faults import SandboxConfig
     from sandbox.server import running_sandbox
 
     with friendly():

@@ -31,7 +31,7 @@ import httpx
 from sandbox.store import SYNC_MODELS, Store, new_id
 
 if TYPE_CHECKING:
-    from sandbox.app import SandboxConfig
+    from sandbox.faults import SandboxConfig
 
 log = logging.getLogger("sandbox")
 DELIVERY_ATTEMPTS = 5

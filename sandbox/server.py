@@ -13,7 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from sandbox.app import SandboxConfig, create_app
+from sandbox.app import create_app
+from sandbox.faults import SandboxConfig
 from sandbox.store import Store
 
 DEFAULT_SEED = Path(__file__).resolve().parent.parent / "data" / "sandbox" / "seed.json"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from pipelines.config import Secret, Settings, load_settings
-from sandbox.app import SandboxConfig
+from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 
 hypothesis_settings.register_profile("default", max_examples=60)

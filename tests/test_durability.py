@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.app import SandboxConfig
+from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import ROOT, receiving
 from tests.test_load import assert_exactly_once, env_for, settle

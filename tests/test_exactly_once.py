@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from pipelines.ledger import Ledger
-from sandbox.app import SandboxConfig, parse_faults
+from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox
 from tests.conftest import receiving, run_cli
 from tests.test_load import env_for, kill_mid_posting

@@ -24,7 +24,7 @@ from pipelines.ledger import Ledger
 from pipelines.load import attribute_errors, wait_for_jobs
 from pipelines.propexo import PropexoClient
 from pipelines.webhooks import ReceiverThread
-from sandbox.app import SandboxConfig, parse_faults
+from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import SAMPLES, receiving, run_cli
 from tests.test_load import env_for

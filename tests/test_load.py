@@ -20,7 +20,7 @@ import pytest
 
 from pipelines.config import Secret, load_settings
 from pipelines.ledger import Ledger
-from sandbox.app import SandboxConfig, parse_faults
+from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, receiving, run_cli, write_bills
 

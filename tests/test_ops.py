@@ -17,7 +17,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.errors import ConfigError
 from pipelines.inbox import complete_files, move_file, safe_name
-from sandbox.app import SandboxConfig
+from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, TEST_DATA, run_cli
 

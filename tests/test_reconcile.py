@@ -13,7 +13,7 @@ from pipelines.flows import SYNC_SCOPE
 from pipelines.ledger import Ledger
 from pipelines.proof import sync_verdicts, write_ended
 from pipelines.reconcile import match_charges
-from sandbox.app import SandboxConfig
+from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import receiving, run_cli
 from tests.test_load import env_for

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import SandboxConfig
 from sandbox.events import signature
+from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.test_sandbox import INTEGRATION, charge, charge_code_in, invoice_body, resident_in
 

@@ -1,0 +1,87 @@
+"""The sandbox's options: where Propexo's docs are silent, each choice is a named setting,
+and the least convenient plausible one is what tests run under; and the faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FAULT_ROUTES = ("post", "get", "*")
+
+
+FAULT_KINDS = ("500", "502", "503", "reset", "lost")
+
+
+@dataclass
+class SandboxConfig:
+    """How the emulator behaves; every field is a `tieout sandbox` option."""
+
+    token: str = "sandbox-token"  # noqa: S105 - the sandbox's documented default
+    rate_limit: int = 150
+    rate_window_s: float = 60.0
+    job_delay_s: float = 1.0
+    sync_interval_s: float | None = None
+    faults: dict[str, dict[str, float]] = field(default_factory=dict)
+    fault_seed: int | None = None
+    # Where Propexo's docs are silent, the default is the least convenient plausible answer.
+    sync_mode: str = "async"  # async: manual-sync answers at once, finishes later | instant
+    sync_duration_s: float = 3.0
+    sync_window_days: float | None = 90.0  # a sync sees charges dated within N days; None: all
+    batch_errors: str = "opaque"  # opaque: PMS strings with no index | indexed: charges[i]
+    batch_atomic: bool = False  # one bad charge fails the whole batch
+    unknown_job: int = 400  # write-status of a job Propexo does not know: 400 | 404
+    reference_readback: str = "echo"  # echo: reference_number read back | null
+    max_body_bytes: int = 6 * 2**20  # larger bodies get 413
+
+    def __post_init__(self) -> None:
+        choices = {
+            "sync_mode": ("async", "instant"),
+            "batch_errors": ("opaque", "indexed"),
+            "unknown_job": (400, 404),
+            "reference_readback": ("echo", "null"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+
+    def semantics(self) -> dict[str, str]:
+        """The undocumented behaviours and the answer this sandbox gives (printed at start)."""
+        window = "all" if self.sync_window_days is None else f"{self.sync_window_days:g} days"
+        return {
+            "sync mode": f"{self.sync_mode}"
+            + (f" ({self.sync_duration_s:g}s)" if self.sync_mode == "async" else ""),
+            "sync window (charges)": window,
+            "scheduled syncs": f"every {self.sync_interval_s:g}s"
+            if self.sync_interval_s
+            else "off",
+            "batch errors": self.batch_errors,
+            "batch atomic": "yes" if self.batch_atomic else "no (PARTIAL_SUCCESS)",
+            "unknown job": str(self.unknown_job),
+            "reference read-back": self.reference_readback,
+            "job delay": f"{self.job_delay_s:g}s",
+            "body limit": f"{self.max_body_bytes / 2**20:g} MB",
+        }
+
+    @property
+    def slowdown_s(self) -> float:
+        """Propexo's 2 s hold-back past 80% of the minute, scaled to the configured window."""
+        return 2.0 * self.rate_window_s / 60.0
+
+
+def parse_faults(spec: str | None) -> dict[str, dict[str, float]]:
+    """``post:500=0.1,post:lost=0.05,*:reset=0.02`` → {route: {kind: probability}}."""
+    faults: dict[str, dict[str, float]] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        try:
+            target, probability = part.split("=")
+            route, kind = target.split(":")
+            value = float(probability)
+        except ValueError:
+            raise ValueError(f"fault {part!r}: expected ROUTE:KIND=P, e.g. post:500=0.1") from None
+        if route not in FAULT_ROUTES:
+            raise ValueError(f"fault {part!r}: ROUTE must be one of {', '.join(FAULT_ROUTES)}")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault {part!r}: KIND must be one of {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fault {part!r}: P must be between 0 and 1")
+        faults.setdefault(route, {})[kind] = value
+    return faults
