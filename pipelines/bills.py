@@ -22,6 +22,7 @@ from pipelines.models import (
     IssueCode,
     PostRequest,
     ValidateResult,
+    whole,
 )
 from pipelines.parsing import format_cents
 from pipelines.payloads import request_body
@@ -74,10 +75,10 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
         PostRequest(
             WRITE_PATH,
             request_body(record),
-            [record.record_key],
+            [str(record.record_key)],
             "invoice",
-            record.location_id,
-            int(record.amount_cents),
+            str(record.location_id),
+            whole(record.amount_cents),
         )
         for record in ready.itertuples(index=False)
     ]

@@ -24,6 +24,7 @@ from pipelines.models import (
     IssueCode,
     PostRequest,
     ValidateResult,
+    whole,
 )
 from pipelines.parsing import format_cents
 from pipelines.payloads import request_body
@@ -102,10 +103,10 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
         PostRequest(
             CREDIT_PATH,
             request_body(record),
-            [record.record_key],
+            [str(record.record_key)],
             "credit",
-            record.location_id,
-            int(record.amount_cents),
+            str(record.location_id),
+            whole(record.amount_cents),
         )
         for record in ready[ready["kind"] == "credit"].itertuples(index=False)
     ]
@@ -219,7 +220,7 @@ def find_in_doubt(
                 hits[str(record.record_key)] = None
                 continue
             # The ledger keeps credits negative, as Propexo reads them back.
-            signed = int(record.amount_cents)
+            signed = whole(record.amount_cents)
             if _content(record.charge_code_id, signed, record.transaction_date) in strangers:
                 ambiguous.add(str(record.record_key))
     return hits, ambiguous

@@ -23,7 +23,7 @@ from pipelines.inbox import (
 )
 from pipelines.ledger import Ledger
 from pipelines.load import describe_plan
-from pipelines.models import RunOutcome, Say
+from pipelines.models import RunOutcome, Say, whole
 from pipelines.profiles import (
     Profile,
 )
@@ -70,7 +70,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
         "file_totals": list(result.extract.file_totals),
         "rows": rows,
         "rejected": [
-            {"source_row": int(r), "reasons": list(dict.fromkeys(g["message"]))}
+            {"source_row": whole(r), "reasons": list(dict.fromkeys(g["message"]))}
             for r, g in rejected.groupby("source_row")
         ],
         "records": len(result.records),

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -405,7 +406,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from datetime import UTC, datetime
 
     from pipelines.ledger import Ledger
-    from pipelines.models import IN_DOUBT
+    from pipelines.models import IN_DOUBT, whole
     from pipelines.report import dollars
 
     with friendly():
@@ -415,17 +416,17 @@ def status(ctx: click.Context, as_json: bool) -> None:
             doubt = ledger.records(states=list(IN_DOUBT))
             runs = ledger.runs()
         now = datetime.now(tz=UTC)
-        in_doubt = [
+        in_doubt: list[dict[str, Any]] = [
             {
-                "record_key": r.record_key,
-                "kind": r.kind,
-                "state": r.state,
-                "sent_at": r.sent_at,
-                "age_s": age_s(r.sent_at, now),
-                "note": r.note,
-                "amount_cents": int(r.amount_cents),
+                "record_key": r["record_key"],
+                "kind": r["kind"],
+                "state": r["state"],
+                "sent_at": r["sent_at"],
+                "age_s": age_s(r["sent_at"], now),
+                "note": r["note"],
+                "amount_cents": whole(r["amount_cents"]),
             }
-            for r in doubt.itertuples()
+            for r in doubt.to_dict("records")
         ]
         in_doubt.sort(key=lambda d: str(d["sent_at"]))
         last = runs.iloc[-1].to_dict() if not runs.empty else None

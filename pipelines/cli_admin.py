@@ -86,7 +86,7 @@ def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
 
     with friendly():
         target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
-        text = draft_profile(file, kind)  # type: ignore[arg-type]
+        text = draft_profile(file, "vendor_bill" if kind == "vendor_bill" else "charge")
         target.write_text(text, encoding="utf-8")
         for line in text.splitlines():
             if line.startswith("#"):

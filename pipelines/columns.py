@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -54,10 +54,10 @@ def per_distinct(func: Callable[[pd.Series], Answer], values: pd.Series) -> Answ
     return spread(codes, done.reset_index(drop=True), values.index)
 
 
-def _may_hide_booleans(uniques: object, values: pd.Series) -> bool:
+def _may_hide_booleans(uniques: Iterable[object], values: pd.Series) -> bool:
     """Whether factorizing merged a True or False with a 1 or 0 (looked at closely only when a
     distinct value equals 0 or 1)."""
-    if not any(isinstance(u, (bool, int, float, np.number)) and u in (0, 1) for u in uniques):  # type: ignore[attr-defined]
+    if not any(isinstance(u, (bool, int, float, np.number)) and u in (0, 1) for u in uniques):
         return False
     return any(type(v) is bool for v in values)
 

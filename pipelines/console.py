@@ -202,7 +202,8 @@ def age_s(stamp: Any, now: Any) -> float | None:
 
     if not isinstance(stamp, str):
         return None
-    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    seconds: float = (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    return seconds
 
 
 def age_text(seconds: float | None) -> str:

@@ -152,7 +152,7 @@ def first_texts(text: pd.DataFrame) -> pd.Series:
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
     """Each body row's kind: 'data', or blank, header, total, subtotal, group or note."""
     profile = layout.profile
-    count = text.ne("").sum(axis=1).to_numpy()
+    count = (text != "").sum(axis=1).to_numpy()
     first = first_texts(text)
     kind = np.full(len(body), "data", dtype=object)
     data = np.ones(len(body), dtype=bool)  # kind == "data", kept alongside
@@ -206,12 +206,12 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     grouped = flags["group"].to_numpy() & data
     if grouped.any():
         rows = text[grouped]
-        one_text = (rows.eq(first[grouped], axis=0) | rows.eq("")).all(axis=1)
+        one_text = (rows.eq(first[grouped], axis=0) | (rows == "")).all(axis=1)
         mark(one_text.reindex(text.index, fill_value=False).to_numpy(), "group")
     amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
     amount_cols += list(layout.charge_columns)
     amounts_empty = (
-        text[amount_cols].eq("").all(axis=1).to_numpy()
+        (text[amount_cols] == "").all(axis=1).to_numpy()
         if amount_cols
         else np.ones(len(body), dtype=bool)
     )
@@ -328,7 +328,8 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
 
 def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
     """Text view of cells for classifying rows (the values themselves are kept as read)."""
-    return grid.fillna("").astype(str).apply(lambda col: col.str.strip())
+    text: pd.DataFrame = grid.fillna("").astype(str).apply(lambda col: col.str.strip())
+    return text
 
 
 def _too_long(cells: pd.Series, limit: int) -> int | None:
@@ -350,7 +351,7 @@ def _extract_sheet(
 ) -> ExtractResult:
     grid = grid.reset_index(drop=True)
     names_of_cells = cell_names(grid.columns, layout)
-    grid.columns = range(grid.shape[1])
+    grid.columns = pd.RangeIndex(grid.shape[1])
     text = _cell_text(grid)
     over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
     if over:
@@ -359,7 +360,7 @@ def _extract_sheet(
             f"{source.name}: a cell holds {longest:,} characters; the limit is "
             f"{limits.max_cell_chars:,}"
         )
-    nonblank = text.ne("").any(axis=1)
+    nonblank = (text != "").any(axis=1)
     last = int(nonblank[nonblank].index.max()) + 1 if nonblank.any() else 0
     grid, text = grid.iloc[:last], text.iloc[:last]
     header_start, header_end = layout.header_rows[0], layout.header_rows[-1]

@@ -121,7 +121,7 @@ CHARGES = Flow(
 )
 
 FLOWS: dict[str, Flow] = {flow.source_kind: flow for flow in (BILLS, CHARGES)}
-_BY_RECORD = {kind: flow for flow in FLOWS.values() for kind in flow.record_kinds}
+_BY_RECORD: dict[str, Flow] = {kind: flow for flow in FLOWS.values() for kind in flow.record_kinds}
 # What each record kind's proof of absence needs (pipelines.proof.sync_verdicts).
 SYNC_SCOPE: dict[str, tuple[str, bool]] = {
     kind: (flow.sync_model, flow.dated_sync) for kind, flow in _BY_RECORD.items()

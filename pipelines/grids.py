@@ -10,6 +10,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -232,21 +233,22 @@ def _read_csv_arrow(
     check = table.slice(0, len(kept)).to_pylist()
     if [[row[n] for n in names] for row in check] != [r if r else [""] * width for r in kept]:
         return None
-    body = table.slice(len(kept)).to_pandas()
-    body.columns = range(width)
+    body: pd.DataFrame = table.slice(len(kept)).to_pandas()
+    body.columns = pd.RangeIndex(width)
     if not head:
         return body
     padded = pd.DataFrame([r + [""] * (width - len(r)) for r in top], dtype="str")
-    grid = pd.concat([padded, body], ignore_index=True)
-    return grid.astype("str")
+    grid: pd.DataFrame = pd.concat([padded, body], ignore_index=True).astype("str")
+    return grid
 
 
 def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[int, int]]]) -> None:
     """Give every cell of a merged range the value of its top-left cell (as a person reads it)."""
     for (r0, c0), (r1, c1) in merged:
         if r0 < len(grid) and c0 < grid.shape[1]:
-            value = grid.iat[r0, c0]
-            grid.iloc[r0 : r1 + 1, c0 : c1 + 1] = value
+            value: Any = grid.iat[r0, c0]  # a cell as read: text, number, date or bool
+            for column in range(c0, min(c1 + 1, grid.shape[1])):
+                grid.iloc[r0 : r1 + 1, column] = value
 
 
 def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, pd.DataFrame]]:
@@ -334,7 +336,9 @@ def source_rows(
     for position in range(grid.shape[1]):
         letter = column_letter(grid.columns, position)
         words = dict.fromkeys(
-            " ".join(text.iat[r - 1, position].split()) for r in header_rows if 0 < r <= len(text)
+            " ".join(str(text.iat[r - 1, position]).split())
+            for r in header_rows
+            if 0 < r <= len(text)
         )
         name = " ".join(w for w in words if w) or letter
         names.append(f"{name} ({letter})" if name in names else name)

@@ -375,8 +375,7 @@ def resolve_in_doubt(
             ambiguous |= unsure
     now = utcnow()
     absent: list[str] = []
-    for record in doubt.itertuples():
-        key = record.record_key
+    for index, key in zip(doubt.index, doubt["record_key"].astype(str), strict=True):
         if key in found:
             ledger.transition(
                 [key],
@@ -395,9 +394,9 @@ def resolve_in_doubt(
                 "is in Propexo without our reference; look in Rent Manager, then `tieout resolve`",
             )
             counts["ambiguous"] += 1
-        elif verdict[record.Index] == PROVEN:
+        elif verdict[index] == PROVEN:
             absent.append(key)
-        elif verdict[record.Index] == UNVERIFIABLE:
+        elif verdict[index] == UNVERIFIABLE:
             _note(
                 ledger,
                 key,

@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, SupportsInt
 
 import pandas as pd
 
 SourceKind = Literal["vendor_bill", "charge"]
 RecordKind = Literal["invoice", "charge", "credit"]
 Say = Callable[[str], None]  # where a stage tells the person what it did
+
+
+def whole(value: object) -> int:
+    """A cell known to hold a whole number (Python, NumPy or pandas, or its text) as an int."""
+    if isinstance(value, SupportsInt | str):
+        return int(value)
+    raise TypeError(f"not a whole number: {value!r}")
 
 
 def utcnow() -> str:

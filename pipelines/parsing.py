@@ -68,8 +68,8 @@ def _any_money_text_to_cents(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     dollars = int_digits.where(ok & int_digits.ne(""), "0").astype("int64")
     cents_part = (frac.str.slice(0, 2) + "00").str.slice(0, 2).where(ok, "0").astype("int64")
     negative = paren | parts["sign"].eq("-").fillna(False) | parts["trail"].notna()
-    cents = (dollars * 100 + cents_part) * np.where(negative, -1, 1)
-    cents = pd.Series(cents, index=text.index, dtype="Int64").where(ok)
+    signed: np.ndarray = (dollars * 100 + cents_part) * np.where(negative, -1, 1)
+    cents = pd.Series(signed, index=text.index, dtype="Int64").where(ok)
 
     error = pd.Series(pd.NA, index=text.index, dtype="string")
     quoted = '"' + raw.fillna("") + '"'

@@ -33,6 +33,7 @@ from pipelines.columns import (
     int_part,
     row_lists,
 )
+from pipelines.models import whole
 
 
 def content_hash(payload: dict[str, Any]) -> str:
@@ -62,14 +63,14 @@ def encode_invoice(
     rows = [int(r) for r in group["source_row"]]
     items = [
         {
-            "amount_in_cents": int(line.amount_cents),
-            "property_id": str(line.property_id),
-            "financial_account_id": str(line.financial_account_id),
-            **({"notes": str(line.description)} if pd.notna(line.description) else {}),
+            "amount_in_cents": whole(line["amount_cents"]),
+            "property_id": str(line["property_id"]),
+            "financial_account_id": str(line["financial_account_id"]),
+            **({"notes": str(line["description"])} if pd.notna(line["description"]) else {}),
         }
-        for line in group.itertuples(index=False)
+        for line in group.to_dict("records")
     ]
-    total = sum(item["amount_in_cents"] for item in items)
+    total = sum(whole(item["amount_in_cents"]) for item in items)
     payload = {
         "integration_id": integration_id,
         "vendor_id": str(first["vendor_id"]),

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from pipelines import report as reporting
 from pipelines.check import dry_run_plan
 from pipelines.config import Settings
@@ -132,7 +134,10 @@ def _handle_file(
     if conflicts:
         by_key = result.records.set_index("record_key")
         for conflict in conflicts:
-            issues += conflict_issues(conflict, by_key.loc[conflict.record_key], source.name)
+            record = by_key.loc[conflict.record_key]
+            if isinstance(record, pd.DataFrame):  # keys are unique: one row
+                record = record.iloc[0]
+            issues += conflict_issues(conflict, record, source.name)
     staged_set = set(staged)
     conflict_keys = {c.record_key for c in conflicts}
     previous = (

@@ -81,7 +81,7 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     locations = json.loads(ledger.get_meta("locations") or "{}")
     unexpected = int(ledger.get_meta("unexpected") or 0)
     built = reporting.build_report(
-        row.iloc[0].to_dict(),
+        {str(k): v for k, v in row.iloc[0].to_dict().items()},
         ledger.files(run_id),
         ledger.drops(run_id),
         _records_of_run(ledger, run_id),

@@ -37,10 +37,10 @@ def _outcomes(
     found: pd.DataFrame,
     count: pd.Series,
     same: pd.Series,
-    verdict: pd.Series,
+    proven: np.ndarray,
     note: pd.Series,
 ) -> pd.DataFrame:
-    verdict = pd.Series(np.asarray(verdict, dtype=object), index=count.index)
+    verdict = pd.Series(np.asarray(proven, dtype=object), index=count.index)
     outcome = np.select(
         [
             count.gt(1),
@@ -98,7 +98,7 @@ def match_invoices(
     count = merged["n"].fillna(0).astype(int)
     amount = pd.to_numeric(merged["amount"], errors="coerce")
     same = amount.eq(merged["amount_cents"]).fillna(False)
-    note = pd.Series(
+    note: pd.Series = pd.Series(
         np.where(
             count.eq(1) & ~same,
             "total in Propexo "
@@ -109,9 +109,9 @@ def match_invoices(
         )
     )
     note = note.where(~count.gt(1), "found " + count.astype(str) + " times in Propexo")
-    verdict = _aligned(verdict, ledger)
-    note = _absence_note(note, count, verdict)
-    return _outcomes(merged, merged, count, same, verdict, note)
+    proven = _aligned(verdict, ledger)
+    note = _absence_note(note, count, proven)
+    return _outcomes(merged, merged, count, same, proven, note)
 
 
 def _aligned(verdict: pd.Series | None, ledger: pd.DataFrame) -> np.ndarray:
@@ -190,9 +190,9 @@ def match_charges(
         note = note.mask(
             hit, "matched by content: the reference number was changed in Rent Manager"
         )
-    verdict = _aligned(verdict, ledger)
-    note = _absence_note(note, count, verdict)
-    return _outcomes(merged, merged, count, same, verdict, note)
+    proven = _aligned(verdict, ledger)
+    note = _absence_note(note, count, proven)
+    return _outcomes(merged, merged, count, same, proven, note)
 
 
 def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[str]) -> pd.Series:

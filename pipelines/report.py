@@ -254,7 +254,7 @@ def build_report(
         )
 
     location_rows: list[dict[str, Any]] = []
-    groups = records.groupby("location_id", dropna=False) if not records.empty else []
+    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
     for location_id, group in groups:
         rec = _reconciliation(group)
         posted = _amount(group, POSTED)
@@ -348,7 +348,7 @@ def build_report(
         "totals": totals,
         "records": {
             "by_state": {str(k): int(v) for k, v in by_state.items()},
-            "amount_by_state": {s: _amount(records, (s,)) for s in by_state},
+            "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
             "count": len(records),
         },
         "reconciliation": reconciliation,

@@ -231,7 +231,8 @@ def changed_outcomes(outcomes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFr
     same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
     for field in ("state", "propexo_id", "note"):
         same &= text(outcomes[field]) == text(now[field])
-    return outcomes[~same]
+    changed: pd.DataFrame = outcomes[~same]
+    return changed
 
 
 def settle_in_doubt(

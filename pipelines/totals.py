@@ -125,8 +125,8 @@ def unlabelled_totals(
         return kinds
     kind = kinds.to_numpy().copy()
     data = kind == "data"
-    bare = data & text[identity].eq("").all(axis=1).to_numpy()
-    bare &= text[amounts].ne("").any(axis=1).to_numpy()
+    bare = data & (text[identity] == "").all(axis=1).to_numpy()
+    bare &= (text[amounts] != "").any(axis=1).to_numpy()
     if not bare.any():
         return kinds
     lines = data & ~bare

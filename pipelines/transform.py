@@ -23,7 +23,7 @@ from pipelines.columns import (
     per_distinct,
     spread,
 )
-from pipelines.models import Issue, IssueCode, TransformResult, ValidateResult
+from pipelines.models import Issue, IssueCode, TransformResult, ValidateResult, whole
 from pipelines.payloads import (
     CHARGE_COLUMNS,
     CHARGE_CONTENT,
@@ -147,7 +147,7 @@ def _resolution_issues(
     issues: list[Issue] = []
     for index in frame.index[ids.isna()]:
         value = str(frame.at[index, column])
-        row = int(frame.at[index, "source_row"])
+        row = whole(frame.at[index, "source_row"])
         if count[index] > 1:
             issues.append(
                 Issue(
@@ -347,7 +347,7 @@ def transform_bills(
         _inv=normalize_org(resolved["vendor_name"]) + "|" + resolved["invoice_number"]
     )
     for index in resolved.index[resolved["invoice_number"].isin(bad_invoices.index)]:
-        row = int(resolved.at[index, "source_row"])
+        row = whole(resolved.at[index, "source_row"])
         if row in bad:
             continue
         number = str(resolved.at[index, "invoice_number"])
@@ -368,13 +368,13 @@ def transform_bills(
     invoices: list[dict[str, Any]] = []
     for _, group in good.groupby("_inv", sort=False):
         first = group.iloc[0]
-        rows = [int(r) for r in group["source_row"]]
+        line_rows = [whole(r) for r in group["source_row"]]
         problem = _invoice_problem(group)
         if problem:
             code, message = problem
             issues += [
                 Issue(code, message, source_file, r, "invoice number", str(first["invoice_number"]))
-                for r in rows
+                for r in line_rows
             ]
             continue
         invoices.append(encode_invoice(group, integration_id, source_file, due_days_default))
@@ -548,16 +548,17 @@ def transform_charges(
         dupes = duplicated_all(pd.Series(same, index=frame.index))
     else:
         dupes = duplicated_all(frame["record_key"])
-    for record in frame[dupes].itertuples():
+    for reference, rows in zip(
+        frame.loc[dupes, "reference_number"], frame.loc[dupes, "source_rows"], strict=True
+    ):
         issues.append(
             Issue(
                 IssueCode.CONFLICT,
-                f'reference number "{record.reference_number}" is used by more than '
-                "one line of this file",
+                f'reference number "{reference}" is used by more than one line of this file',
                 source_file,
-                record.source_rows[0],
+                whole(rows[0]),
                 "reference number",
-                str(record.reference_number),
+                str(reference),
             )
         )
     return TransformResult(

@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipelines.columns import any_match, per_distinct
-from pipelines.models import ExtractResult, Issue, IssueCode, ValidateResult
+from pipelines.models import ExtractResult, Issue, IssueCode, ValidateResult, whole
 from pipelines.parsing import parse_dates, parse_money
 from schemas.charges import ResidentCharge
 from schemas.common import LABELS
@@ -107,7 +107,7 @@ def schema_issues(
         if index is None or pd.isna(index) or (index, column) in already:
             continue
         value = None if pd.isna(case.failure_case) else str(case.failure_case)
-        row = int(frame.at[index, "source_row"])
+        row = whole(frame.at[index, "source_row"])
         field = FIELDS.get(column, column)
         if line_fields is not None and column == "amount_cents":
             field = str(line_fields[index])
@@ -142,7 +142,7 @@ def _parse_issues(
     bad = errors.notna()
     issues = []
     for i in errors.index[bad]:
-        row = int(frame.at[i, "source_row"])
+        row = whole(frame.at[i, "source_row"])
         field = str(headers[i]) if headers is not None else FIELDS.get(column, column)
         where, header = cell_prefix(cells, field, row, _label(column))
         issues.append(

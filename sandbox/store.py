@@ -270,10 +270,12 @@ class Store:
         started = at if started_at is None else started_at
         stamp = now_iso(at)
         kinds = [SYNC_MODELS[m] for m in (models or list(SYNC_MODELS)) if m in SYNC_MODELS]
-        low = high = None
+        window: tuple[str, str] | None = None
         if window_days is not None:
-            low = now_iso(at - window_days * 86400)[:10]
-            high = now_iso(at + window_days * 86400)[:10]
+            window = (
+                now_iso(at - window_days * 86400)[:10],
+                now_iso(at + window_days * 86400)[:10],
+            )
         made_visible = 0
         with self._lock:
             rows = self._db.execute(
@@ -287,7 +289,7 @@ class Store:
                 if kind not in kinds or record.get("_deleted"):
                     continue  # not this sync's model, or gone from the PMS (last_seen frozen)
                 day = str(record.get("transaction_date") or "")[:10]
-                if kind == "charge" and low is not None and not (low <= day <= high):  # type: ignore[operator]
+                if kind == "charge" and window is not None and not (window[0] <= day <= window[1]):
                     continue  # outside the model's date window: this sync does not see it
                 record["last_seen"] = stamp
                 if not synced:

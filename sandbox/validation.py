@@ -56,13 +56,15 @@ _DATETIME = re.compile(
 )
 
 
-@_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
 def _is_datetime(value: object) -> bool:
     """Zod's ``datetime({offset: true})``: a full time and a zone (``Z`` or ``±hh:mm``)."""
     if not isinstance(value, str) or not _DATETIME.fullmatch(value):
         return False
     datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     return True
+
+
+_formats.checks("date-time", raises=ValueError)(_is_datetime)
 
 
 def load_request_validators() -> dict[str, Draft202012Validator]:

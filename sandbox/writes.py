@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -31,6 +32,7 @@ class Writes:
     events: Events
     validators: dict[str, Draft202012Validator]
     read_models: dict[str, dict[str, Any]]
+    _location_of_property: Callable[[], dict[str, str]]
 
     async def _body(
         self, request: Request, template: str | None = None
