@@ -36,6 +36,7 @@ from pipelines.profiles import (
 from pipelines.refs import (
     RefData,
 )
+from schemas import conforms
 
 RECORD_FRAME_COLUMNS = [
     "record_key",
@@ -233,6 +234,7 @@ def process_file(
             rows = records["source_rows"].explode()
             hit = rows.astype("int64").isin(bad).groupby(level=0).any()
             records = records[~hit.reindex(records.index, fill_value=False)]
+    conforms(flow.payload_schema, records, f"{source.name}: the records to post")
     issues.sort(key=lambda i: (i.source_row, i.column or ""))
     return FileResult(
         source, extract, validated, records, issues, account_rows(extract, validated, issues)

@@ -12,8 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ApiError, ConfigError
 from pipelines.propexo import PropexoClient
+from schemas import ContractError, conforms
+from schemas.synced import SyncedCharge, SyncedInvoice
 
 MAPPING_FILES = ("vendors", "properties", "charge_codes", "gl_accounts", "residents")
 
@@ -163,28 +165,9 @@ def read_aliases(mappings_dir: Path | None) -> dict[str, pd.DataFrame]:
 
 # --- synced records, for reconcile ---------------------------------------------------------------
 
-INVOICE_FIELDS = [
-    "id",
-    "x_vendor_id",
-    "x_location_id",
-    "invoice_number",
-    "total_amount_in_cents",
-    "invoice_date",
-    "created_at",
-    "updated_at",
-    "last_seen",
-]
-CHARGE_FIELDS = [
-    "id",
-    "resident_id",
-    "charge_code_id",
-    "reference_number",
-    "transaction_date",
-    "amount_in_cents",
-    "created_at",
-    "updated_at",
-    "last_seen",
-]
+# The columns of Propexo's records that are read back: the synced models' own columns.
+INVOICE_FIELDS = list(SyncedInvoice.to_schema().columns)
+CHARGE_FIELDS = list(SyncedCharge.to_schema().columns)
 
 
 def fetch_synced_invoices(
@@ -197,7 +180,7 @@ def fetch_synced_invoices(
         "order-by": "created_at:asc",
         **filters,
     }
-    return _frame(client.list_all("/v1/invoices/", params), INVOICE_FIELDS)
+    return _synced(client.list_all("/v1/invoices/", params), INVOICE_FIELDS, SyncedInvoice)
 
 
 def fetch_synced_charges(
@@ -211,7 +194,18 @@ def fetch_synced_charges(
         "transaction_date_end": date_end,
         **filters,
     }
-    return _frame(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS)
+    return _synced(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS, SyncedCharge)
+
+
+def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
+    """Propexo's records as a frame, checked against the shape its docs give them: an answer
+    unlike it stops here with one message, not as a wrong match later."""
+    frame = _frame(records, columns)
+    try:
+        conforms(model, frame, "records Propexo returned")
+    except ContractError as exc:
+        raise ApiError(f"{exc}; nothing was matched or changed") from None
+    return frame
 
 
 def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:

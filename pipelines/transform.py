@@ -39,6 +39,9 @@ from pipelines.references import (
     reference_text,
 )
 from pipelines.refs import RefData
+from schemas import conforms
+from schemas.charges import ResolvedCharge
+from schemas.vendor_bill import ResolvedBillLine
 
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
 _HINT = "add a line to data/mappings/{file}.csv (spreadsheet_name,propexo_name)"
@@ -364,6 +367,7 @@ def transform_bills(
             )
         )
     good = resolved[~resolved["source_row"].isin(_bad_rows(issues))]
+    conforms(ResolvedBillLine, good, "resolved bill lines")
 
     invoices: list[dict[str, Any]] = []
     for _, group in good.groupby("_inv", sort=False):
@@ -526,6 +530,7 @@ def transform_charges(
     # A rent-roll row is posted whole or not at all, like an invoice.
     bad = _bad_rows(issues)
     good = resolved[~resolved["source_row"].isin(bad)].copy() if bad else resolved
+    conforms(ResolvedCharge, good, "resolved charge lines")
     if good.empty:
         return TransformResult(
             invoices=pd.DataFrame(columns=INVOICE_COLUMNS),

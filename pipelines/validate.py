@@ -12,12 +12,13 @@ from collections.abc import Iterable
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.errors import SchemaErrorReason
 
 from pipelines.columns import any_match, per_distinct
 from pipelines.models import ExtractResult, Issue, IssueCode, ValidateResult, whole
 from pipelines.parsing import parse_dates, parse_money
 from schemas.charges import ResidentCharge
-from schemas.common import LABELS
+from schemas.common import CHECK_WORDS, UNKNOWN_CHECK
 from schemas.vendor_bill import VendorBill
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
@@ -46,24 +47,33 @@ def as_text(values: pd.Series) -> pd.Series:
     return per_distinct(trimmed, values).astype("string")
 
 
+# A column's words for a person, from its schema's ``Field(title=...)``.
+_TITLES = {
+    name: str(column.title)
+    for model in (VendorBill, ResidentCharge)
+    for name, column in model.to_schema().columns.items()
+    if column.title
+}
+
+
 def _label(column: str) -> str:
-    return LABELS.get(column, column.replace("_", " "))
+    return _TITLES.get(column, column.replace("_", " "))
 
 
-def _check_message(column: str, check: str, value: object) -> str:
-    label = _label(column)
-    if check == "not_nullable":
-        return f"{label} is missing"
-    if check.startswith("str_length"):
-        limit = check.rsplit(",", maxsplit=1)[-1].strip(" )")
-        return f'{label} "{value}" is longer than {limit} characters'
-    if check.startswith("str_matches"):
-        return f'{label} "{value}" is not in the expected form'
-    if check.startswith("not_equal_to(0)"):
-        return f"{label} is zero"
-    if check == "field_uniqueness":
-        return f'{label} "{value}" appears more than once'
-    return f'{label} "{value}" fails the check {check}'
+def check_words(column: str, error: pa.errors.SchemaError, value: object) -> str:
+    """What a failed check says, from the check's stable name and its statistics (never from
+    the text pandera prints for it, which a release may change): see ``CHECK_WORDS``."""
+    check = error.check
+    name = check if isinstance(check, str) else str(getattr(check, "name", check))
+    facts: dict[str, object] = dict(getattr(check, "statistics", None) or {})
+    if name == "str_length" and isinstance(value, str):
+        low = facts.get("min_value")
+        if isinstance(low, int) and len(value) < low:
+            name = "str_length_short"
+    if name == "not_equal_to" and facts.get("value") == 0:
+        name = "not_equal_to_zero"
+    words = CHECK_WORDS.get(name, UNKNOWN_CHECK)
+    return words.format(**{**facts, "label": _label(column), "value": value, "check": name})
 
 
 Cells = dict[str, tuple[str, str]]
@@ -98,31 +108,36 @@ def schema_issues(
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
+        errors = exc.schema_errors
     else:
         return []
     issues: list[Issue] = []
-    for case in cases.itertuples(index=False):
-        index, column = case.index, str(case.column)
-        if index is None or pd.isna(index) or (index, column) in already:
-            continue
-        value = None if pd.isna(case.failure_case) else str(case.failure_case)
-        row = whole(frame.at[index, "source_row"])
-        field = FIELDS.get(column, column)
-        if line_fields is not None and column == "amount_cents":
-            field = str(line_fields[index])
-        where, header = cell_prefix(cells or {}, field, row, _label(column))
-        message = _check_message(column, str(case.check), value)
-        issues.append(
-            Issue(
-                IssueCode.MISSING_VALUE if case.check == "not_nullable" else IssueCode.SCHEMA_CHECK,
-                f"{where}: {message}" if where != _label(column) else message,
-                source_file,
-                row,
-                header,
-                value,
+    for error in errors:
+        column = str(error.column_name)
+        missing = error.reason_code == SchemaErrorReason.SERIES_CONTAINS_NULLS
+        cases = error.failure_cases
+        if not isinstance(cases, pd.DataFrame) or "index" not in cases:
+            continue  # a whole-frame failure (a column gone): a bug, not a row's fault
+        for index, failure in zip(cases["index"], cases["failure_case"], strict=True):
+            if index is None or pd.isna(index) or (index, column) in already:
+                continue
+            value = None if pd.isna(failure) else str(failure)
+            row = whole(frame.at[index, "source_row"])
+            field = FIELDS.get(column, column)
+            if line_fields is not None and column == "amount_cents":
+                field = str(line_fields[index])
+            where, header = cell_prefix(cells or {}, field, row, _label(column))
+            message = check_words(column, error, value)
+            issues.append(
+                Issue(
+                    IssueCode.MISSING_VALUE if missing else IssueCode.SCHEMA_CHECK,
+                    f"{where}: {message}" if where != _label(column) else message,
+                    source_file,
+                    row,
+                    header,
+                    value,
+                )
             )
-        )
     return issues
 
 

@@ -3,7 +3,39 @@ payloads, and the canonical columns a source profile may map (``SOURCE_COLUMNS``
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
 from schemas import charges, vendor_bill
+
+SAMPLE_ROWS = 2_000  # a frame larger than this is checked on a sample (a million rows cost)
+
+
+class ContractError(RuntimeError):
+    """A frame that one stage hands the next does not match its model: a bug in tieout (or,
+    for Propexo's records, an answer unlike its documented shape), never a row's fault."""
+
+
+def conforms(model: Any, frame: pd.DataFrame, what: str) -> None:
+    """Check ``frame`` against a pandera model (a sample of it when large); raise
+    :class:`ContractError` naming the first few failures."""
+    if frame.empty:
+        return
+    sample = SAMPLE_ROWS if len(frame) > SAMPLE_ROWS else None
+    try:
+        model.validate(frame, lazy=True, sample=sample, random_state=0)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.head(3)
+        said = "; ".join(
+            f"{column}: {check} ({failure!r})"
+            for column, check, failure in zip(
+                cases["column"], cases["check"], cases["failure_case"], strict=True
+            )
+        )
+        raise ContractError(f"{what} do not match {model.__name__}: {said}") from None
+
 
 # source kind → the canonical columns a profile maps headers onto (what extract reads; the
 # models validate what they become)

@@ -25,17 +25,25 @@ SOURCE_COLUMNS = (
 class ResidentCharge(pa.DataFrameModel):
     """One charge line (resident, charge code, amount), normalized."""
 
-    source_row: Series[int] = pa.Field(ge=1)
-    property_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    unit: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 50})
-    resident_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    charge_code: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)
-    notes: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_NOTES})
-    reference_number: Series[str] = pa.Field(
-        nullable=True, str_length={"min_value": 1, "max_value": MAX_REFERENCE}
+    source_row: Series[int] = pa.Field(ge=1, title="row")
+    property_name: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="property"
     )
-    amount_cents: Series[pd.Int64Dtype] = pa.Field(ne=0)
+    unit: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 50}, title="unit")
+    resident_name: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="resident"
+    )
+    charge_code: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="charge code"
+    )
+    transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE, title="transaction date")
+    notes: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_NOTES}, title="notes")
+    reference_number: Series[str] = pa.Field(
+        nullable=True,
+        str_length={"min_value": 1, "max_value": MAX_REFERENCE},
+        title="reference number",
+    )
+    amount_cents: Series[pd.Int64Dtype] = pa.Field(ne=0, title="amount")
 
     class Config:
         coerce = True
@@ -59,8 +67,11 @@ class ChargePayload(pa.DataFrameModel):
     integration_id: Series[str]
     location_id: Series[str]
     reference_number: Series[str] = pa.Field(unique=True)
-    amount_cents: Series[int]
-    content_hash: Series[str]
-    payload: Series[object]
-    source_rows: Series[object]
+    amount_cents: Series[int] = pa.Field(ne=0)
+    content_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
     source_file: Series[str]
+    # the body's parts, posted as JSON built from these columns (pipelines.payloads)
+    resident_id: Series[str]
+    charge_code_id: Series[str]
+    transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)
+    charge_notes: Series[str] = pa.Field(str_length={"max_value": MAX_NOTES})

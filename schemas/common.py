@@ -8,21 +8,17 @@ MAX_INVOICE_NUMBER = 50
 MAX_REFERENCE = 20
 MAX_NOTES = 500
 
-# How a column is named to a person (rejects, reports): the schema's column → words.
-LABELS = {
-    "vendor_name": "vendor",
-    "invoice_number": "invoice number",
-    "invoice_date": "invoice date",
-    "due_date": "due date",
-    "post_date": "post date",
-    "property_name": "property",
-    "gl_account": "GL account",
-    "description": "description",
-    "amount_cents": "amount",
-    "unit": "unit",
-    "resident_name": "resident",
-    "charge_code": "charge code",
-    "transaction_date": "transaction date",
-    "notes": "notes",
-    "reference_number": "reference number",
+# What each check a line can fail says to a person, by the check's stable name (pandera's
+# built-in check names, and "not_nullable" for a missing value). ``{label}`` is the column's
+# title (its ``Field(title=...)``), ``{value}`` the cell, other fields the check's statistics.
+CHECK_WORDS = {
+    "not_nullable": "{label} is missing",
+    "str_length": '{label} "{value}" is longer than {max_value} characters',
+    "str_length_short": "{label} is empty",
+    "str_matches": '{label} "{value}" is not in the expected form',
+    "not_equal_to": "{label} cannot be {value}",
+    "not_equal_to_zero": "{label} is zero",
+    "greater_than_or_equal_to": '{label} "{value}" is below {min_value}',
+    "field_uniqueness": '{label} "{value}" appears more than once',
 }
+UNKNOWN_CHECK = '{label} "{value}" fails the check {check}'

@@ -14,6 +14,10 @@ class SyncedInvoice(pa.DataFrameModel):
     x_location_id: Series[str] = pa.Field(nullable=True)
     invoice_number: Series[str] = pa.Field(nullable=True)
     total_amount_in_cents: Series[float] = pa.Field(nullable=True)
+    invoice_date: Series[str] = pa.Field(nullable=True)
+    created_at: Series[str] = pa.Field(nullable=True)
+    updated_at: Series[str] = pa.Field(nullable=True)
+    last_seen: Series[str] = pa.Field(nullable=True)
 
     class Config:
         coerce = True
@@ -28,6 +32,9 @@ class SyncedCharge(pa.DataFrameModel):
     reference_number: Series[str] = pa.Field(nullable=True)
     transaction_date: Series[str] = pa.Field(nullable=True)
     amount_in_cents: Series[float] = pa.Field(nullable=True)
+    created_at: Series[str] = pa.Field(nullable=True)
+    updated_at: Series[str] = pa.Field(nullable=True)
+    last_seen: Series[str] = pa.Field(nullable=True)
 
     class Config:
         coerce = True

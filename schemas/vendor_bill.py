@@ -25,18 +25,26 @@ SOURCE_COLUMNS = (
 class VendorBill(pa.DataFrameModel):
     """One bill line, normalized: text trimmed, dates ISO, money in integer cents."""
 
-    source_row: Series[int] = pa.Field(ge=1)
-    vendor_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    invoice_number: Series[str] = pa.Field(
-        str_length={"min_value": 1, "max_value": MAX_INVOICE_NUMBER}
+    source_row: Series[int] = pa.Field(ge=1, title="row")
+    vendor_name: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="vendor"
     )
-    invoice_date: Series[str] = pa.Field(str_matches=ISO_DATE)
-    due_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE)
-    post_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE)
-    property_name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    gl_account: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": MAX_NAME})
-    description: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_NOTES})
-    amount_cents: Series[pd.Int64Dtype] = pa.Field()
+    invoice_number: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_INVOICE_NUMBER}, title="invoice number"
+    )
+    invoice_date: Series[str] = pa.Field(str_matches=ISO_DATE, title="invoice date")
+    due_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE, title="due date")
+    post_date: Series[str] = pa.Field(nullable=True, str_matches=ISO_DATE, title="post date")
+    property_name: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="property"
+    )
+    gl_account: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": MAX_NAME}, title="GL account"
+    )
+    description: Series[str] = pa.Field(
+        nullable=True, str_length={"max_value": MAX_NOTES}, title="description"
+    )
+    amount_cents: Series[pd.Int64Dtype] = pa.Field(title="amount")
 
     class Config:
         coerce = True
@@ -61,7 +69,7 @@ class InvoicePayload(pa.DataFrameModel):
     location_id: Series[str]
     invoice_number: Series[str]
     total_amount_in_cents: Series[int] = pa.Field(ge=0)
-    content_hash: Series[str]
+    content_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$")
     payload: Series[object]
     source_rows: Series[object]
     source_file: Series[str]

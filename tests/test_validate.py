@@ -62,3 +62,46 @@ def test_rent_roll_without_a_period_is_rejected_with_instructions(tmp_path: Path
     result = validated(path)
     assert len(result.issues) == 1
     assert "--period YYYY-MM" in result.issues[0].message
+
+
+def test_every_check_of_the_line_schemas_has_words_and_every_column_a_title() -> None:
+    """#17: reasons came from parsing pandera's printed check (one release could change every
+    reject reason); now from each check's stable name, mapped to words in one place."""
+    from schemas.charges import ResidentCharge
+    from schemas.common import CHECK_WORDS
+    from schemas.vendor_bill import VendorBill
+
+    for model in (VendorBill, ResidentCharge):
+        for name, column in model.to_schema().columns.items():
+            assert column.title, f"{model.__name__}.{name} has no title"
+            for check in column.checks:
+                assert check.name in CHECK_WORDS, f"{model.__name__}.{name}: {check.name}"
+
+
+def test_a_failed_check_is_said_from_its_name_and_statistics() -> None:
+    import pandas as pd
+
+    from pipelines.validate import schema_issues
+    from schemas.charges import ResidentCharge
+
+    frame = pd.DataFrame(
+        {
+            "source_row": [2, 3, 4],
+            "property_name": ["Maple " * 50, "Maple", "Maple"],
+            "unit": ["1", None, "2"],
+            "resident_name": ["Ann", "Bo", "Cy"],
+            "charge_code": ["rent", "rent", "rent"],
+            "transaction_date": ["2026-12-01", "2026-12-01", "12/1/2026"],
+            "notes": [None, None, None],
+            "reference_number": [None, None, None],
+            "amount_cents": pd.array([100, 0, 5], dtype="Int64"),
+        }
+    )
+    said = {
+        (i.source_row, i.code.value, i.message)
+        for i in schema_issues(ResidentCharge, frame, "f.csv", set())
+    }
+    assert (2, "SCHEMA_CHECK", f'property "{"Maple " * 50}" is longer than 200 characters') in said
+    assert (3, "MISSING_VALUE", "unit is missing") in said
+    assert (3, "SCHEMA_CHECK", "amount is zero") in said
+    assert (4, "SCHEMA_CHECK", 'transaction date "12/1/2026" is not in the expected form') in said
