@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,23 @@ from pipelines.sync import (
 )
 
 
-def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str, Any]:
-    """What `tieout check` says about one file (and the rejects file it writes beside it)."""
+@dataclass(frozen=True)
+class CheckResult:
+    """What `tieout check` found in one file: its summary (the ``--json`` contract, less
+    where the rejects file went) and that rejects file's bytes; the caller writes files."""
+
+    path: Path
+    summary: dict[str, Any]
+    errors_csv: bytes | None  # <name>.errors.csv, when any row was rejected
+
+    @property
+    def errors_path(self) -> Path | None:
+        """Where the rejects file goes: beside the file."""
+        return self.path.with_name(self.path.name + ".errors.csv") if self.errors_csv else None
+
+
+def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckResult:
+    """What `tieout check` says about one file; writes nothing."""
     result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
     o = result.outcome
     rejected = pd.DataFrame(
@@ -47,11 +63,8 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
     bad_rows = set(rejected["source_row"])
     valid = valid[~valid["source_row"].isin(bad_rows)]
     rows = json.loads(valid.to_json(orient="records", date_format="iso"))
-    errors_path = None
-    if result.issues:
-        errors_path = path.with_name(path.name + ".errors.csv")
-        errors_path.write_bytes(errors_file_bytes(result, result.issues))
-    return {
+    errors_csv = errors_file_bytes(result, result.issues) if result.issues else None
+    summary = {
         "name": o.name,
         "sha256": o.sha256,
         "profile": o.profile,
@@ -74,8 +87,8 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> dict[str
             for r, g in rejected.groupby("source_row")
         ],
         "records": len(result.records),
-        "errors_file": str(errors_path) if errors_path else None,
     }
+    return CheckResult(path, summary, errors_csv)
 
 
 def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:

@@ -278,7 +278,13 @@ def check(
                 # Say what can be said without Propexo, then the next step.
                 unreachable = exc
                 err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
-        results = [check_file(path, settings, refs) for path in files]
+        results = []
+        for path in files:
+            checked = check_file(path, settings, refs)
+            if checked.errors_csv is not None and checked.errors_path is not None:
+                checked.errors_path.write_bytes(checked.errors_csv)
+            errors_file = str(checked.errors_path) if checked.errors_path else None
+            results.append({**checked.summary, "errors_file": errors_file})
         for r in results:
             skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
             out.print(
@@ -347,7 +353,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     sync (Propexo syncs every 12 hours by default). Records left in doubt by a crash or a lost
     answer are looked up here, and marked to be sent again only when provably absent.
     """
-    from pipelines.pipeline import reconcile_command
+    from pipelines.sync import reconcile_command
 
     with friendly():
         result, reports = reconcile_command(settings_of(ctx), sync=sync, wait_s=wait_s, say=say)

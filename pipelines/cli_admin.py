@@ -316,9 +316,9 @@ def demo(workdir: Path) -> None:
     ledger, inbox and reports are not touched.
     """
     from pipelines.ledger import Ledger
-    from pipelines.pipeline import reconcile_command
     from pipelines.pipeline import run as run_pipeline
     from pipelines.propexo import make_client
+    from pipelines.sync import reconcile_command
     from pipelines.webhooks import ReceiverThread, register
     from sandbox.faults import SandboxConfig
     from sandbox.server import running_sandbox

@@ -433,8 +433,10 @@ def load(
     on_progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LoadResult:
-    """Post what is ready, then follow every job to its outcome."""
+    """Post what is ready, then follow every job to its outcome. The counts are of this pass:
+    the records that were ready when it began."""
     started = time.monotonic()
+    ready = ledger.records(states=["ready"], columns=["record_key"])["record_key"].tolist()
     requests, submitted, _ = post_ready(
         ledger,
         client,
@@ -444,13 +446,13 @@ def load(
         on_progress=on_progress,
     )
     wait_for_jobs(ledger, client, run_id=run_id, timeout_s=status_timeout_s, sleep=sleep)
-    states = ledger.by_state()
+    states = ledger.states_of(ready)
     return LoadResult(
         requests=requests,
         submitted=submitted,
-        confirmed=states.get("confirmed", {}).get("count", 0),
-        failed=states.get("failed", {}).get("count", 0),
-        in_doubt=sum(states.get(s, {}).get("count", 0) for s in IN_DOUBT),
+        confirmed=states.get("confirmed", 0),
+        failed=states.get("failed", 0),
+        in_doubt=sum(states.get(s, 0) for s in IN_DOUBT),
         rate_limited=client.limiter.rate_limited,
         seconds=time.monotonic() - started,
     )

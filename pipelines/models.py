@@ -61,6 +61,14 @@ POSTED = (
 )
 # Posted but not yet seen by a sync that settles it.
 AWAITING_SYNC = (RecordState.CONFIRMED, RecordState.PARTIAL, RecordState.UNVERIFIABLE)
+# Not finished by the run that staged or sent it (the run exits 1 until they are).
+UNFINISHED = (
+    RecordState.READY,
+    RecordState.SENDING,
+    RecordState.SUBMITTED,
+    RecordState.FAILED,
+    RecordState.PARTIAL,
+)
 # What a person must look at.
 NEEDS_ATTENTION = (
     RecordState.FAILED,

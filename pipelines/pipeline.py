@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines import publish
 from pipelines import report as reporting
 from pipelines.check import dry_run_plan
 from pipelines.config import Settings
@@ -35,12 +36,11 @@ from pipelines.inbox import (
     complete_files,
     move_file,
 )
-from pipelines.ledger import Ledger, utcnow
-from pipelines.load import load, wait_for_jobs
-from pipelines.lock import run_lock
+from pipelines.ledger import Ledger
+from pipelines.load import load
 from pipelines.logs import run_log
 from pipelines.models import (
-    ReconcileResult,
+    UNFINISHED,
     RunOutcome,
     Say,
 )
@@ -48,7 +48,6 @@ from pipelines.profiles import (
     Profile,
 )
 from pipelines.propexo import PropexoClient, make_client
-from pipelines.publish import write_report
 from pipelines.rebuild import backup_ledger
 from pipelines.refs import (
     RefData,
@@ -62,7 +61,6 @@ from pipelines.sync import (
     refuse_if_posted_before,
     settle_in_doubt,
     vendor_x_ids,
-    wait_for_syncs,
 )
 
 log = logging.getLogger("tieout")
@@ -209,17 +207,21 @@ def run(
     profiles = profiles_for(settings)
     if dry_run:
         return dry_run_plan(settings, inbox, profiles, say)
-    with run_lock(settings.lock_path, "run"):
+    with Ledger(settings.ledger) as ledger, ledger.lock("run"):
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
             for path in busy:
                 say(f"{path.name}: still being written; left for the next run")
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
-            return _run_locked(settings, run_id, files, profiles, say, on_progress)
+            outcome = _run_locked(ledger, settings, run_id, files, profiles, say, on_progress)
+        if outcome.report_dir is not None:
+            backup_ledger(settings, run_id)
+        return outcome
 
 
 def _run_locked(
+    ledger: Ledger,
     settings: Settings,
     run_id: str,
     files: list[Path],
@@ -228,111 +230,86 @@ def _run_locked(
     on_progress: Callable[[int, int], None] | None,
 ) -> RunOutcome:
     log.info("run started", extra={"run_id": run_id, "count": len(files)})
-    ledger = Ledger(settings.ledger)
     ledger.start_run(run_id, dry_run=False, pid=os.getpid())
     problems = False
     processed = 0
     try:
         with make_client(settings) as client:
-            refs = reference_data(ledger, client, settings)
-            ledger.set_meta(
-                "locations",
-                json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
+            problems, processed = _post_and_follow(
+                ledger, client, settings, run_id, files, profiles, say, on_progress
             )
-            doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
-            if any(doubt.values()):
-                say("in doubt from earlier runs: " + describe_doubt(doubt))
-            for path in files:
-                done, had_problems = _handle_file(
-                    path, ledger, run_id, profiles, refs, settings, say, client
-                )
-                processed += int(done)
-                problems |= had_problems
-            witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
-            if witnessed:
-                say(
-                    f"{witnessed} records were already in Propexo (posted before, by tieout or "
-                    "by hand): recorded as posted, not sent again"
-                )
-            result = load(
-                ledger,
-                client,
-                run_id=run_id,
-                batch_size=settings.batch_size,
-                status_timeout_s=settings.status_timeout_s,
-                concurrency=settings.concurrency,
-                on_progress=on_progress,
-            )
-            if result.requests:
-                stats = client.stats
-                rate = stats.requests / max(result.seconds, 1e-9) * 60
-                say(
-                    f"posted {result.requests} write requests in {result.seconds:.1f}s; "
-                    f"{stats.requests} requests in all ({stats.status_polls} status polls), "
-                    f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
-                )
-            if result.in_doubt:
-                # Invoices read back at once: what this run left in doubt may be settled now.
-                settled = settle_in_doubt(ledger, client, settings, refs, run_id)
-                if settled["found"]:
-                    say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
-            reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
     finally:
-        states = ledger.records(run_id=run_id)
-        if (
-            not states.empty
-            and states["state"].isin(["failed", "sending", "submitted", "ready", "partial"]).any()
-        ):
-            problems = True
+        states = ledger.records(run_id=run_id, columns=["state"])
+        problems |= bool(states["state"].isin(list(UNFINISHED)).any())
         exit_code = 1 if problems else 0
         ledger.finish_run(run_id, exit_code)
         log.info("run finished", extra={"run_id": run_id, "code": exit_code})
-    did_something = processed or not states.empty or bool(ledger.touched_keys(run_id))
-    report_dir = write_report(ledger, settings, run_id) if did_something else None
-    summary = json.loads((report_dir / "summary.json").read_text()) if report_dir else {}
-    if summary:
-        # The verdict decides the exit code, so console, report and cron all say the same.
-        verdict_code = 1 if summary["verdict"] == reporting.ATTENTION else 0
-        if verdict_code != exit_code:
-            exit_code = verdict_code
-            ledger.finish_run(run_id, exit_code)
-            report_dir = write_report(ledger, settings, run_id)
-            summary = json.loads((report_dir / "summary.json").read_text())
-    ledger.close()
-    if did_something:
-        backup_ledger(settings, run_id)
-    return RunOutcome(run_id, exit_code, report_dir, summary)
+    if not (processed or not states.empty or ledger.touched_keys(run_id)):
+        return RunOutcome(run_id, exit_code, None, {})
+    built = publish.build(ledger, settings, run_id)
+    # The verdict decides the exit code, so console, report and cron all say the same.
+    verdict_code = 1 if built.summary["verdict"] == reporting.ATTENTION else 0
+    if verdict_code != exit_code:
+        exit_code = verdict_code
+        ledger.finish_run(run_id, exit_code)
+        built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
+    return RunOutcome(run_id, exit_code, publish.write(built, settings, run_id), built.summary)
 
 
-def reconcile_command(
-    settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
-) -> tuple[ReconcileResult | None, list[Path]]:
-    """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
-    with run_lock(settings.lock_path, "reconcile"), Ledger(settings.ledger) as ledger:
-        with make_client(settings) as client:
-            refs = reference_data(ledger, client, settings)
-            x_ids = vendor_x_ids(refs)
-            if sync:
-                ledger.request_sync(settings.integration_id, utcnow())
-                if client.manual_sync(settings.integration_id):
-                    say("asked Propexo for a sync; it is proven done only by its SYNC_COMPLETE")
-            if wait_s > 0 and ledger.open_sync_requests(settings.integration_id):
-                if wait_for_syncs(ledger, settings.integration_id, wait_s):
-                    say("the sync is complete (SYNC_COMPLETE received)")
-                else:
-                    say(
-                        f"no SYNC_COMPLETE within {wait_s:g}s: is `tieout webhooks serve` "
-                        "running and registered? Records stay in doubt until a sync is proven"
-                    )
-            wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
-            doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
-            if any(doubt.values()):
-                say("in doubt: " + describe_doubt(doubt))
-            result = reconcile_ledger(ledger, client, settings, x_ids)
-        reports = []
-        if result is not None:
-            touched = ledger.records(states=None)
-            for run_id in sorted(set(touched["run_id"])):
-                if (settings.reports_dir / run_id).exists():
-                    reports.append(write_report(ledger, settings, run_id))
-    return result, reports
+def _post_and_follow(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    run_id: str,
+    files: list[Path],
+    profiles: list[Profile],
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[bool, int]:
+    """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
+    problems = False
+    processed = 0
+    refs = reference_data(ledger, client, settings)
+    ledger.set_meta(
+        "locations",
+        json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
+    )
+    doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
+    if any(doubt.values()):
+        say("in doubt from earlier runs: " + describe_doubt(doubt))
+    for path in files:
+        done, had_problems = _handle_file(
+            path, ledger, run_id, profiles, refs, settings, say, client
+        )
+        processed += int(done)
+        problems |= had_problems
+    witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
+    if witnessed:
+        say(
+            f"{witnessed} records were already in Propexo (posted before, by tieout or "
+            "by hand): recorded as posted, not sent again"
+        )
+    result = load(
+        ledger,
+        client,
+        run_id=run_id,
+        batch_size=settings.batch_size,
+        status_timeout_s=settings.status_timeout_s,
+        concurrency=settings.concurrency,
+        on_progress=on_progress,
+    )
+    if result.requests:
+        stats = client.stats
+        rate = stats.requests / max(result.seconds, 1e-9) * 60
+        say(
+            f"posted {result.requests} write requests in {result.seconds:.1f}s; "
+            f"{stats.requests} requests in all ({stats.status_polls} status polls), "
+            f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
+        )
+    if result.in_doubt:
+        # Invoices read back at once: what this run left in doubt may be settled now.
+        settled = settle_in_doubt(ledger, client, settings, refs, run_id)
+        if settled["found"]:
+            say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
+    reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
+    return problems, processed

@@ -13,6 +13,7 @@ from pipelines import report as reporting
 from pipelines.config import Settings, which_propexo
 from pipelines.errors import InputError
 from pipelines.ledger import Ledger
+from pipelines.report import RunReport
 
 
 def _records_of_run(ledger: Ledger, run_id: str) -> pd.DataFrame:
@@ -72,15 +73,15 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
     }
 
 
-def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
-    """Render a run's report from the ledger into ``data/reports/<run_id>/``."""
+def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
+    """A run's report, built from the ledger (nothing written)."""
     runs = ledger.runs()
     row = runs[runs["run_id"] == run_id]
     if row.empty:
         raise InputError(f"no run {run_id!r} in the ledger")
     locations = json.loads(ledger.get_meta("locations") or "{}")
     unexpected = int(ledger.get_meta("unexpected") or 0)
-    built = reporting.build_report(
+    return reporting.build_report(
         {str(k): v for k, v in row.iloc[0].to_dict().items()},
         ledger.files(run_id),
         ledger.drops(run_id),
@@ -92,6 +93,10 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
         provenance=provenance(settings),
         names=report_names(ledger, settings),
     )
+
+
+def write(built: RunReport, settings: Settings, run_id: str) -> Path:
+    """A built report's files into ``data/reports/<run_id>/``, and the index of runs."""
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in render.render_all(built, folder).items():
@@ -99,6 +104,11 @@ def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     index = render.render_index(render.run_rows(run_summaries(settings.reports_dir)))
     _write_atomically(settings.reports_dir / "index.html", index.encode())
     return folder
+
+
+def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
+    """Build a run's report from the ledger and write it into ``data/reports/<run_id>/``."""
+    return write(build(ledger, settings, run_id), settings, run_id)
 
 
 def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,14 +15,16 @@ from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
 from pipelines.ledger import Conflict, Ledger, utcnow
-from pipelines.load import resolve_in_doubt
+from pipelines.load import resolve_in_doubt, wait_for_jobs
 from pipelines.models import (
     POSTED,
     Issue,
     ReconcileResult,
+    Say,
 )
 from pipelines.proof import sync_verdicts, write_ended
-from pipelines.propexo import PropexoClient
+from pipelines.propexo import PropexoClient, make_client
+from pipelines.publish import write_report
 from pipelines.reconcile import LEDGER_COLUMNS, summarize
 from pipelines.refs import (
     RefData,
@@ -307,3 +310,37 @@ def vendor_x_ids(refs: RefData) -> dict[str, str]:
 def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
     """What a person needs to settle a conflict, in the words of the record's kind."""
     return flow_for_record(str(record["kind"])).conflict_issues(conflict, record, file_name)
+
+
+def reconcile_command(
+    settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
+) -> tuple[ReconcileResult | None, list[Path]]:
+    """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
+    with Ledger(settings.ledger) as ledger, ledger.lock("reconcile"):
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+            x_ids = vendor_x_ids(refs)
+            if sync:
+                ledger.request_sync(settings.integration_id, utcnow())
+                if client.manual_sync(settings.integration_id):
+                    say("asked Propexo for a sync; it is proven done only by its SYNC_COMPLETE")
+            if wait_s > 0 and ledger.open_sync_requests(settings.integration_id):
+                if wait_for_syncs(ledger, settings.integration_id, wait_s):
+                    say("the sync is complete (SYNC_COMPLETE received)")
+                else:
+                    say(
+                        f"no SYNC_COMPLETE within {wait_s:g}s: is `tieout webhooks serve` "
+                        "running and registered? Records stay in doubt until a sync is proven"
+                    )
+            wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
+            doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
+            if any(doubt.values()):
+                say("in doubt: " + describe_doubt(doubt))
+            result = reconcile_ledger(ledger, client, settings, x_ids)
+        reports = []
+        if result is not None:
+            touched = ledger.records(states=None)
+            for run_id in sorted(set(touched["run_id"])):
+                if (settings.reports_dir / run_id).exists():
+                    reports.append(write_report(ledger, settings, run_id))
+    return result, reports

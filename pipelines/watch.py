@@ -14,8 +14,8 @@ from pipelines.inbox import (
     open_for_writing,
 )
 from pipelines.models import Say
-from pipelines.pipeline import reconcile_command, run
-from pipelines.sync import latest_sync
+from pipelines.pipeline import run
+from pipelines.sync import latest_sync, reconcile_command
 
 log = logging.getLogger("tieout")
 

@@ -670,9 +670,12 @@ def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> Non
     book.active["C8"] = "Nobody, Atall"  # a row with Rent, Parking, Pet Rent and Trash
     book.save(tmp_path / "roll.xlsx")
     checked = check_file(tmp_path / "roll.xlsx", load_settings(env={}), refs)
-    (reasons,) = [r["reasons"] for r in checked["rejected"] if r["source_row"] == 8]
+    (reasons,) = [r["reasons"] for r in checked.summary["rejected"] if r["source_row"] == 8]
     assert len(reasons) == 1 and '"Nobody, Atall" is not known to Propexo' in reasons[0]
-    errors = (tmp_path / "roll.xlsx.errors.csv").read_text(encoding="utf-8-sig")
+    assert checked.errors_path == tmp_path / "roll.xlsx.errors.csv"
+    assert not checked.errors_path.exists()  # check_file writes nothing; the CLI does
+    assert checked.errors_csv is not None
+    errors = checked.errors_csv.decode("utf-8-sig")
     assert errors.count('""Nobody, Atall"" is not known') == 1
 
 

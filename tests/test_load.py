@@ -375,3 +375,42 @@ def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
     assert [(c.record_key, c.previous_cents, c.cents) for c in conflicts] == [
         ("credit:int:TOAAAAAAAAAA", 100, -100)
     ]
+
+
+def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """#17: LoadResult counted every confirmed record in the ledger, so a second run said it
+    confirmed the first run's records too."""
+    from pipelines.files import process_file, profiles_for
+    from pipelines.grids import fingerprint
+    from pipelines.load import load
+    from pipelines.propexo import PropexoClient
+    from pipelines.sync import reference_data
+
+    settings = replace(
+        load_settings(env={}),
+        base_url=sandbox.base_url,
+        token=Secret(sandbox.config.token),
+        data_dir=tmp_path,
+    )
+    bills = write_bills(
+        tmp_path / "bills.csv",
+        [
+            "ACME Plumbing LLC,PASS-1,11/03/2026,,Maple Court,5100,valve,100.00",
+            "ACME Plumbing LLC,PASS-2,11/03/2026,,Maple Court,5100,valve,200.00",
+        ],
+    )
+    with (
+        Ledger(tmp_path / "ledger.sqlite") as ledger,
+        PropexoClient(sandbox.base_url, Secret(sandbox.config.token)) as client,
+    ):
+        refs = reference_data(ledger, client, settings)
+        records = process_file(fingerprint(bills), profiles_for(settings), refs, settings).records
+        assert len(records) == 2
+        ledger.stage_records("r1", "a", records.iloc[:1])
+        first = load(ledger, client, run_id="r1", batch_size=10, status_timeout_s=20)
+        ledger.stage_records("r2", "b", records.iloc[1:])
+        second = load(ledger, client, run_id="r2", batch_size=10, status_timeout_s=20)
+    assert (first.requests, first.confirmed) == (1, 1)
+    assert (second.requests, second.confirmed) == (1, 1)  # the whole ledger holds 2

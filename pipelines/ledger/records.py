@@ -362,6 +362,18 @@ class RecordStore:
         rows = self.db.execute(sql + " GROUP BY state", params).fetchall()
         return {state: {"count": int(n), "amount_cents": int(total)} for state, n, total in rows}
 
+    def states_of(self, keys: Sequence[str]) -> dict[str, int]:
+        """State → how many of these records are in it now."""
+        counts: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
+            for state, n in self.db.execute(
+                f"SELECT state, COUNT(*) FROM records WHERE record_key IN ({_marks(chunk)}) "
+                "GROUP BY state",
+                chunk,
+            ):
+                counts[str(state)] = counts.get(str(state), 0) + int(n)
+        return counts
+
     def events(self, record_key: str) -> list[tuple[str, str | None, str, str | None]]:
         rows = self.db.execute(
             "SELECT at, from_state, to_state, detail FROM events WHERE record_key = ? ORDER BY id",
