@@ -14,76 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.config import load_settings
-from pipelines.errors import ConfigError
-from pipelines.inbox import complete_files, move_file, safe_name
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, TEST_DATA, run_cli
-
-
-def test_only_complete_files_are_taken(tmp_path: Path) -> None:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    done = inbox / "bills.csv"
-    done.write_text("complete")
-    growing = inbox / "roll.xlsx"
-    growing.write_bytes(b"PK partial")
-    for ignored in (
-        "~$roll.xlsx",
-        ".hidden.csv",
-        "download.csv.crdownload",
-        "x.part",
-        "y.tmp",
-        "bills.csv.errors.csv",
-    ):
-        (inbox / ignored).write_text("ignore me")
-
-    def still_copying(seconds: float) -> None:
-        with growing.open("ab") as handle:  # the copy is still going on between the two looks
-            handle.write(b"more bytes")
-
-    complete, busy = complete_files(inbox, 0.01, sleep=still_copying)
-    assert complete == [done]
-    assert busy == [growing]
-
-
-def test_moves_never_overwrite_and_names_stay_inside_their_folder(tmp_path: Path) -> None:
-    assert safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("bills\x07\x1b.csv") == "bills__.csv"
-    assert len(safe_name("x" * 400 + ".csv")) <= 180
-    folder = tmp_path / "archive"
-    for _ in range(3):
-        source = tmp_path / "bills.csv"
-        source.write_text("same name")
-        move_file(source, folder)
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "bills (2).csv",
-        "bills (3).csv",
-        "bills.csv",
-    ]
-
-
-def test_a_bad_setting_says_which_key_and_what_was_expected(tmp_path: Path) -> None:
-    config = tmp_path / "tieout.toml"
-    config.write_text('batch_size = "lots"\n')
-    with pytest.raises(ConfigError, match="batch_size: expected a whole number"):
-        load_settings(env={}, config_path=config)
-    config.write_text("bacth_size = 10\n")
-    with pytest.raises(ConfigError, match="unknown setting 'bacth_size'"):
-        load_settings(env={}, config_path=config)
-    result = run_cli("config", "show", env={"TIEOUT_CONFIG": str(config)})
-    assert (
-        result.returncode == 2
-        and "unknown setting" in result.stderr
-        and "Traceback" not in result.stderr
-    )
-
-
-def test_the_shipped_config_is_all_defaults() -> None:
-    assert load_settings(env={}, config_path=ROOT / "tieout.toml") == load_settings(
-        env={}, config_path=TEST_DATA / "empty.toml"
-    )
 
 
 def test_a_stale_lock_from_a_dead_process_is_taken_over(sandbox, workspace: Path) -> None:  # type: ignore[no-untyped-def]
@@ -197,92 +130,6 @@ with open(path, "w") as out:
     time.sleep(float(sys.argv[5]))
     out.writelines(line.format(i) for i in range(first, first + second))
 """
-
-
-def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
-    """#20 item 3: a writer that paused mid-file lost the rest of it to the archive."""
-    from tests.conftest import BILL_HEADER
-
-    data = tmp_path / "data"
-    (data / "inbox").mkdir(parents=True)
-    with running_sandbox(SandboxConfig(job_delay_s=0.02, rate_limit=1000)) as box:
-        watcher = start_watch(data, box)
-        try:
-            writer = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    WRITER,
-                    str(data / "inbox" / "bills.csv"),
-                    BILL_HEADER,
-                    "20",
-                    "21",
-                    "3",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert writer.stdout is not None and writer.stdout.readline().strip() == "paused"
-            time.sleep(2)  # several looks of the watch while the writer holds the file open
-            assert not (data / "archive").exists(), "taken while still being written"
-            writer.communicate(timeout=30)
-            deadline = time.monotonic() + 60
-            with httpx.Client(
-                base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
-            ) as api:
-                while len(records := api.get("/_sandbox/records").json()["results"]) < 41:
-                    assert time.monotonic() < deadline, f"{len(records)} of 41 posted"
-                    time.sleep(0.2)
-                time.sleep(0.5)
-                records = api.get("/_sandbox/records").json()["results"]
-            assert sorted(r["invoice_number"] for r in records) == sorted(
-                f"W-{i}" for i in range(41)
-            )
-        finally:
-            watcher.send_signal(signal.SIGINT)
-            _out, err = watcher.communicate(timeout=30)
-        assert "Traceback" not in err, err
-
-
-def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
-    from pipelines.grids import fingerprint
-    from pipelines.inbox import changed_since
-
-    path = tmp_path / "bills.csv"
-    path.write_text("a,b\n1,2\n")
-    source = fingerprint(path)
-    assert not changed_since(source)
-    with path.open("a") as more:
-        more.write("3,4\n")
-    assert changed_since(source)
-
-
-def test_the_shipped_config_documents_every_setting() -> None:
-    """README: "every setting is there with its default"."""
-    from dataclasses import fields
-
-    from pipelines.config import Settings
-
-    text = (ROOT / "tieout.toml").read_text()
-    internal = {"period_override", "property_name", "profile_globs"}  # command line / [profiles]
-    missing = [f.name for f in fields(Settings) if f.name not in internal and f.name not in text]
-    assert missing == []
-    assert "[profiles]" in text
-
-
-def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
-    from pipelines.files import profile_for_file, profiles_for
-
-    config = tmp_path / "tieout.toml"
-    config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')
-    settings = load_settings(env={}, config_path=config)
-    profiles = profiles_for(settings)
-    assert profile_for_file(settings, profiles, "June ITEMIZED.csv") == "appfolio_rent_roll"
-    assert profile_for_file(settings, profiles, "bills.csv") is None
-    config.write_text('[profiles]\n"*.csv" = "nope"\n')
-    with pytest.raises(ConfigError, match="names no profile called 'nope'"):
-        bad = load_settings(env={}, config_path=config)
-        profile_for_file(bad, profiles_for(bad), "x.csv")
 
 
 def _doctor(workspace: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -404,3 +251,48 @@ def test_refs_show_finds_names_for_alias_files(sandbox: RunningSandbox, workspac
     rows = list(csv_module.DictReader(io.StringIO(shown.stdout)))
     assert rows and all("acme" in r["name"].lower() for r in rows)
     assert all(r["location"] for r in rows)  # the location's name beside its id
+
+
+def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
+    """#20 item 3: a writer that paused mid-file lost the rest of it to the archive."""
+    from tests.conftest import BILL_HEADER
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    with running_sandbox(SandboxConfig(job_delay_s=0.02, rate_limit=1000)) as box:
+        watcher = start_watch(data, box)
+        try:
+            writer = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WRITER,
+                    str(data / "inbox" / "bills.csv"),
+                    BILL_HEADER,
+                    "20",
+                    "21",
+                    "3",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "paused"
+            time.sleep(2)  # several looks of the watch while the writer holds the file open
+            assert not (data / "archive").exists(), "taken while still being written"
+            writer.communicate(timeout=30)
+            deadline = time.monotonic() + 60
+            with httpx.Client(
+                base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+            ) as api:
+                while len(records := api.get("/_sandbox/records").json()["results"]) < 41:
+                    assert time.monotonic() < deadline, f"{len(records)} of 41 posted"
+                    time.sleep(0.2)
+                time.sleep(0.5)
+                records = api.get("/_sandbox/records").json()["results"]
+            assert sorted(r["invoice_number"] for r in records) == sorted(
+                f"W-{i}" for i in range(41)
+            )
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            _out, err = watcher.communicate(timeout=30)
+        assert "Traceback" not in err, err

@@ -1,0 +1,62 @@
+"""The inbox: which files are taken, when, and where they go; nothing overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.inbox import complete_files, move_file, safe_name
+
+
+def test_only_complete_files_are_taken(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    done = inbox / "bills.csv"
+    done.write_text("complete")
+    growing = inbox / "roll.xlsx"
+    growing.write_bytes(b"PK partial")
+    for ignored in (
+        "~$roll.xlsx",
+        ".hidden.csv",
+        "download.csv.crdownload",
+        "x.part",
+        "y.tmp",
+        "bills.csv.errors.csv",
+    ):
+        (inbox / ignored).write_text("ignore me")
+
+    def still_copying(seconds: float) -> None:
+        with growing.open("ab") as handle:  # the copy is still going on between the two looks
+            handle.write(b"more bytes")
+
+    complete, busy = complete_files(inbox, 0.01, sleep=still_copying)
+    assert complete == [done]
+    assert busy == [growing]
+
+
+def test_moves_never_overwrite_and_names_stay_inside_their_folder(tmp_path: Path) -> None:
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("bills\x07\x1b.csv") == "bills__.csv"
+    assert len(safe_name("x" * 400 + ".csv")) <= 180
+    folder = tmp_path / "archive"
+    for _ in range(3):
+        source = tmp_path / "bills.csv"
+        source.write_text("same name")
+        move_file(source, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "bills (2).csv",
+        "bills (3).csv",
+        "bills.csv",
+    ]
+
+
+def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
+    from pipelines.grids import fingerprint
+    from pipelines.inbox import changed_since
+
+    path = tmp_path / "bills.csv"
+    path.write_text("a,b\n1,2\n")
+    source = fingerprint(path)
+    assert not changed_since(source)
+    with path.open("a") as more:
+        more.write("3,4\n")
+    assert changed_since(source)
