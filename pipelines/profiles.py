@@ -208,7 +208,7 @@ def load_profile(path: Path) -> Profile:
     _refuse_unknown_keys(path, raw)
     kind = raw.get("kind")
     if kind not in SOURCE_COLUMNS:
-        kinds = " or ".join(repr(k) for k in SOURCE_COLUMNS)
+        kinds = " or ".join(repr(k) for k in sorted(SOURCE_COLUMNS))
         raise ConfigError(f"profile {path}: kind must be {kinds}, got {kind!r}")
     known = SOURCE_COLUMNS[kind]
     columns_raw = raw.get("columns", {})

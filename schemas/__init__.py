@@ -3,12 +3,12 @@ payloads, and the canonical columns a source profile may map (``SOURCE_COLUMNS``
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
-
-from schemas import charges, vendor_bill
 
 SAMPLE_ROWS = 2_000  # a frame larger than this is checked on a sample (a million rows cost)
 
@@ -37,9 +37,18 @@ def conforms(model: Any, frame: pd.DataFrame, what: str) -> None:
         raise ContractError(f"{what} do not match {model.__name__}: {said}") from None
 
 
+def _source_columns() -> dict[str, tuple[str, ...]]:
+    """Every schema module that names a ``SOURCE_KIND`` gives its ``SOURCE_COLUMNS``: a new
+    kind's module is found here without editing this file."""
+    found: dict[str, tuple[str, ...]] = {}
+    for module in pkgutil.iter_modules(__path__):
+        loaded = importlib.import_module(f"{__name__}.{module.name}")
+        kind = getattr(loaded, "SOURCE_KIND", None)
+        if isinstance(kind, str):
+            found[kind] = tuple(loaded.SOURCE_COLUMNS)
+    return found
+
+
 # source kind → the canonical columns a profile maps headers onto (what extract reads; the
 # models validate what they become)
-SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "vendor_bill": vendor_bill.SOURCE_COLUMNS,
-    "charge": charges.SOURCE_COLUMNS,
-}
+SOURCE_COLUMNS = _source_columns()

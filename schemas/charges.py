@@ -8,6 +8,7 @@ from pandera.typing import Series
 
 from schemas.common import ISO_DATE, MAX_NAME, MAX_NOTES, MAX_REFERENCE
 
+SOURCE_KIND = "charge"
 # The canonical columns a rent-roll or charge-file profile maps headers onto.
 SOURCE_COLUMNS = (
     "property_name",

@@ -8,6 +8,7 @@ from pandera.typing import Series
 
 from schemas.common import ISO_DATE, MAX_INVOICE_NUMBER, MAX_NAME, MAX_NOTES
 
+SOURCE_KIND = "vendor_bill"
 # The canonical columns a vendor-bill profile maps headers onto (see data/profiles/).
 SOURCE_COLUMNS = (
     "vendor_name",

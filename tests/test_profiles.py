@@ -23,7 +23,7 @@ def test_every_builtin_profile_maps_only_its_kinds_columns() -> None:
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ('kind = "payments"', "kind must be 'vendor_bill' or 'charge', got 'payments'"),
+        ('kind = "payments"', "kind must be 'charge' or 'vendor_bill', got 'payments'"),
         ('kind = "charge"\n[columns]\nvendor_name = ["vendor"]', "unknown canonical columns"),
         (
             'kind = "charge"\n[columns]\namount = ["amount"]\n[charges]\nmode = "columns"',
