@@ -489,7 +489,6 @@ def resolve(
     """
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.lock import run_lock
     from pipelines.resolve import settle_by_hand
 
     with friendly():
@@ -498,25 +497,21 @@ def resolve(
         if bool(keys) == all_in_doubt:
             raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
         settings = settings_of(ctx)
-        with run_lock(settings.lock_path, "resolve"):
-            ledger = Ledger(settings.ledger)
-            try:
-                if all_in_doubt and not yes:
-                    click.confirm(
-                        "Settle every record in doubt as "
-                        + ("present" if present else "absent (they will be sent again)")
-                        + "?",
-                        abort=True,
-                    )
-                done = settle_by_hand(
-                    ledger,
-                    list(keys) or None,
-                    present=present,
-                    rm_id=rm_id,
-                    reason=reason or "settled by a person",
+        with Ledger(settings.ledger) as ledger, ledger.lock("resolve"):
+            if all_in_doubt and not yes:
+                click.confirm(
+                    "Settle every record in doubt as "
+                    + ("present" if present else "absent (they will be sent again)")
+                    + "?",
+                    abort=True,
                 )
-            finally:
-                ledger.close()
+            done = settle_by_hand(
+                ledger,
+                list(keys) or None,
+                present=present,
+                rm_id=rm_id,
+                reason=reason or "settled by a person",
+            )
         out.print(
             f"settled {len(done):,} records as {'present' if present else 'absent'}"
             + ("" if present else "; the next run sends them")

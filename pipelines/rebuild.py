@@ -21,7 +21,6 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
-from pipelines.lock import run_lock
 from pipelines.models import Say
 from pipelines.propexo import make_client
 
@@ -36,33 +35,29 @@ def rebuild_ledger(
     today = datetime.now(tz=UTC).date()
     reach = timedelta(days=settings.sync_window_days)
     start, end = start or today - reach, end or today + reach
-    with run_lock(settings.lock_path, "ledger rebuild"):
-        ledger = Ledger(settings.ledger)
-        try:
-            if not ledger.is_empty():
-                raise LedgerError(
-                    f"the ledger {settings.ledger_path} already holds records; rebuild only "
-                    "into a new ledger (move the old file aside first)"
-                )
-            with make_client(settings) as client:
-                refs = reference_data(ledger, client, settings)
-                integration = settings.integration_id
-                held = {
-                    kind: flow.fetch_all(client, integration, start, end)
-                    for kind, flow in FLOWS.items()
-                }
-            by_x_id = {x: v for v, x in vendor_x_ids(refs).items()}
-            rows: list[dict[str, Any]] = []
-            skipped = 0
-            for kind, flow in FLOWS.items():
-                found, missed = flow.adopt(held[kind], integration, by_x_id)
-                rows += found
-                skipped += missed
-            frame = pd.DataFrame(rows)
-            run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-            adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
-        finally:
-            ledger.close()
+    with Ledger(settings.ledger) as ledger, ledger.lock("ledger rebuild"):
+        if not ledger.is_empty():
+            raise LedgerError(
+                f"the ledger {ledger.description} already holds records; rebuild only "
+                "into a new ledger (move the old file aside first)"
+            )
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+            integration = settings.integration_id
+            held = {
+                kind: flow.fetch_all(client, integration, start, end)
+                for kind, flow in FLOWS.items()
+            }
+        by_x_id = {x: v for v, x in vendor_x_ids(refs).items()}
+        rows: list[dict[str, Any]] = []
+        skipped = 0
+        for kind, flow in FLOWS.items():
+            found, missed = flow.adopt(held[kind], integration, by_x_id)
+            rows += found
+            skipped += missed
+        frame = pd.DataFrame(rows)
+        run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+        adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
     say(
         f"adopted {adopted} records from Propexo ({len(held['vendor_bill'])} invoices; charges "
         f"and credits dated {start} to {end}); {skipped} could not be keyed (no reference "

@@ -279,11 +279,8 @@ def latest_sync(settings: Settings) -> str | None:
     """When the newest proven sync completed (None before any, or without a ledger yet)."""
     if not settings.ledger_path.exists():
         return None
-    ledger = Ledger(settings.ledger)
-    try:
+    with Ledger(settings.ledger) as ledger:
         proven = ledger.proven_syncs(settings.integration_id)
-    finally:
-        ledger.close()
     return None if proven.empty else str(proven["completed_at"].iloc[-1])
 
 

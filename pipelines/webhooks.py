@@ -19,7 +19,6 @@ import secrets
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -71,12 +70,11 @@ def record_event(ledger: Ledger, payload: dict[str, Any]) -> str:
 
 def create_receiver(settings: Settings) -> Starlette:
     """The ASGI app: any POST path, so the registered URL can carry a path of its own."""
-    ledger_path: Path = settings.ledger_path
+    ledger_url = settings.ledger
 
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
-        ledger = Ledger(ledger_path)
-        try:
+        with Ledger(ledger_url) as ledger:
             secret = webhook_secret(settings, ledger)
             if secret is None or not is_signed(
                 secret, body, request.headers.get("propexo-signature")
@@ -89,8 +87,6 @@ def create_receiver(settings: Settings) -> Starlette:
             if not isinstance(payload, dict):
                 return JSONResponse({"error": "not an object"}, status_code=400)
             understood = record_event(ledger, payload)
-        finally:
-            ledger.close()
         log.info("webhook received: %s", understood)
         return JSONResponse({"ok": True, "recorded": understood})
 
