@@ -19,6 +19,7 @@ from typing import Any
 from pipelines.errors import ConfigError
 
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 def sqlite_path(url: str) -> Path:
@@ -125,6 +126,11 @@ class Settings:
         return self.ledger_url or f"sqlite:///{self.data_dir / 'ledger.sqlite'}"
 
     @property
+    def ledger_is_file(self) -> bool:
+        """The ledger is a SQLite file (backed up after each run by tieout itself)."""
+        return self.ledger.startswith(SQLITE_PREFIX)
+
+    @property
     def ledger_path(self) -> Path:
         """The SQLite ledger's file (backups copy it)."""
         return sqlite_path(self.ledger)
@@ -181,8 +187,10 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "data_dir":
         return Path(str(value))
     if name == "ledger_url":
-        if not isinstance(value, str) or not value.startswith(SQLITE_PREFIX):
-            raise ConfigError(f"ledger_url: expected sqlite:///<path>, got {value!r}")
+        if not isinstance(value, str) or not value.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
+            raise ConfigError(
+                f"ledger_url: expected sqlite:///<path> or postgresql://…, got {value!r}"
+            )
         return value
     if name == "period":
         if value in (None, ""):

@@ -144,7 +144,7 @@ def ledger_checks(settings: Settings) -> list[Check]:
         ]
         cached = ledger.cached_refs(settings.integration_id)
     except Exception as exc:  # a locked or read-only database says so in one line
-        return [Check(FAIL, "ledger", f"{settings.ledger_path}: {exc}")]
+        return [Check(FAIL, "ledger", f"{ledger.description}: {exc}")]
     finally:
         ledger.close()
     if cached is None:

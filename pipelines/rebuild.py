@@ -69,7 +69,9 @@ def rebuild_ledger(
 def backup_ledger(settings: Settings, run_id: str) -> Path | None:
     """An online backup of the ledger after a run (SQLite's backup API: consistent while other
     readers work); the newest ``backups_kept`` are kept."""
-    if settings.backups_kept <= 0 or not settings.ledger_path.exists():
+    if settings.backups_kept <= 0 or not settings.ledger_is_file:
+        return None  # a server's ledger is backed up by the server's own means
+    if not settings.ledger_path.exists():
         return None
     folder = settings.backups_dir
     folder.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,7 @@ def refuse_if_posted_before(
         return
     example = next(iter(found))
     raise LedgerError(
-        f"the ledger {settings.ledger_path} holds no records, but Propexo already holds "
+        f"the ledger {ledger.description} holds no records, but Propexo already holds "
         f"{len(found)} of this file's records (e.g. {example}): a ledger was lost, restored "
         "from an old backup, or this is the wrong data folder. Posting now could post what "
         "Propexo does not show yet a second time, so nothing was posted and the file stays "
@@ -277,7 +277,7 @@ def wait_for_syncs(ledger: Ledger, integration_id: str, wait_s: float) -> bool:
 
 def latest_sync(settings: Settings) -> str | None:
     """When the newest proven sync completed (None before any, or without a ledger yet)."""
-    if not settings.ledger_path.exists():
+    if settings.ledger_is_file and not settings.ledger_path.exists():
         return None
     with Ledger(settings.ledger) as ledger:
         proven = ledger.proven_syncs(settings.integration_id)

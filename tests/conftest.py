@@ -28,6 +28,25 @@ SAMPLES = ROOT / "data" / "samples"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One PostgreSQL server per test process (each test gets its own database)."""
+    from tests.postgres import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ledger on each engine: a SQLite file, and a new database on a PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    from tests.postgres import fresh_database
+
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     """A fresh sandbox (in-memory state, sample seed) with short job delays."""
@@ -117,9 +136,9 @@ WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 
 
 @contextmanager
-def receiving(box: RunningSandbox, data_dir: Path) -> Iterator[str]:
-    """tieout's webhook receiver for ``data_dir``'s ledger, subscribed to the sandbox's
-    SYNC_COMPLETE and WRITE_OPERATION_FAILURE: what proves a sync finished."""
+def receiving(box: RunningSandbox, data_dir: Path, ledger_url: str | None = None) -> Iterator[str]:
+    """tieout's webhook receiver for ``data_dir``'s ledger (or ``ledger_url``'s), subscribed to
+    the sandbox's SYNC_COMPLETE and WRITE_OPERATION_FAILURE: what proves a sync finished."""
     from pipelines.webhooks import TRIGGERS, ReceiverThread
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +148,7 @@ def receiving(box: RunningSandbox, data_dir: Path) -> Iterator[str]:
         token=Secret(box.config.token),
         data_dir=data_dir,
         webhook_secret=Secret(WEBHOOK_SECRET),
+        ledger_url=ledger_url,
     )
     auth = {"Authorization": f"Bearer {box.config.token}"}
     with ReceiverThread(settings) as receiver:

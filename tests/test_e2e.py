@@ -12,8 +12,16 @@ from sandbox.server import RunningSandbox
 from tests.conftest import SAMPLES, receiving, run_cli
 
 
-def env_for(box: RunningSandbox) -> dict[str, str]:
-    return {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": box.config.token}
+def env_for(box: RunningSandbox, ledger_url: str | None = None) -> dict[str, str]:
+    """The sandbox's address, and the ledger when it is not the data folder's SQLite file."""
+    env = {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": box.config.token}
+    if ledger_url is not None and not ledger_url.startswith("sqlite:"):
+        env["TIEOUT_LEDGER_URL"] = ledger_url
+    return env
+
+
+def _engine(ledger_url: str) -> str | None:
+    return None if ledger_url.startswith("sqlite:") else ledger_url
 
 
 def pms_records(api: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
@@ -26,15 +34,16 @@ def summary_of(stdout: str, data_dir: Path) -> dict:  # type: ignore[type-arg]
 
 
 def test_run_then_sync_ties_out_to_the_cent(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox)
+    """On each ledger engine (#18): the same run, sync and reconcile, to the cent."""
+    env = env_for(sandbox, ledger_url)
     first = run_cli("--data-dir", str(workspace), "run", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     before_sync = summary_of(first.stdout, workspace)
     assert before_sync["reconciliation"]["awaiting_sync"] > 0  # charges wait for the sync
 
-    with receiving(sandbox, workspace):
+    with receiving(sandbox, workspace, _engine(ledger_url)):
         second = run_cli(
             "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
         )
@@ -51,6 +60,8 @@ def test_run_then_sync_ties_out_to_the_cent(
     )
     assert summary["reconciliation"]["awaiting_sync"] == 0
     assert set(summary["records"]["by_state"]) == {"matched"}
+    # the ledger is where ledger_url says: no SQLite file beside a PostgreSQL ledger
+    assert (workspace / "ledger.sqlite").exists() == ledger_url.startswith("sqlite:")
     assert summary["ties_out"] is True
 
     records = pms_records(api)
@@ -69,9 +80,9 @@ def test_run_then_sync_ties_out_to_the_cent(
 
 
 def test_dropping_the_same_files_again_posts_nothing(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox)
+    env = env_for(sandbox, ledger_url)
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     jobs_before = len(
         api.get("/v1/admin/logs/writes/", params={"limit": 100}).json()["results"]["logs"]

@@ -12,7 +12,7 @@ from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
 
 
-def _staged(path: Path, n: int) -> Ledger:
+def _staged(path: Path | str, n: int) -> Ledger:
     ledger = Ledger(path)
     keys = [f"charge:i:TO{i:04d}" for i in range(n)]
     ledger.stage_records(
@@ -169,3 +169,73 @@ def test_the_ledger_opens_from_its_url_and_keeps_typed_read_cursors(tmp_path: Pa
         )
         assert ledger.cursor("other", "charge") == SyncCursor()  # per integration
     assert elsewhere.exists()
+
+
+def test_the_ledger_behaves_the_same_on_every_engine(ledger_url: str) -> None:
+    """#18: one ledger API over SQLite and PostgreSQL: staging, conflicts, state changes with
+    events, the set-based write-back, reads in staging order, caches, cursors and the lock."""
+    from pipelines.errors import LockHeldError
+    from pipelines.ledger import SyncCursor
+
+    with _staged(ledger_url, 3) as ledger:
+        keys = [f"charge:i:TO{i:04d}" for i in range(3)]
+        # staged in order, each with its events; amounts as whole numbers
+        frame = ledger.records(columns=["record_key", "state", "amount_cents"])
+        assert frame["record_key"].tolist() == keys
+        assert frame["amount_cents"].dtype == "int64" and set(frame["state"]) == {"confirmed"}
+        assert [e[2] for e in ledger.events(keys[0])] == ["ready", "confirmed"]
+        # the same key with other content is a conflict, never staged twice
+        again = pd.DataFrame(
+            {
+                "record_key": [keys[0]],
+                "kind": "charge",
+                "integration_id": "i",
+                "amount_cents": 999,
+                "content_hash": "other",
+                "payload": [json.dumps({"n": 0})],
+                "source_rows": [[2]],
+                "source_file": "g.csv",
+            }
+        )
+        staged, conflicts = ledger.stage_records("r2", None, again)
+        assert staged == [] and [(c.record_key, c.previous_cents) for c in conflicts] == [
+            (keys[0], 100)
+        ]
+        # the write-back: one changed, one unchanged, amounts and notes kept
+        changed = ledger.apply_outcomes(
+            pd.DataFrame(
+                {
+                    "record_key": keys[:2],
+                    "state": ["matched", "confirmed"],
+                    "propexo_id": ["p0", None],
+                    "found_amount_cents": [100, None],
+                    "note": [None, "waiting"],
+                }
+            ),
+            run_id="r3",
+        )
+        assert changed == 1
+        records = ledger.records().set_index("record_key")
+        assert records.loc[keys[0], "state"] == "matched"
+        assert records.loc[keys[0], "found_amount_cents"] == 100
+        assert records.loc[keys[1], "note"] == "waiting"
+        assert records.loc[keys[0], "source_rows"] == [2]
+        assert ledger.by_state() == {
+            "confirmed": {"count": 2, "amount_cents": 200},
+            "matched": {"count": 1, "amount_cents": 100},
+        }
+        assert ledger.touched_keys("r3") == [keys[0]]
+        # caches, cursors, runs and files
+        ledger.save_refs("i", {"vendors": [{"id": "v1"}]})
+        ledger.save_refs("i", {"vendors": [{"id": "v2"}]})
+        assert ledger.cached_refs("i")[1] == {"vendors": [{"id": "v2"}]}  # type: ignore[index]
+        ledger.save_cursor("i", "charge", SyncCursor("2026-11-01T00:00:00Z", ("a", "b")))
+        assert ledger.cursor("i", "charge").window == ("a", "b")
+        ledger.start_run("r9", dry_run=False, pid=1)
+        ledger.finish_run("r9", 0)
+        assert ledger.last_run_id() == "r9"
+        # one run at a time on a ledger, whichever process (or host) holds it
+        with ledger.lock("run"), Ledger(ledger_url) as other, pytest.raises(LockHeldError):
+            other.lock("run").__enter__()
+        with Ledger(ledger_url) as other, other.lock("run"):
+            pass  # released when the first holder's block ended

@@ -46,7 +46,7 @@ class Ledger(RecordStore, RunStore, CacheStore):
         """Open (creating when needed) the ledger; ``readonly`` never writes a byte to disk."""
         self.db: Database = connect(target, readonly=readonly)
         try:
-            if isinstance(self.db, SqliteDatabase):
+            if not readonly or isinstance(self.db, SqliteDatabase):  # the in-memory copy
                 schema.create(self.db)
             if not readonly:
                 self._check_record_scheme()

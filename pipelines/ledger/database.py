@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from pipelines.config import SQLITE_PREFIX, sqlite_path
+from pipelines.config import POSTGRES_PREFIXES, SQLITE_PREFIX, sqlite_path
 from pipelines.errors import ConfigError, LedgerError
 from pipelines.lock import run_lock
 
@@ -39,6 +39,10 @@ class Database(Protocol):
 
     url: str
     description: str  # for messages: a file path, or a server without its password
+    dialect: str  # "sqlite" or "postgresql": which DDL creates the tables
+    insertion_order: str  # the column that keeps records in the order they were staged
+
+    def script(self, sql: str) -> None: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
 
@@ -65,14 +69,21 @@ def connect(target: str | Path, *, readonly: bool = False) -> Database:
         return SqliteDatabase(target, readonly=readonly)
     if target.startswith(SQLITE_PREFIX):
         return SqliteDatabase(sqlite_path(target), readonly=readonly)
+    if target.startswith(POSTGRES_PREFIXES):
+        from pipelines.ledger.postgres import PostgresDatabase
+
+        return PostgresDatabase(target, readonly=readonly)
     raise ConfigError(
         f"ledger_url: {target.split('://', 1)[0]}:// is not a ledger engine tieout knows; "
-        "use sqlite:///<path>"
+        "use sqlite:///<path> or postgresql://…"
     )
 
 
 class SqliteDatabase:
     """One SQLite file in WAL mode, committed before every method returns."""
+
+    dialect = "sqlite"
+    insertion_order = "rowid"
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path

@@ -345,7 +345,7 @@ class RecordStore:
         else:
             selected = ", ".join(c for c in RECORD_COLUMNS if bodies or c not in BODIES)
         sql = f"SELECT {selected} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
-        frame = self.db.read_frame(sql + " ORDER BY rowid", params)
+        frame = self.db.read_frame(sql + f" ORDER BY {self.db.insertion_order}", params)
         if not frame.empty and bodies:
             # Charges store no body (it is built from their columns when posted): None.
             frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)

@@ -1,0 +1,125 @@
+"""The ledger on PostgreSQL (psycopg 3): one database several hosts share.
+
+The ledger's SQL is written once with ``?`` placeholders; this engine passes it to PostgreSQL
+with ``%s``. The run lock is an advisory lock named after what it guards, held by this
+session: a process that dies loses it when its connection ends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import LedgerError, LockHeldError
+from pipelines.ledger.database import Rows
+
+
+def redact(url: str) -> str:
+    """A PostgreSQL URL for messages: its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _pg(sql: str) -> str:
+    """The ledger's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database, committed before every method returns (autocommit outside
+    :meth:`transaction`)."""
+
+    dialect = "postgresql"
+    insertion_order = "seq"  # records keep the order they were staged in
+
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        import psycopg
+
+        self.url = url
+        self.description = redact(url)
+        try:
+            self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise LedgerError(
+                f"the ledger {self.description} cannot be reached: {exc}".strip()
+                + "; check ledger_url (TIEOUT_LEDGER_URL) and that the server is running"
+            ) from None
+        if readonly:
+            self.connection.execute("SET default_transaction_read_only = on")
+
+    def script(self, sql: str) -> None:
+        self.connection.execute(sql.encode())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return self.connection.execute(_pg(sql).encode(), list(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.executemany(_pg(sql).encode(), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.connection.transaction():
+            yield
+
+    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cursor = self.connection.execute(_pg(sql).encode(), list(params))
+        names = [column.name for column in cursor.description or []]
+        frame = pd.DataFrame(cursor.fetchall(), columns=names)
+        # Whole-number columns come back as Python ints (NULL as None): typed as pandas types
+        # SQLite's (int64, or float64 with NaN where a value is missing).
+        for name in frame.columns:
+            values = frame[name]
+            present = values.dropna()
+            if present.empty or not present.map(_is_int).all():
+                continue
+            frame[name] = values.astype("int64" if len(present) == len(values) else "float64")
+        return frame
+
+    def upsert(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        self.executemany(
+            f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({', '.join(keys)}) {action}",
+            rows,
+        )
+
+    @contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """One run at a time per ledger, across hosts: a session advisory lock."""
+        row = self.connection.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended('tieout run lock', 0))"
+        ).fetchone()
+        if not row or not row[0]:
+            raise LockHeldError(
+                f"another tieout is running on the ledger {self.description}; "
+                "try again when it has finished"
+            )
+        try:
+            yield
+        finally:
+            if not self.connection.closed:
+                self.connection.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended('tieout run lock', 0))"
+                )
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.connection.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            [table],
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def close(self) -> None:
+        self.connection.close()
