@@ -19,14 +19,23 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Secret, load_settings
+from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, receiving, run_cli, write_bills
 
 
-def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str, str]:
-    """Environment for a CLI child: the sandbox's address and a config with short grace periods."""
+def server_ledger(ledger_url: str | None) -> str | None:
+    """The ledger URL when it is a server's (a SQLite ledger stays the data folder's own)."""
+    return None if ledger_url is None or ledger_url.startswith("sqlite:") else ledger_url
+
+
+def env_for(
+    box: RunningSandbox, data_dir: Path, ledger_url: str | None = None, **settings: object
+) -> dict[str, str]:
+    """Environment for a CLI child: the sandbox's address and a config with short grace
+    periods; ``ledger_url`` for a ledger on a server."""
     config = data_dir.parent / "tieout.toml"
     defaults: dict[str, object] = {
         "in_doubt_grace_s": 1,
@@ -38,11 +47,14 @@ def env_for(box: RunningSandbox, data_dir: Path, **settings: object) -> dict[str
     }
     lines = [f"{k} = {json.dumps(v)}" for k, v in {**defaults, **settings}.items()]
     config.write_text("\n".join(lines) + "\n")
-    return {
+    env = {
         "PROPEXO_BASE_URL": box.base_url,
         "PROPEXO_API_TOKEN": box.config.token,
         "TIEOUT_CONFIG": str(config),
     }
+    if server_ledger(ledger_url):
+        env["TIEOUT_LEDGER_URL"] = str(ledger_url)
+    return env
 
 
 def settle(data_dir: Path, env: dict[str, str], rounds: int = 10) -> dict:  # type: ignore[type-arg]
@@ -61,10 +73,9 @@ def settle(data_dir: Path, env: dict[str, str], rounds: int = 10) -> dict:  # ty
     raise AssertionError(f"still open after {rounds} rounds: {status['by_state']}")
 
 
-def assert_exactly_once(api: httpx.Client, data_dir: Path) -> None:
-    ledger = Ledger(data_dir / "ledger.sqlite", readonly=True)
-    records = ledger.records()
-    ledger.close()
+def assert_exactly_once(api: httpx.Client, data_dir: Path, ledger_url: str | None = None) -> None:
+    with Ledger(server_ledger(ledger_url) or data_dir / "ledger.sqlite", readonly=True) as ledger:
+        records = ledger.records()
     pms = api.get("/_sandbox/records").json()["results"]
     invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
     charges = Counter(r["reference_number"] for r in pms if r["kind"] != "invoice")
@@ -75,7 +86,8 @@ def assert_exactly_once(api: httpx.Client, data_dir: Path) -> None:
     assert len(records) == 12 + 129
 
 
-def test_faults_never_lose_or_double_a_record(workspace: Path) -> None:
+def test_faults_never_lose_or_double_a_record(workspace: Path, ledger_url: str) -> None:
+    """Under injected faults, on each ledger engine (#18 for PostgreSQL)."""
     config = SandboxConfig(
         job_delay_s=0.05,
         rate_limit=60,
@@ -88,19 +100,23 @@ def test_faults_never_lose_or_double_a_record(workspace: Path) -> None:
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
-        env = env_for(box, workspace, batch_size=10)
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         first = run_cli("--data-dir", str(workspace), "run", env=env)
         assert first.returncode in (0, 1), first.stderr
         assert "Traceback" not in first.stderr
         settle(workspace, env)
         assert sum(box.app.fault_counts.values()) > 0  # the faults really happened
-        assert_exactly_once(api, workspace)
+        assert_exactly_once(api, workspace, ledger_url)
 
 
 def kill_mid_posting(
-    workspace: Path, env: dict[str, str], out_states: tuple[str, ...], at_least: int
+    workspace: Path,
+    env: dict[str, str],
+    out_states: tuple[str, ...],
+    at_least: int,
+    ledger_url: str | None = None,
 ) -> int:
     """Start `tieout run` and SIGKILL it once ``at_least`` records are in ``out_states`` while
     some are still ``ready``: some writes out, some not. Returns the child's exit code."""
@@ -113,18 +129,25 @@ def kill_mid_posting(
         stderr=subprocess.DEVNULL,
     )
     ledger_path = workspace / "ledger.sqlite"
+    server = server_ledger(ledger_url)
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            if not ledger_path.exists():
+            if server is None and not ledger_path.exists():
                 continue
             try:
-                with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
-                    states = dict(
-                        db.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
-                    )
-            except sqlite3.OperationalError:
+                if server is not None:
+                    with Ledger(server, readonly=True) as ledger:
+                        states = {k: v["count"] for k, v in ledger.by_state().items()}
+                else:
+                    with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
+                        states = dict(
+                            db.execute(
+                                "SELECT state, COUNT(*) FROM records GROUP BY state"
+                            ).fetchall()
+                        )
+            except (sqlite3.OperationalError, LedgerError):
                 continue
             if states.get("ready", 0) and sum(states.get(s, 0) for s in out_states) >= at_least:
                 break
@@ -136,22 +159,24 @@ def kill_mid_posting(
     return child.returncode
 
 
-def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path) -> None:
+def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path, ledger_url: str) -> None:
+    """On each engine: on PostgreSQL the dead run's lock goes with its session (#18)."""
     config = SandboxConfig(job_delay_s=0.05, rate_limit=8, rate_window_s=1)
     with (
         running_sandbox(config) as box,
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
-        env = env_for(box, workspace, batch_size=10, concurrency=2)
-        returncode = kill_mid_posting(workspace, env, ("submitted", "confirmed"), 5)
+        env = env_for(box, workspace, ledger_url, batch_size=10, concurrency=2)
+        returncode = kill_mid_posting(workspace, env, ("submitted", "confirmed"), 5, ledger_url)
         assert returncode == -signal.SIGKILL
-        with sqlite3.connect(workspace / "ledger.sqlite") as db:
-            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if server_ledger(ledger_url) is None:
+            with sqlite3.connect(workspace / "ledger.sqlite") as db:
+                assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         settle(workspace, env)
-        assert_exactly_once(api, workspace)
+        assert_exactly_once(api, workspace, ledger_url)
 
 
 def test_a_run_larger_than_the_window_never_sees_429(workspace: Path) -> None:
@@ -166,15 +191,25 @@ def test_a_run_larger_than_the_window_never_sees_429(workspace: Path) -> None:
 
 
 def test_dry_run_writes_nothing_anywhere(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox, workspace)
+    """Not a file, not a record in Propexo, and on PostgreSQL not a table in the ledger's
+    database (its dry run happens in a transaction that is rolled back)."""
+    env = env_for(sandbox, workspace, ledger_url)
     before = sorted(p.name for p in workspace.rglob("*"))
     result = run_cli("--data-dir", str(workspace), "run", "--dry-run", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "would send 20 requests carrying 141 records" in result.stdout
     assert sorted(p.name for p in workspace.rglob("*")) == before
     assert api.get("/_sandbox/records").json()["total"] == 0
+    if server_ledger(ledger_url):
+        import psycopg
+
+        with psycopg.connect(ledger_url) as db:
+            tables = db.execute(
+                b"SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+        assert tables == (0,)
 
 
 def test_same_key_with_new_content_is_a_conflict_not_a_post(

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipelines.errors import LedgerError
 from pipelines.ledger import schema
 from pipelines.ledger.cache import CacheStore, SyncCursor
-from pipelines.ledger.database import Database, SqliteDatabase, connect
+from pipelines.ledger.database import Database, connect
 from pipelines.ledger.records import ADOPTED, STAGE_SLICE, Conflict, RecordStore
 from pipelines.ledger.runs import RunStore
 from pipelines.models import utcnow
@@ -46,8 +46,7 @@ class Ledger(RecordStore, RunStore, CacheStore):
         """Open (creating when needed) the ledger; ``readonly`` never writes a byte to disk."""
         self.db: Database = connect(target, readonly=readonly)
         try:
-            if not readonly or isinstance(self.db, SqliteDatabase):  # the in-memory copy
-                schema.create(self.db)
+            schema.create(self.db)  # a read-only ledger's is rolled back or in memory
             if not readonly:
                 self._check_record_scheme()
         except Exception:

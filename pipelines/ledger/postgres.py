@@ -40,19 +40,22 @@ class PostgresDatabase:
     insertion_order = "seq"  # records keep the order they were staged in
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
+        """``readonly``: everything happens inside one transaction that is rolled back when
+        the ledger closes (a dry run stages into it and leaves nothing behind)."""
         import psycopg
 
         self.url = url
         self.description = redact(url)
+        self.readonly = readonly
         try:
-            self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self.connection = psycopg.connect(url, autocommit=not readonly, connect_timeout=10)
         except psycopg.Error as exc:
             raise LedgerError(
                 f"the ledger {self.description} cannot be reached: {exc}".strip()
                 + "; check ledger_url (TIEOUT_LEDGER_URL) and that the server is running"
             ) from None
         if readonly:
-            self.connection.execute("SET default_transaction_read_only = on")
+            self.connection.execute(b"SELECT 1")  # opens the transaction the block runs in
 
     def script(self, sql: str) -> None:
         self.connection.execute(sql.encode())
@@ -122,4 +125,6 @@ class PostgresDatabase:
         return {str(r[0]) for r in rows}
 
     def close(self) -> None:
+        if self.readonly and not self.connection.closed:
+            self.connection.rollback()
         self.connection.close()
