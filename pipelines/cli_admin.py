@@ -131,6 +131,41 @@ def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
         )
 
 
+@ledger.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL",
+    help="The new ledger: postgresql://user@host/db (empty), or sqlite:///path.",
+)
+@click.pass_context
+def ledger_copy(ctx: click.Context, target: str) -> None:
+    """Copy this ledger into a new one on another engine, verified by counts and sums.
+
+    Every table is copied in one transaction on the target; the copy is verified by rows per
+    table and by records' counts and amounts per state, or nothing is kept. Then set
+    ledger_url (TIEOUT_LEDGER_URL) to the new one; the old file stays as it was.
+    """
+    from pipelines.config import load_settings
+    from pipelines.ledger import Ledger
+    from pipelines.ledger.copy import copy_ledger
+
+    with friendly():
+        settings = settings_of(ctx)
+        url = load_settings(env={}, overrides={"ledger_url": target}).ledger
+        with (
+            Ledger(settings.ledger) as source,
+            source.lock("ledger copy"),
+            Ledger(url) as new,
+        ):
+            copied = copy_ledger(source, new, say=say)
+            out.print(
+                f"copied {copied:,} records from {source.description} to {new.description}, "
+                "verified; now set ledger_url (TIEOUT_LEDGER_URL) to it"
+            )
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")

@@ -239,3 +239,58 @@ def test_the_ledger_behaves_the_same_on_every_engine(ledger_url: str) -> None:
             other.lock("run").__enter__()
         with Ledger(ledger_url) as other, other.lock("run"):
             pass  # released when the first holder's block ended
+
+
+def test_a_sqlite_ledger_copies_to_postgresql_verified(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    """#18 `tieout ledger copy --to`: every table, ids and staging order kept, verified by
+    counts and sums per state; the copy carries on where the old ledger stopped."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+    from pipelines.errors import LedgerError
+    from pipelines.ledger.copy import copy_ledger
+    from tests.postgres import fresh_database
+
+    source_path = tmp_path / "ledger.sqlite"
+    with _staged(source_path, 5) as source:
+        source.transition(["charge:i:TO0001"], "matched", run_id="r2", note="seen")
+        source.save_refs("i", {"vendors": [{"id": "v1"}]})
+        source.start_run("r2", dry_run=False, pid=1)
+        expected = source.records(columns=["record_key", "state", "amount_cents", "note"])
+        events = source.events("charge:i:TO0001")
+    target = fresh_database(postgres_server)
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path), "ledger", "copy", "--to", target]
+    )
+    assert result.exit_code == 0, result.output
+    assert "copied 5 records" in result.output and "verified" in result.output
+    with Ledger(target) as copy:
+        got = copy.records(columns=["record_key", "state", "amount_cents", "note"])
+        pd.testing.assert_frame_equal(got, expected)
+        assert copy.events("charge:i:TO0001") == events
+        assert copy.cached_refs("i")[1] == {"vendors": [{"id": "v1"}]}  # type: ignore[index]
+        assert copy.last_run_id() == "r2"
+        # new events continue after the copied ids
+        copy.transition(["charge:i:TO0002"], "missing", run_id="r3")
+        assert [e[2] for e in copy.events("charge:i:TO0002")][-1] == "missing"
+        # a second copy into a ledger that holds records is refused
+        with Ledger(source_path) as source, pytest.raises(LedgerError, match="already holds"):
+            copy_ledger(source, copy)
+
+
+def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
+    import re
+
+    from pipelines.ledger.copy import IDENTITY, TABLES
+    from pipelines.ledger.schema import SCHEMA
+
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+    numbered = set(
+        re.findall(
+            r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT", SCHEMA
+        )
+    )
+    assert set(TABLES) == tables
+    assert set(IDENTITY) == numbered

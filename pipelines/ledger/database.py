@@ -31,6 +31,8 @@ class Rows(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int) -> list[Any]: ...
+
     def __iter__(self) -> Iterator[Any]: ...
 
 
@@ -59,6 +61,8 @@ class Database(Protocol):
     def lock(self, command: str) -> AbstractContextManager[None]: ...
 
     def columns(self, table: str) -> set[str]: ...
+
+    def reset_identity(self, table: str, column: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -152,6 +156,9 @@ class SqliteDatabase:
 
     def columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self.connection.execute(f"PRAGMA table_info({table})")}
+
+    def reset_identity(self, table: str, column: str) -> None:
+        """Nothing to do: SQLite's autoincrement continues after the largest id."""
 
     def close(self) -> None:
         self.connection.close()

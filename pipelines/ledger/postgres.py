@@ -124,6 +124,13 @@ class PostgresDatabase:
         ).fetchall()
         return {str(r[0]) for r in rows}
 
+    def reset_identity(self, table: str, column: str) -> None:
+        """After rows were inserted with their own ids, new ones continue after the largest."""
+        self.connection.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)".encode()
+        )
+
     def close(self) -> None:
         if self.readonly and not self.connection.closed:
             self.connection.rollback()
