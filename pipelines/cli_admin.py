@@ -131,6 +131,34 @@ def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
         )
 
 
+@ledger.command("migrate")
+@click.pass_context
+def ledger_migrate(ctx: click.Context) -> None:
+    """Bring the ledger's schema to this tieout's (back it up first; one transaction).
+
+    A ledger opens only at exactly the schema this tieout knows: after an upgrade of tieout,
+    every command says so once and points here.
+    """
+    from pipelines import migrations
+    from pipelines.ledger import schema
+    from pipelines.ledger.database import connect
+
+    with friendly():
+        settings = settings_of(ctx)
+        db = connect(settings.ledger)
+        try:
+            with db.lock("ledger migrate"):
+                before = schema.revision_of(db)
+                migrations.upgrade(settings.ledger)
+                after = schema.revision_of(db)
+        finally:
+            db.close()
+        out.print(
+            f"the ledger {db.description} is at schema {after}"
+            + (f" (was {before or 'from before migrations'})" if before != after else "")
+        )
+
+
 @ledger.command("copy")
 @click.option(
     "--to",

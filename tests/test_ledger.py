@@ -294,3 +294,36 @@ def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
     )
     assert set(TABLES) == tables
     assert set(IDENTITY) == numbered
+
+
+def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    """#18: Alembic revisions; an older ledger (here: one from before migrations) is refused in
+    one line until `tieout ledger migrate`, which keeps its records; a newer one is refused."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+    from pipelines.ledger.database import connect
+
+    _staged(ledger_url, 2).close()
+    db = connect(ledger_url)
+    db.execute("DROP TABLE alembic_version")  # as a ledger created before migrations
+    db.close()
+    with pytest.raises(LedgerError, match=r"from before migrations.*tieout ledger migrate"):
+        Ledger(ledger_url)
+    runner = CliRunner()
+    env = {"TIEOUT_LEDGER_URL": ledger_url, "TIEOUT_CONFIG": str(tmp_path / "none.toml")}
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "ledger", "migrate"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "is at schema 0001 (was from before migrations)" in result.output
+    with Ledger(ledger_url) as ledger:
+        assert ledger.by_state() == {"confirmed": {"count": 2, "amount_cents": 200}}
+    db = connect(ledger_url)
+    db.execute("UPDATE alembic_version SET version_num = '9999'")
+    db.close()
+    with pytest.raises(LedgerError, match="newer tieout"):
+        Ledger(ledger_url)
+    status = runner.invoke(cli, ["--data-dir", str(tmp_path), "status"], env=env)
+    assert status.exit_code == 2 and "newer tieout" in status.output
+    assert "Traceback" not in status.output

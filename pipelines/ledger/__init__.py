@@ -46,7 +46,7 @@ class Ledger(RecordStore, RunStore, CacheStore):
         """Open (creating when needed) the ledger; ``readonly`` never writes a byte to disk."""
         self.db: Database = connect(target, readonly=readonly)
         try:
-            schema.create(self.db)  # a read-only ledger's is rolled back or in memory
+            self._check_schema(readonly)
             if not readonly:
                 self._check_record_scheme()
         except Exception:
@@ -61,6 +61,31 @@ class Ledger(RecordStore, RunStore, CacheStore):
     def lock(self, command: str) -> AbstractContextManager[None]:
         """One tieout run at a time on this ledger (:class:`LockHeldError` when taken)."""
         return self.db.lock(command)
+
+    def _check_schema(self, readonly: bool) -> None:
+        """A new ledger is created at the newest revision; an existing one opens only at
+        exactly the revision this tieout knows, else one line says what to do."""
+        from pipelines import migrations
+
+        current, newest = schema.revision_of(self.db), migrations.head()
+        if current is None and schema.is_new(self.db):
+            if readonly:  # an in-memory copy, or a transaction rolled back at close
+                schema.create(self.db)
+            else:
+                migrations.upgrade(self.db.url)
+            return
+        if current == newest:
+            return
+        if current is None or migrations.known(current):
+            raise LedgerError(
+                f"the ledger {self.description} has schema {current or 'from before migrations'}"
+                f", older than this tieout's {newest}: back it up, then run "
+                "`tieout ledger migrate`"
+            )
+        raise LedgerError(
+            f"the ledger {self.description} has schema {current}, written by a newer tieout "
+            f"than this one (which knows up to {newest}): use that tieout, or a newer one"
+        )
 
     def _check_record_scheme(self) -> None:
         """Refuse a ledger whose charges carry reference numbers derived the old way: their

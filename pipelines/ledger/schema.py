@@ -220,6 +220,19 @@ def postgres_schema() -> str:
     )
 
 
+def revision_of(db: Database) -> str | None:
+    """The schema revision recorded in the ledger (None: before migrations, or new)."""
+    if "version_num" not in db.columns("alembic_version"):
+        return None
+    row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
+def is_new(db: Database) -> bool:
+    """No tieout table yet: a new ledger."""
+    return not db.columns("records")
+
+
 def create(db: Database) -> None:
     """Create what is missing: tables, indexes, and columns added since."""
     db.script(postgres_schema() if db.dialect == "postgresql" else SCHEMA)
