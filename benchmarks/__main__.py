@@ -492,6 +492,36 @@ def bench_staging(rows: int, work: Path) -> None:
     )
 
 
+def bench_staging_engines(rows: int, work: Path) -> None:
+    """The ledger's staging of the same records on PostgreSQL (COPY, a server on loopback
+    that the benchmark starts) against SQLite (executemany into a file)."""
+    from tests.postgres import fresh_database, running_postgres
+
+    lists = big_seed()
+    refs = big_refs(lists)
+    path = work / f"engines_{rows}.csv"
+    charge_csv(path, rows, lists)
+    settings = load_settings(env={})
+    records = process_file(fingerprint(path), profiles_for(settings), refs, settings).records
+    timings: dict[str, float] = {}
+    with running_postgres() as server:
+        targets = {"sqlite": work / "engines.ledger.sqlite", "postgresql": fresh_database(server)}
+        for engine, target in targets.items():
+            with Ledger(target) as ledger:
+                start = time.perf_counter()
+                staged, _ = ledger.stage_records("bench", "sha", records)
+                timings[engine] = time.perf_counter() - start
+                assert len(staged) == rows
+    record(
+        f"staging {rows:,} charge records: PostgreSQL ledger vs SQLite ledger",
+        timings["postgresql"],
+        timings["sqlite"],
+        "s",
+        "reported (several hosts share PostgreSQL; one machine has SQLite)",
+        True,
+    )
+
+
 def bench_reconcile_command(n: int, work: Path) -> None:
     """`tieout reconcile` after its fetch: read the posted records from the ledger, match
     them and write every outcome back (settle_reconcile, the code the command runs), against
@@ -620,6 +650,7 @@ def main() -> None:
         bench_reconcile_command(50_000 if quick else 1_000_000, work)
         print("4b. staging: drop to records in the ledger")
         bench_staging(20_000 if quick else 1_000_000, work)
+        bench_staging_engines(20_000 if quick else 1_000_000, work)
         print("5. growth")
         bench_growth([2_000, 20_000] if quick else [10_000, 100_000, 1_000_000], work)
     finally:

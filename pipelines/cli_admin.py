@@ -147,7 +147,7 @@ def ledger_migrate(ctx: click.Context) -> None:
         settings = settings_of(ctx)
         db = connect(settings.ledger)
         try:
-            with db.lock("ledger migrate"):
+            with db.lock("ledger migrate"), db.schema_lock():
                 before = schema.revision_of(db)
                 migrations.upgrade(settings.ledger)
                 after = schema.revision_of(db)

@@ -327,3 +327,16 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     status = runner.invoke(cli, ["--data-dir", str(tmp_path), "status"], env=env)
     assert status.exit_code == 2 and "newer tieout" in status.output
     assert "Traceback" not in status.output
+
+
+def test_several_processes_opening_a_new_ledger_at_once_all_get_it(ledger_url: str) -> None:
+    """Two workers starting on a new PostgreSQL ledger collided in its catalog ("type runs
+    already exists"); whoever creates the tables now does it alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_it(readonly: bool) -> bool:
+        with Ledger(ledger_url, readonly=readonly) as ledger:
+            return ledger.is_empty()
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_it, [False, True, False, True, False, True])) == [True] * 6

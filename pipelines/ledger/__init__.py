@@ -11,6 +11,7 @@ over a small database seam (:mod:`pipelines.ledger.database`), SQLite by default
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -31,6 +32,8 @@ __all__ = [
     "SyncCursor",
     "utcnow",
 ]
+
+_CREATING = threading.Lock()
 
 # Bumped when record keys or content digests are derived differently (2: column-wise
 # fingerprints, tieout 2026-11-21; 3: charge numbers from identity, not amount, 2026-11-23).
@@ -69,11 +72,16 @@ class Ledger(RecordStore, RunStore, CacheStore):
 
         current, newest = schema.revision_of(self.db), migrations.head()
         if current is None and schema.is_new(self.db):
-            if readonly:  # an in-memory copy, or a transaction rolled back at close
-                schema.create(self.db)
-            else:
-                migrations.upgrade(self.db.url)
-            return
+            # Threads of one process (the webhook receiver, say) wait for each other here,
+            # processes on the database's own lock: Alembic runs one migration at a time.
+            with _CREATING, self.db.schema_lock():
+                current = schema.revision_of(self.db)  # another process may have made it
+                if current is None and schema.is_new(self.db):
+                    if readonly:  # an in-memory copy, or a transaction rolled back at close
+                        schema.create(self.db)
+                    else:
+                        migrations.upgrade(self.db.url)
+                    return
         if current == newest:
             return
         if current is None or migrations.known(current):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +50,10 @@ class Database(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None: ...
+
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
@@ -59,6 +63,8 @@ class Database(Protocol):
     ) -> None: ...
 
     def lock(self, command: str) -> AbstractContextManager[None]: ...
+
+    def schema_lock(self) -> AbstractContextManager[None]: ...
 
     def columns(self, table: str) -> set[str]: ...
 
@@ -122,6 +128,15 @@ class SqliteDatabase:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.connection.executemany(sql, rows)
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Many new rows at once (staging): one prepared INSERT, executed per row by SQLite."""
+        marks = ", ".join("?" * len(columns))
+        self.connection.executemany(
+            f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", rows
+        )
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing; ``IMMEDIATE`` takes the write lock up front, so two writers queue
@@ -153,6 +168,10 @@ class SqliteDatabase:
     def lock(self, command: str) -> AbstractContextManager[None]:
         """One run at a time per ledger: a kernel lock on ``tieout.lock`` beside the file."""
         return run_lock(self.path.parent / "tieout.lock", command)
+
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Nothing to hold: SQLite runs one writer's DDL at a time by itself."""
+        return nullcontext()
 
     def columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self.connection.execute(f"PRAGMA table_info({table})")}

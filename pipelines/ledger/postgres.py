@@ -67,6 +67,17 @@ class PostgresDatabase:
         with self.connection.cursor() as cursor:
             cursor.executemany(_pg(sql).encode(), rows)
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Many new rows at once (staging): PostgreSQL's COPY, not an INSERT per row."""
+        with (
+            self.connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN".encode()) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.connection.transaction():
@@ -114,6 +125,19 @@ class PostgresDatabase:
             if not self.connection.closed:
                 self.connection.execute(
                     "SELECT pg_advisory_unlock(hashtextextended('tieout run lock', 0))"
+                )
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Whoever creates or migrates the tables does it alone: two processes opening a new
+        ledger at once would otherwise collide in PostgreSQL's catalog."""
+        self.connection.execute(b"SELECT pg_advisory_lock(hashtextextended('tieout schema', 0))")
+        try:
+            yield
+        finally:
+            if not self.connection.closed:
+                self.connection.execute(
+                    b"SELECT pg_advisory_unlock(hashtextextended('tieout schema', 0))"
                 )
 
     def columns(self, table: str) -> set[str]:

@@ -98,19 +98,15 @@ class RecordStore:
             # Built column by column (a million records are written in seconds, not minutes),
             # a slice at a time, so only one slice's Python objects exist at once.
             for start in range(0, len(new), STAGE_SLICE):
-                self.db.executemany(
-                    "INSERT INTO records(record_key, kind, run_id, file_sha256, source_file, "
-                    "source_rows, integration_id, location_id, reference_number, "
-                    "invoice_number, vendor_id, resident_id, charge_code_id, transaction_date, "
-                    "amount_cents, content_hash, payload, state, created_at, updated_at, "
-                    "defaulted, charge_notes) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
+                self.db.insert_rows(
+                    "records",
+                    STAGED_COLUMNS,
                     _record_rows(new.iloc[start : start + STAGE_SLICE], run_id, sha256, now),
                 )
-            self.db.executemany(
-                "INSERT INTO events(at, run_id, record_key, from_state, to_state) "
-                "VALUES (?, ?, ?, NULL, 'ready')",
-                ((now, run_id, key) for key in staged),
+            self.db.insert_rows(
+                "events",
+                ("at", "run_id", "record_key", "to_state"),
+                ((now, run_id, key, "ready") for key in staged),
             )
         return staged, conflicts
 
@@ -393,6 +389,33 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+# What staging writes of a record, in the order `_record_rows` builds it.
+STAGED_COLUMNS = (
+    "record_key",
+    "kind",
+    "run_id",
+    "file_sha256",
+    "source_file",
+    "source_rows",
+    "integration_id",
+    "location_id",
+    "reference_number",
+    "invoice_number",
+    "vendor_id",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "created_at",
+    "updated_at",
+    "defaulted",
+    "charge_notes",
+    "state",
+)
+
+
 def _defaulted(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -436,6 +459,7 @@ def _record_rows(
             else repeat(None)
         ),
         _optional(new, "charge_notes"),
+        repeat("ready"),
         strict=False,
     )
 
