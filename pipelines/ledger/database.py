@@ -73,6 +73,17 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+def upsert_sql(table: str, keys: Sequence[str], columns: Sequence[str]) -> str:
+    """``INSERT … ON CONFLICT`` as both engines take it: a row whose ``keys`` exist replaces
+    the other columns' values. Table and column names come from the ledger's own code."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    return (
+        f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT({', '.join(keys)}) {action}"
+    )
+
+
 def connect(target: str | Path, *, readonly: bool = False) -> Database:
     """The database a ledger URL (or a plain SQLite file path) names."""
     if isinstance(target, Path):
@@ -155,15 +166,8 @@ class SqliteDatabase:
     def upsert(
         self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
-        """Insert rows; a row whose ``keys`` exist replaces the other columns' values. Table
-        and column names come from the ledger's own code, never from input."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        self.connection.executemany(
-            f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT({', '.join(keys)}) {action}",
-            rows,
-        )
+        """Insert rows; a row whose ``keys`` exist replaces the other columns' values."""
+        self.connection.executemany(upsert_sql(table, keys, columns), rows)
 
     def lock(self, command: str) -> AbstractContextManager[None]:
         """One run at a time per ledger: a kernel lock on ``tieout.lock`` beside the file."""

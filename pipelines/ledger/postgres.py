@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import LedgerError, LockHeldError
-from pipelines.ledger.database import Rows
+from pipelines.ledger.database import Rows, upsert_sql
 
 
 def redact(url: str) -> str:
@@ -100,13 +100,7 @@ class PostgresDatabase:
     def upsert(
         self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        self.executemany(
-            f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT({', '.join(keys)}) {action}",
-            rows,
-        )
+        self.executemany(upsert_sql(table, keys, columns), rows)
 
     @contextmanager
     def lock(self, command: str) -> Iterator[None]:
