@@ -43,6 +43,7 @@ from pipelines.models import (
     UNFINISHED,
     RunOutcome,
     Say,
+    SourceFile,
 )
 from pipelines.profiles import (
     Profile,
@@ -92,10 +93,38 @@ def _handle_file(
 ) -> tuple[bool, bool]:
     """Process one inbox file into the ledger and move it. Returns (processed, had_problems).
 
-    On a ledger that holds no records yet, the file's records are first looked up in Propexo:
-    if any is there, the ledger was lost (or this is the wrong data folder), and the run stops
-    before anything is staged, leaving the file in the inbox."""
-    source = fingerprint(path)
+    Workers sharing an inbox (PostgreSQL) each take the files they claim; a file another
+    worker has, or has already moved away, is left to it."""
+    try:
+        source = fingerprint(path)
+    except InputError:
+        if not path.exists():
+            return False, False  # another worker took it in since the inbox was listed
+        raise
+    with ledger.claim(source.sha256, source.name) as mine:
+        if not mine:
+            say(f"{source.name}: another worker is taking it in; left to it")
+            return False, False
+        if not path.exists():
+            return False, False  # another worker took it in and moved it meanwhile
+        return _take_file(source, ledger, run_id, profiles, refs, settings, say, client)
+
+
+def _take_file(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    profiles: list[Profile],
+    refs: RefData,
+    settings: Settings,
+    say: Say,
+    client: PropexoClient | None,
+) -> tuple[bool, bool]:
+    """A claimed file into the ledger, then moved. On a ledger that holds no records yet, the
+    file's records are first looked up in Propexo: if any is there, the ledger was lost (or
+    this is the wrong data folder), and the run stops before anything is staged, leaving the
+    file in the inbox."""
+    path = source.path
     first = ledger.file_run(source.sha256)
     if first is not None:
         target = move_file(path, archive_folder(settings.archive_dir))
@@ -126,7 +155,8 @@ def _handle_file(
         log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
         return False, True
     if client is not None and not result.records.empty and ledger.is_empty():
-        refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
+        with ledger.turn(settings.integration_id):
+            refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
     issues = list(result.issues)
     if conflicts:
@@ -207,7 +237,9 @@ def run(
     profiles = profiles_for(settings)
     if dry_run:
         return dry_run_plan(settings, inbox, profiles, say)
-    with Ledger(settings.ledger) as ledger, ledger.lock("run"):
+    # Workers may run side by side on a PostgreSQL ledger; they take turns with Propexo.
+    with Ledger(settings.ledger) as ledger, ledger.lock("run", shared=True):
+        ledger.belongs_to(settings.integration_id)
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
             for path in busy:
@@ -269,12 +301,13 @@ def _post_and_follow(
     """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
     problems = False
     processed = 0
-    refs = reference_data(ledger, client, settings)
-    ledger.set_meta(
-        "locations",
-        json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
-    )
-    doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
+    with ledger.turn(settings.integration_id):
+        refs = reference_data(ledger, client, settings)
+        ledger.set_meta(
+            "locations",
+            json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
+        )
+        doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
     if any(doubt.values()):
         say("in doubt from earlier runs: " + describe_doubt(doubt))
     for path in files:
@@ -283,6 +316,23 @@ def _post_and_follow(
         )
         processed += int(done)
         problems |= had_problems
+    # Posting, following and reconciling are this worker's turn with the integration: its
+    # request budget is spent by one worker at a time, and no other has a write in flight.
+    with ledger.turn(settings.integration_id):
+        _post(ledger, client, settings, run_id, refs, say, on_progress)
+    return problems, processed
+
+
+def _post(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    run_id: str,
+    refs: RefData,
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Adopt what Propexo already holds, post what is ready, follow it, reconcile."""
     witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
     if witnessed:
         say(
@@ -312,4 +362,3 @@ def _post_and_follow(
         if settled["found"]:
             say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
     reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
-    return problems, processed

@@ -36,6 +36,7 @@ def rebuild_ledger(
     reach = timedelta(days=settings.sync_window_days)
     start, end = start or today - reach, end or today + reach
     with Ledger(settings.ledger) as ledger, ledger.lock("ledger rebuild"):
+        ledger.belongs_to(settings.integration_id)
         if not ledger.is_empty():
             raise LedgerError(
                 f"the ledger {ledger.description} already holds records; rebuild only "

@@ -313,8 +313,9 @@ def reconcile_command(
     settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
-    with Ledger(settings.ledger) as ledger, ledger.lock("reconcile"):
-        with make_client(settings) as client:
+    with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
+        ledger.belongs_to(settings.integration_id)
+        with ledger.turn(settings.integration_id), make_client(settings) as client:
             refs = reference_data(ledger, client, settings)
             x_ids = vendor_x_ids(refs)
             if sync:

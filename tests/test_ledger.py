@@ -284,9 +284,9 @@ def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
     import re
 
     from pipelines.ledger.copy import IDENTITY, TABLES
-    from pipelines.ledger.schema import SCHEMA
+    from pipelines.ledger.schema import CLAIMS, SCHEMA
 
-    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA + CLAIMS))
     numbered = set(
         re.findall(
             r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT", SCHEMA
@@ -303,6 +303,7 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     one line until `tieout ledger migrate`, which keeps its records; a newer one is refused."""
     from click.testing import CliRunner
 
+    from pipelines import migrations
     from pipelines.cli import cli
     from pipelines.ledger.database import connect
 
@@ -316,9 +317,20 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     env = {"TIEOUT_LEDGER_URL": ledger_url, "TIEOUT_CONFIG": str(tmp_path / "none.toml")}
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "ledger", "migrate"], env=env)
     assert result.exit_code == 0, result.output
-    assert "is at schema 0001 (was from before migrations)" in result.output
+    assert f"is at schema {migrations.head()} (was from before migrations)" in result.output
     with Ledger(ledger_url) as ledger:
         assert ledger.by_state() == {"confirmed": {"count": 2, "amount_cents": 200}}
+        assert "claimed_by" in ledger.db.columns("claims")  # revision 0002 (#18)
+    db = connect(ledger_url)
+    db.execute("DROP TABLE claims")
+    db.execute("UPDATE alembic_version SET version_num = '0001'")  # one revision behind
+    db.close()
+    with pytest.raises(LedgerError, match=r"schema 0001, older.*tieout ledger migrate"):
+        Ledger(ledger_url)
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "ledger", "migrate"], env=env)
+    assert "is at schema 0002 (was 0001)" in result.output, result.output
+    with Ledger(ledger_url) as ledger:
+        assert "claimed_by" in ledger.db.columns("claims")
     db = connect(ledger_url)
     db.execute("UPDATE alembic_version SET version_num = '9999'")
     db.close()

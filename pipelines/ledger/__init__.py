@@ -61,9 +61,35 @@ class Ledger(RecordStore, RunStore, CacheStore):
         """The ledger in messages: its file, or its server (never a password)."""
         return self.db.description
 
-    def lock(self, command: str) -> AbstractContextManager[None]:
-        """One tieout run at a time on this ledger (:class:`LockHeldError` when taken)."""
-        return self.db.lock(command)
+    def lock(self, command: str, *, shared: bool = False) -> AbstractContextManager[None]:
+        """Keep other commands off this ledger (:class:`LockHeldError` when taken). ``shared``:
+        workers that may run side by side, on PostgreSQL (a SQLite ledger takes one at a time)."""
+        return self.db.lock(command, shared=shared)
+
+    def turn(self, integration_id: str) -> AbstractContextManager[None]:
+        """Wait for this worker's turn to talk to Propexo for ``integration_id``, and hold it
+        for the block: one worker at a time spends an integration's request budget and settles
+        its records in doubt (none other can have a write in flight)."""
+        return self.db.turn("propexo " + integration_id)
+
+    def claim(self, sha256: str, name: str) -> AbstractContextManager[bool]:
+        """Hold a dropped file for this worker during the block (False: another has it)."""
+        return self.db.claim(sha256, name)
+
+    def belongs_to(self, integration_id: str) -> None:
+        """A ledger keeps one Propexo integration's records: its cache of Propexo's records,
+        its syncs and its files are that integration's. Another integration is refused."""
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES ('integration_id', ?) ON CONFLICT(key) DO NOTHING",
+            (integration_id,),
+        )
+        owner = self.get_meta("integration_id")
+        if owner != integration_id:
+            raise LedgerError(
+                f"the ledger {self.description} keeps the records of integration {owner}, not "
+                f"{integration_id}: give each integration its own ledger_url (a database of "
+                "its own on the same server)"
+            )
 
     def _check_schema(self, readonly: bool) -> None:
         """A new ledger is created at the newest revision; an existing one opens only at

@@ -23,6 +23,7 @@ TABLES = (
     "webhook_events",
     "synced",
     "cursors",
+    "claims",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
 IDENTITY = ("drops", "rejects", "events", "syncs", "webhook_events")  # numbered by the engine

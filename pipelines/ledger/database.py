@@ -8,6 +8,8 @@ this module knows which engine it is talking to.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,6 +21,7 @@ import pandas as pd
 from pipelines.config import POSTGRES_PREFIXES, SQLITE_PREFIX, sqlite_path
 from pipelines.errors import ConfigError, LedgerError
 from pipelines.lock import run_lock
+from pipelines.models import utcnow
 
 
 class Rows(Protocol):
@@ -62,7 +65,13 @@ class Database(Protocol):
         self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None: ...
 
-    def lock(self, command: str) -> AbstractContextManager[None]: ...
+    def lock(self, command: str, *, shared: bool = False) -> AbstractContextManager[None]: ...
+
+    def turn(self, name: str) -> AbstractContextManager[None]: ...
+
+    def serialize(self, name: str) -> None: ...
+
+    def claim(self, sha256: str, name: str) -> AbstractContextManager[bool]: ...
 
     def schema_lock(self) -> AbstractContextManager[None]: ...
 
@@ -71,6 +80,11 @@ class Database(Protocol):
     def reset_identity(self, table: str, column: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def worker_name() -> str:
+    """This process, as claims and messages name it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def upsert_sql(table: str, keys: Sequence[str], columns: Sequence[str]) -> str:
@@ -169,9 +183,29 @@ class SqliteDatabase:
         """Insert rows; a row whose ``keys`` exist replaces the other columns' values."""
         self.connection.executemany(upsert_sql(table, keys, columns), rows)
 
-    def lock(self, command: str) -> AbstractContextManager[None]:
-        """One run at a time per ledger: a kernel lock on ``tieout.lock`` beside the file."""
+    def lock(self, command: str, *, shared: bool = False) -> AbstractContextManager[None]:
+        """One run at a time per ledger: a kernel lock on ``tieout.lock`` beside the file. A
+        SQLite ledger lives on one host, so even ``shared`` runs take it one at a time."""
         return run_lock(self.path.parent / "tieout.lock", command)
+
+    def turn(self, name: str) -> AbstractContextManager[None]:
+        """Nothing more to hold: the run lock already keeps every other process out."""
+        return nullcontext()
+
+    def serialize(self, name: str) -> None:
+        """Nothing to do: a SQLite transaction (``BEGIN IMMEDIATE``) already writes alone."""
+
+    @contextmanager
+    def claim(self, sha256: str, name: str) -> Iterator[bool]:
+        """Always this process's (the run lock keeps other workers out); noted in ``claims``."""
+        self.upsert(
+            "claims",
+            ("sha256",),
+            ("sha256", "name", "claimed_by", "claimed_at", "finished_at"),
+            [(sha256, name, worker_name(), utcnow(), None)],
+        )
+        yield True
+        self.execute("UPDATE claims SET finished_at = ? WHERE sha256 = ?", (utcnow(), sha256))
 
     def schema_lock(self) -> AbstractContextManager[None]:
         """Nothing to hold: SQLite runs one writer's DDL at a time by itself."""

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import LedgerError, LockHeldError
-from pipelines.ledger.database import Rows, upsert_sql
+from pipelines.ledger.database import Rows, upsert_sql, worker_name
+from pipelines.models import utcnow
 
 
 def redact(url: str) -> str:
@@ -26,6 +27,10 @@ def redact(url: str) -> str:
 def _pg(sql: str) -> str:
     """The ledger's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+# An advisory lock's number: its name hashed with the schema (two ledgers may share a database).
+_KEY = "hashtextextended(%s::text || '@' || current_schema(), 0)"
 
 
 def _is_int(value: object) -> bool:
@@ -47,6 +52,7 @@ class PostgresDatabase:
         self.url = url
         self.description = redact(url)
         self.readonly = readonly
+        self._claims: psycopg.Connection[tuple[Any, ...]] | None = None
         try:
             self.connection = psycopg.connect(url, autocommit=not readonly, connect_timeout=10)
         except psycopg.Error as exc:
@@ -103,35 +109,91 @@ class PostgresDatabase:
         self.executemany(upsert_sql(table, keys, columns), rows)
 
     @contextmanager
-    def lock(self, command: str) -> Iterator[None]:
-        """One run at a time per ledger, across hosts: a session advisory lock."""
+    def lock(self, command: str, *, shared: bool = False) -> Iterator[None]:
+        """Runs on this ledger, across hosts: a session advisory lock, ``shared`` by workers
+        that may run side by side (``tieout run``, ``watch``), exclusive for a command that
+        needs the ledger to itself (``ledger rebuild``, ``reconcile``, ``resolve``)."""
+        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         row = self.connection.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended('tieout run lock', 0))"
+            f"SELECT {take}({_KEY})".encode(), ["tieout run lock"]
         ).fetchone()
         if not row or not row[0]:
             raise LockHeldError(
-                f"another tieout is running on the ledger {self.description}; "
-                "try again when it has finished"
+                f"another tieout is running on the ledger {self.description} and needs it to "
+                f"itself (or this {command} does); try again when it has finished"
             )
+        release = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+        try:
+            yield
+        finally:
+            if not self.connection.closed:
+                self.connection.execute(f"SELECT {release}({_KEY})".encode(), ["tieout run lock"])
+
+    @contextmanager
+    def turn(self, name: str) -> Iterator[None]:
+        """Wait for, then hold, the session advisory lock ``name``: one worker at a time talks
+        to one Propexo integration, on every host. A worker that dies loses it with its
+        connection."""
+        self.connection.execute(f"SELECT pg_advisory_lock({_KEY})".encode(), ["turn " + name])
         try:
             yield
         finally:
             if not self.connection.closed:
                 self.connection.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended('tieout run lock', 0))"
+                    f"SELECT pg_advisory_unlock({_KEY})".encode(), ["turn " + name]
                 )
+
+    def serialize(self, name: str) -> None:
+        """Inside a transaction: wait until no other transaction holds ``name`` (released at
+        commit or rollback). Staging reads which keys exist, then writes: two workers must not
+        interleave."""
+        self.connection.execute(f"SELECT pg_advisory_xact_lock({_KEY})".encode(), [name])
+
+    @contextmanager
+    def claim(self, sha256: str, name: str) -> Iterator[bool]:
+        """Claim a dropped file for this worker while the block runs: its ``claims`` row is
+        held with ``SELECT … FOR UPDATE SKIP LOCKED`` in a transaction of a second connection.
+        Yields False when another worker holds it. A worker that dies loses its claim when its
+        connection ends; the file, still in the inbox, is then taken by the next."""
+        import psycopg
+
+        if self._claims is None or self._claims.closed:
+            self._claims = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        claims = self._claims
+        # The row is made outside the transaction: a new row another transaction has just
+        # inserted would make this one wait for it, not skip it.
+        claims.execute(
+            b"INSERT INTO claims (sha256, name) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING",
+            [sha256, name],
+        )
+        with claims.transaction():
+            row = claims.execute(
+                b"SELECT sha256 FROM claims WHERE sha256 = %s FOR UPDATE SKIP LOCKED", [sha256]
+            ).fetchone()
+            if row is None:
+                yield False
+                return
+            claims.execute(
+                b"UPDATE claims SET claimed_by = %s, claimed_at = %s, finished_at = NULL "
+                b"WHERE sha256 = %s",
+                [worker_name(), utcnow(), sha256],
+            )
+            yield True
+            claims.execute(
+                b"UPDATE claims SET finished_at = %s WHERE sha256 = %s", [utcnow(), sha256]
+            )
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
         """Whoever creates or migrates the tables does it alone: two processes opening a new
         ledger at once would otherwise collide in PostgreSQL's catalog."""
-        self.connection.execute(b"SELECT pg_advisory_lock(hashtextextended('tieout schema', 0))")
+        self.connection.execute(f"SELECT pg_advisory_lock({_KEY})".encode(), ["tieout schema"])
         try:
             yield
         finally:
             if not self.connection.closed:
                 self.connection.execute(
-                    b"SELECT pg_advisory_unlock(hashtextextended('tieout schema', 0))"
+                    f"SELECT pg_advisory_unlock({_KEY})".encode(), ["tieout schema"]
                 )
 
     def columns(self, table: str) -> set[str]:
@@ -150,6 +212,8 @@ class PostgresDatabase:
         )
 
     def close(self) -> None:
+        if self._claims is not None:
+            self._claims.close()
         if self.readonly and not self.connection.closed:
             self.connection.rollback()
         self.connection.close()

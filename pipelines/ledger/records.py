@@ -62,39 +62,44 @@ class RecordStore:
         twins = keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
             keys.str.startswith("credit:"), "charge:" + rest
         )
-        known: dict[str, tuple[str, str, int, str]] = {}
-        for chunk in _chunks(sorted(set(keys) | set(twins)), KEYS_PER_STATEMENT):
-            for key, digest, first_run, cents, payload in self.db.execute(
-                "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
-                f"WHERE record_key IN ({_marks(chunk)})",
-                chunk,
-            ):
-                known[key] = (digest, first_run, cents, payload)
-        seen = keys.isin(list(known)).to_numpy()
-        twin_seen = ~seen & twins.isin(list(known)).to_numpy()
-        conflicts = []
-        for key, twin, digest, file, rows, cents in zip(
-            keys[seen | twin_seen],
-            twins[seen | twin_seen],
-            frame.loc[seen | twin_seen, "content_hash"],
-            frame.loc[seen | twin_seen, "source_file"],
-            frame.loc[seen | twin_seen, "source_rows"],
-            frame.loc[seen | twin_seen, "amount_cents"],
-            strict=True,
-        ):
-            before = known.get(key) or known[twin]
-            adopted_same = before[0] == ADOPTED and before[2] == int(cents) and key in known
-            if key not in known or (digest != before[0] and not adopted_same):
-                conflicts.append(
-                    Conflict(key, file, int(rows[0]), before[1], before[2], int(cents), before[3])
-                )
-        seen = seen | twin_seen
-        new = frame[~seen]
-        if new.empty:
-            return [], conflicts
-        now = utcnow()
-        staged = new["record_key"].astype(str).tolist()
+        # Workers on several hosts may stage at once (PostgreSQL): which keys exist is read and
+        # the new ones written in one transaction, one stager at a time.
         with self.db.transaction():
+            self.db.serialize("tieout staging")
+            known: dict[str, tuple[str, str, int, str]] = {}
+            for chunk in _chunks(sorted(set(keys) | set(twins)), KEYS_PER_STATEMENT):
+                for key, digest, first_run, cents, payload in self.db.execute(
+                    "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
+                    f"WHERE record_key IN ({_marks(chunk)})",
+                    chunk,
+                ):
+                    known[key] = (digest, first_run, cents, payload)
+            seen = keys.isin(list(known)).to_numpy()
+            twin_seen = ~seen & twins.isin(list(known)).to_numpy()
+            conflicts = []
+            for key, twin, digest, file, rows, cents in zip(
+                keys[seen | twin_seen],
+                twins[seen | twin_seen],
+                frame.loc[seen | twin_seen, "content_hash"],
+                frame.loc[seen | twin_seen, "source_file"],
+                frame.loc[seen | twin_seen, "source_rows"],
+                frame.loc[seen | twin_seen, "amount_cents"],
+                strict=True,
+            ):
+                before = known.get(key) or known[twin]
+                adopted_same = before[0] == ADOPTED and before[2] == int(cents) and key in known
+                if key not in known or (digest != before[0] and not adopted_same):
+                    conflicts.append(
+                        Conflict(
+                            key, file, int(rows[0]), before[1], before[2], int(cents), before[3]
+                        )
+                    )
+            seen = seen | twin_seen
+            new = frame[~seen]
+            if new.empty:
+                return [], conflicts
+            now = utcnow()
+            staged = new["record_key"].astype(str).tolist()
             # Built column by column (a million records are written in seconds, not minutes),
             # a slice at a time, so only one slice's Python objects exist at once.
             for start in range(0, len(new), STAGE_SLICE):
@@ -108,7 +113,7 @@ class RecordStore:
                 ("at", "run_id", "record_key", "to_state"),
                 ((now, run_id, key, "ready") for key in staged),
             )
-        return staged, conflicts
+            return staged, conflicts
 
     def transition(
         self,

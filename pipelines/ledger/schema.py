@@ -143,6 +143,19 @@ CREATE TABLE IF NOT EXISTS synced (
 );
 """
 
+# Revision 0002 (2026-11-24, #18): which worker has a dropped file. On PostgreSQL a worker holds
+# its file's row with ``SELECT … FOR UPDATE SKIP LOCKED`` while it reads and stages the file; on
+# SQLite the run lock already keeps workers apart, and the table only says who took what.
+CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    claimed_by TEXT,
+    claimed_at TEXT,
+    finished_at TEXT
+);
+"""
+
 # Columns added after a ledger was created: (table, column, type). SQLite adds a nullable
 # column in place, so an older ledger opens without a migration step.
 ADDED_COLUMNS = (
@@ -236,6 +249,7 @@ def is_new(db: Database) -> bool:
 def create(db: Database) -> None:
     """Create what is missing: tables, indexes, and columns added since."""
     db.script(postgres_schema() if db.dialect == "postgresql" else SCHEMA)
+    db.script(CLAIMS)
     for table, column, kind in ADDED_COLUMNS:
         if column not in db.columns(table):
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
