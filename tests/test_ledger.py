@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -352,3 +353,122 @@ def test_several_processes_opening_a_new_ledger_at_once_all_get_it(ledger_url: s
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(open_it, [False, True, False, True, False, True])) == [True] * 6
+
+
+# --- workers side by side (#18) ------------------------------------------------------------------
+
+HOLD_A_CLAIM = """
+import sys, time
+from pipelines.ledger import Ledger
+ledger = Ledger(sys.argv[1])
+with ledger.claim("f" * 64, "rent.csv") as mine:
+    print("claimed" if mine else "refused", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_file_claimed_by_one_worker_is_skipped_by_another_until_that_worker_dies(
+    postgres_server: str,
+) -> None:
+    """Claims are rows held with SELECT … FOR UPDATE SKIP LOCKED: a second worker is told no at
+    once (it does not wait), and a worker killed mid-file loses its claim with its session."""
+    import subprocess
+    import sys
+
+    from tests.postgres import fresh_database
+
+    url = fresh_database(postgres_server)
+    Ledger(url).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_CLAIM, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "claimed"
+        with Ledger(url) as other:
+            with other.claim("f" * 64, "rent.csv") as mine:
+                assert mine is False
+            with other.claim("e" * 64, "bills.csv") as mine:
+                assert mine is True  # another file is free
+            holder.kill()  # SIGKILL: no cleanup, the server ends its session
+            holder.wait()
+            with other.claim("f" * 64, "rent.csv") as mine:
+                assert mine is True
+            claimed = other.db.execute(
+                "SELECT claimed_by, finished_at FROM claims WHERE sha256 = ?", ["f" * 64]
+            ).fetchone()
+            assert claimed[0].endswith(f":{os.getpid()}") and claimed[1] is not None
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_one_worker_at_a_time_talks_to_an_integration(postgres_server: str) -> None:
+    """The turn is a blocking advisory lock per integration: the second worker waits for the
+    first, another integration's worker does not."""
+    import threading
+    import time
+
+    from tests.postgres import fresh_database
+
+    url = fresh_database(postgres_server)
+    order: list[str] = []
+    with Ledger(url) as first, Ledger(url) as second, Ledger(url) as third:
+
+        def wait_for_turn(ledger: Ledger, integration: str, name: str) -> None:
+            with ledger.turn(integration):
+                order.append(name)
+
+        with first.turn("int_a"):
+            waiting = threading.Thread(target=wait_for_turn, args=(second, "int_a", "second"))
+            waiting.start()
+            wait_for_turn(third, "int_b", "other integration")
+            time.sleep(0.3)
+            order.append("first done")
+        waiting.join(5)
+    assert order == ["other integration", "first done", "second"]
+
+
+def test_a_ledger_keeps_one_integrations_records(ledger_url: str) -> None:
+    with Ledger(ledger_url) as ledger:
+        ledger.belongs_to("int_a")
+        ledger.belongs_to("int_a")
+        with pytest.raises(LedgerError, match=r"integration int_a, not int_b.*own ledger_url"):
+            ledger.belongs_to("int_b")
+
+
+def test_two_workers_staging_the_same_lines_at_once_stage_each_once(ledger_url: str) -> None:
+    """Staging reads which keys exist and writes the new ones as one step: two workers staging
+    overlapping files at once (PostgreSQL) never fail on a duplicate key or stage one twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    Ledger(ledger_url).close()
+    keys = [f"charge:i:TO{i:05d}" for i in range(3_000)]
+
+    def stage(part: slice) -> int:
+        chosen = keys[part]
+        frame = pd.DataFrame(
+            {
+                "record_key": chosen,
+                "kind": "charge",
+                "integration_id": "i",
+                "location_id": "L",
+                "amount_cents": 100,
+                "content_hash": "h",
+                "payload": "{}",
+                "source_rows": [[2]] * len(chosen),
+                "source_file": "f.csv",
+                "reference_number": [k.rsplit(":", 1)[1] for k in chosen],
+            }
+        )
+        with Ledger(ledger_url) as ledger:
+            staged, conflicts = ledger.stage_records("r", None, frame)
+            assert not conflicts
+            return len(staged)
+
+    with ThreadPoolExecutor(4) as pool:
+        staged = list(pool.map(stage, [slice(0, 2_000), slice(1_000, 3_000)] * 2))
+    assert sum(staged) == 3_000
+    with Ledger(ledger_url) as ledger:
+        assert ledger.by_state()["ready"]["count"] == 3_000

@@ -160,12 +160,14 @@ class PostgresDatabase:
         if self._claims is None or self._claims.closed:
             self._claims = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         claims = self._claims
-        # The row is made outside the transaction: a new row another transaction has just
-        # inserted would make this one wait for it, not skip it.
-        claims.execute(
-            b"INSERT INTO claims (sha256, name) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING",
-            [sha256, name],
-        )
+        # The row is made outside the transaction, and only when missing: an INSERT meeting a
+        # row another worker's open transaction has changed would wait for it, not skip it.
+        if claims.execute(b"SELECT 1 FROM claims WHERE sha256 = %s", [sha256]).fetchone() is None:
+            claims.execute(
+                b"INSERT INTO claims (sha256, name) VALUES (%s, %s) "
+                b"ON CONFLICT (sha256) DO NOTHING",
+                [sha256, name],
+            )
         with claims.transaction():
             row = claims.execute(
                 b"SELECT sha256 FROM claims WHERE sha256 = %s FOR UPDATE SKIP LOCKED", [sha256]
