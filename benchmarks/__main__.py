@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.data import big_refs, big_seed, charge_csv
+from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
 from pipelines.config import Secret, load_settings
 from pipelines.extract import extract_file
 from pipelines.files import process_file, profiles_for
@@ -245,7 +245,7 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
                 assert time.monotonic() < deadline, "sandbox did not start"
                 time.sleep(0.1)
         bills = work / "bench_bills.csv"
-        _bills_for_seed(bills, seed, invoices)
+        bills_for_seed(bills, seed, invoices)
         ledger = Ledger(settings.ledger_path)
         with make_client(settings) as client:
             from pipelines.sync import reference_data
@@ -307,23 +307,6 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
         "≤ 0.1",
         polls <= 0.1 * writes,
     )
-
-
-def _bills_for_seed(path: Path, seed: dict[str, Any], invoices: int) -> None:
-    """Invoices over the seed's vendors and properties (one location per invoice)."""
-    props = {p["_location_id"]: [] for p in seed["properties"]}
-    for p in seed["properties"]:
-        props[p["_location_id"]].append(p["name"])
-    vendors = [(v["name"], v["_location_id"]) for v in seed["vendors"]]
-    lines = ["Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"]
-    for n in range(invoices):
-        name, loc = vendors[n % len(vendors)]
-        for k in range(2):
-            lines.append(
-                f'"{name}",BENCH-{n:06d},11/03/2026,,{props[loc][k % len(props[loc])]},'
-                f"5100,line {k},{(n % 900) + 10}.{k:02d}"
-            )
-    path.write_text("\n".join(lines) + "\n")
 
 
 def reconcile_frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -152,3 +152,23 @@ def bill_csv(path: Path, lines: int, lists: dict[str, list[dict[str, Any]]], see
                 ]
             )
     return total
+
+
+def bills_for_seed(
+    path: Path, seed: dict[str, Any], invoices: int, prefix: str = "BENCH", first: int = 0
+) -> None:
+    """A vendor bill export of ``invoices`` two-line invoices over the seed's vendors and
+    properties (one location per invoice), numbered ``<prefix>-<first + n>``."""
+    props: dict[str, list[str]] = {p["_location_id"]: [] for p in seed["properties"]}
+    for p in seed["properties"]:
+        props[p["_location_id"]].append(p["name"])
+    vendors = [(v["name"], v["_location_id"]) for v in seed["vendors"]]
+    lines = ["Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"]
+    for n in range(first, first + invoices):
+        name, loc = vendors[n % len(vendors)]
+        for k in range(2):
+            lines.append(
+                f'"{name}",{prefix}-{n:06d},11/03/2026,,{props[loc][k % len(props[loc])]},'
+                f"5100,line {k},{(n % 900) + 10}.{k:02d}"
+            )
+    path.write_text("\n".join(lines) + "\n")

@@ -290,6 +290,14 @@ def ledger_copy(ctx: click.Context, target: str) -> None:
     show_default=True,
     help="Whether synced charges carry the reference_number that was sent.",
 )
+@click.option(
+    "--integrations",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="Rent Manager integrations: copies of the seed's, the n-th reached with TOKEN-n "
+    "(its own rate-limit budget).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -309,6 +317,7 @@ def sandbox(
     batch_atomic: bool,
     unknown_job: str,
     reference_readback: str,
+    integrations: int,
 ) -> None:
     """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
 
@@ -318,14 +327,14 @@ def sandbox(
     GET /_sandbox/records?kind=invoice|charge|credit and POST /_sandbox/reset.
     """
     from sandbox.faults import SandboxConfig, parse_faults
-    from sandbox.server import open_store, read_seed, serve
+    from sandbox.server import open_store, read_seed, serve, with_integrations
 
     try:
         fault_table = parse_faults(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     with friendly():
-        seed_data = read_seed(seed)
+        seed_data = with_integrations(read_seed(seed), integrations)
         store = open_store(db, seed_data)
         config = SandboxConfig(
             token=token,
@@ -342,6 +351,7 @@ def sandbox(
             batch_atomic=batch_atomic,
             unknown_job=int(unknown_job),
             reference_readback=reference_readback,
+            integrations=integrations,
         )
         out.print(
             f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipelines import publish
 from pipelines import report as reporting
+from pipelines.budget import turn
 from pipelines.check import dry_run_plan
 from pipelines.config import Settings
 from pipelines.errors import InputError
@@ -155,7 +156,7 @@ def _take_file(
         log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
         return False, True
     if client is not None and not result.records.empty and ledger.is_empty():
-        with ledger.turn(settings.integration_id):
+        with turn(ledger, client, settings.integration_id, say):
             refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
     staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
     issues = list(result.issues)
@@ -301,7 +302,7 @@ def _post_and_follow(
     """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
     problems = False
     processed = 0
-    with ledger.turn(settings.integration_id):
+    with turn(ledger, client, settings.integration_id, say):
         refs = reference_data(ledger, client, settings)
         ledger.set_meta(
             "locations",
@@ -318,7 +319,7 @@ def _post_and_follow(
         problems |= had_problems
     # Posting, following and reconciling are this worker's turn with the integration: its
     # request budget is spent by one worker at a time, and no other has a write in flight.
-    with ledger.turn(settings.integration_id):
+    with turn(ledger, client, settings.integration_id, say):
         _post(ledger, client, settings, run_id, refs, say, on_progress)
     return problems, processed
 

@@ -99,6 +99,46 @@ class RateLimiter:
                 self.waited_s += pause
             self.sleep(pause)
 
+    def handover(self, wall: Callable[[], float] = time.time) -> dict[str, Any]:
+        """What the next process to talk to this integration must know of the budget: the
+        limit, what is left, and when (wall clock) the current window started."""
+        with self._cond:
+            started = (
+                None
+                if self.window_started is None
+                else wall() - (self.clock() - self.window_started)
+            )
+            return {
+                "limit": self.limit,
+                "remaining": self.remaining,
+                "window_started": started,
+                "window_s": self.window_s,
+            }
+
+    def resume(self, state: dict[str, Any] | None, wall: Callable[[], float] = time.time) -> None:
+        """Carry on from the budget another process handed over (:meth:`handover`): its window
+        goes on, so this one must not take Propexo's budget as full. A window that has ended
+        since leaves the budget to be learnt from the next answer, as at a start.
+
+        A state still ``open`` was never handed over: its holder died mid-turn, having spent
+        who knows what in windows nobody knows the start of. Every one of them has ended one
+        window from now, so nothing is sent before then (a crash costs one window's wait)."""
+        with self._cond:
+            now = self.clock()
+            self._reset_at = now  # answers to requests sent before this are not ours
+            self.window_started, self.remaining = None, None
+            if not state:
+                return
+            self.limit = state.get("limit") or self.limit
+            if state.get("open"):
+                self.window_started, self.remaining = now, 0
+                return
+            if state.get("window_started") is None:
+                return
+            age = wall() - float(state["window_started"])
+            if 0 <= age < self.window_s + self.margin_s and state.get("remaining") is not None:
+                self.window_started, self.remaining = now - age, int(state["remaining"])
+
     def _new_window(self, at: float) -> None:
         """Our estimate says Propexo's window has reset: the full budget is back."""
         self.window_started, self.remaining, self._reset_at = None, self.limit, at
@@ -107,13 +147,18 @@ class RateLimiter:
         """A request finished (``response`` None when it never got one): learn from the headers."""
         with self._cond:
             self.in_flight -= 1
-            if response is not None:
-                if response.status_code == 429:
-                    # Spent, and we cannot know since when: wait a whole window from now.
-                    self.rate_limited += 1
-                    self.remaining, self.window_started = 0, self.clock()
-                else:
-                    self._observe(response, sent_at)
+            if response is None:
+                # No answer (a reset, a lost response): Propexo may well have counted it, and
+                # no later answer may say so. Taken as spent, or the window's last request
+                # would be answered 429.
+                if sent_at >= self._reset_at and self.remaining is not None:
+                    self.remaining = max(0, self.remaining - 1)
+            elif response.status_code == 429:
+                # Spent, and we cannot know since when: wait a whole window from now.
+                self.rate_limited += 1
+                self.remaining, self.window_started = 0, self.clock()
+            else:
+                self._observe(response, sent_at)
             self._cond.notify_all()
 
     def _observe(self, response: httpx.Response, sent_at: float) -> None:

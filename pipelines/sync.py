@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.budget import turn
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
@@ -315,7 +316,7 @@ def reconcile_command(
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
     with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
         ledger.belongs_to(settings.integration_id)
-        with ledger.turn(settings.integration_id), make_client(settings) as client:
+        with make_client(settings) as client, turn(ledger, client, settings.integration_id, say):
             refs = reference_data(ledger, client, settings)
             x_ids = vendor_x_ids(refs)
             if sync:

@@ -31,6 +31,14 @@ class SandboxConfig:
     unknown_job: int = 400  # write-status of a job Propexo does not know: 400 | 404
     reference_readback: str = "echo"  # echo: reference_number read back | null
     max_body_bytes: int = 6 * 2**20  # larger bodies get 413
+    # Rent Manager integrations: the seed's, and copies of it with ids of their own. The n-th
+    # is reached with token "<token>-n" (the first with the token itself): Propexo's rate limit
+    # is per customer, so each token has a budget of its own.
+    integrations: int = 1
+
+    def tokens(self) -> list[str]:
+        """Every token the sandbox accepts, the first integration's first."""
+        return [self.token] + [f"{self.token}-{n}" for n in range(2, self.integrations + 1)]
 
     def __post_init__(self) -> None:
         choices = {

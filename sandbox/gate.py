@@ -53,7 +53,9 @@ class Gate:
             await self.app(scope, receive, send)
             return
         token = _bearer(scope)
-        if token is None or not hmac.compare_digest(token.encode(), self.config.token.encode()):
+        if token is None or not any(
+            hmac.compare_digest(token.encode(), known.encode()) for known in self.config.tokens()
+        ):
             await _send_json(
                 send, 401, error_body("unauthorized", "missing or invalid bearer token")
             )

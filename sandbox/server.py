@@ -27,6 +27,24 @@ def read_seed(path: Path | None) -> dict[str, Any]:
     return data
 
 
+def with_integrations(seed: dict[str, Any], count: int) -> dict[str, Any]:
+    """The seed with ``count`` integrations: the n-th (from 2) is a copy of the first whose
+    every Propexo id, and its integration id, end in ``-n``; names and PMS ids stay the same,
+    as two Rent Manager databases of one operator may name things alike."""
+    if count <= 1:
+        return seed
+    text = json.dumps(seed)
+    ids = {record["id"] for records in seed.values() for record in records if "id" in record}
+    grown: dict[str, list[dict[str, Any]]] = {kind: list(records) for kind, records in seed.items()}
+    for n in range(2, count + 1):
+        copy = text
+        for old in sorted(ids, key=len, reverse=True):
+            copy = copy.replace(f'"{old}"', f'"{old}-{n}"')
+        for kind, records in json.loads(copy).items():
+            grown[kind].extend(records)
+    return grown
+
+
 def open_store(db: Path | None, seed: dict[str, Any]) -> Store:
     """The sandbox database (in memory unless a file is named), seeded when empty."""
     store = Store(db if db is not None else ":memory:")
@@ -91,9 +109,10 @@ def running_sandbox(
     config: SandboxConfig | None = None, seed_path: Path | None = None, db: Path | None = None
 ) -> Iterator[RunningSandbox]:
     """Start a sandbox on a free loopback port for the duration of a ``with`` block."""
-    seed = read_seed(seed_path)
+    config = config or SandboxConfig()
+    seed = with_integrations(read_seed(seed_path), config.integrations)
     store = open_store(db, seed)
-    sandbox = RunningSandbox(store, config or SandboxConfig(), seed).start()
+    sandbox = RunningSandbox(store, config, seed).start()
     try:
         yield sandbox
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import ROOT, receiving
+from tests.conftest import ROOT, receiving, run_cli
 from tests.test_load import assert_exactly_once, env_for, settle
 
 # Run the real CLI, with one function patched to kill the process (os._exit: no cleanup, no
@@ -68,7 +68,8 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
     point: str, nth: int, workspace: Path
 ) -> None:
     with (
-        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000)) as box,
+        # A short rate-limit window: after a crash the next run waits one out (#18).
+        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000, rate_window_s=2)) as box,
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
@@ -90,5 +91,9 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
         assert crashed.returncode == 137, crashed.stdout + crashed.stderr
         with sqlite3.connect(workspace / "ledger.sqlite") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if point != "mid_transaction":  # it died talking to Propexo: its budget is unknown
+            after = run_cli("--data-dir", str(workspace), "run", env=env)
+            assert "stopped mid-run without handing on the rate-limit budget" in after.stdout
+            assert box.app.rate_limited == 0
         settle(workspace, env)
         assert_exactly_once(api, workspace)

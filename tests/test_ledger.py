@@ -472,3 +472,24 @@ def test_two_workers_staging_the_same_lines_at_once_stage_each_once(ledger_url: 
     assert sum(staged) == 3_000
     with Ledger(ledger_url) as ledger:
         assert ledger.by_state()["ready"]["count"] == 3_000
+
+
+def test_a_ledger_another_worker_creates_between_two_reads_opens(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the multi-worker test: a worker read "no revision" just before another
+    committed the new ledger, then saw its tables, and took it for a ledger from before
+    migrations (exit 2). Both are read again under the schema lock now."""
+    from pipelines.ledger import schema
+    from pipelines.ledger.database import Database
+
+    Ledger(ledger_url).close()
+    real, reads = schema.revision_of, []
+
+    def revision_of(db: Database) -> str | None:
+        reads.append(db)  # the first read: a moment before the other worker's commit
+        return None if len(reads) == 1 else real(db)
+
+    monkeypatch.setattr(schema, "revision_of", revision_of)
+    with Ledger(ledger_url) as ledger:
+        assert ledger.is_empty()

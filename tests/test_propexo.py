@@ -197,3 +197,56 @@ def test_threads_sharing_a_limiter_never_hit_429() -> None:
         list(pool.map(lambda _: client.get("/v1/x"), range(40)))
     assert server.statuses.count(429) == 0
     assert server.statuses.count(200) == 40
+
+
+def test_a_request_without_an_answer_is_taken_as_spent() -> None:
+    """A lost answer was found by the multi-worker test (#18): Propexo counted the request, no
+    later answer said so, and the window's last request was answered 429."""
+    clock = FakeClock()
+    limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
+    sent = limiter.acquire()
+    limiter.release(httpx.Response(200, headers=headers(3, 1)), sent)  # 2 used, 1 left
+    lost = limiter.acquire()
+    limiter.release(None, lost)  # counted by Propexo, never answered: 0 left
+    assert limiter.remaining == 0
+    clock.now = 10
+    limiter.acquire()  # waits for the window to end rather than send a 4th request into it
+    assert clock.slept and clock.now >= 60
+
+
+def test_the_budget_is_handed_from_process_to_process() -> None:
+    """#18: a worker taking its turn goes on with the window the last one began (its budget
+    is not full); a window that has ended since is learnt again from the next answer."""
+    first_clock, wall = FakeClock(), FakeClock()
+    wall.now = 1_000.0
+    first = RateLimiter(window_s=60, clock=first_clock, sleep=first_clock.sleep)
+    sent = first.acquire()
+    first.release(httpx.Response(200, headers=headers(10, 2)), sent)
+    first_clock.now = wall_later = 20.0
+    state = first.handover(wall=lambda: wall.now + wall_later)
+
+    second_clock = FakeClock()
+    second_clock.now = 500.0  # another process: its monotonic clock is its own
+    second = RateLimiter(window_s=60, clock=second_clock, sleep=second_clock.sleep)
+    second.resume(state, wall=lambda: wall.now + 30.0)  # 10 s after the handover
+    assert second.limit == 10 and second.remaining == 2
+    assert second.window_started == pytest.approx(500.0 - 30.0)
+    for _ in range(2):
+        second.release(httpx.Response(200, headers=headers(10, 0)), second.acquire())
+    second.acquire()  # the third waits for the window the first worker began to end
+    assert second_clock.now >= 500.0 - 30.0 + 60
+
+    third = RateLimiter(window_s=60)
+    third.resume(state, wall=lambda: wall.now + 20.0 + 61)  # that window has ended since
+    assert third.remaining is None and third.window_started is None
+
+
+def test_a_budget_never_handed_on_waits_out_a_whole_window() -> None:
+    """#18: the worker before died mid-turn (SIGKILL), so what it spent is unknown; the multi-
+    worker test saw the next worker answered 429 when it trusted the budget as handed to the
+    dead one. Nothing is sent until any window the dead worker began has ended."""
+    clock = FakeClock()
+    limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
+    limiter.resume({"limit": 10, "remaining": 9, "window_started": 0.0, "open": True})
+    assert limiter.acquire() >= 60.0
+    assert limiter.remaining == 10  # a fresh window: the whole budget

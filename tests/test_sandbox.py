@@ -498,3 +498,30 @@ def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:
     frame = pd.concat([bills, roll], ignore_index=True)
     for request in plan_requests(frame, batch_size=50):
         assert zod_issues(validators[request.path], request.body) == [], request.path
+
+
+def test_a_second_integration_has_ids_and_a_rate_budget_of_its_own() -> None:
+    """#18's workers on two integrations: a copy of the seed's integration, reached with its
+    own token, whose requests do not spend the first's budget (the limit is per customer)."""
+    config = SandboxConfig(integrations=2, rate_limit=3, rate_window_s=30, job_delay_s=0.05)
+    with running_sandbox(config) as box:
+        first, second = config.tokens()
+        assert second == "sandbox-token-2"
+
+        def vendors(token: str, integration: str) -> httpx.Response:
+            return httpx.get(
+                f"{box.base_url}/v1/vendors/",
+                params={"integration_id": integration},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+        theirs = vendors(second, "int_rm_demo-2")
+        assert theirs.status_code == 200
+        ids = [v["id"] for v in theirs.json()["results"]]
+        assert len(ids) == len(SEED["vendors"]) and all(i.endswith("-2") for i in ids)
+        assert {v["integration_id"] for v in theirs.json()["results"]} == {"int_rm_demo-2"}
+        ours = [v["id"] for v in vendors(first, INTEGRATION).json()["results"]]
+        assert not set(ours) & set(ids) and len(ours) == len(ids)
+        assert [vendors(first, INTEGRATION).status_code for _ in range(3)] == [200, 200, 429]
+        assert vendors(second, "int_rm_demo-2").status_code == 200  # 2 of the second's 3
+        assert vendors("sandbox-token-3", INTEGRATION).status_code == 401

@@ -97,11 +97,13 @@ class Ledger(RecordStore, RunStore, CacheStore):
         from pipelines import migrations
 
         current, newest = schema.revision_of(self.db), migrations.head()
-        if current is None and schema.is_new(self.db):
+        if current is None:
             # Threads of one process (the webhook receiver, say) wait for each other here,
-            # processes on the database's own lock: Alembic runs one migration at a time.
+            # processes on the database's own lock: Alembic runs one migration at a time. Both
+            # reads are made again under it: another worker may have just created the ledger
+            # between them (its tables and revision appear at once, at its commit).
             with _CREATING, self.db.schema_lock():
-                current = schema.revision_of(self.db)  # another process may have made it
+                current = schema.revision_of(self.db)
                 if current is None and schema.is_new(self.db):
                     if readonly:  # an in-memory copy, or a transaction rolled back at close
                         schema.create(self.db)

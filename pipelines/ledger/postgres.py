@@ -33,6 +33,11 @@ def _pg(sql: str) -> str:
 _KEY = "hashtextextended(%s::text || '@' || current_schema(), 0)"
 
 
+def _session_name() -> str:
+    """How this worker's sessions show in ``pg_stat_activity``: ``tieout host:pid``."""
+    return "tieout " + worker_name()
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -54,7 +59,9 @@ class PostgresDatabase:
         self.readonly = readonly
         self._claims: psycopg.Connection[tuple[Any, ...]] | None = None
         try:
-            self.connection = psycopg.connect(url, autocommit=not readonly, connect_timeout=10)
+            self.connection = psycopg.connect(
+                url, autocommit=not readonly, connect_timeout=10, application_name=_session_name()
+            )
         except psycopg.Error as exc:
             raise LedgerError(
                 f"the ledger {self.description} cannot be reached: {exc}".strip()
@@ -158,7 +165,9 @@ class PostgresDatabase:
         import psycopg
 
         if self._claims is None or self._claims.closed:
-            self._claims = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            self._claims = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=10, application_name=_session_name()
+            )
         claims = self._claims
         # The row is made outside the transaction, and only when missing: an INSERT meeting a
         # row another worker's open transaction has changed would wait for it, not skip it.
