@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import resource
 import shutil
 import socket
@@ -205,27 +207,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
-    seed = json.loads((ROOT / "data" / "sandbox" / "seed.json").read_text())
+def start_sandbox(*options: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """`tieout sandbox OPTIONS` on a free port, once it accepts connections."""
     port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "sandbox",
-            "--port",
-            str(port),
-            "--rate-limit",
-            str(limit),
-            "--rate-window",
-            str(window),
-            "--job-delay",
-            "0.5",
-        ],
+        [sys.executable, "-m", "pipelines", "sandbox", "--port", str(port), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return port, server
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("the sandbox did not start") from None
+            time.sleep(0.1)
+
+
+def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
+    seed = json.loads((ROOT / "data" / "sandbox" / "seed.json").read_text())
+    port, server = start_sandbox(
+        "--rate-limit", str(limit), "--rate-window", str(window), "--job-delay", "0.5"
     )
     try:
         settings = replace(
@@ -236,14 +242,6 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
             rate_window_s=window,
             status_timeout_s=120,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "sandbox did not start"
-                time.sleep(0.1)
         bills = work / "bench_bills.csv"
         bills_for_seed(bills, seed, invoices)
         ledger = Ledger(settings.ledger_path)
@@ -506,6 +504,94 @@ def bench_staging_engines(rows: int, work: Path) -> None:
     )
 
 
+def _timed_runs(workers: list[dict[str, str]], work: Path) -> tuple[float, list[str]]:
+    """Start one `tieout run` per environment at once; (seconds until the last ends, outputs)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    start = time.perf_counter()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--data-dir", env["DATA_DIR"], "run"],
+            env={**inherited, **env},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for env in workers
+    ]
+    outputs = [child.communicate(timeout=900)[0] for child in children]
+    seconds = time.perf_counter() - start
+    for child, output in zip(children, outputs, strict=True):
+        if child.returncode != 0:
+            raise RuntimeError(f"a worker failed ({child.returncode}):\n{output}")
+    return seconds, outputs
+
+
+def bench_workers(invoices: int, limit: int, window: float, work: Path) -> None:
+    """`tieout run` end to end (reference data, staging, posting, following, reconcile) on a
+    PostgreSQL ledger: one worker on one integration, then two workers at once on two
+    integrations (each its own customer token, so its own rate-limit budget, and its own
+    ledger database on the same server)."""
+    from tests.postgres import fresh_database, running_postgres
+
+    seed = json.loads((ROOT / "data" / "sandbox" / "seed.json").read_text())
+    config = work / "workers.toml"
+    config.write_text(f"rate_window_s = {window}\nsettle_s = 0\nstatus_timeout_s = 300\n")
+    throughput: dict[int, float] = {}
+    seconds: dict[int, float] = {}
+    limited = 0
+    with running_postgres() as pg:
+        for count in (1, 2):
+            port, server = start_sandbox(
+                "--integrations",
+                "2",
+                "--rate-limit",
+                str(limit),
+                "--rate-window",
+                str(window),
+                "--job-delay",
+                "0.5",
+            )
+            try:
+                envs = []
+                for n in range(1, count + 1):
+                    data = work / f"workers_{count}_{n}"
+                    (data / "inbox").mkdir(parents=True)
+                    bills_for_seed(data / "inbox" / "bills.csv", seed, invoices, f"W{n}")
+                    envs.append(
+                        {
+                            "DATA_DIR": str(data),
+                            "TIEOUT_CONFIG": str(config),
+                            "TIEOUT_LEDGER_URL": fresh_database(pg),
+                            "PROPEXO_BASE_URL": f"http://127.0.0.1:{port}",
+                            "PROPEXO_API_TOKEN": "sandbox-token" + ("" if n == 1 else f"-{n}"),
+                            "PROPEXO_INTEGRATION_ID": "int_rm_demo" + ("" if n == 1 else f"-{n}"),
+                        }
+                    )
+                seconds[count], outputs = _timed_runs(envs, work)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+            for output in outputs:
+                found = re.search(r"(\d+) rate-limited", output)
+                if found is None:
+                    raise RuntimeError(f"a worker posted nothing:\n{output}")
+                limited += int(found.group(1))
+            throughput[count] = count * invoices / seconds[count]
+    record(
+        f"posting with 2 workers on 2 integrations vs 1 ({invoices:,} invoices each, "
+        f"limit {limit}/{window:g}s, PostgreSQL ledger): records per second, whole run",
+        round(throughput[2], 1),
+        round(throughput[1], 1),
+        "records/s",
+        "≈ 2× (each integration's budget is its own), zero 429s",
+        throughput[2] >= 1.8 * throughput[1] and not limited,
+        http_429=limited,
+        seconds_1=round(seconds[1], 1),
+        seconds_2=round(seconds[2], 1),
+    )
+
+
 def bench_reconcile_command(n: int, work: Path) -> None:
     """`tieout reconcile` after its fetch: read the posted records from the ledger, match
     them and write every outcome back (settle_reconcile, the code the command runs), against
@@ -629,6 +715,10 @@ def main() -> None:
             bench_posting(invoices=3000, limit=300, window=5, work=work)
             # A short window with a small budget: the hold-back and the margin weigh most here.
             bench_posting(invoices=60, limit=10, window=5, work=work)
+        if quick:
+            bench_workers(invoices=60, limit=30, window=2, work=work)
+        else:
+            bench_workers(invoices=1_500, limit=300, window=5, work=work)
         print("4. reconcile")
         bench_reconcile(50_000 if quick else 1_000_000)
         bench_reconcile_command(50_000 if quick else 1_000_000, work)

@@ -57,6 +57,7 @@ class RateLimiter:
     remaining: int | None = None
     window_started: float | None = None
     in_flight: int = 0
+    lost: int = 0  # requests of this window that got no answer: counted as spent, on top
     waited_s: float = 0.0
     rate_limited: int = 0
     _reset_at: float = float("-inf")
@@ -83,7 +84,7 @@ class RateLimiter:
                 if self.remaining is None:
                     budget = 1 - self.in_flight  # learn the limit from one answer first
                 else:
-                    budget = self.remaining - self.in_flight
+                    budget = self.remaining - self.in_flight - self.lost
                 if budget > 0:
                     self.in_flight += 1
                     return now
@@ -110,7 +111,7 @@ class RateLimiter:
             )
             return {
                 "limit": self.limit,
-                "remaining": self.remaining,
+                "remaining": None if self.remaining is None else max(0, self.remaining - self.lost),
                 "window_started": started,
                 "window_s": self.window_s,
             }
@@ -126,7 +127,7 @@ class RateLimiter:
         with self._cond:
             now = self.clock()
             self._reset_at = now  # answers to requests sent before this are not ours
-            self.window_started, self.remaining = None, None
+            self.window_started, self.remaining, self.lost = None, None, 0
             if not state:
                 return
             self.limit = state.get("limit") or self.limit
@@ -142,6 +143,7 @@ class RateLimiter:
     def _new_window(self, at: float) -> None:
         """Our estimate says Propexo's window has reset: the full budget is back."""
         self.window_started, self.remaining, self._reset_at = None, self.limit, at
+        self.lost = 0
 
     def release(self, response: httpx.Response | None, sent_at: float) -> None:
         """A request finished (``response`` None when it never got one): learn from the headers."""
@@ -149,14 +151,14 @@ class RateLimiter:
             self.in_flight -= 1
             if response is None:
                 # No answer (a reset, a lost response): Propexo may well have counted it, and
-                # no later answer may say so. Taken as spent, or the window's last request
-                # would be answered 429.
-                if sent_at >= self._reset_at and self.remaining is not None:
-                    self.remaining = max(0, self.remaining - 1)
+                # no answer may ever say so. Counted as spent, apart from what the answers
+                # say: an answer to a request Propexo took just before it does not include it.
+                if sent_at >= self._reset_at:
+                    self.lost += 1
             elif response.status_code == 429:
                 # Spent, and we cannot know since when: wait a whole window from now.
                 self.rate_limited += 1
-                self.remaining, self.window_started = 0, self.clock()
+                self.remaining, self.window_started, self.lost = 0, self.clock(), 0
             else:
                 self._observe(response, sent_at)
             self._cond.notify_all()
@@ -174,7 +176,7 @@ class RateLimiter:
             # The first answer of a window: it started about when this request was sent.
             self.window_started, self.remaining = sent_at, remaining
         elif sent_at >= self.window_started + self.window_s and remaining > (self.remaining or 0):
-            self.window_started, self.remaining = sent_at, remaining
+            self.window_started, self.remaining, self.lost = sent_at, remaining, 0
         else:
             # Answers can overtake each other: within a window the budget only shrinks.
             self.remaining = remaining if self.remaining is None else min(self.remaining, remaining)

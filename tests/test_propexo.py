@@ -205,13 +205,16 @@ def test_a_request_without_an_answer_is_taken_as_spent() -> None:
     clock = FakeClock()
     limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
     sent = limiter.acquire()
-    limiter.release(httpx.Response(200, headers=headers(3, 1)), sent)  # 2 used, 1 left
-    lost = limiter.acquire()
-    limiter.release(None, lost)  # counted by Propexo, never answered: 0 left
-    assert limiter.remaining == 0
+    limiter.release(httpx.Response(200, headers=headers(4, 2)), sent)  # 2 used, 2 left
+    earlier, lost = limiter.acquire(), limiter.acquire()
+    limiter.release(None, lost)  # counted by Propexo, never answered
+    # The answer to a request Propexo took just before the lost one: it says 1 left, which
+    # does not count the lost request. None is left.
+    limiter.release(httpx.Response(200, headers=headers(4, 1)), earlier)
     clock.now = 10
-    limiter.acquire()  # waits for the window to end rather than send a 4th request into it
+    limiter.acquire()  # waits for the window to end rather than send a 5th request into it
     assert clock.slept and clock.now >= 60
+    assert limiter.lost == 0  # a new window
 
 
 def test_the_budget_is_handed_from_process_to_process() -> None:
