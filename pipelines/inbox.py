@@ -31,8 +31,14 @@ def list_inbox(inbox: Path) -> list[Path]:
     """Candidate files in the inbox, oldest first (ties by name), not recursing."""
     if not inbox.is_dir():
         return []
-    files = [p for p in inbox.iterdir() if is_candidate(p)]
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    found = []
+    for path in inbox.iterdir():
+        try:
+            if is_candidate(path):
+                found.append((path.stat().st_mtime, path.name, path))
+        except OSError:
+            continue  # gone since the listing: another worker took it in
+    return [path for _, _, path in sorted(found)]
 
 
 def safe_name(name: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from pipelines.inbox import complete_files, move_file, safe_name
 
@@ -60,3 +63,23 @@ def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -
     with path.open("a") as more:
         more.write("3,4\n")
     assert changed_since(source)
+
+
+def test_a_file_another_worker_takes_while_the_inbox_is_listed_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers share an inbox (#18): a file moved away between the listing and its stat is
+    not an error for this worker."""
+    from pipelines import inbox
+
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "b.csv").write_text("y")
+    real = Path.stat
+
+    def stat(path: Path, **kwargs: bool) -> os.stat_result:
+        if path.name == "a.csv":
+            raise FileNotFoundError(path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert inbox.list_inbox(tmp_path) == [tmp_path / "b.csv"]
