@@ -184,15 +184,15 @@ class PostgresDatabase:
             if row is None:
                 yield False
                 return
-            claims.execute(
-                b"UPDATE claims SET claimed_by = %s, claimed_at = %s, finished_at = NULL "
-                b"WHERE sha256 = %s",
-                [worker_name(), utcnow(), sha256],
-            )
+            claimed_at = utcnow()
             yield True
-            claims.execute(
-                b"UPDATE claims SET finished_at = %s WHERE sha256 = %s", [utcnow(), sha256]
-            )
+        # Who took it, noted once it is done: an UPDATE inside the claim would make another
+        # worker's INSERT of the same new row wait for this one rather than skip it.
+        claims.execute(
+            b"UPDATE claims SET claimed_by = %s, claimed_at = %s, finished_at = %s "
+            b"WHERE sha256 = %s",
+            [worker_name(), claimed_at, utcnow(), sha256],
+        )
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
