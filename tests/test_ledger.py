@@ -430,12 +430,17 @@ def test_one_worker_at_a_time_talks_to_an_integration(postgres_server: str) -> N
     assert order == ["other integration", "first done", "second"]
 
 
-def test_a_ledger_keeps_one_integrations_records(ledger_url: str) -> None:
+def test_a_ledger_keeps_one_integrations_records(ledger_url: str, tmp_path: Path) -> None:
     with Ledger(ledger_url) as ledger:
         ledger.belongs_to("int_a")
         ledger.belongs_to("int_a")
         with pytest.raises(LedgerError, match=r"integration int_a, not int_b.*own ledger_url"):
             ledger.belongs_to("int_b")
+    # A ledger from before the check: its records say whose it is.
+    with _staged(tmp_path / "older.sqlite", 2) as older:
+        older.db.execute("DELETE FROM meta WHERE key = 'integration_id'")
+        with pytest.raises(LedgerError, match="integration i, not int_b"):
+            older.belongs_to("int_b")
 
 
 def test_two_workers_staging_the_same_lines_at_once_stage_each_once(ledger_url: str) -> None:

@@ -79,9 +79,11 @@ class Ledger(RecordStore, RunStore, CacheStore):
     def belongs_to(self, integration_id: str) -> None:
         """A ledger keeps one Propexo integration's records: its cache of Propexo's records,
         its syncs and its files are that integration's. Another integration is refused."""
+        # A ledger from before this check names its integration in its records.
+        first = self.db.execute("SELECT integration_id FROM records LIMIT 1").fetchone()
         self.db.execute(
             "INSERT INTO meta(key, value) VALUES ('integration_id', ?) ON CONFLICT(key) DO NOTHING",
-            (integration_id,),
+            (first[0] if first else integration_id,),
         )
         owner = self.get_meta("integration_id")
         if owner != integration_id:
