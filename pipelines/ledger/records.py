@@ -394,25 +394,10 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-# What staging writes of a record, in the order `_record_rows` builds it.
+# What staging writes of a record, in the order `_record_rows` builds it: the record's own
+# columns up to its state, then the ledger's bookkeeping.
 STAGED_COLUMNS = (
-    "record_key",
-    "kind",
-    "run_id",
-    "file_sha256",
-    "source_file",
-    "source_rows",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "invoice_number",
-    "vendor_id",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "amount_cents",
-    "content_hash",
-    "payload",
+    *RECORD_COLUMNS[: RECORD_COLUMNS.index("state")],
     "created_at",
     "updated_at",
     "defaulted",
