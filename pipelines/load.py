@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
 from typing import Any
 
 import pandas as pd
@@ -68,30 +69,31 @@ def _record_post(
             detail="rejected: " + str(exc),
         )
         return 0, 0
-    for index, key in enumerate(request.keys):
-        ledger.transition(
-            [key],
-            "submitted",
-            run_id=run_id,
-            job_id=job_id,
-            batch_index=index,
-            detail=f"job {job_id}",
-        )
+    with ledger.together():
+        for index, key in enumerate(request.keys):
+            ledger.transition(
+                [key],
+                "submitted",
+                run_id=run_id,
+                job_id=job_id,
+                batch_index=index,
+                detail=f"job {job_id}",
+            )
     return len(request.keys), 0
 
 
-SLOWDOWN_SHARE = 2.0 / 60  # Propexo holds answers back 2 s per minute of window past 80%
-MAX_WORKERS = 32
+SLOW_SHARE = 0.2  # Propexo holds back every answer past 80% of a window's budget
+MAX_WORKERS = 64
 
 
 def workers_for(configured: int, limit: int | None) -> int:
-    """Enough requests in flight that the 2 s hold-back past 80% does not cut the rate.
+    """Enough requests in flight that the 2 s hold-back past 80% is paid once per window.
 
-    Past 80% every answer takes an extra 2 s per 60 s of window, so keeping up with ``limit``
-    requests per window needs ``limit x 2/60`` in flight (5 at Propexo's default 150/min),
-    plus a quarter for the round trip itself.
+    Past 80% of the budget every answer takes an extra 2 s (per 60 s of window). With all of
+    a window's last 20% in flight at once (30 at Propexo's default 150/min) they are held back
+    together, so a window's budget is spent in the time of one hold-back, not one per slot.
     """
-    needed = math.ceil((limit or 0) * SLOWDOWN_SHARE * 1.25)
+    needed = math.ceil((limit or 0) * SLOW_SHARE)
     return max(1, min(MAX_WORKERS, max(configured, needed)))
 
 
@@ -117,30 +119,42 @@ def post_ready(
 
     def settle(finished: set[Future[str]]) -> None:
         nonlocal submitted, in_doubt, done
-        for future in finished:
-            ok, doubt = _record_post(ledger, run_id, pending.pop(future), future)
+        with ledger.together():  # every answer that is in: one commit
+            outcomes = [
+                _record_post(ledger, run_id, pending.pop(future), future) for future in finished
+            ]
+        for ok, doubt in outcomes:
             submitted += ok
             in_doubt += doubt
             done += 1
             if on_progress:
                 on_progress(done, len(requests))
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    slots = max(1, concurrency)
+    queue = iter(requests)
+    with ThreadPoolExecutor(max_workers=slots) as pool:
         try:
-            for request in requests:
-                while len(pending) >= max(1, concurrency):
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    settle(finished)
-                ledger.transition(
-                    request.keys,
-                    "sending",
-                    run_id=run_id,
-                    sent_at=utcnow(),
-                    doubt_since=None,
-                    detail=f"POST {request.path}",
-                )
-                pending[pool.submit(client.post_write, request.path, request.body)] = request
-            while pending:
+            while True:
+                # The intents of as many requests as there are free slots: one commit, then
+                # each is sent. The intent of every request still precedes its POST.
+                group = list(islice(queue, slots - len(pending)))
+                if group:
+                    with ledger.together():
+                        for request in group:
+                            ledger.transition(
+                                request.keys,
+                                "sending",
+                                run_id=run_id,
+                                sent_at=utcnow(),
+                                doubt_since=None,
+                                detail=f"POST {request.path}",
+                            )
+                    for request in group:
+                        pending[pool.submit(client.post_write, request.path, request.body)] = (
+                            request
+                        )
+                if not pending:
+                    break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 settle(finished)
         except BaseException:

@@ -44,8 +44,9 @@ class RateLimiter:
     """Paces requests from the ``x-ratelimit-*`` headers so that Propexo never has to say 429.
 
     Propexo reports the limit and what is left of the current window, but not when the window
-    resets: a window is taken to start when a response shows a fresh budget, and to end
-    ``window_s`` later (plus a small margin for the difference between our clock and theirs).
+    resets: a window is taken to start when the first answer showing a fresh budget arrives
+    (Propexo counted that request, so began its window, no later than it answered), and to end
+    ``window_s`` later, plus a small margin for the difference between our clock and theirs.
     Requests in flight count against the budget, so several threads can share one limiter and
     keep the rate up while Propexo holds each answer back by 2 s past 80% of the window.
     """
@@ -65,7 +66,7 @@ class RateLimiter:
 
     @property
     def margin_s(self) -> float:
-        return max(0.05, 0.01 * self.window_s)
+        return max(0.01, 0.002 * self.window_s)
 
     def acquire(self) -> float:
         """Block until a request may be sent; returns the time it is sent at."""
@@ -81,8 +82,11 @@ class RateLimiter:
                     continue
                 if expired:
                     self._new_window(now)
-                if self.remaining is None:
-                    budget = 1 - self.in_flight  # learn the limit from one answer first
+                if self.remaining is None or self.window_started is None:
+                    # One request opens each window, alone: its answer says the limit, and
+                    # comes back before a burst's answers could delay it, so the window's start
+                    # (taken from it) is known closely.
+                    budget = 1 - self.in_flight
                 else:
                     budget = self.remaining - self.in_flight - self.lost
                 if budget > 0:
@@ -173,8 +177,9 @@ class RateLimiter:
         if sent_at < self._reset_at:
             return  # an answer from the window we already left behind
         if self.window_started is None:
-            # The first answer of a window: it started about when this request was sent.
-            self.window_started, self.remaining = sent_at, remaining
+            # The first answer of a window: Propexo began it between this request's sending
+            # and its answer, so now is the latest it can have started.
+            self.window_started, self.remaining = self.clock(), remaining
         elif sent_at >= self.window_started + self.window_s and remaining > (self.remaining or 0):
             self.window_started, self.remaining, self.lost = sent_at, remaining, 0
         else:

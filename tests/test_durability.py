@@ -30,12 +30,12 @@ def hit():
     return seen["n"] == nth
 
 if point == "after_intent":          # intent committed, POST never sent
-    original = ledger.Ledger.transition
-    def transition(self, keys, to_state, **kw):
-        original(self, keys, to_state, **kw)
-        if to_state == "sending" and hit():
+    original = propexo.PropexoClient.post_write
+    def post_write(self, path, body):
+        if hit():
             os._exit(137)
-    ledger.Ledger.transition = transition
+        return original(self, path, body)
+    propexo.PropexoClient.post_write = post_write
 elif point == "after_post":          # POST applied by Propexo, outcome never recorded
     original = propexo.PropexoClient.post_write
     def post_write(self, path, body):
@@ -91,6 +91,9 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
         assert crashed.returncode == 137, crashed.stdout + crashed.stderr
         with sqlite3.connect(workspace / "ledger.sqlite") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            sending = db.execute("SELECT count(*) FROM records WHERE state = 'sending'")
+            if point == "after_intent":  # the intent of the POST about to go was committed
+                assert sending.fetchone()[0] >= 1
         if point != "mid_transaction":  # it died talking to Propexo: its budget is unknown
             after = run_cli("--data-dir", str(workspace), "run", env=env)
             assert "stopped mid-run without handing on the rate-limit budget" in after.stdout

@@ -130,6 +130,48 @@ def test_a_state_change_for_many_keys_is_a_few_statements_not_one_per_key(tmp_pa
     ledger.close()
 
 
+def test_state_changes_made_together_commit_once_and_are_logged_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#19: posting commits the intents of every free slot, and the outcomes of every answer
+    in, as one transaction each: one disk sync for many POSTs. Nothing is logged (or seen by
+    another connection) before that commit; a failure inside undoes the whole block."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = _staged(path, 3)
+    keys = [f"charge:i:TO{i:04d}" for i in range(3)]
+    statements: list[str] = []
+    ledger.db.connection.set_trace_callback(statements.append)
+    with caplog.at_level("INFO", logger="tieout"), ledger.together():
+        for key in keys:
+            ledger.transition([key], "sending", run_id="r2")
+        assert not [r for r in caplog.records if r.getMessage() == "state change"]
+        with Ledger(path, readonly=True) as other:  # a snapshot of what is committed
+            assert set(other.records()["state"]) == {"confirmed"}
+    ledger.db.connection.set_trace_callback(None)
+    assert [s.upper() for s in statements].count("COMMIT") == 1
+    assert len([r for r in caplog.records if r.getMessage() == "state change"]) == 3
+    assert set(ledger.records()["state"]) == {"sending"}
+
+    with pytest.raises(LedgerError, match="no record"), ledger.together():
+        ledger.transition([keys[0]], "ready")
+        ledger.transition(["charge:i:nope"], "ready")
+    assert set(ledger.records()["state"]) == {"sending"}  # the first change undone too
+    ledger.close()
+
+
+def test_a_transaction_inside_another_is_a_savepoint(tmp_path: Path) -> None:
+    """SQLite transactions nest as psycopg's do: the inner block's failure undoes only it."""
+    ledger = _staged(tmp_path / "ledger.sqlite", 2)
+    with ledger.db.transaction():
+        ledger.transition(["charge:i:TO0000"], "sending")
+        with pytest.raises(LedgerError), ledger.db.transaction():
+            ledger.transition(["charge:i:TO0001"], "sending")
+            raise LedgerError("inner")
+    states = ledger.records().set_index("record_key")["state"]
+    assert states.to_dict() == {"charge:i:TO0000": "sending", "charge:i:TO0001": "confirmed"}
+    ledger.close()
+
+
 def test_a_state_change_sets_only_the_ledgers_own_fields(tmp_path: Path) -> None:
     """No caller-chosen column name reaches SQL; an unknown key or state changes nothing."""
     with _staged(tmp_path / "ledger.sqlite", 2) as ledger:

@@ -253,3 +253,56 @@ def test_a_budget_never_handed_on_waits_out_a_whole_window() -> None:
     limiter.resume({"limit": 10, "remaining": 9, "window_started": 0.0, "open": True})
     assert limiter.acquire() >= 60.0
     assert limiter.remaining == 10  # a fresh window: the whole budget
+
+
+def test_a_window_is_taken_to_start_when_its_first_answer_arrives() -> None:
+    """#19: the margin past a window's end went from 1% to 0.2%. That is safe because the
+    window is taken to start when its first answer arrives (Propexo counted the request, so
+    began the window, no later), not when the request was sent: here the first request
+    takes 5 s to reach Propexo, and a start taken at sending would reopen 5 s early (429)."""
+    clock = FakeClock()
+    server = {"started": None, "used": 0, "statuses": []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if server["started"] is None:
+            clock.now += 5.0  # the first request is slow to arrive
+        if server["started"] is None or clock.now - server["started"] >= 60:
+            server["started"], server["used"] = clock.now, 0
+        if server["used"] >= 2:
+            server["statuses"].append(429)
+            return httpx.Response(429, headers=headers(2, 0), json={})
+        server["used"] += 1
+        server["statuses"].append(200)
+        return httpx.Response(200, headers=headers(2, 2 - server["used"]), json={})
+
+    client = client_for(handler, clock)
+    for _ in range(3):
+        client.get("/v1/x")
+    assert server["statuses"] == [200, 200, 200]
+    assert client.limiter.margin_s == pytest.approx(0.12)  # 0.2% of a 60 s window
+
+
+def test_one_request_opens_each_window_alone() -> None:
+    """#19: requests sent at a window's start in a burst delay the first answer, and with it
+    the start the window is taken at. The first request of a window goes alone."""
+    limiter = RateLimiter(window_s=60)
+    first = limiter.acquire()
+    limiter.release(httpx.Response(200, headers=headers(10, 9)), first)
+    limiter._new_window(time.monotonic())  # as when the window's end has passed
+    opening = limiter.acquire()
+    with ThreadPoolExecutor(1) as pool:
+        follower = pool.submit(limiter.acquire)
+        time.sleep(0.2)
+        assert not follower.done()  # waits for the opening request's answer
+        limiter.release(httpx.Response(200, headers=headers(10, 9)), opening)
+        follower.result(timeout=5)
+    assert limiter.in_flight == 1 and limiter.remaining == 9
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(150, 30), (300, 60), (10, 8), (1000, 64)])
+def test_a_windows_last_fifth_is_in_flight_at_once(limit: int, expected: int) -> None:
+    """#19: past 80% of the budget every answer is held back; with all of them in flight
+    together the hold-back is paid once per window (posting 0.96 → 0.98 of the rate)."""
+    from pipelines.load import workers_for
+
+    assert workers_for(8, limit) == expected

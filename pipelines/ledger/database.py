@@ -165,7 +165,19 @@ class SqliteDatabase:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing; ``IMMEDIATE`` takes the write lock up front, so two writers queue
-        rather than one failing halfway."""
+        rather than one failing halfway. Inside another transaction it is a savepoint (as
+        psycopg's are): its own failure undoes only its own part, and nothing is committed
+        before the outermost block ends."""
+        if self.connection.in_transaction:
+            self.connection.execute("SAVEPOINT inner")
+            try:
+                yield
+            except BaseException:
+                self.connection.execute("ROLLBACK TO inner")
+                self.connection.execute("RELEASE inner")
+                raise
+            self.connection.execute("RELEASE inner")
+            return
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             yield

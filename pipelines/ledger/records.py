@@ -10,6 +10,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -47,6 +48,7 @@ class RecordStore:
     """The ``records`` and ``events`` tables."""
 
     db: Database
+    _held: list[dict[str, Any]] | None = None  # state-change log entries awaiting a commit
 
     def stage_records(
         self, run_id: str, sha256: str | None, frame: pd.DataFrame
@@ -154,17 +156,38 @@ class RecordStore:
                     f"UPDATE records SET {sets} WHERE record_key IN ({marks})", [*values, *chunk]
                 )
                 changes += [(str(key), str(was)) for key, was in before]
-        for key, was in changes:  # logged once committed: the log never runs ahead of the ledger
-            log.info(
-                "state change",
-                extra={
-                    "run_id": run_id,
-                    "record_key": key,
-                    "from_state": was,
-                    "to_state": state.value,
-                    "job_id": fields.get("job_id"),
-                },
-            )
+        entries = [
+            {
+                "run_id": run_id,
+                "record_key": key,
+                "from_state": was,
+                "to_state": state.value,
+                "job_id": fields.get("job_id"),
+            }
+            for key, was in changes
+        ]
+        if self._held is not None:
+            self._held += entries  # logged when the enclosing together() block commits
+            return
+        for entry in entries:  # logged once committed: the log never runs ahead of the ledger
+            log.info("state change", extra=entry)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """State changes made in the block commit as one transaction (one disk sync for many
+        records, as posting's intents and outcomes are), and are logged once it has."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            with self.db.transaction():
+                yield
+            held = self._held
+        finally:
+            self._held = None
+        for entry in held:
+            log.info("state change", extra=entry)
 
     def set_note(self, key: str, note: str) -> None:
         """A note on a record without a state change (what a lookup found)."""
