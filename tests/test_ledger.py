@@ -130,6 +130,48 @@ def test_a_state_change_for_many_keys_is_a_few_statements_not_one_per_key(tmp_pa
     ledger.close()
 
 
+def test_staging_finds_known_keys_whether_the_ledger_is_smaller_or_larger(
+    tmp_path: Path,
+) -> None:
+    """#19: a ledger with fewer records than the keys staged is read whole (its key column)
+    rather than asked key by key; either way a known key with other content is a conflict,
+    a known key with the same content is left alone, and a new key is staged."""
+    ledger = _staged(tmp_path / "ledger.sqlite", 3)  # TO0000..TO0002, 100 cents, hash "h"
+
+    def frame(numbers: list[int], digest: str) -> pd.DataFrame:
+        keys = [f"charge:i:TO{i:04d}" for i in numbers]
+        return pd.DataFrame(
+            {
+                "record_key": keys,
+                "kind": "charge",
+                "integration_id": "i",
+                "location_id": "L",
+                "amount_cents": 100,
+                "content_hash": digest,
+                "payload": None,
+                "source_rows": [[i + 2] for i in numbers],
+                "source_file": "g.csv",
+                "reference_number": [k.rsplit(":", 1)[1] for k in keys],
+            }
+        )
+
+    # 1 key (2 with its twin) against 3 records: asked by key.
+    staged, conflicts = ledger.stage_records("r2", None, frame([1], "other"))
+    assert staged == [] and [c.record_key for c in conflicts] == ["charge:i:TO0001"]
+    # 6 keys (12 with twins) against 3 records: the key column read whole.
+    staged, conflicts = ledger.stage_records("r3", None, frame([0, 2, 3, 4, 5, 6], "h"))
+    assert staged == [f"charge:i:TO{i:04d}" for i in (3, 4, 5, 6)] and conflicts == []
+    # A credit now where a charge was: found as its twin, a conflict.
+    twin = frame([2], "h").assign(record_key="credit:i:TO0002", kind="credit")
+    twin = pd.concat([twin, frame([7, 8, 9, 10, 11, 12, 13], "h")], ignore_index=True)
+    staged, conflicts = ledger.stage_records("r4", None, twin)
+    assert [c.record_key for c in conflicts] == ["credit:i:TO0002"] and len(staged) == 7
+    assert ledger.records(states=["ready"])["payload"].isna().all()  # no body stored
+    events = ledger.db.execute("SELECT count(*) FROM events WHERE to_state = 'ready'").fetchone()
+    assert events[0] == 3 + 4 + 7  # one per record staged, none for the ones left alone
+    ledger.close()
+
+
 def test_state_changes_made_together_commit_once_and_are_logged_after(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -58,25 +58,13 @@ class RecordStore:
         if frame.empty:
             return [], []
         keys = frame["record_key"].astype(str)
-        # A charge whose amount changed sign is a credit now (and the reverse): same number,
-        # other kind, so it is looked up under its twin key too.
-        rest = keys.str.slice(len("charge:"))  # "charge:" and "credit:" are the same length
-        twins = keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
-            keys.str.startswith("credit:"), "charge:" + rest
-        )
         # Workers on several hosts may stage at once (PostgreSQL): which keys exist is read and
         # the new ones written in one transaction, one stager at a time.
         with self.db.transaction():
             self.db.serialize("tieout staging")
-            known: dict[str, tuple[str, str, int, str]] = {}
-            for chunk in _chunks(sorted(set(keys) | set(twins)), KEYS_PER_STATEMENT):
-                for key, digest, first_run, cents, payload in self.db.execute(
-                    "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
-                    f"WHERE record_key IN ({_marks(chunk)})",
-                    chunk,
-                ):
-                    known[key] = (digest, first_run, cents, payload)
+            known = self._known(keys)
             seen = keys.isin(list(known)).to_numpy()
+            twins = _twins(keys) if known else keys
             twin_seen = ~seen & twins.isin(list(known)).to_numpy()
             conflicts = []
             for key, twin, digest, file, rows, cents in zip(
@@ -102,6 +90,8 @@ class RecordStore:
                 return [], conflicts
             now = utcnow()
             staged = new["record_key"].astype(str).tolist()
+            order = self.db.insertion_order
+            last = self.db.execute(f"SELECT max({order}) FROM records").fetchone()[0]
             # Built column by column (a million records are written in seconds, not minutes),
             # a slice at a time, so only one slice's Python objects exist at once.
             for start in range(0, len(new), STAGE_SLICE):
@@ -110,12 +100,38 @@ class RecordStore:
                     STAGED_COLUMNS,
                     _record_rows(new.iloc[start : start + STAGE_SLICE], run_id, sha256, now),
                 )
-            self.db.insert_rows(
-                "events",
-                ("at", "run_id", "record_key", "to_state"),
-                ((now, run_id, key, "ready") for key in staged),
+            # Their events are the rows just written (no other stager can write meanwhile).
+            self.db.execute(
+                "INSERT INTO events(at, run_id, record_key, to_state) "
+                "SELECT created_at, run_id, record_key, 'ready' FROM records "
+                f"WHERE {order} > ? AND run_id = ? AND created_at = ? ORDER BY {order}",
+                (-1 if last is None else last, run_id, now),
             )
             return staged, conflicts
+
+    def _known(self, keys: pd.Series) -> dict[str, tuple[str, str, int, str]]:
+        """Which of ``keys`` and their twins the ledger has: key → (content hash, first run,
+        amount, payload). A ledger with fewer records than there are keys is read whole, key
+        column only, and matched in bulk; a larger one is asked in chunks of keys."""
+        size = self.db.execute("SELECT count(*) FROM records").fetchone()[0]
+        if not size:
+            return {}
+        candidates = pd.concat([keys, _twins(keys)], ignore_index=True).unique()
+        wanted: Sequence[str]
+        if size < len(candidates):
+            existing = self.db.read_frame("SELECT record_key FROM records")["record_key"]
+            wanted = existing[existing.isin(candidates)].tolist()
+        else:
+            wanted = [str(key) for key in candidates]
+        known: dict[str, tuple[str, str, int, str]] = {}
+        for chunk in _chunks(wanted, KEYS_PER_STATEMENT):
+            for key, digest, first_run, cents, payload in self.db.execute(
+                "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
+                f"WHERE record_key IN ({_marks(chunk)})",
+                chunk,
+            ):
+                known[key] = (digest, first_run, cents, payload)
+        return known
 
     def transition(
         self,
@@ -429,6 +445,15 @@ STAGED_COLUMNS = (
 )
 
 
+def _twins(keys: pd.Series) -> pd.Series:
+    """A charge whose amount changed sign is a credit now (and the reverse): same number, other
+    kind, so each key is also looked up as its twin."""
+    rest = keys.str.slice(len("charge:"))  # "charge:" and "credit:" are the same length
+    return keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
+        keys.str.startswith("credit:"), "charge:" + rest
+    )
+
+
 def _defaulted(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -439,13 +464,15 @@ def _record_rows(
     """The records table's rows for a frame of new records, built column by column."""
     payloads = new["payload"] if "payload" in new else pd.Series(None, index=new.index)
     # A charge's body is its columns (built when posted): no JSON text is stored for it.
-    bodies = (
-        _texts(payloads)
-        if _all_text(payloads)
-        else [
+    bodies: Iterable[Any]
+    if _all_text(payloads):
+        bodies = _texts(payloads)
+    elif payloads.isna().all():
+        bodies = repeat("")
+    else:
+        bodies = [
             p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads
         ]
-    )
     return zip(
         _texts(new["record_key"]),
         _texts(new["kind"]),
