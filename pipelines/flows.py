@@ -148,7 +148,7 @@ def of_flow(records: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     """The records of one flow's kinds; a record of a kind no flow knows raises."""
     if records.empty:
         return records
-    unknown = set(records["kind"]) - set(_BY_RECORD)
+    unknown = set(records["kind"].unique()) - set(_BY_RECORD)
     if unknown:
         raise ValueError(f"no flow for record kind(s) {sorted(unknown)}")
     return records[records["kind"].isin(flow.record_kinds).to_numpy(dtype=bool)]

@@ -179,7 +179,7 @@ def match_charges(
     note = note.mask(count.gt(1), "found " + count.astype(str) + " times in Propexo")
     # Not found by reference number: the same content (resident, code, amount, date) under
     # another reference, one for one (two identical lines need two records).
-    ours = set(ledger["reference_number"].astype(str))
+    ours = ledger["reference_number"].astype(str)
     by_content = _match_by_content(merged[count.eq(0)], synced, ours)
     if not by_content.empty:
         hit = merged.index.isin(by_content.index)
@@ -195,7 +195,7 @@ def match_charges(
     return _outcomes(merged, merged, count, same, proven, note)
 
 
-def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: set[str]) -> pd.Series:
+def _match_by_content(unmatched: pd.DataFrame, synced: pd.DataFrame, ours: pd.Series) -> pd.Series:
     """Propexo ids for ledger charges found by content alone, respecting multiplicity."""
     if unmatched.empty or synced.empty:
         return pd.Series(dtype=object)

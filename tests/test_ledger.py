@@ -74,6 +74,11 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
     assert len(ledger.events("charge:i:TO0002")) == len(ledger.events("charge:i:TO0003"))
     with pytest.raises(LedgerError, match="unknown state"):
         ledger.apply_outcomes(pd.DataFrame({"record_key": ["charge:i:TO0003"], "state": ["gone"]}))
+    with pytest.raises(LedgerError, match="two outcomes for one record"):
+        ledger.apply_outcomes(
+            pd.DataFrame({"record_key": ["charge:i:TO0003"] * 2, "state": ["matched"] * 2})
+        )
+    assert ledger.records().set_index("record_key").loc["charge:i:TO0003", "state"] == "confirmed"
     ledger.close()
 
 

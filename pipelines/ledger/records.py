@@ -241,46 +241,50 @@ class RecordStore:
         every record's change (a million log lines would cost more than the write-back)."""
         if outcomes.empty:
             return 0
-        unknown = set(outcomes["state"]) - set(RecordState)
+        unknown = set(outcomes["state"].unique()) - set(RecordState)
         if unknown:
             raise LedgerError(f"unknown state(s) {sorted(unknown)}")
+        if outcomes["record_key"].duplicated().any():
+            raise LedgerError("two outcomes for one record")
         now = utcnow()
         rows = zip(
             _texts(outcomes["record_key"]),
             _texts(outcomes["state"]),
             _optional(outcomes, "propexo_id"),
-            [
-                None if pd.isna(v) else int(v)
-                for v in outcomes.get("found_amount_cents", pd.Series(None, index=outcomes.index))
-            ],
+            _whole_numbers(outcomes.get("found_amount_cents"), len(outcomes)),
             _optional(outcomes, "note"),
             strict=True,
         )
         with self.db.transaction():
+            # No key of its own (the outcomes are one per record, checked above): each one
+            # finds its record by the records' key.
             self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS outcomes (record_key TEXT PRIMARY KEY, "
+                "CREATE TEMP TABLE IF NOT EXISTS outcome_rows (record_key TEXT NOT NULL, "
                 "state TEXT NOT NULL, propexo_id TEXT, found_amount_cents INTEGER, note TEXT)"
             )
-            self.db.execute("DELETE FROM outcomes")
-            self.db.executemany("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
-            changes = self.db.execute(
-                "SELECT r.state, o.state, count(*) FROM records r JOIN outcomes o "
-                "USING (record_key) WHERE r.state != o.state GROUP BY r.state, o.state"
-            ).fetchall()
+            self.db.execute("DELETE FROM outcome_rows")
+            self.db.executemany("INSERT INTO outcome_rows VALUES (?, ?, ?, ?, ?)", rows)
+            last = self.db.execute("SELECT max(id) FROM events").fetchone()[0]
             self.db.execute(
                 "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
                 "SELECT ?, ?, r.record_key, r.state, o.state, "
                 "'reconcile: ' || coalesce(o.note, o.state) "
-                "FROM records r JOIN outcomes o USING (record_key) WHERE r.state != o.state",
+                "FROM outcome_rows o JOIN records r USING (record_key) "
+                "WHERE r.state != o.state",
                 (now, run_id),
             )
+            changes = self.db.execute(
+                "SELECT from_state, to_state, count(*) FROM events WHERE id > ? "
+                "GROUP BY from_state, to_state",
+                (-1 if last is None else last,),
+            ).fetchall()
             self.db.execute(
                 "UPDATE records SET state = o.state, propexo_id = o.propexo_id, "
                 "found_amount_cents = o.found_amount_cents, note = o.note, reconciled_at = ?, "
-                "updated_at = ? FROM outcomes o WHERE records.record_key = o.record_key",
+                "updated_at = ? FROM outcome_rows o WHERE records.record_key = o.record_key",
                 (now, now),
             )
-            self.db.execute("DELETE FROM outcomes")
+            self.db.execute("DELETE FROM outcome_rows")
         for before, after, count in changes:
             log.info(
                 "state change",
@@ -512,6 +516,15 @@ def _optional(frame: pd.DataFrame, column: str) -> list[str | None]:
     if isinstance(values.dtype, pd.StringDtype):
         return _texts(values)
     return [_opt(v) for v in values.astype(object).where(values.notna(), None)]
+
+
+def _whole_numbers(values: pd.Series | None, length: int) -> list[int | None]:
+    """A column of whole numbers (float with NaN, or objects with None) as ints and None."""
+    if values is None:
+        return [None] * length
+    numbers = pd.to_numeric(values.astype(object), errors="raise")
+    whole: list[int | None] = pa.array(numbers, from_pandas=True).cast(pa.int64()).to_pylist()
+    return whole
 
 
 def _texts(values: pd.Series) -> list[Any]:
