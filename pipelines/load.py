@@ -140,14 +140,14 @@ def post_ready(
                 group = list(islice(queue, slots - len(pending)))
                 if group:
                     with ledger.together():
-                        for request in group:
+                        for path in dict.fromkeys(request.path for request in group):
                             ledger.transition(
-                                request.keys,
+                                [key for r in group if r.path == path for key in r.keys],
                                 "sending",
                                 run_id=run_id,
                                 sent_at=utcnow(),
                                 doubt_since=None,
-                                detail=f"POST {request.path}",
+                                detail=f"POST {path}",
                             )
                     for request in group:
                         pending[pool.submit(client.post_write, request.path, request.body)] = (

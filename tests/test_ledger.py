@@ -78,6 +78,12 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
         ledger.apply_outcomes(
             pd.DataFrame({"record_key": ["charge:i:TO0003"] * 2, "state": ["matched"] * 2})
         )
+    with pytest.raises(LedgerError, match="1 of reconcile's outcomes name no record"):
+        ledger.apply_outcomes(
+            pd.DataFrame(
+                {"record_key": ["charge:i:TO0003", "charge:i:gone"], "state": ["matched"] * 2}
+            )
+        )
     assert ledger.records().set_index("record_key").loc["charge:i:TO0003", "state"] == "confirmed"
     ledger.close()
 

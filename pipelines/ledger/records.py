@@ -235,7 +235,8 @@ class RecordStore:
         """Write reconcile's outcomes in one set-based statement: a temporary table of
         outcomes (``record_key``, ``state``, ``propexo_id``, ``found_amount_cents``, ``note``)
         joined to the records, an event for every record whose state changes, all in one
-        transaction. Returns how many records changed state.
+        transaction. Returns how many records changed state. An outcome for a record the
+        ledger does not hold undoes the whole write-back.
 
         The run log gets one line per kind of change with its count; the events table keeps
         every record's change (a million log lines would cost more than the write-back)."""
@@ -278,12 +279,17 @@ class RecordStore:
                 "GROUP BY from_state, to_state",
                 (-1 if last is None else last,),
             ).fetchall()
-            self.db.execute(
+            updated = self.db.execute(
                 "UPDATE records SET state = o.state, propexo_id = o.propexo_id, "
                 "found_amount_cents = o.found_amount_cents, note = o.note, reconciled_at = ?, "
                 "updated_at = ? FROM outcome_rows o WHERE records.record_key = o.record_key",
                 (now, now),
-            )
+            ).rowcount
+            if updated != len(outcomes):
+                raise LedgerError(
+                    f"{len(outcomes) - updated} of reconcile's outcomes name no record in the "
+                    "ledger: nothing was written back"
+                )
             self.db.execute("DELETE FROM outcome_rows")
         for before, after, count in changes:
             log.info(
