@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import POSTGRES_PREFIXES, SQLITE_PREFIX, sqlite_path
 from pipelines.errors import ConfigError, LedgerError
@@ -59,7 +61,9 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
-    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+    def read_frame(
+        self, sql: str, params: Sequence[Any] = (), *, integers: Collection[str] | None = None
+    ) -> pd.DataFrame: ...
 
     def upsert(
         self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -80,6 +84,34 @@ class Database(Protocol):
     def reset_identity(self, table: str, column: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def typed_frame(
+    rows: Sequence[Sequence[Any]], names: Sequence[str], integers: Collection[str]
+) -> pd.DataFrame | None:
+    """Rows whose column types are known, as the frame pandas would make of them (text as str,
+    whole numbers as int64, or float64 where some are missing, a column of nothing but NULLs as
+    None), converted by Arrow in one pass: a million ledger records in about a second, where
+    pandas looks at every cell as a Python object for several. None when there are no rows or
+    a value is not of its column's type; the caller then reads them the usual way. (A BLOB in
+    a text column, which tieout never writes, would read as its text.)"""
+    if not rows:
+        return None
+    for position, name in enumerate(names):
+        # Arrow would cut a fraction to a whole number without a word: a SQLite column
+        # declared INTEGER can still hold one, and then pandas reads it as it is.
+        if name in integers and float in {type(row[position]) for row in rows}:
+            return None
+    kind = pa.struct([(name, pa.int64() if name in integers else pa.string()) for name in names])
+    try:
+        table = pa.Table.from_struct_array(pa.array(rows, type=kind))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    frame: pd.DataFrame = table.to_pandas()
+    for name, column in zip(names, table.columns, strict=True):
+        if column.null_count == len(rows):
+            frame[name] = np.full(len(rows), None, dtype=object)
+    return frame
 
 
 def worker_name() -> str:
@@ -186,7 +218,17 @@ class SqliteDatabase:
             raise
         self.connection.execute("COMMIT")
 
-    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    def read_frame(
+        self, sql: str, params: Sequence[Any] = (), *, integers: Collection[str] | None = None
+    ) -> pd.DataFrame:
+        """The rows as a frame. With ``integers`` (the result's whole-number columns; every
+        other one text) they are converted column-wise (:func:`typed_frame`)."""
+        if integers is not None:
+            cursor = self.connection.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            frame = typed_frame(cursor.fetchall(), names, integers)
+            if frame is not None:
+                return frame
         return pd.read_sql_query(sql, self.connection, params=list(params))
 
     def upsert(

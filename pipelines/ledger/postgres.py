@@ -8,14 +8,14 @@ session: a process that dies loses it when its connection ends.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import LedgerError, LockHeldError
-from pipelines.ledger.database import Rows, upsert_sql, worker_name
+from pipelines.ledger.database import Rows, typed_frame, upsert_sql, worker_name
 from pipelines.models import utcnow
 
 
@@ -96,10 +96,16 @@ class PostgresDatabase:
         with self.connection.transaction():
             yield
 
-    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    def read_frame(
+        self, sql: str, params: Sequence[Any] = (), *, integers: Collection[str] | None = None
+    ) -> pd.DataFrame:
         cursor = self.connection.execute(_pg(sql).encode(), list(params))
         names = [column.name for column in cursor.description or []]
-        frame = pd.DataFrame(cursor.fetchall(), columns=names)
+        rows = cursor.fetchall()
+        typed = None if integers is None else typed_frame(rows, names, integers)
+        if typed is not None:
+            return typed
+        frame = pd.DataFrame(rows, columns=names)
         # Whole-number columns come back as Python ints (NULL as None): typed as pandas types
         # SQLite's (int64, or float64 with NaN where a value is missing).
         for name in frame.columns:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from pipelines.errors import LedgerError
 from pipelines.ledger.database import Database
-from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, SETTABLE
+from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
 from pipelines.logs import LOGGER
 from pipelines.models import RecordState, utcnow
 
@@ -395,7 +395,9 @@ class RecordStore:
         else:
             selected = ", ".join(c for c in RECORD_COLUMNS if bodies or c not in BODIES)
         sql = f"SELECT {selected} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
-        frame = self.db.read_frame(sql + f" ORDER BY {self.db.insertion_order}", params)
+        frame = self.db.read_frame(
+            sql + f" ORDER BY {self.db.insertion_order}", params, integers=RECORD_INTEGERS
+        )
         if not frame.empty and bodies:
             # Charges store no body (it is built from their columns when posted): None.
             frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)
