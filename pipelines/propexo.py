@@ -181,7 +181,9 @@ class RateLimiter:
             # and its answer, so now is the latest it can have started.
             self.window_started, self.remaining = self.clock(), remaining
         elif sent_at >= self.window_started + self.window_s and remaining > (self.remaining or 0):
-            self.window_started, self.remaining, self.lost = sent_at, remaining, 0
+            # A fresh budget before our estimate of the window's end: Propexo began a new one
+            # no later than it answered this request.
+            self.window_started, self.remaining, self.lost = self.clock(), remaining, 0
         else:
             # Answers can overtake each other: within a window the budget only shrinks.
             self.remaining = remaining if self.remaining is None else min(self.remaining, remaining)

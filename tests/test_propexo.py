@@ -306,3 +306,17 @@ def test_a_windows_last_fifth_is_in_flight_at_once(limit: int, expected: int) ->
     from pipelines.load import workers_for
 
     assert workers_for(8, limit) == expected
+
+
+def test_a_fresh_budget_seen_early_dates_the_new_window_by_its_answer() -> None:
+    """#19: with the smaller margin, a new window that shows itself before our estimate of the
+    old one's end is dated by the answer that shows it (Propexo began it no later), not by
+    when that request was sent, which can be the whole trip earlier."""
+    clock = FakeClock()
+    limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
+    limiter.release(httpx.Response(200, headers=headers(10, 1)), limiter.acquire())
+    clock.now = 60.05  # past the window, within the margin: still the old window to us
+    sent = limiter.acquire()
+    clock.now = 60.5  # the answer arrives, with a fresh budget
+    limiter.release(httpx.Response(200, headers=headers(10, 9)), sent)
+    assert limiter.window_started == pytest.approx(60.5) and limiter.remaining == 9
