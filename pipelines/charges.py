@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.columns import is_in
 from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.extract import own_period
@@ -236,16 +237,16 @@ def match(
 
 
 def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
-    """Charges with our reference prefix that the ledger does not know (compared as object
-    arrays, one hash table)."""
+    """Charges with our reference prefix that the ledger does not know (one Arrow hash
+    table)."""
     known = (
-        records["reference_number"].dropna().astype(str).astype(object)
+        records["reference_number"].dropna().astype(str)
         if not records.empty
         else pd.Series([], dtype=object)
     )
     refs = synced["reference_number"].dropna().astype(str)
-    ours = refs[refs.str.startswith(REFERENCE_PREFIX).to_numpy(dtype=bool)].astype(object)
-    return int((~ours.isin(known)).sum())
+    ours = refs[refs.str.startswith(REFERENCE_PREFIX).to_numpy(dtype=bool)]
+    return int((~is_in(ours, known)).sum())
 
 
 def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:

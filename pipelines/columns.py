@@ -82,6 +82,18 @@ def arrow_text(values: pd.Series) -> pa.ChunkedArray:
     return chunked if chunked.type == pa.large_string() else chunked.cast(pa.large_string())
 
 
+def is_in(values: pd.Series, within: pd.Series | Iterable[str]) -> np.ndarray:
+    """Which of ``values`` (text) are among ``within`` (missing values never are), by one Arrow
+    hash table: pandas' ``isin`` on a million-row text column takes seconds."""
+    if not isinstance(within, pd.Series):
+        within = pd.Series(list(within), dtype=object)
+    within = within.dropna()
+    if values.empty or within.empty:
+        return np.zeros(len(values), dtype=bool)
+    found = pc.is_in(arrow_text(values), value_set=arrow_text(within).combine_chunks())
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
     """Named groups of ``pattern`` (anchored as written) for each value, as text columns.
 

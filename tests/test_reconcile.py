@@ -12,7 +12,7 @@ import pandas as pd
 from pipelines.flows import SYNC_SCOPE
 from pipelines.ledger import Ledger
 from pipelines.proof import sync_verdicts, write_ended
-from pipelines.reconcile import match_charges
+from pipelines.reconcile import by_reference, match_charges
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import receiving, run_cli
@@ -109,6 +109,26 @@ def test_an_orphaned_write_proves_nothing_until_a_run_has_noticed_it() -> None:
     until the next run stamps when it found it."""
     orphan = ledger_charges(state="sending", confirmed_at=None, doubt_since=None)
     assert proven(orphan, "2030-01-01T00:00:00Z").iloc[0] == "awaiting"
+
+
+def test_references_each_synced_once_need_no_grouping() -> None:
+    """#19: grouping a million synced charges by reference cost 0.6 s per reconcile; when each
+    reference is there once, each row is its own group, with the same answer."""
+    synced = pd.DataFrame(
+        {
+            "id": ["p3", "p1", "p2", "p4"],
+            "reference_number": ["TO3", "TO1", "TO2", "TO4"],
+            "amount_in_cents": [300, 100, None, 400],
+            "transaction_date": ["2026-12-01", None, "2026-12-01", "2026-12-02"],
+            "charge_code_id": ["c", "c", "c", None],
+        }
+    )
+    quick = by_reference(synced).sort_values("reference_number").reset_index(drop=True)
+    grouped = by_reference(synced, grouped=True)
+    pd.testing.assert_frame_equal(quick, grouped, check_dtype=False)
+    twice = pd.concat([synced, synced.iloc[[0]].assign(id="p9")], ignore_index=True)
+    found = by_reference(twice).set_index("reference_number")
+    assert found.loc["TO3", "n"] == 2 and found.loc["TO3", "id"] == "p3"
 
 
 def test_content_matching_respects_multiplicity() -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.columns import is_in
 from pipelines.errors import LedgerError
 from pipelines.ledger.database import Database
 from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
@@ -63,9 +64,9 @@ class RecordStore:
         with self.db.transaction():
             self.db.serialize("tieout staging")
             known = self._known(keys)
-            seen = keys.isin(list(known)).to_numpy()
+            seen = is_in(keys, known)
             twins = _twins(keys) if known else keys
-            twin_seen = ~seen & twins.isin(list(known)).to_numpy()
+            twin_seen = ~seen & is_in(twins, known)
             conflicts = []
             for key, twin, digest, file, rows, cents in zip(
                 keys[seen | twin_seen],
@@ -120,7 +121,7 @@ class RecordStore:
         wanted: Sequence[str]
         if size < len(candidates):
             existing = self.db.read_frame("SELECT record_key FROM records")["record_key"]
-            wanted = existing[existing.isin(candidates)].tolist()
+            wanted = existing[is_in(existing, pd.Series(candidates))].tolist()
         else:
             wanted = [str(key) for key in candidates]
         known: dict[str, tuple[str, str, int, str]] = {}
