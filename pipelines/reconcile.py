@@ -204,7 +204,8 @@ def by_reference(synced: pd.DataFrame, *, grouped: bool = False) -> pd.DataFrame
             .reset_index()
         )
     names = {"amount_in_cents": "amount", "transaction_date": "date", "charge_code_id": "code"}
-    rows = synced[["reference_number", "id", *names]].rename(columns=names)
+    rows = synced.loc[synced["reference_number"].notna(), ["reference_number", "id", *names]]
+    rows = rows.rename(columns=names)  # a charge without a reference is in no group, as above
     return rows.assign(n=np.ones(len(rows), dtype=np.int64)).reset_index(drop=True)[
         ["reference_number", "n", "id", "amount", "date", "code"]
     ]

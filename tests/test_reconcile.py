@@ -116,11 +116,11 @@ def test_references_each_synced_once_need_no_grouping() -> None:
     reference is there once, each row is its own group, with the same answer."""
     synced = pd.DataFrame(
         {
-            "id": ["p3", "p1", "p2", "p4"],
-            "reference_number": ["TO3", "TO1", "TO2", "TO4"],
-            "amount_in_cents": [300, 100, None, 400],
-            "transaction_date": ["2026-12-01", None, "2026-12-01", "2026-12-02"],
-            "charge_code_id": ["c", "c", "c", None],
+            "id": ["p3", "p1", "p2", "p4", "p5"],
+            "reference_number": ["TO3", "TO1", "TO2", "TO4", None],
+            "amount_in_cents": [300, 100, None, 400, 500],
+            "transaction_date": ["2026-12-01", None, "2026-12-01", "2026-12-02", None],
+            "charge_code_id": ["c", "c", "c", None, "c"],
         }
     )
     quick = by_reference(synced).sort_values("reference_number").reset_index(drop=True)
