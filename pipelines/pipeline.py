@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,33 +83,29 @@ def new_run_id() -> str:
 # --- run -----------------------------------------------------------------------------------------
 
 
-def _handle_file(
-    path: Path,
-    ledger: Ledger,
-    run_id: str,
-    profiles: list[Profile],
-    refs: RefData,
-    settings: Settings,
-    say: Say,
-    client: PropexoClient | None = None,
-) -> tuple[bool, bool]:
-    """Process one inbox file into the ledger and move it. Returns (processed, had_problems).
-
-    Workers sharing an inbox (PostgreSQL) each take the files they claim; a file another
-    worker has, or has already moved away, is left to it."""
+@contextmanager
+def _claimed(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
+    """The dropped file at ``path``, held for this worker during the block; None when it is
+    not this worker's to take in. Workers sharing an inbox (PostgreSQL) each take the files
+    they claim; a file another worker has, or has already moved away, is left to it."""
+    source: SourceFile | None
     try:
         source = fingerprint(path)
     except InputError:
-        if not path.exists():
-            return False, False  # another worker took it in since the inbox was listed
-        raise
+        if path.exists():
+            raise
+        source = None  # another worker took it in since the inbox was listed
+    if source is None:
+        yield None
+        return
     with ledger.claim(source.sha256, source.name) as mine:
         if not mine:
             say(f"{source.name}: another worker is taking it in; left to it")
-            return False, False
-        if not path.exists():
-            return False, False  # another worker took it in and moved it meanwhile
-        return _take_file(source, ledger, run_id, profiles, refs, settings, say, client)
+            yield None
+        elif not path.exists():
+            yield None  # another worker took it in and moved it meanwhile
+        else:
+            yield source
 
 
 def _take_file(
@@ -312,9 +309,12 @@ def _post_and_follow(
     if any(doubt.values()):
         say("in doubt from earlier runs: " + describe_doubt(doubt))
     for path in files:
-        done, had_problems = _handle_file(
-            path, ledger, run_id, profiles, refs, settings, say, client
-        )
+        with _claimed(path, ledger, say) as source:
+            if source is None:
+                continue
+            done, had_problems = _take_file(
+                source, ledger, run_id, profiles, refs, settings, say, client
+            )
         processed += int(done)
         problems |= had_problems
     # Posting, following and reconciling are this worker's turn with the integration: its
