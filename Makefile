@@ -7,20 +7,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup demo run reconcile report status sandbox test soak fuzz lint format bench samples clean
+.PHONY: help setup lock demo run reconcile report status sandbox test soak fuzz lint format bench samples clean coverage
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing tieout and its tools into $(VENV) (a minute on a fresh machine)"
-	@$(BIN)/python -m pip install -qq --disable-pip-version-check --upgrade pip
-	@# setuptools warns that an editable install is editable: said once here, not 20 lines
-	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[dev]"
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+
+# uv installs exactly the versions in uv.lock (what CI tested), in seconds from its cache.
+$(UV):
+	@echo "installing uv $(UV_VERSION) into $(TOOLS) (the installer that reads uv.lock)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@echo "installing the locked versions of tieout and its tools into $(VENV) (uv sync --frozen)"
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --python $(PYTHON) --quiet
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install tieout with its dev tools (safe to re-run)
+setup: $(STAMP) ## create .venv and install tieout with its dev tools, exactly as locked (safe to re-run)
+
+lock: $(UV) ## after editing pyproject.toml's dependencies: re-resolve uv.lock (then commit it)
+	$(UV) lock
 
 demo: setup ## run the whole pipeline on the sample files against an embedded sandbox
 	$(BIN)/tieout demo $(ARGS)
@@ -49,6 +59,9 @@ soak: setup ## exactly once under every combination of the sandbox's options (lo
 fuzz: setup ## the fuzz tests with a long budget (2,000 examples each)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_security.py $(ARGS)
 
+coverage: setup ## the test suite with line and branch coverage (pytest-cov's terminal report, TOTAL line)
+	$(BIN)/python -m pytest -q -n 3 --cov --cov-branch --cov-report=term $(ARGS)
+
 lint: setup ## ruff (lint + format check) and mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,4 +78,4 @@ samples: setup ## regenerate the synthetic samples and the sandbox seed
 	$(BIN)/python scripts/make_samples.py
 
 clean: ## remove the virtualenv, caches and the demo workspace (never the ledger or reports)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data/demo
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis data/demo

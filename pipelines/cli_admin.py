@@ -18,6 +18,7 @@ from rich.table import Table
 
 from pipelines.config import Secret, Settings, load_settings
 from pipelines.console import REPO_ROOT, friendly, out, print_summary, say, settings_of
+from pipelines.errors import ConfigError
 from pipelines.refs import REF_KINDS
 
 
@@ -326,6 +327,8 @@ def sandbox(
     headers with the slowdown past 80% and 429 at 100%. Extra test hooks:
     GET /_sandbox/records?kind=invoice|charge|credit and POST /_sandbox/reset.
     """
+    with friendly():
+        require_sandbox()
     from sandbox.faults import SandboxConfig, parse_faults
     from sandbox.server import open_store, read_seed, serve, with_integrations
 
@@ -373,6 +376,17 @@ def sandbox(
         serve(host, port, store, config, seed_data)
 
 
+def require_sandbox() -> None:
+    """The emulator's own dependencies ship in the ``sandbox`` extra, not with tieout itself."""
+    try:
+        import jsonschema  # noqa: F401
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "the Propexo sandbox needs its extra: run `make setup` in a clone, or "
+            "`pip install 'tieout[sandbox]'`"
+        ) from None
+
+
 @click.command()
 @click.option(
     "--workdir",
@@ -393,6 +407,9 @@ def demo(workdir: Path) -> None:
     from pipelines.propexo import make_client
     from pipelines.sync import reconcile_command
     from pipelines.webhooks import ReceiverThread, register
+
+    with friendly():
+        require_sandbox()
     from sandbox.faults import SandboxConfig
     from sandbox.server import running_sandbox
 
