@@ -1,7 +1,9 @@
-"""The ledger as of tieout 2026-11-24: every table, index and column.
+"""The ledger as of tieout 2026-11-24: every table, index and column, frozen here.
 
 Idempotent, so a ledger created before migrations existed (its tables made by `CREATE TABLE
-IF NOT EXISTS` and columns added on open) is brought to this revision by running it.
+IF NOT EXISTS` and columns added on open) is brought to this revision by running it. The DDL is
+written out in this file, never imported from the live schema: a revision is history, and a
+ledger upgraded through it must come out the same however the schema moves on later.
 
 Revision ID: 0001
 Revises:
@@ -9,20 +11,178 @@ Revises:
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
-
-from pipelines.ledger.schema import ADDED_COLUMNS, SCHEMA, postgres_schema
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
+TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS files (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_used INTEGER NOT NULL,
+    rows_rejected INTEGER NOT NULL,
+    rows_skipped INTEGER NOT NULL,
+    skipped_by_kind TEXT NOT NULL,
+    source_total_cents INTEGER NOT NULL,
+    rejected_total_cents INTEGER NOT NULL,
+    previously_posted_cents INTEGER NOT NULL DEFAULT 0,
+    moved_to TEXT,
+    processed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT,
+    reason TEXT NOT NULL,
+    first_run_id TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_row INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    column_name TEXT,
+    value TEXT
+);
+CREATE INDEX IF NOT EXISTS rejects_run ON rejects(run_id);
+CREATE TABLE IF NOT EXISTS records (
+    record_key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    file_sha256 TEXT,
+    source_file TEXT NOT NULL,
+    source_rows TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    location_id TEXT,
+    reference_number TEXT,
+    invoice_number TEXT,
+    vendor_id TEXT,
+    resident_id TEXT,
+    charge_code_id TEXT,
+    transaction_date TEXT,
+    amount_cents INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    batch_index INTEGER,
+    created_record_id TEXT,
+    propexo_id TEXT,
+    found_amount_cents INTEGER,
+    errors TEXT,
+    note TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    sent_at TEXT,
+    doubt_since TEXT,
+    confirmed_at TEXT,
+    reconciled_at TEXT,
+    defaulted TEXT
+);
+CREATE INDEX IF NOT EXISTS records_state ON records(state);
+CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
+CREATE INDEX IF NOT EXISTS records_job ON records(job_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    run_id TEXT,
+    record_key TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (
+    integration_id TEXT PRIMARY KEY,
+    fetched_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL,
+    schedule_id TEXT,
+    requested_at TEXT,
+    completed_at TEXT,
+    finished INTEGER NOT NULL DEFAULT 0,
+    models TEXT,
+    started_after TEXT
+);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    integration_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    newest TEXT,
+    window_start TEXT,
+    window_end TEXT,
+    PRIMARY KEY (integration_id, kind)
+);
+CREATE TABLE IF NOT EXISTS synced (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    stale INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, id)
+);
+"""
+
+# Columns ledgers from before this revision may lack: (table, column, type).
+ADDED_COLUMNS = (
+    ("records", "doubt_since", "TEXT"),
+    ("records", "charge_notes", "TEXT"),
+    ("rejects", "amount_text", "TEXT"),
+    ("files", "columns_not_charged", "TEXT"),
+    ("files", "file_totals", "TEXT"),
+    ("files", "period", "TEXT"),
+    ("files", "period_source", "TEXT"),
+    ("files", "sheet", "TEXT"),
+)
+
+
+def postgres(ddl: str) -> str:
+    """The same tables on PostgreSQL: 64-bit integers, identity columns, and ``seq``."""
+    ddl = ddl.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    )
+    ddl = re.sub(r"\bINTEGER\b", "BIGINT", ddl)
+    return ddl.replace(
+        "    record_key TEXT PRIMARY KEY,",
+        "    seq BIGINT GENERATED BY DEFAULT AS IDENTITY,\n    record_key TEXT PRIMARY KEY,",
+        1,
+    )
+
 
 def upgrade() -> None:
     bind = op.get_bind()
-    ddl = postgres_schema() if bind.dialect.name == "postgresql" else SCHEMA
+    ddl = postgres(TABLES) if bind.dialect.name == "postgresql" else TABLES
     for statement in ddl.split(";"):
         if statement.strip():
             op.execute(statement)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from alembic import op
 
-from pipelines.ledger.schema import CLAIMS
+CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    claimed_by TEXT,
+    claimed_at TEXT,
+    finished_at TEXT
+);
+"""  # frozen: this revision's own DDL, not the live schema's
 
 revision = "0002"
 down_revision = "0001"
