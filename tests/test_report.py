@@ -328,26 +328,108 @@ def test_report_xlsx_is_a_workpaper_that_foots_and_prints(tmp_path: Path) -> Non
     for sheet in book.worksheets:
         assert sheet.page_setup.orientation == "landscape"
         assert sheet.page_setup.fitToWidth == 1 and sheet.oddFooter.right.text == "Page &P of &N"
-    assert SOFFICE, "LibreOffice is needed to print the workbook (.ci/run installs it)"
-    subprocess.run(
-        [
-            SOFFICE,
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(tmp_path / "pdf"),
-            str(folder / "report.xlsx"),
-        ],
-        capture_output=True,
-        timeout=180,
-        check=True,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    pages = [p.extract_text() for p in PdfReader(tmp_path / "pdf" / "report.pdf").pages]
+    assert _summary_links(book) == {
+        "Source total": summary["totals"]["source_total_cents"] / 100,
+        "Posted total": summary["totals"]["posted_total_cents"] / 100,
+        "Rejected total": summary["totals"]["rejected_total_cents"] / 100,
+        "Matched in Propexo": summary["reconciliation"]["matched_total_cents"] / 100,
+    }
+    pages = _printed(folder / "report.xlsx", tmp_path)
     on = {
         name: sum(f"{summary['run_id']} {name} Page" in text for text in pages)
         for name in book.sheetnames
     }
     assert on["Summary"] == 1 and on["Control totals"] == 1, on
-    assert sum(on.values()) == len(pages) and len(pages) <= 12, on
+    # Printed readable (the records sheet 10 columns wide, not 17 at 5 pt), so more pages.
+    assert sum(on.values()) == len(pages) and len(pages) <= 16, on
+    assert not [p for p in pages if "###" in p], "a figure printed as ###"
+
+
+def _printed(workbook: Path, tmp_path: Path) -> list[str]:
+    """The workbook printed to PDF by LibreOffice, as the text of each page."""
+    from pypdf import PdfReader
+
+    assert SOFFICE, "LibreOffice is needed to print the workbook (.ci/run installs it)"
+    out = tmp_path / "pdf"
+    subprocess.run(
+        [SOFFICE, "--headless", "--convert-to", "pdf", "--outdir", str(out), str(workbook)],
+        capture_output=True,
+        timeout=180,
+        check=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    return [p.extract_text() for p in PdfReader(out / f"{workbook.stem}.pdf").pages]
+
+
+def _summary_links(book: Any) -> dict[str, float]:
+    """The Summary's money figures, each a formula reading another sheet's foot, followed to
+    that foot and recomputed (a figure typed in, not linked, fails here)."""
+    feet = {
+        sheet.title: dict((coordinate, total) for coordinate, total, _ in _foot(sheet))
+        for sheet in book.worksheets
+    }
+    found = {}
+    for label, value, *_ in book["Summary"].iter_rows(values_only=True):
+        if label in {"Source total", "Posted total", "Rejected total", "Matched in Propexo"}:
+            assert isinstance(value, str), f"{label} is typed in ({value!r}), not linked"
+            match = re.fullmatch(r"='([^']+)'!([A-Z]+[0-9]+)", value)
+            assert match, value
+            found[label] = feet[match[1]][match[2]]
+    return found
+
+
+def test_a_needs_attention_workpaper_prints_every_figure_and_foots(tmp_path: Path) -> None:
+    """#28: the printed workpaper of a run with rejects, missing, failed and in-doubt records
+    and figures in the millions shows every figure (no ###), its Control totals foot only the
+    columns the file rows hold, the Locations' amounts and counts are labelled, Rejected has
+    its rows, the records sheet prints at most 10 columns, and the Summary reads the feet."""
+    from pipelines.workbook import render_xlsx
+
+    states = ["matched", "missing", "sending", "failed", "confirmed", "matched", "mismatched"]
+    records = [
+        {
+            "state": state,
+            "amount_cents": 123_456_789 + i * 1_000_001,
+            "location_id": ("L1", "L2")[i % 2],
+            "file_sha256": ("f1", "f2")[i % 2],
+        }
+        for i, state in enumerate(states)
+    ]
+    ledger, files = frames(records, {"f1": 2_500_000_00, "f2": 0}, {"f1": 0, "f2": 0})
+    rejects = pd.DataFrame(
+        [
+            {
+                "source_file": "f1.csv",
+                "source_row": 9,
+                "code": "BAD_AMOUNT",
+                "message": 'Amount: "12.345" has more than 2 decimals',
+                "column_name": "amount",
+                "value": "12.345",
+                "amount_text": "12.345",
+            }
+        ]
+    )
+    summary = {"run_id": "20261203T000000Z-beef", "finished_at": "2026-12-03T00:00:05+00:00"}
+    report = build_report(summary, files, pd.DataFrame(), ledger, rejects, {})
+    assert report.summary["verdict"] == "needs attention"
+    (tmp_path / "report.xlsx").write_bytes(render_xlsx(report))
+    book = load_workbook(tmp_path / "report.xlsx")
+    s = report.summary
+    assert _summary_links(book) == {
+        "Source total": s["totals"]["source_total_cents"] / 100,
+        "Posted total": s["totals"]["posted_total_cents"] / 100,
+        "Rejected total": s["totals"]["rejected_total_cents"] / 100,
+        "Matched in Propexo": s["reconciliation"]["matched_total_cents"] / 100,
+    }
+    control = book["Control totals"]
+    foot_row = next(
+        r for r in range(1, control.max_row + 1) if "Total" in str(control[f"A{r}"].value)
+    )
+    headers = {c.value: c.column_letter for c in control[1]}
+    assert control[f"{headers['Matched']}{foot_row}"].value is None  # no file row holds it
+    locations = book["Locations"]
+    assert [c.value for c in locations[1] if c.value] == ["Amounts", "Counts"]
+    assert len([c for c in book["Posted"][1] if c.value]) <= 10
+    pages = _printed(tmp_path / "report.xlsx", tmp_path)
+    assert not [p for p in pages if "###" in p], "a figure printed as ###"
+    assert any("1,294,567.95" in p for p in pages)  # the largest record, printed whole
