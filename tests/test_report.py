@@ -294,8 +294,6 @@ def test_report_xlsx_is_a_workpaper_that_foots_and_prints(tmp_path: Path) -> Non
     """#16 item 2: snake_case headers over dollars, no totals, text row numbers, 37 pages."""
     import datetime as dt
 
-    from pypdf import PdfReader
-
     result = run_cli("demo", "--workdir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout + result.stderr
     folder = next((tmp_path / "demo" / "reports").glob("*/report.xlsx")).parent
