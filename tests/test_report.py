@@ -224,7 +224,11 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
         "document.body.dataset.exceptionsOnly = visible(); only.click();"
         "var search = document.getElementById('search'); search.value = 'Marrow, Dakota';"
         "search.dispatchEvent(new Event('input'));"
-        "document.body.dataset.searched = visible();</script></body>",
+        "document.body.dataset.searched = visible();"
+        "var table = document.getElementById('posted-records').getBoundingClientRect();"
+        "document.body.dataset.overflow = Math.round(Math.max(0, table.right - "
+        "document.documentElement.clientWidth, document.documentElement.scrollWidth - "
+        "document.documentElement.clientWidth));</script></body>",
     )
     page.write_text(probe)
     proc = subprocess.run(
@@ -239,6 +243,7 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,900",  # #28: the records table whole on a laptop's screen
             "--enable-logging=stderr",
             "--v=0",
             "--dump-dom",
@@ -255,6 +260,7 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
     assert 'data-verdict="complete"' in proc.stdout and ">Complete</span>" in proc.stdout
     assert 'data-exceptions-only="0"' in proc.stdout
     assert 'data-searched="3"' in proc.stdout  # Marrow, Dakota: rent, trash and a concession
+    assert 'data-overflow="0"' in proc.stdout, re.findall(r'data-overflow="\d+"', proc.stdout)
     text = re.sub(r"<(script|style).*?</\1>|<[^>]+>", " ", proc.stdout, flags=re.S)
     assert not re.search(r"\b(nan|None|NaN|undefined)\b", text)
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
