@@ -387,20 +387,69 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
 
 @cli.command()
 @click.argument("run_id", required=False)
+@click.option(
+    "--period",
+    metavar="YYYY-MM",
+    help="The period's workpaper instead: every file of the period, across all runs.",
+)
 @click.pass_context
-def report(ctx: click.Context, run_id: str | None) -> None:
-    """(Re)render a run's report from the ledger (the latest run by default)."""
+def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
+    """(Re)render a run's report from the ledger (the latest run by default), or with
+    --period the workpaper of a billing period (data/reports/period-YYYY-MM/)."""
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.publish import write_report
+    from pipelines.publish import period_of, write_period_report, write_report
 
     with friendly():
         settings = settings_of(ctx)
         with Ledger(settings.ledger) as ledger:
-            run_id = run_id or ledger.last_run_id()
-            if run_id is None:
-                raise InputError("no runs in the ledger yet: run `tieout run` first")
-            folder = write_report(ledger, settings, run_id)
+            if period is not None:
+                month = period_of(period)
+                if month is None:
+                    raise InputError(f"--period {period}: expected a month as YYYY-MM")
+                folder = write_period_report(ledger, settings, month)
+            else:
+                run_id = run_id or ledger.last_run_id()
+                if run_id is None:
+                    raise InputError("no runs in the ledger yet: run `tieout run` first")
+                folder = write_report(ledger, settings, run_id)
+        out.print(f"report: {folder / 'report.html'}")
+
+
+@cli.command()
+@click.argument("subject", metavar="RUN_ID|PERIOD")
+@click.option("--by", "by", required=True, help="Who reviewed the workpaper (a name).")
+@click.option("--note", default=None, help="What the review found, in a line.")
+@click.pass_context
+def signoff(ctx: click.Context, subject: str, by: str, note: str | None) -> None:
+    """Record a person's review of a run's or a period's (YYYY-MM) workpaper in the ledger,
+    and show it in that report (Reviewed by / on)."""
+    from pipelines.errors import InputError
+    from pipelines.ledger import Ledger
+    from pipelines.publish import period_of, write_period_report, write_report
+
+    with friendly():
+        settings = settings_of(ctx)
+        if not by.strip():
+            raise InputError("--by: the name of the person who reviewed the workpaper")
+        with Ledger(settings.ledger) as ledger:
+            month = period_of(subject)
+            if month is not None:
+                write_period_report(ledger, settings, month)  # refuses a period with no file
+                key = f"period-{month}"
+            else:
+                if subject not in set(ledger.runs()["run_id"].astype(str)):
+                    raise InputError(
+                        f"no run {subject!r} and not a period (YYYY-MM): `tieout runs` lists runs"
+                    )
+                key = subject
+            review = ledger.add_signoff(key, by.strip(), note)
+            folder = (
+                write_period_report(ledger, settings, month)
+                if month is not None
+                else write_report(ledger, settings, subject)
+            )
+        out.print(f"{key}: reviewed by {review['by']} at {review['at']}")
         out.print(f"report: {folder / 'report.html'}")
 
 

@@ -92,6 +92,8 @@ def encode_invoice(
         "vendor_id": str(first["vendor_id"]),
         "location_id": str(first["location_id"]),
         "invoice_number": str(first["invoice_number"]),
+        # the bill's date, so an invoice shows a date and falls in its period as a charge does
+        "transaction_date": invoice_date,
         "total_amount_in_cents": total,
         "amount_cents": total,
         "content_hash": content_hash(hashed),
@@ -227,6 +229,7 @@ INVOICE_COLUMNS = [
     "vendor_id",
     "location_id",
     "invoice_number",
+    "transaction_date",
     "total_amount_in_cents",
     "amount_cents",
     "content_hash",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,55 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
         names=report_names(ledger, settings),
+        signoffs=ledger.signoffs(run_id),
     )
+
+
+PERIOD = re.compile(r"(?:period-)?(\d{4})-(\d{2})")
+
+
+def period_of(text: str) -> str | None:
+    """``2026-12`` (or ``period-2026-12``) as a period, else None (a run id, say)."""
+    found = PERIOD.fullmatch(text.strip())
+    if found is None or not 1 <= int(found[2]) <= 12:
+        return None
+    return f"{found[1]}-{found[2]}"
+
+
+def build_period(ledger: Ledger, settings: Settings, period: str) -> RunReport:
+    """The workpaper of a billing period: every file of the period, whichever run took it,
+    with every record it staged in any run and the rejected rows its latest run saw. Its
+    figures tie to each file's own stated totals, as a run's do."""
+    files = ledger.files_of_period(period)
+    if files.empty:
+        raise InputError(
+            f"no file of period {period} in the ledger: `tieout runs` lists what was processed"
+        )
+    shas = files["sha256"].astype(str).tolist()
+    locations = json.loads(ledger.get_meta("locations") or "{}")
+    now = datetime.now(tz=UTC).isoformat(timespec="seconds")
+    subject = f"period-{period}"
+    return reporting.build_report(
+        {"run_id": subject, "started_at": str(files["processed_at"].min()), "finished_at": now},
+        files,
+        pd.DataFrame(),
+        ledger.records(files=shas),
+        ledger.rejects_of_files(shas),
+        locations,
+        grace_s=settings.in_doubt_grace_s,
+        provenance=provenance(settings),
+        names=report_names(ledger, settings),
+        signoffs=ledger.signoffs(subject),
+    )
+
+
+def write_period_report(ledger: Ledger, settings: Settings, period: str) -> Path:
+    """A period's workpaper into ``data/reports/period-YYYY-MM/`` (not in the index of runs)."""
+    folder = settings.reports_dir / f"period-{period}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in render.render_all(build_period(ledger, settings, period), folder).items():
+        _write_atomically(folder / name, data)
+    return folder
 
 
 def write(built: RunReport, settings: Settings, run_id: str) -> Path:
@@ -116,6 +166,8 @@ def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
     damaged, is left out)."""
     found = {}
     for path in reports_dir.glob("*/summary.json"):
+        if path.parent.name.startswith("period-"):  # a period's workpaper, not a run
+            continue
         try:
             found[path.parent.name] = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -198,8 +198,10 @@ def build_report(
     grace_s: float = 120.0,
     provenance: dict[str, Any] | None = None,
     names: dict[str, dict[str, str]] | None = None,
+    signoffs: list[dict[str, Any]] | None = None,
 ) -> RunReport:
-    """The report of one run, from what the ledger holds for it."""
+    """The report of one run (or of a period's files), from what the ledger holds for it;
+    ``signoffs``: the reviews a person recorded of it (`tieout signoff`)."""
     file_rows: list[dict[str, Any]] = []
     control_rows: list[dict[str, Any]] = []
     for f in files.to_dict("records"):
@@ -354,6 +356,7 @@ def build_report(
         "reconciliation": reconciliation,
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
+        "signoffs": list(signoffs or []),
     }
     archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
     sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}

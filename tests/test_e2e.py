@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from sandbox.server import RunningSandbox
-from tests.conftest import SAMPLES, receiving, run_cli
+from tests.conftest import SAMPLES, receiving, run_cli, write_bills
 
 
 def env_for(box: RunningSandbox, ledger_url: str | None = None) -> dict[str, str]:
@@ -224,3 +224,68 @@ def test_the_three_verdicts_are_the_same_in_console_reports_and_exit_code(
     runs = run_cli("--data-dir", str(workspace), "runs", env=env)
     assert summary["run_id"] in runs.stdout and first_id in runs.stdout
     assert runs.stdout.index(summary["run_id"]) < runs.stdout.index(first_id), runs.stdout
+
+
+def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+) -> None:
+    """#28: a controller closes a month, not a run. November's bills came in three runs (the
+    second with an unreadable amount, the third its corrected file): the period workpaper holds
+    every file of November, each tied to its own Total row, its posted total is what Rent
+    Manager holds, and a sign-off recorded with `tieout signoff` shows in it."""
+    from openpyxl import load_workbook
+
+    env = env_for(sandbox)
+    (workspace / "inbox" / "rent_roll.xlsx").unlink()  # December's: another period
+    assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
+    lines = [
+        "ACME Plumbing LLC,T-9001,11/20/2026,12/20/2026,Maple Court,5100,Valve,100.00",
+        "ACME Plumbing LLC,T-9002,11/21/2026,12/21/2026,Maple Court,5100,Pipe,2O0.00",
+        ",,,,,,,",
+        'Total,,,,,,,"$300.00"',
+    ]
+    write_bills(workspace / "inbox" / "late_bills.csv", lines)
+    second = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert second.returncode == 1, second.stdout + second.stderr  # the unreadable amount
+    lines[1] = lines[1].replace("2O0.00", "200.00")
+    write_bills(workspace / "inbox" / "late_bills_fixed.csv", lines)
+    third = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+
+    period = run_cli("--data-dir", str(workspace), "report", "--period", "2026-11", env=env)
+    assert period.returncode == 0, period.stdout + period.stderr
+    folder = workspace / "reports" / "period-2026-11"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [f["name"] for f in summary["files"]] == [
+        "vendor_bills.csv",
+        "late_bills.csv",
+        "late_bills_fixed.csv",
+    ]
+    for f in summary["files"]:
+        assert f["ties_out"], f
+        (stated,) = f["file_totals"]
+        assert stated["stated_cents"] == (2140363 if f["name"] == "vendor_bills.csv" else 30000)
+        if not f["rows_rejected"]:
+            assert stated["checked"] and stated["difference_cents"] == 0, stated
+            assert f["source_total_cents"] == stated["stated_cents"]
+    invoices = [r for r in pms_records(api) if r["kind"] == "invoice"]
+    assert len(invoices) == 12 + 2  # nothing twice
+    in_rm = sum(int(r["total_amount_in_cents"]) for r in invoices)
+    assert summary["totals"]["posted_total_cents"] == in_rm == 2140363 + 30000
+    assert summary["totals"]["previously_posted_cents"] == 10000  # T-9001, in the third run
+    # Not a run: the index and `tieout runs` list runs only.
+    runs = run_cli("--data-dir", str(workspace), "runs", env=env)
+    assert "period-2026-11" not in runs.stdout
+
+    signed = run_cli(
+        "--data-dir", str(workspace), "signoff", "2026-11", "--by", "Dana Reviewer", env=env
+    )
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [s["by"] for s in summary["signoffs"]] == ["Dana Reviewer"]
+    assert "Reviewed by <strong>Dana Reviewer</strong>" in (folder / "report.html").read_text()
+    sheet = load_workbook(folder / "report.xlsx")["Summary"]
+    reviewed = {row[0]: row[1] for row in sheet.iter_rows(values_only=True) if row[0]}
+    assert reviewed["Reviewed by"] == "Dana Reviewer"
+    unknown = run_cli("--data-dir", str(workspace), "signoff", "nope", "--by", "X", env=env)
+    assert unknown.returncode == 2 and "not a period" in unknown.stderr

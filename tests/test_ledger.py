@@ -426,12 +426,13 @@ def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
     import re
 
     from pipelines.ledger.copy import IDENTITY, TABLES
-    from pipelines.ledger.schema import CLAIMS, SCHEMA
+    from pipelines.ledger.schema import LATER_TABLES, SCHEMA
 
-    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA + CLAIMS))
+    ddl = SCHEMA + "".join(LATER_TABLES)
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl))
     numbered = set(
         re.findall(
-            r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT", SCHEMA
+            r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT", ddl
         )
     )
     assert set(TABLES) == tables

@@ -24,9 +24,17 @@ TABLES = (
     "synced",
     "cursors",
     "claims",
+    "signoffs",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
-IDENTITY = ("drops", "rejects", "events", "syncs", "webhook_events")  # numbered by the engine
+IDENTITY = (
+    "drops",
+    "rejects",
+    "events",
+    "syncs",
+    "webhook_events",
+    "signoffs",
+)  # numbered by the engine
 SLICE = 50_000
 
 

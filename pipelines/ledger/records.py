@@ -370,6 +370,7 @@ class RecordStore:
         kinds: Iterable[str] | None = None,
         bodies: bool = True,
         columns: Sequence[str] | None = None,
+        files: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Records as a frame (payload and source_rows decoded). ``bodies=False`` leaves out
         the payload, source rows and errors; ``columns`` reads only those named: what matching
@@ -387,6 +388,10 @@ class RecordStore:
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
+        if files is not None:  # the records of these files (sha256), whichever run staged them
+            shas = list(files)
+            where.append(f"file_sha256 IN ({_marks(shas)})" if shas else "1 = 0")
+            params += shas
         unknown = set(columns or ()) - set(RECORD_COLUMNS)
         if unknown:
             raise LedgerError(f"no such record column(s): {sorted(unknown)}")

@@ -87,6 +87,44 @@ class RunStore:
             "SELECT * FROM files WHERE run_id = ? ORDER BY processed_at", (run_id,)
         )
 
+    def files_of_period(self, period: str) -> pd.DataFrame:
+        """Every file whose billing period is in ``period`` (``YYYY-MM``), whichever run took
+        it, in the order they were processed."""
+        month = f"{period}%"
+        # A file without a period of its own (a bill export) is of the month its records are
+        # dated in; one with neither, of the month it was processed.
+        return self.db.read_frame(
+            "SELECT * FROM files WHERE period LIKE ? OR (period IS NULL AND (sha256 IN "
+            "(SELECT file_sha256 FROM records WHERE transaction_date LIKE ?) OR (processed_at "
+            "LIKE ? AND sha256 NOT IN (SELECT file_sha256 FROM records WHERE file_sha256 IS "
+            "NOT NULL)))) ORDER BY processed_at",
+            (month, month, month),
+        )
+
+    def rejects_of_files(self, shas: Iterable[str]) -> pd.DataFrame:
+        """Each file's rejected rows as its latest run saw them."""
+        shas = list(shas)
+        if not shas:
+            return pd.DataFrame(
+                columns=[
+                    "source_file",
+                    "source_row",
+                    "code",
+                    "message",
+                    "column_name",
+                    "value",
+                    "amount_text",
+                ]
+            )
+        marks = ", ".join("?" * len(shas))
+        return self.db.read_frame(
+            "SELECT source_file, source_row, code, message, column_name, value, amount_text "
+            f"FROM rejects r WHERE file_sha256 IN ({marks}) AND run_id = (SELECT MAX(run_id) "
+            "FROM rejects l WHERE l.file_sha256 = r.file_sha256) ORDER BY source_file, "
+            "source_row, id",
+            tuple(shas),
+        )
+
     def drops(self, run_id: str) -> pd.DataFrame:
         return self.db.read_frame("SELECT * FROM drops WHERE run_id = ? ORDER BY id", (run_id,))
 
@@ -126,3 +164,19 @@ class RunStore:
             "FROM rejects WHERE run_id = ? ORDER BY source_file, source_row, id",
             (run_id,),
         )
+
+    def add_signoff(self, subject: str, by: str, note: str | None = None) -> dict[str, str | None]:
+        """A person's review of a run's or a period's workpaper: an event, never an edit."""
+        at = utcnow()
+        self.db.execute(
+            "INSERT INTO signoffs(subject, by_name, at, note) VALUES (?, ?, ?, ?)",
+            (subject, by, at, note),
+        )
+        return {"by": by, "at": at, "note": note}
+
+    def signoffs(self, subject: str) -> list[dict[str, str | None]]:
+        """The reviews of a run or a period (``period-YYYY-MM``), oldest first."""
+        rows = self.db.execute(
+            "SELECT by_name, at, note FROM signoffs WHERE subject = ? ORDER BY id", (subject,)
+        ).fetchall()
+        return [{"by": str(r[0]), "at": str(r[1]), "note": r[2]} for r in rows]
