@@ -417,6 +417,67 @@ def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
 
 
 @cli.command()
+@click.argument("query", metavar="KEY|REFERENCE|FILE:ROW")
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+@click.pass_context
+def trace(ctx: click.Context, query: str, as_json: bool) -> None:
+    """A record's lineage: the file and its cells as the file has them, the aliases applied,
+    Propexo's ids, the job, the state and the Rent Manager id once synced."""
+    from pipelines.ledger import Ledger
+    from pipelines.report import dollars
+    from pipelines.trace import trace as lineage
+
+    with friendly():
+        settings = settings_of(ctx)
+        with Ledger(settings.ledger, readonly=True) as ledger:
+            found = lineage(ledger, settings, query)
+        if as_json:
+            click.echo(json.dumps(found, indent=2, default=str))
+            return
+        for r in found:
+            out.print(
+                f"[bold]{escape(str(r['reference_number'] or r['invoice_number'] or ''))}[/] "
+                f"{r['kind']} {dollars(r['amount_cents'])} · {r['state']} "
+                f"[dim]({escape(str(r['record_key']))})[/]"
+            )
+            out.print(
+                f"  file     {escape(str(r['file']))}"
+                f"{', sheet ' + escape(str(r['sheet'])) if r['sheet'] else ''}"
+                f", rows {', '.join(map(str, r['rows']))}"
+                f" [dim](sha256 {str(r['file_sha256'])[:12]}…, archived "
+                f"{escape(str(r['archived']))})[/]"
+            )
+            for field, cell in r["fields"].items():
+                out.print(
+                    f"  cell     {cell['cell']}  {escape(str(cell['header']))}: "
+                    f"{escape(repr(cell['value']))}  [dim]({field})[/]"
+                )
+            for a in r["aliases"]:
+                out.print(
+                    f"  alias    {escape(a['as_read'])!r} → {escape(a['propexo_name'])} "
+                    f"[dim]({escape(a['file'])}, line {a['line']})[/]"
+                )
+            for line in r["lines"]:
+                read = line["as_read"]
+                out.print(
+                    f"  line     row {line['row']}: {dollars(line['amount_cents'])} "
+                    f"({escape(repr(read.get('amount')))} in {line['cells'].get('amount', '-')})"
+                    f" to GL {escape(str(read.get('gl_account')))} "
+                    f"[dim]{line['financial_account_id']}[/] at "
+                    f"{escape(str(read.get('property_name')))} [dim]{line['property_id']}[/]"
+                )
+            ids = ", ".join(f"{k} {v}" for k, v in r["propexo_ids"].items())
+            out.print(f"  Propexo  {escape(ids)}")
+            out.print(
+                f"  posted   job {r['job_id'] or '-'} → {r['state']}; Propexo id "
+                f"{r['propexo_id'] or '-'}; Rent Manager id "
+                f"{r['rent_manager_id'] or 'not yet (after the next sync)'}"
+            )
+            if r["note"]:
+                out.print(f"  [yellow]note[/]     {escape(str(r['note']))}")
+
+
+@cli.command()
 @click.argument("subject", metavar="RUN_ID|PERIOD")
 @click.option("--by", "by", required=True, help="Who reviewed the workpaper (a name).")
 @click.option("--note", default=None, help="What the review found, in a line.")

@@ -10,6 +10,7 @@ class SyncedInvoice(pa.DataFrameModel):
     """An invoice as Propexo's read model shows it."""
 
     id: Series[str]
+    x_id: Series[str] = pa.Field(nullable=True)  # the Rent Manager record's own id
     x_vendor_id: Series[str] = pa.Field(nullable=True)
     x_location_id: Series[str] = pa.Field(nullable=True)
     invoice_number: Series[str] = pa.Field(nullable=True)
@@ -27,6 +28,7 @@ class SyncedCharge(pa.DataFrameModel):
     """A resident charge (credits are negative) as Propexo's read model shows it."""
 
     id: Series[str]
+    x_id: Series[str] = pa.Field(nullable=True)  # the Rent Manager record's own id
     resident_id: Series[str] = pa.Field(nullable=True)
     charge_code_id: Series[str] = pa.Field(nullable=True)
     reference_number: Series[str] = pa.Field(nullable=True)

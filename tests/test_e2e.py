@@ -289,3 +289,67 @@ def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
     assert reviewed["Reviewed by"] == "Dana Reviewer"
     unknown = run_cli("--data-dir", str(workspace), "signoff", "nope", "--by", "X", env=env)
     assert unknown.returncode == 2 and "not a period" in unknown.stderr
+
+
+def test_trace_follows_a_dollar_from_its_cell_to_the_rent_manager_record(
+    sandbox: RunningSandbox, workspace: Path
+) -> None:
+    """#28: `tieout trace` gives each link: the cell with its column letter and row, the value
+    as the file has it, the alias line that named the resident, Propexo's ids, the job and,
+    after the sync, the Rent Manager id; for a charge, a credit and an invoice's lines."""
+    from openpyxl import load_workbook
+
+    env = env_for(sandbox)
+    roll = workspace / "inbox" / "rent_roll.xlsx"
+    book = load_workbook(roll)
+    sheet = book.active
+    assert sheet["C9"].value == "Jessup, Morgan"
+    sheet["C9"] = "Jesup, Morgan"  # as a clerk typed it
+    book.save(roll)
+    aliases = workspace / "mappings" / "residents.csv"
+    aliases.parent.mkdir(parents=True, exist_ok=True)
+    aliases.write_text('spreadsheet_name,propexo_name\n"Jesup, Morgan",Morgan Jessup\n')
+    first = run_cli("--data-dir", str(workspace), "run", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    with receiving(sandbox, workspace):
+        synced = run_cli(
+            "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
+        )
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+
+    def traced(query: str) -> list[dict]:  # type: ignore[type-arg]
+        result = run_cli("--data-dir", str(workspace), "trace", query, "--json", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    rent, trash = traced("rent_roll.xlsx:9")
+    assert rent["cells"][:3] == ["A9", "B9", "C9"] and "F9" in rent["cells"]
+    assert rent["values_as_read"]["C9"] == "Jesup, Morgan"
+    assert rent["values_as_read"]["F9"] == 1305 and rent["amount_cents"] == 130500
+    assert rent["aliases"] == [
+        {
+            "kind": "residents",
+            "as_read": "Jesup, Morgan",
+            "propexo_name": "Morgan Jessup",
+            "file": str(aliases),
+            "line": 2,
+        }
+    ]
+    assert trash["values_as_read"]["I9"] == 25
+    for record in (rent, trash):
+        assert record["sheet"] == "Rent Roll" and record["file"] == "rent_roll.xlsx"
+        assert record["state"] == "matched" and record["job_id"]
+        assert record["propexo_id"] and record["rent_manager_id"]
+        assert record["reference_number"] and record["propexo_ids"]["resident_id"]
+    (credit,) = [r for r in traced("rent_roll.xlsx:6") if r["kind"] == "credit"]
+    assert credit["values_as_read"]["J6"] == -100 and credit["amount_cents"] == -10000
+    assert credit["rent_manager_id"] and traced(credit["reference_number"]) == [credit]
+    (invoice,) = traced("W-2026117")
+    assert invoice["rows"] == [5, 6, 7] and invoice["rent_manager_id"]
+    lines = invoice["lines"]
+    assert [line["cells"]["amount"] for line in lines] == ["H5", "H6", "H7"]
+    assert [line["values_as_read"]["H7"] for line in lines[2:]] == ["$668.53"]
+    assert [line["amount_cents"] for line in lines] == [112659, 51207, 66853]
+    assert all(line["financial_account_id"] and line["property_id"] for line in lines)
+    missing = run_cli("--data-dir", str(workspace), "trace", "nothing:1", env=env)
+    assert missing.returncode == 2 and "FILE:ROW" in missing.stderr
