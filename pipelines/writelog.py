@@ -206,3 +206,29 @@ def search(
                 if held is None or (held.status != "SUCCESS" and job.status == "SUCCESS"):
                     result.carried[key] = job
     return result
+
+
+def logged_posts(
+    client: PropexoClient, integration_id: str, category: str, known_jobs: set[str]
+) -> list[dict[str, Any]]:
+    """Every record the write log of the last month shows posted by a SUCCESS job of one
+    category, as its request wrote it (a batch's charges one by one), with its job's id and
+    type: what a rebuilt ledger adopts when no sync has brought it yet."""
+    items: list[dict[str, Any]] = []
+    for entry in entries(client, integration_id, SPANS[-1][0], category):
+        job_id = str(entry.get("job_id"))
+        if entry.get("status") != "SUCCESS" or job_id in known_jobs:
+            continue
+        body = entry.get("parameters")
+        if not isinstance(body, dict) or not body:
+            request = client.job_log_data(str(entry.get("job_log_id"))).get("request")
+            body = request.get("body") if isinstance(request, dict) else None
+        if isinstance(body, str):
+            body = json.loads(body)
+        if not isinstance(body, dict):
+            continue
+        written = body["charges"] if isinstance(body.get("charges"), list) else [body]
+        for item in written:
+            if isinstance(item, dict):
+                items.append({**item, "job_id": job_id, "job_type": entry.get("job_type")})
+    return items

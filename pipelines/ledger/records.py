@@ -326,7 +326,7 @@ class RecordStore:
                 int(r["amount_cents"]),
                 ADOPTED,
                 "{}",
-                str(r["created_record_id"]),
+                _opt(r.get("created_record_id")),
                 now,
                 now,
                 now,
