@@ -86,6 +86,10 @@ def adopt_from_write_log(
     it): SUCCESS → recorded as posted; FAILURE → recorded failed (reconcile still looks for
     it in Propexo's data). Never sent again. Returns how many were adopted."""
     ready = ledger.records(states=["ready"])
+    if not ready.empty:
+        # Only what this ledger never sent: a record a person (or the team's opt-in) declared
+        # absent after its POST is sent as decided.
+        ready = ready[ready["sent_at"].isna()]
     if ready.empty:
         return 0
     newest = ledger.newest_event_before(run_id)

@@ -334,8 +334,9 @@ def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspa
             run_cli("--data-dir", str(workspace), "run", env=env)
         counts = pms_counts(api)
         assert set(counts.values()) == {1}, [k for k, n in counts.items() if n > 1]
-        doubt = status_of(workspace, env)["in_doubt"]
-        assert {d["kind"] for d in doubt} >= {"credit"}
+        # Not absent on a sync's word: Propexo's write log shows the job that carried each.
+        assert len(counts) == 129
+        assert not status_of(workspace, env)["in_doubt"]
 
 
 def test_invoices_in_doubt_are_found_in_the_same_run(workspace: Path) -> None:
