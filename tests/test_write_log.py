@@ -260,8 +260,9 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path) -> None
     config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, write_log_delay_s=0.2)
     with (
         running_sandbox(config) as box,
-        httpx.Client(base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"})
-        as api,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
     ):
         env = env_for(box, workspace)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
