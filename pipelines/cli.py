@@ -499,7 +499,7 @@ def resolve(
         settings = settings_of(ctx)
         with Ledger(settings.ledger) as ledger, ledger.lock("resolve"):
             for line in evidence(ledger, list(keys) or None, settings.integration_id):
-                out.print(line, markup=False, highlight=False)
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
             if all_in_doubt and not yes:
                 click.confirm(
                     "Settle every record in doubt as "

@@ -411,24 +411,21 @@ def resolve_in_doubt(
             counts["waiting"] += 1
     if rest.empty:
         return counts
-    posted = pd.to_datetime(rest["sent_at"].fillna(rest["created_at"]), utc=True, errors="coerce")
-    oldest = posted.min()
-    age_s = (pd.Timestamp(now) - oldest).total_seconds() if not pd.isna(oldest) else math.inf
-    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
-    integration_id = str(rest["integration_id"].iloc[0])
-    try:
-        evidence = writelog.search(client, integration_id, rest, age_s=age_s, known_jobs=set(known))
-    except ApiError as exc:
-        evidence = writelog.LogSearch(None)
-        evidence.unread.append(f"the write log could not be read: {exc}")
+    posted, searchable, evidence = _search_log(ledger, client, rest, now)
     searched = evidence.describe()
+    too_old = writelog.LogSearch(None).describe()
     absent: list[str] = []
-    for key, sent, is_ambiguous in zip(
+    for key, sent, is_ambiguous, can_search in zip(
         rest["record_key"].astype(str),
         posted,
         rest["record_key"].isin(list(ambiguous)),
+        searchable,
         strict=True,
     ):
+        if not can_search:
+            _note(ledger, key, f"in doubt: {too_old}; look in Rent Manager, then `tieout resolve`")
+            counts["waiting"] += 1
+            continue
         job = evidence.carried.get(key)
         if job is not None and job.status == "SUCCESS":
             ledger.transition(
@@ -480,6 +477,28 @@ def resolve_in_doubt(
         )
         counts["absent"] = len(absent)
     return counts
+
+
+def _search_log(
+    ledger: Ledger, client: PropexoClient, rest: pd.DataFrame, now: str
+) -> tuple[pd.Series, pd.Series, writelog.LogSearch]:
+    """Each record's POST time, whether the log reaches back to it, and one search for all
+    those it does (in the range the oldest of them needs)."""
+    posted = pd.to_datetime(rest["sent_at"].fillna(rest["created_at"]), utc=True, errors="coerce")
+    ages = (pd.Timestamp(now) - posted).dt.total_seconds()
+    # Past the log's longest range a record cannot be searched for; the rest are, at once.
+    searchable = ages.notna() & ages.map(lambda age: writelog.time_range_for(age) is not None)
+    age_s = float(ages[searchable].max()) if searchable.any() else math.inf
+    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
+    integration_id = str(rest["integration_id"].iloc[0])
+    try:
+        evidence = writelog.search(
+            client, integration_id, rest[searchable], age_s=age_s, known_jobs=set(known)
+        )
+    except ApiError as exc:
+        evidence = writelog.LogSearch(None)
+        evidence.unread.append(f"the write log could not be read: {exc}")
+    return posted, searchable, evidence
 
 
 NO_JOB = "no job carries it"

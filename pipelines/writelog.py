@@ -74,6 +74,8 @@ class LogSearch:
         return self.time_range is not None and not self.unread
 
     def describe(self) -> str:
+        if self.time_range is None and self.unread:
+            return self.unread[0]
         if self.time_range is None:
             return "the write log cannot be searched back to this POST (older than a month)"
         text = (

@@ -277,3 +277,63 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path) -> None
         rerun = run_cli("--data-dir", str(workspace), "run", env=env)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert in_rm(api) == before
+
+
+def test_the_log_range_reaches_back_past_the_post_with_a_margin() -> None:
+    from pipelines.writelog import request_identities, time_range_for
+
+    assert time_range_for(0) == "hour"
+    assert time_range_for(3600 - 900) == "hour"
+    assert time_range_for(3600 - 899) == "day"
+    assert time_range_for(6 * 86400) == "week"
+    assert time_range_for(27 * 86400) == "month"
+    assert time_range_for(28 * 86400) is None  # a person decides
+    batch = {"charges": [{"reference_number": "A-1"}, {"reference_number": "A-2"}]}
+    assert request_identities(batch) == {"ref:A-1", "ref:A-2"}
+    assert request_identities(json.dumps({"vendor_id": "v", "invoice_number": "7"})) == {"inv:v|7"}
+    assert request_identities("not json") == frozenset()
+
+
+def test_the_opt_in_resends_only_after_two_searches_past_its_time(workspace: Path) -> None:
+    """A 500 that did not apply leaves no job: by default a person decides; with
+    `resend_unlogged_after_s` it is sent again once that long has passed since the POST and
+    the log, read twice after that, shows no job for it."""
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, write_log_delay_s=0.1)
+    rent_roll_only(workspace)
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+    ):
+        env = env_for(box, workspace, batch_size=50, resend_unlogged_after_s=3)
+        box.config.faults = {"post": {"500": 1.0}}  # answered 500, never applied
+        run_cli("--data-dir", str(workspace), "run", env=env)
+        box.config.faults = {}
+        assert states(workspace) == {"sending": CHARGES}
+        time.sleep(3.1)  # the team's setting has passed since the POST
+        run_cli("--data-dir", str(workspace), "reconcile", env=env)
+        assert states(workspace) == {"sending": CHARGES}  # one search after it: not yet
+        run_cli("--data-dir", str(workspace), "reconcile", env=env)
+        assert states(workspace) == {"ready": CHARGES}  # the second: sent by the next run
+        shown = run_cli("--data-dir", str(workspace), "status", "--json", env=env)
+        assert shown.returncode == 0
+        run_cli("--data-dir", str(workspace), "run", env=env)
+        counts = in_rm(api)
+    assert len(counts) == CHARGES and set(counts.values()) == {1}
+
+
+def test_resolve_shows_the_evidence(sandbox: RunningSandbox, workspace: Path) -> None:
+    rent_roll_only(workspace)
+    env = env_for(sandbox, workspace, batch_size=50)
+    sandbox.config.faults = {"post": {"500": 1.0}}
+    run_cli("--data-dir", str(workspace), "run", env=env)
+    sandbox.config.faults = {}
+    run_cli("--data-dir", str(workspace), "reconcile", env=env)
+    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+        key = str(ledger.records()["record_key"].iloc[0])
+    shown = run_cli("--data-dir", str(workspace), "resolve", key, "--absent", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "POST at" in shown.stdout
+    assert "write log searched (time_range=hour" in shown.stdout
+    assert "no job carries it" in shown.stdout
