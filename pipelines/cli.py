@@ -560,13 +560,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if in_doubt:
             oldest = in_doubt[0]
             out.print(
-                f"[yellow]{len(in_doubt):,} in doubt[/] (never re-sent until a complete sync "
-                f"proves them absent); oldest sent {oldest['sent_at']}, "
-                f"{age_text(oldest['age_s'])} ago: {oldest['note'] or 'waiting for a sync'}"
+                f"[yellow]{len(in_doubt):,} in doubt[/] (never re-sent while no evidence "
+                f"says it did not land); oldest sent {oldest['sent_at']}, "
+                f"{age_text(oldest['age_s'])} ago: {oldest['note'] or 'not looked for yet'}"
             )
             out.print(
-                "  `tieout reconcile` settles what a sync has proven; after looking in Rent "
-                "Manager, `tieout resolve KEY --present|--absent`"
+                "  `tieout reconcile` settles what Propexo's data or write log shows; after "
+                "looking in Rent Manager, `tieout resolve KEY --present|--absent`"
             )
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
@@ -599,7 +599,7 @@ def resolve(
     """
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
-    from pipelines.resolve import settle_by_hand
+    from pipelines.resolve import evidence, settle_by_hand
 
     with friendly():
         if present == absent:
@@ -608,6 +608,8 @@ def resolve(
             raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
         settings = settings_of(ctx)
         with Ledger(settings.ledger) as ledger, ledger.lock("resolve"):
+            for line in evidence(ledger, list(keys) or None, settings.integration_id):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
             if all_in_doubt and not yes:
                 click.confirm(
                     "Settle every record in doubt as "

@@ -299,6 +299,47 @@ def ledger_copy(ctx: click.Context, target: str) -> None:
     help="Rent Manager integrations: copies of the seed's, the n-th reached with TOKEN-n "
     "(its own rate-limit budget).",
 )
+@click.option(
+    "--write-log-delay",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds after a job finishes before it shows in the write log.",
+)
+@click.option(
+    "--log-parameters",
+    type=click.Choice(["null", "body"]),
+    default="null",
+    show_default=True,
+    help="The write log's parameters: null (read the job's request from its job-log data) "
+    "or the request body.",
+)
+@click.option(
+    "--webhook-redeliver",
+    default=0.25,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Each webhook delivery is sent again, later, with probability P (at least once).",
+)
+@click.option(
+    "--webhook-late",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Each webhook delivery arrives up to S seconds late.",
+)
+@click.option(
+    "--foreign-syncs",
+    default=None,
+    type=click.FloatRange(0.1),
+    help="Another client asks for a manual sync every S seconds (default: none).",
+)
+@click.option(
+    "--failed-but-applied",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="A write the PMS applied is reported FAILURE with probability P (a timeout).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -319,6 +360,12 @@ def sandbox(
     unknown_job: str,
     reference_readback: str,
     integrations: int,
+    write_log_delay: float,
+    log_parameters: str,
+    webhook_redeliver: float,
+    webhook_late: float,
+    foreign_syncs: float | None,
+    failed_but_applied: float,
 ) -> None:
     """Run the local Propexo emulator (a real HTTP server) until Ctrl-C.
 
@@ -355,6 +402,12 @@ def sandbox(
             unknown_job=int(unknown_job),
             reference_readback=reference_readback,
             integrations=integrations,
+            write_log_delay_s=write_log_delay,
+            log_parameters=log_parameters,
+            webhook_redeliver=webhook_redeliver,
+            webhook_late_s=webhook_late,
+            foreign_syncs_s=foreign_syncs,
+            failed_but_applied=failed_but_applied,
         )
         out.print(
             f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "

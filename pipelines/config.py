@@ -86,6 +86,10 @@ class Settings:
     refs_max_age_s: float = 3600.0
     reconcile_grace_s: float = 0.0
     in_doubt_grace_s: float = 120.0
+    # Off (None) by default: a record in doubt that no job in Propexo's write log carries is
+    # left for a person (`tieout resolve`). Set, it is sent again once this long has passed
+    # since its POST and the log, read at least twice after that, still shows no job for it.
+    resend_unlogged_after_s: float | None = None
     settle_s: float = 2.0  # a dropped file must keep its size and mtime this long to be taken
     log_files_kept: int = 200
     max_file_mb: float = 200.0

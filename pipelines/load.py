@@ -24,11 +24,11 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import writelog
 from pipelines.errors import ApiError, PermanentApiError, TransientApiError
-from pipelines.flows import FLOWS, SYNC_SCOPE, of_flow, plan_requests
+from pipelines.flows import FLOWS, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
 from pipelines.models import IN_DOUBT, LoadResult, PostRequest
-from pipelines.proof import PROVEN, UNVERIFIABLE, sync_verdicts, write_ended
 from pipelines.propexo import PropexoClient
 
 POLL_FIRST_S = 0.25
@@ -338,7 +338,13 @@ def wait_for_jobs(
                 # Not in the log yet on the last round: still running, or a job Propexo no
                 # longer knows; only write-status can tell which.
                 _poll_one(ledger, client, run_id, job_id, job)
+            elif from_log.get(job_id) == "SUCCESS" and len(job) == 1:
+                # The log has no created_record_id: a job of one record (an invoice, a
+                # credit) asks write-status for the id Propexo gave it.
+                _poll_one(ledger, client, run_id, job_id, job)
             elif from_log.get(job_id) == "SUCCESS":
+                # A batch: created_record_id is the first id of the whole job chain, no
+                # record's own (and null for RM charges): nothing to keep.
                 apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
             elif from_log.get(job_id) is not None:
                 _poll_one(ledger, client, run_id, job_id, job)  # for the errors[] detail
@@ -354,31 +360,24 @@ def resolve_in_doubt(
     *,
     run_id: str,
     vendor_x_ids: dict[str, str],
-    grace_s: float,
-    syncs: pd.DataFrame,
-    window_days: float | None,
+    resend_unlogged_after_s: float | None = None,
 ) -> dict[str, int]:
-    """Settle records in doubt: found in Propexo → confirmed; proven absent → ready (sent again).
+    """Settle records in doubt on evidence: found in Propexo's data, or Propexo's write log.
 
-    Found needs the record itself: an invoice by (vendor, invoice number), at once (Propexo reads
-    RM invoices back right after the write); a charge or credit by its whole reference number,
-    once a sync has brought it. Absent needs proof (:mod:`pipelines.proof`): a sync of its model,
-    known complete, that started after its write ended and whose window covers its date. A charge
-    not found by reference while a charge of the same resident, code, amount and date exists
-    without it stays in doubt: it may be ours with the reference lost. What is not settled stays
-    in doubt, shown with its age, until a sync proves it or a person settles it (`tieout resolve`).
+    Found needs the record itself: an invoice by (vendor, invoice number), at once; a charge or
+    credit by its whole reference number, once a sync has brought it. Else the write log is
+    searched (:mod:`pipelines.writelog`) for the job that carried it: SUCCESS → confirmed;
+    FAILURE → ``failed``, still looked for in synced data by reconcile (a PMS can apply a write
+    Propexo marks failed). No job carrying it proves nothing (a job still pending looks the
+    same): it stays in doubt, each search recorded as an event, until a person settles it
+    (`tieout resolve`), or, when a team opts in with ``resend_unlogged_after_s``, that long
+    after its POST with the log read at least twice since then. No sync, webhook or clock
+    comparison ever sends money again.
     """
     doubt = ledger.records(states=list(IN_DOUBT))
-    counts = {"found": 0, "absent": 0, "waiting": 0, "ambiguous": 0, "unverifiable": 0}
+    counts = {"found": 0, "logged": 0, "failed": 0, "absent": 0, "waiting": 0, "ambiguous": 0}
     if doubt.empty:
         return counts
-    verdict = sync_verdicts(
-        doubt,
-        syncs,
-        since=write_ended(doubt, grace_s),
-        window_days=window_days,
-        scope=SYNC_SCOPE,
-    )
     found: dict[str, str | None] = {}
     ambiguous: set[str] = set()
     for flow in FLOWS.values():
@@ -388,48 +387,144 @@ def resolve_in_doubt(
             found |= hits
             ambiguous |= unsure
     now = utcnow()
+    for key, propexo_id in found.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            **({"created_record_id": propexo_id} if propexo_id else {}),
+            detail="in doubt → found in Propexo",
+        )
+    counts["found"] = len(found)
+    # A PARTIAL_SUCCESS's own job is known: the log adds nothing to it (and lists it as a
+    # FAILURE); only an unanswered write is looked for there.
+    rest = doubt[~doubt["record_key"].isin(list(found)) & doubt["state"].eq("sending")]
+    for key in doubt.loc[doubt["state"].ne("sending"), "record_key"].astype(str):
+        if key not in found:
+            _note(
+                ledger,
+                key,
+                "in doubt: a PARTIAL_SUCCESS whose errors name no record; "
+                "waiting for it in Propexo's data, or `tieout resolve`",
+            )
+            counts["waiting"] += 1
+    if rest.empty:
+        return counts
+    posted, searchable, evidence = _search_log(ledger, client, rest, now)
+    searched = evidence.describe()
+    too_old = writelog.LogSearch(None).describe()
     absent: list[str] = []
-    for index, key in zip(doubt.index, doubt["record_key"].astype(str), strict=True):
-        if key in found:
+    for key, sent, is_ambiguous, can_search in zip(
+        rest["record_key"].astype(str),
+        posted,
+        rest["record_key"].isin(list(ambiguous)),
+        searchable,
+        strict=True,
+    ):
+        if not can_search:
+            _note(ledger, key, f"in doubt: {too_old}; look in Rent Manager, then `tieout resolve`")
+            counts["waiting"] += 1
+            continue
+        job = evidence.carried.get(key)
+        if job is not None and job.status == "SUCCESS":
             ledger.transition(
                 [key],
                 "confirmed",
                 run_id=run_id,
                 confirmed_at=now,
-                **({"created_record_id": found[key]} if found[key] else {}),
-                detail="in doubt → found in Propexo",
+                job_id=job.job_id,
+                detail=f"in doubt → {searched}: job {job.job_id} carried it, SUCCESS",
             )
-            counts["found"] += 1
-        elif key in ambiguous:
-            _note(
-                ledger,
-                key,
-                "in doubt: a charge with the same resident, code, amount and date "
-                "is in Propexo without our reference; look in Rent Manager, then `tieout resolve`",
+            counts["logged"] += 1
+        elif job is not None:
+            ledger.transition(
+                [key],
+                "failed",
+                run_id=run_id,
+                job_id=job.job_id,
+                errors=[job.error or job.status],
+                note=f"write log: job {job.job_id} {job.status}; reconcile still looks for it "
+                "in Propexo's data before anything is sent again",
+                detail=f"in doubt → {searched}: job {job.job_id} carried it, {job.status}",
             )
-            counts["ambiguous"] += 1
-        elif verdict[index] == PROVEN:
+            counts["failed"] += 1
+        elif _resend_due(ledger, key, sent, evidence, resend_unlogged_after_s, now):
             absent.append(key)
-        elif verdict[index] == UNVERIFIABLE:
+        else:
+            # The evidence, as an event: what a person is shown, and what the opt-in counts.
+            ledger.transition([key], "sending", run_id=run_id, detail=f"{searched}: {NO_JOB}")
             _note(
                 ledger,
                 key,
-                "in doubt: its date is outside the window of every sync since; "
-                "look in Rent Manager, then `tieout resolve`",
+                (
+                    "in doubt: a charge with the same resident, code, amount and date is in "
+                    "Propexo without our reference; "
+                    if is_ambiguous
+                    else "in doubt: "
+                )
+                + f"no job in Propexo's write log carries it yet ({searched}); it may still "
+                "be pending. Look in Rent Manager, then `tieout resolve`",
             )
-            counts["unverifiable"] += 1
-        else:
-            _note(ledger, key, "in doubt: waiting for a complete sync that started after the write")
-            counts["waiting"] += 1
+            counts["ambiguous" if is_ambiguous else "waiting"] += 1
     if absent:
         ledger.transition(
             absent,
             "ready",
             run_id=run_id,
-            detail="in doubt → proven absent by a complete sync since the write; will re-send",
+            detail=f"in doubt → {searched}: no job carries it, the log read at least twice "
+            "since resend_unlogged_after_s had passed; will re-send",
         )
         counts["absent"] = len(absent)
     return counts
+
+
+def _search_log(
+    ledger: Ledger, client: PropexoClient, rest: pd.DataFrame, now: str
+) -> tuple[pd.Series, pd.Series, writelog.LogSearch]:
+    """Each record's POST time, whether the log reaches back to it, and one search for all
+    those it does (in the range the oldest of them needs)."""
+    posted = pd.to_datetime(rest["sent_at"].fillna(rest["created_at"]), utc=True, errors="coerce")
+    ages = (pd.Timestamp(now) - posted).dt.total_seconds()
+    # Past the log's longest range a record cannot be searched for; the rest are, at once.
+    searchable = ages.notna() & ages.map(lambda age: writelog.time_range_for(age) is not None)
+    age_s = float(ages[searchable].max()) if searchable.any() else math.inf
+    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
+    integration_id = str(rest["integration_id"].iloc[0])
+    try:
+        evidence = writelog.search(
+            client, integration_id, rest[searchable], age_s=age_s, known_jobs=set(known)
+        )
+    except ApiError as exc:
+        evidence = writelog.LogSearch(None)
+        evidence.unread.append(f"the write log could not be read: {exc}")
+    return posted, searchable, evidence
+
+
+NO_JOB = "no job carries it"
+
+
+def _resend_due(
+    ledger: Ledger,
+    key: str,
+    sent: pd.Timestamp,
+    evidence: writelog.LogSearch,
+    after_s: float | None,
+    now: str,
+) -> bool:
+    """The team's opt-in: ``after_s`` since the POST, and this complete search plus at least
+    one earlier one made after that moment found no job carrying it."""
+    if after_s is None or not evidence.complete or pd.isna(sent):
+        return False
+    due = sent + pd.Timedelta(seconds=after_s)
+    if pd.Timestamp(now) < due:
+        return False
+    earlier = [
+        at
+        for at, _, to_state, detail in ledger.events(key)
+        if to_state == "sending" and detail and detail.endswith(NO_JOB)
+    ]
+    return any(pd.Timestamp(at) >= due for at in earlier)
 
 
 def _note(ledger: Ledger, key: str, note: str) -> None:

@@ -57,6 +57,7 @@ from pipelines.refs import (
 )
 from pipelines.sync import (
     adopt_already_posted,
+    adopt_from_write_log,
     conflict_issues,
     describe_doubt,
     reconcile_ledger,
@@ -334,6 +335,12 @@ def _post(
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
     """Adopt what Propexo already holds, post what is ready, follow it, reconcile."""
+    logged = adopt_from_write_log(ledger, client, settings, run_id)
+    if logged:
+        say(
+            f"{logged} records new to the ledger were already carried by a job in Propexo's "
+            "write log (a restored ledger?): recorded, not sent again"
+        )
     witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
     if witnessed:
         say(

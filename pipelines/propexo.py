@@ -197,6 +197,7 @@ class ClientStats:
     responses: int = 0
     writes: int = 0
     status_polls: int = 0
+    log_reads: int = 0  # write-log pages and job requests read as evidence, not as polls
     retries: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
 
@@ -360,21 +361,54 @@ class PropexoClient:
         return self.get(f"/v1/admin/write-status/{job_id}")
 
     def write_logs(
-        self, integration_id: str, *, offset: int = 0, limit: int = 100
+        self,
+        integration_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        time_range: str = "day",
+        write_category: str | None = None,
+        evidence: bool = False,
     ) -> list[dict[str, Any]]:
-        """One page of ``GET /v1/admin/logs/writes/`` (the last day's finished writes)."""
-        self._count("status_polls")
-        data = self.get(
-            "/v1/admin/logs/writes/",
-            {
-                "integration_id": integration_id,
-                "time_range": "day",
-                "limit": limit,
-                "offset": offset,
-            },
-        )
+        """One page of ``GET /v1/admin/logs/writes/``: finished writes of every status in
+        ``time_range`` (hour, day, week or month), newest first, optionally of one category.
+        ``evidence``: read to settle doubt, not to follow jobs (counted apart from polls)."""
+        self._count("log_reads" if evidence else "status_polls")
+        params: dict[str, Any] = {
+            "integration_id": integration_id,
+            "time_range": time_range,
+            "limit": limit,
+            "offset": offset,
+        }
+        if write_category:
+            params["write_category"] = write_category
+        data = self.get("/v1/admin/logs/writes/", params)
         logs = (data.get("results") or {}).get("logs") or []
         return [entry for entry in logs if isinstance(entry, dict)]
+
+    def job_log_data(self, job_log_id: str) -> dict[str, Any]:
+        """A job's raw request and response: ``GET /v1/admin/job-logs/{id}/data`` answers with a
+        302 to a presigned URL, which is fetched without the Authorization header (Propexo's
+        docs: never forward it; the URL is its own credential)."""
+        self._count("log_reads")
+        answer = self._send("GET", f"/v1/admin/job-logs/{job_log_id}/data")
+        if answer.status_code not in (301, 302, 303, 307, 308):
+            return _json(answer)
+        location = answer.headers.get("location")
+        if not location:
+            raise ApiError(f"job log {job_log_id}: a redirect without a location")
+        request = self._http.build_request("GET", answer.url.join(location))
+        request.headers.pop("Authorization", None)
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:
+            raise TransientApiError(f"job log {job_log_id}: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise ApiError(
+                f"job log {job_log_id}: the presigned URL answered {response.status_code}",
+                status_code=response.status_code,
+            )
+        return _json(response)
 
     def manual_sync(self, integration_id: str, models: list[str] | None = None) -> bool:
         """Ask Propexo to sync now (rehearsals; Propexo advises against routine use)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import writelog
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
@@ -49,22 +50,55 @@ def rebuild_ledger(
                 kind: flow.fetch_all(client, integration, start, end)
                 for kind, flow in FLOWS.items()
             }
-        by_x_id = {x: v for v, x in vendor_x_ids(refs).items()}
+            # What Propexo's write log shows posted, synced or not yet (a month back).
+            logged = {
+                kind: writelog.logged_posts(client, integration, flow.sync_model, set())
+                for kind, flow in FLOWS.items()
+            }
+        x_ids = vendor_x_ids(refs)
+        by_x_id = {x: v for v, x in x_ids.items()}
         rows: list[dict[str, Any]] = []
         skipped = 0
         for kind, flow in FLOWS.items():
             found, missed = flow.adopt(held[kind], integration, by_x_id)
             rows += found
             skipped += missed
+        from_log = 0
+        have = {row["record_key"] for row in rows}
+        for kind, flow in FLOWS.items():
+            posted = pd.DataFrame([_as_read(item, x_ids) for item in logged[kind]])
+            if posted.empty:
+                continue
+            found, _ = flow.adopt(posted, integration, by_x_id)
+            for row in found:
+                if row["record_key"] not in have:  # synced data, with its Propexo id, first
+                    rows.append({**row, "created_record_id": None})
+                    have.add(row["record_key"])
+                    from_log += 1
         frame = pd.DataFrame(rows)
         run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
     say(
         f"adopted {adopted} records from Propexo ({len(held['vendor_bill'])} invoices; charges "
-        f"and credits dated {start} to {end}); {skipped} could not be keyed (no reference "
-        "number, or a vendor Propexo does not list) and were left out"
+        f"and credits dated {start} to {end}; {from_log} only in its write log, not synced "
+        f"yet); {skipped} could not be keyed (no reference number, or a vendor Propexo does "
+        "not list) and were left out"
     )
     return adopted
+
+
+def _as_read(item: dict[str, Any], x_ids: dict[str, str]) -> dict[str, Any]:
+    """A posted body as Propexo's read model would show it: the vendor's PMS id, a credit's
+    amount negative, the invoice total under its read name; no Propexo id yet."""
+    amount = item.get("amount_in_cents")
+    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
+        amount = -abs(int(amount))
+    return {
+        **item,
+        "id": None,
+        "amount_in_cents": amount,
+        "x_vendor_id": x_ids.get(str(item.get("vendor_id"))),
+    }
 
 
 def backup_ledger(settings: Settings, run_id: str) -> Path | None:

@@ -7,6 +7,8 @@ with its time and the reason given, so an auditor can see who decided what, and 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from pipelines.errors import InputError
 from pipelines.ledger import Ledger, utcnow
 from pipelines.models import IN_DOUBT
@@ -51,3 +53,41 @@ def settle_by_hand(
             detail=f"resolve --absent: {reason}",
         )
     return chosen
+
+
+def evidence(ledger: Ledger, keys: list[str] | None, integration_id: str) -> list[str]:
+    """What tieout knows of each record a person is about to settle: its POST, every search
+    of Propexo's write log (the range, the jobs listed and read), and the syncs reported
+    complete since its POST that did not bring it (they prove nothing alone)."""
+    records = ledger.records(states=list(SETTLEABLE))
+    if records.empty:
+        return []
+    if keys is not None:
+        records = records[records["record_key"].isin(keys)]
+    syncs = ledger.proven_syncs(integration_id)
+    lines: list[str] = []
+    for record in records.itertuples(index=False):
+        key = str(record.record_key)
+        sent = record.sent_at or record.created_at
+        amount = int(str(record.amount_cents)) / 100
+        lines.append(f"{key} ({record.kind!s}, {amount:,.2f}): POST at {sent!s}")
+        searches = [
+            (at, detail)
+            for at, _, _, detail in ledger.events(key)
+            if detail and "write log" in detail
+        ]
+        for at, detail in searches[-3:]:
+            lines.append(f"  {at}: {detail}")
+        if not searches:
+            lines.append("  the write log has not been searched for it yet")
+        if not syncs.empty:
+            after = syncs[
+                pd.to_datetime(syncs["completed_at"], utc=True, errors="coerce")
+                >= pd.Timestamp(str(sent))
+            ]
+            lines.append(
+                f"  {len(after)} syncs reported complete since (webhooks, proving nothing "
+                "alone) did not bring it"
+                + (f"; the last at {after['completed_at'].iloc[-1]}" if len(after) else "")
+            )
+    return lines

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines import writelog
 from pipelines.budget import turn
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
@@ -75,6 +76,60 @@ def adopt_already_posted(
             detail="already in Propexo before it was sent: recorded, not sent again",
         )
     return len(found)
+
+
+def adopt_from_write_log(
+    ledger: Ledger, client: PropexoClient, settings: Settings, run_id: str
+) -> int:
+    """Records new to the ledger that a job in Propexo's write log already carried, since the
+    ledger's newest event (a restored or rebuilt ledger does not know what was posted after
+    it): SUCCESS → recorded as posted; FAILURE → recorded failed (reconcile still looks for
+    it in Propexo's data). Never sent again. Returns how many were adopted."""
+    ready = ledger.records(states=["ready"])
+    if not ready.empty:
+        # Only what this ledger never sent: a record a person (or the team's opt-in) declared
+        # absent after its POST is sent as decided.
+        ready = ready[ready["sent_at"].isna()]
+    if ready.empty:
+        return 0
+    newest = ledger.newest_event_before(run_id)
+    age_s = (
+        (pd.Timestamp(utcnow()) - pd.Timestamp(newest)).total_seconds()
+        if newest
+        else writelog.SPANS[-1][1] - writelog.REACH_S  # a new ledger: as far back as the log goes
+    )
+    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
+    evidence = writelog.search(
+        client,
+        settings.integration_id,
+        ready.drop(columns=["job_id"], errors="ignore"),
+        age_s=max(age_s, 0.0),
+        known_jobs=set(known),
+    )
+    now = utcnow()
+    for key, job in evidence.carried.items():
+        if job.status == "SUCCESS":
+            ledger.transition(
+                [key],
+                "confirmed",
+                run_id=run_id,
+                confirmed_at=now,
+                job_id=job.job_id,
+                detail=f"{evidence.describe()}: job {job.job_id} already carried it, SUCCESS; "
+                "recorded, not sent again",
+            )
+        else:
+            ledger.transition(
+                [key],
+                "failed",
+                run_id=run_id,
+                job_id=job.job_id,
+                errors=[job.error or job.status],
+                note=f"write log: job {job.job_id} {job.status} already carried it; reconcile "
+                "still looks for it in Propexo's data",
+                detail=f"{evidence.describe()}: job {job.job_id} already carried it, {job.status}",
+            )
+    return len(evidence.carried)
 
 
 def refuse_if_posted_before(
@@ -166,11 +221,33 @@ def reconcile_ledger(
     *,
     run_id: str | None = None,
 ) -> ReconcileResult | None:
-    """Match posted records against what Propexo holds now; update the ledger's states."""
+    """Match posted records against what Propexo holds now; update the ledger's states.
+
+    Records a write-status or the write log called failed are looked for too: a PMS can apply
+    a write Propexo marks failed, and one found in Propexo's data is posted, not failed."""
     records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
+    failed = ledger.records(states=["failed"], columns=LEDGER_COLUMNS)
+    if records.empty and failed.empty:
+        return None
+    synced = refresh_synced(ledger, client, settings, pd.concat([records, failed]))
+    landed: dict[str, str] = {}
+    for flow in FLOWS.values():
+        landed |= flow.found(of_flow(failed, flow), synced[flow.source_kind], vendor_x_ids)
+    now = utcnow()
+    for key, propexo_id in landed.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=propexo_id,
+            note=None,
+            detail="reported failed, but found in Propexo's data: it landed",
+        )
+    if landed:
+        records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
     if records.empty:
         return None
-    synced = refresh_synced(ledger, client, settings, records)
     return settle_reconcile(ledger, settings, records, synced, vendor_x_ids, run_id=run_id)
 
 
@@ -249,18 +326,17 @@ def settle_in_doubt(
         client,
         run_id=run_id,
         vendor_x_ids=vendor_x_ids(refs),
-        grace_s=settings.in_doubt_grace_s,
-        syncs=ledger.proven_syncs(settings.integration_id),
-        window_days=settings.sync_window_days,
+        resend_unlogged_after_s=settings.resend_unlogged_after_s,
     )
 
 
 def describe_doubt(counts: dict[str, int]) -> str:
     return (
-        f"{counts['found']} found in Propexo, {counts['absent']} proven absent (will be sent), "
-        f"{counts['waiting']} waiting for a proven sync, {counts['ambiguous']} ambiguous and "
-        f"{counts['unverifiable']} outside every sync window (a person settles these with "
-        "`tieout resolve`)"
+        f"{counts['found']} found in Propexo's data, {counts['logged']} landed by Propexo's "
+        f"write log, {counts['failed']} failed by it (still looked for in synced data), "
+        f"{counts['absent']} in no logged job past resend_unlogged_after_s (will be sent), "
+        f"{counts['waiting']} in no logged job yet and {counts['ambiguous']} ambiguous (a "
+        "person settles these with `tieout resolve`)"
     )
 
 

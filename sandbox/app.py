@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -59,6 +60,7 @@ class Sandbox(Writes):
         self.validators = load_request_validators()
         self.read_models = load_read_models()
         self.events = Events(store, config)
+        self.presign_key = secrets.token_bytes(32)
 
     def _complete(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """Every key of Propexo's read model is always present: fill what the seed left out."""
@@ -397,6 +399,9 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
         Route("/v1/resident-credits/rentmanager/", sandbox.create_single, methods=["POST"]),
         Route("/v1/admin/write-status/{job_id}", sandbox.write_status, methods=["GET"]),
         Route("/v1/admin/logs/writes/", sandbox.write_logs, methods=["GET"]),
+        Route("/v1/admin/job-logs/{job_log_id}/data", sandbox.job_log_data, methods=["GET"]),
+        Route("/_presigned/job-logs/{job_log_id}", sandbox.presigned, methods=["GET"]),
+        Route("/v1/admin/retry-write/{root_job_id}", sandbox.retry_write, methods=["POST"]),
         Route(
             "/v1/admin/integrations/{integration_id}/manual-sync",
             sandbox.manual_sync,
@@ -417,22 +422,30 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
         Route("/_sandbox/health", sandbox.health, methods=["GET"]),
     ]
     lifespan = None
-    if config.sync_interval_s:
-        interval = config.sync_interval_s
+    if config.sync_interval_s or config.foreign_syncs_s:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async def syncer() -> None:
+            async def every(interval: float, schedule: bool) -> None:
                 while True:
                     await asyncio.sleep(interval)
                     for integration in store.records("integration"):
-                        await sandbox.events.sync(
-                            integration["id"], None, f"sched_{integration['id']}"
-                        )
+                        # Scheduled syncs carry the schedule's id; another client's manual
+                        # syncs look like tieout's own (no schedule id, the same body).
+                        schedule_id = f"sched_{integration['id']}" if schedule else None
+                        await sandbox.events.sync(integration["id"], None, schedule_id)
 
-            task = asyncio.create_task(syncer())
+            tasks = [
+                asyncio.create_task(every(interval, schedule))
+                for interval, schedule in (
+                    (config.sync_interval_s, True),
+                    (config.foreign_syncs_s, False),
+                )
+                if interval
+            ]
             yield
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     gate = Gate(cast(ASGIApp, Starlette(routes=routes, lifespan=lifespan)), config)
     gate.sandbox = sandbox

@@ -12,7 +12,11 @@ to know when a sync started or finished other than that webhook. So here:
   ``--sync-duration`` seconds later; ``instant``: it completes before the answer (rehearsals);
 * webhooks are delivered to every active subscription with the trigger, signed with
   ``propexo-signature`` (hex HMAC-SHA256 of the body with the subscription's secret), and
-  retried a few times when the receiver does not answer 2xx.
+  retried a few times when the receiver does not answer 2xx; delivered at least once: each
+  delivery may come up to ``--webhook-late`` seconds late and is sent again, later, with
+  probability ``--webhook-redeliver`` (a receiver that answered 2xx gets it twice);
+* ``--foreign-syncs S``: another client of the integration asks for a manual sync every S
+  seconds; its SYNC_COMPLETE looks like any manual one (no schedule id, same body).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -53,6 +58,7 @@ class Events:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.syncs_completed = 0
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
+        self._rng = random.Random(config.fault_seed)  # noqa: S311 - timing, not secrets
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine after the answer has gone, keeping a reference until it ends."""
@@ -130,8 +136,17 @@ class Events:
         if not targets:
             return
         body = json.dumps({"trigger": trigger, "data": data}).encode()
+        await self.send_body(targets, trigger, body)
+
+    async def send_body(self, targets: list[dict[str, Any]], trigger: str, body: bytes) -> None:
+        """One delivery of ``body`` to each target: maybe late, maybe sent again later."""
+        late = self.config.webhook_late_s
+        if late > 0:
+            await asyncio.sleep(self._rng.uniform(0, late))
         async with httpx.AsyncClient(timeout=5.0) as client:
             await asyncio.gather(*(self._deliver_one(client, w, trigger, body) for w in targets))
+        if self._rng.random() < self.config.webhook_redeliver:
+            self.spawn(self.send_body(targets, trigger, body))
 
     async def _deliver_one(
         self, client: httpx.AsyncClient, webhook: dict[str, Any], trigger: str, body: bytes

@@ -31,6 +31,20 @@ class SandboxConfig:
     unknown_job: int = 400  # write-status of a job Propexo does not know: 400 | 404
     reference_readback: str = "echo"  # echo: reference_number read back | null
     max_body_bytes: int = 6 * 2**20  # larger bodies get 413
+    # The write log (``GET /v1/admin/logs/writes/``): an entry appears only once its job has
+    # finished, and this much later still; ``parameters`` is null (``body``: the request's
+    # body), so a client must read the job's request through ``/v1/admin/job-logs/{id}/data``.
+    write_log_delay_s: float = 5.0
+    log_parameters: str = "null"  # null | body
+    # Webhooks are delivered at least once: each delivery is sent again, later (up to
+    # ``webhook_late_s``), with this probability; every delivery may itself be that late.
+    webhook_redeliver: float = 0.25
+    webhook_late_s: float = 1.0
+    # A write the PMS applied, reported FAILURE by write-status and the log (a timeout
+    # between Propexo and the PMS), with this probability.
+    failed_but_applied: float = 0.0
+    # Another client of the same integration asks for a manual sync every S seconds.
+    foreign_syncs_s: float | None = None
     # Rent Manager integrations: the seed's, and copies of it with ids of their own. The n-th
     # is reached with token "<token>-n" (the first with the token itself): Propexo's rate limit
     # is per customer, so each token has a budget of its own.
@@ -46,6 +60,7 @@ class SandboxConfig:
             "batch_errors": ("opaque", "indexed"),
             "unknown_job": (400, 404),
             "reference_readback": ("echo", "null"),
+            "log_parameters": ("null", "body"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -67,6 +82,13 @@ class SandboxConfig:
             "reference read-back": self.reference_readback,
             "job delay": f"{self.job_delay_s:g}s",
             "body limit": f"{self.max_body_bytes / 2**20:g} MB",
+            "write log": f"a finished job shows {self.write_log_delay_s:g}s later; "
+            f"parameters {self.log_parameters}",
+            "webhooks": f"redelivered with p={self.webhook_redeliver:g}, "
+            f"up to {self.webhook_late_s:g}s late",
+            "foreign manual syncs": f"every {self.foreign_syncs_s:g}s"
+            if self.foreign_syncs_s
+            else "off",
         }
 
     @property

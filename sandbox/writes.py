@@ -3,8 +3,11 @@ as Propexo validates them, accepted as jobs, and their write status and logs."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +35,7 @@ class Writes:
     events: Events
     validators: dict[str, Draft202012Validator]
     read_models: dict[str, dict[str, Any]]
+    presign_key: bytes
     _location_of_property: Callable[[], dict[str, str]]
 
     async def _body(
@@ -103,6 +107,12 @@ class Writes:
             time.time() + self.config.job_delay_s,
         )
 
+    def _applied_but_failed(self, status: str, errors: list[str]) -> tuple[str, list[str]]:
+        """``--failed-but-applied``: a write that landed, reported FAILURE all the same."""
+        if status == "SUCCESS" and random.random() < self.config.failed_but_applied:  # noqa: S311
+            return "FAILURE", [_pms_error("The request to Rent Manager timed out")]
+        return status, errors
+
     def _integration_ok(self, integration_id: str) -> bool:
         return self.store.record("integration", integration_id) is not None
 
@@ -114,6 +124,9 @@ class Writes:
             return _error(
                 400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
             )
+        return self._accepted(self._write_invoice(body), body)
+
+    def _write_invoice(self, body: dict[str, Any]) -> Job:
         errors: list[str] = []
         vendor = self.store.record("vendor", body["vendor_id"])
         location = self.store.record("location", body["location_id"])
@@ -159,7 +172,7 @@ class Writes:
             job = self._job("CREATE_INVOICE", "invoices", body, "SUCCESS", [], record["id"])
             record["_job_id"] = job.job_id
             self.store.apply_write(job, [("invoice", record)], synced=True)
-        return self._accepted(job, body)
+        return job
 
     def _invoice_record(
         self,
@@ -311,6 +324,9 @@ class Writes:
             return _error(
                 400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
             )
+        return self._accepted(self._write_charge_batch(body), body)
+
+    def _write_charge_batch(self, body: dict[str, Any]) -> Job:
         loc_of = self._location_of_property()
         judged = [self._charge_problem(c, loc_of) for c in body["charges"]]
         locations = {loc for _, loc in judged if loc}
@@ -338,6 +354,7 @@ class Writes:
             if errors and self.config.batch_atomic:
                 good = []
             status = "SUCCESS" if not errors else ("PARTIAL_SUCCESS" if good else "FAILURE")
+            status, errors = self._applied_but_failed(status, errors)
         job = Job(
             job_id,
             body["integration_id"],
@@ -355,7 +372,7 @@ class Writes:
             for c in good
         ]
         self.store.apply_write(job, created, synced=False)
-        return self._accepted(job, body)
+        return job
 
     async def create_single(self, request: Request) -> Response:
         """One charge (``/v1/resident-charges/rentmanager/``) or one credit."""
@@ -385,15 +402,21 @@ class Writes:
                     "name": "ZodError",
                 },
             )
+        return self._accepted(self._write_single(body, credit=credit), body)
+
+    def _write_single(self, body: dict[str, Any], *, credit: bool) -> Job:
         error, _ = self._charge_problem(body, self._location_of_property())
         job_id = new_id("cjob")
+        status, errors = self._applied_but_failed(
+            "FAILURE" if error else "SUCCESS", [_pms_error(error)] if error else []
+        )
         job = Job(
             job_id,
             body["integration_id"],
             "CREATE_RESIDENT_CREDIT" if credit else "CREATE_RESIDENT_CHARGE",
             "resident_charges",
-            "FAILURE" if error else "SUCCESS",
-            [_pms_error(error)] if error else [],
+            status,
+            errors,
             None,
             body,
             now_iso(),
@@ -410,7 +433,7 @@ class Writes:
             ]
         )
         self.store.apply_write(job, created, synced=False)
-        return self._accepted(job, body)
+        return job
 
     def _accepted(self, job: Job, body: dict[str, Any]) -> JSONResponse:
         """The 200 with the job id; a failed job is also told to WRITE_OPERATION_FAILURE
@@ -441,6 +464,8 @@ class Writes:
         )
 
     async def write_logs(self, request: Request) -> Response:
+        """The write log: one entry per job (its latest record), shown only once the job has
+        finished and ``--write-log-delay`` has passed since; newest first."""
         params = dict(request.query_params)
         try:
             limit = int(params.get("limit", 100))
@@ -450,14 +475,19 @@ class Writes:
         if not 1 <= limit <= 100 or offset < 0:
             return _error(400, "invalid_request", "limit must be 1..100 and offset at least 0")
         spans = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}
-        since = (
-            time.time() - spans[params["time_range"]] if params.get("time_range") in spans else 0
-        )
+        if params.get("time_range") not in (None, *spans):
+            return _error(400, "invalid_request", "time_range must be hour, day, week or month")
+        if params.get("status") not in (None, "SUCCESS", "FAILURE"):
+            return _error(400, "invalid_request", "status must be SUCCESS or FAILURE")
         now = time.time()
+        since = now - spans[params.get("time_range") or "day"]
         logs: list[dict[str, Any]] = []
         for job in self.store.jobs():
-            if job.ready_at > now or job.ready_at - self.config.job_delay_s < since:
+            if job.ready_at + self.config.write_log_delay_s > now:
+                continue  # still running, or finished too recently to be logged yet
+            if job.ready_at - self.config.job_delay_s < since:
                 continue
+            # The log's status filter knows two values: a partial success is not a SUCCESS.
             status = "SUCCESS" if job.status == "SUCCESS" else "FAILURE"
             if params.get("integration_id") not in (None, job.integration_id):
                 continue
@@ -474,13 +504,82 @@ class Writes:
                     "status": status,
                     "integration_id": job.integration_id or "",
                     "job_type": job.job_type,
-                    "parameters": {},
+                    "parameters": job.body if self.config.log_parameters == "body" else None,
                     "error": "; ".join(job.errors) or None,
                     "name": job.job_type,
                     "vendor": "RENTMANAGER",
                 }
             )
         return JSONResponse({"results": {"logs": logs[offset : offset + limit]}})
+
+    async def job_log_data(self, request: Request) -> Response:
+        """A 302 to a presigned URL holding the job's raw request and response."""
+        log_id = request.path_params["job_log_id"]
+        job = self.store.job(log_id.removesuffix("-log"))
+        if job is None or time.time() < job.ready_at:
+            return _error(404, "not_found", f"no job log with id {log_id!r}")
+        expires = int(time.time()) + PRESIGNED_TTL_S
+        url = str(request.base_url).rstrip("/") + presigned_path(self.presign_key, log_id, expires)
+        return Response(status_code=302, headers={"location": url})
+
+    async def presigned(self, request: Request) -> Response:
+        """The presigned object: refused when it carries an Authorization header, as an object
+        store refuses a second way of authenticating; or a wrong or expired signature."""
+        if "authorization" in request.headers:
+            return _error(403, "forbidden", "only one auth mechanism allowed")
+        log_id = request.path_params["job_log_id"]
+        try:
+            expires = int(request.query_params.get("expires", "0"))
+        except ValueError:
+            expires = 0
+        wanted = presigned_path(self.presign_key, log_id, expires)
+        given = request.url.path + "?" + request.url.query
+        if not hmac.compare_digest(wanted, given) or expires < time.time():
+            return _error(403, "forbidden", "the signature does not match or has expired")
+        job = self.store.job(log_id.removesuffix("-log"))
+        if job is None:
+            return _error(404, "not_found", "no such object")
+        return JSONResponse(
+            {
+                "request": {
+                    "method": "POST",
+                    "path": WRITE_PATHS.get(job.job_type, ""),
+                    "body": job.body,
+                },
+                "response": {"status": 200, "body": {"meta": {"job_id": job.job_id}}},
+            }
+        )
+
+    async def retry_write(self, request: Request) -> Response:
+        """``POST /v1/admin/retry-write/{root_job_id}``: failed writes only; a new job."""
+        job = self.store.job(request.path_params["root_job_id"])
+        if job is None:
+            return _error(400, "invalid_request", "no such job")
+        if job.status != "FAILURE" or time.time() < job.ready_at:
+            return _error(400, "invalid_request", "only a failed write can be retried")
+        if job.job_type == "CREATE_INVOICE":
+            again = self._write_invoice(job.body)
+        elif job.job_type == "CREATE_RESIDENT_CHARGES_BATCH":
+            again = self._write_charge_batch(job.body)
+        else:
+            again = self._write_single(job.body, credit=job.job_type == "CREATE_RESIDENT_CREDIT")
+        self._accepted(again, job.body)
+        return JSONResponse({"success": True, "job_id": again.job_id})
+
+
+PRESIGNED_TTL_S = 900
+WRITE_PATHS = {
+    "CREATE_INVOICE": "/v1/invoices/rentmanager/",
+    "CREATE_RESIDENT_CHARGES_BATCH": "/v1/resident-charges/batch/rentmanager/",
+    "CREATE_RESIDENT_CHARGE": "/v1/resident-charges/rentmanager/",
+    "CREATE_RESIDENT_CREDIT": "/v1/resident-credits/rentmanager/",
+}
+
+
+def presigned_path(key: bytes, log_id: str, expires: int) -> str:
+    """The path and query of a job log's presigned URL (signed, expiring)."""
+    mac = hmac.new(key, f"{log_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"/_presigned/job-logs/{log_id}?expires={expires}&signature={mac}"
 
 
 def _as_stored_date(value: str) -> str:

@@ -36,15 +36,29 @@ SYNCS = {
         "sync_window_days": max(abs((date(2026, 12, 1) - date.today()).days) - 2, 0),
     },
 }
+# #30's cells: what the world does to webhooks and syncs; none of it may send money twice.
+ATTACKS: dict[str, dict[str, Any]] = {
+    "webhooks redelivered, late": {"webhook_redeliver": 1.0, "webhook_late_s": 3.0},
+    "foreign manual syncs": {"foreign_syncs_s": 0.7},
+    "syncs longer than the grace": {"sync_duration_s": 2.5},
+    "write-log delay": {"write_log_delay_s": 15.0},
+}
 FULL = list(itertools.product(SYNCS, ("echo", "null"), ("indexed", "opaque"), (400, 404)))
 # One cell in `make test` (about 10 s); the other 23 with TIEOUT_SOAK=1.
 QUICK = [("async", "null", "opaque", 404)]
 CELLS = FULL if os.environ.get("TIEOUT_SOAK") else QUICK
+ATTACK_CELLS = list(ATTACKS) if os.environ.get("TIEOUT_SOAK") else []
 IN_DOUBT = {"sending", "partial", "unverifiable"}
 
 
 def rehearse(
-    workspace: Path, sync: str, readback: str, errors: str, unknown_job: int, seed: int
+    workspace: Path,
+    sync: str,
+    readback: str,
+    errors: str,
+    unknown_job: int,
+    seed: int,
+    attack: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One cell: post under faults, kill, forget jobs, then settle as operations would."""
     config = SandboxConfig(
@@ -56,7 +70,7 @@ def rehearse(
         unknown_job=unknown_job,
         faults=parse_faults("post:500=0.05,post:lost=0.1,*:reset=0.02"),
         fault_seed=seed,
-        **SYNCS[sync],  # type: ignore[arg-type]
+        **{**SYNCS[sync], **(attack or {})},
     )
     with (
         running_sandbox(config) as box,
@@ -131,3 +145,29 @@ def test_every_line_lands_once_or_is_listed_in_doubt_never_twice(
         f"{in_doubt} in doubt/unverifiable, {got['faults']} faults"
     )
     assert got["faults"] > 0
+
+
+@pytest.mark.parametrize("attack", ATTACK_CELLS)
+def test_webhooks_and_syncs_never_send_money_twice(attack: str, workspace: Path) -> None:
+    """`make soak`: the #30 cells, each over the adversarial cell (faults and a SIGKILL)."""
+    got = rehearse(workspace, "async", "null", "opaque", 404, 99, ATTACKS[attack])
+    pms, records = got["pms"], got["records"]
+    invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
+    charges = Counter(r["reference_sent"] for r in pms if r["kind"] != "invoice")
+    twice = [k for k, n in (invoices + charges).items() if n > 1]
+    assert not twice, f"{attack}: posted twice: {twice}"
+    landed = records.apply(
+        lambda r: (
+            invoices[r["invoice_number"]]
+            if r["kind"] == "invoice"
+            else charges[r["reference_number"]]
+        ),
+        axis=1,
+    )
+    absent = records[landed.eq(0)]
+    assert set(absent["state"]) <= IN_DOUBT, absent[["record_key", "state"]].to_string()
+    print(
+        f"\ncell {attack}: expected {len(records)}, {int(landed.sum())} in RM, 0 twice, "
+        f"{len(absent)} not in RM (all left for a person), "
+        f"{int(records['state'].isin(IN_DOUBT).sum())} in doubt"
+    )

@@ -333,7 +333,8 @@ def test_unknown_job_is_an_error_response(option: int | None, status: int) -> No
         conforms("GET", "/v1/admin/write-status/{root_job_id}", response)
 
 
-def test_write_logs(client: httpx.Client) -> None:
+def test_write_logs(box: RunningSandbox, client: httpx.Client) -> None:
+    box.config.write_log_delay_s = 0  # a finished job is logged at once (default: later)
     job = client.post("/v1/invoices/rentmanager/", json=invoice_body()).json()["meta"]["job_id"]
     settle(client, job)
     response = client.get("/v1/admin/logs/writes/", params={"write_category": "invoices"})

@@ -326,7 +326,7 @@ class RecordStore:
                 int(r["amount_cents"]),
                 ADOPTED,
                 "{}",
-                str(r["created_record_id"]),
+                _opt(r.get("created_record_id")),
                 now,
                 now,
                 now,
@@ -357,6 +357,13 @@ class RecordStore:
             "SELECT DISTINCT record_key FROM events WHERE run_id = ?", (run_id,)
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def newest_event_before(self, run_id: str) -> str | None:
+        """When the ledger last recorded anything outside this run (None: never)."""
+        row = self.db.execute(
+            "SELECT MAX(at) FROM events WHERE run_id IS NULL OR run_id <> ?", (run_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def is_empty(self) -> bool:
         """No record was ever staged here (a new ledger, or a lost one)."""
