@@ -156,6 +156,17 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 """
 
+# Revision 0003_intake (2026-12-03, #30): webhook deliveries by the sha256 of their raw body, so
+# a delivery Propexo sends again is recorded once (its repeats are counted).
+WEBHOOK_DELIVERIES = """
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    digest TEXT PRIMARY KEY,
+    recorded_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1
+);
+"""
+
 # Columns added after a ledger was created: (table, column, type). SQLite adds a nullable
 # column in place, so an older ledger opens without a migration step.
 ADDED_COLUMNS = (
@@ -254,6 +265,7 @@ def create(db: Database) -> None:
     """Create what is missing: tables, indexes, and columns added since."""
     db.script(postgres_schema() if db.dialect == "postgresql" else SCHEMA)
     db.script(CLAIMS)
+    db.script(WEBHOOK_DELIVERIES)
     for table, column, kind in ADDED_COLUMNS:
         if column not in db.columns(table):
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
