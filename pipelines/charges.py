@@ -250,7 +250,8 @@ def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
 
 
 def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
-    """A charge posted before with another amount: its row, and both amounts."""
+    """A charge posted before with another amount: its row, both amounts, and what to post
+    if this file is right (the difference, as a charge or a credit)."""
     was = format_cents(conflict.previous_cents, "dollar")
     now = format_cents(conflict.cents, "dollar")
     word = "credit" if conflict.record_key.startswith("credit:") else "charge"
@@ -258,14 +259,27 @@ def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> li
         Issue(
             IssueCode.CONFLICT,
             f"this {word} (same resident, charge code and date) was posted in run "
-            f"{conflict.first_run_id} as {was}; this file says {now}. Not posted: enter the "
-            "difference in Rent Manager, or change nothing if the first amount was right",
+            f"{conflict.first_run_id} as {was}; this file says {now}. Not posted: "
+            + difference_advice(conflict.previous_cents, conflict.cents),
             file_name,
             conflict.source_row,
             "amount",
             now,
         )
     ]
+
+
+def difference_advice(posted_cents: int, file_cents: int) -> str:
+    """What to enter in Rent Manager when the file is right and the posted amount is not."""
+    difference = file_cents - posted_cents
+    if difference == 0:
+        return "the amount is the same (only the notes differ): change nothing"
+    size = format_cents(abs(difference), "dollar")
+    step = f"post {size} more" if difference > 0 else f"credit {size} back"
+    return (
+        f"if this file is right, {step} for this resident and charge code in Rent Manager; "
+        "if the posted amount was right, change nothing"
+    )
 
 
 def _period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:

@@ -24,6 +24,7 @@ from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, we
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
     CRASH_DIR,
+    LEDGER_NAME,
     VERDICT_STYLE,
     age_s,
     age_text,
@@ -81,6 +82,7 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
         settings = load_settings(config_path=config_path, overrides=overrides)
         ctx.obj = {"settings": settings, "config_path": config_path, "overrides": overrides}
         CRASH_DIR[0] = settings.data_dir / "logs"
+        LEDGER_NAME[0] = str(settings.ledger_path) if settings.ledger_is_file else "the ledger"
 
 
 def _reading_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -254,6 +256,7 @@ def check(
     """
     from pipelines.check import check_file
     from pipelines.errors import InputError
+    from pipelines.files import write_atomically
     from pipelines.ledger import Ledger
     from pipelines.propexo import make_client, unreachable_hint, verify_token
     from pipelines.report import dollars, not_charged_text
@@ -282,7 +285,7 @@ def check(
         for path in files:
             checked = check_file(path, settings, refs)
             if checked.errors_csv is not None and checked.errors_path is not None:
-                checked.errors_path.write_bytes(checked.errors_csv)
+                write_atomically(checked.errors_path, checked.errors_csv)
             errors_file = str(checked.errors_path) if checked.errors_path else None
             results.append({**checked.summary, "errors_file": errors_file})
         for r in results:
@@ -319,7 +322,9 @@ def check(
             if r["errors_file"]:
                 out.print(f"  rejects written to {r['errors_file']}")
         if json_out:
-            json_out.write_text(json.dumps({"files": results}, indent=2, default=str))
+            write_atomically(
+                json_out, json.dumps({"files": results}, indent=2, default=str).encode()
+            )
         if unreachable is not None:
             err.print(
                 "names were not checked against Propexo (offline findings above); "

@@ -83,12 +83,13 @@ def profile() -> None:
 def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
     """Write a draft profile for FILE: header row, columns, charge columns, row patterns, and
     what the draft yields on FILE. Review it, then `tieout check --profile DRAFT FILE`."""
+    from pipelines.files import write_atomically
     from pipelines.profile_init import draft_profile
 
     with friendly():
         target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
         text = draft_profile(file, "vendor_bill" if kind == "vendor_bill" else "charge")
-        target.write_text(text, encoding="utf-8")
+        write_atomically(target, text.encode("utf-8"))
         for line in text.splitlines():
             if line.startswith("#"):
                 out.print(line, markup=False)

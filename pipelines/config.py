@@ -101,6 +101,9 @@ class Settings:
     sync_window_days: float = 30.0
     clock_skew_s: float = 60.0  # allowed difference between our clock and Propexo's
     webhook_secret: Secret | None = None  # checks propexo-signature on webhooks we receive
+    # A delivery byte for byte the same as one received less than this ago (no sync asked for
+    # since) is Propexo delivering again: recorded once.
+    webhook_redelivery_s: float = 600.0
     # Where the ledger lives: sqlite:///<path> (default: sqlite:///<data_dir>/ledger.sqlite).
     ledger_url: str | None = None
     backups_kept: int = 14  # ledger backups in data/backups/, one after each run

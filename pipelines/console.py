@@ -3,6 +3,7 @@ progress while posting, the run's summary and verdict. Shared by every command."
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.config import Settings
-from pipelines.errors import TieoutError
+from pipelines.errors import DiskFullError, LedgerBusyError, TieoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,8 +56,9 @@ def friendly() -> Iterator[None]:
     try:
         yield
     except TieoutError as exc:
-        err.print(f"[bold red]tieout:[/] {escape(str(exc))}")
-        sys.exit(exc.exit_code)
+        known = environment_error(exc) or exc  # a ledger that cannot be opened: full? held?
+        err.print(f"[bold red]tieout:[/] {escape(str(known))}")
+        sys.exit(known.exit_code)
     except KeyboardInterrupt:
         err.print(
             "[yellow]interrupted[/]: nothing half-done is lost; records in flight are "
@@ -64,32 +66,91 @@ def friendly() -> Iterator[None]:
         )
         sys.exit(130)
     except Exception as exc:  # the one place a bug becomes a message instead of a traceback
+        said = environment_error(exc)
+        if said is not None:
+            err.print(f"[bold red]tieout:[/] {escape(str(said))}")
+            sys.exit(said.exit_code)
         crash = write_crash_report(exc)
+        details = (
+            f"Details for support: {crash}" if crash else "(no crash report: none could be written)"
+        )
         err.print(
             f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {escape(str(exc))}). "
             "Nothing was "
-            f"lost: the ledger keeps every record's state. Details for support: {crash}"
+            f"lost: the ledger keeps every record's state. {escape(details)}"
         )
         sys.exit(2)
 
 
 CRASH_DIR = [Path("data") / "logs"]  # the configured data dir's logs/, once settings are read
+LEDGER_NAME = ["the ledger"]  # the configured ledger, once settings are read
 
 
-def write_crash_report(exc: BaseException) -> Path:
-    """The traceback goes to a file for the developers, not onto an accountant's screen."""
+def environment_error(exc: BaseException) -> TieoutError | None:
+    """A full disk, or a ledger another process holds, anywhere in ``exc``'s chain (SQLite's
+    and pandas' wrappers included): said as what it is, with its next step, not as a bug."""
+    data_dir = CRASH_DIR[0].parent
+    for link in _chain(exc):
+        text = str(link).lower()
+        if (isinstance(link, OSError) and link.errno in _DISK_FULL) or (
+            "database or disk is full" in text
+        ):
+            return DiskFullError(
+                f"the disk holding {data_dir} is full ({_free_kb(data_dir)} KB free): nothing "
+                "was lost (the ledger keeps every record's state, and what did not fit was not "
+                f"written); free some space on it (old reports, archive, logs or backups under "
+                f"{data_dir}), then run the same command again"
+            )
+        if "database is locked" in text or "database is busy" in text:
+            return LedgerBusyError(
+                f"another process holds the ledger ({LEDGER_NAME[0]}) and did not let go in "
+                "30 s: this command changed nothing. Run it again when the other one has "
+                "finished (a `tieout watch` or `webhooks serve`, or a program that has the file "
+                "open)"
+            )
+    return None
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _free_kb(folder: Path) -> str:
+    import shutil
+
+    for place in (folder, *folder.parents):
+        try:
+            return f"{shutil.disk_usage(place).free // 1024:,}"
+        except OSError:
+            continue
+    return "?"
+
+
+def write_crash_report(exc: BaseException) -> Path | None:
+    """The traceback goes to a file for the developers, not onto an accountant's screen (None
+    when no file can be written: the message still goes out)."""
     import tempfile
     import traceback
     from datetime import UTC, datetime
 
-    folder = CRASH_DIR[0]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir())
-    path = folder / f"crash-{datetime.now(tz=UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
-    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-    return path
+    text = "".join(traceback.format_exception(exc))
+    name = f"crash-{datetime.now(tz=UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
+    for folder in (CRASH_DIR[0], Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+        except OSError:
+            continue
+        return folder / name
+    return None
 
 
 def progress(

@@ -180,7 +180,19 @@ def folder_checks(settings: Settings) -> list[Check]:
 
 
 def webhook_checks(settings: Settings) -> list[Check]:
-    if settings.webhook_secret is None:
+    from pipelines.webhooks import secret_file, webhook_secret
+
+    path = secret_file(settings)
+    if path.exists() and path.stat().st_mode & 0o077:
+        return [
+            Check(
+                FAIL,
+                "webhooks",
+                f"{path} can be read by others: anyone who reads it can sign webhooks; "
+                f"run `chmod 600 {path}`",
+            )
+        ]
+    if webhook_secret(settings) is None:
         return [
             Check(
                 WARN,
@@ -189,7 +201,7 @@ def webhook_checks(settings: Settings) -> list[Check]:
                 "doubt until a person settles them with `tieout resolve`",
             )
         ]
-    return [Check(PASS, "webhooks", "webhook_secret set; run `tieout webhooks serve`")]
+    return [Check(PASS, "webhooks", "webhook secret set; run `tieout webhooks serve`")]
 
 
 def run_doctor(settings: Settings, config_path: Path, sources: dict[str, str]) -> list[Check]:

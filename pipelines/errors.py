@@ -9,6 +9,8 @@ with individual rows are data: :class:`pipelines.models.Issue` records, never ex
     ├── ConfigError             a setting is missing or malformed
     ├── InputError              a file cannot be read as a table at all
     ├── LockHeldError           another run holds the lock (exit code 3)
+    │   └── LedgerBusyError     another process holds the ledger's database itself
+    ├── DiskFullError           the disk holding the data folder is full
     ├── LedgerError             the ledger database is unusable
     └── ApiError                Propexo answered with something we cannot use
         ├── TransientApiError   worth retrying later: 429, 5xx, connection trouble
@@ -36,6 +38,14 @@ class LockHeldError(TieoutError):
     """Another tieout process holds the run lock."""
 
     exit_code = 3
+
+
+class LedgerBusyError(LockHeldError):
+    """Another process holds the ledger's database (SQLite's lock) past the wait: exit 3."""
+
+
+class DiskFullError(TieoutError):
+    """The disk holding the data folder (ledger, reports, logs) is full."""
 
 
 class LedgerError(TieoutError):

@@ -1,20 +1,34 @@
-"""The drop folder: which files are ready, and where they go afterwards. Nothing is ever deleted."""
+"""The drop folder: which files are ready, how one is taken, and where it goes afterwards.
+Nothing is ever deleted.
+
+A settled file is *taken* by renaming it out of the inbox into a folder of its own under the
+inbox's private ``.processing/`` folder (the maildir way) before it is read: a file put in the
+inbox later under the same name (a newer version, replaced atomically) is a new file there,
+read by the next run, and never archived unread in place of the one that was read. A run that
+dies leaves its file in ``.processing/``, and the next run takes it from there. The folder is
+beside the files it takes (a rename never crosses file systems), so workers sharing an inbox
+also share it, and any of them can finish a file a dead one had taken.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.errors import InputError
 from pipelines.grids import fingerprint
 from pipelines.models import (
     SourceFile,
 )
 
+PROCESSING = ".processing"  # under the inbox; a dot folder, so never a candidate itself
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".errors.csv")
 SUPPORTED_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm")
 
@@ -155,3 +169,85 @@ def changed_since(source: SourceFile) -> bool:
     ):
         return True
     return fingerprint(source.path).sha256 != source.sha256
+
+
+def processing_dir(inbox: Path) -> Path:
+    """Where files taken from ``inbox`` are read (owner-only)."""
+    return inbox / PROCESSING
+
+
+def take_file(path: Path) -> Path | None:
+    """Rename an inbox file into a new folder of its own under the processing folder, keeping
+    its name; returns where it is now, or None when it is gone (another worker took it).
+
+    The rename is one atomic step on one file system: what is read afterwards is exactly what
+    was in the inbox at that moment, and nothing put in the inbox later can take its place."""
+    folder = processing_dir(path.parent)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix="", dir=folder))  # unique: two takes never share a name
+    target = own / safe_name(path.name)
+    try:
+        path.rename(target)
+    except FileNotFoundError:
+        own.rmdir()
+        return None
+    return target
+
+
+def taken_files(inbox: Path) -> list[Path]:
+    """Files a run took from ``inbox`` and did not finish (it died): oldest first."""
+    folder = processing_dir(inbox)
+    if not folder.is_dir():
+        return []
+    found = []
+    for own in folder.iterdir():
+        try:
+            for path in own.iterdir() if own.is_dir() else ():
+                if path.is_file():
+                    found.append((path.stat().st_mtime, path.name, path))
+        except OSError:
+            continue  # finished by another worker since the listing
+    return [path for _, _, path in sorted(found)]
+
+
+def is_taken(path: Path) -> bool:
+    """Whether ``path`` is a file in a processing folder (taken, not in the inbox itself)."""
+    return path.parent.parent.name == PROCESSING
+
+
+def inbox_of(path: Path) -> Path:
+    """The inbox a file is in, or was taken from."""
+    return path.parent.parent.parent if is_taken(path) else path.parent
+
+
+def release(path: Path) -> None:
+    """Remove a taken file's own folder once the file has moved on (if it is empty)."""
+    if is_taken(path):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            path.parent.rmdir()
+
+
+def put_back(path: Path) -> Path:
+    """A taken file returned to its inbox (never overwriting a newer one of the same name), to
+    be read again once it has settled."""
+    target = move_file(path, inbox_of(path))
+    release(path)
+    return target
+
+
+def archive_taken(source: SourceFile, folder: Path) -> tuple[Path, Path | None]:
+    """Move a taken file that was read into ``folder``, and check by sha256 that what was moved
+    is what was read. Returns (where it went, a copy put back in the inbox when it was not
+    what was read: it changed after the read, so it is read again)."""
+    inbox = inbox_of(source.path)
+    target = move_file(source.path, folder)
+    release(source.path)
+    try:
+        same = fingerprint(target).sha256 == source.sha256
+    except InputError:
+        same = False
+    if same:
+        return target, None
+    again = unique_target(inbox, source.name)
+    shutil.copy2(target, again)
+    return target, again

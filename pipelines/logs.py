@@ -6,8 +6,10 @@ record key, job id, state change) and nothing more: never the token, never a who
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,12 +48,22 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class RunLogFile(logging.FileHandler):
+    """A run log that never prints a traceback of its own: a full disk stops the command (said
+    in one line by the console), any other failure to write a line loses only that line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failure = sys.exc_info()[1]
+        if isinstance(failure, OSError) and failure.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise failure
+
+
 @contextmanager
 def run_log(logs_dir: Path, name: str, keep: int = 200) -> Iterator[Path]:
     """Send the ``tieout`` logger's INFO events to ``logs_dir/<name>.jsonl`` for a block."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     path = logs_dir / f"{name}.jsonl"
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = RunLogFile(path, encoding="utf-8")
     handler.setFormatter(JsonLines())
     handler.setLevel(logging.INFO)
     logger = logging.getLogger(LOGGER)

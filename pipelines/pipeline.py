@@ -30,19 +30,28 @@ from pipelines.files import (
     errors_file_bytes,
     process_file,
     profiles_for,
+    write_atomically,
 )
 from pipelines.grids import fingerprint
 from pipelines.inbox import (
     archive_folder,
+    archive_taken,
     changed_since,
     complete_files,
+    is_taken,
     move_file,
+    put_back,
+    release,
+    take_file,
+    taken_files,
 )
 from pipelines.ledger import Ledger
 from pipelines.load import load
 from pipelines.logs import run_log
 from pipelines.models import (
     UNFINISHED,
+    FileResult,
+    Issue,
     RunOutcome,
     Say,
     SourceFile,
@@ -52,6 +61,7 @@ from pipelines.profiles import (
 )
 from pipelines.propexo import PropexoClient, make_client
 from pipelines.rebuild import backup_ledger
+from pipelines.references import Unmatched, unmatched_text
 from pipelines.refs import (
     RefData,
 )
@@ -86,9 +96,31 @@ def new_run_id() -> str:
 
 @contextmanager
 def _claimed(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
-    """The dropped file at ``path``, held for this worker during the block; None when it is
-    not this worker's to take in. Workers sharing an inbox (PostgreSQL) each take the files
-    they claim; a file another worker has, or has already moved away, is left to it."""
+    """The dropped file at ``path``, taken out of the inbox (:func:`inbox.take_file`) and held
+    for this worker during the block; None when it is not this worker's to take in. Workers
+    sharing an inbox (PostgreSQL) each take the files they claim; a file another worker has,
+    or has already moved away, is left to it. A file whose processing stops on an error goes
+    back to the inbox; one whose process dies stays taken, and the next run finishes it."""
+    recovered = is_taken(path)
+    taken = path if recovered else take_file(path)
+    if taken is None:
+        yield None  # another worker took it in since the inbox was listed
+        return
+    mine = False
+    try:
+        with _claimed_taken(taken, ledger, say) as source:
+            mine = source is not None
+            yield source
+    except BaseException:
+        # What stopped the run is said, and the file goes back where it was dropped (one
+        # another worker holds, it leaves alone).
+        if (mine or not recovered) and taken.exists():
+            put_back(taken)
+        raise
+
+
+@contextmanager
+def _claimed_taken(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
     source: SourceFile | None
     try:
         source = fingerprint(path)
@@ -127,6 +159,7 @@ def _take_file(
     first = ledger.file_run(source.sha256)
     if first is not None:
         target = move_file(path, archive_folder(settings.archive_dir))
+        release(path)
         ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
         say(
             f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
@@ -140,33 +173,26 @@ def _take_file(
         result = process_file(source, profiles, refs, settings)
     except InputError as exc:
         target = move_file(path, settings.rejected_dir)
-        target.with_name(target.name + ".errors.csv").write_bytes(
-            errors_file_bytes(None, [], str(exc))
+        release(path)
+        write_atomically(
+            target.with_name(target.name + ".errors.csv"), errors_file_bytes(None, [], str(exc))
         )
         ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
         say(f"{source.name}: {exc} → moved to {target.parent}")
         return False, True
     if changed_since(source):
+        put_back(path)
         say(
             f"{source.name}: the file changed while it was being read (still being written?); "
-            "left in the inbox, and read again once it stops changing"
+            "put back in the inbox, and read again once it stops changing"
         )
         log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
         return False, True
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
             refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
-    staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records)
-    issues = list(result.issues)
-    if conflicts:
-        by_key = result.records.set_index("record_key")
-        for conflict in conflicts:
-            record = by_key.loc[conflict.record_key]
-            if isinstance(record, pd.DataFrame):  # keys are unique: one row
-                record = record.iloc[0]
-            issues += conflict_issues(conflict, record, source.name)
+    staged, conflict_keys, issues = _stage(ledger, run_id, source, result, say)
     staged_set = set(staged)
-    conflict_keys = {c.record_key for c in conflicts}
     previous = (
         result.records[~result.records["record_key"].isin(staged_set | conflict_keys)]
         if not result.records.empty
@@ -191,10 +217,11 @@ def _take_file(
         )
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
-    target = move_file(path, folder)
+    target = _archive(source, folder, run_id, say)
     if issues:
-        target.with_name(target.name + ".errors.csv").write_bytes(
-            errors_file_bytes(result, issues, path=target)
+        write_atomically(
+            target.with_name(target.name + ".errors.csv"),
+            errors_file_bytes(result, issues, path=target),
         )
     ledger.record_file(run_id, outcome, str(target))
     log.info(
@@ -216,6 +243,40 @@ def _take_file(
         f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
     )
     return True, bool(issues)
+
+
+def _stage(
+    ledger: Ledger, run_id: str, source: SourceFile, result: FileResult, say: Say
+) -> tuple[list[str], set[str], list[Issue]]:
+    """A read file's records into the ledger: (keys staged, keys in conflict, the file's
+    issues with its conflicts). Posted records of the file's charge identities that no line
+    matched are said."""
+    unmatched: list[Unmatched] = []
+    staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records, unmatched)
+    for gone in unmatched:
+        say(f"{source.name}: {unmatched_text(gone)}")
+        log.info("posted record not in file", extra={"run_id": run_id, "file": source.name})
+    issues = list(result.issues)
+    if conflicts:
+        by_key = result.records.set_index("record_key")
+        for conflict in conflicts:
+            record = by_key.loc[conflict.record_key]
+            if isinstance(record, pd.DataFrame):  # keys are unique: one row
+                record = record.iloc[0]
+            issues += conflict_issues(conflict, record, source.name)
+    return staged, {c.record_key for c in conflicts}, issues
+
+
+def _archive(source: SourceFile, folder: Path, run_id: str, say: Say) -> Path:
+    """The taken file that was read, moved into ``folder`` (see :func:`inbox.archive_taken`)."""
+    target, again = archive_taken(source, folder)
+    if again is not None:
+        say(
+            f"{source.name}: changed after it was read; what was read is staged, and the file "
+            f"as it is now is back in the inbox as {again.name}, to be read again"
+        )
+        log.warning("file changed after read", extra={"run_id": run_id, "file": source.name})
+    return target
 
 
 def run(
@@ -243,6 +304,8 @@ def run(
             files, busy = complete_files(inbox, settings.settle_s)
             for path in busy:
                 say(f"{path.name}: still being written; left for the next run")
+        # Files an earlier run took out of the inbox and did not finish (it died) come first.
+        files = [*taken_files(inbox), *files]
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
             outcome = _run_locked(ledger, settings, run_id, files, profiles, say, on_progress)

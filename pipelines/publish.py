@@ -14,6 +14,7 @@ from pipelines import render
 from pipelines import report as reporting
 from pipelines.config import Settings, which_propexo
 from pipelines.errors import InputError
+from pipelines.files import write_atomically
 from pipelines.ledger import Ledger
 from pipelines.report import RunReport
 
@@ -141,7 +142,7 @@ def write_period_report(ledger: Ledger, settings: Settings, period: str) -> Path
     folder = settings.reports_dir / f"period-{period}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in render.render_all(build_period(ledger, settings, period), folder).items():
-        _write_atomically(folder / name, data)
+        write_atomically(folder / name, data)
     return folder
 
 
@@ -150,9 +151,9 @@ def write(built: RunReport, settings: Settings, run_id: str) -> Path:
     folder = settings.reports_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in render.render_all(built, folder).items():
-        _write_atomically(folder / name, data)
+        write_atomically(folder / name, data)
     index = render.render_index(render.run_rows(run_summaries(settings.reports_dir)))
-    _write_atomically(settings.reports_dir / "index.html", index.encode())
+    write_atomically(settings.reports_dir / "index.html", index.encode())
     return folder
 
 
@@ -173,9 +174,3 @@ def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
     return found
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

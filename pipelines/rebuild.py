@@ -11,7 +11,9 @@ adopted: the README says to wait for a sync before rebuilding.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from pipelines import writelog
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.ledger import Ledger
+from pipelines.ledger.database import OWNER_ONLY
 from pipelines.models import Say
 from pipelines.propexo import make_client
 
@@ -111,13 +114,23 @@ def backup_ledger(settings: Settings, run_id: str) -> Path | None:
     folder = settings.backups_dir
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"ledger-{run_id}.sqlite"
-    source = sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True)
-    copy = sqlite3.connect(str(target))
+    # Owner-only from its first byte, like the ledger (it holds the same data); written under
+    # a name of its own and put in place whole, so a backup is never seen half-written.
+    handle, name = tempfile.mkstemp(prefix=".ledger-", suffix=".sqlite.tmp", dir=folder)
+    os.close(handle)
     try:
-        source.backup(copy)
-    finally:
-        copy.close()
-        source.close()
+        source = sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True)
+        copy = sqlite3.connect(name)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        Path(name).chmod(OWNER_ONLY)
+        Path(name).replace(target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     for old in sorted(folder.glob("ledger-*.sqlite"))[: -settings.backups_kept]:
         old.unlink()
     return target

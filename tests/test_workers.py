@@ -5,7 +5,8 @@ inbox, against one sandbox with faults on and a tight rate limit. The worker who
 with Propexo is killed with SIGKILL while it posts. Afterwards every source line is in Rent
 Manager exactly once, every file was taken in once, and Propexo never had to say 429.
 
-`make test` runs it with 8 files; `make soak` (TIEOUT_SOAK=1) with 26.
+`make test` runs it with 8 files; `make soak` (TIEOUT_SOAK=1) with 26, under load (a busy loop
+per core), where unique temporaries for shared files (the run index) matter (#30).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,6 +35,9 @@ from tests.test_load import env_for
 
 SOAK = bool(os.environ.get("TIEOUT_SOAK"))
 BILL_FILES = 24 if SOAK else 6
+# #30: under load (as under coverage) two workers rewrote the run index through one fixed
+# temporary name. `make soak` runs the workers beside a busy loop per core.
+LOAD_PROCESSES = (os.cpu_count() or 2) if SOAK else 0
 SAMPLE_INVOICES, SAMPLE_CHARGES = 12, 129  # the sample bill export's and rent roll's records
 WORKERS = 4
 INTEGRATION = "int_rm_demo"
@@ -44,6 +50,20 @@ SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.p
 WHERE l.locktype = 'advisory' AND l.granted
   AND l.classid::bigint = ((k.key >> 32) & 4294967295) AND l.objid::bigint = (k.key & 4294967295)
 """
+
+
+@contextmanager
+def under_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops for the duration of the block (none: no load)."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def _drop_files(inbox: Path) -> int:
@@ -96,6 +116,7 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
     )
     started = time.monotonic()
     with (
+        under_load(LOAD_PROCESSES),
         running_sandbox(config) as box,
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
@@ -185,7 +206,8 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
     duplicates = sum(n - 1 for n in (invoices + charges).values())
     assert duplicates == 0
     assert len(taken) == files and taken["sha256"].is_unique and drops.empty
-    assert not list(shared.iterdir())  # every file was taken in, and moved to one archive
+    # every file was taken in (renamed into the inbox's .processing/), and moved to one archive
+    assert not [p for p in shared.rglob("*") if p.is_file()]
     archived = [p for host in hosts for p in (host / "archive").rglob("*") if p.is_file()]
     assert sorted(p.name for p in archived if not p.name.endswith(".errors.csv")) == sorted(
         taken["name"]

@@ -40,6 +40,16 @@ class CacheStore:
     def set_meta(self, key: str, value: str) -> None:
         self.db.upsert("meta", ("key",), ("key", "value"), [(key, value)])
 
+    def erase_meta(self, key: str) -> None:
+        """Remove a setting so that its text is gone from the file too: SQLite overwrites
+        what it deletes (``secure_delete``) and the WAL is checkpointed into the file."""
+        sqlite = self.db.dialect == "sqlite"
+        if sqlite:
+            self.db.execute("PRAGMA secure_delete = ON")
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        if sqlite:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- read cursors ---------------------------------------------------------------------------
 
     def cursor(self, integration_id: str, kind: str) -> SyncCursor:
@@ -61,6 +71,36 @@ class CacheStore:
             ("integration_id", "kind", "newest", "window_start", "window_end"),
             [(integration_id, kind, cursor.newest, start, end)],
         )
+
+    # -- webhook deliveries -----------------------------------------------------------------------
+
+    def record_delivery(self, digest: str, redelivery_s: float) -> bool:
+        """A webhook delivery whose raw body has sha256 ``digest``: True when it is to be
+        recorded, False when it is a redelivery of one recorded less than ``redelivery_s``
+        ago with no sync asked of Propexo since (then only counted). Run inside the
+        transaction that records it, so two deliveries at once are told apart."""
+        self.db.serialize("tieout webhook deliveries")
+        now = utcnow()
+        row = self.db.execute(
+            "SELECT recorded_at FROM webhook_deliveries WHERE digest = ?", (digest,)
+        ).fetchone()
+        if row is not None:
+            asked = self.db.execute("SELECT max(requested_at) FROM syncs").fetchone()[0]
+            recent = _seconds_between(str(row[0]), now) < redelivery_s
+            if recent and (asked is None or str(asked) <= str(row[0])):
+                self.db.execute(
+                    "UPDATE webhook_deliveries SET deliveries = deliveries + 1, last_at = ? "
+                    "WHERE digest = ?",
+                    (now, digest),
+                )
+                return False
+        self.db.upsert(
+            "webhook_deliveries",
+            ("digest",),
+            ("digest", "recorded_at", "last_at", "deliveries"),
+            [(digest, now, now, 1)],
+        )
+        return True
 
     # -- syncs: what tieout can prove about Propexo's syncs ------------------------------------
 
@@ -188,3 +228,13 @@ class CacheStore:
             if column not in frame:
                 frame[column] = None
         return frame[columns]
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    """Seconds between two ledger timestamps (:func:`utcnow`'s text)."""
+    from datetime import datetime
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()

@@ -25,6 +25,7 @@ TABLES = (
     "cursors",
     "claims",
     "signoffs",
+    "webhook_deliveries",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
 IDENTITY = (

@@ -12,7 +12,7 @@ import os
 import socket
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -146,6 +146,23 @@ def connect(target: str | Path, *, readonly: bool = False) -> Database:
     )
 
 
+OWNER_ONLY = 0o600  # the ledger, its WAL and SHM files and its backups: read by no one else
+
+
+def owner_only(path: Path) -> None:
+    """Make the SQLite file at ``path`` owner-only before SQLite opens it: created so from its
+    first byte when new, its mode narrowed when an older tieout made it readable to others.
+    SQLite creates the WAL and SHM files with the database file's mode."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, OWNER_ONLY))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if part.stat().st_mode & 0o077:
+                part.chmod(OWNER_ONLY)
+        except OSError:
+            continue  # not there (WAL, SHM), or not ours to change: SQLite says what it can
+
+
 class SqliteDatabase:
     """One SQLite file in WAL mode, committed before every method returns."""
 
@@ -165,6 +182,7 @@ class SqliteDatabase:
                     source.close()
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                owner_only(path)
                 self.connection = sqlite3.connect(str(path), timeout=30, isolation_level=None)
                 self.connection.execute("PRAGMA journal_mode=WAL")
                 self.connection.execute("PRAGMA synchronous=FULL")

@@ -25,11 +25,25 @@ from pipelines.ledger.database import Database
 from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
 from pipelines.logs import LOGGER
 from pipelines.models import RecordState, utcnow
+from pipelines.references import Unmatched, match_posted
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
 STAGE_SLICE = 100_000  # records built into Python rows at a time while staging
 KEYS_PER_STATEMENT = 500  # bound parameters per `IN (...)`, well under every engine's limit
+# What charge matching reads of the records posted before (:meth:`RecordStore._match_posted`).
+POSTED_COLUMNS = (
+    "record_key",
+    "kind",
+    "reference_number",
+    "content_hash",
+    "amount_cents",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "run_id",
+    "source_file",
+)
 
 
 @dataclass(frozen=True)
@@ -52,17 +66,30 @@ class RecordStore:
     _held: list[dict[str, Any]] | None = None  # state-change log entries awaiting a commit
 
     def stage_records(
-        self, run_id: str, sha256: str | None, frame: pd.DataFrame
+        self,
+        run_id: str,
+        sha256: str | None,
+        frame: pd.DataFrame,
+        unmatched: list[Unmatched] | None = None,
     ) -> tuple[list[str], list[Conflict]]:
         """Add new records as ``ready``. A key already known with the same content is left alone
-        (it was posted before); with different content it is a conflict, and never posted."""
+        (it was posted before); with different content it is a conflict, and never posted.
+
+        Charges numbered in file order are first matched by content against the records the
+        ledger holds of their identities (:func:`references.match_posted`), so the order of
+        the file does not decide which line is which; ``frame``'s ``record_key`` and
+        ``reference_number`` are updated in place to the numbers staged. Posted records of
+        those identities that no line matched are appended to ``unmatched``."""
         if frame.empty:
             return [], []
-        keys = frame["record_key"].astype(str)
         # Workers on several hosts may stage at once (PostgreSQL): which keys exist is read and
         # the new ones written in one transaction, one stager at a time.
         with self.db.transaction():
             self.db.serialize("tieout staging")
+            found = self._match_posted(frame)
+            if unmatched is not None:
+                unmatched += found
+            keys = frame["record_key"].astype(str)
             known = self._known(keys)
             seen = is_in(keys, known)
             twins = _twins(keys) if known else keys
@@ -109,6 +136,42 @@ class RecordStore:
                 (-1 if last is None else last, run_id, now),
             )
             return staged, conflicts
+
+    def _match_posted(self, frame: pd.DataFrame) -> list[Unmatched]:
+        """Renumber ``frame``'s charge lines against the ledger's records of their identities
+        (in place); returns the posted records no line matched."""
+        if "resident_id" not in frame.columns:
+            return []  # invoices: keyed by vendor and invoice number, never by order
+        charges = frame[frame["kind"].isin(["charge", "credit"]).to_numpy(dtype=bool)]
+        if charges.empty:
+            return []
+        dates = sorted({str(d) for d in charges["transaction_date"].dropna()})
+        order = self.db.insertion_order
+        parts = [
+            self.db.read_frame(
+                f"SELECT {', '.join(POSTED_COLUMNS)}, {order} AS seq FROM records "
+                f"WHERE kind IN ('charge', 'credit') AND transaction_date IN ({_marks(chunk)})",
+                chunk,
+            )
+            for chunk in _chunks(dates, KEYS_PER_STATEMENT)
+        ]
+        posted = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if posted.empty:
+            return []
+        integration_id = str(charges["integration_id"].iloc[0])
+        matched = match_posted(charges, posted, integration_id)
+        changed = matched.reference_number != charges["reference_number"].astype(str)
+        if changed.any():
+            moved = changed[changed].index
+            frame.loc[moved, "reference_number"] = matched.reference_number[moved]
+            frame.loc[moved, "record_key"] = (
+                frame.loc[moved, "kind"].astype(str)
+                + ":"
+                + integration_id
+                + ":"
+                + matched.reference_number[moved]
+            )
+        return matched.unmatched
 
     def _known(self, keys: pd.Series) -> dict[str, tuple[str, str, int, str]]:
         """Which of ``keys`` and their twins the ledger has: key → (content hash, first run,

@@ -1,0 +1,172 @@
+"""#30: the webhook receiver, hardened though a webhook proves nothing alone.
+
+Deliveries recorded once; a body over the limit refused before it is read; the secret never
+in the ledger or its backups, which no one else can read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from pipelines.config import Secret, Settings, load_settings
+from pipelines.ledger import Ledger
+from pipelines.rebuild import backup_ledger
+from pipelines.webhooks import SECRET_META, ReceiverThread
+from sandbox.server import RunningSandbox
+from tests.conftest import run_cli
+from tests.test_load import env_for
+
+SECRET = "s3cret-s3cret"
+LIMIT = 256 * 1024  # the receiver's limit on a body (webhooks.MAX_BODY_BYTES)
+
+MANUAL_SYNC = json.dumps(
+    {
+        "trigger": "SYNC_COMPLETE",
+        "data": {
+            "integration_id": "int_rm_demo",
+            "is_sync_finished": True,
+            "job_schedule_id": None,
+            "models_synced": ["resident_charges"],
+        },
+    }
+).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"propexo-signature": digest, "content-type": "application/json"}
+
+
+def secret_file(settings: Settings) -> Path:
+    return settings.data_dir / ".webhook_secret"
+
+
+def _settings(data_dir: Path) -> Settings:
+    return replace(load_settings(env={}), data_dir=data_dir, webhook_secret=Secret(SECRET))
+
+
+def _counts(settings: Settings) -> tuple[int, int]:
+    with Ledger(settings.ledger_path) as ledger:
+        events = ledger.db.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
+        syncs = ledger.db.execute(
+            "SELECT count(*) FROM syncs WHERE completed_at IS NOT NULL"
+        ).fetchone()[0]
+    return int(events), int(syncs)
+
+
+def test_a_delivery_sent_again_is_recorded_once(tmp_path: Path) -> None:
+    """Propexo retried a delivery that timed out (the ledger was busy): both were recorded,
+    and the retry completed a second sync. Now the retry is counted, not recorded; a sync
+    asked for after it makes the same body a new delivery."""
+    settings = _settings(tmp_path)
+    with Ledger(settings.ledger_path) as ledger:
+        ledger.request_sync("int_rm_demo", "2026-11-23T10:00:00.000000Z")
+        ledger.request_sync("int_rm_demo", "2026-11-23T10:00:01.000000Z")
+    with ReceiverThread(settings) as receiver, httpx.Client(base_url=receiver.url) as client:
+        answers = [
+            client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC)) for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert _counts(settings) == (1, 1)
+        assert "redelivery" in answers[1].json()["recorded"]
+        with Ledger(settings.ledger_path) as ledger:
+            ledger.request_sync("int_rm_demo", "2099-01-01T00:00:00.000000Z")
+        assert client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC)).status_code
+        assert _counts(settings) == (2, 2)
+    with Ledger(settings.ledger_path) as ledger:
+        deliveries = ledger.db.execute("SELECT deliveries FROM webhook_deliveries").fetchall()
+    assert [row[0] for row in deliveries] == [1]  # the new one; the first's repeats were counted
+
+
+def _raw_post(url: str, head: bytes, body: bytes = b"") -> bytes:
+    """An HTTP request written by hand, so the body can be announced and never sent."""
+    host, port = url.split("//")[1].split("/", maxsplit=1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head + body)
+        sock.settimeout(5)
+        return sock.recv(4096)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    announced = LIMIT * 40
+    with ReceiverThread(settings) as receiver:
+        started = time.monotonic()
+        # Announced but never sent: a receiver that reads it first waits (the socket times out).
+        answer = _raw_post(
+            receiver.url,
+            b"POST /propexo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {announced}\r\n\r\n".encode(),
+        )
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+        assert time.monotonic() - started < 5
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(40):
+                yield b"x" * LIMIT
+
+        with httpx.Client(base_url=receiver.url) as client:
+            streamed = client.post("", content=chunks(), headers=signed(b""))
+        assert streamed.status_code == 413
+    assert _counts(settings) == (0, 0)
+
+
+def test_the_secret_is_never_in_the_ledger_or_its_backups(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A local user with no other rights read the secret from data/ledger.sqlite or any backup
+    (0644, plain text in `meta`) and signed deliveries of their own. Now it is in an
+    owner-only file, and the ledger and backups are owner-only and do not hold it."""
+    data = tmp_path / "data"
+    env = env_for(sandbox, data)
+    registered = run_cli(
+        "--data-dir", str(data), "webhooks", "register", "http://127.0.0.1:9/hook", env=env
+    )
+    assert registered.returncode == 0, registered.stderr
+    secret = secret_file(_settings(data)).read_text().strip()
+    assert len(secret) >= 32
+    assert secret_file(_settings(data)).stat().st_mode & 0o777 == 0o600
+    settings = replace(load_settings(env={}), data_dir=data)
+    backup = backup_ledger(settings, "after-register")
+    assert backup is not None
+    readable = [data / "ledger.sqlite", *data.glob("ledger.sqlite-*"), backup]
+    for path in readable:
+        assert path.stat().st_mode & 0o077 == 0, path
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_secret_an_older_tieout_kept_in_the_ledger_is_moved_out_and_erased(
+    tmp_path: Path,
+) -> None:
+    settings = replace(load_settings(env={}), data_dir=tmp_path)
+    old = "older-tieout-secret-kept-in-meta-0123456789"
+    with Ledger(settings.ledger_path) as ledger:
+        ledger.set_meta(SECRET_META, old)
+        ledger.set_meta("padding", "x" * 5000)  # the page holding it keeps other rows
+    assert old.encode() in b"".join(
+        p.read_bytes() for p in tmp_path.glob("ledger.sqlite*") if p.is_file()
+    )
+    body = MANUAL_SYNC
+    with ReceiverThread(settings) as receiver, httpx.Client(base_url=receiver.url) as client:
+        assert client.post("", content=body, headers=signed(body, old)).status_code == 200
+    assert secret_file(settings).read_text() == old
+    assert secret_file(settings).stat().st_mode & 0o777 == 0o600
+    with Ledger(settings.ledger_path) as ledger:
+        assert ledger.get_meta(SECRET_META) is None
+    for path in tmp_path.glob("ledger.sqlite*"):
+        assert old.encode() not in path.read_bytes(), path
+
+
+def test_the_test_limit_is_the_receivers() -> None:
+    from pipelines.webhooks import MAX_BODY_BYTES, SECRET_FILE
+
+    assert (MAX_BODY_BYTES, SECRET_FILE) == (LIMIT, ".webhook_secret")
