@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,6 +252,140 @@ def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[i
                 grid.iloc[r0 : r1 + 1, column] = value
 
 
+# What calamine reads as an empty cell but a person sees something in: an error value
+# ("#REF!", "#N/A", "#DIV/0!") and a formula Excel never calculated (no cached value). Found in
+# the sheet's XML by a scan of plain bytes (no XML parser: nothing to expand), only where such a
+# cell is, so a sheet without them costs one decompression pass.
+_OF_INTEREST = re.compile(rb'\st="e"|<(?:\w+:)?f[\s/>]')
+_CELL_START = re.compile(rb"<(?:\w+:)?c[\s>]")
+_CELL_END = re.compile(rb"</(?:\w+:)?c>")
+_ATTRIBUTE = re.compile(rb'\s(r|t)="([^"]*)"')
+_VALUE = re.compile(rb"<(?:\w+:)?v(?:\s[^>]*)?>([^<]*)</(?:\w+:)?v>")
+_FORMULA = re.compile(rb"<(?:\w+:)?f(?:\s[^>]*)?>([^<]*)</(?:\w+:)?f>")
+_CELL_REF = re.compile(r"^([A-Z]{1,3})([0-9]{1,7})$")
+_ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|lt|gt|amp|quot|apos);")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+_PIECE = 4 << 20  # bytes of sheet XML looked at at a time
+
+
+def _unescape(text: bytes) -> str:
+    """XML text as written: the five named entities and character references only."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("#"):
+            code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+            return chr(code) if 0 < code < 0x110000 else ""
+        return _ENTITIES[name]
+
+    return _ENTITY.sub(one, text.decode("utf-8", errors="replace"))
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Each sheet's name → its XML part in the archive, from workbook.xml and its rels."""
+    try:
+        book = archive.read("xl/workbook.xml")[: 8 << 20]
+        rels = archive.read("xl/_rels/workbook.xml.rels")[: 8 << 20]
+    except KeyError:
+        return {}
+    targets = {}
+    for element in re.findall(rb"<(?:\w+:)?Relationship\s[^>]*>", rels):
+        found = dict(re.findall(rb'\s(Id|Target)="([^"]*)"', element))
+        if b"Id" in found and b"Target" in found:
+            target = _unescape(found[b"Target"])
+            targets[_unescape(found[b"Id"])] = (
+                target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            )
+    parts = {}
+    for element in re.findall(rb"<(?:\w+:)?sheet\s[^>]*>", book):
+        name = re.search(rb'\sname="([^"]*)"', element)
+        rid = re.search(rb'\s(?:\w+:)?id="([^"]*)"', element)
+        if name and rid and _unescape(rid.group(1)) in targets:
+            parts[_unescape(name.group(1))] = targets[_unescape(rid.group(1))]
+    return parts
+
+
+def _unseen_cells(archive: zipfile.ZipFile, part: str) -> list[tuple[int, int, str]]:
+    """(row, column, text) of the error cells and uncalculated formulas of one sheet part."""
+    found: list[tuple[int, int, str]] = []
+    try:
+        stream = archive.open(part)
+    except KeyError:
+        return found
+    with stream:
+        carry = b""
+        while True:
+            chunk = stream.read(_PIECE)
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(b"</row>")  # whole rows only; the rest waits for the next piece
+                cut = cut + len(b"</row>") if cut >= 0 else 0
+                data, carry = data[:cut], data[cut:]
+            if _OF_INTEREST.search(data):
+                found += _cells_of_interest(data)
+            if not chunk:
+                return found
+
+
+def _cells_of_interest(data: bytes) -> list[tuple[int, int, str]]:
+    found: list[tuple[int, int, str]] = []
+    position = 0
+    while hit := _OF_INTEREST.search(data, position):
+        window = data[max(0, hit.start() - 512) : hit.start() + 1]
+        starts = list(_CELL_START.finditer(window))
+        if not starts:
+            position = hit.end()
+            continue
+        start = hit.start() - len(window) + 1 + starts[-1].start()
+        open_end = data.find(b">", start)
+        if open_end < 0:
+            break
+        if data[open_end - 1 : open_end] == b"/":
+            stop = open_end + 1  # <c r="A1" t="e"/>: an empty cell
+        else:
+            end = _CELL_END.search(data, open_end)
+            stop = end.end() if end else len(data)
+        position = max(stop, hit.end())
+        cell = data[start:stop]
+        attributes = {
+            k.decode(): _unescape(v) for k, v in _ATTRIBUTE.findall(cell[: open_end - start])
+        }
+        where = _CELL_REF.match(attributes.get("r", ""))
+        if where is None:
+            continue  # a cell without its reference: its place cannot be known
+        value = _VALUE.search(cell)
+        kind = attributes.get("t", "n")
+        if kind == "e":
+            text = _unescape(value.group(1)) if value else "#ERROR"
+        elif b"<f" in cell or b":f" in cell:
+            if value is not None and (value.group(1) or kind in ("str", "s", "inlineStr")):
+                continue  # calculated: calamine has its value
+            formula = _FORMULA.search(cell)
+            shown = _unescape(formula.group(1)) if formula else ""
+            text = f"={shown} (not calculated)" if shown else "= (formula, not calculated)"
+        else:
+            continue
+        column = 0
+        for letter in where.group(1):
+            column = column * 26 + ord(letter) - ord("A") + 1
+        found.append((int(where.group(2)) - 1, column - 1, text))
+    return found
+
+
+def _show_unseen(grid: pd.DataFrame, cells: list[tuple[int, int, str]]) -> pd.DataFrame:
+    """The grid with error cells and uncalculated formulas as the text a person sees, never
+    as blanks (a blank charge cell is no charge; an "#REF!" is a cell to look at)."""
+    if not cells:
+        return grid
+    rows = max(len(grid), 1 + max(r for r, _, _ in cells))
+    columns = max(grid.shape[1], 1 + max(c for _, c, _ in cells))
+    if (rows, columns) != grid.shape:
+        grid = grid.reindex(index=range(rows), columns=range(columns), fill_value="")
+    for row, column, text in cells:
+        grid.iat[row, column] = text
+    return grid
+
+
 def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, pd.DataFrame]]:
     """Every sheet of a workbook as a grid of cell values, merged ranges filled, with calamine
     (whose XML reader expands no entities, so entity bombs have nothing to expand)."""
@@ -274,10 +409,15 @@ def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[s
                 f"{path.name}: {len(workbook.sheet_names)} sheets; the limit is {limits.max_sheets}"
             )
         grids = []
+        with zipfile.ZipFile(path) as archive:
+            parts = _sheet_parts(archive)
+            unseen = {name: _unseen_cells(archive, part) for name, part in parts.items()}
         for name in workbook.sheet_names:
             sheet = workbook.get_sheet_by_name(name)
             rows = sheet.to_python(skip_empty_area=False)
             grid = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(dtype=object)
+            check_grid(path.name, name, grid, limits)
+            grid = _show_unseen(grid, unseen.get(name, []))
             check_grid(path.name, name, grid, limits)
             merged = sheet.merged_cell_ranges or []
             if merged and not grid.empty:

@@ -82,10 +82,12 @@ def _holds_amounts(cells: pd.Series) -> bool:
 
 
 def _header_row(grid: pd.DataFrame) -> int:
-    """The row near the top with the most cells holding words (a title row holds one)."""
+    """The row near the top naming the most *different* columns: a title row holds one text,
+    even when it is merged across the sheet (every cell of the range then repeats it)."""
     top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     words = top.apply(lambda col: col.str.contains(r"[A-Za-z]") & ~col.str.match(r"^\s*[-$(\d]"))
-    counts = words.sum(axis=1)
+    named = top.where(words, "").apply(lambda col: col.str.strip())
+    counts = named.apply(lambda row: len(set(row) - {""}), axis=1)
     if counts.empty or counts.max() < 2:
         raise InputError("no header row found: no row near the top names two or more columns")
     return int(counts.idxmax())
