@@ -21,7 +21,7 @@ from pipelines.errors import InputError
 from pipelines.layout import (
     column_letter,
 )
-from pipelines.models import SourceFile
+from pipelines.models import SourceFile, printable
 
 
 def fingerprint(path: Path) -> SourceFile:
@@ -33,10 +33,10 @@ def fingerprint(path: Path) -> SourceFile:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+        raise InputError(f"{printable(path.name)}: cannot be read ({exc.strerror or exc})") from exc
     return SourceFile(
         path=path,
-        name=path.name,
+        name=printable(path.name),
         sha256=digest.hexdigest(),
         size_bytes=before.st_size,
         mtime_ns=before.st_mtime_ns,
@@ -65,12 +65,12 @@ def check_workbook_zip(path: Path, limits: Limits) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{path.name}: not a valid .xlsx workbook ({exc})") from exc
+        raise InputError(f"{printable(path.name)}: not a valid .xlsx workbook ({exc})") from exc
     unpacked = sum(i.file_size for i in infos)
     packed = max(1, sum(i.compress_size for i in infos))
     if unpacked > limits.max_unzipped_bytes or unpacked / packed > limits.max_zip_ratio:
         raise InputError(
-            f"{path.name}: refused: it would unpack to {unpacked / 2**20:,.0f} MB from "
+            f"{printable(path.name)}: refused: it would unpack to {unpacked / 2**20:,.0f} MB from "
             f"{packed / 2**20:,.1f} MB, which no real export does (a zip bomb?)"
         )
 
@@ -129,7 +129,26 @@ def _utf16_codec(data: bytes) -> str | None:
     return None
 
 
-def read_csv_grid(path: Path) -> pd.DataFrame:
+def _refuse_if_too_wide(name: str, head: str, lines: list[str], limits: Limits) -> None:
+    """The column limit, from the head of the file alone: a line that is wider is refused
+    before the rest is read (a 100,000-column file took minutes and a gigabyte to refuse).
+    The first line is counted even when the head holds only its beginning."""
+    first = head.split("\n", 1)[0].rstrip("\r")
+    counted = [first, *lines[:50]]
+    for delimiter in (",", ";", "\t", "|"):
+        widths = [len(r) for r in csv.reader(counted, delimiter=delimiter)]
+        width = max(widths, default=0)
+        if width > limits.max_columns:
+            line = widths.index(width)
+            where = "its first line" if line == 0 else f"line {line}"
+            raise InputError(
+                f"{name}: {width:,} or more columns on {where} (split at {delimiter!r}); the "
+                f"limit is {limits.max_columns:,} columns, and no export of charges or bills "
+                "is that wide"
+            )
+
+
+def read_csv_grid(path: Path, limits: Limits = DEFAULT_LIMITS) -> pd.DataFrame:
     """A CSV as a grid of strings (frame row i is record i+1 of the file).
 
     Well-formed UTF-8 files (rows as wide as the header, title lines above it) are read by
@@ -142,20 +161,23 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
         try:
             data = data.decode(codec).encode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path.name}: looks like UTF-16 text but is not ({exc})") from exc
+            raise InputError(
+                f"{printable(path.name)}: looks like UTF-16 text but is not ({exc})"
+            ) from exc
     if not data.strip():
-        raise InputError(f"{path.name}: the file is empty")
-    head = _decode(data[:65536], path.name, partial=True)
+        raise InputError(f"{printable(path.name)}: the file is empty")
+    head = _decode(data[:65536], printable(path.name), partial=True)
     lines = head.splitlines()[:2000]
     if len(data) > 65536:
         lines = lines[:-1]  # perhaps cut mid-line
+    _refuse_if_too_wide(printable(path.name), head, lines, limits)
     delimiter = _sniff_delimiter("\n".join(lines[:50]))
     head_rows = list(csv.reader(lines, delimiter=delimiter))
     width = max((len(r) for r in head_rows), default=1)
     fast = _read_csv_arrow(data, delimiter, width, head_rows)
     if fast is not None:
         return fast
-    text = _decode(data, path.name)
+    text = _decode(data, printable(path.name))
     lines = text.splitlines()
     for attempt in range(2):
         try:
@@ -171,11 +193,16 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
             )
             break
         except pd.errors.EmptyDataError as exc:
-            raise InputError(f"{path.name}: the file has no rows") from exc
+            raise InputError(f"{printable(path.name)}: the file has no rows") from exc
         except pd.errors.ParserError as exc:
             if attempt:
-                raise InputError(f"{path.name}: not a readable CSV ({exc})") from exc
+                raise InputError(f"{printable(path.name)}: not a readable CSV ({exc})") from exc
             width = max(len(r) for r in csv.reader(lines, delimiter=delimiter))
+            if width > limits.max_columns:
+                raise InputError(
+                    f"{printable(path.name)}: {width:,} columns; the limit is "
+                    f"{limits.max_columns:,}"
+                ) from exc
     return grid
 
 
@@ -394,19 +421,21 @@ def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[s
     head = path.read_bytes()[:8]
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise InputError(
-            f"{path.name}: this workbook is password-protected or in the old .xls format; "
+            f"{printable(path.name)}: this workbook is password-protected or in the old .xls "
+            "format; "
             "open it in Excel and save it as an unprotected .xlsx"
         )
     if not zipfile.is_zipfile(path):
         raise InputError(
-            f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+            f"{printable(path.name)}: not a valid .xlsx workbook (the file is damaged or truncated)"
         )
     check_workbook_zip(path, limits)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         if len(workbook.sheet_names) > limits.max_sheets:
             raise InputError(
-                f"{path.name}: {len(workbook.sheet_names)} sheets; the limit is {limits.max_sheets}"
+                f"{printable(path.name)}: {len(workbook.sheet_names)} sheets; the limit is "
+                f"{limits.max_sheets}"
             )
         grids = []
         with zipfile.ZipFile(path) as archive:
@@ -416,15 +445,15 @@ def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[s
             sheet = workbook.get_sheet_by_name(name)
             rows = sheet.to_python(skip_empty_area=False)
             grid = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(dtype=object)
-            check_grid(path.name, name, grid, limits)
+            check_grid(printable(path.name), name, grid, limits)
             grid = _show_unseen(grid, unseen.get(name, []))
-            check_grid(path.name, name, grid, limits)
+            check_grid(printable(path.name), name, grid, limits)
             merged = sheet.merged_cell_ranges or []
             if merged and not grid.empty:
                 _fill_merged(grid, merged)
             grids.append((name, grid))
     except (CalamineError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise InputError(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+        raise InputError(f"{printable(path.name)}: not a readable .xlsx workbook ({exc})") from exc
     return grids
 
 
@@ -436,7 +465,7 @@ def read_grids(
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise InputError(
-            f"{path.name}: {size / 2**20:,.0f} MB; the limit is "
+            f"{printable(path.name)}: {size / 2**20:,.0f} MB; the limit is "
             f"{limits.max_file_bytes / 2**20:,.0f} MB"
         )
     with path.open("rb") as handle:
@@ -448,12 +477,13 @@ def read_grids(
             sample = handle.read(8192)
         if not _looks_like_text(sample):
             raise InputError(
-                f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+                f"{printable(path.name)}: not a valid .xlsx workbook (the file is damaged or "
+                "truncated)"
             )
         if notices is not None:
             notices.append("named .xlsx but holds CSV text: read as CSV")
-    grid = read_csv_grid(path)
-    check_grid(path.name, None, grid, limits)
+    grid = read_csv_grid(path, limits)
+    check_grid(printable(path.name), None, grid, limits)
     return [(None, grid)]
 
 

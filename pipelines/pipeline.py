@@ -36,7 +36,9 @@ from pipelines.inbox import (
     archive_folder,
     changed_since,
     complete_files,
+    links_outside,
     move_file,
+    refused_link_text,
 )
 from pipelines.ledger import Ledger
 from pipelines.load import load
@@ -46,6 +48,7 @@ from pipelines.models import (
     RunOutcome,
     Say,
     SourceFile,
+    printable,
 )
 from pipelines.profiles import (
     Profile,
@@ -241,7 +244,10 @@ def run(
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
             for path in busy:
-                say(f"{path.name}: still being written; left for the next run")
+                say(f"{printable(path.name)}: still being written; left for the next run")
+            for path in links_outside(inbox):
+                say(refused_link_text(path))
+                log.warning("link refused", extra={"file": printable(path.name)})
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
             outcome = _run_locked(ledger, settings, run_id, files, profiles, say, on_progress)
