@@ -93,6 +93,17 @@ def _header_row(grid: pd.DataFrame) -> int:
     return int(counts.idxmax())
 
 
+def _no_code_column(columns: dict[str, str], notes: list[str]) -> list[str]:
+    """A wide roll's charge code is each charge column's header, never a column of its own:
+    a header taken for charge_code is left out of ``columns`` (the notes say so)."""
+    code = next((h for h, c in columns.items() if c == "charge_code"), None)
+    if code is None:
+        return notes
+    del columns[code]
+    said = f'"{code}": left out (in a wide roll the charge columns\' headers are the codes)'
+    return [said if n == f'"{code}": charge_code' else n for n in notes]
+
+
 def _toml_string(value: str) -> str:
     """A TOML basic string holding exactly ``value`` (control characters as ``\\uXXXX``)."""
     text = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -134,6 +145,7 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     mode = "rows" if "amount" in columns.values() or kind == "vendor_bill" else "columns"
     if kind == "charge" and mode == "rows" and "charge_code" not in columns.values():
         mode = "columns" if charge_headers else "rows"
+    notes = _no_code_column(columns, notes) if mode == "columns" else notes
     required_key = kind if kind == "vendor_bill" else f"charge_{mode}"
     required = [c for c in REQUIRED[required_key] if c in columns.values()]
     missing = [c for c in REQUIRED[required_key] if c not in columns.values()]

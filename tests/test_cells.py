@@ -218,3 +218,20 @@ def test_error_cells_are_placed_where_the_sheet_has_them(tmp_path: Path) -> None
     assert grid.iat[2, 2] == "Unit" and grid.iat[5, 5] == "#N/A"
     assert grid.iat[6, 6] == "=SUM(D4:D5) (not calculated)"
     assert grid.shape == (7, 7)
+
+
+def test_a_drafted_wide_roll_never_maps_a_charge_code_column(tmp_path: Path) -> None:
+    """Found by the typed-cell property test: a wide roll with a "Charge Code" column was
+    drafted with charge_code mapped beside its charge columns, and `check --profile` ended in
+    `internal error (ValueError: melt output columns cannot contain duplicate names)`."""
+    rows: list[list[Any]] = [["Property", "Unit", "Resident", "Charge Code", "Rent"]]
+    rows += [
+        ["Oak Ridge Apartments", f"10{n}", f"Avery Example {n}", "RENT", 900.0] for n in range(3)
+    ]
+    path = _workbook(tmp_path / "roll.xlsx", rows)
+    text = draft_profile(path, "charge")
+    assert "charge_code =" not in text and '"Charge Code": left out' in text
+    draft = tmp_path / "draft.toml"
+    draft.write_text(text, encoding="utf-8")
+    s = check_file(path, replace(SETTINGS, profile=str(draft)), None).summary
+    assert (s["rows_used"], s["source_total_cents"]) == (3, 270000)
