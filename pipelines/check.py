@@ -24,7 +24,7 @@ from pipelines.inbox import (
 )
 from pipelines.ledger import Ledger
 from pipelines.load import describe_plan
-from pipelines.models import RunOutcome, Say, whole
+from pipelines.models import RunOutcome, Say, printable, whole
 from pipelines.profiles import (
     Profile,
 )
@@ -101,7 +101,7 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                 try:
                     result = process_file(fingerprint(path), profiles, refs, settings)
                 except InputError as exc:
-                    say(f"{path.name}: {exc}")
+                    say(f"{printable(path.name)}: {exc}")
                     continue
                 o = result.outcome
                 say(

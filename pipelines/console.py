@@ -18,6 +18,7 @@ from rich.table import Table
 
 from pipelines.config import Settings
 from pipelines.errors import DiskFullError, LedgerBusyError, TieoutError
+from pipelines.models import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,15 +34,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def say(text: str) -> None:
-    """Pipeline messages hold file names and cells: printed as they are, never as markup."""
-    out.print(text, markup=False)
+    """Pipeline messages hold file names and cells: printed as they are, never as markup, and
+    never a control character (a name's ESC would reach the terminal)."""
+    out.print(printable(text, keep="\n\t"), markup=False)
 
 
 def stamped(text: str) -> None:
     """A watch line: when it happened (local time), then what."""
     from datetime import datetime
 
-    out.print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}", markup=False)
+    line = printable(text, keep="\n\t")
+    out.print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {line}", markup=False)
 
 
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
@@ -57,7 +60,7 @@ def friendly() -> Iterator[None]:
         yield
     except TieoutError as exc:
         known = environment_error(exc) or exc  # a ledger that cannot be opened: full? held?
-        err.print(f"[bold red]tieout:[/] {escape(str(known))}")
+        err.print(f"[bold red]tieout:[/] {escape(printable(str(known), keep=chr(10)))}")
         sys.exit(known.exit_code)
     except KeyboardInterrupt:
         err.print(
@@ -75,7 +78,8 @@ def friendly() -> Iterator[None]:
             f"Details for support: {crash}" if crash else "(no crash report: none could be written)"
         )
         err.print(
-            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {escape(str(exc))}). "
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: "
+            f"{escape(printable(str(exc), keep=chr(10)))}). "
             "Nothing was "
             f"lost: the ledger keeps every record's state. {escape(details)}"
         )
@@ -279,9 +283,10 @@ def age_text(seconds: float | None) -> str:
 
 def report_cycle_error(exc: BaseException) -> None:
     if isinstance(exc, TieoutError):
-        err.print(f"[bold red]tieout:[/] {exc}")
+        err.print(f"[bold red]tieout:[/] {escape(printable(str(exc), keep=chr(10)))}")
     else:
         err.print(
-            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: {exc}); "
+            f"[bold red]tieout: internal error[/] ({type(exc).__name__}: "
+            f"{escape(printable(str(exc), keep=chr(10)))}); "
             f"details: {write_crash_report(exc)}; still watching"
         )

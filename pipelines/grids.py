@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pipelines.errors import InputError
 from pipelines.layout import (
     column_letter,
 )
-from pipelines.models import SourceFile
+from pipelines.models import SourceFile, printable
 
 
 def fingerprint(path: Path) -> SourceFile:
@@ -32,10 +33,10 @@ def fingerprint(path: Path) -> SourceFile:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+        raise InputError(f"{printable(path.name)}: cannot be read ({exc.strerror or exc})") from exc
     return SourceFile(
         path=path,
-        name=path.name,
+        name=printable(path.name),
         sha256=digest.hexdigest(),
         size_bytes=before.st_size,
         mtime_ns=before.st_mtime_ns,
@@ -64,12 +65,12 @@ def check_workbook_zip(path: Path, limits: Limits) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{path.name}: not a valid .xlsx workbook ({exc})") from exc
+        raise InputError(f"{printable(path.name)}: not a valid .xlsx workbook ({exc})") from exc
     unpacked = sum(i.file_size for i in infos)
     packed = max(1, sum(i.compress_size for i in infos))
     if unpacked > limits.max_unzipped_bytes or unpacked / packed > limits.max_zip_ratio:
         raise InputError(
-            f"{path.name}: refused: it would unpack to {unpacked / 2**20:,.0f} MB from "
+            f"{printable(path.name)}: refused: it would unpack to {unpacked / 2**20:,.0f} MB from "
             f"{packed / 2**20:,.1f} MB, which no real export does (a zip bomb?)"
         )
 
@@ -128,7 +129,26 @@ def _utf16_codec(data: bytes) -> str | None:
     return None
 
 
-def read_csv_grid(path: Path) -> pd.DataFrame:
+def _refuse_if_too_wide(name: str, head: str, lines: list[str], limits: Limits) -> None:
+    """The column limit, from the head of the file alone: a line that is wider is refused
+    before the rest is read (a 100,000-column file took minutes and a gigabyte to refuse).
+    The first line is counted even when the head holds only its beginning."""
+    first = head.split("\n", 1)[0].rstrip("\r")
+    counted = [first, *lines[:50]]
+    for delimiter in (",", ";", "\t", "|"):
+        widths = [len(r) for r in csv.reader(counted, delimiter=delimiter)]
+        width = max(widths, default=0)
+        if width > limits.max_columns:
+            line = widths.index(width)
+            where = "its first line" if line == 0 else f"line {line}"
+            raise InputError(
+                f"{name}: {width:,} or more columns on {where} (split at {delimiter!r}); the "
+                f"limit is {limits.max_columns:,} columns, and no export of charges or bills "
+                "is that wide"
+            )
+
+
+def read_csv_grid(path: Path, limits: Limits = DEFAULT_LIMITS) -> pd.DataFrame:
     """A CSV as a grid of strings (frame row i is record i+1 of the file).
 
     Well-formed UTF-8 files (rows as wide as the header, title lines above it) are read by
@@ -141,20 +161,23 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
         try:
             data = data.decode(codec).encode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path.name}: looks like UTF-16 text but is not ({exc})") from exc
+            raise InputError(
+                f"{printable(path.name)}: looks like UTF-16 text but is not ({exc})"
+            ) from exc
     if not data.strip():
-        raise InputError(f"{path.name}: the file is empty")
-    head = _decode(data[:65536], path.name, partial=True)
+        raise InputError(f"{printable(path.name)}: the file is empty")
+    head = _decode(data[:65536], printable(path.name), partial=True)
     lines = head.splitlines()[:2000]
     if len(data) > 65536:
         lines = lines[:-1]  # perhaps cut mid-line
+    _refuse_if_too_wide(printable(path.name), head, lines, limits)
     delimiter = _sniff_delimiter("\n".join(lines[:50]))
     head_rows = list(csv.reader(lines, delimiter=delimiter))
     width = max((len(r) for r in head_rows), default=1)
     fast = _read_csv_arrow(data, delimiter, width, head_rows)
     if fast is not None:
         return fast
-    text = _decode(data, path.name)
+    text = _decode(data, printable(path.name))
     lines = text.splitlines()
     for attempt in range(2):
         try:
@@ -170,11 +193,16 @@ def read_csv_grid(path: Path) -> pd.DataFrame:
             )
             break
         except pd.errors.EmptyDataError as exc:
-            raise InputError(f"{path.name}: the file has no rows") from exc
+            raise InputError(f"{printable(path.name)}: the file has no rows") from exc
         except pd.errors.ParserError as exc:
             if attempt:
-                raise InputError(f"{path.name}: not a readable CSV ({exc})") from exc
+                raise InputError(f"{printable(path.name)}: not a readable CSV ({exc})") from exc
             width = max(len(r) for r in csv.reader(lines, delimiter=delimiter))
+            if width > limits.max_columns:
+                raise InputError(
+                    f"{printable(path.name)}: {width:,} columns; the limit is "
+                    f"{limits.max_columns:,}"
+                ) from exc
     return grid
 
 
@@ -251,6 +279,171 @@ def _fill_merged(grid: pd.DataFrame, merged: list[tuple[tuple[int, int], tuple[i
                 grid.iloc[r0 : r1 + 1, column] = value
 
 
+# What calamine reads as an empty cell but a person sees something in: an error value
+# ("#REF!", "#N/A", "#DIV/0!") and a formula Excel never calculated (no cached value). Found in
+# the sheet's XML by plain byte searches (no XML parser: nothing to expand) for the few ways
+# such a cell is written; only the cells found are looked at, so a sheet of a million
+# calculated formulas costs little more than one decompression pass.
+_CELL_START = re.compile(rb"<(?:\w+:)?c[\s>]")
+_CELL_END = re.compile(rb"</(?:\w+:)?c>")
+_ATTRIBUTE = re.compile(rb'\s(r|t)="([^"]*)"')
+_VALUE = re.compile(rb"<(?:\w+:)?v(?:\s[^>]*)?>([^<]*)</(?:\w+:)?v>")
+_FORMULA = re.compile(rb"<(?:\w+:)?f(?:\s[^>]*)?>([^<]*)</(?:\w+:)?f>")
+_CELL_REF = re.compile(r"^([A-Z]{1,3})([0-9]{1,7})$")
+_ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|lt|gt|amp|quot|apos);")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+_PIECE = 4 << 20  # bytes of sheet XML looked at at a time
+
+
+def _signals(prefix: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+    """The bytes that open a formula, and those that mark an error cell or a formula without
+    a value, for a sheet whose elements carry ``prefix`` ("" or "x:")."""
+    c, f, v = prefix + b"c>", prefix + b"f>", prefix + b"v"
+    return b"<" + prefix + b"f", (
+        b't="e"',  # <c r="A6" t="e"><v>#REF!</v></c>
+        b"</" + f + b"</" + c,  # <f>B9*2</f></c>: no value at all
+        b'"/></' + c,  # <f t="shared" si="0"/></c>
+        b"<" + v + b"/>",  # <f>B9*2</f><v/>
+        b"<" + v + b" />",
+        b"<" + v + b"></" + v + b">",
+    )
+
+
+def _unescape(text: bytes) -> str:
+    """XML text as written: the five named entities and character references only."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("#"):
+            code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+            return chr(code) if 0 < code < 0x110000 else ""
+        return _ENTITIES[name]
+
+    return _ENTITY.sub(one, text.decode("utf-8", errors="replace"))
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Each sheet's name → its XML part in the archive, from workbook.xml and its rels."""
+    try:
+        book = archive.read("xl/workbook.xml")[: 8 << 20]
+        rels = archive.read("xl/_rels/workbook.xml.rels")[: 8 << 20]
+    except KeyError:
+        return {}
+    targets = {}
+    for element in re.findall(rb"<(?:\w+:)?Relationship\s[^>]*>", rels):
+        found = dict(re.findall(rb'\s(Id|Target)="([^"]*)"', element))
+        if b"Id" in found and b"Target" in found:
+            target = _unescape(found[b"Target"])
+            targets[_unescape(found[b"Id"])] = (
+                target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            )
+    parts = {}
+    for element in re.findall(rb"<(?:\w+:)?sheet\s[^>]*>", book):
+        name = re.search(rb'\sname="([^"]*)"', element)
+        rid = re.search(rb'\s(?:\w+:)?id="([^"]*)"', element)
+        if name and rid and _unescape(rid.group(1)) in targets:
+            parts[_unescape(name.group(1))] = targets[_unescape(rid.group(1))]
+    return parts
+
+
+def _unseen_cells(archive: zipfile.ZipFile, part: str) -> list[tuple[int, int, str]]:
+    """(row, column, text) of the error cells and uncalculated formulas of one sheet part."""
+    found: list[tuple[int, int, str]] = []
+    try:
+        stream = archive.open(part)
+    except KeyError:
+        return found
+    signals: tuple[bytes, tuple[bytes, ...]] | None = None
+    with stream:
+        carry = b""
+        while True:
+            chunk = stream.read(_PIECE)
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(b"row>")  # whole rows only; the rest waits for the next piece
+                cut = cut + len(b"row>") if cut >= 0 else 0
+                data, carry = data[:cut], data[cut:]
+            if signals is None and (row := re.search(rb"<(\w+:)?row[\s>]", data)):
+                signals = _signals(row.group(1) or b"")
+            if signals is not None:
+                found += _cells_of_interest(data, signals)
+            if not chunk:
+                return found
+
+
+def _cells_of_interest(
+    data: bytes, signals: tuple[bytes, tuple[bytes, ...]]
+) -> list[tuple[int, int, str]]:
+    formula, marks = signals
+    hits = set()
+    # The formula marks only where there are formulas (one search instead of five).
+    for signal in marks if formula in data else marks[:1]:
+        at = data.find(signal)
+        while at >= 0:
+            hits.add(at)
+            at = data.find(signal, at + 1)
+    found: list[tuple[int, int, str]] = []
+    done = -1  # where the last cell looked at ends: a cell is looked at once
+    for hit in sorted(hits):
+        if hit < done:
+            continue
+        window = data[max(0, hit - 2048) : hit + 1]
+        starts = list(_CELL_START.finditer(window))
+        if not starts:
+            continue
+        start = hit - len(window) + 1 + starts[-1].start()
+        open_end = data.find(b">", start)
+        if open_end < 0:
+            break
+        if data[open_end - 1 : open_end] == b"/":
+            stop = open_end + 1  # <c r="A1" t="e"/>: an empty cell
+        else:
+            end = _CELL_END.search(data, open_end)
+            stop = end.end() if end else len(data)
+        done = stop
+        cell = data[start:stop]
+        attributes = {
+            k.decode(): _unescape(v) for k, v in _ATTRIBUTE.findall(cell[: open_end - start])
+        }
+        where = _CELL_REF.match(attributes.get("r", ""))
+        if where is None:
+            continue  # a cell without its reference: its place cannot be known
+        value = _VALUE.search(cell)
+        kind = attributes.get("t", "n")
+        if kind == "e":
+            text = _unescape(value.group(1)) if value else "#ERROR"
+        elif _FORMULA_TAG.search(cell):
+            if value is not None and (value.group(1) or kind in ("str", "s", "inlineStr")):
+                continue  # calculated: calamine has its value
+            written = _FORMULA.search(cell)
+            shown = _unescape(written.group(1)) if written else ""
+            text = f"={shown} (not calculated)" if shown else "= (formula, not calculated)"
+        else:
+            continue
+        column = 0
+        for letter in where.group(1):
+            column = column * 26 + ord(letter) - ord("A") + 1
+        found.append((int(where.group(2)) - 1, column - 1, text))
+    return found
+
+
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s/>]")
+
+
+def _show_unseen(grid: pd.DataFrame, cells: list[tuple[int, int, str]]) -> pd.DataFrame:
+    """The grid with error cells and uncalculated formulas as the text a person sees, never
+    as blanks (a blank charge cell is no charge; an "#REF!" is a cell to look at)."""
+    if not cells:
+        return grid
+    rows = max(len(grid), 1 + max(r for r, _, _ in cells))
+    columns = max(grid.shape[1], 1 + max(c for _, c, _ in cells))
+    if (rows, columns) != grid.shape:
+        grid = grid.reindex(index=range(rows), columns=range(columns), fill_value="")
+    for row, column, text in cells:
+        grid.iat[row, column] = text
+    return grid
+
+
 def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, pd.DataFrame]]:
     """Every sheet of a workbook as a grid of cell values, merged ranges filled, with calamine
     (whose XML reader expands no entities, so entity bombs have nothing to expand)."""
@@ -259,32 +452,39 @@ def read_xlsx_grids(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[tuple[s
     head = path.read_bytes()[:8]
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise InputError(
-            f"{path.name}: this workbook is password-protected or in the old .xls format; "
+            f"{printable(path.name)}: this workbook is password-protected or in the old .xls "
+            "format; "
             "open it in Excel and save it as an unprotected .xlsx"
         )
     if not zipfile.is_zipfile(path):
         raise InputError(
-            f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+            f"{printable(path.name)}: not a valid .xlsx workbook (the file is damaged or truncated)"
         )
     check_workbook_zip(path, limits)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         if len(workbook.sheet_names) > limits.max_sheets:
             raise InputError(
-                f"{path.name}: {len(workbook.sheet_names)} sheets; the limit is {limits.max_sheets}"
+                f"{printable(path.name)}: {len(workbook.sheet_names)} sheets; the limit is "
+                f"{limits.max_sheets}"
             )
         grids = []
+        with zipfile.ZipFile(path) as archive:
+            parts = _sheet_parts(archive)
+            unseen = {name: _unseen_cells(archive, part) for name, part in parts.items()}
         for name in workbook.sheet_names:
             sheet = workbook.get_sheet_by_name(name)
             rows = sheet.to_python(skip_empty_area=False)
             grid = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(dtype=object)
-            check_grid(path.name, name, grid, limits)
+            check_grid(printable(path.name), name, grid, limits)
+            grid = _show_unseen(grid, unseen.get(name, []))
+            check_grid(printable(path.name), name, grid, limits)
             merged = sheet.merged_cell_ranges or []
             if merged and not grid.empty:
                 _fill_merged(grid, merged)
             grids.append((name, grid))
     except (CalamineError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise InputError(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+        raise InputError(f"{printable(path.name)}: not a readable .xlsx workbook ({exc})") from exc
     return grids
 
 
@@ -296,7 +496,7 @@ def read_grids(
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise InputError(
-            f"{path.name}: {size / 2**20:,.0f} MB; the limit is "
+            f"{printable(path.name)}: {size / 2**20:,.0f} MB; the limit is "
             f"{limits.max_file_bytes / 2**20:,.0f} MB"
         )
     with path.open("rb") as handle:
@@ -308,12 +508,13 @@ def read_grids(
             sample = handle.read(8192)
         if not _looks_like_text(sample):
             raise InputError(
-                f"{path.name}: not a valid .xlsx workbook (the file is damaged or truncated)"
+                f"{printable(path.name)}: not a valid .xlsx workbook (the file is damaged or "
+                "truncated)"
             )
         if notices is not None:
             notices.append("named .xlsx but holds CSV text: read as CSV")
-    grid = read_csv_grid(path)
-    check_grid(path.name, None, grid, limits)
+    grid = read_csv_grid(path, limits)
+    check_grid(printable(path.name), None, grid, limits)
     return [(None, grid)]
 
 

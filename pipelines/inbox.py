@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -25,7 +24,9 @@ from pathlib import Path
 from pipelines.errors import InputError
 from pipelines.grids import fingerprint
 from pipelines.models import (
+    CONTROL_CHARACTERS,
     SourceFile,
+    printable,
 )
 
 PROCESSING = ".processing"  # under the inbox; a dot folder, so never a candidate itself
@@ -41,13 +42,44 @@ def is_candidate(path: Path) -> bool:
     return not name.lower().endswith(IGNORED_SUFFIXES)
 
 
+def leads_outside(path: Path, inbox: Path) -> bool:
+    """Whether ``path`` is a symbolic link to something outside ``inbox`` (or to nothing): such
+    a file is refused and left, and what it points at is never opened. Only the links are
+    followed (``resolve``), no file is read."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve(strict=True)
+        return not target.is_relative_to(inbox.resolve(strict=True))
+    except (OSError, RuntimeError):  # a broken link, or a loop
+        return True
+
+
+def links_outside(inbox: Path) -> list[Path]:
+    """The inbox's links to files outside it (see :func:`leads_outside`), by name."""
+    if not inbox.is_dir():
+        return []
+    return sorted(p for p in inbox.iterdir() if leads_outside(p, inbox))
+
+
+def refused_link_text(path: Path) -> str:
+    """What a run says of a link it refuses, with the next step."""
+    return (
+        f"{printable(path.name)}: a link to a file outside the inbox; refused and left where "
+        f"it is, and what it points at is not read. Copy the file itself into {path.parent}"
+    )
+
+
 def list_inbox(inbox: Path) -> list[Path]:
-    """Candidate files in the inbox, oldest first (ties by name), not recursing."""
+    """Candidate files in the inbox, oldest first (ties by name), not recursing; never a link
+    to a file outside it."""
     if not inbox.is_dir():
         return []
     found = []
     for path in inbox.iterdir():
         try:
+            if leads_outside(path, inbox):
+                continue
             if is_candidate(path):
                 found.append((path.stat().st_mtime, path.name, path))
         except OSError:
@@ -58,7 +90,7 @@ def list_inbox(inbox: Path) -> list[Path]:
 def safe_name(name: str) -> str:
     """A file name that cannot escape its folder or confuse a terminal."""
     base = Path(name.replace("\\", "/")).name
-    base = re.sub(r"[\x00-\x1f\x7f]", "_", base).strip(" .") or "unnamed"
+    base = CONTROL_CHARACTERS.sub("_", base).strip(" .") or "unnamed"
     if len(base) > 180:
         stem, dot, suffix = base.rpartition(".")
         base = (stem[: 170 - len(suffix)] + dot + suffix) if dot else base[:180]

@@ -76,8 +76,8 @@ def match_layout(
         canonical = aliases.get(normalize_header(cell)) if cell else None
         if canonical and canonical not in columns.values():
             columns[i] = canonical
-    if not set(profile.required) <= set(columns.values()):
-        return None
+    if not columns or not set(profile.required) <= set(columns.values()):
+        return None  # a header that names no column of the profile is not its header
     charge_columns: dict[int, str] = {}
     other_columns: dict[int, str] = {}
     if profile.charge_mode == "columns":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -124,9 +125,31 @@ def issues_frame(issues: list[Issue]) -> pd.DataFrame:
     return frame.astype({"source_row": "int64"})
 
 
+# C0 and C1 control characters, and the bidirectional overrides that reorder what a line
+# shows ("\u202e" makes "fdp.csv" read backwards).
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with each control character written as its escape (``\x1b``, ``\n``), except
+    those in ``keep``: a name or cell shown to a person cannot send terminal codes, forge a
+    line of output, or break a workbook (openpyxl refuses control characters)."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in keep:
+            return char
+        code = ord(char)
+        return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return CONTROL_CHARACTERS.sub(escaped, text)
+
+
 @dataclass(frozen=True)
 class SourceFile:
-    """An input file as found: where it is, what it is called, and its content hash."""
+    """An input file as found: where it is, what it is called (as shown: see
+    :func:`printable`; ``path`` is the file itself), and its content hash."""
 
     path: Path
     name: str

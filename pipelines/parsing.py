@@ -86,20 +86,26 @@ def _is_text(values: pd.Series) -> pd.Series:
 
 
 def _money_number_to_cents(value: Any) -> tuple[int | None, str | None]:
-    """One numeric cell (XLSX) → cents, exact to 1e-9 or refused."""
-    if isinstance(value, bool):
+    """One non-text cell (XLSX) → cents, exact to 1e-9 or refused. Only numbers are amounts:
+    a date, time, duration or boolean cell is refused by what it is, never converted."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, Decimal, np.integer, np.floating)
+    ):
         return None, f'"{value}" is not an amount'
     try:
-        exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    except (InvalidOperation, ValueError):
+        if isinstance(value, (float, np.floating)):
+            exact = Decimal(repr(float(value)))
+        else:
+            exact = Decimal(int(value)) if isinstance(value, np.integer) else Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
         return None, f'"{value}" is not an amount'
     if not exact.is_finite():
         return None, f'"{value}" is not an amount'
+    if abs(exact) >= Decimal(10) ** MAX_DOLLAR_DIGITS:  # before quantize, which overflows
+        return None, f'"{value}" is too large for an amount'
     cents = exact.quantize(Decimal("0.01"))
     if abs(exact - cents) > _TOLERANCE:
         return None, f'"{value}" has more than 2 decimals'
-    if abs(cents) >= Decimal(10) ** MAX_DOLLAR_DIGITS:
-        return None, f'"{value}" is too large for an amount'
     return int(cents * 100), None
 
 

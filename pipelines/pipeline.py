@@ -39,8 +39,10 @@ from pipelines.inbox import (
     changed_since,
     complete_files,
     is_taken,
+    links_outside,
     move_file,
     put_back,
+    refused_link_text,
     release,
     take_file,
     taken_files,
@@ -55,6 +57,7 @@ from pipelines.models import (
     RunOutcome,
     Say,
     SourceFile,
+    printable,
 )
 from pipelines.profiles import (
     Profile,
@@ -303,7 +306,10 @@ def run(
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
             for path in busy:
-                say(f"{path.name}: still being written; left for the next run")
+                say(f"{printable(path.name)}: still being written; left for the next run")
+            for path in links_outside(inbox):
+                say(refused_link_text(path))
+                log.warning("link refused", extra={"file": printable(path.name)})
         # Files an earlier run took out of the inbox and did not finish (it died) come first.
         files = [*taken_files(inbox), *files]
         run_id = new_run_id()

@@ -18,7 +18,7 @@ from pipelines.errors import InputError
 from pipelines.extract import extract_file
 from pipelines.grids import fingerprint, read_grids
 from pipelines.layout import HEADER_SCAN_ROWS
-from pipelines.models import SourceKind
+from pipelines.models import SourceKind, printable
 from pipelines.profiles import (
     CHARGE_VOCABULARY,
     is_non_charge,
@@ -82,28 +82,44 @@ def _holds_amounts(cells: pd.Series) -> bool:
 
 
 def _header_row(grid: pd.DataFrame) -> int:
-    """The row near the top with the most cells holding words (a title row holds one)."""
+    """The row near the top naming the most *different* columns: a title row holds one text,
+    even when it is merged across the sheet (every cell of the range then repeats it)."""
     top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     words = top.apply(lambda col: col.str.contains(r"[A-Za-z]") & ~col.str.match(r"^\s*[-$(\d]"))
-    counts = words.sum(axis=1)
+    named = top.where(words, "").apply(lambda col: col.str.strip())
+    counts = named.apply(lambda row: len(set(row) - {""}), axis=1)
     if counts.empty or counts.max() < 2:
         raise InputError("no header row found: no row near the top names two or more columns")
     return int(counts.idxmax())
 
 
+def _no_code_column(columns: dict[str, str], notes: list[str]) -> list[str]:
+    """A wide roll's charge code is each charge column's header, never a column of its own:
+    a header taken for charge_code is left out of ``columns`` (the notes say so)."""
+    code = next((h for h, c in columns.items() if c == "charge_code"), None)
+    if code is None:
+        return notes
+    del columns[code]
+    said = f'"{code}": left out (in a wide roll the charge columns\' headers are the codes)'
+    return [said if n == f'"{code}": charge_code' else n for n in notes]
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string holding exactly ``value`` (control characters as ``\\uXXXX``)."""
+    text = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", text) + '"'
+
+
 def _toml_list(values: list[str]) -> str:
-    return (
-        "["
-        + ", ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-        + "]"
-    )
+    return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
 
 def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     """The text of a draft profile for ``path``, with its reasoning as comments, tried on it."""
+    shown = printable(path.name)  # in comments and strings of the TOML, and on the console
     grids = [(sheet, grid) for sheet, grid in read_grids(path) if not grid.empty]
     if not grids:
-        raise InputError(f"{path.name}: the file has no rows")
+        raise InputError(f"{shown}: the file has no rows")
     sheet, grid = max(grids, key=lambda g: int(g[1].head(HEADER_SCAN_ROWS).notna().sum().sum()))
     row = _header_row(grid)
     headers = [str(c).strip() if pd.notna(c) else "" for c in grid.iloc[row].tolist()]
@@ -129,25 +145,26 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     mode = "rows" if "amount" in columns.values() or kind == "vendor_bill" else "columns"
     if kind == "charge" and mode == "rows" and "charge_code" not in columns.values():
         mode = "columns" if charge_headers else "rows"
+    notes = _no_code_column(columns, notes) if mode == "columns" else notes
     required_key = kind if kind == "vendor_bill" else f"charge_{mode}"
     required = [c for c in REQUIRED[required_key] if c in columns.values()]
     missing = [c for c in REQUIRED[required_key] if c not in columns.values()]
     stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "draft"
     profile_name = name or f"draft_{stem}"
     lines = [
-        f"# Draft profile for {path.name}"
+        f"# Draft profile for {shown}"
         + (f" (sheet {sheet!r})" if sheet else "")
         + f", header on row {row + 1}. Review it, then:",
-        f"#   tieout check --offline --profile <this file> {path.name}",
+        f"#   tieout check --offline --profile <this file> {shown}",
         "# What the draft made of each column:",
-        *(f"#   {n}" for n in notes),
+        *(f"#   {printable(n)}" for n in notes),  # a header may hold a line break
     ]
     if missing:
         lines.append(f"# Not found, map them under [columns]: {', '.join(missing)}")
     lines += [
         f'name = "{profile_name}"',
         f'kind = "{kind}"',
-        f'description = "drafted by tieout profile init from {path.name}"',
+        f"description = {_toml_string(f'drafted by tieout profile init from {shown}')}",
         f"required = {_toml_list(required)}",
         "",
         "[columns]",
@@ -176,9 +193,11 @@ def _tried(path: Path, text: str) -> str:
             profile = load_profile(draft)
             result = extract_file(fingerprint(path), [profile], profile_name=profile.name)
         except Exception as exc:
-            return f"# Tried on {path.name}: it does not read the file yet ({exc})\n"
+            said = printable(str(exc))
+            return f"# Tried on {printable(path.name)}: it does not read the file yet ({said})\n"
     skipped = result.skipped["kind"].value_counts().to_dict()
     return (
-        f"# Tried on {path.name}: {result.rows_read} rows read, {len(result.rows)} data rows, "
+        f"# Tried on {printable(path.name)}: {result.rows_read} rows read, "
+        f"{len(result.rows)} data rows, "
         f"skipped {skipped}; charge columns {list(result.charge_columns) or 'none'}\n"
     )

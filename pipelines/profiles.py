@@ -224,10 +224,13 @@ def load_profile(path: Path) -> Profile:
     mode = charges.get("mode", "rows")
     if mode not in ("rows", "columns"):
         raise ConfigError(f"profile {path}: charges.mode must be 'rows' or 'columns'")
-    if mode == "columns" and "amount" in columns_raw:
+    if mode == "columns" and ({"amount", "charge_code"} & set(columns_raw)):
+        named = {"amount": "an amount column", "charge_code": "a charge_code column"}
+        mapped = " or ".join(named[c] for c in sorted(named) if c in columns_raw)
         raise ConfigError(
-            f"profile {path}: charges.mode = 'columns' charges one column per charge code, so "
-            "it cannot also map an amount column; use mode = 'rows' with a charge_code column"
+            f"profile {path}: charges.mode = 'columns' charges one column per charge code "
+            f"(its header is the code), so it cannot also map {mapped}; use mode = 'rows' "
+            "with a charge_code and an amount column"
         )
     return Profile(
         name=str(raw.get("name", path.stem)),

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from pipelines.config import Settings
 from pipelines.inbox import (
+    links_outside,
     list_inbox,
     open_for_writing,
+    refused_link_text,
 )
 from pipelines.models import Say
 from pipelines.pipeline import run
@@ -44,8 +46,13 @@ def watch_inbox(
     next_reconcile = time.monotonic() + reconcile_every_s
     last_sync = latest_sync(settings)
     done = 0
+    refused: set[Path] = set()  # links to files outside the inbox, said once each
     while cycles is None or done < cycles:
         done += 1
+        links = set(links_outside(settings.inbox_dir))
+        for path in sorted(links - refused):
+            say(refused_link_text(path))
+        refused = links
         look = {}
         for path in list_inbox(settings.inbox_dir):
             try:

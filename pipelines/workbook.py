@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.models import printable
 from pipelines.report import RunReport, blank, dollars, neutralize, rejected_rows
 
 HEADERS = {
@@ -67,7 +68,13 @@ def _cell(column: str, value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    return neutralize(value)
+    return _text(neutralize(value))
+
+
+def _text(value: Any) -> Any:
+    """Text with its control characters escaped: openpyxl refuses them (IllegalCharacterError),
+    and a file's name or cell may hold one."""
+    return printable(value) if isinstance(value, str) else value
 
 
 def _print_setup(ws: Any, run_id: str, *, one_page: bool, header_rows: str = "1:1") -> None:
@@ -144,7 +151,7 @@ def _sheet(
     header_row = ws.max_row + 1 if groups else 1
     first_data = header_row + 1
     for i, column in enumerate(columns, start=1):
-        ws.cell(header_row, i, header_of(column)).font = Font(bold=True)
+        ws.cell(header_row, i, _text(header_of(column))).font = Font(bold=True)
     for row in frame.itertuples(index=False):
         ws.append([_cell(c, v) for c, v in zip(columns, row, strict=True)])
     last = ws.max_row
@@ -216,7 +223,7 @@ def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> 
     ws.append(["Verdict", str(s.get("verdict", "")).capitalize()])
     ws["B2"].font = Font(bold=True)
     for reason in s.get("verdict_reasons", []):
-        ws.append([f"  {reason['reason']}", reason["count"], reason["amount_cents"] / 100])
+        ws.append([_text(f"  {reason['reason']}"), reason["count"], reason["amount_cents"] / 100])
         ws.cell(ws.max_row, 3).number_format = MONEY_FORMAT
     times = [("Started", s.get("started_at")), ("Finished", s.get("finished_at"))]
     for label, value in times:
@@ -247,7 +254,7 @@ def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> 
     ws.append(["Integration", p.get("integration_id")])
     ws.append(["tieout version", p.get("tieout_version")])
     for f in s["files"]:
-        ws.append([f"File {f['name']}", f["sha256"]])
+        ws.append([_text(f"File {f['name']}"), f["sha256"]])
     ws.append([])
     ws.append(["Tickmarks"])
     legend = (

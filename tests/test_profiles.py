@@ -29,6 +29,10 @@ def test_every_builtin_profile_maps_only_its_kinds_columns() -> None:
             'kind = "charge"\n[columns]\namount = ["amount"]\n[charges]\nmode = "columns"',
             "cannot also map an amount column",
         ),
+        (  # #31: melt output columns cannot contain duplicate names: ['charge_code']
+            'kind = "charge"\n[columns]\ncharge_code = ["code"]\n[charges]\nmode = "columns"',
+            "cannot also map a charge_code column",
+        ),
         ('kind = "charge"\n[charges]\nmode = "sideways"', "charges.mode must be"),
     ],
 )

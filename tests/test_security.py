@@ -4,10 +4,16 @@ without them."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
+import os
+import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,7 +26,7 @@ from pipelines.flows import validate
 from pipelines.grids import Limits, fingerprint
 from pipelines.parsing import format_cents, parse_dates, parse_money
 from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, TEST_DATA
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
 # The example budget comes from the hypothesis profile: "default" (60) in `make test`,
@@ -237,3 +243,371 @@ def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
             if "\r" in cell or "\n" in cell:
                 shown = "'" + cell if _leads_a_formula(cell) else cell
                 assert '"' + shown.replace('"', '""') + '"' in text, (name, cell)
+
+
+# --- typed cells: every workbook a person could export is read or refused, never a crash ------
+
+
+class _Error(str):
+    """An error cell ("#REF!"), as Excel stores it."""
+
+
+class _Formula(str):
+    """A formula without its value, as a program that never calculates writes it."""
+
+
+_HEADERS = [
+    "Property",
+    "Unit",
+    "Resident",
+    "Tenant",
+    "Rent",
+    "Parking",
+    "Pet Fee",
+    "Amount",
+    "Charge Code",
+    "Charge Date",
+    "Vendor",
+    "Invoice #",
+    "Invoice Date",
+    "Due Date",
+    "Description",
+    "GL Account",
+    "Lease / From",
+    "Move / In",
+    "Status",
+    "Total",
+]
+_WORDS = [
+    "$1,234.56",
+    "(45.00)",
+    "1,200.00",
+    "12.345",
+    "0324",
+    "Total",
+    "Grand Total",
+    "14 Units",
+    "-> Oak Ridge Apartments",
+    "Vacant",
+    "Oak Ridge Apartments",
+    "As of 12/01/2026",
+    "1/1/1970",
+]
+# What openpyxl can write: no control characters but tab, CR and LF.
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), max_codepoint=0x2FFF), max_size=14
+)
+typed_cell = st.one_of(
+    st.none(),
+    _TEXT,
+    st.sampled_from(_WORDS),
+    st.integers(-(10**15), 10**15),
+    st.integers(10**15, 10**40),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.decimals(places=2, min_value=-(10**9), max_value=10**9, allow_nan=False),
+    st.dates(min_value=dt.date(1900, 3, 1)),
+    st.datetimes(min_value=dt.datetime(1900, 3, 1)),
+    st.times(),
+    st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=900)),
+    st.booleans(),
+    st.sampled_from(["#REF!", "#N/A", "#DIV/0!", "#VALUE!", "#NAME?"]).map(_Error),
+    st.sampled_from(["=A2*2", "=SUM(D2:D9)", '=IF(A2="","",A2)']).map(_Formula),
+    _TEXT.map(lambda t: ("rich", t)),
+)
+
+
+@st.composite
+def typed_sheets(draw: st.DrawFn) -> dict[str, Any]:
+    """A sheet as an export might be: a title block (perhaps merged across), one or two header
+    rows, rows of typed cells, merged ranges and hidden rows; perhaps a second, hidden sheet."""
+    width = draw(st.integers(1, 7))
+    headers = draw(
+        st.lists(st.one_of(st.sampled_from(_HEADERS), _TEXT), min_size=width, max_size=width)
+    )
+    titles = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "Rent Roll",
+                    "Resident Lease Expirations",
+                    "As of 12/01/2026",
+                    "Properties: Oak Ridge Apartments",
+                ]
+            ),
+            max_size=2,
+        )
+    )
+    second = draw(
+        st.none()
+        | st.lists(st.sampled_from(["", "From", "In", "Amount"]), min_size=width, max_size=width)
+    )
+    rows = draw(st.lists(st.lists(typed_cell, min_size=width, max_size=width), max_size=12))
+    height = len(titles) + 1 + (second is not None) + len(rows)
+    merges = draw(
+        st.lists(
+            st.tuples(
+                st.integers(1, height), st.integers(1, width), st.integers(0, 2), st.integers(0, 3)
+            ),
+            max_size=3,
+        )
+    )
+    return {
+        "titles": titles,
+        "merge_titles": draw(st.booleans()),
+        "headers": headers,
+        "second": second,
+        "rows": rows,
+        "merges": merges,
+        "hidden_rows": draw(st.lists(st.integers(1, height), max_size=2)),
+        "hidden_sheet": draw(st.sampled_from([None, "visible", "hidden"])),
+    }
+
+
+def _write_xlsx(path: Path, sheet: dict[str, Any]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    wb = Workbook()
+    ws = wb.active
+    width = len(sheet["headers"])
+    lines = [[t] for t in sheet["titles"]] + [sheet["headers"]]
+    lines += [sheet["second"]] if sheet["second"] is not None else []
+    for n, line in enumerate(lines + sheet["rows"], start=1):
+        for c, value in enumerate(line, start=1):
+            target = ws.cell(row=n, column=c)
+            if isinstance(value, tuple):
+                target.value = CellRichText([TextBlock(InlineFont(b=True), value[1] or "x"), " y"])
+            elif isinstance(value, _Error):
+                target.value = str(value)
+                target.data_type = "e"
+            else:
+                target.value = value
+    if sheet["merge_titles"] and width > 1:
+        for n in range(1, len(sheet["titles"]) + 1):
+            ws.merge_cells(start_row=n, start_column=1, end_row=n, end_column=width)
+    taken: set[tuple[int, int]] = (
+        {(n, c) for n in range(1, len(sheet["titles"]) + 1) for c in range(1, width + 1)}
+        if sheet["merge_titles"]
+        else set()
+    )
+    for row, column, down, across in sheet["merges"]:
+        last_row, last_column = row + down, min(column + across, width)
+        cells = {(r, c) for r in range(row, last_row + 1) for c in range(column, last_column + 1)}
+        if len(cells) > 1 and not cells & taken:
+            ws.merge_cells(
+                start_row=row, start_column=column, end_row=last_row, end_column=last_column
+            )
+            taken |= cells
+    for row in sheet["hidden_rows"]:
+        ws.row_dimensions[row].hidden = True
+    if sheet["hidden_sheet"]:
+        extra = wb.create_sheet("Notes")
+        extra.append(["Notes", "Unit", "Amount"])
+        extra.append(["see the roll", "101", 5])
+        extra.sheet_state = "hidden" if sheet["hidden_sheet"] == "hidden" else "visible"
+    wb.save(path)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return str(value[1])
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return f"{value.month}/{value.day}/{value.year}"
+    return str(value)
+
+
+def _write_csv(path: Path, sheet: dict[str, Any], encoding: str) -> None:
+    lines = [[t] for t in sheet["titles"]] + [sheet["headers"]]
+    lines += [sheet["second"]] if sheet["second"] is not None else []
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([[_as_text(v) for v in line] for line in lines + sheet["rows"]])
+    path.write_bytes(buffer.getvalue().encode(encoding, errors="replace"))
+
+
+def _ends_cleanly(result: Any, what: str) -> None:
+    """A parse (exit 0 or 1) or one clear refusal (exit 2, `tieout: <file>: ...`)."""
+    text = result.output
+    assert "internal error" not in text and "Traceback" not in text, (what, text)
+    assert result.exit_code in (0, 1, 2), (what, result.exit_code, text, result.exception)
+    if result.exit_code == 2:
+        assert text.count("tieout: ") == 1, (what, text)
+
+
+@pytest.fixture(scope="module")
+def online_env() -> Iterator[dict[str, str]]:
+    """The environment of a `tieout check` against a real sandbox (for the module)."""
+    from sandbox.faults import SandboxConfig
+    from sandbox.server import running_sandbox
+
+    with running_sandbox(SandboxConfig(rate_limit=100_000)) as box:
+        yield {
+            "PROPEXO_BASE_URL": box.base_url,
+            "PROPEXO_API_TOKEN": box.config.token,
+            "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
+        }
+
+
+# In `make test` a short budget (the whole test stays under ~30 s on an idle machine);
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz) gives it the fuzz profile's.
+TYPED = settings(
+    deadline=None,
+    max_examples=(
+        settings.default.max_examples if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else 20
+    ),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@TYPED
+@given(
+    sheet=typed_sheets(),
+    as_csv=st.booleans(),
+    period=st.booleans(),
+    encoding=st.sampled_from(["utf-8", "cp1252", "utf-16"]),
+)
+def test_any_typed_workbook_is_read_or_refused_never_a_crash(
+    online_env: dict[str, str], sheet: dict[str, Any], as_csv: bool, period: bool, encoding: str
+) -> None:
+    """#31: `check`, `check --offline` and `profile init` (and `check` with its draft) on
+    XLSX and CSV files of random typed cells: each ends in a parse or one clear refusal."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    runner = CliRunner()
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder)
+        path = data / ("roll.csv" if as_csv else "roll.xlsx")
+        if as_csv:
+            _write_csv(path, sheet, encoding)
+        else:
+            _write_xlsx(path, sheet)
+        base = ["--data-dir", str(data)]
+        reading = ["--period", "2026-12"] if period else []
+        offline = runner.invoke(
+            cli,
+            [*base, "check", "--offline", *reading, str(path)],
+            env={"TIEOUT_CONFIG": str(data / "none.toml")},
+        )
+        _ends_cleanly(offline, "check --offline")
+        online = runner.invoke(cli, [*base, "check", *reading, str(path)], env=online_env)
+        _ends_cleanly(online, "check")
+        draft = data / "draft.toml"
+        drafted = runner.invoke(cli, [*base, "profile", "init", str(path), "--out", str(draft)])
+        _ends_cleanly(drafted, "profile init")
+        if drafted.exit_code == 0:
+            tried = runner.invoke(
+                cli,
+                [*base, "check", "--offline", *reading, "--profile", str(draft), str(path)],
+                env={"TIEOUT_CONFIG": str(data / "none.toml")},
+            )
+            _ends_cleanly(tried, "check --profile draft")
+
+
+# --- hostile files ---------------------------------------------------------------------------
+
+
+def _run_env(box: Any) -> dict[str, str]:
+    return {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": box.config.token}
+
+
+def test_a_link_out_of_the_inbox_is_refused_left_and_never_read(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """#31: a link in the inbox to a system file had that file's lines quoted in the console
+    and in errors.csv."""
+    from tests.conftest import run_cli, write_bills
+
+    (tmp_path / "elsewhere").mkdir()
+    secret = write_bills(
+        tmp_path / "elsewhere" / "secret.csv", ["TOPSECRET-7731,INV-1,1/2/2026,,Oak,5000,x,nope"]
+    )
+    before = secret.read_bytes()
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    link = data / "inbox" / "passwd.csv"
+    link.symlink_to(secret)
+    (data / "inbox" / "gone.csv").symlink_to(tmp_path / "nothing-here.csv")  # broken
+    result = run_cli("--data-dir", str(data), "run", env=_run_env(sandbox))
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said
+    assert "passwd.csv: a link to a file outside the inbox; refused and left" in said
+    assert "gone.csv: a link to a file outside the inbox" in said
+    assert "TOPSECRET" not in said
+    for written in data.rglob("*"):
+        if written.is_file() and not written.is_symlink():
+            assert b"TOPSECRET" not in written.read_bytes(), written
+    assert link.is_symlink() and secret.read_bytes() == before
+
+
+def test_control_characters_in_a_name_are_escaped_wherever_it_is_shown(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """#31: an ESC and a newline in a file's name crashed the report (openpyxl's
+    IllegalCharacterError), blocked `tieout report` for that run for good, and forged console
+    lines."""
+    from tests.conftest import SAMPLES, run_cli, write_bills
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    name = "bills\x1b[2J\nFORGED: run complete\u202e.csv"
+    source = (SAMPLES / "vendor_bills.csv").read_text(encoding="utf-8").splitlines()
+    write_bills(data / "inbox" / name, [*source[1:], "Acme Pest,INV-X,1/2/2026,,Oak,5000,x,nope"])
+    result = run_cli("--data-dir", str(data), "run", env=_run_env(sandbox))
+    said = result.stdout + result.stderr
+    assert result.returncode in (0, 1), said
+    assert "internal error" not in said
+    assert "\x1b" not in said and "\u202e" not in said
+    assert not any(line.startswith("FORGED") for line in said.splitlines())
+    shown = "bills\\x1b[2J\\nFORGED: run complete\\u202e.csv"
+    assert f"{shown}: " in said
+    reports = [d for d in (data / "reports").iterdir() if d.is_dir()]
+    assert len(reports) == 1
+    folder = reports[0]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [f["name"] for f in summary["files"]] == [shown]
+    for written in ("report.html", "rejects.csv", "summary.json"):
+        text = (folder / written).read_text(encoding="utf-8-sig")
+        assert "\x1b" not in text and "\u202e" not in text, written
+        assert "FORGED" in text  # the name is shown, escaped
+    from openpyxl import load_workbook
+
+    cells = [
+        str(c.value)
+        for ws in load_workbook(folder / "report.xlsx").worksheets
+        for row in ws.iter_rows()
+        for c in row
+    ]
+    assert any(shown in c for c in cells)
+    again = run_cli("--data-dir", str(data), "report", env=_run_env(sandbox))
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_very_wide_csv_is_refused_by_its_first_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#31: a 100,000-column CSV took 116 s and 1 GB to be refused, saying "Headers found:
+    none". The column limit is checked on the first line, before the file is parsed."""
+    from pipelines import grids
+
+    def parsed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole file was parsed")
+
+    monkeypatch.setattr(grids, "_read_csv_arrow", parsed)
+    monkeypatch.setattr(grids.pd, "read_csv", parsed)
+    wide = tmp_path / "wide.csv"
+    cells = ",".join(f"c{i}" for i in range(100_000))
+    wide.write_text(f"{cells}\n{cells}\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        read(wide)
+    message = str(refused.value)
+    assert message.startswith("wide.csv: ") and "columns on its first line" in message
+    assert "the limit is 1,000 columns" in message
+    # Within the head, the exact width is said.
+    narrow = tmp_path / "narrow.csv"
+    narrow.write_text("Vendor," * 1500 + "Amount\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError, match="1,501 or more columns on its first line"):
+        read(narrow)
