@@ -217,7 +217,7 @@ def take_file(path: Path) -> Path | None:
     folder = processing_dir(path.parent)
     folder.mkdir(mode=0o700, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix="", dir=folder))  # unique: two takes never share a name
-    target = own / safe_name(path.name)
+    target = own / path.name  # its own name: what the clerk dropped is what tieout shows
     try:
         path.rename(target)
     except FileNotFoundError:
