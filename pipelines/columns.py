@@ -325,7 +325,9 @@ _ACCOUNT_PREFIX = re.compile(
     re.IGNORECASE,
 )
 # Words that qualify a charge's name without changing it ("Parking Fee", "Rent Amount").
-_QUALIFIERS = frozenset({"fee", "fees", "charge", "charges", "recurring", "amount", "amt", "income"})
+_QUALIFIERS = frozenset(
+    {"fee", "fees", "charge", "charges", "recurring", "amount", "amt", "income"}
+)
 # Names of the rent itself, whatever the export calls it.
 RENT_NAMES = frozenset(
     {

@@ -148,13 +148,20 @@ def detect_layout(
     """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
     best: tuple[tuple[int, int, int, int, int, int], Layout] | None = None
-    lowered = file_name.lower()
+    name = _compact(file_name)
+    top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     for rows, cells, leaves in header_candidates(grid):
+        # A hint in the file's name or in its title above the header ("Rent Roll with Lease
+        # Charges"); the longest hint found is the most specific ("lease charges" over "charge").
+        title = _compact(" ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist()))
         for profile in candidates:
             layout = match_layout(profile, rows, cells, leaves, known_codes)
             if layout is None:
                 continue
-            hinted = int(any(h in lowered for h in profile.file_name_hints))
+            hinted = max(
+                (len(h) for h in map(_compact, profile.file_name_hints) if h in name or h in title),
+                default=0,
+            )
             # Columns found under the profile's own names first: the vocabulary only helps a
             # profile read a file, never makes it the better match.
             own = len(set(layout.columns) - layout.vocabulary)
@@ -162,6 +169,12 @@ def detect_layout(
             if best is None or key > best[0]:
                 best = (key, layout)
     return best[1] if best else None
+
+
+def _compact(text: str) -> str:
+    """Text as hints are compared: lower case, letters and digits only ("Lease_Charges" and
+    "LeaseCharges" are "leasecharges")."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
 def column_letter(labels: pd.Index, position: int) -> str:

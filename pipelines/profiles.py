@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pipelines.columns import RENT_NAMES, bare_charge_name, charge_forms
-from pipelines.columns import normalize_header as normalize_header
+from pipelines.columns import normalize_header as normalize_header  # noqa: PLC0414 (kept here)
 from pipelines.errors import ConfigError
 from pipelines.models import SourceKind
 from schemas import SOURCE_COLUMNS
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
-
-
 
 
 # Columns of a rent roll that are charged when no profile says otherwise: billed amounts only.
@@ -122,8 +120,16 @@ class Profile:
     group_strip: str | None = None
     fill_down: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    # Section banners, one text on a row ("Current/Notice/Vacant Residents"): notes.
+    note_patterns: tuple[str, ...] = ()
+    # Banners of a section of residents who are not current ("Future Residents/Applicants"):
+    # every row under one, up to the next banner, is skipped, never charged.
+    not_current_patterns: tuple[str, ...] = ()
+    # The row that begins a summary block after the data ("Summary Groups"): it and every row
+    # below it are notes, whatever they hold.
+    summary_patterns: tuple[str, ...] = ()
     period_patterns: tuple[str, ...] = (
-        r"(?i)\bas\s+of:?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
+        r"(?i)\bas\s+of\s*[:=]?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
         r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
@@ -186,7 +192,18 @@ PROFILE_KEYS = {
         "period_patterns",
         "file_name_hints",
     },
-    "rows": {"total", "subtotal", "group", "group_sets", "group_strip", "fill_down", "vacant"},
+    "rows": {
+        "total",
+        "subtotal",
+        "group",
+        "group_sets",
+        "group_strip",
+        "fill_down",
+        "vacant",
+        "note",
+        "not_current",
+        "summary",
+    },
     "charges": {"mode", "ignore", "include"},
 }
 
@@ -264,6 +281,9 @@ def load_profile(path: Path) -> Profile:
         vacant_patterns=_tuple(
             rows.get("vacant", list(defaults.vacant_patterns)), "rows.vacant", path
         ),
+        note_patterns=_tuple(rows.get("note", []), "rows.note", path),
+        not_current_patterns=_tuple(rows.get("not_current", []), "rows.not_current", path),
+        summary_patterns=_tuple(rows.get("summary", []), "rows.summary", path),
         period_patterns=_tuple(
             raw.get("period_patterns", list(defaults.period_patterns)), "period_patterns", path
         ),
