@@ -103,12 +103,15 @@ def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
 
 def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
     """What a file's own last total row says all its lines add up to (its "row totals"
-    figure, else the sum of its figures per amount column), or None without a total row."""
+    figure, else the sum of its figures per amount column), or None without a total row of
+    the whole file."""
     last = [t for t in file_totals if t.get("kind", "total") == "total"]
     if not last:
         return None
     at = max(int(t["source_row"]) for t in last)
     on_row = [t for t in last if int(t["source_row"]) == at]
+    if any(t.get("unit") for t in on_row):
+        return None  # one unit's own Total row (Yardi), not the file's
     whole = [t for t in on_row if t.get("column") == "row totals"]
     return int(sum(int(t["stated_cents"]) for t in (whole or on_row)))
 
