@@ -261,6 +261,7 @@ def check(
     from pipelines.propexo import make_client, unreachable_hint, verify_token
     from pipelines.report import dollars, not_charged_text
     from pipelines.sync import reference_data
+    from pipelines.totals import total_text
 
     with friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
@@ -297,17 +298,7 @@ def check(
                 f"{dollars(r['source_total_cents'])}"
             )
             for total in r["file_totals"]:
-                verdict = (
-                    "ties out to"
-                    if not total["difference_cents"]
-                    else "cannot be checked (some cells are not amounts) against"
-                )
-                tied = total.get("rows_tied", 0)
-                out.print(
-                    f"  {verdict} its own {total.get('kind', 'total')} row (row "
-                    f"{total['source_row']}, {total['column']}): {dollars(total['stated_cents'])}"
-                    + (f"; {tied:,} subtotal rows above it tie too" if tied else "")
-                )
+                out.print(f"  {total_text(total, dollars)}", markup=False)
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:

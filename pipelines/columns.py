@@ -277,3 +277,118 @@ def duplicated_all(values: pd.Series) -> pd.Series:
     else:
         codes, _ = pd.factorize(values, use_na_sentinel=False)
     return pd.Series(np.bincount(codes)[codes] > 1, index=values.index)
+
+
+# --- header vocabulary --------------------------------------------------------------------------
+# The names exports commonly give the canonical columns, whatever the profile: a profile's own
+# names are tried first, these only for a column it did not find (and a layout read through
+# them is one a person confirms). Compared as normalized headers (``profiles.normalize_header``).
+
+COLUMN_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "property_name": ("property", "property name", "community", "community name", "building"),
+    "unit": (
+        "unit",
+        "unit #",
+        "unit no",
+        "unit number",
+        "apt",
+        "apt #",
+        "apt no",
+        "apartment",
+        "apartment #",
+        "apartment number",
+    ),
+    "resident_name": (
+        "tenant",
+        "tenant name",
+        "tenants",
+        "resident",
+        "resident name",
+        "residents",
+        "lessee",
+        "lessee name",
+        "lease holder",
+        "leaseholder",
+    ),
+    "charge_code": ("charge code", "charge type", "charge"),
+    "amount": ("amount", "charge amount"),
+    "status": ("status", "unit status", "lease status", "tenant status", "resident status"),
+}
+
+# An account prefix before a charge's name: "REV: Parking Fee", "4010 - Pet Rent",
+# "Income: Trash", "4010-000 Rent". Only account words or a GL number are taken off, so a
+# header that merely has a colon keeps its meaning.
+_ACCOUNT_PREFIX = re.compile(
+    r"^\s*(?:(?:rev|revenue|inc|income|chg|charges?|fees?|gl|acct|account)\s*[:>|]\s*)?"
+    r"(?:\d{3,6}(?:[-.]\d{1,4})?\s*(?:[-:|]\s*|\s+(?=[A-Za-z])))?"
+    r"(?:(?:rev|revenue|inc|income|chg|charges?|fees?)\s*[:>|]\s*)?",
+    re.IGNORECASE,
+)
+# Words that qualify a charge's name without changing it ("Parking Fee", "Rent Amount").
+_QUALIFIERS = frozenset(
+    {"fee", "fees", "charge", "charges", "recurring", "amount", "amt", "income"}
+)
+# Names of the rent itself, whatever the export calls it.
+RENT_NAMES = frozenset(
+    {
+        "rent",
+        "monthly rent",
+        "base rent",
+        "lease rent",
+        "rent amount",
+        "contract rent",
+        "rent income",
+        "tenant rent",
+        "resident rent",
+        "current rent",
+        "actual rent",
+        "scheduled rent",
+    }
+)
+
+
+def normalize_header(text: object) -> str:
+    """Header text as compared: lower case, punctuation as spaces, spaces folded."""
+    s = str(text).replace("\n", " ").lower().strip()
+    s = re.sub(r"[^a-z0-9#%]+", " ", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def strip_account_prefix(header: str) -> str:
+    """A header without its account prefix ("REV: Parking Fee" → "Parking Fee"); the header
+    itself when taking the prefix off would leave nothing."""
+    rest = _ACCOUNT_PREFIX.sub("", str(header), count=1).strip()
+    return rest or str(header).strip()
+
+
+def charge_forms(header: str) -> tuple[str, ...]:
+    """The normalized forms of a header compared with the charge vocabulary: as written and
+    without its account prefix ("REV: Pet Fee - Recurring" → "pet fee recurring")."""
+    name = normalize_header(header)
+    plain = normalize_header(strip_account_prefix(header))
+    return tuple(dict.fromkeys(f for f in (name, plain) if f))
+
+
+def bare_charge_name(header: str) -> str:
+    """A header without account prefix and qualifying words ("Parking Fee" → "parking",
+    "Pet Fee - Recurring" → "pet"); "" when it has no qualifying word to take off."""
+    plain = normalize_header(strip_account_prefix(header)).split()
+    bare = [w for w in plain if w not in _QUALIFIERS]
+    return " ".join(bare) if len(bare) < len(plain) else ""
+
+
+def vocabulary_column(header: str, wanted: Iterable[str]) -> str | None:
+    """The canonical column (of ``wanted``) a header commonly names, if any."""
+    name = normalize_header(header)
+    for canonical in wanted:
+        if name in COLUMN_VOCABULARY.get(canonical, ()):
+            return canonical
+    return None
+
+
+def charge_code_name(header: str) -> str:
+    """The charge code a charge column's header most plainly names, for matching Propexo's
+    names when no alias does: the rent under any of its names is "Rent", and an account
+    prefix is taken off ("REV: Parking" → "Parking"). The header itself otherwise."""
+    plain = strip_account_prefix(str(header))
+    return "Rent" if normalize_header(plain) in RENT_NAMES else plain

@@ -209,6 +209,7 @@ def progress(
 
 def print_summary(summary: dict[str, Any]) -> None:
     from pipelines.report import dollars
+    from pipelines.totals import is_tied, total_text
 
     totals = summary["totals"]
     table = Table(show_header=True, header_style="bold")
@@ -231,6 +232,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             dollars(f["posted_total_cents"]),
         )
     out.print(table)
+    for f in summary["files"]:
+        # A file's own total row that its lines do not tie is said, never passed over.
+        for total in f.get("file_totals", []):
+            if not is_tied(total):
+                out.print(f"  {f['name']}: {total_text(total, dollars)}", markup=False)
     amounts = summary["records"].get("amount_by_state", {})
     states = Table(show_header=True, header_style="bold", title="records by state")
     for column in ("state", "records", "amount"):

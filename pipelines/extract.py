@@ -8,6 +8,7 @@ row of the sheet ends up either in ``rows`` (data) or in ``skipped`` with its ki
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -171,6 +172,7 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         alnum = rows.apply(lambda col: col.str.contains(r"[A-Za-z0-9]", regex=True)).any(axis=1)
         filler[np.flatnonzero(filler)[alnum.to_numpy()]] = False
     mark((count == 0) | filler, "blank")
+    _mark_sections(text, first, count, profile, mark)
     # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
     # a header word are looked at closely, so a million data rows cost one comparison each.
     aliases = profile.alias_map()
@@ -222,9 +224,12 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
         in_first = text.iloc[:, 0].ne("").to_numpy()
         followed = np.r_[data[1:], False]
         mark(lone & in_first & followed, "group")
+    _mark_merged(text, first, count, data, profile, mark)
     # Below the last total row: a legend or notes block ("Vacant-Unrented: ..."), unless a
     # row has the shape of data (an amount).
-    totals = np.flatnonzero(kind == "total")
+    # Not where each unit closes with its own "Total" row (sub-rows filled down, Yardi): the
+    # last of those is a unit's, and a vacant unit after it is a unit, not a legend.
+    totals = np.flatnonzero(kind == "total") if not profile.fill_down else np.zeros(0, int)
     if len(totals):
         after = np.arange(len(body)) > totals[-1]
         mark(after & amounts_empty, "note")
@@ -233,6 +238,85 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     mark(lone, "note")
     return pd.Series(kind, index=body.index, dtype=object)
 
+
+def _one_text(text: pd.DataFrame, first: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` hold one text only, perhaps spread over merged cells."""
+    out = np.zeros(len(text), dtype=bool)
+    if rows.any():
+        picked = text[rows]
+        same = (picked.eq(first[rows], axis=0) | (picked == "")).all(axis=1)
+        out[np.flatnonzero(rows)[same.to_numpy()]] = True
+    return out
+
+
+def _mark_sections(
+    text: pd.DataFrame,
+    first: pd.Series,
+    count: np.ndarray,
+    profile: Profile,
+    mark: Callable[[np.ndarray, str], None],
+) -> None:
+    """A profile's section banners, the sections of residents who are not current, and the
+    summary block after the data (Yardi's "Current/Notice/Vacant Residents", "Future
+    Residents/Applicants", "Summary Groups"): skipped, never charged."""
+    if not (profile.summary_patterns or profile.note_patterns or profile.not_current_patterns):
+        return
+    flags = match_flags(
+        first,
+        {
+            "summary": profile.summary_patterns,
+            "note": profile.note_patterns,
+            "not_current": profile.not_current_patterns,
+        },
+    )
+    positions = np.arange(len(text))
+    summary = np.flatnonzero(flags["summary"].to_numpy() & (count > 0))
+    end = int(summary[0]) if len(summary) else len(text)
+    banner = _one_text(text, first, (flags["note"] | flags["not_current"]).to_numpy())
+    banner &= positions < end
+    not_current = banner & flags["not_current"].to_numpy()
+    if not_current.any():
+        # Each row under a not-current banner, up to the next banner or the summary block.
+        section = np.maximum.accumulate(np.where(banner, positions, -1))
+        under = np.zeros(len(text), dtype=bool)
+        opened = section >= 0
+        under[opened] = not_current[section[opened]]
+        mark(under & ~banner & (positions < end) & (count > 0), NOT_CURRENT)
+    mark(banner, "note")
+    # The summary block summarises the lines; its figures are never lines.
+    mark(positions >= end, "note")
+
+
+def _mark_merged(
+    text: pd.DataFrame,
+    first: pd.Series,
+    count: np.ndarray,
+    data: np.ndarray,
+    profile: Profile,
+    mark: Callable[[np.ndarray, str], None],
+) -> None:
+    """One text merged across the sheet (an XLSX group or note row: every cell of the range
+    holds its text), not an amount: a group row before data (with or without "->"), else a
+    note. Never data: its text under Unit and Rent is neither."""
+    spread_over = (count > 1) & data & ~any_match(first, _VALUE_LIKE).to_numpy()
+    if spread_over.any():
+        # A merged range fills the cells side by side from the first column, with no gap
+        # ("Vacant-Unrented", "", "Vacant-Unrented" is a legend of two cells, not a range).
+        filled = text[spread_over].ne("").astype(int)
+        prefix = filled.cummin(axis=1).sum(axis=1).to_numpy()
+        spread_over[np.flatnonzero(spread_over)] = prefix == count[spread_over]
+    merged = _one_text(text, first, spread_over)
+    if not merged.any():
+        return
+    if profile.group_sets:
+        in_first = text.iloc[:, 0].ne("").to_numpy()
+        mark(merged & in_first & np.r_[data[1:], False], "group")
+    mark(merged, "note")
+
+
+NOT_CURRENT = "not a current resident"
+# A cell that reads as an amount or a date, not a name.
+_VALUE_LIKE = (r"^[\s$(+-]*[\d,.]+\)?$", r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 
 # Totals and subtotals by the words every export uses, whatever the profile lists:
 # "Total", "Totals", "Grand Total", "Total_26Units", "Subtotal", "14 Units".

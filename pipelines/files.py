@@ -167,7 +167,9 @@ def _refuse_if_totals_differ(extract: ExtractResult) -> None:
         else ""
     )
     said = [
-        f"the {t.get('kind', 'total')} row (row {t['source_row']}) says "
+        f"the {t.get('kind', 'total')} row (row {t['source_row']}"
+        + (f", unit {t['unit']}" if t.get("unit") else "")
+        + ") says "
         f"{reporting.dollars(t['stated_cents'])} for {t['column']}, but its lines add up to "
         f"{reporting.dollars(t['computed_cents'])} (difference "
         f"{reporting.dollars(t['difference_cents'])})"

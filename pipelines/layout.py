@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipelines.columns import vocabulary_column
 from pipelines.profiles import Profile, is_non_charge, normalize_header
 
 HEADER_SCAN_ROWS = 40
@@ -33,6 +34,10 @@ class Layout:
     row_total_column: int | None = None
     # Each mapped column's header as the file writes it ("Tenant" for resident_name).
     headers: dict[int, str] = field(default_factory=dict)
+    # Columns mapped or charged only through the general header vocabulary
+    # (``columns.COLUMN_VOCABULARY``, ``profiles.CHARGE_VOCABULARY``), not the profile's own
+    # names nor a charge code or alias: what a person confirms before money moves.
+    vocabulary: frozenset[int] = frozenset()
 
 
 Candidate = tuple[tuple[int, ...], list[str], list[str]]
@@ -76,6 +81,19 @@ def match_layout(
         canonical = aliases.get(normalize_header(cell)) if cell else None
         if canonical and canonical not in columns.values():
             columns[i] = canonical
+    # A column the profile declares but did not find under its own names, found under a name
+    # exports commonly give it ("Apt #", "Lessee"); never a header that names a charge code
+    # (an alias in charge_codes.csv wins over the vocabulary).
+    vocabulary: set[int] = set()
+    wanted = [c for c in (*profile.required, *profile.columns) if c not in columns.values()]
+    for i, cell in enumerate(cells):
+        if i in columns or not cell or not wanted or normalize_header(cell) in known_codes:
+            continue
+        canonical = vocabulary_column(cell, wanted)
+        if canonical is not None:
+            columns[i] = canonical
+            vocabulary.add(i)
+            wanted.remove(canonical)
     if not columns or not set(profile.required) <= set(columns.values()):
         return None  # a header that names no column of the profile is not its header
     charge_columns: dict[int, str] = {}
@@ -89,6 +107,11 @@ def match_layout(
                 leaf, known_codes
             ):
                 charge_columns[i] = header
+                if not (
+                    profile.names_charge(cell, known_codes)
+                    or profile.names_charge(leaf, known_codes)
+                ):
+                    vocabulary.add(i)
             elif not (is_non_charge(cell) or is_non_charge(leaf)):
                 other_columns[i] = header
         if not charge_columns and not allow_no_charges:
@@ -111,6 +134,7 @@ def match_layout(
         other_columns=other_columns,
         row_total_column=row_total,
         headers={i: " ".join(cells[i].split()) for i in columns},
+        vocabulary=frozenset(vocabulary),
     )
 
 
@@ -123,18 +147,34 @@ def detect_layout(
 ) -> Layout | None:
     """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
-    best: tuple[tuple[int, int, int, int, int], Layout] | None = None
-    lowered = file_name.lower()
+    best: tuple[tuple[int, int, int, int, int, int], Layout] | None = None
+    name = _compact(file_name)
+    top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     for rows, cells, leaves in header_candidates(grid):
+        # A hint in the file's name or in its title above the header ("Rent Roll with Lease
+        # Charges"); the longest hint found is the most specific ("lease charges" over "charge").
+        title = _compact(" ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist()))
         for profile in candidates:
             layout = match_layout(profile, rows, cells, leaves, known_codes)
             if layout is None:
                 continue
-            hinted = int(any(h in lowered for h in profile.file_name_hints))
-            key = (*layout.score, hinted, -len(rows), -rows[0])
+            hinted = max(
+                (len(h) for h in map(_compact, profile.file_name_hints) if h in name or h in title),
+                default=0,
+            )
+            # Columns found under the profile's own names first: the vocabulary only helps a
+            # profile read a file, never makes it the better match.
+            own = len(set(layout.columns) - layout.vocabulary)
+            key = (own, *layout.score, hinted, -len(rows), -rows[0])
             if best is None or key > best[0]:
                 best = (key, layout)
     return best[1] if best else None
+
+
+def _compact(text: str) -> str:
+    """Text as hints are compared: lower case, letters and digits only ("Lease_Charges" and
+    "LeaseCharges" are "leasecharges")."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
 def column_letter(labels: pd.Index, position: int) -> str:

@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pipelines.columns import RENT_NAMES, bare_charge_name, charge_forms
+from pipelines.columns import normalize_header as normalize_header  # noqa: PLC0414 (kept here)
 from pipelines.errors import ConfigError
 from pipelines.models import SourceKind
 from schemas import SOURCE_COLUMNS
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
-
-
-def normalize_header(text: object) -> str:
-    """Header text as compared: lower case, punctuation as spaces, spaces folded."""
-    s = str(text).replace("\n", " ").lower().strip()
-    s = re.sub(r"[^a-z0-9#%]+", " ", s)
-    return re.sub(r"\s+", " ", s).strip()
 
 
 # Columns of a rent roll that are charged when no profile says otherwise: billed amounts only.
@@ -72,7 +67,11 @@ CHARGE_VOCABULARY = (
     "late fee",
     "month to month fee",
     "mtm fee",
+    *sorted(RENT_NAMES),
 )
+# The vocabulary's names without qualifying words, compared with a header's own (see
+# ``columns.bare_charge_name``): "Parking Fee" is the parking, "Pet Fee - Recurring" the pet fee.
+_BARE_CHARGES = frozenset(bare_charge_name(p) or p for p in CHARGE_VOCABULARY)
 # Families that are never charges, whatever else the header says: they describe the lease,
 # the unit or the account, or they total the row. Recognised by name and left out silently.
 NON_CHARGE_PATTERNS = (
@@ -121,8 +120,16 @@ class Profile:
     group_strip: str | None = None
     fill_down: tuple[str, ...] = ()
     vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    # Section banners, one text on a row ("Current/Notice/Vacant Residents"): notes.
+    note_patterns: tuple[str, ...] = ()
+    # Banners of a section of residents who are not current ("Future Residents/Applicants"):
+    # every row under one, up to the next banner, is skipped, never charged.
+    not_current_patterns: tuple[str, ...] = ()
+    # The row that begins a summary block after the data ("Summary Groups"): it and every row
+    # below it are notes, whatever they hold.
+    summary_patterns: tuple[str, ...] = ()
     period_patterns: tuple[str, ...] = (
-        r"(?i)\bas\s+of:?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
+        r"(?i)\bas\s+of\s*[:=]?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
         r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
@@ -140,7 +147,21 @@ class Profile:
             return True
         if is_non_charge(name):
             return False
-        return name in CHARGE_VOCABULARY or name in known_codes
+        if name in known_codes:
+            return True
+        # Through an account prefix ("REV: Parking Fee", "4010 - Pet Rent") and qualifying
+        # words, but only to a name of the vocabulary or an alias, never to any word left over.
+        if any(f in CHARGE_VOCABULARY or f in known_codes for f in charge_forms(header)):
+            return True
+        bare = bare_charge_name(header)
+        return bool(bare) and (bare in _BARE_CHARGES or bare in known_codes)
+
+    def names_charge(self, header: str, known_codes: frozenset[str] = frozenset()) -> bool:
+        """Whether the profile's own ``[charges] include`` or a charge code's name or alias
+        names this header as a charge (not only the general vocabulary)."""
+        name = normalize_header(header)
+        own = {normalize_header(x) for x in self.charge_columns_include}
+        return bool(name) and (name in own or name in known_codes)
 
     def alias_map(self) -> dict[str, str]:
         """Normalized header text → canonical column."""
@@ -171,7 +192,18 @@ PROFILE_KEYS = {
         "period_patterns",
         "file_name_hints",
     },
-    "rows": {"total", "subtotal", "group", "group_sets", "group_strip", "fill_down", "vacant"},
+    "rows": {
+        "total",
+        "subtotal",
+        "group",
+        "group_sets",
+        "group_strip",
+        "fill_down",
+        "vacant",
+        "note",
+        "not_current",
+        "summary",
+    },
     "charges": {"mode", "ignore", "include"},
 }
 
@@ -252,6 +284,9 @@ def load_profile(path: Path) -> Profile:
         vacant_patterns=_tuple(
             rows.get("vacant", list(defaults.vacant_patterns)), "rows.vacant", path
         ),
+        note_patterns=_tuple(rows.get("note", []), "rows.note", path),
+        not_current_patterns=_tuple(rows.get("not_current", []), "rows.not_current", path),
+        summary_patterns=_tuple(rows.get("summary", []), "rows.summary", path),
         period_patterns=_tuple(
             raw.get("period_patterns", list(defaults.period_patterns)), "period_patterns", path
         ),

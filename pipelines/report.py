@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.models import AWAITING_SYNC, IN_DOUBT, POSTED
+from pipelines.totals import is_tied, total_text, with_plain_figures
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
@@ -100,6 +101,21 @@ def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
     return {"reason": text, "count": int(count), "amount_cents": int(amount_cents)}
 
 
+def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
+    """What a file's own last total row says all its lines add up to (its "row totals"
+    figure, else the sum of its figures per amount column), or None without a total row of
+    the whole file."""
+    last = [t for t in file_totals if t.get("kind", "total") == "total"]
+    if not last:
+        return None
+    at = max(int(t["source_row"]) for t in last)
+    on_row = [t for t in last if int(t["source_row"]) == at]
+    if any(t.get("unit") for t in on_row):
+        return None  # one unit's own Total row (Yardi), not the file's
+    whole = [t for t in on_row if t.get("column") == "row totals"]
+    return int(sum(int(t["stated_cents"]) for t in (whole or on_row)))
+
+
 def decide_verdict(
     files: list[dict[str, Any]],
     drops: pd.DataFrame,
@@ -126,14 +142,23 @@ def decide_verdict(
                 sum(int(f["rejected_total_cents"]) for f in files),
             )
         )
-    # A total that could not be checked (some of its cells are not amounts) is explained by
-    # those cells, which are rejected rows already.
     differ = [
         t
         for f in files
         for t in f.get("file_totals", [])
         if t.get("difference_cents") and t.get("checked", True)
     ]
+    # A total that cannot be tied (some of its lines' amounts cannot be read): its rest is
+    # those rows', rejected already, but the total is not called tied.
+    untied = [t for f in files for t in f.get("file_totals", []) if not t.get("checked", True)]
+    if untied:
+        attention.append(
+            _reason(
+                "file totals that cannot be tied (a line's amount cannot be read)",
+                len(untied),
+                sum(int(t["stated_cents"]) - int(t["computed_cents"]) for t in untied),
+            )
+        )
     if differ:
         attention.append(
             _reason(
@@ -237,21 +262,28 @@ def build_report(
             "period_source": blank(f.get("period_source"), None),
             "sheet": blank(f.get("sheet"), None),
         }
-        row["ties_out"] = (
-            row["source_total_cents"] == posted + pending + row["rejected_total_cents"] + previously
-        )
+        row["file_totals"] = [with_plain_figures(t) for t in row["file_totals"]]
+        # The file's own total rows are part of the check: one that its lines do not tie (or
+        # that cannot be tied, a line's amount unreadable) never lets the file "hold".
+        row["ties_out"] = row["source_total_cents"] == (
+            posted + pending + row["rejected_total_cents"] + previously
+        ) and all(is_tied(t) for t in row["file_totals"])
+        row["stated_total_cents"] = stated_total(row["file_totals"])
         file_rows.append(row)
         control_rows.append(
             {
                 "level": "file",
                 "name": f["name"],
                 "source_total_cents": row["source_total_cents"],
+                "stated_total_cents": row["stated_total_cents"],
                 "posted_total_cents": posted,
                 "pending_total_cents": pending,
                 "rejected_total_cents": row["rejected_total_cents"],
                 "previously_posted_cents": previously,
+                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
                 "ties_out": row["ties_out"],
-                "identity": "source = posted + pending + rejected + previously posted",
+                "identity": "source = posted + pending + rejected + previously posted; "
+                "the file's own total rows tie",
             }
         )
 

@@ -17,6 +17,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from pipelines.columns import (
+    charge_code_name,
     distinct,
     duplicated_all,
     group_codes,
@@ -467,6 +468,24 @@ def _resolve_charge_names(
     ]
 
 
+def plain_charge_names(
+    values: pd.Series, code_names: pd.Series, aliases: pd.DataFrame | None
+) -> pd.Series:
+    """A charge column's header that is neither a charge code's name nor an alias, but whose
+    plain name is a code's ("Monthly Rent" → "Rent", "REV: Parking" → "Parking"): that name.
+    An alias in charge_codes.csv always wins; any other header is kept as written."""
+    known = set(normalize_org(code_names.dropna().astype(str)))
+    if aliases is not None and not aliases.empty:
+        known |= set(normalize_org(aliases["spreadsheet_name"].astype(str)))
+    distinct = pd.Series(values.dropna().astype(str).unique(), dtype=object)
+    if distinct.empty:
+        return values
+    plain = distinct.map(charge_code_name)
+    taken = ~normalize_org(distinct).isin(known) & normalize_org(plain).isin(known)
+    table = dict(zip(distinct[taken], plain[taken], strict=True))
+    return values.map(lambda v: table.get(str(v), v) if isinstance(v, str) else v)
+
+
 def _resolve_names(
     names: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
 ) -> tuple[pd.DataFrame, list[Issue]]:
@@ -501,6 +520,11 @@ def _resolve_names(
         source_file=source_file,
     )
     codes = refs.charge_codes
+    resolved = resolved.assign(
+        charge_code=plain_charge_names(
+            resolved["charge_code"], codes["name"], refs.aliases.get("charge_codes")
+        )
+    )
     resolved, found = _resolve_in_location(
         resolved,
         "charge_code",

@@ -28,6 +28,8 @@ HEADERS = {
     "column_name": "Column",
     "location_id": "Location id",
     "ties_out": "Check holds",
+    "stated_total_cents": "Stated in the file",
+    "file_totals": "The file's own total rows",
     "identity": "Identity",
 }
 

@@ -437,3 +437,65 @@ def test_a_needs_attention_workpaper_prints_every_figure_and_foots(tmp_path: Pat
     pages = _printed(tmp_path / "report.xlsx", tmp_path)
     assert not [p for p in pages if "###" in p], "a figure printed as ###"
     assert any("1,294,567.95" in p for p in pages)  # the largest record, printed whole
+
+
+def test_a_file_total_that_cannot_be_tied_never_holds_and_is_shown_beside_the_computed() -> None:
+    """#31: with one unreadable amount the console said "ties out", summary.json had
+    ties_out true, the HTML check "holds", and the file's stated total appeared nowhere."""
+    ledger, files = frames(
+        [
+            {
+                "state": "confirmed",
+                "amount_cents": 1_965_769,
+                "location_id": "L1",
+                "file_sha256": "f1",
+            }
+        ],
+        {"f1": 0, "f2": 0},
+        {"f1": 0, "f2": 0},
+    )
+    untied = {
+        "column": "Rent",
+        "source_row": 30,
+        "kind": "total",
+        "stated_cents": 2_140_363,
+        "computed_cents": 1_965_769,
+        "difference_cents": -174_594,
+        "checked": False,
+        "rows_tied": 0,
+        "unreadable": [{"source_row": 26, "text": "12.345"}],
+        "unreadable_rows": 1,
+    }
+    files["file_totals"] = [json.dumps([untied]), "[]"]
+    report = build_report({"run_id": "r"}, files, pd.DataFrame(), ledger, pd.DataFrame(), {})
+    summary = json.loads(render_all(report)["summary.json"])
+    assert summary["ties_out"] is False
+    first = summary["files"][0]
+    assert first["ties_out"] is False
+    assert {
+        k: first["file_totals"][0][k] for k in ("stated", "computed", "difference", "checked")
+    } == {
+        "stated": "21403.63",
+        "computed": "19657.69",
+        "difference": "-1745.94",
+        "checked": False,
+    }
+    assert any("cannot be tied" in r["reason"] for r in summary["verdict_reasons"])
+    said = (
+        "it says 21,403.63; the lines that read as amounts add up to 19,657.69; the rest, "
+        '1,745.94, is row 26, rejected: "12.345"'
+    )
+    html = render_html(report)
+    checks = html[html.index('id="checks"') : html.index("<h2>Reconciliation")]
+    file_row = next(r for r in checks.split("<tr") if "f1.csv" in r)
+    assert "21,403.63" in file_row and "does not hold" in file_row
+    assert ">holds<" not in file_row
+    assert said.replace('"', "&#34;") in file_row or said.replace('"', "&quot;") in file_row
+    book = load_workbook(io.BytesIO(render_all(report)["report.xlsx"]))
+    control = book["Control totals"]
+    headers = [c.value for c in control[1]]
+    row = next(r for r in control.iter_rows(min_row=2, values_only=True) if r[1] == "f1.csv")
+    assert row[headers.index("Stated in the file")] == 21_403.63
+    assert row[headers.index("Source total")] == 19_657.69
+    assert row[headers.index("Check holds")] == "no"
+    assert said in row[headers.index("The file's own total rows")]

@@ -497,3 +497,18 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
             "reference_number": reference,
         }
         assert sent[reference] == expected
+
+
+def test_a_charge_columns_plain_name_resolves_and_an_alias_always_wins() -> None:
+    """#31: "Monthly Rent" is the rent and "REV: Parking" the parking when Propexo has those
+    codes; a header in charge_codes.csv keeps its alias, and an unknown one is kept as written."""
+    from pipelines.transform import plain_charge_names
+
+    codes = pd.Series(["Rent", "Parking", "Pet Rent"])
+    aliases = pd.DataFrame({"spreadsheet_name": ["Base Rent"], "propexo_name": ["Pet Rent"]})
+    headers = pd.Series(
+        ["Monthly Rent", "REV: Parking", "4010 - Pet Rent", "Base Rent", "REV: Storage", None]
+    )
+    got = plain_charge_names(headers, codes, aliases)
+    assert got.tolist()[:5] == ["Rent", "Parking", "Pet Rent", "Base Rent", "REV: Storage"]
+    assert pd.isna(got.iloc[5])

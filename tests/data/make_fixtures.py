@@ -347,7 +347,193 @@ def shapes() -> None:
     expect("shape_event_log.csv", exit=2, refusal="no column is known to be a charge")
 
 
+def voyager(name: str, off_by_cents: int = 0) -> None:
+    """Yardi Voyager's "Rent Roll with Lease Charges" as exported (#31): "As Of =" in the title,
+    a two-row header, section banners, property, unit and resident only on a unit's first
+    charge row, a "Total" row per unit, a section of future residents, and a "Summary Groups"
+    block after the data. ``off_by_cents``: the third unit's Total row says that much more
+    than its charge rows."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    top = ["Property", "Unit", "Unit Type", "Unit", "Resident", "Name", "Market", "Charge",
+           "Amount", "Resident", "Other", "Move In", "Lease", "Move Out", "Balance"]
+    low = ["", "", "", "Sq Ft", "", "", "Rent", "Code", "", "Deposit", "Deposit", "",
+           "Expiration", "", ""]
+    width = len(top)
+    for line in (["Rent Roll with Lease Charges"], ["As Of = 10/31/2023"], [], top, low):
+        ws.append([c or None for c in line])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    read, used, total, vacant, units_off = 5, 0, 0, 0, []
+    skipped = {"title": 2, "blank": 1, "header": 2, "note": 0, "total": 0, "vacant": 0,
+               "not a current resident": 0}
+
+    def add(cells: list[object]) -> None:
+        nonlocal read
+        ws.append([c if c != "" else None for c in cells] + [None] * (width - len(cells)))
+        read += 1
+
+    add(["Current/Notice/Vacant Residents"])
+    skipped["note"] += 1
+    n = 0
+    for prop in ("Lakeview Terrace", "Maple Court"):
+        for unit, person in tenants(prop)[:5] + [t for t in tenants(prop) if t[1] is None][:1]:
+            if person is None:
+                add([prop, unit, "2x1", 900, "VACANT", "VACANT", 1500.0])
+                vacant += 1
+                continue
+            rent = 179_500 if n == 2 else 140_000 + 1_000 * n
+            charges = [("Rent", rent), ("Pet Rent", 2_500)] if n % 2 == 0 else [("Rent", rent)]
+            if n % 3 == 1:
+                charges.append(("Parking", 5_000))
+            for j, (code, cents) in enumerate(charges):
+                if j == 0:
+                    add([prop, unit, "2x1", 900, f"t{n:07d}", person, 1500.0, code, cents / 100,
+                         500.0, 0.0, "6/1/2023", "5/31/2024", None, 0.0])
+                else:
+                    add(["", "", "", "", "", "", "", code, cents / 100])
+                used += 1
+                total += cents
+            lines = sum(c for _, c in charges)
+            stated = lines + (off_by_cents if n == 2 else 0)
+            if stated != lines:
+                units_off.append((unit, read + 1, stated, lines))
+            add(["", "", "", "", "", "", "", "Total", stated / 100])
+            skipped["total"] += 1
+            n += 1
+    add(["Future Residents/Applicants"])
+    skipped["note"] += 1
+    add(["Maple Court", "206", "2x1", 900, "t0009999", "Ashgrove, Morgan", 1500.0, "Rent", 1550.0,
+         500.0, 0.0, "11/15/2023", "11/14/2024", None, 0.0])
+    add(["", "", "", "", "", "", "", "Total", 1550.0])
+    skipped["not a current resident"] += 2
+    add([])
+    summary = [["Summary Groups", "Square Footage", "Market Rent", "Lease Charges", "Security Deposit",
+                "Other Deposits", "# Of Units", "% Unit Occupancy", "% Sqft Occupancy"],
+               ["Current/Notice/Vacant Residents", 10800, 18000.0, total / 100, 5000.0, 0.0, 12,
+                83.33, 83.33],
+               ["Future Residents/Applicants", 900, 1500.0, 1550.0, 500.0, 0.0, 1, 0, 0],
+               ["Occupied Units", 9000, 15000.0, None, None, None, 10, 83.33, 83.33],
+               ["Total Non Rev Units", 0, 0, None, None, None, 0, 0, 0],
+               ["Total Vacant Units", 1800, 3000.0, None, None, None, 2, 16.67, 16.67],
+               ["Totals:", 10800, 18000.0, total / 100 + 1550.0, 5500.0, 0.0, 12, 100, 100]]
+    for row in summary:
+        add(row)
+    # The blank row before the block is inside it: everything from "Summary Groups" is a note,
+    # the blank above it a blank.
+    skipped["blank"] += 1
+    skipped["note"] += len(summary)
+    skipped["vacant"] = vacant
+    wb.save(HERE / name)
+    if units_off:
+        unit, row, stated, lines = units_off[0]
+        expect(name, exit=2,
+               refusal=f"the total row (row {row}, unit {unit}) says {money(stated)} for amount, but "
+                       f"its lines add up to {money(lines)} (difference {money(lines - stated)})")
+        return
+    expect(name, exit=0, profile="yardi_rent_roll", rows_read=read, rows_used=used, rows_rejected=0,
+           source_total_cents=total, skipped={k: v for k, v in sorted(skipped.items()) if v},
+           columns_not_charged=[], period="2023-10-01", period_source="title")
+
+
+def appfolio_merged_groups() -> None:
+    """An AppFolio rent roll as XLSX whose property rows are merged across the sheet, one
+    with "->" and one without (#31): both group rows, never data."""
+    header = ["Unit", "Tenant", "Status", "Sqft", "Market Rent", "Rent", "Deposit", "Lease From",
+              "Lease To", "Past Due"]
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Rent Roll"
+    for line in (["Rent Roll"], ["As of: 12/01/2026"], [], header):
+        ws.append(line or [None])
+    total = used = vacant = units = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        arrow = "-> " if n == 0 else ""
+        ws.append([f"{arrow}{prop} - {100 + n} Main St Springfield, IL 62701"])
+        ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=len(header))
+        count = 0
+        for i, (unit, person) in enumerate(tenants(prop)[:6]):
+            count += 1
+            if person is None:
+                ws.append([unit, None, "Vacant-Unrented", 850, 1900.0, 0.0, 0.0])
+                vacant += 1
+                continue
+            rent = 120_000 + 2_500 * i + 99 * n
+            ws.append([unit, person, "Current", 850, 1900.0, rent / 100, 500.0, "06/01/2025",
+                       "05/31/2027", 0.0])
+            total += rent
+            used += 1
+        units += count
+        ws.append([f"{count} Units"])
+    ws.append([f"Total {units} Units", None, None, None, None, total / 100])
+    rows = ws.max_row
+    wb.save(HERE / "shape_appfolio_merged_groups.xlsx")
+    expect("shape_appfolio_merged_groups.xlsx", exit=0, profile="appfolio_rent_roll", rows_read=rows,
+           rows_used=used, rows_rejected=0, source_total_cents=total,
+           skipped={"blank": 1, "group": 2, "header": 1, "subtotal": 2, "title": 2, "total": 1,
+                    "vacant": vacant},
+           columns_not_charged=[])
+
+
+def account_prefixed() -> None:
+    """Charge columns headed with an account prefix or a common name of the rent, and the
+    mapped columns under common names ("Apt #", "Lessee") (#31)."""
+    header = ["Community", "Apt #", "Lessee", "Market Rent", "Monthly Rent", "REV: Parking",
+              "4010 - Pet Rent", "Income: Trash", "Deposit"]
+    rows: list[list[object]] = [["Rent Roll"], ["As of: 12/01/2026"], header]
+    total = 0
+    people = [p for p in tenants("Maple Court") if p[1]][:4]
+    for i, (unit, person) in enumerate(people):
+        rent, parking, pet, trash = 130_000 + 500 * i, 5_000 * (i % 2), 3_500, 1_500
+        rows.append(["Maple Court", unit, person, "1,900.00", money(rent), money(parking) if parking else "",
+                     money(pet), money(trash), "500.00"])
+        total += rent + parking + pet + trash
+    rows.append(["Total", "", "", "", "", "", "", "", ""])
+    write_csv("shape_account_prefixed_headers.csv", rows[:-1])
+    expect("shape_account_prefixed_headers.csv", exit=0, profile="tieout_rent_roll",
+           rows_read=len(rows) - 1, rows_used=len(people), rows_rejected=0, source_total_cents=total,
+           skipped={"header": 1, "title": 2}, columns_not_charged=[])
+
+
+def unreadable_under_total() -> None:
+    """A total row over lines of which one amount cannot be read (#31): the total is not
+    called tied; its rest is that row's, shown."""
+    people = [p for p in tenants("Oak Ridge Apartments") if p[1]][:6]
+    rows: list[list[object]] = [["Rent Roll"], ["As of: 12/01/2026"], ["Property", "Unit", "Tenant", "Rent"]]
+    total = 0
+    bad_row = 0
+    for i, (unit, person) in enumerate(people):
+        cents = 150_000 + 1_111 * i
+        if i == 3:
+            rows.append(["Oak Ridge Apartments", unit, person, "1,745.945"])
+            bad_row = len(rows)
+            stated_extra = 174_594
+            continue
+        rows.append(["Oak Ridge Apartments", unit, person, money(cents)])
+        total += cents
+    stated = total + stated_extra
+    rows.append(["Total", "", "", money(stated)])
+    write_csv("shape_unreadable_under_total.csv", rows)
+    expect("shape_unreadable_under_total.csv", exit=1, profile="tieout_rent_roll", rows_read=len(rows),
+           rows_used=len(people) - 1, rows_rejected=1, source_total_cents=total,
+           skipped={"header": 1, "title": 2, "total": 1}, columns_not_charged=[],
+           file_totals=[{"column": "Rent", "source_row": len(rows), "kind": "total",
+                         "stated_cents": stated, "computed_cents": total,
+                         "difference_cents": total - stated, "checked": False,
+                         "unreadable": [{"source_row": bad_row, "text": "1,745.945"}]}],
+           said=f"the rest, {money(stated_extra)}, is row {bad_row}, rejected: \"1,745.945\"")
+
+
+def issue31_shapes() -> None:
+    voyager("shape_voyager_lease_charges.xlsx")
+    voyager("shape_voyager_unit_total_off.xlsx", off_by_cents=500)
+    appfolio_merged_groups()
+    account_prefixed()
+    unreadable_under_total()
+
+
 if __name__ == "__main__":
+    issue31_shapes()
     shapes()
     appfolio()
     yardi()
