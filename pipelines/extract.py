@@ -298,7 +298,13 @@ def _mark_merged(
     """One text merged across the sheet (an XLSX group or note row: every cell of the range
     holds its text), not an amount: a group row before data (with or without "->"), else a
     note. Never data: its text under Unit and Rent is neither."""
-    spread_over = (count > 1) & data & ~any_match(first, _VALUE_LIKE).to_numpy()
+    # A range from the first column over at least the second: one cheap comparison first, so
+    # a million data rows are not compared cell by cell.
+    if text.shape[1] < 2:
+        return
+    spread_over = (count > 1) & data & text.iloc[:, 0].ne("").to_numpy()
+    spread_over &= text.iloc[:, 1].eq(text.iloc[:, 0]).to_numpy()
+    spread_over &= ~any_match(first, _VALUE_LIKE).to_numpy()
     if spread_over.any():
         # A merged range fills the cells side by side from the first column, with no gap
         # ("Vacant-Unrented", "", "Vacant-Unrented" is a legend of two cells, not a range).
