@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli_layout import layout, print_layout
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
     CRASH_DIR,
@@ -252,7 +253,7 @@ def check(
     <name>.errors.csv beside any file with rejected rows: the row number you see in Excel,
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
-    from pipelines.check import check_file
+    from pipelines.check import check_file, standing_confirmations
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.propexo import make_client, unreachable_hint, verify_token
@@ -279,8 +280,9 @@ def check(
                 unreachable = exc
                 err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
         results = []
+        layouts = standing_confirmations(settings)
         for path in files:
-            checked = check_file(path, settings, refs)
+            checked = check_file(path, settings, refs, layouts)
             if checked.errors_csv is not None and checked.errors_path is not None:
                 checked.errors_path.write_bytes(checked.errors_csv)
             errors_file = str(checked.errors_path) if checked.errors_path else None
@@ -305,6 +307,7 @@ def check(
                     f"{total['source_row']}, {total['column']}): {dollars(total['stated_cents'])}"
                     + (f"; {tied:,} subtotal rows above it tie too" if tied else "")
                 )
+            print_layout(r["layout"])
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:
@@ -579,7 +582,7 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config):
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config, layout):
     cli.add_command(command)
 
 

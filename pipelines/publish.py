@@ -92,6 +92,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
         names=report_names(ledger, settings),
+        layout_uses=ledger.layout_uses(run_id),
     )
 
 

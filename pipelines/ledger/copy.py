@@ -24,9 +24,19 @@ TABLES = (
     "synced",
     "cursors",
     "claims",
+    "layouts",
+    "layout_uses",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
-IDENTITY = ("drops", "rejects", "events", "syncs", "webhook_events")  # numbered by the engine
+IDENTITY = (
+    "drops",
+    "rejects",
+    "events",
+    "syncs",
+    "webhook_events",
+    "layouts",
+    "layout_uses",
+)  # numbered by the engine
 SLICE = 50_000
 
 
