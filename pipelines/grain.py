@@ -86,7 +86,9 @@ def _dollars(cents: int) -> str:
 def _event_log(text: pd.DataFrame, layout: Layout) -> GrainFinding | None:
     """A column of events (Move-in, Move-out, Notice, Renewal), or a column headed Event."""
     source_rows = pd.Series(text.index.to_numpy(dtype=np.int64) + 1)
-    skip = set(_status_columns(layout))
+    # Mapped and charged columns hold names and amounts, not events: only the others are
+    # counted (a million-row charge sheet maps every column, and costs nothing here).
+    skip = set(_status_columns(layout)) | set(layout.columns) | set(layout.charge_columns)
     for i, cell in enumerate(layout.cells):
         if i in skip or i not in text.columns:
             continue

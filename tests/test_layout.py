@@ -193,3 +193,74 @@ def test_an_unseen_layout_is_held_until_a_person_accepts_it_then_runs_unattended
     assert "roll_feb.csv: held, not posted" in third.stdout
     assert len(api.get("/_sandbox/records").json()["results"]) == 3
     assert run_cli("--data-dir", str(data), "layout", "forget", layout_id, env=env).returncode == 2
+
+
+def test_watch_says_a_held_file_once_and_takes_it_once_it_is_accepted(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    from pipelines.watch import watch_inbox
+    from tests.conftest import settings_for
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    settings = settings_for(sandbox, data)
+    roll = unseen_roll(
+        data / "inbox" / "roll.csv",
+        "12",
+        [("101", "Kettering, Dakota", "1250.00"), ("102", "Pembry, Skyler", "1300.00")],
+    )
+    said: list[str] = []
+    errors: list[BaseException] = []
+
+    def watch(cycles: int) -> None:
+        watch_inbox(
+            settings,
+            interval_s=0,
+            reconcile_every_s=3600,
+            say=said.append,
+            on_error=errors.append,
+            sleep=lambda _: None,
+            cycles=cycles,
+        )
+
+    watch(6)
+    assert errors == []
+    assert sum("roll.csv: held, not posted" in line for line in said) == 1
+    assert roll.exists()
+    assert api.get("/_sandbox/records").json()["results"] == []
+
+    accepted = run_cli(
+        "--data-dir", str(data), "layout", "accept", str(roll), "--by", "Pat", env=env_for(sandbox)
+    )
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    watch(3)
+    assert errors == []
+    assert not roll.exists()
+    assert len(api.get("/_sandbox/records").json()["results"]) == 2
+
+
+def test_confirmations_are_kept_listed_and_forgotten_on_each_engine(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    """The ledger's `layouts` (revision 0003_layouts) on SQLite and PostgreSQL alike."""
+    from pipelines.ledger import Ledger
+
+    facts = facts_of(unseen_roll(tmp_path / "a.csv", "12", [("101", "Kettering, Dakota", "1")]))
+    data = {**facts.as_dict(), "confirmed": False}
+    with Ledger(ledger_url) as ledger:
+        before = ledger.layouts_stamp()
+        first, new = ledger.confirm_layout(data, facts.header_key, "pat", "a.csv", "f" * 64)
+        assert new and ledger.confirm_layout(data, facts.header_key, "kim", "b.csv", "e" * 64) == (
+            first,
+            False,
+        )
+        assert ledger.confirmed_layout(facts.fingerprint)["confirmed_by"] == "pat"
+        assert ledger.confirmed_profiles() == {facts.header_key: "tieout_rent_roll"}
+        assert ledger.layouts_stamp() != before
+        preview = {"layout": data, "name": "a.csv"}
+        ledger.record_layout_use("run1", "f" * 64, "a.csv", preview, held=True)
+        (use,) = ledger.layout_uses("run1").to_dict("records")
+        assert use["held"] == 1 and use["fingerprint"] == facts.fingerprint
+        assert ledger.forget_layout(first) and not ledger.forget_layout(first)
+        assert ledger.confirmed_layout(facts.fingerprint) is None
+        assert ledger.confirmed_layouts().empty

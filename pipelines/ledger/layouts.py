@@ -64,6 +64,14 @@ class LayoutStore:
         frame = self.confirmed_layouts()
         return {str(k): str(v) for k, v in zip(frame["header_key"], frame["profile"], strict=True)}
 
+    def layouts_stamp(self) -> tuple[int, int, int]:
+        """Changes whenever a layout is confirmed or forgotten (what `watch` waits for before
+        it takes a held file again)."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COUNT(forgotten_at) FROM layouts"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def forget_layout(self, layout_id: int) -> bool:
         """Withdraw a confirmation (kept, marked forgotten); False when there is none."""
         with self.db.transaction():
