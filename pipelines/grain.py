@@ -48,6 +48,11 @@ EVENT_HEADERS = frozenset({"event", "events", "event type", "activity", "activit
 _OCCUPANT = r"\b(?:other\s+)?occupants?\b|\broommates?\b|\bguarantors?\b"
 
 
+def _of_residents(layout: Layout) -> bool:
+    """A file of residents' rows (a rent roll, a charge sheet): the grain checks are for it."""
+    return "resident_name" in layout.columns.values()
+
+
 def _status_columns(layout: Layout) -> list[int]:
     """The mapped status column and every column whose header says it is a status."""
     found = [i for i, name in layout.columns.items() if name == "status"]
@@ -60,7 +65,7 @@ def _status_columns(layout: Layout) -> list[int]:
 def not_current_rows(text: pd.DataFrame, layout: Layout) -> pd.Series:
     """Rows whose resident status is past, former, evicted, future or applicant."""
     out = pd.Series(False, index=text.index)
-    if layout.profile.kind != "charge":
+    if not _of_residents(layout):
         return out
     for i in _status_columns(layout):
         if i in text.columns:
@@ -221,7 +226,7 @@ def grain_findings(
     charge columns by header and ``source_row``; ``text``: the cells as text, by column
     position, of every row that is a resident's, current or not, indexed by source row - 1).
     Each refuses the file."""
-    if layout.profile.kind != "charge" or text.empty:
+    if not _of_residents(layout) or text.empty:
         return ()
     found = [_event_log(text, layout)]
     if layout.profile.charge_mode == "columns":
