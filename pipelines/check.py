@@ -11,9 +11,13 @@ import pandas as pd
 
 from pipelines import report as reporting
 from pipelines.config import Settings
-from pipelines.errors import InputError
+from pipelines.errors import InputError, TieoutError
 from pipelines.files import (
+    accept_command,
+    decide_layout,
     errors_file_bytes,
+    layout_preview,
+    preview_lines,
     process_file,
     profiles_for,
 )
@@ -24,7 +28,7 @@ from pipelines.inbox import (
 )
 from pipelines.ledger import Ledger
 from pipelines.load import describe_plan
-from pipelines.models import RunOutcome, Say, printable, whole
+from pipelines.models import ExtractResult, RunOutcome, Say, printable, whole
 from pipelines.profiles import (
     Profile,
 )
@@ -52,9 +56,43 @@ class CheckResult:
         return self.path.with_name(self.path.name + ".errors.csv") if self.errors_csv else None
 
 
-def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckResult:
-    """What `tieout check` says about one file; writes nothing."""
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+def standing_confirmations(settings: Settings) -> pd.DataFrame | None:
+    """The layouts a person confirmed, read from the ledger when there is one (never
+    created here); None when there is none to read."""
+    if settings.ledger_is_file and not settings.ledger_path.exists():
+        return None
+    try:
+        with Ledger(settings.ledger, readonly=True) as ledger:
+            return ledger.confirmed_layouts()
+    except TieoutError:
+        return None
+
+
+def _confirmation_of(extract: ExtractResult, layouts: pd.DataFrame | None) -> dict[str, Any] | None:
+    if layouts is None or layouts.empty or extract.layout is None:
+        return None
+    mine = layouts[layouts["fingerprint"] == extract.layout.fingerprint]
+    return {str(k): v for k, v in mine.iloc[0].to_dict().items()} if len(mine) else None
+
+
+def check_file(
+    path: Path,
+    settings: Settings,
+    refs: RefData | None,
+    layouts: pd.DataFrame | None = None,
+) -> CheckResult:
+    """What `tieout check` says about one file; writes nothing. ``layouts``: the standing
+    confirmations (:func:`standing_confirmations`), to say whether its layout is confirmed."""
+    by_headers = (
+        {str(k): str(v) for k, v in zip(layouts["header_key"], layouts["profile"], strict=True)}
+        if layouts is not None
+        else None
+    )
+    result = process_file(fingerprint(path), profiles_for(settings), refs, settings, by_headers)
+    decision = decide_layout(result.extract, _confirmation_of(result.extract, layouts))
+    preview = layout_preview(
+        result, decision, None if decision.confirmed else accept_command(path, settings)
+    )
     o = result.outcome
     rejected = pd.DataFrame(
         [(i.source_row, i.message) for i in result.issues], columns=["source_row", "message"]
@@ -87,6 +125,7 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckRes
             for r, g in rejected.groupby("source_row")
         ],
         "records": len(result.records),
+        "layout": {**preview["layout"], "command": preview["command"]},
     }
     return CheckResult(path, summary, errors_csv)
 
@@ -99,9 +138,19 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
             refs = reference_data(ledger, client, settings)
             for path in list_inbox(inbox):
                 try:
-                    result = process_file(fingerprint(path), profiles, refs, settings)
+                    result = process_file(
+                        fingerprint(path), profiles, refs, settings, ledger.confirmed_profiles()
+                    )
                 except InputError as exc:
                     say(f"{printable(path.name)}: {exc}")
+                    continue
+                decision = decide_layout(
+                    result.extract, _confirmation_of(result.extract, ledger.confirmed_layouts())
+                )
+                if not decision.confirmed:
+                    preview = layout_preview(result, decision, accept_command(path, settings))
+                    for line in preview_lines(preview):
+                        say(line)
                     continue
                 o = result.outcome
                 say(

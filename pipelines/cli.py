@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli_layout import layout, print_layout
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
     CRASH_DIR,
@@ -254,7 +255,7 @@ def check(
     <name>.errors.csv beside any file with rejected rows: the row number you see in Excel,
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
-    from pipelines.check import check_file
+    from pipelines.check import check_file, standing_confirmations
     from pipelines.errors import InputError
     from pipelines.files import write_atomically
     from pipelines.ledger import Ledger
@@ -283,8 +284,9 @@ def check(
                 unreachable = exc
                 err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
         results = []
+        layouts = standing_confirmations(settings)
         for path in files:
-            checked = check_file(path, settings, refs)
+            checked = check_file(path, settings, refs, layouts)
             if checked.errors_csv is not None and checked.errors_path is not None:
                 write_atomically(checked.errors_path, checked.errors_csv)
             errors_file = str(checked.errors_path) if checked.errors_path else None
@@ -299,6 +301,7 @@ def check(
             )
             for total in r["file_totals"]:
                 out.print(f"  {total_text(total, dollars)}", markup=False)
+            print_layout(r["layout"])
             if r["period"]:
                 out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
             for notice in r["notices"]:
@@ -687,7 +690,7 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config):
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config, layout):
     cli.add_command(command)
 
 

@@ -18,11 +18,13 @@ import pyarrow.compute as pc
 
 from pipelines.columns import any_match, arrow_text, match_flags
 from pipelines.errors import InputError
+from pipelines.grain import NOT_CURRENT, grain_findings, not_current_rows
 from pipelines.grids import DEFAULT_LIMITS, Limits, read_grids
 from pipelines.layout import (
     HEADER_SCAN_ROWS,
     Layout,
     cell_names,
+    describe_layout,
     detect_layout,
     header_candidates,
     match_layout,
@@ -320,7 +322,6 @@ def _mark_merged(
     mark(merged, "note")
 
 
-NOT_CURRENT = "not a current resident"
 # A cell that reads as an amount or a date, not a name.
 _VALUE_LIKE = (r"^[\s$(+-]*[\d,.]+\)?$", r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 
@@ -355,7 +356,7 @@ def extract_file(
         if layout is not None and (best is None or layout.score > best[0]):
             best = (layout.score, sheet, table, layout)
     if best is not None:
-        result = _extract_sheet(source, best[1], best[2], best[3], limits)
+        result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
         return replace(result, notices=tuple(notices)) if notices else result
     _refuse_if_no_charge_column(source.name, grids, profiles, profile_name, known_codes)
     found = _headers_seen(grids)
@@ -438,6 +439,7 @@ def _extract_sheet(
     grid: pd.DataFrame,
     layout: Layout,
     limits: Limits = DEFAULT_LIMITS,
+    known_codes: frozenset[str] = frozenset(),
 ) -> ExtractResult:
     grid = grid.reset_index(drop=True)
     names_of_cells = cell_names(grid.columns, layout)
@@ -476,6 +478,8 @@ def _extract_sheet(
     body_text = text.iloc[header_end + 1 :]
     kinds = _classify_rows(body, body_text, layout)
     kinds = unlabelled_totals(body, body_text, kinds, layout)
+    # The file's own totals count every resident's row; only current residents are charged.
+    totals_kinds, kinds = kinds, _skip_not_current(body_text, kinds, layout)
     non_data = kinds.ne("data")
     joined = body_text[non_data].apply(lambda r: " ".join(v for v in r if v)[:200], axis=1)
     skipped_parts.append(
@@ -517,7 +521,7 @@ def _extract_sheet(
     rows = rows[~non_data]
     rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
     not_charged = amount_columns(body.loc[~non_data], layout.other_columns)
-    totals = file_totals(body, kinds, layout)
+    totals = file_totals(body, totals_kinds, layout)
     if layout.charge_columns:
         wide = body.loc[~non_data, list(layout.charge_columns)]
         wide.columns = list(layout.charge_columns.values())
@@ -546,4 +550,14 @@ def _extract_sheet(
         file_totals=totals,
         cells=names_of_cells,
         header_rows=tuple(r + 1 for r in layout.header_rows),
+        layout=describe_layout(
+            layout, sheet, (text.iloc[header_start:] != "").any(axis=0).tolist(), known_codes
+        ),
+        grain=grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
     )
+
+
+def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:
+    """Rows of residents who are gone, or not there yet, become skipped rows of their kind."""
+    gone = not_current_rows(body_text, layout) & kinds.eq("data")
+    return kinds.where(~gone, NOT_CURRENT) if gone.any() else kinds

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shlex
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,19 @@ def _refuse_if_totals_differ(extract: ExtractResult) -> None:
     )
 
 
+def refuse_if_grain_fails(extract: ExtractResult) -> None:
+    """A file whose rows are not one per resident (or per charge) is not posted: a directory,
+    an event log, a resident on several rows. Said once, for the whole file, with what shows
+    it; no confirmation of its layout changes that."""
+    if not extract.grain:
+        return
+    said = "; and it ".join(f.message for f in extract.grain)
+    raise InputError(
+        f"{extract.source.name}: {said}. Nothing in it was posted. Export the rent roll or "
+        "charges report (one row per resident, or one per charge) instead"
+    )
+
+
 def charge_code_names(refs: RefData | None) -> frozenset[str]:
     """Normalized names of Propexo's charge codes (name and code) and of their aliases in
     data/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
@@ -203,17 +218,36 @@ def charge_code_names(refs: RefData | None) -> frozenset[str]:
 
 
 def process_file(
-    source: SourceFile, profiles: list[Profile], refs: RefData | None, settings: Settings
+    source: SourceFile,
+    profiles: list[Profile],
+    refs: RefData | None,
+    settings: Settings,
+    confirmed_profiles: dict[str, str] | None = None,
 ) -> FileResult:
-    """Extract, validate and transform one file (transform only when ``refs`` is given)."""
+    """Extract, validate and transform one file (transform only when ``refs`` is given).
+
+    ``confirmed_profiles``: header key → profile of the layouts a person confirmed; a file
+    whose headers a person confirmed under another profile than the one detected is read
+    with that one (unless a profile is named)."""
     limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
+    named = profile_for_file(settings, profiles, source.name)
+    known_codes = charge_code_names(refs)
     extract = extract_file(
-        source,
-        profiles,
-        profile_name=profile_for_file(settings, profiles, source.name),
-        limits=limits,
-        known_codes=charge_code_names(refs),
+        source, profiles, profile_name=named, limits=limits, known_codes=known_codes
     )
+    confirmed_as = (confirmed_profiles or {}).get(
+        extract.layout.header_key if extract.layout else ""
+    )
+    if (
+        named is None
+        and confirmed_as not in (None, extract.profile)
+        and confirmed_as in {p.name for p in profiles}
+        and not (extract.layout is not None and extract.layout.strict)
+    ):
+        extract = extract_file(
+            source, profiles, profile_name=confirmed_as, limits=limits, known_codes=known_codes
+        )
+    refuse_if_grain_fails(extract)
     _refuse_if_totals_differ(extract)
     flow = flow_for_source(extract.kind)
     extract, unit_issues = flow.prepare(extract, settings, refs)
@@ -336,3 +370,105 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+# --- layouts: confirmed once, by a person ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayoutDecision:
+    """Whether a file's layout may move money, and on whose word: a strict match of its
+    profile, or a person's confirmation (``layout_id`` in the ledger)."""
+
+    confirmed: bool
+    confirmed_by: str | None = None
+    layout_id: int | None = None
+
+
+def decide_layout(extract: ExtractResult, confirmation: dict[str, Any] | None) -> LayoutDecision:
+    """A layout moves money when a person confirmed it (``confirmation``: its ledger row), or
+    when its profile reads it strictly (its own names, 80% of columns, grain checks pass)."""
+    facts = extract.layout
+    if facts is None:
+        return LayoutDecision(False)
+    if confirmation is not None:
+        by = (
+            f"{confirmation['confirmed_by']} on {str(confirmation['confirmed_at'])[:10]} "
+            f"(layout {confirmation['id']}, from {confirmation['from_file']})"
+        )
+        return LayoutDecision(True, by, int(confirmation["id"]))
+    if facts.strict and not extract.grain:
+        return LayoutDecision(True, f"strict match of {facts.profile}")
+    return LayoutDecision(False)
+
+
+def accept_command(path: Path, settings: Settings) -> str:
+    """The command that confirms a file's layout, as the person can type it."""
+    parts = ["tieout"]
+    if settings.data_dir != Path("data"):
+        parts += ["--data-dir", shlex.quote(str(settings.data_dir))]
+    parts += ["layout", "accept", shlex.quote(str(path))]
+    if settings.profile:
+        parts += ["--profile", shlex.quote(settings.profile)]
+    return " ".join(parts)
+
+
+def layout_preview(
+    result: FileResult, decision: LayoutDecision, command: str | None = None
+) -> dict[str, Any]:
+    """What a file's layout would do, as data: its fingerprint and columns (charged, not
+    charged, unknown), the lines and total it yields, the file's own totals, grain findings,
+    and (held) the command that confirms it."""
+    extract, o = result.extract, result.outcome
+    facts = extract.layout.as_dict() if extract.layout is not None else {"fingerprint": ""}
+    return {
+        "name": o.name,
+        "sha256": o.sha256,
+        "layout": {
+            **facts,
+            "confirmed": decision.confirmed,
+            "confirmed_by": decision.confirmed_by,
+            "layout_id": decision.layout_id,
+        },
+        "rows_read": o.rows_read,
+        "lines": o.rows_used,
+        "rows_rejected": o.rows_rejected,
+        "rows_skipped": o.rows_skipped,
+        "source_total_cents": o.source_total_cents,
+        "file_totals": list(extract.file_totals),
+        "columns_not_charged": list(extract.columns_not_charged),
+        "grain": [{"check": g.check, "message": g.message} for g in extract.grain],
+        "command": command,
+    }
+
+
+def preview_lines(preview: dict[str, Any]) -> list[str]:
+    """A held file's preview, said once: what its layout would do, and how to confirm it."""
+    layout = preview["layout"]
+    name = preview["name"]
+
+    def listed(key: str) -> str:
+        return ", ".join(layout.get(key) or []) or "none"
+
+    lines = [
+        f"{name}: held, not posted: its layout ({layout['fingerprint']}, read as "
+        f"{layout.get('profile')}) is not confirmed: "
+        + ("; ".join(layout.get("why_held") or []) or "no strict match"),
+        f"  would charge: {listed('charged')}; not charged: {listed('not_charged')}; "
+        f"unknown: {listed('unknown')}",
+        f"  would post {preview['lines']:,} lines, "
+        f"{reporting.dollars(preview['source_total_cents'])} ({preview['rows_rejected']:,} rows "
+        f"rejected, {preview['rows_skipped']:,} skipped)",
+    ]
+    for total in preview["file_totals"]:
+        lines.append(
+            f"  the file's own {total.get('kind', 'total')} row (row {total['source_row']}, "
+            f"{total['column']}) says {reporting.dollars(total['stated_cents'])}; its lines add "
+            f"up to {reporting.dollars(total['computed_cents'])}"
+        )
+    for finding in preview["grain"]:
+        lines.append(f"  grain: {finding['message']}")
+    if preview.get("command"):
+        lines.append(
+            f"  it stays in the inbox; if this is right, confirm the layout once: "
+            f"{preview['command']}"
+        )
+    return lines

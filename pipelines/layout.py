@@ -3,6 +3,8 @@ against the first rows (two-row headers joined), the best match kept."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -38,6 +40,9 @@ class Layout:
     # (``columns.COLUMN_VOCABULARY``, ``profiles.CHARGE_VOCABULARY``), not the profile's own
     # names nor a charge code or alias: what a person confirms before money moves.
     vocabulary: frozenset[int] = frozenset()
+    # Every column's header text (two-row headers joined), and the lowest row's own text.
+    cells: tuple[str, ...] = ()
+    leaves: tuple[str, ...] = ()
 
 
 Candidate = tuple[tuple[int, ...], list[str], list[str]]
@@ -135,6 +140,8 @@ def match_layout(
         row_total_column=row_total,
         headers={i: " ".join(cells[i].split()) for i in columns},
         vocabulary=frozenset(vocabulary),
+        cells=tuple(cells),
+        leaves=tuple(leaves),
     )
 
 
@@ -204,3 +211,153 @@ def cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
 
 
 ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}
+
+
+# --- a layout as a person confirms it -----------------------------------------------------------
+
+# A built-in profile confirms a layout by itself only when at least this share of the file's
+# non-empty columns is explained by it (mapped, charged, or known never to be a charge).
+STRICT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class LayoutFacts:
+    """What identifies a file's layout, and what reading it that way would do with its
+    columns. ``why_held`` says why the profile does not confirm it by itself (empty: a strict
+    match)."""
+
+    fingerprint: str
+    header_key: str  # the headers alone, whatever profile reads them
+    kind: str
+    sheet: str | None
+    header_rows: tuple[int, ...]  # 1-based, as a person sees them
+    headers: tuple[str, ...]  # every column's header, normalized ("" for none)
+    profile: str
+    mapping: dict[str, str]  # canonical column → header as the file writes it
+    charged: tuple[str, ...]
+    not_charged: tuple[str, ...]  # known never to be a charge (deposit, dates, ...)
+    unknown: tuple[str, ...]  # neither mapped, charged nor known
+    explained_share: float
+    why_held: tuple[str, ...] = ()
+
+    @property
+    def strict(self) -> bool:
+        return not self.why_held
+
+    def as_dict(self) -> dict[str, object]:
+        """The layout as JSON data (check --json, summary.json, the ledger)."""
+        return {
+            "fingerprint": self.fingerprint,
+            "kind": self.kind,
+            "sheet": self.sheet,
+            "header_rows": list(self.header_rows),
+            "headers": list(self.headers),
+            "profile": self.profile,
+            "mapping": dict(self.mapping),
+            "charged": list(self.charged),
+            "not_charged": list(self.not_charged),
+            "unknown": list(self.unknown),
+            "explained_share": round(self.explained_share, 3),
+            "strict_match": self.strict,
+            "why_held": list(self.why_held),
+        }
+
+
+def _digest(data: object) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe_layout(
+    layout: Layout,
+    sheet: str | None,
+    filled: list[bool],
+    known_codes: frozenset[str] = frozenset(),
+) -> LayoutFacts:
+    """A layout's fingerprint and whether its profile reads it by its own names alone.
+
+    ``filled``: per column, whether the column holds anything (its header or a cell below it).
+    A strict match reads every mapped column by a header the profile's own file declares, every
+    charge column by the profile's own ``include`` or a Propexo charge code (or an alias a
+    person wrote), and explains at least 80% of the non-empty columns."""
+    profile = layout.profile
+    cells = list(layout.cells)
+    leaves = list(layout.leaves) or cells
+    headers = tuple(normalize_header(c) for c in cells)
+    own = profile.own_names()
+    why: list[str] = []
+    guessed = [
+        f"{layout.headers.get(i, cells[i])!r} as {canonical}"
+        for i, canonical in layout.columns.items()
+        if own.get(headers[i]) != canonical
+    ]
+
+    def own_charge(i: int) -> bool:
+        names = (cells[i], leaves[i])
+        return any(profile.charged_by_own_name(n) for n in names) or any(
+            normalize_header(n) in known_codes for n in names
+        )
+
+    guessed += [
+        f"{header!r} as a charge"
+        for i, header in layout.charge_columns.items()
+        if not own_charge(i)
+    ]
+    if guessed:
+        why.append(
+            "read through the general vocabulary, not the profile's own header names: "
+            + ", ".join(guessed)
+        )
+    missing = [c for c in profile.required if c not in layout.columns.values()]
+    if missing:
+        why.append(f"required columns missing: {', '.join(missing)}")
+    charged_at = set(layout.charge_columns)
+    not_charged: list[str] = []
+    unknown: list[str] = []
+    explained = 0
+    nonempty = 0
+    for i, cell in enumerate(cells):
+        if not (filled[i] if i < len(filled) else bool(cell)):
+            continue
+        nonempty += 1
+        shown = " ".join(cell.split()) or f"(column {i + 1}, no header)"
+        if i in layout.columns or i in charged_at or i == layout.row_total_column:
+            explained += 1
+        elif cell and (profile.known_not_charge(cell) or profile.known_not_charge(leaves[i])):
+            explained += 1
+            not_charged.append(shown)
+        else:
+            unknown.append(shown)
+    share = explained / nonempty if nonempty else 1.0
+    if share < STRICT_SHARE:
+        why.append(
+            f"only {explained} of its {nonempty} columns are known to {profile.name} "
+            f"({share:.0%}; a strict match needs {STRICT_SHARE:.0%})"
+        )
+    mapping = {
+        canonical: layout.headers.get(i, cells[i]) for i, canonical in layout.columns.items()
+    }
+    rows = tuple(r + 1 for r in layout.header_rows)
+    key = {"sheet": sheet, "header_rows": list(rows), "headers": list(headers)}
+    identity = {
+        **key,
+        "kind": profile.kind,
+        "profile": profile.name,
+        "mapping": {c: normalize_header(h) for c, h in mapping.items()},
+        "charged": sorted(normalize_header(h) for h in layout.charge_columns.values()),
+    }
+    return LayoutFacts(
+        fingerprint=_digest(identity),
+        header_key=_digest(key),
+        kind=profile.kind,
+        sheet=sheet,
+        header_rows=rows,
+        headers=headers,
+        profile=profile.name,
+        mapping=mapping,
+        charged=tuple(layout.charge_columns.values()),
+        not_charged=tuple(not_charged),
+        unknown=tuple(unknown),
+        explained_share=share,
+        why_held=tuple(why),
+    )

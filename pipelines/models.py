@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, SupportsInt
+from typing import TYPE_CHECKING, Any, Literal, SupportsInt
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipelines.layout import LayoutFacts
 
 SourceKind = Literal["vendor_bill", "charge"]
 RecordKind = Literal["invoice", "charge", "credit"]
@@ -159,6 +162,16 @@ class SourceFile:
 
 
 @dataclass(frozen=True)
+class GrainFinding:
+    """A whole-file grain problem (a directory, an event log, several rows per resident),
+    with the rows that show it."""
+
+    check: str
+    message: str
+    rows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExtractResult:
     """A file read into a raw frame of canonical columns, with every non-data row accounted for.
 
@@ -188,6 +201,9 @@ class ExtractResult:
     # Field → (header as the file writes it, column letter): "Rent" → ("Rent", "H").
     cells: dict[str, tuple[str, str]] = field(default_factory=dict)
     header_rows: tuple[int, ...] = ()  # 1-based, as a person sees them
+    # The layout's fingerprint and what its profile makes of its columns; grain problems.
+    layout: LayoutFacts | None = None
+    grain: tuple[GrainFinding, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,9 +26,14 @@ from pipelines.check import dry_run_plan
 from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.files import (
+    LayoutDecision,
+    accept_command,
     account_rows,
     amounts_as_shown,
+    decide_layout,
     errors_file_bytes,
+    layout_preview,
+    preview_lines,
     process_file,
     profiles_for,
     write_atomically,
@@ -173,7 +179,7 @@ def _take_file(
         )
         return False, False
     try:
-        result = process_file(source, profiles, refs, settings)
+        result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
     except InputError as exc:
         target = move_file(path, settings.rejected_dir)
         release(path)
@@ -191,6 +197,10 @@ def _take_file(
         )
         log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
         return False, True
+    decision = decide_layout(result.extract, _confirmation(ledger, result))
+    if not decision.confirmed:
+        _hold(result, decision, ledger, run_id, settings, say)
+        return True, True
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
             refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
@@ -227,6 +237,15 @@ def _take_file(
             errors_file_bytes(result, issues, path=target),
         )
     ledger.record_file(run_id, outcome, str(target))
+    ledger.record_layout_use(
+        run_id,
+        source.sha256,
+        source.name,
+        layout_preview(result, decision),
+        held=False,
+        layout_id=decision.layout_id,
+        confirmed_by=decision.confirmed_by,
+    )
     log.info(
         "file processed",
         extra={
@@ -280,6 +299,29 @@ def _archive(source: SourceFile, folder: Path, run_id: str, say: Say) -> Path:
         )
         log.warning("file changed after read", extra={"run_id": run_id, "file": source.name})
     return target
+
+
+def _hold(
+    result: FileResult,
+    decision: LayoutDecision,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+) -> None:
+    """Nothing moves on a guess: the file stays in the inbox until a person confirms its
+    layout; what it would do is said once, and recorded for the run's report."""
+    source = result.source
+    preview = layout_preview(result, decision, accept_command(source.path, settings))
+    ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    for line in preview_lines(preview):
+        say(line)
+    log.info("layout held", extra={"run_id": run_id, "file": source.name})
+
+
+def _confirmation(ledger: Ledger, result: FileResult) -> dict[str, Any] | None:
+    facts = result.extract.layout
+    return ledger.confirmed_layout(facts.fingerprint) if facts is not None else None
 
 
 def run(

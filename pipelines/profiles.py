@@ -163,6 +163,27 @@ class Profile:
         own = {normalize_header(x) for x in self.charge_columns_include}
         return bool(name) and (name in own or name in known_codes)
 
+    def own_names(self) -> dict[str, str]:
+        """The header texts this profile's own file declares (normalized) → canonical column:
+        what a strict match reads columns by, never a general vocabulary."""
+        return {
+            normalize_header(alias): canonical
+            for canonical, aliases in self.columns.items()
+            for alias in (canonical, *aliases)
+        }
+
+    def charged_by_own_name(self, header: str) -> bool:
+        """Whether the profile's own ``[charges] include`` names this header."""
+        return normalize_header(header) in {
+            normalize_header(x) for x in self.charge_columns_include
+        }
+
+    def known_not_charge(self, header: str) -> bool:
+        """A header the profile ignores, or of a family that is never a charge."""
+        name = normalize_header(header)
+        ignored = {normalize_header(x) for x in self.charge_columns_ignore}
+        return bool(name) and (name in ignored or is_non_charge(name))
+
     def alias_map(self) -> dict[str, str]:
         """Normalized header text → canonical column."""
         mapping: dict[str, str] = {}

@@ -96,6 +96,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         provenance=provenance(settings),
         names=report_names(ledger, settings),
         signoffs=ledger.signoffs(run_id),
+        layout_uses=ledger.layout_uses(run_id),
     )
 
 

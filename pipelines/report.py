@@ -123,6 +123,7 @@ def decide_verdict(
     unexpected: int,
     now: datetime,
     grace_s: float,
+    held: list[dict[str, Any]] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """One verdict for a run, and each reason for it with its count and amount.
 
@@ -165,6 +166,15 @@ def decide_verdict(
                 "file totals that differ from the file's own total rows",
                 len(differ),
                 sum(int(t["difference_cents"]) for t in differ),
+            )
+        )
+    if held:
+        attention.append(
+            _reason(
+                "files held in the inbox: their layout is not confirmed "
+                "(`tieout layout accept FILE`)",
+                len(held),
+                sum(int(h.get("source_total_cents") or 0) for h in held),
             )
         )
     refused = drops[drops["first_run_id"].isna()] if not drops.empty else pd.DataFrame()
@@ -210,6 +220,26 @@ def decide_verdict(
     return COMPLETE, []
 
 
+LAYOUT_PROVENANCE = ("fingerprint", "profile", "confirmed_by", "layout_id")
+
+
+def _layouts_of_run(
+    uses: pd.DataFrame | None,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Each posted file's layout (by sha256), and the files held for a person to confirm."""
+    used: dict[str, dict[str, Any]] = {}
+    held: list[dict[str, Any]] = []
+    if uses is None or uses.empty:
+        return used, held
+    for use in uses.to_dict("records"):
+        preview = json.loads(str(use["preview"]))
+        if int(use["held"]):
+            held.append(preview)
+        else:
+            used[str(use["sha256"])] = preview["layout"]
+    return used, held
+
+
 def build_report(
     run: dict[str, Any],
     files: pd.DataFrame,
@@ -224,9 +254,11 @@ def build_report(
     provenance: dict[str, Any] | None = None,
     names: dict[str, dict[str, str]] | None = None,
     signoffs: list[dict[str, Any]] | None = None,
+    layout_uses: pd.DataFrame | None = None,
 ) -> RunReport:
     """The report of one run (or of a period's files), from what the ledger holds for it;
     ``signoffs``: the reviews a person recorded of it (`tieout signoff`)."""
+    used_layouts, held_layouts = _layouts_of_run(layout_uses)
     file_rows: list[dict[str, Any]] = []
     control_rows: list[dict[str, Any]] = []
     for f in files.to_dict("records"):
@@ -261,6 +293,7 @@ def build_report(
             "period": blank(f.get("period"), None),
             "period_source": blank(f.get("period_source"), None),
             "sheet": blank(f.get("sheet"), None),
+            "layout": used_layouts.get(str(f["sha256"])),
         }
         row["file_totals"] = [with_plain_figures(t) for t in row["file_totals"]]
         # The file's own total rows are part of the check: one that its lines do not tie (or
@@ -358,13 +391,19 @@ def build_report(
     reconciliation = {**_reconciliation(records), "unexpected": unexpected}
     control = pd.DataFrame(control_rows)
     verdict, reasons = decide_verdict(
-        file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
+        file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s, held_layouts
     )
+    confirmations = [
+        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
+        for f in file_rows
+        if f.get("layout")
+    ]
     summary = {
         "run_id": run.get("run_id"),
         "verdict": verdict,
         "verdict_reasons": reasons,
-        "provenance": provenance or {},
+        "provenance": {**(provenance or {}), "layouts": confirmations},
+        "held_layouts": held_layouts,
         "started_at": run.get("started_at"),
         "finished_at": run.get("finished_at"),
         "exit_code": run.get("exit_code"),

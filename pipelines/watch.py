@@ -9,12 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipelines.config import Settings
+from pipelines.errors import TieoutError
 from pipelines.inbox import (
     links_outside,
     list_inbox,
     open_for_writing,
     refused_link_text,
 )
+from pipelines.ledger import Ledger
 from pipelines.models import Say
 from pipelines.pipeline import run
 from pipelines.sync import latest_sync, reconcile_command
@@ -25,6 +27,17 @@ log = logging.getLogger("tieout")
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
     """The same settings over another data folder (the demo's private workspace)."""
     return replace(settings, data_dir=data_dir)
+
+
+def layouts_stamp(settings: Settings) -> tuple[int, int, int] | None:
+    """Which layouts are confirmed, as a stamp that changes with each confirmation."""
+    if settings.ledger_is_file and not settings.ledger_path.exists():
+        return None
+    try:
+        with Ledger(settings.ledger, readonly=True) as ledger:
+            return ledger.layouts_stamp()
+    except TieoutError:
+        return None
 
 
 def watch_inbox(
@@ -45,6 +58,10 @@ def watch_inbox(
     seen: dict[Path, tuple[int, float]] = {}
     next_reconcile = time.monotonic() + reconcile_every_s
     last_sync = latest_sync(settings)
+    # Held files (their layout not confirmed) are taken again only once they change or a
+    # layout is confirmed or forgotten: their preview is said once, not every interval.
+    held: dict[Path, tuple[int, float]] = {}
+    held_at = layouts_stamp(settings)
     done = 0
     refused: set[Path] = set()  # links to files outside the inbox, said once each
     while cycles is None or done < cycles:
@@ -63,10 +80,17 @@ def watch_inbox(
         ready = [p for p, v in look.items() if seen.get(p) == v and v[0] > 0]
         writing = open_for_writing(ready)
         ready = [p for p in ready if p not in writing]
+        if held and layouts_stamp(settings) != held_at:
+            held = {}
+        ready = [p for p in ready if held.get(p) != look[p]]
         seen = {p: v for p, v in look.items() if p not in ready}
         try:
             if ready:
                 outcome = run(settings, files=ready, say=say)
+                for entry in outcome.summary.get("held_layouts", []):
+                    path = settings.inbox_dir / str(entry["name"])
+                    if path in look:
+                        held[path], held_at = look[path], layouts_stamp(settings)
                 verdict = outcome.summary.get("verdict", "nothing to report")
                 report = outcome.report_dir / "report.html" if outcome.report_dir else "(none)"
                 say(f"run {outcome.run_id}: {verdict} (exit {outcome.exit_code}); report: {report}")

@@ -227,6 +227,13 @@ def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> 
     for reason in s.get("verdict_reasons", []):
         ws.append([_text(f"  {reason['reason']}"), reason["count"], reason["amount_cents"] / 100])
         ws.cell(ws.max_row, 3).number_format = MONEY_FORMAT
+    for held in s.get("held_layouts", []):
+        ws.append(
+            [
+                neutralize(f"  held, layout not confirmed: {held['name']}"),
+                neutralize(held.get("command") or ""),
+            ]
+        )
     times = [("Started", s.get("started_at")), ("Finished", s.get("finished_at"))]
     for label, value in times:
         stamp = pd.to_datetime(value, utc=True, errors="coerce") if value else None

@@ -256,6 +256,8 @@ def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
     for key in ("period", "period_source"):
         if key in expected:
             assert got[key] == expected[key]
+    for key, value in expected.get("layout", {}).items():  # #31: whether it moves money
+        assert got["layout"][key] == value, key
 
 
 @pytest.mark.parametrize(

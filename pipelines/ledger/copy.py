@@ -26,6 +26,8 @@ TABLES = (
     "claims",
     "signoffs",
     "webhook_deliveries",
+    "layouts",
+    "layout_uses",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
 IDENTITY = (
@@ -35,6 +37,8 @@ IDENTITY = (
     "syncs",
     "webhook_events",
     "signoffs",
+    "layouts",
+    "layout_uses",
 )  # numbered by the engine
 SLICE = 50_000
 

@@ -532,8 +532,68 @@ def issue31_shapes() -> None:
     unreadable_under_total()
 
 
+def layouts() -> None:
+    """Reports with a rent roll's headers but another grain (#31): each refused once, or its
+    rows of residents who are gone (or not there yet) skipped, never charged."""
+    directory = [
+        ["Tenant Directory"], ["Properties: All"], ["As of: 12/01/2026"],
+        ["Property", "Unit", "Tenant", "Tenant Type", "Status", "Phone Numbers", "Move-in",
+         "Move-out", "Rent", "Deposit"],
+    ]
+    for unit, person, kind, phone, moved, rent in [
+        ("101", "Kettering, Dakota", "Financially Responsible", "0101", "06/01/2025", "1,250.00"),
+        ("101", "Kettering, Sam", "Other Occupant", "0102", "06/01/2025", "1,250.00"),
+        ("102", "Pembry, Skyler", "Financially Responsible", "0103", "07/01/2025", "1,300.00"),
+        ("103", "Marrow, Emerson", "Financially Responsible", "0104", "08/01/2025", "1,100.00"),
+        ("103", "Marrow, Jules", "Other Occupant", "0105", "08/01/2025", "1,100.00"),
+        ("103", "Okafor, Remy", "Other Occupant", "0106", "09/01/2025", "1,100.00"),
+    ]:
+        directory.append(["Maple Court", unit, person, kind, "Current", f"555-{phone}", moved, "",
+                          rent, "500.00"])
+    write_csv("shape_tenant_directory.csv", directory)
+    expect("shape_tenant_directory.csv", exit=2, refusal="reads as a tenant directory")
+
+    tickler = [
+        ["Tenant Tickler"], ["As of: 12/01/2026"],
+        ["Date", "Event", "Property", "Unit", "Tenant", "Tenant Status", "Rent", "Phone Numbers",
+         "Lease From", "Lease To", "Agent"],
+    ]
+    for when, event, unit, person, status, rent, agent in [
+        ("10/03/2026", "Move-out", "101", "Kettering, Dakota", "Past", "1,250.00", "Quill"),
+        ("10/15/2026", "Notice", "102", "Pembry, Skyler", "Evict", "1,300.00", "Quill"),
+        ("10/21/2026", "Move-out", "103", "Marrow, Emerson", "Past", "1,100.00", "Varga"),
+        ("11/02/2026", "Notice", "104", "Yardley, Avery", "Current", "1,150.00", "Varga"),
+    ]:
+        tickler.append([when, event, "Maple Court", unit, person, status, rent, "555-0100",
+                        "06/01/2025", "06/30/2026", agent])
+    write_csv("shape_tenant_tickler.csv", tickler)
+    expect("shape_tenant_tickler.csv", exit=2, refusal="reads as an event log")
+
+    roll = [["Rent Roll"], ["As of: 12/01/2026"],
+            ["Property", "Unit", "Resident", "Status", "Rent", "Parking"]]
+    for unit, person, status, rent, parking in [
+        ("101", "Kettering, Dakota", "Current", "1,250.00", "50.00"),
+        ("102", "Pembry, Skyler", "Past", "1,300.00", ""),
+        ("102", "Ashby, Noor", "Future", "1,325.00", ""),
+        ("103", "Marrow, Emerson", "Notice", "1,100.00", "50.00"),
+        ("104", "Yardley, Avery", "Former", "1,150.00", ""),
+        ("105", "Quillon, Tam", "Applicant", "1,200.00", ""),
+        ("107", "Okafor, Remy", "Evicted", "1,175.00", ""),
+        ("106", "Dunmore, Cameron", "Current", "1,050.00", ""),
+    ]:
+        roll.append(["Maple Court", unit, person, status, rent, parking])
+    write_csv("shape_past_future_residents.csv", roll)
+    expect("shape_past_future_residents.csv", exit=0, profile="tieout_rent_roll",
+           rows_read=len(roll), rows_used=3, rows_rejected=0, source_total_cents=350000,
+           skipped={"title": 2, "header": 1, "not a current resident": 5},
+           columns_not_charged=[], file_totals_differ=0, period="2026-12-01",
+           period_source="title", layout={"profile": "tieout_rent_roll", "strict_match": True,
+                                          "confirmed": True})
+
+
 if __name__ == "__main__":
     issue31_shapes()
+    layouts()
     shapes()
     appfolio()
     yardi()

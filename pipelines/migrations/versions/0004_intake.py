@@ -25,7 +25,10 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 
 
 def upgrade() -> None:
-    op.execute(WEBHOOK_DELIVERIES)
+    ddl = WEBHOOK_DELIVERIES
+    if op.get_bind().dialect.name == "postgresql":
+        ddl = ddl.replace("INTEGER", "BIGINT")  # the ledger's integers are 64-bit there
+    op.execute(ddl)
 
 
 def downgrade() -> None:
