@@ -415,58 +415,61 @@ def resolve_in_doubt(
     searched = evidence.describe()
     too_old = writelog.LogSearch(None).describe()
     absent: list[str] = []
-    for key, sent, is_ambiguous, can_search in zip(
-        rest["record_key"].astype(str),
-        posted,
-        rest["record_key"].isin(list(ambiguous)),
-        searchable,
-        strict=True,
-    ):
-        if not can_search:
-            _note(ledger, key, f"in doubt: {too_old}; look in Rent Manager, then `tieout resolve`")
-            counts["waiting"] += 1
-            continue
-        job = evidence.carried.get(key)
-        if job is not None and job.status == "SUCCESS":
-            ledger.transition(
-                [key],
-                "confirmed",
-                run_id=run_id,
-                confirmed_at=now,
-                job_id=job.job_id,
-                detail=f"in doubt → {searched}: job {job.job_id} carried it, SUCCESS",
-            )
-            counts["logged"] += 1
-        elif job is not None:
-            ledger.transition(
-                [key],
-                "failed",
-                run_id=run_id,
-                job_id=job.job_id,
-                errors=[job.error or job.status],
-                note=f"write log: job {job.job_id} {job.status}; reconcile still looks for it "
-                "in Propexo's data before anything is sent again",
-                detail=f"in doubt → {searched}: job {job.job_id} carried it, {job.status}",
-            )
-            counts["failed"] += 1
-        elif _resend_due(ledger, key, sent, evidence, resend_unlogged_after_s, now):
-            absent.append(key)
-        else:
-            # The evidence, as an event: what a person is shown, and what the opt-in counts.
-            ledger.transition([key], "sending", run_id=run_id, detail=f"{searched}: {NO_JOB}")
-            _note(
-                ledger,
-                key,
-                (
-                    "in doubt: a charge with the same resident, code, amount and date is in "
-                    "Propexo without our reference; "
-                    if is_ambiguous
-                    else "in doubt: "
+    with ledger.together():  # every record's outcome and evidence: one commit
+        for key, sent, is_ambiguous, can_search in zip(
+            rest["record_key"].astype(str),
+            posted,
+            rest["record_key"].isin(list(ambiguous)),
+            searchable,
+            strict=True,
+        ):
+            if not can_search:
+                _note(
+                    ledger, key, f"in doubt: {too_old}; look in Rent Manager, then `tieout resolve`"
                 )
-                + f"no job in Propexo's write log carries it yet ({searched}); it may still "
-                "be pending. Look in Rent Manager, then `tieout resolve`",
-            )
-            counts["ambiguous" if is_ambiguous else "waiting"] += 1
+                counts["waiting"] += 1
+                continue
+            job = evidence.carried.get(key)
+            if job is not None and job.status == "SUCCESS":
+                ledger.transition(
+                    [key],
+                    "confirmed",
+                    run_id=run_id,
+                    confirmed_at=now,
+                    job_id=job.job_id,
+                    detail=f"in doubt → {searched}: job {job.job_id} carried it, SUCCESS",
+                )
+                counts["logged"] += 1
+            elif job is not None:
+                ledger.transition(
+                    [key],
+                    "failed",
+                    run_id=run_id,
+                    job_id=job.job_id,
+                    errors=[job.error or job.status],
+                    note=f"write log: job {job.job_id} {job.status}; reconcile still looks for it "
+                    "in Propexo's data before anything is sent again",
+                    detail=f"in doubt → {searched}: job {job.job_id} carried it, {job.status}",
+                )
+                counts["failed"] += 1
+            elif _resend_due(ledger, key, sent, evidence, resend_unlogged_after_s, now):
+                absent.append(key)
+            else:
+                # The evidence, as an event: what a person is shown, and what the opt-in counts.
+                ledger.transition([key], "sending", run_id=run_id, detail=f"{searched}: {NO_JOB}")
+                _note(
+                    ledger,
+                    key,
+                    (
+                        "in doubt: a charge with the same resident, code, amount and date is in "
+                        "Propexo without our reference; "
+                        if is_ambiguous
+                        else "in doubt: "
+                    )
+                    + f"no job in Propexo's write log carries it yet ({searched}); it may still "
+                    "be pending. Look in Rent Manager, then `tieout resolve`",
+                )
+                counts["ambiguous" if is_ambiguous else "waiting"] += 1
     if absent:
         ledger.transition(
             absent,

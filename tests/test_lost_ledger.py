@@ -84,6 +84,9 @@ def test_a_ledger_restored_from_an_old_backup_posts_nothing_twice(
     drop(workspace, "rent_roll.xlsx")
     rerun = run_cli("--data-dir", str(workspace), "run", env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    # Propexo's write log knows them (a sync has brought them too).
-    assert "129 records new to the ledger were already carried" in rerun.stdout
+    # Propexo's write log knows them, and a sync has brought them: either witness will do.
+    assert (
+        "129 records new to the ledger were already carried" in rerun.stdout
+        or "129 records were already in Propexo" in rerun.stdout
+    ), rerun.stdout
     assert pms_counts(api) == before

@@ -291,7 +291,8 @@ def test_write_log_entries_carry_only_documented_fields() -> None:
         "name",
         "vendor",
     }
-    with running_sandbox(SandboxConfig(job_delay_s=0)) as box, client_for(box) as c:
+    config = SandboxConfig(job_delay_s=0, write_log_delay_s=0)
+    with running_sandbox(config) as box, client_for(box) as c:
         wait_terminal(c, post_charges(c, charge(resident_in(0), charge_code_in(0), "TOLOG")))
         (entry,) = c.get("/v1/admin/logs/writes/").json()["results"]["logs"]
         assert set(entry) <= documented
