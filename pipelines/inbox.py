@@ -215,13 +215,19 @@ def take_file(path: Path) -> Path | None:
     The rename is one atomic step on one file system: what is read afterwards is exactly what
     was in the inbox at that moment, and nothing put in the inbox later can take its place."""
     folder = processing_dir(path.parent)
-    folder.mkdir(mode=0o700, exist_ok=True)
-    own = Path(tempfile.mkdtemp(prefix="", dir=folder))  # unique: two takes never share a name
+    for attempt in range(3):  # another worker may remove the (empty) folder in between
+        folder.mkdir(mode=0o700, exist_ok=True)
+        try:
+            own = Path(tempfile.mkdtemp(prefix="", dir=folder))  # unique: never a shared name
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     target = own / path.name  # its own name: what the clerk dropped is what tieout shows
     try:
         path.rename(target)
     except FileNotFoundError:
-        own.rmdir()
+        release(target)
         return None
     return target
 
@@ -253,10 +259,12 @@ def inbox_of(path: Path) -> Path:
 
 
 def release(path: Path) -> None:
-    """Remove a taken file's own folder once the file has moved on (if it is empty)."""
+    """Remove a taken file's own folder once the file has moved on, and the processing folder
+    when nothing else is in it (the inbox staff see holds only what they dropped)."""
     if is_taken(path):
-        with contextlib.suppress(OSError):  # not empty, or already gone
-            path.parent.rmdir()
+        for folder in (path.parent, path.parent.parent):
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                folder.rmdir()
 
 
 def put_back(path: Path) -> Path:
