@@ -13,6 +13,7 @@ from pipelines import report as reporting
 from pipelines.config import Settings
 from pipelines.errors import InputError
 from pipelines.files import (
+    account_rows,
     errors_file_bytes,
     process_file,
     profiles_for,
@@ -24,7 +25,7 @@ from pipelines.inbox import (
 )
 from pipelines.ledger import Ledger
 from pipelines.load import describe_plan
-from pipelines.models import RunOutcome, Say, whole
+from pipelines.models import FileResult, Issue, IssueCode, RunOutcome, Say, whole
 from pipelines.profiles import (
     Profile,
 )
@@ -45,34 +46,104 @@ class CheckResult:
     path: Path
     summary: dict[str, Any]
     errors_csv: bytes | None  # <name>.errors.csv, when any row was rejected
+    online: bool = True  # names were checked against Propexo
 
     @property
     def errors_path(self) -> Path | None:
         """Where the rejects file goes: beside the file."""
         return self.path.with_name(self.path.name + ".errors.csv") if self.errors_csv else None
 
+    @property
+    def stale_errors_path(self) -> Path | None:
+        """A rejects file beside a file that now checks clean online: it no longer says
+        anything true, so it goes (offline, names are unchecked, so it stays)."""
+        old = self.path.with_name(self.path.name + ".errors.csv")
+        clean = self.errors_csv is None and self.online
+        return old if clean and old.exists() else None
+
+
+def group_causes(issues: list[Issue]) -> list[dict[str, Any]]:
+    """One entry per distinct reason, with every row it is given for (first row first): two
+    unknown charge codes on eight rows are two causes, not eight lines."""
+    rows: dict[str, list[int]] = {}
+    for issue in sorted(issues, key=lambda i: i.source_row):
+        found = rows.setdefault(issue.message, [])
+        if issue.source_row not in found:
+            found.append(issue.source_row)
+    return [{"reason": reason, "rows": found} for reason, found in rows.items()]
+
+
+def rows_label(rows: list[int]) -> str:
+    """ "row 4" or "rows 4, 5, 9"."""
+    return ("row " if len(rows) == 1 else "rows ") + ", ".join(str(r) for r in rows)
+
+
+def _to_confirm_online(result: FileResult) -> tuple[list[Issue], list[dict[str, Any]]]:
+    """Offline, what only Propexo can decide is to confirm online, not rejected: the property
+    a rent roll's title names (when its rows name none) and the unit of a row under a property
+    that may be a single-family home. Returns the issues still rejected, and the rest as
+    ``{reason, rows}``."""
+    extract = result.extract
+    if extract.kind != "charge" or extract.rows.empty:
+        return result.issues, []
+    rows = extract.rows
+    named = rows.get("property_name")
+    no_property = named is None or not (named.notna() & named.astype(str).str.strip().ne("")).any()
+    unit_words = {"unit", extract.cells.get("unit", ("unit", ""))[0]}
+    has_property = set()
+    if named is not None:
+        text = named.astype(str).str.strip()
+        has_property = set(rows.loc[named.notna() & text.ne(""), "source_row"].astype(int))
+    confirm: dict[str, list[int]] = {}
+    kept: list[Issue] = []
+    for issue in result.issues:
+        reason = None
+        if issue.code == IssueCode.MISSING_VALUE and issue.column == "property":
+            if no_property and extract.title.strip():
+                reason = (
+                    f"property from the title ({extract.title.strip()[:80]!r}): Propexo decides "
+                    "which property it names"
+                )
+        elif (
+            issue.code == IssueCode.MISSING_VALUE
+            and issue.column in unit_words
+            and issue.source_row in has_property
+        ):
+            reason = "no unit: the only unit of its property, if Propexo has it as one home"
+        if reason is None:
+            kept.append(issue)
+        else:
+            confirm.setdefault(reason, []).append(issue.source_row)
+    return kept, [{"reason": r, "rows": sorted(set(n))} for r, n in confirm.items()]
+
 
 def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckResult:
-    """What `tieout check` says about one file; writes nothing."""
+    """What `tieout check` says about one file; writes nothing. Offline (``refs`` None) no
+    name is checked: every row that is not rejected is to confirm online, and says so."""
     result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
-    o = result.outcome
+    issues, to_confirm = (result.issues, []) if refs is not None else _to_confirm_online(result)
+    o = account_rows(result.extract, result.validated, issues) if to_confirm else result.outcome
     rejected = pd.DataFrame(
-        [(i.source_row, i.message) for i in result.issues], columns=["source_row", "message"]
+        [(i.source_row, i.message) for i in issues], columns=["source_row", "message"]
     )
     valid = result.validated.valid
     bad_rows = set(rejected["source_row"])
     valid = valid[~valid["source_row"].isin(bad_rows)]
     rows = json.loads(valid.to_json(orient="records", date_format="iso"))
-    errors_csv = errors_file_bytes(result, result.issues) if result.issues else None
+    errors_csv = errors_file_bytes(result, issues) if issues else None
     summary = {
         "name": o.name,
         "sha256": o.sha256,
         "profile": o.profile,
         "kind": o.kind,
+        "offline": refs is None,
         "rows_read": o.rows_read,
         "rows_used": o.rows_used,
         "rows_rejected": o.rows_rejected,
         "rows_skipped": o.rows_skipped,
+        # Offline every row not rejected waits for Propexo to know its names.
+        "rows_to_confirm": o.rows_used if refs is None else 0,
+        "to_confirm": to_confirm,
         "skipped_by_kind": o.skipped_by_kind,
         "source_total_cents": o.source_total_cents,
         "rejected_total_cents": o.rejected_total_cents,
@@ -86,9 +157,10 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckRes
             {"source_row": whole(r), "reasons": list(dict.fromkeys(g["message"]))}
             for r, g in rejected.groupby("source_row")
         ],
+        "causes": group_causes(issues),
         "records": len(result.records),
     }
-    return CheckResult(path, summary, errors_csv)
+    return CheckResult(path, summary, errors_csv, online=refs is not None)
 
 
 def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli_alias import alias
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
     CRASH_DIR,
@@ -256,7 +257,6 @@ def check(
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.propexo import make_client, unreachable_hint, verify_token
-    from pipelines.report import dollars, not_charged_text
     from pipelines.sync import reference_data
 
     with friendly():
@@ -283,41 +283,15 @@ def check(
             checked = check_file(path, settings, refs)
             if checked.errors_csv is not None and checked.errors_path is not None:
                 checked.errors_path.write_bytes(checked.errors_csv)
+            stale = checked.stale_errors_path
+            if stale is not None:
+                stale.unlink()
             errors_file = str(checked.errors_path) if checked.errors_path else None
-            results.append({**checked.summary, "errors_file": errors_file})
-        for r in results:
-            skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
-            out.print(
-                f"[bold]{escape(r['name'])}[/] ({r['profile']}): {r['rows_read']} rows read = "
-                f"{r['rows_used']} used + {r['rows_rejected']} rejected + "
-                f"{r['rows_skipped']} skipped ({skipped}); total "
-                f"{dollars(r['source_total_cents'])}"
+            results.append(
+                {**checked.summary, "errors_file": errors_file, "removed": str(stale or "")}
             )
-            for total in r["file_totals"]:
-                verdict = (
-                    "ties out to"
-                    if not total["difference_cents"]
-                    else "cannot be checked (some cells are not amounts) against"
-                )
-                tied = total.get("rows_tied", 0)
-                out.print(
-                    f"  {verdict} its own {total.get('kind', 'total')} row (row "
-                    f"{total['source_row']}, {total['column']}): {dollars(total['stated_cents'])}"
-                    + (f"; {tied:,} subtotal rows above it tie too" if tied else "")
-                )
-            if r["period"]:
-                out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
-            for notice in r["notices"]:
-                out.print(f"  note: {notice}", markup=False)
-            for column in r["columns_not_charged"]:
-                out.print(f"  not charged: {not_charged_text(column)}", markup=False)
-            for rej in r["rejected"][:50]:
-                for reason in rej["reasons"]:
-                    out.print(f"  row {rej['source_row']}, {reason}", markup=False)
-            if len(r["rejected"]) > 50:
-                out.print(f"  … and {len(r['rejected']) - 50} more rows: see {r['errors_file']}")
-            if r["errors_file"]:
-                out.print(f"  rejects written to {r['errors_file']}")
+        for r in results:
+            _print_checked(r, settings)
         if json_out:
             json_out.write_text(json.dumps({"files": results}, indent=2, default=str))
         if unreachable is not None:
@@ -327,6 +301,74 @@ def check(
             )
             sys.exit(2)
         sys.exit(0 if all(r["rows_rejected"] == 0 for r in results) else 1)
+
+
+def _print_checked(r: dict[str, Any], settings: Settings) -> None:
+    """One checked file as `tieout check` prints it: its row accounting, what is to
+    confirm online, and each cause once with its rows."""
+    from pipelines.check import rows_label
+    from pipelines.hints import AliasHints
+    from pipelines.report import dollars, not_charged_text
+
+    skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
+    used = f"{r['rows_to_confirm']} to confirm online" if r["offline"] else f"{r['rows_used']} used"
+    out.print(
+        f"[bold]{escape(r['name'])}[/] ({r['profile']}): {r['rows_read']} rows read = "
+        f"{used} + {r['rows_rejected']} rejected + "
+        f"{r['rows_skipped']} skipped ({skipped}); total "
+        f"{dollars(r['source_total_cents'])}"
+    )
+    if r["offline"] and r["rows_to_confirm"]:
+        names = (
+            "property, unit, resident and charge code"
+            if r["kind"] == "charge"
+            else "vendor, property and GL account"
+        )
+        out.print(
+            f"  to confirm online: every {names} is checked against Propexo's; run "
+            "without --offline",
+            markup=False,
+        )
+    for confirm in r["to_confirm"]:
+        out.print(
+            f"  {rows_label(confirm['rows'])}, to confirm online: {confirm['reason']}",
+            markup=False,
+        )
+    for total in r["file_totals"]:
+        verdict = (
+            "ties out to"
+            if not total["difference_cents"]
+            else "cannot be checked (some cells are not amounts) against"
+        )
+        tied = total.get("rows_tied", 0)
+        out.print(
+            f"  {verdict} its own {total.get('kind', 'total')} row (row "
+            f"{total['source_row']}, {total['column']}): {dollars(total['stated_cents'])}"
+            + (f"; {tied:,} subtotal rows above it tie too" if tied else "")
+        )
+    if r["period"]:
+        out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
+    for notice in r["notices"]:
+        out.print(f"  note: {notice}", markup=False)
+    for column in r["columns_not_charged"]:
+        if r["offline"]:
+            out.print(
+                f'  to confirm online: column "{column["header"]}" holds amounts '
+                f"({column['cells']} cells, {dollars(column['total_cents'])}): a charge "
+                "only if Propexo knows a charge code by that name",
+                markup=False,
+            )
+        else:
+            text = not_charged_text(column, AliasHints(settings.data_dir))
+            out.print(f"  not charged: {text}", markup=False)
+    for cause in r["causes"][:50]:
+        out.print(f"  {rows_label(cause['rows'])}, {cause['reason']}", markup=False)
+    if len(r["causes"]) > 50:
+        out.print(f"  … and {len(r['causes']) - 50} more: see {r['errors_file']}")
+    if r["errors_file"]:
+        out.print(f"  rejects written to {r['errors_file']}")
+    if r["removed"]:
+        out.print(f"  the file checks clean: removed the old {r['removed']}")
 
 
 @cli.command()
@@ -579,7 +621,7 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config):
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config, alias):
     cli.add_command(command)
 
 

@@ -468,7 +468,7 @@ def refs_refresh(ctx: click.Context) -> None:
 @click.pass_context
 def refs_show(ctx: click.Context, kind: str, search: str | None, as_csv: bool) -> None:
     """Print what Propexo knows of one kind (from the cache, fetched if needed), with location
-    and property names beside their ids: the names to put in data/mappings/*.csv.
+    and property names beside their ids: the names `tieout alias add` takes.
 
     \b
     Example: which Rent Manager name has the vendor a bill calls "Greenway"?

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.aliases import raise_if_problems, read_aliases, unknown_targets
 from pipelines.budget import turn
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
+from pipelines.hints import AliasHints
 from pipelines.ledger import Conflict, Ledger, utcnow
 from pipelines.load import resolve_in_doubt, wait_for_jobs
 from pipelines.models import (
@@ -29,9 +31,9 @@ from pipelines.publish import write_report
 from pipelines.reconcile import LEDGER_COLUMNS, summarize
 from pipelines.refs import (
     RefData,
+    RefLists,
     build_reference_data,
     fetch_reference_lists,
-    read_aliases,
 )
 
 
@@ -285,20 +287,41 @@ def latest_sync(settings: Settings) -> str | None:
     return None if proven.empty else str(proven["completed_at"].iloc[-1])
 
 
-def reference_data(
+def reference_lists(
     ledger: Ledger, client: PropexoClient, settings: Settings, *, refresh: bool = False
-) -> RefData:
-    """Reference data from the ledger's cache while it is younger than ``refs_max_age_s``,
-    else fetched from Propexo (and cached). Alias files are always read fresh."""
+) -> RefLists:
+    """Propexo's reference lists from the ledger's cache while it is younger than
+    ``refs_max_age_s``, else fetched from Propexo (and cached)."""
     cached = None if refresh else ledger.cached_refs(settings.integration_id)
     if cached is not None:
         fetched_at, lists = cached
         age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
         if age.total_seconds() <= settings.refs_max_age_s:
-            return build_reference_data(lists, read_aliases(settings.mappings_dir))
+            return lists
     lists = fetch_reference_lists(client, settings.integration_id)
     ledger.save_refs(settings.integration_id, lists)
-    return build_reference_data(lists, read_aliases(settings.mappings_dir))
+    return lists
+
+
+def reference_data(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    *,
+    refresh: bool = False,
+    aliases: bool = True,
+) -> RefData:
+    """Reference data (cached, see :func:`reference_lists`) with the alias files, which are
+    read fresh and checked: a problem in them stops here, naming its file and line.
+    ``aliases=False``: Propexo's lists only (reconcile, which resolves no names)."""
+    lists = reference_lists(ledger, client, settings, refresh=refresh)
+    if not aliases:
+        return build_reference_data(lists, {}, AliasHints(settings.data_dir))
+    files = read_aliases(settings.mappings_dir)
+    hints = AliasHints(settings.data_dir)
+    plain = build_reference_data(lists, {}, hints)
+    raise_if_problems([*files.problems, *unknown_targets(plain, files)])
+    return build_reference_data(lists, files.frames, hints)
 
 
 def vendor_x_ids(refs: RefData) -> dict[str, str]:
@@ -317,7 +340,7 @@ def reconcile_command(
     with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
         ledger.belongs_to(settings.integration_id)
         with make_client(settings) as client, turn(ledger, client, settings.integration_id, say):
-            refs = reference_data(ledger, client, settings)
+            refs = reference_data(ledger, client, settings, aliases=False)
             x_ids = vendor_x_ids(refs)
             if sync:
                 ledger.request_sync(settings.integration_id, utcnow())
