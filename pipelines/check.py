@@ -34,6 +34,7 @@ from pipelines.refs import (
     RefData,
 )
 from pipelines.sync import (
+    issues_for_conflicts,
     reference_data,
 )
 
@@ -164,9 +165,11 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckRes
 
 
 def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
-    """What a run would post, and how long it would take; writes nothing anywhere."""
+    """What a run would post, and how long it would take; writes nothing anywhere. Each
+    file's records are staged in the read-only ledger as a run would stage them, so a record
+    key posted before with other content is a conflict here too."""
+    rejected = 0
     with Ledger(settings.ledger, readonly=True) as ledger:
-        plan_frames = []
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings)
             for path in list_inbox(inbox):
@@ -175,15 +178,22 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                 except InputError as exc:
                     say(f"{path.name}: {exc}")
                     continue
-                o = result.outcome
+                staged, conflicts = ledger.stage_records("dry-run", None, result.records)
+                found = issues_for_conflicts(conflicts, result.records, result.source.name)
+                if found:
+                    issues = [*result.issues, *found]
+                    o = account_rows(result.extract, result.validated, issues)
+                else:
+                    o = result.outcome
+                rejected += o.rows_rejected
+                before = len(result.records) - len(staged) - len(conflicts)
                 say(
                     f"{o.name}: {o.rows_used} rows usable, {o.rows_rejected} rejected, "
                     f"{o.rows_skipped} skipped"
+                    + (f"; {before} records already posted before" if before else "")
                 )
-                plan_frames.append(result.records)
-            ledger_id = "dry-run"
-            for frame in plan_frames:
-                ledger.stage_records(ledger_id, None, frame)
+                for cause in group_causes(found):
+                    say(f"  {rows_label(cause['rows'])}, {cause['reason']}")
             plan = describe_plan(
                 plan_requests(ledger.records(states=["ready"]), settings.batch_size),
                 client.limiter.limit or 150,
@@ -201,4 +211,5 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                 f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
                 f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
             )
-    return RunOutcome(None, 0, None, {"plan": plan})
+    # As the run would: rows it would reject make it exit 1.
+    return RunOutcome(None, 1 if rejected else 0, None, {"plan": plan})

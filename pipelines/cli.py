@@ -395,21 +395,24 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     sync (Propexo syncs every 12 hours by default). Records left in doubt by a crash or a lost
     answer are looked up here, and marked to be sent again only when provably absent.
     """
-    from pipelines.sync import reconcile_command
+    from pipelines.ledger import Ledger
+    from pipelines.models import IN_DOUBT
+    from pipelines.sync import next_step, reconcile_command
 
     with friendly():
         result, reports = reconcile_command(settings_of(ctx), sync=sync, wait_s=wait_s, say=say)
+        with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
+            waiting = len(ledger.records(states=["submitted"], columns=["state"]))
+            in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
+        step = next_step(settings_of(ctx), result, in_doubt, waiting)
         if result is None:
-            from pipelines.ledger import Ledger
-
-            with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
-                waiting = len(ledger.records(states=["submitted"]))
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
                 "(asked again now and at the next run)"
                 if waiting
                 else "nothing to reconcile: no posted records in the ledger"
             )
+            out.print(step, markup=False)
             return
         out.print(
             f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
@@ -423,6 +426,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             print_verdict(summary)
             attention |= summary.get("verdict") == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
+        out.print(step, markup=False)
         if attention or result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
