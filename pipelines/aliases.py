@@ -36,8 +36,8 @@ KIND_OF_ISSUE = {
     IssueCode.UNKNOWN_CHARGE_CODE.value: "charge_code",
     IssueCode.UNKNOWN_RESIDENT.value: "resident",
 }
-# A suggestion is taken without asking (`alias accept --yes`) only when it is this close to the
-# name (rapidfuzz WRatio, 0-100) and no other Propexo name comes within SURE_MARGIN of it.
+# A suggestion is taken without asking (`alias accept --yes`) only when it is spelled this
+# close to the name (rapidfuzz ratio, 0-100) and no other suggestion comes within SURE_MARGIN.
 SURE_SCORE = 85.0
 SURE_MARGIN = 10.0
 ALIAS_COLUMNS = ["spreadsheet_name", "propexo_name", "line"]
@@ -370,10 +370,13 @@ def suggestions(refs: RefData, unknown: pd.DataFrame, files: AliasFiles) -> list
             continue
         options = closest(refs, kind, name)
         top = options[0] if options else None
+        # Sure is judged letter by letter (plain edit distance): WRatio, which ranks the
+        # options, scores "Zq Services" high against any "… Services".
+        spelled = [fuzz.ratio(key, str(norm(pd.Series([label])).iloc[0])) for label, _ in options]
         sure = (
             top is not None
-            and top[1] >= SURE_SCORE
-            and (len(options) == 1 or options[1][1] <= top[1] - SURE_MARGIN)
+            and spelled[0] >= SURE_SCORE
+            and all(other <= spelled[0] - SURE_MARGIN for other in spelled[1:])
         )
         out.append(
             Suggestion(
