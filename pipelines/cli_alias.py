@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from pipelines.refs import RefData
 
 
+def on_terminal() -> bool:
+    """A person can answer questions here (tests stand in for one)."""
+    return sys.stdin.isatty()
+
+
 def _next_step(ctx: click.Context, hints: AliasHints) -> str:
     """What posts the rows an alias settles, with the commands this tieout has."""
     root = ctx.find_root().command
@@ -129,7 +134,7 @@ def alias_accept(ctx: click.Context, yes: bool) -> None:
         if not offered:
             out.print("no open rejected row names an unknown name: nothing to accept")
             return
-        if not yes and not sys.stdin.isatty():
+        if not yes and not on_terminal():
             raise InputError(
                 "not on a terminal, so nothing is asked: "
                 f"`{hints.command} alias accept --yes` takes the sure suggestions"

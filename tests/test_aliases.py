@@ -234,8 +234,8 @@ def test_alias_add_checks_the_name_writes_it_quoted_and_names_the_rows_it_settle
     assert text.splitlines()[-1] == '"Jesup, Morgan",Morgan Jessup'
 
 
-def test_alias_accept_takes_only_the_sure_suggestions_with_yes(
-    sandbox: RunningSandbox, tmp_path: Path
+def test_alias_accept_asks_on_a_terminal_and_takes_only_the_sure_ones_with_yes(
+    sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
@@ -250,6 +250,15 @@ def test_alias_accept_takes_only_the_sure_suggestions_with_yes(
     assert run_cli("--data-dir", str(data), "run", env=env).returncode == 1
     asked = CliRunner().invoke(cli, ["--data-dir", str(data), "alias", "accept"], env=env)
     assert asked.exit_code == 2 and "--yes" in asked.output  # no terminal: nothing is asked
+    monkeypatch.setattr("pipelines.cli_alias.on_terminal", lambda: True)
+    declined = CliRunner().invoke(
+        cli, ["--data-dir", str(data), "alias", "accept"], env=env, input="n\nn\n"
+    )
+    assert declined.exit_code == 0, declined.output
+    assert 'is it "ACME Plumbing LLC"? [Y/n]' in declined.output  # a sure one defaults to yes
+    assert "0 of 2 names aliased" in declined.output
+    assert not (data / "mappings" / "vendors.csv").exists()
+    monkeypatch.undo()
     accepted = run_cli("--data-dir", str(data), "alias", "accept", "--yes", env=env)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     frame, problems = read_alias_file(data / "mappings" / "vendors.csv", "vendor")
