@@ -448,7 +448,7 @@ def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
 
     settings = settings_of(ctx)
     with Ledger(settings.ledger) as ledger, make_client(settings) as client:
-        return reference_data(ledger, client, settings, refresh=refresh)
+        return reference_data(ledger, client, settings, refresh=refresh, aliases=False)
 
 
 @refs.command("refresh")
