@@ -85,7 +85,8 @@ def _to_confirm_online(result: FileResult) -> tuple[list[Issue], list[dict[str, 
     that may be a single-family home. Returns the issues still rejected, and the rest as
     ``{reason, rows}``."""
     extract = result.extract
-    if extract.kind != "charge" or extract.rows.empty:
+    # A rent roll's rows name residents; a bill's do not (and its property is never a title's).
+    if extract.rows.empty or "resident_name" not in extract.rows:
         return result.issues, []
     rows = extract.rows
     named = rows.get("property_name")
@@ -138,6 +139,9 @@ def check_file(path: Path, settings: Settings, refs: RefData | None) -> CheckRes
         "profile": o.profile,
         "kind": o.kind,
         "offline": refs is None,
+        "names": "property, unit, resident and charge code"
+        if "resident_name" in result.extract.rows
+        else "vendor, property and GL account",
         "rows_read": o.rows_read,
         "rows_used": o.rows_used,
         "rows_rejected": o.rows_rejected,

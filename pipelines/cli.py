@@ -319,11 +319,7 @@ def _print_checked(r: dict[str, Any], settings: Settings) -> None:
         f"{dollars(r['source_total_cents'])}"
     )
     if r["offline"] and r["rows_to_confirm"]:
-        names = (
-            "property, unit, resident and charge code"
-            if r["kind"] == "charge"
-            else "vendor, property and GL account"
-        )
+        names = r["names"]
         out.print(
             f"  to confirm online: every {names} is checked against Propexo's; run "
             "without --offline",
