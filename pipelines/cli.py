@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli_alias import alias
 from pipelines.cli_layout import layout, print_layout
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
@@ -260,9 +261,7 @@ def check(
     from pipelines.files import write_atomically
     from pipelines.ledger import Ledger
     from pipelines.propexo import make_client, unreachable_hint, verify_token
-    from pipelines.report import dollars, not_charged_text
     from pipelines.sync import reference_data
-    from pipelines.totals import total_text
 
     with friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
@@ -289,32 +288,15 @@ def check(
             checked = check_file(path, settings, refs, layouts)
             if checked.errors_csv is not None and checked.errors_path is not None:
                 write_atomically(checked.errors_path, checked.errors_csv)
+            stale = checked.stale_errors_path
+            if stale is not None:
+                stale.unlink()
             errors_file = str(checked.errors_path) if checked.errors_path else None
-            results.append({**checked.summary, "errors_file": errors_file})
-        for r in results:
-            skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
-            out.print(
-                f"[bold]{escape(r['name'])}[/] ({r['profile']}): {r['rows_read']} rows read = "
-                f"{r['rows_used']} used + {r['rows_rejected']} rejected + "
-                f"{r['rows_skipped']} skipped ({skipped}); total "
-                f"{dollars(r['source_total_cents'])}"
+            results.append(
+                {**checked.summary, "errors_file": errors_file, "removed": str(stale or "")}
             )
-            for total in r["file_totals"]:
-                out.print(f"  {total_text(total, dollars)}", markup=False)
-            print_layout(r["layout"])
-            if r["period"]:
-                out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
-            for notice in r["notices"]:
-                out.print(f"  note: {notice}", markup=False)
-            for column in r["columns_not_charged"]:
-                out.print(f"  not charged: {not_charged_text(column)}", markup=False)
-            for rej in r["rejected"][:50]:
-                for reason in rej["reasons"]:
-                    out.print(f"  row {rej['source_row']}, {reason}", markup=False)
-            if len(r["rejected"]) > 50:
-                out.print(f"  … and {len(r['rejected']) - 50} more rows: see {r['errors_file']}")
-            if r["errors_file"]:
-                out.print(f"  rejects written to {r['errors_file']}")
+        for r in results:
+            _print_checked(r, settings)
         if json_out:
             write_atomically(
                 json_out, json.dumps({"files": results}, indent=2, default=str).encode()
@@ -326,6 +308,62 @@ def check(
             )
             sys.exit(2)
         sys.exit(0 if all(r["rows_rejected"] == 0 for r in results) else 1)
+
+
+def _print_checked(r: dict[str, Any], settings: Settings) -> None:
+    """One checked file as `tieout check` prints it: its row accounting, what is to
+    confirm online, and each cause once with its rows."""
+    from pipelines.check import rows_label
+    from pipelines.hints import AliasHints
+    from pipelines.report import dollars, not_charged_text
+    from pipelines.totals import total_text
+
+    skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
+    used = f"{r['rows_to_confirm']} to confirm online" if r["offline"] else f"{r['rows_used']} used"
+    out.print(
+        f"[bold]{escape(r['name'])}[/] ({r['profile']}): {r['rows_read']} rows read = "
+        f"{used} + {r['rows_rejected']} rejected + "
+        f"{r['rows_skipped']} skipped ({skipped}); total "
+        f"{dollars(r['source_total_cents'])}"
+    )
+    if r["offline"] and r["rows_to_confirm"]:
+        names = r["names"]
+        out.print(
+            f"  to confirm online: every {names} is checked against Propexo's; run "
+            "without --offline",
+            markup=False,
+        )
+    for confirm in r["to_confirm"]:
+        out.print(
+            f"  {rows_label(confirm['rows'])}, to confirm online: {confirm['reason']}",
+            markup=False,
+        )
+    for total in r["file_totals"]:
+        out.print(f"  {total_text(total, dollars)}", markup=False)
+    print_layout(r["layout"])
+    if r["period"]:
+        out.print(f"  period: {r['period'][:7]} (from the {r['period_source']})")
+    for notice in r["notices"]:
+        out.print(f"  note: {notice}", markup=False)
+    for column in r["columns_not_charged"]:
+        if r["offline"]:
+            out.print(
+                f'  to confirm online: column "{column["header"]}" holds amounts '
+                f"({column['cells']} cells, {dollars(column['total_cents'])}): a charge "
+                "only if Propexo knows a charge code by that name",
+                markup=False,
+            )
+        else:
+            text = not_charged_text(column, AliasHints(settings.data_dir))
+            out.print(f"  not charged: {text}", markup=False)
+    for cause in r["causes"][:50]:
+        out.print(f"  {rows_label(cause['rows'])}, {cause['reason']}", markup=False)
+    if len(r["causes"]) > 50:
+        out.print(f"  … and {len(r['causes']) - 50} more: see {r['errors_file']}")
+    if r["errors_file"]:
+        out.print(f"  rejects written to {r['errors_file']}")
+    if r["removed"]:
+        out.print(f"  the file checks clean: removed the old {r['removed']}")
 
 
 @cli.command()
@@ -352,21 +390,24 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     sync (Propexo syncs every 12 hours by default). Records left in doubt by a crash or a lost
     answer are looked up here, and marked to be sent again only when provably absent.
     """
-    from pipelines.sync import reconcile_command
+    from pipelines.ledger import Ledger
+    from pipelines.models import IN_DOUBT
+    from pipelines.sync import next_step, reconcile_command
 
     with friendly():
         result, reports = reconcile_command(settings_of(ctx), sync=sync, wait_s=wait_s, say=say)
+        with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
+            waiting = len(ledger.records(states=["submitted"], columns=["state"]))
+            in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
+        step = next_step(settings_of(ctx), result, in_doubt, waiting)
         if result is None:
-            from pipelines.ledger import Ledger
-
-            with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
-                waiting = len(ledger.records(states=["submitted"]))
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
                 "(asked again now and at the next run)"
                 if waiting
                 else "nothing to reconcile: no posted records in the ledger"
             )
+            out.print(step, markup=False)
             return
         out.print(
             f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
@@ -380,6 +421,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             print_verdict(summary)
             attention |= summary.get("verdict") == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
+        out.print(step, markup=False)
         if attention or result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
@@ -690,7 +732,7 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config, layout):
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config, layout, alias):
     cli.add_command(command)
 
 

@@ -519,7 +519,7 @@ def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
 
     settings = settings_of(ctx)
     with Ledger(settings.ledger) as ledger, make_client(settings) as client:
-        return reference_data(ledger, client, settings, refresh=refresh)
+        return reference_data(ledger, client, settings, refresh=refresh, aliases=False)
 
 
 @refs.command("refresh")
@@ -539,7 +539,7 @@ def refs_refresh(ctx: click.Context) -> None:
 @click.pass_context
 def refs_show(ctx: click.Context, kind: str, search: str | None, as_csv: bool) -> None:
     """Print what Propexo knows of one kind (from the cache, fetched if needed), with location
-    and property names beside their ids: the names to put in data/mappings/*.csv.
+    and property names beside their ids: the names `tieout alias add` takes.
 
     \b
     Example: which Rent Manager name has the vendor a bill calls "Greenway"?

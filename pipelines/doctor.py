@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.aliases import read_aliases, unknown_targets
 from pipelines.config import DEFAULT_TOKEN, Settings, which_propexo
 from pipelines.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
+from pipelines.hints import AliasHints
 from pipelines.ledger import RECORD_SCHEME, Ledger
 from pipelines.propexo import make_client, probe_integration
+from pipelines.refs import build_reference_data
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CLOCK_WARN_S = 60.0
@@ -204,6 +207,27 @@ def webhook_checks(settings: Settings) -> list[Check]:
     return [Check(PASS, "webhooks", "webhook secret set; run `tieout webhooks serve`")]
 
 
+def alias_checks(settings: Settings) -> list[Check]:
+    """The alias files as a run reads them: every line, and (with reference data cached)
+    every target against Propexo's names. One FAIL per problem, naming file and line."""
+    files = read_aliases(settings.mappings_dir)
+    problems = [str(p) for p in files.problems]
+    checked = "targets not checked (no reference data cached yet)"
+    no_ledger = settings.ledger_is_file and not settings.ledger_path.exists()
+    if not no_ledger:
+        with Ledger(settings.ledger, readonly=True) as ledger:
+            cached = ledger.cached_refs(settings.integration_id)
+        if cached is not None:
+            refs = build_reference_data(cached[1], {}, AliasHints(settings.data_dir))
+            problems += [str(p) for p in unknown_targets(refs, files)]
+            checked = "every target is a name Propexo knows"
+    if problems:
+        return [Check(FAIL, "aliases", problem) for problem in problems]
+    count = sum(len(frame) for frame in files.frames.values())
+    status = PASS if "every target" in checked or not count else WARN
+    return [Check(status, "aliases", f"{count} in {settings.mappings_dir}; {checked}")]
+
+
 def run_doctor(settings: Settings, config_path: Path, sources: dict[str, str]) -> list[Check]:
     """Every check, in the order a person would fix them."""
     return (
@@ -212,5 +236,6 @@ def run_doctor(settings: Settings, config_path: Path, sources: dict[str, str]) -
         + propexo_checks(settings)
         + ledger_checks(settings)
         + folder_checks(settings)
+        + alias_checks(settings)
         + webhook_checks(settings)
     )

@@ -20,6 +20,7 @@ from pipelines.columns import any_match, arrow_text, match_flags
 from pipelines.errors import InputError
 from pipelines.grain import NOT_CURRENT, grain_findings, not_current_rows
 from pipelines.grids import DEFAULT_LIMITS, Limits, read_grids
+from pipelines.hints import AliasHints
 from pipelines.layout import (
     HEADER_SCAN_ROWS,
     Layout,
@@ -338,6 +339,7 @@ def extract_file(
     profile_name: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     known_codes: frozenset[str] = frozenset(),
+    hints: AliasHints | None = None,
 ) -> ExtractResult:
     """Read one file: find the sheet, header and profile, and split data rows from non-data rows.
 
@@ -358,7 +360,9 @@ def extract_file(
     if best is not None:
         result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
         return replace(result, notices=tuple(notices)) if notices else result
-    _refuse_if_no_charge_column(source.name, grids, profiles, profile_name, known_codes)
+    _refuse_if_no_charge_column(
+        source.name, grids, profiles, profile_name, known_codes, hints or AliasHints()
+    )
     found = _headers_seen(grids)
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
@@ -377,6 +381,7 @@ def _refuse_if_no_charge_column(
     profiles: list[Profile],
     profile_name: str | None,
     known_codes: frozenset[str],
+    hints: AliasHints,
 ) -> None:
     """A rent roll whose header a profile reads, but with no column known to be a charge, is
     refused saying so (and which columns it has), not as an unknown format."""
@@ -394,11 +399,13 @@ def _refuse_if_no_charge_column(
                 if layout is None:
                     continue
                 others = ", ".join(repr(h) for h in layout.other_columns.values()) or "none"
+                example = next(iter(layout.other_columns.values()), "<header>")
                 raise InputError(
                     f"{name}: its header (row {rows[-1] + 1}) reads as {profile.name}, but no "
-                    f"column is known to be a charge; other columns: {others}. Add a column's "
-                    'name to data/mappings/charge_codes.csv ("<header>,<Propexo charge code>") '
-                    "or to the profile's [charges] include"
+                    f"column is known to be a charge; other columns: {others}. If a column is "
+                    f"a charge, run: {hints.add('charge_code', example, '<Propexo charge code>')} "
+                    f"(it adds a line to {hints.file('charge_code')}), or add it to the "
+                    "profile's [charges] include"
                 )
 
 

@@ -21,6 +21,7 @@ from pipelines.errors import ConfigError, InputError
 from pipelines.extract import extract_file
 from pipelines.flows import flow_for_source
 from pipelines.grids import Limits, source_rows
+from pipelines.hints import AliasHints
 from pipelines.models import (
     ExtractResult,
     FileOutcome,
@@ -152,7 +153,7 @@ def account_rows(
     )
 
 
-def _refuse_if_totals_differ(extract: ExtractResult) -> None:
+def _refuse_if_totals_differ(extract: ExtractResult, hints: AliasHints) -> None:
     """A file whose lines do not add up to its own total or subtotal rows is not posted:
     something in it was read wrong (a total counted as a line, a line taken for a note), and
     tieout cannot know which. Said once, for the whole file, naming each row that differs."""
@@ -162,8 +163,9 @@ def _refuse_if_totals_differ(extract: ExtractResult) -> None:
     unknown = extract.columns_not_charged
     explained = (
         f" The difference is exactly the column(s) not charged "
-        f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, map "
-        "them in data/mappings/charge_codes.csv."
+        f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, "
+        + (hints.charge_column(str(unknown[0]["header"])) if unknown else "")
+        + "."
         if unknown
         and all(-t["difference_cents"] == sum(c["total_cents"] for c in unknown) for t in differ)
         else ""
@@ -203,7 +205,7 @@ def refuse_if_grain_fails(extract: ExtractResult) -> None:
 
 def charge_code_names(refs: RefData | None) -> frozenset[str]:
     """Normalized names of Propexo's charge codes (name and code) and of their aliases in
-    data/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
+    <data_dir>/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
     if refs is None:
         return frozenset()
     names: set[str] = set()
@@ -233,7 +235,12 @@ def process_file(
     named = profile_for_file(settings, profiles, source.name)
     known_codes = charge_code_names(refs)
     extract = extract_file(
-        source, profiles, profile_name=named, limits=limits, known_codes=known_codes
+        source,
+        profiles,
+        profile_name=named,
+        limits=limits,
+        known_codes=known_codes,
+        hints=AliasHints(settings.data_dir),
     )
     confirmed_as = (confirmed_profiles or {}).get(
         extract.layout.header_key if extract.layout else ""
@@ -245,10 +252,15 @@ def process_file(
         and not (extract.layout is not None and extract.layout.strict)
     ):
         extract = extract_file(
-            source, profiles, profile_name=confirmed_as, limits=limits, known_codes=known_codes
+            source,
+            profiles,
+            profile_name=confirmed_as,
+            limits=limits,
+            known_codes=known_codes,
+            hints=AliasHints(settings.data_dir),
         )
     refuse_if_grain_fails(extract)
-    _refuse_if_totals_differ(extract)
+    _refuse_if_totals_differ(extract, AliasHints(settings.data_dir))
     flow = flow_for_source(extract.kind)
     extract, unit_issues = flow.prepare(extract, settings, refs)
     period = extract.period

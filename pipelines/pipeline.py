@@ -258,7 +258,7 @@ def _take_file(
     for notice in result.extract.notices:
         say(f"{source.name}: {notice}")
     for column in result.extract.columns_not_charged:
-        say(f"{source.name}: {reporting.not_charged_text(column)}")
+        say(f"{source.name}: {reporting.not_charged_text(column, refs.hints)}")
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "

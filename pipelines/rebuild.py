@@ -47,7 +47,7 @@ def rebuild_ledger(
                 "into a new ledger (move the old file aside first)"
             )
         with make_client(settings) as client:
-            refs = reference_data(ledger, client, settings)
+            refs = reference_data(ledger, client, settings, aliases=False)
             integration = settings.integration_id
             held = {
                 kind: flow.fetch_all(client, integration, start, end)

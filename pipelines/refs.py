@@ -6,18 +6,18 @@ Propexo has no name search, so each list is paged to the end and matched locally
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import ApiError, ConfigError
+from pipelines.hints import ALIAS_FILES, AliasHints
 from pipelines.propexo import PropexoClient
 from schemas import ContractError, conforms
 from schemas.synced import SyncedCharge, SyncedInvoice
 
-MAPPING_FILES = ("vendors", "properties", "charge_codes", "gl_accounts", "residents")
+MAPPING_FILES = tuple(ALIAS_FILES.values())
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class RefData:
     charge_codes: pd.DataFrame
     financial_accounts: pd.DataFrame
     aliases: dict[str, pd.DataFrame]
+    # Where the aliases were read from, for hints that name the real folder.
+    hints: AliasHints = field(default_factory=AliasHints)
 
 
 def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -93,8 +95,11 @@ def fetch_reference_lists(client: PropexoClient, integration_id: str) -> RefList
     return lists
 
 
-def build_reference_data(lists: RefLists, aliases: dict[str, pd.DataFrame]) -> RefData:
-    """Lookup frames from the raw lists (the pure half)."""
+def build_reference_data(
+    lists: RefLists, aliases: dict[str, pd.DataFrame], hints: AliasHints | None = None
+) -> RefData:
+    """Lookup frames from the raw lists (the pure half); ``aliases`` as read by
+    :func:`pipelines.aliases.read_aliases`."""
     locations = _frame(lists["locations"], ["id", "x_id", "name"])
     lease_rows = [
         {
@@ -139,28 +144,13 @@ def build_reference_data(lists: RefLists, aliases: dict[str, pd.DataFrame]) -> R
             locations,
         ),
         aliases=aliases,
+        hints=hints or AliasHints(),
     )
 
 
-def fetch_reference_data(
-    client: PropexoClient, integration_id: str, mappings_dir: Path | None = None
-) -> RefData:
-    """Fetch and build in one step (no cache)."""
-    return build_reference_data(
-        fetch_reference_lists(client, integration_id), read_aliases(mappings_dir)
-    )
-
-
-def read_aliases(mappings_dir: Path | None) -> dict[str, pd.DataFrame]:
-    """Staff-maintained alias files: ``spreadsheet_name,propexo_name`` per kind of thing."""
-    aliases: dict[str, pd.DataFrame] = {}
-    for kind in MAPPING_FILES:
-        path = (mappings_dir / f"{kind}.csv") if mappings_dir else None
-        if path is not None and path.exists():
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
-            if {"spreadsheet_name", "propexo_name"} <= set(frame.columns):
-                aliases[kind] = frame[["spreadsheet_name", "propexo_name"]]
-    return aliases
+def fetch_reference_data(client: PropexoClient, integration_id: str) -> RefData:
+    """Fetch and build in one step (no cache, no aliases)."""
+    return build_reference_data(fetch_reference_lists(client, integration_id), {})
 
 
 # --- synced records, for reconcile ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from pipelines.hints import AliasHints
 from pipelines.report import (
     ATTENTION,
     COMPLETE,
@@ -60,7 +61,9 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     env.filters["dollars"] = dollars
     env.filters["blank"] = blank
     env.filters["when"] = when
-    env.filters["not_charged"] = not_charged_text
+    # A run's report folder is <data_dir>/reports/<run_id>: hints name that data folder.
+    hints = AliasHints(folder.parent.parent) if folder is not None else AliasHints()
+    env.filters["not_charged"] = lambda column: not_charged_text(column, hints)
     template = env.get_template("report.html.j2")
     posted = report.posted.copy()
     if not posted.empty:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.hints import AliasHints
 from pipelines.models import AWAITING_SYNC, IN_DOUBT, POSTED
 from pipelines.totals import is_tied, total_text, with_plain_figures
 
@@ -36,14 +37,13 @@ def _json_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def not_charged_text(column: dict[str, Any]) -> str:
+def not_charged_text(column: dict[str, Any], hints: AliasHints | None = None) -> str:
     """One line for a column of amounts that was not charged, and how to make it a charge
     (the run, `check` and the report say it in these words)."""
     return (
         f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
         f"{dollars(column['total_cents'])}) but is not a known charge, so it was not "
-        f'charged; to charge it, add "{column["header"]},<Propexo charge code>" to '
-        "data/mappings/charge_codes.csv"
+        f"charged; to charge it, {(hints or AliasHints()).charge_column(str(column['header']))}"
     )
 
 

@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 
 from pipelines import writelog
+from pipelines.aliases import raise_if_problems, read_aliases, unknown_targets
 from pipelines.budget import turn
 from pipelines.config import Settings
 from pipelines.errors import LedgerError
 from pipelines.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
+from pipelines.hints import AliasHints
 from pipelines.ledger import Conflict, Ledger, utcnow
 from pipelines.load import resolve_in_doubt, wait_for_jobs
 from pipelines.models import (
+    IN_DOUBT,
     POSTED,
     Issue,
     ReconcileResult,
@@ -30,9 +33,9 @@ from pipelines.publish import write_report
 from pipelines.reconcile import LEDGER_COLUMNS, summarize
 from pipelines.refs import (
     RefData,
+    RefLists,
     build_reference_data,
     fetch_reference_lists,
-    read_aliases,
 )
 
 
@@ -361,20 +364,41 @@ def latest_sync(settings: Settings) -> str | None:
     return None if proven.empty else str(proven["completed_at"].iloc[-1])
 
 
-def reference_data(
+def reference_lists(
     ledger: Ledger, client: PropexoClient, settings: Settings, *, refresh: bool = False
-) -> RefData:
-    """Reference data from the ledger's cache while it is younger than ``refs_max_age_s``,
-    else fetched from Propexo (and cached). Alias files are always read fresh."""
+) -> RefLists:
+    """Propexo's reference lists from the ledger's cache while it is younger than
+    ``refs_max_age_s``, else fetched from Propexo (and cached)."""
     cached = None if refresh else ledger.cached_refs(settings.integration_id)
     if cached is not None:
         fetched_at, lists = cached
         age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
         if age.total_seconds() <= settings.refs_max_age_s:
-            return build_reference_data(lists, read_aliases(settings.mappings_dir))
+            return lists
     lists = fetch_reference_lists(client, settings.integration_id)
     ledger.save_refs(settings.integration_id, lists)
-    return build_reference_data(lists, read_aliases(settings.mappings_dir))
+    return lists
+
+
+def reference_data(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    *,
+    refresh: bool = False,
+    aliases: bool = True,
+) -> RefData:
+    """Reference data (cached, see :func:`reference_lists`) with the alias files, which are
+    read fresh and checked: a problem in them stops here, naming its file and line.
+    ``aliases=False``: Propexo's lists only (reconcile, which resolves no names)."""
+    lists = reference_lists(ledger, client, settings, refresh=refresh)
+    if not aliases:
+        return build_reference_data(lists, {}, AliasHints(settings.data_dir))
+    files = read_aliases(settings.mappings_dir)
+    hints = AliasHints(settings.data_dir)
+    plain = build_reference_data(lists, {}, hints)
+    raise_if_problems([*files.problems, *unknown_targets(plain, files)])
+    return build_reference_data(lists, files.frames, hints)
 
 
 def vendor_x_ids(refs: RefData) -> dict[str, str]:
@@ -386,6 +410,22 @@ def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> li
     return flow_for_record(str(record["kind"])).conflict_issues(conflict, record, file_name)
 
 
+def issues_for_conflicts(
+    conflicts: list[Conflict], records: pd.DataFrame, file_name: str
+) -> list[Issue]:
+    """The issues of every conflict staging found among ``records`` (keyed by record key)."""
+    if not conflicts:
+        return []
+    by_key = records.set_index("record_key")
+    issues: list[Issue] = []
+    for conflict in conflicts:
+        record = by_key.loc[conflict.record_key]
+        if isinstance(record, pd.DataFrame):  # keys are unique: one row
+            record = record.iloc[0]
+        issues += conflict_issues(conflict, record, file_name)
+    return issues
+
+
 def reconcile_command(
     settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
@@ -393,7 +433,7 @@ def reconcile_command(
     with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
         ledger.belongs_to(settings.integration_id)
         with make_client(settings) as client, turn(ledger, client, settings.integration_id, say):
-            refs = reference_data(ledger, client, settings)
+            refs = reference_data(ledger, client, settings, aliases=False)
             x_ids = vendor_x_ids(refs)
             if sync:
                 ledger.request_sync(settings.integration_id, utcnow())
@@ -403,9 +443,15 @@ def reconcile_command(
                 if wait_for_syncs(ledger, settings.integration_id, wait_s):
                     say("the sync is complete (SYNC_COMPLETE received)")
                 else:
+                    doubt_now = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
                     say(
                         f"no SYNC_COMPLETE within {wait_s:g}s: is `tieout webhooks serve` "
-                        "running and registered? Records stay in doubt until a sync is proven"
+                        "running and registered? "
+                        + (
+                            f"{doubt_now:,} records in doubt stay in doubt until a sync is proven"
+                            if doubt_now
+                            else "No record is called missing until a sync is proven"
+                        )
                     )
             wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
             doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
@@ -419,3 +465,42 @@ def reconcile_command(
                 if (settings.reports_dir / run_id).exists():
                     reports.append(write_report(ledger, settings, run_id))
     return result, reports
+
+
+def next_step(
+    settings: Settings, result: ReconcileResult | None, in_doubt: int, waiting_for_status: int
+) -> str:
+    """The one thing to do after `tieout reconcile`, as a command to run."""
+    serve = "start `tieout webhooks serve` (and `tieout webhooks register URL` once)"
+    if result is None:
+        if waiting_for_status:
+            return "next: run `tieout reconcile` again in a few minutes (or `tieout run`)"
+        return f"next: drop files into {settings.inbox_dir} and run `tieout run`"
+    if result.missing or result.mismatched or result.duplicated:
+        return (
+            "next: open the report for the records missing, mismatched or duplicated in "
+            "Propexo, and settle each in Rent Manager"
+        )
+    if in_doubt:
+        prove = (
+            "run `tieout reconcile --wait 600` after Propexo's next sync"
+            if settings.webhook_secret is not None
+            else f"{serve} so a sync can prove them absent"
+        )
+        return (
+            f"next: {prove}; or look in Rent Manager and run `tieout resolve KEY "
+            "--present|--absent`"
+        )
+    if result.awaiting_sync:
+        if settings.webhook_secret is None:
+            return (
+                f"next: {serve}, then `tieout reconcile --wait 600` after Propexo's next sync "
+                "(every 12 hours by default)"
+            )
+        return "next: run `tieout reconcile --wait 600` after Propexo's next sync"
+    if result.unverifiable:
+        return (
+            "next: look up the records outside every sync window in Rent Manager and run "
+            "`tieout resolve KEY --present|--absent`"
+        )
+    return "nothing left to do: every posted record is in Propexo"

@@ -9,7 +9,6 @@ Manager id is Propexo's ``x_id`` of the synced record, once a sync has brought i
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,15 +16,17 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.aliases import read_aliases
 from pipelines.config import Settings
 from pipelines.errors import InputError, TieoutError
 from pipelines.extract import extract_file
 from pipelines.files import charge_code_names, profiles_for
 from pipelines.grids import fingerprint
+from pipelines.hints import AliasHints
 from pipelines.ledger import Ledger
 from pipelines.parsing import parse_money
 from pipelines.publish import report_names
-from pipelines.refs import MAPPING_FILES, build_reference_data, read_aliases
+from pipelines.refs import build_reference_data
 from pipelines.transform import normalize_org, normalize_person
 
 # Which alias file speaks for which field as the file writes it, and how names are compared.
@@ -67,21 +68,23 @@ def find_records(ledger: Ledger, query: str) -> pd.DataFrame:
 
 
 def alias_lines(mappings_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every alias line staff wrote, per kind, with its file and line number."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for kind in MAPPING_FILES:
-        path = mappings_dir / f"{kind}.csv"
-        if not path.exists():
-            continue
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-        for number, row in enumerate(rows, start=1):
-            if number == 1 or len(row) < 2 or row[0].lstrip().startswith("#"):
-                continue
-            found.setdefault(kind, []).append(
-                {"file": str(path), "line": number, "from": row[0], "to": row[1]}
-            )
-    return found
+    """Every alias line staff wrote, per file stem, with its file and line number (as
+    :func:`pipelines.aliases.read_aliases` reads them)."""
+    files = read_aliases(mappings_dir)
+    return {
+        stem: [
+            {
+                "file": str(mappings_dir / f"{stem}.csv"),
+                "line": int(line),
+                "from": str(name),
+                "to": str(target),
+            }
+            for name, target, line in frame[
+                ["spreadsheet_name", "propexo_name", "line"]
+            ].itertuples(index=False)
+        ]
+        for stem, frame in files.frames.items()
+    }
 
 
 def _aliases_for(
@@ -116,7 +119,8 @@ class _Reread:
         cached = ledger.cached_refs(settings.integration_id)
         known: frozenset[str] = frozenset()
         if cached is not None:
-            refs = build_reference_data(cached[1], read_aliases(settings.mappings_dir))
+            files = read_aliases(settings.mappings_dir)
+            refs = build_reference_data(cached[1], files.frames, AliasHints(settings.data_dir))
             known = charge_code_names(refs)
         self.known = known
         self.done: dict[str, tuple[Any, str | None]] = {}

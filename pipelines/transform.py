@@ -24,6 +24,7 @@ from pipelines.columns import (
     per_distinct,
     spread,
 )
+from pipelines.hints import AliasHints
 from pipelines.models import Issue, IssueCode, TransformResult, ValidateResult, whole
 from pipelines.payloads import (
     CHARGE_COLUMNS,
@@ -45,7 +46,6 @@ from schemas.charges import ResolvedCharge
 from schemas.vendor_bill import ResolvedBillLine
 
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
-_HINT = "add a line to data/mappings/{file}.csv (spreadsheet_name,propexo_name)"
 
 
 # --- normalization ------------------------------------------------------------------------------
@@ -143,11 +143,14 @@ def _resolution_issues(
     column: str,
     what: str,
     code: IssueCode,
-    mapping_file: str,
+    kind: str,
     choices: pd.Series,
     source_file: str,
+    hints: AliasHints,
     scope: pd.Series | None = None,
 ) -> list[Issue]:
+    """One issue per row whose name did not resolve; ``kind`` is the alias kind
+    (``tieout alias add KIND``) that would fix it."""
     issues: list[Issue] = []
     for index in frame.index[ids.isna()]:
         value = str(frame.at[index, column])
@@ -157,7 +160,7 @@ def _resolution_issues(
                 Issue(
                     IssueCode.AMBIGUOUS,
                     f'{what} "{value}" matches more than one Propexo record '
-                    f"({labels[index]}); {_HINT.format(file=mapping_file)}",
+                    f"({labels[index]}); {hints.ambiguous(kind, value)}",
                     source_file,
                     row,
                     what,
@@ -171,13 +174,12 @@ def _resolution_issues(
             else choices[scope.eq(scope[index]).reindex(choices.index, fill_value=False)]
         )
         options = suggest(value, sorted(set(pool.dropna().astype(str))))
-        hint = f"; did you mean {', '.join(repr(o) for o in options)}?" if options else ""
+        hint = f"; did you mean {', '.join(repr(o) for o in options)}?" if options else "."
         issues.append(
             Issue(
                 code,
-                f'{what} "{value}" is not known to Propexo{hint or "."} '
-                f"If it is the same thing under another name, "
-                f"{_HINT.format(file=mapping_file)}",
+                f'{what} "{value}" is not known to Propexo{hint} '
+                + hints.unknown(kind, value, options[0] if options else None),
                 source_file,
                 row,
                 what,
@@ -229,9 +231,10 @@ def resolve_properties(
         column="property_name",
         what="property",
         code=IssueCode.UNKNOWN_PROPERTY,
-        mapping_file="properties",
+        kind="property",
         choices=props["name"],
         source_file=source_file,
+        hints=refs.hints,
     )
     return out, issues
 
@@ -247,8 +250,9 @@ def _resolve_in_location(
     out_column: str,
     what: str,
     code: IssueCode,
-    mapping_file: str,
+    kind: str,
     source_file: str,
+    hints: AliasHints,
 ) -> tuple[pd.DataFrame, list[Issue]]:
     """Match a name within the row's RM location (vendors, GL accounts, charge codes are per
     location in Rent Manager)."""
@@ -283,9 +287,10 @@ def _resolve_in_location(
         column=column,
         what=what,
         code=code,
-        mapping_file=mapping_file,
+        kind=kind,
         choices=choices,
         source_file=source_file,
+        hints=hints,
     )
     return out, issues
 
@@ -318,8 +323,9 @@ def transform_bills(
         out_column="vendor_id",
         what="vendor",
         code=IssueCode.UNKNOWN_VENDOR,
-        mapping_file="vendors",
+        kind="vendor",
         source_file=source_file,
+        hints=refs.hints,
     )
     issues += found
     gl = refs.financial_accounts
@@ -333,8 +339,9 @@ def transform_bills(
         out_column="financial_account_id",
         what="GL account",
         code=IssueCode.UNKNOWN_GL_ACCOUNT,
-        mapping_file="gl_accounts",
+        kind="gl_account",
         source_file=source_file,
+        hints=refs.hints,
     )
     issues += found
 
@@ -515,9 +522,10 @@ def _resolve_names(
         column="resident_name",
         what="resident",
         code=IssueCode.UNKNOWN_RESIDENT,
-        mapping_file="residents",
+        kind="resident",
         choices=people,
         source_file=source_file,
+        hints=refs.hints,
     )
     codes = refs.charge_codes
     resolved = resolved.assign(
@@ -535,8 +543,9 @@ def _resolve_names(
         out_column="charge_code_id",
         what="charge code",
         code=IssueCode.UNKNOWN_CHARGE_CODE,
-        mapping_file="charge_codes",
+        kind="charge_code",
         source_file=source_file,
+        hints=refs.hints,
     )
     return resolved, issues + found
 
@@ -595,3 +604,43 @@ def transform_charges(
         charges=frame[~dupes],
         issues=sorted(issues, key=lambda i: i.source_row),
     )
+
+
+# --- Propexo's names, as an alias's target is matched ---------------------------------------------
+
+# How each kind of alias compares names: as the resolvers above do.
+ALIAS_NORMS: dict[str, Any] = {
+    "vendor": normalize_org,
+    "property": normalize_org,
+    "gl_account": _basic,
+    "charge_code": normalize_org,
+    "resident": normalize_person,
+}
+
+
+def propexo_names(refs: RefData, kind: str) -> pd.DataFrame:
+    """Every name of one alias kind that Propexo answers to (``_key`` as the resolvers compare
+    it) with the name tieout shows for it (``label``; a resident's "First Last")."""
+    norm = ALIAS_NORMS[kind]
+    if kind == "vendor":
+        frames = [(refs.vendors["name"], refs.vendors["name"])]
+    elif kind == "property":
+        props = refs.properties
+        frames = [(props["name"], props["name"]), (props["code"], props["name"])]
+    elif kind == "charge_code":
+        frames = [(refs.charge_codes["name"], refs.charge_codes["name"])]
+    elif kind == "gl_account":
+        gl = refs.financial_accounts
+        both = gl["account_number"].astype(str) + " " + gl["name"]
+        frames = [(gl["account_number"], gl["name"]), (gl["name"], gl["name"]), (both, gl["name"])]
+    else:
+        people = refs.residents
+        name = people["first_name"].fillna("") + " " + people["last_name"].fillna("")
+        frames = [(name.str.strip(), name.str.strip())]
+    names = pd.concat(
+        [pd.DataFrame({"name": n.astype(object), "label": label}) for n, label in frames],
+        ignore_index=True,
+    ).dropna()
+    names["_key"] = norm(names["name"].astype(str)).astype(object)
+    names = names[names["_key"].ne("") & names["label"].astype(str).str.strip().ne("")]
+    return names[["_key", "label"]].drop_duplicates().reset_index(drop=True)

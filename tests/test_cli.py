@@ -66,7 +66,9 @@ def test_check_offline_accounts_for_every_row_and_writes_the_rejects_beside_it(
     )
     assert checked["errors_file"] == str(source) + ".errors.csv"
     assert Path(checked["errors_file"]).exists()
-    assert f"rows read = {checked['rows_used']} used" in result.output
+    # Offline no name is checked: the rows not rejected are to confirm online, and say so.
+    assert checked["offline"] and checked["rows_to_confirm"] == checked["rows_used"]
+    assert f"rows read = {checked['rows_to_confirm']} to confirm online" in result.output
 
 
 def test_an_error_is_one_line_with_its_exit_code_and_no_traceback(tmp_path: Path) -> None:

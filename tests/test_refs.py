@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pipelines.refs import CHARGE_FIELDS, INVOICE_FIELDS, MAPPING_FILES, read_aliases
-
-
-def test_alias_files_are_read_per_kind_and_a_malformed_one_is_left_out(tmp_path: Path) -> None:
-    (tmp_path / "vendors.csv").write_text(
-        "# how our bills spell them\nspreadsheet_name,propexo_name\nACME,Acme Plumbing LLC\n"
-    )
-    (tmp_path / "properties.csv").write_text("name,other\nx,y\n")  # wrong header: ignored
-    aliases = read_aliases(tmp_path)
-    assert set(aliases) == {"vendors"}
-    assert aliases["vendors"].to_dict("records") == [
-        {"spreadsheet_name": "ACME", "propexo_name": "Acme Plumbing LLC"}
-    ]
-    assert read_aliases(None) == {} and "charge_codes" in MAPPING_FILES
+from pipelines.refs import CHARGE_FIELDS, INVOICE_FIELDS
 
 
 def test_the_columns_read_back_hold_what_matching_and_proof_of_absence_need() -> None:
