@@ -5,6 +5,7 @@ data clock off ours. Each against the real sandbox, counted from ``/_sandbox/rec
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -263,3 +264,43 @@ def test_fault_spec_counts_and_probabilities() -> None:
     assert faults == {"post": {"500": 0.1}} and counted == {"post": {2: "422"}, "*": {3: "html"}}
     with pytest.raises(ValueError, match="whole number"):
         parse_fault_spec("post:422@0")
+
+
+# -- soak cells: the same, at random, under other faults (`make soak` runs every seed) ----------
+
+SOAK = {
+    "401 mid-run": ("post:500=0.05,post:lost=0.05", 9),
+    "422 mid-run": ("post:422=0.1,post:lost=0.05", None),
+    "non-JSON 2xx": ("post:html=0.05,post:truncated=0.05,post:204=0.05,post:lost=0.05", None),
+}
+SOAK_CELLS = (
+    [(cell, seed) for cell in SOAK for seed in (1, 2, 3)]
+    if os.environ.get("TIEOUT_SOAK")
+    else [("non-JSON 2xx", 1)]
+)
+
+
+@pytest.mark.parametrize(("cell", "seed"), SOAK_CELLS)
+def test_odd_answers_soak(cell: str, seed: int, workspace: Path) -> None:
+    spec, revoke_after = SOAK[cell]
+    faults, _ = parse_fault_spec(spec)
+    config = SandboxConfig(**QUICK, faults=faults, fault_seed=seed)  # type: ignore[arg-type]
+    with (
+        running_sandbox(config) as box,
+        httpx.Client(
+            base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
+        ) as api,
+        receiving(box, workspace),
+    ):
+        if revoke_after is not None:
+            box.config.revoke_token_after = posts_of_subscription(box) + revoke_after + seed
+        env = env_for(box, workspace, batch_size=10)
+        first = run_cli("--data-dir", str(workspace), "run", env=env)
+        assert "Traceback" not in first.stderr and reports(workspace), first.stderr
+        box.config.revoke_token_after = None
+        run_cli("--data-dir", str(workspace), "resolve", "--send-again", "--all-refused", env=env)
+        settle(workspace, env)
+        got = figures(api, workspace)
+    print(f"{cell} seed {seed}: {got}")  # the figures for the note
+    assert got["expected"] == got["in RM"] == 12 + 129
+    assert got["duplicates"] == got["losses"] == got["left for a person"] == 0
