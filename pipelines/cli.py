@@ -420,6 +420,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         with Ledger(settings.ledger, readonly=True) as ledger:
             by_state = ledger.by_state()
             doubt = ledger.records(states=list(IN_DOUBT))
+            refused_rows = ledger.records(
+                states=["refused"], columns=["record_key", "kind", "note", "amount_cents"]
+            )
             runs = ledger.runs()
         now = datetime.now(tz=UTC)
         in_doubt: list[dict[str, Any]] = [
@@ -435,11 +438,20 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for r in doubt.to_dict("records")
         ]
         in_doubt.sort(key=lambda d: str(d["sent_at"]))
+        refused = [
+            {**r, "amount_cents": whole(r["amount_cents"])} for r in refused_rows.to_dict("records")
+        ]
         last = runs.iloc[-1].to_dict() if not runs.empty else None
         if as_json:
             out.print_json(
                 json.dumps(
-                    {"by_state": by_state, "in_doubt": in_doubt, "last_run": last}, default=str
+                    {
+                        "by_state": by_state,
+                        "in_doubt": in_doubt,
+                        "refused": refused,
+                        "last_run": last,
+                    },
+                    default=str,
                 )
             )
             return
@@ -457,6 +469,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
             out.print(
                 "  `tieout reconcile` settles what a sync has proven; after looking in Rent "
                 "Manager, `tieout resolve KEY --present|--absent`"
+            )
+        if refused:
+            out.print(
+                f"[red]{len(refused):,} refused by Propexo[/] (not written), e.g. "
+                f"{refused[0]['record_key']}: {refused[0]['note']}"
+            )
+            out.print(
+                "  fix the cause, then `tieout resolve KEY --send-again` (or --send-again "
+                "--all-refused): the next run sends them"
             )
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"

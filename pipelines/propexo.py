@@ -270,7 +270,8 @@ class PropexoClient:
                     ) from exc
                 self._backoff(attempt, f"cannot connect to Propexo at {self._http.base_url}", exc)
                 continue
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # DecodingError: an answer whose body cannot be decoded (a broken gzip).
                 self.limiter.release(None, sent_at)
                 if is_write:
                     raise TransientApiError(
@@ -296,7 +297,9 @@ class PropexoClient:
                 continue
             if response.status_code in (401, 403):
                 raise TokenRefusedError(
-                    f"{method} {path}: {response.status_code} {_error_text(response)}",
+                    f"Propexo refused the token ({response.status_code} "
+                    f"{_error_text(response)}) on {method} {path}: check PROPEXO_API_TOKEN "
+                    "(`tieout doctor` checks it), then run again",
                     status_code=response.status_code,
                 )
             if response.status_code >= 400:
