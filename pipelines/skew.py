@@ -124,12 +124,13 @@ def allowance_s(configured_s: float, measured: DataClock | None) -> float:
 
 
 def data_clock(ledger: Ledger, ours: pd.DataFrame, theirs: pd.DataFrame) -> DataClock | None:
-    """:func:`measure`, remembered in the ledger (with when) when anything was measured."""
+    """:func:`measure`, remembered in the ledger (with when); when nothing in these frames can
+    be measured (no record of ours among them), the last measurement the ledger kept."""
     measured = measure(ours, theirs)
-    if measured is not None:
-        ledger.set_meta(
-            DATA_CLOCK_META, json.dumps({**json.loads(measured.to_json()), "at": utcnow()})
-        )
+    if measured is None:
+        kept = last_measured(ledger)
+        return kept[0] if kept is not None else None
+    ledger.set_meta(DATA_CLOCK_META, json.dumps({**json.loads(measured.to_json()), "at": utcnow()}))
     return measured
 
 
