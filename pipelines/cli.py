@@ -571,6 +571,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         with Ledger(settings.ledger, readonly=True) as ledger:
             by_state = ledger.by_state()
             doubt = ledger.records(states=list(IN_DOUBT))
+            refused_rows = ledger.records(
+                states=["refused"], columns=["record_key", "kind", "note", "amount_cents"]
+            )
             runs = ledger.runs()
         now = datetime.now(tz=UTC)
         in_doubt: list[dict[str, Any]] = [
@@ -586,11 +589,20 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for r in doubt.to_dict("records")
         ]
         in_doubt.sort(key=lambda d: str(d["sent_at"]))
+        refused = [
+            {**r, "amount_cents": whole(r["amount_cents"])} for r in refused_rows.to_dict("records")
+        ]
         last = runs.iloc[-1].to_dict() if not runs.empty else None
         if as_json:
             out.print_json(
                 json.dumps(
-                    {"by_state": by_state, "in_doubt": in_doubt, "last_run": last}, default=str
+                    {
+                        "by_state": by_state,
+                        "in_doubt": in_doubt,
+                        "refused": refused,
+                        "last_run": last,
+                    },
+                    default=str,
                 )
             )
             return
@@ -609,6 +621,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "  `tieout reconcile` settles what Propexo's data or write log shows; after "
                 "looking in Rent Manager, `tieout resolve KEY --present|--absent`"
             )
+        if refused:
+            out.print(
+                f"[red]{len(refused):,} refused by Propexo[/] (not written), e.g. "
+                f"{refused[0]['record_key']}: {refused[0]['note']}"
+            )
+            out.print(
+                "  fix the cause, then `tieout resolve KEY --send-again` (or --send-again "
+                "--all-refused): the next run sends them"
+            )
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
         )
@@ -620,6 +641,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--rm-id", default=None, help="With --present: the Rent Manager record id.")
 @click.option("--absent", "absent", is_flag=True, help="You looked: it is not in Rent Manager.")
 @click.option("--all-in-doubt", is_flag=True, help="Every record in doubt (asks to confirm).")
+@click.option(
+    "--send-again",
+    is_flag=True,
+    help="Records Propexo refused (state refused), after you fixed the cause: the next run "
+    "sends them.",
+)
+@click.option("--all-refused", is_flag=True, help="With --send-again: every refused record.")
 @click.option("--reason", default=None, help="Why (kept with the settlement in the ledger).")
 @click.option("--yes", is_flag=True, help="Do not ask to confirm --all-in-doubt.")
 @click.pass_context
@@ -630,21 +658,39 @@ def resolve(
     rm_id: str | None,
     absent: bool,
     all_in_doubt: bool,
+    send_again: bool,
+    all_refused: bool,
     reason: str | None,
     yes: bool,
 ) -> None:
     """A person settles records in doubt after looking in Rent Manager.
 
     --present marks them posted (reconcile then matches them); --absent sends them again on the
-    next run. Each settlement is an event in the ledger with its time and reason.
+    next run. --send-again sends again records Propexo refused with a reason, once the cause is
+    fixed. Each settlement is an event in the ledger with its time and reason.
     """
     from pipelines.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.resolve import evidence, settle_by_hand
+    from pipelines.resolve import send_again as send_refused
 
     with friendly():
+        if send_again:
+            if present or absent or all_in_doubt:
+                raise InputError("--send-again is for refused records: no --present/--absent")
+            if bool(keys) == all_refused:
+                raise InputError("name the records (KEY…) or say --all-refused, not both")
+            settings = settings_of(ctx)
+            with Ledger(settings.ledger) as ledger, ledger.lock("resolve"):
+                sent = send_refused(
+                    ledger, list(keys) or None, reason=reason or "sent again by a person"
+                )
+            out.print(f"{len(sent):,} refused records made ready; the next run sends them")
+            return
         if present == absent:
-            raise InputError("say what you found: --present or --absent (one of them)")
+            raise InputError(
+                "say what you found: --present or --absent (one of them), or --send-again"
+            )
         if bool(keys) == all_in_doubt:
             raise InputError("name the records (KEY…) or say --all-in-doubt, not both")
         settings = settings_of(ctx)

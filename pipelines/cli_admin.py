@@ -249,11 +249,30 @@ def ledger_copy(ctx: click.Context, target: str) -> None:
     "--faults",
     default=None,
     metavar="SPEC",
-    help="Comma list of ROUTE:KIND=P; ROUTE post|get|*, KIND 500|502|503|reset|lost "
-    "(lost: the write commits but the answer never arrives). "
-    "Example: post:500=0.1,post:lost=0.05,*:reset=0.02",
+    help="Comma list of ROUTE:KIND=P (each request, with probability P) or ROUTE:KIND@N (the "
+    "N-th request of ROUTE); ROUTE post|get|*, KIND 500|502|503|reset|lost (lost: the write "
+    "commits but the answer never arrives), 400|401|403|422 (refused, nothing applied), "
+    "html|truncated|204 (applied, answered 2xx with a body no client can read). "
+    "Example: post:500=0.1,post:lost=0.05,*:reset=0.02,post:422@2",
 )
 @click.option("--fault-seed", default=None, type=int, help="Seed for repeatable faults.")
+@click.option(
+    "--revoke-token-after",
+    default=None,
+    type=click.IntRange(0),
+    metavar="N",
+    help="Revoke the token once N POSTs have been let through: every later request is 401 "
+    "(restart the sandbox, with --db, to restore it).",
+)
+@click.option(
+    "--clock-skew",
+    default=0.0,
+    show_default=True,
+    type=float,
+    metavar="S",
+    help="Propexo's data timestamps (created_at, updated_at, last_seen) run S seconds off the "
+    "real clock (negative: behind); its Date header stays right.",
+)
 @click.option(
     "--sync-mode",
     type=click.Choice(["async", "instant"]),
@@ -353,6 +372,8 @@ def sandbox(
     sync_interval: float | None,
     faults: str | None,
     fault_seed: int | None,
+    revoke_token_after: int | None,
+    clock_skew: float,
     sync_mode: str,
     sync_duration: float,
     sync_window_days: float,
@@ -377,11 +398,11 @@ def sandbox(
     """
     with friendly():
         require_sandbox()
-    from sandbox.faults import SandboxConfig, parse_faults
+    from sandbox.faults import SandboxConfig, parse_fault_spec
     from sandbox.server import open_store, read_seed, serve, with_integrations
 
     try:
-        fault_table = parse_faults(faults)
+        fault_table, faults_at = parse_fault_spec(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     with friendly():
@@ -395,6 +416,9 @@ def sandbox(
             sync_interval_s=sync_interval,
             faults=fault_table,
             fault_seed=fault_seed,
+            faults_at=faults_at,
+            revoke_token_after=revoke_token_after,
+            clock_skew_s=clock_skew,
             sync_mode=sync_mode,
             sync_duration_s=sync_duration,
             sync_window_days=sync_window_days,

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from pipelines.aliases import read_aliases, unknown_targets
 from pipelines.config import DEFAULT_TOKEN, Settings, which_propexo
 from pipelines.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
 from pipelines.hints import AliasHints
 from pipelines.ledger import RECORD_SCHEME, Ledger
+from pipelines.models import POSTED
 from pipelines.propexo import make_client, probe_integration
 from pipelines.refs import build_reference_data
+from pipelines.skew import last_measured, measure
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CLOCK_WARN_S = 60.0
@@ -126,7 +130,62 @@ def _clock(header: str | None) -> Check:
     detail = f"{skew:+.0f} s against Propexo's clock"
     if status == WARN:
         detail += ": set the clock (NTP); in-doubt proof compares write and sync times"
+    detail += " (its Date header; the data's own clock is measured below)"
     return Check(status, "clock", detail)
+
+
+def data_clock_checks(settings: Settings) -> list[Check]:
+    """Propexo's data clock against ours, measured on the newest records tieout wrote (their
+    ``created_at`` against when tieout sent them), or else the last reconcile's measurement:
+    the ``Date`` header may be right while the data's timestamps are not."""
+    if settings.ledger_is_file and not settings.ledger_path.exists():
+        return [Check(PASS, "data clock", "not measured yet: measured on records tieout wrote")]
+    try:
+        with Ledger(settings.ledger, readonly=True) as ledger:
+            ours = ledger.records(
+                states=list(POSTED),
+                columns=["created_record_id", "reference_number", "sent_at", "confirmed_at"],
+            )
+            kept = last_measured(ledger)
+    except LedgerError:
+        return []  # the ledger check says why
+    theirs = []
+    try:
+        with make_client(settings) as client:
+            for path in ("/v1/invoices/", "/v1/resident-charges/"):
+                page = client.get(
+                    path,
+                    {
+                        "integration_id": settings.integration_id,
+                        "order-by": "created_at:desc",
+                        "limit": DATA_CLOCK_SAMPLE,
+                    },
+                )
+                theirs += [r for r in page.get("results") or [] if isinstance(r, dict)]
+    except ApiError:
+        pass  # measured from the ledger's note below, or not at all
+    measured = measure(ours, pd.DataFrame(theirs)) if theirs else None
+    where = f"{measured.witnesses} records tieout wrote, now" if measured else ""
+    if measured is None and kept is not None:
+        measured, at = kept
+        where = f"{measured.witnesses} records tieout wrote, at {at[:19].replace('T', ' ')}"
+    if measured is None:
+        return [Check(PASS, "data clock", "not measured yet: measured on records tieout wrote")]
+    offset = measured.estimate_s
+    status = PASS if measured.worst_s <= CLOCK_WARN_S else WARN
+    detail = (
+        f"Propexo's data timestamps {offset:+.0f} s from this clock "
+        f"(between {measured.low_s:+.0f} and {measured.high_s:+.0f} s; from {where})"
+    )
+    if status == WARN:
+        detail += (
+            ": reconcile allows for it (nothing is called missing on a skewed timestamp), "
+            "but ask Propexo, and set this machine's clock (NTP)"
+        )
+    return [Check(status, "data clock", detail)]
+
+
+DATA_CLOCK_SAMPLE = 100
 
 
 def ledger_checks(settings: Settings) -> list[Check]:
@@ -235,6 +294,7 @@ def run_doctor(settings: Settings, config_path: Path, sources: dict[str, str]) -
         + token_checks(settings, sources)
         + propexo_checks(settings)
         + ledger_checks(settings)
+        + data_clock_checks(settings)
         + folder_checks(settings)
         + alias_checks(settings)
         + webhook_checks(settings)

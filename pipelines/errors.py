@@ -15,6 +15,7 @@ with individual rows are data: :class:`pipelines.models.Issue` records, never ex
     └── ApiError                Propexo answered with something we cannot use
         ├── TransientApiError   worth retrying later: 429, 5xx, connection trouble
         └── PermanentApiError   retrying will not help: 400, 401, 404
+            └── TokenRefusedError   401/403: the token is refused; nothing was applied
 """
 
 from __future__ import annotations
@@ -80,3 +81,8 @@ class UnreachableError(TransientApiError):
 
 class PermanentApiError(ApiError):
     """A failure that will not pass by retrying: bad request, bad token, unknown id."""
+
+
+class TokenRefusedError(PermanentApiError):
+    """Propexo refused the token (401) or its rights (403): the request was not applied, and
+    no later request with this token will be either, so a run stops (records stay ``ready``)."""

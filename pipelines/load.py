@@ -4,11 +4,13 @@ The order of every step is what makes a crash harmless:
 
 1. the record's intent (``sending``) is committed to the ledger;
 2. the POST is sent;
-3. the outcome (``submitted`` with its job id, ``failed``, or back to ``ready`` when the request
-   provably never left) is committed.
+3. the outcome (``submitted`` with its job id, ``refused`` with Propexo's reason for a 4xx, or
+   back to ``ready`` when the request provably was not applied) is committed.
 
-A crash between 1 and 3, a 5xx or a lost answer leaves the record ``sending``: *in doubt*. It is
-never re-sent blindly; :func:`resolve_in_doubt` first looks for it in Propexo.
+A crash between 1 and 3, a 5xx, a lost answer or an answer that cannot be read leaves the record
+``sending``: *in doubt*. It is never re-sent blindly; :func:`resolve_in_doubt` first looks for it
+in Propexo. An odd answer touches only its own request's records; a refused token (401/403)
+stops the posting after the answers in flight are recorded (:class:`TokenRefusedError`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import pandas as pd
 
 from pipelines import writelog
-from pipelines.errors import ApiError, PermanentApiError, TransientApiError
+from pipelines.errors import ApiError, PermanentApiError, TokenRefusedError, TransientApiError
 from pipelines.flows import FLOWS, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
 from pipelines.models import IN_DOUBT, LoadResult, PostRequest
@@ -37,12 +40,34 @@ POLL_MAX_S = 5.0
 Progress = Callable[[int, int], None]
 
 
+@dataclass
+class Posting:
+    """What the answers of one pass of :func:`post_ready` did to its records."""
+
+    submitted: int = 0
+    in_doubt: int = 0
+    refused: int = 0
+    token_refused: TokenRefusedError | None = None  # the first 401/403: posting stops
+
+
 def _record_post(
-    ledger: Ledger, run_id: str, request: PostRequest, future: Future[str]
-) -> tuple[int, int]:
-    """Commit the outcome of one POST. Returns (records submitted, records left in doubt)."""
+    ledger: Ledger, run_id: str, request: PostRequest, future: Future[str], tally: Posting
+) -> None:
+    """Commit the outcome of one POST into the ledger, and count it into ``tally``."""
     try:
         job_id = future.result()
+    except TokenRefusedError as exc:
+        # Propexo checks the token before anything else: this request was not applied, and
+        # nothing sent with this token will be. Ready again, for a run with a good token.
+        ledger.transition(
+            request.keys,
+            "ready",
+            run_id=run_id,
+            note=f"not sent: Propexo refused the token ({exc.status_code})",
+            detail="not sent: " + str(exc),
+        )
+        tally.token_refused = tally.token_refused or exc
+        return
     except TransientApiError as exc:
         if exc.maybe_applied:
             # It may have landed: leave it in doubt for resolve_in_doubt, never re-send here.
@@ -54,21 +79,26 @@ def _record_post(
                 note=str(exc),
                 detail="in doubt: " + str(exc),
             )
-            return 0, len(request.keys)
+            tally.in_doubt += len(request.keys)
+            return
         ledger.transition(
             request.keys, "ready", run_id=run_id, note=str(exc), detail="not sent: " + str(exc)
         )
-        return 0, 0
+        return
     except PermanentApiError as exc:
+        # A 4xx other than the token's: Propexo refused the request itself (validation), so
+        # nothing of it was written. Kept with the reason, open, until a person sends it again
+        # after a fix (`tieout resolve --send-again`); never dropped, never re-sent by itself.
         ledger.transition(
             request.keys,
-            "failed",
+            "refused",
             run_id=run_id,
             errors=[str(exc)],
-            note=str(exc),
-            detail="rejected: " + str(exc),
+            note=f"refused by Propexo: {exc}"[:500],
+            detail="refused: " + str(exc),
         )
-        return 0, 0
+        tally.refused += len(request.keys)
+        return
     with ledger.together():
         for index, key in enumerate(request.keys):
             ledger.transition(
@@ -79,7 +109,7 @@ def _record_post(
                 batch_index=index,
                 detail=f"job {job_id}",
             )
-    return len(request.keys), 0
+    tally.submitted += len(request.keys)
 
 
 SLOW_SHARE = 0.2  # Propexo holds back every answer past 80% of a window's budget
@@ -105,30 +135,29 @@ def post_ready(
     batch_size: int,
     concurrency: int = 1,
     on_progress: Progress | None = None,
-) -> tuple[int, int, int]:
-    """Post every ``ready`` record. Returns (requests sent, records submitted, records in doubt).
+) -> tuple[int, Posting]:
+    """Post every ``ready`` record. Returns (requests sent, what their answers did).
 
     Up to ``concurrency`` requests are in flight at once (sharing the client's rate limiter),
     so Propexo's 2 s hold-back past 80% of its window does not cut the rate. Only this thread
-    touches the ledger: intent before each submit, outcome as each answer comes back.
+    touches the ledger: intent before each submit, outcome as each answer comes back. Once a
+    request is answered 401/403 no further request is sent; the answers in flight are still
+    recorded, and the caller decides (:func:`load` stops the run).
     """
     requests = plan_requests(ledger.records(states=["ready"]), batch_size)
     concurrency = workers_for(concurrency, client.limiter.limit)
-    submitted = in_doubt = done = 0
+    tally = Posting()
+    done = sent = 0
     pending: dict[Future[str], PostRequest] = {}
 
     def settle(finished: set[Future[str]]) -> None:
-        nonlocal submitted, in_doubt, done
+        nonlocal done
         with ledger.together():  # every answer that is in: one commit
-            outcomes = [
-                _record_post(ledger, run_id, pending.pop(future), future) for future in finished
-            ]
-        for ok, doubt in outcomes:
-            submitted += ok
-            in_doubt += doubt
-            done += 1
-            if on_progress:
-                on_progress(done, len(requests))
+            for future in finished:
+                _record_post(ledger, run_id, pending.pop(future), future, tally)
+                done += 1
+                if on_progress:
+                    on_progress(done, len(requests))
 
     slots = max(1, concurrency)
     queue = iter(requests)
@@ -137,7 +166,9 @@ def post_ready(
             while True:
                 # The intents of as many requests as there are free slots: one commit, then
                 # each is sent. The intent of every request still precedes its POST.
-                group = list(islice(queue, slots - len(pending)))
+                free = 0 if tally.token_refused else slots - len(pending)
+                group = list(islice(queue, free))
+                sent += len(group)
                 if group:
                     with ledger.together():
                         for path in dict.fromkeys(request.path for request in group):
@@ -162,7 +193,7 @@ def post_ready(
             for future in pending:
                 future.cancel()
             raise
-    return len(requests), submitted, in_doubt
+    return sent, tally
 
 
 _INDEX = re.compile(r"(?<![\w-])charges\[(\d+)\]")
@@ -549,7 +580,7 @@ def load(
     the records that were ready when it began."""
     started = time.monotonic()
     ready = ledger.records(states=["ready"], columns=["record_key"])["record_key"].tolist()
-    requests, submitted, _ = post_ready(
+    requests, posting = post_ready(
         ledger,
         client,
         run_id=run_id,
@@ -557,13 +588,21 @@ def load(
         concurrency=concurrency,
         on_progress=on_progress,
     )
+    if posting.token_refused is not None:
+        left = ledger.states_of(ready).get("ready", 0)
+        raise TokenRefusedError(
+            f"Propexo refused the token ({posting.token_refused.status_code}) while posting: "
+            "check PROPEXO_API_TOKEN (`tieout doctor` checks it), then run again; "
+            f"the {left:,} records not sent stay ready and that run sends them",
+            status_code=posting.token_refused.status_code,
+        ) from posting.token_refused
     wait_for_jobs(ledger, client, run_id=run_id, timeout_s=status_timeout_s, sleep=sleep)
     states = ledger.states_of(ready)
     return LoadResult(
         requests=requests,
-        submitted=submitted,
+        submitted=posting.submitted,
         confirmed=states.get("confirmed", 0),
-        failed=states.get("failed", 0),
+        failed=states.get("failed", 0) + states.get("refused", 0),
         in_doubt=sum(states.get(s, 0) for s in IN_DOUBT),
         rate_limited=client.limiter.rate_limited,
         seconds=time.monotonic() - started,

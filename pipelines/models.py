@@ -36,7 +36,7 @@ class RecordState(StrEnum):
     """Where a record is on its way into Rent Manager (see ARCHITECTURE.md, "Ledger states").
 
     ready → sending → submitted → confirmed | failed | partial → matched | missing |
-    mismatched | duplicated | unverifiable
+    mismatched | duplicated | unverifiable; sending → refused → (a person) ready
     """
 
     READY = "ready"  # staged, never sent
@@ -44,6 +44,9 @@ class RecordState(StrEnum):
     SUBMITTED = "submitted"  # Propexo accepted the write; its job is being followed
     CONFIRMED = "confirmed"  # the job finished: Propexo says it was written
     FAILED = "failed"  # Propexo refused it; never re-sent by itself
+    # Propexo refused the request itself (a 4xx such as 400/422, with its reason): nothing was
+    # written. Open until a person fixes the cause and sends it again (`resolve --send-again`).
+    REFUSED = "refused"
     PARTIAL = "partial"  # its batch partly failed: which lines landed is not known
     MATCHED = "matched"  # found in a sync, as sent
     MISSING = "missing"  # a sync that must have seen it did not
@@ -71,11 +74,13 @@ UNFINISHED = (
     RecordState.SENDING,
     RecordState.SUBMITTED,
     RecordState.FAILED,
+    RecordState.REFUSED,
     RecordState.PARTIAL,
 )
 # What a person must look at.
 NEEDS_ATTENTION = (
     RecordState.FAILED,
+    RecordState.REFUSED,
     RecordState.MISSING,
     RecordState.MISMATCHED,
     RecordState.DUPLICATED,

@@ -24,7 +24,7 @@ from pipelines import report as reporting
 from pipelines.budget import turn
 from pipelines.check import dry_run_plan
 from pipelines.config import Settings
-from pipelines.errors import InputError
+from pipelines.errors import InputError, TieoutError
 from pipelines.files import (
     LayoutDecision,
     accept_command,
@@ -356,9 +356,16 @@ def run(
         files = [*taken_files(inbox), *files]
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
-            outcome = _run_locked(ledger, settings, run_id, files, profiles, say, on_progress)
+            outcome, stopped = _run_locked(
+                ledger, settings, run_id, files, profiles, say, on_progress
+            )
         if outcome.report_dir is not None:
             backup_ledger(settings, run_id)
+        if stopped is not None:
+            # The report and the backup are written; the reason is the command's one line.
+            if outcome.report_dir is not None:
+                say(f"the run stopped early; its report: {outcome.report_dir / 'report.html'}")
+            raise stopped
         return outcome
 
 
@@ -370,32 +377,41 @@ def _run_locked(
     profiles: list[Profile],
     say: Say,
     on_progress: Callable[[int, int], None] | None,
-) -> RunOutcome:
+) -> tuple[RunOutcome, TieoutError | None]:
+    """The run, and what stopped it early (a refused token, Propexo unreachable, …): a run
+    that stops still records its end and writes its report, with the reason, when it had
+    anything to do."""
     log.info("run started", extra={"run_id": run_id, "count": len(files)})
     ledger.start_run(run_id, dry_run=False, pid=os.getpid())
     problems = False
     processed = 0
+    stopped: TieoutError | None = None
     try:
         with make_client(settings) as client:
             problems, processed = _post_and_follow(
                 ledger, client, settings, run_id, files, profiles, say, on_progress
             )
+    except TieoutError as exc:
+        stopped = exc
+        ledger.set_meta(publish.stopped_key(run_id), str(exc))
     finally:
         states = ledger.records(run_id=run_id, columns=["state"])
         problems |= bool(states["state"].isin(list(UNFINISHED)).any())
-        exit_code = 1 if problems else 0
+        exit_code = stopped.exit_code if stopped else 1 if problems else 0
         ledger.finish_run(run_id, exit_code)
         log.info("run finished", extra={"run_id": run_id, "code": exit_code})
-    if not (processed or not states.empty or ledger.touched_keys(run_id)):
-        return RunOutcome(run_id, exit_code, None, {})
+    if not (processed or not states.empty or ledger.touched_keys(run_id) or (stopped and files)):
+        return RunOutcome(run_id, exit_code, None, {}), stopped
     built = publish.build(ledger, settings, run_id)
-    # The verdict decides the exit code, so console, report and cron all say the same.
+    # The verdict decides the exit code, so console, report and cron all say the same (a run
+    # that stopped keeps its own code).
     verdict_code = 1 if built.summary["verdict"] == reporting.ATTENTION else 0
-    if verdict_code != exit_code:
+    if verdict_code != exit_code and stopped is None:
         exit_code = verdict_code
         ledger.finish_run(run_id, exit_code)
         built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
-    return RunOutcome(run_id, exit_code, publish.write(built, settings, run_id), built.summary)
+    outcome = RunOutcome(run_id, exit_code, publish.write(built, settings, run_id), built.summary)
+    return outcome, stopped
 
 
 def _post_and_follow(

@@ -28,6 +28,7 @@ from pipelines.errors import (
     ApiError,
     ConfigError,
     PermanentApiError,
+    TokenRefusedError,
     TransientApiError,
     UnreachableError,
 )
@@ -270,7 +271,8 @@ class PropexoClient:
                     ) from exc
                 self._backoff(attempt, f"cannot connect to Propexo at {self._http.base_url}", exc)
                 continue
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # DecodingError: an answer whose body cannot be decoded (a broken gzip).
                 self.limiter.release(None, sent_at)
                 if is_write:
                     raise TransientApiError(
@@ -294,6 +296,13 @@ class PropexoClient:
                     )
                 self._backoff(attempt, f"Propexo answered {response.status_code}", None)
                 continue
+            if response.status_code in (401, 403):
+                raise TokenRefusedError(
+                    f"Propexo refused the token ({response.status_code} "
+                    f"{_error_text(response)}) on {method} {path}: check PROPEXO_API_TOKEN "
+                    "(`tieout doctor` checks it), then run again",
+                    status_code=response.status_code,
+                )
             if response.status_code >= 400:
                 raise PermanentApiError(
                     f"{method} {path}: {response.status_code} {_error_text(response)}",
@@ -343,12 +352,30 @@ class PropexoClient:
     # -- writes ---------------------------------------------------------------------------------
 
     def post_write(self, path: str, body: dict[str, Any]) -> str:
-        """POST a write and return its job id (accepts both documented envelopes)."""
+        """POST a write and return its job id (accepts both documented envelopes).
+
+        A 2xx that cannot be read (HTML, truncated JSON, an empty 204, no job id) says the
+        request arrived and may have been applied: only this request's records are in doubt
+        (``TransientApiError`` with ``maybe_applied``); the caller goes on with the others."""
         self._count("writes")
-        data = _json(self._send("POST", path, json=body))
+        response = self._send("POST", path, json=body)
+        try:
+            data = _json(response)
+        except ApiError as exc:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise TransientApiError(
+                f"POST {path}: Propexo answered {response.status_code} with a body that is not "
+                f"the documented JSON ({kind}, {len(response.content)} bytes)",
+                status_code=response.status_code,
+                maybe_applied=True,
+            ) from exc
         job_id = (data.get("meta") or {}).get("job_id") or data.get("job_id")
         if not isinstance(job_id, str) or not job_id:
-            raise TransientApiError(f"POST {path}: the answer has no job_id", maybe_applied=True)
+            raise TransientApiError(
+                f"POST {path}: the answer ({response.status_code}) has no job_id",
+                status_code=response.status_code,
+                maybe_applied=True,
+            )
         return job_id
 
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

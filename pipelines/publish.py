@@ -76,6 +76,11 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
     }
 
 
+def stopped_key(run_id: str) -> str:
+    """The ledger meta key holding why a run stopped early (absent for a run that did not)."""
+    return f"stopped {run_id}"
+
+
 def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
     """A run's report, built from the ledger (nothing written)."""
     runs = ledger.runs()
@@ -84,8 +89,10 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         raise InputError(f"no run {run_id!r} in the ledger")
     locations = json.loads(ledger.get_meta("locations") or "{}")
     unexpected = int(ledger.get_meta("unexpected") or 0)
+    run = {str(k): v for k, v in row.iloc[0].to_dict().items()}
+    run["stopped"] = ledger.get_meta(stopped_key(run_id))
     return reporting.build_report(
-        {str(k): v for k, v in row.iloc[0].to_dict().items()},
+        run,
         ledger.files(run_id),
         ledger.drops(run_id),
         _records_of_run(ledger, run_id),

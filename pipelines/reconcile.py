@@ -258,6 +258,7 @@ LEDGER_COLUMNS = (
     "amount_cents",
     "confirmed_at",
     "doubt_since",
+    "sent_at",
     "created_record_id",
     "propexo_id",
     "found_amount_cents",

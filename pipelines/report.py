@@ -124,16 +124,20 @@ def decide_verdict(
     now: datetime,
     grace_s: float,
     held: list[dict[str, Any]] | None = None,
+    stopped: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """One verdict for a run, and each reason for it with its count and amount.
 
     **complete**: every line posted and matched, nothing rejected, every file's own totals
     tie. **needs attention**: anything rejected, refused, failed, missing, mismatched,
-    duplicated, unverifiable, unexpected, not sent, or in doubt past its grace.
+    duplicated, unverifiable, unexpected, not sent, in doubt past its grace, or a run that
+    ``stopped`` early (its reason first).
     **waiting for sync**: nothing wrong yet, but some records await Propexo's next sync or are
     in doubt within their grace."""
     attention: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
+    if stopped:
+        attention.append(_reason(f"the run stopped early: {stopped}", 0, 0))
     rejected = sum(int(f["rows_rejected"]) for f in files)
     if rejected:
         attention.append(
@@ -190,6 +194,12 @@ def decide_verdict(
             into.append(_reason(text, int(mask.sum()), int(amount[mask].sum())))
 
     tally(state.eq("failed"), "writes Propexo refused (failed)", attention)
+    tally(
+        state.eq("refused"),
+        "requests Propexo refused with a reason (refused): fix the cause, then "
+        "`tieout resolve --send-again`",
+        attention,
+    )
     tally(state.eq("missing"), "missing from Propexo after its sync", attention)
     tally(state.eq("mismatched"), "in Propexo with different fields (mismatched)", attention)
     tally(state.eq("duplicated"), "in Propexo more than once (duplicated)", attention)
@@ -339,7 +349,7 @@ def build_report(
                 "records": len(group),
                 "posted_total_cents": posted,
                 **parts,
-                "failed_cents": _amount(group, ("failed",)),
+                "failed_cents": _amount(group, ("failed", "refused")),
                 "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
                 **{k: v for k, v in rec.items() if k != "matched_total_cents"},
                 "ties_out": posted == sum(parts.values()),
@@ -391,7 +401,14 @@ def build_report(
     reconciliation = {**_reconciliation(records), "unexpected": unexpected}
     control = pd.DataFrame(control_rows)
     verdict, reasons = decide_verdict(
-        file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s, held_layouts
+        file_rows,
+        drops,
+        records,
+        unexpected,
+        now or datetime.now(tz=UTC),
+        grace_s,
+        held_layouts,
+        stopped=run.get("stopped") or None,
     )
     confirmations = [
         {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
@@ -407,6 +424,7 @@ def build_report(
         "started_at": run.get("started_at"),
         "finished_at": run.get("finished_at"),
         "exit_code": run.get("exit_code"),
+        "stopped": run.get("stopped") or None,
         "files": file_rows,
         "duplicate_drops": drops.loc[
             drops["first_run_id"].notna(), ["name", "sha256", "reason", "first_run_id"]

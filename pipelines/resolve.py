@@ -3,6 +3,10 @@
 Only records whose fate tieout cannot prove may be settled by hand: in doubt (``sending``,
 ``partial``) or outside every sync window (``unverifiable``). Each settlement is a ledger event
 with its time and the reason given, so an auditor can see who decided what, and when.
+
+Records Propexo refused with a reason (``refused``: a 400/422, nothing written) are sent again
+only when a person says so, after fixing the cause (:func:`send_again`, `resolve --send-again`;
+the clerk's `tieout retry` may call it too).
 """
 
 from __future__ import annotations
@@ -11,9 +15,40 @@ import pandas as pd
 
 from pipelines.errors import InputError
 from pipelines.ledger import Ledger, utcnow
-from pipelines.models import IN_DOUBT
+from pipelines.models import IN_DOUBT, RecordState
 
 SETTLEABLE = (*IN_DOUBT, "unverifiable")
+
+
+def _chosen(ledger: Ledger, states: list[str], keys: list[str] | None, what: str) -> list[str]:
+    """``keys`` (every one must be in ``states``), or every record in ``states``."""
+    records = ledger.records(states=states, columns=["record_key"])
+    known = list(records["record_key"]) if not records.empty else []
+    if keys is None:
+        return known
+    unknown = [k for k in keys if k not in set(known)]
+    if unknown:
+        raise InputError(
+            f"not {what}, so not settled: {', '.join(unknown[:5])}"
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            + " (`tieout status` lists them)"
+        )
+    return keys
+
+
+def send_again(ledger: Ledger, keys: list[str] | None, *, reason: str) -> list[str]:
+    """Records Propexo refused (``keys``, or all of them) made ``ready``: the next run sends
+    them, built from the ledger and today's reference data. Returns the keys."""
+    chosen = _chosen(ledger, [RecordState.REFUSED.value], keys, "refused by Propexo")
+    if chosen:
+        ledger.transition(
+            chosen,
+            "ready",
+            run_id="resolve",
+            note="sent again by a person after Propexo refused it; the next run sends it",
+            detail=f"resolve --send-again: {reason}",
+        )
+    return chosen
 
 
 def settle_by_hand(

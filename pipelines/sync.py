@@ -25,6 +25,7 @@ from pipelines.models import (
     POSTED,
     Issue,
     ReconcileResult,
+    RecordKind,
     Say,
 )
 from pipelines.proof import sync_verdicts, write_ended
@@ -37,6 +38,7 @@ from pipelines.refs import (
     build_reference_data,
     fetch_reference_lists,
 )
+from pipelines.skew import allowance_s, data_clock
 
 
 def found_in_propexo(
@@ -168,6 +170,9 @@ def refresh_synced(
     """
     proven = ledger.proven_syncs(settings.integration_id)
     synced: dict[str, pd.DataFrame] = {}
+    unseen: list[
+        tuple[RecordKind, pd.Timestamp, pd.DataFrame]
+    ] = []  # (cache, sync start, not seen)
     for flow in FLOWS.values():
         cache = flow.record_kinds[0]  # the kind Propexo's copies are kept under
         mine = of_flow(records, flow)
@@ -178,12 +183,22 @@ def refresh_synced(
                 latest = seen.iloc[-1]
                 started = pd.Timestamp(latest["started_after"])
                 cutoff = _stamp(started - pd.Timedelta(seconds=settings.clock_skew_s))
-                gone = flow.gone(ledger, client, settings, latest, cutoff)
-                created = pd.to_datetime(gone["created_at"], utc=True, errors="coerce")
-                ledger.mark_stale(
-                    cache, gone.loc[created.lt(pd.Timestamp(cutoff)), "id"].astype(str)
-                )
-        synced[flow.source_kind] = ledger.synced(cache, flow.synced_fields)
+                unseen.append((cache, started, flow.gone(ledger, client, settings, latest, cutoff)))
+    if unseen:
+        # "Not seen" compares Propexo's data clock with ours: widened by that clock's offset,
+        # measured on our own records among them, so skew never hides one of them.
+        allowed = allowance_s(
+            settings.clock_skew_s,
+            data_clock(ledger, records, pd.concat([gone for _, _, gone in unseen])),
+        )
+        for cache, started, gone in unseen:
+            cutoff = _stamp(started - pd.Timedelta(seconds=allowed))
+            created = pd.to_datetime(gone["created_at"], utc=True, errors="coerce")
+            last_seen = pd.to_datetime(gone["last_seen"], utc=True, errors="coerce")
+            before = created.lt(pd.Timestamp(cutoff)) & ~last_seen.gt(pd.Timestamp(cutoff))
+            ledger.mark_stale(cache, gone.loc[before, "id"].astype(str))
+    for flow in FLOWS.values():
+        synced[flow.source_kind] = ledger.synced(flow.record_kinds[0], flow.synced_fields)
     return synced
 
 

@@ -37,6 +37,7 @@ from sandbox.writes import Writes
 
 log = logging.getLogger("sandbox")
 MAX_LIMIT = 250
+DATA_STAMPS = ("created_at", "updated_at", "last_seen")  # what --clock-skew moves
 
 
 # --- request validation (Zod-like) --------------------------------------------------------------
@@ -65,13 +66,24 @@ class Sandbox(Writes):
     def _complete(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """Every key of Propexo's read model is always present: fill what the seed left out."""
         model = self.read_models.get(kind)
-        out = public(record)
+        out = self._on_data_clock(public(record))
         if model is None:
             return out
         if "x_property_id" in model.get("required", []) and "x_property_id" not in out:
             prop = self.store.record("property", str(record.get("property_id") or record["id"]))
             out["x_property_id"] = str((prop or {}).get("x_id", ""))
         return _fill(model, out)
+
+    def _on_data_clock(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record's timestamps as Propexo's data clock reads them (``--clock-skew``)."""
+        skew = self.config.clock_skew_s
+        if not skew:
+            return record
+        for name in DATA_STAMPS:
+            moment = _instant_or_none(record.get(name))
+            if moment is not None:
+                record[name] = now_iso(moment + skew)
+        return record
 
     # -- lists ----------------------------------------------------------------------------------
 
@@ -116,9 +128,9 @@ class Sandbox(Writes):
                 checks.append(lambda r: str(r.get("transaction_date") or "")[:10] <= end[:10])
         for name in ("updated_at", "last_seen"):
             gte, lte = params.get(f"{name}_gte"), params.get(f"{name}_lte")
-            try:
-                lo = _instant(gte) if gte else None
-                hi = _instant(lte) if lte else None
+            try:  # asked on Propexo's data clock; stored on the real one
+                lo = _instant(gte) - self.config.clock_skew_s if gte else None
+                hi = _instant(lte) - self.config.clock_skew_s if lte else None
             except ValueError:
                 return _error(
                     400, "invalid_request", f"{name}_gte/{name}_lte must be ISO date-times"

@@ -8,7 +8,24 @@ from dataclasses import dataclass, field
 FAULT_ROUTES = ("post", "get", "*")
 
 
-FAULT_KINDS = ("500", "502", "503", "reset", "lost")
+# 500/502/503, reset: the request is not applied. lost: applied, the answer never arrives.
+# 400/422: refused before anything is applied (Propexo's error body). 401/403: the token
+# refused. html, truncated, 204: applied, and answered 2xx with a body that cannot be read (an
+# HTML page, JSON cut short with a matching content-length, or no body at all).
+FAULT_KINDS = (
+    "500",
+    "502",
+    "503",
+    "reset",
+    "lost",
+    "400",
+    "401",
+    "403",
+    "422",
+    "html",
+    "truncated",
+    "204",
+)
 
 
 @dataclass
@@ -22,6 +39,14 @@ class SandboxConfig:
     sync_interval_s: float | None = None
     faults: dict[str, dict[str, float]] = field(default_factory=dict)
     fault_seed: int | None = None
+    # Faults on the n-th request of a route (``post:422@2``): route → {n: kind}, n from 1.
+    faults_at: dict[str, dict[int, str]] = field(default_factory=dict)
+    # The token is revoked once this many POSTs to /v1/ have been let through: every later
+    # /v1/ request is answered 401 (a test may set it back to None: the token is restored).
+    revoke_token_after: int | None = None
+    # Propexo's data timestamps (records' created_at, updated_at, last_seen) run this many
+    # seconds off the real clock; its Date header does not (0: in step).
+    clock_skew_s: float = 0.0
     # Where Propexo's docs are silent, the default is the least convenient plausible answer.
     sync_mode: str = "async"  # async: manual-sync answers at once, finishes later | instant
     sync_duration_s: float = 3.0
@@ -89,6 +114,10 @@ class SandboxConfig:
             "foreign manual syncs": f"every {self.foreign_syncs_s:g}s"
             if self.foreign_syncs_s
             else "off",
+            "data clock": f"{self.clock_skew_s:+g}s" if self.clock_skew_s else "in step",
+            "token revoked": f"after {self.revoke_token_after} POSTs"
+            if self.revoke_token_after is not None
+            else "never",
         }
 
     @property
@@ -99,19 +128,36 @@ class SandboxConfig:
 
 def parse_faults(spec: str | None) -> dict[str, dict[str, float]]:
     """``post:500=0.1,post:lost=0.05,*:reset=0.02`` → {route: {kind: probability}}."""
+    return parse_fault_spec(spec)[0]
+
+
+def parse_fault_spec(
+    spec: str | None,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[int, str]]]:
+    """A ``--faults`` spec: ``ROUTE:KIND=P`` (each request, with probability P) and
+    ``ROUTE:KIND@N`` (the N-th request of ROUTE, counted from 1) → (probabilities, counted)."""
     faults: dict[str, dict[str, float]] = {}
+    counted: dict[str, dict[int, str]] = {}
     for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        at = "@" in part and "=" not in part
         try:
-            target, probability = part.split("=")
+            target, amount = part.split("@" if at else "=")
             route, kind = target.split(":")
-            value = float(probability)
+            value = float(amount)
         except ValueError:
-            raise ValueError(f"fault {part!r}: expected ROUTE:KIND=P, e.g. post:500=0.1") from None
+            raise ValueError(
+                f"fault {part!r}: expected ROUTE:KIND=P or ROUTE:KIND@N, e.g. post:500=0.1"
+            ) from None
         if route not in FAULT_ROUTES:
             raise ValueError(f"fault {part!r}: ROUTE must be one of {', '.join(FAULT_ROUTES)}")
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault {part!r}: KIND must be one of {', '.join(FAULT_KINDS)}")
+        if at:
+            if value < 1 or value != int(value):
+                raise ValueError(f"fault {part!r}: N must be a whole number from 1")
+            counted.setdefault(route, {})[int(value)] = kind
+            continue
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"fault {part!r}: P must be between 0 and 1")
         faults.setdefault(route, {})[kind] = value
-    return faults
+    return faults, counted

@@ -1,5 +1,6 @@
 """The gate in front of the sandbox's API: Bearer auth, the per-token rate limit with its
-slowdown, and injected faults (5xx, dropped connections, answers lost after the write)."""
+slowdown, and injected faults (5xx, dropped connections, answers lost after the write, 4xx
+refusals, a revoked token, and 2xx answers that cannot be read)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Gate:
         self.rng = random.Random(config.fault_seed)  # noqa: S311 - faults, not secrets
         self.fault_counts: dict[str, int] = {}
         self.requests_seen = 0
+        self.seen_by_route: dict[str, int] = {"post": 0, "get": 0, "*": 0}
         self.rate_limited = 0
         self.sandbox: Any = None  # the routes behind the gate (tests look inside)
 
@@ -66,6 +68,10 @@ class Gate:
             return
         if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
+            return
+        revoke = self.config.revoke_token_after
+        if revoke is not None and self.seen_by_route["post"] >= revoke:
+            await _send_json(send, 401, error_body("unauthorized", "the token was revoked"))
             return
         self.requests_seen += 1
         allowed, remaining, slow = self._count(token)
@@ -92,6 +98,13 @@ class Gate:
             await _send_json(
                 send, int(fault), error_body("server_error", f"injected fault {fault}"), headers
             )
+            return
+        if fault in REFUSALS:
+            code, message = REFUSALS[fault]
+            await _send_json(send, int(fault), error_body(code, message), headers)
+            return
+        if fault in ("html", "truncated", "204"):
+            await _unreadable(self.app, scope, receive, send, fault, headers)
             return
         if fault == "reset":
             await _drop(send)
@@ -126,6 +139,14 @@ class Gate:
 
     def _roll(self, method: str) -> str | None:
         route = "post" if method == "POST" else "get" if method == "GET" else None
+        for name in ("*", route) if route else ("*",):
+            self.seen_by_route[name] += 1
+        for name in (route, "*") if route else ("*",):
+            kind = self.config.faults_at.get(name, {}).get(self.seen_by_route[name])
+            if kind is not None:
+                self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+                log.info("injected fault %s on %s", kind, method)
+                return kind
         table: dict[str, float] = {**self.config.faults.get("*", {})}
         if route:
             table.update(self.config.faults.get(route, {}))
@@ -139,6 +160,58 @@ class Gate:
                 return kind
             draw -= probability
         return None
+
+
+# Refused before anything is applied, with Propexo's errorResponse.
+REFUSALS = {
+    "400": ("invalid_request", "injected fault 400: the request was refused"),
+    "401": ("unauthorized", "injected fault 401: missing or invalid bearer token"),
+    "403": ("forbidden", "injected fault 403: this token may not write to this integration"),
+    "422": ("unprocessable_entity", "injected fault 422: the PMS refused the request"),
+}
+
+
+async def _unreadable(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    fault: str,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Apply the request, then answer a success in a form no client can read: an HTML page
+    (a proxy's), the JSON cut in half (with a content-length that matches the cut), or 204
+    with no body. An answer that was not a success is passed on as it was."""
+    messages: list[dict[str, Any]] = []
+
+    async def keep(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, keep)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    status = int(start["status"])
+    kind = b"application/json"
+    if status >= 300:
+        pass
+    elif fault == "204":
+        status, body = 204, b""
+    elif fault == "html":
+        kind, body = b"text/html", b"<html><body><h1>OK</h1></body></html>"
+    else:
+        body = body[: max(1, len(body) // 2)]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", kind),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _bearer(scope: Scope) -> str | None:
