@@ -21,6 +21,8 @@ from rich.table import Table
 
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli_items import COMMANDS as ITEM_COMMANDS
+from pipelines.cli_items import finish_run, open_items, print_todo
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
     CRASH_DIR,
@@ -30,7 +32,6 @@ from pipelines.console import (
     err,
     friendly,
     out,
-    print_summary,
     print_verdict,
     progress,
     report_cycle_error,
@@ -177,10 +178,10 @@ def run(
         finally:
             stop()
         if outcome.report_dir:
-            print_summary(outcome.summary)
-            out.print(f"report: {outcome.report_dir / 'report.html'}")
+            finish_run(settings, outcome.summary, outcome.report_dir)
         elif not dry_run:
             out.print("nothing to do: the inbox has no ready files")
+            print_todo(settings)
         sys.exit(outcome.exit_code)
 
 
@@ -375,13 +376,24 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             f"{result.duplicated}, not verifiable by sync {result.unverifiable}, unexpected "
             f"{result.unexpected}"
         )
+        # What is open now decides: a past run whose items were settled later is not.
         attention = False
         for folder in reports:
             summary = json.loads((folder / "summary.json").read_text())
-            print_verdict(summary)
-            attention |= summary.get("verdict") == "needs attention"
+            now = summary.get("verdict_now", summary.get("verdict"))
+            if now == summary.get("verdict"):
+                print_verdict(summary)
+            else:
+                out.print(
+                    f"{summary['run_id']}: {summary.get('verdict')} then, {now} now",
+                    markup=False,
+                )
+            attention |= now == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
-        if attention or result.missing or result.mismatched or result.duplicated:
+        items = open_items(settings_of(ctx))
+        if items:
+            print_todo(settings_of(ctx), items)
+        if attention or items or result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
 
@@ -421,6 +433,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             by_state = ledger.by_state()
             doubt = ledger.records(states=list(IN_DOUBT))
             runs = ledger.runs()
+            items = ledger.items()
         now = datetime.now(tz=UTC)
         in_doubt: list[dict[str, Any]] = [
             {
@@ -439,7 +452,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if as_json:
             out.print_json(
                 json.dumps(
-                    {"by_state": by_state, "in_doubt": in_doubt, "last_run": last}, default=str
+                    {
+                        "by_state": by_state,
+                        "in_doubt": in_doubt,
+                        "last_run": last,
+                        "open_items": {
+                            "count": len(items),
+                            "amount_cents": sum(int(i["amount_cents"]) for i in items),
+                        },
+                    },
+                    default=str,
                 )
             )
             return
@@ -461,6 +483,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
         )
+        if items:
+            cents = sum(int(i["amount_cents"]) for i in items)
+            out.print(
+                f"[yellow]{len(items):,} open items[/] ({dollars(cents)} at stake): `tieout todo`"
+            )
 
 
 @cli.command()
@@ -534,7 +561,7 @@ def runs(ctx: click.Context, limit: int) -> None:
             out.print(f"no runs with a report yet in {settings.reports_dir}")
             return
         table = Table(show_header=True, header_style="bold")
-        for column in ("run", "started", "verdict", "source", "posted", "rejected"):
+        for column in ("run", "started", "verdict", "now", "source", "posted", "rejected"):
             right = column in {"source", "posted", "rejected"}
             table.add_column(column, justify="right" if right else "left", no_wrap=True)
         for r in rows[:limit]:
@@ -543,6 +570,7 @@ def runs(ctx: click.Context, limit: int) -> None:
                 str(r["run_id"]),
                 r["started_at"][:19].replace("T", " "),
                 f"[{style}]{r['verdict']}[/]",
+                f"[{VERDICT_STYLE.get(r['verdict_now'], 'red')}]{r['verdict_now']}[/]",
                 dollars(r["source_total_cents"]),
                 dollars(r["posted_total_cents"]),
                 dollars(r["rejected_total_cents"]),
@@ -579,7 +607,7 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config):
+for command in (webhooks, profile, ledger, sandbox, demo, refs, config, *ITEM_COMMANDS):
     cli.add_command(command)
 
 

@@ -38,14 +38,18 @@ from pipelines.inbox import (
     complete_files,
     move_file,
 )
+from pipelines.items import FILE_CAUSES, RETRYABLE, file_items, new_item
 from pipelines.ledger import Ledger
 from pipelines.load import load
 from pipelines.logs import run_log
 from pipelines.models import (
     UNFINISHED,
+    FileResult,
+    Issue,
     RunOutcome,
     Say,
     SourceFile,
+    whole,
 )
 from pipelines.profiles import (
     Profile,
@@ -117,33 +121,27 @@ def _take_file(
     settings: Settings,
     say: Say,
     client: PropexoClient | None,
+    *,
+    in_place: bool = False,
 ) -> tuple[bool, bool]:
     """A claimed file into the ledger, then moved. On a ledger that holds no records yet, the
     file's records are first looked up in Propexo: if any is there, the ledger was lost (or
     this is the wrong data folder), and the run stops before anything is staged, leaving the
-    file in the inbox."""
+    file in the inbox.
+
+    A file taken in before is read again while it has open items (a retry: rows already in the
+    ledger are recognised by their keys and never staged twice); only a file whose every item
+    is settled is a duplicate drop. ``in_place``: the file is an archived copy (`tieout retry`),
+    read where it lies."""
     path = source.path
     first = ledger.file_run(source.sha256)
-    if first is not None:
-        target = move_file(path, archive_folder(settings.archive_dir))
-        ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
-        say(
-            f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
-            "nothing posted"
-        )
-        log.info(
-            "duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)}
-        )
+    again = first is not None
+    if again and not _still_open(source, ledger, run_id, first, settings, say, in_place):
         return False, False
     try:
         result = process_file(source, profiles, refs, settings)
     except InputError as exc:
-        target = move_file(path, settings.rejected_dir)
-        target.with_name(target.name + ".errors.csv").write_bytes(
-            errors_file_bytes(None, [], str(exc))
-        )
-        ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
-        say(f"{source.name}: {exc} → moved to {target.parent}")
+        _refuse(source, ledger, run_id, settings, say, exc, in_place)
         return False, True
     if changed_since(source):
         say(
@@ -152,6 +150,8 @@ def _take_file(
         )
         log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
         return False, True
+    if _held_for_approval(source, result, ledger, run_id, refs, settings, say):
+        return True, True
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
             refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
@@ -188,14 +188,19 @@ def _take_file(
                 "code": issue.code.value,
             },
         )
+    _observe_file(ledger, run_id, source, result, issues, again=again, say=say)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
-    target = move_file(path, folder)
+    target = path if in_place else move_file(path, folder)
+    errors_csv = target.with_name(target.name + ".errors.csv")
     if issues:
-        target.with_name(target.name + ".errors.csv").write_bytes(
-            errors_file_bytes(result, issues, path=target)
-        )
-    ledger.record_file(run_id, outcome, str(target))
+        errors_csv.write_bytes(errors_file_bytes(result, issues, path=target))
+    elif in_place and errors_csv.exists():
+        errors_csv.unlink()  # the archived copy's old rejects: none is left
+    if again:
+        ledger.record_pass(run_id, outcome, str(target))
+    else:
+        ledger.record_file(run_id, outcome, str(target))
     log.info(
         "file processed",
         extra={
@@ -217,6 +222,179 @@ def _take_file(
     return True, bool(issues)
 
 
+def _still_open(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    first: str | None,
+    settings: Settings,
+    say: Say,
+    in_place: bool,
+) -> bool:
+    """A file taken in before: read again while it has open items; else a duplicate drop."""
+    still_open = ledger.open_count(source.sha256, RETRYABLE)
+    if still_open:
+        say(
+            f"{source.name}: taken in before (run {first}) and {still_open} of its items are "
+            "open: read again with today's aliases and reference data; rows already posted "
+            "are not sent again"
+        )
+        return True
+    if in_place:
+        say(f"{source.name}: nothing open to retry (every row is settled)")
+        return False
+    target = move_file(source.path, archive_folder(settings.archive_dir))
+    ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
+    say(
+        f"{source.name}: already processed in run {first}, and every row of it is settled; "
+        "archived as a duplicate drop, nothing posted"
+    )
+    log.info("duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)})
+    return False
+
+
+def _refuse(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+    exc: InputError,
+    in_place: bool,
+) -> None:
+    """A file nothing of which can be read: moved to rejected/ beside its reason, an item."""
+    target = source.path if in_place else move_file(source.path, settings.rejected_dir)
+    target.with_name(target.name + ".errors.csv").write_bytes(errors_file_bytes(None, [], str(exc)))
+    ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
+    refused = new_item(
+        "refused_file",
+        source.sha256,
+        source.name,
+        "file",
+        detail={"reason": str(exc), "path": str(target)},
+    )
+    ledger.observe_items(run_id, [refused])
+    say(f"{source.name}: {exc} → moved to {target.parent}")
+
+
+def _held_for_approval(
+    source: SourceFile,
+    result: FileResult,
+    ledger: Ledger,
+    run_id: str,
+    refs: RefData,
+    settings: Settings,
+    say: Say,
+) -> bool:
+    """Maker and checker (``approve_each_file``): a file whose rows are ready stays in the inbox,
+    an open item with its preview, until a person approves it; then it is taken in as any."""
+    if not settings.approve_each_file or result.records.empty:
+        return False
+    if ledger.approved(source.sha256) is not None:
+        return False
+    records = result.records
+    names = dict(zip(refs.locations["id"], refs.locations["name"], strict=True))
+    by_location = records.groupby(records["location_id"].astype(str))["amount_cents"].sum()
+    preview = {
+        "lines": int(records["source_rows"].map(len).sum()),
+        "records": len(records),
+        "total_cents": int(records["amount_cents"].sum()),
+        "by_location": {names.get(k, k): int(v) for k, v in by_location.items()},
+        "file_totals": [
+            {k: t.get(k) for k in ("column", "stated_cents", "computed_cents", "difference_cents")}
+            for t in result.extract.file_totals
+        ],
+        "rows_rejected": result.outcome.rows_rejected,
+    }
+    ledger.observe_items(
+        run_id,
+        [
+            new_item(
+                "awaiting_approval",
+                source.sha256,
+                source.name,
+                "file",
+                amount_cents=preview["total_cents"],
+                detail={"preview": preview, "path": str(source.path)},
+            )
+        ],
+    )
+    say(
+        f"{source.name}: held for approval, {preview['records']} records "
+        f"({reporting.dollars(preview['total_cents'])}); it stays in the inbox until "
+        f'`tieout approve "{source.name}" --by NAME`'
+    )
+    return True
+
+
+def _observe_file(
+    ledger: Ledger,
+    run_id: str,
+    source: SourceFile,
+    result: FileResult,
+    issues: list[Issue],
+    *,
+    again: bool,
+    say: Say,
+) -> None:
+    """The file's exceptions as open items: met again, still open; no longer met, settled by
+    this run (its rows went through). A new file that corrects an earlier one (records of the
+    same keys, or the same name and period) supersedes the earlier file's open items."""
+    lines = result.validated.lines
+    cents = (
+        lines.dropna(subset=["amount_cents"]).groupby("source_row")["amount_cents"].sum()
+        if not lines.empty
+        else pd.Series(dtype="int64")
+    )
+    wanted = {i.source_row for i in issues}
+    rows = result.extract.rows
+    cells = {
+        whole(row["source_row"]): {
+            str(k): v
+            for k, v in row.items()
+            if k != "source_row"
+            and not str(k).startswith("_")
+            and reporting.blank(v, None) is not None
+        }
+        for row in rows[rows["source_row"].isin(wanted)].to_dict("records")
+    }
+    items = file_items(
+        source.name,
+        source.sha256,
+        issues,
+        sheet=result.extract.sheet,
+        cents_by_row={whole(k): whole(v) for k, v in cents.items()},
+        amounts_as_shown=amounts_as_shown(result.extract, issues),
+        cells_by_row=cells,
+    )
+    counts = ledger.observe_items(
+        run_id,
+        items,
+        file_sha256=source.sha256,
+        decides=FILE_CAUSES,
+        note=f"its rows went through in run {run_id}",
+    )
+    if counts["settled"]:
+        say(f"{source.name}: {counts['settled']} open items settled by this run")
+    if again:
+        return
+    keys = result.records["record_key"].astype(str)
+    earlier = set(ledger.files_sharing_keys(keys, source.sha256))
+    # A file of the same name is the same file only for the same period: this month's
+    # rent_roll.xlsx does not correct last month's.
+    named = ledger.files_named(source.name)
+    period = result.outcome.period
+    same = named["period"].isna() if period is None else named["period"].eq(period)
+    earlier |= set(named.loc[same, "sha256"].astype(str)) - {source.sha256}
+    superseded = ledger.supersede_items(
+        sorted(earlier),
+        run_id,
+        f"superseded by the corrected file {source.name} ({source.sha256[:12]}) in run {run_id}",
+    )
+    if superseded:
+        say(f"{source.name}: corrects an earlier file; {superseded} of its open items superseded")
+
+
 def run(
     settings: Settings,
     *,
@@ -225,11 +403,13 @@ def run(
     dry_run: bool = False,
     say: Say = print,
     on_progress: Callable[[int, int], None] | None = None,
+    in_place: bool = False,
 ) -> RunOutcome:
     """Process the inbox end to end; returns the exit code the CLI should use.
 
     Only complete files are taken (size and mtime unchanged across ``settle_s``), unless the
-    caller has already decided which ``files`` are complete (watch mode).
+    caller has already decided which ``files`` are complete (watch mode). ``in_place``: the
+    ``files`` are archived copies read again where they lie (`tieout retry`).
     """
     inbox = inbox or settings.inbox_dir
     profiles = profiles_for(settings)
@@ -244,7 +424,9 @@ def run(
                 say(f"{path.name}: still being written; left for the next run")
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
-            outcome = _run_locked(ledger, settings, run_id, files, profiles, say, on_progress)
+            outcome = _run_locked(
+                ledger, settings, run_id, files, profiles, say, on_progress, in_place
+            )
         if outcome.report_dir is not None:
             backup_ledger(settings, run_id)
         return outcome
@@ -258,6 +440,7 @@ def _run_locked(
     profiles: list[Profile],
     say: Say,
     on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
 ) -> RunOutcome:
     log.info("run started", extra={"run_id": run_id, "count": len(files)})
     ledger.start_run(run_id, dry_run=False, pid=os.getpid())
@@ -266,7 +449,7 @@ def _run_locked(
     try:
         with make_client(settings) as client:
             problems, processed = _post_and_follow(
-                ledger, client, settings, run_id, files, profiles, say, on_progress
+                ledger, client, settings, run_id, files, profiles, say, on_progress, in_place
             )
     finally:
         states = ledger.records(run_id=run_id, columns=["state"])
@@ -283,7 +466,9 @@ def _run_locked(
         exit_code = verdict_code
         ledger.finish_run(run_id, exit_code)
         built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
-    return RunOutcome(run_id, exit_code, publish.write(built, settings, run_id), built.summary)
+    folder = publish.write(built, settings, run_id)
+    publish.refresh_settled(ledger, settings, run_id)
+    return RunOutcome(run_id, exit_code, folder, built.summary)
 
 
 def _post_and_follow(
@@ -295,6 +480,7 @@ def _post_and_follow(
     profiles: list[Profile],
     say: Say,
     on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
 ) -> tuple[bool, int]:
     """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
     problems = False
@@ -313,7 +499,7 @@ def _post_and_follow(
             if source is None:
                 continue
             done, had_problems = _take_file(
-                source, ledger, run_id, profiles, refs, settings, say, client
+                source, ledger, run_id, profiles, refs, settings, say, client, in_place=in_place
             )
         processed += int(done)
         problems |= had_problems
@@ -363,3 +549,54 @@ def _post(
         if settled["found"]:
             say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
     reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
+
+
+# --- retry ---------------------------------------------------------------------------------------
+
+
+def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[Path]:
+    """The archived copies to read again: of the files with open items that a retry can settle
+    (rejected rows, unknown names, …), those of run ``target``, or the file ``target`` (its
+    name, or the path of a copy), or ``every`` one."""
+    if (target is None) == (not every):
+        raise InputError("say what to retry: a RUN_ID, a FILE, or --all (one of them)")
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        if target is None:
+            chosen = ledger.items()
+        elif target in set(ledger.runs()["run_id"].astype(str)):
+            chosen = ledger.items(run_id=target)
+        else:
+            shas = set(ledger.files_named(target)["sha256"].astype(str))
+            path = Path(target)
+            if path.is_file():
+                shas.add(fingerprint(path).sha256)
+            if not shas:
+                raise InputError(
+                    f"{target}: no run of that id and no file of that name or content in the "
+                    "ledger; `tieout todo` lists what is open"
+                )
+            chosen = [i for i in ledger.items() if i["file_sha256"] in shas]
+        # Each file's copy: where the run moved it (a refused file: beside its errors file).
+        copies: dict[str, tuple[str, str | None]] = {}
+        for item in chosen:
+            sha = item["file_sha256"]
+            if item["cause"] not in RETRYABLE or not sha or sha in copies:
+                continue
+            known = ledger.file_of(str(sha))
+            moved = known.get("moved_to") if known else item["detail"].get("path")
+            copies[str(sha)] = (str(item["file_name"]), str(moved) if moved else None)
+        paths: list[Path] = []
+        for sha, (name, moved) in copies.items():
+            where = Path(moved) if moved else None
+            if where is None or not where.is_file():
+                raise InputError(
+                    f"the archived copy of {name} is not at {where or 'a known place'}; drop "
+                    f"the file into {settings.inbox_dir} instead"
+                )
+            if fingerprint(where).sha256 != sha:
+                raise InputError(
+                    f"{where} has changed since it was archived; drop the corrected file "
+                    f"into {settings.inbox_dir} instead (it supersedes the earlier one)"
+                )
+            paths.append(where)
+    return paths

@@ -81,9 +81,13 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         raise InputError(f"no run {run_id!r} in the ledger")
     locations = json.loads(ledger.get_meta("locations") or "{}")
     unexpected = int(ledger.get_meta("unexpected") or 0)
+    files = ledger.files(run_id)
+    passes = ledger.passes(run_id)  # files read again by this run (retried)
+    if not passes.empty:
+        files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
     return reporting.build_report(
         {str(k): v for k, v in row.iloc[0].to_dict().items()},
-        ledger.files(run_id),
+        files,
         ledger.drops(run_id),
         _records_of_run(ledger, run_id),
         ledger.rejects(run_id),
@@ -92,6 +96,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
         names=report_names(ledger, settings),
+        items=ledger.items(states=None, run_id=run_id),
     )
 
 
@@ -109,6 +114,19 @@ def write(built: RunReport, settings: Settings, run_id: str) -> Path:
 def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     """Build a run's report from the ledger and write it into ``data/reports/<run_id>/``."""
     return write(build(ledger, settings, run_id), settings, run_id)
+
+
+def refresh_settled(
+    ledger: Ledger, settings: Settings, run_id: str | None, item_ids: list[str] | None = None
+) -> list[Path]:
+    """Re-render the reports of earlier runs whose items this run (or a person, ``item_ids``)
+    settled or superseded, so each says which run settled it (their verdict then is kept;
+    their verdict now changes)."""
+    return [
+        write_report(ledger, settings, earlier)
+        for earlier in ledger.runs_that_met(run_id, item_ids)
+        if (settings.reports_dir / earlier).exists()
+    ]
 
 
 def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:

@@ -426,12 +426,13 @@ def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
     import re
 
     from pipelines.ledger.copy import IDENTITY, TABLES
-    from pipelines.ledger.schema import CLAIMS, SCHEMA
+    from pipelines.ledger.schema import CLAIMS, OPEN_ITEMS, SCHEMA
 
-    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA + CLAIMS))
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA + CLAIMS + OPEN_ITEMS))
     numbered = set(
         re.findall(
-            r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT", SCHEMA
+            r"CREATE TABLE IF NOT EXISTS (\w+) \(\s+id INTEGER PRIMARY KEY AUTOINCREMENT",
+            SCHEMA + OPEN_ITEMS,
         )
     )
     assert set(TABLES) == tables

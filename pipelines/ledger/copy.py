@@ -24,9 +24,13 @@ TABLES = (
     "synced",
     "cursors",
     "claims",
+    "open_items",
+    "item_events",
+    "file_passes",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
-IDENTITY = ("drops", "rejects", "events", "syncs", "webhook_events")  # numbered by the engine
+# numbered by the engine
+IDENTITY = ("drops", "rejects", "events", "syncs", "webhook_events", "item_events")
 SLICE = 50_000
 
 
