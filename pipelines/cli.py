@@ -390,7 +390,8 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
                 )
             attention |= now == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
-        items = open_items(settings_of(ctx))
+        # Records in doubt within their grace are not a failure: the verdicts above say so.
+        items = open_items(settings_of(ctx), records=False)
         if items:
             print_todo(settings_of(ctx), items)
         if attention or items or result.missing or result.mismatched or result.duplicated:

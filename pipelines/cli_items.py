@@ -13,14 +13,36 @@ from pipelines.config import Settings
 from pipelines.console import friendly, out, print_summary, progress, say, settings_of
 
 
-def open_items(settings: Settings) -> list[dict[str, Any]]:
-    """The open items now (none before the first run)."""
+def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, Any]]:
+    """The open items now (none before the first run); ``records``: with the records in
+    doubt and the writes Propexo refused."""
+    from pipelines.items import record_items
     from pipelines.ledger import Ledger
+    from pipelines.models import IN_DOUBT, RecordState
 
     if settings.ledger_is_file and not settings.ledger_path.exists():
         return []
     with Ledger(settings.ledger, readonly=True) as ledger:
-        return ledger.items()
+        found = ledger.items()
+        if records:
+            stuck = ledger.records(
+                states=[*IN_DOUBT, RecordState.FAILED],
+                columns=[
+                    "record_key",
+                    "file_sha256",
+                    "source_file",
+                    "source_rows",
+                    "amount_cents",
+                    "state",
+                    "note",
+                    "sent_at",
+                    "updated_at",
+                ],
+            )
+            found += record_items(
+                [{str(k): v for k, v in r.items()} for r in stuck.to_dict("records")]
+            )
+        return found
 
 
 def print_todo(settings: Settings, items: list[dict[str, Any]] | None = None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -209,6 +210,39 @@ def file_items(
             )
         )
     return items
+
+
+def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records in doubt and writes Propexo refused, as items. Their state is the record's
+    own (its events are the ledger's events): settled when `reconcile` or `resolve` settles
+    the record. (A refused write made re-sendable is `tieout retry`'s to send: the hook.)"""
+    out = []
+    for record in records:
+        state = str(record["state"])
+        cause = "write_refused" if state == "failed" else "in_doubt"
+        rows = record.get("source_rows") or []
+        if isinstance(rows, str):
+            rows = json.loads(rows or "[]")
+        out.append(
+            {
+                "item_id": item_id(cause, record.get("file_sha256"), record["record_key"]),
+                "cause": cause,
+                "file_sha256": record.get("file_sha256"),
+                "file_name": record.get("source_file"),
+                "rows": [int(r) for r in rows],
+                "amount_cents": int(record.get("amount_cents") or 0),
+                "amount_text": None,
+                "detail": {
+                    "record_key": record["record_key"],
+                    "state": state,
+                    "reasons": [str(record.get("note") or state)],
+                },
+                "first_seen": record.get("sent_at"),
+                "last_seen": record.get("updated_at"),
+                "state": OPEN,
+            }
+        )
+    return out
 
 
 def _reasons(issues: list[Issue]) -> list[str]:

@@ -96,8 +96,21 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
         names=report_names(ledger, settings),
-        items=ledger.items(states=None, run_id=run_id),
+        items=_items_of_run(ledger, run_id, files),
     )
+
+
+def _items_of_run(ledger: Ledger, run_id: str, files: pd.DataFrame) -> list[dict[str, Any]]:
+    """The items a run met (``met``), and the approvals of the files it took in."""
+    met = [{**i, "met": True} for i in ledger.items(states=None, run_id=run_id)]
+    seen = {i["item_id"] for i in met}
+    approvals = [
+        {**i, "met": False}
+        for sha in (files["sha256"].astype(str) if not files.empty else [])
+        for i in ledger.items(states=None, file_sha256=sha)
+        if i["cause"] == "awaiting_approval" and i["item_id"] not in seen
+    ]
+    return met + approvals
 
 
 def write(built: RunReport, settings: Settings, run_id: str) -> Path:

@@ -94,6 +94,7 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
 
 
 COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
+HOLDING = ("awaiting_approval", "held_layout")  # items that hold a whole file back
 
 
 def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
@@ -397,6 +398,19 @@ def build_report(
         file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
     )
     met = [item_summary(i) for i in items or []]
+    held = [i for i, raw in zip(met, items or [], strict=True) if raw.get("met", True)]
+    held = [i for i in held if i["cause"] in HOLDING]
+    if held:
+        # Held, then: what the run could not post until a person acts (the verdict it had).
+        reasons = [
+            _reason(
+                "files held until a person acts (`tieout todo`)",
+                len(held),
+                sum(int(i["amount_cents"]) for i in held),
+            ),
+            *(r for r in reasons if verdict == ATTENTION),
+        ]
+        verdict = ATTENTION
     now_verdict, now_reasons = verdict_now(
         met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
     )

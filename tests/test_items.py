@@ -208,7 +208,7 @@ def test_an_unknown_name_is_one_item_with_all_its_rows_and_a_row_with_another_fa
 
 
 def test_suggestions_and_quoting_survive_apostrophes_and_dollars() -> None:
-    assert suggestion_in('''did you mean "O'Brien Ltd", 'X'?''') == "O'Brien Ltd"
+    assert suggestion_in("""did you mean "O'Brien Ltd", 'X'?""") == "O'Brien Ltd"
     assert suggestion_in("is not known to Propexo.") is None
     assert quoted('say "$5"') == '"say \\"\\$5\\""'
 
@@ -241,3 +241,45 @@ def test_todo_lists_each_cause_once_with_its_rows_amount_and_the_total() -> None
     assert lines[2].startswith("rows rejected for what they hold: 1 (1 rows")
     assert lines[-1] == "open: 2 items, 10.00 at stake (`tieout todo`)"
     assert todo_lines([], "x") == ["nothing open: every exception is settled"]
+
+
+def test_with_approve_each_file_a_file_waits_for_its_checker_and_the_report_names_them(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """#27 maker and checker: the file is held in the inbox, an open item with its preview,
+    nothing posted, until `tieout approve FILE --by NAME`; the report names who and when."""
+    config = tmp_path / "tieout.toml"
+    config.write_text("settle_s = 0.2\napprove_each_file = true\n")
+    env = {**env_for(sandbox), "TIEOUT_CONFIG": str(config)}
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    shutil.copy2(SAMPLES / "vendor_bills.csv", data / "inbox" / "bills.csv")
+
+    held = run_cli("--data-dir", str(data), "run", env=env)
+    assert held.returncode == 1, held.stdout + held.stderr
+    assert "held for approval" in held.stdout
+    assert (data / "inbox" / "bills.csv").exists()
+    assert invoices(sandbox.base_url, sandbox.config.token) == []
+    (item,) = todo_of(data, env)["items"]
+    assert item["cause"] == "awaiting_approval"
+    assert item["command"] == 'tieout approve "bills.csv" --by NAME'
+    preview = item["detail"]["preview"]
+    assert preview["total_cents"] == item["amount_cents"] == 2140363
+    assert sum(preview["by_location"].values()) == 2140363
+    assert preview["file_totals"][0]["stated_cents"] == 2140363
+
+    # Another run does not post it either: it is still held.
+    again = run_cli("--data-dir", str(data), "run", env=env)
+    assert "held for approval" in again.stdout
+    assert invoices(sandbox.base_url, sandbox.config.token) == []
+
+    approved = run_cli(
+        "--data-dir", str(data), "approve", "bills.csv", "--by", "Dana Checker", env=env
+    )
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert len(never_twice(sandbox)) == 12
+    assert todo_of(data, env)["items"] == []
+    summary = summary_of(approved.stdout)
+    assert [a["by"] for a in summary["approvals"]] == ["Dana Checker"]
+    html = (data / "reports" / summary["run_id"] / "report.html").read_text()
+    assert "approved for posting by Dana Checker" in html
