@@ -188,7 +188,9 @@ def _take_file(
                 "code": issue.code.value,
             },
         )
-    _observe_file(ledger, run_id, source, result, issues, again=again, say=say)
+    # Keys the ledger held before this file: the records of the file it may correct.
+    known = sorted(set(result.records["record_key"].astype(str)) - staged_set)
+    _observe_file(ledger, run_id, source, result, issues, known, again=again, say=say)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
     target = path if in_place else move_file(path, folder)
@@ -333,6 +335,7 @@ def _observe_file(
     source: SourceFile,
     result: FileResult,
     issues: list[Issue],
+    known_keys: list[str],
     *,
     again: bool,
     say: Say,
@@ -378,8 +381,7 @@ def _observe_file(
         say(f"{source.name}: {counts['settled']} open items settled by this run")
     if again:
         return
-    keys = result.records["record_key"].astype(str)
-    earlier = set(ledger.files_sharing_keys(keys, source.sha256))
+    earlier = set(ledger.files_sharing_keys(known_keys, source.sha256))
     # A file of the same name is the same file only for the same period: this month's
     # rent_roll.xlsx does not correct last month's.
     named = ledger.files_named(source.name)

@@ -283,3 +283,31 @@ def test_with_approve_each_file_a_file_waits_for_its_checker_and_the_report_name
     assert [a["by"] for a in summary["approvals"]] == ["Dana Checker"]
     html = (data / "reports" / summary["run_id"] / "report.html").read_text()
     assert "approved for posting by Dana Checker" in html
+
+
+def test_a_runs_verdict_now_counts_its_rejected_rows_only_while_their_items_are_open() -> None:
+    """#27: a past run whose items were settled later never needs attention now; its verdict
+    then is kept."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from pipelines.report import decide_verdict, verdict_now
+
+    files = [{"sha256": "abc", "rows_rejected": 2, "rejected_total_cents": 500, "file_totals": []}]
+    records = pd.DataFrame({"state": ["matched"], "amount_cents": [100]})
+    drops = pd.DataFrame(columns=["sha256", "first_run_id"])
+    now = datetime.now(tz=UTC)
+    then, _ = decide_verdict(files, drops, records, 0, now, 120)
+    assert then == "needs attention"
+    item = {"sha256": "abc", "state": "open", "amount_cents": 500}
+    still, reasons = verdict_now([item], files, drops, records, 0, now, 120)
+    assert still == "needs attention"
+    assert reasons[0]["reason"].startswith("open items") and reasons[0]["count"] == 1
+    settled = {**item, "state": "settled"}
+    assert verdict_now([settled], files, drops, records, 0, now, 120) == ("complete", [])
+    # A file the run met without items (a ledger from before #27) keeps its rejected rows.
+    assert verdict_now([], files, drops, records, 0, now, 120)[0] == "needs attention"
+    # What its records are now still counts: a record gone missing needs attention.
+    missing = pd.DataFrame({"state": ["missing"], "amount_cents": [100]})
+    assert verdict_now([settled], files, drops, missing, 0, now, 120)[0] == "needs attention"
