@@ -181,7 +181,9 @@ def run(
             finish_run(settings, outcome.summary, outcome.report_dir)
         elif not dry_run:
             out.print("nothing to do: the inbox has no ready files")
-            print_todo(settings)
+            items = open_items(settings)
+            if items:
+                print_todo(settings, items)
         sys.exit(outcome.exit_code)
 
 
