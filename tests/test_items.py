@@ -311,3 +311,61 @@ def test_a_runs_verdict_now_counts_its_rejected_rows_only_while_their_items_are_
     # What its records are now still counts: a record gone missing needs attention.
     missing = pd.DataFrame({"state": ["missing"], "amount_cents": [100]})
     assert verdict_now([settled], files, drops, missing, 0, now, 120)[0] == "needs attention"
+
+
+def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who_and_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+    from pipelines.items import FILE_CAUSES, new_item
+    from pipelines.ledger import Ledger
+
+    monkeypatch.setenv("TIEOUT_CONFIG", str(tmp_path / "none.toml"))
+    row = new_item("rejected_row", "sha1", "a.csv", 7, rows=(7,), amount_text="12.345")
+    name = new_item("unknown_vendor", "sha1", "a.csv", "Acme", rows=(3,), amount_cents=500)
+    clash = new_item("conflict", "sha1", "a.csv", 9, rows=(9,), amount_cents=100)
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.start_run("r1", dry_run=False, pid=1)
+        assert ledger.observe_items("r1", [row, name, clash], file_sha256="sha1") == {
+            "opened": 3,
+            "seen": 0,
+            "settled": 0,
+        }
+        # The next pass of the same file meets the row and the conflict, not the name.
+        counts = ledger.observe_items(
+            "r2", [row, clash], file_sha256="sha1", decides=FILE_CAUSES, note="went through"
+        )
+        assert counts == {"opened": 0, "seen": 2, "settled": 1}
+        states = {i["item_id"]: i for i in ledger.items(states=None)}
+        assert states[name.item_id]["state"] == "settled"
+        assert states[name.item_id]["state_run_id"] == "r2"
+        assert states[row.item_id]["first_run_id"] == "r1" and states[row.item_id]["last_seen"]
+        assert ledger.runs_that_met("r2") == ["r1"]
+        # A corrected file supersedes what is open of the earlier one.
+        assert ledger.supersede_items(["sha1"], "r3", "corrected") == 2
+        assert ledger.items() == []
+
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.observe_items("r4", [clash])  # met again: open again
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path)]
+    listed = runner.invoke(cli, [*base, "todo", "--json"])
+    (open_one,) = json.loads(listed.output)["items"]
+    assert open_one["cause"] == "conflict"
+    assert open_one["command"].startswith(f"tieout settle {clash.item_id} --by NAME")
+    wrong = runner.invoke(cli, [*base, "settle", "it-nope", "--by", "Dana", "--note", "x"])
+    assert wrong.exit_code == 2 and "not an open item" in wrong.output
+    done = runner.invoke(
+        cli, [*base, "settle", clash.item_id, "--by", "Dana", "--note", "corrected in RM"]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(runner.invoke(cli, [*base, "todo", "--json"]).output)["items"] == []
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        (settled,) = [i for i in ledger.items(states=None) if i["item_id"] == clash.item_id]
+    assert (settled["state"], settled["decided_by"], settled["note"]) == (
+        "settled",
+        "Dana",
+        "corrected in RM",
+    )
