@@ -300,13 +300,19 @@ def todo_lines(items: list[dict[str, Any]], inbox: str) -> list[str]:
         rows = sum(len(i.get("rows") or ()) for i in group)
         cents = sum(int(i.get("amount_cents") or 0) for i in group)
         lines.append(f"{CAUSES.get(cause, cause)}: {len(group)} ({rows} rows, {dollars(cents)})")
-        for item in group:
+        for item in sorted(group, key=_place):
             command, then = settle_command(item, inbox)
             what = _what(item)
             lines.append(f"  {what}: {command}" + (f", then {then}" if then else ""))
     total = sum(int(i.get("amount_cents") or 0) for i in items)
     lines.append(f"open: {len(items)} items, {dollars(total)} at stake (`tieout todo`)")
     return lines
+
+
+def _place(item: Mapping[str, Any]) -> tuple[str, int]:
+    """Where an item is: its file, then its first row (the order a person reads them in)."""
+    rows = list(item.get("rows") or [0])
+    return (str(item.get("file_name") or ""), int(rows[0]))
 
 
 def _what(item: Mapping[str, Any]) -> str:
