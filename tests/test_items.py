@@ -156,6 +156,9 @@ def test_the_clerks_loop_posts_every_fixed_row_exactly_once(
     assert outcomes[("rejected_row", None)]["settled_in_run"] == third_summary["run_id"]
     html = (report / "report.html").read_text()
     assert f"settled in run {second_summary['run_id']}" in html
+    index = (data / "reports" / "index.html").read_text()
+    row = next(r for r in index.split("<tr>") if first_summary["run_id"] in r)
+    assert ">Needs attention</span>" in row and 'data-verdict-now="complete"' in row
     runs = run_cli("--data-dir", str(data), "runs", env=env)
     line = next(x for x in runs.stdout.splitlines() if first_summary["run_id"] in x)
     assert "needs attention" in line and "complete" in line, runs.stdout
