@@ -22,6 +22,8 @@ from rich.table import Table
 from pipelines import __version__
 from pipelines.cli_admin import config, demo, ledger, profile, refs, sandbox, webhooks
 from pipelines.cli_alias import alias
+from pipelines.cli_items import COMMANDS as ITEM_COMMANDS
+from pipelines.cli_items import finish_run, open_items, print_todo
 from pipelines.cli_layout import layout, print_layout
 from pipelines.config import Settings, load_settings
 from pipelines.console import (
@@ -33,7 +35,6 @@ from pipelines.console import (
     err,
     friendly,
     out,
-    print_summary,
     print_verdict,
     progress,
     report_cycle_error,
@@ -181,10 +182,12 @@ def run(
         finally:
             stop()
         if outcome.report_dir:
-            print_summary(outcome.summary)
-            out.print(f"report: {outcome.report_dir / 'report.html'}")
+            finish_run(settings, outcome.summary, outcome.report_dir)
         elif not dry_run:
             out.print("nothing to do: the inbox has no ready files")
+            items = open_items(settings)
+            if items:
+                print_todo(settings, items)
         sys.exit(outcome.exit_code)
 
 
@@ -415,14 +418,26 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             f"{result.duplicated}, not verifiable by sync {result.unverifiable}, unexpected "
             f"{result.unexpected}"
         )
+        # What is open now decides: a past run whose items were settled later is not.
         attention = False
         for folder in reports:
             summary = json.loads((folder / "summary.json").read_text())
-            print_verdict(summary)
-            attention |= summary.get("verdict") == "needs attention"
+            now = summary.get("verdict_now", summary.get("verdict"))
+            if now == summary.get("verdict"):
+                print_verdict(summary)
+            else:
+                out.print(
+                    f"{summary['run_id']}: {summary.get('verdict')} then, {now} now",
+                    markup=False,
+                )
+            attention |= now == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
+        # Records in doubt within their grace are not a failure: the verdicts above say so.
+        items = open_items(settings_of(ctx), records=False)
+        if items:
+            print_todo(settings_of(ctx), items)
         out.print(step, markup=False)
-        if attention or result.missing or result.mismatched or result.duplicated:
+        if attention or items or result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
 
@@ -575,6 +590,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 states=["refused"], columns=["record_key", "kind", "note", "amount_cents"]
             )
             runs = ledger.runs()
+            items = ledger.items()
         now = datetime.now(tz=UTC)
         in_doubt: list[dict[str, Any]] = [
             {
@@ -601,6 +617,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
                         "in_doubt": in_doubt,
                         "refused": refused,
                         "last_run": last,
+                        "open_items": {
+                            "count": len(items),
+                            "amount_cents": sum(int(i["amount_cents"]) for i in items),
+                        },
                     },
                     default=str,
                 )
@@ -633,6 +653,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         out.print(
             f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
         )
+        if items:
+            cents = sum(int(i["amount_cents"]) for i in items)
+            out.print(
+                f"[yellow]{len(items):,} open items[/] ({dollars(cents)} at stake): `tieout todo`"
+            )
 
 
 @cli.command()
@@ -733,7 +758,7 @@ def runs(ctx: click.Context, limit: int) -> None:
             out.print(f"no runs with a report yet in {settings.reports_dir}")
             return
         table = Table(show_header=True, header_style="bold")
-        for column in ("run", "started", "verdict", "source", "posted", "rejected"):
+        for column in ("run", "started", "verdict", "now", "source", "posted", "rejected"):
             right = column in {"source", "posted", "rejected"}
             table.add_column(column, justify="right" if right else "left", no_wrap=True)
         for r in rows[:limit]:
@@ -742,6 +767,7 @@ def runs(ctx: click.Context, limit: int) -> None:
                 str(r["run_id"]),
                 r["started_at"][:19].replace("T", " "),
                 f"[{style}]{r['verdict']}[/]",
+                f"[{VERDICT_STYLE.get(r['verdict_now'], 'red')}]{r['verdict_now']}[/]",
                 dollars(r["source_total_cents"]),
                 dollars(r["posted_total_cents"]),
                 dollars(r["rejected_total_cents"]),
@@ -778,7 +804,18 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1 if failed else 0)
 
 
-for command in (webhooks, profile, ledger, sandbox, demo, refs, config, layout, alias):
+for command in (
+    webhooks,
+    profile,
+    ledger,
+    sandbox,
+    demo,
+    refs,
+    config,
+    layout,
+    alias,
+    *ITEM_COMMANDS,
+):
     cli.add_command(command)
 
 

@@ -110,6 +110,9 @@ class Settings:
     # [profiles] in tieout.toml: (file-name glob, profile name), tried in order when no
     # profile is named on the command line.
     profile_globs: tuple[tuple[str, str], ...] = ()
+    # Maker and checker (#27): every file whose rows are ready is held, with its preview, until
+    # a person approves it (`tieout approve FILE --by NAME`).
+    approve_each_file: bool = False
 
     @property
     def inbox_dir(self) -> Path:
@@ -225,6 +228,10 @@ def _coerce(name: str, value: Any) -> Any:
         if number < 1 and name in {"batch_size", "concurrency"}:
             raise ConfigError(f"{name}: expected at least 1, got {number}")
         return number
+    if name == "approve_each_file":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
     if name.endswith(("_s", "_mb", "_days")):
         try:
             return float(value)

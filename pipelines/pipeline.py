@@ -44,6 +44,7 @@ from pipelines.inbox import (
     archive_taken,
     changed_since,
     complete_files,
+    inbox_of,
     is_taken,
     links_outside,
     move_file,
@@ -53,6 +54,7 @@ from pipelines.inbox import (
     take_file,
     taken_files,
 )
+from pipelines.items import FILE_CAUSES, RETRYABLE, file_items, new_item
 from pipelines.ledger import Ledger
 from pipelines.load import load
 from pipelines.logs import run_log
@@ -64,6 +66,7 @@ from pipelines.models import (
     Say,
     SourceFile,
     printable,
+    whole,
 )
 from pipelines.profiles import (
     Profile,
@@ -159,37 +162,29 @@ def _take_file(
     settings: Settings,
     say: Say,
     client: PropexoClient | None,
+    *,
+    in_place: bool = False,
 ) -> tuple[bool, bool]:
     """A claimed file into the ledger, then moved. On a ledger that holds no records yet, the
     file's records are first looked up in Propexo: if any is there, the ledger was lost (or
     this is the wrong data folder), and the run stops before anything is staged, leaving the
-    file in the inbox."""
+    file in the inbox.
+
+    A file taken in before is read again while it has open items (a retry: rows already in the
+    ledger are recognised by their keys and never staged twice); only a file whose every item
+    is settled is a duplicate drop. ``in_place``: the file is an archived copy (`tieout retry`),
+    read where it lies."""
     path = source.path
     first = ledger.file_run(source.sha256)
-    if first is not None:
-        target = move_file(path, archive_folder(settings.archive_dir))
-        release(path)
-        ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
-        say(
-            f"{source.name}: already processed in run {first}; archived as a duplicate drop, "
-            "nothing posted"
-        )
-        log.info(
-            "duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)}
-        )
+    again = first is not None
+    if again and not _still_open(source, ledger, run_id, first, settings, say, in_place):
         return False, False
     try:
         result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
     except InputError as exc:
-        target = move_file(path, settings.rejected_dir)
-        release(path)
-        write_atomically(
-            target.with_name(target.name + ".errors.csv"), errors_file_bytes(None, [], str(exc))
-        )
-        ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
-        say(f"{source.name}: {exc} → moved to {target.parent}")
+        _refuse(source, ledger, run_id, settings, say, exc, in_place)
         return False, True
-    if changed_since(source):
+    if changed_since(source) and not in_place:
         put_back(path)
         say(
             f"{source.name}: the file changed while it was being read (still being written?); "
@@ -200,6 +195,12 @@ def _take_file(
     decision = decide_layout(result.extract, _confirmation(ledger, result))
     if not decision.confirmed:
         _hold(result, decision, ledger, run_id, settings, say)
+        if not in_place:
+            put_back(path)  # held: it stays where the clerk dropped it
+        return True, True
+    if _held_for_approval(source, result, ledger, run_id, refs, settings, say):
+        if not in_place:
+            put_back(path)
         return True, True
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
@@ -228,15 +229,21 @@ def _take_file(
                 "code": issue.code.value,
             },
         )
+    # Keys the ledger held before this file: the records of the file it may correct.
+    known = sorted(set(result.records["record_key"].astype(str)) - staged_set)
+    _observe_file(ledger, run_id, source, result, issues, known, again=again, say=say)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
-    target = _archive(source, folder, run_id, say)
+    target = path if in_place else _archive(source, folder, run_id, say)
+    errors_csv = target.with_name(target.name + ".errors.csv")
     if issues:
-        write_atomically(
-            target.with_name(target.name + ".errors.csv"),
-            errors_file_bytes(result, issues, path=target),
-        )
-    ledger.record_file(run_id, outcome, str(target))
+        write_atomically(errors_csv, errors_file_bytes(result, issues, path=target))
+    elif in_place and errors_csv.exists():
+        errors_csv.unlink()  # the archived copy's old rejects: none is left
+    if again:
+        ledger.record_pass(run_id, outcome, str(target))
+    else:
+        ledger.record_file(run_id, outcome, str(target))
     ledger.record_layout_use(
         run_id,
         source.sha256,
@@ -312,16 +319,200 @@ def _hold(
     """Nothing moves on a guess: the file stays in the inbox until a person confirms its
     layout; what it would do is said once, and recorded for the run's report."""
     source = result.source
-    preview = layout_preview(result, decision, accept_command(source.path, settings))
+    preview = layout_preview(result, decision, accept_command(_dropped_path(source.path), settings))
     ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
     for line in preview_lines(preview):
         say(line)
     log.info("layout held", extra={"run_id": run_id, "file": source.name})
 
 
+def _dropped_path(path: Path) -> Path:
+    """Where a held file lies for the clerk: back in the inbox it was taken from."""
+    return inbox_of(path) / path.name if is_taken(path) else path
+
+
 def _confirmation(ledger: Ledger, result: FileResult) -> dict[str, Any] | None:
     facts = result.extract.layout
     return ledger.confirmed_layout(facts.fingerprint) if facts is not None else None
+
+
+def _still_open(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    first: str | None,
+    settings: Settings,
+    say: Say,
+    in_place: bool,
+) -> bool:
+    """A file taken in before: read again while it has open items; else a duplicate drop."""
+    still_open = ledger.open_count(source.sha256, RETRYABLE)
+    if still_open:
+        say(
+            f"{source.name}: taken in before (run {first}) and {still_open} of its items are "
+            "open: read again with today's aliases and reference data; rows already posted "
+            "are not sent again"
+        )
+        return True
+    if in_place:
+        say(f"{source.name}: nothing open to retry (every row is settled)")
+        return False
+    target = move_file(source.path, archive_folder(settings.archive_dir))
+    release(source.path)
+    ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
+    say(
+        f"{source.name}: already processed in run {first}, and every row of it is settled; "
+        "archived as a duplicate drop, nothing posted"
+    )
+    log.info("duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)})
+    return False
+
+
+def _refuse(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+    exc: InputError,
+    in_place: bool,
+) -> None:
+    """A file nothing of which can be read: moved to rejected/ beside its reason, an item."""
+    target = source.path
+    if not in_place:
+        target = move_file(source.path, settings.rejected_dir)
+        release(source.path)
+    write_atomically(
+        target.with_name(target.name + ".errors.csv"), errors_file_bytes(None, [], str(exc))
+    )
+    ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
+    refused = new_item(
+        "refused_file",
+        source.sha256,
+        source.name,
+        "file",
+        detail={"reason": str(exc), "path": str(target)},
+    )
+    ledger.observe_items(run_id, [refused])
+    say(f"{source.name}: {exc} → moved to {target.parent}")
+
+
+def _held_for_approval(
+    source: SourceFile,
+    result: FileResult,
+    ledger: Ledger,
+    run_id: str,
+    refs: RefData,
+    settings: Settings,
+    say: Say,
+) -> bool:
+    """Maker and checker (``approve_each_file``): a file whose rows are ready stays in the inbox,
+    an open item with its preview, until a person approves it; then it is taken in as any."""
+    if not settings.approve_each_file or result.records.empty:
+        return False
+    if ledger.approved(source.sha256) is not None:
+        return False
+    records = result.records
+    names = dict(zip(refs.locations["id"], refs.locations["name"], strict=True))
+    by_location = records.groupby(records["location_id"].astype(str))["amount_cents"].sum()
+    preview = {
+        "lines": int(records["source_rows"].map(len).sum()),
+        "records": len(records),
+        "total_cents": int(records["amount_cents"].sum()),
+        "by_location": {names.get(k, k): int(v) for k, v in by_location.items()},
+        "file_totals": [
+            {k: t.get(k) for k in ("column", "stated_cents", "computed_cents", "difference_cents")}
+            for t in result.extract.file_totals
+        ],
+        "rows_rejected": result.outcome.rows_rejected,
+    }
+    ledger.observe_items(
+        run_id,
+        [
+            new_item(
+                "awaiting_approval",
+                source.sha256,
+                source.name,
+                "file",
+                amount_cents=preview["total_cents"],
+                detail={"preview": preview, "path": str(_dropped_path(source.path))},
+            )
+        ],
+    )
+    say(
+        f"{source.name}: held for approval, {preview['records']} records "
+        f"({reporting.dollars(preview['total_cents'])}); it stays in the inbox until "
+        f'`tieout approve "{source.name}" --by NAME`'
+    )
+    return True
+
+
+def _observe_file(
+    ledger: Ledger,
+    run_id: str,
+    source: SourceFile,
+    result: FileResult,
+    issues: list[Issue],
+    known_keys: list[str],
+    *,
+    again: bool,
+    say: Say,
+) -> None:
+    """The file's exceptions as open items: met again, still open; no longer met, settled by
+    this run (its rows went through). A new file that corrects an earlier one (records of the
+    same keys, or the same name and period) supersedes the earlier file's open items."""
+    lines = result.validated.lines
+    cents = (
+        lines.dropna(subset=["amount_cents"]).groupby("source_row")["amount_cents"].sum()
+        if not lines.empty
+        else pd.Series(dtype="int64")
+    )
+    wanted = {i.source_row for i in issues}
+    rows = result.extract.rows
+    cells = {
+        whole(row["source_row"]): {
+            str(k): v
+            for k, v in row.items()
+            if k != "source_row"
+            and not str(k).startswith("_")
+            and reporting.blank(v, None) is not None
+        }
+        for row in rows[rows["source_row"].isin(wanted)].to_dict("records")
+    }
+    items = file_items(
+        source.name,
+        source.sha256,
+        issues,
+        sheet=result.extract.sheet,
+        cents_by_row={whole(k): whole(v) for k, v in cents.items()},
+        amounts_as_shown=amounts_as_shown(result.extract, issues),
+        cells_by_row=cells,
+    )
+    counts = ledger.observe_items(
+        run_id,
+        items,
+        file_sha256=source.sha256,
+        decides=FILE_CAUSES,
+        note=f"its rows went through in run {run_id}",
+    )
+    if counts["settled"]:
+        say(f"{source.name}: {counts['settled']} open items settled by this run")
+    if again:
+        return
+    earlier = set(ledger.files_sharing_keys(known_keys, source.sha256))
+    # A file of the same name is the same file only for the same period: this month's
+    # rent_roll.xlsx does not correct last month's.
+    named = ledger.files_named(source.name)
+    period = result.outcome.period
+    same = named["period"].isna() if period is None else named["period"].eq(period)
+    earlier |= set(named.loc[same, "sha256"].astype(str)) - {source.sha256}
+    superseded = ledger.supersede_items(
+        sorted(earlier),
+        run_id,
+        f"superseded by the corrected file {source.name} ({source.sha256[:12]}) in run {run_id}",
+    )
+    if superseded:
+        say(f"{source.name}: corrects an earlier file; {superseded} of its open items superseded")
 
 
 def run(
@@ -332,11 +523,13 @@ def run(
     dry_run: bool = False,
     say: Say = print,
     on_progress: Callable[[int, int], None] | None = None,
+    in_place: bool = False,
 ) -> RunOutcome:
     """Process the inbox end to end; returns the exit code the CLI should use.
 
     Only complete files are taken (size and mtime unchanged across ``settle_s``), unless the
-    caller has already decided which ``files`` are complete (watch mode).
+    caller has already decided which ``files`` are complete (watch mode). ``in_place``: the
+    ``files`` are archived copies read again where they lie (`tieout retry`).
     """
     inbox = inbox or settings.inbox_dir
     profiles = profiles_for(settings)
@@ -357,7 +550,7 @@ def run(
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
             outcome, stopped = _run_locked(
-                ledger, settings, run_id, files, profiles, say, on_progress
+                ledger, settings, run_id, files, profiles, say, on_progress, in_place
             )
         if outcome.report_dir is not None:
             backup_ledger(settings, run_id)
@@ -377,6 +570,7 @@ def _run_locked(
     profiles: list[Profile],
     say: Say,
     on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
 ) -> tuple[RunOutcome, TieoutError | None]:
     """The run, and what stopped it early (a refused token, Propexo unreachable, …): a run
     that stops still records its end and writes its report, with the reason, when it had
@@ -389,7 +583,7 @@ def _run_locked(
     try:
         with make_client(settings) as client:
             problems, processed = _post_and_follow(
-                ledger, client, settings, run_id, files, profiles, say, on_progress
+                ledger, client, settings, run_id, files, profiles, say, on_progress, in_place
             )
     except TieoutError as exc:
         stopped = exc
@@ -410,8 +604,9 @@ def _run_locked(
         exit_code = verdict_code
         ledger.finish_run(run_id, exit_code)
         built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
-    outcome = RunOutcome(run_id, exit_code, publish.write(built, settings, run_id), built.summary)
-    return outcome, stopped
+    folder = publish.write(built, settings, run_id)
+    publish.refresh_settled(ledger, settings, run_id)
+    return RunOutcome(run_id, exit_code, folder, built.summary), stopped
 
 
 def _post_and_follow(
@@ -423,6 +618,7 @@ def _post_and_follow(
     profiles: list[Profile],
     say: Say,
     on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
 ) -> tuple[bool, int]:
     """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
     problems = False
@@ -441,7 +637,7 @@ def _post_and_follow(
             if source is None:
                 continue
             done, had_problems = _take_file(
-                source, ledger, run_id, profiles, refs, settings, say, client
+                source, ledger, run_id, profiles, refs, settings, say, client, in_place=in_place
             )
         processed += int(done)
         problems |= had_problems
@@ -497,3 +693,54 @@ def _post(
         if settled["found"]:
             say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
     reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
+
+
+# --- retry ---------------------------------------------------------------------------------------
+
+
+def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[Path]:
+    """The archived copies to read again: of the files with open items that a retry can settle
+    (rejected rows, unknown names, …), those of run ``target``, or the file ``target`` (its
+    name, or the path of a copy), or ``every`` one."""
+    if (target is None) == (not every):
+        raise InputError("say what to retry: a RUN_ID, a FILE, or --all (one of them)")
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        if target is None:
+            chosen = ledger.items()
+        elif target in set(ledger.runs()["run_id"].astype(str)):
+            chosen = ledger.items(run_id=target)
+        else:
+            shas = set(ledger.files_named(target)["sha256"].astype(str))
+            path = Path(target)
+            if path.is_file():
+                shas.add(fingerprint(path).sha256)
+            if not shas:
+                raise InputError(
+                    f"{target}: no run of that id and no file of that name or content in the "
+                    "ledger; `tieout todo` lists what is open"
+                )
+            chosen = [i for i in ledger.items() if i["file_sha256"] in shas]
+        # Each file's copy: where the run moved it (a refused file: beside its errors file).
+        copies: dict[str, tuple[str, str | None]] = {}
+        for item in chosen:
+            sha = item["file_sha256"]
+            if item["cause"] not in RETRYABLE or not sha or sha in copies:
+                continue
+            known = ledger.file_of(str(sha))
+            moved = known.get("moved_to") if known else item["detail"].get("path")
+            copies[str(sha)] = (str(item["file_name"]), str(moved) if moved else None)
+        paths: list[Path] = []
+        for sha, (name, moved) in copies.items():
+            where = Path(moved) if moved else None
+            if where is None or not where.is_file():
+                raise InputError(
+                    f"the archived copy of {name} is not at {where or 'a known place'}; drop "
+                    f"the file into {settings.inbox_dir} instead"
+                )
+            if fingerprint(where).sha256 != sha:
+                raise InputError(
+                    f"{where} has changed since it was archived; drop the corrected file "
+                    f"into {settings.inbox_dir} instead (it supersedes the earlier one)"
+                )
+            paths.append(where)
+    return paths

@@ -91,9 +91,13 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
     unexpected = int(ledger.get_meta("unexpected") or 0)
     run = {str(k): v for k, v in row.iloc[0].to_dict().items()}
     run["stopped"] = ledger.get_meta(stopped_key(run_id))
+    files = ledger.files(run_id)
+    passes = ledger.passes(run_id)  # files read again by this run (retried)
+    if not passes.empty:
+        files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
     return reporting.build_report(
         run,
-        ledger.files(run_id),
+        files,
         ledger.drops(run_id),
         _records_of_run(ledger, run_id),
         ledger.rejects(run_id),
@@ -104,6 +108,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
         names=report_names(ledger, settings),
         signoffs=ledger.signoffs(run_id),
         layout_uses=ledger.layout_uses(run_id),
+        items=_items_of_run(ledger, run_id, files),
     )
 
 
@@ -154,6 +159,19 @@ def write_period_report(ledger: Ledger, settings: Settings, period: str) -> Path
     return folder
 
 
+def _items_of_run(ledger: Ledger, run_id: str, files: pd.DataFrame) -> list[dict[str, Any]]:
+    """The items a run met (``met``), and the approvals of the files it took in."""
+    met = [{**i, "met": True} for i in ledger.items(states=None, run_id=run_id)]
+    seen = {i["item_id"] for i in met}
+    approvals = [
+        {**i, "met": False}
+        for sha in (files["sha256"].astype(str) if not files.empty else [])
+        for i in ledger.items(states=None, file_sha256=sha)
+        if i["cause"] == "awaiting_approval" and i["item_id"] not in seen
+    ]
+    return met + approvals
+
+
 def write(built: RunReport, settings: Settings, run_id: str) -> Path:
     """A built report's files into ``data/reports/<run_id>/``, and the index of runs."""
     folder = settings.reports_dir / run_id
@@ -168,6 +186,19 @@ def write(built: RunReport, settings: Settings, run_id: str) -> Path:
 def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
     """Build a run's report from the ledger and write it into ``data/reports/<run_id>/``."""
     return write(build(ledger, settings, run_id), settings, run_id)
+
+
+def refresh_settled(
+    ledger: Ledger, settings: Settings, run_id: str | None, item_ids: list[str] | None = None
+) -> list[Path]:
+    """Re-render the reports of earlier runs whose items this run (or a person, ``item_ids``)
+    settled or superseded, so each says which run settled it (their verdict then is kept;
+    their verdict now changes)."""
+    return [
+        write_report(ledger, settings, earlier)
+        for earlier in ledger.runs_that_met(run_id, item_ids)
+        if (settings.reports_dir / earlier).exists()
+    ]
 
 
 def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:

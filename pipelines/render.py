@@ -81,6 +81,7 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
         s=report.summary,
         p=report.summary.get("provenance", {}),
         verdict_class=VERDICT_CLASS.get(report.summary.get("verdict", ATTENTION), "bad"),
+        now_class=VERDICT_CLASS.get(report.summary.get("verdict_now", ATTENTION), "bad"),
         files=files,
         control=report.control.to_dict("records"),
         locations=report.summary["by_location"],
@@ -139,6 +140,7 @@ def run_rows(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "run_id": s.get("run_id"),
                 "started_at": s.get("started_at") or "",
                 "verdict": s.get("verdict", ""),
+                "verdict_now": s.get("verdict_now", s.get("verdict", "")),
                 "reasons": "; ".join(
                     f"{r['count']:,} {r['reason']}" for r in s.get("verdict_reasons", [])
                 ),

@@ -95,6 +95,7 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
 
 
 COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
+HOLDING = ("awaiting_approval", "held_layout")  # items that hold a whole file back
 
 
 def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
@@ -250,6 +251,74 @@ def _layouts_of_run(
     return used, held
 
 
+def item_summary(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as a report shows it: what it is, and what became of it."""
+    state = str(item.get("state") or "open")
+    by = blank(item.get("decided_by"), None)
+    settled_run = blank(item.get("state_run_id"), None)
+    if state == "open":
+        outcome = "open"
+    elif by:
+        outcome = f"{state} by {by} at {str(item.get('state_at'))[:19].replace('T', ' ')} UTC"
+    else:
+        outcome = f"{state} in run {settled_run}"
+    detail = item.get("detail") or {}
+    return {
+        "id": item.get("item_id"),
+        "cause": item.get("cause"),
+        "file": item.get("file_name"),
+        "sha256": item.get("file_sha256"),
+        "rows": list(item.get("rows") or ()),
+        "name": detail.get("name"),
+        "reasons": list(detail.get("reasons") or ()),
+        "amount_cents": int(item.get("amount_cents") or 0),
+        "amount_text": blank(item.get("amount_text"), None),
+        "state": state,
+        "settled_in_run": settled_run if state != "open" and not by else None,
+        "decided_by": by,
+        "state_at": blank(item.get("state_at"), None),
+        "note": blank(item.get("note"), None),
+        "outcome": outcome,
+        "first_seen": blank(item.get("first_seen"), None),
+        "last_seen": blank(item.get("last_seen"), None),
+    }
+
+
+def verdict_now(
+    items: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    unexpected: int,
+    now: datetime,
+    grace_s: float,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A run's verdict as things stand now: its rejected rows and refused files count only
+    while their items are open (a later run or a person settles them); its records count in
+    their states now. A run whose every item was settled later never needs attention for it."""
+    tracked = {str(i["sha256"]) for i in items}
+    still = [i for i in items if i["state"] == "open"]
+    rest = [
+        {**f, "rows_rejected": 0, "rejected_total_cents": 0} if str(f["sha256"]) in tracked else f
+        for f in files
+    ]
+    refused = drops
+    if not drops.empty:
+        refused = drops[~drops["sha256"].astype(str).isin(tracked)]
+    verdict, reasons = decide_verdict(rest, refused, records, unexpected, now, grace_s)
+    if still:
+        reasons = [
+            _reason(
+                "open items (see `tieout todo`)",
+                len(still),
+                sum(int(i["amount_cents"]) for i in still),
+            ),
+            *(r for r in reasons if verdict == ATTENTION),
+        ]
+        verdict = ATTENTION
+    return verdict, reasons
+
+
 def build_report(
     run: dict[str, Any],
     files: pd.DataFrame,
@@ -265,9 +334,11 @@ def build_report(
     names: dict[str, dict[str, str]] | None = None,
     signoffs: list[dict[str, Any]] | None = None,
     layout_uses: pd.DataFrame | None = None,
+    items: list[dict[str, Any]] | None = None,
 ) -> RunReport:
     """The report of one run (or of a period's files), from what the ledger holds for it;
-    ``signoffs``: the reviews a person recorded of it (`tieout signoff`)."""
+    ``signoffs``: the reviews a person recorded of it (`tieout signoff`); ``items``: the open
+    items the run met, each in its state now (settled later, and by which run or person)."""
     used_layouts, held_layouts = _layouts_of_run(layout_uses)
     file_rows: list[dict[str, Any]] = []
     control_rows: list[dict[str, Any]] = []
@@ -415,12 +486,37 @@ def build_report(
         for f in file_rows
         if f.get("layout")
     ]
+    met = [item_summary(i) for i in items or []]
+    held = [i for i, raw in zip(met, items or [], strict=True) if raw.get("met", True)]
+    held = [i for i in held if i["cause"] in HOLDING]
+    if held:
+        # Held, then: what the run could not post until a person acts (the verdict it had).
+        reasons = [
+            _reason(
+                "files held until a person acts (`tieout todo`)",
+                len(held),
+                sum(int(i["amount_cents"]) for i in held),
+            ),
+            *(r for r in reasons if verdict == ATTENTION),
+        ]
+        verdict = ATTENTION
+    now_verdict, now_reasons = verdict_now(
+        met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
+    )
     summary = {
         "run_id": run.get("run_id"),
         "verdict": verdict,
         "verdict_reasons": reasons,
         "provenance": {**(provenance or {}), "layouts": confirmations},
         "held_layouts": held_layouts,
+        "verdict_now": now_verdict,
+        "verdict_now_reasons": now_reasons,
+        "items": met,
+        "approvals": [
+            {"file": i["file"], "by": i["decided_by"], "at": i["state_at"]}
+            for i in met
+            if i["cause"] == "awaiting_approval" and i["decided_by"]
+        ],
         "started_at": run.get("started_at"),
         "finished_at": run.get("finished_at"),
         "exit_code": run.get("exit_code"),

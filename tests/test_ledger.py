@@ -466,6 +466,8 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
         assert "claimed_by" in ledger.db.columns("claims")  # revision 0002 (#18)
     db = connect(ledger_url)
     db.execute("DROP TABLE claims")
+    for table in ("open_items", "item_events", "file_passes"):  # revision 0003 makes them
+        db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE alembic_version SET version_num = '0001'")  # one revision behind
     db.close()
     with pytest.raises(LedgerError, match=r"schema 0001, older.*tieout ledger migrate"):
@@ -474,6 +476,7 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     assert f"is at schema {migrations.head()} (was 0001)" in result.output, result.output
     with Ledger(ledger_url) as ledger:
         assert "claimed_by" in ledger.db.columns("claims")
+        assert "decided_by" in ledger.db.columns("item_events")  # revision 0003 (#27)
     db = connect(ledger_url)
     db.execute("UPDATE alembic_version SET version_num = '9999'")
     db.close()

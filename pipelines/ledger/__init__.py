@@ -19,6 +19,7 @@ from pipelines.errors import LedgerError
 from pipelines.ledger import schema
 from pipelines.ledger.cache import CacheStore, SyncCursor
 from pipelines.ledger.database import Database, connect
+from pipelines.ledger.items import ItemStore
 from pipelines.ledger.layouts import LayoutStore
 from pipelines.ledger.records import ADOPTED, STAGE_SLICE, Conflict, RecordStore
 from pipelines.ledger.runs import RunStore
@@ -41,7 +42,7 @@ _CREATING = threading.Lock()
 RECORD_SCHEME = "3"
 
 
-class Ledger(RecordStore, RunStore, CacheStore, LayoutStore):
+class Ledger(RecordStore, RunStore, CacheStore, LayoutStore, ItemStore):
     """The ledger at a URL (``sqlite:///data/ledger.sqlite``) or SQLite file path; every
     method commits before it returns. Use it as a context manager: closed however the block
     ends."""

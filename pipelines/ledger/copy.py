@@ -28,6 +28,9 @@ TABLES = (
     "webhook_deliveries",
     "layouts",
     "layout_uses",
+    "open_items",
+    "item_events",
+    "file_passes",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
 IDENTITY = (
@@ -39,6 +42,7 @@ IDENTITY = (
     "signoffs",
     "layouts",
     "layout_uses",
+    "item_events",
 )  # numbered by the engine
 SLICE = 50_000
 
