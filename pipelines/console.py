@@ -93,6 +93,8 @@ LEDGER_NAME = ["the ledger"]  # the configured ledger, once settings are read
 def environment_error(exc: BaseException) -> TieoutError | None:
     """A full disk, or a ledger another process holds, anywhere in ``exc``'s chain (SQLite's
     and pandas' wrappers included): said as what it is, with its next step, not as a bug."""
+    from pipelines.ledger.database import BUSY_TIMEOUT_S
+
     data_dir = CRASH_DIR[0].parent
     for link in _chain(exc):
         text = str(link).lower()
@@ -108,9 +110,9 @@ def environment_error(exc: BaseException) -> TieoutError | None:
         if "database is locked" in text or "database is busy" in text:
             return LedgerBusyError(
                 f"another process holds the ledger ({LEDGER_NAME[0]}) and did not let go in "
-                "30 s: this command changed nothing. Run it again when the other one has "
-                "finished (a `tieout watch` or `webhooks serve`, or a program that has the file "
-                "open)"
+                f"{BUSY_TIMEOUT_S:.0f} s: what this command had not committed was not written. "
+                "Run it again when the other one has finished (a `tieout webhooks serve` busy "
+                "for long, or another program that has the file open: `fuser` names it)"
             )
     return None
 

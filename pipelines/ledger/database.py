@@ -146,6 +146,7 @@ def connect(target: str | Path, *, readonly: bool = False) -> Database:
     )
 
 
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's hold on a SQLite ledger
 OWNER_ONLY = 0o600  # the ledger, its WAL and SHM files and its backups: read by no one else
 
 
@@ -183,7 +184,9 @@ class SqliteDatabase:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 owner_only(path)
-                self.connection = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+                self.connection = sqlite3.connect(
+                    str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
                 self.connection.execute("PRAGMA journal_mode=WAL")
                 self.connection.execute("PRAGMA synchronous=FULL")
                 # 64 MB of page cache: staging a million records keeps its indexes in memory.

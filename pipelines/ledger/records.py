@@ -142,7 +142,7 @@ class RecordStore:
         (in place); returns the posted records no line matched."""
         if "resident_id" not in frame.columns:
             return []  # invoices: keyed by vendor and invoice number, never by order
-        charges = frame[frame["kind"].isin(["charge", "credit"]).to_numpy(dtype=bool)]
+        charges = frame[frame["resident_id"].notna().to_numpy(dtype=bool)]  # charges, credits
         if charges.empty:
             return []
         dates = sorted({str(d) for d in charges["transaction_date"].dropna()})
@@ -150,7 +150,7 @@ class RecordStore:
         parts = [
             self.db.read_frame(
                 f"SELECT {', '.join(POSTED_COLUMNS)}, {order} AS seq FROM records "
-                f"WHERE kind IN ('charge', 'credit') AND transaction_date IN ({_marks(chunk)})",
+                f"WHERE resident_id IS NOT NULL AND transaction_date IN ({_marks(chunk)})",
                 chunk,
             )
             for chunk in _chunks(dates, KEYS_PER_STATEMENT)
