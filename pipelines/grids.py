@@ -133,18 +133,20 @@ def _refuse_if_too_wide(name: str, head: str, lines: list[str], limits: Limits) 
     """The column limit, from the head of the file alone: a line that is wider is refused
     before the rest is read (a 100,000-column file took minutes and a gigabyte to refuse).
     The first line is counted even when the head holds only its beginning."""
-    first = head.split("\n", 1)[0].rstrip("\r")
-    counted = [first, *lines[:50]]
+    counted = [*head.splitlines()[:1], *lines[:50]]
     for delimiter in (",", ";", "\t", "|"):
-        widths = [len(r) for r in csv.reader(counted, delimiter=delimiter)]
+        try:
+            widths = [len(r) for r in csv.reader(counted, delimiter=delimiter)]
+        except csv.Error:
+            continue  # not text csv reads: the reader says what is wrong
         width = max(widths, default=0)
         if width > limits.max_columns:
             line = widths.index(width)
             where = "its first line" if line == 0 else f"line {line}"
             raise InputError(
-                f"{name}: {width:,} or more columns on {where} (split at {delimiter!r}); the "
-                f"limit is {limits.max_columns:,} columns, and no export of charges or bills "
-                "is that wide"
+                f"{name}: {where} has {width:,} or more columns; the limit is "
+                f"{limits.max_columns:,} (split at {delimiter!r}; no export of charges or "
+                "bills is that wide)"
             )
 
 
