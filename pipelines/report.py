@@ -298,8 +298,21 @@ def verdict_now(
     their states now. A run whose every item was settled later never needs attention for it."""
     tracked = {str(i["sha256"]) for i in items}
     still = [i for i in items if i["state"] == "open"]
+    # A file's rejected rows, and a total that could not be tied because of them (its rest
+    # is theirs), count now only through their items: open ones say so below.
     rest = [
-        {**f, "rows_rejected": 0, "rejected_total_cents": 0} if str(f["sha256"]) in tracked else f
+        {
+            **f,
+            "rows_rejected": 0,
+            "rejected_total_cents": 0,
+            "file_totals": [
+                t
+                for t in f.get("file_totals", [])
+                if t.get("checked", True) or not t.get("unreadable")
+            ],
+        }
+        if str(f["sha256"]) in tracked
+        else f
         for f in files
     ]
     refused = drops
