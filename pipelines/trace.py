@@ -261,10 +261,10 @@ def _lineage(
         extract, note = reread.extract(Path(str(archived)), sha, str(file_row.get("profile") or ""))
     else:
         note = "the file was not archived (a dry run, or a file refused as a whole)"
+    payload = record.get("payload") or {}
+    items = payload.get("invoice_items", []) if isinstance(payload, dict) else []
     if extract is not None and rows:
-        if kind == "invoice":
-            payload = record.get("payload") or {}
-            items = payload.get("invoice_items", []) if isinstance(payload, dict) else []
+        if items:  # a record of lines (a bill): each line from its own row
             for row, item in zip(rows, items + [{}] * (len(rows) - len(items)), strict=False):
                 read = _cell_values(extract, row, extract.cells)
                 invoice_lines.append(
