@@ -68,6 +68,9 @@ class Flow:
     # by date), and ledger rows for it keyed as tieout keys its own (and how many could not be)
     fetch_all: Callable[[PropexoClient, str, date, date], pd.DataFrame]
     adopt: Callable[[pd.DataFrame, str, dict[str, str]], tuple[list[dict[str, Any]], int]]
+    # write-status gives each write of this kind its own created_record_id, which matching
+    # uses (an invoice); the write log has no ids, so such a job is asked write-status itself
+    id_from_write_status: bool = False
 
 
 BILLS = Flow(
@@ -93,6 +96,7 @@ BILLS = Flow(
     conflict_issues=bills.conflict_issues,
     fetch_all=bills.fetch_all,
     adopt=bills.adopt,
+    id_from_write_status=True,
 )
 
 CHARGES = Flow(
@@ -122,6 +126,10 @@ CHARGES = Flow(
 
 FLOWS: dict[str, Flow] = {flow.source_kind: flow for flow in (BILLS, CHARGES)}
 _BY_RECORD: dict[str, Flow] = {kind: flow for flow in FLOWS.values() for kind in flow.record_kinds}
+# The record kinds whose write-status answer carries the record's own id (kept, matched on).
+ID_FROM_WRITE_STATUS: frozenset[str] = frozenset(
+    kind for kind, flow in _BY_RECORD.items() if flow.id_from_write_status
+)
 # What each record kind's proof of absence needs (pipelines.proof.sync_verdicts).
 SYNC_SCOPE: dict[str, tuple[str, bool]] = {
     kind: (flow.sync_model, flow.dated_sync) for kind, flow in _BY_RECORD.items()

@@ -29,7 +29,7 @@ import pandas as pd
 
 from pipelines import writelog
 from pipelines.errors import ApiError, PermanentApiError, TokenRefusedError, TransientApiError
-from pipelines.flows import FLOWS, of_flow, plan_requests
+from pipelines.flows import FLOWS, ID_FROM_WRITE_STATUS, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
 from pipelines.models import IN_DOUBT, LoadResult, PostRequest
 from pipelines.propexo import PropexoClient
@@ -332,6 +332,74 @@ def _poll_one(
         apply_write_status(ledger, run_id, job, status)
 
 
+LOG_MARGIN_S = 0.5  # a log read scheduled for a job's expected entry waits this much more
+LOG_FIRST_S = 1.0  # the log's backoff while it has shown none of the jobs: a read costs as
+# much as one write-status, and the log lists a job only seconds after it finished
+
+
+def _needs_id(job: pd.DataFrame) -> bool:
+    """A job of one record whose write-status answer carries that record's own id."""
+    return len(job) == 1 and str(job["kind"].iloc[0]) in ID_FROM_WRITE_STATUS
+
+
+def _answered(job: pd.DataFrame) -> pd.Timestamp:
+    """When Propexo's answer with this job's id was recorded (the job began about then)."""
+    return pd.to_datetime(job["updated_at"], utc=True, errors="coerce").max()
+
+
+@dataclass
+class _LogFollow:
+    """Following jobs in the write log: when it is next worth reading, and how late it is."""
+
+    next_at: float
+    delay: float = LOG_FIRST_S  # backoff while the log has shown none of the jobs yet
+    newest_listed: pd.Timestamp | None = None  # the newest answer among jobs it did show
+
+    def read(
+        self,
+        ledger: Ledger,
+        client: PropexoClient,
+        run_id: str,
+        logged: dict[str, pd.DataFrame],
+        *,
+        last_round: bool,
+        now: float,
+    ) -> list[str]:
+        """One read of the log for ``logged``; settles the batches it shows succeeded and
+        returns the jobs write-status must still be asked about."""
+        integration_id = str(next(iter(logged.values()))["integration_id"].iloc[0])
+        from_log = finished_jobs_from_logs(client, integration_id, set(logged))
+        ask: list[str] = []
+        for job_id, status in from_log.items():
+            job = logged[job_id]
+            if status == "SUCCESS" and not _needs_id(job):
+                # A batch: created_record_id is the first id of the whole job chain, no
+                # record's own (and null for RM charges and credits): nothing to keep.
+                apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
+            else:  # a failure's errors[], or an invoice's created_record_id
+                ask.append(job_id)
+        unlisted = [j for j in logged if j not in from_log]
+        if last_round:
+            # Not in the log yet on the last round: still running, or a job Propexo no longer
+            # knows; only write-status can tell which.
+            return ask + unlisted
+        for job_id in from_log:
+            answered = _answered(logged[job_id])
+            if pd.notna(answered) and (self.newest_listed is None or answered > self.newest_listed):
+                self.newest_listed = answered
+        wait_s = self.delay
+        if unlisted and from_log and self.newest_listed is not None:
+            # A job answered at t shows by about t + (now - newest shown's answer): read again
+            # when the newest still missing should be there.
+            gap = max(_answered(logged[j]) for j in unlisted) - self.newest_listed
+            if pd.notna(gap):
+                wait_s = max(gap.total_seconds(), 0.0) + LOG_MARGIN_S
+        else:  # nothing new shown: how late the log is, is not known yet
+            self.delay = min(POLL_MAX_S, self.delay * 2)
+        self.next_at = now + wait_s
+        return ask
+
+
 def wait_for_jobs(
     ledger: Ledger,
     client: PropexoClient,
@@ -343,46 +411,52 @@ def wait_for_jobs(
 ) -> int:
     """Follow every submitted job to a terminal status, with backoff, until time runs out.
 
-    With many jobs open, one page of the write log answers for up to 100 of them; only jobs the
-    log shows as failed (whose errors name the bad records) are asked about one by one. With
-    few, write-status is asked directly. Returns how many records are still ``submitted`` (the
-    next run asks again).
+    Each request is spent where it answers most. A job whose write-status carries its record's
+    own id (an invoice, :data:`~pipelines.flows.ID_FROM_WRITE_STATUS`) is asked write-status
+    first: that answer has the ``created_record_id`` the log lacks, so the log would cost one
+    request more. Batches, when there are many, are followed in the
+    write log (one page answers for up to 100); only jobs it shows failed are asked about one
+    by one (for the errors that name the bad records). The log shows a job only some time
+    after it finished, so it is read again not on a fixed backoff but when the jobs still
+    missing from it should be there: as long after their answers as the newest job it did
+    show had taken. With few jobs, or no write log, write-status is asked directly. Returns how
+    many records are still ``submitted`` (the next run asks again).
     """
     deadline = clock() + timeout_s
     delay = POLL_FIRST_S
     use_log = True
+    log = _LogFollow(next_at=clock())
+    asked: set[str] = set()  # invoices' jobs asked write-status once already
     while True:
         submitted = ledger.records(states=["submitted"])
         if submitted.empty:
             return 0
         jobs = {str(job_id): job for job_id, job in submitted.groupby("job_id", sort=False)}
-        from_log: dict[str, str] | None = None
-        if use_log and len(jobs) >= LOGS_WORTH_IT:
-            try:
-                integration_id = str(submitted["integration_id"].iloc[0])
-                from_log = finished_jobs_from_logs(client, integration_id, set(jobs))
-            except ApiError:
-                use_log = False  # no write log here: fall back to write-status
         last_round = clock() >= deadline
-        for job_id, job in jobs.items():
-            if from_log is None or (last_round and job_id not in from_log):
-                # Not in the log yet on the last round: still running, or a job Propexo no
-                # longer knows; only write-status can tell which.
-                _poll_one(ledger, client, run_id, job_id, job)
-            elif from_log.get(job_id) == "SUCCESS" and len(job) == 1:
-                # The log has no created_record_id: a job of one record (an invoice, a
-                # credit) asks write-status for the id Propexo gave it.
-                _poll_one(ledger, client, run_id, job_id, job)
-            elif from_log.get(job_id) == "SUCCESS":
-                # A batch: created_record_id is the first id of the whole job chain, no
-                # record's own (and null for RM charges): nothing to keep.
-                apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
-            elif from_log.get(job_id) is not None:
-                _poll_one(ledger, client, run_id, job_id, job)  # for the errors[] detail
+        # An invoice's job, the first time: write-status, whose answer has its id. After that
+        # (it was pending), it waits in the log with the rest, and is asked again once the log
+        # shows it succeeded.
+        direct = [j for j, job in jobs.items() if _needs_id(job) and j not in asked]
+        logged = {j: job for j, job in jobs.items() if j not in direct}
+        if not use_log or len(logged) < LOGS_WORTH_IT:
+            direct, logged = list(jobs), {}
+        if logged and (last_round or clock() >= log.next_at):
+            try:
+                direct += log.read(
+                    ledger, client, run_id, logged, last_round=last_round, now=clock()
+                )
+            except ApiError:
+                use_log = False  # no write log here: write-status from now on
+                direct = list(jobs)
+        for job_id in dict.fromkeys(direct):
+            asked.add(job_id)
+            _poll_one(ledger, client, run_id, job_id, jobs[job_id])
         if last_round:
             return len(ledger.records(states=["submitted"]))
-        sleep(delay)
-        delay = min(POLL_MAX_S, delay * 2)
+        pause = delay if direct else max(log.next_at - clock(), 0.0)
+        sleep(max(min(pause, deadline - clock()), 0.0))
+        if direct:
+            delay = min(POLL_MAX_S, delay * 2)
 
 
 def resolve_in_doubt(

@@ -7,15 +7,20 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import ROOT, receiving, run_cli
 from tests.test_load import assert_exactly_once, env_for, settle
+
+WRITE_LOG_DELAY_S = 1.0  # a finished job shows in Propexo's write log this long after
 
 # Run the real CLI, with one function patched to kill the process (os._exit: no cleanup, no
 # flush, like SIGKILL) at the chosen moment.
@@ -69,7 +74,14 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
 ) -> None:
     with (
         # A short rate-limit window: after a crash the next run waits one out (#18).
-        running_sandbox(SandboxConfig(job_delay_s=0.05, rate_limit=1000, rate_window_s=2)) as box,
+        running_sandbox(
+            SandboxConfig(
+                job_delay_s=0.05,
+                rate_limit=1000,
+                rate_window_s=2,
+                write_log_delay_s=WRITE_LOG_DELAY_S,
+            )
+        ) as box,
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
@@ -98,5 +110,33 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(
             after = run_cli("--data-dir", str(workspace), "run", env=env)
             assert "stopped mid-run without handing on the rate-limit budget" in after.stdout
             assert box.app.rate_limited == 0
+            held_by_a_person = settles_on_evidence_alone(api, workspace, env)
+            if point == "after_post":  # the POST that killed it had reached Propexo
+                assert held_by_a_person < 12 + 129
+            # What never left the machine is in no job: the team's opt-in sends it again once
+            # that long has passed with the log read twice since (else `tieout resolve`).
+            env = env_for(box, workspace, batch_size=10, concurrency=1, resend_unlogged_after_s=3)
         settle(workspace, env)
         assert_exactly_once(api, workspace)
+
+
+def settles_on_evidence_alone(api: httpx.Client, workspace: Path, env: dict[str, str]) -> int:
+    """With no person and no opt-in: every record whose POST reached Propexo settles from
+    Propexo's own evidence (an invoice read back, the write log's job once it shows it); a
+    record whose request never left stays in doubt and is not sent again. Returns how many
+    are left for a person."""
+    time.sleep(WRITE_LOG_DELAY_S + 0.5)  # the jobs of the POSTs that landed are logged
+    run_cli("--data-dir", str(workspace), "reconcile", env=env)
+    pms = api.get("/_sandbox/records").json()["results"]
+    invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
+    charges = Counter(r["reference_number"] for r in pms if r["kind"] != "invoice")
+    assert set((invoices + charges).values()) <= {1}, "posted twice"
+    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+        records = ledger.records()
+    landed = records["invoice_number"].isin(list(invoices)) & records["kind"].eq("invoice")
+    landed |= records["reference_number"].isin(list(charges)) & records["kind"].ne("invoice")
+    assert not records.loc[landed, "state"].eq("sending").any(), records.loc[
+        landed & records["state"].eq("sending"), ["record_key", "state"]
+    ].to_string()
+    assert set(records.loc[~landed, "state"]) <= {"sending"}
+    return int((~landed).sum())

@@ -346,8 +346,9 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
         writes = int(line.split()[1])
         polls = int(line.split("(")[1].split()[0])
         assert writes > 40
-        # The write log answers for many jobs, but has no created_record_id: a job of one
-        # record (the 12 invoices) asks write-status for the id its job gave it (#29).
+        # The write log answers for many jobs, but has no created_record_id: an invoice's job
+        # (12 here) asks write-status once for the id its job gave it (#29), and the log is
+        # read when the jobs it lacks should be in it, not on every round of a backoff.
         assert polls <= 0.1 * writes + 12, line
 
 
