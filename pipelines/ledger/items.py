@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipelines.items import OPEN, SEEN, SETTLED, SUPERSEDED, OpenItem
 from pipelines.ledger.database import Database
+from pipelines.ledger.runs import FILE_COLUMNS, insert_file_row
 from pipelines.models import FileOutcome, utcnow
 
 # Every item with its current state: the item's newest event, and when it was last met.
@@ -22,11 +23,6 @@ _CURRENT = (
     "AND s.state IN ('open', 'seen')) AS last_seen "
     "FROM open_items i JOIN item_events e ON e.id = "
     "(SELECT max(x.id) FROM item_events x WHERE x.item_id = i.item_id)"
-)
-FILE_COLUMNS = (
-    "sha256, name, run_id, profile, kind, rows_read, rows_used, rows_rejected, rows_skipped, "
-    "skipped_by_kind, source_total_cents, rejected_total_cents, previously_posted_cents, "
-    "moved_to, processed_at, columns_not_charged, file_totals, period, period_source, sheet"
 )
 
 
@@ -203,32 +199,7 @@ class ItemStore:
 
     def record_pass(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
         """A file read again (retried): its accounting in this run."""
-        self.db.execute(
-            f"INSERT INTO file_passes({FILE_COLUMNS.replace('run_id, ', '')}, run_id) "
-            f"VALUES ({', '.join('?' * 20)})",
-            (
-                outcome.sha256,
-                outcome.name,
-                outcome.profile,
-                outcome.kind,
-                outcome.rows_read,
-                outcome.rows_used,
-                outcome.rows_rejected,
-                outcome.rows_skipped,
-                json.dumps(outcome.skipped_by_kind),
-                outcome.source_total_cents,
-                outcome.rejected_total_cents,
-                outcome.previously_posted_cents,
-                moved_to,
-                utcnow(),
-                json.dumps(list(outcome.columns_not_charged)),
-                json.dumps(list(outcome.file_totals)),
-                outcome.period,
-                outcome.period_source,
-                outcome.sheet,
-                run_id,
-            ),
-        )
+        insert_file_row(self.db, "file_passes", run_id, outcome, moved_to)
 
     def passes(self, run_id: str) -> pd.DataFrame:
         return self.db.read_frame(

@@ -43,35 +43,7 @@ class RunStore:
         return str(row[0]) if row else None
 
     def record_file(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
-        self.db.execute(
-            "INSERT INTO files(sha256, name, run_id, profile, kind, rows_read, rows_used, "
-            "rows_rejected, rows_skipped, skipped_by_kind, source_total_cents, "
-            "rejected_total_cents, previously_posted_cents, moved_to, processed_at, "
-            "columns_not_charged, file_totals, period, period_source, sheet) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                outcome.sha256,
-                outcome.name,
-                run_id,
-                outcome.profile,
-                outcome.kind,
-                outcome.rows_read,
-                outcome.rows_used,
-                outcome.rows_rejected,
-                outcome.rows_skipped,
-                json.dumps(outcome.skipped_by_kind),
-                outcome.source_total_cents,
-                outcome.rejected_total_cents,
-                outcome.previously_posted_cents,
-                moved_to,
-                utcnow(),
-                json.dumps(list(outcome.columns_not_charged)),
-                json.dumps(list(outcome.file_totals)),
-                outcome.period,
-                outcome.period_source,
-                outcome.sheet,
-            ),
-        )
+        insert_file_row(self.db, "files", run_id, outcome, moved_to)
 
     def record_drop(
         self, run_id: str, name: str, sha256: str | None, reason: str, first_run_id: str | None
@@ -180,3 +152,43 @@ class RunStore:
             "SELECT by_name, at, note FROM signoffs WHERE subject = ? ORDER BY id", (subject,)
         ).fetchall()
         return [{"by": str(r[0]), "at": str(r[1]), "note": r[2]} for r in rows]
+
+
+# A file's accounting in a run, as the ``files`` table (first take) and ``file_passes`` (a
+# retry) both hold it.
+FILE_COLUMNS = (
+    "sha256, name, run_id, profile, kind, rows_read, rows_used, rows_rejected, rows_skipped, "
+    "skipped_by_kind, source_total_cents, rejected_total_cents, previously_posted_cents, "
+    "moved_to, processed_at, columns_not_charged, file_totals, period, period_source, sheet"
+)
+
+
+def insert_file_row(
+    db: Database, table: str, run_id: str, outcome: FileOutcome, moved_to: str | None
+) -> None:
+    """One file's accounting into ``table`` (``files`` or ``file_passes``)."""
+    db.execute(
+        f"INSERT INTO {table}({FILE_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+        (
+            outcome.sha256,
+            outcome.name,
+            run_id,
+            outcome.profile,
+            outcome.kind,
+            outcome.rows_read,
+            outcome.rows_used,
+            outcome.rows_rejected,
+            outcome.rows_skipped,
+            json.dumps(outcome.skipped_by_kind),
+            outcome.source_total_cents,
+            outcome.rejected_total_cents,
+            outcome.previously_posted_cents,
+            moved_to,
+            utcnow(),
+            json.dumps(list(outcome.columns_not_charged)),
+            json.dumps(list(outcome.file_totals)),
+            outcome.period,
+            outcome.period_source,
+            outcome.sheet,
+        ),
+    )
