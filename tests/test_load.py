@@ -171,7 +171,11 @@ def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path, ledger_u
         ) as api,
         receiving(box, workspace, server_ledger(ledger_url)),
     ):
-        env = env_for(box, workspace, ledger_url, batch_size=10, concurrency=2)
+        # A request the kill cut off may never have left: the team's opt-in re-sends it once
+        # the write log, read twice after 3 s, shows no job for it (as test_durability does).
+        env = env_for(
+            box, workspace, ledger_url, batch_size=10, concurrency=2, resend_unlogged_after_s=3
+        )
         returncode = kill_mid_posting(workspace, env, ("submitted", "confirmed"), 5, ledger_url)
         assert returncode == -signal.SIGKILL
         if server_ledger(ledger_url) is None:
