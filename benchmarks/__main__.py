@@ -31,18 +31,18 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
-from pipelines.config import Secret, load_settings
-from pipelines.extract import extract_file
-from pipelines.files import process_file, profiles_for
-from pipelines.flows import SYNC_SCOPE, plan_requests, validate
-from pipelines.grids import Limits, fingerprint
+from pipelines.core.config import Secret, load_settings
+from pipelines.kinds.flows import SYNC_SCOPE, plan_requests, validate
 from pipelines.ledger import Ledger
-from pipelines.load import post_ready, wait_for_jobs
-from pipelines.proof import sync_verdicts, write_ended
-from pipelines.propexo import make_client
-from pipelines.refs import RefData
-from pipelines.sync import reconcile
-from pipelines.transform import transform_charges
+from pipelines.posting.load import post_ready, wait_for_jobs
+from pipelines.posting.propexo import make_client
+from pipelines.reading.extract import extract_file
+from pipelines.reading.files import process_file, profiles_for
+from pipelines.reading.grids import Limits, fingerprint
+from pipelines.reconciling.proof import sync_verdicts, write_ended
+from pipelines.reconciling.sync import reconcile
+from pipelines.resolving.refs import RefData
+from pipelines.resolving.transform import transform_charges
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict[str, Any]] = []
@@ -246,7 +246,7 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
         bills_for_seed(bills, seed, invoices)
         ledger = Ledger(settings.ledger_path)
         with make_client(settings) as client:
-            from pipelines.sync import reference_data
+            from pipelines.reconciling.sync import reference_data
 
             refs = reference_data(ledger, client, settings)
             result = process_file(fingerprint(bills), profiles_for(settings), refs, settings)
@@ -596,9 +596,9 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     """`tieout reconcile` after its fetch: read the posted records from the ledger, match
     them and write every outcome back (settle_reconcile, the code the command runs), against
     a plain merge plus a bare executemany of the outcomes."""
-    from pipelines.models import POSTED
-    from pipelines.reconcile import LEDGER_COLUMNS
-    from pipelines.sync import settle_reconcile
+    from pipelines.core.models import POSTED
+    from pipelines.reconciling.reconcile import LEDGER_COLUMNS
+    from pipelines.reconciling.sync import settle_reconcile
 
     frame, synced = reconcile_frames(n)
     path = work / "reconcile.ledger.sqlite"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.refs import REF_KINDS, RefData, build_reference_data
+from pipelines.resolving.refs import REF_KINDS, RefData, build_reference_data
 
 FIRST = [
     "Avery",

@@ -71,7 +71,7 @@ class ChargePayload(pa.DataFrameModel):
     amount_cents: Series[int] = pa.Field(ne=0)
     content_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{16}$")
     source_file: Series[str]
-    # the body's parts, posted as JSON built from these columns (pipelines.payloads)
+    # the body's parts, posted as JSON built from these columns (pipelines.posting.payloads)
     resident_id: Series[str]
     charge_code_id: Series[str]
     transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)

@@ -19,7 +19,7 @@ from pathlib import Path
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
-from pipelines.refs import REF_KINDS
+from pipelines.resolving.refs import REF_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = "int_rm_demo"

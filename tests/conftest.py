@@ -15,7 +15,7 @@ import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from pipelines.config import Secret, Settings, load_settings
+from pipelines.core.config import Secret, Settings, load_settings
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 
@@ -113,8 +113,8 @@ def run_cli(
 @pytest.fixture(scope="session")
 def refs():  # type: ignore[no-untyped-def]
     """Reference data as the pipeline sees it, fetched once from a real sandbox."""
-    from pipelines.propexo import PropexoClient
-    from pipelines.refs import fetch_reference_data
+    from pipelines.posting.propexo import PropexoClient
+    from pipelines.resolving.refs import fetch_reference_data
 
     with (
         running_sandbox(SandboxConfig(rate_limit=1000)) as box,
@@ -139,7 +139,7 @@ WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 def receiving(box: RunningSandbox, data_dir: Path, ledger_url: str | None = None) -> Iterator[str]:
     """tieout's webhook receiver for ``data_dir``'s ledger (or ``ledger_url``'s), subscribed to
     the sandbox's SYNC_COMPLETE and WRITE_OPERATION_FAILURE: what proves a sync finished."""
-    from pipelines.webhooks import TRIGGERS, ReceiverThread
+    from pipelines.reconciling.webhooks import TRIGGERS, ReceiverThread
 
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = replace(

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.aliases import read_alias_file, read_aliases, unknown_targets, write_alias
-from pipelines.cli import cli
-from pipelines.models import IssueCode
-from pipelines.refs import RefData
+from pipelines.cli.main import cli
+from pipelines.core.models import IssueCode
+from pipelines.resolving.aliases import read_alias_file, read_aliases, unknown_targets, write_alias
+from pipelines.resolving.refs import RefData
 from sandbox.server import RunningSandbox
 from tests.conftest import ROOT, run_cli, write_bills
 from tests.test_load import env_for
@@ -250,7 +250,7 @@ def test_alias_accept_asks_on_a_terminal_and_takes_only_the_sure_ones_with_yes(
     assert run_cli("--data-dir", str(data), "run", env=env).returncode == 1
     asked = CliRunner().invoke(cli, ["--data-dir", str(data), "alias", "accept"], env=env)
     assert asked.exit_code == 2 and "--yes" in asked.output  # no terminal: nothing is asked
-    monkeypatch.setattr("pipelines.cli_alias.on_terminal", lambda: True)
+    monkeypatch.setattr("pipelines.cli.alias.on_terminal", lambda: True)
     declined = CliRunner().invoke(
         cli, ["--data-dir", str(data), "alias", "accept"], env=env, input="n\nn\n"
     )
@@ -318,10 +318,10 @@ def test_offline_check_says_what_only_propexo_can_decide_is_to_confirm_online(
 def test_two_unknown_charge_codes_are_two_lines_with_their_rows(
     tmp_path: Path, refs: RefData
 ) -> None:
-    from pipelines.check import group_causes
-    from pipelines.config import load_settings
-    from pipelines.files import process_file, profiles_for
-    from pipelines.grids import fingerprint
+    from pipelines.core.config import load_settings
+    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.grids import fingerprint
+    from pipelines.runs.check import group_causes
 
     path = tmp_path / "codes.csv"
     path.write_text(

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from pipelines.check import check_file
-from pipelines.config import load_settings
-from pipelines.errors import InputError
-from pipelines.grids import read_grids
-from pipelines.parsing import parse_money
-from pipelines.profile_init import draft_profile
+from pipelines.core.config import load_settings
+from pipelines.core.errors import InputError
+from pipelines.core.parsing import parse_money
+from pipelines.reading.grids import read_grids
+from pipelines.reading.profile_init import draft_profile
+from pipelines.runs.check import check_file
 
 SETTINGS = replace(load_settings(env={}), period=dt.date(2026, 12, 1))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipelines.check import CheckResult, check_file
-from pipelines.config import load_settings
+from pipelines.core.config import load_settings
+from pipelines.runs.check import CheckResult, check_file
 from tests.conftest import TEST_DATA
 
 

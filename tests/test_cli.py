@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import cli
+from pipelines.cli.main import cli
 from tests.conftest import ROOT, TEST_DATA
 
 

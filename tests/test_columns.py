@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import grids
-from pipelines.columns import (
+from pipelines.core.columns import (
     any_match,
     base32_column,
     duplicated_all,
@@ -26,7 +25,8 @@ from pipelines.columns import (
     per_distinct,
     row_lists,
 )
-from pipelines.parsing import parse_money
+from pipelines.core.parsing import parse_money
+from pipelines.reading import grids
 
 MONEY = r"^(?P<sign>[-+])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d*))?(?P<trail>-)?$"
 

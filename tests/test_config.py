@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_settings
-from pipelines.errors import ConfigError
+from pipelines.core.config import load_settings
+from pipelines.core.errors import ConfigError
 from tests.conftest import ROOT, TEST_DATA, run_cli
 
 
@@ -37,7 +37,7 @@ def test_the_shipped_config_documents_every_setting() -> None:
     """README: "every setting is there with its default"."""
     from dataclasses import fields
 
-    from pipelines.config import Settings
+    from pipelines.core.config import Settings
 
     text = (ROOT / "tieout.toml").read_text()
     internal = {"period_override", "property_name", "profile_globs"}  # command line / [profiles]
@@ -47,7 +47,7 @@ def test_the_shipped_config_documents_every_setting() -> None:
 
 
 def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
-    from pipelines.files import profile_for_file, profiles_for
+    from pipelines.reading.files import profile_for_file, profiles_for
 
     config = tmp_path / "tieout.toml"
     config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')
@@ -64,7 +64,7 @@ def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
 def test_settings_come_from_the_file_then_the_environment_then_the_command_line(
     tmp_path: Path,
 ) -> None:
-    from pipelines.config import load_settings, setting_sources
+    from pipelines.core.config import load_settings, setting_sources
 
     config = tmp_path / "tieout.toml"
     config.write_text('batch_size = 50\nintegration_id = "from_file"\n')
@@ -82,8 +82,8 @@ def test_the_ledger_url_defaults_to_the_data_folder_and_refuses_an_unknown_engin
 ) -> None:
     import pytest
 
-    from pipelines.config import load_settings
-    from pipelines.errors import ConfigError
+    from pipelines.core.config import load_settings
+    from pipelines.core.errors import ConfigError
 
     settings = load_settings(env={"TIEOUT_DATA_DIR": str(tmp_path)})
     assert settings.ledger == f"sqlite:///{tmp_path}/ledger.sqlite"

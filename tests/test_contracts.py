@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.errors import ApiError
+from pipelines.core.errors import ApiError
 from schemas import SAMPLE_ROWS, ContractError, conforms
 from schemas.charges import ChargePayload
 
@@ -48,7 +48,7 @@ def test_a_large_frame_is_checked_on_a_sample_that_still_catches_a_broken_column
 def test_propexo_records_unlike_their_documented_shape_stop_with_one_message() -> None:
     """An invoice without an id cannot be matched to anything: said once, as an API error,
     before any state changes (what every fetch of Propexo's records goes through)."""
-    from pipelines.refs import INVOICE_FIELDS, _synced
+    from pipelines.resolving.refs import INVOICE_FIELDS, _synced
     from schemas.synced import SyncedInvoice
 
     good = [{"id": "inv1", "invoice_number": "A-1", "total_amount_in_cents": 100}]

@@ -26,7 +26,8 @@ WRITE_LOG_DELAY_S = 1.0  # a finished job shows in Propexo's write log this long
 # flush, like SIGKILL) at the chosen moment.
 CRASHER = """
 import os, sys
-from pipelines import ledger, propexo
+from pipelines import ledger
+from pipelines.posting import propexo
 point, nth = sys.argv[1], int(sys.argv[2])
 seen = {"n": 0}
 
@@ -61,7 +62,7 @@ elif point == "mid_transaction":     # inside a ledger write, before COMMIT
                 os._exit(137)
     database.SqliteDatabase.transaction = transaction
 sys.argv = ["tieout"] + sys.argv[3:]
-from pipelines.cli import main
+from pipelines.cli.main import main
 main()
 """
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines import cli, console
+from pipelines.cli.main import console
+from pipelines.cli.main import main as cli
 from pipelines.ledger import Ledger
 from sandbox.server import RunningSandbox
 from tests.conftest import ROOT, SAMPLES

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from pipelines.errors import InputError
-from pipelines.extract import extract_file
-from pipelines.grids import fingerprint
-from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.core.errors import InputError
+from pipelines.reading.extract import extract_file
+from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, TEST_DATA
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
@@ -176,8 +176,8 @@ def test_check_offline_on_each_export_family_adds_up_to_the_known_total(
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_every_fixture_resolves_online(name: str, refs) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.config import load_settings
-    from pipelines.files import process_file, profiles_for
+    from pipelines.core.config import load_settings
+    from pipelines.reading.files import process_file, profiles_for
     from tests.conftest import TEST_DATA
 
     settings = load_settings(env={})
@@ -265,8 +265,8 @@ def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
     [n for n in SHAPES if json.loads((TEST_DATA / f"{n}.expected.json").read_text())["exit"] == 0],
 )
 def test_each_usable_row_shape_resolves_online_to_its_own_total(name: str, refs) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.config import load_settings
-    from pipelines.files import process_file, profiles_for
+    from pipelines.core.config import load_settings
+    from pipelines.reading.files import process_file, profiles_for
 
     settings = load_settings(env={})
     result = process_file(fingerprint(TEST_DATA / name), profiles_for(settings), refs, settings)
@@ -640,8 +640,8 @@ def _single_property_roll(tmp_path: Path, title: str) -> Path:
 def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> None:  # type: ignore[no-untyped-def]
     """#14 item 4: a single-property export names its property only in its title rows, and
     every row was rejected "property is missing"."""
-    from pipelines.config import load_settings
-    from pipelines.files import process_file, profiles_for
+    from pipelines.core.config import load_settings
+    from pipelines.reading.files import process_file, profiles_for
 
     settings = load_settings(env={})
     path = _single_property_roll(tmp_path, "Properties: Oak Ridge Apartments")
@@ -679,8 +679,8 @@ def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> Non
     """#14 item 5: one row got 11 reasons of which 3 differed (one per charge column)."""
     import openpyxl
 
-    from pipelines.check import check_file
-    from pipelines.config import load_settings
+    from pipelines.core.config import load_settings
+    from pipelines.runs.check import check_file
 
     book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
     book.active["C8"] = "Nobody, Atall"  # a row with Rent, Parking, Pet Rent and Trash
@@ -698,8 +698,8 @@ def test_a_row_gets_one_reason_per_distinct_problem(tmp_path: Path, refs) -> Non
 def test_a_period_given_for_vendor_bills_is_never_a_contradiction() -> None:
     from datetime import date
 
-    from pipelines.config import load_settings
-    from pipelines.flows import flow_for_source
+    from pipelines.core.config import load_settings
+    from pipelines.kinds.flows import flow_for_source
     from tests.conftest import TEST_DATA
 
     bills = extract(TEST_DATA / "generic_ap_bills.csv")
@@ -749,8 +749,8 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
     """#14 item 4: single-family homes listed under their own property row with no unit were
     rejected, though they are real rent lines. The only unit is used; with several units the
     row is rejected saying so, never guessed."""
-    from pipelines.config import load_settings
-    from pipelines.files import process_file, profiles_for
+    from pipelines.core.config import load_settings
+    from pipelines.reading.files import process_file, profiles_for
 
     settings = load_settings(env={})
     maple = refs.properties.loc[refs.properties["name"].eq("Maple Court"), "id"].iloc[0]
@@ -785,7 +785,7 @@ def test_column_letters_match_excel_s() -> None:
     workbook library on every CSV."""
     from openpyxl.utils import get_column_letter
 
-    from pipelines.layout import column_letter
+    from pipelines.reading.layout import column_letter
 
     labels = pd.Index(range(16384))
     assert [column_letter(labels, i) for i in range(16384)] == [

@@ -9,8 +9,8 @@ from dataclasses import fields
 import pandas as pd
 import pytest
 
-from pipelines import bills, charges
-from pipelines.flows import FLOWS, SYNC_SCOPE, Flow, flow_for_record, flow_for_source, of_flow
+from pipelines.kinds import bills, charges
+from pipelines.kinds.flows import FLOWS, SYNC_SCOPE, Flow, flow_for_record, flow_for_source, of_flow
 from tests.conftest import ROOT
 
 FLOW_MODULES = {"bills.py", "charges.py", "flows.py"}

@@ -19,11 +19,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from pipelines.config import Secret, load_settings
+from pipelines.core.config import Secret, load_settings
 from pipelines.ledger import Ledger
-from pipelines.load import attribute_errors, wait_for_jobs
-from pipelines.propexo import PropexoClient
-from pipelines.webhooks import ReceiverThread
+from pipelines.posting.load import attribute_errors, wait_for_jobs
+from pipelines.posting.propexo import PropexoClient
+from pipelines.reconciling.webhooks import ReceiverThread
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import SAMPLES, receiving, run_cli

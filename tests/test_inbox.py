@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.inbox import complete_files, move_file, safe_name
+from pipelines.runs.inbox import complete_files, move_file, safe_name
 
 
 def test_only_complete_files_are_taken(tmp_path: Path) -> None:
@@ -53,8 +53,8 @@ def test_moves_never_overwrite_and_names_stay_inside_their_folder(tmp_path: Path
 
 
 def test_a_file_that_changes_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
-    from pipelines.grids import fingerprint
-    from pipelines.inbox import changed_since
+    from pipelines.reading.grids import fingerprint
+    from pipelines.runs.inbox import changed_since
 
     path = tmp_path / "bills.csv"
     path.write_text("a,b\n1,2\n")
@@ -70,7 +70,7 @@ def test_a_file_another_worker_takes_while_the_inbox_is_listed_is_left_out(
 ) -> None:
     """Workers share an inbox (#18): a file moved away between the listing and its stat is
     not an error for this worker."""
-    from pipelines import inbox
+    from pipelines.runs import inbox
 
     (tmp_path / "a.csv").write_text("x")
     (tmp_path / "b.csv").write_text("y")

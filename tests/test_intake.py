@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from pipelines.ledger import Ledger
-from pipelines.refs import RefData
+from pipelines.resolving.refs import RefData
 from sandbox.server import RunningSandbox
 from tests.conftest import settings_for
 
@@ -56,7 +56,7 @@ def _charges(api: httpx.Client) -> list[dict[str, Any]]:
 
 
 def _run(sandbox: RunningSandbox, data: Path, said: list[str]) -> int:
-    from pipelines.pipeline import run
+    from pipelines.runs.pipeline import run
 
     settings = settings_for(sandbox, data, settle_s=0.0)
     return run(settings, say=said.append).exit_code
@@ -147,7 +147,7 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
     """The issue's row: the inbox file atomically replaced by a newer version after its last
     read, before archiving; the newer version was archived unread (4 charges lost, silently).
     Now the file read is the one archived, and the newer one is read by the next run."""
-    import pipelines.pipeline as pipeline_module
+    import pipelines.runs.pipeline as pipeline_module
 
     data = tmp_path / "data"
     inbox = data / "inbox"
@@ -184,7 +184,7 @@ def test_a_file_left_in_processing_by_a_dead_run_is_finished_by_the_next(
 ) -> None:
     """A run that dies after taking a file leaves it in the inbox's processing folder; the
     next run takes it from there."""
-    from pipelines.inbox import processing_dir, take_file, taken_files
+    from pipelines.runs.inbox import processing_dir, take_file, taken_files
 
     data = tmp_path / "data"
     inbox = data / "inbox"
@@ -201,7 +201,7 @@ def test_a_file_left_in_processing_by_a_dead_run_is_finished_by_the_next(
 
 
 def test_a_file_that_stops_the_run_goes_back_to_the_inbox(tmp_path: Path) -> None:
-    from pipelines.inbox import put_back, take_file
+    from pipelines.runs.inbox import put_back, take_file
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -219,7 +219,7 @@ def test_files_rewritten_in_place_use_a_temporary_name_of_their_own(tmp_path: Pa
     """#30: two workers rewrote reports/index.html through the same index.html.tmp; one
     renamed the other's away and failed (FileNotFoundError, exit 2). Many writers at once
     now each go through their own temporary file, and the last one wins whole."""
-    from pipelines.files import write_atomically
+    from pipelines.reading.files import write_atomically
 
     target = tmp_path / "reports" / "index.html"
     errors: list[BaseException] = []
@@ -291,7 +291,7 @@ def test_an_older_world_readable_ledger_is_made_owner_only(tmp_path: Path) -> No
 
 def test_matching_is_by_content_then_amount_then_order() -> None:
     """The pure rule behind the re-sorted re-export, on frames."""
-    from pipelines.references import identity_bits, match_posted, numbered
+    from pipelines.resolving.references import identity_bits, match_posted, numbered
 
     def frame(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
         return pd.DataFrame(
@@ -365,8 +365,8 @@ def test_soak_cell_lands_each_line_once(
     never twice, none lost."""
     import random
 
-    import pipelines.pipeline as pipeline_module
-    from pipelines.pipeline import run
+    import pipelines.runs.pipeline as pipeline_module
+    from pipelines.runs.pipeline import run
     from sandbox.faults import SandboxConfig, parse_faults
     from sandbox.server import running_sandbox
     from tests.conftest import receiving, run_cli

@@ -11,8 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.items import file_items, item_id, quoted, settle_command, suggestion_in, todo_lines
-from pipelines.models import Issue, IssueCode
+from pipelines.core.models import Issue, IssueCode
+from pipelines.runs.items import (
+    file_items,
+    item_id,
+    quoted,
+    settle_command,
+    suggestion_in,
+    todo_lines,
+)
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import SAMPLES, receiving, run_cli
@@ -295,7 +302,7 @@ def test_a_runs_verdict_now_counts_its_rejected_rows_only_while_their_items_are_
 
     import pandas as pd
 
-    from pipelines.report import decide_verdict, verdict_now
+    from pipelines.reporting.report import decide_verdict, verdict_now
 
     files = [{"sha256": "abc", "rows_rejected": 2, "rejected_total_cents": 500, "file_totals": []}]
     records = pd.DataFrame({"state": ["matched"], "amount_cents": [100]})
@@ -321,9 +328,9 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
 ) -> None:
     from click.testing import CliRunner
 
-    from pipelines.cli import cli
-    from pipelines.items import FILE_CAUSES, new_item
+    from pipelines.cli.main import cli
     from pipelines.ledger import Ledger
+    from pipelines.runs.items import FILE_CAUSES, new_item
 
     monkeypatch.setenv("TIEOUT_CONFIG", str(tmp_path / "none.toml"))
     row = new_item("rejected_row", "sha1", "a.csv", 7, rows=(7,), amount_text="12.345")

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.extract import extract_file
-from pipelines.grids import fingerprint
-from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.reading.extract import extract_file
+from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from sandbox.server import RunningSandbox
 from tests.conftest import SAMPLES, TEST_DATA, run_cli
 
@@ -66,7 +66,7 @@ def test_a_layout_read_through_the_general_vocabulary_is_never_strict(tmp_path: 
     assert not facts.strict
     assert "'Cable' as a charge" in facts.why_held[0]
     # The same header, but Cable named as a Propexo charge code: charged by a person's word.
-    from pipelines.profiles import normalize_header
+    from pipelines.reading.profiles import normalize_header
 
     online = extract_file(
         fingerprint(roll), PROFILES, known_codes=frozenset({normalize_header("Cable")})
@@ -198,7 +198,7 @@ def test_an_unseen_layout_is_held_until_a_person_accepts_it_then_runs_unattended
 def test_watch_says_a_held_file_once_and_takes_it_once_it_is_accepted(
     sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
 ) -> None:
-    from pipelines.watch import watch_inbox
+    from pipelines.runs.watch import watch_inbox
     from tests.conftest import settings_for
 
     data = tmp_path / "data"

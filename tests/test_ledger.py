@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import LedgerError
+from pipelines.core.errors import LedgerError
 from pipelines.ledger import Ledger
 
 
@@ -94,7 +94,7 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
 def test_only_outcomes_that_change_something_are_written_back() -> None:
     """A reconcile of a ledger already matched rewrites nothing (#19: a million matched
     records were rewritten by every reconcile)."""
-    from pipelines.sync import changed_outcomes
+    from pipelines.reconciling.sync import changed_outcomes
 
     records = pd.DataFrame(
         {
@@ -285,8 +285,8 @@ def test_a_state_change_sets_only_the_ledgers_own_fields(tmp_path: Path) -> None
 
 
 def test_the_ledger_opens_from_its_url_and_keeps_typed_read_cursors(tmp_path: Path) -> None:
-    from pipelines.config import load_settings
-    from pipelines.errors import ConfigError
+    from pipelines.core.config import load_settings
+    from pipelines.core.errors import ConfigError
     from pipelines.ledger import SyncCursor
 
     settings = load_settings(env={"TIEOUT_DATA_DIR": str(tmp_path)}, config_path=None)
@@ -316,7 +316,7 @@ def test_the_ledger_opens_from_its_url_and_keeps_typed_read_cursors(tmp_path: Pa
 def test_the_ledger_behaves_the_same_on_every_engine(ledger_url: str) -> None:
     """#18: one ledger API over SQLite and PostgreSQL: staging, conflicts, state changes with
     events, the set-based write-back, reads in staging order, caches, cursors and the lock."""
-    from pipelines.errors import LockHeldError
+    from pipelines.core.errors import LockHeldError
     from pipelines.ledger import SyncCursor
 
     with _staged(ledger_url, 3) as ledger:
@@ -390,8 +390,8 @@ def test_a_sqlite_ledger_copies_to_postgresql_verified(
     counts and sums per state; the copy carries on where the old ledger stopped."""
     from click.testing import CliRunner
 
-    from pipelines.cli import cli
-    from pipelines.errors import LedgerError
+    from pipelines.cli.main import cli
+    from pipelines.core.errors import LedgerError
     from pipelines.ledger.copy import copy_ledger
     from tests.postgres import fresh_database
 
@@ -446,8 +446,8 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     one line until `tieout ledger migrate`, which keeps its records; a newer one is refused."""
     from click.testing import CliRunner
 
-    from pipelines import migrations
-    from pipelines.cli import cli
+    from pipelines.cli.main import cli
+    from pipelines.ledger import migrations
     from pipelines.ledger.database import connect
 
     _staged(ledger_url, 2).close()
@@ -657,7 +657,7 @@ def _described(url: str) -> dict[str, object]:
     database itself reports them."""
     import sqlalchemy as sa
 
-    from pipelines import migrations
+    from pipelines.ledger import migrations
 
     engine = sa.create_engine(migrations.sqlalchemy_url(url))
     try:
@@ -687,8 +687,7 @@ def test_a_ledger_migrated_from_the_first_revision_equals_one_created_at_head(
     from alembic import command
     from sqlalchemy import create_engine
 
-    from pipelines import migrations
-    from pipelines.ledger import schema
+    from pipelines.ledger import migrations, schema
     from pipelines.ledger.database import connect
     from tests.postgres import fresh_database
 

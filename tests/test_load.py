@@ -18,8 +18,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from pipelines.config import Secret, load_settings
-from pipelines.errors import LedgerError
+from pipelines.core.config import Secret, load_settings
+from pipelines.core.errors import LedgerError
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
@@ -292,7 +292,7 @@ def test_a_corrected_charge_is_a_conflict_not_a_second_charge(
 
 def test_a_second_run_waits_its_turn(sandbox: RunningSandbox, workspace: Path) -> None:
     env = env_for(sandbox, workspace)
-    from pipelines.lock import run_lock
+    from pipelines.core.lock import run_lock
 
     with run_lock(workspace / "tieout.lock", "test"):
         blocked = run_cli("--data-dir", str(workspace), "run", env=env)
@@ -306,8 +306,8 @@ def test_partial_success_maps_errors_back_to_source_rows(
 ) -> None:
     """A resident removed in Rent Manager after names were resolved: RM refuses that resident's
     charges inside otherwise good batches, and exactly those records end up failed."""
-    import pipelines.pipeline as pipeline_module
-    import pipelines.sync as sync_module
+    import pipelines.reconciling.sync as sync_module
+    import pipelines.runs.pipeline as pipeline_module
 
     victim = sandbox.store.records("resident")[0]
     fetch = sync_module.fetch_reference_lists
@@ -357,9 +357,9 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
 
 
 def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:
-    from pipelines.errors import LedgerError
+    from pipelines.core.errors import LedgerError
     from pipelines.ledger import RECORD_SCHEME, Ledger
-    from pipelines.payloads import encode_charges
+    from pipelines.posting.payloads import encode_charges
 
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
@@ -394,7 +394,7 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
 
 def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
     """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
-    from pipelines.payloads import encode_charges
+    from pipelines.posting.payloads import encode_charges
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
     line = pd.DataFrame(
@@ -426,11 +426,11 @@ def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
 ) -> None:
     """#17: LoadResult counted every confirmed record in the ledger, so a second run said it
     confirmed the first run's records too."""
-    from pipelines.files import process_file, profiles_for
-    from pipelines.grids import fingerprint
-    from pipelines.load import load
-    from pipelines.propexo import PropexoClient
-    from pipelines.sync import reference_data
+    from pipelines.posting.load import load
+    from pipelines.posting.propexo import PropexoClient
+    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.grids import fingerprint
+    from pipelines.reconciling.sync import reference_data
 
     settings = replace(
         load_settings(env={}),

@@ -15,11 +15,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from pipelines.config import Secret
-from pipelines.errors import TokenRefusedError, TransientApiError
+from pipelines.core.config import Secret
+from pipelines.core.errors import TokenRefusedError, TransientApiError
 from pipelines.ledger import Ledger
-from pipelines.propexo import PropexoClient
-from pipelines.skew import allowance_s, measure
+from pipelines.posting.propexo import PropexoClient
+from pipelines.reconciling.skew import allowance_s, measure
 from sandbox.faults import SandboxConfig, parse_fault_spec
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import receiving, run_cli

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.parsing import format_cents, parse_dates, parse_money
+from pipelines.core.parsing import format_cents, parse_dates, parse_money
 
 STYLES = ["plain", "dollar", "accounting", "usd", "trailing", "four_places"]
 

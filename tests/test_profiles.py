@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import ConfigError
-from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profile, load_profiles
+from pipelines.core.errors import ConfigError
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profile, load_profiles
 from schemas import SOURCE_COLUMNS
 
 
@@ -77,7 +77,7 @@ def test_common_column_names_map_through_the_vocabulary_and_an_alias_wins() -> N
     """#31: Apt, Apt #, Apartment, Unit No, Lessee… name the unit and the resident; the
     profile's own names come first, and a header aliased to a charge code is never taken
     for a mapped column."""
-    from pipelines.layout import match_layout
+    from pipelines.reading.layout import match_layout
 
     profile = next(p for p in load_profiles(BUILTIN_PROFILES_DIR) if p.name == "tieout_rent_roll")
     cells = ["Community", "Apartment", "Lessee", "Monthly Rent", "REV: Parking"]

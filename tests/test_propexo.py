@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from pipelines.config import Secret
-from pipelines.errors import PermanentApiError, TransientApiError
-from pipelines.propexo import PropexoClient, RateLimiter
+from pipelines.core.config import Secret
+from pipelines.core.errors import PermanentApiError, TransientApiError
+from pipelines.posting.propexo import PropexoClient, RateLimiter
 
 
 class FakeClock:
@@ -303,7 +303,7 @@ def test_one_request_opens_each_window_alone() -> None:
 def test_a_windows_last_fifth_is_in_flight_at_once(limit: int, expected: int) -> None:
     """#19: past 80% of the budget every answer is held back; with all of them in flight
     together the hold-back is paid once per window (posting 0.96 → 0.98 of the rate)."""
-    from pipelines.load import workers_for
+    from pipelines.posting.load import workers_for
 
     assert workers_for(8, limit) == expected
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.refs import CHARGE_FIELDS, INVOICE_FIELDS
+from pipelines.resolving.refs import CHARGE_FIELDS, INVOICE_FIELDS
 
 
 def test_the_columns_read_back_hold_what_matching_and_proof_of_absence_need() -> None:

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from pipelines.models import POSTED, RecordState
-from pipelines.render import render_all, render_html
-from pipelines.report import build_report, neutralize
+from pipelines.core.models import POSTED, RecordState
+from pipelines.reporting.render import render_all, render_html
+from pipelines.reporting.report import build_report, neutralize
 from tests.conftest import ROOT, run_cli
 
 record_strategy = st.fixed_dictionaries(
@@ -387,7 +387,7 @@ def test_a_needs_attention_workpaper_prints_every_figure_and_foots(tmp_path: Pat
     and figures in the millions shows every figure (no ###), its Control totals foot only the
     columns the file rows hold, the Locations' amounts and counts are labelled, Rejected has
     its rows, the records sheet prints at most 10 columns, and the Summary reads the feet."""
-    from pipelines.workbook import render_xlsx
+    from pipelines.reporting.workbook import render_xlsx
 
     states = ["matched", "missing", "sending", "failed", "confirmed", "matched", "mismatched"]
     records = [

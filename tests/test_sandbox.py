@@ -488,7 +488,7 @@ def test_sync_interval_makes_charges_visible_without_a_manual_sync() -> None:
 
 def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:  # type: ignore[no-untyped-def]
     """Our payloads, checked against Propexo's published request schemas (unknown keys refused)."""
-    from pipelines.flows import plan_requests
+    from pipelines.kinds.flows import plan_requests
     from sandbox.validation import load_request_validators, zod_issues
     from tests.conftest import SAMPLES as samples
     from tests.test_transform import run_file

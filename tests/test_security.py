@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import InputError
-from pipelines.extract import extract_file
-from pipelines.flows import validate
-from pipelines.grids import Limits, fingerprint
-from pipelines.parsing import format_cents, parse_dates, parse_money
-from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.core.errors import InputError
+from pipelines.core.parsing import format_cents, parse_dates, parse_money
+from pipelines.kinds.flows import validate
+from pipelines.reading.extract import extract_file
+from pipelines.reading.grids import Limits, fingerprint
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, TEST_DATA
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
@@ -93,7 +93,7 @@ def test_random_bill_sheets_always_add_up(
     except InputError:
         return
     validated = validate(extracted)
-    from pipelines.files import account_rows
+    from pipelines.reading.files import account_rows
 
     outcome = account_rows(extracted, validated, validated.issues)  # raises if it does not add up
     assert outcome.rows_read == outcome.rows_used + outcome.rows_rejected + outcome.rows_skipped
@@ -207,8 +207,8 @@ def _leads_a_formula(cell: str) -> bool:
 @given(cells=st.lists(hostile_cell, min_size=1, max_size=6))
 def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
     """#20 item 4: a bare CR ended the row in a spreadsheet, and `=2+2` became a formula."""
-    from pipelines.files import errors_file_bytes
-    from pipelines.render import render_rejects_csv
+    from pipelines.reading.files import errors_file_bytes
+    from pipelines.reporting.render import render_rejects_csv
 
     rejected = pd.DataFrame(
         {
@@ -475,7 +475,7 @@ def test_any_typed_workbook_is_read_or_refused_never_a_crash(
     XLSX and CSV files of random typed cells: each ends in a parse or one clear refusal."""
     from click.testing import CliRunner
 
-    from pipelines.cli import cli
+    from pipelines.cli.main import cli
 
     runner = CliRunner()
     with tempfile.TemporaryDirectory() as folder:
@@ -591,7 +591,7 @@ def test_a_very_wide_csv_is_refused_by_its_first_line(
 ) -> None:
     """#31: a 100,000-column CSV took 116 s and 1 GB to be refused, saying "Headers found:
     none". The column limit is checked on the first line, before the file is parsed."""
-    from pipelines import grids
+    from pipelines.reading import grids
 
     def parsed(*args: object, **kwargs: object) -> None:
         raise AssertionError("the whole file was parsed")

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.extract import extract_file
-from pipelines.flows import validate
-from pipelines.grids import fingerprint
-from pipelines.models import IssueCode
-from pipelines.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.core.models import IssueCode
+from pipelines.kinds.flows import validate
+from pipelines.reading.extract import extract_file
+from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, write_bills
 
 PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
@@ -81,7 +81,7 @@ def test_every_check_of_the_line_schemas_has_words_and_every_column_a_title() ->
 def test_a_failed_check_is_said_from_its_name_and_statistics() -> None:
     import pandas as pd
 
-    from pipelines.validate import schema_issues
+    from pipelines.reading.validate import schema_issues
     from schemas.charges import ResidentCharge
 
     frame = pd.DataFrame(

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.config import Secret, Settings, load_settings
+from pipelines.core.config import Secret, Settings, load_settings
 from pipelines.ledger import Ledger
-from pipelines.rebuild import backup_ledger
-from pipelines.webhooks import SECRET_META, ReceiverThread
+from pipelines.reconciling.rebuild import backup_ledger
+from pipelines.reconciling.webhooks import SECRET_META, ReceiverThread
 from sandbox.server import RunningSandbox
 from tests.conftest import run_cli
 from tests.test_load import env_for
@@ -167,6 +167,6 @@ def test_a_secret_an_older_tieout_kept_in_the_ledger_is_moved_out_and_erased(
 
 
 def test_the_test_limit_is_the_receivers() -> None:
-    from pipelines.webhooks import MAX_BODY_BYTES, SECRET_FILE
+    from pipelines.reconciling.webhooks import MAX_BODY_BYTES, SECRET_FILE
 
     assert (MAX_BODY_BYTES, SECRET_FILE) == (LIMIT, ".webhook_secret")

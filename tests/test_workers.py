@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.errors import LedgerError
+from pipelines.core.errors import LedgerError
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox

@@ -18,9 +18,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from pipelines.config import Secret
+from pipelines.core.config import Secret
 from pipelines.ledger import Ledger
-from pipelines.propexo import PropexoClient
+from pipelines.posting.propexo import PropexoClient
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import WEBHOOK_SECRET, receiving, run_cli
@@ -283,7 +283,7 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path) -> None
 
 
 def test_the_log_range_reaches_back_past_the_post_with_a_margin() -> None:
-    from pipelines.writelog import request_identities, time_range_for
+    from pipelines.posting.writelog import request_identities, time_range_for
 
     assert time_range_for(0) == "hour"
     assert time_range_for(3600 - 900) == "hour"

@@ -3,7 +3,7 @@
 Propexo has no idempotency keys, so the ledger is what makes posting exactly-once: a record's
 *intent* (state ``sending``) is committed before its POST and its *outcome* after. After a crash,
 ``sending`` means *in doubt*: the record is looked up in Propexo before it may be sent again.
-States are :class:`pipelines.models.RecordState`; every change is also written to ``events``.
+States are :class:`pipelines.core.models.RecordState`; every change is also written to ``events``.
 
 The ledger is split by concern (records; runs and files; Propexo's cache, cursors and syncs)
 over a small database seam (:mod:`pipelines.ledger.database`), SQLite by default.
@@ -15,7 +15,8 @@ import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from pipelines.errors import LedgerError
+from pipelines.core.errors import LedgerError
+from pipelines.core.models import utcnow
 from pipelines.ledger import schema
 from pipelines.ledger.cache import CacheStore, SyncCursor
 from pipelines.ledger.database import Database, connect
@@ -23,7 +24,6 @@ from pipelines.ledger.items import ItemStore
 from pipelines.ledger.layouts import LayoutStore
 from pipelines.ledger.records import ADOPTED, STAGE_SLICE, Conflict, RecordStore
 from pipelines.ledger.runs import RunStore
-from pipelines.models import utcnow
 
 __all__ = [
     "ADOPTED",
@@ -98,7 +98,7 @@ class Ledger(RecordStore, RunStore, CacheStore, LayoutStore, ItemStore):
     def _check_schema(self, readonly: bool) -> None:
         """A new ledger is created at the newest revision; an existing one opens only at
         exactly the revision this tieout knows, else one line says what to do."""
-        from pipelines import migrations
+        from pipelines.ledger import migrations
 
         current, newest = schema.revision_of(self.db), migrations.head()
         if current is None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.core.models import utcnow
 from pipelines.ledger.database import Database
-from pipelines.models import utcnow
 
 
 @dataclass(frozen=True)

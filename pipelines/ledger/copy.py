@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.errors import LedgerError
+from pipelines.core.errors import LedgerError
 from pipelines.ledger import Ledger
 
 # Every table, parents first; rows keep their ids (events stay in order).

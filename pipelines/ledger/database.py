@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.config import POSTGRES_PREFIXES, SQLITE_PREFIX, sqlite_path
-from pipelines.errors import ConfigError, LedgerError
-from pipelines.lock import run_lock
-from pipelines.models import utcnow
+from pipelines.core.config import POSTGRES_PREFIXES, SQLITE_PREFIX, sqlite_path
+from pipelines.core.errors import ConfigError, LedgerError
+from pipelines.core.lock import run_lock
+from pipelines.core.models import utcnow
 
 
 class Rows(Protocol):

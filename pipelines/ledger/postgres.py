@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import LedgerError, LockHeldError
+from pipelines.core.errors import LedgerError, LockHeldError
+from pipelines.core.models import utcnow
 from pipelines.ledger.database import Rows, typed_frame, upsert_sql, worker_name
-from pipelines.models import utcnow
 
 
 def redact(url: str) -> str:

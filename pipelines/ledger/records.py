@@ -19,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.columns import is_in
-from pipelines.errors import LedgerError
+from pipelines.core.columns import is_in
+from pipelines.core.errors import LedgerError
+from pipelines.core.logs import LOGGER
+from pipelines.core.models import RecordState, utcnow
 from pipelines.ledger.database import Database
 from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
-from pipelines.logs import LOGGER
-from pipelines.models import RecordState, utcnow
-from pipelines.references import Unmatched, match_posted
+from pipelines.resolving.references import Unmatched, match_posted
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from pipelines.core.models import FileOutcome, Issue, utcnow
 from pipelines.ledger.database import Database
-from pipelines.models import FileOutcome, Issue, utcnow
 
 
 class RunStore:

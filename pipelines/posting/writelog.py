@@ -1,0 +1,236 @@
+"""Propexo's own record of writes, read as evidence: which job, if any, carried a record.
+
+The write log (``GET /v1/admin/logs/writes/``) lists a job only once it has finished, by time
+range (hour, day, week, month), newest first, and often without its request (``parameters``
+null): each candidate job's request is then read from its job log (a 302 to a presigned URL).
+What it proves about a record:
+
+* a job carrying it (its reference number, or its vendor and invoice number), SUCCESS: it
+  landed;
+* FAILURE: Propexo says nothing landed, but a PMS can apply a write Propexo marks failed, so
+  Propexo's synced data is still looked at before anything is sent again;
+* no job carrying it proves nothing on its own: a job still pending (for as long as Propexo
+  lets one be), or finished but not logged yet, looks the same. Only a person (`tieout
+  resolve`), or a team's opt-in ``resend_unlogged_after_s``, decides to send it again.
+
+No webhook, sync time or clock comparison enters here: the time range only has to reach back
+past the POST, with a margin for the two clocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.errors import ApiError
+from pipelines.kinds.flows import SYNC_SCOPE
+from pipelines.posting.propexo import PropexoClient
+
+# Propexo's time ranges, each with how far back it certainly reaches (a month: 28 days).
+SPANS = (("hour", 3600.0), ("day", 86400.0), ("week", 7 * 86400.0), ("month", 28 * 86400.0))
+REACH_S = 900.0  # the range reaches this much further back than the POST: clocks differ
+PAGE = 100
+MAX_PAGES = 1000
+_BODIES: dict[
+    str, frozenset[str]
+] = {}  # job log id → identities of its request (jobs never change)
+
+
+def time_range_for(age_s: float) -> str | None:
+    """The smallest time range that reaches back ``age_s`` seconds and a margin; None past a
+    month (the log cannot be searched so far back: a person decides)."""
+    for name, span in SPANS:
+        if age_s + REACH_S <= span:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class LoggedJob:
+    job_id: str
+    status: str
+    created_at: str
+    error: str | None
+
+
+@dataclass
+class LogSearch:
+    """One search of the write log: what was searched, read and found (a person is shown it)."""
+
+    time_range: str | None
+    listed: int = 0  # log entries read
+    read: list[str] = field(default_factory=list)  # jobs whose request was read
+    unread: list[str] = field(default_factory=list)  # jobs whose request could not be read
+    carried: dict[str, LoggedJob] = field(default_factory=dict)  # record key → its job
+
+    @property
+    def complete(self) -> bool:
+        """Every candidate job's request was read: a record in none of them is in no
+        finished job of the range (which still says nothing of a job not finished)."""
+        return self.time_range is not None and not self.unread
+
+    def describe(self) -> str:
+        if self.time_range is None and self.unread:
+            return self.unread[0]
+        if self.time_range is None:
+            return "the write log cannot be searched back to this POST (older than a month)"
+        text = (
+            f"write log searched (time_range={self.time_range}, {self.listed} jobs listed, "
+            f"{len(self.read)} requests read"
+        )
+        if self.unread:
+            text += f", {len(self.unread)} unreadable: {', '.join(self.unread[:3])}"
+        return text + ")"
+
+
+def identity(item: dict[str, Any]) -> str | None:
+    """What in a posted body says which record it is: a charge's or credit's reference
+    number, else an invoice's vendor and number."""
+    reference = item.get("reference_number")
+    if reference:
+        return f"ref:{reference}"
+    if item.get("invoice_number") and item.get("vendor_id"):
+        return f"inv:{item['vendor_id']}|{item['invoice_number']}"
+    return None
+
+
+def request_identities(body: Any) -> frozenset[str]:
+    """Every record identity one request carries (a batch's charges, or the one body)."""
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return frozenset()
+    if not isinstance(body, dict):
+        return frozenset()
+    items = body["charges"] if isinstance(body.get("charges"), list) else [body]
+    return frozenset(i for i in (identity(x) for x in items if isinstance(x, dict)) if i)
+
+
+def record_identities(records: pd.DataFrame) -> dict[str, list[str]]:
+    """identity → the ledger's record keys that carry it."""
+    out: dict[str, list[str]] = {}
+    for row in records.itertuples(index=False):
+        found = identity(
+            {
+                "reference_number": getattr(row, "reference_number", None),
+                "invoice_number": getattr(row, "invoice_number", None),
+                "vendor_id": getattr(row, "vendor_id", None),
+            }
+        )
+        if found:
+            out.setdefault(found, []).append(str(row.record_key))
+    return out
+
+
+def entries(
+    client: PropexoClient, integration_id: str, time_range: str, category: str
+) -> Iterator[dict[str, Any]]:
+    """Every entry of the log in a range and write category, every status, page by page."""
+    for page in range(MAX_PAGES):
+        logs = client.write_logs(
+            integration_id,
+            offset=page * PAGE,
+            limit=PAGE,
+            time_range=time_range,
+            write_category=category,
+            evidence=True,
+        )
+        yield from logs
+        if len(logs) < PAGE:
+            return
+
+
+def _identities_of(
+    client: PropexoClient, entry: dict[str, Any], search: LogSearch
+) -> frozenset[str]:
+    parameters = entry.get("parameters")
+    if isinstance(parameters, dict) and parameters:
+        return request_identities(parameters)
+    log_id = str(entry.get("job_log_id") or "")
+    if log_id in _BODIES:
+        return _BODIES[log_id]
+    try:
+        data = client.job_log_data(log_id)
+    except ApiError:
+        search.unread.append(str(entry.get("job_id")))
+        return frozenset()
+    request = data.get("request")
+    body = request.get("body") if isinstance(request, dict) else None
+    found = request_identities(body)
+    search.read.append(str(entry.get("job_id")))
+    if len(_BODIES) < 100_000:
+        _BODIES[log_id] = found
+    return found
+
+
+def search(
+    client: PropexoClient,
+    integration_id: str,
+    records: pd.DataFrame,
+    *,
+    age_s: float,
+    known_jobs: set[str],
+) -> LogSearch:
+    """Look for the job that carried each of ``records`` in the log of the last ``age_s``
+    seconds (and a margin). A record whose own job id the log lists is carried by it; other
+    jobs are candidates unless the ledger already knows them (their records are known), and
+    their requests are read to find the records' identities."""
+    result = LogSearch(time_range_for(max(age_s, 0.0)))
+    if result.time_range is None or records.empty:
+        return result
+    wanted = record_identities(records)
+    own_jobs: dict[str, list[str]] = {}
+    if "job_id" in records:
+        for key, job_id in zip(records["record_key"], records["job_id"], strict=True):
+            if isinstance(job_id, str) and job_id:
+                own_jobs.setdefault(job_id, []).append(str(key))
+    categories = sorted({SYNC_SCOPE[str(kind)][0] for kind in records["kind"].unique()})
+    for category in categories:
+        for entry in entries(client, integration_id, result.time_range, category):
+            result.listed += 1
+            job = LoggedJob(
+                str(entry.get("job_id")),
+                str(entry.get("status")),
+                str(entry.get("created_at")),
+                entry.get("error"),
+            )
+            keys = list(own_jobs.get(job.job_id, []))
+            if job.job_id not in known_jobs:
+                for found in _identities_of(client, entry, result) & set(wanted):
+                    keys += wanted[found]
+            for key in keys:
+                held = result.carried.get(key)
+                if held is None or (held.status != "SUCCESS" and job.status == "SUCCESS"):
+                    result.carried[key] = job
+    return result
+
+
+def logged_posts(
+    client: PropexoClient, integration_id: str, category: str, known_jobs: set[str]
+) -> list[dict[str, Any]]:
+    """Every record the write log of the last month shows posted by a SUCCESS job of one
+    category, as its request wrote it (a batch's charges one by one), with its job's id and
+    type: what a rebuilt ledger adopts when no sync has brought it yet."""
+    items: list[dict[str, Any]] = []
+    for entry in entries(client, integration_id, SPANS[-1][0], category):
+        job_id = str(entry.get("job_id"))
+        if entry.get("status") != "SUCCESS" or job_id in known_jobs:
+            continue
+        body = entry.get("parameters")
+        if not isinstance(body, dict) or not body:
+            request = client.job_log_data(str(entry.get("job_log_id"))).get("request")
+            body = request.get("body") if isinstance(request, dict) else None
+        if isinstance(body, str):
+            body = json.loads(body)
+        if not isinstance(body, dict):
+            continue
+        written = body["charges"] if isinstance(body.get("charges"), list) else [body]
+        for item in written:
+            if isinstance(item, dict):
+                items.append({**item, "job_id": job_id, "job_type": entry.get("job_type")})
+    return items

@@ -1,0 +1,570 @@
+"""Extract: read a CSV or XLSX export into a raw frame of canonical columns.
+
+Cells are read as text (CSV) or as the workbook stores them (XLSX), never converted on the way:
+``'0324'`` stays a string, a 15-digit lease number is not turned into a float. Every physical
+row of the sheet ends up either in ``rows`` (data) or in ``skipped`` with its kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from pipelines.core.columns import any_match, arrow_text, match_flags
+from pipelines.core.errors import InputError
+from pipelines.core.models import ExtractResult, SourceFile
+from pipelines.core.parsing import parse_dates
+from pipelines.reading.grain import NOT_CURRENT, grain_findings, not_current_rows
+from pipelines.reading.grids import DEFAULT_LIMITS, Limits, read_grids
+from pipelines.reading.layout import (
+    HEADER_SCAN_ROWS,
+    Layout,
+    cell_names,
+    describe_layout,
+    detect_layout,
+    header_candidates,
+    match_layout,
+)
+from pipelines.reading.profiles import Profile, normalize_header
+from pipelines.reading.totals import amount_columns, file_totals, unlabelled_totals
+from pipelines.resolving.hints import AliasHints
+
+SKIPPED_COLUMNS = ["source_row", "kind", "text"]
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+
+def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
+    """The billing period a report's title names ("As of 12/01/2026", "for December 2026")."""
+    for pattern in patterns:
+        match = re.search(pattern, title_text)
+        if not match:
+            continue
+        groups = match.groupdict()
+        if groups.get("date"):
+            iso, _ = parse_dates(pd.Series([groups["date"]], dtype=object))
+            if pd.notna(iso.iloc[0]):
+                parsed = date.fromisoformat(str(iso.iloc[0]))
+                return parsed.replace(day=1)
+        month = _MONTHS.get(str(groups.get("month", "")).lower())
+        if groups.get("mnum") and 1 <= int(groups["mnum"]) <= 12:
+            month = int(groups["mnum"])
+        if month and groups.get("year"):
+            return date(int(groups["year"]), month, 1)
+    return None
+
+
+_NAME_PERIODS = (
+    # rentroll_2027-01.csv, RentRoll 2027_01.xlsx
+    re.compile(r"(?<!\d)(?P<year>20\d\d)[-_. ](?P<month>0[1-9]|1[0-2])(?!\d)"),
+    # RentRoll-20270115.csv
+    re.compile(r"(?<!\d)(?P<year>20\d\d)(?P<month>0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"),
+    # rent roll 01.15.2027.csv
+    re.compile(r"(?<!\d)(?P<month>0?[1-9]|1[0-2])[-_.](?:\d{1,2})[-_.](?P<year>20\d\d)(?!\d)"),
+)
+
+
+# A title line that names one property: "Properties: Oak Ridge Apartments", "Property: Maple
+# Court", or Yardi's "Lakeview Terrace (lake)". "Properties: All" names none.
+TITLE_PROPERTY = (
+    r"^\s*propert(?:y|ies)\s*(?:name)?\s*[:=]\s*(?P<name>.+?)\s*$",
+    r"^\s*(?P<name>[A-Za-z][^():=]*?)\s*\((?P<code>[\w.-]{1,20})\)\s*$",
+)
+
+
+def property_from_title(lines: list[str]) -> str | None:
+    """The one property a title block names, else None (none, several, or "All")."""
+    found = {
+        match.group("name").strip()
+        for line in lines
+        for pattern in TITLE_PROPERTY
+        if (match := re.match(pattern, line, flags=re.IGNORECASE))
+    }
+    found = {
+        name
+        for name in found
+        if name.lower() not in {"all", "all properties"} and not re.search(REPORT_WORDS, name)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+# A title line that is the report's own name, not a property's ("Rent Roll (detail)").
+REPORT_WORDS = (
+    r"(?i)\b(rent\s*roll|report|register|aging|ledger|summary|detail|charges|statement|"
+    r"export|as\s+of|period)\b"
+)
+
+
+def own_period(extract: ExtractResult) -> tuple[date | None, str]:
+    """The period a file states itself, and where: its title, else a date in its name."""
+    if extract.period is not None:
+        return extract.period, "title"
+    return period_from_name(extract.source.name), "file name"
+
+
+def period_from_name(name: str) -> date | None:
+    """The month a file name states (``YYYY-MM``, ``YYYYMMDD``, ``MM.DD.YYYY``), if it does."""
+    for pattern in _NAME_PERIODS:
+        match = pattern.search(name)
+        if match:
+            return date(int(match["year"]), int(match["month"]), 1)
+    return None
+
+
+def first_texts(text: pd.DataFrame) -> pd.Series:
+    """Each row's first non-empty cell ("" for a blank row), column by column from the right."""
+    first = pd.Series("", index=text.index, dtype=object)
+    for column in reversed(text.columns):
+        cells = text[column]
+        first = cells.where(cells.ne(""), first)
+    return first
+
+
+def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
+    """Each body row's kind: 'data', or blank, header, total, subtotal, group or note."""
+    profile = layout.profile
+    count = (text != "").sum(axis=1).to_numpy()
+    first = first_texts(text)
+    kind = np.full(len(body), "data", dtype=object)
+    data = np.ones(len(body), dtype=bool)  # kind == "data", kept alongside
+
+    def mark(rows: np.ndarray, name: str) -> None:
+        rows = rows & data
+        kind[rows] = name
+        data[rows] = False
+
+    # Filler: a row of punctuation only ("_", "----", "***") is a blank row.
+    # Only rows whose first text is punctuation are looked at closely (one regex per distinct
+    # first text), so a million data rows cost nothing more.
+    filler = (count > 0) & ~any_match(first, (r"[A-Za-z0-9]",)).to_numpy()
+    if filler.any():
+        rows = text[filler]
+        alnum = rows.apply(lambda col: col.str.contains(r"[A-Za-z0-9]", regex=True)).any(axis=1)
+        filler[np.flatnonzero(filler)[alnum.to_numpy()]] = False
+    mark((count == 0) | filler, "blank")
+    _mark_sections(text, first, count, profile, mark)
+    # A repeated header (page breaks in a printed report): only rows whose first mapped cell is
+    # a header word are looked at closely, so a million data rows cost one comparison each.
+    aliases = profile.alias_map()
+    first_col = next(iter(layout.columns))
+    candidates = (
+        text[first_col]
+        .str.lower()
+        .str.strip()
+        .isin(
+            {a for a, canonical in aliases.items() if canonical == layout.columns[first_col]}
+            | {normalize_header(a) for a in aliases}
+        )
+    )
+    if candidates.any():
+        mapped = text.loc[candidates, list(layout.columns)]
+        hits = mapped.apply(lambda col: col.map(lambda v: aliases.get(normalize_header(v))))
+        matched = hits.eq(pd.Series(layout.columns)).sum(axis=1)
+        is_header = (matched >= max(2, len(profile.required) // 2 + 1)).reindex(
+            text.index, fill_value=False
+        )
+        mark(is_header.to_numpy(), "header")
+    flags = match_flags(
+        first,
+        {
+            "subtotal": profile.subtotal_patterns + SHAPE_SUBTOTALS,
+            "total": profile.total_patterns + SHAPE_TOTALS,
+            "group": profile.group_patterns,
+        },
+    )
+    mark(flags["subtotal"].to_numpy(), "subtotal")
+    mark(flags["total"].to_numpy(), "total")
+    # A group row holds one text, perhaps spread over merged cells ("-> Oak Ridge Apartments").
+    grouped = flags["group"].to_numpy() & data
+    if grouped.any():
+        rows = text[grouped]
+        one_text = (rows.eq(first[grouped], axis=0) | (rows == "")).all(axis=1)
+        mark(one_text.reindex(text.index, fill_value=False).to_numpy(), "group")
+    amount_cols = [c for c, name in layout.columns.items() if name == "amount"]
+    amount_cols += list(layout.charge_columns)
+    amounts_empty = (
+        (text[amount_cols] == "").all(axis=1).to_numpy()
+        if amount_cols
+        else np.ones(len(body), dtype=bool)
+    )
+    lone = (count == 1) & amounts_empty
+    if profile.group_sets:
+        # A group row by its shape, with or without "->" (Excel's re-save drops it): one text,
+        # in the first column, no amounts, and a data row right after it.
+        in_first = text.iloc[:, 0].ne("").to_numpy()
+        followed = np.r_[data[1:], False]
+        mark(lone & in_first & followed, "group")
+    _mark_merged(text, first, count, data, profile, mark)
+    # Below the last total row: a legend or notes block ("Vacant-Unrented: ..."), unless a
+    # row has the shape of data (an amount).
+    # Not where each unit closes with its own "Total" row (sub-rows filled down, Yardi): the
+    # last of those is a unit's, and a vacant unit after it is a unit, not a legend.
+    totals = np.flatnonzero(kind == "total") if not profile.fill_down else np.zeros(0, int)
+    if len(totals):
+        after = np.arange(len(body)) > totals[-1]
+        mark(after & amounts_empty, "note")
+    # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
+    # of data with everything else missing; a row holding an amount always stays data.
+    mark(lone, "note")
+    return pd.Series(kind, index=body.index, dtype=object)
+
+
+def _one_text(text: pd.DataFrame, first: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` hold one text only, perhaps spread over merged cells."""
+    out = np.zeros(len(text), dtype=bool)
+    if rows.any():
+        picked = text[rows]
+        same = (picked.eq(first[rows], axis=0) | (picked == "")).all(axis=1)
+        out[np.flatnonzero(rows)[same.to_numpy()]] = True
+    return out
+
+
+def _mark_sections(
+    text: pd.DataFrame,
+    first: pd.Series,
+    count: np.ndarray,
+    profile: Profile,
+    mark: Callable[[np.ndarray, str], None],
+) -> None:
+    """A profile's section banners, the sections of residents who are not current, and the
+    summary block after the data (Yardi's "Current/Notice/Vacant Residents", "Future
+    Residents/Applicants", "Summary Groups"): skipped, never charged."""
+    if not (profile.summary_patterns or profile.note_patterns or profile.not_current_patterns):
+        return
+    flags = match_flags(
+        first,
+        {
+            "summary": profile.summary_patterns,
+            "note": profile.note_patterns,
+            "not_current": profile.not_current_patterns,
+        },
+    )
+    positions = np.arange(len(text))
+    summary = np.flatnonzero(flags["summary"].to_numpy() & (count > 0))
+    end = int(summary[0]) if len(summary) else len(text)
+    banner = _one_text(text, first, (flags["note"] | flags["not_current"]).to_numpy())
+    banner &= positions < end
+    not_current = banner & flags["not_current"].to_numpy()
+    if not_current.any():
+        # Each row under a not-current banner, up to the next banner or the summary block.
+        section = np.maximum.accumulate(np.where(banner, positions, -1))
+        under = np.zeros(len(text), dtype=bool)
+        opened = section >= 0
+        under[opened] = not_current[section[opened]]
+        mark(under & ~banner & (positions < end) & (count > 0), NOT_CURRENT)
+    mark(banner, "note")
+    # The summary block summarises the lines; its figures are never lines.
+    mark(positions >= end, "note")
+
+
+def _mark_merged(
+    text: pd.DataFrame,
+    first: pd.Series,
+    count: np.ndarray,
+    data: np.ndarray,
+    profile: Profile,
+    mark: Callable[[np.ndarray, str], None],
+) -> None:
+    """One text merged across the sheet (an XLSX group or note row: every cell of the range
+    holds its text), not an amount: a group row before data (with or without "->"), else a
+    note. Never data: its text under Unit and Rent is neither."""
+    # A range from the first column over at least the second: one cheap comparison first, so
+    # a million data rows are not compared cell by cell.
+    if text.shape[1] < 2:
+        return
+    spread_over = (count > 1) & data & text.iloc[:, 0].ne("").to_numpy()
+    spread_over &= text.iloc[:, 1].eq(text.iloc[:, 0]).to_numpy()
+    spread_over &= ~any_match(first, _VALUE_LIKE).to_numpy()
+    if spread_over.any():
+        # A merged range fills the cells side by side from the first column, with no gap
+        # ("Vacant-Unrented", "", "Vacant-Unrented" is a legend of two cells, not a range).
+        filled = text[spread_over].ne("").astype(int)
+        prefix = filled.cummin(axis=1).sum(axis=1).to_numpy()
+        spread_over[np.flatnonzero(spread_over)] = prefix == count[spread_over]
+    merged = _one_text(text, first, spread_over)
+    if not merged.any():
+        return
+    if profile.group_sets:
+        in_first = text.iloc[:, 0].ne("").to_numpy()
+        mark(merged & in_first & np.r_[data[1:], False], "group")
+    mark(merged, "note")
+
+
+# A cell that reads as an amount or a date, not a name.
+_VALUE_LIKE = (r"^[\s$(+-]*[\d,.]+\)?$", r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
+
+# Totals and subtotals by the words every export uses, whatever the profile lists:
+# "Total", "Totals", "Grand Total", "Total_26Units", "Subtotal", "14 Units".
+SHAPE_TOTALS = (r"^\s*(grand[\s_]*)?totals?(?![a-z])",)
+SHAPE_SUBTOTALS = (r"^\s*sub[\s_-]*totals?(?![a-z])", r"^\s*\d+[\s_]*units?(?![a-z])")
+
+
+def extract_file(
+    source: SourceFile,
+    profiles: list[Profile],
+    *,
+    profile_name: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    known_codes: frozenset[str] = frozenset(),
+    hints: AliasHints | None = None,
+) -> ExtractResult:
+    """Read one file: find the sheet, header and profile, and split data rows from non-data rows.
+
+    ``known_codes``: normalized names of Propexo's charge codes and their aliases (online), which
+    make a column of that name a charge column besides the profile's vocabulary."""
+    notices: list[str] = []
+    grids = read_grids(source.path, limits, notices)
+    # Every sheet is considered; the one whose header best matches a profile is the data
+    # (a workbook's "Notes" or "Summary" sheet is not).
+    best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
+    for sheet, grid in grids:
+        if grid.empty:
+            continue
+        table = grid.dropna(how="all", axis=1)
+        layout = detect_layout(table, profiles, source.name, profile_name, known_codes)
+        if layout is not None and (best is None or layout.score > best[0]):
+            best = (layout.score, sheet, table, layout)
+    if best is not None:
+        result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
+        return replace(result, notices=tuple(notices)) if notices else result
+    _refuse_if_no_charge_column(
+        source.name, grids, profiles, profile_name, known_codes, hints or AliasHints()
+    )
+    found = _headers_seen(grids)
+    names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
+    if all(g.empty for _, g in grids):
+        raise InputError(f"{source.name}: the file has no rows")
+    raise InputError(
+        f"{source.name}: no header row matches a known export format. "
+        f"Headers found: {found or 'none'}. Profiles tried: {names}. "
+        f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
+        "to the template's."
+    )
+
+
+def _refuse_if_no_charge_column(
+    name: str,
+    grids: list[tuple[str | None, pd.DataFrame]],
+    profiles: list[Profile],
+    profile_name: str | None,
+    known_codes: frozenset[str],
+    hints: AliasHints,
+) -> None:
+    """A rent roll whose header a profile reads, but with no column known to be a charge, is
+    refused saying so (and which columns it has), not as an unknown format."""
+    for _, grid in grids:
+        if grid.empty:
+            continue
+        table = grid.dropna(how="all", axis=1)
+        for rows, cells, leaves in header_candidates(table):
+            for profile in profiles:
+                if profile_name not in (None, profile.name) or profile.charge_mode != "columns":
+                    continue
+                layout = match_layout(
+                    profile, rows, cells, leaves, known_codes, allow_no_charges=True
+                )
+                if layout is None:
+                    continue
+                others = ", ".join(repr(h) for h in layout.other_columns.values()) or "none"
+                example = next(iter(layout.other_columns.values()), "<header>")
+                raise InputError(
+                    f"{name}: its header (row {rows[-1] + 1}) reads as {profile.name}, but no "
+                    f"column is known to be a charge; other columns: {others}. If a column is "
+                    f"a charge, run: {hints.add('charge_code', example, '<Propexo charge code>')} "
+                    f"(it adds a line to {hints.file('charge_code')}), or add it to the "
+                    "profile's [charges] include"
+                )
+
+
+def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
+    for _, grid in grids:
+        top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
+        # The likely header names the most *different* columns: a title merged across the
+        # sheet repeats one text in every cell, and a data row holds numbers.
+        counts = [
+            len({c.strip() for c in row if re.search(r"[A-Za-z]", c)})
+            for row in top.itertuples(index=False)
+        ]
+        if counts and max(counts) > 1:
+            row = top.iloc[counts.index(max(counts))]
+            return ", ".join(repr(c) for c in dict.fromkeys(row) if c)[:400]
+    return ""
+
+
+def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
+    """Text view of cells for classifying rows (the values themselves are kept as read)."""
+    text: pd.DataFrame = grid.fillna("").astype(str).apply(lambda col: col.str.strip())
+    return text
+
+
+def _too_long(cells: pd.Series, limit: int) -> int | None:
+    """The length in characters of the longest cell when it is over ``limit``, else None
+    (bytes are counted first: within the limit in bytes is within it in characters)."""
+    array = arrow_text(cells)
+    if (pc.max(pc.binary_length(array)).as_py() or 0) <= limit:
+        return None
+    longest = int(pc.max(pc.utf8_length(array)).as_py() or 0)
+    return longest if longest > limit else None
+
+
+def _extract_sheet(
+    source: SourceFile,
+    sheet: str | None,
+    grid: pd.DataFrame,
+    layout: Layout,
+    limits: Limits = DEFAULT_LIMITS,
+    known_codes: frozenset[str] = frozenset(),
+) -> ExtractResult:
+    grid = grid.reset_index(drop=True)
+    names_of_cells = cell_names(grid.columns, layout)
+    grid.columns = pd.RangeIndex(grid.shape[1])
+    text = _cell_text(grid)
+    over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
+    if over:
+        longest = max(over)
+        raise InputError(
+            f"{source.name}: a cell holds {longest:,} characters; the limit is "
+            f"{limits.max_cell_chars:,}"
+        )
+    nonblank = (text != "").any(axis=1)
+    last = int(nonblank[nonblank].index.max()) + 1 if nonblank.any() else 0
+    grid, text = grid.iloc[:last], text.iloc[:last]
+    header_start, header_end = layout.header_rows[0], layout.header_rows[-1]
+
+    above = text.iloc[:header_start]
+    title_lines = [
+        " ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)
+    ]
+    title_text = " ".join(title_lines)
+    skipped_parts = [
+        pd.DataFrame(
+            {
+                "source_row": above.index + 1,
+                "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
+                "text": [line[:200] for line in title_lines],
+            }
+        ),
+        pd.DataFrame(
+            {"source_row": [r + 1 for r in layout.header_rows], "kind": "header", "text": ""}
+        ),
+    ]
+    body = grid.iloc[header_end + 1 :]
+    body_text = text.iloc[header_end + 1 :]
+    kinds = _classify_rows(body, body_text, layout)
+    kinds = unlabelled_totals(body, body_text, kinds, layout)
+    # The file's own totals count every resident's row; only current residents are charged.
+    totals_kinds, kinds = kinds, _skip_not_current(body_text, kinds, layout)
+    non_data = kinds.ne("data")
+    joined = body_text[non_data].apply(lambda r: " ".join(v for v in r if v)[:200], axis=1)
+    skipped_parts.append(
+        pd.DataFrame(
+            {
+                "source_row": body.index[non_data] + 1,
+                "kind": kinds[non_data],
+                "text": joined if len(joined) else pd.Series(dtype=object),
+            }
+        )
+    )
+
+    rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
+    profile = layout.profile
+    if profile.fill_down:
+        # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
+        # cells down, but never across a total, subtotal or group row.
+        segment = non_data.cumsum()
+        for name in profile.fill_down:
+            if name in rows:
+                cells = rows[name].where(
+                    ~rows[name].astype(str).str.strip().isin(["", "nan", "None"])
+                )
+                rows[name] = cells.where(non_data).combine_first(
+                    cells.where(~non_data).groupby(segment).ffill()
+                )
+    if profile.group_sets:
+        groups = (
+            first_texts(body_text)
+            .where(kinds.eq("group"))
+            .str.replace(r"^\s*->\s*", "", regex=True)
+        )
+        if profile.group_strip:
+            groups = groups.str.replace(profile.group_strip, "", regex=True).str.strip()
+        groups = groups.ffill()
+        current = rows.get(profile.group_sets, pd.Series("", index=rows.index)).astype(object)
+        fill = current.isna() | current.astype(str).str.strip().eq("")
+        rows[profile.group_sets] = current.where(~fill, groups)
+    rows = rows[~non_data]
+    rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
+    not_charged = amount_columns(body.loc[~non_data], layout.other_columns)
+    totals = file_totals(body, totals_kinds, layout)
+    if layout.charge_columns:
+        wide = body.loc[~non_data, list(layout.charge_columns)]
+        wide.columns = list(layout.charge_columns.values())
+        rows = pd.concat([rows, wide], axis=1)
+    rows = rows.reset_index(drop=True)
+    skipped = (
+        pd.concat([p for p in skipped_parts if len(p)], ignore_index=True)
+        if any(len(p) for p in skipped_parts)
+        else pd.DataFrame(columns=SKIPPED_COLUMNS)
+    )
+    skipped = skipped.astype({"source_row": "int64"}).sort_values("source_row", ignore_index=True)
+    return ExtractResult(
+        source=source,
+        profile=profile.name,
+        kind=profile.kind,
+        sheet=sheet,
+        rows=rows,
+        skipped=skipped,
+        rows_read=last,
+        period=find_period(title_text, profile.period_patterns),
+        title=title_text,
+        title_property=property_from_title(title_lines),
+        charge_columns=tuple(layout.charge_columns.values()),
+        vacant_patterns=profile.vacant_patterns,
+        columns_not_charged=not_charged,
+        file_totals=totals,
+        cells=names_of_cells,
+        header_rows=tuple(r + 1 for r in layout.header_rows),
+        layout=describe_layout(
+            layout, sheet, (text.iloc[header_start:] != "").any(axis=0).tolist(), known_codes
+        ),
+        grain=grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
+    )
+
+
+def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:
+    """Rows of residents who are gone, or not there yet, become skipped rows of their kind."""
+    gone = not_current_rows(body_text, layout) & kinds.eq("data")
+    return kinds.where(~gone, NOT_CURRENT) if gone.any() else kinds

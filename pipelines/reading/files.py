@@ -1,0 +1,486 @@
+"""One file through extract, validate and transform: the profile it is read with, the rows
+accounted for (used, rejected or skipped), and the rejects file written beside it."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.config import Settings
+from pipelines.core.errors import ConfigError, InputError
+from pipelines.core.models import (
+    ExtractResult,
+    FileOutcome,
+    FileResult,
+    Issue,
+    IssueCode,
+    SourceFile,
+    ValidateResult,
+)
+from pipelines.kinds.flows import flow_for_source
+from pipelines.reading.extract import extract_file
+from pipelines.reading.grids import Limits, source_rows
+from pipelines.reading.profiles import (
+    BUILTIN_PROFILES_DIR,
+    Profile,
+    load_profile,
+    load_profiles,
+    normalize_header,
+)
+from pipelines.reporting import render
+from pipelines.reporting import report as reporting
+from pipelines.resolving.hints import AliasHints
+from pipelines.resolving.refs import (
+    RefData,
+)
+from schemas import conforms
+
+RECORD_FRAME_COLUMNS = [
+    "record_key",
+    "kind",
+    "integration_id",
+    "location_id",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "source_rows",
+    "source_file",
+]
+
+
+def profiles_for(settings: Settings) -> list[Profile]:
+    """Built-in profiles, overridden or extended by the data folder's own, plus the profile
+    file named by ``--profile PATH`` (which then is the one used)."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir)
+    named = _profile_file(settings)
+    if named is None:
+        return profiles
+    chosen = load_profile(named)
+    return [p for p in profiles if p.name != chosen.name] + [chosen]
+
+
+def _profile_file(settings: Settings) -> Path | None:
+    value = settings.profile
+    if value and (value.endswith(".toml") or "/" in value):
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"profile {value}: no such file")
+        return path
+    return None
+
+
+def profile_for_file(settings: Settings, profiles: list[Profile], file_name: str) -> str | None:
+    """The profile named explicitly (by name or file), which always wins; else the first
+    ``[profiles]`` glob of tieout.toml that matches the file name; None: detect."""
+    if settings.profile is not None:
+        return _named_profile(settings, profiles)
+    for pattern, name in settings.profile_globs:
+        if fnmatch.fnmatch(file_name.lower(), pattern.lower()):
+            if name not in {p.name for p in profiles}:
+                raise ConfigError(f"[profiles] {pattern!r} names no profile called {name!r}")
+            return name
+    return None
+
+
+def _named_profile(settings: Settings, profiles: list[Profile]) -> str:
+    named = _profile_file(settings)
+    name = load_profile(named).name if named is not None else settings.profile
+    if name not in {p.name for p in profiles}:
+        known = ", ".join(sorted(p.name for p in profiles))
+        raise ConfigError(f"no profile named {name!r}; known: {known}")
+    return name
+
+
+def account_rows(
+    extract: ExtractResult,
+    validated: ValidateResult,
+    issues: list[Issue],
+    previously_posted_cents: int = 0,
+) -> FileOutcome:
+    """Every row in exactly one bucket: used, rejected (with reasons) or skipped (with a kind)."""
+    # Row numbers are small integers: a flag per row number does the set algebra in O(rows).
+    data_rows = extract.rows["source_row"].to_numpy(dtype=np.int64)
+    issue_rows = np.fromiter({i.source_row for i in issues if i.source_row >= 0}, dtype=np.int64)
+    late = validated.skipped["source_row"].to_numpy(dtype=np.int64)
+    size = 1 + max((int(a.max()) for a in (data_rows, issue_rows, late) if len(a)), default=0)
+
+    def flags(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(size, dtype=bool)
+        out[rows] = True
+        return out
+
+    is_data = flags(data_rows)
+    rejected = flags(issue_rows) & is_data
+    late_skipped = flags(late) & ~rejected
+    used = is_data & ~rejected & ~late_skipped
+    kinds = pd.concat(
+        [
+            extract.skipped["kind"],
+            validated.skipped.loc[late_skipped[late], "kind"],
+        ]
+    )
+    lines = validated.lines
+    amounts = lines.dropna(subset=["amount_cents"]).groupby("source_row")["amount_cents"].sum()
+    rows = amounts.index.to_numpy(dtype=np.int64)
+    source_total = int(amounts[used[rows] | rejected[rows]].sum())
+    rejected_total = int(amounts[rejected[rows]].sum())
+    return FileOutcome(
+        columns_not_charged=extract.columns_not_charged,
+        file_totals=extract.file_totals,
+        period=extract.period.isoformat() if extract.period else None,
+        period_source=extract.period_source,
+        sheet=extract.sheet,
+        name=extract.source.name,
+        sha256=extract.source.sha256,
+        profile=extract.profile,
+        kind=extract.kind,
+        rows_read=extract.rows_read,
+        rows_used=int(used.sum()),
+        rows_rejected=int(rejected.sum()),
+        rows_skipped=len(extract.skipped) + int(late_skipped.sum()),
+        skipped_by_kind={str(k): int(v) for k, v in kinds.value_counts().sort_index().items()},
+        source_total_cents=source_total,
+        rejected_total_cents=rejected_total,
+        previously_posted_cents=previously_posted_cents,
+    )
+
+
+def _refuse_if_totals_differ(extract: ExtractResult, hints: AliasHints) -> None:
+    """A file whose lines do not add up to its own total or subtotal rows is not posted:
+    something in it was read wrong (a total counted as a line, a line taken for a note), and
+    tieout cannot know which. Said once, for the whole file, naming each row that differs."""
+    differ = [t for t in extract.file_totals if t["checked"] and t["difference_cents"]]
+    if not differ:
+        return
+    unknown = extract.columns_not_charged
+    explained = (
+        f" The difference is exactly the column(s) not charged "
+        f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, "
+        + (hints.charge_column(str(unknown[0]["header"])) if unknown else "")
+        + "."
+        if unknown
+        and all(-t["difference_cents"] == sum(c["total_cents"] for c in unknown) for t in differ)
+        else ""
+    )
+    said = [
+        f"the {t.get('kind', 'total')} row (row {t['source_row']}"
+        + (f", unit {t['unit']}" if t.get("unit") else "")
+        + ") says "
+        f"{reporting.dollars(t['stated_cents'])} for {t['column']}, but its lines add up to "
+        f"{reporting.dollars(t['computed_cents'])} (difference "
+        f"{reporting.dollars(t['difference_cents'])})"
+        for t in differ[:3]
+    ]
+    more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
+    raise InputError(
+        f"{extract.source.name}: the file's own totals do not tie: {'; '.join(said)}{more}. "
+        "Nothing in it was posted."
+        + (
+            explained
+            or " Check the file's total and subtotal rows, or name its profile with --profile"
+        )
+    )
+
+
+def refuse_if_grain_fails(extract: ExtractResult) -> None:
+    """A file whose rows are not one per resident (or per charge) is not posted: a directory,
+    an event log, a resident on several rows. Said once, for the whole file, with what shows
+    it; no confirmation of its layout changes that."""
+    if not extract.grain:
+        return
+    said = "; and it ".join(f.message for f in extract.grain)
+    raise InputError(
+        f"{extract.source.name}: {said}. Nothing in it was posted. Export the rent roll or "
+        "charges report (one row per resident, or one per charge) instead"
+    )
+
+
+def charge_code_names(refs: RefData | None) -> frozenset[str]:
+    """Normalized names of Propexo's charge codes (name and code) and of their aliases in
+    <data_dir>/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
+    if refs is None:
+        return frozenset()
+    names: set[str] = set()
+    codes = refs.charge_codes
+    for column in ("name", "code", "x_id"):
+        if column in codes:
+            names.update(normalize_header(v) for v in codes[column].dropna().astype(str))
+    alias = refs.aliases.get("charge_codes")
+    if alias is not None:
+        names.update(normalize_header(v) for v in alias["spreadsheet_name"].astype(str))
+    return frozenset(n for n in names if n)
+
+
+def process_file(
+    source: SourceFile,
+    profiles: list[Profile],
+    refs: RefData | None,
+    settings: Settings,
+    confirmed_profiles: dict[str, str] | None = None,
+) -> FileResult:
+    """Extract, validate and transform one file (transform only when ``refs`` is given).
+
+    ``confirmed_profiles``: header key → profile of the layouts a person confirmed; a file
+    whose headers a person confirmed under another profile than the one detected is read
+    with that one (unless a profile is named)."""
+    limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
+    named = profile_for_file(settings, profiles, source.name)
+    known_codes = charge_code_names(refs)
+    extract = extract_file(
+        source,
+        profiles,
+        profile_name=named,
+        limits=limits,
+        known_codes=known_codes,
+        hints=AliasHints(settings.data_dir),
+    )
+    confirmed_as = (confirmed_profiles or {}).get(
+        extract.layout.header_key if extract.layout else ""
+    )
+    if (
+        named is None
+        and confirmed_as not in (None, extract.profile)
+        and confirmed_as in {p.name for p in profiles}
+        and not (extract.layout is not None and extract.layout.strict)
+    ):
+        extract = extract_file(
+            source,
+            profiles,
+            profile_name=confirmed_as,
+            limits=limits,
+            known_codes=known_codes,
+            hints=AliasHints(settings.data_dir),
+        )
+    refuse_if_grain_fails(extract)
+    _refuse_if_totals_differ(extract, AliasHints(settings.data_dir))
+    flow = flow_for_source(extract.kind)
+    extract, unit_issues = flow.prepare(extract, settings, refs)
+    period = extract.period
+    validated = flow.validate(extract, period)
+    # "no unit, and Maple Court has 12 units" says more than "unit is missing"
+    said = {i.source_row for i in unit_issues}
+    unit_header = {"unit", extract.cells.get("unit", ("unit", ""))[0]}
+    issues = unit_issues + [
+        i
+        for i in validated.issues
+        if not (
+            i.source_row in said and i.code == IssueCode.MISSING_VALUE and i.column in unit_header
+        )
+    ]
+    records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
+    if refs is not None:
+        records, found = flow.transform(validated, refs, settings, source.name, period)
+        issues += found
+        bad = {i.source_row for i in issues}
+        if bad and not records.empty:
+            rows = records["source_rows"].explode()
+            hit = rows.astype("int64").isin(bad).groupby(level=0).any()
+            records = records[~hit.reindex(records.index, fill_value=False)]
+    conforms(flow.payload_schema, records, f"{source.name}: the records to post")
+    issues.sort(key=lambda i: (i.source_row, i.column or ""))
+    return FileResult(
+        source, extract, validated, records, issues, account_rows(extract, validated, issues)
+    )
+
+
+def _as_shown(value: Any) -> Any:
+    """A cell as the spreadsheet shows it: Excel's 1695.0 is 1695."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def amounts_as_shown(extract: ExtractResult, issues: list[Issue]) -> dict[int, str]:
+    """Each rejected row's amount as the file shows it ("1,126.59"; on a wide roll "Rent
+    1,825.00; Parking 75.00"), for the report's exceptions."""
+    wanted = {i.source_row for i in issues}
+    rows = extract.rows[extract.rows["source_row"].isin(wanted)]
+    columns = list(extract.charge_columns) or [c for c in ("amount",) if c in rows]
+    out: dict[int, str] = {}
+    for row in rows.to_dict("records"):
+        cells = [
+            (c, _as_shown(row[c]))
+            for c in columns
+            if row.get(c) is not None and str(row[c]).strip() not in ("", "nan", "None")
+        ]
+        text = (
+            "; ".join(f"{c} {v}" for c, v in cells)
+            if extract.charge_columns
+            else "; ".join(str(v) for _, v in cells)
+        )
+        out[int(row["source_row"])] = text
+    return out
+
+
+def errors_file_bytes(
+    result: FileResult | None,
+    issues: list[Issue],
+    message: str | None = None,
+    path: Path | None = None,
+) -> bytes:
+    """``<name>.errors.csv``: source row, every reason, and every column of the row as the file
+    has it (read again from ``path``, the file where it now lies)."""
+    if message is not None:
+        return render.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
+    reasons = pd.DataFrame(
+        [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
+    )
+    # One reason per distinct problem: a wide roll's unknown resident is one reason, not one
+    # per charge column.
+    reasons = (
+        reasons.groupby("source_row", sort=True)["reasons"]
+        .apply(lambda r: "; ".join(dict.fromkeys(r)))
+        .reset_index()
+    )
+    if result is not None:
+        extract = result.extract
+        raw = source_rows(
+            path or extract.source.path,
+            extract.sheet,
+            extract.header_rows,
+            reasons["source_row"].astype(int).tolist(),
+        )
+        raw = raw.astype(object).where(raw.notna(), "").map(_as_shown)
+        raw["source_row"] = raw["source_row"].astype("int64")
+        reasons = reasons.merge(raw, on="source_row", how="left", suffixes=("", " (file)"))
+    return render.csv_bytes(reasons)
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``path`` whole or not at all: through a temporary file of a name no other writer
+    uses (workers sharing a data folder rewrite the same index at once), flushed, then
+    atomically put in place. A reader sees the old file or the new one, never a part.
+    ``mode`` (e.g. ``0o600``) is the file's from its first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp makes it owner-only; a report or rejects file is as readable as any other
+        Path(name).chmod(mode if mode is not None else 0o666 & ~_UMASK)
+        Path(name).replace(path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def _read_umask() -> int:
+    # Read once, at import (before any thread starts): os.umask can only be read by setting it.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
+# --- layouts: confirmed once, by a person ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayoutDecision:
+    """Whether a file's layout may move money, and on whose word: a strict match of its
+    profile, or a person's confirmation (``layout_id`` in the ledger)."""
+
+    confirmed: bool
+    confirmed_by: str | None = None
+    layout_id: int | None = None
+
+
+def decide_layout(extract: ExtractResult, confirmation: dict[str, Any] | None) -> LayoutDecision:
+    """A layout moves money when a person confirmed it (``confirmation``: its ledger row), or
+    when its profile reads it strictly (its own names, 80% of columns, grain checks pass)."""
+    facts = extract.layout
+    if facts is None:
+        return LayoutDecision(False)
+    if confirmation is not None:
+        by = (
+            f"{confirmation['confirmed_by']} on {str(confirmation['confirmed_at'])[:10]} "
+            f"(layout {confirmation['id']}, from {confirmation['from_file']})"
+        )
+        return LayoutDecision(True, by, int(confirmation["id"]))
+    if facts.strict and not extract.grain:
+        return LayoutDecision(True, f"strict match of {facts.profile}")
+    return LayoutDecision(False)
+
+
+def accept_command(path: Path, settings: Settings) -> str:
+    """The command that confirms a file's layout, as the person can type it."""
+    parts = ["tieout"]
+    if settings.data_dir != Path("data"):
+        parts += ["--data-dir", shlex.quote(str(settings.data_dir))]
+    parts += ["layout", "accept", shlex.quote(str(path))]
+    if settings.profile:
+        parts += ["--profile", shlex.quote(settings.profile)]
+    return " ".join(parts)
+
+
+def layout_preview(
+    result: FileResult, decision: LayoutDecision, command: str | None = None
+) -> dict[str, Any]:
+    """What a file's layout would do, as data: its fingerprint and columns (charged, not
+    charged, unknown), the lines and total it yields, the file's own totals, grain findings,
+    and (held) the command that confirms it."""
+    extract, o = result.extract, result.outcome
+    facts = extract.layout.as_dict() if extract.layout is not None else {"fingerprint": ""}
+    return {
+        "name": o.name,
+        "sha256": o.sha256,
+        "layout": {
+            **facts,
+            "confirmed": decision.confirmed,
+            "confirmed_by": decision.confirmed_by,
+            "layout_id": decision.layout_id,
+        },
+        "rows_read": o.rows_read,
+        "lines": o.rows_used,
+        "rows_rejected": o.rows_rejected,
+        "rows_skipped": o.rows_skipped,
+        "source_total_cents": o.source_total_cents,
+        "file_totals": list(extract.file_totals),
+        "columns_not_charged": list(extract.columns_not_charged),
+        "grain": [{"check": g.check, "message": g.message} for g in extract.grain],
+        "command": command,
+    }
+
+
+def preview_lines(preview: dict[str, Any]) -> list[str]:
+    """A held file's preview, said once: what its layout would do, and how to confirm it."""
+    layout = preview["layout"]
+    name = preview["name"]
+
+    def listed(key: str) -> str:
+        return ", ".join(layout.get(key) or []) or "none"
+
+    lines = [
+        f"{name}: held, not posted: its layout ({layout['fingerprint']}, read as "
+        f"{layout.get('profile')}) is not confirmed: "
+        + ("; ".join(layout.get("why_held") or []) or "no strict match"),
+        f"  would charge: {listed('charged')}; not charged: {listed('not_charged')}; "
+        f"unknown: {listed('unknown')}",
+        f"  would post {preview['lines']:,} lines, "
+        f"{reporting.dollars(preview['source_total_cents'])} ({preview['rows_rejected']:,} rows "
+        f"rejected, {preview['rows_skipped']:,} skipped)",
+    ]
+    for total in preview["file_totals"]:
+        lines.append(
+            f"  the file's own {total.get('kind', 'total')} row (row {total['source_row']}, "
+            f"{total['column']}) says {reporting.dollars(total['stated_cents'])}; its lines add "
+            f"up to {reporting.dollars(total['computed_cents'])}"
+        )
+    for finding in preview["grain"]:
+        lines.append(f"  grain: {finding['message']}")
+    if preview.get("command"):
+        lines.append(
+            f"  it stays in the inbox; if this is right, confirm the layout once: "
+            f"{preview['command']}"
+        )
+    return lines

@@ -1,0 +1,136 @@
+"""A lost ledger, rebuilt from what Propexo holds (`tieout ledger rebuild`), and the ledger
+backups that make a rebuild rarely needed.
+
+A rebuilt ledger knows every invoice Propexo holds for the integration, keyed by (vendor,
+invoice number), and every resident charge and credit with a reference number in the date
+range asked for, keyed by that number. Files dropped again then find their records already
+posted (same amount) or in conflict (another amount); nothing is posted a second time.
+What Propexo does not show yet (charges not synced since they were written) cannot be
+adopted: the README says to wait for a sync before rebuilding.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.config import Settings
+from pipelines.core.errors import LedgerError
+from pipelines.core.models import Say
+from pipelines.ledger import Ledger
+from pipelines.ledger.database import OWNER_ONLY
+from pipelines.posting import writelog
+from pipelines.posting.propexo import make_client
+
+
+def rebuild_ledger(
+    settings: Settings, *, start: date | None = None, end: date | None = None, say: Say = print
+) -> int:
+    """Adopt Propexo's records into a new, empty ledger. Returns how many were adopted."""
+    from pipelines.kinds.flows import FLOWS
+    from pipelines.reconciling.sync import reference_data, vendor_x_ids
+
+    today = datetime.now(tz=UTC).date()
+    reach = timedelta(days=settings.sync_window_days)
+    start, end = start or today - reach, end or today + reach
+    with Ledger(settings.ledger) as ledger, ledger.lock("ledger rebuild"):
+        ledger.belongs_to(settings.integration_id)
+        if not ledger.is_empty():
+            raise LedgerError(
+                f"the ledger {ledger.description} already holds records; rebuild only "
+                "into a new ledger (move the old file aside first)"
+            )
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings, aliases=False)
+            integration = settings.integration_id
+            held = {
+                kind: flow.fetch_all(client, integration, start, end)
+                for kind, flow in FLOWS.items()
+            }
+            # What Propexo's write log shows posted, synced or not yet (a month back).
+            logged = {
+                kind: writelog.logged_posts(client, integration, flow.sync_model, set())
+                for kind, flow in FLOWS.items()
+            }
+        x_ids = vendor_x_ids(refs)
+        by_x_id = {x: v for v, x in x_ids.items()}
+        rows: list[dict[str, Any]] = []
+        skipped = 0
+        for kind, flow in FLOWS.items():
+            found, missed = flow.adopt(held[kind], integration, by_x_id)
+            rows += found
+            skipped += missed
+        from_log = 0
+        have = {row["record_key"] for row in rows}
+        for kind, flow in FLOWS.items():
+            posted = pd.DataFrame([_as_read(item, x_ids) for item in logged[kind]])
+            if posted.empty:
+                continue
+            found, _ = flow.adopt(posted, integration, by_x_id)
+            for row in found:
+                if row["record_key"] not in have:  # synced data, with its Propexo id, first
+                    rows.append({**row, "created_record_id": None})
+                    have.add(row["record_key"])
+                    from_log += 1
+        frame = pd.DataFrame(rows)
+        run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+        adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
+    say(
+        f"adopted {adopted} records from Propexo ({len(held['vendor_bill'])} invoices; charges "
+        f"and credits dated {start} to {end}; {from_log} only in its write log, not synced "
+        f"yet); {skipped} could not be keyed (no reference number, or a vendor Propexo does "
+        "not list) and were left out"
+    )
+    return adopted
+
+
+def _as_read(item: dict[str, Any], x_ids: dict[str, str]) -> dict[str, Any]:
+    """A posted body as Propexo's read model would show it: the vendor's PMS id, a credit's
+    amount negative, the invoice total under its read name; no Propexo id yet."""
+    amount = item.get("amount_in_cents")
+    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
+        amount = -abs(int(amount))
+    return {
+        **item,
+        "id": None,
+        "amount_in_cents": amount,
+        "x_vendor_id": x_ids.get(str(item.get("vendor_id"))),
+    }
+
+
+def backup_ledger(settings: Settings, run_id: str) -> Path | None:
+    """An online backup of the ledger after a run (SQLite's backup API: consistent while other
+    readers work); the newest ``backups_kept`` are kept."""
+    if settings.backups_kept <= 0 or not settings.ledger_is_file:
+        return None  # a server's ledger is backed up by the server's own means
+    if not settings.ledger_path.exists():
+        return None
+    folder = settings.backups_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"ledger-{run_id}.sqlite"
+    # Owner-only from its first byte, like the ledger (it holds the same data); written under
+    # a name of its own and put in place whole, so a backup is never seen half-written.
+    handle, name = tempfile.mkstemp(prefix=".ledger-", suffix=".sqlite.tmp", dir=folder)
+    os.close(handle)
+    try:
+        source = sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True)
+        copy = sqlite3.connect(name)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        Path(name).chmod(OWNER_ONLY)
+        Path(name).replace(target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    for old in sorted(folder.glob("ledger-*.sqlite"))[: -settings.backups_kept]:
+        old.unlink()
+    return target

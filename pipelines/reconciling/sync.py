@@ -1,0 +1,521 @@
+"""What tieout knows of Propexo after the fact: its reference data, its copy of Propexo's
+records (refreshed as little as possible), records in doubt settled, and reconcile's outcomes
+written back to the ledger in one set-based statement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.budget import turn
+from pipelines.core.config import Settings
+from pipelines.core.errors import LedgerError
+from pipelines.core.models import (
+    IN_DOUBT,
+    POSTED,
+    Issue,
+    ReconcileResult,
+    RecordKind,
+    Say,
+)
+from pipelines.kinds.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
+from pipelines.ledger import Conflict, Ledger, utcnow
+from pipelines.posting import writelog
+from pipelines.posting.load import resolve_in_doubt, wait_for_jobs
+from pipelines.posting.propexo import PropexoClient, make_client
+from pipelines.reconciling.proof import sync_verdicts, write_ended
+from pipelines.reconciling.reconcile import LEDGER_COLUMNS, summarize
+from pipelines.reconciling.skew import allowance_s, data_clock
+from pipelines.reporting.publish import write_report
+from pipelines.resolving.aliases import raise_if_problems, read_aliases, unknown_targets
+from pipelines.resolving.hints import AliasHints
+from pipelines.resolving.refs import (
+    RefData,
+    RefLists,
+    build_reference_data,
+    fetch_reference_lists,
+)
+
+
+def found_in_propexo(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> dict[str, str]:
+    """Which of ``records`` Propexo already holds (record key → Propexo id), each kind by its
+    own key, looked up in the ledger's copy of Propexo's records after an incremental refresh."""
+    synced = refresh_synced(ledger, client, settings, records)
+    found: dict[str, str] = {}
+    for flow in FLOWS.values():
+        found |= flow.found(of_flow(records, flow), synced[flow.source_kind], vendor_x_ids)
+    return found
+
+
+def adopt_already_posted(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    run_id: str,
+) -> int:
+    """Propexo is the second witness: a record about to be sent that Propexo already holds is
+    recorded as posted (with its Propexo id) and never sent. Returns how many."""
+    ready = ledger.records(states=["ready"])
+    if ready.empty:
+        return 0
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, ready)
+    now = utcnow()
+    for key, propexo_id in found.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=propexo_id,
+            detail="already in Propexo before it was sent: recorded, not sent again",
+        )
+    return len(found)
+
+
+def adopt_from_write_log(
+    ledger: Ledger, client: PropexoClient, settings: Settings, run_id: str
+) -> int:
+    """Records new to the ledger that a job in Propexo's write log already carried, since the
+    ledger's newest event (a restored or rebuilt ledger does not know what was posted after
+    it): SUCCESS → recorded as posted; FAILURE → recorded failed (reconcile still looks for
+    it in Propexo's data). Never sent again. Returns how many were adopted."""
+    ready = ledger.records(states=["ready"])
+    if not ready.empty:
+        # Only what this ledger never sent: a record a person (or the team's opt-in) declared
+        # absent after its POST is sent as decided.
+        ready = ready[ready["sent_at"].isna()]
+    if ready.empty:
+        return 0
+    newest = ledger.newest_event_before(run_id)
+    age_s = (
+        (pd.Timestamp(utcnow()) - pd.Timestamp(newest)).total_seconds()
+        if newest
+        else writelog.SPANS[-1][1] - writelog.REACH_S  # a new ledger: as far back as the log goes
+    )
+    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
+    evidence = writelog.search(
+        client,
+        settings.integration_id,
+        ready.drop(columns=["job_id"], errors="ignore"),
+        age_s=max(age_s, 0.0),
+        known_jobs=set(known),
+    )
+    now = utcnow()
+    for key, job in evidence.carried.items():
+        if job.status == "SUCCESS":
+            ledger.transition(
+                [key],
+                "confirmed",
+                run_id=run_id,
+                confirmed_at=now,
+                job_id=job.job_id,
+                detail=f"{evidence.describe()}: job {job.job_id} already carried it, SUCCESS; "
+                "recorded, not sent again",
+            )
+        else:
+            ledger.transition(
+                [key],
+                "failed",
+                run_id=run_id,
+                job_id=job.job_id,
+                errors=[job.error or job.status],
+                note=f"write log: job {job.job_id} {job.status} already carried it; reconcile "
+                "still looks for it in Propexo's data",
+                detail=f"{evidence.describe()}: job {job.job_id} already carried it, {job.status}",
+            )
+    return len(evidence.carried)
+
+
+def refuse_if_posted_before(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    records: pd.DataFrame,
+) -> None:
+    found = found_in_propexo(ledger, client, settings, vendor_x_ids, records)
+    if not found:
+        return
+    example = next(iter(found))
+    raise LedgerError(
+        f"the ledger {ledger.description} holds no records, but Propexo already holds "
+        f"{len(found)} of this file's records (e.g. {example}): a ledger was lost, restored "
+        "from an old backup, or this is the wrong data folder. Posting now could post what "
+        "Propexo does not show yet a second time, so nothing was posted and the file stays "
+        "in the inbox. Restore the newest backup from data/backups/ (see the README), or "
+        "rebuild the ledger from Propexo with `tieout ledger rebuild`, then run again"
+    )
+
+
+def refresh_synced(
+    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Bring the ledger's copy of Propexo's records up to date, fetching as little as possible,
+    for the kinds ``records`` hold; returns the copy by source kind.
+
+    Records that a recent sync no longer saw (``last_seen_lte`` the last sync, less the grace)
+    were deleted in the PMS: Propexo keeps them, so they are set aside here, not matched. Only
+    a sync known complete, with a known earliest start, can say a record was not seen.
+    """
+    proven = ledger.proven_syncs(settings.integration_id)
+    synced: dict[str, pd.DataFrame] = {}
+    unseen: list[
+        tuple[RecordKind, pd.Timestamp, pd.DataFrame]
+    ] = []  # (cache, sync start, not seen)
+    for flow in FLOWS.values():
+        cache = flow.record_kinds[0]  # the kind Propexo's copies are kept under
+        mine = of_flow(records, flow)
+        if not mine.empty:
+            flow.refresh(ledger, client, settings, mine)
+            seen = proven[proven["models"].map(lambda models, m=flow.sync_model: m in models)]
+            if not seen.empty:
+                latest = seen.iloc[-1]
+                started = pd.Timestamp(latest["started_after"])
+                cutoff = _stamp(started - pd.Timedelta(seconds=settings.clock_skew_s))
+                unseen.append((cache, started, flow.gone(ledger, client, settings, latest, cutoff)))
+    if unseen:
+        # "Not seen" compares Propexo's data clock with ours: widened by that clock's offset,
+        # measured on our own records among them, so skew never hides one of them.
+        allowed = allowance_s(
+            settings.clock_skew_s,
+            data_clock(ledger, records, pd.concat([gone for _, _, gone in unseen])),
+        )
+        for cache, started, gone in unseen:
+            cutoff = _stamp(started - pd.Timedelta(seconds=allowed))
+            created = pd.to_datetime(gone["created_at"], utc=True, errors="coerce")
+            last_seen = pd.to_datetime(gone["last_seen"], utc=True, errors="coerce")
+            before = created.lt(pd.Timestamp(cutoff)) & ~last_seen.gt(pd.Timestamp(cutoff))
+            ledger.mark_stale(cache, gone.loc[before, "id"].astype(str))
+    for flow in FLOWS.values():
+        synced[flow.source_kind] = ledger.synced(flow.record_kinds[0], flow.synced_fields)
+    return synced
+
+
+def _stamp(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def reconcile(
+    records: pd.DataFrame,
+    synced: Mapping[str, pd.DataFrame],
+    *,
+    vendor_x_ids: dict[str, str],
+    verdict: pd.Series | None = None,
+) -> ReconcileResult:
+    """Match every posted record to what Propexo holds, each kind by its flow's rules.
+
+    ``synced``: Propexo's records by source kind; ``verdict`` (index of ``records``): what
+    the syncs prove for each record (:func:`pipelines.reconciling.proof.sync_verdicts`); without it
+    nothing is called missing.
+    """
+    details = []
+    unexpected = 0
+    for flow in FLOWS.values():
+        mine = of_flow(records, flow)
+        theirs = synced.get(flow.source_kind, pd.DataFrame(columns=flow.synced_fields))
+        if not mine.empty:
+            part = verdict[mine.index] if verdict is not None else None
+            details.append(flow.match(mine, theirs, vendor_x_ids, part))
+        unexpected += flow.unexpected(mine, theirs)
+    return summarize(details, unexpected)
+
+
+def reconcile_ledger(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    vendor_x_ids: dict[str, str],
+    *,
+    run_id: str | None = None,
+) -> ReconcileResult | None:
+    """Match posted records against what Propexo holds now; update the ledger's states.
+
+    Records a write-status or the write log called failed are looked for too: a PMS can apply
+    a write Propexo marks failed, and one found in Propexo's data is posted, not failed."""
+    records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
+    failed = ledger.records(states=["failed"], columns=LEDGER_COLUMNS)
+    if records.empty and failed.empty:
+        return None
+    synced = refresh_synced(ledger, client, settings, pd.concat([records, failed]))
+    landed: dict[str, str] = {}
+    for flow in FLOWS.values():
+        landed |= flow.found(of_flow(failed, flow), synced[flow.source_kind], vendor_x_ids)
+    now = utcnow()
+    for key, propexo_id in landed.items():
+        ledger.transition(
+            [key],
+            "confirmed",
+            run_id=run_id,
+            confirmed_at=now,
+            created_record_id=propexo_id,
+            note=None,
+            detail="reported failed, but found in Propexo's data: it landed",
+        )
+    if landed:
+        records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
+    if records.empty:
+        return None
+    return settle_reconcile(ledger, settings, records, synced, vendor_x_ids, run_id=run_id)
+
+
+def settle_reconcile(
+    ledger: Ledger,
+    settings: Settings,
+    records: pd.DataFrame,
+    synced: Mapping[str, pd.DataFrame],
+    vendor_x_ids: dict[str, str],
+    *,
+    run_id: str | None = None,
+) -> ReconcileResult:
+    """Match the ledger's posted records against Propexo's (already fetched) and write every
+    outcome back in one set-based statement: what `tieout reconcile` does after its fetch."""
+    verdict = sync_verdicts(
+        records,
+        ledger.proven_syncs(settings.integration_id),
+        since=write_ended(records, settings.in_doubt_grace_s)
+        + pd.Timedelta(seconds=settings.reconcile_grace_s),
+        window_days=settings.sync_window_days,
+        scope=SYNC_SCOPE,
+    )
+    result = reconcile(records, synced, vendor_x_ids=vendor_x_ids, verdict=verdict)
+    # One set-based write-back (awaiting ones keep their state and fields), of the outcomes
+    # that change something: a ledger of a million matched records is not rewritten by every
+    # reconcile.
+    decided = result.details[result.details["outcome"].ne("awaiting_sync")]
+    outcomes = pd.DataFrame(
+        {
+            "record_key": decided["record_key"].to_numpy(),
+            "state": decided["outcome"].astype(str).to_numpy(),
+            "propexo_id": decided["propexo_id"].to_numpy(),
+            "found_amount_cents": decided["found_amount_cents"].to_numpy(),
+            "note": decided["note"].where(decided["note"].astype(bool), None).to_numpy(),
+        }
+    )
+    ledger.apply_outcomes(changed_outcomes(outcomes, records), run_id=run_id)
+    now = utcnow()
+    ledger.set_meta("last_reconcile_at", now)
+    ledger.set_meta("unexpected", str(result.unexpected))
+    return result
+
+
+OUTCOME_FIELDS = ["state", "propexo_id", "found_amount_cents", "note"]
+
+
+def changed_outcomes(outcomes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The outcomes whose state or fields differ from what the ledger holds (blank equals
+    blank; an amount compares as a whole number)."""
+    if outcomes.empty:
+        return outcomes
+    now = records.reindex(columns=["record_key", *OUTCOME_FIELDS]).set_index("record_key")
+    now = now.reindex(outcomes["record_key"])
+
+    def text(values: pd.Series) -> np.ndarray:
+        return values.reset_index(drop=True).astype("string").fillna("").to_numpy()
+
+    def number(values: pd.Series) -> np.ndarray:
+        return pd.to_numeric(values.reset_index(drop=True), errors="coerce").to_numpy(float)
+
+    ours, theirs = number(outcomes["found_amount_cents"]), number(now["found_amount_cents"])
+    same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
+    for field in ("state", "propexo_id", "note"):
+        same &= text(outcomes[field]) == text(now[field])
+    changed: pd.DataFrame = outcomes[~same]
+    return changed
+
+
+def settle_in_doubt(
+    ledger: Ledger, client: PropexoClient, settings: Settings, refs: RefData, run_id: str
+) -> dict[str, int]:
+    """Look up every record in doubt; re-send only what a proven sync says is absent."""
+    ledger.mark_orphans_in_doubt(run_id)
+    return resolve_in_doubt(
+        ledger,
+        client,
+        run_id=run_id,
+        vendor_x_ids=vendor_x_ids(refs),
+        resend_unlogged_after_s=settings.resend_unlogged_after_s,
+    )
+
+
+def describe_doubt(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['found']} found in Propexo's data, {counts['logged']} landed by Propexo's "
+        f"write log, {counts['failed']} failed by it (still looked for in synced data), "
+        f"{counts['absent']} in no logged job past resend_unlogged_after_s (will be sent), "
+        f"{counts['waiting']} in no logged job yet and {counts['ambiguous']} ambiguous (a "
+        "person settles these with `tieout resolve`)"
+    )
+
+
+def wait_for_syncs(ledger: Ledger, integration_id: str, wait_s: float) -> bool:
+    """Wait until the webhook receiver has recorded the SYNC_COMPLETE of every sync we asked."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while ledger.open_sync_requests(integration_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def latest_sync(settings: Settings) -> str | None:
+    """When the newest proven sync completed (None before any, or without a ledger yet)."""
+    if settings.ledger_is_file and not settings.ledger_path.exists():
+        return None
+    with Ledger(settings.ledger) as ledger:
+        proven = ledger.proven_syncs(settings.integration_id)
+    return None if proven.empty else str(proven["completed_at"].iloc[-1])
+
+
+def reference_lists(
+    ledger: Ledger, client: PropexoClient, settings: Settings, *, refresh: bool = False
+) -> RefLists:
+    """Propexo's reference lists from the ledger's cache while it is younger than
+    ``refs_max_age_s``, else fetched from Propexo (and cached)."""
+    cached = None if refresh else ledger.cached_refs(settings.integration_id)
+    if cached is not None:
+        fetched_at, lists = cached
+        age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
+        if age.total_seconds() <= settings.refs_max_age_s:
+            return lists
+    lists = fetch_reference_lists(client, settings.integration_id)
+    ledger.save_refs(settings.integration_id, lists)
+    return lists
+
+
+def reference_data(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    *,
+    refresh: bool = False,
+    aliases: bool = True,
+) -> RefData:
+    """Reference data (cached, see :func:`reference_lists`) with the alias files, which are
+    read fresh and checked: a problem in them stops here, naming its file and line.
+    ``aliases=False``: Propexo's lists only (reconcile, which resolves no names)."""
+    lists = reference_lists(ledger, client, settings, refresh=refresh)
+    if not aliases:
+        return build_reference_data(lists, {}, AliasHints(settings.data_dir))
+    files = read_aliases(settings.mappings_dir)
+    hints = AliasHints(settings.data_dir)
+    plain = build_reference_data(lists, {}, hints)
+    raise_if_problems([*files.problems, *unknown_targets(plain, files)])
+    return build_reference_data(lists, files.frames, hints)
+
+
+def vendor_x_ids(refs: RefData) -> dict[str, str]:
+    return dict(zip(refs.vendors["id"].astype(str), refs.vendors["x_id"].astype(str), strict=True))
+
+
+def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
+    """What a person needs to settle a conflict, in the words of the record's kind."""
+    return flow_for_record(str(record["kind"])).conflict_issues(conflict, record, file_name)
+
+
+def issues_for_conflicts(
+    conflicts: list[Conflict], records: pd.DataFrame, file_name: str
+) -> list[Issue]:
+    """The issues of every conflict staging found among ``records`` (keyed by record key)."""
+    if not conflicts:
+        return []
+    by_key = records.set_index("record_key")
+    issues: list[Issue] = []
+    for conflict in conflicts:
+        record = by_key.loc[conflict.record_key]
+        if isinstance(record, pd.DataFrame):  # keys are unique: one row
+            record = record.iloc[0]
+        issues += conflict_issues(conflict, record, file_name)
+    return issues
+
+
+def reconcile_command(
+    settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
+) -> tuple[ReconcileResult | None, list[Path]]:
+    """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
+    with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
+        ledger.belongs_to(settings.integration_id)
+        with make_client(settings) as client, turn(ledger, client, settings.integration_id, say):
+            refs = reference_data(ledger, client, settings, aliases=False)
+            x_ids = vendor_x_ids(refs)
+            if sync:
+                ledger.request_sync(settings.integration_id, utcnow())
+                if client.manual_sync(settings.integration_id):
+                    say("asked Propexo for a sync; it is proven done only by its SYNC_COMPLETE")
+            if wait_s > 0 and ledger.open_sync_requests(settings.integration_id):
+                if wait_for_syncs(ledger, settings.integration_id, wait_s):
+                    say("the sync is complete (SYNC_COMPLETE received)")
+                else:
+                    doubt_now = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
+                    say(
+                        f"no SYNC_COMPLETE within {wait_s:g}s: is `tieout webhooks serve` "
+                        "running and registered? "
+                        + (
+                            f"{doubt_now:,} records in doubt stay in doubt until a sync is proven"
+                            if doubt_now
+                            else "No record is called missing until a sync is proven"
+                        )
+                    )
+            wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
+            doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
+            if any(doubt.values()):
+                say("in doubt: " + describe_doubt(doubt))
+            result = reconcile_ledger(ledger, client, settings, x_ids)
+        reports = []
+        if result is not None:
+            touched = ledger.records(states=None)
+            for run_id in sorted(set(touched["run_id"])):
+                if (settings.reports_dir / run_id).exists():
+                    reports.append(write_report(ledger, settings, run_id))
+    return result, reports
+
+
+def next_step(
+    settings: Settings, result: ReconcileResult | None, in_doubt: int, waiting_for_status: int
+) -> str:
+    """The one thing to do after `tieout reconcile`, as a command to run."""
+    serve = "start `tieout webhooks serve` (and `tieout webhooks register URL` once)"
+    if result is None:
+        if waiting_for_status:
+            return "next: run `tieout reconcile` again in a few minutes (or `tieout run`)"
+        return f"next: drop files into {settings.inbox_dir} and run `tieout run`"
+    if result.missing or result.mismatched or result.duplicated:
+        return (
+            "next: open the report for the records missing, mismatched or duplicated in "
+            "Propexo, and settle each in Rent Manager"
+        )
+    if in_doubt:
+        prove = (
+            "run `tieout reconcile --wait 600` after Propexo's next sync"
+            if settings.webhook_secret is not None
+            else f"{serve} so a sync can prove them absent"
+        )
+        return (
+            f"next: {prove}; or look in Rent Manager and run `tieout resolve KEY "
+            "--present|--absent`"
+        )
+    if result.awaiting_sync:
+        if settings.webhook_secret is None:
+            return (
+                f"next: {serve}, then `tieout reconcile --wait 600` after Propexo's next sync "
+                "(every 12 hours by default)"
+            )
+        return "next: run `tieout reconcile --wait 600` after Propexo's next sync"
+    if result.unverifiable:
+        return (
+            "next: look up the records outside every sync window in Rent Manager and run "
+            "`tieout resolve KEY --present|--absent`"
+        )
+    return "nothing left to do: every posted record is in Propexo"

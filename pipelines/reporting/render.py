@@ -1,0 +1,195 @@
+"""The run report rendered: HTML (Jinja2), the rejects CSV, summary.json, and the index of
+runs. Pure: bytes out, the caller writes them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from pipelines.reporting.report import (
+    ATTENTION,
+    COMPLETE,
+    TEMPLATES,
+    WAITING,
+    RunReport,
+    blank,
+    dollars,
+    neutralize,
+    not_charged_text,
+    rejected_rows,
+)
+from pipelines.reporting.workbook import render_xlsx
+from pipelines.resolving.hints import AliasHints
+
+
+def when(stamp: Any) -> str:
+    """An ISO timestamp for a person: 2026-11-23 21:09:25 UTC."""
+    text = str(blank(stamp))
+    return text[:19].replace("T", " ") + " UTC" if len(text) >= 19 else text
+
+
+def _href(target: str, folder: Path | None) -> str:
+    """A link from the report's folder to a file (the archived source), relative when both are
+    known so the link survives moving the data folder."""
+    if not target:
+        return ""
+    path = Path(target)
+    if folder is not None:
+        try:
+            return os.path.relpath(path, folder)
+        except ValueError:  # pragma: no cover - another drive on Windows
+            pass
+    return path.as_uri() if path.is_absolute() else str(path)
+
+
+VERDICT_CLASS = {COMPLETE: "ok", WAITING: "wait", ATTENTION: "bad"}
+
+
+def render_html(report: RunReport, folder: Path | None = None) -> str:
+    """A self-contained page: the verdict and exceptions first, then sortable, filterable
+    detail tables that trace every dollar to its file, row and Propexo record."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters["dollars"] = dollars
+    env.filters["blank"] = blank
+    env.filters["when"] = when
+    # A run's report folder is <data_dir>/reports/<run_id>: hints name that data folder.
+    hints = AliasHints(folder.parent.parent) if folder is not None else AliasHints()
+    env.filters["not_charged"] = lambda column: not_charged_text(column, hints)
+    template = env.get_template("report.html.j2")
+    posted = report.posted.copy()
+    if not posted.empty:
+        posted["archived_href"] = posted["archived"].map(lambda t: _href(str(t or ""), folder))
+    exceptions = (
+        posted[~posted["state"].isin(["matched", "confirmed"])] if not posted.empty else posted
+    )
+    files = [
+        {**f, "archived_href": _href(str(f.get("moved_to") or ""), folder)}
+        for f in report.summary["files"]
+    ]
+    rejected = rejected_rows(report.rejected)
+    chart = _chart_data(report.by_location)
+    return template.render(
+        s=report.summary,
+        p=report.summary.get("provenance", {}),
+        verdict_class=VERDICT_CLASS.get(report.summary.get("verdict", ATTENTION), "bad"),
+        now_class=VERDICT_CLASS.get(report.summary.get("verdict_now", ATTENTION), "bad"),
+        files=files,
+        control=report.control.to_dict("records"),
+        locations=report.summary["by_location"],
+        posted=posted.to_dict("records"),
+        rejected=rejected.to_dict("records"),
+        exceptions=exceptions.to_dict("records"),
+        chart=chart,
+    )
+
+
+def _chart_data(by_location: pd.DataFrame) -> list[dict[str, Any]]:
+    """Bars for "amount by state per location" (matched, awaiting, exceptions)."""
+    if by_location.empty:
+        return []
+    rows = []
+    peak = max(
+        1,
+        int(
+            by_location[["posted_total_cents", "failed_cents", "in_doubt_cents"]]
+            .abs()
+            .sum(axis=1)
+            .max()
+        ),
+    )
+    for r in by_location.to_dict("records"):
+        parts = [
+            ("matched", r["matched_cents"]),
+            ("awaiting sync", r["awaiting_sync_cents"]),
+            ("missing", r["missing_cents"]),
+            ("mismatched", r["mismatched_cents"]),
+            ("duplicated", r["duplicated_cents"]),
+            ("failed", r["failed_cents"]),
+            ("in doubt", r["in_doubt_cents"]),
+        ]
+        x = 0.0
+        segments = []
+        for name, cents in parts:
+            width = abs(int(cents)) / peak * 100
+            if width > 0:
+                segments.append(
+                    {"name": name, "x": round(x, 3), "width": round(width, 3), "cents": int(cents)}
+                )
+                x += width
+        rows.append({"location": r["location"], "segments": segments})
+    return rows
+
+
+def run_rows(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per run, newest first, from each report folder's name and its summary.json:
+    what `tieout runs` and the index show."""
+    rows = []
+    for folder, s in summaries.items():
+        totals = s.get("totals", {})
+        rows.append(
+            {
+                "run_id": s.get("run_id"),
+                "started_at": s.get("started_at") or "",
+                "verdict": s.get("verdict", ""),
+                "verdict_now": s.get("verdict_now", s.get("verdict", "")),
+                "reasons": "; ".join(
+                    f"{r['count']:,} {r['reason']}" for r in s.get("verdict_reasons", [])
+                ),
+                "files": ", ".join(f["name"] for f in s.get("files", [])),
+                "source_total_cents": totals.get("source_total_cents", 0),
+                "posted_total_cents": totals.get("posted_total_cents", 0),
+                "rejected_total_cents": totals.get("rejected_total_cents", 0),
+                "report": f"{folder}/report.html",
+            }
+        )
+    return sorted(rows, key=lambda r: (r["started_at"], str(r["run_id"])), reverse=True)
+
+
+def render_index(rows: list[dict[str, Any]]) -> str:
+    """data/reports/index.html: every run, newest first, with its verdict and totals."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters["dollars"] = dollars
+    return env.get_template("index.html.j2").render(runs=rows, classes=VERDICT_CLASS)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """Every CSV tieout writes: UTF-8 with a BOM (Excel), every text cell quoted, so a CR or LF
+    inside a cell stays inside it, and every text cell a spreadsheet would run as a formula
+    made plain text."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or isinstance(out[column].dtype, pd.StringDtype):
+            out[column] = out[column].map(neutralize).astype(object)
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def render_rejects_csv(rejected: pd.DataFrame) -> bytes:
+    """Rejected rows for a clerk: file, row, reason, column, value (formula-safe)."""
+    return csv_bytes(rejected)
+
+
+def render_summary_json(report: RunReport) -> bytes:
+    return (json.dumps(report.summary, indent=2, default=str) + "\n").encode()
+
+
+def render_all(report: RunReport, folder: Path | None = None) -> dict[str, bytes]:
+    """Every file of a run's report, by name (``folder``: where they go, for relative links)."""
+    return {
+        "summary.json": render_summary_json(report),
+        "report.html": render_html(report, folder).encode(),
+        "report.xlsx": render_xlsx(report),
+        "rejects.csv": render_rejects_csv(report.rejected),
+    }

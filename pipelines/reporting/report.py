@@ -1,0 +1,706 @@
+"""Report: the audit trail of a run, built from the ledger by pure functions.
+
+``build_report`` turns ledger frames into a :class:`RunReport`; the ``render_*`` functions turn
+that into bytes (HTML, XLSX, JSON, CSV). Writing the files is the caller's job.
+
+Control totals that must tie out:
+
+* per file: ``source_total = posted + pending + rejected + previously_posted`` (pending being
+  anything not yet confirmed: in doubt, failed, submitted, conflicting);
+* per location and per run:
+  ``posted = matched + awaiting_sync + missing + mismatched + duplicated``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED
+from pipelines.reading.totals import is_tied, total_text, with_plain_figures
+from pipelines.resolving.hints import AliasHints
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
+RECONCILE_OUTCOMES = ("matched", "awaiting_sync", "missing", "mismatched", "duplicated")
+
+
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, str) and value:
+        return list(json.loads(value))
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def not_charged_text(column: dict[str, Any], hints: AliasHints | None = None) -> str:
+    """One line for a column of amounts that was not charged, and how to make it a charge
+    (the run, `check` and the report say it in these words)."""
+    return (
+        f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
+        f"{dollars(column['total_cents'])}) but is not a known charge, so it was not "
+        f"charged; to charge it, {(hints or AliasHints()).charge_column(str(column['header']))}"
+    )
+
+
+def neutralize(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula is made plain text."""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADERS):
+        return "'" + value
+    return value
+
+
+def _neutral(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = out[column].map(neutralize)
+    return out
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything the report shows, as data."""
+
+    summary: dict[str, Any]
+    files: pd.DataFrame
+    control: pd.DataFrame
+    by_location: pd.DataFrame
+    posted: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def _reconciliation(records: pd.DataFrame) -> dict[str, int]:
+    state = records["state"] if not records.empty else pd.Series(dtype=object)
+    amount = records["amount_cents"] if not records.empty else pd.Series(dtype="int64")
+    return {
+        "matched": int(state.eq("matched").sum()),
+        "awaiting_sync": int(state.isin(AWAITING_SYNC).sum()),
+        "missing": int(state.eq("missing").sum()),
+        "mismatched": int(state.eq("mismatched").sum()),
+        "duplicated": int(state.eq("duplicated").sum()),
+        "unverifiable": int(state.eq("unverifiable").sum()),
+        "matched_total_cents": int(amount[state.eq("matched")].sum()),
+    }
+
+
+def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
+    if records.empty:
+        return 0
+    return int(records.loc[records["state"].isin(states), "amount_cents"].sum())
+
+
+COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
+HOLDING = ("awaiting_approval", "held_layout")  # items that hold a whole file back
+
+
+def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
+    return {"reason": text, "count": int(count), "amount_cents": int(amount_cents)}
+
+
+def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
+    """What a file's own last total row says all its lines add up to (its "row totals"
+    figure, else the sum of its figures per amount column), or None without a total row of
+    the whole file."""
+    last = [t for t in file_totals if t.get("kind", "total") == "total"]
+    if not last:
+        return None
+    at = max(int(t["source_row"]) for t in last)
+    on_row = [t for t in last if int(t["source_row"]) == at]
+    if any(t.get("unit") for t in on_row):
+        return None  # one unit's own Total row (Yardi), not the file's
+    whole = [t for t in on_row if t.get("column") == "row totals"]
+    return int(sum(int(t["stated_cents"]) for t in (whole or on_row)))
+
+
+def decide_verdict(
+    files: list[dict[str, Any]],
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    unexpected: int,
+    now: datetime,
+    grace_s: float,
+    held: list[dict[str, Any]] | None = None,
+    stopped: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """One verdict for a run, and each reason for it with its count and amount.
+
+    **complete**: every line posted and matched, nothing rejected, every file's own totals
+    tie. **needs attention**: anything rejected, refused, failed, missing, mismatched,
+    duplicated, unverifiable, unexpected, not sent, in doubt past its grace, or a run that
+    ``stopped`` early (its reason first).
+    **waiting for sync**: nothing wrong yet, but some records await Propexo's next sync or are
+    in doubt within their grace."""
+    attention: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    if stopped:
+        attention.append(_reason(f"the run stopped early: {stopped}", 0, 0))
+    rejected = sum(int(f["rows_rejected"]) for f in files)
+    if rejected:
+        attention.append(
+            _reason(
+                "rows rejected (see Rejected rows)",
+                rejected,
+                sum(int(f["rejected_total_cents"]) for f in files),
+            )
+        )
+    differ = [
+        t
+        for f in files
+        for t in f.get("file_totals", [])
+        if t.get("difference_cents") and t.get("checked", True)
+    ]
+    # A total that cannot be tied (some of its lines' amounts cannot be read): its rest is
+    # those rows', rejected already, but the total is not called tied.
+    untied = [t for f in files for t in f.get("file_totals", []) if not t.get("checked", True)]
+    if untied:
+        attention.append(
+            _reason(
+                "file totals that cannot be tied (a line's amount cannot be read)",
+                len(untied),
+                sum(int(t["stated_cents"]) - int(t["computed_cents"]) for t in untied),
+            )
+        )
+    if differ:
+        attention.append(
+            _reason(
+                "file totals that differ from the file's own total rows",
+                len(differ),
+                sum(int(t["difference_cents"]) for t in differ),
+            )
+        )
+    if held:
+        attention.append(
+            _reason(
+                "files held in the inbox: their layout is not confirmed "
+                "(`tieout layout accept FILE`)",
+                len(held),
+                sum(int(h.get("source_total_cents") or 0) for h in held),
+            )
+        )
+    refused = drops[drops["first_run_id"].isna()] if not drops.empty else pd.DataFrame()
+    if len(refused):
+        attention.append(
+            _reason("files refused as a whole (nothing in them posted)", len(refused), 0)
+        )
+    state = records["state"] if not records.empty else pd.Series(dtype=object)
+    amount = records["amount_cents"] if not records.empty else pd.Series(dtype="int64")
+
+    def tally(mask: pd.Series, text: str, into: list[dict[str, Any]]) -> None:
+        if mask.any():
+            into.append(_reason(text, int(mask.sum()), int(amount[mask].sum())))
+
+    tally(state.eq("failed"), "writes Propexo refused (failed)", attention)
+    tally(
+        state.eq("refused"),
+        "requests Propexo refused with a reason (refused): fix the cause, then "
+        "`tieout resolve --send-again`",
+        attention,
+    )
+    tally(state.eq("missing"), "missing from Propexo after its sync", attention)
+    tally(state.eq("mismatched"), "in Propexo with different fields (mismatched)", attention)
+    tally(state.eq("duplicated"), "in Propexo more than once (duplicated)", attention)
+    tally(
+        state.eq("unverifiable"),
+        "outside every sync's date window: check in Rent Manager (unverifiable)",
+        attention,
+    )
+    tally(state.isin(["ready", "submitted"]), "not sent or not answered yet", attention)
+    doubt = state.isin(IN_DOUBT)
+    if doubt.any():
+        since = pd.to_datetime(
+            records.get("doubt_since", pd.Series(pd.NA, index=records.index)),
+            utc=True,
+            errors="coerce",
+        )
+        age = (pd.Timestamp(now) - since).dt.total_seconds()
+        old = doubt & (age.isna() | (age > grace_s))
+        tally(old, "in doubt past their grace: settle with `tieout resolve`", attention)
+        tally(doubt & ~old, "in doubt, within their grace", waiting)
+    if unexpected:
+        attention.append(_reason("records in Propexo that tieout did not post", unexpected, 0))
+    tally(state.eq("confirmed"), "posted, awaiting Propexo's next sync", waiting)
+    if attention:
+        return ATTENTION, attention
+    if waiting:
+        return WAITING, waiting
+    return COMPLETE, []
+
+
+LAYOUT_PROVENANCE = ("fingerprint", "profile", "confirmed_by", "layout_id")
+
+
+def _layouts_of_run(
+    uses: pd.DataFrame | None,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Each posted file's layout (by sha256), and the files held for a person to confirm."""
+    used: dict[str, dict[str, Any]] = {}
+    held: list[dict[str, Any]] = []
+    if uses is None or uses.empty:
+        return used, held
+    for use in uses.to_dict("records"):
+        preview = json.loads(str(use["preview"]))
+        if int(use["held"]):
+            held.append(preview)
+        else:
+            used[str(use["sha256"])] = preview["layout"]
+    return used, held
+
+
+def item_summary(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as a report shows it: what it is, and what became of it."""
+    state = str(item.get("state") or "open")
+    by = blank(item.get("decided_by"), None)
+    settled_run = blank(item.get("state_run_id"), None)
+    if state == "open":
+        outcome = "open"
+    elif by:
+        outcome = f"{state} by {by} at {str(item.get('state_at'))[:19].replace('T', ' ')} UTC"
+    else:
+        outcome = f"{state} in run {settled_run}"
+    detail = item.get("detail") or {}
+    return {
+        "id": item.get("item_id"),
+        "cause": item.get("cause"),
+        "file": item.get("file_name"),
+        "sha256": item.get("file_sha256"),
+        "rows": list(item.get("rows") or ()),
+        "name": detail.get("name"),
+        "reasons": list(detail.get("reasons") or ()),
+        "amount_cents": int(item.get("amount_cents") or 0),
+        "amount_text": blank(item.get("amount_text"), None),
+        "state": state,
+        "settled_in_run": settled_run if state != "open" and not by else None,
+        "decided_by": by,
+        "state_at": blank(item.get("state_at"), None),
+        "note": blank(item.get("note"), None),
+        "outcome": outcome,
+        "first_seen": blank(item.get("first_seen"), None),
+        "last_seen": blank(item.get("last_seen"), None),
+    }
+
+
+def verdict_now(
+    items: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    unexpected: int,
+    now: datetime,
+    grace_s: float,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A run's verdict as things stand now: its rejected rows and refused files count only
+    while their items are open (a later run or a person settles them); its records count in
+    their states now. A run whose every item was settled later never needs attention for it."""
+    tracked = {str(i["sha256"]) for i in items}
+    still = [i for i in items if i["state"] == "open"]
+    # A file's rejected rows, and a total that could not be tied because of them (its rest
+    # is theirs), count now only through their items: open ones say so below.
+    rest = [
+        {
+            **f,
+            "rows_rejected": 0,
+            "rejected_total_cents": 0,
+            "file_totals": [
+                t
+                for t in f.get("file_totals", [])
+                if t.get("checked", True) or not t.get("unreadable")
+            ],
+        }
+        if str(f["sha256"]) in tracked
+        else f
+        for f in files
+    ]
+    refused = drops
+    if not drops.empty:
+        refused = drops[~drops["sha256"].astype(str).isin(tracked)]
+    verdict, reasons = decide_verdict(rest, refused, records, unexpected, now, grace_s)
+    if still:
+        reasons = [
+            _reason(
+                "open items (see `tieout todo`)",
+                len(still),
+                sum(int(i["amount_cents"]) for i in still),
+            ),
+            *(r for r in reasons if verdict == ATTENTION),
+        ]
+        verdict = ATTENTION
+    return verdict, reasons
+
+
+def build_report(
+    run: dict[str, Any],
+    files: pd.DataFrame,
+    drops: pd.DataFrame,
+    records: pd.DataFrame,
+    rejects: pd.DataFrame,
+    locations: dict[str, str],
+    unexpected: int = 0,
+    *,
+    now: datetime | None = None,
+    grace_s: float = 120.0,
+    provenance: dict[str, Any] | None = None,
+    names: dict[str, dict[str, str]] | None = None,
+    signoffs: list[dict[str, Any]] | None = None,
+    layout_uses: pd.DataFrame | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> RunReport:
+    """The report of one run (or of a period's files), from what the ledger holds for it;
+    ``signoffs``: the reviews a person recorded of it (`tieout signoff`); ``items``: the open
+    items the run met, each in its state now (settled later, and by which run or person)."""
+    used_layouts, held_layouts = _layouts_of_run(layout_uses)
+    file_rows: list[dict[str, Any]] = []
+    control_rows: list[dict[str, Any]] = []
+    for f in files.to_dict("records"):
+        mine = records[records["file_sha256"] == f["sha256"]] if not records.empty else records
+        posted = _amount(mine, POSTED)
+        staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
+        pending = staged - posted
+        previously = int(f.get("previously_posted_cents") or 0)
+        skipped_by_kind = (
+            json.loads(f["skipped_by_kind"])
+            if isinstance(f["skipped_by_kind"], str)
+            else f["skipped_by_kind"]
+        )
+        row = {
+            "name": f["name"],
+            "sha256": f["sha256"],
+            "profile": f["profile"],
+            "kind": f["kind"],
+            "rows_read": int(f["rows_read"]),
+            "rows_used": int(f["rows_used"]),
+            "rows_rejected": int(f["rows_rejected"]),
+            "rows_skipped": int(f["rows_skipped"]),
+            "skipped_by_kind": skipped_by_kind,
+            "source_total_cents": int(f["source_total_cents"]),
+            "rejected_total_cents": int(f["rejected_total_cents"]),
+            "posted_total_cents": posted,
+            "pending_total_cents": pending,
+            "previously_posted_cents": previously,
+            "moved_to": f.get("moved_to"),
+            "columns_not_charged": _json_list(f.get("columns_not_charged")),
+            "file_totals": _json_list(f.get("file_totals")),
+            "period": blank(f.get("period"), None),
+            "period_source": blank(f.get("period_source"), None),
+            "sheet": blank(f.get("sheet"), None),
+            "layout": used_layouts.get(str(f["sha256"])),
+        }
+        row["file_totals"] = [with_plain_figures(t) for t in row["file_totals"]]
+        # The file's own total rows are part of the check: one that its lines do not tie (or
+        # that cannot be tied, a line's amount unreadable) never lets the file "hold".
+        row["ties_out"] = row["source_total_cents"] == (
+            posted + pending + row["rejected_total_cents"] + previously
+        ) and all(is_tied(t) for t in row["file_totals"])
+        row["stated_total_cents"] = stated_total(row["file_totals"])
+        file_rows.append(row)
+        control_rows.append(
+            {
+                "level": "file",
+                "name": f["name"],
+                "source_total_cents": row["source_total_cents"],
+                "stated_total_cents": row["stated_total_cents"],
+                "posted_total_cents": posted,
+                "pending_total_cents": pending,
+                "rejected_total_cents": row["rejected_total_cents"],
+                "previously_posted_cents": previously,
+                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
+                "ties_out": row["ties_out"],
+                "identity": "source = posted + pending + rejected + previously posted; "
+                "the file's own total rows tie",
+            }
+        )
+
+    location_rows: list[dict[str, Any]] = []
+    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
+    for location_id, group in groups:
+        rec = _reconciliation(group)
+        posted = _amount(group, POSTED)
+        parts = {
+            "matched_cents": _amount(group, ("matched",)),
+            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
+            "missing_cents": _amount(group, ("missing",)),
+            "mismatched_cents": _amount(group, ("mismatched",)),
+            "duplicated_cents": _amount(group, ("duplicated",)),
+        }
+        location_rows.append(
+            {
+                "location_id": location_id,
+                "location": locations.get(str(location_id), str(location_id)),
+                "records": len(group),
+                "posted_total_cents": posted,
+                **parts,
+                "failed_cents": _amount(group, ("failed", "refused")),
+                "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
+                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
+                "ties_out": posted == sum(parts.values()),
+            }
+        )
+        control_rows.append(
+            {
+                "level": "location",
+                "name": locations.get(str(location_id), str(location_id)),
+                "posted_total_cents": posted,
+                **parts,
+                "ties_out": posted == sum(parts.values()),
+                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
+            }
+        )
+
+    by_state = records["state"].value_counts().to_dict() if not records.empty else {}
+    totals: dict[str, Any] = {
+        k: sum(int(r[k]) for r in file_rows)
+        for k in (
+            "rows_read",
+            "rows_used",
+            "rows_rejected",
+            "rows_skipped",
+            "source_total_cents",
+            "rejected_total_cents",
+            "pending_total_cents",
+            "previously_posted_cents",
+        )
+    }
+    totals["posted_total_cents"] = _amount(records, POSTED)
+    run_parts = sum(
+        _amount(records, (s,))
+        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
+    )
+    control_rows.append(
+        {
+            "level": "run",
+            "name": str(run.get("run_id")),
+            "source_total_cents": totals["source_total_cents"],
+            "posted_total_cents": totals["posted_total_cents"],
+            "rejected_total_cents": totals["rejected_total_cents"],
+            "ties_out": totals["posted_total_cents"] == run_parts
+            and all(r["ties_out"] for r in file_rows),
+            "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
+            "every file's check holds",
+        }
+    )
+    reconciliation = {**_reconciliation(records), "unexpected": unexpected}
+    control = pd.DataFrame(control_rows)
+    verdict, reasons = decide_verdict(
+        file_rows,
+        drops,
+        records,
+        unexpected,
+        now or datetime.now(tz=UTC),
+        grace_s,
+        held_layouts,
+        stopped=run.get("stopped") or None,
+    )
+    confirmations = [
+        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
+        for f in file_rows
+        if f.get("layout")
+    ]
+    met = [item_summary(i) for i in items or []]
+    held = [i for i, raw in zip(met, items or [], strict=True) if raw.get("met", True)]
+    held = [i for i in held if i["cause"] in HOLDING]
+    if held:
+        # Held, then: what the run could not post until a person acts (the verdict it had).
+        reasons = [
+            _reason(
+                "files held until a person acts (`tieout todo`)",
+                len(held),
+                sum(int(i["amount_cents"]) for i in held),
+            ),
+            *(r for r in reasons if verdict == ATTENTION),
+        ]
+        verdict = ATTENTION
+    now_verdict, now_reasons = verdict_now(
+        met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
+    )
+    summary = {
+        "run_id": run.get("run_id"),
+        "verdict": verdict,
+        "verdict_reasons": reasons,
+        "provenance": {**(provenance or {}), "layouts": confirmations},
+        "held_layouts": held_layouts,
+        "verdict_now": now_verdict,
+        "verdict_now_reasons": now_reasons,
+        "items": met,
+        "approvals": [
+            {"file": i["file"], "by": i["decided_by"], "at": i["state_at"]}
+            for i in met
+            if i["cause"] == "awaiting_approval" and i["decided_by"]
+        ],
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "exit_code": run.get("exit_code"),
+        "stopped": run.get("stopped") or None,
+        "files": file_rows,
+        "duplicate_drops": drops.loc[
+            drops["first_run_id"].notna(), ["name", "sha256", "reason", "first_run_id"]
+        ].to_dict("records")
+        if not drops.empty
+        else [],
+        "refused_files": drops.loc[drops["first_run_id"].isna(), ["name", "sha256", "reason"]]
+        .fillna("")
+        .to_dict("records")
+        if not drops.empty
+        else [],
+        "totals": totals,
+        "records": {
+            "by_state": {str(k): int(v) for k, v in by_state.items()},
+            "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
+            "count": len(records),
+        },
+        "reconciliation": reconciliation,
+        "by_location": location_rows,
+        "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
+        "signoffs": list(signoffs or []),
+    }
+    archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
+    sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}
+    posted_frame = _posted_frame(records, locations, names, archived, sheets)
+    rejected = (
+        rejects.copy()
+        if not rejects.empty
+        else pd.DataFrame(
+            columns=["source_file", "source_row", "code", "message", "column_name", "value"]
+        )
+    )
+    return RunReport(
+        summary,
+        pd.DataFrame(file_rows),
+        control,
+        pd.DataFrame(location_rows),
+        posted_frame,
+        rejected,
+    )
+
+
+POSTED_COLUMNS = [
+    "source_file",
+    "sheet",
+    "source_rows",
+    "kind",
+    "location",
+    "key",
+    "party",
+    "unit",
+    "charge_code",
+    "date",
+    "amount_cents",
+    "state",
+    "propexo_amount_cents",
+    "job_id",
+    "propexo_id",
+    "note",
+    "defaulted",
+    "archived",
+]
+
+
+def _posted_frame(
+    records: pd.DataFrame,
+    locations: dict[str, str],
+    names: dict[str, dict[str, str]] | None = None,
+    archived: dict[str, str] | None = None,
+    sheets: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per record, with what a person needs to find it: the file and its rows, who
+    (vendor or resident), unit, charge code, date, amount ours and Propexo's, and its ids.
+    ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code"), from the
+    cached reference data; ``archived``: file sha256 → where the file now lies."""
+    if records.empty:
+        return pd.DataFrame(columns=POSTED_COLUMNS)
+    names = names or {}
+    archived = archived or {}
+    sheets = sheets or {}
+    shas = records.get("file_sha256", pd.Series(None, index=records.index)).astype(str)
+
+    def named(column: str, kind: str) -> pd.Series:
+        """Each id's name (a dict lookup per distinct id, not a Python call per record); an
+        id with no known name shows itself, a missing id nothing."""
+        ids = records.get(column, pd.Series(None, index=records.index, dtype=object))
+        ids = ids.astype(object).where(ids.notna(), "").astype(str)
+        found = ids.map(names.get(kind, {}))
+        return found.astype(object).where(found.notna(), ids)
+
+    # A record names a vendor (a bill) or a resident (a charge): whichever it holds.
+    vendors = records.get("vendor_id", pd.Series(None, index=records.index, dtype=object))
+    residents = records.get("resident_id", pd.Series(None, index=records.index, dtype=object))
+    for_resident = residents.notna() & vendors.isna()
+    party = named("vendor_id", "vendor").where(~for_resident, named("resident_id", "resident"))
+    unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
+    frame = pd.DataFrame(
+        {
+            "source_file": records["source_file"],
+            "sheet": shas.map(sheets).astype(object).fillna(""),
+            "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
+            "kind": records["kind"],
+            "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
+            "key": records["invoice_number"].fillna(records["reference_number"]),
+            "party": party,
+            "unit": unit.where(for_resident, ""),
+            "charge_code": named("charge_code_id", "charge_code").where(for_resident, ""),
+            "date": records.get("transaction_date"),
+            "amount_cents": records["amount_cents"].astype("int64"),
+            "state": records["state"],
+            "propexo_amount_cents": records.get("found_amount_cents"),
+            "job_id": records["job_id"],
+            "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
+            "note": records["note"],
+            "defaulted": records.get("defaulted"),
+            "archived": shas.map(archived).astype(object).fillna(""),
+        }
+    )
+    return frame[POSTED_COLUMNS]
+
+
+# --- renderers -----------------------------------------------------------------------------------
+
+
+def dollars(cents: Any) -> str:
+    """Cents as an accountant reads them: 1234567 → '12,345.67', -4500 → '(45.00)'."""
+    if cents is None or (isinstance(cents, float) and math.isnan(cents)):
+        return ""
+    value = int(cents)
+    text = f"{abs(value) // 100:,}.{abs(value) % 100:02d}"
+    return f"({text})" if value < 0 else text
+
+
+def blank(value: Any, default: Any = "") -> Any:
+    """A cell for a person: nothing (not "nan" or "None") where there is no value."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return value
+
+
+def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    """One row per rejected source row (its reasons joined), so every count of rejected rows
+    agrees: the summary's, the exceptions' and this table's."""
+    columns = [
+        "source_file",
+        "source_row",
+        "amount_text",
+        "code",
+        "message",
+        "column_name",
+        "value",
+    ]
+    if rejected.empty:
+        return pd.DataFrame(columns=columns)
+
+    def joined(values: pd.Series) -> str:
+        return "; ".join(dict.fromkeys(str(v) for v in values if blank(v, None) is not None))
+
+    frame = rejected.reindex(columns=columns)
+    return (
+        frame.groupby(["source_file", "source_row"], sort=True)
+        .agg(
+            amount_text=("amount_text", joined),
+            code=("code", lambda c: ", ".join(dict.fromkeys(c))),
+            message=("message", joined),
+            column_name=("column_name", joined),
+            value=("value", joined),
+        )
+        .reset_index()
+    )

@@ -1,0 +1,237 @@
+"""Charge reference numbers: ``TO`` and ten base-32 digits derived from what names a charge
+(integration, resident, charge code, date, and its ordinal among equal lines), so the same
+line in a file dropped again gets the same number, and Propexo's records can be told ours.
+
+A file read alone numbers equal lines in file order (:func:`reference_bits`). Against the
+ledger, :func:`match_posted` gives the ordinals back by content: among the lines of one
+identity, a line saying what a posted record says takes its number, whatever its place in the
+file; only the rest are paired with what was posted and differs (a conflict) or given ordinals
+no posted record holds (new). So a sheet re-exported in another order, or with a line added,
+posts only what is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.columns import (
+    base32_column,
+    digest64,
+    fingerprint64,
+    int_part,
+    ordinals,
+)
+from pipelines.posting.payloads import (
+    IDENTITY,
+    distinct_contents,
+)
+
+REFERENCE_PREFIX = "TO"
+
+
+REFERENCE_LENGTH = 12
+
+
+def reference_numbers(
+    frame: pd.DataFrame,
+    integration_id: str,
+    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
+) -> pd.Series:
+    """Deterministic reference numbers for charges whose source has none (see
+    :func:`reference_bits` for how they are derived)."""
+    return reference_text(reference_bits(frame, integration_id, contents), frame.index)
+
+
+def reference_text(bits: np.ndarray, index: pd.Index) -> pd.Series:
+    """``TO`` + the top 50 bits in base32."""
+    size = REFERENCE_LENGTH - len(REFERENCE_PREFIX)
+    return base32_column(bits, size, REFERENCE_PREFIX).set_axis(index)
+
+
+def reference_bits(
+    frame: pd.DataFrame,
+    integration_id: str,
+    contents: tuple[np.ndarray, pd.DataFrame] | None = None,
+) -> np.ndarray:
+    """The 64 bits behind each line's reference number.
+
+    Derived from what *identifies* the line, never from what it says: the integration, the
+    resident, the charge code, the transaction date (the period), and the line's ordinal among
+    lines of the same identity in file order. So a corrected amount or note keeps its number
+    and is caught as "same key, other content" (a conflict), instead of becoming a new charge.
+
+    The number is ``TO`` + the top 50 bits, in base32, of ``fingerprint64([sha(integration),
+    sha(resident), sha(code), sha(date), ordinal])``, where ``sha(x)`` is the first 8 bytes of
+    sha256 of the text: computed column-wise, with sha256 once per distinct value.
+    ``contents`` is ``distinct_contents`` of the frame over at least those columns, when the
+    caller has it already.
+    """
+    codes, contents_frame = contents or distinct_contents(frame, IDENTITY)
+    per_content = fingerprint64(
+        [
+            digest64(pd.Series([integration_id] * len(contents_frame), dtype=object)),
+            *(digest64(contents_frame[column]) for column in IDENTITY),
+        ]
+    )
+    identity = per_content[codes]
+    ordinal = ordinals(identity, frame["source_row"].to_numpy(dtype=np.int64))
+    return fingerprint64([int_part(ordinal)], start=identity)
+
+
+def identity_bits(frame: pd.DataFrame, integration_id: str) -> np.ndarray:
+    """Per row, the fold of (integration, resident, charge code, date) that
+    :func:`reference_bits` continues with the ordinal."""
+    return fingerprint64(
+        [
+            digest64(pd.Series([integration_id] * len(frame), dtype=object)),
+            *(digest64(frame[column].reset_index(drop=True)) for column in IDENTITY),
+        ]
+    )
+
+
+def numbered(identity: np.ndarray, ordinal: np.ndarray, index: pd.Index) -> pd.Series:
+    """The reference number of each (identity, ordinal)."""
+    return reference_text(fingerprint64([int_part(ordinal)], start=identity), index)
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A record posted before, of an identity a file has lines of, that no line of the file
+    says: reported, nothing is done about it."""
+
+    record_key: str
+    reference_number: str
+    amount_cents: int
+    first_run_id: str
+    source_file: str
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What :func:`match_posted` found: each line's reference number (changed where the
+    ledger decides), and the posted records no line matched."""
+
+    reference_number: pd.Series
+    unmatched: list[Unmatched]
+
+
+def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str) -> Matched:
+    """Reference numbers for a file's charge lines, given the ledger's ``posted`` records of
+    the same identities (resident, charge code, date).
+
+    Only lines numbered by :func:`reference_bits` (the source gave none) of an identity the
+    ledger holds are renumbered. Within an identity, in this order:
+
+    1. a line with the content (kind and digest) of a posted record takes its number, the
+       n-th such line the n-th such record;
+    2. of the rest, a line with the amount of a posted record takes its number (the notes
+       changed, or the record was adopted from Propexo, its notes unknown);
+    3. the rest are paired in order with posted records still unmatched: the same number
+       with another content, a conflict (held, never posted);
+    4. lines left over take the lowest ordinals no posted record holds: new charges.
+
+    Posted records left over are returned as :class:`Unmatched`.
+    ``lines`` is the staged frame (``kind``, ``reference_number``, ``content_hash``,
+    ``amount_cents``, ``source_rows`` and the identity columns); ``posted`` the ledger's rows
+    (the same, with ``run_id``, ``source_file`` and ``seq``, the order they were staged in).
+    """
+    references = lines["reference_number"].astype(str).copy()
+    if lines.empty or posted.empty:
+        return Matched(references, [])
+    line_identity = identity_bits(lines, integration_id)
+    first_row = np.array([int(rows[0]) for rows in lines["source_rows"]], dtype=np.int64)
+    own = numbered(line_identity, ordinals(line_identity, first_row), lines.index)
+    held = pd.Series(identity_bits(posted, integration_id), index=posted.index)
+    derived = (own == references).to_numpy() & np.isin(line_identity, held.to_numpy())
+    if not derived.any():
+        return Matched(references, [])
+    mine = pd.DataFrame(
+        {
+            "identity": line_identity[derived],
+            "kind": lines["kind"].to_numpy()[derived],
+            "content": lines["content_hash"].astype(str).to_numpy()[derived],
+            "amount": lines["amount_cents"].to_numpy(dtype=np.int64)[derived],
+            "order": first_row[derived],
+        },
+        index=lines.index[derived],
+    ).sort_values("order", kind="stable")
+    theirs = pd.DataFrame(
+        {
+            "identity": held.to_numpy(),
+            "kind": posted["kind"].to_numpy(),
+            "content": posted["content_hash"].astype(str).to_numpy(),
+            "amount": posted["amount_cents"].to_numpy(dtype=np.int64),
+            "order": posted["seq"].to_numpy(dtype=np.int64),
+            "reference": posted["reference_number"].astype(str).to_numpy(),
+        },
+        index=posted.index,
+    ).sort_values("order", kind="stable")
+    taken: dict[object, str] = {}
+    for keys in (["identity", "kind", "content"], ["identity", "kind", "amount"], ["identity"]):
+        left = mine.drop(index=list(taken))
+        right = theirs[~theirs["reference"].isin(set(taken.values()))]
+        if left.empty or right.empty:
+            break
+        pairs = (
+            left.assign(n=left.groupby(keys).cumcount())
+            .reset_index(names="line")
+            .merge(
+                right.assign(n=right.groupby(keys).cumcount())[[*keys, "n", "reference"]],
+                on=[*keys, "n"],
+            )
+        )
+        taken.update(zip(pairs["line"], pairs["reference"], strict=True))
+    if taken:
+        references.update(pd.Series(taken, dtype=object))
+    new = mine.drop(index=list(taken))
+    if not new.empty:
+        references.update(_fresh_numbers(new, theirs))
+    left_over = posted.loc[theirs.index[~theirs["reference"].isin(set(taken.values()))]]
+    unmatched = [
+        Unmatched(str(key), str(reference), int(cents), str(run), str(file))
+        for key, reference, cents, run, file in zip(
+            left_over["record_key"],
+            left_over["reference_number"],
+            left_over["amount_cents"].astype("int64"),
+            left_over["run_id"],
+            left_over["source_file"],
+            strict=True,
+        )
+    ]
+    return Matched(references, unmatched)
+
+
+def _fresh_numbers(new: pd.DataFrame, posted: pd.DataFrame) -> pd.Series:
+    """For lines of identities the ledger holds that match nothing posted: the lowest
+    ordinals whose numbers no posted record of the identity holds, in file order."""
+    needed = new.groupby("identity").size()
+    held = posted.groupby("identity").size().reindex(needed.index, fill_value=0)
+    tries = (needed + held).to_numpy()  # enough ordinals to find ``needed`` free ones
+    identity = np.repeat(needed.index.to_numpy(dtype=np.uint64), tries)
+    ordinal = np.concatenate([np.arange(n, dtype=np.int64) for n in tries])
+    candidates = pd.DataFrame(
+        {
+            "identity": identity,
+            "reference": numbered(identity, ordinal, pd.RangeIndex(len(identity))),
+        }
+    )
+    free = candidates[~candidates["reference"].isin(set(posted["reference"]))]
+    free = free.assign(n=free.groupby("identity").cumcount())
+    lines = new.assign(n=new.groupby("identity").cumcount()).reset_index(names="line")
+    chosen = lines.merge(free, on=["identity", "n"])
+    return pd.Series(chosen["reference"].to_numpy(), index=chosen["line"].to_numpy())
+
+
+def unmatched_text(gone: Unmatched) -> str:
+    """What a person reads about a posted record no line of a re-sent file matched."""
+    word = "credit" if gone.record_key.startswith("credit:") else "charge"
+    dollars = f"${abs(gone.amount_cents) / 100:,.2f}"
+    return (
+        f"the {word} {gone.reference_number} ({dollars}), posted in run {gone.first_run_id} "
+        f"from {gone.source_file}, has no line in this file with the same resident, charge "
+        "code and date: nothing was done about it; if it should not have been posted, "
+        "reverse it in Rent Manager"
+    )

@@ -1,0 +1,205 @@
+"""Reference data: the Propexo lists that spreadsheet names are resolved against.
+
+Fetching is I/O and lives here; matching is pure and lives in :mod:`pipelines.resolving.transform`.
+Propexo has no name search, so each list is paged to the end and matched locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.errors import ApiError, ConfigError
+from pipelines.posting.propexo import PropexoClient
+from pipelines.resolving.hints import ALIAS_FILES, AliasHints
+from schemas import ContractError, conforms
+from schemas.synced import SyncedCharge, SyncedInvoice
+
+MAPPING_FILES = tuple(ALIAS_FILES.values())
+
+
+@dataclass(frozen=True)
+class RefData:
+    """Lookup frames for one integration (one row per Propexo record)."""
+
+    locations: pd.DataFrame
+    properties: pd.DataFrame
+    units: pd.DataFrame
+    residents: pd.DataFrame
+    leases: pd.DataFrame
+    vendors: pd.DataFrame
+    charge_codes: pd.DataFrame
+    financial_accounts: pd.DataFrame
+    aliases: dict[str, pd.DataFrame]
+    # Where the aliases were read from, for hints that name the real folder.
+    hints: AliasHints = field(default_factory=AliasHints)
+
+
+def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    return frame[columns].astype(object)
+
+
+def _with_location(frame: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
+    """RM location-level records carry the *external* x_location_id; add the Propexo location_id."""
+    by_x = dict(zip(locations["x_id"].astype(str), locations["id"], strict=True))
+    out = frame.copy()
+    out["location_id"] = out["x_location_id"].astype(str).map(by_x)
+    return out
+
+
+REF_KINDS = (
+    "locations",
+    "properties",
+    "units",
+    "residents",
+    "leases",
+    "vendors",
+    "charge_codes",
+    "financial_accounts",
+)
+_PATHS = {
+    "units": "/v1/units/",
+    "residents": "/v1/residents/",
+    "leases": "/v1/leases/",
+    "vendors": "/v1/vendors/",
+    "charge_codes": "/v1/charge-codes/",
+    "financial_accounts": "/v1/financial-accounts/",
+}
+RefLists = dict[str, list[dict[str, Any]]]
+
+
+def fetch_reference_lists(client: PropexoClient, integration_id: str) -> RefLists:
+    """Page through every list the transform needs for one integration (the I/O half)."""
+    params = {"integration_id": integration_id}
+    lists: RefLists = {"locations": client.list_all("/v1/locations/rentmanager/", params)}
+    if not lists["locations"]:
+        raise ConfigError(
+            f"Propexo shows no Rent Manager locations for integration {integration_id!r}: the "
+            "integration id is wrong, or the integration has no locations enabled. Check "
+            "integration_id (PROPEXO_INTEGRATION_ID) and the token's account"
+        )
+    # The property record has no location field: ask per location, as Propexo suggests.
+    lists["properties"] = [
+        {**record, "location_id": location["id"]}
+        for location in lists["locations"]
+        for record in client.list_all("/v1/properties/", {**params, "location_id": location["id"]})
+    ]
+    for kind, path in _PATHS.items():
+        lists[kind] = client.list_all(path, params)
+    return lists
+
+
+def build_reference_data(
+    lists: RefLists, aliases: dict[str, pd.DataFrame], hints: AliasHints | None = None
+) -> RefData:
+    """Lookup frames from the raw lists (the pure half); ``aliases`` as read by
+    :func:`pipelines.resolving.aliases.read_aliases`."""
+    locations = _frame(lists["locations"], ["id", "x_id", "name"])
+    lease_rows = [
+        {
+            "lease_id": lease["id"],
+            "unit_id": lease.get("unit_id"),
+            "property_id": lease.get("property_id"),
+            "status": lease.get("status_normalized"),
+            "start_date": lease.get("start_date"),
+            "end_date": lease.get("end_date"),
+            "resident_id": member.get("resident_id"),
+            "move_out_date": member.get("move_out_date"),
+        }
+        for lease in lists["leases"]
+        for member in (lease.get("residents_meta_data") or [])
+    ]
+    return RefData(
+        locations=locations,
+        properties=_frame(lists["properties"], ["id", "name", "code", "location_id"]),
+        units=_frame(lists["units"], ["id", "number", "property_id"]),
+        residents=_frame(lists["residents"], ["id", "first_name", "last_name", "property_id"]),
+        leases=_frame(
+            lease_rows,
+            [
+                "lease_id",
+                "unit_id",
+                "property_id",
+                "status",
+                "start_date",
+                "end_date",
+                "resident_id",
+                "move_out_date",
+            ],
+        ),
+        vendors=_with_location(
+            _frame(lists["vendors"], ["id", "x_id", "name", "x_location_id"]), locations
+        ),
+        charge_codes=_with_location(
+            _frame(lists["charge_codes"], ["id", "name", "x_location_id"]), locations
+        ),
+        financial_accounts=_with_location(
+            _frame(lists["financial_accounts"], ["id", "account_number", "name", "x_location_id"]),
+            locations,
+        ),
+        aliases=aliases,
+        hints=hints or AliasHints(),
+    )
+
+
+def fetch_reference_data(client: PropexoClient, integration_id: str) -> RefData:
+    """Fetch and build in one step (no cache, no aliases)."""
+    return build_reference_data(fetch_reference_lists(client, integration_id), {})
+
+
+# --- synced records, for reconcile ---------------------------------------------------------------
+
+# The columns of Propexo's records that are read back: the synced models' own columns.
+INVOICE_FIELDS = list(SyncedInvoice.to_schema().columns)
+CHARGE_FIELDS = list(SyncedCharge.to_schema().columns)
+
+
+def fetch_synced_invoices(
+    client: PropexoClient, integration_id: str, **filters: str
+) -> pd.DataFrame:
+    """Invoices in Propexo's cache for one integration; ``filters`` narrow it
+    (``updated_at_gte`` for what changed, ``last_seen_lte`` for what a sync no longer sees)."""
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        **filters,
+    }
+    return _synced(client.list_all("/v1/invoices/", params), INVOICE_FIELDS, SyncedInvoice)
+
+
+def fetch_synced_charges(
+    client: PropexoClient, integration_id: str, date_start: str, date_end: str, **filters: str
+) -> pd.DataFrame:
+    """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        "transaction_date_start": date_start,
+        "transaction_date_end": date_end,
+        **filters,
+    }
+    return _synced(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS, SyncedCharge)
+
+
+def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
+    """Propexo's records as a frame, checked against the shape its docs give them: an answer
+    unlike it stops here with one message, not as a wrong match later."""
+    frame = _frame(records, columns)
+    try:
+        conforms(model, frame, "records Propexo returned")
+    except ContractError as exc:
+        raise ApiError(f"{exc}; nothing was matched or changed") from None
+    return frame
+
+
+def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:
+    if column not in frame or frame.empty:
+        return None
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
+    return stamps.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if not stamps.empty else None

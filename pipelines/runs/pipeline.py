@@ -1,0 +1,746 @@
+"""The stages composed: `run`, `check`, `reconcile_ledger` and report writing.
+
+Each file goes extract → validate → transform (pure after extract) and its records are staged in
+the ledger; then everything ready is posted and followed to its outcome; then whatever is due is
+reconciled; then the run's report is written from the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.budget import turn
+from pipelines.core.config import Settings
+from pipelines.core.errors import InputError, TieoutError
+from pipelines.core.logs import run_log
+from pipelines.core.models import (
+    UNFINISHED,
+    FileResult,
+    Issue,
+    RunOutcome,
+    Say,
+    SourceFile,
+    printable,
+    whole,
+)
+from pipelines.ledger import Ledger
+from pipelines.posting.load import load
+from pipelines.posting.propexo import PropexoClient, make_client
+from pipelines.reading.files import (
+    LayoutDecision,
+    accept_command,
+    account_rows,
+    amounts_as_shown,
+    decide_layout,
+    errors_file_bytes,
+    layout_preview,
+    preview_lines,
+    process_file,
+    profiles_for,
+    write_atomically,
+)
+from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import (
+    Profile,
+)
+from pipelines.reconciling.rebuild import backup_ledger
+from pipelines.reconciling.sync import (
+    adopt_already_posted,
+    adopt_from_write_log,
+    conflict_issues,
+    describe_doubt,
+    reconcile_ledger,
+    reference_data,
+    refuse_if_posted_before,
+    settle_in_doubt,
+    vendor_x_ids,
+)
+from pipelines.reporting import publish
+from pipelines.reporting import report as reporting
+from pipelines.resolving.references import Unmatched, unmatched_text
+from pipelines.resolving.refs import (
+    RefData,
+)
+from pipelines.runs.check import dry_run_plan
+from pipelines.runs.inbox import (
+    archive_folder,
+    archive_taken,
+    changed_since,
+    complete_files,
+    inbox_of,
+    is_taken,
+    links_outside,
+    move_file,
+    put_back,
+    refused_link_text,
+    release,
+    take_file,
+    taken_files,
+)
+from pipelines.runs.items import FILE_CAUSES, RETRYABLE, file_items, new_item
+
+log = logging.getLogger("tieout")
+
+
+def new_run_id() -> str:
+    """Sortable and unique: ``20261121T031500Z-1a2b``."""
+    return datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+# --- one file ------------------------------------------------------------------------------------
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _claimed(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
+    """The dropped file at ``path``, taken out of the inbox (:func:`inbox.take_file`) and held
+    for this worker during the block; None when it is not this worker's to take in. Workers
+    sharing an inbox (PostgreSQL) each take the files they claim; a file another worker has,
+    or has already moved away, is left to it. A file whose processing stops on an error goes
+    back to the inbox; one whose process dies stays taken, and the next run finishes it."""
+    recovered = is_taken(path)
+    taken = path if recovered else take_file(path)
+    if taken is None:
+        yield None  # another worker took it in since the inbox was listed
+        return
+    mine = False
+    try:
+        with _claimed_taken(taken, ledger, say) as source:
+            mine = source is not None
+            yield source
+    except BaseException:
+        # What stopped the run is said, and the file goes back where it was dropped (one
+        # another worker holds, it leaves alone).
+        if (mine or not recovered) and taken.exists():
+            put_back(taken)
+        raise
+
+
+@contextmanager
+def _claimed_taken(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
+    source: SourceFile | None
+    try:
+        source = fingerprint(path)
+    except InputError:
+        if path.exists():
+            raise
+        source = None  # another worker took it in since the inbox was listed
+    if source is None:
+        yield None
+        return
+    with ledger.claim(source.sha256, source.name) as mine:
+        if not mine:
+            say(f"{source.name}: another worker is taking it in; left to it")
+            yield None
+        elif not path.exists():
+            yield None  # another worker took it in and moved it meanwhile
+        else:
+            yield source
+
+
+def _take_file(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    profiles: list[Profile],
+    refs: RefData,
+    settings: Settings,
+    say: Say,
+    client: PropexoClient | None,
+    *,
+    in_place: bool = False,
+) -> tuple[bool, bool]:
+    """A claimed file into the ledger, then moved. On a ledger that holds no records yet, the
+    file's records are first looked up in Propexo: if any is there, the ledger was lost (or
+    this is the wrong data folder), and the run stops before anything is staged, leaving the
+    file in the inbox.
+
+    A file taken in before is read again while it has open items (a retry: rows already in the
+    ledger are recognised by their keys and never staged twice); only a file whose every item
+    is settled is a duplicate drop. ``in_place``: the file is an archived copy (`tieout retry`),
+    read where it lies."""
+    path = source.path
+    first = ledger.file_run(source.sha256)
+    again = first is not None
+    if again and not _still_open(source, ledger, run_id, first, settings, say, in_place):
+        return False, False
+    try:
+        result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
+    except InputError as exc:
+        _refuse(source, ledger, run_id, settings, say, exc, in_place)
+        return False, True
+    if changed_since(source) and not in_place:
+        put_back(path)
+        say(
+            f"{source.name}: the file changed while it was being read (still being written?); "
+            "put back in the inbox, and read again once it stops changing"
+        )
+        log.warning("file changed while read", extra={"run_id": run_id, "file": source.name})
+        return False, True
+    decision = decide_layout(result.extract, _confirmation(ledger, result))
+    if not decision.confirmed:
+        _hold(result, decision, ledger, run_id, settings, say)
+        if not in_place:
+            put_back(path)  # held: it stays where the clerk dropped it
+        return True, True
+    if _held_for_approval(source, result, ledger, run_id, refs, settings, say):
+        if not in_place:
+            put_back(path)
+        return True, True
+    if client is not None and not result.records.empty and ledger.is_empty():
+        with turn(ledger, client, settings.integration_id, say):
+            refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
+    staged, conflict_keys, issues = _stage(ledger, run_id, source, result, say)
+    staged_set = set(staged)
+    previous = (
+        result.records[~result.records["record_key"].isin(staged_set | conflict_keys)]
+        if not result.records.empty
+        else result.records
+    )
+    outcome = account_rows(
+        result.extract,
+        result.validated,
+        issues,
+        int(previous["amount_cents"].sum()) if not previous.empty else 0,
+    )
+    ledger.add_rejects(run_id, source.sha256, issues, amounts_as_shown(result.extract, issues))
+    for issue in issues:
+        log.info(
+            "row rejected",
+            extra={
+                "run_id": run_id,
+                "file": source.name,
+                "row": issue.source_row,
+                "code": issue.code.value,
+            },
+        )
+    # Keys the ledger held before this file: the records of the file it may correct.
+    known = sorted(set(result.records["record_key"].astype(str)) - staged_set)
+    _observe_file(ledger, run_id, source, result, issues, known, again=again, say=say)
+    nothing_usable = outcome.rows_used == 0
+    folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
+    target = path if in_place else _archive(source, folder, run_id, say)
+    errors_csv = target.with_name(target.name + ".errors.csv")
+    if issues:
+        write_atomically(errors_csv, errors_file_bytes(result, issues, path=target))
+    elif in_place and errors_csv.exists():
+        errors_csv.unlink()  # the archived copy's old rejects: none is left
+    if again:
+        ledger.record_pass(run_id, outcome, str(target))
+    else:
+        ledger.record_file(run_id, outcome, str(target))
+    ledger.record_layout_use(
+        run_id,
+        source.sha256,
+        source.name,
+        layout_preview(result, decision),
+        held=False,
+        layout_id=decision.layout_id,
+        confirmed_by=decision.confirmed_by,
+    )
+    log.info(
+        "file processed",
+        extra={
+            "run_id": run_id,
+            "file": source.name,
+            "path": str(target),
+            "count": outcome.rows_used,
+        },
+    )
+    for notice in result.extract.notices:
+        say(f"{source.name}: {notice}")
+    for column in result.extract.columns_not_charged:
+        say(f"{source.name}: {reporting.not_charged_text(column, refs.hints)}")
+    say(
+        f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
+        f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
+        f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
+    )
+    return True, bool(issues)
+
+
+def _stage(
+    ledger: Ledger, run_id: str, source: SourceFile, result: FileResult, say: Say
+) -> tuple[list[str], set[str], list[Issue]]:
+    """A read file's records into the ledger: (keys staged, keys in conflict, the file's
+    issues with its conflicts). Posted records of the file's charge identities that no line
+    matched are said."""
+    unmatched: list[Unmatched] = []
+    staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records, unmatched)
+    for gone in unmatched:
+        say(f"{source.name}: {unmatched_text(gone)}")
+        log.info("posted record not in file", extra={"run_id": run_id, "file": source.name})
+    issues = list(result.issues)
+    if conflicts:
+        by_key = result.records.set_index("record_key")
+        for conflict in conflicts:
+            record = by_key.loc[conflict.record_key]
+            if isinstance(record, pd.DataFrame):  # keys are unique: one row
+                record = record.iloc[0]
+            issues += conflict_issues(conflict, record, source.name)
+    return staged, {c.record_key for c in conflicts}, issues
+
+
+def _archive(source: SourceFile, folder: Path, run_id: str, say: Say) -> Path:
+    """The taken file that was read, moved into ``folder`` (see :func:`inbox.archive_taken`)."""
+    target, again = archive_taken(source, folder)
+    if again is not None:
+        say(
+            f"{source.name}: changed after it was read; what was read is staged, and the file "
+            f"as it is now is back in the inbox as {again.name}, to be read again"
+        )
+        log.warning("file changed after read", extra={"run_id": run_id, "file": source.name})
+    return target
+
+
+def _hold(
+    result: FileResult,
+    decision: LayoutDecision,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+) -> None:
+    """Nothing moves on a guess: the file stays in the inbox until a person confirms its
+    layout; what it would do is said once, and recorded for the run's report."""
+    source = result.source
+    preview = layout_preview(result, decision, accept_command(_dropped_path(source.path), settings))
+    ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    for line in preview_lines(preview):
+        say(line)
+    log.info("layout held", extra={"run_id": run_id, "file": source.name})
+
+
+def _dropped_path(path: Path) -> Path:
+    """Where a held file lies for the clerk: back in the inbox it was taken from."""
+    return inbox_of(path) / path.name if is_taken(path) else path
+
+
+def _confirmation(ledger: Ledger, result: FileResult) -> dict[str, Any] | None:
+    facts = result.extract.layout
+    return ledger.confirmed_layout(facts.fingerprint) if facts is not None else None
+
+
+def _still_open(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    first: str | None,
+    settings: Settings,
+    say: Say,
+    in_place: bool,
+) -> bool:
+    """A file taken in before: read again while it has open items; else a duplicate drop."""
+    still_open = ledger.open_count(source.sha256, RETRYABLE)
+    if still_open:
+        say(
+            f"{source.name}: taken in before (run {first}) and {still_open} of its items are "
+            "open: read again with today's aliases and reference data; rows already posted "
+            "are not sent again"
+        )
+        return True
+    if in_place:
+        say(f"{source.name}: nothing open to retry (every row is settled)")
+        return False
+    target = move_file(source.path, archive_folder(settings.archive_dir))
+    release(source.path)
+    ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
+    say(
+        f"{source.name}: already processed in run {first}, and every row of it is settled; "
+        "archived as a duplicate drop, nothing posted"
+    )
+    log.info("duplicate drop", extra={"run_id": run_id, "file": source.name, "path": str(target)})
+    return False
+
+
+def _refuse(
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+    exc: InputError,
+    in_place: bool,
+) -> None:
+    """A file nothing of which can be read: moved to rejected/ beside its reason, an item."""
+    target = source.path
+    if not in_place:
+        target = move_file(source.path, settings.rejected_dir)
+        release(source.path)
+    write_atomically(
+        target.with_name(target.name + ".errors.csv"), errors_file_bytes(None, [], str(exc))
+    )
+    ledger.record_drop(run_id, source.name, source.sha256, str(exc), None)
+    refused = new_item(
+        "refused_file",
+        source.sha256,
+        source.name,
+        "file",
+        detail={"reason": str(exc), "path": str(target)},
+    )
+    ledger.observe_items(run_id, [refused])
+    say(f"{source.name}: {exc} → moved to {target.parent}")
+
+
+def _held_for_approval(
+    source: SourceFile,
+    result: FileResult,
+    ledger: Ledger,
+    run_id: str,
+    refs: RefData,
+    settings: Settings,
+    say: Say,
+) -> bool:
+    """Maker and checker (``approve_each_file``): a file whose rows are ready stays in the inbox,
+    an open item with its preview, until a person approves it; then it is taken in as any."""
+    if not settings.approve_each_file or result.records.empty:
+        return False
+    if ledger.approved(source.sha256) is not None:
+        return False
+    records = result.records
+    names = dict(zip(refs.locations["id"], refs.locations["name"], strict=True))
+    by_location = records.groupby(records["location_id"].astype(str))["amount_cents"].sum()
+    preview = {
+        "lines": int(records["source_rows"].map(len).sum()),
+        "records": len(records),
+        "total_cents": int(records["amount_cents"].sum()),
+        "by_location": {names.get(k, k): int(v) for k, v in by_location.items()},
+        "file_totals": [
+            {k: t.get(k) for k in ("column", "stated_cents", "computed_cents", "difference_cents")}
+            for t in result.extract.file_totals
+        ],
+        "rows_rejected": result.outcome.rows_rejected,
+    }
+    ledger.observe_items(
+        run_id,
+        [
+            new_item(
+                "awaiting_approval",
+                source.sha256,
+                source.name,
+                "file",
+                amount_cents=preview["total_cents"],
+                detail={"preview": preview, "path": str(_dropped_path(source.path))},
+            )
+        ],
+    )
+    say(
+        f"{source.name}: held for approval, {preview['records']} records "
+        f"({reporting.dollars(preview['total_cents'])}); it stays in the inbox until "
+        f'`tieout approve "{source.name}" --by NAME`'
+    )
+    return True
+
+
+def _observe_file(
+    ledger: Ledger,
+    run_id: str,
+    source: SourceFile,
+    result: FileResult,
+    issues: list[Issue],
+    known_keys: list[str],
+    *,
+    again: bool,
+    say: Say,
+) -> None:
+    """The file's exceptions as open items: met again, still open; no longer met, settled by
+    this run (its rows went through). A new file that corrects an earlier one (records of the
+    same keys, or the same name and period) supersedes the earlier file's open items."""
+    lines = result.validated.lines
+    cents = (
+        lines.dropna(subset=["amount_cents"]).groupby("source_row")["amount_cents"].sum()
+        if not lines.empty
+        else pd.Series(dtype="int64")
+    )
+    wanted = {i.source_row for i in issues}
+    rows = result.extract.rows
+    cells = {
+        whole(row["source_row"]): {
+            str(k): v
+            for k, v in row.items()
+            if k != "source_row"
+            and not str(k).startswith("_")
+            and reporting.blank(v, None) is not None
+        }
+        for row in rows[rows["source_row"].isin(wanted)].to_dict("records")
+    }
+    items = file_items(
+        source.name,
+        source.sha256,
+        issues,
+        sheet=result.extract.sheet,
+        cents_by_row={whole(k): whole(v) for k, v in cents.items()},
+        amounts_as_shown=amounts_as_shown(result.extract, issues),
+        cells_by_row=cells,
+    )
+    counts = ledger.observe_items(
+        run_id,
+        items,
+        file_sha256=source.sha256,
+        decides=FILE_CAUSES,
+        note=f"its rows went through in run {run_id}",
+    )
+    if counts["settled"]:
+        say(f"{source.name}: {counts['settled']} open items settled by this run")
+    if again:
+        return
+    earlier = set(ledger.files_sharing_keys(known_keys, source.sha256))
+    # A file of the same name is the same file only for the same period: this month's
+    # rent_roll.xlsx does not correct last month's.
+    named = ledger.files_named(source.name)
+    period = result.outcome.period
+    same = named["period"].isna() if period is None else named["period"].eq(period)
+    earlier |= set(named.loc[same, "sha256"].astype(str)) - {source.sha256}
+    superseded = ledger.supersede_items(
+        sorted(earlier),
+        run_id,
+        f"superseded by the corrected file {source.name} ({source.sha256[:12]}) in run {run_id}",
+    )
+    if superseded:
+        say(f"{source.name}: corrects an earlier file; {superseded} of its open items superseded")
+
+
+def run(
+    settings: Settings,
+    *,
+    inbox: Path | None = None,
+    files: list[Path] | None = None,
+    dry_run: bool = False,
+    say: Say = print,
+    on_progress: Callable[[int, int], None] | None = None,
+    in_place: bool = False,
+) -> RunOutcome:
+    """Process the inbox end to end; returns the exit code the CLI should use.
+
+    Only complete files are taken (size and mtime unchanged across ``settle_s``), unless the
+    caller has already decided which ``files`` are complete (watch mode). ``in_place``: the
+    ``files`` are archived copies read again where they lie (`tieout retry`).
+    """
+    inbox = inbox or settings.inbox_dir
+    profiles = profiles_for(settings)
+    if dry_run:
+        return dry_run_plan(settings, inbox, profiles, say)
+    # Workers may run side by side on a PostgreSQL ledger; they take turns with Propexo.
+    with Ledger(settings.ledger) as ledger, ledger.lock("run", shared=True):
+        ledger.belongs_to(settings.integration_id)
+        if files is None:
+            files, busy = complete_files(inbox, settings.settle_s)
+            for path in busy:
+                say(f"{printable(path.name)}: still being written; left for the next run")
+            for path in links_outside(inbox):
+                say(refused_link_text(path))
+                log.warning("link refused", extra={"file": printable(path.name)})
+        # Files an earlier run took out of the inbox and did not finish (it died) come first.
+        files = [*taken_files(inbox), *files]
+        run_id = new_run_id()
+        with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
+            outcome, stopped = _run_locked(
+                ledger, settings, run_id, files, profiles, say, on_progress, in_place
+            )
+        if outcome.report_dir is not None:
+            backup_ledger(settings, run_id)
+        if stopped is not None:
+            # The report and the backup are written; the reason is the command's one line.
+            if outcome.report_dir is not None:
+                say(f"the run stopped early; its report: {outcome.report_dir / 'report.html'}")
+            raise stopped
+        return outcome
+
+
+def _run_locked(
+    ledger: Ledger,
+    settings: Settings,
+    run_id: str,
+    files: list[Path],
+    profiles: list[Profile],
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
+) -> tuple[RunOutcome, TieoutError | None]:
+    """The run, and what stopped it early (a refused token, Propexo unreachable, …): a run
+    that stops still records its end and writes its report, with the reason, when it had
+    anything to do."""
+    log.info("run started", extra={"run_id": run_id, "count": len(files)})
+    ledger.start_run(run_id, dry_run=False, pid=os.getpid())
+    problems = False
+    processed = 0
+    stopped: TieoutError | None = None
+    try:
+        with make_client(settings) as client:
+            problems, processed = _post_and_follow(
+                ledger, client, settings, run_id, files, profiles, say, on_progress, in_place
+            )
+    except TieoutError as exc:
+        stopped = exc
+        ledger.set_meta(publish.stopped_key(run_id), str(exc))
+    finally:
+        states = ledger.records(run_id=run_id, columns=["state"])
+        problems |= bool(states["state"].isin(list(UNFINISHED)).any())
+        exit_code = stopped.exit_code if stopped else 1 if problems else 0
+        ledger.finish_run(run_id, exit_code)
+        log.info("run finished", extra={"run_id": run_id, "code": exit_code})
+    if not (processed or not states.empty or ledger.touched_keys(run_id) or (stopped and files)):
+        return RunOutcome(run_id, exit_code, None, {}), stopped
+    built = publish.build(ledger, settings, run_id)
+    # The verdict decides the exit code, so console, report and cron all say the same (a run
+    # that stopped keeps its own code).
+    verdict_code = 1 if built.summary["verdict"] == reporting.ATTENTION else 0
+    if verdict_code != exit_code and stopped is None:
+        exit_code = verdict_code
+        ledger.finish_run(run_id, exit_code)
+        built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
+    folder = publish.write(built, settings, run_id)
+    publish.refresh_settled(ledger, settings, run_id)
+    return RunOutcome(run_id, exit_code, folder, built.summary), stopped
+
+
+def _post_and_follow(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    run_id: str,
+    files: list[Path],
+    profiles: list[Profile],
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+    in_place: bool = False,
+) -> tuple[bool, int]:
+    """Take every file in, post what is ready, follow it, reconcile: (problems, files taken)."""
+    problems = False
+    processed = 0
+    with turn(ledger, client, settings.integration_id, say):
+        refs = reference_data(ledger, client, settings)
+        ledger.set_meta(
+            "locations",
+            json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
+        )
+        doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
+    if any(doubt.values()):
+        say("in doubt from earlier runs: " + describe_doubt(doubt))
+    for path in files:
+        with _claimed(path, ledger, say) as source:
+            if source is None:
+                continue
+            done, had_problems = _take_file(
+                source, ledger, run_id, profiles, refs, settings, say, client, in_place=in_place
+            )
+        processed += int(done)
+        problems |= had_problems
+    # Posting, following and reconciling are this worker's turn with the integration: its
+    # request budget is spent by one worker at a time, and no other has a write in flight.
+    with turn(ledger, client, settings.integration_id, say):
+        _post(ledger, client, settings, run_id, refs, say, on_progress)
+    return problems, processed
+
+
+def _post(
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    run_id: str,
+    refs: RefData,
+    say: Say,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Adopt what Propexo already holds, post what is ready, follow it, reconcile."""
+    logged = adopt_from_write_log(ledger, client, settings, run_id)
+    if logged:
+        say(
+            f"{logged} records new to the ledger were already carried by a job in Propexo's "
+            "write log (a restored ledger?): recorded, not sent again"
+        )
+    witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
+    if witnessed:
+        say(
+            f"{witnessed} records were already in Propexo (posted before, by tieout or "
+            "by hand): recorded as posted, not sent again"
+        )
+    result = load(
+        ledger,
+        client,
+        run_id=run_id,
+        batch_size=settings.batch_size,
+        status_timeout_s=settings.status_timeout_s,
+        concurrency=settings.concurrency,
+        on_progress=on_progress,
+    )
+    if result.requests:
+        stats = client.stats
+        rate = stats.requests / max(result.seconds, 1e-9) * 60
+        say(
+            f"posted {result.requests} write requests in {result.seconds:.1f}s; "
+            f"{stats.requests} requests in all ({stats.status_polls} status polls), "
+            f"{rate:.0f} req/min, {client.limiter.rate_limited} rate-limited"
+        )
+    if result.in_doubt:
+        # Invoices read back at once: what this run left in doubt may be settled now.
+        settled = settle_in_doubt(ledger, client, settings, refs, run_id)
+        if settled["found"]:
+            say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
+    reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
+
+
+# --- retry ---------------------------------------------------------------------------------------
+
+
+def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[Path]:
+    """The archived copies to read again: of the files with open items that a retry can settle
+    (rejected rows, unknown names, …), those of run ``target``, or the file ``target`` (its
+    name, or the path of a copy), or ``every`` one."""
+    if (target is None) == (not every):
+        raise InputError("say what to retry: a RUN_ID, a FILE, or --all (one of them)")
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        if target is None:
+            chosen = ledger.items()
+        elif target in set(ledger.runs()["run_id"].astype(str)):
+            chosen = ledger.items(run_id=target)
+        else:
+            shas = set(ledger.files_named(target)["sha256"].astype(str))
+            path = Path(target)
+            if path.is_file():
+                shas.add(fingerprint(path).sha256)
+            if not shas:
+                raise InputError(
+                    f"{target}: no run of that id and no file of that name or content in the "
+                    "ledger; `tieout todo` lists what is open"
+                )
+            chosen = [i for i in ledger.items() if i["file_sha256"] in shas]
+        # Each file's copy: where the run moved it (a refused file: beside its errors file).
+        copies: dict[str, tuple[str, str | None]] = {}
+        for item in chosen:
+            sha = item["file_sha256"]
+            if item["cause"] not in RETRYABLE or not sha or sha in copies:
+                continue
+            known = ledger.file_of(str(sha))
+            moved = known.get("moved_to") if known else item["detail"].get("path")
+            copies[str(sha)] = (str(item["file_name"]), str(moved) if moved else None)
+        paths: list[Path] = []
+        for sha, (name, moved) in copies.items():
+            where = Path(moved) if moved else None
+            if where is None or not where.is_file():
+                raise InputError(
+                    f"the archived copy of {name} is not at {where or 'a known place'}; drop "
+                    f"the file into {settings.inbox_dir} instead"
+                )
+            if fingerprint(where).sha256 != sha:
+                raise InputError(
+                    f"{where} has changed since it was archived; drop the corrected file "
+                    f"into {settings.inbox_dir} instead (it supersedes the earlier one)"
+                )
+            paths.append(where)
+    return paths
