@@ -383,9 +383,7 @@ def test_the_ledger_behaves_the_same_on_every_engine(ledger_url: str) -> None:
             pass  # released when the first holder's block ended
 
 
-def test_a_sqlite_ledger_copies_to_postgresql_verified(
-    tmp_path: Path, postgresql_url: str
-) -> None:
+def test_a_sqlite_ledger_copies_to_postgresql_verified(tmp_path: Path, postgresql_url: str) -> None:
     """#18 `tieout ledger copy --to`: every table, ids and staging order kept, verified by
     counts and sums per state; the copy carries on where the old ledger stopped."""
     from click.testing import CliRunner
@@ -393,6 +391,7 @@ def test_a_sqlite_ledger_copies_to_postgresql_verified(
     from pipelines.cli import cli
     from pipelines.errors import LedgerError
     from pipelines.ledger.copy import copy_ledger
+
     source_path = tmp_path / "ledger.sqlite"
     with _staged(source_path, 5) as source:
         source.transition(["charge:i:TO0001"], "matched", run_id="r2", note="seen")
