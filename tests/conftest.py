@@ -138,9 +138,10 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """`tieout ARGS` in a child process, as cron or a person would run it."""
+    """`tieout ARGS` in a child process, as cron or a person would run it. (The timeout only
+    stops a hung child: a run of the samples took 110 s on a shared machine at load 20.)"""
     # The host's own Propexo settings must never leak into a test.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
     full_env = {

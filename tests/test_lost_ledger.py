@@ -70,14 +70,18 @@ def test_a_lost_ledger_stops_the_run_and_a_rebuild_adopts_what_propexo_holds(
 
 
 def test_a_ledger_restored_from_an_old_backup_posts_nothing_twice(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox, workspace)
+    env = env_for(sandbox, workspace, ledger_url)
+    server = server_ledger(ledger_url)
     (workspace / "inbox" / "rent_roll.xlsx").unlink()
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     backup = workspace.parent / "old-ledger.sqlite"
-    with sqlite3.connect(workspace / "ledger.sqlite") as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)
+    if server:  # the server's own copy of the database
+        copy_database(server, server + "_old")
+    else:
+        with sqlite3.connect(workspace / "ledger.sqlite") as live, sqlite3.connect(backup) as copy:
+            live.backup(copy)
     drop(workspace, "rent_roll.xlsx")
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     api.post("/_sandbox/sync")
@@ -85,8 +89,11 @@ def test_a_ledger_restored_from_an_old_backup_posts_nothing_twice(
     assert sum(before.values()) == 141
 
     # The restore: the ledger from before the rent roll was posted; the rent roll dropped again.
-    lose_ledger(workspace)
-    shutil.copy2(backup, workspace / "ledger.sqlite")
+    lose_ledger(workspace, ledger_url)
+    if server:
+        copy_database(server + "_old", server)
+    else:
+        shutil.copy2(backup, workspace / "ledger.sqlite")
     drop(workspace, "rent_roll.xlsx")
     rerun = run_cli("--data-dir", str(workspace), "run", env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
