@@ -28,6 +28,30 @@ SAMPLES = ROOT / "data" / "samples"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
+# Modules whose tests take tens of seconds each (real processes, faults, syncs), longest first.
+# They are started first, so that a long test is not what the last worker is still running
+# (with `--dist worksteal` the others take the short ones queued behind them).
+SLOW_MODULES = (
+    "test_workers.py",
+    "test_exactly_once.py",
+    "test_durability.py",
+    "test_load.py",
+    "test_intake.py",
+    "test_items.py",
+    "test_e2e.py",
+    "test_write_log.py",
+    "test_in_doubt.py",
+    "test_lost_ledger.py",
+    "test_odd_answers.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow modules first (in the order above), then the rest in their usual order."""
+    rank = {name: n for n, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """One PostgreSQL server per test process (each test gets its own database)."""
@@ -37,14 +61,39 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+def _database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new database on this process's server for one test, dropped after it."""
+    from tests.postgres import drop_database, fresh_database
+
+    url = fresh_database(request.getfixturevalue("postgres_server"))
+    yield url
+    drop_database(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The ledger on each engine: a SQLite file, and a new database on a PostgreSQL server."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    from tests.postgres import fresh_database
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    else:
+        yield from _database(request)
 
-    return fresh_database(request.getfixturevalue("postgres_server"))
+
+@pytest.fixture(params=["postgresql"])
+def postgresql_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new database on a PostgreSQL server, for a test of what only a server ledger does
+    (the test's id says `postgresql`, as the engine-parametrized ones do)."""
+    yield from _database(request)
+
+
+def server_ledger(ledger_url: str | None) -> str | None:
+    """The ledger URL when it is a server's (a SQLite ledger stays the data folder's own)."""
+    return None if ledger_url is None or ledger_url.startswith("sqlite:") else ledger_url
+
+
+def ledger_at(data_dir: Path, ledger_url: str | None = None) -> Path | str:
+    """Where a run with ``data_dir`` and ``ledger_url`` keeps its ledger, to open it."""
+    return server_ledger(ledger_url) or data_dir / "ledger.sqlite"
 
 
 @pytest.fixture
@@ -89,9 +138,10 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """`tieout ARGS` in a child process, as cron or a person would run it."""
+    """`tieout ARGS` in a child process, as cron or a person would run it. (The timeout only
+    stops a hung child: a run of the samples took 110 s on a shared machine at load 20.)"""
     # The host's own Propexo settings must never leak into a test.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
     full_env = {

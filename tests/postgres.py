@@ -102,3 +102,29 @@ def fresh_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}".encode())
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    """Drop a database ``fresh_database`` made, with whatever sessions a killed worker left."""
+    import psycopg
+
+    server_url, name = url.rsplit("/", 1)
+    with psycopg.connect(server_url + "/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+
+
+def copy_database(source_url: str, target_url: str) -> None:
+    """``target_url``'s database made anew as a copy of ``source_url``'s (a backup, a restore;
+    none: an empty one), with whatever sessions either had ended first."""
+    import psycopg
+
+    server_url, target = target_url.rsplit("/", 1)
+    template = f" TEMPLATE {source_url.rsplit('/', 1)[1]}" if source_url else ""
+    with psycopg.connect(server_url + "/postgres", autocommit=True) as admin:
+        if source_url:
+            admin.execute(
+                b"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [source_url.rsplit("/", 1)[1]],
+            )
+        admin.execute(f"DROP DATABASE IF EXISTS {target} WITH (FORCE)".encode())
+        admin.execute(f"CREATE DATABASE {target}{template}".encode())

@@ -1,13 +1,18 @@
-"""`make bench --quick` as a smoke test: every benchmark runs and prints its table."""
+"""`make bench --quick` as a smoke test: every benchmark runs and prints its table.
+
+Marked `bench`: `make bench` runs it first (`pytest -m bench`); `make test` deselects it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.bench
 def test_quick_benchmarks_run_and_print_the_table() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick"],

@@ -129,8 +129,8 @@ def test_unusable_input_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     assert "garbage.xlsx" in result.stderr
 
 
-def test_status_json(sandbox: RunningSandbox, workspace: Path) -> None:
-    env = env_for(sandbox)
+def test_status_json(sandbox: RunningSandbox, workspace: Path, ledger_url: str) -> None:
+    env = env_for(sandbox, ledger_url)
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     status = run_cli("--data-dir", str(workspace), "status", "--json", env=env)
     data = json.loads(status.stdout)
@@ -189,16 +189,16 @@ def _verdict_everywhere(result: object, workspace: Path) -> set[str]:
 
 
 def test_the_three_verdicts_are_the_same_in_console_reports_and_exit_code(
-    sandbox: RunningSandbox, workspace: Path
+    sandbox: RunningSandbox, workspace: Path, ledger_url: str
 ) -> None:
     """#16 item 1: "Ties out" stayed green over 0.00 matched and 14 rejected rows."""
-    env = env_for(sandbox)
+    env = env_for(sandbox, ledger_url)
     first = run_cli("--data-dir", str(workspace), "run", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert _verdict_everywhere(first, workspace) == {"waiting for sync"}
     assert "posted, awaiting Propexo's next sync" in first.stdout
 
-    with receiving(sandbox, workspace):
+    with receiving(sandbox, workspace, _engine(ledger_url)):
         second = run_cli(
             "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
         )
@@ -228,7 +228,7 @@ def test_the_three_verdicts_are_the_same_in_console_reports_and_exit_code(
 
 
 def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
     """#28: a controller closes a month, not a run. November's bills came in three runs (the
     second with an unreadable amount, the third its corrected file): the period workpaper holds
@@ -236,7 +236,7 @@ def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
     Manager holds, and a sign-off recorded with `tieout signoff` shows in it."""
     from openpyxl import load_workbook
 
-    env = env_for(sandbox)
+    env = env_for(sandbox, ledger_url)
     (workspace / "inbox" / "rent_roll.xlsx").unlink()  # December's: another period
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     lines = [
@@ -298,14 +298,14 @@ def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
 
 
 def test_trace_follows_a_dollar_from_its_cell_to_the_rent_manager_record(
-    sandbox: RunningSandbox, workspace: Path
+    sandbox: RunningSandbox, workspace: Path, ledger_url: str
 ) -> None:
     """#28: `tieout trace` gives each link: the cell with its column letter and row, the value
     as the file has it, the alias line that named the resident, Propexo's ids, the job and,
     after the sync, the Rent Manager id; for a charge, a credit and an invoice's lines."""
     from openpyxl import load_workbook
 
-    env = env_for(sandbox)
+    env = env_for(sandbox, ledger_url)
     roll = workspace / "inbox" / "rent_roll.xlsx"
     book = load_workbook(roll)
     sheet = book.active
@@ -317,7 +317,7 @@ def test_trace_follows_a_dollar_from_its_cell_to_the_rent_manager_record(
     aliases.write_text('spreadsheet_name,propexo_name\n"Jesup, Morgan",Morgan Jessup\n')
     first = run_cli("--data-dir", str(workspace), "run", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    with receiving(sandbox, workspace):
+    with receiving(sandbox, workspace, _engine(ledger_url)):
         synced = run_cli(
             "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env
         )

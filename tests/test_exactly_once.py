@@ -23,7 +23,8 @@ import pytest
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox
-from tests.conftest import receiving, run_cli
+from tests.conftest import ledger_at, receiving, run_cli, server_ledger
+from tests.postgres import fresh_database
 from tests.test_load import env_for, kill_mid_posting
 
 SYNCS = {
@@ -51,6 +52,9 @@ CELLS = FULL if os.environ.get("TIEOUT_SOAK") else QUICK
 # `make test` runs the attack that needs no attacker (Propexo's own at-least-once delivery, at
 # default settings); `make soak` runs them all. No cell is ever reported skipped.
 ATTACK_CELLS = list(ATTACKS) if os.environ.get("TIEOUT_SOAK") else ["webhooks redelivered, late"]
+# The cells run on a SQLite ledger; `make test`'s attack cell on a PostgreSQL one (#29: every
+# file that touches the ledger runs on both engines), `make soak`'s attacks on both.
+ATTACK_ENGINES = ["sqlite", "postgresql"] if os.environ.get("TIEOUT_SOAK") else ["postgresql"]
 IN_DOUBT = {"sending", "partial", "unverifiable"}
 
 
@@ -62,6 +66,7 @@ def rehearse(
     unknown_job: int,
     seed: int,
     attack: dict[str, Any] | None = None,
+    ledger_url: str | None = None,
 ) -> dict[str, Any]:
     """One cell: post under faults, kill, forget jobs, then settle as operations would."""
     config = SandboxConfig(
@@ -80,16 +85,17 @@ def rehearse(
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
         env = env_for(
             box,
             workspace,
+            ledger_url,
             batch_size=10,
             concurrency=2,
             sync_window_days=config.sync_window_days,
         )
-        kill_mid_posting(workspace, env, ("submitted", "confirmed", "sending"), 10)
+        kill_mid_posting(workspace, env, ("submitted", "confirmed", "sending"), 10, ledger_url)
         api.post("/_sandbox/forget-jobs")  # Propexo no longer knows the jobs in flight
         doubt_before = -1
         for _ in range(8):
@@ -106,7 +112,7 @@ def rehearse(
             doubt_before = doubt
         pms = api.get("/_sandbox/records").json()["results"]
         faults = sum(box.app.fault_counts.values())
-    ledger = Ledger(workspace / "ledger.sqlite", readonly=True)
+    ledger = Ledger(ledger_at(workspace, ledger_url), readonly=True)
     records = ledger.records()
     ledger.close()
     return {"records": records, "pms": pms, "status": status, "faults": faults}
@@ -150,11 +156,17 @@ def test_every_line_lands_once_or_is_listed_in_doubt_never_twice(
     assert got["faults"] > 0
 
 
+@pytest.mark.parametrize("engine", ATTACK_ENGINES)
 @pytest.mark.parametrize("attack", ATTACK_CELLS)
-def test_webhooks_and_syncs_never_send_money_twice(attack: str, workspace: Path) -> None:
+def test_webhooks_and_syncs_never_send_money_twice(
+    attack: str, engine: str, workspace: Path, request: pytest.FixtureRequest
+) -> None:
     """The #30 cells, each over the adversarial cell (faults and a SIGKILL): one in `make test`,
     all in `make soak`."""
-    got = rehearse(workspace, "async", "null", "opaque", 404, 99, ATTACKS[attack])
+    url = None
+    if engine == "postgresql":
+        url = fresh_database(request.getfixturevalue("postgres_server"))
+    got = rehearse(workspace, "async", "null", "opaque", 404, 99, ATTACKS[attack], url)
     pms, records = got["pms"], got["records"]
     invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
     charges = Counter(r["reference_sent"] for r in pms if r["kind"] != "invoice")

@@ -26,7 +26,7 @@ from pipelines.posting.propexo import PropexoClient
 from pipelines.reconciling.webhooks import ReceiverThread
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import SAMPLES, receiving, run_cli
+from tests.conftest import SAMPLES, ledger_at, receiving, run_cli, server_ledger
 from tests.test_load import env_for
 from tests.test_sandbox import invoice_body
 
@@ -49,12 +49,18 @@ def rent_roll_only(workspace: Path) -> None:
     (workspace / "inbox" / "vendor_bills.csv").unlink()
 
 
-def test_a_sync_that_has_only_been_asked_for_proves_nothing(workspace: Path) -> None:
+def test_a_sync_that_has_only_been_asked_for_proves_nothing(
+    workspace: Path, ledger_url: str
+) -> None:
     """Issue item 1: `reconcile --sync` took the request time as the sync time."""
     rent_roll_only(workspace)
     config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=1.5)
-    with running_sandbox(config) as box, client_for(box) as api, receiving(box, workspace):
-        env = env_for(box, workspace, batch_size=10)
+    with (
+        running_sandbox(config) as box,
+        client_for(box) as api,
+        receiving(box, workspace, server_ledger(ledger_url)),
+    ):
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         box.config.faults = parse_faults("post:lost=1")  # every batch lands; no answer comes
         run_cli("--data-dir", str(workspace), "run", env=env)
         box.config.faults = {}
@@ -74,11 +80,16 @@ def test_a_sync_that_has_only_been_asked_for_proves_nothing(workspace: Path) -> 
 
 def test_last_seen_from_a_sync_that_began_before_the_write_proves_nothing(
     workspace: Path,
+    ledger_url: str,
 ) -> None:
     """Issue item 2: the newest last_seen was taken as the time of a sync that saw everything."""
     config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=2.5)
-    with running_sandbox(config) as box, client_for(box) as api, receiving(box, workspace):
-        env = env_for(box, workspace, batch_size=10)
+    with (
+        running_sandbox(config) as box,
+        client_for(box) as api,
+        receiving(box, workspace, server_ledger(ledger_url)),
+    ):
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         # Someone else's invoice lands, then their sync starts (it will see that invoice);
         # our run writes while the sync runs, and loses every answer.
         other = api.post("/v1/invoices/rentmanager/", json=invoice_body(invoice_number="OTHER-1"))
@@ -121,13 +132,13 @@ def test_partial_success_is_attributed_only_by_exact_tokens() -> None:
 
 @pytest.mark.parametrize("errors", ["opaque", "indexed"])
 def test_an_unattributable_partial_success_leaves_the_rest_in_doubt(
-    errors: str, tmp_path: Path
+    errors: str, tmp_path: Path, ledger_url: str
 ) -> None:
     config = SandboxConfig(
         job_delay_s=0.02, rate_limit=1000, sync_mode="instant", batch_errors=errors
     )
     with running_sandbox(config) as box, client_for(box) as api:
-        ledger = Ledger(tmp_path / "ledger.sqlite")
+        ledger = Ledger(ledger_url)
         residents = api.get("/v1/residents/", params={"limit": 1}).json()["results"]
         code = api.get("/v1/charge-codes/").json()["results"][0]
         good = {
@@ -174,10 +185,11 @@ def test_an_unattributable_partial_success_leaves_the_rest_in_doubt(
 
 def test_a_job_propexo_does_not_know_puts_its_records_in_doubt_and_the_wait_goes_on(
     workspace: Path,
+    ledger_url: str,
 ) -> None:
     config = SandboxConfig(job_delay_s=5, rate_limit=1000, unknown_job=400)  # pending at the end
     with running_sandbox(config) as box, client_for(box) as api:
-        env = env_for(box, workspace, batch_size=50, status_timeout_s=0)
+        env = env_for(box, workspace, ledger_url, batch_size=50, status_timeout_s=0)
         run_cli("--data-dir", str(workspace), "run", env=env)
         api.post("/_sandbox/forget-jobs")
         result = run_cli("--data-dir", str(workspace), "reconcile", env=env)
@@ -221,11 +233,16 @@ def signed(body: bytes, secret: str = "s3cret-s3cret") -> dict[str, str]:
     return {"propexo-signature": digest, "content-type": "application/json"}
 
 
-def test_the_receiver_checks_signatures_and_pairs_a_manual_sync(tmp_path: Path) -> None:
+def test_the_receiver_checks_signatures_and_pairs_a_manual_sync(
+    tmp_path: Path, ledger_url: str
+) -> None:
     settings = replace(
-        load_settings(env={}), data_dir=tmp_path, webhook_secret=Secret("s3cret-s3cret")
+        load_settings(env={}),
+        data_dir=tmp_path,
+        webhook_secret=Secret("s3cret-s3cret"),
+        ledger_url=server_ledger(ledger_url),
     )
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger)
     ledger.request_sync("int_rm_demo", "2026-11-23T10:00:00.000000Z")
     ledger.close()
     body = json.dumps(
@@ -244,19 +261,19 @@ def test_the_receiver_checks_signatures_and_pairs_a_manual_sync(tmp_path: Path) 
             client.post("", content=body, headers=signed(body, "wrong-secret")).status_code == 401
         )
         assert client.post("", content=body).status_code == 401
-        ledger = Ledger(settings.ledger_path)
+        ledger = Ledger(settings.ledger)
         assert ledger.proven_syncs("int_rm_demo").empty
         ledger.close()
         assert client.post("", content=body, headers=signed(body)).status_code == 200
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger)
     proven = ledger.proven_syncs("int_rm_demo")
     ledger.close()
     assert proven["started_after"].tolist() == ["2026-11-23T10:00:00.000000Z"]
     assert proven["models"].tolist() == [["resident_charges"]]
 
 
-def test_an_unfinished_or_unrequested_sync_proves_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+def test_an_unfinished_or_unrequested_sync_proves_nothing(tmp_path: Path, ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
     ledger.record_sync_complete(
         "i", schedule_id=None, finished=True, models=["invoices"], at="2026-11-23T10:00:00Z"
     )
@@ -272,13 +289,15 @@ def test_an_unfinished_or_unrequested_sync_proves_nothing(tmp_path: Path) -> Non
     assert proven["started_after"].tolist() == ["2026-11-23T13:00:00Z"]
 
 
-def test_a_person_settles_what_no_sync_can(sandbox: RunningSandbox, workspace: Path) -> None:
+def test_a_person_settles_what_no_sync_can(
+    sandbox: RunningSandbox, workspace: Path, ledger_url: str
+) -> None:
     rent_roll_only(workspace)
     # The write log would show the jobs that carried them: here it never does, so only a
     # person can settle them.
     sandbox.config.write_log_delay_s = 3600
     with client_for(sandbox) as api:
-        env = env_for(sandbox, workspace, batch_size=50)
+        env = env_for(sandbox, workspace, ledger_url, batch_size=50)
         sandbox.config.faults = parse_faults("post:lost=1")
         run_cli("--data-dir", str(workspace), "run", env=env)
         sandbox.config.faults = {}
@@ -308,13 +327,15 @@ def test_a_person_settles_what_no_sync_can(sandbox: RunningSandbox, workspace: P
     # The person was wrong about nothing here: all 129 had landed, and 128 were declared
     # absent, so those went twice. What tieout guarantees is that only a person can do that.
     assert sum(counts.values()) == 129 + 128
-    ledger = Ledger(workspace / "ledger.sqlite", readonly=True)
+    ledger = Ledger(ledger_at(workspace, ledger_url), readonly=True)
     events = ledger.events(first)
     ledger.close()
     assert any("resolve --present" in str(e[3]) for e in events)
 
 
-def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspace: Path) -> None:
+def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(
+    workspace: Path, ledger_url: str
+) -> None:
     """Found by the soak matrix: a credit (kept negative in the ledger) was compared with its
     sign flipped, so with `reference_readback null` a landed credit looked absent and was
     posted again."""
@@ -322,8 +343,12 @@ def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspa
     config = SandboxConfig(
         job_delay_s=0.02, rate_limit=1000, sync_duration_s=0.2, reference_readback="null"
     )
-    with running_sandbox(config) as box, client_for(box) as api, receiving(box, workspace):
-        env = env_for(box, workspace, batch_size=50)
+    with (
+        running_sandbox(config) as box,
+        client_for(box) as api,
+        receiving(box, workspace, server_ledger(ledger_url)),
+    ):
+        env = env_for(box, workspace, ledger_url, batch_size=50)
         box.config.faults = parse_faults("post:lost=1")  # every write lands; no answer comes
         run_cli("--data-dir", str(workspace), "run", env=env)
         box.config.faults = {}
@@ -342,12 +367,12 @@ def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(workspa
         assert not status_of(workspace, env)["in_doubt"]
 
 
-def test_invoices_in_doubt_are_found_in_the_same_run(workspace: Path) -> None:
+def test_invoices_in_doubt_are_found_in_the_same_run(workspace: Path, ledger_url: str) -> None:
     """#20 item 5: invoices waited for the grace and a sync, though Propexo reads them back."""
     (workspace / "inbox" / "rent_roll.xlsx").unlink()
     config = SandboxConfig(job_delay_s=0.02, rate_limit=1000, faults=parse_faults("post:lost=1"))
     with running_sandbox(config) as box:
-        env = env_for(box, workspace, in_doubt_grace_s=120)
+        env = env_for(box, workspace, ledger_url, in_doubt_grace_s=120)
         result = run_cli("--data-dir", str(workspace), "run", env=env)
         # Those whose jobs had finished are found right after posting ...
         assert "records in doubt were found in Propexo" in result.stdout, result.stdout
@@ -358,12 +383,14 @@ def test_invoices_in_doubt_are_found_in_the_same_run(workspace: Path) -> None:
         assert "sending" not in states and states["matched"]["count"] == 12
 
 
-def test_a_run_that_only_follows_earlier_writes_writes_its_report(workspace: Path) -> None:
+def test_a_run_that_only_follows_earlier_writes_writes_its_report(
+    workspace: Path, ledger_url: str
+) -> None:
     """#20 item 7: a run with an empty inbox that re-sent or followed jobs said "nothing to do"
     and wrote no report."""
     config = SandboxConfig(job_delay_s=1.5, rate_limit=1000)
     with running_sandbox(config) as box:
-        env = env_for(box, workspace, status_timeout_s=0)
+        env = env_for(box, workspace, ledger_url, status_timeout_s=0)
         first = run_cli("--data-dir", str(workspace), "run", env=env)
         assert status_of(workspace, env)["by_state"]["submitted"]["count"] > 0, first.stdout
         time.sleep(1.6)  # the jobs finish

@@ -23,7 +23,7 @@ import pytest
 from pipelines.ledger import Ledger
 from pipelines.resolving.refs import RefData
 from sandbox.server import RunningSandbox
-from tests.conftest import settings_for
+from tests.conftest import server_ledger, settings_for
 
 CHARGE_HEADER = "Property,Unit,Resident,Charge Code,Amount,Transaction Date"
 
@@ -55,15 +55,17 @@ def _charges(api: httpx.Client) -> list[dict[str, Any]]:
     return [r for r in api.get("/_sandbox/records").json()["results"] if r["kind"] == "charge"]
 
 
-def _run(sandbox: RunningSandbox, data: Path, said: list[str]) -> int:
+def _run(
+    sandbox: RunningSandbox, data: Path, said: list[str], ledger_url: str | None = None
+) -> int:
     from pipelines.runs.pipeline import run
 
-    settings = settings_for(sandbox, data, settle_s=0.0)
+    settings = settings_for(sandbox, data, settle_s=0.0, ledger_url=server_ledger(ledger_url))
     return run(settings, say=said.append).exit_code
 
 
 def test_a_re_sorted_re_export_with_an_added_line_posts_only_the_added_line(
-    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path, ledger_url: str
 ) -> None:
     """The issue's row: a re-export with one added Parking $75 line sorted before the
     resident's posted Parking $50 posted the $50 again and held the $75 as a conflict whose
@@ -81,7 +83,7 @@ def test_a_re_sorted_re_export_with_an_added_line_posts_only_the_added_line(
         ],
     )
     said: list[str] = []
-    assert _run(sandbox, data, said) == 0, said
+    assert _run(sandbox, data, said, ledger_url) == 0, said
     assert len(_charges(api)) == 3
     _sheet(
         inbox / "charges_reexport.csv",
@@ -93,7 +95,7 @@ def test_a_re_sorted_re_export_with_an_added_line_posts_only_the_added_line(
         ],
     )
     said = []
-    code = _run(sandbox, data, said)
+    code = _run(sandbox, data, said, ledger_url)
     charges = _charges(api)
     references = Counter(r["reference_number"] for r in charges)
     duplicates = sum(n - 1 for n in references.values())
@@ -104,7 +106,7 @@ def test_a_re_sorted_re_export_with_an_added_line_posts_only_the_added_line(
 
 
 def test_a_changed_line_is_a_conflict_whose_advice_is_the_difference(
-    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path, ledger_url: str
 ) -> None:
     """Among equal lines, one posted at $50 now says $60 while a second, unchanged, moved
     above it: the unchanged one is recognised; the changed one is held with "post $10.00
@@ -122,12 +124,12 @@ def test_a_changed_line_is_a_conflict_whose_advice_is_the_difference(
         ],
     )
     said: list[str] = []
-    assert _run(sandbox, data, said) == 0, said
+    assert _run(sandbox, data, said, ledger_url) == 0, said
     _sheet(
         inbox / "second.csv", [_line(tenant, "Parking", "40.00"), _line(tenant, "Parking", "60.00")]
     )
     said = []
-    assert _run(sandbox, data, said) == 1, said
+    assert _run(sandbox, data, said, ledger_url) == 1, said
     amounts = sorted(r["amount_in_cents"] for r in _charges(api))
     assert amounts == [2500, 4000, 5000]  # nothing new posted, nothing twice
     errors = next(data.rglob("second.csv.errors.csv")).read_text()
@@ -143,6 +145,7 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
     refs: RefData,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    ledger_url: str,
 ) -> None:
     """The issue's row: the inbox file atomically replaced by a newer version after its last
     read, before archiving; the newer version was archived unread (4 charges lost, silently).
@@ -167,10 +170,10 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
 
     monkeypatch.setattr(pipeline_module, "account_rows", replace_then_account)
     said: list[str] = []
-    _run(sandbox, data, said)
+    _run(sandbox, data, said, ledger_url)
     assert not replacement.exists()
     said_second: list[str] = []
-    _run(sandbox, data, said_second)
+    _run(sandbox, data, said_second, ledger_url)
     charges = _charges(api)
     duplicates = sum(n - 1 for n in Counter(r["reference_number"] for r in charges).values())
     assert (len(charges), duplicates) == (16, 0), said + said_second
@@ -180,7 +183,7 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
 
 
 def test_a_file_left_in_processing_by_a_dead_run_is_finished_by_the_next(
-    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, refs: RefData, tmp_path: Path, ledger_url: str
 ) -> None:
     """A run that dies after taking a file leaves it in the inbox's processing folder; the
     next run takes it from there."""
@@ -195,7 +198,7 @@ def test_a_file_left_in_processing_by_a_dead_run_is_finished_by_the_next(
     assert taken is not None and taken_files(inbox) == [taken] and not path.exists()
     assert processing_dir(inbox).stat().st_mode & 0o077 == 0  # private
     said: list[str] = []
-    assert _run(sandbox, data, said) == 0, said
+    assert _run(sandbox, data, said, ledger_url) == 0, said
     assert len(_charges(api)) == 2
     assert taken_files(inbox) == [] and not processing_dir(inbox).exists()
 

@@ -324,19 +324,20 @@ def test_a_runs_verdict_now_counts_its_rejected_rows_only_while_their_items_are_
 
 
 def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who_and_note(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str
 ) -> None:
     from click.testing import CliRunner
+    from pipelines.cli.main.main import cli
 
-    from pipelines.cli.main import cli
     from pipelines.ledger import Ledger
     from pipelines.runs.items import FILE_CAUSES, new_item
 
     monkeypatch.setenv("TIEOUT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TIEOUT_LEDGER_URL", ledger_url)  # the file in --data-dir, or a server
     row = new_item("rejected_row", "sha1", "a.csv", 7, rows=(7,), amount_text="12.345")
     name = new_item("unknown_vendor", "sha1", "a.csv", "Acme", rows=(3,), amount_cents=500)
     clash = new_item("conflict", "sha1", "a.csv", 9, rows=(9,), amount_cents=100)
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+    with Ledger(ledger_url) as ledger:
         ledger.start_run("r1", dry_run=False, pid=1)
         assert ledger.observe_items("r1", [row, name, clash], file_sha256="sha1") == {
             "opened": 3,
@@ -357,7 +358,7 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
         assert ledger.supersede_items(["sha1"], "r3", "corrected") == 2
         assert ledger.items() == []
 
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+    with Ledger(ledger_url) as ledger:
         ledger.observe_items("r4", [clash])  # met again: open again
     runner = CliRunner()
     base = ["--data-dir", str(tmp_path)]
@@ -372,7 +373,7 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
     )
     assert done.exit_code == 0, done.output
     assert json.loads(runner.invoke(cli, [*base, "todo", "--json"]).output)["items"] == []
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+    with Ledger(ledger_url) as ledger:
         (settled,) = [i for i in ledger.items(states=None) if i["item_id"] == clash.item_id]
     assert (settled["state"], settled["decided_by"], settled["note"]) == (
         "settled",

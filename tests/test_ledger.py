@@ -118,8 +118,8 @@ def test_only_outcomes_that_change_something_are_written_back() -> None:
     assert changed_outcomes(outcomes.iloc[:0], records).empty
 
 
-def test_records_reads_only_the_columns_asked_for(tmp_path: Path) -> None:
-    ledger = _staged(tmp_path / "ledger.sqlite", 2)
+def test_records_reads_only_the_columns_asked_for(ledger_url: str) -> None:
+    ledger = _staged(ledger_url, 2)
     frame = ledger.records(columns=["record_key", "state", "amount_cents"])
     assert list(frame.columns) == ["record_key", "state", "amount_cents"]
     assert frame["state"].tolist() == ["confirmed", "confirmed"]
@@ -145,12 +145,12 @@ def test_a_state_change_for_many_keys_is_a_few_statements_not_one_per_key(tmp_pa
 
 
 def test_staging_finds_known_keys_whether_the_ledger_is_smaller_or_larger(
-    tmp_path: Path,
+    ledger_url: str,
 ) -> None:
     """#19: a ledger with fewer records than the keys staged is read whole (its key column)
     rather than asked key by key; either way a known key with other content is a conflict,
     a known key with the same content is left alone, and a new key is staged."""
-    ledger = _staged(tmp_path / "ledger.sqlite", 3)  # TO0000..TO0002, 100 cents, hash "h"
+    ledger = _staged(ledger_url, 3)  # TO0000..TO0002, 100 cents, hash "h"
 
     def frame(numbers: list[int], digest: str) -> pd.DataFrame:
         keys = [f"charge:i:TO{i:04d}" for i in numbers]
@@ -258,9 +258,9 @@ def test_state_changes_made_together_commit_once_and_are_logged_after(
     ledger.close()
 
 
-def test_a_transaction_inside_another_is_a_savepoint(tmp_path: Path) -> None:
+def test_a_transaction_inside_another_is_a_savepoint(ledger_url: str) -> None:
     """SQLite transactions nest as psycopg's do: the inner block's failure undoes only it."""
-    ledger = _staged(tmp_path / "ledger.sqlite", 2)
+    ledger = _staged(ledger_url, 2)
     with ledger.db.transaction():
         ledger.transition(["charge:i:TO0000"], "sending")
         with pytest.raises(LedgerError), ledger.db.transaction():
@@ -271,9 +271,9 @@ def test_a_transaction_inside_another_is_a_savepoint(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_a_state_change_sets_only_the_ledgers_own_fields(tmp_path: Path) -> None:
+def test_a_state_change_sets_only_the_ledgers_own_fields(ledger_url: str) -> None:
     """No caller-chosen column name reaches SQL; an unknown key or state changes nothing."""
-    with _staged(tmp_path / "ledger.sqlite", 2) as ledger:
+    with _staged(ledger_url, 2) as ledger:
         with pytest.raises(LedgerError, match="cannot set"):
             ledger.transition(["charge:i:TO0000"], "matched", **{"state = 'x' --": 1})
         with pytest.raises(LedgerError, match="unknown state"):
@@ -383,17 +383,14 @@ def test_the_ledger_behaves_the_same_on_every_engine(ledger_url: str) -> None:
             pass  # released when the first holder's block ended
 
 
-def test_a_sqlite_ledger_copies_to_postgresql_verified(
-    tmp_path: Path, postgres_server: str
-) -> None:
+def test_a_sqlite_ledger_copies_to_postgresql_verified(tmp_path: Path, postgresql_url: str) -> None:
     """#18 `tieout ledger copy --to`: every table, ids and staging order kept, verified by
     counts and sums per state; the copy carries on where the old ledger stopped."""
     from click.testing import CliRunner
+    from pipelines.cli.main.main import cli
 
-    from pipelines.cli.main import cli
     from pipelines.core.errors import LedgerError
     from pipelines.ledger.copy import copy_ledger
-    from tests.postgres import fresh_database
 
     source_path = tmp_path / "ledger.sqlite"
     with _staged(source_path, 5) as source:
@@ -402,7 +399,7 @@ def test_a_sqlite_ledger_copies_to_postgresql_verified(
         source.start_run("r2", dry_run=False, pid=1)
         expected = source.records(columns=["record_key", "state", "amount_cents", "note"])
         events = source.events("charge:i:TO0001")
-    target = fresh_database(postgres_server)
+    target = postgresql_url
     result = CliRunner().invoke(
         cli, ["--data-dir", str(tmp_path), "ledger", "copy", "--to", target]
     )
@@ -445,8 +442,8 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     """#18: Alembic revisions; an older ledger (here: one from before migrations) is refused in
     one line until `tieout ledger migrate`, which keeps its records; a newer one is refused."""
     from click.testing import CliRunner
+    from pipelines.cli.main.main import cli
 
-    from pipelines.cli.main import cli
     from pipelines.ledger import migrations
     from pipelines.ledger.database import connect
 
@@ -513,16 +510,14 @@ with ledger.claim("f" * 64, "rent.csv") as mine:
 
 
 def test_a_file_claimed_by_one_worker_is_skipped_by_another_until_that_worker_dies(
-    postgres_server: str,
+    postgresql_url: str,
 ) -> None:
     """Claims are rows held with SELECT … FOR UPDATE SKIP LOCKED: a second worker is told no at
     once (it does not wait), and a worker killed mid-file loses its claim with its session."""
     import subprocess
     import sys
 
-    from tests.postgres import fresh_database
-
-    url = fresh_database(postgres_server)
+    url = postgresql_url
     Ledger(url).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_A_CLAIM, url], stdout=subprocess.PIPE, text=True
@@ -556,15 +551,13 @@ def test_a_file_claimed_by_one_worker_is_skipped_by_another_until_that_worker_di
             holder.stdout.close()
 
 
-def test_one_worker_at_a_time_talks_to_an_integration(postgres_server: str) -> None:
+def test_one_worker_at_a_time_talks_to_an_integration(postgresql_url: str) -> None:
     """The turn is a blocking advisory lock per integration: the second worker waits for the
     first, another integration's worker does not."""
     import threading
     import time
 
-    from tests.postgres import fresh_database
-
-    url = fresh_database(postgres_server)
+    url = postgresql_url
     order: list[str] = []
     with Ledger(url) as first, Ledger(url) as second, Ledger(url) as third:
 

@@ -185,10 +185,10 @@ def test_sigkill_mid_posting_loses_and_doubles_nothing(workspace: Path, ledger_u
         assert_exactly_once(api, workspace, ledger_url)
 
 
-def test_a_run_larger_than_the_window_never_sees_429(workspace: Path) -> None:
+def test_a_run_larger_than_the_window_never_sees_429(workspace: Path, ledger_url: str) -> None:
     config = SandboxConfig(job_delay_s=0.05, rate_limit=15, rate_window_s=1.5)
     with running_sandbox(config) as box:
-        env = env_for(box, workspace, batch_size=10)
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         result = run_cli("--data-dir", str(workspace), "run", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert box.app.rate_limited == 0
@@ -219,11 +219,11 @@ def test_dry_run_writes_nothing_anywhere(
 
 
 def test_same_key_with_new_content_is_a_conflict_not_a_post(
-    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path, ledger_url: str
 ) -> None:
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
-    env = env_for(sandbox, data)
+    env = env_for(sandbox, data, ledger_url)
     write_bills(
         data / "inbox" / "a.csv", ["ACME Plumbing LLC,C-1,11/03/2026,,Maple Court,5100,x,10.00"]
     )
@@ -239,11 +239,11 @@ def test_same_key_with_new_content_is_a_conflict_not_a_post(
 
 
 def test_a_corrected_bill_line_is_named_and_counted_rejected(
-    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path, ledger_url: str
 ) -> None:
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
-    env = env_for(sandbox, data)
+    env = env_for(sandbox, data, ledger_url)
     lines = [
         "ACME Plumbing LLC,C-2,11/03/2026,,Maple Court,5100,first,10.00",
         "ACME Plumbing LLC,C-2,11/03/2026,,Maple Court,5100,second,20.00",
@@ -265,13 +265,13 @@ def test_a_corrected_bill_line_is_named_and_counted_rejected(
 
 
 def test_a_corrected_charge_is_a_conflict_not_a_second_charge(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, tmp_path: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
     """#20 item 2: the edited row was posted as an extra charge (its number hashed the amount)."""
     import openpyxl
 
     (workspace / "inbox" / "vendor_bills.csv").unlink()
-    env = env_for(sandbox, workspace)
+    env = env_for(sandbox, workspace, ledger_url)
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     before = len(api.get("/_sandbox/records").json()["results"])
     book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
@@ -302,7 +302,7 @@ def test_a_second_run_waits_its_turn(sandbox: RunningSandbox, workspace: Path) -
 
 
 def test_partial_success_maps_errors_back_to_source_rows(
-    sandbox: RunningSandbox, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: RunningSandbox, workspace: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str
 ) -> None:
     """A resident removed in Rent Manager after names were resolved: RM refuses that resident's
     charges inside otherwise good batches, and exactly those records end up failed."""
@@ -324,10 +324,11 @@ def test_partial_success_maps_errors_back_to_source_rows(
         token=Secret("sandbox-token"),
         data_dir=workspace,
         status_timeout_s=20,
+        ledger_url=server_ledger(ledger_url),
     )
     outcome = pipeline_module.run(settings, say=lambda _: None)
     assert outcome.exit_code == 1
-    ledger = Ledger(workspace / "ledger.sqlite", readonly=True)
+    ledger = Ledger(server_ledger(ledger_url) or workspace / "ledger.sqlite", readonly=True)
     failed = ledger.records(states=["failed"])
     confirmed = ledger.records(states=["confirmed", "matched"])
     ledger.close()
@@ -340,10 +341,10 @@ def test_partial_success_maps_errors_back_to_source_rows(
     assert (posted["State"] == "failed").sum() == len(failed)
 
 
-def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
+def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path, ledger_url: str) -> None:
     config = SandboxConfig(job_delay_s=0.05, rate_limit=1000)
     with running_sandbox(config) as box:
-        env = env_for(box, workspace, batch_size=4)
+        env = env_for(box, workspace, ledger_url, batch_size=4)
         result = run_cli("--data-dir", str(workspace), "run", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         line = next(x for x in result.stdout.splitlines() if x.startswith("posted "))
@@ -392,11 +393,11 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
     Ledger(path, readonly=True).close()  # reports and status can still read it
 
 
-def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
+def test_a_charge_corrected_into_a_credit_is_a_conflict(ledger_url: str) -> None:
     """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
     from pipelines.posting.payloads import encode_charges
 
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger(ledger_url)
     line = pd.DataFrame(
         {
             "source_row": [2],
@@ -422,7 +423,7 @@ def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
 
 
 def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
-    sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path, ledger_url: str
 ) -> None:
     """#17: LoadResult counted every confirmed record in the ledger, so a second run said it
     confirmed the first run's records too."""
@@ -446,7 +447,7 @@ def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
         ],
     )
     with (
-        Ledger(tmp_path / "ledger.sqlite") as ledger,
+        Ledger(ledger_url) as ledger,
         PropexoClient(sandbox.base_url, Secret(sandbox.config.token)) as client,
     ):
         refs = reference_data(ledger, client, settings)

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from sandbox.server import RunningSandbox
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, run_cli, server_ledger
+from tests.postgres import copy_database
 from tests.test_load import env_for
 
 
@@ -24,22 +25,27 @@ def drop(workspace: Path, *names: str) -> None:
         shutil.copy2(SAMPLES / name, workspace / "inbox" / name)
 
 
-def lose_ledger(workspace: Path) -> None:
+def lose_ledger(workspace: Path, ledger_url: str | None = None) -> None:
+    """The ledger gone: its SQLite file, or its server database made empty."""
+    if server_ledger(ledger_url):
+        copy_database("", str(ledger_url))
+        return
     for suffix in ("", "-wal", "-shm"):
         (workspace / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
 
 
 def test_a_lost_ledger_stops_the_run_and_a_rebuild_adopts_what_propexo_holds(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox, workspace)
+    env = env_for(sandbox, workspace, ledger_url)
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
-    assert list((workspace / "backups").glob("ledger-*.sqlite")), "no backup after the run"
+    if not server_ledger(ledger_url):  # a server's backups are the server's own
+        assert list((workspace / "backups").glob("ledger-*.sqlite")), "no backup after the run"
     api.post("/_sandbox/sync")  # the charges reach Propexo's cache
     before = pms_counts(api)
     assert sum(before.values()) == 141
 
-    lose_ledger(workspace)
+    lose_ledger(workspace, ledger_url)
     drop(workspace, "vendor_bills.csv", "rent_roll.xlsx")
     refused = run_cli("--data-dir", str(workspace), "run", env=env)
     assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -64,14 +70,18 @@ def test_a_lost_ledger_stops_the_run_and_a_rebuild_adopts_what_propexo_holds(
 
 
 def test_a_ledger_restored_from_an_old_backup_posts_nothing_twice(
-    sandbox: RunningSandbox, api: httpx.Client, workspace: Path
+    sandbox: RunningSandbox, api: httpx.Client, workspace: Path, ledger_url: str
 ) -> None:
-    env = env_for(sandbox, workspace)
+    env = env_for(sandbox, workspace, ledger_url)
+    server = server_ledger(ledger_url)
     (workspace / "inbox" / "rent_roll.xlsx").unlink()
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     backup = workspace.parent / "old-ledger.sqlite"
-    with sqlite3.connect(workspace / "ledger.sqlite") as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)
+    if server:  # the server's own copy of the database
+        copy_database(server, server + "_old")
+    else:
+        with sqlite3.connect(workspace / "ledger.sqlite") as live, sqlite3.connect(backup) as copy:
+            live.backup(copy)
     drop(workspace, "rent_roll.xlsx")
     assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
     api.post("/_sandbox/sync")
@@ -79,8 +89,11 @@ def test_a_ledger_restored_from_an_old_backup_posts_nothing_twice(
     assert sum(before.values()) == 141
 
     # The restore: the ledger from before the rent roll was posted; the rent roll dropped again.
-    lose_ledger(workspace)
-    shutil.copy2(backup, workspace / "ledger.sqlite")
+    lose_ledger(workspace, ledger_url)
+    if server:
+        copy_database(server + "_old", server)
+    else:
+        shutil.copy2(backup, workspace / "ledger.sqlite")
     drop(workspace, "rent_roll.xlsx")
     rerun = run_cli("--data-dir", str(workspace), "run", env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

@@ -22,15 +22,15 @@ from pipelines.posting.propexo import PropexoClient
 from pipelines.reconciling.skew import allowance_s, measure
 from sandbox.faults import SandboxConfig, parse_fault_spec
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import receiving, run_cli
+from tests.conftest import ledger_at, receiving, run_cli, server_ledger
 from tests.test_load import env_for, settle
 
 QUICK = {"job_delay_s": 0.05, "rate_limit": 1000, "sync_duration_s": 0.2}
 
 
-def figures(api: httpx.Client, data_dir: Path) -> dict[str, int]:
+def figures(api: httpx.Client, data_dir: Path, ledger_url: str | None = None) -> dict[str, int]:
     """Expected (the ledger's records), in RM, duplicates, losses, records left for a person."""
-    with Ledger(data_dir / "ledger.sqlite", readonly=True) as ledger:
+    with Ledger(ledger_at(data_dir, ledger_url), readonly=True) as ledger:
         records = ledger.records()
     pms = api.get("/_sandbox/records").json()["results"]
     landed = Counter(
@@ -54,8 +54,8 @@ def posts_of_subscription(box: RunningSandbox) -> int:
     return box.app.seen_by_route["post"]
 
 
-def states(data_dir: Path) -> Counter[str]:
-    with Ledger(data_dir / "ledger.sqlite", readonly=True) as ledger:
+def states(data_dir: Path, ledger_url: str | None = None) -> Counter[str]:
+    with Ledger(ledger_at(data_dir, ledger_url), readonly=True) as ledger:
         return Counter(ledger.records(columns=["state"])["state"])
 
 
@@ -104,6 +104,7 @@ def test_a_token_revoked_mid_run_stops_it_and_the_next_run_sends_the_rest(
 
 def test_a_422_on_one_batch_is_kept_with_its_reason_and_sent_again_by_a_person(
     workspace: Path,
+    ledger_url: str,
 ) -> None:
     """Today: its charges "failed" forever; `resolve` refused them; a re-drop was a duplicate."""
     with (
@@ -111,20 +112,20 @@ def test_a_422_on_one_batch_is_kept_with_its_reason_and_sent_again_by_a_person(
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
         box.config.faults_at = {"post": {posts_of_subscription(box) + 14: "422"}}
-        env = env_for(box, workspace, batch_size=10)
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         first = run_cli("--data-dir", str(workspace), "run", env=env)
         assert first.returncode == 1, first.stderr
         assert box.app.fault_counts == {"422": 1}
-        with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+        with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
             refused = ledger.records(states=["refused"])
-        assert len(refused) > 0 and not states(workspace)["failed"]
+        assert len(refused) > 0 and not states(workspace, ledger_url)["failed"]
         assert refused["note"].str.contains("422").all()
         (summary,) = reports(workspace)
         assert any("refused" in r["reason"] for r in summary["verdict_reasons"])
-        before = figures(api, workspace)
+        before = figures(api, workspace, ledger_url)
         assert before["left for a person"] == len(refused) and before["losses"] == 0
 
         again = run_cli(
@@ -132,7 +133,7 @@ def test_a_422_on_one_batch_is_kept_with_its_reason_and_sent_again_by_a_person(
         )
         assert again.returncode == 0 and f"{len(refused)} refused records" in again.stdout
         settle(workspace, env)
-        got = figures(api, workspace)
+        got = figures(api, workspace, ledger_url)
     assert got == {
         "expected": 12 + 129,
         "in RM": 12 + 129,
@@ -182,7 +183,9 @@ def test_an_unreadable_answer_puts_its_own_request_in_doubt_and_the_run_goes_on(
     }
 
 
-def test_propexo_data_clock_behind_ours_calls_nothing_missing(workspace: Path) -> None:
+def test_propexo_data_clock_behind_ours_calls_nothing_missing(
+    workspace: Path, ledger_url: str
+) -> None:
     """Today: data timestamps 10 min behind → 6 records called missing though all in RM."""
     config = SandboxConfig(**QUICK, clock_skew_s=-600)  # type: ignore[arg-type]
     with (
@@ -190,13 +193,13 @@ def test_propexo_data_clock_behind_ours_calls_nothing_missing(workspace: Path) -
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
-        env = env_for(box, workspace, batch_size=10, clock_skew_s=60)
+        env = env_for(box, workspace, ledger_url, batch_size=10, clock_skew_s=60)
         run_cli("--data-dir", str(workspace), "run", env=env)
         status = settle(workspace, env)
         assert "missing" not in status["by_state"], status["by_state"]
-        got = figures(api, workspace)
+        got = figures(api, workspace, ledger_url)
         doctor = run_cli("--data-dir", str(workspace), "doctor", env=env)
     assert got["in RM"] == got["expected"] == 12 + 129 and got["duplicates"] == 0
     clock = [line for line in doctor.stdout.splitlines() if "data clock" in line]

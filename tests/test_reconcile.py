@@ -15,7 +15,7 @@ from pipelines.reconciling.proof import sync_verdicts, write_ended
 from pipelines.reconciling.reconcile import by_reference, match_charges
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import receiving, run_cli
+from tests.conftest import ledger_at, receiving, run_cli, server_ledger
 from tests.test_load import env_for
 
 
@@ -141,15 +141,15 @@ def test_content_matching_respects_multiplicity() -> None:
     assert sorted(outcomes["outcome"].tolist()) == ["matched", "missing"]
 
 
-def state_of(data_dir: Path) -> pd.DataFrame:
-    ledger = Ledger(data_dir / "ledger.sqlite", readonly=True)
+def state_of(data_dir: Path, ledger_url: str | None = None) -> pd.DataFrame:
+    ledger = Ledger(ledger_at(data_dir, ledger_url), readonly=True)
     try:
         return ledger.records()
     finally:
         ledger.close()
 
 
-def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
+def test_each_outcome_against_the_sandbox(workspace: Path, ledger_url: str) -> None:
     with (
         running_sandbox(
             SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2)
@@ -157,9 +157,9 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace),
+        receiving(box, workspace, server_ledger(ledger_url)),
     ):
-        env = env_for(box, workspace)
+        env = env_for(box, workspace, ledger_url)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
         assert (
             run_cli(
@@ -167,7 +167,7 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
             ).returncode
             == 0
         )
-        records = state_of(workspace)
+        records = state_of(workspace, ledger_url)
         assert set(records["state"]) == {"matched"}
 
         pms = api.get("/_sandbox/records").json()["results"]
@@ -199,13 +199,13 @@ def test_each_outcome_against_the_sandbox(workspace: Path) -> None:
         )
         assert result.returncode == 1  # exceptions found
         assert "unexpected 1" in result.stdout
-        records = state_of(workspace).set_index("reference_number", drop=False)
-        by_invoice = state_of(workspace).set_index("invoice_number")
+        records = state_of(workspace, ledger_url).set_index("reference_number", drop=False)
+        by_invoice = state_of(workspace, ledger_url).set_index("invoice_number")
         assert by_invoice.loc[invoice["invoice_number"], "state"] == "missing"
         assert records.loc[altered["reference_number"], "state"] == "mismatched"
         assert "≠ posted" in records.loc[altered["reference_number"], "note"]
         assert records.loc[doubled["reference_number"], "state"] == "duplicated"
-        counts = state_of(workspace)["state"].value_counts().to_dict()
+        counts = state_of(workspace, ledger_url)["state"].value_counts().to_dict()
         assert counts == {"matched": 141 - 3, "missing": 1, "mismatched": 1, "duplicated": 1}
 
         report = next((workspace / "reports").glob("*/summary.json"))  # beside index.html

@@ -22,7 +22,7 @@ from pipelines.ledger import Ledger
 from pipelines.reconciling.rebuild import backup_ledger
 from pipelines.reconciling.webhooks import SECRET_META, ReceiverThread
 from sandbox.server import RunningSandbox
-from tests.conftest import run_cli
+from tests.conftest import run_cli, server_ledger
 from tests.test_load import env_for
 
 SECRET = "s3cret-s3cret"
@@ -50,12 +50,17 @@ def secret_file(settings: Settings) -> Path:
     return settings.data_dir / ".webhook_secret"
 
 
-def _settings(data_dir: Path) -> Settings:
-    return replace(load_settings(env={}), data_dir=data_dir, webhook_secret=Secret(SECRET))
+def _settings(data_dir: Path, ledger_url: str | None = None) -> Settings:
+    return replace(
+        load_settings(env={}),
+        data_dir=data_dir,
+        webhook_secret=Secret(SECRET),
+        ledger_url=server_ledger(ledger_url),
+    )
 
 
 def _counts(settings: Settings) -> tuple[int, int]:
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger) as ledger:
         events = ledger.db.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
         syncs = ledger.db.execute(
             "SELECT count(*) FROM syncs WHERE completed_at IS NOT NULL"
@@ -63,12 +68,12 @@ def _counts(settings: Settings) -> tuple[int, int]:
     return int(events), int(syncs)
 
 
-def test_a_delivery_sent_again_is_recorded_once(tmp_path: Path) -> None:
+def test_a_delivery_sent_again_is_recorded_once(tmp_path: Path, ledger_url: str) -> None:
     """Propexo retried a delivery that timed out (the ledger was busy): both were recorded,
     and the retry completed a second sync. Now the retry is counted, not recorded; a sync
     asked for after it makes the same body a new delivery."""
-    settings = _settings(tmp_path)
-    with Ledger(settings.ledger_path) as ledger:
+    settings = _settings(tmp_path, ledger_url)
+    with Ledger(settings.ledger) as ledger:
         ledger.request_sync("int_rm_demo", "2026-11-23T10:00:00.000000Z")
         ledger.request_sync("int_rm_demo", "2026-11-23T10:00:01.000000Z")
     with ReceiverThread(settings) as receiver, httpx.Client(base_url=receiver.url) as client:
@@ -78,11 +83,11 @@ def test_a_delivery_sent_again_is_recorded_once(tmp_path: Path) -> None:
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert _counts(settings) == (1, 1)
         assert "redelivery" in answers[1].json()["recorded"]
-        with Ledger(settings.ledger_path) as ledger:
+        with Ledger(settings.ledger) as ledger:
             ledger.request_sync("int_rm_demo", "2099-01-01T00:00:00.000000Z")
         assert client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC)).status_code
         assert _counts(settings) == (2, 2)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger) as ledger:
         deliveries = ledger.db.execute("SELECT deliveries FROM webhook_deliveries").fetchall()
     assert [row[0] for row in deliveries] == [1]  # the new one; the first's repeats were counted
 

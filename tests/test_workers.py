@@ -100,11 +100,9 @@ def _states(url: str) -> dict[str, int]:
 
 
 def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
-    tmp_path: Path, postgres_server: str
+    tmp_path: Path, postgresql_url: str
 ) -> None:
-    from tests.postgres import fresh_database
-
-    url = fresh_database(postgres_server)
+    url = postgresql_url
     shared = tmp_path / "shared-inbox"
     files = _drop_files(shared)
     hosts = [tmp_path / "host-a", tmp_path / "host-b"]

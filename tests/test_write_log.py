@@ -23,7 +23,7 @@ from pipelines.ledger import Ledger
 from pipelines.posting.propexo import PropexoClient
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import WEBHOOK_SECRET, receiving, run_cli
+from tests.conftest import WEBHOOK_SECRET, ledger_at, receiving, run_cli
 from tests.test_load import env_for
 from tests.test_lost_ledger import drop, lose_ledger
 
@@ -36,8 +36,8 @@ def in_rm(api: httpx.Client) -> Counter[str]:
     return Counter(r.get("invoice_number") or r["reference_sent"] for r in records)
 
 
-def states(workspace: Path) -> Counter[str]:
-    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+def states(workspace: Path, ledger_url: str | None = None) -> Counter[str]:
+    with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
         return Counter(ledger.records(columns=["state"])["state"])
 
 
@@ -177,6 +177,7 @@ def test_a_restored_ledger_adopts_what_the_write_log_shows_before_any_sync(
 
 def test_a_write_reported_failed_that_landed_is_found_not_failed_forever(
     workspace: Path,
+    ledger_url: str,
 ) -> None:
     """Row (f): write-status FAILURE although the charges landed."""
     config = SandboxConfig(
@@ -189,13 +190,13 @@ def test_a_write_reported_failed_that_landed_is_found_not_failed_forever(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
     ):
-        env = env_for(box, workspace, batch_size=10)
+        env = env_for(box, workspace, ledger_url, batch_size=10)
         run_cli("--data-dir", str(workspace), "run", env=env)
-        assert states(workspace) == {"failed": CHARGES}
+        assert states(workspace, ledger_url) == {"failed": CHARGES}
         api.post("/_sandbox/sync")
         run_cli("--data-dir", str(workspace), "reconcile", env=env)
         counts = in_rm(api)
-    final = states(workspace)
+    final = states(workspace, ledger_url)
     assert "failed" not in final, final
     assert sum(final.values()) == CHARGES
     assert len(counts) == CHARGES and set(counts.values()) == {1}
@@ -203,15 +204,16 @@ def test_a_write_reported_failed_that_landed_is_found_not_failed_forever(
 
 def test_jobs_confirmed_from_the_write_log_keep_their_created_record_id(
     workspace: Path,
+    ledger_url: str,
 ) -> None:
     """#29: with three or more open jobs the write log confirms them; an invoice keeps the id
     its job gave it (the log has none: write-status is asked for a job of one record)."""
     config = SandboxConfig(job_delay_s=0.3, rate_limit=1000, write_log_delay_s=0.0)
     (workspace / "inbox" / "rent_roll.xlsx").unlink()
     with running_sandbox(config) as box:
-        env = env_for(box, workspace)
+        env = env_for(box, workspace, ledger_url)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
-    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+    with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
         invoices = ledger.records()
     assert len(invoices) == 12
     assert invoices["created_record_id"].notna().all(), invoices[["state", "created_record_id"]]
@@ -258,7 +260,7 @@ def test_the_write_log_shows_a_job_late_and_its_request_only_without_the_token(
         assert client.job_log_data(entry["job_log_id"])["request"]["body"] == body
 
 
-def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path) -> None:
+def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path, ledger_url: str) -> None:
     """`ledger rebuild` before Propexo has synced the charges: the write log has them."""
     config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, write_log_delay_s=0.2)
     with (
@@ -267,12 +269,12 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path) -> None
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
     ):
-        env = env_for(box, workspace)
+        env = env_for(box, workspace, ledger_url)
         assert run_cli("--data-dir", str(workspace), "run", env=env).returncode == 0
         before = in_rm(api)
         assert sum(before.values()) == 12 + CHARGES
 
-        lose_ledger(workspace)
+        lose_ledger(workspace, ledger_url)
         rebuilt = run_cli("--data-dir", str(workspace), "ledger", "rebuild", env=env)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         assert f"adopted {12 + CHARGES} records" in rebuilt.stdout, rebuilt.stdout
@@ -336,14 +338,16 @@ def test_the_opt_in_resends_only_after_two_searches_past_its_time(workspace: Pat
     assert len(counts) == CHARGES and set(counts.values()) == {1}
 
 
-def test_resolve_shows_the_evidence(sandbox: RunningSandbox, workspace: Path) -> None:
+def test_resolve_shows_the_evidence(
+    sandbox: RunningSandbox, workspace: Path, ledger_url: str
+) -> None:
     rent_roll_only(workspace)
-    env = env_for(sandbox, workspace, batch_size=50)
+    env = env_for(sandbox, workspace, ledger_url, batch_size=50)
     sandbox.config.faults = {"post": {"500": 1.0}}
     run_cli("--data-dir", str(workspace), "run", env=env)
     sandbox.config.faults = {}
     run_cli("--data-dir", str(workspace), "reconcile", env=env)
-    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+    with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
         key = str(ledger.records()["record_key"].iloc[0])
     shown = run_cli("--data-dir", str(workspace), "resolve", key, "--absent", env=env)
     assert shown.returncode == 0, shown.stderr
