@@ -1,3 +1,3 @@
-from pipelines.cli.main.main import main
+from pipelines.cli.main import main
 
 main()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pipelines.cli.main.main import cli
 
+from pipelines.cli.main import cli
 from pipelines.core.models import IssueCode
 from pipelines.resolving.aliases import read_alias_file, read_aliases, unknown_targets, write_alias
 from pipelines.resolving.refs import RefData
@@ -250,7 +250,7 @@ def test_alias_accept_asks_on_a_terminal_and_takes_only_the_sure_ones_with_yes(
     assert run_cli("--data-dir", str(data), "run", env=env).returncode == 1
     asked = CliRunner().invoke(cli, ["--data-dir", str(data), "alias", "accept"], env=env)
     assert asked.exit_code == 2 and "--yes" in asked.output  # no terminal: nothing is asked
-    monkeypatch.setattr("pipelines.cli.main.alias.on_terminal", lambda: True)
+    monkeypatch.setattr("pipelines.cli.alias.on_terminal", lambda: True)
     declined = CliRunner().invoke(
         cli, ["--data-dir", str(data), "alias", "accept"], env=env, input="n\nn\n"
     )

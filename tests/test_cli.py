@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from pipelines.cli.main.main import cli
 
+from pipelines.cli.main import cli
 from tests.conftest import ROOT, TEST_DATA
 
 

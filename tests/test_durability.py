@@ -62,7 +62,7 @@ elif point == "mid_transaction":     # inside a ledger write, before COMMIT
                 os._exit(137)
     database.SqliteDatabase.transaction = transaction
 sys.argv = ["tieout"] + sys.argv[3:]
-from pipelines.cli.main.main import main
+from pipelines.cli.main import main
 main()
 """
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pipelines.cli.main.main import console
-from pipelines.cli.main.main import main as cli
 
+from pipelines.cli.main import console
+from pipelines.cli.main import main as cli
 from pipelines.ledger import Ledger
 from sandbox.server import RunningSandbox
 from tests.conftest import ROOT, SAMPLES

@@ -327,8 +327,8 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str
 ) -> None:
     from click.testing import CliRunner
-    from pipelines.cli.main.main import cli
 
+    from pipelines.cli.main import cli
     from pipelines.ledger import Ledger
     from pipelines.runs.items import FILE_CAUSES, new_item
 

@@ -387,8 +387,8 @@ def test_a_sqlite_ledger_copies_to_postgresql_verified(tmp_path: Path, postgresq
     """#18 `tieout ledger copy --to`: every table, ids and staging order kept, verified by
     counts and sums per state; the copy carries on where the old ledger stopped."""
     from click.testing import CliRunner
-    from pipelines.cli.main.main import cli
 
+    from pipelines.cli.main import cli
     from pipelines.core.errors import LedgerError
     from pipelines.ledger.copy import copy_ledger
 
@@ -442,8 +442,8 @@ def test_a_ledger_opens_only_at_this_tieouts_schema_and_migrate_brings_it_there(
     """#18: Alembic revisions; an older ledger (here: one from before migrations) is refused in
     one line until `tieout ledger migrate`, which keeps its records; a newer one is refused."""
     from click.testing import CliRunner
-    from pipelines.cli.main.main import cli
 
+    from pipelines.cli.main import cli
     from pipelines.ledger import migrations
     from pipelines.ledger.database import connect
 

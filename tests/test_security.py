@@ -474,7 +474,8 @@ def test_any_typed_workbook_is_read_or_refused_never_a_crash(
     """#31: `check`, `check --offline` and `profile init` (and `check` with its draft) on
     XLSX and CSV files of random typed cells: each ends in a parse or one clear refusal."""
     from click.testing import CliRunner
-    from pipelines.cli.main.main import cli
+
+    from pipelines.cli.main import cli
 
     runner = CliRunner()
     with tempfile.TemporaryDirectory() as folder:

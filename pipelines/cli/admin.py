@@ -1,6 +1,6 @@
 """The `tieout` commands for setting up and looking around: webhooks, profiles, the ledger's
 rebuild, the sandbox, the demo, reference data and the config. Registered on the main group
-in :mod:`pipelines.cli.main.main`."""
+in :mod:`pipelines.cli.main`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.main.console import REPO_ROOT, friendly, out, print_summary, say, settings_of
+from pipelines.cli.console import REPO_ROOT, friendly, out, print_summary, say, settings_of
 from pipelines.core.config import Secret, Settings, load_settings
 from pipelines.core.errors import ConfigError
 from pipelines.resolving.refs import REF_KINDS

@@ -1,5 +1,5 @@
 """`tieout alias`: fix a name Propexo does not know with one command. Registered on the main
-group in :mod:`pipelines.cli.main.main`; the work is :mod:`pipelines.resolving.aliases`."""
+group in :mod:`pipelines.cli.main`; the work is :mod:`pipelines.resolving.aliases`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.main.console import err, friendly, out, settings_of
+from pipelines.cli.console import err, friendly, out, settings_of
 from pipelines.resolving.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pipelines.cli.main.console import friendly, out, print_summary, progress, say, settings_of
+from pipelines.cli.console import friendly, out, print_summary, progress, say, settings_of
 from pipelines.core.config import Settings
 
 

@@ -1,5 +1,5 @@
 """`tieout layout`: a person confirms a file's layout once; later files of that layout run
-unattended. Registered on the main group in :mod:`pipelines.cli.main.main`."""
+unattended. Registered on the main group in :mod:`pipelines.cli.main`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipelines.cli.main.console import friendly, out, settings_of
+from pipelines.cli.console import friendly, out, settings_of
 
 
 def print_layout(layout: dict[str, Any]) -> None:

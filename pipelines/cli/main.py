@@ -20,9 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines import __version__
-from pipelines.cli.main.admin import config, demo, ledger, profile, refs, sandbox, webhooks
-from pipelines.cli.main.alias import alias
-from pipelines.cli.main.console import (
+from pipelines.cli.admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli.alias import alias
+from pipelines.cli.console import (
     CRASH_DIR,
     LEDGER_NAME,
     VERDICT_STYLE,
@@ -38,9 +38,9 @@ from pipelines.cli.main.console import (
     settings_of,
     stamped,
 )
-from pipelines.cli.main.items import COMMANDS as ITEM_COMMANDS
-from pipelines.cli.main.items import finish_run, open_items, print_todo
-from pipelines.cli.main.layout import layout, print_layout
+from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
+from pipelines.cli.items import finish_run, open_items, print_todo
+from pipelines.cli.layout import layout, print_layout
 from pipelines.core.config import Settings, load_settings
 from pipelines.core.errors import UnreachableError
 
@@ -782,7 +782,7 @@ def doctor(ctx: click.Context) -> None:
     """Check this installation, like `dbt debug`: config and where each value came from,
     token, Propexo (which one, reachable, token accepted), integration, clock, reference data,
     ledger, folders, webhooks. PASS / WARN / FAIL per line; exit 1 on any FAIL."""
-    from pipelines.cli.main.doctor import FAIL, PASS, run_doctor
+    from pipelines.cli.doctor import FAIL, PASS, run_doctor
     from pipelines.core.config import config_file, setting_sources
 
     with friendly():
