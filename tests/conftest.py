@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -149,15 +156,92 @@ def run_cli(
         "TIEOUT_CONFIG": str(TEST_DATA / "tieout-test.toml"),
         **(env or {}),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd or ROOT,
-        timeout=timeout,
-        check=False,
-    )
+    if _MEASURING_COVERAGE:  # a forked child would not save its coverage: start a fresh one
+        return subprocess.run(
+            [sys.executable, "-m", "pipelines", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd or ROOT,
+            timeout=timeout,
+            check=False,
+        )
+    return _ZYGOTE.run(list(args), full_env, cwd or ROOT, timeout)
+
+
+# pytest-cov measures child processes through these (its subprocess support).
+_MEASURING_COVERAGE = any(k in os.environ for k in ("COV_CORE_SOURCE", "COVERAGE_PROCESS_START"))
+
+
+class _Zygote:
+    """One pre-imported tieout per test process (tests/zygote.py), started on first use; each
+    command is its own forked child with its own exit code and output."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+        self._folder = Path(tempfile.mkdtemp(prefix="tieout-zygote-"))
+        self._socket = self._folder / "socket"
+        self._count = itertools.count()
+
+    def _started(self) -> Path:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._socket.unlink(missing_ok=True)
+                env = {
+                    k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))
+                }
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "tests.zygote", str(self._socket)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert self._process.stdout is not None
+                ready = self._process.stdout.readline().strip()
+                assert ready == "ready", f"the tests' tieout zygote did not start: {ready!r}"
+                atexit.register(self._process.kill)
+            return self._socket
+
+    def run(
+        self, args: list[str], env: dict[str, str], cwd: Path, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        path = self._started()
+        n = next(self._count)
+        out, err = self._folder / f"{n}.out", self._folder / f"{n}.err"
+        request = {
+            "args": args,
+            "env": env,
+            "cwd": str(cwd),
+            "stdout": str(out),
+            "stderr": str(err),
+        }
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(path))
+            conn.settimeout(timeout)
+            conn.sendall((json.dumps(request) + "\n").encode())
+            answers = conn.makefile("r")
+            pid = int(answers.readline())
+            try:
+                line = answers.readline()
+            except TimeoutError:
+                os.killpg(pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired(["tieout", *args], timeout) from None
+        code = int(line) if line.strip() else -signal.SIGKILL  # no answer: the child was killed
+        try:
+            return subprocess.CompletedProcess(
+                ["tieout", *args],
+                code,
+                out.read_text(errors="replace"),
+                err.read_text(errors="replace"),
+            )
+        finally:
+            out.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)
+
+
+_ZYGOTE = _Zygote()
 
 
 @pytest.fixture(scope="session")
