@@ -32,6 +32,7 @@ import pandas as pd
 
 from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
 from pipelines.core.config import Secret, load_settings
+from pipelines.kinds.charge.transform import transform_charges
 from pipelines.kinds.flows import SYNC_SCOPE, plan_requests, validate
 from pipelines.ledger import Ledger
 from pipelines.posting.load import post_ready, wait_for_jobs
@@ -42,7 +43,6 @@ from pipelines.reading.grids import Limits, fingerprint
 from pipelines.reconciling.proof import sync_verdicts, write_ended
 from pipelines.reconciling.sync import reconcile
 from pipelines.resolving.refs import RefData
-from pipelines.resolving.transform import transform_charges
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict[str, Any]] = []

@@ -358,8 +358,8 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path) -> None:
 
 def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:
     from pipelines.core.errors import LedgerError
+    from pipelines.kinds.charge.payloads import encode_charges
     from pipelines.ledger import RECORD_SCHEME, Ledger
-    from pipelines.posting.payloads import encode_charges
 
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
@@ -394,7 +394,7 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
 
 def test_a_charge_corrected_into_a_credit_is_a_conflict(tmp_path: Path) -> None:
     """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
-    from pipelines.posting.payloads import encode_charges
+    from pipelines.kinds.charge.payloads import encode_charges
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
     line = pd.DataFrame(

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.errors import ConfigError
-from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profile, load_profiles
-from schemas import SOURCE_COLUMNS
+from pipelines.reading.profiles import (
+    BUILTIN_PROFILES_DIR,
+    SOURCE_COLUMNS,
+    load_profile,
+    load_profiles,
+)
 
 
 def test_every_builtin_profile_maps_only_its_kinds_columns() -> None:

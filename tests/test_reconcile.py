@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from pipelines.kinds.charge.matching import by_reference, match_charges
 from pipelines.kinds.flows import SYNC_SCOPE
 from pipelines.ledger import Ledger
 from pipelines.reconciling.proof import sync_verdicts, write_ended
-from pipelines.reconciling.reconcile import by_reference, match_charges
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import receiving, run_cli

@@ -24,7 +24,8 @@ from pipelines.core.models import (
     SourceKind,
     ValidateResult,
 )
-from pipelines.kinds import bills, charges
+from pipelines.kinds.charge import kind as charges
+from pipelines.kinds.invoice import kind as bills
 from pipelines.ledger import Conflict, Ledger
 from pipelines.posting.propexo import PropexoClient
 from pipelines.resolving.refs import RefData

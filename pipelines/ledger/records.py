@@ -23,9 +23,9 @@ from pipelines.core.columns import is_in
 from pipelines.core.errors import LedgerError
 from pipelines.core.logs import LOGGER
 from pipelines.core.models import RecordState, utcnow
+from pipelines.kinds.charge.references import Unmatched, match_posted
 from pipelines.ledger.database import Database
 from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
-from pipelines.resolving.references import Unmatched, match_posted
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known

@@ -18,9 +18,12 @@ from pipelines.core.columns import RENT_NAMES, bare_charge_name, charge_forms
 from pipelines.core.columns import normalize_header as normalize_header  # noqa: PLC0414 (kept here)
 from pipelines.core.errors import ConfigError
 from pipelines.core.models import SourceKind
-from schemas import SOURCE_COLUMNS
+from pipelines.kinds.charge import schemas as charge_schemas
+from pipelines.kinds.invoice import schemas as invoice_schemas
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parents[2] / "data" / "profiles"
+
+SOURCE_COLUMNS = {m.SOURCE_KIND: tuple(m.SOURCE_COLUMNS) for m in (invoice_schemas, charge_schemas)}
 
 
 # Columns of a rent roll that are charged when no profile says otherwise: billed amounts only.

@@ -15,7 +15,6 @@ from pipelines.core.errors import ApiError, ConfigError
 from pipelines.posting.propexo import PropexoClient
 from pipelines.resolving.hints import ALIAS_FILES, AliasHints
 from schemas import ContractError, conforms
-from schemas.synced import SyncedCharge, SyncedInvoice
 
 MAPPING_FILES = tuple(ALIAS_FILES.values())
 
@@ -154,37 +153,6 @@ def fetch_reference_data(client: PropexoClient, integration_id: str) -> RefData:
 
 
 # --- synced records, for reconcile ---------------------------------------------------------------
-
-# The columns of Propexo's records that are read back: the synced models' own columns.
-INVOICE_FIELDS = list(SyncedInvoice.to_schema().columns)
-CHARGE_FIELDS = list(SyncedCharge.to_schema().columns)
-
-
-def fetch_synced_invoices(
-    client: PropexoClient, integration_id: str, **filters: str
-) -> pd.DataFrame:
-    """Invoices in Propexo's cache for one integration; ``filters`` narrow it
-    (``updated_at_gte`` for what changed, ``last_seen_lte`` for what a sync no longer sees)."""
-    params: dict[str, Any] = {
-        "integration_id": integration_id,
-        "order-by": "created_at:asc",
-        **filters,
-    }
-    return _synced(client.list_all("/v1/invoices/", params), INVOICE_FIELDS, SyncedInvoice)
-
-
-def fetch_synced_charges(
-    client: PropexoClient, integration_id: str, date_start: str, date_end: str, **filters: str
-) -> pd.DataFrame:
-    """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
-    params: dict[str, Any] = {
-        "integration_id": integration_id,
-        "order-by": "created_at:asc",
-        "transaction_date_start": date_start,
-        "transaction_date_end": date_end,
-        **filters,
-    }
-    return _synced(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS, SyncedCharge)
 
 
 def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:

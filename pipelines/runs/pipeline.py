@@ -33,6 +33,7 @@ from pipelines.core.models import (
     printable,
     whole,
 )
+from pipelines.kinds.charge.references import Unmatched, unmatched_text
 from pipelines.ledger import Ledger
 from pipelines.posting.load import load
 from pipelines.posting.propexo import PropexoClient, make_client
@@ -67,7 +68,6 @@ from pipelines.reconciling.sync import (
 )
 from pipelines.reporting import publish
 from pipelines.reporting import report as reporting
-from pipelines.resolving.references import Unmatched, unmatched_text
 from pipelines.resolving.refs import (
     RefData,
 )

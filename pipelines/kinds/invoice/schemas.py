@@ -74,3 +74,21 @@ class InvoicePayload(pa.DataFrameModel):
     payload: Series[object]
     source_rows: Series[object]
     source_file: Series[str]
+
+
+class SyncedInvoice(pa.DataFrameModel):
+    """An invoice as Propexo's read model shows it."""
+
+    id: Series[str]
+    x_id: Series[str] = pa.Field(nullable=True)  # the Rent Manager record's own id
+    x_vendor_id: Series[str] = pa.Field(nullable=True)
+    x_location_id: Series[str] = pa.Field(nullable=True)
+    invoice_number: Series[str] = pa.Field(nullable=True)
+    total_amount_in_cents: Series[float] = pa.Field(nullable=True)
+    invoice_date: Series[str] = pa.Field(nullable=True)
+    created_at: Series[str] = pa.Field(nullable=True)
+    updated_at: Series[str] = pa.Field(nullable=True)
+    last_seen: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        coerce = True

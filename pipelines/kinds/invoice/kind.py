@@ -23,15 +23,16 @@ from pipelines.core.models import (
     whole,
 )
 from pipelines.core.parsing import format_cents
+from pipelines.kinds.invoice.matching import match_invoices
+from pipelines.kinds.invoice.schemas import InvoicePayload, VendorBill
+from pipelines.kinds.invoice.synced import INVOICE_FIELDS, fetch_synced_invoices
+from pipelines.kinds.invoice.transform import transform_bills
+from pipelines.kinds.invoice.validate import validate_bills
 from pipelines.ledger import Conflict, Ledger, SyncCursor
 from pipelines.posting.payloads import request_body
 from pipelines.posting.propexo import PropexoClient
 from pipelines.reading.extract import own_period
-from pipelines.reading.validate import validate_bills
-from pipelines.reconciling.reconcile import match_invoices
-from pipelines.resolving.refs import INVOICE_FIELDS, RefData, fetch_synced_invoices, newest_stamp
-from pipelines.resolving.transform import transform_bills
-from schemas.vendor_bill import InvoicePayload, VendorBill
+from pipelines.resolving.refs import RefData, newest_stamp
 
 LINE_SCHEMA = VendorBill
 PAYLOAD_SCHEMA = InvoicePayload

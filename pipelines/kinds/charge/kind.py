@@ -26,22 +26,20 @@ from pipelines.core.models import (
     whole,
 )
 from pipelines.core.parsing import format_cents
+from pipelines.kinds.charge.matching import match_charges
+from pipelines.kinds.charge.references import REFERENCE_PREFIX
+from pipelines.kinds.charge.schemas import ChargePayload, ResidentCharge
+from pipelines.kinds.charge.synced import CHARGE_FIELDS, fetch_synced_charges
+from pipelines.kinds.charge.transform import transform_charges
+from pipelines.kinds.charge.validate import validate_charges
 from pipelines.ledger import Conflict, Ledger, SyncCursor
 from pipelines.posting.payloads import request_body
 from pipelines.posting.propexo import PropexoClient
 from pipelines.reading.extract import own_period
 from pipelines.reading.profiles import normalize_header
-from pipelines.reading.validate import as_text, cell_prefix, validate_charges
-from pipelines.reconciling.reconcile import match_charges
-from pipelines.resolving.references import REFERENCE_PREFIX
-from pipelines.resolving.refs import (
-    CHARGE_FIELDS,
-    RefData,
-    fetch_synced_charges,
-    newest_stamp,
-)
-from pipelines.resolving.transform import resolve_properties, transform_charges
-from schemas.charges import ChargePayload, ResidentCharge
+from pipelines.reading.validate import as_text, cell_prefix
+from pipelines.resolving.refs import RefData, newest_stamp
+from pipelines.resolving.transform import resolve_properties
 
 LINE_SCHEMA = ResidentCharge
 PAYLOAD_SCHEMA = ChargePayload

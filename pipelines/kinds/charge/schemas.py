@@ -76,3 +76,21 @@ class ChargePayload(pa.DataFrameModel):
     charge_code_id: Series[str]
     transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)
     charge_notes: Series[str] = pa.Field(str_length={"max_value": MAX_NOTES})
+
+
+class SyncedCharge(pa.DataFrameModel):
+    """A resident charge (credits are negative) as Propexo's read model shows it."""
+
+    id: Series[str]
+    x_id: Series[str] = pa.Field(nullable=True)  # the Rent Manager record's own id
+    resident_id: Series[str] = pa.Field(nullable=True)
+    charge_code_id: Series[str] = pa.Field(nullable=True)
+    reference_number: Series[str] = pa.Field(nullable=True)
+    transaction_date: Series[str] = pa.Field(nullable=True)
+    amount_in_cents: Series[float] = pa.Field(nullable=True)
+    created_at: Series[str] = pa.Field(nullable=True)
+    updated_at: Series[str] = pa.Field(nullable=True)
+    last_seen: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        coerce = True

@@ -1,0 +1,225 @@
+"""Rent rolls → charges and credits: residents and charge codes resolved, reference numbers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.columns import charge_code_name, duplicated_all, group_codes, spread
+from pipelines.core.models import Issue, IssueCode, TransformResult, ValidateResult, whole
+from pipelines.kinds.charge.payloads import (
+    CHARGE_COLUMNS,
+    CHARGE_CONTENT,
+    distinct_contents,
+    encode_charges,
+)
+from pipelines.kinds.charge.references import (
+    REFERENCE_LENGTH,
+    REFERENCE_PREFIX,
+    reference_bits,
+    reference_text,
+)
+from pipelines.kinds.charge.schemas import ResolvedCharge
+from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
+from pipelines.resolving.refs import RefData
+from pipelines.resolving.transform import (
+    _apply_aliases,
+    _bad_rows,
+    _resolution_issues,
+    _resolve_in_location,
+    match,
+    normalize_org,
+    normalize_person,
+    normalize_unit,
+    resolve_properties,
+)
+from schemas import conforms
+
+
+def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
+    """(property, unit number, person name) → resident id, from leases current in the period."""
+    leases = refs.leases
+    current = leases["status"].isin(["ACTIVE", "PENDING", None]) | leases["status"].isna()
+    if period_start is not None:
+        moved_out = pd.to_datetime(leases["move_out_date"], errors="coerce")
+        current &= moved_out.isna() | (moved_out >= pd.Timestamp(period_start))
+    units = refs.units.rename(columns={"id": "unit_id", "number": "unit_number"})
+    people = refs.residents.rename(columns={"id": "resident_id", "property_id": "res_property"})
+    joined = (
+        leases[current]
+        .merge(units[["unit_id", "unit_number"]], on="unit_id", how="inner")
+        .merge(people, on="resident_id", how="inner")
+    )
+    name = joined["first_name"].fillna("") + " " + joined["last_name"].fillna("")
+    return pd.DataFrame(
+        {
+            "property_id": joined["property_id"].fillna(joined["res_property"]),
+            "_unit": normalize_unit(joined["unit_number"].astype(str)),
+            "_key": normalize_person(name),
+            "id": joined["resident_id"],
+            "label": name,
+        }
+    ).drop_duplicates()
+
+
+_NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]
+
+
+_ID_COLUMNS = ["property_id", "location_id", "resident_id", "charge_code_id"]
+
+
+def _resolve_charge_names(
+    valid: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Property, resident and charge code IDs for every line, resolved once per distinct
+    (property, unit, resident, charge code); every line of a name that does not resolve gets
+    its own issue."""
+    codes, firsts = group_codes(valid, _NAME_COLUMNS)
+    names = valid[_NAME_COLUMNS].iloc[firsts].reset_index(drop=True)
+    names["source_row"] = np.arange(len(names))  # the combination's number, until expanded
+    ids, issues = _resolve_names(names, refs, source_file, period_start)
+    resolved = valid.copy()
+    for column in _ID_COLUMNS:
+        resolved[column] = spread(codes, ids[column].astype("str"), valid.index)
+    if not issues:
+        return resolved, []
+    failing = np.fromiter({i.source_row for i in issues}, dtype=np.int64)
+    hit = np.isin(codes, failing)
+    rows_of = pd.Series(valid["source_row"].to_numpy()[hit]).groupby(codes[hit]).agg(list).to_dict()
+    return resolved, [
+        replace(issue, source_row=int(row)) for issue in issues for row in rows_of[issue.source_row]
+    ]
+
+
+def plain_charge_names(
+    values: pd.Series, code_names: pd.Series, aliases: pd.DataFrame | None
+) -> pd.Series:
+    """A charge column's header that is neither a charge code's name nor an alias, but whose
+    plain name is a code's ("Monthly Rent" → "Rent", "REV: Parking" → "Parking"): that name.
+    An alias in charge_codes.csv always wins; any other header is kept as written."""
+    known = set(normalize_org(code_names.dropna().astype(str)))
+    if aliases is not None and not aliases.empty:
+        known |= set(normalize_org(aliases["spreadsheet_name"].astype(str)))
+    distinct = pd.Series(values.dropna().astype(str).unique(), dtype=object)
+    if distinct.empty:
+        return values
+    plain = distinct.map(charge_code_name)
+    taken = ~normalize_org(distinct).isin(known) & normalize_org(plain).isin(known)
+    table = dict(zip(distinct[taken], plain[taken], strict=True))
+    return values.map(lambda v: table.get(str(v), v) if isinstance(v, str) else v)
+
+
+def _resolve_names(
+    names: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
+) -> tuple[pd.DataFrame, list[Issue]]:
+    resolved, issues = resolve_properties(names, refs, source_file)
+    lookup = resident_lookup(refs, period_start)
+    todo = resolved["property_id"].notna()
+    left = pd.DataFrame(
+        {
+            "property_id": resolved["property_id"],
+            "_unit": normalize_unit(resolved["unit"].astype(str)),
+            "_key": normalize_person(
+                _apply_aliases(
+                    resolved["resident_name"], refs.aliases.get("residents"), normalize_person
+                )
+            ),
+        },
+        index=resolved.index,
+    )[todo]
+    ids, count, labels = match(left, lookup, ["property_id", "_unit", "_key"])
+    resolved["resident_id"] = ids.reindex(resolved.index)
+    people = refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna("")
+    issues += _resolution_issues(
+        resolved[todo],
+        ids,
+        count,
+        labels,
+        column="resident_name",
+        what="resident",
+        code=IssueCode.UNKNOWN_RESIDENT,
+        kind="resident",
+        choices=people,
+        source_file=source_file,
+        hints=refs.hints,
+    )
+    codes = refs.charge_codes
+    resolved = resolved.assign(
+        charge_code=plain_charge_names(
+            resolved["charge_code"], codes["name"], refs.aliases.get("charge_codes")
+        )
+    )
+    resolved, found = _resolve_in_location(
+        resolved,
+        "charge_code",
+        codes,
+        [codes["name"]],
+        refs.aliases.get("charge_codes"),
+        norm=normalize_org,
+        out_column="charge_code_id",
+        what="charge code",
+        code=IssueCode.UNKNOWN_CHARGE_CODE,
+        kind="charge_code",
+        source_file=source_file,
+        hints=refs.hints,
+    )
+    return resolved, issues + found
+
+
+def transform_charges(
+    validated: ValidateResult,
+    refs: RefData,
+    *,
+    integration_id: str,
+    source_file: str,
+    period_start: date | None = None,
+) -> TransformResult:
+    """Resolve charge lines; negative lines become credits; every line gets a reference number."""
+    resolved, issues = _resolve_charge_names(validated.valid, refs, source_file, period_start)
+    # A rent-roll row is posted whole or not at all, like an invoice.
+    bad = _bad_rows(issues)
+    good = resolved[~resolved["source_row"].isin(bad)].copy() if bad else resolved
+    conforms(ResolvedCharge, good, "resolved charge lines")
+    if good.empty:
+        return TransformResult(
+            invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
+            charges=pd.DataFrame(columns=CHARGE_COLUMNS),
+            issues=issues,
+        )
+    contents = distinct_contents(good, CHARGE_CONTENT)
+    bits = reference_bits(good, integration_id, contents)
+    derived = reference_text(bits, good.index)
+    given = good["reference_number"]
+    all_derived = bool(given.isna().all())
+    good["reference_number"] = derived if all_derived else given.fillna(derived)
+    frame = encode_charges(good, integration_id, source_file, contents)
+    if all_derived:
+        # A derived number is its top 50 bits, so equal keys are equal (kind, bits): no need
+        # to hash a million strings to find them.
+        credit = (good["amount_cents"].to_numpy(dtype=np.int64) < 0).astype(np.uint64)
+        size = 5 * (REFERENCE_LENGTH - len(REFERENCE_PREFIX))
+        same = (bits >> np.uint64(64 - size)) | (credit << np.uint64(size))
+        dupes = duplicated_all(pd.Series(same, index=frame.index))
+    else:
+        dupes = duplicated_all(frame["record_key"])
+    for reference, rows in zip(
+        frame.loc[dupes, "reference_number"], frame.loc[dupes, "source_rows"], strict=True
+    ):
+        issues.append(
+            Issue(
+                IssueCode.CONFLICT,
+                f'reference number "{reference}" is used by more than one line of this file',
+                source_file,
+                whole(rows[0]),
+                "reference number",
+                str(reference),
+            )
+        )
+    return TransformResult(
+        invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
+        charges=frame[~dupes],
+        issues=sorted(issues, key=lambda i: i.source_row),
+    )
