@@ -50,9 +50,9 @@ def test_propexo_records_unlike_their_documented_shape_stop_with_one_message() -
     before any state changes (what every fetch of Propexo's records goes through)."""
     from pipelines.kinds.invoice.schemas import SyncedInvoice
     from pipelines.kinds.invoice.synced import INVOICE_FIELDS
-    from pipelines.resolving.refs import _synced
+    from pipelines.resolving.refs import synced_frame
 
     good = [{"id": "inv1", "invoice_number": "A-1", "total_amount_in_cents": 100}]
-    assert _synced(good, INVOICE_FIELDS, SyncedInvoice)["id"].tolist() == ["inv1"]
+    assert synced_frame(good, INVOICE_FIELDS, SyncedInvoice)["id"].tolist() == ["inv1"]
     with pytest.raises(ApiError, match="records Propexo returned do not match SyncedInvoice: id"):
-        _synced([{"id": None, "invoice_number": "A-1"}], INVOICE_FIELDS, SyncedInvoice)
+        synced_frame([{"id": None, "invoice_number": "A-1"}], INVOICE_FIELDS, SyncedInvoice)

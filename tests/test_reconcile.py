@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from pipelines.kinds import registered
 from pipelines.kinds.charge.matching import by_reference, match_charges
-from pipelines.kinds.flows import SYNC_SCOPE
 from pipelines.ledger import Ledger
 from pipelines.reconciling.proof import sync_verdicts, write_ended
 from sandbox.faults import SandboxConfig
@@ -64,7 +64,7 @@ def proven(
         syncs,
         since=write_ended(ledger, grace_s=120),
         window_days=window_days,
-        scope=SYNC_SCOPE,
+        scope=registered().sync_scope,
     )
 
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from pipelines.core.config import load_settings
 from pipelines.core.models import IssueCode
+from pipelines.kinds import registered
 from pipelines.kinds.charge.kind import chunk_by_location
 from pipelines.kinds.charge.payloads import charge_body
 from pipelines.kinds.charge.references import reference_numbers
-from pipelines.kinds.flows import plan_requests
 from pipelines.reading.files import process_file, profiles_for
 from pipelines.reading.grids import fingerprint
 from pipelines.resolving.refs import RefData
@@ -26,7 +26,7 @@ SETTINGS = load_settings(env={})
 
 def run_file(path: Path, refs: RefData, **changes: object):  # type: ignore[no-untyped-def]
     return process_file(
-        fingerprint(path), profiles_for(SETTINGS), refs, replace(SETTINGS, **changes)
+        fingerprint(path), profiles_for(SETTINGS, registered()), refs, replace(SETTINGS, **changes)
     )  # type: ignore[arg-type]
 
 
@@ -481,7 +481,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
     )
     records = encode_charges(good, "int", "f.csv")
     sent: dict[str, dict[str, object]] = {}
-    for request in plan_requests(records, batch_size=5):
+    for request in registered().plan_requests(records, batch_size=5):
         wire = json.loads(json.dumps(request.body))  # what httpx's json= puts on the wire
         for body in wire.get("charges", [wire]):
             sent[body["reference_number"]] = body

@@ -3,17 +3,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.core.models import IssueCode
-from pipelines.kinds.flows import validate
+from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, write_bills
 
-PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
 
 
 def validated(path: Path):  # type: ignore[no-untyped-def]
-    return validate(extract_file(fingerprint(path), PROFILES))
+    return registered().validate(extract_file(fingerprint(path), PROFILES))
 
 
 def test_samples_are_all_valid() -> None:

@@ -288,10 +288,15 @@ class RecordStore:
             ).rowcount
         return int(changed)
 
-    def references(self) -> list[str]:
-        """Every charge reference number tieout has ever staged (ours, wherever they went)."""
+    def references(self, kinds: Sequence[str]) -> list[str]:
+        """Every reference number tieout has ever staged for records of ``kinds`` (record
+        kinds: one kind's references, ours wherever they went)."""
+        if not kinds:
+            return []
         rows = self.db.execute(
-            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL"
+            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL "
+            f"AND kind IN ({_marks(list(kinds))})",
+            list(kinds),
         ).fetchall()
         return [str(r[0]) for r in rows]
 

@@ -1,14 +1,17 @@
 """Validate: normalize raw rows (trim, parse money and dates) and check them with pandera, lazily.
 
-Every failing row gets reasons a person understands, naming the column and the value. Pure:
-frames in, a :class:`ValidateResult` out.
+Every failing row gets reasons a person understands, naming the column and the value, in the
+words of the kind's line model (its fields' titles). Pure: frames in, a
+:class:`ValidateResult` out. Each kind's own rules are in ``pipelines/kinds/<kind>/validate.py``;
+these are the building blocks they share.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import cache
 
 import pandas as pd
 import pandera.pandas as pa
@@ -16,8 +19,6 @@ from pandera.errors import SchemaErrorReason
 
 from pipelines.core.columns import per_distinct
 from pipelines.core.models import Issue, IssueCode, whole
-from pipelines.kinds.charge.schemas import ResidentCharge
-from pipelines.kinds.invoice.schemas import VendorBill
 from schemas.common import CHECK_WORDS, UNKNOWN_CHECK
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
@@ -46,22 +47,33 @@ def as_text(values: pd.Series) -> pd.Series:
     return per_distinct(trimmed, values).astype("string")
 
 
-# A column's words for a person, from its schema's ``Field(title=...)``.
-_TITLES = {
-    name: str(column.title)
-    for model in (VendorBill, ResidentCharge)
-    for name, column in model.to_schema().columns.items()
-    if column.title
-}
+Titles = Mapping[str, str]  # a frame column → its words for a person
 
 
-def _label(column: str) -> str:
-    return _TITLES.get(column, column.replace("_", " "))
+@cache
+def titles_of(model: type[pa.DataFrameModel]) -> dict[str, str]:
+    """A line model's columns in words, from its fields' ``Field(title=...)``."""
+    return {
+        name: str(column.title)
+        for name, column in model.to_schema().columns.items()
+        if column.title
+    }
 
 
-def check_words(column: str, error: pa.errors.SchemaError, value: object) -> str:
+def _label(column: str, titles: Titles) -> str:
+    return titles.get(column, column.replace("_", " "))
+
+
+def check_words(
+    column: str,
+    error: pa.errors.SchemaError,
+    value: object,
+    titles: Titles | None = None,
+    words: Mapping[str, str] | None = None,
+) -> str:
     """What a failed check says, from the check's stable name and its statistics (never from
-    the text pandera prints for it, which a release may change): see ``CHECK_WORDS``."""
+    the text pandera prints for it, which a release may change): see ``CHECK_WORDS``, which a
+    kind's own ``words`` extend (a check only its model uses)."""
     check = error.check
     name = check if isinstance(check, str) else str(getattr(check, "name", check))
     facts: dict[str, object] = dict(getattr(check, "statistics", None) or {})
@@ -71,8 +83,9 @@ def check_words(column: str, error: pa.errors.SchemaError, value: object) -> str
             name = "str_length_short"
     if name == "not_equal_to" and facts.get("value") == 0:
         name = "not_equal_to_zero"
-    words = CHECK_WORDS.get(name, UNKNOWN_CHECK)
-    return words.format(**{**facts, "label": _label(column), "value": value, "check": name})
+    said = {**CHECK_WORDS, **(words or {})}.get(name, UNKNOWN_CHECK)
+    label = _label(column, titles or {})
+    return said.format(**{**facts, "label": label, "value": value, "check": name})
 
 
 Cells = dict[str, tuple[str, str]]
@@ -96,10 +109,12 @@ def schema_issues(
     already: set[tuple[object, str]],
     cells: Cells | None = None,
     line_fields: pd.Series | None = None,
+    words: Mapping[str, str] | None = None,
 ) -> list[Issue]:
-    """Run a schema lazily; one :class:`Issue` per failing cell, in words, naming the file's
-    column and cell when known (``line_fields``: each line's field for its amount, when one
-    field comes from several columns).
+    """Run a schema lazily; one :class:`Issue` per failing cell, in words (its titles, and
+    ``CHECK_WORDS`` with the kind's own ``words``), naming the file's column and cell when
+    known (``line_fields``: each line's field for its amount, when one field comes from
+    several columns).
 
     ``already`` holds (index, column) pairs that have a more specific issue (an unparseable
     amount), so the schema's "is missing" for the same cell is not said twice.
@@ -110,6 +125,7 @@ def schema_issues(
         errors = exc.schema_errors
     else:
         return []
+    titles = titles_of(schema)
     issues: list[Issue] = []
     for error in errors:
         column = str(error.column_name)
@@ -125,12 +141,13 @@ def schema_issues(
             field = FIELDS.get(column, column)
             if line_fields is not None and column == "amount_cents":
                 field = str(line_fields[index])
-            where, header = cell_prefix(cells or {}, field, row, _label(column))
-            message = check_words(column, error, value)
+            label = _label(column, titles)
+            where, header = cell_prefix(cells or {}, field, row, label)
+            message = check_words(column, error, value, titles, words)
             issues.append(
                 Issue(
                     IssueCode.MISSING_VALUE if missing else IssueCode.SCHEMA_CHECK,
-                    f"{where}: {message}" if where != _label(column) else message,
+                    f"{where}: {message}" if where != label else message,
                     source_file,
                     row,
                     header,
@@ -140,7 +157,7 @@ def schema_issues(
     return issues
 
 
-def _parse_issues(
+def parse_issues(
     frame: pd.DataFrame,
     errors: pd.Series,
     column: str,
@@ -149,6 +166,8 @@ def _parse_issues(
     raw: pd.Series,
     cells: Cells,
     headers: pd.Series | None = None,
+    *,
+    titles: Titles,
 ) -> tuple[list[Issue], set[tuple[object, str]]]:
     """One issue per bad cell, naming the file's column and the cell (`Rent (H14): "8/1/2021"
     is not an amount`); ``headers`` names each line's source column when one field comes from
@@ -158,7 +177,7 @@ def _parse_issues(
     for i in errors.index[bad]:
         row = whole(frame.at[i, "source_row"])
         field = str(headers[i]) if headers is not None else FIELDS.get(column, column)
-        where, header = cell_prefix(cells, field, row, _label(column))
+        where, header = cell_prefix(cells, field, row, _label(column, titles))
         issues.append(
             Issue(
                 IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
@@ -172,7 +191,7 @@ def _parse_issues(
     return issues, {(i, column) for i in errors.index[bad]}
 
 
-def _text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+def text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     out = pd.DataFrame(index=rows.index)
     for name in names:
         out[name] = (
@@ -183,10 +202,10 @@ def _text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     return out
 
 
-def _valid_lines(frame: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
+def valid_lines(frame: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
     bad_rows = {i.source_row for i in issues}
     return frame[~frame["source_row"].isin(bad_rows)].reset_index(drop=True)
 
 
-def _sorted(issues: list[Issue]) -> list[Issue]:
+def sorted_issues(issues: list[Issue]) -> list[Issue]:
     return sorted(issues, key=lambda i: (i.source_row, i.column or ""))

@@ -32,7 +32,7 @@ DETAIL_COLUMNS = [
 ]
 
 
-def _outcomes(
+def outcomes_frame(
     ledger: pd.DataFrame,
     found: pd.DataFrame,
     count: pd.Series,
@@ -65,13 +65,13 @@ def _outcomes(
     )
 
 
-def _aligned(verdict: pd.Series | None, ledger: pd.DataFrame) -> np.ndarray:
+def aligned_verdict(verdict: pd.Series | None, ledger: pd.DataFrame) -> np.ndarray:
     if verdict is None:
         return np.full(len(ledger), AWAITING, dtype=object)
     return verdict.reindex(ledger.index).fillna(AWAITING).to_numpy(dtype=object)
 
 
-def _absence_note(note: pd.Series, count: pd.Series, verdict: np.ndarray) -> pd.Series:
+def absence_note(note: pd.Series, count: pd.Series, verdict: np.ndarray) -> pd.Series:
     absent = count.eq(0).to_numpy()
     note = note.mask(absent & (verdict == AWAITING), "no complete sync since it was posted")
     return note.mask(

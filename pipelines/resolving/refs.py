@@ -155,7 +155,7 @@ def fetch_reference_data(client: PropexoClient, integration_id: str) -> RefData:
 # --- synced records, for reconcile ---------------------------------------------------------------
 
 
-def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
+def synced_frame(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
     """Propexo's records as a frame, checked against the shape its docs give them: an answer
     unlike it stops here with one message, not as a wrong match later."""
     frame = _frame(records, columns)
@@ -164,6 +164,19 @@ def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd
     except ContractError as exc:
         raise ApiError(f"{exc}; nothing was matched or changed") from None
     return frame
+
+
+def fetch_synced(
+    client: PropexoClient, path: str, model: Any, integration_id: str, **filters: str
+) -> pd.DataFrame:
+    """One kind's records in Propexo's cache (every page, oldest first), as a frame of its read
+    model's columns, checked against it (:func:`synced_frame`); ``filters`` narrow the list."""
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        **filters,
+    }
+    return synced_frame(client.list_all(path, params), list(model.to_schema().columns), model)
 
 
 def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:

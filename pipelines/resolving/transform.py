@@ -1,4 +1,5 @@
-"""Transform: names → Propexo IDs, bill lines → invoices, charge lines → charges and credits.
+"""Resolving names → Propexo IDs: the building blocks every kind's transform uses (properties,
+residents, and names kept per Rent Manager location: vendors, GL accounts, charge codes).
 
 Pure functions over frames. Resolution is a merge against lookup frames built from
 :class:`~pipelines.resolving.refs.RefData`: a normalized exact match, after staff aliases are
@@ -8,6 +9,7 @@ suggestions, and two matches are rejected as ambiguous.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -29,7 +31,7 @@ _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|
 # --- normalization ------------------------------------------------------------------------------
 
 
-def _basic(values: pd.Series) -> pd.Series:
+def normalize_text(values: pd.Series) -> pd.Series:
     s = values.astype("string").str.lower().str.replace("&", " and ", regex=False)
     s = s.str.replace(r"[^a-z0-9# ]+", " ", regex=True)
     return s.str.replace(r"\s+", " ", regex=True).str.strip()
@@ -38,7 +40,7 @@ def _basic(values: pd.Series) -> pd.Series:
 @distinct
 def normalize_org(values: pd.Series) -> pd.Series:
     """'ACME Plumbing, L.L.C.' and 'Acme plumbing LLC' → 'acme plumbing'."""
-    s = _basic(values.astype("string").str.replace(".", "", regex=False))
+    s = normalize_text(values.astype("string").str.replace(".", "", regex=False))
     s = s.str.replace(_ORG_SUFFIXES, " ", regex=True).str.replace("#", " ", regex=False)
     return s.str.replace(r"\s+", " ", regex=True).str.strip()
 
@@ -49,17 +51,17 @@ def normalize_person(values: pd.Series) -> pd.Series:
     s = values.astype("string").str.strip()
     flipped = s.str.extract(r"^(?P<last>[^,]+),\s*(?P<first>.+)$")
     s = s.where(flipped["last"].isna(), flipped["first"] + " " + flipped["last"])
-    return _basic(s.str.replace(".", "", regex=False))
+    return normalize_text(s.str.replace(".", "", regex=False))
 
 
 @distinct
 def normalize_unit(values: pd.Series) -> pd.Series:
     """'#204', 'Unit 204', 'Apt. 204' → '204'."""
-    s = _basic(values).str.replace(r"^(unit|apt|apartment|suite|ste)\b", "", regex=True)
+    s = normalize_text(values).str.replace(r"^(unit|apt|apartment|suite|ste)\b", "", regex=True)
     return s.str.replace(r"[#\s]", "", regex=True)
 
 
-def _apply_aliases(values: pd.Series, aliases: pd.DataFrame | None, norm: Any) -> pd.Series:
+def apply_aliases(values: pd.Series, aliases: pd.DataFrame | None, norm: Any) -> pd.Series:
     """Staff aliases win over everything: the spreadsheet spelling becomes the Propexo name."""
     if aliases is None or aliases.empty:
         return values
@@ -112,7 +114,7 @@ def suggest(value: str, choices: list[str], limit: int = 3) -> list[str]:
     return [str(choice) for choice, score, _ in found if score >= 50]
 
 
-def _resolution_issues(
+def resolution_issues(
     frame: pd.DataFrame,
     ids: pd.Series,
     count: pd.Series,
@@ -189,9 +191,7 @@ def resolve_properties(
     left = pd.DataFrame(
         {
             "_key": normalize_org(
-                _apply_aliases(
-                    frame["property_name"], refs.aliases.get("properties"), normalize_org
-                )
+                apply_aliases(frame["property_name"], refs.aliases.get("properties"), normalize_org)
             )
         },
         index=frame.index,
@@ -201,7 +201,7 @@ def resolve_properties(
     out["property_id"] = ids
     location_of = dict(zip(props["id"], props["location_id"], strict=True))
     out["location_id"] = per_distinct(lambda found: found.map(location_of), ids)
-    issues = _resolution_issues(
+    issues = resolution_issues(
         out,
         ids,
         count,
@@ -217,7 +217,7 @@ def resolve_properties(
     return out, issues
 
 
-def _resolve_in_location(
+def resolve_in_location(
     frame: pd.DataFrame,
     column: str,
     refs_frame: pd.DataFrame,
@@ -248,7 +248,7 @@ def _resolve_in_location(
     todo = frame["location_id"].notna()
     left = pd.DataFrame(
         {
-            "_key": norm(_apply_aliases(frame[column], aliases, norm)),
+            "_key": norm(apply_aliases(frame[column], aliases, norm)),
             "location_id": frame["location_id"],
         },
         index=frame.index,
@@ -257,7 +257,7 @@ def _resolve_in_location(
     out = frame.copy()
     out[out_column] = ids.reindex(frame.index)
     choices = refs_frame["name"]
-    issues = _resolution_issues(
+    issues = resolution_issues(
         out[todo],
         ids,
         count,
@@ -273,7 +273,7 @@ def _resolve_in_location(
     return out, issues
 
 
-def _bad_rows(issues: list[Issue]) -> set[int]:
+def bad_rows(issues: list[Issue]) -> set[int]:
     return {i.source_row for i in issues}
 
 
@@ -289,7 +289,7 @@ def _bad_rows(issues: list[Issue]) -> set[int]:
 ALIAS_NORMS: dict[str, Any] = {
     "vendor": normalize_org,
     "property": normalize_org,
-    "gl_account": _basic,
+    "gl_account": normalize_text,
     "charge_code": normalize_org,
     "resident": normalize_person,
 }
@@ -321,3 +321,69 @@ def propexo_names(refs: RefData, kind: str) -> pd.DataFrame:
     names["_key"] = norm(names["name"].astype(str)).astype(object)
     names = names[names["_key"].ne("") & names["label"].astype(str).str.strip().ne("")]
     return names[["_key", "label"]].drop_duplicates().reset_index(drop=True)
+
+
+def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
+    """(property, unit number, person name) → resident id, from leases current in the period."""
+    leases = refs.leases
+    current = leases["status"].isin(["ACTIVE", "PENDING", None]) | leases["status"].isna()
+    if period_start is not None:
+        moved_out = pd.to_datetime(leases["move_out_date"], errors="coerce")
+        current &= moved_out.isna() | (moved_out >= pd.Timestamp(period_start))
+    units = refs.units.rename(columns={"id": "unit_id", "number": "unit_number"})
+    people = refs.residents.rename(columns={"id": "resident_id", "property_id": "res_property"})
+    joined = (
+        leases[current]
+        .merge(units[["unit_id", "unit_number"]], on="unit_id", how="inner")
+        .merge(people, on="resident_id", how="inner")
+    )
+    name = joined["first_name"].fillna("") + " " + joined["last_name"].fillna("")
+    return pd.DataFrame(
+        {
+            "property_id": joined["property_id"].fillna(joined["res_property"]),
+            "_unit": normalize_unit(joined["unit_number"].astype(str)),
+            "_key": normalize_person(name),
+            "id": joined["resident_id"],
+            "label": name,
+        }
+    ).drop_duplicates()
+
+
+def resolve_residents(
+    frame: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Add ``resident_id``: the ``resident_name`` living in the row's ``unit`` of its resolved
+    ``property_id`` (leases current in the period), after the residents' aliases; one issue
+    per row that does not resolve."""
+    resolved = frame.copy()
+    lookup = resident_lookup(refs, period_start)
+    todo = resolved["property_id"].notna()
+    left = pd.DataFrame(
+        {
+            "property_id": resolved["property_id"],
+            "_unit": normalize_unit(resolved["unit"].astype(str)),
+            "_key": normalize_person(
+                apply_aliases(
+                    resolved["resident_name"], refs.aliases.get("residents"), normalize_person
+                )
+            ),
+        },
+        index=resolved.index,
+    )[todo]
+    ids, count, labels = match(left, lookup, ["property_id", "_unit", "_key"])
+    resolved["resident_id"] = ids.reindex(resolved.index)
+    people = refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna("")
+    issues = resolution_issues(
+        resolved[todo],
+        ids,
+        count,
+        labels,
+        column="resident_name",
+        what="resident",
+        code=IssueCode.UNKNOWN_RESIDENT,
+        kind="resident",
+        choices=people,
+        source_file=source_file,
+        hints=refs.hints,
+    )
+    return resolved, issues

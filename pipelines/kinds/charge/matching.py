@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import is_in
-from pipelines.reconciling.reconcile import DETAIL_COLUMNS, _absence_note, _aligned, _outcomes
+from pipelines.reconciling.reconcile import (
+    DETAIL_COLUMNS,
+    absence_note,
+    aligned_verdict,
+    outcomes_frame,
+)
 
 
 def match_charges(
@@ -61,9 +66,9 @@ def match_charges(
         note = note.mask(
             hit, "matched by content: the reference number was changed in Rent Manager"
         )
-    proven = _aligned(verdict, ledger)
-    note = _absence_note(note, count, proven)
-    return _outcomes(merged, merged, count, same, proven, note)
+    proven = aligned_verdict(verdict, ledger)
+    note = absence_note(note, count, proven)
+    return outcomes_frame(merged, merged, count, same, proven, note)
 
 
 def by_reference(synced: pd.DataFrame, *, grouped: bool = False) -> pd.DataFrame:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from pipelines.kinds.charge.schemas import SyncedCharge
 from pipelines.posting.propexo import PropexoClient
-from pipelines.resolving.refs import _synced
+from pipelines.resolving.refs import fetch_synced
 
 CHARGE_FIELDS = list(SyncedCharge.to_schema().columns)
 
@@ -17,11 +15,12 @@ def fetch_synced_charges(
     client: PropexoClient, integration_id: str, date_start: str, date_end: str, **filters: str
 ) -> pd.DataFrame:
     """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
-    params: dict[str, Any] = {
-        "integration_id": integration_id,
-        "order-by": "created_at:asc",
-        "transaction_date_start": date_start,
-        "transaction_date_end": date_end,
+    return fetch_synced(
+        client,
+        "/v1/resident-charges/",
+        SyncedCharge,
+        integration_id,
+        transaction_date_start=date_start,
+        transaction_date_end=date_end,
         **filters,
-    }
-    return _synced(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS, SyncedCharge)
+    )

@@ -26,44 +26,13 @@ from pipelines.kinds.charge.schemas import ResolvedCharge
 from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import (
-    _apply_aliases,
-    _bad_rows,
-    _resolution_issues,
-    _resolve_in_location,
-    match,
+    bad_rows,
     normalize_org,
-    normalize_person,
-    normalize_unit,
+    resolve_in_location,
     resolve_properties,
+    resolve_residents,
 )
 from schemas import conforms
-
-
-def resident_lookup(refs: RefData, period_start: date | None) -> pd.DataFrame:
-    """(property, unit number, person name) → resident id, from leases current in the period."""
-    leases = refs.leases
-    current = leases["status"].isin(["ACTIVE", "PENDING", None]) | leases["status"].isna()
-    if period_start is not None:
-        moved_out = pd.to_datetime(leases["move_out_date"], errors="coerce")
-        current &= moved_out.isna() | (moved_out >= pd.Timestamp(period_start))
-    units = refs.units.rename(columns={"id": "unit_id", "number": "unit_number"})
-    people = refs.residents.rename(columns={"id": "resident_id", "property_id": "res_property"})
-    joined = (
-        leases[current]
-        .merge(units[["unit_id", "unit_number"]], on="unit_id", how="inner")
-        .merge(people, on="resident_id", how="inner")
-    )
-    name = joined["first_name"].fillna("") + " " + joined["last_name"].fillna("")
-    return pd.DataFrame(
-        {
-            "property_id": joined["property_id"].fillna(joined["res_property"]),
-            "_unit": normalize_unit(joined["unit_number"].astype(str)),
-            "_key": normalize_person(name),
-            "id": joined["resident_id"],
-            "label": name,
-        }
-    ).drop_duplicates()
-
 
 _NAME_COLUMNS = ["property_name", "unit", "resident_name", "charge_code"]
 
@@ -115,44 +84,18 @@ def plain_charge_names(
 def _resolve_names(
     names: pd.DataFrame, refs: RefData, source_file: str, period_start: date | None
 ) -> tuple[pd.DataFrame, list[Issue]]:
+    """A charge line's names: its property, its resident (in that property's unit) and its
+    charge code (in the property's location), each by the shared resolvers."""
     resolved, issues = resolve_properties(names, refs, source_file)
-    lookup = resident_lookup(refs, period_start)
-    todo = resolved["property_id"].notna()
-    left = pd.DataFrame(
-        {
-            "property_id": resolved["property_id"],
-            "_unit": normalize_unit(resolved["unit"].astype(str)),
-            "_key": normalize_person(
-                _apply_aliases(
-                    resolved["resident_name"], refs.aliases.get("residents"), normalize_person
-                )
-            ),
-        },
-        index=resolved.index,
-    )[todo]
-    ids, count, labels = match(left, lookup, ["property_id", "_unit", "_key"])
-    resolved["resident_id"] = ids.reindex(resolved.index)
-    people = refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna("")
-    issues += _resolution_issues(
-        resolved[todo],
-        ids,
-        count,
-        labels,
-        column="resident_name",
-        what="resident",
-        code=IssueCode.UNKNOWN_RESIDENT,
-        kind="resident",
-        choices=people,
-        source_file=source_file,
-        hints=refs.hints,
-    )
+    resolved, found = resolve_residents(resolved, refs, source_file, period_start)
+    issues += found
     codes = refs.charge_codes
     resolved = resolved.assign(
         charge_code=plain_charge_names(
             resolved["charge_code"], codes["name"], refs.aliases.get("charge_codes")
         )
     )
-    resolved, found = _resolve_in_location(
+    resolved, found = resolve_in_location(
         resolved,
         "charge_code",
         codes,
@@ -180,7 +123,7 @@ def transform_charges(
     """Resolve charge lines; negative lines become credits; every line gets a reference number."""
     resolved, issues = _resolve_charge_names(validated.valid, refs, source_file, period_start)
     # A rent-roll row is posted whole or not at all, like an invoice.
-    bad = _bad_rows(issues)
+    bad = bad_rows(issues)
     good = resolved[~resolved["source_row"].isin(bad)].copy() if bad else resolved
     conforms(ResolvedCharge, good, "resolved charge lines")
     if good.empty:

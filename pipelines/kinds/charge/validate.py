@@ -9,14 +9,17 @@ import pandas as pd
 from pipelines.core.columns import any_match
 from pipelines.core.models import ExtractResult, Issue, IssueCode, ValidateResult
 from pipelines.core.parsing import parse_dates, parse_money
-from pipelines.kinds.charge.schemas import ResidentCharge
+from pipelines.kinds.charge.schemas import SOURCE_KIND, ResidentCharge
 from pipelines.reading.validate import (
-    _parse_issues,
-    _sorted,
-    _text_columns,
-    _valid_lines,
+    parse_issues,
     schema_issues,
+    sorted_issues,
+    text_columns,
+    titles_of,
+    valid_lines,
 )
+
+TITLES = titles_of(ResidentCharge)
 
 
 def _melt_charge_columns(rows: pd.DataFrame, charge_columns: tuple[str, ...]) -> pd.DataFrame:
@@ -36,7 +39,7 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     """
     rows, name = extract.rows, extract.source.name
     lines = _melt_charge_columns(rows, extract.charge_columns) if extract.charge_columns else rows
-    frame = _text_columns(
+    frame = text_columns(
         lines,
         [
             "property_name",
@@ -54,7 +57,7 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     cents, errors = parse_money(lines["amount"])
     frame["amount_cents"] = cents
     line_fields = lines["charge_code"] if extract.charge_columns else None
-    found, bad = _parse_issues(
+    found, bad = parse_issues(
         frame,
         errors,
         "amount_cents",
@@ -63,13 +66,14 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
         lines["amount"],
         extract.cells,
         line_fields,
+        titles=TITLES,
     )
     issues += found
     already |= bad
 
     if "transaction_date" in lines:
         frame["transaction_date"], errors = parse_dates(lines["transaction_date"])
-        found, bad = _parse_issues(
+        found, bad = parse_issues(
             frame,
             errors,
             "transaction_date",
@@ -77,6 +81,7 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
             name,
             lines["transaction_date"],
             extract.cells,
+            titles=TITLES,
         )
         issues += found
         already |= bad
@@ -135,10 +140,10 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
             )
     issues += schema_issues(ResidentCharge, frame, name, already, extract.cells, line_fields)
     return ValidateResult(
-        kind="charge",
+        kind=SOURCE_KIND,
         lines=frame,
-        valid=_valid_lines(frame, issues),
-        issues=_sorted(issues),
+        valid=valid_lines(frame, issues),
+        issues=sorted_issues(issues),
         skipped=skipped,
     )
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.reconciling.reconcile import DETAIL_COLUMNS, _absence_note, _aligned, _outcomes
+from pipelines.reconciling.reconcile import (
+    DETAIL_COLUMNS,
+    absence_note,
+    aligned_verdict,
+    outcomes_frame,
+)
 
 
 def match_invoices(
@@ -52,6 +57,6 @@ def match_invoices(
         )
     )
     note = note.where(~count.gt(1), "found " + count.astype(str) + " times in Propexo")
-    proven = _aligned(verdict, ledger)
-    note = _absence_note(note, count, proven)
-    return _outcomes(merged, merged, count, same, proven, note)
+    proven = aligned_verdict(verdict, ledger)
+    note = absence_note(note, count, proven)
+    return outcomes_frame(merged, merged, count, same, proven, note)

@@ -12,10 +12,10 @@ from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS, encode_invoice
 from pipelines.kinds.invoice.schemas import ResolvedBillLine
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import (
-    _bad_rows,
-    _basic,
-    _resolve_in_location,
+    bad_rows,
     normalize_org,
+    normalize_text,
+    resolve_in_location,
     resolve_properties,
 )
 from schemas import conforms
@@ -32,7 +32,7 @@ def transform_bills(
     """Resolve bill lines and group them into one invoice per (vendor, invoice number)."""
     lines = validated.valid
     resolved, issues = resolve_properties(lines, refs, source_file)
-    resolved, found = _resolve_in_location(
+    resolved, found = resolve_in_location(
         resolved,
         "vendor_name",
         refs.vendors,
@@ -48,13 +48,13 @@ def transform_bills(
     )
     issues += found
     gl = refs.financial_accounts
-    resolved, found = _resolve_in_location(
+    resolved, found = resolve_in_location(
         resolved,
         "gl_account",
         gl,
         [gl["account_number"], gl["name"], gl["account_number"].astype(str) + " " + gl["name"]],
         refs.aliases.get("gl_accounts"),
-        norm=_basic,
+        norm=normalize_text,
         out_column="financial_account_id",
         what="GL account",
         code=IssueCode.UNKNOWN_GL_ACCOUNT,
@@ -67,7 +67,7 @@ def transform_bills(
     # An invoice is posted whole or not at all: one bad line holds back every line with the same
     # invoice number (even under another spelling of the vendor, which may be the bad part).
     every = validated.lines.assign(_number=validated.lines["invoice_number"].fillna(""))
-    bad = _bad_rows(issues) | _bad_rows(validated.issues)
+    bad = bad_rows(issues) | bad_rows(validated.issues)
     bad_invoices = (
         every.loc[every["source_row"].isin(bad)].groupby("_number")["source_row"].apply(list)
     )
@@ -93,7 +93,7 @@ def transform_bills(
                 number,
             )
         )
-    good = resolved[~resolved["source_row"].isin(_bad_rows(issues))]
+    good = resolved[~resolved["source_row"].isin(bad_rows(issues))]
     conforms(ResolvedBillLine, good, "resolved bill lines")
 
     invoices: list[dict[str, Any]] = []
