@@ -30,6 +30,7 @@ from sandbox.gate import ASGIApp, Gate, _DropFilter
 from sandbox.kinds import Kinds
 from sandbox.store import Store, now_iso
 from sandbox.validation import (
+    MANUAL_SYNC,
     REFERENCE_ROUTES,
     _error,
     _fill,
@@ -65,7 +66,7 @@ class Sandbox(Writes):
         self.kinds = Kinds((*BUILT_IN_KINDS, *config.kinds))
         self.list_routes = {**REFERENCE_ROUTES, **self.kinds.list_routes()}
         self.filters_by_kind = {kind: filters for kind, filters in self.list_routes.values()}
-        self.validators = load_request_validators()
+        self.validators = load_request_validators(self.kinds.models())
         self.read_models = load_read_models(self.list_routes)
         for kind in self.kinds.all:
             if kind.read_model is not None:
@@ -215,9 +216,7 @@ class Sandbox(Writes):
 
     async def manual_sync(self, request: Request) -> Response:
         """Starts a sync (``--sync-mode async``: it finishes later and says so by webhook)."""
-        body, problem = await self._body(
-            request, "/v1/admin/integrations/{integration_id}/manual-sync"
-        )
+        body, problem = await self._body(request, MANUAL_SYNC)
         if problem:
             return problem
         integration_id = request.path_params["integration_id"]

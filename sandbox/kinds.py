@@ -32,6 +32,7 @@ a batch write (each element of a list in the body becomes one record); any funct
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,11 @@ class Written:
 
 
 WriteFn = Callable[["Sandbox", dict[str, Any]], Written]
+
+
+def pms_error(message: str) -> str:
+    """One of ``Written.errors``: Rent Manager's errors reach write-status as stringified JSON."""
+    return json.dumps({"Message": message})
 
 
 def new_record(fields: dict[str, Any], integration_id: str | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,22 @@ def _is_datetime(value: object) -> bool:
 _formats.checks("date-time", raises=ValueError)(_is_datetime)
 
 
-def load_request_validators() -> dict[str, Draft202012Validator]:
-    """A validator per write path, from the endpoint reference's request schemas."""
+MANUAL_SYNC = "/v1/admin/integrations/{integration_id}/manual-sync"
+
+
+def load_request_validators(sync_models: Iterable[str] = ()) -> dict[str, Draft202012Validator]:
+    """A validator per write path, from the endpoint reference's request schemas; manual-sync's
+    ``models_to_sync`` also takes ``sync_models`` (those of kinds Propexo's list lacks)."""
     spec = json.loads(ENDPOINTS_FILE.read_text())
     validators = {}
     for endpoint in spec["endpoints"]:
         if endpoint["method"] in ("POST", "PUT") and endpoint.get("request_body"):
-            validators[endpoint["path"]] = request_validator(endpoint["request_body"])
+            schema = endpoint["request_body"]
+            if endpoint["path"] == MANUAL_SYNC:
+                schema = copy.deepcopy(schema)
+                models = schema["properties"]["models_to_sync"]["items"]["enum"]
+                models += [m for m in sync_models if m not in models]
+            validators[endpoint["path"]] = request_validator(schema)
     return validators
 
 
