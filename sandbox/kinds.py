@@ -27,7 +27,10 @@ A kind from a test, with the request schema given inline::
 
 ``write`` defaults to :func:`store_body` (the body becomes one record); :func:`store_each` makes
 a batch write (each element of a list in the body becomes one record); any function
-``(sandbox, body) -> Written`` may judge the body as the PMS would (see ``builtin_kinds``).
+``(sandbox, body) -> Written`` may judge the body as the PMS would (``sandbox.store`` holds the
+seed's records; :func:`new_record` gives a record Propexo's keys, :func:`pms_error` words an
+error as Rent Manager does; see ``builtin_kinds``). Two kinds sharing a name, model, route or job
+type, or a write route without a schema, are refused when the sandbox is built.
 """
 
 from __future__ import annotations
