@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.events import Events
 from sandbox.faults import SandboxConfig
-from sandbox.kinds import Kinds, SandboxKind, Write, Written, pms_error
+from sandbox.kinds import Kinds, SandboxKind, Write, Written
+from sandbox.kinds import pms_error as _pms_error  # its name here before kinds.py
 from sandbox.store import Job, Store, new_id, now_iso
 from sandbox.validation import (
     _error,
@@ -103,7 +104,7 @@ class Writes:
     def _applied_but_failed(self, status: str, errors: list[str]) -> tuple[str, list[str]]:
         """``--failed-but-applied``: a write that landed, reported FAILURE all the same."""
         if status == "SUCCESS" and random.random() < self.config.failed_but_applied:  # noqa: S311
-            return "FAILURE", [pms_error("The request to Rent Manager timed out")]
+            return "FAILURE", [_pms_error("The request to Rent Manager timed out")]
         return status, errors
 
     def _integration_ok(self, integration_id: str) -> bool:
@@ -140,27 +141,27 @@ class Writes:
         vendor = self.store.record("vendor", body["vendor_id"])
         location = self.store.record("location", body["location_id"])
         if vendor is None:
-            errors.append(pms_error(f"Vendor {body['vendor_id']} was not found"))
+            errors.append(_pms_error(f"Vendor {body['vendor_id']} was not found"))
         if location is None:
-            errors.append(pms_error(f"Location {body['location_id']} was not found"))
+            errors.append(_pms_error(f"Location {body['location_id']} was not found"))
         elif vendor is not None and vendor.get("_location_id") != location["id"]:
-            errors.append(pms_error("The vendor does not belong to the bill's location"))
+            errors.append(_pms_error("The vendor does not belong to the bill's location"))
         loc_of = self.location_of_property()
         props = {p["id"]: p for p in self.store.records("property")}
         for i, item in enumerate(body["invoice_items"]):
             prop = props.get(item["property_id"])
             if prop is None:
                 errors.append(
-                    pms_error(f"invoice_items[{i}]: property {item['property_id']} was not found")
+                    _pms_error(f"invoice_items[{i}]: property {item['property_id']} was not found")
                 )
             elif location is not None and loc_of.get(prop["id"]) != location["id"]:
                 errors.append(
-                    pms_error(f"invoice_items[{i}]: the property is not in the bill's location")
+                    _pms_error(f"invoice_items[{i}]: the property is not in the bill's location")
                 )
             account = self.store.record("financial_account", item["financial_account_id"])
             if account is None:
                 errors.append(
-                    pms_error(
+                    _pms_error(
                         f"invoice_items[{i}]: GL account {item['financial_account_id']} "
                         "was not found"
                     )
@@ -168,7 +169,7 @@ class Writes:
         lines_total = sum(item["amount_in_cents"] for item in body["invoice_items"])
         if lines_total != body["total_amount_in_cents"]:
             errors.append(
-                pms_error(
+                _pms_error(
                     f"The bill total {body['total_amount_in_cents']} does not equal the sum of its "
                     f"lines {lines_total}"
                 )
@@ -325,7 +326,7 @@ class Writes:
         locations = {loc for _, loc in judged if loc}
         if len(locations) > 1:
             errors = [
-                pms_error(
+                _pms_error(
                     "All charges in a batch must belong to the same location; "
                     f"this batch spans {len(locations)} locations"
                 )
@@ -334,7 +335,7 @@ class Writes:
         else:
             pairs = list(zip(body["charges"], judged, strict=True))
             errors = [
-                pms_error(
+                _pms_error(
                     f"charges[{i}] (reference_number {c['reference_number']}): {err}"
                     if self.config.batch_errors == "indexed"
                     else err  # as Rent Manager says it: no index, no reference number
@@ -360,7 +361,7 @@ class Writes:
     def _write_single(self, body: dict[str, Any], *, credit: bool) -> Written:
         error, _ = self._charge_problem(body, self.location_of_property())
         if error:
-            return Written("FAILURE", [pms_error(error)])
+            return Written("FAILURE", [_pms_error(error)])
         return Written(
             "SUCCESS", [], [self._charge_record(body, body["integration_id"], credit=credit)]
         )
