@@ -109,9 +109,7 @@ def stage_breakdown(rows: int, work: Path, refs: RefData) -> dict[str, float]:
     validated = registered().validate(extracted, extracted.period)
     times["validate_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    transform_charges(
-        validated, refs, integration_id=settings.integration_id, source_file=path.name
-    )
+    transform_charges(validated, refs, KindContext.of(settings, registered()), path.name, None)
     times["transform_s"] = time.perf_counter() - start
     return {k: round(v, 3) for k, v in times.items()}
 

@@ -27,6 +27,7 @@ from pipelines.core.models import (
     Issue,
     IssueCode,
     PostRequest,
+    TransformResult,
     ValidateResult,
     whole,
 )
@@ -39,7 +40,6 @@ from pipelines.reading.validate import (
     schema_issues,
     sorted_issues,
     text_columns,
-    titles_of,
     valid_lines,
 )
 from pipelines.reconciling.reconcile import (
@@ -55,7 +55,7 @@ from pipelines.runs.pipeline import run
 from sandbox.faults import SandboxConfig
 from sandbox.kinds import SandboxKind, Write
 from sandbox.server import read_seed, running_sandbox
-from schemas.common import ISO_DATE, MAX_NAME, MAX_REFERENCE
+from schemas.common import ISO_DATE, MAX_NAME, MAX_REFERENCE, Line, SyncedRecord
 from tests.conftest import receiving, settings_for
 
 SOURCE_KIND = "meter_reading"
@@ -87,10 +87,9 @@ SANDBOX_KIND = SandboxKind(
 # --- tieout's side: the kind's schemas ----------------------------------------------------------
 
 
-class MeterLine(pa.DataFrameModel):
+class MeterLine(Line):
     """One reading as validated: the words are the titles."""
 
-    source_row: Series[int] = pa.Field(ge=1, title="row")
     property_name: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": MAX_NAME}, title="property"
     )
@@ -100,10 +99,6 @@ class MeterLine(pa.DataFrameModel):
         str_length={"min_value": 1, "max_value": MAX_REFERENCE}, title="meter reading"
     )
     amount_cents: Series[pd.Int64Dtype] = pa.Field(ge=0, title="usage charge")
-
-    class Config:
-        coerce = True
-        strict = "filter"
 
 
 class MeterPayload(pa.DataFrameModel):
@@ -118,23 +113,15 @@ class MeterPayload(pa.DataFrameModel):
     payload: Series[object]
 
 
-class SyncedReading(pa.DataFrameModel):
+class SyncedReading(SyncedRecord):
     """A reading as Propexo lists it."""
 
-    id: Series[str]
     unit_id: Series[str] = pa.Field(nullable=True)
     reading_date: Series[str] = pa.Field(nullable=True)
     value: Series[float] = pa.Field(nullable=True)
     reference_number: Series[str] = pa.Field(nullable=True)
-    created_at: Series[str] = pa.Field(nullable=True)
-    updated_at: Series[str] = pa.Field(nullable=True)
-    last_seen: Series[str] = pa.Field(nullable=True)
-
-    class Config:
-        coerce = True
 
 
-TITLES = titles_of(MeterLine)
 SYNCED_FIELDS = list(SyncedReading.to_schema().columns)
 RECORD_COLUMNS = (
     "record_key",
@@ -172,7 +159,7 @@ def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
         name,
         rows["reading_date"],
         extract.cells,
-        titles=TITLES,
+        model=MeterLine,
     )
     issues, already = issues + found, already | bad
     frame["amount_cents"], errors = parse_money(rows["amount"])
@@ -184,7 +171,7 @@ def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
         name,
         rows["amount"],
         extract.cells,
-        titles=TITLES,
+        model=MeterLine,
     )
     issues, already = issues + found, already | bad
     issues += schema_issues(MeterLine, frame, name, already, extract.cells)
@@ -203,7 +190,7 @@ def transform(
     ctx: KindContext,
     source_file: str,
     period: date | None,
-) -> tuple[pd.DataFrame, list[Issue]]:
+) -> TransformResult:
     """The property by the shared resolver; the unit within it by its number."""
     resolved, issues = resolve_properties(validated.valid, refs, source_file)
     units = refs.units.assign(_unit=normalize_unit(refs.units["number"].astype(str)))
@@ -251,7 +238,7 @@ def transform(
                 "source_file": source_file,
             }
         )
-    return pd.DataFrame(records, columns=list(RECORD_COLUMNS)), issues
+    return TransformResult(pd.DataFrame(records, columns=list(RECORD_COLUMNS)), issues)
 
 
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:

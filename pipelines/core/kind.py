@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.core.models import ExtractResult, Issue, PostRequest, ValidateResult
+from pipelines.core.models import (
+    ExtractResult,
+    Issue,
+    PostRequest,
+    TransformResult,
+    ValidateResult,
+)
 
 if TYPE_CHECKING:
     from pipelines.core.config import Settings
@@ -124,9 +130,7 @@ class Kind:
     prepare: Callable[[ExtractResult, KindContext], tuple[ExtractResult, list[Issue]]]
     validate: Callable[[ExtractResult, date | None], ValidateResult]
     # valid lines → (records, issues), names resolved to Propexo ids
-    transform: Callable[
-        [ValidateResult, RefData, KindContext, str, date | None], tuple[pd.DataFrame, list[Issue]]
-    ]
+    transform: Callable[[ValidateResult, RefData, KindContext, str, date | None], TransformResult]
     plan_requests: Callable[[pd.DataFrame, int], list[PostRequest]]
     # brings the ledger's copy of Propexo's records of this kind up to date for these records
     refresh: Callable[[KindContext, pd.DataFrame], None]
@@ -147,6 +151,34 @@ class Kind:
     # uses (an invoice); the write log has no ids, so such a job is asked write-status itself
     id_from_write_status: bool = False
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
+
+
+# The functions of a kind, by the names its module defines them under (see :func:`kind_of`).
+KIND_FUNCTIONS = (
+    "prepare",
+    "validate",
+    "transform",
+    "plan_requests",
+    "refresh",
+    "gone",
+    "found",
+    "find_in_doubt",
+    "match",
+    "unexpected",
+    "conflict_issues",
+    "fetch_all",
+    "as_read",
+    "adopt",
+)
+
+
+def kind_of(namespace: Mapping[str, Any], **constants: Any) -> Kind:
+    """A kind whose functions are those ``namespace`` (its module's ``globals()``) defines
+    under the names of :data:`KIND_FUNCTIONS`, with its ``constants``."""
+    missing = [name for name in KIND_FUNCTIONS if not callable(namespace.get(name))]
+    if missing:
+        raise ValueError(f"a kind's module defines no {', '.join(missing)}")
+    return Kind(**constants, **{name: namespace[name] for name in KIND_FUNCTIONS})
 
 
 class Kinds:

@@ -234,8 +234,7 @@ class ValidateResult:
 class TransformResult:
     """Records ready to post (one row each), and the source rows that could not be resolved."""
 
-    invoices: pd.DataFrame
-    charges: pd.DataFrame
+    records: pd.DataFrame  # of the kind's own record columns
     issues: list[Issue]
 
 

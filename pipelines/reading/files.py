@@ -279,7 +279,8 @@ def process_file(
     ]
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
     if refs is not None:
-        records, found = kind.transform(validated, refs, context, source.name, period)
+        transformed = kind.transform(validated, refs, context, source.name, period)
+        records, found = transformed.records, transformed.issues
         issues += found
         bad = {i.source_row for i in issues}
         if bad and not records.empty:

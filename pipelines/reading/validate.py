@@ -18,7 +18,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrorReason
 
 from pipelines.core.columns import per_distinct
-from pipelines.core.models import Issue, IssueCode, whole
+from pipelines.core.models import Issue, IssueCode, ValidateResult, whole
+from pipelines.core.parsing import parse_dates, parse_money
 from schemas.common import CHECK_WORDS, UNKNOWN_CHECK
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
@@ -167,7 +168,7 @@ def parse_issues(
     cells: Cells,
     headers: pd.Series | None = None,
     *,
-    titles: Titles,
+    model: type[pa.DataFrameModel],
 ) -> tuple[list[Issue], set[tuple[object, str]]]:
     """One issue per bad cell, naming the file's column and the cell (`Rent (H14): "8/1/2021"
     is not an amount`); ``headers`` names each line's source column when one field comes from
@@ -177,7 +178,7 @@ def parse_issues(
     for i in errors.index[bad]:
         row = whole(frame.at[i, "source_row"])
         field = str(headers[i]) if headers is not None else FIELDS.get(column, column)
-        where, header = cell_prefix(cells, field, row, _label(column, titles))
+        where, header = cell_prefix(cells, field, row, _label(column, titles_of(model)))
         issues.append(
             Issue(
                 IssueCode.SENTINEL_DATE if "placeholder" in str(errors[i]) else code,
@@ -205,6 +206,66 @@ def text_columns(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 def valid_lines(frame: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
     bad_rows = {i.source_row for i in issues}
     return frame[~frame["source_row"].isin(bad_rows)].reset_index(drop=True)
+
+
+def line_frame(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """A kind's lines begun: each row's ``source_row``, then ``names`` as trimmed text."""
+    frame = text_columns(rows, names)
+    frame.insert(0, "source_row", rows["source_row"].astype("int64"))
+    return frame
+
+
+def parse_amounts(
+    frame: pd.DataFrame,
+    raw: pd.Series,
+    source_file: str,
+    cells: Cells,
+    model: type[pa.DataFrameModel],
+    headers: pd.Series | None = None,
+) -> tuple[list[Issue], set[tuple[object, str]]]:
+    """``frame["amount_cents"]``: each line's amount from ``raw``, in integer cents; an issue
+    per cell that is not an amount (``headers``: each line's column, when several)."""
+    frame["amount_cents"], errors = parse_money(raw)
+    return parse_issues(
+        frame,
+        errors,
+        "amount_cents",
+        IssueCode.BAD_AMOUNT,
+        source_file,
+        raw,
+        cells,
+        headers,
+        model=model,
+    )
+
+
+def parse_dated(
+    frame: pd.DataFrame,
+    raw: pd.Series,
+    column: str,
+    source_file: str,
+    cells: Cells,
+    model: type[pa.DataFrameModel],
+) -> tuple[list[Issue], set[tuple[object, str]]]:
+    """``frame[column]``: ``raw``'s dates as ISO text; an issue per cell that is not a date."""
+    frame[column], errors = parse_dates(raw)
+    return parse_issues(
+        frame, errors, column, IssueCode.BAD_DATE, source_file, raw, cells, model=model
+    )
+
+
+def validated(
+    kind: str, frame: pd.DataFrame, issues: list[Issue], skipped: pd.DataFrame | None = None
+) -> ValidateResult:
+    """A kind's lines as validated: those no issue names are valid; issues in row order; the
+    rows skipped with their reasons (none when not given)."""
+    return ValidateResult(
+        kind=kind,
+        lines=frame,
+        valid=valid_lines(frame, issues),
+        issues=sorted_issues(issues),
+        skipped=pd.DataFrame(columns=SKIPPED_COLUMNS) if skipped is None else skipped,
+    )
 
 
 def sorted_issues(issues: list[Issue]) -> list[Issue]:

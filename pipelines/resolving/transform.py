@@ -9,6 +9,7 @@ suggestions, and two matches are rejected as ambiguous.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -22,7 +23,7 @@ from pipelines.core.columns import (
     spread,
 )
 from pipelines.core.models import Issue, IssueCode, whole
-from pipelines.resolving.hints import AliasHints
+from pipelines.resolving.hints import ALIAS_FILES, AliasHints
 from pipelines.resolving.refs import RefData
 
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
@@ -387,3 +388,61 @@ def resolve_residents(
         hints=refs.hints,
     )
     return resolved, issues
+
+
+# The names Rent Manager keeps per location, by alias kind: (the reference list, the names of
+# it a spreadsheet may use, the column of ids it fills, its words, its issue when unknown).
+_IN_LOCATION: dict[
+    str, Callable[[RefData], tuple[pd.DataFrame, list[pd.Series], str, str, IssueCode]]
+] = {
+    "vendor": lambda refs: (
+        refs.vendors,
+        [refs.vendors["name"]],
+        "vendor_id",
+        "vendor",
+        IssueCode.UNKNOWN_VENDOR,
+    ),
+    "gl_account": lambda refs: (
+        refs.financial_accounts,
+        [
+            refs.financial_accounts["account_number"],
+            refs.financial_accounts["name"],
+            refs.financial_accounts["account_number"].astype(str)
+            + " "
+            + refs.financial_accounts["name"],
+        ],
+        "financial_account_id",
+        "GL account",
+        IssueCode.UNKNOWN_GL_ACCOUNT,
+    ),
+    "charge_code": lambda refs: (
+        refs.charge_codes,
+        [refs.charge_codes["name"]],
+        "charge_code_id",
+        "charge code",
+        IssueCode.UNKNOWN_CHARGE_CODE,
+    ),
+}
+
+
+def resolve_named(
+    frame: pd.DataFrame, column: str, kind: str, refs: RefData, source_file: str
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Resolve ``column`` as a name of one alias kind Rent Manager keeps per location
+    (``vendor``, ``gl_account``, ``charge_code``), after that kind's aliases, within each row's
+    ``location_id``; one issue per row that does not resolve."""
+    table, names, out_column, what, code = _IN_LOCATION[kind](refs)
+    return resolve_in_location(
+        frame,
+        column,
+        table,
+        names,
+        refs.aliases.get(ALIAS_FILES[kind]),
+        norm=ALIAS_NORMS[kind],
+        out_column=out_column,
+        what=what,
+        code=code,
+        kind=kind,
+        source_file=source_file,
+        hints=refs.hints,
+    )

@@ -16,13 +16,12 @@ import pandas as pd
 
 from pipelines.core.columns import is_in
 from pipelines.core.errors import InputError
-from pipelines.core.kind import Draft, Kind, KindContext
+from pipelines.core.kind import Draft, KindContext, kind_of
 from pipelines.core.models import (
     ExtractResult,
     Issue,
     IssueCode,
     PostRequest,
-    ValidateResult,
     whole,
 )
 from pipelines.core.parsing import format_cents
@@ -54,6 +53,11 @@ READ_PATH = "/v1/resident-charges/"
 RECORD_KINDS = ("charge", "credit")
 
 
+# Its validating and transform, under the names kind_of takes them by.
+validate = validate_charges
+transform = transform_charges
+
+
 def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
     """The roll's billing period, its property when its rows name none, and the unit of a
     single-family home's rows; a roll that cannot have these is refused once."""
@@ -61,27 +65,6 @@ def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, li
     extract = replace(extract, period=period, period_source=source)
     extract = _with_property(extract, ctx)
     return _single_family_units(extract, ctx.refs)
-
-
-def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
-    return validate_charges(extract, period)
-
-
-def transform(
-    validated: ValidateResult,
-    refs: RefData,
-    ctx: KindContext,
-    source_file: str,
-    period: date | None,
-) -> tuple[pd.DataFrame, list[Issue]]:
-    result = transform_charges(
-        validated,
-        refs,
-        integration_id=ctx.integration_id,
-        source_file=source_file,
-        period_start=period,
-    )
-    return result.charges, result.issues
 
 
 def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
@@ -415,15 +398,6 @@ def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
     )
 
 
-def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
-    """A posted charge or credit as Propexo's read model shows it: a credit's amount
-    negative; no Propexo id yet."""
-    amount = item.get("amount_in_cents")
-    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
-        amount = -abs(int(amount))
-    return {**item, "id": None, "amount_in_cents": amount}
-
-
 def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]], int]:
     """Ledger rows for Propexo's charges and credits, keyed by their reference number; and how
     many could not be keyed (no reference number)."""
@@ -453,34 +427,30 @@ def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]],
     return rows, skipped
 
 
+def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
+    """A posted charge or credit as Propexo's read model shows it: a credit's amount
+    negative; no Propexo id yet."""
+    amount = item.get("amount_in_cents")
+    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
+        amount = -abs(int(amount))
+    return {**item, "id": None, "amount_in_cents": amount}
+
+
 KIND = register(
-    Kind(
+    kind_of(
+        globals(),
+        plural="charges and credits",
+        sync_model="resident_charges",
         source_kind=SOURCE_KIND,
         record_kinds=RECORD_KINDS,
-        plural="charges and credits",
+        write_paths={"charge": BATCH_PATH, "credit": CREDIT_PATH},
+        read_path=READ_PATH,
+        record_columns=tuple(CHARGE_COLUMNS),
         source_columns=SOURCE_COLUMNS,
         line_schema=ResidentCharge,
         payload_schema=ChargePayload,
-        record_columns=tuple(CHARGE_COLUMNS),
         synced_fields=SYNCED_FIELDS,
-        sync_model="resident_charges",
         dated_sync=True,
-        write_paths={"charge": BATCH_PATH, "credit": CREDIT_PATH},
-        read_path=READ_PATH,
-        prepare=prepare,
-        validate=validate,
-        transform=transform,
-        plan_requests=plan_requests,
-        refresh=refresh,
-        gone=gone,
-        found=found,
-        find_in_doubt=find_in_doubt,
-        match=match,
-        unexpected=unexpected,
-        conflict_issues=conflict_issues,
-        fetch_all=fetch_all,
-        as_read=as_read,
-        adopt=adopt,
         draft=Draft(
             header_words=(
                 ("reference_number", ("reference", "ref", "invoice #", "bill #")),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import charge_code_name, duplicated_all, group_codes, spread
+from pipelines.core.kind import KindContext
 from pipelines.core.models import Issue, IssueCode, TransformResult, ValidateResult, whole
 from pipelines.kinds.charge.payloads import (
     CHARGE_COLUMNS,
@@ -23,12 +24,11 @@ from pipelines.kinds.charge.references import (
     reference_text,
 )
 from pipelines.kinds.charge.schemas import ResolvedCharge
-from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import (
     bad_rows,
     normalize_org,
-    resolve_in_location,
+    resolve_named,
     resolve_properties,
     resolve_residents,
 )
@@ -95,43 +95,23 @@ def _resolve_names(
             resolved["charge_code"], codes["name"], refs.aliases.get("charge_codes")
         )
     )
-    resolved, found = resolve_in_location(
-        resolved,
-        "charge_code",
-        codes,
-        [codes["name"]],
-        refs.aliases.get("charge_codes"),
-        norm=normalize_org,
-        out_column="charge_code_id",
-        what="charge code",
-        code=IssueCode.UNKNOWN_CHARGE_CODE,
-        kind="charge_code",
-        source_file=source_file,
-        hints=refs.hints,
-    )
+    resolved, found = resolve_named(resolved, "charge_code", "charge_code", refs, source_file)
     return resolved, issues + found
 
 
 def transform_charges(
-    validated: ValidateResult,
-    refs: RefData,
-    *,
-    integration_id: str,
-    source_file: str,
-    period_start: date | None = None,
+    lines: ValidateResult, refs: RefData, ctx: KindContext, source_file: str, period: date | None
 ) -> TransformResult:
-    """Resolve charge lines; negative lines become credits; every line gets a reference number."""
-    resolved, issues = _resolve_charge_names(validated.valid, refs, source_file, period_start)
+    """Resolve charge lines (residents by the leases current in ``period``); negative lines
+    become credits; every line gets a reference number."""
+    integration_id, period_start = ctx.integration_id, period
+    resolved, issues = _resolve_charge_names(lines.valid, refs, source_file, period_start)
     # A rent-roll row is posted whole or not at all, like an invoice.
     bad = bad_rows(issues)
     good = resolved[~resolved["source_row"].isin(bad)].copy() if bad else resolved
     conforms(ResolvedCharge, good, "resolved charge lines")
     if good.empty:
-        return TransformResult(
-            invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
-            charges=pd.DataFrame(columns=CHARGE_COLUMNS),
-            issues=issues,
-        )
+        return TransformResult(records=pd.DataFrame(columns=CHARGE_COLUMNS), issues=issues)
     contents = distinct_contents(good, CHARGE_CONTENT)
     bits = reference_bits(good, integration_id, contents)
     derived = reference_text(bits, good.index)
@@ -161,8 +141,4 @@ def transform_charges(
                 str(reference),
             )
         )
-    return TransformResult(
-        invoices=pd.DataFrame(columns=INVOICE_COLUMNS),
-        charges=frame[~dupes],
-        issues=sorted(issues, key=lambda i: i.source_row),
-    )
+    return TransformResult(records=frame[~dupes], issues=sorted(issues, key=lambda i: i.source_row))

@@ -8,18 +8,14 @@ import pandas as pd
 
 from pipelines.core.columns import any_match
 from pipelines.core.models import ExtractResult, Issue, IssueCode, ValidateResult
-from pipelines.core.parsing import parse_dates, parse_money
 from pipelines.kinds.charge.schemas import SOURCE_KIND, ResidentCharge
 from pipelines.reading.validate import (
-    parse_issues,
+    line_frame,
+    parse_amounts,
+    parse_dated,
     schema_issues,
-    sorted_issues,
-    text_columns,
-    titles_of,
-    valid_lines,
+    validated,
 )
-
-TITLES = titles_of(ResidentCharge)
 
 
 def _melt_charge_columns(rows: pd.DataFrame, charge_columns: tuple[str, ...]) -> pd.DataFrame:
@@ -39,49 +35,21 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
     """
     rows, name = extract.rows, extract.source.name
     lines = _melt_charge_columns(rows, extract.charge_columns) if extract.charge_columns else rows
-    frame = text_columns(
-        lines,
-        [
-            "property_name",
-            "unit",
-            "resident_name",
-            "charge_code",
-            "notes",
-            "reference_number",
-            "status",
-        ],
-    )
-    frame.insert(0, "source_row", lines["source_row"].astype("int64"))
-    issues: list[Issue] = []
-    already: set[tuple[object, str]] = set()
-    cents, errors = parse_money(lines["amount"])
-    frame["amount_cents"] = cents
+    texts = ["property_name", "unit", "resident_name", "charge_code", "notes", "reference_number"]
+    frame = line_frame(lines, [*texts, "status"])
     line_fields = lines["charge_code"] if extract.charge_columns else None
-    found, bad = parse_issues(
-        frame,
-        errors,
-        "amount_cents",
-        IssueCode.BAD_AMOUNT,
-        name,
-        lines["amount"],
-        extract.cells,
-        line_fields,
-        titles=TITLES,
+    issues, already = parse_amounts(
+        frame, lines["amount"], name, extract.cells, ResidentCharge, line_fields
     )
-    issues += found
-    already |= bad
 
     if "transaction_date" in lines:
-        frame["transaction_date"], errors = parse_dates(lines["transaction_date"])
-        found, bad = parse_issues(
+        found, bad = parse_dated(
             frame,
-            errors,
-            "transaction_date",
-            IssueCode.BAD_DATE,
-            name,
             lines["transaction_date"],
+            "transaction_date",
+            name,
             extract.cells,
-            titles=TITLES,
+            ResidentCharge,
         )
         issues += found
         already |= bad
@@ -139,13 +107,7 @@ def validate_charges(extract: ExtractResult, period: dt.date | None) -> Validate
                 )
             )
     issues += schema_issues(ResidentCharge, frame, name, already, extract.cells, line_fields)
-    return ValidateResult(
-        kind=SOURCE_KIND,
-        lines=frame,
-        valid=valid_lines(frame, issues),
-        issues=sorted_issues(issues),
-        skipped=skipped,
-    )
+    return validated(SOURCE_KIND, frame, issues, skipped)
 
 
 def errors_mask(frame: pd.DataFrame, already: set[tuple[object, str]]) -> pd.Series:

@@ -14,63 +14,35 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.core.kind import Draft, Kind, KindContext
-from pipelines.core.models import (
-    ExtractResult,
-    Issue,
-    IssueCode,
-    PostRequest,
-    ValidateResult,
-    whole,
-)
+from pipelines.core.kind import Draft, KindContext, kind_of
+from pipelines.core.models import ExtractResult, Issue, IssueCode, PostRequest, whole
 from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
 from pipelines.kinds.invoice.matching import match_invoices
 from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
-from pipelines.kinds.invoice.schemas import (
-    SOURCE_COLUMNS,
-    SOURCE_KIND,
-    InvoicePayload,
-    VendorBill,
-)
+from pipelines.kinds.invoice.schemas import SOURCE_COLUMNS, SOURCE_KIND, InvoicePayload, VendorBill
 from pipelines.kinds.invoice.synced import INVOICE_FIELDS, fetch_synced_invoices
 from pipelines.kinds.invoice.transform import transform_bills
 from pipelines.kinds.invoice.validate import validate_bills
 from pipelines.ledger import Conflict, SyncCursor
 from pipelines.posting.payloads import stored_body
 from pipelines.reading.extract import own_period
-from pipelines.resolving.refs import RefData, newest_stamp
+from pipelines.resolving.refs import newest_stamp
 
 SYNCED_FIELDS = INVOICE_FIELDS
 WRITE_PATH = "/v1/invoices/rentmanager/"
 READ_PATH = "/v1/invoices/"
 
 
+# Its validating and transform, under the names kind_of takes them by.
+validate = validate_bills
+transform = transform_bills
+
+
 def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
     """Bills carry their own dates: the file's own period is only reported."""
     period, source = own_period(extract)
     return replace(extract, period=period, period_source=source if period else None), []
-
-
-def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
-    return validate_bills(extract)
-
-
-def transform(
-    validated: ValidateResult,
-    refs: RefData,
-    ctx: KindContext,
-    source_file: str,
-    period: date | None,
-) -> tuple[pd.DataFrame, list[Issue]]:
-    result = transform_bills(
-        validated,
-        refs,
-        integration_id=ctx.integration_id,
-        source_file=source_file,
-        due_days_default=ctx.due_days_default,
-    )
-    return result.invoices, result.issues
 
 
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
@@ -259,7 +231,8 @@ def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]],
 
 
 KIND = register(
-    Kind(
+    kind_of(
+        globals(),
         source_kind=SOURCE_KIND,
         record_kinds=("invoice",),
         plural="invoices",
@@ -272,20 +245,6 @@ KIND = register(
         dated_sync=False,
         write_paths={"invoice": WRITE_PATH},
         read_path=READ_PATH,
-        prepare=prepare,
-        validate=validate,
-        transform=transform,
-        plan_requests=plan_requests,
-        refresh=refresh,
-        gone=gone,
-        found=found,
-        find_in_doubt=find_in_doubt,
-        match=match,
-        unexpected=unexpected,
-        conflict_issues=conflict_issues,
-        fetch_all=fetch_all,
-        as_read=as_read,
-        adopt=adopt,
         id_from_write_status=True,
         draft=Draft(
             header_words=(

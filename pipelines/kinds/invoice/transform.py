@@ -2,72 +2,40 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pandas as pd
 
+from pipelines.core.kind import KindContext
 from pipelines.core.models import Issue, IssueCode, TransformResult, ValidateResult, whole
-from pipelines.kinds.charge.payloads import CHARGE_COLUMNS
 from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS, encode_invoice
 from pipelines.kinds.invoice.schemas import ResolvedBillLine
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import (
     bad_rows,
     normalize_org,
-    normalize_text,
-    resolve_in_location,
+    resolve_named,
     resolve_properties,
 )
 from schemas import conforms
 
 
 def transform_bills(
-    validated: ValidateResult,
-    refs: RefData,
-    *,
-    integration_id: str,
-    source_file: str,
-    due_days_default: int = 30,
+    lines: ValidateResult, refs: RefData, ctx: KindContext, source_file: str, period: date | None
 ) -> TransformResult:
-    """Resolve bill lines and group them into one invoice per (vendor, invoice number)."""
-    lines = validated.valid
-    resolved, issues = resolve_properties(lines, refs, source_file)
-    resolved, found = resolve_in_location(
-        resolved,
-        "vendor_name",
-        refs.vendors,
-        [refs.vendors["name"]],
-        refs.aliases.get("vendors"),
-        norm=normalize_org,
-        out_column="vendor_id",
-        what="vendor",
-        code=IssueCode.UNKNOWN_VENDOR,
-        kind="vendor",
-        source_file=source_file,
-        hints=refs.hints,
-    )
-    issues += found
-    gl = refs.financial_accounts
-    resolved, found = resolve_in_location(
-        resolved,
-        "gl_account",
-        gl,
-        [gl["account_number"], gl["name"], gl["account_number"].astype(str) + " " + gl["name"]],
-        refs.aliases.get("gl_accounts"),
-        norm=normalize_text,
-        out_column="financial_account_id",
-        what="GL account",
-        code=IssueCode.UNKNOWN_GL_ACCOUNT,
-        kind="gl_account",
-        source_file=source_file,
-        hints=refs.hints,
-    )
-    issues += found
+    """Resolve bill lines and group them into one invoice per (vendor, invoice number) (bills
+    carry their own dates: ``period`` is not used)."""
+    integration_id, due_days_default = ctx.integration_id, ctx.due_days_default
+    resolved, issues = resolve_properties(lines.valid, refs, source_file)
+    for column, alias_kind in (("vendor_name", "vendor"), ("gl_account", "gl_account")):
+        resolved, found = resolve_named(resolved, column, alias_kind, refs, source_file)
+        issues += found
 
     # An invoice is posted whole or not at all: one bad line holds back every line with the same
     # invoice number (even under another spelling of the vendor, which may be the bad part).
-    every = validated.lines.assign(_number=validated.lines["invoice_number"].fillna(""))
-    bad = bad_rows(issues) | bad_rows(validated.issues)
+    every = lines.lines.assign(_number=lines.lines["invoice_number"].fillna(""))
+    bad = bad_rows(issues) | bad_rows(lines.issues)
     bad_invoices = (
         every.loc[every["source_row"].isin(bad)].groupby("_number")["source_row"].apply(list)
     )
@@ -110,11 +78,7 @@ def transform_bills(
             continue
         invoices.append(encode_invoice(group, integration_id, source_file, due_days_default))
     frame = pd.DataFrame(invoices, columns=INVOICE_COLUMNS)
-    return TransformResult(
-        invoices=frame,
-        charges=pd.DataFrame(columns=CHARGE_COLUMNS),
-        issues=sorted(issues, key=lambda i: i.source_row),
-    )
+    return TransformResult(records=frame, issues=sorted(issues, key=lambda i: i.source_row))
 
 
 def _invoice_problem(group: pd.DataFrame) -> tuple[IssueCode, str] | None:
