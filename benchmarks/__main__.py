@@ -32,7 +32,9 @@ import pandas as pd
 
 from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
 from pipelines.core.config import Secret, load_settings
-from pipelines.kinds.flows import SYNC_SCOPE, plan_requests, validate
+from pipelines.core.kind import KindContext
+from pipelines.kinds import registered
+from pipelines.kinds.charge.transform import transform_charges
 from pipelines.ledger import Ledger
 from pipelines.posting.load import post_ready, wait_for_jobs
 from pipelines.posting.propexo import make_client
@@ -42,7 +44,6 @@ from pipelines.reading.grids import Limits, fingerprint
 from pipelines.reconciling.proof import sync_verdicts, write_ended
 from pipelines.reconciling.sync import reconcile
 from pipelines.resolving.refs import RefData
-from pipelines.resolving.transform import transform_charges
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict[str, Any]] = []
@@ -87,7 +88,7 @@ def stage_pipeline(rows: int, work: Path, refs: RefData | None = None) -> tuple[
     base = time.perf_counter() - start
     settings = load_settings(env={})
     start = time.perf_counter()
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    result = process_file(fingerprint(path), profiles_for(settings, registered()), refs, settings)
     took = time.perf_counter() - start
     assert result.outcome.source_total_cents == total and result.outcome.rows_rejected == 0
     assert len(result.records) == rows
@@ -102,15 +103,13 @@ def stage_breakdown(rows: int, work: Path, refs: RefData) -> dict[str, float]:
     limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
     times: dict[str, float] = {}
     start = time.perf_counter()
-    extracted = extract_file(fingerprint(path), profiles_for(settings), limits=limits)
+    extracted = extract_file(fingerprint(path), profiles_for(settings, registered()), limits=limits)
     times["extract_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    validated = validate(extracted, extracted.period)
+    validated = registered().validate(extracted, extracted.period)
     times["validate_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    transform_charges(
-        validated, refs, integration_id=settings.integration_id, source_file=path.name
-    )
+    transform_charges(validated, refs, KindContext.of(settings, registered()), path.name, None)
     times["transform_s"] = time.perf_counter() - start
     return {k: round(v, 3) for k, v in times.items()}
 
@@ -249,9 +248,13 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
             from pipelines.reconciling.sync import reference_data
 
             refs = reference_data(ledger, client, settings)
-            result = process_file(fingerprint(bills), profiles_for(settings), refs, settings)
+            result = process_file(
+                fingerprint(bills), profiles_for(settings, registered()), refs, settings
+            )
             ledger.stage_records("bench", None, result.records)
-            minimum = len(plan_requests(ledger.records(states=["ready"]), settings.batch_size))
+            minimum = len(
+                registered().plan_requests(ledger.records(states=["ready"]), settings.batch_size)
+            )
             before = dict(
                 requests=client.stats.requests,
                 writes=client.stats.writes,
@@ -263,11 +266,12 @@ def bench_posting(invoices: int, limit: int, window: float, work: Path) -> None:
                 ledger,
                 client,
                 run_id="bench",
+                kinds=registered(),
                 batch_size=settings.batch_size,
                 concurrency=settings.concurrency,
             )
             posting = time.perf_counter() - start
-            wait_for_jobs(ledger, client, run_id="bench", timeout_s=120)
+            wait_for_jobs(ledger, client, run_id="bench", timeout_s=120, kinds=registered())
             writes = client.stats.writes - before["writes"]
             polls = client.stats.status_polls - before["polls"]
             limited = client.stats.by_status.get(429, 0)
@@ -355,9 +359,14 @@ def time_reconcile(n: int) -> tuple[float, float]:
     )
     start = time.perf_counter()
     since = write_ended(ledger, 120.0)
-    verdict = sync_verdicts(ledger, syncs, since=since, window_days=90.0, scope=SYNC_SCOPE)
+    verdict = sync_verdicts(
+        ledger, syncs, since=since, window_days=90.0, scope=registered().sync_scope
+    )
     result = reconcile(
-        ledger, {"vendor_bill": empty, "charge": synced}, vendor_x_ids={}, verdict=verdict
+        ledger,
+        {"vendor_bill": empty, "charge": synced},
+        ctx=KindContext(registered(), "bench"),
+        verdict=verdict,
     )
     took = time.perf_counter() - start
     assert result.matched == n
@@ -401,7 +410,9 @@ def staging_child(path: str) -> None:
     (MiB) on stdout. Run by bench_staging, so the figure is not the benchmark process's own."""
     settings = load_settings(env={})
     refs = big_refs(big_seed())
-    result = process_file(fingerprint(Path(path)), profiles_for(settings), refs, settings)
+    result = process_file(
+        fingerprint(Path(path)), profiles_for(settings, registered()), refs, settings
+    )
     ledger = Ledger(Path(path).with_suffix(".ledger.sqlite"))
     ledger.stage_records("bench", result.source.sha256, result.records)
     ledger.close()
@@ -431,7 +442,7 @@ def bench_staging(rows: int, work: Path) -> None:
     ledger_path = work / "staging.ledger.sqlite"
     ledger_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    result = process_file(fingerprint(path), profiles_for(settings, registered()), refs, settings)
     ledger = Ledger(ledger_path)
     staged, _ = ledger.stage_records("bench", result.source.sha256, result.records)
     took = time.perf_counter() - start
@@ -484,7 +495,9 @@ def bench_staging_engines(rows: int, work: Path) -> None:
     if not path.exists():
         charge_csv(path, rows, lists)
     settings = load_settings(env={})
-    records = process_file(fingerprint(path), profiles_for(settings), refs, settings).records
+    records = process_file(
+        fingerprint(path), profiles_for(settings, registered()), refs, settings
+    ).records
     timings: dict[str, float] = {}
     with running_postgres() as server:
         targets = {"sqlite": work / "engines.ledger.sqlite", "postgresql": fresh_database(server)}
@@ -630,7 +643,8 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     theirs = {"vendor_bill": empty, "charge": synced}
     start = time.perf_counter()
     records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
-    result = settle_reconcile(ledger, settings, records, theirs, {})
+    ctx = KindContext(registered(), settings.integration_id)
+    result = settle_reconcile(ledger, settings, records, theirs, ctx)
     took = time.perf_counter() - start
     assert result.matched == n
     matched = ledger.db.execute("SELECT count(*) FROM records WHERE state = 'matched'").fetchone()
@@ -638,7 +652,7 @@ def bench_reconcile_command(n: int, work: Path) -> None:
     # The next reconcile finds everything as it was: nothing to write back.
     start = time.perf_counter()
     records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
-    again = settle_reconcile(ledger, settings, records, theirs, {})
+    again = settle_reconcile(ledger, settings, records, theirs, ctx)
     again_s = time.perf_counter() - start
     assert again.matched == n
     ledger.close()

@@ -3,7 +3,8 @@
 Where Propexo's documentation is silent, it follows the decisions table in DESIGN.md: write
 envelope ``{meta:{job_id}, result}``; schema faults are 400 at once (unknown keys rejected, as
 Propexo's Zod validation does); PMS faults appear later as write-status FAILURE/PARTIAL_SUCCESS;
-invoices read back right after SUCCESS; charges and credits only after a sync.
+invoices read back right after SUCCESS; charges and credits only after a sync. The written kinds'
+routes come from ``sandbox.kinds`` (the built-in ones, and ``SandboxConfig.kinds``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.builtin_kinds import BUILT_IN_KINDS
 from sandbox.events import Events, new_webhook
 from sandbox.faults import SandboxConfig
 from sandbox.gate import ASGIApp, Gate, _DropFilter
+from sandbox.kinds import Kinds
 from sandbox.store import Store, now_iso
 from sandbox.validation import (
-    LIST_ROUTES,
+    MANUAL_SYNC,
+    REFERENCE_ROUTES,
     _error,
     _fill,
     load_read_models,
     load_request_validators,
+    request_validator,
 )
 from sandbox.writes import Writes
 
@@ -58,15 +63,31 @@ class Sandbox(Writes):
         self.store = store
         self.config = config
         self.seed = seed
-        self.validators = load_request_validators()
-        self.read_models = load_read_models()
-        self.events = Events(store, config)
+        self.kinds = Kinds((*BUILT_IN_KINDS, *config.kinds))
+        self.list_routes = {**REFERENCE_ROUTES, **self.kinds.list_routes()}
+        self.filters_by_kind = {kind: filters for kind, filters in self.list_routes.values()}
+        self.validators = load_request_validators(self.kinds.models())
+        self.read_models = load_read_models(self.list_routes)
+        for kind in self.kinds.all:
+            if kind.read_model is not None:
+                self.read_models[kind.name] = kind.read_model
+            for write in kind.writes:
+                if write.schema is not None:
+                    self.validators[write.path] = request_validator(write.schema)
+                elif write.path not in self.validators:
+                    raise ValueError(
+                        f"kind {kind.name!r}: no request schema for {write.path} in "
+                        "propexo-endpoints.json; give Write(schema=...)"
+                    )
+        self.events = Events(store, config, self.kinds)
         self.presign_key = secrets.token_bytes(32)
 
     def _complete(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """Every key of Propexo's read model is always present: fill what the seed left out."""
         model = self.read_models.get(kind)
-        out = self._on_data_clock(public(record))
+        written = self.kinds.by_name.get(kind)
+        shown = written.render(public(record)) if written and written.render else public(record)
+        out = self._on_data_clock(shown)
         if model is None:
             return out
         if "x_property_id" in model.get("required", []) and "x_property_id" not in out:
@@ -87,7 +108,8 @@ class Sandbox(Writes):
 
     # -- lists ----------------------------------------------------------------------------------
 
-    def _location_of_property(self) -> dict[str, str]:
+    def location_of_property(self) -> dict[str, str]:
+        """property id: its location id (the seed's ``_location_id``)."""
         return {
             p["id"]: p["_location_id"]
             for p in self.store.records("property")
@@ -102,8 +124,8 @@ class Sandbox(Writes):
             wanted = params["location_id"]
             if kind in ("property", "unit", "vendor", "charge_code", "financial_account"):
                 checks.append(lambda r: r.get("_location_id") == wanted)
-            elif kind in ("resident", "lease", "invoice"):
-                loc_of = self._location_of_property()
+            elif kind in ("resident", "lease"):
+                loc_of = self.location_of_property()
                 checks.append(lambda r: loc_of.get(r.get("property_id", "")) == wanted)
         if kind == "lease" and "resident_id" in params:
             rid = params["resident_id"]
@@ -120,12 +142,9 @@ class Sandbox(Writes):
                 ("number" if kind == "unit" else "unit_number"),
             )
             checks.append(lambda r: str(r.get(field_name)) == number)
-        if kind == "charge":
-            start, end = params.get("transaction_date_start"), params.get("transaction_date_end")
-            if start:
-                checks.append(lambda r: str(r.get("transaction_date") or "")[:10] >= start[:10])
-            if end:
-                checks.append(lambda r: str(r.get("transaction_date") or "")[:10] <= end[:10])
+        written = self.kinds.by_name.get(kind)
+        if written and written.query:
+            checks += written.query(self, params)
         for name in ("updated_at", "last_seen"):
             gte, lte = params.get(f"{name}_gte"), params.get(f"{name}_lte")
             try:  # asked on Propexo's data clock; stored on the real one
@@ -137,13 +156,13 @@ class Sandbox(Writes):
                 )
             if lo is not None or hi is not None:
                 checks.append(_between(name, lo, hi))
-        for name in LIST_ROUTES_BY_KIND[kind]:
+        for name in self.filters_by_kind[kind]:
             if name in params:
                 checks.append(_equals(name, params[name]))
         return lambda record: all(check(record) for check in checks)
 
     async def list_records(self, request: Request) -> Response:
-        kind = LIST_ROUTES[request.url.path][0]
+        kind = self.list_routes[request.url.path][0]
         params = dict(request.query_params)
         paging = _paging(params)
         if isinstance(paging, JSONResponse):
@@ -171,7 +190,7 @@ class Sandbox(Writes):
 
     async def get_record(self, request: Request) -> Response:
         base = request.url.path.rsplit("/", 1)[0] + "/"
-        kind = LIST_ROUTES[base][0]
+        kind = self.list_routes[base][0]
         record_id = request.path_params["record_id"]
         record = self.store.record(kind, record_id)
         if record is None:
@@ -185,7 +204,7 @@ class Sandbox(Writes):
 
     async def vendors_of_property(self, request: Request) -> Response:
         property_id = request.path_params["property_id"]
-        location = self._location_of_property().get(property_id)
+        location = self.location_of_property().get(property_id)
         rows = [
             self._complete("vendor", v)
             for v in self.store.records("vendor")
@@ -197,9 +216,7 @@ class Sandbox(Writes):
 
     async def manual_sync(self, request: Request) -> Response:
         """Starts a sync (``--sync-mode async``: it finishes later and says so by webhook)."""
-        body, problem = await self._body(
-            request, "/v1/admin/integrations/{integration_id}/manual-sync"
-        )
+        body, problem = await self._body(request, MANUAL_SYNC)
         if problem:
             return problem
         integration_id = request.path_params["integration_id"]
@@ -250,14 +267,20 @@ class Sandbox(Writes):
 
     async def sandbox_records(self, request: Request) -> Response:
         kind = request.query_params.get("kind")
-        if kind not in (None, "invoice", "charge", "credit"):
-            return _error(400, "invalid_request", "kind must be invoice, charge or credit")
+        if kind is not None and kind not in self.kinds.by_label:
+            labels = list(self.kinds.by_label)
+            return _error(
+                400,
+                "invalid_request",
+                f"kind must be {', '.join(labels[:-1])} or {labels[-1]}",
+            )
         out = []
-        for stored_kind in ("invoice", "charge"):
+        for written in self.kinds.all:
+            stored_kind = written.name
             for record in self.store.records(stored_kind, synced_only=False):
                 if record.get("_deleted"):
                     continue  # gone from the PMS (Propexo's cache may still show it)
-                record_kind = "credit" if record.get("_credit") else stored_kind
+                record_kind = written.label_of(record)
                 if kind in (None, record_kind):
                     out.append(
                         {
@@ -272,7 +295,10 @@ class Sandbox(Writes):
 
     async def sandbox_edit(self, request: Request) -> Response:
         kind, record_id = request.path_params["kind"], request.path_params["record_id"]
-        stored = "invoice" if kind == "invoice" else "charge"
+        written = self.kinds.by_label.get(kind)
+        if written is None:
+            return _error(404, "not_found", f"no {kind} with id {record_id!r}")
+        stored = written.name
         if request.method == "DELETE":
             done = self.store.delete_record(stored, record_id)
         else:
@@ -282,7 +308,9 @@ class Sandbox(Writes):
         return JSONResponse({"result": {"success": True}})
 
     async def sandbox_sync(self, request: Request) -> Response:
-        return JSONResponse({"result": {"synced": self.store.sync(None, time.time())}})
+        everything = self.kinds.synced(self.kinds.models())
+        synced = self.store.sync(None, time.time(), kinds=everything)
+        return JSONResponse({"result": {"synced": synced}})
 
     async def sandbox_forget_jobs(self, request: Request) -> Response:
         return JSONResponse({"result": {"forgotten": self.store.forget_jobs()}})
@@ -293,9 +321,6 @@ class Sandbox(Writes):
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
-
-
-LIST_ROUTES_BY_KIND = {kind: filters for kind, filters in LIST_ROUTES.values()}
 
 
 Check = Callable[[dict[str, Any]], bool]
@@ -395,20 +420,15 @@ logging.getLogger("uvicorn.error").addFilter(_DropFilter())
 def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None = None) -> Gate:
     """The emulator as an ASGI app (auth, rate limit and faults in front of the routes)."""
     sandbox = Sandbox(store, config, seed)
-    routes = [Route(path, sandbox.list_records, methods=["GET"]) for path in LIST_ROUTES]
+    routes = [Route(path, sandbox.list_records, methods=["GET"]) for path in sandbox.list_routes]
     routes += [
         Route(path + "{record_id}", sandbox.get_record, methods=["GET"])
-        for path in LIST_ROUTES
+        for path in sandbox.list_routes
         if path != "/v1/locations/rentmanager/"
     ]
+    routes += [Route(path, sandbox.create, methods=["POST"]) for path in sandbox.kinds.by_path]
     routes += [
         Route("/v1/vendors/properties/{property_id}", sandbox.vendors_of_property, methods=["GET"]),
-        Route("/v1/invoices/rentmanager/", sandbox.create_invoice, methods=["POST"]),
-        Route(
-            "/v1/resident-charges/batch/rentmanager/", sandbox.create_charge_batch, methods=["POST"]
-        ),
-        Route("/v1/resident-charges/rentmanager/", sandbox.create_single, methods=["POST"]),
-        Route("/v1/resident-credits/rentmanager/", sandbox.create_single, methods=["POST"]),
         Route("/v1/admin/write-status/{job_id}", sandbox.write_status, methods=["GET"]),
         Route("/v1/admin/logs/writes/", sandbox.write_logs, methods=["GET"]),
         Route("/v1/admin/job-logs/{job_log_id}/data", sandbox.job_log_data, methods=["GET"]),

@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sandbox.store import SYNC_MODELS, Store, new_id
+from sandbox.store import Store, new_id
 
 if TYPE_CHECKING:
     from sandbox.faults import SandboxConfig
+    from sandbox.kinds import Kinds
 
 log = logging.getLogger("sandbox")
 DELIVERY_ATTEMPTS = 5
@@ -51,9 +52,10 @@ def signature(secret: str, body: bytes) -> str:
 class Events:
     """Runs syncs in the background and delivers webhooks; one per app."""
 
-    def __init__(self, store: Store, config: SandboxConfig) -> None:
+    def __init__(self, store: Store, config: SandboxConfig, kinds: Kinds) -> None:
         self.store = store
         self.config = config
+        self.kinds = kinds
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.syncs_completed = 0
@@ -71,9 +73,8 @@ class Events:
     ) -> int:
         """One sync of one integration: waits for the one running, then runs, then tells."""
         lock = self._locks.setdefault(integration_id, asyncio.Lock())
-        synced_models = [m for m in (models or list(SYNC_MODELS)) if m in SYNC_MODELS] or list(
-            SYNC_MODELS
-        )
+        known = self.kinds.models()
+        synced_models = [m for m in (models or known) if m in known] or known
         async with lock:
             started = time.time()
             if self.config.sync_mode == "async":
@@ -82,7 +83,7 @@ class Events:
                 integration_id,
                 time.time(),
                 started_at=started,
-                models=synced_models,
+                kinds=self.kinds.synced(synced_models),
                 window_days=self.config.sync_window_days,
             )
             self.syncs_completed += 1

@@ -4,6 +4,10 @@ and the least convenient plausible one is what tests run under; and the faults i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sandbox.kinds import SandboxKind
 
 FAULT_ROUTES = ("post", "get", "*")
 
@@ -74,6 +78,9 @@ class SandboxConfig:
     # is reached with token "<token>-n" (the first with the token itself): Propexo's rate limit
     # is per customer, so each token has a budget of its own.
     integrations: int = 1
+    # Record kinds served besides the built-in ones (``sandbox.kinds``); set from code (tests),
+    # not a `tieout sandbox` option.
+    kinds: tuple[SandboxKind, ...] = ()
 
     def tokens(self) -> list[str]:
         """Every token the sandbox accepts, the first integration's first."""

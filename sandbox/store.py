@@ -57,9 +57,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
-# Propexo's model names (manual-sync ``models_to_sync``) for the kinds written here.
-SYNC_MODELS = {"invoices": "invoice", "resident_charges": "charge"}
-
 
 def now_iso(at: float | None = None) -> str:
     """Propexo's timestamp form: ISO 8601, UTC, milliseconds, 'Z'."""
@@ -237,7 +234,7 @@ class Store:
         PMS side, and later syncs stop stamping its last_seen; anything else is simply gone.
         """
         with self._lock:
-            if kind in ("invoice", "charge"):
+            if kind not in REF_KINDS.values():  # a written kind
                 cur = self._db.execute(
                     "UPDATE records SET data = json_set(data, '$._deleted', json('true')) "
                     "WHERE kind = ? AND id = ? AND synced = 1",
@@ -256,20 +253,19 @@ class Store:
         at: float,
         *,
         started_at: float | None = None,
-        models: list[str] | None = None,
+        kinds: dict[str, str | None],
         window_days: float | None = None,
     ) -> int:
         """Propexo's data sync of the PMS into its cache, as seen by a sync that *started* at
         ``started_at`` (default ``at``) and finishes at ``at``.
 
         It sees only what was written before it started (a job still running then is missed),
-        only the ``models`` it syncs (default: invoices and resident charges), and resident
-        charges only with a ``transaction_date`` within ``window_days`` of ``at``. Every record
-        it sees gets ``last_seen`` = ``at``; nothing else stamps ``last_seen``.
+        only the ``kinds`` of the models it syncs (stored kind: the field it is dated by, or
+        None), and a dated kind only with that date within ``window_days`` of ``at``. Every
+        record it sees gets ``last_seen`` = ``at``; nothing else stamps ``last_seen``.
         """
         started = at if started_at is None else started_at
         stamp = now_iso(at)
-        kinds = [SYNC_MODELS[m] for m in (models or list(SYNC_MODELS)) if m in SYNC_MODELS]
         window: tuple[str, str] | None = None
         if window_days is not None:
             window = (
@@ -280,16 +276,18 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, kind, synced, data FROM records WHERE ready_at <= ? "
-                "AND (? IS NULL OR integration_id = ?) AND kind IN ('invoice', 'charge')",
-                (started, integration_id, integration_id),
+                "AND (? IS NULL OR integration_id = ?) "
+                f"AND kind IN ({', '.join('?' * len(kinds))})",  # placeholders, one per kind
+                (started, integration_id, integration_id, *kinds),
             ).fetchall()
             self._db.execute("BEGIN")
             for seq, kind, synced, data in rows:
                 record = json.loads(data)
-                if kind not in kinds or record.get("_deleted"):
-                    continue  # not this sync's model, or gone from the PMS (last_seen frozen)
-                day = str(record.get("transaction_date") or "")[:10]
-                if kind == "charge" and window is not None and not (window[0] <= day <= window[1]):
+                if record.get("_deleted"):
+                    continue  # gone from the PMS (last_seen frozen)
+                dated_by = kinds[kind]
+                day = str(record.get(dated_by) or "")[:10] if dated_by else ""
+                if dated_by and window is not None and not (window[0] <= day <= window[1]):
                     continue  # outside the model's date window: this sync does not see it
                 record["last_seen"] = stamp
                 if not synced:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,16 +68,28 @@ def _is_datetime(value: object) -> bool:
 _formats.checks("date-time", raises=ValueError)(_is_datetime)
 
 
-def load_request_validators() -> dict[str, Draft202012Validator]:
-    """A validator per write path, from the endpoint reference's request schemas."""
+MANUAL_SYNC = "/v1/admin/integrations/{integration_id}/manual-sync"
+
+
+def load_request_validators(sync_models: Iterable[str] = ()) -> dict[str, Draft202012Validator]:
+    """A validator per write path, from the endpoint reference's request schemas; manual-sync's
+    ``models_to_sync`` also takes ``sync_models`` (those of kinds Propexo's list lacks)."""
     spec = json.loads(ENDPOINTS_FILE.read_text())
     validators = {}
     for endpoint in spec["endpoints"]:
         if endpoint["method"] in ("POST", "PUT") and endpoint.get("request_body"):
-            validators[endpoint["path"]] = Draft202012Validator(
-                _strict(endpoint["request_body"]), format_checker=_formats
-            )
+            schema = endpoint["request_body"]
+            if endpoint["path"] == MANUAL_SYNC:
+                schema = copy.deepcopy(schema)
+                models = schema["properties"]["models_to_sync"]["items"]["enum"]
+                models += [m for m in sync_models if m not in models]
+            validators[endpoint["path"]] = request_validator(schema)
     return validators
+
+
+def request_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A request body's validator, as strict as Propexo's Zod schemas (unknown keys refused)."""
+    return Draft202012Validator(_strict(schema), format_checker=_formats)
 
 
 def _fill(schema: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -93,12 +106,14 @@ def _fill(schema: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def load_read_models() -> dict[str, dict[str, Any]]:
-    """The record schema of each list endpoint, by sandbox kind."""
+def load_read_models(
+    routes: dict[str, tuple[str, tuple[str, ...]]],
+) -> dict[str, dict[str, Any]]:
+    """The record schema of each of these list endpoints, by sandbox kind."""
     spec = json.loads(ENDPOINTS_FILE.read_text())
     models: dict[str, dict[str, Any]] = {}
     for endpoint in spec["endpoints"]:
-        route = LIST_ROUTES.get(endpoint["path"]) if endpoint["method"] == "GET" else None
+        route = routes.get(endpoint["path"]) if endpoint["method"] == "GET" else None
         if route is None:
             continue
         item = endpoint["responses"]["200"]["properties"]["results"].get("items", {})
@@ -173,7 +188,8 @@ def zod_issues(validator: Draft202012Validator, body: Any) -> list[dict[str, Any
     return issues
 
 
-LIST_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
+# The reference data's list routes; written kinds' come from ``sandbox.kinds``.
+REFERENCE_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     # path: (kind, plain equality filters)
     "/v1/locations/rentmanager/": ("location", ("x_id", "integration_id", "integration_vendor")),
     "/v1/properties/": ("property", ("x_id", "integration_id", "integration_vendor", "is_active")),
@@ -191,10 +207,5 @@ LIST_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/v1/financial-accounts/": (
         "financial_account",
         ("property_id", "integration_id", "integration_vendor", "account_number"),
-    ),
-    "/v1/invoices/": ("invoice", ("integration_id", "property_id", "integration_vendor")),
-    "/v1/resident-charges/": (
-        "charge",
-        ("integration_id", "property_id", "resident_id", "lease_id", "integration_vendor"),
     ),
 }

@@ -1,5 +1,6 @@
-"""The write endpoints: invoices, charge batches and single charges or credits, validated
-as Propexo validates them, accepted as jobs, and their write status and logs."""
+"""The write endpoints: every kind's write routes (``sandbox.kinds``: invoices, charge batches,
+single charges or credits, and any kind a caller adds), validated as Propexo validates them,
+accepted as jobs, and their write status and logs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jsonschema import Draft202012Validator
 from starlette.requests import Request
@@ -18,11 +19,16 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.events import Events
 from sandbox.faults import SandboxConfig
+from sandbox.kinds import Kinds, SandboxKind, Write, Written
+from sandbox.kinds import pms_error as _pms_error  # its name here before kinds.py
 from sandbox.store import Job, Store, new_id, now_iso
 from sandbox.validation import (
     _error,
     zod_issues,
 )
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
 
 log = logging.getLogger("sandbox")
 
@@ -33,10 +39,11 @@ class Writes:
     store: Store
     config: SandboxConfig
     events: Events
+    kinds: Kinds
     validators: dict[str, Draft202012Validator]
     read_models: dict[str, dict[str, Any]]
     presign_key: bytes
-    _location_of_property: Callable[[], dict[str, str]]
+    location_of_property: Callable[[], dict[str, str]]
 
     async def _body(
         self, request: Request, template: str | None = None
@@ -63,22 +70,9 @@ class Writes:
             return None, _error(400, "invalid_request", "the body is not valid JSON")
         validator = self.validators[template or request.url.path]
         issues = zod_issues(validator, body)
-        if (
-            not issues
-            and isinstance(body, dict)
-            and (template or request.url.path) == "/v1/invoices/rentmanager/"
-            and not body.get("invoice_items")
-        ):
-            issues = [
-                {
-                    "code": "too_small",
-                    "minimum": 1,
-                    "type": "array",
-                    "inclusive": True,
-                    "path": ["invoice_items"],
-                    "message": "Array must contain at least 1 element(s)",
-                }
-            ]
+        write = None if template else self.kinds.by_path.get(request.url.path)
+        if not issues and write is not None and write[1].check is not None:
+            issues = write[1].check(body)
         if issues:
             return None, _error(
                 400, "invalid_request", "invalid request", {"issues": issues, "name": "ZodError"}
@@ -116,7 +110,8 @@ class Writes:
     def _integration_ok(self, integration_id: str) -> bool:
         return self.store.record("integration", integration_id) is not None
 
-    async def create_invoice(self, request: Request) -> Response:
+    async def create(self, request: Request) -> Response:
+        """A write route of any kind: checked at once, then accepted as a job."""
         body, problem = await self._body(request)
         if problem:
             return problem
@@ -124,9 +119,24 @@ class Writes:
             return _error(
                 400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
             )
-        return self._accepted(self._write_invoice(body), body)
+        kind, write = self.kinds.by_path[request.url.path]
+        return self._accepted(self._write(kind, write, body), body)
 
-    def _write_invoice(self, body: dict[str, Any]) -> Job:
+    def _write(self, kind: SandboxKind, write: Write, body: dict[str, Any]) -> Job:
+        """The PMS applies the write; a job tells its outcome once ``--job-delay`` has passed."""
+        written = write.write(cast("Sandbox", self), body)  # Writes is mixed into Sandbox only
+        status, errors = written.status, written.errors
+        if write.failed_but_applied:
+            status, errors = self._applied_but_failed(status, errors)
+        created_id = written.created_record_id if status == "SUCCESS" else None
+        job = self._job(write.job_type, kind.sync_model, body, status, errors, created_id)
+        for record in written.records:
+            record["_job_id"] = job.job_id
+        created = [(kind.name, record) for record in written.records]
+        self.store.apply_write(job, created, synced=kind.cached_at_once)
+        return job
+
+    def write_invoice(self, body: dict[str, Any]) -> Written:
         errors: list[str] = []
         vendor = self.store.record("vendor", body["vendor_id"])
         location = self.store.record("location", body["location_id"])
@@ -136,7 +146,7 @@ class Writes:
             errors.append(_pms_error(f"Location {body['location_id']} was not found"))
         elif vendor is not None and vendor.get("_location_id") != location["id"]:
             errors.append(_pms_error("The vendor does not belong to the bill's location"))
-        loc_of = self._location_of_property()
+        loc_of = self.location_of_property()
         props = {p["id"]: p for p in self.store.records("property")}
         for i, item in enumerate(body["invoice_items"]):
             prop = props.get(item["property_id"])
@@ -165,14 +175,9 @@ class Writes:
                 )
             )
         if errors:
-            job = self._job("CREATE_INVOICE", "invoices", body, "FAILURE", errors, None)
-            self.store.apply_write(job, [], synced=True)
-        else:
-            record = self._invoice_record(body, props, vendor or {}, location or {})
-            job = self._job("CREATE_INVOICE", "invoices", body, "SUCCESS", [], record["id"])
-            record["_job_id"] = job.job_id
-            self.store.apply_write(job, [("invoice", record)], synced=True)
-        return job
+            return Written("FAILURE", errors)
+        record = self._invoice_record(body, props, vendor or {}, location or {})
+        return Written("SUCCESS", [], [record], record["id"])
 
     def _invoice_record(
         self,
@@ -239,7 +244,7 @@ class Writes:
         }
 
     def _charge_record(
-        self, charge: dict[str, Any], integration_id: str, *, credit: bool, job_id: str
+        self, charge: dict[str, Any], integration_id: str, *, credit: bool
     ) -> dict[str, Any]:
         resident = self.store.record("resident", charge["resident_id"]) or {}
         code = self.store.record("charge_code", charge["charge_code_id"]) or {}
@@ -296,7 +301,6 @@ class Writes:
             "lease_id": lease.get("id"),
             "charge_code_id": charge["charge_code_id"],
             "allocations": [],
-            "_job_id": job_id,
             "_credit": credit,
             "_reference_sent": charge["reference_number"],
         }
@@ -316,21 +320,10 @@ class Writes:
             return "the charge code does not belong to the resident's location", location
         return None, location
 
-    async def create_charge_batch(self, request: Request) -> Response:
-        body, problem = await self._body(request)
-        if problem:
-            return problem
-        if not self._integration_ok(body["integration_id"]):
-            return _error(
-                400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
-            )
-        return self._accepted(self._write_charge_batch(body), body)
-
-    def _write_charge_batch(self, body: dict[str, Any]) -> Job:
-        loc_of = self._location_of_property()
+    def write_charge_batch(self, body: dict[str, Any]) -> Written:
+        loc_of = self.location_of_property()
         judged = [self._charge_problem(c, loc_of) for c in body["charges"]]
         locations = {loc for _, loc in judged if loc}
-        job_id = new_id("cjob")
         if len(locations) > 1:
             errors = [
                 _pms_error(
@@ -354,86 +347,24 @@ class Writes:
             if errors and self.config.batch_atomic:
                 good = []
             status = "SUCCESS" if not errors else ("PARTIAL_SUCCESS" if good else "FAILURE")
-            status, errors = self._applied_but_failed(status, errors)
-        job = Job(
-            job_id,
-            body["integration_id"],
-            "CREATE_RESIDENT_CHARGES_BATCH",
-            "resident_charges",
-            status,
-            errors,
-            None,
-            body,
-            now_iso(),
-            time.time() + self.config.job_delay_s,
-        )
-        created = [
-            ("charge", self._charge_record(c, body["integration_id"], credit=False, job_id=job_id))
-            for c in good
-        ]
-        self.store.apply_write(job, created, synced=False)
-        return job
+        created = [self._charge_record(c, body["integration_id"], credit=False) for c in good]
+        return Written(status, errors, created)
 
-    async def create_single(self, request: Request) -> Response:
-        """One charge (``/v1/resident-charges/rentmanager/``) or one credit."""
-        body, problem = await self._body(request)
-        if problem:
-            return problem
-        if not self._integration_ok(body["integration_id"]):
-            return _error(
-                400, "invalid_request", f"unknown integration_id {body['integration_id']!r}"
-            )
-        credit = "credits" in request.url.path
-        if credit and body["amount_in_cents"] <= 0:
-            return _error(
-                400,
-                "invalid_request",
-                "invalid request",
-                {
-                    "issues": [
-                        {
-                            "code": "too_small",
-                            "minimum": 0,
-                            "exclusive": True,
-                            "path": ["amount_in_cents"],
-                            "message": "Number must be greater than 0",
-                        }
-                    ],
-                    "name": "ZodError",
-                },
-            )
-        return self._accepted(self._write_single(body, credit=credit), body)
+    def write_charge(self, body: dict[str, Any]) -> Written:
+        """One charge (``/v1/resident-charges/rentmanager/``)."""
+        return self._write_single(body, credit=False)
 
-    def _write_single(self, body: dict[str, Any], *, credit: bool) -> Job:
-        error, _ = self._charge_problem(body, self._location_of_property())
-        job_id = new_id("cjob")
-        status, errors = self._applied_but_failed(
-            "FAILURE" if error else "SUCCESS", [_pms_error(error)] if error else []
+    def write_credit(self, body: dict[str, Any]) -> Written:
+        """One credit (``/v1/resident-credits/rentmanager/``): stored as a negative charge."""
+        return self._write_single(body, credit=True)
+
+    def _write_single(self, body: dict[str, Any], *, credit: bool) -> Written:
+        error, _ = self._charge_problem(body, self.location_of_property())
+        if error:
+            return Written("FAILURE", [_pms_error(error)])
+        return Written(
+            "SUCCESS", [], [self._charge_record(body, body["integration_id"], credit=credit)]
         )
-        job = Job(
-            job_id,
-            body["integration_id"],
-            "CREATE_RESIDENT_CREDIT" if credit else "CREATE_RESIDENT_CHARGE",
-            "resident_charges",
-            status,
-            errors,
-            None,
-            body,
-            now_iso(),
-            time.time() + self.config.job_delay_s,
-        )
-        created = (
-            []
-            if error
-            else [
-                (
-                    "charge",
-                    self._charge_record(body, body["integration_id"], credit=credit, job_id=job_id),
-                )
-            ]
-        )
-        self.store.apply_write(job, created, synced=False)
-        return job
 
     def _accepted(self, job: Job, body: dict[str, Any]) -> JSONResponse:
         """The 200 with the job id; a failed job is also told to WRITE_OPERATION_FAILURE
@@ -539,11 +470,12 @@ class Writes:
         job = self.store.job(log_id.removesuffix("-log"))
         if job is None:
             return _error(404, "not_found", "no such object")
+        kind_and_write = self.kinds.by_job_type.get(job.job_type)
         return JSONResponse(
             {
                 "request": {
                     "method": "POST",
-                    "path": WRITE_PATHS.get(job.job_type, ""),
+                    "path": kind_and_write[1].path if kind_and_write else "",
                     "body": job.body,
                 },
                 "response": {"status": 200, "body": {"meta": {"job_id": job.job_id}}},
@@ -557,23 +489,12 @@ class Writes:
             return _error(400, "invalid_request", "no such job")
         if job.status != "FAILURE" or time.time() < job.ready_at:
             return _error(400, "invalid_request", "only a failed write can be retried")
-        if job.job_type == "CREATE_INVOICE":
-            again = self._write_invoice(job.body)
-        elif job.job_type == "CREATE_RESIDENT_CHARGES_BATCH":
-            again = self._write_charge_batch(job.body)
-        else:
-            again = self._write_single(job.body, credit=job.job_type == "CREATE_RESIDENT_CREDIT")
+        again = self._write(*self.kinds.by_job_type[job.job_type], job.body)
         self._accepted(again, job.body)
         return JSONResponse({"success": True, "job_id": again.job_id})
 
 
 PRESIGNED_TTL_S = 900
-WRITE_PATHS = {
-    "CREATE_INVOICE": "/v1/invoices/rentmanager/",
-    "CREATE_RESIDENT_CHARGES_BATCH": "/v1/resident-charges/batch/rentmanager/",
-    "CREATE_RESIDENT_CHARGE": "/v1/resident-charges/rentmanager/",
-    "CREATE_RESIDENT_CREDIT": "/v1/resident-credits/rentmanager/",
-}
 
 
 def presigned_path(key: bytes, log_id: str, expires: int) -> str:
@@ -589,11 +510,6 @@ def _as_stored_date(value: str) -> str:
 
 def _as_datetime(value: str) -> str:
     return f"{value}T00:00:00.000Z" if len(value) == 10 else value
-
-
-def _pms_error(message: str) -> str:
-    """Rent Manager's errors reach Propexo's write-status as stringified JSON."""
-    return json.dumps({"Message": message})
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -1,10 +1,8 @@
-"""The column contract: pandera models of each source kind's lines, resolved lines and
-payloads, and the canonical columns a source profile may map (``SOURCE_COLUMNS``)."""
+"""The column contract's one checker (each kind's pandera models are in its package,
+``pipelines/kinds/<kind>/schemas.py``)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 import pandas as pd
@@ -36,20 +34,3 @@ def conforms(model: Any, frame: pd.DataFrame, what: str) -> None:
             )
         )
         raise ContractError(f"{what} do not match {model.__name__}: {said}") from None
-
-
-def _source_columns() -> dict[str, tuple[str, ...]]:
-    """Every schema module that names a ``SOURCE_KIND`` gives its ``SOURCE_COLUMNS``: a new
-    kind's module is found here without editing this file."""
-    found: dict[str, tuple[str, ...]] = {}
-    for module in pkgutil.iter_modules(__path__):
-        loaded = importlib.import_module(f"{__name__}.{module.name}")
-        kind = getattr(loaded, "SOURCE_KIND", None)
-        if isinstance(kind, str):
-            found[kind] = tuple(loaded.SOURCE_COLUMNS)
-    return found
-
-
-# source kind → the canonical columns a profile maps headers onto (what extract reads; the
-# models validate what they become)
-SOURCE_COLUMNS = _source_columns()

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from pipelines.cli.main import cli
 from pipelines.core.models import IssueCode
+from pipelines.kinds import registered
 from pipelines.resolving.aliases import read_alias_file, read_aliases, unknown_targets, write_alias
 from pipelines.resolving.refs import RefData
 from sandbox.server import RunningSandbox
@@ -332,7 +333,7 @@ def test_two_unknown_charge_codes_are_two_lines_with_their_rows(
         )
     )
     settings = load_settings(env={})
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    result = process_file(fingerprint(path), profiles_for(settings, registered()), refs, settings)
     unknown = [i for i in result.issues if i.code is IssueCode.UNKNOWN_CHARGE_CODE]
     assert len(unknown) == 6
     causes = group_causes(unknown)

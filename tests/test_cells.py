@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from pipelines.core.config import load_settings
 from pipelines.core.errors import InputError
 from pipelines.core.parsing import parse_money
+from pipelines.kinds import registered
 from pipelines.reading.grids import read_grids
 from pipelines.reading.profile_init import draft_profile
 from pipelines.runs.check import check_file
@@ -104,7 +105,9 @@ def test_profile_init_drafts_from_date_cells_under_two_row_headers(tmp_path: Pat
         [f"10{n}", f"Avery Example {n}", dt.date(2026, 1, n + 1), dt.datetime(2025, 5, 1), 1200.0]
         for n in range(4)
     ]
-    text = draft_profile(_workbook(tmp_path / "expirations.xlsx", rows), "charge")
+    text = draft_profile(
+        _workbook(tmp_path / "expirations.xlsx", rows), registered().source("charge")
+    )
     assert '"Rent": charged' in text and "# Tried on expirations.xlsx" in text
 
 
@@ -141,7 +144,7 @@ def test_profile_init_never_takes_a_merged_title_for_the_header(tmp_path: Path) 
     """#31: the title merged over 13 columns repeats its text in each, and was taken for the
     header ("Resident Lease Expirations" × 13); the draft then ended `check` in StopIteration."""
     path = _merged_title_roll(tmp_path / "expirations.xlsx")
-    text = draft_profile(path, "charge")
+    text = draft_profile(path, registered().source("charge"))
     assert "header on row 2" in text and '"Unit": unit' in text
     draft = tmp_path / "draft.toml"
     draft.write_text(text, encoding="utf-8")
@@ -229,7 +232,7 @@ def test_a_drafted_wide_roll_never_maps_a_charge_code_column(tmp_path: Path) -> 
         ["Oak Ridge Apartments", f"10{n}", f"Avery Example {n}", "RENT", 900.0] for n in range(3)
     ]
     path = _workbook(tmp_path / "roll.xlsx", rows)
-    text = draft_profile(path, "charge")
+    text = draft_profile(path, registered().source("charge"))
     assert "charge_code =" not in text and '"Charge Code": left out' in text
     draft = tmp_path / "draft.toml"
     draft.write_text(text, encoding="utf-8")

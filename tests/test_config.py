@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.core.config import load_settings
 from pipelines.core.errors import ConfigError
+from pipelines.kinds import registered
 from tests.conftest import ROOT, TEST_DATA, run_cli
 
 
@@ -52,13 +53,13 @@ def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
     config = tmp_path / "tieout.toml"
     config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')
     settings = load_settings(env={}, config_path=config)
-    profiles = profiles_for(settings)
+    profiles = profiles_for(settings, registered())
     assert profile_for_file(settings, profiles, "June ITEMIZED.csv") == "appfolio_rent_roll"
     assert profile_for_file(settings, profiles, "bills.csv") is None
     config.write_text('[profiles]\n"*.csv" = "nope"\n')
     with pytest.raises(ConfigError, match="names no profile called 'nope'"):
         bad = load_settings(env={}, config_path=config)
-        profile_for_file(bad, profiles_for(bad), "x.csv")
+        profile_for_file(bad, profiles_for(bad, registered()), "x.csv")
 
 
 def test_settings_come_from_the_file_then_the_environment_then_the_command_line(

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pipelines.core.errors import ApiError
+from pipelines.kinds.charge.schemas import ChargePayload
 from schemas import SAMPLE_ROWS, ContractError, conforms
-from schemas.charges import ChargePayload
 
 
 def _charges(n: int) -> pd.DataFrame:
@@ -48,10 +48,11 @@ def test_a_large_frame_is_checked_on_a_sample_that_still_catches_a_broken_column
 def test_propexo_records_unlike_their_documented_shape_stop_with_one_message() -> None:
     """An invoice without an id cannot be matched to anything: said once, as an API error,
     before any state changes (what every fetch of Propexo's records goes through)."""
-    from pipelines.resolving.refs import INVOICE_FIELDS, _synced
-    from schemas.synced import SyncedInvoice
+    from pipelines.kinds.invoice.schemas import SyncedInvoice
+    from pipelines.kinds.invoice.synced import INVOICE_FIELDS
+    from pipelines.resolving.refs import synced_frame
 
     good = [{"id": "inv1", "invoice_number": "A-1", "total_amount_in_cents": 100}]
-    assert _synced(good, INVOICE_FIELDS, SyncedInvoice)["id"].tolist() == ["inv1"]
+    assert synced_frame(good, INVOICE_FIELDS, SyncedInvoice)["id"].tolist() == ["inv1"]
     with pytest.raises(ApiError, match="records Propexo returned do not match SyncedInvoice: id"):
-        _synced([{"id": None, "invoice_number": "A-1"}], INVOICE_FIELDS, SyncedInvoice)
+        synced_frame([{"id": None, "invoice_number": "A-1"}], INVOICE_FIELDS, SyncedInvoice)

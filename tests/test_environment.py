@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli.main import console
-from pipelines.cli.main import main as cli
+from pipelines.cli import console
+from pipelines.cli import main as cli
 from pipelines.ledger import Ledger
 from sandbox.server import RunningSandbox
 from tests.conftest import ROOT, SAMPLES

@@ -13,12 +13,13 @@ import pytest
 from openpyxl import Workbook
 
 from pipelines.core.errors import InputError
+from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, TEST_DATA
 
-PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
 HEADER = "Vendor,Invoice #,Invoice Date,Due Date,Property,GL Account,Description,Amount"
 
 
@@ -197,7 +198,9 @@ def test_every_fixture_resolves_online(name: str, refs) -> None:  # type: ignore
             {"spreadsheet_name": ["Water/Sewer", "Water"], "propexo_name": ["Trash", "Trash"]}
         )
         refs = replace(refs, aliases={**refs.aliases, "charge_codes": codes})
-    result = process_file(fingerprint(TEST_DATA / name), profiles_for(settings), refs, settings)
+    result = process_file(
+        fingerprint(TEST_DATA / name), profiles_for(settings, registered()), refs, settings
+    )
     codes = {i.code.value for i in result.issues}
     if name == "template_quirks.csv":
         assert codes == {"SENTINEL_DATE", "BAD_AMOUNT", "NEGATIVE_TOTAL"}
@@ -269,7 +272,9 @@ def test_each_usable_row_shape_resolves_online_to_its_own_total(name: str, refs)
     from pipelines.reading.files import process_file, profiles_for
 
     settings = load_settings(env={})
-    result = process_file(fingerprint(TEST_DATA / name), profiles_for(settings), refs, settings)
+    result = process_file(
+        fingerprint(TEST_DATA / name), profiles_for(settings, registered()), refs, settings
+    )
     assert result.issues == []
     expected = json.loads((TEST_DATA / f"{name}.expected.json").read_text())
     assert int(result.records["amount_cents"].sum()) == expected["source_total_cents"]
@@ -645,7 +650,7 @@ def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> No
 
     settings = load_settings(env={})
     path = _single_property_roll(tmp_path, "Properties: Oak Ridge Apartments")
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    result = process_file(fingerprint(path), profiles_for(settings, registered()), refs, settings)
     assert result.issues == [] and len(result.records) > 0
     assert "property 'Oak Ridge Apartments' from the title, for every row" in result.extract.notices
     assert set(result.records["property_id"]) == {
@@ -655,9 +660,12 @@ def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> No
     }
     unnamed = _single_property_roll(tmp_path, "Properties: All")
     with pytest.raises(InputError, match=r"no property: .* --property NAME"):
-        process_file(fingerprint(unnamed), profiles_for(settings), refs, settings)
+        process_file(fingerprint(unnamed), profiles_for(settings, registered()), refs, settings)
     given = replace(settings, property_name="Oak Ridge Apartments")
-    assert process_file(fingerprint(unnamed), profiles_for(given), refs, given).issues == []
+    assert (
+        process_file(fingerprint(unnamed), profiles_for(given, registered()), refs, given).issues
+        == []
+    )
 
 
 def test_a_refusal_names_the_likely_header_row_not_the_title(tmp_path: Path) -> None:
@@ -699,13 +707,14 @@ def test_a_period_given_for_vendor_bills_is_never_a_contradiction() -> None:
     from datetime import date
 
     from pipelines.core.config import load_settings
-    from pipelines.kinds.flows import flow_for_source
+    from pipelines.core.kind import KindContext
     from tests.conftest import TEST_DATA
 
     bills = extract(TEST_DATA / "generic_ap_bills.csv")
     bills = replace(bills, period=date(2026, 9, 1))  # as if its title said September
     settings = replace(load_settings(env={}), period=date(2026, 11, 1))
-    prepared, _ = flow_for_source(bills.kind).prepare(bills, settings, None)
+    kinds = registered()
+    prepared, _ = kinds.source(bills.kind).prepare(bills, KindContext.of(settings, kinds))
     assert (prepared.period, prepared.period_source) == (date(2026, 9, 1), "title")
 
 
@@ -768,7 +777,9 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
         'Total,,,"2,895.00"\n',
         encoding="utf-8",
     )
-    result = process_file(fingerprint(path), profiles_for(settings), one_home, settings)
+    result = process_file(
+        fingerprint(path), profiles_for(settings, registered()), one_home, settings
+    )
     assert [r for r in result.records["source_rows"]] == [[5]]
     assert int(result.records["amount_cents"].sum()) == 107000
     assert [(i.source_row, i.message) for i in result.issues] == [
@@ -776,7 +787,7 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
     ]
     assert any("single-family" in n for n in result.extract.notices)
     # Propexo's Maple Court as it really is (12 units): nothing is guessed.
-    many = process_file(fingerprint(path), profiles_for(settings), refs, settings)
+    many = process_file(fingerprint(path), profiles_for(settings, registered()), refs, settings)
     assert {i.source_row for i in many.issues} == {5, 7} and many.records.empty
 
 

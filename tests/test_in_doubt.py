@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from pipelines.core.config import Secret, load_settings
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.posting.load import attribute_errors, wait_for_jobs
 from pipelines.posting.propexo import PropexoClient
@@ -174,7 +175,7 @@ def test_an_unattributable_partial_success_leaves_the_rest_in_doubt(
             ledger.transition([key], "submitted", job_id=job, batch_index=index)
         time.sleep(0.1)
         with PropexoClient(box.base_url, Secret("sandbox-token")) as client:
-            wait_for_jobs(ledger, client, run_id="r", timeout_s=0)
+            wait_for_jobs(ledger, client, run_id="r", timeout_s=0, kinds=registered())
         states = dict(zip(*ledger.records()[["record_key", "state"]].T.values, strict=True))
         ledger.close()
     if errors == "indexed":

@@ -294,7 +294,7 @@ def test_an_older_world_readable_ledger_is_made_owner_only(tmp_path: Path) -> No
 
 def test_matching_is_by_content_then_amount_then_order() -> None:
     """The pure rule behind the re-sorted re-export, on frames."""
-    from pipelines.resolving.references import identity_bits, match_posted, numbered
+    from pipelines.kinds.charge.references import identity_bits, match_posted, numbered
 
     def frame(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
         return pd.DataFrame(

@@ -10,13 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from sandbox.server import RunningSandbox
 from tests.conftest import SAMPLES, TEST_DATA, run_cli
 
-PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
 
 # A roll in a layout no profile knows by its own names: half its columns are unknown.
 UNSEEN_HEADER = "Property,Unit,Resident,Rent,Agent,Floor Plan,Lease Type,Household Size"

@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.core.config import Secret, load_settings
 from pipelines.core.errors import LedgerError
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
@@ -359,8 +360,8 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path, ledger_ur
 
 def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:
     from pipelines.core.errors import LedgerError
+    from pipelines.kinds.charge.payloads import encode_charges
     from pipelines.ledger import RECORD_SCHEME, Ledger
-    from pipelines.posting.payloads import encode_charges
 
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
@@ -395,7 +396,7 @@ def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> No
 
 def test_a_charge_corrected_into_a_credit_is_a_conflict(ledger_url: str) -> None:
     """Same identity, sign flipped: the number is the same, the kind is not; still a conflict."""
-    from pipelines.posting.payloads import encode_charges
+    from pipelines.kinds.charge.payloads import encode_charges
 
     ledger = Ledger(ledger_url)
     line = pd.DataFrame(
@@ -451,11 +452,27 @@ def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
         PropexoClient(sandbox.base_url, Secret(sandbox.config.token)) as client,
     ):
         refs = reference_data(ledger, client, settings)
-        records = process_file(fingerprint(bills), profiles_for(settings), refs, settings).records
+        records = process_file(
+            fingerprint(bills), profiles_for(settings, registered()), refs, settings
+        ).records
         assert len(records) == 2
         ledger.stage_records("r1", "a", records.iloc[:1])
-        first = load(ledger, client, run_id="r1", batch_size=10, status_timeout_s=20)
+        first = load(
+            ledger,
+            client,
+            run_id="r1",
+            batch_size=10,
+            status_timeout_s=20,
+            kinds=registered(),
+        )
         ledger.stage_records("r2", "b", records.iloc[1:])
-        second = load(ledger, client, run_id="r2", batch_size=10, status_timeout_s=20)
+        second = load(
+            ledger,
+            client,
+            run_id="r2",
+            batch_size=10,
+            status_timeout_s=20,
+            kinds=registered(),
+        )
     assert (first.requests, first.confirmed) == (1, 1)
     assert (second.requests, second.confirmed) == (1, 1)  # the whole ledger holds 2

@@ -189,8 +189,8 @@ def test_a_crash_file_goes_under_the_configured_data_dir(tmp_path: Path) -> None
     """#16 item 4: a crash file went to ./data/logs even with --data-dir elsewhere."""
     from click.testing import CliRunner
 
-    from pipelines.cli.main import console
-    from pipelines.cli.main import main as cli
+    from pipelines.cli import console
+    from pipelines.cli import main as cli
 
     data = tmp_path / "elsewhere"
     assert CliRunner().invoke(cli.cli, ["--data-dir", str(data), "config", "show"]).exit_code == 0
@@ -216,7 +216,7 @@ def test_posting_progress_is_a_line_every_few_seconds_when_no_terminal_watches(
 ) -> None:
     """#16 item 5: nothing was printed for a minute of posting when output was not a
     terminal (cron)."""
-    from pipelines.cli.main import console
+    from pipelines.cli import console
 
     clock = iter([100.0, 105.0, 111.0, 112.0, 130.0])
     update, stop = console.progress(every_s=10, clock=lambda: next(clock))

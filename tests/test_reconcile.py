@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from pipelines.kinds.flows import SYNC_SCOPE
+from pipelines.kinds import registered
+from pipelines.kinds.charge.matching import by_reference, match_charges
 from pipelines.ledger import Ledger
 from pipelines.reconciling.proof import sync_verdicts, write_ended
-from pipelines.reconciling.reconcile import by_reference, match_charges
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import ledger_at, receiving, run_cli, server_ledger
@@ -64,7 +64,7 @@ def proven(
         syncs,
         since=write_ended(ledger, grace_s=120),
         window_days=window_days,
-        scope=SYNC_SCOPE,
+        scope=registered().sync_scope,
     )
 
 

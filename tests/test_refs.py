@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.resolving.refs import CHARGE_FIELDS, INVOICE_FIELDS
+from pipelines.kinds.charge.synced import CHARGE_FIELDS
+from pipelines.kinds.invoice.synced import INVOICE_FIELDS
 
 
 def test_the_columns_read_back_hold_what_matching_and_proof_of_absence_need() -> None:

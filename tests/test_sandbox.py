@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 
+from pipelines.kinds import registered
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, read_seed, running_sandbox
 
@@ -488,7 +489,6 @@ def test_sync_interval_makes_charges_visible_without_a_manual_sync() -> None:
 
 def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:  # type: ignore[no-untyped-def]
     """Our payloads, checked against Propexo's published request schemas (unknown keys refused)."""
-    from pipelines.kinds.flows import plan_requests
     from sandbox.validation import load_request_validators, zod_issues
     from tests.conftest import SAMPLES as samples
     from tests.test_transform import run_file
@@ -497,7 +497,7 @@ def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:
     bills = run_file(samples / "vendor_bills.csv", refs).records
     roll = run_file(samples / "rent_roll.xlsx", refs).records
     frame = pd.concat([bills, roll], ignore_index=True)
-    for request in plan_requests(frame, batch_size=50):
+    for request in registered().plan_requests(frame, batch_size=50):
         assert zod_issues(validators[request.path], request.body) == [], request.path
 
 

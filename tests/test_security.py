@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 
 from pipelines.core.errors import InputError
 from pipelines.core.parsing import format_cents, parse_dates, parse_money
-from pipelines.kinds.flows import validate
+from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import Limits, fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, TEST_DATA
 
-PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
 # The example budget comes from the hypothesis profile: "default" (60) in `make test`,
 # "fuzz" (2,000) in `make fuzz`.
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -92,7 +92,7 @@ def test_random_bill_sheets_always_add_up(
         extracted = read(path)
     except InputError:
         return
-    validated = validate(extracted)
+    validated = registered().validate(extracted)
     from pipelines.reading.files import account_rows
 
     outcome = account_rows(extracted, validated, validated.issues)  # raises if it does not add up

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from pipelines.core.config import load_settings
 from pipelines.core.models import IssueCode
-from pipelines.kinds.charges import chunk_by_location
-from pipelines.kinds.flows import plan_requests
-from pipelines.posting.payloads import charge_body
+from pipelines.kinds import registered
+from pipelines.kinds.charge.kind import chunk_by_location
+from pipelines.kinds.charge.payloads import charge_body
+from pipelines.kinds.charge.references import reference_numbers
 from pipelines.reading.files import process_file, profiles_for
 from pipelines.reading.grids import fingerprint
-from pipelines.resolving.references import reference_numbers
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import normalize_org, normalize_person, normalize_unit
 from tests.conftest import SAMPLES, write_bills
@@ -26,7 +26,7 @@ SETTINGS = load_settings(env={})
 
 def run_file(path: Path, refs: RefData, **changes: object):  # type: ignore[no-untyped-def]
     return process_file(
-        fingerprint(path), profiles_for(SETTINGS), refs, replace(SETTINGS, **changes)
+        fingerprint(path), profiles_for(SETTINGS, registered()), refs, replace(SETTINGS, **changes)
     )  # type: ignore[arg-type]
 
 
@@ -211,7 +211,7 @@ def test_two_lines_with_one_reference_number_are_both_held_back(
 ) -> None:
     import numpy as np
 
-    from pipelines.resolving import transform
+    from pipelines.kinds.charge import transform
 
     leases = refs.leases.merge(refs.units, left_on="unit_id", right_on="id")
     resident = refs.residents.set_index("id").loc[leases["resident_id"].iloc[0]]
@@ -251,7 +251,7 @@ def test_two_lines_with_one_reference_number_are_both_held_back(
 
 
 def test_charge_payloads_are_json_whatever_the_text(refs: RefData) -> None:
-    from pipelines.posting.payloads import encode_charges
+    from pipelines.kinds.charge.payloads import encode_charges
 
     awkward = ['say "hi"', "back\\slash", "tab\there", "line\nbreak", "plain"]
     good = pd.DataFrame(
@@ -463,7 +463,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
 ) -> None:
     """#19: bodies are built from columns when posted, not stored as JSON text per line.
     Whatever the text, each posted body parses to exactly the record it stands for."""
-    from pipelines.posting.payloads import encode_charges
+    from pipelines.kinds.charge.payloads import encode_charges
 
     good = pd.DataFrame(
         {
@@ -481,7 +481,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
     )
     records = encode_charges(good, "int", "f.csv")
     sent: dict[str, dict[str, object]] = {}
-    for request in plan_requests(records, batch_size=5):
+    for request in registered().plan_requests(records, batch_size=5):
         wire = json.loads(json.dumps(request.body))  # what httpx's json= puts on the wire
         for body in wire.get("charges", [wire]):
             sent[body["reference_number"]] = body
@@ -502,7 +502,7 @@ def test_every_body_posted_is_exactly_the_record_json_dumps_would_send(
 def test_a_charge_columns_plain_name_resolves_and_an_alias_always_wins() -> None:
     """#31: "Monthly Rent" is the rent and "REV: Parking" the parking when Propexo has those
     codes; a header in charge_codes.csv keeps its alias, and an unknown one is kept as written."""
-    from pipelines.resolving.transform import plain_charge_names
+    from pipelines.kinds.charge.transform import plain_charge_names
 
     codes = pd.Series(["Rent", "Parking", "Pet Rent"])
     aliases = pd.DataFrame({"spreadsheet_name": ["Base Rent"], "propexo_name": ["Pet Rent"]})

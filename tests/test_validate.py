@@ -3,17 +3,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.core.models import IssueCode
-from pipelines.kinds.flows import validate
+from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from tests.conftest import SAMPLES, write_bills
 
-PROFILES = load_profiles(BUILTIN_PROFILES_DIR)
+PROFILES = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
 
 
 def validated(path: Path):  # type: ignore[no-untyped-def]
-    return validate(extract_file(fingerprint(path), PROFILES))
+    return registered().validate(extract_file(fingerprint(path), PROFILES))
 
 
 def test_samples_are_all_valid() -> None:
@@ -67,9 +67,9 @@ def test_rent_roll_without_a_period_is_rejected_with_instructions(tmp_path: Path
 def test_every_check_of_the_line_schemas_has_words_and_every_column_a_title() -> None:
     """#17: reasons came from parsing pandera's printed check (one release could change every
     reject reason); now from each check's stable name, mapped to words in one place."""
-    from schemas.charges import ResidentCharge
+    from pipelines.kinds.charge.schemas import ResidentCharge
+    from pipelines.kinds.invoice.schemas import VendorBill
     from schemas.common import CHECK_WORDS
-    from schemas.vendor_bill import VendorBill
 
     for model in (VendorBill, ResidentCharge):
         for name, column in model.to_schema().columns.items():
@@ -81,8 +81,8 @@ def test_every_check_of_the_line_schemas_has_words_and_every_column_a_title() ->
 def test_a_failed_check_is_said_from_its_name_and_statistics() -> None:
     import pandas as pd
 
+    from pipelines.kinds.charge.schemas import ResidentCharge
     from pipelines.reading.validate import schema_issues
-    from schemas.charges import ResidentCharge
 
     frame = pd.DataFrame(
         {

@@ -19,6 +19,7 @@ from rich.table import Table
 from pipelines.cli.console import REPO_ROOT, friendly, out, print_summary, say, settings_of
 from pipelines.core.config import Secret, Settings, load_settings
 from pipelines.core.errors import ConfigError
+from pipelines.kinds import registered
 from pipelines.resolving.refs import REF_KINDS
 
 
@@ -59,6 +60,24 @@ def webhooks_register(ctx: click.Context, url: str) -> None:
         out.print(f"subscribed {result['url']} (webhook {result['id']}, active {result['active']})")
 
 
+class _DraftedKinds(click.Choice):  # type: ignore[type-arg]
+    """The registered kinds `profile init` drafts for, asked when the command line is read
+    (the registry loads the kinds only then)."""
+
+    name = "kind"
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return [kind.source_kind for kind in registered() if kind.draft is not None]
+
+    @choices.setter
+    def choices(self, _: object) -> None:
+        pass
+
+
 @click.group()
 def profile() -> None:
     """Teach tieout a new export format."""
@@ -68,10 +87,11 @@ def profile() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
     "--kind",
-    type=click.Choice(["charge", "vendor_bill"]),
+    type=_DraftedKinds(),
     default="charge",
     show_default=True,
-    help="What the file holds: resident charges (a rent roll) or vendor bills.",
+    help="What the file holds (a registered kind tieout drafts profiles for): resident "
+    "charges (a rent roll), vendor bills, ...",
 )
 @click.option(
     "--out",
@@ -88,7 +108,7 @@ def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
 
     with friendly():
         target = out_path or Path(re.sub(r"[^\w.-]+", "_", file.stem) + ".profile.toml")
-        text = draft_profile(file, "vendor_bill" if kind == "vendor_bill" else "charge")
+        text = draft_profile(file, registered().source(kind))
         write_atomically(target, text.encode("utf-8"))
         for line in text.splitlines():
             if line.startswith("#"):
@@ -122,11 +142,13 @@ def ledger_rebuild(ctx: click.Context, start: Any, end: Any) -> None:
     and credit with a reference number in the date range (keyed by that number) is entered
     as posted. Wait for a sync first: charges Propexo has not synced yet cannot be adopted.
     """
+    from pipelines.kinds import registered
     from pipelines.reconciling.rebuild import rebuild_ledger
 
     with friendly():
         rebuild_ledger(
             settings_of(ctx),
+            registered(),
             start=start.date() if start else None,
             end=end.date() if end else None,
             say=say,
@@ -479,6 +501,7 @@ def demo(workdir: Path) -> None:
     asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
     ledger, inbox and reports are not touched.
     """
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
     from pipelines.reconciling.sync import reconcile_command
@@ -516,7 +539,9 @@ def demo(workdir: Path) -> None:
                 out.print(f"[bold]webhooks[/] received on {receiver.url}")
                 outcome = run_pipeline(settings, say=say)
                 out.print("[bold]sync + reconcile[/]")
-                result, reports = reconcile_command(settings, sync=True, wait_s=30, say=say)
+                result, reports = reconcile_command(
+                    settings, registered(), sync=True, wait_s=30, say=say
+                )
         summary = (
             json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
         )

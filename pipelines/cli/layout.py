@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from pipelines.cli.console import friendly, out, settings_of
+from pipelines.kinds import registered
 
 
 def print_layout(layout: dict[str, Any]) -> None:
@@ -88,7 +89,7 @@ def layout_accept(ctx: click.Context, file: Path, profile: str | None, by: str |
         source = fingerprint(file)
         # A file refused as a whole (a directory, an event log, totals that do not tie) is
         # said so before anything else: no confirmation makes it a charge roll.
-        process_file(source, profiles_for(settings), None, settings)
+        process_file(source, profiles_for(settings, registered()), None, settings)
         copied = _keep_profile_file(settings.profile, settings.profiles_dir)
         with Ledger(settings.ledger) as ledger:
             # The charge codes a run reads columns by: from the ledger's cache (fetched again
@@ -96,7 +97,11 @@ def layout_accept(ctx: click.Context, file: Path, profile: str | None, by: str |
             with make_client(settings) as client:
                 refs = reference_data(ledger, client, settings)
             result = process_file(
-                source, profiles_for(settings), refs, settings, ledger.confirmed_profiles()
+                source,
+                profiles_for(settings, registered()),
+                refs,
+                settings,
+                ledger.confirmed_profiles(),
             )
             facts = result.extract.layout
             if facts is None:
@@ -138,7 +143,7 @@ def _keep_profile_file(value: str | None, profiles_dir: Path) -> Path | None:
     source = Path(value)
     if not source.is_file():
         raise InputError(f"profile {value}: no such file")
-    name = load_profile(source).name
+    name = load_profile(source, registered()).name
     target = profiles_dir / f"{name}.toml"
     if target.exists():
         if target.read_bytes() == source.read_bytes():

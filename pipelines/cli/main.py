@@ -394,11 +394,14 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     answer are looked up here, and marked to be sent again only when provably absent.
     """
     from pipelines.core.models import IN_DOUBT
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reconciling.sync import next_step, reconcile_command
 
     with friendly():
-        result, reports = reconcile_command(settings_of(ctx), sync=sync, wait_s=wait_s, say=say)
+        result, reports = reconcile_command(
+            settings_of(ctx), registered(), sync=sync, wait_s=wait_s, say=say
+        )
         with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
             waiting = len(ledger.records(states=["submitted"], columns=["state"]))
             in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
@@ -479,6 +482,7 @@ def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
 def trace(ctx: click.Context, query: str, as_json: bool) -> None:
     """A record's lineage: the file and its cells as the file has them, the aliases applied,
     Propexo's ids, the job, the state and the Rent Manager id once synced."""
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reporting.report import dollars
     from pipelines.reporting.trace import trace as lineage
@@ -486,7 +490,7 @@ def trace(ctx: click.Context, query: str, as_json: bool) -> None:
     with friendly():
         settings = settings_of(ctx)
         with Ledger(settings.ledger, readonly=True) as ledger:
-            found = lineage(ledger, settings, query)
+            found = lineage(ledger, settings, query, registered())
         if as_json:
             click.echo(json.dumps(found, indent=2, default=str))
             return

@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, SupportsInt
+from typing import TYPE_CHECKING, Any, SupportsInt
 
 import pandas as pd
 
 if TYPE_CHECKING:
     from pipelines.reading.layout import LayoutFacts
 
-SourceKind = Literal["vendor_bill", "charge"]
-RecordKind = Literal["invoice", "charge", "credit"]
+# A source kind (what a profile's ``kind`` names) and a record kind (the ledger's ``kind``):
+# each registered kind's own names (pipelines.kinds), never listed here.
+SourceKind = str
+RecordKind = str
 Say = Callable[[str], None]  # where a stage tells the person what it did
 
 
@@ -232,8 +234,7 @@ class ValidateResult:
 class TransformResult:
     """Records ready to post (one row each), and the source rows that could not be resolved."""
 
-    invoices: pd.DataFrame
-    charges: pd.DataFrame
+    records: pd.DataFrame  # of the kind's own record columns
     issues: list[Issue]
 
 

@@ -23,9 +23,9 @@ from pipelines.core.columns import is_in
 from pipelines.core.errors import LedgerError
 from pipelines.core.logs import LOGGER
 from pipelines.core.models import RecordState, utcnow
+from pipelines.kinds.charge.references import Unmatched, match_posted
 from pipelines.ledger.database import Database
 from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
-from pipelines.resolving.references import Unmatched, match_posted
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
@@ -288,10 +288,15 @@ class RecordStore:
             ).rowcount
         return int(changed)
 
-    def references(self) -> list[str]:
-        """Every charge reference number tieout has ever staged (ours, wherever they went)."""
+    def references(self, kinds: Sequence[str]) -> list[str]:
+        """Every reference number tieout has ever staged for records of ``kinds`` (record
+        kinds: one kind's references, ours wherever they went)."""
+        if not kinds:
+            return []
         rows = self.db.execute(
-            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL"
+            "SELECT reference_number FROM records WHERE reference_number IS NOT NULL "
+            f"AND kind IN ({_marks(list(kinds))})",
+            list(kinds),
         ).fetchall()
         return [str(r[0]) for r in rows]
 

@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.errors import ApiError, PermanentApiError, TokenRefusedError, TransientApiError
+from pipelines.core.kind import KindContext, Kinds
 from pipelines.core.models import IN_DOUBT, LoadResult, PostRequest
-from pipelines.kinds.flows import FLOWS, ID_FROM_WRITE_STATUS, of_flow, plan_requests
 from pipelines.ledger import Ledger, utcnow
 from pipelines.posting import writelog
 from pipelines.posting.propexo import PropexoClient
@@ -133,6 +133,7 @@ def post_ready(
     *,
     run_id: str,
     batch_size: int,
+    kinds: Kinds,
     concurrency: int = 1,
     on_progress: Progress | None = None,
 ) -> tuple[int, Posting]:
@@ -144,7 +145,7 @@ def post_ready(
     request is answered 401/403 no further request is sent; the answers in flight are still
     recorded, and the caller decides (:func:`load` stops the run).
     """
-    requests = plan_requests(ledger.records(states=["ready"]), batch_size)
+    requests = kinds.plan_requests(ledger.records(states=["ready"]), batch_size)
     concurrency = workers_for(concurrency, client.limiter.limit)
     tally = Posting()
     done = sent = 0
@@ -337,9 +338,9 @@ LOG_FIRST_S = 1.0  # the log's backoff while it has shown none of the jobs: a re
 # much as one write-status, and the log lists a job only seconds after it finished
 
 
-def _needs_id(job: pd.DataFrame) -> bool:
+def _needs_id(job: pd.DataFrame, kinds: Kinds) -> bool:
     """A job of one record whose write-status answer carries that record's own id."""
-    return len(job) == 1 and str(job["kind"].iloc[0]) in ID_FROM_WRITE_STATUS
+    return len(job) == 1 and str(job["kind"].iloc[0]) in kinds.id_from_write_status
 
 
 def _answered(job: pd.DataFrame) -> pd.Timestamp:
@@ -364,6 +365,7 @@ class _LogFollow:
         *,
         last_round: bool,
         now: float,
+        kinds: Kinds,
     ) -> list[str]:
         """One read of the log for ``logged``; settles the batches it shows succeeded and
         returns the jobs write-status must still be asked about."""
@@ -372,7 +374,7 @@ class _LogFollow:
         ask: list[str] = []
         for job_id, status in from_log.items():
             job = logged[job_id]
-            if status == "SUCCESS" and not _needs_id(job):
+            if status == "SUCCESS" and not _needs_id(job, kinds):
                 # A batch: created_record_id is the first id of the whole job chain, no
                 # record's own (and null for RM charges and credits): nothing to keep.
                 apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
@@ -406,13 +408,14 @@ def wait_for_jobs(
     *,
     run_id: str,
     timeout_s: float,
+    kinds: Kinds,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Follow every submitted job to a terminal status, with backoff, until time runs out.
 
     Each request is spent where it answers most. A job whose write-status carries its record's
-    own id (an invoice, :data:`~pipelines.kinds.flows.ID_FROM_WRITE_STATUS`) is asked write-status
+    own id (an invoice: ``kinds.id_from_write_status``) is asked write-status
     first: that answer has the ``created_record_id`` the log lacks, so the log would cost one
     request more. Batches, when there are many, are followed in the
     write log (one page answers for up to 100); only jobs it shows failed are asked about one
@@ -436,14 +439,14 @@ def wait_for_jobs(
         # An invoice's job, the first time: write-status, whose answer has its id. After that
         # (it was pending), it waits in the log with the rest, and is asked again once the log
         # shows it succeeded.
-        direct = [j for j, job in jobs.items() if _needs_id(job) and j not in asked]
+        direct = [j for j, job in jobs.items() if _needs_id(job, kinds) and j not in asked]
         logged = {j: job for j, job in jobs.items() if j not in direct}
         if not use_log or len(logged) < LOGS_WORTH_IT:
             direct, logged = list(jobs), {}
         if logged and (last_round or clock() >= log.next_at):
             try:
                 direct += log.read(
-                    ledger, client, run_id, logged, last_round=last_round, now=clock()
+                    ledger, client, run_id, logged, last_round=last_round, now=clock(), kinds=kinds
                 )
             except ApiError:
                 use_log = False  # no write log here: write-status from now on
@@ -464,7 +467,7 @@ def resolve_in_doubt(
     client: PropexoClient,
     *,
     run_id: str,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     resend_unlogged_after_s: float | None = None,
 ) -> dict[str, int]:
     """Settle records in doubt on evidence: found in Propexo's data, or Propexo's write log.
@@ -485,10 +488,10 @@ def resolve_in_doubt(
         return counts
     found: dict[str, str | None] = {}
     ambiguous: set[str] = set()
-    for flow in FLOWS.values():
-        mine = of_flow(doubt, flow)
+    for kind in ctx.kinds:
+        mine = ctx.kinds.of(doubt, kind)
         if not mine.empty:
-            hits, unsure = flow.find_in_doubt(client, ledger, mine, vendor_x_ids)
+            hits, unsure = kind.find_in_doubt(ctx, mine)
             found |= hits
             ambiguous |= unsure
     now = utcnow()
@@ -516,7 +519,7 @@ def resolve_in_doubt(
             counts["waiting"] += 1
     if rest.empty:
         return counts
-    posted, searchable, evidence = _search_log(ledger, client, rest, now)
+    posted, searchable, evidence = _search_log(ledger, client, rest, now, ctx.kinds)
     searched = evidence.describe()
     too_old = writelog.LogSearch(None).describe()
     absent: list[str] = []
@@ -588,7 +591,7 @@ def resolve_in_doubt(
 
 
 def _search_log(
-    ledger: Ledger, client: PropexoClient, rest: pd.DataFrame, now: str
+    ledger: Ledger, client: PropexoClient, rest: pd.DataFrame, now: str, kinds: Kinds
 ) -> tuple[pd.Series, pd.Series, writelog.LogSearch]:
     """Each record's POST time, whether the log reaches back to it, and one search for all
     those it does (in the range the oldest of them needs)."""
@@ -601,7 +604,12 @@ def _search_log(
     integration_id = str(rest["integration_id"].iloc[0])
     try:
         evidence = writelog.search(
-            client, integration_id, rest[searchable], age_s=age_s, known_jobs=set(known)
+            client,
+            integration_id,
+            rest[searchable],
+            age_s=age_s,
+            known_jobs=set(known),
+            scope=kinds.sync_scope,
         )
     except ApiError as exc:
         evidence = writelog.LogSearch(None)
@@ -646,6 +654,7 @@ def load(
     run_id: str,
     batch_size: int,
     status_timeout_s: float,
+    kinds: Kinds,
     concurrency: int = 1,
     on_progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -659,6 +668,7 @@ def load(
         client,
         run_id=run_id,
         batch_size=batch_size,
+        kinds=kinds,
         concurrency=concurrency,
         on_progress=on_progress,
     )
@@ -670,7 +680,9 @@ def load(
             f"the {left:,} records not sent stay ready and that run sends them",
             status_code=posting.token_refused.status_code,
         ) from posting.token_refused
-    wait_for_jobs(ledger, client, run_id=run_id, timeout_s=status_timeout_s, sleep=sleep)
+    wait_for_jobs(
+        ledger, client, run_id=run_id, timeout_s=status_timeout_s, kinds=kinds, sleep=sleep
+    )
     states = ledger.states_of(ready)
     return LoadResult(
         requests=requests,

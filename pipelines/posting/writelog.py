@@ -20,14 +20,13 @@ past the POST, with a margin for the two clocks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from pipelines.core.errors import ApiError
-from pipelines.kinds.flows import SYNC_SCOPE
 from pipelines.posting.propexo import PropexoClient
 
 # Propexo's time ranges, each with how far back it certainly reaches (a month: 28 days).
@@ -175,11 +174,14 @@ def search(
     *,
     age_s: float,
     known_jobs: set[str],
+    scope: Mapping[str, tuple[str, bool]],
 ) -> LogSearch:
     """Look for the job that carried each of ``records`` in the log of the last ``age_s``
-    seconds (and a margin). A record whose own job id the log lists is carried by it; other
-    jobs are candidates unless the ledger already knows them (their records are known), and
-    their requests are read to find the records' identities."""
+    seconds (and a margin), in the log category of each record kind (``scope``: record kind
+    → (Propexo's model, dated), as ``Kinds.sync_scope`` gives it). A record whose own job id
+    the log lists is carried by it; other jobs are candidates unless the ledger already knows
+    them (their records are known), and their requests are read to find the records'
+    identities."""
     result = LogSearch(time_range_for(max(age_s, 0.0)))
     if result.time_range is None or records.empty:
         return result
@@ -189,7 +191,7 @@ def search(
         for key, job_id in zip(records["record_key"], records["job_id"], strict=True):
             if isinstance(job_id, str) and job_id:
                 own_jobs.setdefault(job_id, []).append(str(key))
-    categories = sorted({SYNC_SCOPE[str(kind)][0] for kind in records["kind"].unique()})
+    categories = sorted({scope[str(kind)][0] for kind in records["kind"].unique()})
     for category in categories:
         for entry in entries(client, integration_id, result.time_range, category):
             result.listed += 1

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipelines.core.config import Settings
 from pipelines.core.errors import ConfigError, InputError
+from pipelines.core.kind import Kind, KindContext, Kinds
 from pipelines.core.models import (
     ExtractResult,
     FileOutcome,
@@ -25,7 +26,6 @@ from pipelines.core.models import (
     SourceFile,
     ValidateResult,
 )
-from pipelines.kinds.flows import flow_for_source
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import Limits, source_rows
 from pipelines.reading.profiles import (
@@ -34,6 +34,7 @@ from pipelines.reading.profiles import (
     load_profile,
     load_profiles,
     normalize_header,
+    profile_name,
 )
 from pipelines.reporting import render
 from pipelines.reporting import report as reporting
@@ -56,14 +57,14 @@ RECORD_FRAME_COLUMNS = [
 ]
 
 
-def profiles_for(settings: Settings) -> list[Profile]:
+def profiles_for(settings: Settings, kinds: Kinds) -> list[Profile]:
     """Built-in profiles, overridden or extended by the data folder's own, plus the profile
-    file named by ``--profile PATH`` (which then is the one used)."""
-    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir)
+    file named by ``--profile PATH`` (which then is the one used); each of one of ``kinds``."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir, kinds=kinds)
     named = _profile_file(settings)
     if named is None:
         return profiles
-    chosen = load_profile(named)
+    chosen = load_profile(named, kinds)
     return [p for p in profiles if p.name != chosen.name] + [chosen]
 
 
@@ -92,7 +93,7 @@ def profile_for_file(settings: Settings, profiles: list[Profile], file_name: str
 
 def _named_profile(settings: Settings, profiles: list[Profile]) -> str:
     named = _profile_file(settings)
-    name = load_profile(named).name if named is not None else settings.profile
+    name = profile_name(named) if named is not None else settings.profile
     if name not in {p.name for p in profiles}:
         known = ", ".join(sorted(p.name for p in profiles))
         raise ConfigError(f"no profile named {name!r}; known: {known}")
@@ -261,10 +262,11 @@ def process_file(
         )
     refuse_if_grain_fails(extract)
     _refuse_if_totals_differ(extract, AliasHints(settings.data_dir))
-    flow = flow_for_source(extract.kind)
-    extract, unit_issues = flow.prepare(extract, settings, refs)
+    kind = _kind_of(profiles, extract.profile)
+    context = KindContext.of(settings, Kinds([kind]), refs=refs)
+    extract, unit_issues = kind.prepare(extract, context)
     period = extract.period
-    validated = flow.validate(extract, period)
+    validated = kind.validate(extract, period)
     # "no unit, and Maple Court has 12 units" says more than "unit is missing"
     said = {i.source_row for i in unit_issues}
     unit_header = {"unit", extract.cells.get("unit", ("unit", ""))[0]}
@@ -277,18 +279,27 @@ def process_file(
     ]
     records = pd.DataFrame(columns=RECORD_FRAME_COLUMNS)
     if refs is not None:
-        records, found = flow.transform(validated, refs, settings, source.name, period)
+        transformed = kind.transform(validated, refs, context, source.name, period)
+        records, found = transformed.records, transformed.issues
         issues += found
         bad = {i.source_row for i in issues}
         if bad and not records.empty:
             rows = records["source_rows"].explode()
             hit = rows.astype("int64").isin(bad).groupby(level=0).any()
             records = records[~hit.reindex(records.index, fill_value=False)]
-    conforms(flow.payload_schema, records, f"{source.name}: the records to post")
+    conforms(kind.payload_schema, records, f"{source.name}: the records to post")
     issues.sort(key=lambda i: (i.source_row, i.column or ""))
     return FileResult(
         source, extract, validated, records, issues, account_rows(extract, validated, issues)
     )
+
+
+def _kind_of(profiles: list[Profile], name: str) -> Kind:
+    """The kind of the profile a file was read with (profiles are loaded with theirs)."""
+    spec = next((p.spec for p in profiles if p.name == name), None)
+    if spec is None:
+        raise ValueError(f"profile {name!r} was not loaded with its kind")
+    return spec
 
 
 def _as_shown(value: Any) -> Any:

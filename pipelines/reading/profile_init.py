@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.core.errors import InputError
-from pipelines.core.models import SourceKind, printable
+from pipelines.core.kind import Draft, Kind, Kinds
+from pipelines.core.models import printable
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint, read_grids
 from pipelines.reading.layout import HEADER_SCAN_ROWS
@@ -26,42 +27,10 @@ from pipelines.reading.profiles import (
     normalize_header,
 )
 
-# Words by which a header names a canonical column, most specific first (a header takes the
-# first canonical column whose words it contains as whole words).
-HEADER_WORDS: dict[SourceKind, list[tuple[str, tuple[str, ...]]]] = {
-    "charge": [
-        ("reference_number", ("reference", "ref", "invoice #", "bill #")),
-        ("transaction_date", ("date", "charge date", "bill date", "post date")),
-        ("charge_code", ("charge code", "service", "utility", "charge type", "code", "type")),
-        ("resident_name", ("resident", "tenant", "occupant", "lessee", "customer")),
-        ("property_name", ("property", "community", "site", "building")),
-        ("unit", ("unit", "apt", "apartment", "suite")),
-        ("status", ("status",)),
-        ("notes", ("notes", "memo", "description")),
-        ("amount", ("amount", "amt", "charge", "total charge")),
-    ],
-    "vendor_bill": [
-        ("due_date", ("due", "due date")),
-        ("post_date", ("post date", "posting date")),
-        ("invoice_date", ("invoice date", "bill date", "date")),
-        ("invoice_number", ("invoice", "invoice #", "bill #", "reference", "ref")),
-        ("vendor_name", ("vendor", "payee", "supplier")),
-        ("property_name", ("property", "community", "site", "building")),
-        ("gl_account", ("gl", "account", "expense account")),
-        ("description", ("description", "memo", "notes")),
-        ("amount", ("amount", "amt", "total")),
-    ],
-}
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "charge_rows": ("unit", "resident_name", "charge_code", "amount"),
-    "charge_columns": ("unit", "resident_name"),
-    "vendor_bill": ("vendor_name", "invoice_number", "invoice_date", "amount"),
-}
 
-
-def _canonical(header: str, kind: SourceKind, taken: set[str]) -> str | None:
+def _canonical(header: str, draft: Draft, taken: set[str]) -> str | None:
     name = normalize_header(header)
-    for canonical, words in HEADER_WORDS[kind]:
+    for canonical, words in draft.header_words:
         if canonical in taken:
             continue
         if any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", name) for w in words):
@@ -114,8 +83,21 @@ def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
 
-def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
-    """The text of a draft profile for ``path``, with its reasoning as comments, tried on it."""
+def _found_and_missing(needed: tuple[str, ...], have: set[str]) -> tuple[list[str], list[str]]:
+    return [c for c in needed if c in have], [c for c in needed if c not in have]
+
+
+def _draft_of(kind: Kind) -> Draft:
+    if kind.draft is None:
+        raise InputError(f"tieout drafts no {kind.source_kind} profile: write it by hand")
+    return kind.draft
+
+
+def draft_profile(path: Path, kind: Kind, name: str | None = None) -> str:
+    """The text of a draft profile of ``kind`` for ``path``, with its reasoning as comments,
+    tried on it."""
+    draft = _draft_of(kind)
+    wide = draft.wide_required is not None  # its amounts may be one column per charge code
     shown = printable(path.name)  # in comments and strings of the TOML, and on the console
     grids = [(sheet, grid) for sheet, grid in read_grids(path) if not grid.empty]
     if not grids:
@@ -130,9 +112,9 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     for position, header in enumerate(headers):
         if not header:
             continue
-        canonical = _canonical(header, kind, set(columns.values()))
+        canonical = _canonical(header, draft, set(columns.values()))
         amounts = _holds_amounts(body.iloc[:, position])
-        if kind == "charge" and amounts and normalize_header(header) in CHARGE_VOCABULARY:
+        if wide and amounts and normalize_header(header) in CHARGE_VOCABULARY:
             charge_headers.append(header)
             notes.append(f'"{header}": charged (a known charge name)')
         elif canonical is not None and not (canonical == "amount" and is_non_charge(header)):
@@ -142,15 +124,15 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
             notes.append(f'"{header}": ignored (a known non-charge family)')
         else:
             notes.append(f'"{header}": left out (not recognised; map it under [columns])')
-    mode = "rows" if "amount" in columns.values() or kind == "vendor_bill" else "columns"
-    if kind == "charge" and mode == "rows" and "charge_code" not in columns.values():
+    mode = "rows" if "amount" in columns.values() or not wide else "columns"
+    if wide and mode == "rows" and "charge_code" not in columns.values():
         mode = "columns" if charge_headers else "rows"
     notes = _no_code_column(columns, notes) if mode == "columns" else notes
-    required_key = kind if kind == "vendor_bill" else f"charge_{mode}"
-    required = [c for c in REQUIRED[required_key] if c in columns.values()]
-    missing = [c for c in REQUIRED[required_key] if c not in columns.values()]
-    stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "draft"
-    profile_name = name or f"draft_{stem}"
+    needed = draft.wide_required if mode == "columns" and draft.wide_required else draft.required
+    required, missing = _found_and_missing(needed, set(columns.values()))
+    profile_name = name or "draft_" + (
+        re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "draft"
+    )
     lines = [
         f"# Draft profile for {shown}"
         + (f" (sheet {sheet!r})" if sheet else "")
@@ -163,7 +145,7 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
         lines.append(f"# Not found, map them under [columns]: {', '.join(missing)}")
     lines += [
         f'name = "{profile_name}"',
-        f'kind = "{kind}"',
+        f'kind = "{kind.source_kind}"',
         f"description = {_toml_string(f'drafted by tieout profile init from {shown}')}",
         f"required = {_toml_list(required)}",
         "",
@@ -173,7 +155,7 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     for header, canonical in columns.items():
         by_canonical.setdefault(canonical, []).append(normalize_header(header))
     lines += [f"{c} = {_toml_list(h)}" for c, h in by_canonical.items()]
-    if kind == "charge":
+    if wide:
         lines += ["", "[charges]", f'mode = "{mode}"']
         if mode == "columns":
             lines.append(f"include = {_toml_list([normalize_header(h) for h in charge_headers])}")
@@ -181,16 +163,16 @@ def draft_profile(path: Path, kind: SourceKind, name: str | None = None) -> str:
     if first.str.match(r"^\s*->").any():
         lines += ["", "[rows]", "group = ['^\\s*->']", 'group_sets = "property_name"']
     text = "\n".join(lines) + "\n"
-    return text + _tried(path, text)
+    return text + _tried(path, text, kind)
 
 
-def _tried(path: Path, text: str) -> str:
+def _tried(path: Path, text: str, kind: Kind) -> str:
     """The draft tried on the file: what it yields, as comments (or why it reads nothing)."""
     with tempfile.TemporaryDirectory() as folder:
         draft = Path(folder) / "draft.toml"
         draft.write_text(text, encoding="utf-8")
         try:
-            profile = load_profile(draft)
+            profile = load_profile(draft, Kinds([kind]))
             result = extract_file(fingerprint(path), [profile], profile_name=profile.name)
         except Exception as exc:
             said = printable(str(exc))

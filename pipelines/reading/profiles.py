@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pipelines.core.columns import RENT_NAMES, bare_charge_name, charge_forms
 from pipelines.core.columns import normalize_header as normalize_header  # noqa: PLC0414 (kept here)
 from pipelines.core.errors import ConfigError
+from pipelines.core.kind import Kind, Kinds
 from pipelines.core.models import SourceKind
-from schemas import SOURCE_COLUMNS
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parents[2] / "data" / "profiles"
 
@@ -135,6 +135,8 @@ class Profile:
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )
     file_name_hints: tuple[str, ...] = ()
+    # The registered kind its ``kind`` names (given when it is loaded).
+    spec: Kind | None = field(default=None, compare=False, repr=False)
 
     def charges_header(self, header: str, known_codes: frozenset[str] = frozenset()) -> bool:
         """Whether a column with this header is a charge: named by the profile or the charge
@@ -252,18 +254,28 @@ def _line_of(path: Path, key: str) -> str:
     return ""
 
 
-def load_profile(path: Path) -> Profile:
-    """Read one profile file, checking it enough that a typo gives a clear message."""
+def profile_name(path: Path) -> str:
+    """The name a profile file gives itself (its ``name``, else its file name)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"profile {path}: {exc}") from exc
+    return str(raw.get("name", path.stem))
+
+
+def load_profile(path: Path, kinds: Kinds) -> Profile:
+    """Read one profile file, checking it enough that a typo gives a clear message; its
+    ``kind`` must be one of ``kinds``, whose source columns it maps."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"profile {path}: {exc}") from exc
     _refuse_unknown_keys(path, raw)
     kind = raw.get("kind")
-    if kind not in SOURCE_COLUMNS:
-        kinds = " or ".join(repr(k) for k in sorted(SOURCE_COLUMNS))
-        raise ConfigError(f"profile {path}: kind must be {kinds}, got {kind!r}")
-    known = SOURCE_COLUMNS[kind]
+    if kind not in kinds.source_columns:
+        names = " or ".join(repr(k) for k in sorted(kinds.source_columns))
+        raise ConfigError(f"profile {path}: kind must be {names}, got {kind!r}")
+    known = kinds.source_columns[kind]
     columns_raw = raw.get("columns", {})
     unknown = sorted(set(columns_raw) - set(known))
     if unknown:
@@ -273,7 +285,7 @@ def load_profile(path: Path) -> Profile:
     columns = {k: _tuple(v, f"columns.{k}", path) for k, v in columns_raw.items()}
     rows = raw.get("rows", {})
     charges = raw.get("charges", {})
-    defaults = Profile(name="", kind="charge", description="", columns={}, required=())
+    defaults = Profile(name="", kind="", description="", columns={}, required=())
     mode = charges.get("mode", "rows")
     if mode not in ("rows", "columns"):
         raise ConfigError(f"profile {path}: charges.mode must be 'rows' or 'columns'")
@@ -286,8 +298,9 @@ def load_profile(path: Path) -> Profile:
             "with a charge_code and an amount column"
         )
     return Profile(
+        spec=kinds.source(str(kind)),
         name=str(raw.get("name", path.stem)),
-        kind=cast(SourceKind, kind),
+        kind=str(kind),
         description=str(raw.get("description", "")),
         columns=columns,
         required=_tuple(raw.get("required", []), "required", path),
@@ -315,13 +328,14 @@ def load_profile(path: Path) -> Profile:
     )
 
 
-def load_profiles(*dirs: Path) -> list[Profile]:
-    """Every profile in the given folders (later folders override earlier ones by name)."""
+def load_profiles(*dirs: Path, kinds: Kinds) -> list[Profile]:
+    """Every profile in the given folders (later folders override earlier ones by name), of
+    the given kinds."""
     found: dict[str, Profile] = {}
     for folder in dirs:
         if folder.is_dir():
             for path in sorted(folder.glob("*.toml")):
-                profile = load_profile(path)
+                profile = load_profile(path, kinds)
                 found[profile.name] = profile
     if not found:
         raise ConfigError(f"no source profiles found in {', '.join(str(d) for d in dirs)}")

@@ -25,7 +25,7 @@ AWAITING = "awaiting"  # no complete sync has started since the write ended
 UNVERIFIABLE = "unverifiable"  # synced since, but outside every such sync's window
 
 # record kind → (the Propexo model a sync reports it under, whether syncs read it by date
-# window): each flow says it (``pipelines.kinds.flows.SYNC_SCOPE``).
+# window): each kind says it (``Kinds.sync_scope``, handed in by the caller).
 SyncScope = Mapping[str, tuple[str, bool]]
 EDGE_DAYS = 1.0  # a window is measured from a moment tieout only knows to within a day
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipelines.core.config import Settings
 from pipelines.core.errors import LedgerError
+from pipelines.core.kind import KindContext, Kinds
 from pipelines.core.models import Say
 from pipelines.ledger import Ledger
 from pipelines.ledger.database import OWNER_ONLY
@@ -30,11 +31,16 @@ from pipelines.posting.propexo import make_client
 
 
 def rebuild_ledger(
-    settings: Settings, *, start: date | None = None, end: date | None = None, say: Say = print
+    settings: Settings,
+    kinds: Kinds,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    say: Say = print,
 ) -> int:
-    """Adopt Propexo's records into a new, empty ledger. Returns how many were adopted."""
-    from pipelines.kinds.flows import FLOWS
-    from pipelines.reconciling.sync import reference_data, vendor_x_ids
+    """Adopt Propexo's records of every kind into a new, empty ledger. Returns how many were
+    adopted."""
+    from pipelines.reconciling.sync import reference_data
 
     today = datetime.now(tz=UTC).date()
     reach = timedelta(days=settings.sync_window_days)
@@ -48,31 +54,28 @@ def rebuild_ledger(
             )
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings, aliases=False)
-            integration = settings.integration_id
-            held = {
-                kind: flow.fetch_all(client, integration, start, end)
-                for kind, flow in FLOWS.items()
-            }
+            ctx = KindContext.of(settings, kinds, refs=refs, ledger=ledger, client=client)
+            held = {kind.source_kind: kind.fetch_all(ctx, start, end) for kind in kinds}
             # What Propexo's write log shows posted, synced or not yet (a month back).
             logged = {
-                kind: writelog.logged_posts(client, integration, flow.sync_model, set())
-                for kind, flow in FLOWS.items()
+                kind.source_kind: writelog.logged_posts(
+                    client, settings.integration_id, kind.sync_model, set()
+                )
+                for kind in kinds
             }
-        x_ids = vendor_x_ids(refs)
-        by_x_id = {x: v for v, x in x_ids.items()}
         rows: list[dict[str, Any]] = []
         skipped = 0
-        for kind, flow in FLOWS.items():
-            found, missed = flow.adopt(held[kind], integration, by_x_id)
+        for kind in kinds:
+            found, missed = kind.adopt(held[kind.source_kind], ctx)
             rows += found
             skipped += missed
         from_log = 0
         have = {row["record_key"] for row in rows}
-        for kind, flow in FLOWS.items():
-            posted = pd.DataFrame([_as_read(item, x_ids) for item in logged[kind]])
+        for kind in kinds:
+            posted = pd.DataFrame([kind.as_read(item, ctx) for item in logged[kind.source_kind]])
             if posted.empty:
                 continue
-            found, _ = flow.adopt(posted, integration, by_x_id)
+            found, _ = kind.adopt(posted, ctx)
             for row in found:
                 if row["record_key"] not in have:  # synced data, with its Propexo id, first
                     rows.append({**row, "created_record_id": None})
@@ -81,27 +84,17 @@ def rebuild_ledger(
         frame = pd.DataFrame(rows)
         run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
+    held_words = "; ".join(
+        f"{len(held[kind.source_kind])} {kind.plural}"
+        + (f" dated {start} to {end}" if kind.dated_sync else "")
+        for kind in kinds
+    )
     say(
-        f"adopted {adopted} records from Propexo ({len(held['vendor_bill'])} invoices; charges "
-        f"and credits dated {start} to {end}; {from_log} only in its write log, not synced "
-        f"yet); {skipped} could not be keyed (no reference number, or a vendor Propexo does "
-        "not list) and were left out"
+        f"adopted {adopted} records from Propexo ({held_words}; {from_log} only in its write "
+        f"log, not synced yet); {skipped} could not be keyed (no key of its kind, such as a "
+        "reference number or a vendor Propexo lists) and were left out"
     )
     return adopted
-
-
-def _as_read(item: dict[str, Any], x_ids: dict[str, str]) -> dict[str, Any]:
-    """A posted body as Propexo's read model would show it: the vendor's PMS id, a credit's
-    amount negative, the invoice total under its read name; no Propexo id yet."""
-    amount = item.get("amount_in_cents")
-    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
-        amount = -abs(int(amount))
-    return {
-        **item,
-        "id": None,
-        "amount_in_cents": amount,
-        "x_vendor_id": x_ids.get(str(item.get("vendor_id"))),
-    }
 
 
 def backup_ledger(settings: Settings, run_id: str) -> Path | None:

@@ -14,15 +14,14 @@ import pandas as pd
 from pipelines.core.budget import turn
 from pipelines.core.config import Settings
 from pipelines.core.errors import LedgerError
+from pipelines.core.kind import KindContext, Kinds
 from pipelines.core.models import (
     IN_DOUBT,
     POSTED,
     Issue,
     ReconcileResult,
-    RecordKind,
     Say,
 )
-from pipelines.kinds.flows import FLOWS, SYNC_SCOPE, flow_for_record, of_flow
 from pipelines.ledger import Conflict, Ledger, utcnow
 from pipelines.posting import writelog
 from pipelines.posting.load import resolve_in_doubt, wait_for_jobs
@@ -45,15 +44,15 @@ def found_in_propexo(
     ledger: Ledger,
     client: PropexoClient,
     settings: Settings,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     records: pd.DataFrame,
 ) -> dict[str, str]:
     """Which of ``records`` Propexo already holds (record key → Propexo id), each kind by its
     own key, looked up in the ledger's copy of Propexo's records after an incremental refresh."""
-    synced = refresh_synced(ledger, client, settings, records)
+    synced = refresh_synced(ledger, client, settings, ctx, records)
     found: dict[str, str] = {}
-    for flow in FLOWS.values():
-        found |= flow.found(of_flow(records, flow), synced[flow.source_kind], vendor_x_ids)
+    for kind in ctx.kinds:
+        found |= kind.found(ctx.kinds.of(records, kind), synced[kind.source_kind], ctx)
     return found
 
 
@@ -61,7 +60,7 @@ def adopt_already_posted(
     ledger: Ledger,
     client: PropexoClient,
     settings: Settings,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     run_id: str,
 ) -> int:
     """Propexo is the second witness: a record about to be sent that Propexo already holds is
@@ -69,7 +68,7 @@ def adopt_already_posted(
     ready = ledger.records(states=["ready"])
     if ready.empty:
         return 0
-    found = found_in_propexo(ledger, client, settings, vendor_x_ids, ready)
+    found = found_in_propexo(ledger, client, settings, ctx, ready)
     now = utcnow()
     for key, propexo_id in found.items():
         ledger.transition(
@@ -84,7 +83,7 @@ def adopt_already_posted(
 
 
 def adopt_from_write_log(
-    ledger: Ledger, client: PropexoClient, settings: Settings, run_id: str
+    ledger: Ledger, client: PropexoClient, settings: Settings, kinds: Kinds, run_id: str
 ) -> int:
     """Records new to the ledger that a job in Propexo's write log already carried, since the
     ledger's newest event (a restored or rebuilt ledger does not know what was posted after
@@ -110,6 +109,7 @@ def adopt_from_write_log(
         ready.drop(columns=["job_id"], errors="ignore"),
         age_s=max(age_s, 0.0),
         known_jobs=set(known),
+        scope=kinds.sync_scope,
     )
     now = utcnow()
     for key, job in evidence.carried.items():
@@ -141,10 +141,10 @@ def refuse_if_posted_before(
     ledger: Ledger,
     client: PropexoClient,
     settings: Settings,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     records: pd.DataFrame,
 ) -> None:
-    found = found_in_propexo(ledger, client, settings, vendor_x_ids, records)
+    found = found_in_propexo(ledger, client, settings, ctx, records)
     if not found:
         return
     example = next(iter(found))
@@ -159,7 +159,11 @@ def refuse_if_posted_before(
 
 
 def refresh_synced(
-    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
+    ledger: Ledger,
+    client: PropexoClient,
+    settings: Settings,
+    ctx: KindContext,
+    records: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
     """Bring the ledger's copy of Propexo's records up to date, fetching as little as possible,
     for the kinds ``records`` hold; returns the copy by source kind.
@@ -170,20 +174,18 @@ def refresh_synced(
     """
     proven = ledger.proven_syncs(settings.integration_id)
     synced: dict[str, pd.DataFrame] = {}
-    unseen: list[
-        tuple[RecordKind, pd.Timestamp, pd.DataFrame]
-    ] = []  # (cache, sync start, not seen)
-    for flow in FLOWS.values():
-        cache = flow.record_kinds[0]  # the kind Propexo's copies are kept under
-        mine = of_flow(records, flow)
+    unseen: list[tuple[str, pd.Timestamp, pd.DataFrame]] = []  # (cache, sync start, not seen)
+    for kind in ctx.kinds:
+        cache = kind.record_kinds[0]  # the kind Propexo's copies are kept under
+        mine = ctx.kinds.of(records, kind)
         if not mine.empty:
-            flow.refresh(ledger, client, settings, mine)
-            seen = proven[proven["models"].map(lambda models, m=flow.sync_model: m in models)]
+            kind.refresh(ctx, mine)
+            seen = proven[proven["models"].map(lambda models, m=kind.sync_model: m in models)]
             if not seen.empty:
                 latest = seen.iloc[-1]
                 started = pd.Timestamp(latest["started_after"])
                 cutoff = _stamp(started - pd.Timedelta(seconds=settings.clock_skew_s))
-                unseen.append((cache, started, flow.gone(ledger, client, settings, latest, cutoff)))
+                unseen.append((cache, started, kind.gone(ctx, latest, cutoff)))
     if unseen:
         # "Not seen" compares Propexo's data clock with ours: widened by that clock's offset,
         # measured on our own records among them, so skew never hides one of them.
@@ -197,8 +199,8 @@ def refresh_synced(
             last_seen = pd.to_datetime(gone["last_seen"], utc=True, errors="coerce")
             before = created.lt(pd.Timestamp(cutoff)) & ~last_seen.gt(pd.Timestamp(cutoff))
             ledger.mark_stale(cache, gone.loc[before, "id"].astype(str))
-    for flow in FLOWS.values():
-        synced[flow.source_kind] = ledger.synced(flow.record_kinds[0], flow.synced_fields)
+    for kind in ctx.kinds:
+        synced[kind.source_kind] = ledger.synced(kind.record_kinds[0], kind.synced_fields)
     return synced
 
 
@@ -210,10 +212,10 @@ def reconcile(
     records: pd.DataFrame,
     synced: Mapping[str, pd.DataFrame],
     *,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     verdict: pd.Series | None = None,
 ) -> ReconcileResult:
-    """Match every posted record to what Propexo holds, each kind by its flow's rules.
+    """Match every posted record to what Propexo holds, each kind by its own rules.
 
     ``synced``: Propexo's records by source kind; ``verdict`` (index of ``records``): what
     the syncs prove for each record (:func:`pipelines.reconciling.proof.sync_verdicts`); without it
@@ -221,13 +223,13 @@ def reconcile(
     """
     details = []
     unexpected = 0
-    for flow in FLOWS.values():
-        mine = of_flow(records, flow)
-        theirs = synced.get(flow.source_kind, pd.DataFrame(columns=flow.synced_fields))
+    for kind in ctx.kinds:
+        mine = ctx.kinds.of(records, kind)
+        theirs = synced.get(kind.source_kind, pd.DataFrame(columns=kind.synced_fields))
         if not mine.empty:
             part = verdict[mine.index] if verdict is not None else None
-            details.append(flow.match(mine, theirs, vendor_x_ids, part))
-        unexpected += flow.unexpected(mine, theirs)
+            details.append(kind.match(mine, theirs, ctx, part))
+        unexpected += kind.unexpected(mine, theirs)
     return summarize(details, unexpected)
 
 
@@ -235,7 +237,7 @@ def reconcile_ledger(
     ledger: Ledger,
     client: PropexoClient,
     settings: Settings,
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     *,
     run_id: str | None = None,
 ) -> ReconcileResult | None:
@@ -247,10 +249,10 @@ def reconcile_ledger(
     failed = ledger.records(states=["failed"], columns=LEDGER_COLUMNS)
     if records.empty and failed.empty:
         return None
-    synced = refresh_synced(ledger, client, settings, pd.concat([records, failed]))
+    synced = refresh_synced(ledger, client, settings, ctx, pd.concat([records, failed]))
     landed: dict[str, str] = {}
-    for flow in FLOWS.values():
-        landed |= flow.found(of_flow(failed, flow), synced[flow.source_kind], vendor_x_ids)
+    for kind in ctx.kinds:
+        landed |= kind.found(ctx.kinds.of(failed, kind), synced[kind.source_kind], ctx)
     now = utcnow()
     for key, propexo_id in landed.items():
         ledger.transition(
@@ -266,7 +268,7 @@ def reconcile_ledger(
         records = ledger.records(states=list(POSTED), columns=LEDGER_COLUMNS)
     if records.empty:
         return None
-    return settle_reconcile(ledger, settings, records, synced, vendor_x_ids, run_id=run_id)
+    return settle_reconcile(ledger, settings, records, synced, ctx, run_id=run_id)
 
 
 def settle_reconcile(
@@ -274,7 +276,7 @@ def settle_reconcile(
     settings: Settings,
     records: pd.DataFrame,
     synced: Mapping[str, pd.DataFrame],
-    vendor_x_ids: dict[str, str],
+    ctx: KindContext,
     *,
     run_id: str | None = None,
 ) -> ReconcileResult:
@@ -286,9 +288,9 @@ def settle_reconcile(
         since=write_ended(records, settings.in_doubt_grace_s)
         + pd.Timedelta(seconds=settings.reconcile_grace_s),
         window_days=settings.sync_window_days,
-        scope=SYNC_SCOPE,
+        scope=ctx.kinds.sync_scope,
     )
-    result = reconcile(records, synced, vendor_x_ids=vendor_x_ids, verdict=verdict)
+    result = reconcile(records, synced, ctx=ctx, verdict=verdict)
     # One set-based write-back (awaiting ones keep their state and fields), of the outcomes
     # that change something: a ledger of a million matched records is not rewritten by every
     # reconcile.
@@ -335,7 +337,7 @@ def changed_outcomes(outcomes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFr
 
 
 def settle_in_doubt(
-    ledger: Ledger, client: PropexoClient, settings: Settings, refs: RefData, run_id: str
+    ledger: Ledger, client: PropexoClient, settings: Settings, ctx: KindContext, run_id: str
 ) -> dict[str, int]:
     """Look up every record in doubt; re-send only what a proven sync says is absent."""
     ledger.mark_orphans_in_doubt(run_id)
@@ -343,7 +345,7 @@ def settle_in_doubt(
         ledger,
         client,
         run_id=run_id,
-        vendor_x_ids=vendor_x_ids(refs),
+        ctx=ctx,
         resend_unlogged_after_s=settings.resend_unlogged_after_s,
     )
 
@@ -416,17 +418,15 @@ def reference_data(
     return build_reference_data(lists, files.frames, hints)
 
 
-def vendor_x_ids(refs: RefData) -> dict[str, str]:
-    return dict(zip(refs.vendors["id"].astype(str), refs.vendors["x_id"].astype(str), strict=True))
-
-
-def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
+def conflict_issues(
+    kinds: Kinds, conflict: Conflict, record: pd.Series, file_name: str
+) -> list[Issue]:
     """What a person needs to settle a conflict, in the words of the record's kind."""
-    return flow_for_record(str(record["kind"])).conflict_issues(conflict, record, file_name)
+    return kinds.record(str(record["kind"])).conflict_issues(conflict, record, file_name)
 
 
 def issues_for_conflicts(
-    conflicts: list[Conflict], records: pd.DataFrame, file_name: str
+    kinds: Kinds, conflicts: list[Conflict], records: pd.DataFrame, file_name: str
 ) -> list[Issue]:
     """The issues of every conflict staging found among ``records`` (keyed by record key)."""
     if not conflicts:
@@ -437,19 +437,19 @@ def issues_for_conflicts(
         record = by_key.loc[conflict.record_key]
         if isinstance(record, pd.DataFrame):  # keys are unique: one row
             record = record.iloc[0]
-        issues += conflict_issues(conflict, record, file_name)
+        issues += conflict_issues(kinds, conflict, record, file_name)
     return issues
 
 
 def reconcile_command(
-    settings: Settings, *, sync: bool, wait_s: float = 0.0, say: Say = print
+    settings: Settings, kinds: Kinds, *, sync: bool, wait_s: float = 0.0, say: Say = print
 ) -> tuple[ReconcileResult | None, list[Path]]:
     """`tieout reconcile`: settle in-doubt records, match, and re-render affected run reports."""
     with Ledger(settings.ledger) as ledger, ledger.lock("reconcile", shared=True):
         ledger.belongs_to(settings.integration_id)
         with make_client(settings) as client, turn(ledger, client, settings.integration_id, say):
             refs = reference_data(ledger, client, settings, aliases=False)
-            x_ids = vendor_x_ids(refs)
+            ctx = KindContext.of(settings, kinds, refs=refs, ledger=ledger, client=client)
             if sync:
                 ledger.request_sync(settings.integration_id, utcnow())
                 if client.manual_sync(settings.integration_id):
@@ -468,11 +468,13 @@ def reconcile_command(
                             else "No record is called missing until a sync is proven"
                         )
                     )
-            wait_for_jobs(ledger, client, run_id="reconcile", timeout_s=0, sleep=lambda s: None)
-            doubt = settle_in_doubt(ledger, client, settings, refs, "reconcile")
+            wait_for_jobs(
+                ledger, client, run_id="reconcile", timeout_s=0, kinds=kinds, sleep=lambda s: None
+            )
+            doubt = settle_in_doubt(ledger, client, settings, ctx, "reconcile")
             if any(doubt.values()):
                 say("in doubt: " + describe_doubt(doubt))
-            result = reconcile_ledger(ledger, client, settings, x_ids)
+            result = reconcile_ledger(ledger, client, settings, ctx)
         reports = []
         if result is not None:
             touched = ledger.records(states=None)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.core.config import Settings
 from pipelines.core.errors import InputError, TieoutError
+from pipelines.core.kind import Kinds
 from pipelines.core.parsing import parse_money
 from pipelines.ledger import Ledger
 from pipelines.reading.extract import extract_file
@@ -37,7 +38,6 @@ ALIAS_FIELDS = {
     "resident_name": ("residents", normalize_person),
     "charge_code": ("charge_codes", normalize_org),
 }
-SYNCED_KIND = {"invoice": "invoice", "charge": "charge", "credit": "charge"}
 
 
 def find_records(ledger: Ledger, query: str) -> pd.DataFrame:
@@ -114,8 +114,9 @@ def _aliases_for(
 class _Reread:
     """Archived files read again, once each, with the layout their run used."""
 
-    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+    def __init__(self, settings: Settings, ledger: Ledger, kinds: Kinds) -> None:
         self.settings = settings
+        self.kinds = kinds
         cached = ledger.cached_refs(settings.integration_id)
         known: frozenset[str] = frozenset()
         if cached is not None:
@@ -140,7 +141,7 @@ class _Reread:
                 try:
                     extract = extract_file(
                         source,
-                        profiles_for(self.settings),
+                        profiles_for(self.settings, self.kinds),
                         profile_name=profile or None,
                         known_codes=self.known,
                     )
@@ -202,12 +203,14 @@ def _charge_field(extract: Any, row: int, record: pd.Series, code_name: str) -> 
     return str(same[0]) if len(same) == 1 else None
 
 
-def trace(ledger: Ledger, settings: Settings, query: str) -> list[dict[str, Any]]:
+def trace(ledger: Ledger, settings: Settings, query: str, kinds: Kinds) -> list[dict[str, Any]]:
     """The lineage of each record ``query`` names (see the module's docstring)."""
+    # Each record kind's Propexo copies are kept under its kind's first record kind.
+    cache_of = {name: kind.record_kinds[0] for kind in kinds for name in kind.record_kinds}
     records = find_records(ledger, query)
     names = report_names(ledger, settings)
     lines = alias_lines(settings.mappings_dir)
-    reread = _Reread(settings, ledger)
+    reread = _Reread(settings, ledger, kinds)
     files = ledger.db.read_frame("SELECT sha256, name, moved_to, sheet, profile FROM files")
     by_sha = {str(f["sha256"]): {str(k): v for k, v in f.items()} for f in files.to_dict("records")}
     synced = {
@@ -220,11 +223,11 @@ def trace(ledger: Ledger, settings: Settings, query: str) -> list[dict[str, Any]
                 ).fetchall()
             )
         }
-        for kind in set(SYNCED_KIND.values())
+        for kind in set(cache_of.values())
     }
     out = []
     for record in records.to_dict("records"):
-        out.append(_lineage(pd.Series(record), by_sha, names, lines, reread, synced))
+        out.append(_lineage(pd.Series(record), by_sha, names, lines, reread, synced, cache_of))
     return out
 
 
@@ -245,13 +248,14 @@ def _lineage(
     lines: dict[str, list[dict[str, Any]]],
     reread: _Reread,
     synced: dict[str, dict[str, dict[str, Any]]],
+    cache_of: dict[str, str],
 ) -> dict[str, Any]:
     sha = _text(record.get("file_sha256")) or ""
     file_row = by_sha.get(sha, {})
     rows = [int(r) for r in (record.get("source_rows") or [])]
     kind = str(record["kind"])
     propexo_id = _text(record.get("propexo_id")) or _text(record.get("created_record_id"))
-    found = synced.get(SYNCED_KIND.get(kind, ""), {}).get(str(propexo_id)) if propexo_id else None
+    found = synced.get(cache_of.get(kind, ""), {}).get(str(propexo_id)) if propexo_id else None
     note = None
     values: dict[str, dict[str, Any]] = {}
     invoice_lines: list[dict[str, Any]] = []

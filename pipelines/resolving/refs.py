@@ -15,7 +15,6 @@ from pipelines.core.errors import ApiError, ConfigError
 from pipelines.posting.propexo import PropexoClient
 from pipelines.resolving.hints import ALIAS_FILES, AliasHints
 from schemas import ContractError, conforms
-from schemas.synced import SyncedCharge, SyncedInvoice
 
 MAPPING_FILES = tuple(ALIAS_FILES.values())
 
@@ -155,39 +154,8 @@ def fetch_reference_data(client: PropexoClient, integration_id: str) -> RefData:
 
 # --- synced records, for reconcile ---------------------------------------------------------------
 
-# The columns of Propexo's records that are read back: the synced models' own columns.
-INVOICE_FIELDS = list(SyncedInvoice.to_schema().columns)
-CHARGE_FIELDS = list(SyncedCharge.to_schema().columns)
 
-
-def fetch_synced_invoices(
-    client: PropexoClient, integration_id: str, **filters: str
-) -> pd.DataFrame:
-    """Invoices in Propexo's cache for one integration; ``filters`` narrow it
-    (``updated_at_gte`` for what changed, ``last_seen_lte`` for what a sync no longer sees)."""
-    params: dict[str, Any] = {
-        "integration_id": integration_id,
-        "order-by": "created_at:asc",
-        **filters,
-    }
-    return _synced(client.list_all("/v1/invoices/", params), INVOICE_FIELDS, SyncedInvoice)
-
-
-def fetch_synced_charges(
-    client: PropexoClient, integration_id: str, date_start: str, date_end: str, **filters: str
-) -> pd.DataFrame:
-    """Resident charges (credits negative) in a transaction-date window, both ends inclusive."""
-    params: dict[str, Any] = {
-        "integration_id": integration_id,
-        "order-by": "created_at:asc",
-        "transaction_date_start": date_start,
-        "transaction_date_end": date_end,
-        **filters,
-    }
-    return _synced(client.list_all("/v1/resident-charges/", params), CHARGE_FIELDS, SyncedCharge)
-
-
-def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
+def synced_frame(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd.DataFrame:
     """Propexo's records as a frame, checked against the shape its docs give them: an answer
     unlike it stops here with one message, not as a wrong match later."""
     frame = _frame(records, columns)
@@ -196,6 +164,19 @@ def _synced(records: list[dict[str, Any]], columns: list[str], model: Any) -> pd
     except ContractError as exc:
         raise ApiError(f"{exc}; nothing was matched or changed") from None
     return frame
+
+
+def fetch_synced(
+    client: PropexoClient, path: str, model: Any, integration_id: str, **filters: str
+) -> pd.DataFrame:
+    """One kind's records in Propexo's cache (every page, oldest first), as a frame of its read
+    model's columns, checked against it (:func:`synced_frame`); ``filters`` narrow the list."""
+    params: dict[str, Any] = {
+        "integration_id": integration_id,
+        "order-by": "created_at:asc",
+        **filters,
+    }
+    return synced_frame(client.list_all(path, params), list(model.to_schema().columns), model)
 
 
 def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:

@@ -21,7 +21,7 @@ from pipelines.core.models import (
     printable,
     whole,
 )
-from pipelines.kinds.flows import plan_requests
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.posting.load import describe_plan
 from pipelines.posting.propexo import make_client
@@ -164,7 +164,9 @@ def check_file(
         if layouts is not None
         else None
     )
-    result = process_file(fingerprint(path), profiles_for(settings), refs, settings, by_headers)
+    result = process_file(
+        fingerprint(path), profiles_for(settings, registered()), refs, settings, by_headers
+    )
     decision = decide_layout(result.extract, _confirmation_of(result.extract, layouts))
     preview = layout_preview(
         result, decision, None if decision.confirmed else accept_command(path, settings)
@@ -240,7 +242,9 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                         say(line)
                     continue
                 staged, conflicts = ledger.stage_records("dry-run", None, result.records)
-                found = issues_for_conflicts(conflicts, result.records, result.source.name)
+                found = issues_for_conflicts(
+                    registered(), conflicts, result.records, result.source.name
+                )
                 if found:
                     issues = [*result.issues, *found]
                     o = account_rows(result.extract, result.validated, issues)
@@ -256,7 +260,7 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                 for cause in group_causes(found):
                     say(f"  {rows_label(cause['rows'])}, {cause['reason']}")
             plan = describe_plan(
-                plan_requests(ledger.records(states=["ready"]), settings.batch_size),
+                registered().plan_requests(ledger.records(states=["ready"]), settings.batch_size),
                 client.limiter.limit or 150,
             )
         names = {

@@ -22,6 +22,7 @@ import pandas as pd
 from pipelines.core.budget import turn
 from pipelines.core.config import Settings
 from pipelines.core.errors import InputError, TieoutError
+from pipelines.core.kind import KindContext
 from pipelines.core.logs import run_log
 from pipelines.core.models import (
     UNFINISHED,
@@ -33,6 +34,8 @@ from pipelines.core.models import (
     printable,
     whole,
 )
+from pipelines.kinds import registered
+from pipelines.kinds.charge.references import Unmatched, unmatched_text
 from pipelines.ledger import Ledger
 from pipelines.posting.load import load
 from pipelines.posting.propexo import PropexoClient, make_client
@@ -63,11 +66,9 @@ from pipelines.reconciling.sync import (
     reference_data,
     refuse_if_posted_before,
     settle_in_doubt,
-    vendor_x_ids,
 )
 from pipelines.reporting import publish
 from pipelines.reporting import report as reporting
-from pipelines.resolving.references import Unmatched, unmatched_text
 from pipelines.resolving.refs import (
     RefData,
 )
@@ -204,7 +205,8 @@ def _take_file(
         return True, True
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
-            refuse_if_posted_before(ledger, client, settings, vendor_x_ids(refs), result.records)
+            ctx = _context(settings, refs, ledger, client)
+            refuse_if_posted_before(ledger, client, settings, ctx, result.records)
     staged, conflict_keys, issues = _stage(ledger, run_id, source, result, say)
     staged_set = set(staged)
     previous = (
@@ -292,7 +294,7 @@ def _stage(
             record = by_key.loc[conflict.record_key]
             if isinstance(record, pd.DataFrame):  # keys are unique: one row
                 record = record.iloc[0]
-            issues += conflict_issues(conflict, record, source.name)
+            issues += conflict_issues(registered(), conflict, record, source.name)
     return staged, {c.record_key for c in conflicts}, issues
 
 
@@ -532,7 +534,7 @@ def run(
     ``files`` are archived copies read again where they lie (`tieout retry`).
     """
     inbox = inbox or settings.inbox_dir
-    profiles = profiles_for(settings)
+    profiles = profiles_for(settings, registered())
     if dry_run:
         return dry_run_plan(settings, inbox, profiles, say)
     # Workers may run side by side on a PostgreSQL ledger; they take turns with Propexo.
@@ -629,7 +631,9 @@ def _post_and_follow(
             "locations",
             json.dumps(dict(zip(refs.locations["id"], refs.locations["name"], strict=True))),
         )
-        doubt = settle_in_doubt(ledger, client, settings, refs, run_id)
+        doubt = settle_in_doubt(
+            ledger, client, settings, _context(settings, refs, ledger, client), run_id
+        )
     if any(doubt.values()):
         say("in doubt from earlier runs: " + describe_doubt(doubt))
     for path in files:
@@ -658,13 +662,14 @@ def _post(
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
     """Adopt what Propexo already holds, post what is ready, follow it, reconcile."""
-    logged = adopt_from_write_log(ledger, client, settings, run_id)
+    ctx = _context(settings, refs, ledger, client)
+    logged = adopt_from_write_log(ledger, client, settings, ctx.kinds, run_id)
     if logged:
         say(
             f"{logged} records new to the ledger were already carried by a job in Propexo's "
             "write log (a restored ledger?): recorded, not sent again"
         )
-    witnessed = adopt_already_posted(ledger, client, settings, vendor_x_ids(refs), run_id)
+    witnessed = adopt_already_posted(ledger, client, settings, ctx, run_id)
     if witnessed:
         say(
             f"{witnessed} records were already in Propexo (posted before, by tieout or "
@@ -676,6 +681,7 @@ def _post(
         run_id=run_id,
         batch_size=settings.batch_size,
         status_timeout_s=settings.status_timeout_s,
+        kinds=ctx.kinds,
         concurrency=settings.concurrency,
         on_progress=on_progress,
     )
@@ -689,10 +695,17 @@ def _post(
         )
     if result.in_doubt:
         # Invoices read back at once: what this run left in doubt may be settled now.
-        settled = settle_in_doubt(ledger, client, settings, refs, run_id)
+        settled = settle_in_doubt(ledger, client, settings, ctx, run_id)
         if settled["found"]:
             say(f"{settled['found']} records in doubt were found in Propexo: confirmed")
-    reconcile_ledger(ledger, client, settings, vendor_x_ids(refs), run_id=run_id)
+    reconcile_ledger(ledger, client, settings, ctx, run_id=run_id)
+
+
+def _context(
+    settings: Settings, refs: RefData, ledger: Ledger, client: PropexoClient
+) -> KindContext:
+    """What every registered kind's functions are given in this run."""
+    return KindContext.of(settings, registered(), refs=refs, ledger=ledger, client=client)
 
 
 # --- retry ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from pipelines.core.config import Settings
 from pipelines.core.errors import TieoutError
 from pipelines.core.models import Say
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.reconciling.sync import latest_sync, reconcile_command
 from pipelines.runs.inbox import (
@@ -100,7 +101,7 @@ def watch_inbox(
                 # (charges to match, records in doubt) can be settled now.
                 next_reconcile = time.monotonic() + reconcile_every_s
                 last_sync = sync_seen
-                reconcile_command(settings, sync=False, say=say)
+                reconcile_command(settings, registered(), sync=False, say=say)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bad cycle must not end the watch

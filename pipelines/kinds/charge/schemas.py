@@ -6,7 +6,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from schemas.common import ISO_DATE, MAX_NAME, MAX_NOTES, MAX_REFERENCE
+from schemas.common import ISO_DATE, MAX_NAME, MAX_NOTES, MAX_REFERENCE, Line, SyncedRecord
 
 SOURCE_KIND = "charge"
 # The canonical columns a rent-roll or charge-file profile maps headers onto.
@@ -23,10 +23,9 @@ SOURCE_COLUMNS = (
 )
 
 
-class ResidentCharge(pa.DataFrameModel):
+class ResidentCharge(Line):
     """One charge line (resident, charge code, amount), normalized."""
 
-    source_row: Series[int] = pa.Field(ge=1, title="row")
     property_name: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": MAX_NAME}, title="property"
     )
@@ -45,10 +44,6 @@ class ResidentCharge(pa.DataFrameModel):
         title="reference number",
     )
     amount_cents: Series[pd.Int64Dtype] = pa.Field(ne=0, title="amount")
-
-    class Config:
-        coerce = True
-        strict = "filter"
 
 
 class ResolvedCharge(ResidentCharge):
@@ -76,3 +71,13 @@ class ChargePayload(pa.DataFrameModel):
     charge_code_id: Series[str]
     transaction_date: Series[str] = pa.Field(str_matches=ISO_DATE)
     charge_notes: Series[str] = pa.Field(str_length={"max_value": MAX_NOTES})
+
+
+class SyncedCharge(SyncedRecord):
+    """A resident charge (credits are negative) as Propexo's read model shows it."""
+
+    resident_id: Series[str] = pa.Field(nullable=True)
+    charge_code_id: Series[str] = pa.Field(nullable=True)
+    reference_number: Series[str] = pa.Field(nullable=True, description="tieout's start TO")
+    transaction_date: Series[str] = pa.Field(nullable=True)
+    amount_in_cents: Series[float] = pa.Field(nullable=True)

@@ -24,10 +24,7 @@ from pipelines.core.columns import (
     int_part,
     ordinals,
 )
-from pipelines.posting.payloads import (
-    IDENTITY,
-    distinct_contents,
-)
+from pipelines.kinds.charge.payloads import IDENTITY, distinct_contents
 
 REFERENCE_PREFIX = "TO"
 

@@ -6,27 +6,14 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from schemas.common import ISO_DATE, MAX_INVOICE_NUMBER, MAX_NAME, MAX_NOTES
+from schemas.common import ISO_DATE, MAX_INVOICE_NUMBER, MAX_NAME, MAX_NOTES, Line, SyncedRecord
 
 SOURCE_KIND = "vendor_bill"
-# The canonical columns a vendor-bill profile maps headers onto (see data/profiles/).
-SOURCE_COLUMNS = (
-    "vendor_name",
-    "invoice_number",
-    "invoice_date",
-    "due_date",
-    "post_date",
-    "property_name",
-    "gl_account",
-    "description",
-    "amount",
-)
 
 
-class VendorBill(pa.DataFrameModel):
+class VendorBill(Line):
     """One bill line, normalized: text trimmed, dates ISO, money in integer cents."""
 
-    source_row: Series[int] = pa.Field(ge=1, title="row")
     vendor_name: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": MAX_NAME}, title="vendor"
     )
@@ -47,9 +34,12 @@ class VendorBill(pa.DataFrameModel):
     )
     amount_cents: Series[pd.Int64Dtype] = pa.Field(title="amount")
 
-    class Config:
-        coerce = True
-        strict = "filter"
+
+# The canonical columns a vendor-bill profile maps headers onto (see data/profiles/): its
+# line's own columns, the amount as the file writes it.
+SOURCE_COLUMNS = tuple(
+    name.removesuffix("_cents") for name in VendorBill.to_schema().columns if name != "source_row"
+)
 
 
 class ResolvedBillLine(VendorBill):
@@ -74,3 +64,13 @@ class InvoicePayload(pa.DataFrameModel):
     payload: Series[object]
     source_rows: Series[object]
     source_file: Series[str]
+
+
+class SyncedInvoice(SyncedRecord):
+    """An invoice as Propexo's read model shows it."""
+
+    x_vendor_id: Series[str] = pa.Field(nullable=True)
+    x_location_id: Series[str] = pa.Field(nullable=True)
+    invoice_number: Series[str] = pa.Field(nullable=True)
+    total_amount_in_cents: Series[float] = pa.Field(nullable=True)
+    invoice_date: Series[str] = pa.Field(nullable=True)

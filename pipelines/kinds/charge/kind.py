@@ -1,5 +1,5 @@
 """Rent rolls and charge files → resident charges and credits: what is particular to them at
-every stage (see :mod:`flows`).
+every stage, as the :class:`~pipelines.core.kind.Kind` it registers.
 
 Charges are posted in batches, one Rent Manager location per batch (the batch endpoint
 refuses mixed locations); a negative line is a credit, posted on its own. Neither can be read
@@ -15,72 +15,56 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.columns import is_in
-from pipelines.core.config import Settings
 from pipelines.core.errors import InputError
+from pipelines.core.kind import Draft, KindContext, kind_of
 from pipelines.core.models import (
     ExtractResult,
     Issue,
     IssueCode,
     PostRequest,
-    ValidateResult,
     whole,
 )
 from pipelines.core.parsing import format_cents
-from pipelines.ledger import Conflict, Ledger, SyncCursor
-from pipelines.posting.payloads import request_body
-from pipelines.posting.propexo import PropexoClient
+from pipelines.kinds import register
+from pipelines.kinds.charge.matching import match_charges
+from pipelines.kinds.charge.payloads import CHARGE_COLUMNS, charge_body
+from pipelines.kinds.charge.references import REFERENCE_PREFIX
+from pipelines.kinds.charge.schemas import (
+    SOURCE_COLUMNS,
+    SOURCE_KIND,
+    ChargePayload,
+    ResidentCharge,
+)
+from pipelines.kinds.charge.synced import CHARGE_FIELDS, fetch_synced_charges
+from pipelines.kinds.charge.transform import transform_charges
+from pipelines.kinds.charge.validate import validate_charges
+from pipelines.ledger import Conflict, SyncCursor
+from pipelines.posting.payloads import stored_body
 from pipelines.reading.extract import own_period
 from pipelines.reading.profiles import normalize_header
-from pipelines.reading.validate import as_text, cell_prefix, validate_charges
-from pipelines.reconciling.reconcile import match_charges
-from pipelines.resolving.references import REFERENCE_PREFIX
-from pipelines.resolving.refs import (
-    CHARGE_FIELDS,
-    RefData,
-    fetch_synced_charges,
-    newest_stamp,
-)
-from pipelines.resolving.transform import resolve_properties, transform_charges
-from schemas.charges import ChargePayload, ResidentCharge
+from pipelines.reading.validate import as_text, cell_prefix
+from pipelines.resolving.refs import RefData, newest_stamp
+from pipelines.resolving.transform import resolve_properties
 
-LINE_SCHEMA = ResidentCharge
-PAYLOAD_SCHEMA = ChargePayload
 SYNCED_FIELDS = CHARGE_FIELDS
 BATCH_PATH = "/v1/resident-charges/batch/rentmanager/"
 CREDIT_PATH = "/v1/resident-credits/rentmanager/"
 READ_PATH = "/v1/resident-charges/"
+RECORD_KINDS = ("charge", "credit")
 
 
-def prepare(
-    extract: ExtractResult, settings: Settings, refs: RefData | None
-) -> tuple[ExtractResult, list[Issue]]:
+# Its validating and transform, under the names kind_of takes them by.
+validate = validate_charges
+transform = transform_charges
+
+
+def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
     """The roll's billing period, its property when its rows name none, and the unit of a
     single-family home's rows; a roll that cannot have these is refused once."""
-    period, source = _period(extract, settings)
+    period, source = _period(extract, ctx)
     extract = replace(extract, period=period, period_source=source)
-    extract = _with_property(extract, settings, refs)
-    return _single_family_units(extract, refs)
-
-
-def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
-    return validate_charges(extract, period)
-
-
-def transform(
-    validated: ValidateResult,
-    refs: RefData,
-    settings: Settings,
-    source_file: str,
-    period: date | None,
-) -> tuple[pd.DataFrame, list[Issue]]:
-    result = transform_charges(
-        validated,
-        refs,
-        integration_id=settings.integration_id,
-        source_file=source_file,
-        period_start=period,
-    )
-    return result.charges, result.issues
+    extract = _with_property(extract, ctx)
+    return _single_family_units(extract, ctx.refs)
 
 
 def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
@@ -129,12 +113,16 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     return requests
 
 
-def refresh(
-    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
-) -> None:
+def request_body(record: Any) -> dict[str, Any]:
+    """The stored body (charges staged before bodies were built from columns), else one built
+    from the record's columns."""
+    return stored_body(record) or charge_body(record)
+
+
+def refresh(ctx: KindContext, records: pd.DataFrame) -> None:
     """Propexo's charges in the records' transaction-date window: the whole window the first
     time (or when the records reach past it), after that only what changed."""
-    integration = settings.integration_id
+    ledger, client, integration = ctx.needs_ledger(), ctx.needs_client(), ctx.integration_id
     dates = records["transaction_date"].astype(str)
     start, end = dates.min(), dates.max()
     cursor = ledger.cursor(integration, "charge")
@@ -150,30 +138,28 @@ def refresh(
     ledger.save_cursor(integration, "charge", SyncCursor(newest, (start, end)))
 
 
-def gone(
-    ledger: Ledger, client: PropexoClient, settings: Settings, latest: pd.Series, cutoff: str
-) -> pd.DataFrame:
+def gone(ctx: KindContext, latest: pd.Series, cutoff: str) -> pd.DataFrame:
     """Charges the latest proven sync did not see, within the dates it reached (Propexo syncs
     resident charges ``sync_window_days`` either side of a sync)."""
-    window = ledger.cursor(settings.integration_id, "charge").window
+    window = ctx.needs_ledger().cursor(ctx.integration_id, "charge").window
     if window is None:
         return pd.DataFrame(columns=CHARGE_FIELDS)
-    reach = pd.Timedelta(days=max(settings.sync_window_days - 1, 0))
+    reach = pd.Timedelta(days=max(ctx.sync_window_days - 1, 0))
     started = pd.Timestamp(latest["started_after"])
     start = max(window[0], _stamp(pd.Timestamp(latest["completed_at"]) - reach)[:10])
     end = min(window[1], _stamp(started + reach)[:10])
     if start > end:
         return pd.DataFrame(columns=CHARGE_FIELDS)
-    return fetch_synced_charges(client, settings.integration_id, start, end, last_seen_lte=cutoff)
+    return fetch_synced_charges(
+        ctx.needs_client(), ctx.integration_id, start, end, last_seen_lte=cutoff
+    )
 
 
 def _stamp(moment: pd.Timestamp) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def found(
-    records: pd.DataFrame, synced: pd.DataFrame, vendor_x_ids: dict[str, str]
-) -> dict[str, str]:
+def found(records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext) -> dict[str, str]:
     """Which charges and credits Propexo holds, by their whole reference number."""
     if records.empty or synced.empty:
         return {}
@@ -188,9 +174,7 @@ def found(
     return hits
 
 
-def find_in_doubt(
-    client: PropexoClient, ledger: Ledger, doubt: pd.DataFrame, vendor_x_ids: dict[str, str]
-) -> tuple[dict[str, str | None], set[str]]:
+def find_in_doubt(ctx: KindContext, doubt: pd.DataFrame) -> tuple[dict[str, str | None], set[str]]:
     """Charges and credits in doubt, looked up per resident by their whole reference number.
     One not found while a charge of the same resident, code, amount and date exists without
     our reference is ambiguous: it may be ours with the reference lost."""
@@ -198,7 +182,8 @@ def find_in_doubt(
     ambiguous: set[str] = set()
     if doubt.empty:
         return hits, ambiguous
-    ours = set(ledger.references())
+    client = ctx.needs_client()
+    ours = set(ctx.needs_ledger().references(RECORD_KINDS))
     for (integration_id, resident_id), group in doubt.groupby(["integration_id", "resident_id"]):
         days = group["transaction_date"].astype(str).str.slice(0, 10)
         listed = client.list_all(
@@ -228,10 +213,7 @@ def find_in_doubt(
 
 
 def match(
-    records: pd.DataFrame,
-    synced: pd.DataFrame,
-    vendor_x_ids: dict[str, str],
-    verdict: pd.Series | None,
+    records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext, verdict: pd.Series | None
 ) -> pd.DataFrame:
     return match_charges(records, synced, verdict)
 
@@ -282,21 +264,21 @@ def difference_advice(posted_cents: int, file_cents: int) -> str:
     )
 
 
-def _period(extract: ExtractResult, settings: Settings) -> tuple[date | None, str | None]:
+def _period(extract: ExtractResult, ctx: KindContext) -> tuple[date | None, str | None]:
     """A rent roll's billing period and where it came from: ``--period`` (or the config), the
     file's title, or a date in its file name. A period given for a file that states another
     is refused unless ``period_override``; a rent roll with no dates and no period at all is
     refused once, not row by row."""
     name = extract.source.name
     own, own_source = own_period(extract)
-    if settings.period is not None:
-        if own is not None and own != settings.period and not settings.period_override:
+    if ctx.period is not None:
+        if own is not None and own != ctx.period and not ctx.period_override:
             raise InputError(
-                f"{name}: the period given ({settings.period:%Y-%m}) contradicts the file's own "
+                f"{name}: the period given ({ctx.period:%Y-%m}) contradicts the file's own "
                 f"({own:%Y-%m}, from its {own_source}); check the file, or add --period-override "
-                f"to post it as {settings.period:%Y-%m} anyway"
+                f"to post it as {ctx.period:%Y-%m} anyway"
             )
-        return settings.period, "--period" if own != settings.period else own_source
+        return ctx.period, "--period" if own != ctx.period else own_source
     if own is not None:
         return own, own_source
     if not extract.rows.empty:
@@ -311,9 +293,7 @@ def _period(extract: ExtractResult, settings: Settings) -> tuple[date | None, st
     return None, None
 
 
-def _with_property(
-    extract: ExtractResult, settings: Settings, refs: RefData | None
-) -> ExtractResult:
+def _with_property(extract: ExtractResult, ctx: KindContext) -> ExtractResult:
     """A rent roll whose rows name no property takes it from ``--property`` or, online, from
     the one Propexo property its title names (a single-property export); with neither, it
     is refused once rather than row by row."""
@@ -323,7 +303,7 @@ def _with_property(
     current = rows.get("property_name")
     if current is not None and (current.notna() & current.astype(str).str.strip().ne("")).any():
         return extract
-    name = settings.property_name
+    name, refs = ctx.property_name, ctx.refs
     source = "--property"
     if name is None and refs is not None and extract.title:
         title = f" {normalize_header(extract.title)} "
@@ -411,16 +391,17 @@ def _content(code: object, amount: object, day: object) -> tuple[str, int, str]:
     return str(code), cents, str(day)[:10]
 
 
-def fetch_all(client: PropexoClient, integration_id: str, start: date, end: date) -> pd.DataFrame:
+def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
     """Propexo's charges and credits dated ``start`` to ``end`` (``tieout ledger rebuild``)."""
-    return fetch_synced_charges(client, integration_id, start.isoformat(), end.isoformat())
+    return fetch_synced_charges(
+        ctx.needs_client(), ctx.integration_id, start.isoformat(), end.isoformat()
+    )
 
 
-def adopt(
-    synced: pd.DataFrame, integration_id: str, vendor_ids_by_x_id: dict[str, str]
-) -> tuple[list[dict[str, Any]], int]:
+def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]], int]:
     """Ledger rows for Propexo's charges and credits, keyed by their reference number; and how
     many could not be keyed (no reference number)."""
+    integration_id = ctx.integration_id
     rows = []
     skipped = 0
     for charge in synced.to_dict("records"):
@@ -444,3 +425,49 @@ def adopt(
             }
         )
     return rows, skipped
+
+
+def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
+    """A posted charge or credit as Propexo's read model shows it: a credit's amount
+    negative; no Propexo id yet."""
+    amount = item.get("amount_in_cents")
+    if amount is not None and str(item.get("job_type", "")).endswith("CREDIT"):
+        amount = -abs(int(amount))
+    return {**item, "id": None, "amount_in_cents": amount}
+
+
+KIND = register(
+    kind_of(
+        globals(),
+        plural="charges and credits",
+        sync_model="resident_charges",
+        source_kind=SOURCE_KIND,
+        record_kinds=RECORD_KINDS,
+        write_paths={"charge": BATCH_PATH, "credit": CREDIT_PATH},
+        read_path=READ_PATH,
+        record_columns=tuple(CHARGE_COLUMNS),
+        source_columns=SOURCE_COLUMNS,
+        line_schema=ResidentCharge,
+        payload_schema=ChargePayload,
+        synced_fields=SYNCED_FIELDS,
+        dated_sync=True,
+        draft=Draft(
+            header_words=(
+                ("reference_number", ("reference", "ref", "invoice #", "bill #")),
+                ("transaction_date", ("date", "charge date", "bill date", "post date")),
+                (
+                    "charge_code",
+                    ("charge code", "service", "utility", "charge type", "code", "type"),
+                ),
+                ("resident_name", ("resident", "tenant", "occupant", "lessee", "customer")),
+                ("property_name", ("property", "community", "site", "building")),
+                ("unit", ("unit", "apt", "apartment", "suite")),
+                ("status", ("status",)),
+                ("notes", ("notes", "memo", "description")),
+                ("amount", ("amount", "amt", "charge", "total charge")),
+            ),
+            required=("unit", "resident_name", "charge_code", "amount"),
+            wide_required=("unit", "resident_name"),
+        ),
+    )
+)

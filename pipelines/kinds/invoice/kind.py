@@ -1,4 +1,5 @@
-"""Vendor bills → invoices: what is particular to them at every stage (see :mod:`flows`).
+"""Vendor bills → invoices: what is particular to them at every stage, as the
+:class:`~pipelines.core.kind.Kind` it registers.
 
 An invoice is one request of its own, read back from Propexo at once (Rent Manager invoices
 are readable right after the write), and known by (vendor, invoice number).
@@ -13,60 +14,35 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.core.config import Settings
-from pipelines.core.models import (
-    ExtractResult,
-    Issue,
-    IssueCode,
-    PostRequest,
-    ValidateResult,
-    whole,
-)
+from pipelines.core.kind import Draft, KindContext, kind_of
+from pipelines.core.models import ExtractResult, Issue, IssueCode, PostRequest, whole
 from pipelines.core.parsing import format_cents
-from pipelines.ledger import Conflict, Ledger, SyncCursor
-from pipelines.posting.payloads import request_body
-from pipelines.posting.propexo import PropexoClient
+from pipelines.kinds import register
+from pipelines.kinds.invoice.matching import match_invoices
+from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
+from pipelines.kinds.invoice.schemas import SOURCE_COLUMNS, SOURCE_KIND, InvoicePayload, VendorBill
+from pipelines.kinds.invoice.synced import INVOICE_FIELDS, fetch_synced_invoices
+from pipelines.kinds.invoice.transform import transform_bills
+from pipelines.kinds.invoice.validate import validate_bills
+from pipelines.ledger import Conflict, SyncCursor
+from pipelines.posting.payloads import stored_body
 from pipelines.reading.extract import own_period
-from pipelines.reading.validate import validate_bills
-from pipelines.reconciling.reconcile import match_invoices
-from pipelines.resolving.refs import INVOICE_FIELDS, RefData, fetch_synced_invoices, newest_stamp
-from pipelines.resolving.transform import transform_bills
-from schemas.vendor_bill import InvoicePayload, VendorBill
+from pipelines.resolving.refs import newest_stamp
 
-LINE_SCHEMA = VendorBill
-PAYLOAD_SCHEMA = InvoicePayload
 SYNCED_FIELDS = INVOICE_FIELDS
 WRITE_PATH = "/v1/invoices/rentmanager/"
 READ_PATH = "/v1/invoices/"
 
 
-def prepare(
-    extract: ExtractResult, settings: Settings, refs: RefData | None
-) -> tuple[ExtractResult, list[Issue]]:
+# Its validating and transform, under the names kind_of takes them by.
+validate = validate_bills
+transform = transform_bills
+
+
+def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
     """Bills carry their own dates: the file's own period is only reported."""
     period, source = own_period(extract)
     return replace(extract, period=period, period_source=source if period else None), []
-
-
-def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
-    return validate_bills(extract)
-
-
-def transform(
-    validated: ValidateResult,
-    refs: RefData,
-    settings: Settings,
-    source_file: str,
-    period: date | None,
-) -> tuple[pd.DataFrame, list[Issue]]:
-    result = transform_bills(
-        validated,
-        refs,
-        integration_id=settings.integration_id,
-        source_file=source_file,
-        due_days_default=settings.due_days_default,
-    )
-    return result.invoices, result.issues
 
 
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
@@ -74,7 +50,7 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     return [
         PostRequest(
             WRITE_PATH,
-            request_body(record),
+            _body(record),
             [str(record.record_key)],
             "invoice",
             str(record.location_id),
@@ -84,11 +60,17 @@ def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     ]
 
 
-def refresh(
-    ledger: Ledger, client: PropexoClient, settings: Settings, records: pd.DataFrame
-) -> None:
+def _body(record: Any) -> dict[str, Any]:
+    """An invoice is posted as stored (its body is written whole by transform)."""
+    body = stored_body(record)
+    if body is None:
+        raise ValueError(f"invoice {record.record_key} has no stored body")
+    return body
+
+
+def refresh(ctx: KindContext, records: pd.DataFrame) -> None:
     """Propexo's invoices changed since the newest one seen (all of them the first time)."""
-    integration = settings.integration_id
+    ledger, client, integration = ctx.needs_ledger(), ctx.needs_client(), ctx.integration_id
     cursor = ledger.cursor(integration, "invoice")
     fetched = fetch_synced_invoices(
         client, integration, **({"updated_at_gte": cursor.newest} if cursor.newest else {})
@@ -99,19 +81,30 @@ def refresh(
         ledger.save_cursor(integration, "invoice", SyncCursor(newest))
 
 
-def gone(
-    ledger: Ledger, client: PropexoClient, settings: Settings, latest: pd.Series, cutoff: str
-) -> pd.DataFrame:
+def gone(ctx: KindContext, latest: pd.Series, cutoff: str) -> pd.DataFrame:
     """Invoices the latest proven sync did not see."""
-    return fetch_synced_invoices(client, settings.integration_id, last_seen_lte=cutoff)
+    return fetch_synced_invoices(ctx.needs_client(), ctx.integration_id, last_seen_lte=cutoff)
 
 
-def found(
-    records: pd.DataFrame, synced: pd.DataFrame, vendor_x_ids: dict[str, str]
-) -> dict[str, str]:
+def vendor_x_ids(ctx: KindContext) -> dict[str, str]:
+    """Propexo vendor id → the vendor's Rent Manager id (what Propexo's invoices carry), from
+    the context's reference data (none without it)."""
+
+    def build() -> dict[str, str]:
+        vendors = ctx.refs.vendors if ctx.refs is not None else None
+        if vendors is None:
+            return {}
+        return dict(zip(vendors["id"].astype(str), vendors["x_id"].astype(str), strict=True))
+
+    found: dict[str, str] = ctx.remembered("invoice vendor_x_ids", build)
+    return found
+
+
+def found(records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext) -> dict[str, str]:
     """Which invoices Propexo holds, by (vendor, invoice number): record key → Propexo id."""
     if records.empty or synced.empty:
         return {}
+    x_ids = vendor_x_ids(ctx)
     by_number = dict(
         zip(
             zip(
@@ -127,16 +120,15 @@ def found(
     for key, vendor_id, number in zip(
         records["record_key"], records["vendor_id"], records["invoice_number"], strict=True
     ):
-        hit = by_number.get((vendor_x_ids.get(str(vendor_id), ""), str(number)))
+        hit = by_number.get((x_ids.get(str(vendor_id), ""), str(number)))
         if hit is not None:
             hits[str(key)] = hit
     return hits
 
 
-def find_in_doubt(
-    client: PropexoClient, ledger: Ledger, doubt: pd.DataFrame, vendor_x_ids: dict[str, str]
-) -> tuple[dict[str, str | None], set[str]]:
+def find_in_doubt(ctx: KindContext, doubt: pd.DataFrame) -> tuple[dict[str, str | None], set[str]]:
     """Invoices in doubt looked up at once, by (vendor, invoice number), per location."""
+    client, x_ids = ctx.needs_client(), vendor_x_ids(ctx)
     hits: dict[str, str | None] = {}
     for location_id, group in doubt.groupby("location_id"):
         listed = client.list_all(
@@ -145,21 +137,16 @@ def find_in_doubt(
         )
         by_key = {(str(i.get("x_vendor_id")), str(i.get("invoice_number"))): i for i in listed}
         for record in group.itertuples(index=False):
-            hit = by_key.get(
-                (vendor_x_ids.get(str(record.vendor_id), ""), str(record.invoice_number))
-            )
+            hit = by_key.get((x_ids.get(str(record.vendor_id), ""), str(record.invoice_number)))
             if hit is not None:
                 hits[str(record.record_key)] = str(hit["id"])
     return hits, set()
 
 
 def match(
-    records: pd.DataFrame,
-    synced: pd.DataFrame,
-    vendor_x_ids: dict[str, str],
-    verdict: pd.Series | None,
+    records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext, verdict: pd.Series | None
 ) -> pd.DataFrame:
-    return match_invoices(records, synced, vendor_x_ids, verdict)
+    return match_invoices(records, synced, vendor_x_ids(ctx), verdict)
 
 
 def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
@@ -206,16 +193,21 @@ def _line_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "this line's property, GL account or description changed"
 
 
-def fetch_all(client: PropexoClient, integration_id: str, start: date, end: date) -> pd.DataFrame:
+def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
     """Every invoice Propexo holds for the integration (``tieout ledger rebuild``)."""
-    return fetch_synced_invoices(client, integration_id)
+    return fetch_synced_invoices(ctx.needs_client(), ctx.integration_id)
 
 
-def adopt(
-    synced: pd.DataFrame, integration_id: str, vendor_ids_by_x_id: dict[str, str]
-) -> tuple[list[dict[str, Any]], int]:
+def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
+    """A posted invoice as Propexo's read model shows it: the vendor's PMS id, no id yet."""
+    return {**item, "id": None, "x_vendor_id": vendor_x_ids(ctx).get(str(item.get("vendor_id")))}
+
+
+def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]], int]:
     """Ledger rows for Propexo's invoices, keyed as tieout keys its own; and how many could
     not be keyed (an invoice of a vendor Propexo does not list, or without a number)."""
+    integration_id = ctx.integration_id
+    vendor_ids_by_x_id = {x: v for v, x in vendor_x_ids(ctx).items()}
     rows = []
     skipped = 0
     for invoice in synced.to_dict("records"):
@@ -236,3 +228,37 @@ def adopt(
             }
         )
     return rows, skipped
+
+
+KIND = register(
+    kind_of(
+        globals(),
+        source_kind=SOURCE_KIND,
+        record_kinds=("invoice",),
+        plural="invoices",
+        source_columns=SOURCE_COLUMNS,
+        line_schema=VendorBill,
+        payload_schema=InvoicePayload,
+        record_columns=tuple(INVOICE_COLUMNS),
+        synced_fields=SYNCED_FIELDS,
+        sync_model="invoices",
+        dated_sync=False,
+        write_paths={"invoice": WRITE_PATH},
+        read_path=READ_PATH,
+        id_from_write_status=True,
+        draft=Draft(
+            header_words=(
+                ("due_date", ("due", "due date")),
+                ("post_date", ("post date", "posting date")),
+                ("invoice_date", ("invoice date", "bill date", "date")),
+                ("invoice_number", ("invoice", "invoice #", "bill #", "reference", "ref")),
+                ("vendor_name", ("vendor", "payee", "supplier")),
+                ("property_name", ("property", "community", "site", "building")),
+                ("gl_account", ("gl", "account", "expense account")),
+                ("description", ("description", "memo", "notes")),
+                ("amount", ("amount", "amt", "total")),
+            ),
+            required=("vendor_name", "invoice_number", "invoice_date", "amount"),
+        ),
+    )
+)

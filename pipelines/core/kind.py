@@ -1,0 +1,253 @@
+"""What a record kind is to the shared stages: a :class:`Kind` of plain functions and
+constants, the :class:`KindContext` its functions are given, and :class:`Kinds`, the set a
+composer hands a stage (the registry that fills it is :mod:`pipelines.kinds`; no stage
+imports it).
+
+A stage never compares a kind's name: it asks ``kinds.source(...)``, ``kinds.record(...)``
+or ``kinds.of(records, kind)`` and calls what it finds; an unknown kind raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from pipelines.core.models import (
+    ExtractResult,
+    Issue,
+    PostRequest,
+    TransformResult,
+    ValidateResult,
+)
+
+if TYPE_CHECKING:
+    from pipelines.core.config import Settings
+    from pipelines.ledger import Conflict, Ledger
+    from pipelines.posting.propexo import PropexoClient
+    from pipelines.resolving.refs import RefData
+
+Found = dict[str, str | None]  # record key → Propexo id (None: found, id not known)
+
+
+@dataclass(frozen=True)
+class KindContext:
+    """What a kind's functions may read besides their frames: the few settings they use,
+    Propexo's reference data, the ledger and the client (each when the caller has one).
+    ``memo`` keeps what a kind derives once per context (the invoice kind's vendor ids)."""
+
+    kinds: Kinds
+    integration_id: str
+    refs: RefData | None = None
+    ledger: Ledger | None = None
+    client: PropexoClient | None = None
+    period: date | None = None
+    period_override: bool = False
+    property_name: str | None = None
+    due_days_default: int = 30
+    sync_window_days: float = 30.0
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        kinds: Kinds,
+        *,
+        refs: RefData | None = None,
+        ledger: Ledger | None = None,
+        client: PropexoClient | None = None,
+    ) -> KindContext:
+        """The context for one run or command: the settings the kinds use, read once."""
+        return cls(
+            kinds,
+            settings.integration_id,
+            refs,
+            ledger,
+            client,
+            period=settings.period,
+            period_override=settings.period_override,
+            property_name=settings.property_name,
+            due_days_default=settings.due_days_default,
+            sync_window_days=settings.sync_window_days,
+        )
+
+    def remembered(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()`` once per context under ``name``."""
+        if name not in self.memo:
+            self.memo[name] = make()
+        return self.memo[name]
+
+    def needs_ledger(self) -> Ledger:
+        if self.ledger is None:
+            raise ValueError("this step needs the ledger in its KindContext")
+        return self.ledger
+
+    def needs_client(self) -> PropexoClient:
+        if self.client is None:
+            raise ValueError("this step needs the Propexo client in its KindContext")
+        return self.client
+
+    def needs_refs(self) -> RefData:
+        if self.refs is None:
+            raise ValueError("this step needs Propexo's reference data in its KindContext")
+        return self.refs
+
+
+@dataclass(frozen=True)
+class Draft:
+    """How `tieout profile init` drafts a profile for a kind's export."""
+
+    # Words by which a header names a canonical column, most specific first (a header takes
+    # the first canonical column whose words it contains as whole words).
+    header_words: tuple[tuple[str, tuple[str, ...]], ...]
+    required: tuple[str, ...]  # what a profile of one line per row requires
+    # what a wide export (one amount column per charge code, `[charges] mode = "columns"`)
+    # requires; None: the kind's exports are never wide
+    wide_required: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What is particular to one kind of source and the records it becomes."""
+
+    source_kind: str  # what a profile's ``kind`` names
+    record_kinds: tuple[str, ...]  # the ledger's ``kind`` of its records
+    plural: str  # its records in words ("invoices")
+    source_columns: tuple[str, ...]  # the canonical columns a profile maps headers onto
+    line_schema: type[Any]  # a validated line (pandera model; its titles are the words)
+    payload_schema: type[Any]  # what is posted (pandera model)
+    record_columns: tuple[str, ...]  # the columns of the records its transform makes
+    synced_fields: list[str]  # the columns of Propexo's records read back
+    sync_model: str  # Propexo's model name in SYNC_COMPLETE webhooks and the write log
+    dated_sync: bool  # Propexo syncs this model only within a date window around each sync
+    write_paths: Mapping[str, str]  # record kind → endpoint written to
+    read_path: str  # endpoint Propexo's records are read from
+    # a file's rows before validation: period, property, unit (charges), refused once if wrong
+    prepare: Callable[[ExtractResult, KindContext], tuple[ExtractResult, list[Issue]]]
+    validate: Callable[[ExtractResult, date | None], ValidateResult]
+    # valid lines → (records, issues), names resolved to Propexo ids
+    transform: Callable[[ValidateResult, RefData, KindContext, str, date | None], TransformResult]
+    plan_requests: Callable[[pd.DataFrame, int], list[PostRequest]]
+    # brings the ledger's copy of Propexo's records of this kind up to date for these records
+    refresh: Callable[[KindContext, pd.DataFrame], None]
+    # Propexo's records a sync no longer saw (deleted in the PMS), given the latest proven sync
+    gone: Callable[[KindContext, pd.Series, str], pd.DataFrame]
+    found: Callable[[pd.DataFrame, pd.DataFrame, KindContext], dict[str, str]]
+    find_in_doubt: Callable[[KindContext, pd.DataFrame], tuple[Found, set[str]]]
+    match: Callable[[pd.DataFrame, pd.DataFrame, KindContext, pd.Series | None], pd.DataFrame]
+    unexpected: Callable[[pd.DataFrame, pd.DataFrame], int]  # ours in Propexo, not in the ledger
+    conflict_issues: Callable[[Conflict, pd.Series, str], list[Issue]]
+    # `tieout ledger rebuild`: everything Propexo holds (dated start to end where it is read
+    # by date), a body its write log shows posted as the read model would show it, and ledger
+    # rows for either keyed as tieout keys its own (and how many could not be)
+    fetch_all: Callable[[KindContext, date, date], pd.DataFrame]
+    as_read: Callable[[dict[str, Any], KindContext], dict[str, Any]]
+    adopt: Callable[[pd.DataFrame, KindContext], tuple[list[dict[str, Any]], int]]
+    # write-status gives each write of this kind its own created_record_id, which matching
+    # uses (an invoice); the write log has no ids, so such a job is asked write-status itself
+    id_from_write_status: bool = False
+    draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
+
+
+# The functions of a kind, by the names its module defines them under (see :func:`kind_of`).
+KIND_FUNCTIONS = (
+    "prepare",
+    "validate",
+    "transform",
+    "plan_requests",
+    "refresh",
+    "gone",
+    "found",
+    "find_in_doubt",
+    "match",
+    "unexpected",
+    "conflict_issues",
+    "fetch_all",
+    "as_read",
+    "adopt",
+)
+
+
+def kind_of(namespace: Mapping[str, Any], **constants: Any) -> Kind:
+    """A kind whose functions are those ``namespace`` (its module's ``globals()``) defines
+    under the names of :data:`KIND_FUNCTIONS`, with its ``constants``."""
+    missing = [name for name in KIND_FUNCTIONS if not callable(namespace.get(name))]
+    if missing:
+        raise ValueError(f"a kind's module defines no {', '.join(missing)}")
+    return Kind(**constants, **{name: namespace[name] for name in KIND_FUNCTIONS})
+
+
+class Kinds:
+    """The record kinds a run knows, in registration order, with their lookups."""
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self._by_source: dict[str, Kind] = {}
+        self._by_record: dict[str, Kind] = {}
+        for kind in kinds:
+            self._by_source[kind.source_kind] = kind
+            for record_kind in kind.record_kinds:
+                self._by_record[record_kind] = kind
+        # What each record kind's proof of absence needs (proof.sync_verdicts).
+        self.sync_scope: dict[str, tuple[str, bool]] = {
+            name: (kind.sync_model, kind.dated_sync) for name, kind in self._by_record.items()
+        }
+        # The record kinds whose write-status answer carries the record's own id.
+        self.id_from_write_status: frozenset[str] = frozenset(
+            name for name, kind in self._by_record.items() if kind.id_from_write_status
+        )
+        self.source_columns: dict[str, tuple[str, ...]] = {
+            name: kind.source_columns for name, kind in self._by_source.items()
+        }
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self._by_source.values())
+
+    def __len__(self) -> int:
+        return len(self._by_source)
+
+    @property
+    def record_kinds(self) -> tuple[str, ...]:
+        return tuple(self._by_record)
+
+    def source(self, name: str) -> Kind:
+        """The kind of a source (a profile's ``kind``); an unknown one raises."""
+        try:
+            return self._by_source[name]
+        except KeyError:
+            raise ValueError(
+                f"no kind for source kind {name!r}; known: {sorted(self._by_source)}"
+            ) from None
+
+    def record(self, name: str) -> Kind:
+        """The kind a record kind (the ledger's ``kind``) belongs to; an unknown one raises."""
+        try:
+            return self._by_record[name]
+        except KeyError:
+            raise ValueError(
+                f"no kind for record kind {name!r}; known: {sorted(self._by_record)}"
+            ) from None
+
+    def of(self, records: pd.DataFrame, kind: Kind) -> pd.DataFrame:
+        """The records of one kind; a record of a kind no registered kind knows raises."""
+        if records.empty:
+            return records
+        unknown = set(records["kind"].unique()) - set(self._by_record)
+        if unknown:
+            raise ValueError(f"no kind for record kind(s) {sorted(unknown)}")
+        return records[records["kind"].isin(kind.record_kinds).to_numpy(dtype=bool)]
+
+    def plan_requests(self, ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
+        """The fewest requests the API allows for every ready record, kind by kind."""
+        return [
+            request
+            for kind in self
+            for request in kind.plan_requests(self.of(ready, kind), batch_size)
+        ]
+
+    def validate(self, extract: ExtractResult, period: date | None = None) -> ValidateResult:
+        """Validate a file's rows by its kind's rules."""
+        return self.source(extract.kind).validate(extract, period or extract.period)

@@ -1,0 +1,1 @@
+"""Rent rolls and charge files → resident charges and credits, a record kind."""

@@ -1,0 +1,1 @@
+"""Vendor bills → invoices, a record kind."""

@@ -1,0 +1,97 @@
+"""An invoice's body: a dict (its lines are few), stored as JSON text in the ledger; its
+digest is the sha256 of its canonical JSON, less the notes (which name the file)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.models import whole
+from pipelines.posting.payloads import content_hash
+
+
+def encode_invoice(
+    group: pd.DataFrame, integration_id: str, source_file: str, due_days_default: int
+) -> dict[str, Any]:
+    first = group.iloc[0]
+    invoice_date = str(first["invoice_date"])
+    defaulted: list[str] = []
+    due = group["due_date"].dropna()
+    if due.empty:
+        due_date = (date.fromisoformat(invoice_date) + timedelta(days=due_days_default)).isoformat()
+        defaulted.append(f"due_date = invoice date + {due_days_default} days")
+    else:
+        due_date = str(due.iloc[0])
+    post = group["post_date"].dropna()
+    if post.empty:
+        post_date = invoice_date
+        defaulted.append("post_date = invoice date")
+    else:
+        post_date = str(post.iloc[0])
+    rows = [int(r) for r in group["source_row"]]
+    items = [
+        {
+            "amount_in_cents": whole(line["amount_cents"]),
+            "property_id": str(line["property_id"]),
+            "financial_account_id": str(line["financial_account_id"]),
+            **({"notes": str(line["description"])} if pd.notna(line["description"]) else {}),
+        }
+        for line in group.to_dict("records")
+    ]
+    total = sum(whole(item["amount_in_cents"]) for item in items)
+    payload = {
+        "integration_id": integration_id,
+        "vendor_id": str(first["vendor_id"]),
+        "location_id": str(first["location_id"]),
+        "invoice_date": invoice_date,
+        "due_date": due_date,
+        "post_date": post_date,
+        "total_amount_in_cents": total,
+        "invoice_items": items,
+        "invoice_number": str(first["invoice_number"]),
+        "notes": f"tieout: {source_file} rows {_row_span(rows)}",
+    }
+    key = f"invoice:{integration_id}:{first['vendor_id']}:{first['invoice_number']}"
+    hashed = {k: v for k, v in payload.items() if k != "notes"}  # notes name the file: not content
+    return {
+        "record_key": key,
+        "kind": "invoice",
+        "integration_id": integration_id,
+        "vendor_id": str(first["vendor_id"]),
+        "location_id": str(first["location_id"]),
+        "invoice_number": str(first["invoice_number"]),
+        # the bill's date, so an invoice shows a date and falls in its period as a charge does
+        "transaction_date": invoice_date,
+        "total_amount_in_cents": total,
+        "amount_cents": total,
+        "content_hash": content_hash(hashed),
+        "payload": payload,
+        "source_rows": rows,
+        "source_file": source_file,
+        "defaulted": defaulted,
+    }
+
+
+def _row_span(rows: list[int]) -> str:
+    rows = sorted(rows)
+    return f"{rows[0]}-{rows[-1]}" if len(rows) > 1 else str(rows[0])
+
+
+INVOICE_COLUMNS = [
+    "record_key",
+    "kind",
+    "integration_id",
+    "vendor_id",
+    "location_id",
+    "invoice_number",
+    "transaction_date",
+    "total_amount_in_cents",
+    "amount_cents",
+    "content_hash",
+    "payload",
+    "source_rows",
+    "source_file",
+    "defaulted",
+]
