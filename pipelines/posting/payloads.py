@@ -34,6 +34,7 @@ from pipelines.core.columns import (
     row_lists,
 )
 from pipelines.core.models import whole
+from pipelines.core.record_columns import RECORD
 
 
 def content_hash(payload: dict[str, Any]) -> str:
@@ -222,41 +223,12 @@ def request_body(record: Any) -> dict[str, Any]:
     return charge_body(record)
 
 
-INVOICE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "vendor_id",
-    "location_id",
-    "invoice_number",
-    "transaction_date",
-    "total_amount_in_cents",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "defaulted",
-]
+# What transform yields for each kind: its record frame's columns (`record_columns`), plus one
+# the ledger does not keep.
+INVOICE_COLUMNS = [*RECORD.framed("invoice"), "total_amount_in_cents"]
 
 
-CHARGE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "property_id",
-    "charge_notes",
-]
+CHARGE_COLUMNS = [*RECORD.framed("charge"), "property_id"]
 
 
 IDENTITY = ["resident_id", "charge_code_id", "transaction_date"]  # what names a charge

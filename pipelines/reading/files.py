@@ -25,6 +25,7 @@ from pipelines.core.models import (
     SourceFile,
     ValidateResult,
 )
+from pipelines.core.record_columns import RECORD
 from pipelines.kinds.flows import flow_for_source
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import Limits, source_rows
@@ -43,17 +44,7 @@ from pipelines.resolving.refs import (
 )
 from schemas import conforms
 
-RECORD_FRAME_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-]
+RECORD_FRAME_COLUMNS = RECORD.framed()  # what every kind's records have
 
 
 def profiles_for(settings: Settings) -> list[Profile]:
