@@ -222,11 +222,12 @@ def test_records_read_column_wise_are_the_frame_pandas_reads(
 
 def test_the_records_whole_number_columns_are_the_tables_own(tmp_path: Path) -> None:
     """What the column-wise read takes for whole numbers is what the table declares."""
-    from pipelines.ledger.schema import RECORD_INTEGERS
+    from pipelines.core.record_columns import RECORD
 
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         declared = ledger.db.execute("PRAGMA table_info(records)").fetchall()
-    assert {str(row[1]) for row in declared if str(row[2]).upper() == "INTEGER"} == RECORD_INTEGERS
+    integers = {str(row[1]) for row in declared if str(row[2]).upper() == "INTEGER"}
+    assert integers == RECORD.integers()
 
 
 def test_state_changes_made_together_commit_once_and_are_logged_after(
@@ -423,9 +424,9 @@ def test_the_copy_knows_every_table_and_every_engine_numbered_one() -> None:
     import re
 
     from pipelines.ledger.copy import IDENTITY, TABLES
-    from pipelines.ledger.schema import LATER_TABLES, SCHEMA
+    from pipelines.ledger.schema import LATER_TABLES, base_tables
 
-    ddl = SCHEMA + "".join(LATER_TABLES)
+    ddl = base_tables() + "".join(LATER_TABLES)
     tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl))
     numbered = set(
         re.findall(

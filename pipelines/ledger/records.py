@@ -23,9 +23,9 @@ from pipelines.core.columns import is_in
 from pipelines.core.errors import LedgerError
 from pipelines.core.logs import LOGGER
 from pipelines.core.models import RecordState, utcnow
+from pipelines.core.record_columns import RECORD, Column
 from pipelines.kinds.charge.references import Unmatched, match_posted
 from pipelines.ledger.database import Database
-from pipelines.ledger.schema import BODIES, RECORD_COLUMNS, RECORD_INTEGERS, SETTABLE
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
@@ -123,11 +123,10 @@ class RecordStore:
             # Built column by column (a million records are written in seconds, not minutes),
             # a slice at a time, so only one slice's Python objects exist at once.
             for start in range(0, len(new), STAGE_SLICE):
-                self.db.insert_rows(
-                    "records",
-                    STAGED_COLUMNS,
-                    _record_rows(new.iloc[start : start + STAGE_SLICE], run_id, sha256, now),
+                columns, rows = _record_rows(
+                    new.iloc[start : start + STAGE_SLICE], run_id, sha256, now
                 )
+                self.db.insert_rows("records", columns, rows)
             # Their events are the rows just written (no other stager can write meanwhile).
             self.db.execute(
                 "INSERT INTO events(at, run_id, record_key, to_state) "
@@ -206,13 +205,14 @@ class RecordStore:
         detail: str | None = None,
         **fields: Any,
     ) -> None:
-        """Move records to a new state, setting any of :data:`SETTABLE` with it, with an event
+        """Move records to a new state, setting any settable column with it, with an event
         each, in one transaction: a few statements per 500 keys, however many keys."""
         state = _state(to_state)
-        unknown = set(fields) - set(SETTABLE)
+        settable = RECORD.settable()
+        unknown = set(fields) - set(settable)
         if unknown:
             raise LedgerError(f"a state change cannot set {sorted(unknown)}")
-        names = [name for name in SETTABLE if name in fields]  # the ledger's names, in its order
+        names = [name for name in settable if name in fields]  # the ledger's names, in its order
         sets = ", ".join(["state = ?", "updated_at = ?", *(f"{name} = ?" for name in names)])
         now = utcnow()
         values = [state.value, now, *(_db_value(fields[name]) for name in names)]
@@ -376,47 +376,35 @@ class RecordStore:
                 "new ledger (move the file aside first)"
             )
         now = utcnow()
-        rows = [
-            (
-                str(r["record_key"]),
-                str(r["kind"]),
-                run_id,
-                "(adopted from Propexo)",
-                "[]",
-                str(r["integration_id"]),
-                _opt(r.get("location_id")),
-                _opt(r.get("reference_number")),
-                _opt(r.get("invoice_number")),
-                _opt(r.get("vendor_id")),
-                _opt(r.get("resident_id")),
-                _opt(r.get("charge_code_id")),
-                _opt(r.get("transaction_date")),
-                int(r["amount_cents"]),
-                ADOPTED,
-                "{}",
-                _opt(r.get("created_record_id")),
-                now,
-                now,
-                now,
-            )
-            for r in frame.to_dict("records")
-        ]
+        keys = _texts(frame["record_key"])
+        # Staged as any record is, less what only a file has: no file, rows, body or digest.
+        columns, rows = _record_rows(
+            frame,
+            run_id,
+            None,
+            now,
+            {
+                "source_file": repeat("(adopted from Propexo)"),
+                "source_rows": repeat("[]"),
+                "content_hash": repeat(ADOPTED),
+                "payload": repeat("{}"),
+                "state": repeat("confirmed"),
+                "created_record_id": _optional(frame, "created_record_id"),
+                "confirmed_at": repeat(now),
+            },
+        )
         with self.db.transaction():
             self.db.executemany(
-                "INSERT INTO records(record_key, kind, run_id, source_file, "
-                "source_rows, integration_id, location_id, reference_number, invoice_number, "
-                "vendor_id, resident_id, charge_code_id, transaction_date, amount_cents, "
-                "content_hash, payload, state, created_record_id, created_at, updated_at, "
-                "confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "'confirmed', ?, ?, ?, ?) ON CONFLICT(record_key) DO NOTHING",
+                f"INSERT INTO records({', '.join(columns)}) VALUES ({_marks(columns)}) "
+                "ON CONFLICT(record_key) DO NOTHING",
                 rows,
             )
             self.db.executemany(
                 "INSERT INTO events(at, run_id, record_key, from_state, to_state, detail) "
                 "VALUES (?, ?, ?, NULL, 'confirmed', 'adopted from Propexo by ledger rebuild')",
-                ((now, run_id, row[0]) for row in rows),
+                ((now, run_id, key) for key in keys),
             )
-        return len(rows)
+        return len(keys)
 
     def touched_keys(self, run_id: str) -> list[str]:
         """Records whose state a run changed, whichever run staged them (a run that only
@@ -467,17 +455,19 @@ class RecordStore:
             shas = list(files)
             where.append(f"file_sha256 IN ({_marks(shas)})" if shas else "1 = 0")
             params += shas
-        unknown = set(columns or ()) - set(RECORD_COLUMNS)
+        every = RECORD.names()
+        unknown = set(columns or ()) - set(every)
         if unknown:
             raise LedgerError(f"no such record column(s): {sorted(unknown)}")
         if columns is not None:
-            selected = ", ".join(columns)  # only names from RECORD_COLUMNS, checked above
+            selected = ", ".join(columns)  # only the declared names, checked above
             bodies = bodies and "payload" in columns and "source_rows" in columns
         else:
-            selected = ", ".join(c for c in RECORD_COLUMNS if bodies or c not in BODIES)
+            left_out = () if bodies else RECORD.bodies()
+            selected = ", ".join(c for c in every if c not in left_out)
         sql = f"SELECT {selected} FROM records" + (f" WHERE {' AND '.join(where)}" if where else "")
         frame = self.db.read_frame(
-            sql + f" ORDER BY {self.db.insertion_order}", params, integers=RECORD_INTEGERS
+            sql + f" ORDER BY {self.db.insertion_order}", params, integers=RECORD.integers()
         )
         if not frame.empty and bodies:
             # Charges store no body (it is built from their columns when posted): None.
@@ -526,18 +516,6 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-# What staging writes of a record, in the order `_record_rows` builds it: the record's own
-# columns up to its state, then the ledger's bookkeeping.
-STAGED_COLUMNS = (
-    *RECORD_COLUMNS[: RECORD_COLUMNS.index("state")],
-    "created_at",
-    "updated_at",
-    "defaulted",
-    "charge_notes",
-    "state",
-)
-
-
 def _twins(keys: pd.Series) -> pd.Series:
     """A charge whose amount changed sign is a credit now (and the reverse): same number, other
     kind, so each key is also looked up as its twin."""
@@ -547,54 +525,73 @@ def _twins(keys: pd.Series) -> pd.Series:
     )
 
 
-def _defaulted(value: Any) -> list[str]:
+def _listed(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _record_rows(
-    new: pd.DataFrame, run_id: str, sha256: str | None, now: str
-) -> Iterator[tuple[Any, ...]]:
-    """The records table's rows for a frame of new records, built column by column."""
-    payloads = new["payload"] if "payload" in new else pd.Series(None, index=new.index)
-    # A charge's body is its columns (built when posted): no JSON text is stored for it.
-    bodies: Iterable[Any]
+    new: pd.DataFrame,
+    run_id: str,
+    sha256: str | None,
+    now: str,
+    given: dict[str, Iterable[Any]] | None = None,
+) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """The records table's rows for a frame of new records, built column by column: every
+    column staging writes (as the declaration says it fills it), and ``given`` (values of
+    columns by name, in place of or besides those). Returns the columns and the rows."""
+    given = given or {}
+    values = {
+        column.name: (
+            given[column.name]
+            if column.name in given
+            else _staged_values(column, new, run_id, sha256, now)
+        )
+        for column in RECORD.staged()
+    } | given
+    return list(values), zip(*values.values(), strict=False)
+
+
+def _staged_values(
+    column: Column, new: pd.DataFrame, run_id: str, sha256: str | None, now: str
+) -> Iterable[Any]:
+    """One column of new records' rows, filled as its declaration says (`record_columns.Fill`)."""
+    name = column.name
+    match column.staged:
+        case "text":
+            return _texts(new[name])
+        case "optional":
+            return _optional(new, name)
+        case "cents":
+            cents: list[int] = new[name].astype("int64").tolist()
+            return cents
+        case "rows":
+            return _json_lists(new[name])
+        case "body":
+            return _bodies(new[name] if name in new else pd.Series(None, index=new.index))
+        case "joined":
+            if name not in new:
+                return repeat(None)
+            joined: Iterable[Any] = new[name].map(lambda v: "; ".join(_listed(v)) or None)
+            return joined
+        case "run":
+            return repeat(run_id)
+        case "file":
+            return repeat(sha256)
+        case "now":
+            return repeat(now)
+        case "ready":
+            return repeat(RecordState.READY.value)
+    raise LedgerError(f"record column {name!r} is not filled when staged")
+
+
+def _bodies(payloads: pd.Series) -> Iterable[Any]:
+    """Request bodies as JSON text. A charge's body is its columns (built when posted): no
+    JSON text is stored for it."""
     if _all_text(payloads):
-        bodies = _texts(payloads)
-    elif payloads.isna().all():
-        bodies = repeat("")
-    else:
-        bodies = [
-            p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads
-        ]
-    return zip(
-        _texts(new["record_key"]),
-        _texts(new["kind"]),
-        repeat(run_id),
-        repeat(sha256),
-        _texts(new["source_file"]),
-        _json_lists(new["source_rows"]),
-        _texts(new["integration_id"]),
-        _optional(new, "location_id"),
-        _optional(new, "reference_number"),
-        _optional(new, "invoice_number"),
-        _optional(new, "vendor_id"),
-        _optional(new, "resident_id"),
-        _optional(new, "charge_code_id"),
-        _optional(new, "transaction_date"),
-        new["amount_cents"].astype("int64").tolist(),
-        _texts(new["content_hash"]),
-        bodies,
-        repeat(now),
-        repeat(now),
-        (
-            new["defaulted"].map(lambda v: "; ".join(_defaulted(v)) or None)
-            if "defaulted" in new
-            else repeat(None)
-        ),
-        _optional(new, "charge_notes"),
-        repeat("ready"),
-        strict=False,
-    )
+        return _texts(payloads)
+    if payloads.isna().all():
+        return repeat("")
+    return [p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads]
 
 
 def _optional(frame: pd.DataFrame, column: str) -> list[str | None]:

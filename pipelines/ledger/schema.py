@@ -1,4 +1,6 @@
-"""The ledger's tables, and the columns added to them since the first release.
+"""The ledger's tables as a new ledger gets them (an existing one is brought there by the
+migrations in ``migrations/versions/``, each with its own frozen DDL). ``records`` is declared
+column by column in ``columns.py``; the other tables are written out here.
 
 Every table and column name the ledger's SQL uses is written here or in the ledger's own
 modules: none comes from a caller.
@@ -8,9 +10,11 @@ from __future__ import annotations
 
 import re
 
+from pipelines.core.record_columns import RECORD
 from pipelines.ledger.database import Database
 
-SCHEMA = """
+# The first revision's tables (with the columns added since), before records.
+BEFORE_RECORDS = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -34,7 +38,12 @@ CREATE TABLE IF NOT EXISTS files (
     rejected_total_cents INTEGER NOT NULL,
     previously_posted_cents INTEGER NOT NULL DEFAULT 0,
     moved_to TEXT,
-    processed_at TEXT NOT NULL
+    processed_at TEXT NOT NULL,
+    columns_not_charged TEXT,
+    file_totals TEXT,
+    period TEXT,
+    period_source TEXT,
+    sheet TEXT
 );
 CREATE TABLE IF NOT EXISTS drops (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,44 +63,14 @@ CREATE TABLE IF NOT EXISTS rejects (
     code TEXT NOT NULL,
     message TEXT NOT NULL,
     column_name TEXT,
-    value TEXT
+    value TEXT,
+    amount_text TEXT
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects(run_id);
-CREATE TABLE IF NOT EXISTS records (
-    record_key TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    file_sha256 TEXT,
-    source_file TEXT NOT NULL,
-    source_rows TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    location_id TEXT,
-    reference_number TEXT,
-    invoice_number TEXT,
-    vendor_id TEXT,
-    resident_id TEXT,
-    charge_code_id TEXT,
-    transaction_date TEXT,
-    amount_cents INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL,
-    job_id TEXT,
-    batch_index INTEGER,
-    created_record_id TEXT,
-    propexo_id TEXT,
-    found_amount_cents INTEGER,
-    errors TEXT,
-    note TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    sent_at TEXT,
-    doubt_since TEXT,
-    confirmed_at TEXT,
-    reconciled_at TEXT,
-    defaulted TEXT
-);
+"""
+
+# The records table's indexes, and the tables after it.
+AFTER_RECORDS = """
 CREATE INDEX IF NOT EXISTS records_state ON records(state);
 CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
 CREATE INDEX IF NOT EXISTS records_job ON records(job_id);
@@ -270,77 +249,16 @@ CREATE TABLE IF NOT EXISTS file_passes (
 # The tables each revision after the first added, in order (a new one is added here too).
 LATER_TABLES = (CLAIMS, SIGNOFFS, WEBHOOK_DELIVERIES, LAYOUTS, OPEN_ITEMS)
 
-# Columns added after a ledger was created: (table, column, type). SQLite adds a nullable
-# column in place, so an older ledger opens without a migration step.
-ADDED_COLUMNS = (
-    ("records", "doubt_since", "TEXT"),  # 2026-11-23: when a record went in doubt
-    ("records", "charge_notes", "TEXT"),  # 2026-11-23: a charge's body is built from columns
-    ("rejects", "amount_text", "TEXT"),  # 2026-11-23: the row's amount as the file shows it
-    ("files", "columns_not_charged", "TEXT"),
-    ("files", "file_totals", "TEXT"),
-    ("files", "period", "TEXT"),
-    ("files", "period_source", "TEXT"),
-    ("files", "sheet", "TEXT"),
-)
 
-# The records' whole-number columns (every other one is text): what lets a million records be
-# read back column-wise. A test holds it to the table's own declaration.
-RECORD_INTEGERS = frozenset({"amount_cents", "batch_index", "found_amount_cents", "attempts"})
-
-RECORD_COLUMNS = (
-    "record_key",
-    "kind",
-    "run_id",
-    "file_sha256",
-    "source_file",
-    "source_rows",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "invoice_number",
-    "vendor_id",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "state",
-    "job_id",
-    "batch_index",
-    "created_record_id",
-    "propexo_id",
-    "found_amount_cents",
-    "errors",
-    "note",
-    "attempts",
-    "created_at",
-    "updated_at",
-    "sent_at",
-    "doubt_since",
-    "confirmed_at",
-    "reconciled_at",
-    "defaulted",
-    "charge_notes",
-)
-BODIES = ("payload", "source_rows", "errors")  # the bulk of a record's bytes
-# What a state change may also set on a record (`Ledger.transition`): nothing else.
-SETTABLE = (
-    "job_id",
-    "batch_index",
-    "created_record_id",
-    "errors",
-    "note",
-    "sent_at",
-    "doubt_since",
-    "confirmed_at",
-)
+def base_tables() -> str:
+    """The first revision's tables as they are now, ``records`` from its declaration."""
+    return BEFORE_RECORDS + RECORD.ddl() + AFTER_RECORDS
 
 
 def postgres_schema() -> str:
     """The same tables on PostgreSQL: 64-bit integers (cents can pass 2^31), identity columns
     for SQLite's autoincrement, and ``seq`` to keep records in the order they were staged."""
-    return dialect_ddl("postgresql", SCHEMA).replace(
+    return dialect_ddl("postgresql", base_tables()).replace(
         "    record_key TEXT PRIMARY KEY,",
         "    seq BIGINT GENERATED BY DEFAULT AS IDENTITY,\n    record_key TEXT PRIMARY KEY,",
         1,
@@ -371,10 +289,7 @@ def is_new(db: Database) -> bool:
 
 
 def create(db: Database) -> None:
-    """Create what is missing: tables, indexes, and columns added since."""
-    db.script(postgres_schema() if db.dialect == "postgresql" else SCHEMA)
+    """Create every table and index of a new ledger, as the newest revision leaves them."""
+    db.script(postgres_schema() if db.dialect == "postgresql" else base_tables())
     for ddl in LATER_TABLES:
         db.script(dialect_ddl(db.dialect, ddl))
-    for table, column, kind in ADDED_COLUMNS:
-        if column not in db.columns(table):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

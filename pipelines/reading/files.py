@@ -26,6 +26,7 @@ from pipelines.core.models import (
     SourceFile,
     ValidateResult,
 )
+from pipelines.core.record_columns import RECORD
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import Limits, source_rows
 from pipelines.reading.profiles import (
@@ -44,17 +45,7 @@ from pipelines.resolving.refs import (
 )
 from schemas import conforms
 
-RECORD_FRAME_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-]
+RECORD_FRAME_COLUMNS = RECORD.framed()  # what every kind's records have
 
 
 def profiles_for(settings: Settings, kinds: Kinds) -> list[Profile]:

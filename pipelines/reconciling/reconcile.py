@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.models import ReconcileResult
+from pipelines.core.record_columns import RECORD
 from pipelines.reconciling.proof import AWAITING, UNVERIFIABLE
 
 DETAIL_COLUMNS = [
@@ -81,25 +82,7 @@ def absence_note(note: pd.Series, count: pd.Series, verdict: np.ndarray) -> pd.S
 
 # What matching reads of each ledger record (and nothing more: a million rows are read back
 # through sqlite3, which pays per cell).
-LEDGER_COLUMNS = (
-    "record_key",
-    "kind",
-    "state",
-    "reference_number",
-    "invoice_number",
-    "vendor_id",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "amount_cents",
-    "confirmed_at",
-    "doubt_since",
-    "sent_at",
-    "created_record_id",
-    "propexo_id",
-    "found_amount_cents",
-    "note",
-)
+LEDGER_COLUMNS = RECORD.matched()
 
 
 def summarize(details: list[pd.DataFrame], unexpected: int) -> ReconcileResult:

@@ -21,6 +21,7 @@ from pipelines.core.columns import (
     int_part,
     row_lists,
 )
+from pipelines.core.record_columns import RECORD
 
 
 def _join(*parts: pd.Series | pa.ChunkedArray | str) -> pa.ChunkedArray:
@@ -122,23 +123,9 @@ def charge_body(record: Any) -> dict[str, Any]:
     return body
 
 
-CHARGE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "property_id",
-    "charge_notes",
-]
+# What transform yields: the kind's record frame (core/record_columns.py) plus one column
+# the ledger does not keep.
+CHARGE_COLUMNS = [*RECORD.framed("charge"), "property_id"]
 
 
 IDENTITY = ["resident_id", "charge_code_id", "transaction_date"]  # what names a charge

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.models import whole
+from pipelines.core.record_columns import RECORD
 from pipelines.posting.payloads import content_hash
 
 
@@ -79,19 +80,6 @@ def _row_span(rows: list[int]) -> str:
     return f"{rows[0]}-{rows[-1]}" if len(rows) > 1 else str(rows[0])
 
 
-INVOICE_COLUMNS = [
-    "record_key",
-    "kind",
-    "integration_id",
-    "vendor_id",
-    "location_id",
-    "invoice_number",
-    "transaction_date",
-    "total_amount_in_cents",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-    "defaulted",
-]
+# What transform yields: the kind's record frame (core/record_columns.py) plus one column
+# the ledger does not keep.
+INVOICE_COLUMNS = [*RECORD.framed("invoice"), "total_amount_in_cents"]
