@@ -36,6 +36,7 @@ from pipelines.files import (
     preview_lines,
     process_file,
     profiles_for,
+    rejected_cents,
     write_atomically,
 )
 from pipelines.grids import fingerprint
@@ -218,7 +219,13 @@ def _take_file(
         issues,
         int(previous["amount_cents"].sum()) if not previous.empty else 0,
     )
-    ledger.add_rejects(run_id, source.sha256, issues, amounts_as_shown(result.extract, issues))
+    ledger.add_rejects(
+        run_id,
+        source.sha256,
+        issues,
+        amounts_as_shown(result.extract, issues),
+        rejected_cents(result.validated, issues),
+    )
     for issue in issues:
         log.info(
             "row rejected",

@@ -63,7 +63,20 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
         for lease in lists.get("leases", [])
         for member in (lease.get("residents_meta_data") or [])
     }
+    properties = {str(p.get("id")): str(p.get("name") or "") for p in lists.get("properties", [])}
+    # A resident's property: their lease's, else the one the resident record names.
+    property_of = {
+        str(r.get("id")): properties.get(str(r.get("property_id")), "")
+        for r in lists.get("residents", [])
+    }
+    for lease in lists.get("leases", []):
+        for member in lease.get("residents_meta_data") or []:
+            named = properties.get(str(lease.get("property_id")), "")
+            if named:
+                property_of[str(member.get("resident_id"))] = named
     return {
+        "property": properties,
+        "resident_property": property_of,
         "vendor": {str(v.get("id")): str(v.get("name") or "") for v in lists.get("vendors", [])},
         "resident": {
             str(r.get("id")): f"{r.get('last_name') or ''}, {r.get('first_name') or ''}".strip(", ")
@@ -73,6 +86,12 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
             str(c.get("id")): str(c.get("name") or "") for c in lists.get("charge_codes", [])
         },
         "unit": unit_of,
+        "gl_account": {
+            str(a.get("id")): " ".join(
+                str(part) for part in (a.get("account_number"), a.get("name")) if part
+            )
+            for a in lists.get("financial_accounts", [])
+        },
     }
 
 
@@ -95,21 +114,33 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
     passes = ledger.passes(run_id)  # files read again by this run (retried)
     if not passes.empty:
         files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
+    records = _records_of_run(ledger, run_id)
+    names = report_names(ledger, settings)
     return reporting.build_report(
         run,
         files,
         ledger.drops(run_id),
-        _records_of_run(ledger, run_id),
+        records,
         ledger.rejects(run_id),
         locations,
         unexpected=unexpected,
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
-        names=report_names(ledger, settings),
+        names=names,
         signoffs=ledger.signoffs(run_id),
         layout_uses=ledger.layout_uses(run_id),
         items=_items_of_run(ledger, run_id, files),
+        lineage=_lineage(ledger, settings, records, names),
     )
+
+
+def _lineage(
+    ledger: Ledger, settings: Settings, records: pd.DataFrame, names: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """Each record's lineage, as `tieout trace` gives it (its file read again once)."""
+    from pipelines.trace import lineages  # trace reads names through this module
+
+    return lineages(ledger, settings, records, names)
 
 
 PERIOD = re.compile(r"(?:period-)?(\d{4})-(\d{2})")
@@ -136,17 +167,24 @@ def build_period(ledger: Ledger, settings: Settings, period: str) -> RunReport:
     locations = json.loads(ledger.get_meta("locations") or "{}")
     now = datetime.now(tz=UTC).isoformat(timespec="seconds")
     subject = f"period-{period}"
+    records = ledger.records(files=shas)
+    names = report_names(ledger, settings)
     return reporting.build_report(
         {"run_id": subject, "started_at": str(files["processed_at"].min()), "finished_at": now},
         files,
         pd.DataFrame(),
-        ledger.records(files=shas),
+        records,
         ledger.rejects_of_files(shas),
         locations,
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
-        names=report_names(ledger, settings),
+        names=names,
         signoffs=ledger.signoffs(subject),
+        # The period's open items, as they stand now (not "met" by one run: none holds it).
+        items=[
+            {**i, "met": False} for sha in shas for i in ledger.items(states=None, file_sha256=sha)
+        ],
+        lineage=_lineage(ledger, settings, records, names),
     )
 
 

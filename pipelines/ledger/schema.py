@@ -281,6 +281,7 @@ ADDED_COLUMNS = (
     ("files", "period", "TEXT"),
     ("files", "period_source", "TEXT"),
     ("files", "sheet", "TEXT"),
+    ("rejects", "amount_cents", "INTEGER"),  # 0007 (#28): the row's amount, so Rejected foots
 )
 
 # The records' whole-number columns (every other one is text): what lets a million records be
