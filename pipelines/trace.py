@@ -273,6 +273,13 @@ def lineages(
     reread = _Reread(settings, ledger)
     files = ledger.db.read_frame("SELECT sha256, name, moved_to, sheet, profile FROM files")
     by_sha = {str(f["sha256"]): {str(k): v for k, v in f.items()} for f in files.to_dict("records")}
+    # A file taken in again (a retry) lies where its latest pass put it.
+    passes = ledger.db.read_frame(
+        "SELECT sha256, moved_to FROM file_passes WHERE moved_to IS NOT NULL ORDER BY processed_at"
+    )
+    for sha, moved_to in passes.itertuples(index=False):
+        if str(sha) in by_sha and Path(str(moved_to)).is_file():
+            by_sha[str(sha)]["moved_to"] = moved_to
     ids = pd.concat(
         [records.get("propexo_id", pd.Series(dtype=object)), records["created_record_id"]]
     )
