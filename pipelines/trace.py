@@ -143,10 +143,10 @@ class _Reread:
         self.done: dict[str, tuple[Any, str | None]] = {}
         self.views: dict[str, FileView] = {}
 
-    def view(self, path: Path, sha256: str, profile: str) -> FileView:
+    def view(self, path: str, sha256: str, profile: str) -> FileView:
         """An archived file read again, indexed by row, once per file."""
         if sha256 not in self.views:
-            extract, why = self.extract(path, sha256, profile)
+            extract, why = self.extract(Path(path), sha256, profile)
             self.views[sha256] = FileView(extract, why)
         return self.views[sha256]
 
@@ -323,7 +323,7 @@ def _lineage(
     view = None
     archived = file_row.get("moved_to")
     if archived:
-        view = reread.view(Path(str(archived)), sha, str(file_row.get("profile") or ""))
+        view = reread.view(str(archived), sha, str(file_row.get("profile") or ""))
         extract, note = view.extract, view.why
     else:
         note = "the file was not archived (a dry run, or a file refused as a whole)"
