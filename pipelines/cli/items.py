@@ -122,6 +122,7 @@ def settle(ctx: click.Context, item_ids: tuple[str, ...], by: str, note: str) ->
     """A person settles open items (a conflict corrected in Rent Manager, a row that is not to
     be posted): an event in the ledger with who, when and the note; shown in the reports."""
     from pipelines.core.errors import InputError
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reporting.publish import refresh_settled
 
@@ -136,7 +137,7 @@ def settle(ctx: click.Context, item_ids: tuple[str, ...], by: str, note: str) ->
                 )
             for item_id in item_ids:
                 ledger.settle_item(item_id, by=by, note=note)
-            refresh_settled(ledger, settings, None, list(item_ids))
+            refresh_settled(ledger, settings, None, registered(), list(item_ids))
         out.print(f"settled {len(item_ids)} items (by {by})")
 
 

@@ -456,6 +456,7 @@ def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
     """(Re)render a run's report from the ledger (the latest run by default), or with
     --period the workpaper of a billing period (data/reports/period-YYYY-MM/)."""
     from pipelines.core.errors import InputError
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reporting.publish import period_of, write_period_report, write_report
 
@@ -466,12 +467,12 @@ def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
                 month = period_of(period)
                 if month is None:
                     raise InputError(f"--period {period}: expected a month as YYYY-MM")
-                folder = write_period_report(ledger, settings, month)
+                folder = write_period_report(ledger, settings, month, registered())
             else:
                 run_id = run_id or ledger.last_run_id()
                 if run_id is None:
                     raise InputError("no runs in the ledger yet: run `tieout run` first")
-                folder = write_report(ledger, settings, run_id)
+                folder = write_report(ledger, settings, run_id, registered())
         out.print(f"report: {folder / 'report.html'}")
 
 
@@ -546,6 +547,7 @@ def signoff(ctx: click.Context, subject: str, by: str, note: str | None) -> None
     """Record a person's review of a run's or a period's (YYYY-MM) workpaper in the ledger,
     and show it in that report (Reviewed by / on)."""
     from pipelines.core.errors import InputError
+    from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reporting.publish import period_of, write_period_report, write_report
 
@@ -556,7 +558,9 @@ def signoff(ctx: click.Context, subject: str, by: str, note: str | None) -> None
         with Ledger(settings.ledger) as ledger:
             month = period_of(subject)
             if month is not None:
-                write_period_report(ledger, settings, month)  # refuses a period with no file
+                write_period_report(
+                    ledger, settings, month, registered()
+                )  # refuses a period with no file
                 key = f"period-{month}"
             else:
                 if subject not in set(ledger.runs()["run_id"].astype(str)):
@@ -566,9 +570,9 @@ def signoff(ctx: click.Context, subject: str, by: str, note: str | None) -> None
                 key = subject
             review = ledger.add_signoff(key, by.strip(), note)
             folder = (
-                write_period_report(ledger, settings, month)
+                write_period_report(ledger, settings, month, registered())
                 if month is not None
-                else write_report(ledger, settings, subject)
+                else write_report(ledger, settings, subject, registered())
             )
         out.print(f"{key}: reviewed by {review['by']} at {review['at']}")
         out.print(f"report: {folder / 'report.html'}")

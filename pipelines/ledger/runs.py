@@ -86,14 +86,15 @@ class RunStore:
                     "column_name",
                     "value",
                     "amount_text",
+                    "amount_cents",
                 ]
             )
         marks = ", ".join("?" * len(shas))
         return self.db.read_frame(
-            "SELECT source_file, source_row, code, message, column_name, value, amount_text "
-            f"FROM rejects r WHERE file_sha256 IN ({marks}) AND run_id = (SELECT MAX(run_id) "
-            "FROM rejects l WHERE l.file_sha256 = r.file_sha256) ORDER BY source_file, "
-            "source_row, id",
+            "SELECT source_file, source_row, code, message, column_name, value, amount_text, "
+            f"amount_cents FROM rejects r WHERE file_sha256 IN ({marks}) AND run_id = "
+            "(SELECT MAX(run_id) FROM rejects l WHERE l.file_sha256 = r.file_sha256) "
+            "ORDER BY source_file, source_row, id",
             tuple(shas),
         )
 
@@ -106,9 +107,12 @@ class RunStore:
         sha256: str | None,
         issues: Iterable[Issue],
         amounts: dict[int, str] | None = None,
+        cents: dict[int, int] | None = None,
     ) -> None:
-        """Rejected rows' reasons; ``amounts``: each row's amount as the file shows it."""
+        """Rejected rows' reasons; ``amounts``: each row's amount as the file shows it;
+        ``cents``: as tieout read it (a row whose amount cannot be read has none)."""
         amounts = amounts or {}
+        cents = cents or {}
         rows = [
             (
                 run_id,
@@ -120,20 +124,22 @@ class RunStore:
                 i.column,
                 i.value,
                 amounts.get(i.source_row),
+                cents.get(i.source_row),
             )
             for i in issues
         ]
         with self.db.transaction():
             self.db.executemany(
                 "INSERT INTO rejects(run_id, file_sha256, source_file, source_row, code, message, "
-                "column_name, value, amount_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "column_name, value, amount_text, amount_cents) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
     def rejects(self, run_id: str) -> pd.DataFrame:
         return self.db.read_frame(
-            "SELECT source_file, source_row, code, message, column_name, value, amount_text "
-            "FROM rejects WHERE run_id = ? ORDER BY source_file, source_row, id",
+            "SELECT source_file, source_row, code, message, column_name, value, amount_text, "
+            "amount_cents FROM rejects WHERE run_id = ? ORDER BY source_file, source_row, id",
             (run_id,),
         )
 

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS rejects (
     message TEXT NOT NULL,
     column_name TEXT,
     value TEXT,
-    amount_text TEXT
+    amount_text TEXT,
+    amount_cents INTEGER
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects(run_id);
 """

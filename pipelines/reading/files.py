@@ -25,6 +25,7 @@ from pipelines.core.models import (
     IssueCode,
     SourceFile,
     ValidateResult,
+    whole,
 )
 from pipelines.core.record_columns import RECORD
 from pipelines.reading.extract import extract_file
@@ -320,6 +321,18 @@ def amounts_as_shown(extract: ExtractResult, issues: list[Issue]) -> dict[int, s
         )
         out[int(row["source_row"])] = text
     return out
+
+
+def rejected_cents(validated: ValidateResult, issues: list[Issue]) -> dict[int, int]:
+    """Each rejected row's amount in cents, as the file's rejected total adds it up (a row
+    whose amount cannot be read has none)."""
+    lines = validated.lines
+    if lines.empty:
+        return {}
+    wanted = {i.source_row for i in issues}
+    mine = lines[lines["source_row"].isin(wanted)].dropna(subset=["amount_cents"])
+    sums = mine.groupby("source_row")["amount_cents"].sum()
+    return {whole(row): whole(cents) for row, cents in sums.items()}
 
 
 def errors_file_bytes(

@@ -480,7 +480,7 @@ def reconcile_command(
             touched = ledger.records(states=None)
             for run_id in sorted(set(touched["run_id"])):
                 if (settings.reports_dir / run_id).exists():
-                    reports.append(write_report(ledger, settings, run_id))
+                    reports.append(write_report(ledger, settings, run_id, kinds))
     return result, reports
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipelines.core.config import Settings, which_propexo
 from pipelines.core.errors import InputError
+from pipelines.core.kind import Kinds
 from pipelines.ledger import Ledger
 from pipelines.reading.files import write_atomically
 from pipelines.reporting import render
@@ -63,7 +64,20 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
         for lease in lists.get("leases", [])
         for member in (lease.get("residents_meta_data") or [])
     }
+    properties = {str(p.get("id")): str(p.get("name") or "") for p in lists.get("properties", [])}
+    # A resident's property: their lease's, else the one the resident record names.
+    property_of = {
+        str(r.get("id")): properties.get(str(r.get("property_id")), "")
+        for r in lists.get("residents", [])
+    }
+    for lease in lists.get("leases", []):
+        for member in lease.get("residents_meta_data") or []:
+            named = properties.get(str(lease.get("property_id")), "")
+            if named:
+                property_of[str(member.get("resident_id"))] = named
     return {
+        "property": properties,
+        "resident_property": property_of,
         "vendor": {str(v.get("id")): str(v.get("name") or "") for v in lists.get("vendors", [])},
         "resident": {
             str(r.get("id")): f"{r.get('last_name') or ''}, {r.get('first_name') or ''}".strip(", ")
@@ -73,6 +87,12 @@ def report_names(ledger: Ledger, settings: Settings) -> dict[str, dict[str, str]
             str(c.get("id")): str(c.get("name") or "") for c in lists.get("charge_codes", [])
         },
         "unit": unit_of,
+        "gl_account": {
+            str(a.get("id")): " ".join(
+                str(part) for part in (a.get("account_number"), a.get("name")) if part
+            )
+            for a in lists.get("financial_accounts", [])
+        },
     }
 
 
@@ -81,7 +101,7 @@ def stopped_key(run_id: str) -> str:
     return f"stopped {run_id}"
 
 
-def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
+def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunReport:
     """A run's report, built from the ledger (nothing written)."""
     runs = ledger.runs()
     row = runs[runs["run_id"] == run_id]
@@ -95,21 +115,37 @@ def build(ledger: Ledger, settings: Settings, run_id: str) -> RunReport:
     passes = ledger.passes(run_id)  # files read again by this run (retried)
     if not passes.empty:
         files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
+    records = _records_of_run(ledger, run_id)
+    names = report_names(ledger, settings)
     return reporting.build_report(
         run,
         files,
         ledger.drops(run_id),
-        _records_of_run(ledger, run_id),
+        records,
         ledger.rejects(run_id),
         locations,
         unexpected=unexpected,
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
-        names=report_names(ledger, settings),
+        names=names,
         signoffs=ledger.signoffs(run_id),
         layout_uses=ledger.layout_uses(run_id),
         items=_items_of_run(ledger, run_id, files),
+        lineage=_lineage(ledger, settings, records, kinds, names),
     )
+
+
+def _lineage(
+    ledger: Ledger,
+    settings: Settings,
+    records: pd.DataFrame,
+    kinds: Kinds,
+    names: dict[str, dict[str, str]],
+) -> list[dict[str, Any]]:
+    """Each record's lineage, as `tieout trace` gives it (its file read again once)."""
+    from pipelines.reporting.trace import lineages  # trace reads names through this module
+
+    return lineages(ledger, settings, records, kinds, names)
 
 
 PERIOD = re.compile(r"(?:period-)?(\d{4})-(\d{2})")
@@ -123,7 +159,7 @@ def period_of(text: str) -> str | None:
     return f"{found[1]}-{found[2]}"
 
 
-def build_period(ledger: Ledger, settings: Settings, period: str) -> RunReport:
+def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) -> RunReport:
     """The workpaper of a billing period: every file of the period, whichever run took it,
     with every record it staged in any run and the rejected rows its latest run saw. Its
     figures tie to each file's own stated totals, as a run's do."""
@@ -136,25 +172,34 @@ def build_period(ledger: Ledger, settings: Settings, period: str) -> RunReport:
     locations = json.loads(ledger.get_meta("locations") or "{}")
     now = datetime.now(tz=UTC).isoformat(timespec="seconds")
     subject = f"period-{period}"
+    records = ledger.records(files=shas)
+    names = report_names(ledger, settings)
     return reporting.build_report(
         {"run_id": subject, "started_at": str(files["processed_at"].min()), "finished_at": now},
         files,
         pd.DataFrame(),
-        ledger.records(files=shas),
+        records,
         ledger.rejects_of_files(shas),
         locations,
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
-        names=report_names(ledger, settings),
+        names=names,
         signoffs=ledger.signoffs(subject),
+        # The period's open items, as they stand now (not "met" by one run: none holds it).
+        items=[
+            {**i, "met": False} for sha in shas for i in ledger.items(states=None, file_sha256=sha)
+        ],
+        lineage=_lineage(ledger, settings, records, kinds, names),
     )
 
 
-def write_period_report(ledger: Ledger, settings: Settings, period: str) -> Path:
+def write_period_report(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) -> Path:
     """A period's workpaper into ``data/reports/period-YYYY-MM/`` (not in the index of runs)."""
     folder = settings.reports_dir / f"period-{period}"
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in render.render_all(build_period(ledger, settings, period), folder).items():
+    for name, data in render.render_all(
+        build_period(ledger, settings, period, kinds), folder
+    ).items():
         write_atomically(folder / name, data)
     return folder
 
@@ -183,19 +228,23 @@ def write(built: RunReport, settings: Settings, run_id: str) -> Path:
     return folder
 
 
-def write_report(ledger: Ledger, settings: Settings, run_id: str) -> Path:
+def write_report(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> Path:
     """Build a run's report from the ledger and write it into ``data/reports/<run_id>/``."""
-    return write(build(ledger, settings, run_id), settings, run_id)
+    return write(build(ledger, settings, run_id, kinds), settings, run_id)
 
 
 def refresh_settled(
-    ledger: Ledger, settings: Settings, run_id: str | None, item_ids: list[str] | None = None
+    ledger: Ledger,
+    settings: Settings,
+    run_id: str | None,
+    kinds: Kinds,
+    item_ids: list[str] | None = None,
 ) -> list[Path]:
     """Re-render the reports of earlier runs whose items this run (or a person, ``item_ids``)
     settled or superseded, so each says which run settled it (their verdict then is kept;
     their verdict now changes)."""
     return [
-        write_report(ledger, settings, earlier)
+        write_report(ledger, settings, earlier, kinds)
         for earlier in ledger.runs_that_met(run_id, item_ids)
         if (settings.reports_dir / earlier).exists()
     ]

@@ -68,6 +68,10 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     posted = report.posted.copy()
     if not posted.empty:
         posted["archived_href"] = posted["archived"].map(lambda t: _href(str(t or ""), folder))
+        traced = {str(t["record_key"]): t for t in report.summary.get("lineage") or []}
+        keys = posted.get("record_key", pd.Series("", index=posted.index)).tolist()
+        # A plain lookup per record: pandas' map would cast a column of dicts, pointwise.
+        posted["lineage"] = pd.Series([traced.get(str(k)) for k in keys], index=posted.index)
     exceptions = (
         posted[~posted["state"].isin(["matched", "confirmed"])] if not posted.empty else posted
     )
@@ -181,8 +185,29 @@ def render_rejects_csv(rejected: pd.DataFrame) -> bytes:
     return csv_bytes(rejected)
 
 
+# What summary.json leaves out of each record's lineage, said elsewhere in it or in `tieout
+# trace --json`: each field's header (``fields``), names and ids the report's tables show, the
+# file's sha256 and archived copy (``files[]``).
+LINEAGE_LEFT_OUT = frozenset({"fields", "names", "propexo_ids", "file_sha256", "archived"})
+
+
 def render_summary_json(report: RunReport) -> bytes:
-    return (json.dumps(report.summary, indent=2, default=str) + "\n").encode()
+    """summary.json: the figures indented for a person; ``lineage`` one record a line, so a
+    run of a million records stays a file of one line per record, not forty."""
+    lineage = report.summary.get("lineage") or []
+    head = {k: v for k, v in report.summary.items() if k != "lineage"}
+    text = json.dumps(head, indent=2, default=str)
+    lines = ",\n    ".join(
+        json.dumps(
+            {k: v for k, v in r.items() if k not in LINEAGE_LEFT_OUT},
+            default=str,
+            separators=(",", ":"),
+        )
+        for r in lineage
+    )
+    tail = f'"lineage": [\n    {lines}\n  ]' if lineage else '"lineage": []'
+    text = text[:-2] + f",\n  {tail}\n}}" if head else f"{{\n  {tail}\n}}"
+    return (text + "\n").encode()
 
 
 def render_all(report: RunReport, folder: Path | None = None) -> dict[str, bytes]:

@@ -348,10 +348,12 @@ def build_report(
     signoffs: list[dict[str, Any]] | None = None,
     layout_uses: pd.DataFrame | None = None,
     items: list[dict[str, Any]] | None = None,
+    lineage: list[dict[str, Any]] | None = None,
 ) -> RunReport:
     """The report of one run (or of a period's files), from what the ledger holds for it;
     ``signoffs``: the reviews a person recorded of it (`tieout signoff`); ``items``: the open
-    items the run met, each in its state now (settled later, and by which run or person)."""
+    items the run met, each in its state now (settled later, and by which run or person);
+    ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it)."""
     used_layouts, held_layouts = _layouts_of_run(layout_uses)
     file_rows: list[dict[str, Any]] = []
     control_rows: list[dict[str, Any]] = []
@@ -555,15 +557,35 @@ def build_report(
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
         "signoffs": list(signoffs or []),
+        "lineage": list(lineage or []),
     }
     archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
     sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}
-    posted_frame = _posted_frame(records, locations, names, archived, sheets)
+    posted_frame = _posted_frame(
+        records,
+        locations,
+        names,
+        archived,
+        sheets,
+        run_id=str(run.get("run_id")),
+        rent_manager_ids={
+            str(t["record_key"]): t.get("rent_manager_id") for t in lineage or [] if t
+        },
+    )
     rejected = (
         rejects.copy()
         if not rejects.empty
         else pd.DataFrame(
-            columns=["source_file", "source_row", "code", "message", "column_name", "value"]
+            columns=[
+                "source_file",
+                "source_row",
+                "code",
+                "message",
+                "column_name",
+                "value",
+                "amount_text",
+                "amount_cents",
+            ]
         )
     )
     return RunReport(
@@ -584,6 +606,7 @@ POSTED_COLUMNS = [
     "location",
     "key",
     "party",
+    "property",
     "unit",
     "charge_code",
     "date",
@@ -595,6 +618,9 @@ POSTED_COLUMNS = [
     "note",
     "defaulted",
     "archived",
+    "record_key",
+    "previously_posted_by",
+    "rent_manager_id",
 ]
 
 
@@ -604,11 +630,15 @@ def _posted_frame(
     names: dict[str, dict[str, str]] | None = None,
     archived: dict[str, str] | None = None,
     sheets: dict[str, str] | None = None,
+    run_id: str | None = None,
+    rent_manager_ids: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per record, with what a person needs to find it: the file and its rows, who
-    (vendor or resident), unit, charge code, date, amount ours and Propexo's, and its ids.
-    ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code"), from the
-    cached reference data; ``archived``: file sha256 → where the file now lies."""
+    (vendor or resident), property and unit, charge code, date, amount ours and Propexo's, its
+    ids, and the earlier run that posted it when not ``run_id`` (a re-run, a period).
+    ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code", "property",
+    "resident_property"), from the cached reference data; ``archived``: file sha256 → where
+    the file now lies."""
     if records.empty:
         return pd.DataFrame(columns=POSTED_COLUMNS)
     names = names or {}
@@ -630,6 +660,22 @@ def _posted_frame(
     for_resident = residents.notna() & vendors.isna()
     party = named("vendor_id", "vendor").where(~for_resident, named("resident_id", "resident"))
     unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
+    home = residents.astype(str).map(names.get("resident_property", {})).astype(object)
+    # An invoice's property is its lines' (each line names one): read for invoices only.
+    properties = names.get("property", {})
+    payloads = records.get("payload", pd.Series(None, index=records.index, dtype=object))
+    billed = payloads[~for_resident & payloads.notna()].map(
+        lambda body: ", ".join(
+            dict.fromkeys(
+                properties.get(str(i.get("property_id")), str(i.get("property_id")))
+                for i in (body.get("invoice_items") or [] if isinstance(body, dict) else [])
+                if i.get("property_id")
+            )
+        )
+    )
+    home = home.where(for_resident, billed.reindex(records.index)).fillna("")
+    runs = records.get("run_id", pd.Series(None, index=records.index, dtype=object))
+    earlier = runs.astype(object).where(runs.notna() & runs.astype(str).ne(str(run_id)), "")
     frame = pd.DataFrame(
         {
             "source_file": records["source_file"],
@@ -639,6 +685,7 @@ def _posted_frame(
             "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
             "key": records["invoice_number"].fillna(records["reference_number"]),
             "party": party,
+            "property": home,
             "unit": unit.where(for_resident, ""),
             "charge_code": named("charge_code_id", "charge_code").where(for_resident, ""),
             "date": records.get("transaction_date"),
@@ -650,6 +697,9 @@ def _posted_frame(
             "note": records["note"],
             "defaulted": records.get("defaulted"),
             "archived": shas.map(archived).astype(object).fillna(""),
+            "record_key": records["record_key"],
+            "previously_posted_by": earlier,
+            "rent_manager_id": records["record_key"].map(rent_manager_ids or {}),
         }
     )
     return frame[POSTED_COLUMNS]
@@ -680,6 +730,7 @@ def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     columns = [
         "source_file",
         "source_row",
+        "amount_cents",
         "amount_text",
         "code",
         "message",
@@ -692,10 +743,16 @@ def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     def joined(values: pd.Series) -> str:
         return "; ".join(dict.fromkeys(str(v) for v in values if blank(v, None) is not None))
 
+    def cents(values: pd.Series) -> Any:
+        """A row's amount as tieout read it (each of its reasons carries the same), or None."""
+        read = pd.to_numeric(values, errors="coerce").dropna()
+        return int(read.iloc[0]) if len(read) else None
+
     frame = rejected.reindex(columns=columns)
     return (
         frame.groupby(["source_file", "source_row"], sort=True)
         .agg(
+            amount_cents=("amount_cents", cents),
             amount_text=("amount_text", joined),
             code=("code", lambda c: ", ".join(dict.fromkeys(c))),
             message=("message", joined),

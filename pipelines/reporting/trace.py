@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -87,27 +88,43 @@ def alias_lines(mappings_dir: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _aliases_for(
-    values: dict[str, Any], lines: dict[str, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
+@lru_cache(maxsize=65536)
+def _normal(field: str, text: str) -> str:
+    """A name as the alias files compare it (once per distinct name: lineage of a million
+    records normalises each vendor or resident once, not once per record)."""
+    return str(ALIAS_FIELDS[field][1](pd.Series([text])).iloc[0])
+
+
+AliasIndex = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def alias_index(lines: dict[str, list[dict[str, Any]]]) -> AliasIndex:
+    """Per field as the file writes it: each alias line by its name normalised."""
+    index: AliasIndex = {}
+    for field, (kind, _) in ALIAS_FIELDS.items():
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for line in lines.get(kind, []):
+            by_name.setdefault(_normal(field, line["from"]), []).append({"kind": kind, **line})
+        index[field] = by_name
+    return index
+
+
+def _aliases_for(values: dict[str, Any], index: AliasIndex) -> list[dict[str, Any]]:
     """The alias lines that turned this record's names, as read, into Propexo's names."""
     used = []
     for field, value in values.items():
-        if field not in ALIAS_FIELDS or value in (None, ""):
+        if field not in ALIAS_FIELDS or value in (None, "") or not index.get(field):
             continue
-        kind, norm = ALIAS_FIELDS[field]
-        mine = norm(pd.Series([str(value)])).iloc[0]
-        for line in lines.get(kind, []):
-            if norm(pd.Series([line["from"]])).iloc[0] == mine:
-                used.append(
-                    {
-                        "kind": kind,
-                        "as_read": str(value),
-                        "propexo_name": line["to"],
-                        "file": line["file"],
-                        "line": line["line"],
-                    }
-                )
+        for line in index[field].get(_normal(field, str(value)), []):
+            used.append(
+                {
+                    "kind": line["kind"],
+                    "as_read": str(value),
+                    "propexo_name": line["to"],
+                    "file": line["file"],
+                    "line": line["line"],
+                }
+            )
     return used
 
 
@@ -125,6 +142,14 @@ class _Reread:
             known = charge_code_names(refs)
         self.known = known
         self.done: dict[str, tuple[Any, str | None]] = {}
+        self.views: dict[str, FileView] = {}
+
+    def view(self, path: str, sha256: str, profile: str) -> FileView:
+        """An archived file read again, indexed by row, once per file."""
+        if sha256 not in self.views:
+            extract, why = self.extract(Path(path), sha256, profile)
+            self.views[sha256] = FileView(extract, why)
+        return self.views[sha256]
 
     def extract(self, path: Path, sha256: str, profile: str) -> tuple[Any, str | None]:
         """(the extract, or None) and why not, for an archived file."""
@@ -152,17 +177,37 @@ class _Reread:
         return answer
 
 
-def _cell_values(extract: Any, row: int, fields: Iterable[str]) -> dict[str, dict[str, Any]]:
+class FileView:
+    """A file's extract read again, with each source row's cells at hand (a dict lookup per
+    record, not a scan of the file's rows) and its charge columns' amounts parsed once."""
+
+    def __init__(self, extract: Any, why: str | None) -> None:
+        self.extract = extract
+        self.why = why
+        self.by_row: dict[int, dict[str, Any]] = {}
+        self.cents: dict[int, dict[str, Any]] = {}
+        if extract is None:
+            return
+        rows = extract.rows.drop_duplicates("source_row")
+        self.by_row = {int(r["source_row"]): r for r in rows.to_dict("records")}
+        charged = [c for c in extract.charge_columns if c in rows.columns]
+        if charged:
+            parsed = {c: parse_money(rows[c].astype(object))[0].tolist() for c in charged}
+            for i, row in enumerate(rows["source_row"].tolist()):
+                self.cents[int(row)] = {c: parsed[c][i] for c in charged}
+
+
+def _cell_values(view: FileView, row: int, fields: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Field → {cell, header, value as read} for one source row."""
-    rows = extract.rows[extract.rows["source_row"] == row]
-    if rows.empty:
+    first = view.by_row.get(row)
+    if first is None:
         return {}
-    first = rows.iloc[0]
+    cells = view.extract.cells
     out = {}
     for field in fields:
-        if field not in extract.cells or field not in rows.columns:
+        if field not in cells or field not in first:
             continue
-        header, letter = extract.cells[field]
+        header, letter = cells[field]
         value = first[field]
         if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
             continue
@@ -178,26 +223,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _charge_field(extract: Any, row: int, record: pd.Series, code_name: str) -> str | None:
+def _charge_field(view: FileView, row: int, amount_cents: int, code_name: str) -> str | None:
     """Which column of a row a charge's amount came from: in a wide roll, the charge column
     whose amount is the record's (the header naming its charge code when two amounts agree);
     in a long file, its amount column."""
+    extract = view.extract
     if not extract.charge_columns:
         return "amount" if "amount" in extract.cells else None
-    rows = extract.rows[extract.rows["source_row"] == row]
-    if rows.empty:
+    amounts = view.cents.get(row)
+    if amounts is None:
         return None
-    amounts = {c: rows.iloc[0][c] for c in extract.charge_columns if c in rows.columns}
-    cents, _ = parse_money(pd.Series(list(amounts.values()), dtype=object))
-    wanted = abs(int(record["amount_cents"]))
-    same = [
-        c for c, v in zip(amounts, cents, strict=True) if not pd.isna(v) and abs(int(v)) == wanted
-    ]
-    named = [
-        c
-        for c in same
-        if normalize_org(pd.Series([c])).iloc[0] == normalize_org(pd.Series([code_name])).iloc[0]
-    ]
+    wanted = abs(int(amount_cents))
+    same = [c for c, v in amounts.items() if not pd.isna(v) and abs(int(v)) == wanted]
+    named = [c for c in same if _normal("charge_code", c) == _normal("charge_code", code_name)]
     if named:
         return str(named[0])
     return str(same[0]) if len(same) == 1 else None
@@ -205,30 +243,57 @@ def _charge_field(extract: Any, row: int, record: pd.Series, code_name: str) -> 
 
 def trace(ledger: Ledger, settings: Settings, query: str, kinds: Kinds) -> list[dict[str, Any]]:
     """The lineage of each record ``query`` names (see the module's docstring)."""
+    return lineages(ledger, settings, find_records(ledger, query), kinds)
+
+
+def _rent_manager_ids(
+    ledger: Ledger, ids: set[str], cache_of: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per synced kind, Propexo id → Rent Manager id (``x_id``), for the ids asked only."""
+    out: dict[str, dict[str, Any]] = {kind: {} for kind in set(cache_of.values())}
+    if not ids:
+        return out
+    for kind, found in out.items():
+        for row in ledger.db.execute("SELECT id, data FROM synced WHERE kind = ?", (kind,)):
+            if str(row[0]) in ids:
+                found[str(row[0])] = json.loads(row[1]).get("x_id")
+    return out
+
+
+def lineages(
+    ledger: Ledger,
+    settings: Settings,
+    records: pd.DataFrame,
+    kinds: Kinds,
+    names: dict[str, dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The lineage of each of ``records`` (ledger rows), in their order: what `tieout trace`
+    prints and each report's summary.json carries. Each archived file is read again once,
+    and each record costs a few dict lookups (no scan of its file per record)."""
+    if records.empty:
+        return []
+    names = names if names is not None else report_names(ledger, settings)
+    index = alias_index(alias_lines(settings.mappings_dir))
+    reread = _Reread(settings, ledger, kinds)
     # Each record kind's Propexo copies are kept under its kind's first record kind.
     cache_of = {name: kind.record_kinds[0] for kind in kinds for name in kind.record_kinds}
-    records = find_records(ledger, query)
-    names = report_names(ledger, settings)
-    lines = alias_lines(settings.mappings_dir)
-    reread = _Reread(settings, ledger, kinds)
     files = ledger.db.read_frame("SELECT sha256, name, moved_to, sheet, profile FROM files")
     by_sha = {str(f["sha256"]): {str(k): v for k, v in f.items()} for f in files.to_dict("records")}
-    synced = {
-        kind: {
-            str(r["id"]): r
-            for r in (
-                json.loads(row[0])
-                for row in ledger.db.execute(
-                    "SELECT data FROM synced WHERE kind = ?", (kind,)
-                ).fetchall()
-            )
-        }
-        for kind in set(cache_of.values())
-    }
-    out = []
-    for record in records.to_dict("records"):
-        out.append(_lineage(pd.Series(record), by_sha, names, lines, reread, synced, cache_of))
-    return out
+    # A file taken in again (a retry) lies where its latest pass put it.
+    passes = ledger.db.read_frame(
+        "SELECT sha256, moved_to FROM file_passes WHERE moved_to IS NOT NULL ORDER BY processed_at"
+    )
+    for sha, moved_to in passes.itertuples(index=False):
+        if str(sha) in by_sha and Path(str(moved_to)).is_file():
+            by_sha[str(sha)]["moved_to"] = moved_to
+    ids = pd.concat(
+        [records.get("propexo_id", pd.Series(dtype=object)), records["created_record_id"]]
+    )
+    synced = _rent_manager_ids(ledger, {str(i) for i in ids.dropna() if str(i)}, cache_of)
+    return [
+        _lineage(record, by_sha, names, index, reread, synced, cache_of)
+        for record in cast(list[dict[str, Any]], records.to_dict("records"))
+    ]
 
 
 def _text(value: Any) -> str | None:
@@ -242,12 +307,12 @@ LINE_FIELDS = ("property_name", "gl_account", "description", "amount")
 
 
 def _lineage(
-    record: pd.Series,
+    record: dict[str, Any],
     by_sha: dict[str, dict[str, Any]],
     names: dict[str, dict[str, str]],
-    lines: dict[str, list[dict[str, Any]]],
+    index: AliasIndex,
     reread: _Reread,
-    synced: dict[str, dict[str, dict[str, Any]]],
+    synced: dict[str, dict[str, Any]],
     cache_of: dict[str, str],
 ) -> dict[str, Any]:
     sha = _text(record.get("file_sha256")) or ""
@@ -255,28 +320,36 @@ def _lineage(
     rows = [int(r) for r in (record.get("source_rows") or [])]
     kind = str(record["kind"])
     propexo_id = _text(record.get("propexo_id")) or _text(record.get("created_record_id"))
-    found = synced.get(cache_of.get(kind, ""), {}).get(str(propexo_id)) if propexo_id else None
+    rent_manager_id = (
+        synced.get(cache_of.get(kind, ""), {}).get(str(propexo_id)) if propexo_id else None
+    )
     note = None
     values: dict[str, dict[str, Any]] = {}
     invoice_lines: list[dict[str, Any]] = []
     extract = None
+    view = None
     archived = file_row.get("moved_to")
     if archived:
-        extract, note = reread.extract(Path(str(archived)), sha, str(file_row.get("profile") or ""))
+        view = reread.view(str(archived), sha, str(file_row.get("profile") or ""))
+        extract, note = view.extract, view.why
     else:
         note = "the file was not archived (a dry run, or a file refused as a whole)"
     payload = record.get("payload") or {}
     items = payload.get("invoice_items", []) if isinstance(payload, dict) else []
-    if extract is not None and rows:
+    if view is not None and extract is not None and rows:
         if items:  # a record of lines (a bill): each line from its own row
             for row, item in zip(rows, items + [{}] * (len(rows) - len(items)), strict=False):
-                read = _cell_values(extract, row, extract.cells)
+                read = _cell_values(view, row, extract.cells)
                 invoice_lines.append(
                     {
                         "row": row,
                         "amount_cents": item.get("amount_in_cents"),
                         "property_id": item.get("property_id"),
+                        "property": names.get("property", {}).get(str(item.get("property_id"))),
                         "financial_account_id": item.get("financial_account_id"),
+                        "gl_account": names.get("gl_account", {}).get(
+                            str(item.get("financial_account_id"))
+                        ),
                         "cells": {f: c["cell"] for f, c in read.items()},
                         "values_as_read": {c["cell"]: c["value"] for c in read.values()},
                         "as_read": {f: c["value"] for f, c in read.items() if f in LINE_FIELDS},
@@ -288,10 +361,10 @@ def _lineage(
         else:
             code_name = names.get("charge_code", {}).get(str(record.get("charge_code_id")), "")
             wanted = [f for f in extract.cells if f not in extract.charge_columns]
-            values = _cell_values(extract, rows[0], wanted)
-            charge = _charge_field(extract, rows[0], record, code_name)
+            values = _cell_values(view, rows[0], wanted)
+            charge = _charge_field(view, rows[0], int(record["amount_cents"]), code_name)
             if charge is not None:
-                values.update(_cell_values(extract, rows[0], [charge]))
+                values.update(_cell_values(view, rows[0], [charge]))
                 if extract.charge_columns and charge in values:
                     # In a wide roll the charge code is the column's header, in its own cell.
                     header_row = extract.header_rows[-1] if extract.header_rows else None
@@ -317,7 +390,7 @@ def _lineage(
         "cells": list(dict.fromkeys(c["cell"] for c in values.values() if c.get("cell"))),
         "values_as_read": {c["cell"]: c["value"] for c in values.values() if c.get("cell")},
         "fields": {f: c for f, c in values.items()},
-        "aliases": _aliases_for(as_read, lines),
+        "aliases": _aliases_for(as_read, index),
         "names": {
             "vendor": names.get("vendor", {}).get(str(record.get("vendor_id"))),
             "resident": names.get("resident", {}).get(str(record.get("resident_id"))),
@@ -334,7 +407,7 @@ def _lineage(
         "job_id": _text(record.get("job_id")),
         "state": record.get("state"),
         "propexo_id": propexo_id or None,
-        "rent_manager_id": (found or {}).get("x_id"),
+        "rent_manager_id": rent_manager_id,
         "lines": invoice_lines,
         "note": note,
     }

@@ -31,6 +31,13 @@ HEADERS = {
     "stated_total_cents": "Stated in the file",
     "file_totals": "The file's own total rows",
     "identity": "Identity",
+    "previously_posted_by": "Previously posted in run",
+    "rent_manager_id": "Rent Manager id",
+    "gl_account": "GL account",
+    "line_amount_cents": "Line amount",
+    "cell": "Cell",
+    "amount_as_read": "As in the file",
+    "first_seen": "First seen",
 }
 
 
@@ -297,9 +304,9 @@ POSTED_PRINTED = [
     "source_file",
     "source_rows",
     "kind",
-    "location",
-    "party",
+    "property",
     "unit",
+    "party",
     "charge_code",
     "date",
     "amount_cents",
@@ -309,13 +316,67 @@ POSTED_DETAIL = [
     "source_file",
     "source_rows",
     "sheet",
+    "location",
     "key",
     "propexo_amount_cents",
     "job_id",
     "propexo_id",
+    "rent_manager_id",
+    "previously_posted_by",
     "defaulted",
     "note",
 ]
+LINE_COLUMNS = [
+    "source_file",
+    "key",
+    "source_row",
+    "gl_account",
+    "property",
+    "line_amount_cents",
+    "cell",
+    "amount_as_read",
+]
+ITEM_COLUMNS = ["cause", "file", "rows", "what", "amount_cents", "amount_text", "first_seen"]
+
+
+def invoice_lines(report: RunReport) -> pd.DataFrame:
+    """Each invoice line: its GL account, property and amount, and the cell it came from
+    (from each record's lineage)."""
+    rows = [
+        {
+            "source_file": t.get("file"),
+            "key": t.get("invoice_number") or t.get("reference_number"),
+            "source_row": line.get("row"),
+            "gl_account": line.get("gl_account") or line.get("financial_account_id"),
+            "property": line.get("property") or line.get("property_id"),
+            "line_amount_cents": line.get("amount_cents"),
+            "cell": (line.get("cells") or {}).get("amount"),
+            "amount_as_read": (line.get("as_read") or {}).get("amount"),
+        }
+        for t in report.summary.get("lineage") or []
+        for line in t.get("lines") or []
+    ]
+    return pd.DataFrame(rows, columns=LINE_COLUMNS)
+
+
+def open_items(report: RunReport) -> pd.DataFrame:
+    """The items still at stake (open): what each is, where, and how much."""
+    rows = [
+        {
+            "cause": str(i.get("cause") or "").replace("_", " "),
+            "file": i.get("file"),
+            "rows": ", ".join(str(r) for r in i.get("rows") or []),
+            "what": f'"{i["name"]}"' if i.get("name") else "; ".join(i.get("reasons") or []),
+            "amount_cents": i.get("amount_cents"),
+            "amount_text": i.get("amount_text"),
+            "first_seen": str(i.get("first_seen") or "")[:19].replace("T", " "),
+        }
+        for i in report.summary.get("items") or []
+        if i.get("state") == "open"
+    ]
+    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
+
+
 LOCATION_COUNTS = [
     "matched",
     "awaiting_sync",
@@ -328,8 +389,8 @@ LOCATION_COUNTS = [
 
 def render_xlsx(report: RunReport) -> bytes:
     """The workpaper auditors open and print: Summary (the verdict) first, then Control
-    totals, Locations, Posted (and its detail), Rejected and Reconciliation, each footing
-    with SUM formulas that the Summary's figures read."""
+    totals, Locations, Posted (and its detail), Invoice lines, Rejected, Open items and
+    Reconciliation, each footing with SUM formulas that the Summary's figures read."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -359,18 +420,20 @@ def render_xlsx(report: RunReport) -> bytes:
     posted = report.posted
     _sheet(wb, "Posted", posted.reindex(columns=POSTED_PRINTED), run_id)
     _sheet(wb, "Posted detail", posted.reindex(columns=POSTED_DETAIL), run_id)
+    _sheet(wb, "Invoice lines", invoice_lines(report), run_id)
     _sheet(wb, "Rejected", rejected_rows(report.rejected), run_id)
+    _sheet(wb, "Open items", open_items(report), run_id)
     recon_columns = [
         "source_file",
         "source_rows",
         "kind",
-        "location",
+        "property",
         "key",
         "party",
         "amount_cents",
         "propexo_amount_cents",
         "state",
-        "propexo_id",
+        "previously_posted_by",
     ]
     recon = posted.reindex(columns=recon_columns)
     _sheet(wb, "Reconciliation", recon, run_id)

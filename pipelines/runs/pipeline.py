@@ -50,6 +50,7 @@ from pipelines.reading.files import (
     preview_lines,
     process_file,
     profiles_for,
+    rejected_cents,
     write_atomically,
 )
 from pipelines.reading.grids import fingerprint
@@ -220,7 +221,13 @@ def _take_file(
         issues,
         int(previous["amount_cents"].sum()) if not previous.empty else 0,
     )
-    ledger.add_rejects(run_id, source.sha256, issues, amounts_as_shown(result.extract, issues))
+    ledger.add_rejects(
+        run_id,
+        source.sha256,
+        issues,
+        amounts_as_shown(result.extract, issues),
+        rejected_cents(result.validated, issues),
+    )
     for issue in issues:
         log.info(
             "row rejected",
@@ -598,16 +605,18 @@ def _run_locked(
         log.info("run finished", extra={"run_id": run_id, "code": exit_code})
     if not (processed or not states.empty or ledger.touched_keys(run_id) or (stopped and files)):
         return RunOutcome(run_id, exit_code, None, {}), stopped
-    built = publish.build(ledger, settings, run_id)
+    built = publish.build(ledger, settings, run_id, registered())
     # The verdict decides the exit code, so console, report and cron all say the same (a run
     # that stopped keeps its own code).
     verdict_code = 1 if built.summary["verdict"] == reporting.ATTENTION else 0
     if verdict_code != exit_code and stopped is None:
         exit_code = verdict_code
         ledger.finish_run(run_id, exit_code)
-        built = publish.build(ledger, settings, run_id)  # the run's exit code is in it
+        built = publish.build(
+            ledger, settings, run_id, registered()
+        )  # the run's exit code is in it
     folder = publish.write(built, settings, run_id)
-    publish.refresh_settled(ledger, settings, run_id)
+    publish.refresh_settled(ledger, settings, run_id, registered())
     return RunOutcome(run_id, exit_code, folder, built.summary), stopped
 
 
