@@ -69,7 +69,8 @@ class Flow:
     fetch_all: Callable[[PropexoClient, str, date, date], pd.DataFrame]
     adopt: Callable[[pd.DataFrame, str, dict[str, str]], tuple[list[dict[str, Any]], int]]
     # write-status gives each write of this kind its own created_record_id, which matching
-    # uses (an invoice); the write log has no ids, so such a job is asked write-status itself
+    # uses (an invoice); the write log has no ids, so a job the log shows succeeded takes it
+    # from a read-back of the records (load._ids_read_back), else from write-status
     id_from_write_status: bool = False
 
 
