@@ -26,6 +26,7 @@ from sandbox.server import running_sandbox
 from tests.conftest import ledger_at, receiving, run_cli, server_ledger
 from tests.postgres import fresh_database
 from tests.test_load import env_for, kill_mid_posting
+from tests.test_write_log import deliver, sync_complete
 
 SYNCS = {
     "instant": {"sync_mode": "instant"},
@@ -44,7 +45,11 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "foreign manual syncs": {"foreign_syncs_s": 0.7},
     "syncs longer than the grace": {"sync_duration_s": 2.5},
     "write-log delay": {"write_log_delay_s": 15.0},
+    # Someone replays an old signed SYNC_COMPLETE (every manual one is the same, byte for
+    # byte) after each sync tieout asks for: REPLAYED below, not a sandbox option.
+    "webhooks replayed": {},
 }
+REPLAYED = {"webhooks replayed"}
 FULL = list(itertools.product(SYNCS, ("echo", "null"), ("indexed", "opaque"), (400, 404)))
 # One cell in `make test` (about 10 s); the other 23 with TIEOUT_SOAK=1.
 QUICK = [("async", "null", "opaque", 404)]
@@ -67,6 +72,8 @@ def rehearse(
     seed: int,
     attack: dict[str, Any] | None = None,
     ledger_url: str | None = None,
+    *,
+    replay: bool = False,
 ) -> dict[str, Any]:
     """One cell: post under faults, kill, forget jobs, then settle as operations would."""
     config = SandboxConfig(
@@ -85,7 +92,7 @@ def rehearse(
         httpx.Client(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
-        receiving(box, workspace, server_ledger(ledger_url)),
+        receiving(box, workspace, server_ledger(ledger_url)) as url,
     ):
         env = env_for(
             box,
@@ -101,6 +108,10 @@ def rehearse(
         for _ in range(8):
             time.sleep(1.1)  # past the in-doubt grace
             run_cli("--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env)
+            if replay:
+                run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
+                deliver(url, sync_complete())  # while that request is open
+                run_cli("--data-dir", str(workspace), "reconcile", env=env)
             run_cli("--data-dir", str(workspace), "run", env=env)
             status = json.loads(
                 run_cli("--data-dir", str(workspace), "status", "--json", env=env).stdout
@@ -166,7 +177,17 @@ def test_webhooks_and_syncs_never_send_money_twice(
     url = None
     if engine == "postgresql":
         url = fresh_database(request.getfixturevalue("postgres_server"))
-    got = rehearse(workspace, "async", "null", "opaque", 404, 99, ATTACKS[attack], url)
+    got = rehearse(
+        workspace,
+        "async",
+        "null",
+        "opaque",
+        404,
+        99,
+        ATTACKS[attack],
+        url,
+        replay=attack in REPLAYED,
+    )
     pms, records = got["pms"], got["records"]
     invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")
     charges = Counter(r["reference_sent"] for r in pms if r["kind"] != "invoice")

@@ -352,10 +352,12 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path, ledger_ur
         writes = int(line.split()[1])
         polls = int(line.split("(")[1].split()[0])
         assert writes > 40
-        # The write log answers for many jobs, but has no created_record_id: an invoice's job
-        # (12 here) asks write-status once for the id its job gave it (#29), and the log is
-        # read when the jobs it lacks should be in it, not on every round of a backoff.
-        assert polls <= 0.1 * writes + 12, line
+        # ARCHITECTURE: status polls at most 10% of the writes. The write log answers for many
+        # jobs at once and is read when the jobs it lacks should be in it, not on every round
+        # of a backoff; it has no created_record_id, so the invoices it shows succeeded (12
+        # here) take theirs from one read-back of the invoices, counted as a poll (#29).
+        print(f"\n{writes} writes, {polls} status polls")
+        assert polls <= 0.1 * writes + 2, line
 
 
 def test_a_ledger_from_the_old_reference_scheme_is_refused(tmp_path: Path) -> None:

@@ -328,11 +328,15 @@ class PropexoClient:
         return _json(self._send("GET", path, params=params or {}))
 
     def iter_pages(
-        self, path: str, params: dict[str, Any] | None = None
+        self, path: str, params: dict[str, Any] | None = None, *, poll: bool = False
     ) -> Iterator[dict[str, Any]]:
-        """Every record of a list endpoint, paging with offset/limit until ``hasMore`` is false."""
+        """Every record of a list endpoint, paging with offset/limit until ``hasMore`` is false.
+        ``poll``: a read that follows jobs (records read back for the ids their jobs gave
+        them), each page counted as a status poll."""
         offset = 0
         while True:
+            if poll:
+                self._count("status_polls")
             page = self.get(path, {**(params or {}), "offset": offset, "limit": PAGE_LIMIT})
             results = page.get("results") or []
             yield from results
@@ -346,8 +350,10 @@ class PropexoClient:
             if not results or not has_more:
                 return
 
-    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return list(self.iter_pages(path, params))
+    def list_all(
+        self, path: str, params: dict[str, Any] | None = None, *, poll: bool = False
+    ) -> list[dict[str, Any]]:
+        return list(self.iter_pages(path, params, poll=poll))
 
     # -- writes ---------------------------------------------------------------------------------
 
