@@ -12,12 +12,10 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import ApiError, ConfigError
-from pipelines.hints import ALIAS_FILES, AliasHints
+from pipelines.hints import AliasHints
 from pipelines.propexo import PropexoClient
 from schemas import ContractError, conforms
 from schemas.synced import SyncedCharge, SyncedInvoice
-
-MAPPING_FILES = tuple(ALIAS_FILES.values())
 
 
 @dataclass(frozen=True)
