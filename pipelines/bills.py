@@ -31,9 +31,8 @@ from pipelines.reconcile import match_invoices
 from pipelines.refs import INVOICE_FIELDS, RefData, fetch_synced_invoices, newest_stamp
 from pipelines.transform import transform_bills
 from pipelines.validate import validate_bills
-from schemas.vendor_bill import InvoicePayload, VendorBill
+from schemas.vendor_bill import InvoicePayload
 
-LINE_SCHEMA = VendorBill
 PAYLOAD_SCHEMA = InvoicePayload
 SYNCED_FIELDS = INVOICE_FIELDS
 WRITE_PATH = "/v1/invoices/rentmanager/"

@@ -41,9 +41,8 @@ from pipelines.refs import (
 )
 from pipelines.transform import resolve_properties, transform_charges
 from pipelines.validate import as_text, cell_prefix, validate_charges
-from schemas.charges import ChargePayload, ResidentCharge
+from schemas.charges import ChargePayload
 
-LINE_SCHEMA = ResidentCharge
 PAYLOAD_SCHEMA = ChargePayload
 SYNCED_FIELDS = CHARGE_FIELDS
 BATCH_PATH = "/v1/resident-charges/batch/rentmanager/"

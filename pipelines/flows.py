@@ -38,13 +38,11 @@ class Flow:
 
     source_kind: SourceKind
     record_kinds: tuple[RecordKind, ...]
-    line_schema: type[Any]  # a validated line (pandera model)
     payload_schema: type[Any]  # what is posted (pandera model)
     synced_fields: list[str]  # the columns of Propexo's records read back
     sync_model: str  # Propexo's model name in SYNC_COMPLETE webhooks
     dated_sync: bool  # Propexo syncs this model only within a date window around each sync
     write_paths: Mapping[str, str]  # record kind → endpoint written to
-    read_path: str  # endpoint Propexo's records are read from
     # a file's rows before validation: period, property, unit (charges), refused once if wrong
     prepare: Callable[[ExtractResult, Settings, RefData | None], tuple[ExtractResult, list[Issue]]]
     validate: Callable[[ExtractResult, date | None], ValidateResult]
@@ -76,13 +74,11 @@ class Flow:
 BILLS = Flow(
     source_kind="vendor_bill",
     record_kinds=("invoice",),
-    line_schema=bills.LINE_SCHEMA,
     payload_schema=bills.PAYLOAD_SCHEMA,
     synced_fields=bills.SYNCED_FIELDS,
     sync_model="invoices",
     dated_sync=False,
     write_paths={"invoice": bills.WRITE_PATH},
-    read_path=bills.READ_PATH,
     prepare=bills.prepare,
     validate=bills.validate,
     transform=bills.transform,
@@ -102,13 +98,11 @@ BILLS = Flow(
 CHARGES = Flow(
     source_kind="charge",
     record_kinds=("charge", "credit"),
-    line_schema=charges.LINE_SCHEMA,
     payload_schema=charges.PAYLOAD_SCHEMA,
     synced_fields=charges.SYNCED_FIELDS,
     sync_model="resident_charges",
     dated_sync=True,
     write_paths={"charge": charges.BATCH_PATH, "credit": charges.CREDIT_PATH},
-    read_path=charges.READ_PATH,
     prepare=charges.prepare,
     validate=charges.validate,
     transform=charges.transform,
