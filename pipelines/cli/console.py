@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,9 +19,6 @@ from rich.table import Table
 from pipelines.core.config import Settings
 from pipelines.core.errors import DiskFullError, LedgerBusyError, TieoutError
 from pipelines.core.models import printable
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 # soft_wrap: a path or a message is never broken over lines, so logs and scripts can use it.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)

@@ -150,10 +150,6 @@ class Settings:
         return self.data_dir / "backups"
 
     @property
-    def lock_path(self) -> Path:
-        return self.data_dir / "tieout.lock"
-
-    @property
     def profiles_dir(self) -> Path:
         return self.data_dir / "profiles"
 

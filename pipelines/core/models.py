@@ -79,14 +79,6 @@ UNFINISHED = (
     RecordState.REFUSED,
     RecordState.PARTIAL,
 )
-# What a person must look at.
-NEEDS_ATTENTION = (
-    RecordState.FAILED,
-    RecordState.REFUSED,
-    RecordState.MISSING,
-    RecordState.MISMATCHED,
-    RecordState.DUPLICATED,
-)
 
 
 class IssueCode(StrEnum):
@@ -121,18 +113,6 @@ class Issue:
     source_row: int
     column: str | None = None
     value: str | None = None
-
-
-ISSUE_COLUMNS = ["code", "message", "source_file", "source_row", "column", "value"]
-
-
-def issues_frame(issues: list[Issue]) -> pd.DataFrame:
-    """The issues as a frame (one row per issue), empty but typed when there are none."""
-    frame = pd.DataFrame(
-        [(i.code.value, i.message, i.source_file, i.source_row, i.column, i.value) for i in issues],
-        columns=ISSUE_COLUMNS,
-    )
-    return frame.astype({"source_row": "int64"})
 
 
 # C0 and C1 control characters, and the bidirectional overrides that reorder what a line

@@ -60,7 +60,6 @@ class RateLimiter:
     window_started: float | None = None
     in_flight: int = 0
     lost: int = 0  # requests of this window that got no answer: counted as spent, on top
-    waited_s: float = 0.0
     rate_limited: int = 0
     _reset_at: float = float("-inf")
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -102,7 +101,6 @@ class RateLimiter:
                 if self.window_started is None:
                     self.window_started = now
                 pause = max(0.0, self.window_started + self.window_s + self.margin_s - now)
-                self.waited_s += pause
             self.sleep(pause)
 
     def handover(self, wall: Callable[[], float] = time.time) -> dict[str, Any]:

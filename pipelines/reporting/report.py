@@ -28,7 +28,6 @@ from pipelines.resolving.hints import AliasHints
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
-RECONCILE_OUTCOMES = ("matched", "awaiting_sync", "missing", "mismatched", "duplicated")
 
 
 def _json_list(value: Any) -> list[Any]:
@@ -52,14 +51,6 @@ def neutralize(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_LEADERS):
         return "'" + value
     return value
-
-
-def _neutral(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    out = frame.copy()
-    for column in columns:
-        if column in out:
-            out[column] = out[column].map(neutralize)
-    return out
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ import pandas as pd
 
 from pipelines.core.errors import ApiError, ConfigError
 from pipelines.posting.propexo import PropexoClient
-from pipelines.resolving.hints import ALIAS_FILES, AliasHints
+from pipelines.resolving.hints import AliasHints
 from schemas import ContractError, conforms
-
-MAPPING_FILES = tuple(ALIAS_FILES.values())
 
 
 @dataclass(frozen=True)

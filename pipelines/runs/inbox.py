@@ -31,7 +31,6 @@ from pipelines.reading.grids import fingerprint
 
 PROCESSING = ".processing"  # under the inbox; a dot folder, so never a candidate itself
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".errors.csv")
-SUPPORTED_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm")
 
 
 def is_candidate(path: Path) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from pipelines.core.config import Settings
@@ -23,11 +22,6 @@ from pipelines.runs.inbox import (
 from pipelines.runs.pipeline import run
 
 log = logging.getLogger("tieout")
-
-
-def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
-    """The same settings over another data folder (the demo's private workspace)."""
-    return replace(settings, data_dir=data_dir)
 
 
 def layouts_stamp(settings: Settings) -> tuple[int, int, int] | None:
