@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import cli
 from pipelines.cli.admin import refs_show
+from pipelines.cli.main import cli
 from sandbox.server import RunningSandbox
 
 

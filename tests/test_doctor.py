@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import cli
 from pipelines.cli.doctor import FAIL, PASS, WARN, folder_checks, run_doctor, token_checks
+from pipelines.cli.main import cli
 from pipelines.core.config import DEFAULT_TOKEN, Secret
 from sandbox.server import RunningSandbox
 from tests.conftest import settings_for

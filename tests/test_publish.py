@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.core.config import load_settings
 from pipelines.core.errors import InputError
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.reporting.publish import build, period_of, run_summaries, stopped_key, write_report
 
@@ -21,10 +22,10 @@ def test_each_run_gets_its_folder_and_the_index_lists_every_run(tmp_path: Path) 
             ledger.start_run(run_id, dry_run=False, pid=1)
             ledger.finish_run(run_id, code)
         ledger.set_meta(stopped_key("run-b"), "Propexo refused the token (401)")
-        first = write_report(ledger, settings, "run-a")
-        second = write_report(ledger, settings, "run-b")
+        first = write_report(ledger, settings, "run-a", registered())
+        second = write_report(ledger, settings, "run-b", registered())
         with pytest.raises(InputError, match="no run 'run-c' in the ledger"):
-            build(ledger, settings, "run-c")
+            build(ledger, settings, "run-c", registered())
 
     assert first == settings.reports_dir / "run-a"
     for folder in (first, second):

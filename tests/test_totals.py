@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipelines.kinds import registered
 from pipelines.reading.layout import Layout
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profile
 from pipelines.reading.totals import (
@@ -20,7 +21,7 @@ UNIT, AMOUNT = 0, 1
 
 def _layout() -> Layout:
     return Layout(
-        profile=load_profile(BUILTIN_PROFILES_DIR / "tieout_rent_roll.toml"),
+        profile=load_profile(BUILTIN_PROFILES_DIR / "tieout_rent_roll.toml", registered()),
         header_rows=(0,),
         columns={UNIT: "unit", AMOUNT: "amount"},
         charge_columns={},

@@ -22,7 +22,9 @@ def upgrade() -> None:
     # A SQLite ledger opened by a newer tieout may hold the column already (added in place).
     present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns(TABLE)}
     if COLUMN not in present:
-        op.execute(f"ALTER TABLE {TABLE} ADD COLUMN {COLUMN} {KIND}")
+        # PostgreSQL's ledger keeps whole numbers as BIGINT (schema.dialect_ddl).
+        kind = "BIGINT" if op.get_bind().dialect.name == "postgresql" else KIND
+        op.execute(f"ALTER TABLE {TABLE} ADD COLUMN {COLUMN} {kind}")
 
 
 def downgrade() -> None:
