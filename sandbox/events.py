@@ -58,6 +58,7 @@ class Events:
         self.kinds = kinds
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.syncs_completed = 0  # read by tests that time another client's sync
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
         self._rng = random.Random(config.fault_seed)  # noqa: S311 - timing, not secrets
 
@@ -88,6 +89,7 @@ class Events:
                 kinds=self.kinds.synced(synced_models),
                 window_days=self.config.sync_window_days,
             )
+            self.syncs_completed += 1
         log.info("sync of %s finished: %d records became visible", integration_id, count)
         self.spawn(
             self.deliver(

@@ -163,7 +163,7 @@ RECORD = RecordModel(CORE)
 # #29: each kind's attributes belong in its own package (pipelines/kinds/<kind>/), registered
 # there; they are declared here until the kinds move.
 RECORD.register_attributes(
-    ["invoice"],
+    ("invoice",),
     [
         Column("invoice_number", "TEXT", "optional", matched=True),
         Column("vendor_id", "TEXT", "optional", matched=True),
@@ -172,7 +172,7 @@ RECORD.register_attributes(
     ],
 )
 RECORD.register_attributes(
-    ["charge", "credit"],
+    ("charge", "credit"),
     [
         Column("reference_number", "TEXT", "optional", matched=True),
         Column("resident_id", "TEXT", "optional", matched=True),

@@ -366,29 +366,25 @@ class _LogFollow:
         last_round: bool,
         now: float,
         kinds: Kinds,
-    ) -> tuple[list[str], list[str]]:
+    ) -> list[str]:
         """One read of the log for ``logged``; settles the batches it shows succeeded and
-        returns the jobs write-status must still be asked about, and the jobs it shows
-        succeeded whose record's own id is still to be learnt (an invoice's)."""
+        returns the jobs write-status must still be asked about."""
         integration_id = str(next(iter(logged.values()))["integration_id"].iloc[0])
         from_log = finished_jobs_from_logs(client, integration_id, set(logged))
         ask: list[str] = []
-        need_id: list[str] = []
         for job_id, status in from_log.items():
             job = logged[job_id]
-            if status == "SUCCESS" and _needs_id(job, kinds):
-                need_id.append(job_id)
-            elif status == "SUCCESS":
+            if status == "SUCCESS" and not _needs_id(job, kinds):
                 # A batch: created_record_id is the first id of the whole job chain, no
                 # record's own (and null for RM charges and credits): nothing to keep.
                 apply_write_status(ledger, run_id, job, {"write_status": "SUCCESS", "errors": []})
-            else:  # a failure's errors[]
+            else:  # a failure's errors[], or an invoice's created_record_id
                 ask.append(job_id)
         unlisted = [j for j in logged if j not in from_log]
         if last_round:
             # Not in the log yet on the last round: still running, or a job Propexo no longer
             # knows; only write-status can tell which.
-            return ask + unlisted, need_id
+            return ask + unlisted
         for job_id in from_log:
             answered = _answered(logged[job_id])
             if pd.notna(answered) and (self.newest_listed is None or answered > self.newest_listed):
@@ -403,53 +399,7 @@ class _LogFollow:
         else:  # nothing new shown: how late the log is, is not known yet
             self.delay = min(POLL_MAX_S, self.delay * 2)
         self.next_at = now + wait_s
-        return ask, need_id
-
-
-STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-READ_BACK_MARGIN_S = 3600.0  # Propexo's data clock may run behind ours: read back an hour more
-
-
-def _ids_read_back(
-    ledger: Ledger, client: PropexoClient, jobs: dict[str, pd.DataFrame]
-) -> dict[str, str]:
-    """The ids of invoices whose jobs the write log shows succeeded, from one read of the
-    invoices Propexo changed since their earliest answer (Propexo reads an RM invoice back at
-    once): job id → the one invoice with the record's vendor, invoice number and amount. A job
-    with no such invoice, or several, is not answered here (write-status tells its id)."""
-    integration_id = str(next(iter(jobs.values()))["integration_id"].iloc[0])
-    cached = ledger.cached_refs(integration_id)
-    if cached is None:
-        return {}
-    x_vendor = {str(v.get("id")): str(v.get("x_id")) for v in cached[1].get("vendors") or []}
-    earliest = min(_answered(job) for job in jobs.values())
-    if pd.isna(earliest):
-        return {}
-    since = earliest - pd.Timedelta(seconds=READ_BACK_MARGIN_S)
-    listed = client.list_all(
-        "/v1/invoices/",
-        {"integration_id": integration_id, "updated_at_gte": since.strftime(STAMP)},
-        poll=True,
-    )
-    by_key: dict[tuple[str, str, str], list[str]] = {}
-    for invoice in listed:
-        key = (
-            str(invoice.get("x_vendor_id")),
-            str(invoice.get("invoice_number")),
-            str(invoice.get("total_amount_in_cents")),
-        )
-        by_key.setdefault(key, []).append(str(invoice.get("id")))
-    ids: dict[str, str] = {}
-    for job_id, job in jobs.items():
-        record = job.iloc[0]
-        key = (
-            x_vendor.get(str(record["vendor_id"]), ""),
-            str(record["invoice_number"]),
-            str(int(record["amount_cents"])) if pd.notna(record["amount_cents"]) else "",
-        )
-        if len(by_key.get(key, [])) == 1:
-            ids[job_id] = by_key[key][0]
-    return ids
+        return ask
 
 
 def wait_for_jobs(
@@ -464,57 +414,45 @@ def wait_for_jobs(
 ) -> int:
     """Follow every submitted job to a terminal status, with backoff, until time runs out.
 
-    Each request is spent where it answers most. When there are many jobs they are followed
-    in the write log (one page answers for up to 100); only jobs it shows failed are asked
-    about one by one (for the errors that name the bad records). A job whose record's own id
-    matters (an invoice, ``kinds.id_from_write_status``) and that the log shows
-    succeeded takes that id from one read-back of the invoices Propexo changed meanwhile (the
-    log has no ids); only one the read-back does not show alone is asked write-status. The log
-    shows a job only some time after it finished, so it is read again not on a fixed backoff
-    but when the jobs still missing from it should be there: as long after their answers as
-    the newest job it did show had taken. With few jobs, or no write log, write-status is
-    asked directly. Returns how many records are still ``submitted`` (the next run asks again).
+    Each request is spent where it answers most. A job whose write-status carries its record's
+    own id (an invoice: ``kinds.id_from_write_status``) is asked write-status
+    first: that answer has the ``created_record_id`` the log lacks, so the log would cost one
+    request more. Batches, when there are many, are followed in the
+    write log (one page answers for up to 100); only jobs it shows failed are asked about one
+    by one (for the errors that name the bad records). The log shows a job only some time
+    after it finished, so it is read again not on a fixed backoff but when the jobs still
+    missing from it should be there: as long after their answers as the newest job it did
+    show had taken. With few jobs, or no write log, write-status is asked directly. Returns how
+    many records are still ``submitted`` (the next run asks again).
     """
     deadline = clock() + timeout_s
     delay = POLL_FIRST_S
     use_log = True
     log = _LogFollow(next_at=clock())
+    asked: set[str] = set()  # invoices' jobs asked write-status once already
     while True:
         submitted = ledger.records(states=["submitted"])
         if submitted.empty:
             return 0
         jobs = {str(job_id): job for job_id, job in submitted.groupby("job_id", sort=False)}
         last_round = clock() >= deadline
-        direct: list[str] = []
-        logged = jobs
+        # An invoice's job, the first time: write-status, whose answer has its id. After that
+        # (it was pending), it waits in the log with the rest, and is asked again once the log
+        # shows it succeeded.
+        direct = [j for j, job in jobs.items() if _needs_id(job, kinds) and j not in asked]
+        logged = {j: job for j, job in jobs.items() if j not in direct}
         if not use_log or len(logged) < LOGS_WORTH_IT:
             direct, logged = list(jobs), {}
         if logged and (last_round or clock() >= log.next_at):
             try:
-                ask, need_id = log.read(
+                direct += log.read(
                     ledger, client, run_id, logged, last_round=last_round, now=clock(), kinds=kinds
                 )
-                direct += ask
-                if need_id:
-                    try:
-                        ids = _ids_read_back(ledger, client, {j: jobs[j] for j in need_id})
-                    except ApiError:
-                        ids = {}  # write-status tells each its id
-                    for job_id in need_id:
-                        if job_id in ids:
-                            success = {"write_status": "SUCCESS", "errors": []}
-                            apply_write_status(
-                                ledger,
-                                run_id,
-                                jobs[job_id],
-                                {**success, "created_record_id": ids[job_id]},
-                            )
-                        else:
-                            direct.append(job_id)
             except ApiError:
                 use_log = False  # no write log here: write-status from now on
                 direct = list(jobs)
         for job_id in dict.fromkeys(direct):
+            asked.add(job_id)
             _poll_one(ledger, client, run_id, job_id, jobs[job_id])
         if last_round:
             return len(ledger.records(states=["submitted"]))
@@ -775,3 +713,15 @@ def describe_plan(requests: list[PostRequest], rate_limit: int = 150) -> dict[st
         "estimated_minutes": round(minutes, 2),
         "payload_bytes": sum(len(json.dumps(r.body)) for r in requests),
     }
+
+
+def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
+    """Charges grouped by (integration, RM location) and cut into batches of at most ``batch_size``.
+
+    The batch endpoint refuses mixed locations, so no batch ever spans two.
+    """
+    batches: list[pd.DataFrame] = []
+    for _, group in charges.groupby(["integration_id", "location_id"], sort=True):
+        for start in range(0, len(group), batch_size):
+            batches.append(group.iloc[start : start + batch_size])
+    return batches

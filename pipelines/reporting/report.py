@@ -655,7 +655,8 @@ def _posted_frame(
     # An invoice's property is its lines' (each line names one): read for invoices only.
     properties = names.get("property", {})
     payloads = records.get("payload", pd.Series(None, index=records.index, dtype=object))
-    billed = payloads[~for_resident & payloads.notna()].map(
+    billing = (~for_resident & payloads.notna()).to_numpy()
+    billed = payloads[billing].map(
         lambda body: ", ".join(
             dict.fromkeys(
                 properties.get(str(i.get("property_id")), str(i.get("property_id")))
@@ -664,7 +665,10 @@ def _posted_frame(
             )
         )
     )
-    home = home.where(for_resident, billed.reindex(records.index)).fillna("")
+    # Positions, not labels: the records' index may repeat (rows of several passes).
+    shown = home.where(for_resident, "").fillna("").to_numpy(dtype=object, copy=True)
+    shown[billing] = billed.to_numpy(dtype=object)
+    home = pd.Series(shown, index=records.index, dtype=object)
     runs = records.get("run_id", pd.Series(None, index=records.index, dtype=object))
     earlier = runs.astype(object).where(runs.notna() & runs.astype(str).ne(str(run_id)), "")
     frame = pd.DataFrame(
