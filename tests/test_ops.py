@@ -54,7 +54,9 @@ def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
         try:
             time.sleep(1)
             (data / "inbox" / "garbage.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
-            deadline = time.monotonic() + 180  # a hang guard: a run under a loaded suite takes a while
+            deadline = (
+                time.monotonic() + 180
+            )  # a hang guard: a run under a loaded suite takes a while
             while not (data / "rejected" / "garbage.xlsx").exists():
                 assert time.monotonic() < deadline, "the bad file was never handled"
                 time.sleep(0.2)
@@ -281,7 +283,9 @@ def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
             time.sleep(2)  # several looks of the watch while the writer holds the file open
             assert not (data / "archive").exists(), "taken while still being written"
             writer.communicate(timeout=30)
-            deadline = time.monotonic() + 180  # a hang guard: a run under a loaded suite takes a while
+            deadline = (
+                time.monotonic() + 180
+            )  # a hang guard: a run under a loaded suite takes a while
             with httpx.Client(
                 base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
             ) as api:
