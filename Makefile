@@ -54,7 +54,7 @@ sandbox: setup ## serve the Propexo emulator on 127.0.0.1:8765 (Ctrl-C stops it)
 # (started first, see tests/conftest.py) do not leave one worker running alone at the end.
 # The `bench` smoke test runs in `make bench`, not here.
 test: setup ## the full test suite (unit, property, end-to-end against the real sandbox)
-	$(BIN)/python -m pytest -q -n 5 --dist worksteal -m "not bench" $(ARGS)
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal -m "not bench" $(ARGS)
 
 soak: setup ## exactly once under every combination of the sandbox's options (long)
 	TIEOUT_SOAK=1 $(BIN)/python -m pytest -q tests/test_exactly_once.py tests/test_workers.py tests/test_intake.py tests/test_odd_answers.py tests/test_write_log.py $(ARGS)
