@@ -181,6 +181,7 @@ class _Zygote:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._folder = Path(tempfile.mkdtemp(prefix="tieout-zygote-"))
+        atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
         self._socket = self._folder / "socket"
         self._count = itertools.count()
 

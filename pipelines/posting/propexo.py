@@ -326,15 +326,11 @@ class PropexoClient:
         return _json(self._send("GET", path, params=params or {}))
 
     def iter_pages(
-        self, path: str, params: dict[str, Any] | None = None, *, poll: bool = False
+        self, path: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every record of a list endpoint, paging with offset/limit until ``hasMore`` is false.
-        ``poll``: a read that follows jobs (records read back for the ids their jobs gave
-        them), each page counted as a status poll."""
+        """Every record of a list endpoint, paging with offset/limit until ``hasMore`` is false."""
         offset = 0
         while True:
-            if poll:
-                self._count("status_polls")
             page = self.get(path, {**(params or {}), "offset": offset, "limit": PAGE_LIMIT})
             results = page.get("results") or []
             yield from results
@@ -348,10 +344,8 @@ class PropexoClient:
             if not results or not has_more:
                 return
 
-    def list_all(
-        self, path: str, params: dict[str, Any] | None = None, *, poll: bool = False
-    ) -> list[dict[str, Any]]:
-        return list(self.iter_pages(path, params, poll=poll))
+    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_pages(path, params))
 
     # -- writes ---------------------------------------------------------------------------------
 
