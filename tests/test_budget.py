@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipelines.core.budget import budget_key, turn
 from pipelines.core.config import Secret
 from pipelines.ledger import Ledger
+from pipelines.posting.budget import budget_key, turn
 from pipelines.posting.propexo import PropexoClient, RateLimiter
 from sandbox.server import RunningSandbox
 

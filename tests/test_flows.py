@@ -29,7 +29,8 @@ def test_every_kind_has_every_function_from_its_own_package(name: str) -> None:
         if field.name == "draft":
             continue  # a kind may leave profiles to be written by hand
         assert value is not None and value != (), field.name
-        if callable(value) and not isinstance(value, type):
+        if callable(value) and not isinstance(value, type) and value is not field.default:
+            # its own, or the Kind's default (a request writes one record: `the_body`)
             assert value.__module__.startswith(package), (field.name, value.__module__)
     assert set(kind.write_paths) == set(kind.record_kinds)
     assert all(kinds.record(k) is kind for k in kind.record_kinds)

@@ -343,6 +343,7 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path, ledger_
 
 
 def test_the_log_range_reaches_back_past_the_post_with_a_margin() -> None:
+    from pipelines.kinds import registered
     from pipelines.posting.writelog import request_identities, time_range_for
 
     assert time_range_for(0) == "hour"
@@ -351,10 +352,14 @@ def test_the_log_range_reaches_back_past_the_post_with_a_margin() -> None:
     assert time_range_for(6 * 86400) == "week"
     assert time_range_for(27 * 86400) == "month"
     assert time_range_for(28 * 86400) is None  # a person decides
+    charge, invoice = registered().record("charge"), registered().record("invoice")
     batch = {"charges": [{"reference_number": "A-1"}, {"reference_number": "A-2"}]}
-    assert request_identities(batch) == {"ref:A-1", "ref:A-2"}
-    assert request_identities(json.dumps({"vendor_id": "v", "invoice_number": "7"})) == {"inv:v|7"}
-    assert request_identities("not json") == frozenset()
+    assert request_identities(batch, charge) == {"ref:A-1", "ref:A-2"}
+    assert request_identities({"reference_number": "C-1"}, charge) == {"ref:C-1"}  # a credit
+    bill = json.dumps({"vendor_id": "v", "invoice_number": "7"})
+    assert request_identities(bill, invoice) == {"inv:v|7"}
+    assert request_identities(bill, charge) == frozenset()  # each kind reads its own
+    assert request_identities("not json", charge) == frozenset()
 
 
 def test_the_opt_in_resends_only_after_two_searches_past_its_time(workspace: Path) -> None:

@@ -110,6 +110,16 @@ class Draft:
     wide_required: tuple[str, ...] | None = None
 
 
+def no_identity(item: Mapping[str, Any]) -> None:
+    """A kind whose writes the write log cannot tell apart: none is found there."""
+    return None
+
+
+def the_body(body: Mapping[str, Any]) -> list[Any]:
+    """A request that writes one record: the body is the record."""
+    return [body]
+
+
 @dataclass(frozen=True)
 class Kind:
     """What is particular to one kind of source and the records it becomes."""
@@ -150,6 +160,12 @@ class Kind:
     # write-status gives each write of this kind its own created_record_id, which matching
     # uses (an invoice); the write log has no ids, so such a job is asked write-status itself
     id_from_write_status: bool = False
+    # Which record a written item says it is, alike for an item of a request the write log
+    # shows and for a ledger row of the kind (their fields share names): a text unique among
+    # every kind's (prefixed), or None where the item cannot say
+    identity: Callable[[Mapping[str, Any]], str | None] = no_identity
+    # the items one request body writes (a batch's list; one record's body: itself)
+    written_items: Callable[[Mapping[str, Any]], list[Any]] = the_body
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
 
 

@@ -11,6 +11,7 @@ ledgers that exist. Column order carries no meaning: every read and write names 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -84,9 +85,10 @@ CORE = (
 class RecordModel:
     """The columns of ``records``: the core, then each kind's attributes as registered."""
 
-    def __init__(self, core: Iterable[Column]) -> None:
+    def __init__(self, core: Iterable[Column], declared_in: Iterable[str] = ()) -> None:
         self._columns = list(core)
         self._read = False  # a list with kind attributes in it was handed out
+        self._declared_in = tuple(declared_in)  # modules registering attributes, on first read
 
     def register_attributes(self, kinds: Iterable[str], columns: Iterable[Column]) -> None:
         """Declare record kinds' own columns. A column two kinds share (a date, say) is declared
@@ -119,6 +121,10 @@ class RecordModel:
 
     def columns(self) -> tuple[Column, ...]:
         """Every column, in the table's order."""
+        if not self._read and self._declared_in:
+            modules, self._declared_in = self._declared_in, ()
+            for module in modules:  # each registers its kind's attributes as it is imported
+                importlib.import_module(module)
         self._read = True
         return tuple(self._columns)
 
@@ -148,7 +154,7 @@ class RecordModel:
         """The record frame's columns: every kind's (the core), and with ``kind`` its own
         attributes too."""
         if kind is None:
-            return [c.name for c in self._columns if c.framed and not c.kinds]
+            return [c.name for c in CORE if c.framed]
         return [c.name for c in self.columns() if (c.framed and not c.kinds) or kind in c.kinds]
 
     def ddl(self) -> str:
@@ -158,26 +164,10 @@ class RecordModel:
         return f"CREATE TABLE IF NOT EXISTS records (\n{lines}\n);\n"
 
 
-RECORD = RecordModel(CORE)
+# Each kind's own attributes are declared in its package (``pipelines/kinds/<kind>/columns.py``),
+# which registers them when imported; the built-in kinds' are imported on the model's first
+# read, so a ledger read before any kind was used still has every column. A kind from outside
+# registers its attributes before it is used (it cannot be read before it is registered).
+BUILT_IN_ATTRIBUTES = ("pipelines.kinds.invoice.columns", "pipelines.kinds.charge.columns")
 
-# #29: each kind's attributes belong in its own package (pipelines/kinds/<kind>/), registered
-# there; they are declared here until the kinds move.
-RECORD.register_attributes(
-    ("invoice",),
-    [
-        Column("invoice_number", "TEXT", "optional", matched=True),
-        Column("vendor_id", "TEXT", "optional", matched=True),
-        Column("transaction_date", "TEXT", "optional", matched=True),  # the invoice's date
-        Column("defaulted", "TEXT", "joined"),  # what tieout filled in (post date = invoice date)
-    ],
-)
-RECORD.register_attributes(
-    ("charge", "credit"),
-    [
-        Column("reference_number", "TEXT", "optional", matched=True),
-        Column("resident_id", "TEXT", "optional", matched=True),
-        Column("charge_code_id", "TEXT", "optional", matched=True),
-        Column("transaction_date", "TEXT", "optional", matched=True),
-        Column("charge_notes", "TEXT", "optional"),  # a charge's body is built from columns
-    ],
-)
+RECORD = RecordModel(CORE, declared_in=BUILT_IN_ATTRIBUTES)

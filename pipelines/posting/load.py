@@ -609,7 +609,7 @@ def _search_log(
             rest[searchable],
             age_s=age_s,
             known_jobs=set(known),
-            scope=kinds.sync_scope,
+            kinds=kinds,
         )
     except ApiError as exc:
         evidence = writelog.LogSearch(None)

@@ -5,8 +5,8 @@ range (hour, day, week, month), newest first, and often without its request (``p
 null): each candidate job's request is then read from its job log (a 302 to a presigned URL).
 What it proves about a record:
 
-* a job carrying it (its reference number, or its vendor and invoice number), SUCCESS: it
-  landed;
+* a job carrying it (what its kind says identifies it: a charge's reference number, an
+  invoice's vendor and number), SUCCESS: it landed;
 * FAILURE: Propexo says nothing landed, but a PMS can apply a write Propexo marks failed, so
   Propexo's synced data is still looked at before anything is sent again;
 * no job carrying it proves nothing on its own: a job still pending (for as long as Propexo
@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from pipelines.core.errors import ApiError
+from pipelines.core.kind import Kind, Kinds
 from pipelines.posting.propexo import PropexoClient
 
 # Propexo's time ranges, each with how far back it certainly reaches (a month: 28 days).
@@ -86,19 +87,9 @@ class LogSearch:
         return text + ")"
 
 
-def identity(item: dict[str, Any]) -> str | None:
-    """What in a posted body says which record it is: a charge's or credit's reference
-    number, else an invoice's vendor and number."""
-    reference = item.get("reference_number")
-    if reference:
-        return f"ref:{reference}"
-    if item.get("invoice_number") and item.get("vendor_id"):
-        return f"inv:{item['vendor_id']}|{item['invoice_number']}"
-    return None
-
-
-def request_identities(body: Any) -> frozenset[str]:
-    """Every record identity one request carries (a batch's charges, or the one body)."""
+def request_identities(body: Any, kind: Kind) -> frozenset[str]:
+    """Every record identity one request of ``kind`` carries (a batch's items, or the one
+    body), as the kind tells them (:attr:`Kind.identity`)."""
     if isinstance(body, str):
         try:
             body = json.loads(body)
@@ -106,23 +97,17 @@ def request_identities(body: Any) -> frozenset[str]:
             return frozenset()
     if not isinstance(body, dict):
         return frozenset()
-    items = body["charges"] if isinstance(body.get("charges"), list) else [body]
-    return frozenset(i for i in (identity(x) for x in items if isinstance(x, dict)) if i)
+    items = kind.written_items(body)
+    return frozenset(i for i in (kind.identity(x) for x in items if isinstance(x, Mapping)) if i)
 
 
-def record_identities(records: pd.DataFrame) -> dict[str, list[str]]:
+def record_identities(records: pd.DataFrame, kinds: Kinds) -> dict[str, list[str]]:
     """identity → the ledger's record keys that carry it."""
     out: dict[str, list[str]] = {}
-    for row in records.itertuples(index=False):
-        found = identity(
-            {
-                "reference_number": getattr(row, "reference_number", None),
-                "invoice_number": getattr(row, "invoice_number", None),
-                "vendor_id": getattr(row, "vendor_id", None),
-            }
-        )
+    for row in cast(list[dict[str, Any]], records.to_dict("records")):
+        found = kinds.record(str(row["kind"])).identity(row)
         if found:
-            out.setdefault(found, []).append(str(row.record_key))
+            out.setdefault(found, []).append(str(row["record_key"]))
     return out
 
 
@@ -145,11 +130,11 @@ def entries(
 
 
 def _identities_of(
-    client: PropexoClient, entry: dict[str, Any], search: LogSearch
+    client: PropexoClient, entry: dict[str, Any], search: LogSearch, kind: Kind
 ) -> frozenset[str]:
     parameters = entry.get("parameters")
     if isinstance(parameters, dict) and parameters:
-        return request_identities(parameters)
+        return request_identities(parameters, kind)
     log_id = str(entry.get("job_log_id") or "")
     if log_id in _BODIES:
         return _BODIES[log_id]
@@ -160,7 +145,7 @@ def _identities_of(
         return frozenset()
     request = data.get("request")
     body = request.get("body") if isinstance(request, dict) else None
-    found = request_identities(body)
+    found = request_identities(body, kind)
     search.read.append(str(entry.get("job_id")))
     if len(_BODIES) < 100_000:
         _BODIES[log_id] = found
@@ -174,26 +159,29 @@ def search(
     *,
     age_s: float,
     known_jobs: set[str],
-    scope: Mapping[str, tuple[str, bool]],
+    kinds: Kinds,
 ) -> LogSearch:
     """Look for the job that carried each of ``records`` in the log of the last ``age_s``
-    seconds (and a margin), in the log category of each record kind (``scope``: record kind
-    → (Propexo's model, dated), as ``Kinds.sync_scope`` gives it). A record whose own job id
-    the log lists is carried by it; other jobs are candidates unless the ledger already knows
-    them (their records are known), and their requests are read to find the records'
-    identities."""
+    seconds (and a margin), in the log category of each record's kind (its Propexo model),
+    each request read as that kind tells its records (:attr:`Kind.identity`). A record whose
+    own job id the log lists is carried by it; other jobs are candidates unless the ledger
+    already knows them (their records are known), and their requests are read to find the
+    records' identities."""
     result = LogSearch(time_range_for(max(age_s, 0.0)))
     if result.time_range is None or records.empty:
         return result
-    wanted = record_identities(records)
+    wanted = record_identities(records, kinds)
     own_jobs: dict[str, list[str]] = {}
     if "job_id" in records:
         for key, job_id in zip(records["record_key"], records["job_id"], strict=True):
             if isinstance(job_id, str) and job_id:
                 own_jobs.setdefault(job_id, []).append(str(key))
-    categories = sorted({scope[str(kind)][0] for kind in records["kind"].unique()})
-    for category in categories:
-        for entry in entries(client, integration_id, result.time_range, category):
+    searched = {
+        kinds.record(str(name)).sync_model: kinds.record(str(name))
+        for name in records["kind"].unique()
+    }
+    for _, kind in sorted(searched.items()):
+        for entry in entries(client, integration_id, result.time_range, kind.sync_model):
             result.listed += 1
             job = LoggedJob(
                 str(entry.get("job_id")),
@@ -203,7 +191,7 @@ def search(
             )
             keys = list(own_jobs.get(job.job_id, []))
             if job.job_id not in known_jobs:
-                for found in _identities_of(client, entry, result) & set(wanted):
+                for found in _identities_of(client, entry, result, kind) & set(wanted):
                     keys += wanted[found]
             for key in keys:
                 held = result.carried.get(key)
@@ -213,13 +201,13 @@ def search(
 
 
 def logged_posts(
-    client: PropexoClient, integration_id: str, category: str, known_jobs: set[str]
+    client: PropexoClient, integration_id: str, kind: Kind, known_jobs: set[str]
 ) -> list[dict[str, Any]]:
-    """Every record the write log of the last month shows posted by a SUCCESS job of one
-    category, as its request wrote it (a batch's charges one by one), with its job's id and
-    type: what a rebuilt ledger adopts when no sync has brought it yet."""
+    """Every record the write log of the last month shows posted by a SUCCESS job of a
+    kind's category, as its request wrote it (a batch's items one by one), with its job's id
+    and type: what a rebuilt ledger adopts when no sync has brought it yet."""
     items: list[dict[str, Any]] = []
-    for entry in entries(client, integration_id, SPANS[-1][0], category):
+    for entry in entries(client, integration_id, SPANS[-1][0], kind.sync_model):
         job_id = str(entry.get("job_id"))
         if entry.get("status") != "SUCCESS" or job_id in known_jobs:
             continue
@@ -231,8 +219,7 @@ def logged_posts(
             body = json.loads(body)
         if not isinstance(body, dict):
             continue
-        written = body["charges"] if isinstance(body.get("charges"), list) else [body]
-        for item in written:
+        for item in kind.written_items(body):
             if isinstance(item, dict):
                 items.append({**item, "job_id": job_id, "job_type": entry.get("job_type")})
     return items

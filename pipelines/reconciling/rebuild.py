@@ -59,7 +59,7 @@ def rebuild_ledger(
             # What Propexo's write log shows posted, synced or not yet (a month back).
             logged = {
                 kind.source_kind: writelog.logged_posts(
-                    client, settings.integration_id, kind.sync_model, set()
+                    client, settings.integration_id, kind, set()
                 )
                 for kind in kinds
             }

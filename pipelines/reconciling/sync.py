@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.budget import turn
 from pipelines.core.config import Settings
 from pipelines.core.errors import LedgerError
 from pipelines.core.kind import KindContext, Kinds
@@ -24,6 +23,7 @@ from pipelines.core.models import (
 )
 from pipelines.ledger import Conflict, Ledger, utcnow
 from pipelines.posting import writelog
+from pipelines.posting.budget import turn
 from pipelines.posting.load import resolve_in_doubt, wait_for_jobs
 from pipelines.posting.propexo import PropexoClient, make_client
 from pipelines.reconciling.proof import sync_verdicts, write_ended
@@ -109,7 +109,7 @@ def adopt_from_write_log(
         ready.drop(columns=["job_id"], errors="ignore"),
         age_s=max(age_s, 0.0),
         known_jobs=set(known),
-        scope=kinds.sync_scope,
+        kinds=kinds,
     )
     now = utcnow()
     for key, job in evidence.carried.items():

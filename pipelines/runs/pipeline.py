@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.core.budget import turn
 from pipelines.core.config import Settings
 from pipelines.core.errors import InputError, TieoutError
 from pipelines.core.kind import KindContext
@@ -37,6 +36,7 @@ from pipelines.core.models import (
 from pipelines.kinds import registered
 from pipelines.kinds.charge.references import Unmatched, unmatched_text
 from pipelines.ledger import Ledger
+from pipelines.posting.budget import turn
 from pipelines.posting.load import load
 from pipelines.posting.propexo import PropexoClient, make_client
 from pipelines.reading.files import (

@@ -8,6 +8,7 @@ back until Propexo's next sync, so they are known by their reference number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -436,6 +437,18 @@ def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
     return {**item, "id": None, "amount_in_cents": amount}
 
 
+def identity(item: Mapping[str, Any]) -> str | None:
+    """A charge or credit is known by its reference number (a posted item, or a ledger row)."""
+    reference = item.get("reference_number")
+    return f"ref:{reference}" if isinstance(reference, str) and reference else None
+
+
+def written_items(body: Mapping[str, Any]) -> list[Any]:
+    """A batch writes its ``charges`` one by one; a credit's request is the credit."""
+    charges = body.get("charges")
+    return charges if isinstance(charges, list) else [body]
+
+
 KIND = register(
     kind_of(
         globals(),
@@ -451,6 +464,8 @@ KIND = register(
         payload_schema=ChargePayload,
         synced_fields=SYNCED_FIELDS,
         dated_sync=True,
+        identity=identity,
+        written_items=written_items,
         draft=Draft(
             header_words=(
                 ("reference_number", ("reference", "ref", "invoice #", "bill #")),

@@ -8,6 +8,7 @@ are readable right after the write), and known by (vendor, invoice number).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -230,6 +231,12 @@ def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]],
     return rows, skipped
 
 
+def identity(item: Mapping[str, Any]) -> str | None:
+    """An invoice is known by its vendor and number (a posted body, or a ledger row)."""
+    vendor, number = item.get("vendor_id"), item.get("invoice_number")
+    return f"inv:{vendor}|{number}" if isinstance(vendor, str) and vendor and number else None
+
+
 KIND = register(
     kind_of(
         globals(),
@@ -246,6 +253,7 @@ KIND = register(
         write_paths={"invoice": WRITE_PATH},
         read_path=READ_PATH,
         id_from_write_status=True,
+        identity=identity,
         draft=Draft(
             header_words=(
                 ("due_date", ("due", "due date")),

@@ -1,0 +1,17 @@
+"""A charge's and a credit's own columns in the ledger's ``records`` (beside the core every
+kind shares, :data:`pipelines.core.record_columns.CORE`), registered when this module is
+imported."""
+
+from __future__ import annotations
+
+from pipelines.core.record_columns import RECORD, Column
+
+ATTRIBUTES = (
+    Column("reference_number", "TEXT", "optional", matched=True),
+    Column("resident_id", "TEXT", "optional", matched=True),
+    Column("charge_code_id", "TEXT", "optional", matched=True),
+    Column("transaction_date", "TEXT", "optional", matched=True),
+    Column("charge_notes", "TEXT", "optional"),  # a charge's body is built from columns
+)
+
+RECORD.register_attributes(("charge", "credit"), ATTRIBUTES)
