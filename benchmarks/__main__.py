@@ -39,11 +39,12 @@ from pipelines.ledger import Ledger
 from pipelines.posting.load import post_ready, wait_for_jobs
 from pipelines.posting.propexo import make_client
 from pipelines.reading.extract import extract_file
-from pipelines.reading.files import process_file, profiles_for
 from pipelines.reading.grids import Limits, fingerprint
+from pipelines.reading.profiles import profiles_for
 from pipelines.reconciling.proof import sync_verdicts, write_ended
 from pipelines.reconciling.sync import reconcile
 from pipelines.resolving.refs import RefData
+from pipelines.runs.files import process_file
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict[str, Any]] = []

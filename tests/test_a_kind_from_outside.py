@@ -48,10 +48,10 @@ from pipelines.reconciling.reconcile import (
     aligned_verdict,
     outcomes_frame,
 )
-from pipelines.reconciling.sync import reconcile_command
 from pipelines.resolving.refs import RefData, fetch_synced
 from pipelines.resolving.transform import bad_rows, normalize_unit, resolve_properties
 from pipelines.runs.pipeline import run
+from pipelines.runs.reconcile import reconcile_command
 from sandbox.faults import SandboxConfig
 from sandbox.kinds import SandboxKind, Write
 from sandbox.server import read_seed, running_sandbox

@@ -320,9 +320,10 @@ def test_two_unknown_charge_codes_are_two_lines_with_their_rows(
     tmp_path: Path, refs: RefData
 ) -> None:
     from pipelines.core.config import load_settings
-    from pipelines.reading.files import process_file, profiles_for
     from pipelines.reading.grids import fingerprint
+    from pipelines.reading.profiles import profiles_for
     from pipelines.runs.check import group_causes
+    from pipelines.runs.files import process_file
 
     path = tmp_path / "codes.csv"
     path.write_text(

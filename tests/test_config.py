@@ -48,7 +48,7 @@ def test_the_shipped_config_documents_every_setting() -> None:
 
 
 def test_profiles_by_file_name_from_the_config(tmp_path: Path) -> None:
-    from pipelines.reading.files import profile_for_file, profiles_for
+    from pipelines.reading.profiles import profile_for_file, profiles_for
 
     config = tmp_path / "tieout.toml"
     config.write_text('[profiles]\n"*itemized*" = "appfolio_rent_roll"\n')

@@ -178,7 +178,8 @@ def test_check_offline_on_each_export_family_adds_up_to_the_known_total(
 @pytest.mark.parametrize("name", FIXTURES)
 def test_every_fixture_resolves_online(name: str, refs) -> None:  # type: ignore[no-untyped-def]
     from pipelines.core.config import load_settings
-    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.runs.files import process_file
     from tests.conftest import TEST_DATA
 
     settings = load_settings(env={})
@@ -269,7 +270,8 @@ def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
 )
 def test_each_usable_row_shape_resolves_online_to_its_own_total(name: str, refs) -> None:  # type: ignore[no-untyped-def]
     from pipelines.core.config import load_settings
-    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.runs.files import process_file
 
     settings = load_settings(env={})
     result = process_file(
@@ -646,7 +648,8 @@ def test_a_property_stated_once_in_the_title_is_used(tmp_path: Path, refs) -> No
     """#14 item 4: a single-property export names its property only in its title rows, and
     every row was rejected "property is missing"."""
     from pipelines.core.config import load_settings
-    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.runs.files import process_file
 
     settings = load_settings(env={})
     path = _single_property_roll(tmp_path, "Properties: Oak Ridge Apartments")
@@ -759,7 +762,8 @@ def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: 
     rejected, though they are real rent lines. The only unit is used; with several units the
     row is rejected saying so, never guessed."""
     from pipelines.core.config import load_settings
-    from pipelines.reading.files import process_file, profiles_for
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.runs.files import process_file
 
     settings = load_settings(env={})
     maple = refs.properties.loc[refs.properties["name"].eq("Maple Court"), "id"].iloc[0]

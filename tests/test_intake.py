@@ -222,7 +222,7 @@ def test_files_rewritten_in_place_use_a_temporary_name_of_their_own(tmp_path: Pa
     """#30: two workers rewrote reports/index.html through the same index.html.tmp; one
     renamed the other's away and failed (FileNotFoundError, exit 2). Many writers at once
     now each go through their own temporary file, and the last one wins whole."""
-    from pipelines.reading.files import write_atomically
+    from pipelines.core.disk import write_atomically
 
     target = tmp_path / "reports" / "index.html"
     errors: list[BaseException] = []

@@ -432,9 +432,10 @@ def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
     confirmed the first run's records too."""
     from pipelines.posting.load import load
     from pipelines.posting.propexo import PropexoClient
-    from pipelines.reading.files import process_file, profiles_for
     from pipelines.reading.grids import fingerprint
+    from pipelines.reading.profiles import profiles_for
     from pipelines.reconciling.sync import reference_data
+    from pipelines.runs.files import process_file
 
     settings = replace(
         load_settings(env={}),

@@ -28,8 +28,8 @@ def test_the_lists_today_are_the_ones_the_code_used_to_spell_out() -> None:
     read or write depends on the order of columns)."""
     from pipelines.kinds.charge.payloads import CHARGE_COLUMNS
     from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
-    from pipelines.reading.files import RECORD_FRAME_COLUMNS
     from pipelines.reconciling.reconcile import LEDGER_COLUMNS
+    from pipelines.runs.files import RECORD_FRAME_COLUMNS
 
     frame = {"record_key", "kind", "integration_id", "location_id", "amount_cents"} | {
         "content_hash",

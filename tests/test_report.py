@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from pipelines.core.models import POSTED, RecordState
+from pipelines.core.sheets import neutralize
 from pipelines.reporting.render import render_all, render_html
-from pipelines.reporting.report import build_report, neutralize
+from pipelines.reporting.report import build_report
 from tests.conftest import ROOT, run_cli
 
 record_strategy = st.fixed_dictionaries(

@@ -93,7 +93,7 @@ def test_random_bill_sheets_always_add_up(
     except InputError:
         return
     validated = registered().validate(extracted)
-    from pipelines.reading.files import account_rows
+    from pipelines.runs.files import account_rows
 
     outcome = account_rows(extracted, validated, validated.issues)  # raises if it does not add up
     assert outcome.rows_read == outcome.rows_used + outcome.rows_rejected + outcome.rows_skipped
@@ -207,8 +207,8 @@ def _leads_a_formula(cell: str) -> bool:
 @given(cells=st.lists(hostile_cell, min_size=1, max_size=6))
 def test_no_csv_tieout_writes_can_hold_a_live_formula(cells: list[str]) -> None:
     """#20 item 4: a bare CR ended the row in a spreadsheet, and `=2+2` became a formula."""
-    from pipelines.reading.files import errors_file_bytes
     from pipelines.reporting.render import render_rejects_csv
+    from pipelines.runs.files import errors_file_bytes
 
     rejected = pd.DataFrame(
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipelines.core.parsing import dollars
 from pipelines.kinds import registered
 from pipelines.reading.layout import Layout
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profile
@@ -14,7 +15,6 @@ from pipelines.reading.totals import (
     total_text,
     unlabelled_totals,
 )
-from pipelines.reporting.report import dollars
 
 UNIT, AMOUNT = 0, 1
 

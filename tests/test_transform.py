@@ -15,10 +15,11 @@ from pipelines.kinds import registered
 from pipelines.kinds.charge.kind import chunk_by_location
 from pipelines.kinds.charge.payloads import charge_body
 from pipelines.kinds.charge.references import reference_numbers
-from pipelines.reading.files import process_file, profiles_for
 from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import profiles_for
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import normalize_org, normalize_person, normalize_unit
+from pipelines.runs.files import process_file
 from tests.conftest import SAMPLES, write_bills
 
 SETTINGS = load_settings(env={})

@@ -63,10 +63,6 @@ def _child(conn: socket.socket) -> None:
 
 
 def serve(path: str) -> None:
-    import pipelines.cli.main
-    import pipelines.reconciling.sync
-    import pipelines.reporting.publish
-    import pipelines.runs.pipeline  # noqa: F401  (the imports every command pays for)
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -103,7 +103,7 @@ def profile() -> None:
 def profile_init(file: Path, kind: str, out_path: Path | None) -> None:
     """Write a draft profile for FILE: header row, columns, charge columns, row patterns, and
     what the draft yields on FILE. Review it, then `tieout check --profile DRAFT FILE`."""
-    from pipelines.reading.files import write_atomically
+    from pipelines.core.disk import write_atomically
     from pipelines.reading.profile_init import draft_profile
 
     with friendly():
@@ -504,9 +504,9 @@ def demo(workdir: Path) -> None:
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
-    from pipelines.reconciling.sync import reconcile_command
     from pipelines.reconciling.webhooks import ReceiverThread, register
     from pipelines.runs.pipeline import run as run_pipeline
+    from pipelines.runs.reconcile import reconcile_command
 
     with friendly():
         require_sandbox()

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli.console import err, friendly, out, settings_of
-from pipelines.resolving.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
+from pipelines.core.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 
 if TYPE_CHECKING:
     import pandas as pd

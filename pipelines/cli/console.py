@@ -207,8 +207,8 @@ def progress(
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    from pipelines.core.parsing import dollars
     from pipelines.reading.totals import is_tied, total_text
-    from pipelines.reporting.report import dollars
 
     totals = summary["totals"]
     table = Table(show_header=True, header_style="bold")
@@ -258,7 +258,7 @@ VERDICT_STYLE = {"complete": "green", "waiting for sync": "yellow", "needs atten
 
 def print_verdict(summary: dict[str, Any]) -> None:
     """The run's verdict on a line of its own, then each reason with its count and amount."""
-    from pipelines.reporting.report import dollars
+    from pipelines.core.parsing import dollars
 
     verdict = summary.get("verdict", "needs attention")
     out.print(f"[bold {VERDICT_STYLE.get(verdict, 'red')}]{verdict.capitalize()}[/]")

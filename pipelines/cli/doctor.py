@@ -17,12 +17,12 @@ import pandas as pd
 
 from pipelines.core.config import DEFAULT_TOKEN, Settings, which_propexo
 from pipelines.core.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
+from pipelines.core.hints import AliasHints
 from pipelines.core.models import POSTED
 from pipelines.ledger import RECORD_SCHEME, Ledger
 from pipelines.posting.propexo import make_client, probe_integration
 from pipelines.reconciling.skew import last_measured, measure
 from pipelines.resolving.aliases import read_aliases, unknown_targets
-from pipelines.resolving.hints import AliasHints
 from pipelines.resolving.refs import build_reference_data
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"

@@ -71,15 +71,10 @@ def layout_accept(ctx: click.Context, file: Path, profile: str | None, by: str |
     from pipelines.core.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
-    from pipelines.reading.files import (
-        decide_layout,
-        layout_preview,
-        preview_lines,
-        process_file,
-        profiles_for,
-    )
     from pipelines.reading.grids import fingerprint
+    from pipelines.reading.profiles import profiles_for
     from pipelines.reconciling.sync import reference_data
+    from pipelines.runs.files import decide_layout, layout_preview, preview_lines, process_file
 
     with friendly():
         if not file.is_file():

@@ -259,10 +259,10 @@ def check(
     <name>.errors.csv beside any file with rejected rows: the row number you see in Excel,
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
+    from pipelines.core.disk import write_atomically
     from pipelines.core.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client, unreachable_hint, verify_token
-    from pipelines.reading.files import write_atomically
     from pipelines.reconciling.sync import reference_data
     from pipelines.runs.check import check_file, standing_confirmations
 
@@ -316,9 +316,10 @@ def check(
 def _print_checked(r: dict[str, Any], settings: Settings) -> None:
     """One checked file as `tieout check` prints it: its row accounting, what is to
     confirm online, and each cause once with its rows."""
+    from pipelines.core.hints import AliasHints
+    from pipelines.core.parsing import dollars
     from pipelines.reading.totals import total_text
-    from pipelines.reporting.report import dollars, not_charged_text
-    from pipelines.resolving.hints import AliasHints
+    from pipelines.reporting.report import not_charged_text
     from pipelines.runs.check import rows_label
 
     skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
@@ -396,7 +397,7 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     from pipelines.core.models import IN_DOUBT
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
-    from pipelines.reconciling.sync import next_step, reconcile_command
+    from pipelines.runs.reconcile import next_step, reconcile_command
 
     with friendly():
         result, reports = reconcile_command(
@@ -483,9 +484,9 @@ def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
 def trace(ctx: click.Context, query: str, as_json: bool) -> None:
     """A record's lineage: the file and its cells as the file has them, the aliases applied,
     Propexo's ids, the job, the state and the Rent Manager id once synced."""
+    from pipelines.core.parsing import dollars
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
-    from pipelines.reporting.report import dollars
     from pipelines.reporting.trace import trace as lineage
 
     with friendly():
@@ -586,8 +587,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from datetime import UTC, datetime
 
     from pipelines.core.models import IN_DOUBT, whole
+    from pipelines.core.parsing import dollars
     from pipelines.ledger import Ledger
-    from pipelines.reporting.report import dollars
 
     with friendly():
         settings = settings_of(ctx)
@@ -755,9 +756,9 @@ def resolve(
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
     """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
+    from pipelines.core.parsing import dollars
     from pipelines.reporting.publish import run_summaries
     from pipelines.reporting.render import run_rows
-    from pipelines.reporting.report import dollars
 
     with friendly():
         settings: Settings = ctx.obj["settings"]

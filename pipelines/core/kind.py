@@ -9,7 +9,7 @@ or ``kinds.of(records, kind)`` and calls what it finds; an unknown kind raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from pipelines.resolving.refs import RefData
 
 Found = dict[str, str | None]  # record key → Propexo id (None: found, id not known)
+# The ledger's records whose ``column`` is one of ``values``: (columns, column, values) → the
+# columns asked for and ``seq``, the order they were staged in (``Ledger.read_where``).
+ReadWhere = Callable[[Sequence[str], str, Sequence[str]], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,10 @@ class Kind:
     identity: Callable[[Mapping[str, Any]], str | None] = no_identity
     # the items one request body writes (a batch's list; one record's body: itself)
     written_items: Callable[[Mapping[str, Any]], list[Any]] = the_body
+    # Before staging, in the staging transaction: a file's records renumbered in place
+    # against those the ledger holds (a charge numbered in file order is matched by content);
+    # returns what a person is told (posted records no line matched). None: keys are final.
+    renumber: Callable[[pd.DataFrame, ReadWhere], list[str]] | None = None
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -303,3 +303,23 @@ class RunOutcome:
     exit_code: int
     report_dir: Path | None
     summary: dict[str, Any]
+
+
+# An open item's states (#27): its events in the ledger (pipelines.ledger.items), the items
+# built from a run's exceptions in pipelines.runs.items.
+OPEN, SEEN, SETTLED, SUPERSEDED = "open", "seen", "settled", "superseded"
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """One exception, as a run meets it."""
+
+    item_id: str
+    cause: str
+    file_sha256: str | None
+    file_name: str | None
+    rows: tuple[int, ...] = ()
+    amount_cents: int = 0
+    amount_text: str | None = None
+    sheet: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)

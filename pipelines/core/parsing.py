@@ -9,6 +9,7 @@ accepted only when it is within 1e-9 of a whole number of cents.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -218,3 +219,12 @@ def _parse_dates(values: pd.Series) -> pd.DataFrame:
     error = error.mask(sentinel, quoted + " is a placeholder, not a real date")
     iso = iso.mask(sentinel)
     return pd.DataFrame({"iso": iso, "error": error})
+
+
+def dollars(cents: Any) -> str:
+    """Cents as an accountant reads them: 1234567 → '12,345.67', -4500 → '(45.00)'."""
+    if cents is None or (isinstance(cents, float) and math.isnan(cents)):
+        return ""
+    value = int(cents)
+    text = f"{abs(value) // 100:,}.{abs(value) % 100:02d}"
+    return f"({text})" if value < 0 else text

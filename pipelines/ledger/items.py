@@ -9,10 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.core.models import FileOutcome, utcnow
+from pipelines.core.models import OPEN, SEEN, SETTLED, SUPERSEDED, FileOutcome, OpenItem, utcnow
 from pipelines.ledger.database import Database
 from pipelines.ledger.runs import FILE_COLUMNS, insert_file_row
-from pipelines.runs.items import OPEN, SEEN, SETTLED, SUPERSEDED, OpenItem
 
 # Every item with its current state: the item's newest event, and when it was last met.
 _CURRENT = (

@@ -21,29 +21,16 @@ import pyarrow.compute as pc
 
 from pipelines.core.columns import is_in
 from pipelines.core.errors import LedgerError
+from pipelines.core.kind import Kinds
 from pipelines.core.logs import LOGGER
 from pipelines.core.models import RecordState, utcnow
 from pipelines.core.record_columns import RECORD, Column
-from pipelines.kinds.charge.references import Unmatched, match_posted
 from pipelines.ledger.database import Database
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
 STAGE_SLICE = 100_000  # records built into Python rows at a time while staging
 KEYS_PER_STATEMENT = 500  # bound parameters per `IN (...)`, well under every engine's limit
-# What charge matching reads of the records posted before (:meth:`RecordStore._match_posted`).
-POSTED_COLUMNS = (
-    "record_key",
-    "kind",
-    "reference_number",
-    "content_hash",
-    "amount_cents",
-    "resident_id",
-    "charge_code_id",
-    "transaction_date",
-    "run_id",
-    "source_file",
-)
 
 
 @dataclass(frozen=True)
@@ -70,25 +57,25 @@ class RecordStore:
         run_id: str,
         sha256: str | None,
         frame: pd.DataFrame,
-        unmatched: list[Unmatched] | None = None,
+        kinds: Kinds | None = None,
+        said: list[str] | None = None,
     ) -> tuple[list[str], list[Conflict]]:
         """Add new records as ``ready``. A key already known with the same content is left alone
         (it was posted before); with different content it is a conflict, and never posted.
 
-        Charges numbered in file order are first matched by content against the records the
-        ledger holds of their identities (:func:`references.match_posted`), so the order of
-        the file does not decide which line is which; ``frame``'s ``record_key`` and
-        ``reference_number`` are updated in place to the numbers staged. Posted records of
-        those identities that no line matched are appended to ``unmatched``."""
+        First, in the same transaction, each kind of ``kinds`` that renumbers its records
+        against the ledger's (:attr:`Kind.renumber`: a charge numbered in file order is
+        matched by content, so the order of the file does not decide which line is which)
+        updates ``frame``'s keys in place; what it tells a person is appended to ``said``."""
         if frame.empty:
             return [], []
         # Workers on several hosts may stage at once (PostgreSQL): which keys exist is read and
         # the new ones written in one transaction, one stager at a time.
         with self.db.transaction():
             self.db.serialize("tieout staging")
-            found = self._match_posted(frame)
-            if unmatched is not None:
-                unmatched += found
+            told = self._renumber(frame, kinds)
+            if said is not None:
+                said += told
             keys = frame["record_key"].astype(str)
             known = self._known(keys)
             seen = is_in(keys, known)
@@ -136,41 +123,38 @@ class RecordStore:
             )
             return staged, conflicts
 
-    def _match_posted(self, frame: pd.DataFrame) -> list[Unmatched]:
-        """Renumber ``frame``'s charge lines against the ledger's records of their identities
-        (in place); returns the posted records no line matched."""
-        if "resident_id" not in frame.columns:
-            return []  # invoices: keyed by vendor and invoice number, never by order
-        charges = frame[frame["resident_id"].notna().to_numpy(dtype=bool)]  # charges, credits
-        if charges.empty:
-            return []
-        dates = sorted({str(d) for d in charges["transaction_date"].dropna()})
+    def _renumber(self, frame: pd.DataFrame, kinds: Kinds | None) -> list[str]:
+        told: list[str] = []
+        if kinds is None:
+            return told
+        by_source = {kinds.record(str(name)).source_kind for name in frame["kind"].unique()}
+        for kind in kinds:
+            if kind.source_kind in by_source and kind.renumber is not None:
+                told += kind.renumber(frame, self.read_where)
+        return told
+
+    def read_where(
+        self, columns: Sequence[str], column: str, values: Sequence[str]
+    ) -> pd.DataFrame:
+        """``columns`` (and ``seq``, the order they were staged in) of every record whose
+        ``column`` is one of ``values``. The names are the record model's, never a caller's
+        text: an unknown one is refused."""
+        known = set(RECORD.names())
+        unknown = sorted({*columns, column} - known)
+        if unknown:
+            raise LedgerError(f"no record column {unknown}")
         order = self.db.insertion_order
         parts = [
             self.db.read_frame(
-                f"SELECT {', '.join(POSTED_COLUMNS)}, {order} AS seq FROM records "
-                f"WHERE resident_id IS NOT NULL AND transaction_date IN ({_marks(chunk)})",
+                f"SELECT {', '.join(columns)}, {order} AS seq FROM records "
+                f"WHERE {column} IN ({_marks(chunk)})",
                 chunk,
             )
-            for chunk in _chunks(dates, KEYS_PER_STATEMENT)
+            for chunk in _chunks(sorted(values), KEYS_PER_STATEMENT)
         ]
-        posted = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if posted.empty:
-            return []
-        integration_id = str(charges["integration_id"].iloc[0])
-        matched = match_posted(charges, posted, integration_id)
-        changed = matched.reference_number != charges["reference_number"].astype(str)
-        if changed.any():
-            moved = changed[changed].index
-            frame.loc[moved, "reference_number"] = matched.reference_number[moved]
-            frame.loc[moved, "record_key"] = (
-                frame.loc[moved, "kind"].astype(str)
-                + ":"
-                + integration_id
-                + ":"
-                + matched.reference_number[moved]
-            )
-        return matched.unmatched
+        if not parts:
+            return pd.DataFrame(columns=[*columns, "seq"])
+        return pd.concat(parts, ignore_index=True)
 
     def _known(self, keys: pd.Series) -> dict[str, tuple[str, str, int, str]]:
         """Which of ``keys`` and their twins the ledger has: key → (content hash, first run,

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pipelines.core.columns import any_match, arrow_text, match_flags
 from pipelines.core.errors import InputError
+from pipelines.core.hints import AliasHints
 from pipelines.core.models import ExtractResult, SourceFile
 from pipelines.core.parsing import parse_dates
 from pipelines.reading.grain import NOT_CURRENT, grain_findings, not_current_rows
@@ -33,7 +34,6 @@ from pipelines.reading.layout import (
 )
 from pipelines.reading.profiles import Profile, normalize_header
 from pipelines.reading.totals import amount_columns, file_totals, unlabelled_totals
-from pipelines.resolving.hints import AliasHints
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
 _MONTHS = {

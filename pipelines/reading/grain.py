@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.models import GrainFinding, whole
-from pipelines.core.parsing import parse_money
+from pipelines.core.parsing import dollars, parse_money
 from pipelines.reading.layout import Layout
 from pipelines.reading.profiles import normalize_header
 
@@ -82,12 +82,6 @@ def _rows_text(rows: pd.Series) -> str:
     return listed + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
 
 
-def _dollars(cents: int) -> str:
-    from pipelines.reporting.report import dollars
-
-    return dollars(cents)
-
-
 def _event_log(text: pd.DataFrame, layout: Layout) -> GrainFinding | None:
     """A column of events (Move-in, Move-out, Notice, Renewal), or a column headed Event."""
     source_rows = pd.Series(text.index.to_numpy(dtype=np.int64) + 1)
@@ -145,8 +139,8 @@ def _directory(rows: pd.DataFrame, layout: Layout, text: pd.DataFrame) -> GrainF
             "directory",
             f"reads as a tenant directory (one row per person), not a charge roll: "
             f"{by_unit.ngroups} units list the same {header} on several people's rows ({where}: "
-            f"rows {_rows_text(first['source_row'])} each {_dollars(whole(amount))}, for {names})"
-            f"{occupants}; {again_rows} rows, {_dollars(again_cents)}, would be charged again",
+            f"rows {_rows_text(first['source_row'])} each {dollars(whole(amount))}, for {names})"
+            f"{occupants}; {again_rows} rows, {dollars(again_cents)}, would be charged again",
             tuple(int(r) for r in repeated["source_row"][:20]),
         )
     return None

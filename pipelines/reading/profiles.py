@@ -8,6 +8,7 @@ is found from its headers; the file name or the config can name one instead.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from pipelines.core.columns import RENT_NAMES, bare_charge_name, charge_forms
 from pipelines.core.columns import normalize_header as normalize_header  # noqa: PLC0414 (kept here)
+from pipelines.core.config import Settings
 from pipelines.core.errors import ConfigError
 from pipelines.core.kind import Kind, Kinds
 from pipelines.core.models import SourceKind
@@ -340,3 +342,46 @@ def load_profiles(*dirs: Path, kinds: Kinds) -> list[Profile]:
     if not found:
         raise ConfigError(f"no source profiles found in {', '.join(str(d) for d in dirs)}")
     return list(found.values())
+
+
+def profiles_for(settings: Settings, kinds: Kinds) -> list[Profile]:
+    """Built-in profiles, overridden or extended by the data folder's own, plus the profile
+    file named by ``--profile PATH`` (which then is the one used); each of one of ``kinds``."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir, kinds=kinds)
+    named = _profile_file(settings)
+    if named is None:
+        return profiles
+    chosen = load_profile(named, kinds)
+    return [p for p in profiles if p.name != chosen.name] + [chosen]
+
+
+def _profile_file(settings: Settings) -> Path | None:
+    value = settings.profile
+    if value and (value.endswith(".toml") or "/" in value):
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"profile {value}: no such file")
+        return path
+    return None
+
+
+def profile_for_file(settings: Settings, profiles: list[Profile], file_name: str) -> str | None:
+    """The profile named explicitly (by name or file), which always wins; else the first
+    ``[profiles]`` glob of tieout.toml that matches the file name; None: detect."""
+    if settings.profile is not None:
+        return _named_profile(settings, profiles)
+    for pattern, name in settings.profile_globs:
+        if fnmatch.fnmatch(file_name.lower(), pattern.lower()):
+            if name not in {p.name for p in profiles}:
+                raise ConfigError(f"[profiles] {pattern!r} names no profile called {name!r}")
+            return name
+    return None
+
+
+def _named_profile(settings: Settings, profiles: list[Profile]) -> str:
+    named = _profile_file(settings)
+    name = profile_name(named) if named is not None else settings.profile
+    if name not in {p.name for p in profiles}:
+        known = ", ".join(sorted(p.name for p in profiles))
+        raise ConfigError(f"no profile named {name!r}; known: {known}")
+    return name

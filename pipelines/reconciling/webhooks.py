@@ -41,11 +41,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pipelines.core.config import Secret, Settings
+from pipelines.core.disk import write_atomically
 from pipelines.core.errors import ConfigError
 from pipelines.ledger import Ledger, utcnow
 from pipelines.ledger.database import OWNER_ONLY
 from pipelines.posting.propexo import PropexoClient
-from pipelines.reading.files import write_atomically
 
 log = logging.getLogger("tieout")
 SECRET_META = "webhook_secret"  # noqa: S105 - where an older tieout kept it, not a secret

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.config import Settings, which_propexo
+from pipelines.core.disk import write_atomically
 from pipelines.core.errors import InputError
 from pipelines.core.kind import Kinds
 from pipelines.ledger import Ledger
-from pipelines.reading.files import write_atomically
 from pipelines.reporting import render
 from pipelines.reporting import report as reporting
 from pipelines.reporting.report import RunReport

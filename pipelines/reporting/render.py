@@ -3,8 +3,6 @@ runs. Pure: bytes out, the caller writes them."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -13,6 +11,9 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from pipelines.core.hints import AliasHints
+from pipelines.core.parsing import dollars
+from pipelines.core.sheets import csv_bytes
 from pipelines.reporting.report import (
     ATTENTION,
     COMPLETE,
@@ -20,13 +21,10 @@ from pipelines.reporting.report import (
     WAITING,
     RunReport,
     blank,
-    dollars,
-    neutralize,
     not_charged_text,
     rejected_rows,
 )
 from pipelines.reporting.workbook import render_xlsx
-from pipelines.resolving.hints import AliasHints
 
 
 def when(stamp: Any) -> str:
@@ -165,19 +163,6 @@ def render_index(rows: list[dict[str, Any]]) -> str:
     )
     env.filters["dollars"] = dollars
     return env.get_template("index.html.j2").render(runs=rows, classes=VERDICT_CLASS)
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """Every CSV tieout writes: UTF-8 with a BOM (Excel), every text cell quoted, so a CR or LF
-    inside a cell stays inside it, and every text cell a spreadsheet would run as a formula
-    made plain text."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or isinstance(out[column].dtype, pd.StringDtype):
-            out[column] = out[column].map(neutralize).astype(object)
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
-    return buffer.getvalue().encode("utf-8-sig")
 
 
 def render_rejects_csv(rejected: pd.DataFrame) -> bytes:

@@ -22,12 +22,12 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.core.hints import AliasHints
 from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED
+from pipelines.core.parsing import dollars
 from pipelines.reading.totals import is_tied, total_text, with_plain_figures
-from pipelines.resolving.hints import AliasHints
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _json_list(value: Any) -> list[Any]:
@@ -44,13 +44,6 @@ def not_charged_text(column: dict[str, Any], hints: AliasHints | None = None) ->
         f"{dollars(column['total_cents'])}) but is not a known charge, so it was not "
         f"charged; to charge it, {(hints or AliasHints()).charge_column(str(column['header']))}"
     )
-
-
-def neutralize(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula is made plain text."""
-    if isinstance(value, str) and value.startswith(FORMULA_LEADERS):
-        return "'" + value
-    return value
 
 
 @dataclass(frozen=True)
@@ -701,15 +694,6 @@ def _posted_frame(
 
 
 # --- renderers -----------------------------------------------------------------------------------
-
-
-def dollars(cents: Any) -> str:
-    """Cents as an accountant reads them: 1234567 → '12,345.67', -4500 → '(45.00)'."""
-    if cents is None or (isinstance(cents, float) and math.isnan(cents)):
-        return ""
-    value = int(cents)
-    text = f"{abs(value) // 100:,}.{abs(value) % 100:02d}"
-    return f"({text})" if value < 0 else text
 
 
 def blank(value: Any, default: Any = "") -> Any:

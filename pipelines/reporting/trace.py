@@ -19,16 +19,16 @@ import pandas as pd
 
 from pipelines.core.config import Settings
 from pipelines.core.errors import InputError, TieoutError
+from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kinds
 from pipelines.core.parsing import parse_money
 from pipelines.ledger import Ledger
 from pipelines.reading.extract import extract_file
-from pipelines.reading.files import charge_code_names, profiles_for
 from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import profiles_for
 from pipelines.reporting.publish import report_names
 from pipelines.resolving.aliases import read_aliases
-from pipelines.resolving.hints import AliasHints
-from pipelines.resolving.refs import build_reference_data
+from pipelines.resolving.refs import build_reference_data, charge_code_names
 from pipelines.resolving.transform import normalize_org, normalize_person
 
 # Which alias file speaks for which field as the file writes it, and how names are compared.

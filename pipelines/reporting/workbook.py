@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.models import printable
-from pipelines.reporting.report import RunReport, blank, dollars, neutralize, rejected_rows
+from pipelines.core.parsing import dollars
+from pipelines.core.sheets import neutralize
+from pipelines.reporting.report import RunReport, blank, rejected_rows
 
 HEADERS = {
     "source_file": "File",

@@ -18,9 +18,9 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from pipelines.core.errors import ConfigError, InputError
+from pipelines.core.hints import ALIAS_FILES
 from pipelines.core.models import IssueCode
 from pipelines.ledger import Ledger
-from pipelines.resolving.hints import ALIAS_FILES
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import ALIAS_NORMS, propexo_names
 

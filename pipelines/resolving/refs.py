@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.core.columns import normalize_header
 from pipelines.core.errors import ApiError, ConfigError
+from pipelines.core.hints import AliasHints
 from pipelines.posting.propexo import PropexoClient
-from pipelines.resolving.hints import AliasHints
 from schemas import ContractError, conforms
 
 
@@ -182,3 +183,19 @@ def newest_stamp(frame: pd.DataFrame, column: str) -> str | None:
         return None
     stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
     return stamps.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if not stamps.empty else None
+
+
+def charge_code_names(refs: RefData | None) -> frozenset[str]:
+    """Normalized names of Propexo's charge codes (name and code) and of their aliases in
+    <data_dir>/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
+    if refs is None:
+        return frozenset()
+    names: set[str] = set()
+    codes = refs.charge_codes
+    for column in ("name", "code", "x_id"):
+        if column in codes:
+            names.update(normalize_header(v) for v in codes[column].dropna().astype(str))
+    alias = refs.aliases.get("charge_codes")
+    if alias is not None:
+        names.update(normalize_header(v) for v in alias["spreadsheet_name"].astype(str))
+    return frozenset(n for n in names if n)

@@ -22,8 +22,8 @@ from pipelines.core.columns import (
     per_distinct,
     spread,
 )
+from pipelines.core.hints import ALIAS_FILES, AliasHints
 from pipelines.core.models import Issue, IssueCode, whole
-from pipelines.resolving.hints import ALIAS_FILES, AliasHints
 from pipelines.resolving.refs import RefData
 
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"

@@ -21,11 +21,24 @@ from pipelines.core.models import (
     printable,
     whole,
 )
+from pipelines.core.parsing import dollars
 from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.posting.load import describe_plan
 from pipelines.posting.propexo import make_client
-from pipelines.reading.files import (
+from pipelines.reading.grids import fingerprint
+from pipelines.reading.profiles import (
+    Profile,
+    profiles_for,
+)
+from pipelines.reconciling.sync import (
+    issues_for_conflicts,
+    reference_data,
+)
+from pipelines.resolving.refs import (
+    RefData,
+)
+from pipelines.runs.files import (
     accept_command,
     account_rows,
     decide_layout,
@@ -33,19 +46,6 @@ from pipelines.reading.files import (
     layout_preview,
     preview_lines,
     process_file,
-    profiles_for,
-)
-from pipelines.reading.grids import fingerprint
-from pipelines.reading.profiles import (
-    Profile,
-)
-from pipelines.reconciling.sync import (
-    issues_for_conflicts,
-    reference_data,
-)
-from pipelines.reporting import report as reporting
-from pipelines.resolving.refs import (
-    RefData,
 )
 from pipelines.runs.inbox import (
     list_inbox,
@@ -241,7 +241,9 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                     for line in preview_lines(preview):
                         say(line)
                     continue
-                staged, conflicts = ledger.stage_records("dry-run", None, result.records)
+                staged, conflicts = ledger.stage_records(
+                    "dry-run", None, result.records, registered()
+                )
                 found = issues_for_conflicts(
                     registered(), conflicts, result.records, result.source.name
                 )
@@ -274,7 +276,7 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
         for location_id, entry in plan["by_location"].items():
             say(
                 f"  {names.get(location_id, location_id)}: {entry['requests']} requests, "
-                f"{entry['records']} records, {reporting.dollars(entry['amount_cents'])}"
+                f"{entry['records']} records, {dollars(entry['amount_cents'])}"
             )
     # As the run would: rows it would reject make it exit 1.
     return RunOutcome(None, 1 if rejected else 0, None, {"plan": plan})

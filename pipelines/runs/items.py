@@ -7,7 +7,8 @@ same exception met again is the same item. Its state is the ledger's events: ope
 (by a later run's posting, or by a person's decision) or superseded (by a corrected file).
 
 Pure: items built from a file's issues, grouped for `tieout todo`, each with the command that
-settles it. The ledger keeps them (:class:`pipelines.ledger.items.ItemStore`).
+settles it (an item and its states: :class:`pipelines.core.models.OpenItem`). The ledger keeps
+them (:class:`pipelines.ledger.items.ItemStore`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.core.models import Issue, IssueCode
-
-OPEN, SEEN, SETTLED, SUPERSEDED = "open", "seen", "settled", "superseded"
+from pipelines.core.models import OPEN, Issue, IssueCode, OpenItem
 
 # Names Propexo does not know: the alias kind (`tieout alias add KIND …`) of each code.
 NAME_KINDS = {
@@ -72,21 +70,6 @@ def item_id(cause: str, file_sha256: str | None, what: object) -> str:
     item. ``what`` is the row number, the name, or the record key."""
     text = f"{cause}|{file_sha256 or ''}|{what}"
     return "it-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class OpenItem:
-    """One exception, as a run meets it."""
-
-    item_id: str
-    cause: str
-    file_sha256: str | None
-    file_name: str | None
-    rows: tuple[int, ...] = ()
-    amount_cents: int = 0
-    amount_text: str | None = None
-    sheet: str | None = None
-    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 def new_item(
@@ -286,7 +269,7 @@ def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None
 def todo_lines(items: list[dict[str, Any]], inbox: str) -> list[str]:
     """`tieout todo`: one line per cause (items, rows, amount), then each item with the
     command that settles it, then the total at stake."""
-    from pipelines.reporting.report import dollars
+    from pipelines.core.parsing import dollars
 
     if not items:
         return ["nothing open: every exception is settled"]

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.config import Settings
+from pipelines.core.disk import write_atomically
 from pipelines.core.errors import InputError, TieoutError
 from pipelines.core.kind import KindContext
 from pipelines.core.logs import run_log
@@ -33,29 +34,16 @@ from pipelines.core.models import (
     printable,
     whole,
 )
+from pipelines.core.parsing import dollars
 from pipelines.kinds import registered
-from pipelines.kinds.charge.references import Unmatched, unmatched_text
 from pipelines.ledger import Ledger
 from pipelines.posting.budget import turn
 from pipelines.posting.load import load
 from pipelines.posting.propexo import PropexoClient, make_client
-from pipelines.reading.files import (
-    LayoutDecision,
-    accept_command,
-    account_rows,
-    amounts_as_shown,
-    decide_layout,
-    errors_file_bytes,
-    layout_preview,
-    preview_lines,
-    process_file,
-    profiles_for,
-    rejected_cents,
-    write_atomically,
-)
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import (
     Profile,
+    profiles_for,
 )
 from pipelines.reconciling.rebuild import backup_ledger
 from pipelines.reconciling.sync import (
@@ -74,6 +62,18 @@ from pipelines.resolving.refs import (
     RefData,
 )
 from pipelines.runs.check import dry_run_plan
+from pipelines.runs.files import (
+    LayoutDecision,
+    accept_command,
+    account_rows,
+    amounts_as_shown,
+    decide_layout,
+    errors_file_bytes,
+    layout_preview,
+    preview_lines,
+    process_file,
+    rejected_cents,
+)
 from pipelines.runs.inbox import (
     archive_folder,
     archive_taken,
@@ -278,7 +278,7 @@ def _take_file(
     say(
         f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
         f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
-        f"{len(staged)} new records ({reporting.dollars(outcome.source_total_cents)})"
+        f"{len(staged)} new records ({dollars(outcome.source_total_cents)})"
     )
     return True, bool(issues)
 
@@ -289,10 +289,12 @@ def _stage(
     """A read file's records into the ledger: (keys staged, keys in conflict, the file's
     issues with its conflicts). Posted records of the file's charge identities that no line
     matched are said."""
-    unmatched: list[Unmatched] = []
-    staged, conflicts = ledger.stage_records(run_id, source.sha256, result.records, unmatched)
-    for gone in unmatched:
-        say(f"{source.name}: {unmatched_text(gone)}")
+    told: list[str] = []
+    staged, conflicts = ledger.stage_records(
+        run_id, source.sha256, result.records, registered(), told
+    )
+    for line in told:
+        say(f"{source.name}: {line}")
         log.info("posted record not in file", extra={"run_id": run_id, "file": source.name})
     issues = list(result.issues)
     if conflicts:
@@ -450,7 +452,7 @@ def _held_for_approval(
     )
     say(
         f"{source.name}: held for approval, {preview['records']} records "
-        f"({reporting.dollars(preview['total_cents'])}); it stays in the inbox until "
+        f"({dollars(preview['total_cents'])}); it stays in the inbox until "
         f'`tieout approve "{source.name}" --by NAME`'
     )
     return True

@@ -12,7 +12,7 @@ from pipelines.core.errors import TieoutError
 from pipelines.core.models import Say
 from pipelines.kinds import registered
 from pipelines.ledger import Ledger
-from pipelines.reconciling.sync import latest_sync, reconcile_command
+from pipelines.reconciling.sync import latest_sync
 from pipelines.runs.inbox import (
     links_outside,
     list_inbox,
@@ -20,6 +20,7 @@ from pipelines.runs.inbox import (
     refused_link_text,
 )
 from pipelines.runs.pipeline import run
+from pipelines.runs.reconcile import reconcile_command
 
 log = logging.getLogger("tieout")
 

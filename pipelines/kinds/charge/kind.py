@@ -29,7 +29,7 @@ from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
 from pipelines.kinds.charge.matching import match_charges
 from pipelines.kinds.charge.payloads import CHARGE_COLUMNS, charge_body
-from pipelines.kinds.charge.references import REFERENCE_PREFIX
+from pipelines.kinds.charge.references import REFERENCE_PREFIX, renumber
 from pipelines.kinds.charge.schemas import (
     SOURCE_COLUMNS,
     SOURCE_KIND,
@@ -466,6 +466,7 @@ KIND = register(
         dated_sync=True,
         identity=identity,
         written_items=written_items,
+        renumber=renumber,
         draft=Draft(
             header_words=(
                 ("reference_number", ("reference", "ref", "invoice #", "bill #")),

@@ -24,6 +24,8 @@ from pipelines.core.columns import (
     int_part,
     ordinals,
 )
+from pipelines.core.kind import ReadWhere
+from pipelines.core.parsing import format_cents
 from pipelines.kinds.charge.payloads import IDENTITY, distinct_contents
 
 REFERENCE_PREFIX = "TO"
@@ -222,12 +224,57 @@ def _fresh_numbers(new: pd.DataFrame, posted: pd.DataFrame) -> pd.Series:
     return pd.Series(chosen["reference"].to_numpy(), index=chosen["line"].to_numpy())
 
 
+# What matching reads of the records posted before (:func:`renumber`).
+POSTED_COLUMNS = (
+    "record_key",
+    "kind",
+    "reference_number",
+    "content_hash",
+    "amount_cents",
+    "resident_id",
+    "charge_code_id",
+    "transaction_date",
+    "run_id",
+    "source_file",
+)
+
+
+def renumber(frame: pd.DataFrame, read_where: ReadWhere) -> list[str]:
+    """The charge kind's :attr:`Kind.renumber`: ``frame``'s charge lines renumbered in place
+    against the ledger's records of their dates (:func:`match_posted`), ``record_key`` and
+    ``reference_number`` alike; returns a line for each posted record no line matched."""
+    if "resident_id" not in frame.columns:
+        return []
+    charges = frame[frame["resident_id"].notna().to_numpy(dtype=bool)]  # charges, credits
+    if charges.empty:
+        return []
+    dates = sorted({str(d) for d in charges["transaction_date"].dropna()})
+    posted = read_where(POSTED_COLUMNS, "transaction_date", dates)
+    posted = posted[posted["resident_id"].notna().to_numpy(dtype=bool)].reset_index(drop=True)
+    if posted.empty:
+        return []
+    integration_id = str(charges["integration_id"].iloc[0])
+    matched = match_posted(charges, posted, integration_id)
+    changed = matched.reference_number != charges["reference_number"].astype(str)
+    if changed.any():
+        moved = changed[changed].index
+        frame.loc[moved, "reference_number"] = matched.reference_number[moved]
+        frame.loc[moved, "record_key"] = (
+            frame.loc[moved, "kind"].astype(str)
+            + ":"
+            + integration_id
+            + ":"
+            + matched.reference_number[moved]
+        )
+    return [unmatched_text(gone) for gone in matched.unmatched]
+
+
 def unmatched_text(gone: Unmatched) -> str:
     """What a person reads about a posted record no line of a re-sent file matched."""
     word = "credit" if gone.record_key.startswith("credit:") else "charge"
-    dollars = f"${abs(gone.amount_cents) / 100:,.2f}"
+    amount = format_cents(abs(gone.amount_cents), "dollar")
     return (
-        f"the {word} {gone.reference_number} ({dollars}), posted in run {gone.first_run_id} "
+        f"the {word} {gone.reference_number} ({amount}), posted in run {gone.first_run_id} "
         f"from {gone.source_file}, has no line in this file with the same resident, charge "
         "code and date: nothing was done about it; if it should not have been posted, "
         "reverse it in Rent Manager"

@@ -3,10 +3,7 @@ accounted for (used, rejected or skipped), and the rejects file written beside i
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import shlex
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import Settings
-from pipelines.core.errors import ConfigError, InputError
+from pipelines.core.errors import InputError
+from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kind, KindContext, Kinds
 from pipelines.core.models import (
     ExtractResult,
@@ -27,69 +25,22 @@ from pipelines.core.models import (
     ValidateResult,
     whole,
 )
+from pipelines.core.parsing import dollars
 from pipelines.core.record_columns import RECORD
+from pipelines.core.sheets import csv_bytes
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import Limits, source_rows
 from pipelines.reading.profiles import (
-    BUILTIN_PROFILES_DIR,
     Profile,
-    load_profile,
-    load_profiles,
-    normalize_header,
-    profile_name,
+    profile_for_file,
 )
-from pipelines.reporting import render
-from pipelines.reporting import report as reporting
-from pipelines.resolving.hints import AliasHints
 from pipelines.resolving.refs import (
     RefData,
+    charge_code_names,
 )
 from schemas import conforms
 
 RECORD_FRAME_COLUMNS = RECORD.framed()  # what every kind's records have
-
-
-def profiles_for(settings: Settings, kinds: Kinds) -> list[Profile]:
-    """Built-in profiles, overridden or extended by the data folder's own, plus the profile
-    file named by ``--profile PATH`` (which then is the one used); each of one of ``kinds``."""
-    profiles = load_profiles(BUILTIN_PROFILES_DIR, settings.profiles_dir, kinds=kinds)
-    named = _profile_file(settings)
-    if named is None:
-        return profiles
-    chosen = load_profile(named, kinds)
-    return [p for p in profiles if p.name != chosen.name] + [chosen]
-
-
-def _profile_file(settings: Settings) -> Path | None:
-    value = settings.profile
-    if value and (value.endswith(".toml") or "/" in value):
-        path = Path(value)
-        if not path.is_file():
-            raise ConfigError(f"profile {value}: no such file")
-        return path
-    return None
-
-
-def profile_for_file(settings: Settings, profiles: list[Profile], file_name: str) -> str | None:
-    """The profile named explicitly (by name or file), which always wins; else the first
-    ``[profiles]`` glob of tieout.toml that matches the file name; None: detect."""
-    if settings.profile is not None:
-        return _named_profile(settings, profiles)
-    for pattern, name in settings.profile_globs:
-        if fnmatch.fnmatch(file_name.lower(), pattern.lower()):
-            if name not in {p.name for p in profiles}:
-                raise ConfigError(f"[profiles] {pattern!r} names no profile called {name!r}")
-            return name
-    return None
-
-
-def _named_profile(settings: Settings, profiles: list[Profile]) -> str:
-    named = _profile_file(settings)
-    name = profile_name(named) if named is not None else settings.profile
-    if name not in {p.name for p in profiles}:
-        known = ", ".join(sorted(p.name for p in profiles))
-        raise ConfigError(f"no profile named {name!r}; known: {known}")
-    return name
 
 
 def account_rows(
@@ -167,9 +118,9 @@ def _refuse_if_totals_differ(extract: ExtractResult, hints: AliasHints) -> None:
         f"the {t.get('kind', 'total')} row (row {t['source_row']}"
         + (f", unit {t['unit']}" if t.get("unit") else "")
         + ") says "
-        f"{reporting.dollars(t['stated_cents'])} for {t['column']}, but its lines add up to "
-        f"{reporting.dollars(t['computed_cents'])} (difference "
-        f"{reporting.dollars(t['difference_cents'])})"
+        f"{dollars(t['stated_cents'])} for {t['column']}, but its lines add up to "
+        f"{dollars(t['computed_cents'])} (difference "
+        f"{dollars(t['difference_cents'])})"
         for t in differ[:3]
     ]
     more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
@@ -194,22 +145,6 @@ def refuse_if_grain_fails(extract: ExtractResult) -> None:
         f"{extract.source.name}: {said}. Nothing in it was posted. Export the rent roll or "
         "charges report (one row per resident, or one per charge) instead"
     )
-
-
-def charge_code_names(refs: RefData | None) -> frozenset[str]:
-    """Normalized names of Propexo's charge codes (name and code) and of their aliases in
-    <data_dir>/mappings/charge_codes.csv: a column so headed is a charge column (online only)."""
-    if refs is None:
-        return frozenset()
-    names: set[str] = set()
-    codes = refs.charge_codes
-    for column in ("name", "code", "x_id"):
-        if column in codes:
-            names.update(normalize_header(v) for v in codes[column].dropna().astype(str))
-    alias = refs.aliases.get("charge_codes")
-    if alias is not None:
-        names.update(normalize_header(v) for v in alias["spreadsheet_name"].astype(str))
-    return frozenset(n for n in names if n)
 
 
 def process_file(
@@ -344,7 +279,7 @@ def errors_file_bytes(
     """``<name>.errors.csv``: source row, every reason, and every column of the row as the file
     has it (read again from ``path``, the file where it now lies)."""
     if message is not None:
-        return render.csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
+        return csv_bytes(pd.DataFrame({"source_row": [""], "reasons": [message]}))
     reasons = pd.DataFrame(
         [(i.source_row, i.message) for i in issues], columns=["source_row", "reasons"]
     )
@@ -366,37 +301,9 @@ def errors_file_bytes(
         raw = raw.astype(object).where(raw.notna(), "").map(_as_shown)
         raw["source_row"] = raw["source_row"].astype("int64")
         reasons = reasons.merge(raw, on="source_row", how="left", suffixes=("", " (file)"))
-    return render.csv_bytes(reasons)
+    return csv_bytes(reasons)
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``path`` whole or not at all: through a temporary file of a name no other writer
-    uses (workers sharing a data folder rewrite the same index at once), flushed, then
-    atomically put in place. A reader sees the old file or the new one, never a part.
-    ``mode`` (e.g. ``0o600``) is the file's from its first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        # mkstemp makes it owner-only; a report or rejects file is as readable as any other
-        Path(name).chmod(mode if mode is not None else 0o666 & ~_UMASK)
-        Path(name).replace(path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
-def _read_umask() -> int:
-    # Read once, at import (before any thread starts): os.umask can only be read by setting it.
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-_UMASK = _read_umask()
 # --- layouts: confirmed once, by a person ------------------------------------------------------
 
 
@@ -482,14 +389,14 @@ def preview_lines(preview: dict[str, Any]) -> list[str]:
         f"  would charge: {listed('charged')}; not charged: {listed('not_charged')}; "
         f"unknown: {listed('unknown')}",
         f"  would post {preview['lines']:,} lines, "
-        f"{reporting.dollars(preview['source_total_cents'])} ({preview['rows_rejected']:,} rows "
+        f"{dollars(preview['source_total_cents'])} ({preview['rows_rejected']:,} rows "
         f"rejected, {preview['rows_skipped']:,} skipped)",
     ]
     for total in preview["file_totals"]:
         lines.append(
             f"  the file's own {total.get('kind', 'total')} row (row {total['source_row']}, "
-            f"{total['column']}) says {reporting.dollars(total['stated_cents'])}; its lines add "
-            f"up to {reporting.dollars(total['computed_cents'])}"
+            f"{total['column']}) says {dollars(total['stated_cents'])}; its lines add "
+            f"up to {dollars(total['computed_cents'])}"
         )
     for finding in preview["grain"]:
         lines.append(f"  grain: {finding['message']}")
