@@ -4,6 +4,7 @@ own package, the lists that name kinds are derived from the registry, no module 
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import fields
 
@@ -81,4 +82,38 @@ def test_no_stage_imports_the_registry() -> None:
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if imports.search(line)
     ]
+    assert offenders == []
+
+
+# pipelines/' layers, lowest first (ARCHITECTURE.md, "Layers and seams").
+LAYERS = ("core", "ledger", "reading", "resolving", "posting", "reconciling", "reporting")
+LAYERS += ("kinds", "runs", "cli")
+# resolving reads Propexo's reference data through the one client, which lives in posting.
+ALLOWED_UP = {("resolving", "pipelines.posting.propexo")}
+
+
+def test_no_layer_imports_a_layer_above_it() -> None:
+    """Imports go down the layers (type-only imports aside: the Kind interface in core names
+    the ledger, client and reference data it hands a kind)."""
+    offenders = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        parts = path.relative_to(ROOT / "pipelines").parts
+        if len(parts) < 2 or parts[0] not in LAYERS:
+            continue
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for node in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or id(node) in typing_only:
+                continue
+            module = node.module or ""
+            target = module.split(".")[1] if module.startswith("pipelines.") else ""
+            if target not in LAYERS or (parts[0], module) in ALLOWED_UP:
+                continue
+            if LAYERS.index(target) > LAYERS.index(parts[0]):
+                offenders.append(f"pipelines/{'/'.join(parts)}:{node.lineno}: {module}")
     assert offenders == []
