@@ -108,6 +108,18 @@ def sync_completes_delivered(box: RunningSandbox) -> int:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
+def _said_of_the_cell(before: dict[str, int], after: dict[str, int], held: dict[str, int]) -> int:
+    """The restored-backup cell's line (as the soak prints its cells); how many records are
+    left for a person."""
+    left = sum(n for s, n in held.items() if s in ("sending", "partial", "failed", "refused"))
+    print(
+        f"\ncell restored backup: expected {12 + CHARGES}, {sum(after.values())} in RM, "
+        f"{sum(n - 1 for n in after.values())} duplicates, "
+        f"{sum(1 for k in before if k not in after)} losses, {left} left for a person"
+    )
+    return left
+
+
 def test_no_sync_complete_sends_a_record_in_doubt_again(scenario: str, workspace: Path) -> None:
     """Table rows (a)-(d) of #30, each played as the table tells it. Every write lands, every
     answer is lost (all in doubt), then tieout asks for a sync (`reconcile --sync`) after the
@@ -213,12 +225,7 @@ def test_a_restored_ledger_adopts_what_the_write_log_shows_before_any_sync(
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         after = in_rm(api)
         held = states(workspace)
-    left = sum(n for s, n in held.items() if s in ("sending", "partial", "failed", "refused"))
-    print(
-        f"\ncell restored backup: expected {12 + CHARGES}, {sum(after.values())} in RM, "
-        f"{sum(n - 1 for n in after.values())} duplicates, "
-        f"{sum(1 for k in before if k not in after)} losses, {left} left for a person"
-    )
+    left = _said_of_the_cell(before, after, held)
     assert after == before
     assert not left, held
     assert f"{CHARGES} records new to the ledger were already carried" in rerun.stdout
@@ -332,12 +339,7 @@ def test_a_rebuild_adopts_what_only_the_write_log_shows(workspace: Path, ledger_
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         after = in_rm(api)
         held = states(workspace)
-    left = sum(n for s, n in held.items() if s in ("sending", "partial", "failed", "refused"))
-    print(
-        f"\ncell restored backup: expected {12 + CHARGES}, {sum(after.values())} in RM, "
-        f"{sum(n - 1 for n in after.values())} duplicates, "
-        f"{sum(1 for k in before if k not in after)} losses, {left} left for a person"
-    )
+    left = _said_of_the_cell(before, after, held)
     assert after == before
     assert not left, held
 

@@ -10,6 +10,18 @@ import pandas as pd
 from pipelines.core.models import FileOutcome, Issue, utcnow
 from pipelines.ledger.database import Database
 
+# What a rejected row is to the report: the columns of `rejects` it reads back.
+REJECT_COLUMNS = (
+    "source_file",
+    "source_row",
+    "code",
+    "message",
+    "column_name",
+    "value",
+    "amount_text",
+    "amount_cents",
+)
+
 
 class RunStore:
     """The ``runs``, ``files``, ``drops`` and ``rejects`` tables."""
@@ -77,18 +89,7 @@ class RunStore:
         """Each file's rejected rows as its latest run saw them."""
         shas = list(shas)
         if not shas:
-            return pd.DataFrame(
-                columns=[
-                    "source_file",
-                    "source_row",
-                    "code",
-                    "message",
-                    "column_name",
-                    "value",
-                    "amount_text",
-                    "amount_cents",
-                ]
-            )
+            return pd.DataFrame(columns=list(REJECT_COLUMNS))
         marks = ", ".join("?" * len(shas))
         return self.db.read_frame(
             "SELECT source_file, source_row, code, message, column_name, value, amount_text, "

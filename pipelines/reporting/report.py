@@ -25,6 +25,7 @@ import pandas as pd
 from pipelines.core.hints import AliasHints
 from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED
 from pipelines.core.parsing import dollars
+from pipelines.ledger.runs import REJECT_COLUMNS
 from pipelines.reading.totals import is_tied, total_text, with_plain_figures
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -556,22 +557,7 @@ def build_report(
             str(t["record_key"]): t.get("rent_manager_id") for t in lineage or [] if t
         },
     )
-    rejected = (
-        rejects.copy()
-        if not rejects.empty
-        else pd.DataFrame(
-            columns=[
-                "source_file",
-                "source_row",
-                "code",
-                "message",
-                "column_name",
-                "value",
-                "amount_text",
-                "amount_cents",
-            ]
-        )
-    )
+    rejected = rejects.copy() if not rejects.empty else pd.DataFrame(columns=list(REJECT_COLUMNS))
     return RunReport(
         summary,
         pd.DataFrame(file_rows),
