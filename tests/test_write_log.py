@@ -107,7 +107,6 @@ def sync_completes_delivered(box: RunningSandbox) -> int:
     )
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
 def _said_of_the_cell(before: dict[str, int], after: dict[str, int], held: dict[str, int]) -> int:
     """The restored-backup cell's line (as the soak prints its cells); how many records are
     left for a person."""
@@ -120,6 +119,7 @@ def _said_of_the_cell(before: dict[str, int], after: dict[str, int], held: dict[
     return left
 
 
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_no_sync_complete_sends_a_record_in_doubt_again(scenario: str, workspace: Path) -> None:
     """Table rows (a)-(d) of #30, each played as the table tells it. Every write lands, every
     answer is lost (all in doubt), then tieout asks for a sync (`reconcile --sync`) after the
