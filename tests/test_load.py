@@ -352,10 +352,10 @@ def test_status_polls_stay_a_small_fraction_of_writes(workspace: Path, ledger_ur
         writes = int(line.split()[1])
         polls = int(line.split("(")[1].split()[0])
         assert writes > 40
-        # ARCHITECTURE: status polls at most 10% of the writes. The write log answers for many
-        # jobs at once and is read when the jobs it lacks should be in it, not on every round
-        # of a backoff; it has no created_record_id, so the invoices it shows succeeded (12
-        # here) take theirs from one read-back of the invoices, counted as a poll (#29).
+        # ARCHITECTURE: status polls at most 10% of the writes beyond one per invoice. The write
+        # log answers for many jobs at once and is read when the jobs it lacks should be in it,
+        # not on every round of a backoff; it has no created_record_id, so each of the 12
+        # invoices' jobs is asked write-status for its id.
         print(f"\n{writes} writes, {polls} status polls")
         assert polls <= 0.1 * writes + 12, line
 
