@@ -94,11 +94,6 @@ class KindContext:
             raise ValueError("this step needs the Propexo client in its KindContext")
         return self.client
 
-    def needs_refs(self) -> RefData:
-        if self.refs is None:
-            raise ValueError("this step needs Propexo's reference data in its KindContext")
-        return self.refs
-
 
 @dataclass(frozen=True)
 class Draft:

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 # A source kind (what a profile's ``kind`` names) and a record kind (the ledger's ``kind``):
 # each registered kind's own names (pipelines.kinds), never listed here.
 SourceKind = str
-RecordKind = str
 Say = Callable[[str], None]  # where a stage tells the person what it did
 
 

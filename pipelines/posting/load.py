@@ -713,15 +713,3 @@ def describe_plan(requests: list[PostRequest], rate_limit: int = 150) -> dict[st
         "estimated_minutes": round(minutes, 2),
         "payload_bytes": sum(len(json.dumps(r.body)) for r in requests),
     }
-
-
-def chunk_by_location(charges: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
-    """Charges grouped by (integration, RM location) and cut into batches of at most ``batch_size``.
-
-    The batch endpoint refuses mixed locations, so no batch ever spans two.
-    """
-    batches: list[pd.DataFrame] = []
-    for _, group in charges.groupby(["integration_id", "location_id"], sort=True):
-        for start in range(0, len(group), batch_size):
-            batches.append(group.iloc[start : start + batch_size])
-    return batches
