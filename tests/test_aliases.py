@@ -341,3 +341,44 @@ def test_two_unknown_charge_codes_are_two_lines_with_their_rows(
     rows = {c["reason"].split('"')[1]: c["rows"] for c in causes}
     assert rows == {"Rnet": [2, 3, 4, 5], "Pet Rnet": [6, 7]}
     assert all("tieout alias add charge_code" in c["reason"] for c in causes)
+
+
+def test_a_resident_alias_to_a_tenant_of_another_unit_is_refused_and_the_printed_one_works(
+    sandbox: RunningSandbox, refs: RefData, tmp_path: Path
+) -> None:
+    """#36: an unknown resident at one unit was offered a tenant at another property; the
+    alias, followed, was written and the row rejected again with the same hint. Now the hint
+    names only who lives in the row's unit, `alias add` refuses a target who lives elsewhere
+    (nothing written), and the alias the todo prints settles the row."""
+    leases = refs.leases.merge(
+        refs.units.drop(columns="property_id"), left_on="unit_id", right_on="id"
+    )
+    people = refs.residents.set_index("id")
+    here = leases.iloc[0]
+    there = leases[leases["property_id"].ne(here["property_id"])].iloc[0]
+    elsewhere, resident = people.loc[there["resident_id"]], people.loc[here["resident_id"]]
+    prop = refs.properties.set_index("id").loc[here["property_id"], "name"]
+    typo = f"{elsewhere['last_name']}x, {elsewhere['first_name']}"
+    other = f"{elsewhere['first_name']} {elsewhere['last_name']}"
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    (data / "inbox" / "charges.csv").write_text(
+        "Property,Unit,Resident,Charge Code,Amount,Transaction Date\n"
+        f'{prop},{here["number"]},"{typo}",Rent,100.00,12/01/2026\n'
+    )
+    env = _env(sandbox, data)
+    first = run_cli("--data-dir", str(data), "run", env=env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    todo = run_cli("--data-dir", str(data), "todo", env=env)
+    assert other not in todo.stdout, todo.stdout
+    wrong = run_cli("--data-dir", str(data), "alias", "add", "resident", typo, other, env=env)
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    said = " ".join(wrong.stderr.split())
+    assert "nothing was written" in said and "another tenant" in said, said
+    assert not (data / "mappings" / "residents.csv").exists()
+    accepted = run_cli("--data-dir", str(data), "alias", "accept", "--yes", env=env)
+    assert other not in accepted.stdout, accepted.stdout
+    right = f"{resident['first_name']} {resident['last_name']}"
+    added = run_cli("--data-dir", str(data), "alias", "add", "resident", typo, right, env=env)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "it settles 1 rejected row" in added.stdout

@@ -513,3 +513,36 @@ def test_a_charge_columns_plain_name_resolves_and_an_alias_always_wins() -> None
     got = plain_charge_names(headers, codes, aliases)
     assert got.tolist()[:5] == ["Rent", "Parking", "Pet Rent", "Base Rent", "REV: Storage"]
     assert pd.isna(got.iloc[5])
+
+
+def test_a_resident_is_suggested_only_from_the_rows_own_unit(refs: RefData, tmp_path: Path) -> None:
+    # #36: "Quimby, Harlan" at Oak Ridge 302 was offered "Quinn Calloway", a tenant at another
+    # property; followed, the alias was written and the row rejected again. A resident is
+    # suggested only from the row's own property and unit, or none: who Propexo has there.
+    leases = refs.leases.merge(
+        refs.units.drop(columns="property_id"), left_on="unit_id", right_on="id"
+    )
+    people = refs.residents.set_index("id")
+    here = leases.iloc[0]
+    there = leases[leases["property_id"].ne(here["property_id"])].iloc[0]
+    elsewhere = people.loc[there["resident_id"]]
+    living_here = people.loc[here["resident_id"]]
+    prop = refs.properties.set_index("id").loc[here["property_id"], "name"]
+    # The name of the tenant elsewhere with one letter changed: close to them, not to anyone
+    # living in the row's unit.
+    typo = f"{elsewhere['last_name']}x, {elsewhere['first_name']}"
+    path = tmp_path / "charges.csv"
+    path.write_text(
+        "Property,Unit,Resident,Charge Code,Amount,Transaction Date\n"
+        f'{prop},{here["number"]},"{typo}",Rent,100.00,12/01/2026\n'
+    )
+    (issue,) = run_file(path, refs).issues
+    assert issue.code is IssueCode.UNKNOWN_RESIDENT
+    other = f"{elsewhere['first_name']} {elsewhere['last_name']}"
+    assert other not in issue.message
+    resident_here = f"{living_here['first_name']} {living_here['last_name']}"
+    assert resident_here in issue.message  # who Propexo has there, or the suggestion itself
+    assert (
+        issue.place is not None
+        and issue.place[1] == normalize_unit(pd.Series([str(here["number"])])).iloc[0]
+    )

@@ -16,7 +16,7 @@ from pipelines.core.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.resolving.aliases import AliasFiles
+    from pipelines.resolving.aliases import AliasFiles, Place
     from pipelines.resolving.refs import RefData
 
 
@@ -33,12 +33,15 @@ def _next_step(ctx: click.Context, hints: AliasHints) -> str:
     return "they are posted when their file is processed again"
 
 
-def _propexo(ctx: click.Context) -> tuple[RefData, AliasFiles, pd.DataFrame]:
-    """Reference data without aliases, the alias files as read, and the open unknown names."""
+def _propexo(
+    ctx: click.Context,
+) -> tuple[RefData, AliasFiles, pd.DataFrame, dict[str, list[Place]]]:
+    """Reference data without aliases, the alias files as read, the open unknown names, and
+    the places of the open rows of each unknown resident name."""
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
     from pipelines.reconciling.sync import reference_lists
-    from pipelines.resolving.aliases import open_unknown_names, read_aliases
+    from pipelines.resolving.aliases import open_unknown_names, read_aliases, resident_places
     from pipelines.resolving.refs import build_reference_data
 
     settings = settings_of(ctx)
@@ -46,8 +49,9 @@ def _propexo(ctx: click.Context) -> tuple[RefData, AliasFiles, pd.DataFrame]:
         with make_client(settings) as client:
             lists = reference_lists(ledger, client, settings)
         unknown = open_unknown_names(ledger)
+        places = resident_places(ledger)
     refs = build_reference_data(lists, {}, AliasHints(settings.data_dir))
-    return refs, read_aliases(settings.mappings_dir), unknown
+    return refs, read_aliases(settings.mappings_dir), unknown, places
 
 
 @click.group()
@@ -75,6 +79,9 @@ def alias_add(ctx: click.Context, kind: str, spreadsheet_name: str, propexo_name
     from pipelines.resolving.aliases import (
         closest,
         known_target,
+        misplaced_resident,
+        places_named,
+        residents_at,
         rows_named,
         rows_text,
         write_alias,
@@ -83,8 +90,18 @@ def alias_add(ctx: click.Context, kind: str, spreadsheet_name: str, propexo_name
     with friendly():
         settings = settings_of(ctx)
         hints = AliasHints(settings.data_dir)
-        refs, _, unknown = _propexo(ctx)
+        refs, _, unknown, places = _propexo(ctx)
         label = known_target(refs, kind, propexo_name)
+        where = places_named(places, spreadsheet_name) if kind == "resident" else []
+        wrong = misplaced_resident(refs, label, where) if label is not None else None
+        if wrong is not None:
+            present = residents_at(refs, where)
+            command = hints.add(kind, spreadsheet_name, present[0]) if len(present) == 1 else None
+            err.print(
+                f"[bold red]tieout:[/] {escape(wrong)}; nothing was written."
+                + (f" If it is {escape(present[0])}: {escape(command)}." if command else ""),
+            )
+            sys.exit(1)
         if label is None:
             options = closest(refs, kind, propexo_name)
             nearest = (
@@ -134,9 +151,9 @@ def alias_accept(ctx: click.Context, yes: bool) -> None:
     with friendly():
         settings = settings_of(ctx)
         hints = AliasHints(settings.data_dir)
-        refs, files, unknown = _propexo(ctx)
+        refs, files, unknown, places = _propexo(ctx)
         raise_if_problems(files.problems)
-        offered = suggestions(refs, unknown, files)
+        offered = suggestions(refs, unknown, files, places)
         if not offered:
             out.print("no open rejected row names an unknown name: nothing to accept")
             return
@@ -208,7 +225,7 @@ def alias_list(ctx: click.Context) -> None:
         out.print(f"{count} aliases in {settings.mappings_dir}")
         problems = [str(p) for p in files.problems]
         try:
-            refs, _, _ = _propexo(ctx)
+            refs, _, _, _ = _propexo(ctx)
             problems += [str(p) for p in unknown_targets(refs, files)]
         except UnreachableError as exc:
             err.print(f"targets not checked against Propexo: {escape(str(exc))}")

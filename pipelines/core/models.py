@@ -112,6 +112,9 @@ class Issue:
     source_row: int
     column: str | None = None
     value: str | None = None
+    # Where the row is, for a name Propexo keeps per place (a resident: property id, unit,
+    # and the words "Oak Ridge unit 302"): an alias may only point at someone there.
+    place: tuple[str, str, str] | None = None
 
 
 # C0 and C1 control characters, and the bidirectional overrides that reorder what a line

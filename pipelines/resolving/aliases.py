@@ -11,6 +11,7 @@ one :class:`AliasProblem` naming the file and the line; a run does not read name
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,12 @@ from pipelines.core.hints import ALIAS_FILES
 from pipelines.core.models import IssueCode
 from pipelines.ledger import Ledger
 from pipelines.resolving.refs import RefData
-from pipelines.resolving.transform import ALIAS_NORMS, propexo_names
+from pipelines.resolving.transform import (
+    ALIAS_NORMS,
+    normalize_person,
+    propexo_names,
+    resident_lookup,
+)
 
 HEADER = ("spreadsheet_name", "propexo_name")
 FILE_PREAMBLE = (
@@ -169,9 +175,18 @@ def read_aliases(mappings_dir: Path | None) -> AliasFiles:
     return AliasFiles(mappings_dir, frames, tuple(problems))
 
 
-def closest(refs: RefData, kind: str, name: str, limit: int = 3) -> list[tuple[str, float]]:
-    """Propexo's names of one kind closest to ``name`` (label, score 0-100), best first."""
+def closest(
+    refs: RefData,
+    kind: str,
+    name: str,
+    limit: int = 3,
+    among: Collection[str] | None = None,
+) -> list[tuple[str, float]]:
+    """Propexo's names of one kind closest to ``name`` (label, score 0-100), best first;
+    ``among``: only these labels (a resident: who lives where the rows are)."""
     names = propexo_names(refs, kind)
+    if among is not None:
+        names = names[names["label"].isin(list(among))].reset_index(drop=True)
     if names.empty:
         return []
     key = str(ALIAS_NORMS[kind](pd.Series([name])).iloc[0])
@@ -355,8 +370,15 @@ class Suggestion:
     rows: pd.DataFrame
 
 
-def suggestions(refs: RefData, unknown: pd.DataFrame, files: AliasFiles) -> list[Suggestion]:
-    """One suggestion per distinct open unknown name not aliased yet, in file order."""
+def suggestions(
+    refs: RefData,
+    unknown: pd.DataFrame,
+    files: AliasFiles,
+    places: Mapping[str, list[Place]] | None = None,
+) -> list[Suggestion]:
+    """One suggestion per distinct open unknown name not aliased yet, in file order. A
+    resident whose rows' places are known (``places``, by :func:`resident_places`) is
+    offered only the residents living there."""
     out: list[Suggestion] = []
     seen: set[tuple[str, str]] = set()
     for kind, name in zip(unknown["kind"], unknown["name"], strict=True):
@@ -368,7 +390,8 @@ def suggestions(refs: RefData, unknown: pd.DataFrame, files: AliasFiles) -> list
         aliased = files.frames.get(ALIAS_FILES[kind])
         if aliased is not None and key in set(norm(aliased["spreadsheet_name"])):
             continue
-        options = closest(refs, kind, name)
+        where = (places or {}).get(key) if kind == "resident" else None
+        options = closest(refs, kind, name, among=residents_at(refs, where) if where else None)
         top = options[0] if options else None
         # Sure is judged letter by letter (plain edit distance): WRatio, which ranks the
         # options, scores "Zq Services" high against any "… Services".
@@ -389,3 +412,77 @@ def suggestions(refs: RefData, unknown: pd.DataFrame, files: AliasFiles) -> list
             )
         )
     return out
+
+
+# --- where a resident lives ------------------------------------------------------------------
+
+# A row's place: (property id, unit as the resolver compares it, "Oak Ridge unit 302").
+Place = tuple[str, str, str]
+
+
+def resident_places(ledger: Ledger) -> dict[str, list[Place]]:
+    """The places of the open rows of each unknown resident name (keyed as the resolver
+    compares names), from the open items that hold them."""
+    found: dict[str, list[Place]] = {}
+    for item in ledger.items():
+        if item["cause"] != "unknown_resident":
+            continue
+        detail = item["detail"] or {}
+        key = str(normalize_person(pd.Series([str(detail.get("name", ""))])).iloc[0])
+        for place in detail.get("places") or ():
+            spot: Place = (str(place[0]), str(place[1]), str(place[2]))
+            if spot not in found.setdefault(key, []):
+                found[key].append(spot)
+    return found
+
+
+def places_named(places: Mapping[str, list[Place]], name: str) -> list[Place]:
+    """The places of the open rows naming resident ``name`` (compared as the resolver does)."""
+    return list(places.get(str(normalize_person(pd.Series([name])).iloc[0]), []))
+
+
+def _homes(refs: RefData) -> pd.DataFrame:
+    """Every current resident's (property id, unit, label)."""
+    homes = resident_lookup(refs, None)
+    return homes.assign(label=homes["label"].astype(str).str.strip())
+
+
+def residents_at(refs: RefData, places: Collection[Place]) -> list[str]:
+    """The names of the residents Propexo has at ``places``."""
+    homes = _homes(refs)
+    spots = {(p, u) for p, u, _ in places}
+    here = [(p, u) in spots for p, u in zip(homes["property_id"], homes["_unit"], strict=True)]
+    return sorted(set(homes.loc[here, "label"]))
+
+
+def misplaced_resident(refs: RefData, target: str, places: Collection[Place]) -> str | None:
+    """Why a resident alias to ``target`` would not settle rows at ``places`` (the target
+    lives elsewhere), or None when it lives at one of them."""
+    if not places:
+        return None
+    homes = _homes(refs)
+    key = str(normalize_person(pd.Series([target])).iloc[0])
+    theirs = homes[homes["_key"].eq(key)]
+    spots = {(p, u) for p, u, _ in places}
+    if any((p, u) in spots for p, u in zip(theirs["property_id"], theirs["_unit"], strict=True)):
+        return None
+    props = refs.properties
+    names = {str(p): str(n) for p, n in zip(props["id"], props["name"], strict=True)}
+    lives = sorted(
+        {
+            f"{names.get(str(p), str(p))} unit {u}"
+            for p, u in zip(theirs["property_id"], theirs["_unit"], strict=True)
+        }
+    )
+    where = ", ".join(w for _, _, w in places)
+    present = residents_at(refs, places)
+    there = (
+        "Propexo has " + ", ".join(f'"{n}"' for n in present) + " there"
+        if present
+        else "Propexo has no current resident there"
+    )
+    lives_text = f"lives in {', '.join(lives)}" if lives else "has no current lease"
+    return (
+        f'"{target}" {lives_text}, not in {where} where the rows are ({there}); '
+        "an alias to them would post these rows to another tenant's account"
+    )

@@ -128,10 +128,13 @@ def resolution_issues(
     choices: pd.Series,
     source_file: str,
     hints: AliasHints,
-    scope: pd.Series | None = None,
+    pools: pd.Series | None = None,
+    places: pd.Series | None = None,
 ) -> list[Issue]:
     """One issue per row whose name did not resolve; ``kind`` is the alias kind
-    (``tieout alias add KIND``) that would fix it."""
+    (``tieout alias add KIND``) that would fix it. ``pools``: per row, the only names it may
+    be suggested (a resident: who Propexo has in the row's unit), instead of ``choices``;
+    ``places``: per row, where it is (:attr:`Issue.place`), said when nothing is suggested."""
     issues: list[Issue] = []
     for index in frame.index[ids.isna()]:
         value = str(frame.at[index, column])
@@ -149,13 +152,20 @@ def resolution_issues(
                 )
             )
             continue
-        pool = (
-            choices
-            if scope is None
-            else choices[scope.eq(scope[index]).reindex(choices.index, fill_value=False)]
-        )
-        options = suggest(value, sorted(set(pool.dropna().astype(str))))
-        hint = f"; did you mean {', '.join(repr(o) for o in options)}?" if options else "."
+        pool = list(pools[index]) if pools is not None else list(choices.dropna().astype(str))
+        options = suggest(value, sorted(set(pool)))
+        place = places[index] if places is not None else None
+        if options:
+            hint = f"; did you mean {', '.join(repr(o) for o in options)}?"
+        elif place is not None:
+            there = ", ".join(repr(name) for name in sorted(set(pool)))
+            hint = (
+                f" in {place[2]}: Propexo has {there} there."
+                if there
+                else f" in {place[2]}: Propexo has no current resident there."
+            )
+        else:
+            hint = "."
         issues.append(
             Issue(
                 code,
@@ -165,6 +175,7 @@ def resolution_issues(
                 row,
                 what,
                 value,
+                place=place,
             )
         )
     return issues
@@ -374,6 +385,10 @@ def resolve_residents(
     ids, count, labels = match(left, lookup, ["property_id", "_unit", "_key"])
     resolved["resident_id"] = ids.reindex(resolved.index)
     people = refs.residents["first_name"].fillna("") + " " + refs.residents["last_name"].fillna("")
+    unresolved = ids.isna().reindex(left.index, fill_value=True).to_numpy(dtype=bool)
+    pools, places = unit_residents(
+        left[unresolved], lookup, refs, resolved.loc[todo, "unit"][unresolved]
+    )
     issues = resolution_issues(
         resolved[todo],
         ids,
@@ -386,8 +401,39 @@ def resolve_residents(
         choices=people,
         source_file=source_file,
         hints=refs.hints,
+        pools=pools,
+        places=places,
     )
     return resolved, issues
+
+
+def unit_residents(
+    rows: pd.DataFrame, lookup: pd.DataFrame, refs: RefData, shown: pd.Series
+) -> tuple[pd.Series, pd.Series]:
+    """Per row (``property_id``, ``_unit``): the residents Propexo has in that unit of that
+    property in the period (the only names a row's resident may be suggested: a tenant of
+    another unit or property is never offered), and the row's place ``(property_id, unit,
+    "Oak Ridge unit 302")``, the unit in ``shown`` as the file writes it."""
+    wanted = set(zip(rows["property_id"], rows["_unit"], strict=True))
+    names: dict[tuple[object, object], tuple[str, ...]] = {}
+    for p, u, label in zip(lookup["property_id"], lookup["_unit"], lookup["label"], strict=True):
+        if (p, u) in wanted:
+            names[(p, u)] = tuple(sorted({*names.get((p, u), ()), str(label)}))
+    property_names = dict(zip(refs.properties["id"], refs.properties["name"], strict=True))
+    pools = pd.Series(
+        [names.get((p, u), ()) for p, u in zip(rows["property_id"], rows["_unit"], strict=True)],
+        index=rows.index,
+        dtype=object,
+    )
+    places = pd.Series(
+        [
+            (str(p), str(u), f"{property_names.get(p, p)} unit {str(text).strip()}")
+            for p, u, text in zip(rows["property_id"], rows["_unit"], shown, strict=True)
+        ],
+        index=rows.index,
+        dtype=object,
+    )
+    return pools, places
 
 
 # The names Rent Manager keeps per location, by alias kind: (the reference list, the names of

@@ -169,8 +169,11 @@ def file_items(
                         "cents": 0,
                         "suggestion": suggestion_in(issue.message),
                         "reason": issue.message,
+                        "places": [],
                     },
                 )
+                if issue.place is not None and list(issue.place) not in entry["places"]:
+                    entry["places"].append(list(issue.place))
                 if row not in entry["rows"]:
                     entry["rows"].append(row)
                     entry["cents"] += int(cents_by_row.get(row, 0))
@@ -189,6 +192,7 @@ def file_items(
                     "name": name,
                     "suggestion": entry["suggestion"],
                     "reasons": [entry["reason"]],
+                    **({"places": entry["places"]} if entry["places"] else {}),
                 },
             )
         )
