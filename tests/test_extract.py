@@ -754,7 +754,8 @@ def test_a_total_that_includes_an_uncharged_column_says_so(tmp_path: Path) -> No
         csv_module.writer(handle).writerows(rows)
     result = run_cli("check", "--offline", str(path), cwd=tmp_path)
     assert result.returncode == 2
-    assert "The difference is exactly the column(s) not charged ('Misc Income')" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert 'The difference is exactly what column "Misc Income" holds' in said, said
 
 
 def test_a_single_family_row_with_no_unit_is_its_property_s_only_unit(tmp_path: Path, refs) -> None:  # type: ignore[no-untyped-def]
@@ -827,3 +828,42 @@ def test_many_rows_without_a_unit_are_checked_as_totals_in_one_pass(tmp_path: Pa
     tied = extract(tied_path)
     assert tied.skipped["kind"].value_counts().get("total") == 1
     assert len(tied.rows) == 3000 + 3
+
+
+def test_a_misspelled_charge_header_that_explains_the_difference_is_named_with_its_code(
+    sandbox,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """#36: a misspelled charge header ("Parkng") was never named: the file was refused as
+    "totals do not tie … (difference …)" alone. Now the refusal names the column whose amounts
+    are exactly the difference (among several not charged), and the command that makes it a
+    charge names the Propexo code it is spelled like; followed as printed, the file ties."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import TEST_DATA, run_cli
+    from tests.test_load import env_for
+
+    text = (TEST_DATA / "appfolio_itemized.csv").read_text(encoding="utf-8")
+    path = tmp_path / "roll.csv"
+    path.write_text(text.replace(",Parking,", ",Parkng,"), encoding="utf-8")
+    data = tmp_path / "data"
+    env = env_for(sandbox, data)
+    result = run_cli("--data-dir", str(data), "check", str(path), env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert 'The difference is exactly what column "Parkng" holds' in said, said
+    assert "Misc Income" not in said.split("The difference")[1]
+    command = re.search(r"run: (tieout .*?alias add charge_code .*?) \(it adds", said)
+    assert command is not None and command.group(1).endswith('"Parkng" "Parking"'), said
+    followed = subprocess.run(
+        ["bash", "-c", command.group(1).replace("tieout", f"{sys.executable} -m pipelines", 1)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    again = run_cli("--data-dir", str(data), "check", str(path), env=env)
+    assert "do not tie" not in again.stdout + again.stderr, again.stdout + again.stderr

@@ -81,9 +81,10 @@ class AliasHints:
             f"{self.command} refs show {REFS_KINDS[kind]} --search {shell_word(name)}"
         )
 
-    def charge_column(self, header: str) -> str:
-        """How to make a column of amounts a charge: alias its header to a charge code."""
+    def charge_column(self, header: str, code: str | None = None) -> str:
+        """How to make a column of amounts a charge: alias its header to a charge code (the
+        Propexo code it is spelled like, when one is)."""
         return (
-            f"run: {self.add('charge_code', header, '<Propexo charge code>')} "
+            f"run: {self.add('charge_code', header, code or '<Propexo charge code>')} "
             f"(it adds a line to {self.file('charge_code')})"
         )

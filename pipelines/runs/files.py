@@ -97,21 +97,29 @@ def account_rows(
     )
 
 
-def _refuse_if_totals_differ(extract: ExtractResult, hints: AliasHints) -> None:
+def _refuse_if_totals_differ(
+    extract: ExtractResult, hints: AliasHints, codes: list[str] | None = None
+) -> None:
     """A file whose lines do not add up to its own total or subtotal rows is not posted:
     something in it was read wrong (a total counted as a line, a line taken for a note), and
-    tieout cannot know which. Said once, for the whole file, naming each row that differs."""
+    tieout cannot know which. Said once, for the whole file, naming each row that differs,
+    and the columns not charged whose amounts are exactly the difference (a misspelled charge
+    header), each with the command that makes it a charge (``codes``: Propexo's charge code
+    names, to name the one it is spelled like)."""
     differ = [t for t in extract.file_totals if t["checked"] and t["difference_cents"]]
     if not differ:
         return
-    unknown = extract.columns_not_charged
+    columns = explaining_columns(extract.columns_not_charged, differ)
     explained = (
-        f" The difference is exactly the column(s) not charged "
-        f"({', '.join(repr(c['header']) for c in unknown)}): if they are charges, "
-        + (hints.charge_column(str(unknown[0]["header"])) if unknown else "")
+        " The difference is exactly what "
+        + "; and ".join(
+            f'column "{c["header"]}" holds ({dollars(int(c["total_cents"]))}), which is not '
+            "charged: if it is a charge, "
+            + hints.charge_column(str(c["header"]), spelled_like(str(c["header"]), codes or []))
+            for c in columns
+        )
         + "."
-        if unknown
-        and all(-t["difference_cents"] == sum(c["total_cents"] for c in unknown) for t in differ)
+        if columns
         else ""
     )
     said = [
@@ -132,6 +140,49 @@ def _refuse_if_totals_differ(extract: ExtractResult, hints: AliasHints) -> None:
             or " Check the file's total and subtotal rows, or name its profile with --profile"
         )
     )
+
+
+# Columns not charged tried together when looking for the ones a difference is made of.
+MOST_EXPLAINING = 4
+
+
+def explaining_columns(
+    columns: tuple[dict[str, Any], ...] | list[dict[str, Any]], differ: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The fewest columns not charged whose amounts are exactly what every differing total
+    misses (its lines add up to less, by their sum), or none: only evidence names a column."""
+    from itertools import combinations
+
+    short = {-int(t["difference_cents"]) for t in differ}
+    if len(short) != 1 or next(iter(short)) <= 0:
+        return []
+    need = next(iter(short))
+    for size in range(1, min(len(columns), MOST_EXPLAINING) + 1):
+        for chosen in combinations(columns, size):
+            if sum(int(c["total_cents"]) for c in chosen) == need:
+                return list(chosen)
+    return []
+
+
+def spelled_like(header: str, codes: list[str]) -> str | None:
+    """The one Propexo charge code a header is a misspelling of (letter by letter, as
+    `alias accept` judges a sure match), or None."""
+    from rapidfuzz import fuzz
+
+    from pipelines.core.columns import normalize_header
+
+    key = normalize_header(header)
+    scored = sorted(
+        ((fuzz.ratio(key, normalize_header(code)), code) for code in set(codes)), reverse=True
+    )
+    if not scored or scored[0][0] < SPELLED_LIKE:
+        return None
+    if len(scored) > 1 and scored[1][0] >= scored[0][0] - 5:
+        return None  # two codes nearly as close: a person chooses
+    return scored[0][1]
+
+
+SPELLED_LIKE = 80  # rapidfuzz ratio, 0-100
 
 
 def refuse_if_grain_fails(extract: ExtractResult) -> None:
@@ -188,7 +239,11 @@ def process_file(
             hints=AliasHints(settings.data_dir),
         )
     refuse_if_grain_fails(extract)
-    _refuse_if_totals_differ(extract, AliasHints(settings.data_dir))
+    _refuse_if_totals_differ(
+        extract,
+        AliasHints(settings.data_dir),
+        list(refs.charge_codes["name"].dropna().astype(str)) if refs is not None else None,
+    )
     kind = _kind_of(profiles, extract.profile)
     context = KindContext.of(settings, Kinds([kind]), refs=refs)
     extract, unit_issues = kind.prepare(extract, context)
