@@ -449,3 +449,25 @@ def test_soak_cell_lands_each_line_once(
     )
     assert duplicates == 0 and not (in_rm - expected)
     assert not lost, lost
+
+
+def test_the_new_records_line_gives_their_own_amount_not_the_files(
+    sandbox: RunningSandbox, refs: RefData, tmp_path: Path
+) -> None:
+    """#36: "1 new records (19,657.69)" when 1,340.43 was posted: the amount was the file's.
+    Now the new records' own amount, and the file's beside it when it differs."""
+    data = tmp_path / "data"
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    first, second = _tenants(refs, 2)
+    _sheet(inbox / "charges.csv", [_line(first, "Rent", "1200.00")])
+    said: list[str] = []
+    assert _run(sandbox, data, said) == 0, said
+    assert any("1 new record (1,200.00)" in line for line in said), said
+    _sheet(
+        inbox / "charges.csv",
+        [_line(first, "Rent", "1200.00"), _line(second, "Rent", "1340.43")],
+    )
+    said = []
+    _run(sandbox, data, said)
+    assert any("1 new record (1,340.43 of the file's 2,540.43)" in line for line in said), said

@@ -26,6 +26,7 @@ from pipelines.core.kind import KindContext
 from pipelines.core.logs import run_log
 from pipelines.core.models import (
     UNFINISHED,
+    FileOutcome,
     FileResult,
     Issue,
     RunOutcome,
@@ -275,12 +276,24 @@ def _take_file(
         say(f"{source.name}: {notice}")
     for column in result.extract.columns_not_charged:
         say(f"{source.name}: {reporting.not_charged_text(column, refs.hints)}")
-    say(
-        f"{source.name}: {outcome.rows_read} rows read, {outcome.rows_used} used, "
-        f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
-        f"{len(staged)} new records ({dollars(outcome.source_total_cents)})"
-    )
+    say(f"{source.name}: {_rows_and_records(outcome, result.records, staged_set)}")
     return True, bool(issues)
+
+
+def _rows_and_records(outcome: FileOutcome, records: pd.DataFrame, staged: set[str]) -> str:
+    """The row accounting, and what is new: the records staged and their own amount (not the
+    file's, which is said beside it when it differs)."""
+    new = records[records["record_key"].isin(staged)] if not records.empty else records
+    cents = int(new["amount_cents"].sum()) if not new.empty else 0
+    whole = outcome.source_total_cents
+    word = "record" if len(staged) == 1 else "records"
+    return (
+        f"{outcome.rows_read} rows read, {outcome.rows_used} used, "
+        f"{outcome.rows_rejected} rejected, {outcome.rows_skipped} skipped; "
+        f"{len(staged)} new {word} ({dollars(cents)}"
+        + (f" of the file's {dollars(whole)}" if whole != cents else "")
+        + ")"
+    )
 
 
 def _stage(
