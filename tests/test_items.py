@@ -380,3 +380,35 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
         "Dana",
         "corrected in RM",
     )
+
+
+def test_a_line_held_back_with_its_invoice_is_not_a_row_to_correct() -> None:
+    """#36: "correct row 27" when only row 26 was bad: row 27 was held back because it is
+    another line of row 26's invoice. Its item says there is nothing to correct in it."""
+    issues = [
+        _issue(IssueCode.BAD_AMOUNT, 26, "12.345"),
+        _issue(
+            IssueCode.INCONSISTENT_INVOICE,
+            27,
+            "INV-9",
+            'held back: another line of invoice "INV-9" was rejected (row 26); an invoice is '
+            "posted whole or not at all",
+        ),
+    ]
+    items = {i.rows: i for i in file_items("bills.csv", "abc", issues)}
+    commands = {
+        rows: settle_command(
+            {
+                "cause": i.cause,
+                "detail": i.detail,
+                "file_name": "bills.csv",
+                "item_id": "x",
+                "rows": list(i.rows),
+            },
+            "data/inbox",
+        )[0]
+        for rows, i in items.items()
+    }
+    assert commands[(26,)] == "correct row 26 of bills.csv and drop the file into data/inbox"
+    assert "correct row 27" not in commands[(27,)]
+    assert commands[(27,)].startswith("nothing to correct in row 27")

@@ -256,6 +256,13 @@ def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None
         )
     if cause == "rejected_row":
         rows = ", ".join(str(r) for r in item.get("rows") or ())
+        if set(detail.get("codes") or ()) == {IssueCode.INCONSISTENT_INVOICE.value}:
+            # Nothing is wrong in the row itself: it goes with its invoice's rejected line.
+            return (
+                f"nothing to correct in row {rows}: it is held back with the rejected line of "
+                "its invoice, and posts with it once that line is settled",
+                retry,
+            )
         return (f"correct row {rows} of {file_name} and drop the file into {inbox}", None)
     if cause == "refused_file":
         return (f"correct {file_name} and drop it into {inbox} again", None)
