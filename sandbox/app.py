@@ -1,6 +1,7 @@
-"""The Propexo emulator's HTTP surface (Starlette), following ../shared/propexo-api.md.
+"""The Propexo emulator's HTTP surface (Starlette), following Propexo's documentation (its
+endpoints in sandbox/propexo-endpoints.json).
 
-Where Propexo's documentation is silent, it follows the decisions table in DESIGN.md: write
+Where Propexo's documentation is silent, it follows ARCHITECTURE.md's "Sandbox" table: write
 envelope ``{meta:{job_id}, result}``; schema faults are 400 at once (unknown keys rejected, as
 Propexo's Zod validation does); PMS faults appear later as write-status FAILURE/PARTIAL_SUCCESS;
 invoices read back right after SUCCESS; charges and credits only after a sync. The written kinds'

@@ -117,3 +117,29 @@ def test_no_layer_imports_a_layer_above_it() -> None:
             if LAYERS.index(target) > LAYERS.index(parts[0]):
                 offenders.append(f"pipelines/{'/'.join(parts)}:{node.lineno}: {module}")
     assert offenders == []
+
+
+def test_the_documents_the_code_cites_are_in_the_repository() -> None:
+    """#40: modules cited a design document a clone does not have. Every markdown file named
+    in the code, tests and documents is a file of the repository."""
+    root = ROOT
+    texts = [
+        *root.glob("*.md"),
+        *(
+            p
+            for d in ("pipelines", "sandbox", "schemas", "tests", "scripts", "benchmarks")
+            for p in (root / d).rglob("*")
+            if p.suffix in {".py", ".md", ".toml", ".html"}
+        ),
+    ]
+    cited = {
+        (str(path.relative_to(root)), name)
+        for path in texts
+        for name in re.findall(r"[\w./-]+\.md\b", path.read_text(encoding="utf-8"))
+    }
+    missing = sorted(
+        (where, name)
+        for where, name in cited
+        if not (root / name).exists() and not (root / where).parent.joinpath(name).exists()
+    )
+    assert not missing, missing

@@ -1,4 +1,5 @@
-"""The emulator behaves as ../shared/propexo-api.md says Propexo does (and DESIGN.md decides)."""
+"""The emulator behaves as Propexo's documentation says Propexo does (and ARCHITECTURE.md's
+"Sandbox" table decides)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Where Propexo's docs are silent, the sandbox takes the least convenient plausible answer.
 
-Each test pins one named option (DESIGN.md's sandbox table) to what it promises, so that the
+Each test pins one named option (ARCHITECTURE.md's sandbox table) to what it promises, so that the
 client's tests run against the behaviour the docs allow rather than the friendliest one.
 """
 

@@ -1,6 +1,7 @@
 """The `tieout` command line: a thin layer over :mod:`pipelines.runs.pipeline`.
 
-Settings are built here, once; errors become one clear line and an exit code (DESIGN.md):
+Settings are built here, once; errors become one clear line and an exit code (ARCHITECTURE.md,
+"CLI"):
 0 all good, 1 finished with rejected rows or failed writes, 2 unusable input or config,
 3 another run holds the lock.
 """
