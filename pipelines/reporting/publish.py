@@ -14,6 +14,7 @@ from pipelines.core.config import Settings, which_propexo
 from pipelines.core.disk import write_atomically
 from pipelines.core.errors import InputError
 from pipelines.core.kind import Kinds
+from pipelines.core.versions import is_kept_version, locate
 from pipelines.ledger import Ledger
 from pipelines.reporting import render
 from pipelines.reporting import report as reporting
@@ -115,6 +116,8 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
     passes = ledger.passes(run_id)  # files read again by this run (retried)
     if not passes.empty:
         files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
+    if not files.empty:
+        files = files.assign(moved_to=[*map(kept_path, files["moved_to"], files["sha256"])])
     records = _records_of_run(ledger, run_id)
     names = report_names(ledger, settings)
     return reporting.build_report(
@@ -133,6 +136,19 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
         items=_items_of_run(ledger, run_id, files),
         lineage=_lineage(ledger, settings, records, kinds, names),
     )
+
+
+def kept_path(moved_to: Any, sha256: Any) -> Any:
+    """Where the version a run recorded at ``moved_to`` is kept now: the path itself when it
+    is a kept version's (never given other bytes); for a path a ledger recorded before versions
+    were kept by content, the file that holds those bytes (sha256 checked), wherever a later
+    run put it, else the path as recorded."""
+    if not isinstance(moved_to, str) or not moved_to or not isinstance(sha256, str):
+        return moved_to
+    if is_kept_version(Path(moved_to), sha256):
+        return moved_to
+    found = locate(moved_to, sha256)
+    return str(found) if found is not None else moved_to
 
 
 def _lineage(
