@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 from pipelines.core.versions import candidates, locate, original_name, versioned_name
@@ -185,6 +186,33 @@ def test_a_corrected_file_of_the_same_name_never_takes_the_place_of_the_version_
     assert "92.385" in errors
     assert not Path(three["moved_to"] + ".errors.csv").exists()
     assert not (day / "bills.csv.errors.csv").exists()
+
+    # A ledger written before kept versions: run 1 recorded the plain name, which a later file
+    # took; the retry recorded the hidden folder it left the version in.
+    kept = Path(one["moved_to"])
+    left = day / ".processing" / "tmp0001" / "bills.csv"
+    left.parent.mkdir(parents=True)
+    kept.rename(left)
+    (day / "bills.csv").write_bytes(Path(three["moved_to"]).read_bytes())
+    with sqlite3.connect(data / "ledger.sqlite") as db:
+        db.execute(
+            "UPDATE files SET moved_to = ? WHERE sha256 = ?",
+            (str(day / "bills.csv"), one["sha256"]),
+        )
+        db.execute(
+            "UPDATE file_passes SET moved_to = ? WHERE sha256 = ?", (str(left), one["sha256"])
+        )
+    # The next run puts the hidden version in view, under its kept name, and every reader
+    # finds run 1's bytes from what the ledger recorded.
+    assert run_cli("--data-dir", str(data), "run", env=env).returncode == 0
+    assert not hidden(data) and sha256(kept) == one["sha256"]
+    rebuilt = run_cli("--data-dir", str(data), "report", run1, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert on_disk(data, run1)["files"][0]["moved_to"] == str(kept)
+    assert {sha256(link) for link in file_links(data, run1)} == {one["sha256"]}
+    traced = run_cli("--data-dir", str(data), "trace", "W-2026117", "--json", env=env)
+    (bill,) = json.loads(traced.stdout)
+    assert bill["archived"] == str(kept) and bill["note"] is None
 
 
 def test_a_refused_file_keeps_each_version_beside_its_errors_file_and_one_that_posts_is_archived(

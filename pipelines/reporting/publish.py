@@ -116,8 +116,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
     passes = ledger.passes(run_id)  # files read again by this run (retried)
     if not passes.empty:
         files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
-    if not files.empty:
-        files = files.assign(moved_to=[*map(kept_path, files["moved_to"], files["sha256"])])
+    files = with_kept_paths(files)
     records = _records_of_run(ledger, run_id)
     names = report_names(ledger, settings)
     return reporting.build_report(
@@ -136,6 +135,13 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
         items=_items_of_run(ledger, run_id, files),
         lineage=_lineage(ledger, settings, records, kinds, names),
     )
+
+
+def with_kept_paths(files: pd.DataFrame) -> pd.DataFrame:
+    """Files rows whose ``moved_to`` is where each version read is kept now (:func:`kept_path`)."""
+    if files.empty:
+        return files
+    return files.assign(moved_to=[*map(kept_path, files["moved_to"], files["sha256"])])
 
 
 def kept_path(moved_to: Any, sha256: Any) -> Any:
@@ -184,6 +190,7 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
         raise InputError(
             f"no file of period {period} in the ledger: `tieout runs` lists what was processed"
         )
+    files = with_kept_paths(files)
     shas = files["sha256"].astype(str).tolist()
     locations = json.loads(ledger.get_meta("locations") or "{}")
     now = datetime.now(tz=UTC).isoformat(timespec="seconds")

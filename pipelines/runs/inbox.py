@@ -8,6 +8,10 @@ read by the next run, and never archived unread in place of the one that was rea
 dies leaves its file in ``.processing/``, and the next run takes it from there. The folder is
 beside the files it takes (a rename never crosses file systems), so workers sharing an inbox
 also share it, and any of them can finish a file a dead one had taken.
+
+A file that was read is kept under its content, ``<sha8>-<name>`` (:func:`keep_version`), so a
+later version of the same name is kept beside it, never in its place, and its taken folder is
+removed: no hidden folder outlives its run.
 """
 
 from __future__ import annotations
