@@ -11,6 +11,9 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from pipelines.core.errors import InputError
 from pipelines.core.versions import candidates, locate, original_name, versioned_name
 from pipelines.runs.inbox import keep_version, recover_kept
 from sandbox.server import RunningSandbox
@@ -77,6 +80,28 @@ def test_each_version_is_kept_under_its_content_and_nothing_is_overwritten(tmp_p
     assert again.name == kept_one.name and kept_one.read_text() == again.read_text()
     assert original_name(kept_one.name, one) == "bills.csv"
     assert original_name("bills.csv", one) == "bills.csv"
+
+
+def test_across_file_systems_a_version_is_copied_exclusively_and_an_unreadable_one_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a hard link cannot be made (another file system), the version is copied with an
+    exclusive create: still never over another file."""
+    import errno
+    import os
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    folder = tmp_path / "archive"
+    for text in ("version 1", "version 1", "version 2"):
+        (tmp_path / "bills.csv").write_text(text)
+        keep_version(tmp_path / "bills.csv", folder)
+    assert sorted(p.read_text() for p in folder.iterdir()) == ["version 1", "version 2"]
+    assert not (tmp_path / "bills.csv").exists()
+    with pytest.raises(InputError, match="cannot be read to be archived"):
+        keep_version(tmp_path / "gone.csv", folder)
 
 
 def test_versions_an_earlier_run_left_hidden_are_kept_in_view_and_found_by_their_sha256(
