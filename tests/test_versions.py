@@ -272,6 +272,16 @@ def test_a_refused_file_keeps_each_version_beside_its_errors_file_and_one_that_p
     names = [f"{h.hexdigest()[:8]}-garbage.xlsx" for h in shas]
     assert [p.name for p in garbage] == sorted([*names, *(f"{n}.errors.csv" for n in names)])
 
+    # `tieout retry` reads the kept version, sha256 checked: gone, or other bytes, it says so.
+    aside = tmp_path / "aside.csv"
+    kept.rename(aside)
+    gone = run_cli("--data-dir", str(data), "retry", "b.csv", env=env)
+    assert gone.returncode == 2 and f"is not at {kept}" in gone.stderr, gone.stderr
+    kept.write_text("other bytes")
+    other = run_cli("--data-dir", str(data), "retry", "b.csv", env=env)
+    assert other.returncode == 2 and "has changed since it was archived" in other.stderr
+    kept.unlink()
+    aside.rename(kept)
     (data / "mappings").mkdir()
     (data / "mappings" / "vendors.csv").write_text(
         "spreadsheet_name,propexo_name\nAcme Plumbng,ACME Plumbing LLC\n"
