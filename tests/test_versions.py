@@ -238,6 +238,21 @@ def test_a_corrected_file_of_the_same_name_never_takes_the_place_of_the_version_
     traced = run_cli("--data-dir", str(data), "trace", "W-2026117", "--json", env=env)
     (bill,) = json.loads(traced.stdout)
     assert bill["archived"] == str(kept) and bill["note"] is None
+    # A kept version altered, or removed, by hand: trace says so rather than read other bytes.
+    original = kept.read_bytes()
+    kept.write_bytes(original.replace(b"1,126.59", b"1,126.60"))
+    plain = day / "bills.csv"
+    for expected, then in (
+        (f"{kept} is not the file that was read (its sha256 differs)", kept),
+        (f"{plain} is not the file that was read (its sha256 differs)", plain),
+        (f"the archived copy is not at {plain}", None),
+    ):
+        traced = run_cli("--data-dir", str(data), "trace", "W-2026117", "--json", env=env)
+        (bill,) = json.loads(traced.stdout)
+        assert bill["note"] == expected and not bill["lines"] and not bill["cells"], bill
+        if then is not None:
+            then.unlink()
+    kept.write_bytes(original)
 
 
 def test_a_refused_file_keeps_each_version_beside_its_errors_file_and_one_that_posts_is_archived(

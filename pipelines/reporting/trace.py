@@ -161,10 +161,11 @@ class _Reread:
             return self.done[sha256]
         answer: tuple[Any, str | None]
         source = self.kept(path, sha256)
-        if source is None:
+        present = [p for p in candidates(path, sha256) if p.is_file()]
+        if source is None and not present:
             answer = (None, f"the archived copy is not at {path}")
-            if path.is_file():
-                answer = (None, f"{path} is not the file that was read (its sha256 differs)")
+        elif source is None:  # the most particular name found, holding other bytes
+            answer = (None, f"{present[-1]} is not the file that was read (its sha256 differs)")
         else:
             try:
                 extract = extract_file(
