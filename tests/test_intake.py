@@ -132,7 +132,7 @@ def test_a_changed_line_is_a_conflict_whose_advice_is_the_difference(
     assert _run(sandbox, data, said, ledger_url) == 1, said
     amounts = sorted(r["amount_in_cents"] for r in _charges(api))
     assert amounts == [2500, 4000, 5000]  # nothing new posted, nothing twice
-    errors = next(data.rglob("second.csv.errors.csv")).read_text()
+    errors = next(data.rglob("*-second.csv.errors.csv")).read_text()
     rejected = [line for line in errors.splitlines()[1:] if line]
     assert len(rejected) == 1 and rejected[0].startswith("3,"), errors
     assert "post $10.00 more" in rejected[0], rejected[0]
@@ -177,8 +177,8 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
     charges = _charges(api)
     duplicates = sum(n - 1 for n in Counter(r["reference_number"] for r in charges).values())
     assert (len(charges), duplicates) == (16, 0), said + said_second
-    archived = sorted(p.name for p in (data / "archive").rglob("charges*.csv"))
-    assert archived == ["charges (2).csv", "charges.csv"]
+    archived = sorted(p.name for p in (data / "archive").rglob("*-charges.csv"))
+    assert len(archived) == 2  # two versions of one name, each kept under its own sha8
     assert not [p for p in inbox.rglob("*") if p.is_file()]  # nothing left behind
 
 

@@ -235,7 +235,7 @@ def test_same_key_with_new_content_is_a_conflict_not_a_post(
     second = run_cli("--data-dir", str(data), "run", env=env)
     assert second.returncode == 1
     assert len(api.get("/_sandbox/records").json()["results"]) == 1
-    errors = next((data / "rejected").glob("b.csv.errors.csv")).read_text()
+    errors = next((data / "rejected").glob("*-b.csv.errors.csv")).read_text()
     assert "invoice C-1 was posted in run" in errors and "was $10.00, now $12.00" in errors
 
 
@@ -255,7 +255,7 @@ def test_a_corrected_bill_line_is_named_and_counted_rejected(
     second = run_cli("--data-dir", str(data), "run", env=env)
     assert second.returncode == 1
     assert len(api.get("/_sandbox/records").json()["results"]) == 1
-    errors = next(data.rglob("b.csv.errors.csv")).read_text().splitlines()
+    errors = next(data.rglob("*-b.csv.errors.csv")).read_text().splitlines()
     assert [line.split(",")[0] for line in errors[1:]] == ["3"]  # the edited line, not line 2
     assert "was $20.00, now $21.00" in errors[1]
     latest = max(
@@ -285,7 +285,7 @@ def test_a_corrected_charge_is_a_conflict_not_a_second_charge(
     second = run_cli("--data-dir", str(workspace), "run", env=env)
     assert second.returncode == 1, second.stdout + second.stderr
     assert len(api.get("/_sandbox/records").json()["results"]) == before  # nothing new posted
-    errors = next(workspace.rglob("rent_roll_corrected.xlsx.errors.csv")).read_text()
+    errors = next(workspace.rglob("*-rent_roll_corrected.xlsx.errors.csv")).read_text()
     rejected = [line for line in errors.splitlines()[1:] if line]
     assert len(rejected) == 1 and rejected[0].startswith("7,")
     assert "$75.00" in rejected[0] and "$76.00" in rejected[0]

@@ -57,12 +57,12 @@ def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
             deadline = (
                 time.monotonic() + 180
             )  # a hang guard: a run under a loaded suite takes a while
-            while not (data / "rejected" / "garbage.xlsx").exists():
+            while not list((data / "rejected").glob("*-garbage.xlsx")):
                 assert time.monotonic() < deadline, "the bad file was never handled"
                 time.sleep(0.2)
             assert watcher.poll() is None, "the watch stopped after a failing file"
             shutil.copy2(SAMPLES / "vendor_bills.csv", data / "inbox" / "vendor_bills.csv")
-            while not list((data / "archive").rglob("vendor_bills.csv")):
+            while not list((data / "archive").rglob("*-vendor_bills.csv")):
                 assert time.monotonic() < deadline, "the dropped file was never processed"
                 time.sleep(0.2)
             assert watcher.poll() is None, "the watch stopped after a run"

@@ -212,7 +212,7 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
     assert not [p for p in shared.rglob("*") if p.is_file()]
     archived = [p for host in hosts for p in (host / "archive").rglob("*") if p.is_file()]
     assert sorted(p.name for p in archived if not p.name.endswith(".errors.csv")) == sorted(
-        taken["name"]
+        f"{sha[:8]}-{name}" for sha, name in zip(taken["sha256"], taken["name"], strict=True)
     )
     hosts_that_claimed = {str(by).split(":")[0] for by in claims["claimed_by"]}
     assert len(hosts_that_claimed) == 1  # one machine here, but every worker claimed its own

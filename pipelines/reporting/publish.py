@@ -14,6 +14,7 @@ from pipelines.core.config import Settings, which_propexo
 from pipelines.core.disk import write_atomically
 from pipelines.core.errors import InputError
 from pipelines.core.kind import Kinds
+from pipelines.core.versions import is_kept_version, locate
 from pipelines.ledger import Ledger
 from pipelines.reporting import render
 from pipelines.reporting import report as reporting
@@ -115,6 +116,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
     passes = ledger.passes(run_id)  # files read again by this run (retried)
     if not passes.empty:
         files = passes if files.empty else pd.concat([files, passes], ignore_index=True)
+    files = with_kept_paths(files)
     records = _records_of_run(ledger, run_id)
     names = report_names(ledger, settings)
     return reporting.build_report(
@@ -133,6 +135,26 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
         items=_items_of_run(ledger, run_id, files),
         lineage=_lineage(ledger, settings, records, kinds, names),
     )
+
+
+def with_kept_paths(files: pd.DataFrame) -> pd.DataFrame:
+    """Files rows whose ``moved_to`` is where each version read is kept now (:func:`kept_path`)."""
+    if files.empty:
+        return files
+    return files.assign(moved_to=[*map(kept_path, files["moved_to"], files["sha256"])])
+
+
+def kept_path(moved_to: Any, sha256: Any) -> Any:
+    """Where the version a run recorded at ``moved_to`` is kept now: the path itself when it
+    is a kept version's (never given other bytes); for a path a ledger recorded before versions
+    were kept by content, the file that holds those bytes (sha256 checked), wherever a later
+    run put it, else the path as recorded."""
+    if not isinstance(moved_to, str) or not moved_to or not isinstance(sha256, str):
+        return moved_to
+    if is_kept_version(Path(moved_to), sha256):
+        return moved_to
+    found = locate(moved_to, sha256)
+    return str(found) if found is not None else moved_to
 
 
 def _lineage(
@@ -168,6 +190,7 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
         raise InputError(
             f"no file of period {period} in the ledger: `tieout runs` lists what was processed"
         )
+    files = with_kept_paths(files)
     shas = files["sha256"].astype(str).tolist()
     locations = json.loads(ledger.get_meta("locations") or "{}")
     now = datetime.now(tz=UTC).isoformat(timespec="seconds")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +22,9 @@ from pipelines.core.config import Settings
 from pipelines.core.errors import InputError, TieoutError
 from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kinds
+from pipelines.core.models import SourceFile
 from pipelines.core.parsing import parse_money
+from pipelines.core.versions import candidates, original_name
 from pipelines.ledger import Ledger
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
@@ -142,6 +145,7 @@ class _Reread:
             known = charge_code_names(refs)
         self.known = known
         self.done: dict[str, tuple[Any, str | None]] = {}
+        self.found: dict[str, Path] = {}  # sha256 → where that version is kept
         self.views: dict[str, FileView] = {}
 
     def view(self, path: str, sha256: str, profile: str) -> FileView:
@@ -156,25 +160,37 @@ class _Reread:
         if sha256 in self.done:
             return self.done[sha256]
         answer: tuple[Any, str | None]
-        if not path.is_file():
+        source = self.kept(path, sha256)
+        present = [p for p in candidates(path, sha256) if p.is_file()]
+        if source is None and not present:
             answer = (None, f"the archived copy is not at {path}")
+        elif source is None:  # the most particular name found, holding other bytes
+            answer = (None, f"{present[-1]} is not the file that was read (its sha256 differs)")
         else:
-            source = fingerprint(path)
-            if source.sha256 != sha256:
-                answer = (None, f"{path} is not the file that was read (its sha256 differs)")
-            else:
-                try:
-                    extract = extract_file(
-                        source,
-                        profiles_for(self.settings, self.kinds),
-                        profile_name=profile or None,
-                        known_codes=self.known,
-                    )
-                    answer = (extract, None)
-                except TieoutError as exc:
-                    answer = (None, f"the archived copy could not be read again: {exc}")
+            try:
+                extract = extract_file(
+                    source,
+                    profiles_for(self.settings, self.kinds),
+                    profile_name=profile or None,
+                    known_codes=self.known,
+                )
+                answer = (extract, None)
+            except TieoutError as exc:
+                answer = (None, f"the archived copy could not be read again: {exc}")
         self.done[sha256] = answer
         return answer
+
+    def kept(self, path: Path, sha256: str) -> SourceFile | None:
+        """The version with ``sha256`` recorded at ``path``: there, or under its kept name
+        (:func:`versions.candidates`: a ledger written before versions were kept by content
+        recorded plain names and hidden folders), sha256 checked; None when it is nowhere."""
+        for candidate in candidates(path, sha256):
+            if candidate.is_file():
+                source = fingerprint(candidate)
+                if source.sha256 == sha256:
+                    self.found[sha256] = candidate
+                    return replace(source, name=original_name(source.name, sha256))
+        return None
 
 
 class FileView:
@@ -332,6 +348,7 @@ def _lineage(
     if archived:
         view = reread.view(str(archived), sha, str(file_row.get("profile") or ""))
         extract, note = view.extract, view.why
+        archived = str(reread.found.get(sha, archived))  # the bytes read, where they are kept
     else:
         note = "the file was not archived (a dry run, or a file refused as a whole)"
     payload = record.get("payload") or {}

@@ -8,6 +8,10 @@ read by the next run, and never archived unread in place of the one that was rea
 dies leaves its file in ``.processing/``, and the next run takes it from there. The folder is
 beside the files it takes (a rename never crosses file systems), so workers sharing an inbox
 also share it, and any of them can finish a file a dead one had taken.
+
+A file that was read is kept under its content, ``<sha8>-<name>`` (:func:`keep_version`), so a
+later version of the same name is kept beside it, never in its place, and its taken folder is
+removed: no hidden folder outlives its run.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipelines.core.models import (
     SourceFile,
     printable,
 )
+from pipelines.core.versions import original_name, sha256_of, versioned_name
 from pipelines.reading.grids import fingerprint
 
 PROCESSING = ".processing"  # under the inbox; a dot folder, so never a candidate itself
@@ -113,6 +118,74 @@ def move_file(path: Path, folder: Path) -> Path:
     target = unique_target(folder, path.name)
     shutil.move(str(path), str(target))
     return target
+
+
+def keep_version(path: Path, folder: Path, *, copy: bool = False) -> Path:
+    """Move (``copy``: copy) a file that was read into ``folder`` under its content's name,
+    ``<sha8>-<name>`` (:func:`versions.versioned_name`), and return where it is kept. Nothing
+    is overwritten: the name is claimed by an exclusive link (or an exclusive create, across
+    file systems); when a file of that name is already there with the same bytes, this version
+    is already kept and ``path`` goes; one with other bytes (a sha8 shared by two versions)
+    leaves this one a numbered name beside it."""
+    sha = sha256_of(path)
+    if sha is None:
+        raise InputError(f"{printable(path.name)}: cannot be read to be archived")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = safe_name(original_name(path.name, sha))  # a kept version keeps its one prefix
+    target = folder / safe_name(versioned_name(sha, name))
+    while not _place(path, target, link=not copy):
+        if sha256_of(target) == sha:
+            break  # the same bytes, kept already (the same version read again)
+        target = unique_target(folder, target.name)
+    if not copy:
+        path.unlink()
+    return target
+
+
+def _place(path: Path, target: Path, *, link: bool) -> bool:
+    """``path``'s bytes at ``target`` unless something is there already (False): a hard link
+    when ``link`` (a move's first half), else a copy."""
+    try:
+        if link:
+            os.link(path, target, follow_symlinks=False)
+            return True
+    except FileExistsError:
+        return False
+    except OSError:
+        pass  # another file system, or one without hard links: copy, still exclusively
+    try:
+        with path.open("rb") as source, target.open("xb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+    except FileExistsError:
+        return False
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    shutil.copystat(path, target)
+    return True
+
+
+def recover_kept(folders: list[Path]) -> list[Path]:
+    """Files left in a hidden ``.processing/<tmp>/`` folder of the archive or the rejected
+    folder (a run before the kept-version layout read archived copies again there, and left
+    them): each moved to its kept name in the folder that holds ``.processing``, so no version
+    stays hidden; returns where they are now. ``folders`` are the rejected folder and the
+    archive's day folders; nothing there is read as a new file."""
+    kept: list[Path] = []
+    for folder in folders:
+        hidden = folder / PROCESSING
+        if not hidden.is_dir():
+            continue
+        for own in sorted(hidden.iterdir()):
+            for path in sorted(own.iterdir()) if own.is_dir() else ():
+                if path.is_file() and not path.is_symlink():
+                    kept.append(keep_version(path, folder))
+                    release(path)
+        with contextlib.suppress(OSError):
+            hidden.rmdir()
+    return kept
 
 
 def archive_folder(archive_dir: Path, when: datetime | None = None) -> Path:
@@ -275,17 +348,14 @@ def put_back(path: Path) -> Path:
 
 
 def archive_taken(source: SourceFile, folder: Path) -> tuple[Path, Path | None]:
-    """Move a taken file that was read into ``folder``, and check by sha256 that what was moved
+    """Move a taken file that was read into ``folder`` as its kept version
+    (:func:`keep_version`), and check by sha256 that what was moved
     is what was read. Returns (where it went, a copy put back in the inbox when it was not
     what was read: it changed after the read, so it is read again)."""
     inbox = inbox_of(source.path)
-    target = move_file(source.path, folder)
+    target = keep_version(source.path, folder)
     release(source.path)
-    try:
-        same = fingerprint(target).sha256 == source.sha256
-    except InputError:
-        same = False
-    if same:
+    if sha256_of(target) == source.sha256:
         return target, None
     again = unique_target(inbox, source.name)
     shutil.copy2(target, again)

@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from pipelines.core.models import (
     whole,
 )
 from pipelines.core.parsing import dollars
+from pipelines.core.versions import locate, original_name
 from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.posting.budget import turn
@@ -82,9 +84,10 @@ from pipelines.runs.inbox import (
     complete_files,
     inbox_of,
     is_taken,
+    keep_version,
     links_outside,
-    move_file,
     put_back,
+    recover_kept,
     refused_link_text,
     release,
     take_file,
@@ -110,13 +113,17 @@ def new_run_id() -> str:
 
 
 @contextmanager
-def _claimed(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None]:
+def _claimed(
+    path: Path, ledger: Ledger, say: Say, in_place: bool = False
+) -> Iterator[SourceFile | None]:
     """The dropped file at ``path``, taken out of the inbox (:func:`inbox.take_file`) and held
     for this worker during the block; None when it is not this worker's to take in. Workers
     sharing an inbox (PostgreSQL) each take the files they claim; a file another worker has,
     or has already moved away, is left to it. A file whose processing stops on an error goes
-    back to the inbox; one whose process dies stays taken, and the next run finishes it."""
-    recovered = is_taken(path)
+    back to the inbox; one whose process dies stays taken, and the next run finishes it.
+    ``in_place``: an archived version read again (`tieout retry`) is read where it is kept,
+    never taken into a hidden folder, so it stays at the path every report gives for it."""
+    recovered = is_taken(path) or in_place
     taken = path if recovered else take_file(path)
     if taken is None:
         yield None  # another worker took it in since the inbox was listed
@@ -129,7 +136,7 @@ def _claimed(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile | None
     except BaseException:
         # What stopped the run is said, and the file goes back where it was dropped (one
         # another worker holds, it leaves alone).
-        if (mine or not recovered) and taken.exists():
+        if (mine or not recovered) and not in_place and taken.exists():
             put_back(taken)
         raise
 
@@ -143,6 +150,8 @@ def _claimed_taken(path: Path, ledger: Ledger, say: Say) -> Iterator[SourceFile 
         if path.exists():
             raise
         source = None  # another worker took it in since the inbox was listed
+    if source is not None:  # a kept version read again shows the name it was dropped under
+        source = replace(source, name=original_name(source.name, source.sha256))
     if source is None:
         yield None
         return
@@ -244,7 +253,11 @@ def _take_file(
     _observe_file(ledger, run_id, source, result, issues, known, again=again, say=say)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
-    target = path if in_place else _archive(source, folder, run_id, say)
+    target = (
+        _kept_in_place(path, folder, settings)
+        if in_place
+        else _archive(source, folder, run_id, say)
+    )
     errors_csv = target.with_name(target.name + ".errors.csv")
     if issues:
         write_atomically(errors_csv, errors_file_bytes(result, issues, path=target))
@@ -320,6 +333,16 @@ def _stage(
     return staged, {c.record_key for c in conflicts}, issues
 
 
+def _kept_in_place(path: Path, folder: Path, settings: Settings) -> Path:
+    """Where a version read again in place (`tieout retry`) is kept for this pass: where it
+    lies; but a refused version that is usable now is kept in the archive too (a copy: the
+    refused one stays where the earlier run's report points), so a file that posted is never
+    found only among the rejected."""
+    if folder == settings.rejected_dir or not path.is_relative_to(settings.rejected_dir):
+        return path
+    return keep_version(path, folder, copy=True)
+
+
 def _archive(source: SourceFile, folder: Path, run_id: str, say: Say) -> Path:
     """The taken file that was read, moved into ``folder`` (see :func:`inbox.archive_taken`)."""
     target, again = archive_taken(source, folder)
@@ -381,7 +404,7 @@ def _still_open(
     if in_place:
         say(f"{source.name}: nothing open to retry (every row is settled)")
         return False
-    target = move_file(source.path, archive_folder(settings.archive_dir))
+    target = keep_version(source.path, archive_folder(settings.archive_dir))
     release(source.path)
     ledger.record_drop(run_id, source.name, source.sha256, "duplicate drop", first)
     say(
@@ -404,7 +427,7 @@ def _refuse(
     """A file nothing of which can be read: moved to rejected/ beside its reason, an item."""
     target = source.path
     if not in_place:
-        target = move_file(source.path, settings.rejected_dir)
+        target = keep_version(source.path, settings.rejected_dir)
         release(source.path)
     write_atomically(
         target.with_name(target.name + ".errors.csv"), errors_file_bytes(None, [], str(exc))
@@ -571,6 +594,8 @@ def run(
                 log.warning("link refused", extra={"file": printable(path.name)})
         # Files an earlier run took out of the inbox and did not finish (it died) come first.
         files = [*taken_files(inbox), *files]
+        for kept in recover_kept(_kept_folders(settings)):
+            log.info("hidden version kept", extra={"file": printable(kept.name), "path": str(kept)})
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
             outcome, stopped = _run_locked(
@@ -584,6 +609,13 @@ def run(
                 say(f"the run stopped early; its report: {outcome.report_dir / 'report.html'}")
             raise stopped
         return outcome
+
+
+def _kept_folders(settings: Settings) -> list[Path]:
+    """The folders versions are kept in: the rejected folder and each day of the archive."""
+    archive = settings.archive_dir
+    days = sorted(p for p in archive.iterdir() if p.is_dir()) if archive.is_dir() else []
+    return [settings.rejected_dir, *days]
 
 
 def _run_locked(
@@ -661,7 +693,7 @@ def _post_and_follow(
     if any(doubt.values()):
         say("in doubt from earlier runs: " + describe_doubt(doubt))
     for path in files:
-        with _claimed(path, ledger, say) as source:
+        with _claimed(path, ledger, say, in_place) as source:
             if source is None:
                 continue
             done, had_problems = _take_file(
@@ -768,16 +800,16 @@ def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[
             copies[str(sha)] = (str(item["file_name"]), str(moved) if moved else None)
         paths: list[Path] = []
         for sha, (name, moved) in copies.items():
-            where = Path(moved) if moved else None
-            if where is None or not where.is_file():
+            where = locate(moved, sha)  # the version that run read, sha256 checked
+            if where is None and moved and Path(moved).is_file():
                 raise InputError(
-                    f"the archived copy of {name} is not at {where or 'a known place'}; drop "
-                    f"the file into {settings.inbox_dir} instead"
-                )
-            if fingerprint(where).sha256 != sha:
-                raise InputError(
-                    f"{where} has changed since it was archived; drop the corrected file "
+                    f"{moved} has changed since it was archived; drop the corrected file "
                     f"into {settings.inbox_dir} instead (it supersedes the earlier one)"
+                )
+            if where is None:
+                raise InputError(
+                    f"the archived copy of {name} is not at {moved or 'a known place'}; drop "
+                    f"the file into {settings.inbox_dir} instead"
                 )
             paths.append(where)
     return paths
