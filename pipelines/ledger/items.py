@@ -92,6 +92,21 @@ class ItemStore:
         """A person's decision (``by``), or a run's posting (``run_id``): settled, as an event."""
         self._add_events([(item_id, utcnow(), SETTLED, run_id, by, note or None)])
 
+    def settle_unmet(
+        self, run_id: str, causes: Collection[str], met: Collection[str], note: str
+    ) -> int:
+        """The open items of these causes that a run looked for and did not meet (a link gone
+        from the inbox): settled by that run."""
+        rows = self.db.execute(
+            "SELECT i.item_id, i.cause FROM open_items i JOIN item_events e ON e.id = "
+            "(SELECT max(x.id) FROM item_events x WHERE x.item_id = i.item_id) "
+            "WHERE e.state IN ('open', 'seen')"
+        ).fetchall()
+        gone = [str(k) for k, c in rows if c in causes and str(k) not in met]
+        now = utcnow()
+        self._add_events([(key, now, SETTLED, run_id, None, note) for key in gone])
+        return len(gone)
+
     def supersede_items(self, file_sha256s: Collection[str], run_id: str, note: str) -> int:
         """A corrected file replaces earlier ones: their open items are superseded."""
         now = utcnow()
