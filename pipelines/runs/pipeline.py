@@ -653,9 +653,10 @@ def _run_locked(
     stopped: TieoutError | None = None
     try:
         with make_client(settings) as client:
-            problems, processed = _post_and_follow(
+            found, processed = _post_and_follow(
                 ledger, client, settings, run_id, files, profiles, say, on_progress, in_place
             )
+            problems |= found
     except TieoutError as exc:
         stopped = exc
         ledger.set_meta(publish.stopped_key(run_id), str(exc))
