@@ -18,7 +18,7 @@ def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, An
     doubt and the writes Propexo refused."""
     from pipelines.core.models import IN_DOUBT, SETTLED, RecordState
     from pipelines.ledger import Ledger
-    from pipelines.runs.items import record_items
+    from pipelines.ledger.items import record_items
 
     if settings.ledger_is_file and not settings.ledger_path.exists():
         return []

@@ -14,13 +14,12 @@ them (:class:`pipelines.ledger.items.ItemStore`).
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.core.models import OPEN, Issue, IssueCode, OpenItem
+from pipelines.core.models import Issue, IssueCode, OpenItem
+from pipelines.ledger.items import item_id  # the ledger's: records' items are made there too
 
 # Names Propexo does not know: the alias kind (`tieout alias add KIND …`) of each code.
 NAME_KINDS = {
@@ -71,13 +70,6 @@ RETRYABLE = FILE_CAUSES | {"awaiting_approval"}
 IN_INBOX = frozenset({"held_layout", "awaiting_approval"})
 # What the inbox itself holds that no run can take: met again, still open; gone, settled.
 INBOX_CAUSES = frozenset({"refused_link", "empty_file"})
-
-
-def item_id(cause: str, file_sha256: str | None, what: object) -> str:
-    """Stable: the same exception met again (a retry, the same file dropped again) is the same
-    item. ``what`` is the row number, the name, or the record key."""
-    text = f"{cause}|{file_sha256 or ''}|{what}"
-    return "it-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def new_item(
@@ -235,43 +227,6 @@ def implied_amounts(file_totals: Iterable[Mapping[str, Any]]) -> dict[int, dict[
                 "rows_unreadable": int(total.get("unreadable_rows") or len(shown)),
             }
     return implied
-
-
-def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Records in doubt and writes Propexo refused, as items. Their state is the record's
-    own (its events are the ledger's events): settled when `reconcile` or `resolve` settles
-    the record. (A refused write made re-sendable is `tieout retry`'s to send: the hook.)"""
-    out = []
-    for record in records:
-        state = str(record["state"])
-        cause = RECORD_CAUSES.get(state, "in_doubt")
-        rows = record.get("source_rows") or []
-        if isinstance(rows, str):
-            rows = json.loads(rows or "[]")
-        out.append(
-            {
-                "item_id": item_id(cause, record.get("file_sha256"), record["record_key"]),
-                "cause": cause,
-                "file_sha256": record.get("file_sha256"),
-                "file_name": record.get("source_file"),
-                "rows": [int(r) for r in rows],
-                "amount_cents": int(record.get("amount_cents") or 0),
-                "amount_text": None,
-                "detail": {
-                    "record_key": record["record_key"],
-                    "state": state,
-                    "reasons": [str(record.get("note") or state)],
-                },
-                "first_seen": record.get("sent_at"),
-                "last_seen": record.get("updated_at"),
-                "state": OPEN,
-            }
-        )
-    return out
-
-
-# A record's state → its item's cause (any other state that is an item: in doubt).
-RECORD_CAUSES = {"refused": "write_refused", "failed": "write_failed"}
 
 
 def _reasons(issues: list[Issue]) -> list[str]:
