@@ -51,19 +51,47 @@ FILE_FIGURES = (
 )
 
 
-def versions(files: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
-    """The latest version of each file of the period (by name, the last processed), and the
-    versions each superseded (name → [{sha256, run_id, processed_at}], oldest first)."""
+def versions(
+    files: pd.DataFrame, supersedes: dict[str, list[str]] | None = None
+) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """The latest version of each file of the period, and the versions each superseded (its
+    name → [{sha256, name, run_id, processed_at, source_total_cents}], oldest first). A file is
+    a later version of another of the same name processed before it, or of the files it
+    corrected (``supersedes``: sha256 → the earlier files', as the run that took it found
+    them: records of the same keys)."""
     if files.empty:
         return files, {}
     ordered = files.sort_values("processed_at", kind="stable")
-    latest = ordered.groupby("name", sort=False).tail(1)
+    rows = ordered.to_dict("records")
+    by_sha = {str(f["sha256"]): f for f in rows}
+    newer: dict[str, str] = {}  # sha256 → the file that superseded it
+    last_of_name: dict[str, str] = {}
+    for f in rows:
+        sha = str(f["sha256"])
+        before = last_of_name.get(str(f["name"]))
+        if before is not None:
+            newer[before] = sha
+        for old in (supersedes or {}).get(sha, []):
+            if old in by_sha and old != sha:
+                newer.setdefault(old, sha)
+        last_of_name[str(f["name"])] = sha
+
+    def final(sha: str) -> str:
+        seen = {sha}
+        while sha in newer and newer[sha] not in seen:
+            sha = newer[sha]
+            seen.add(sha)
+        return sha
+
+    latest = ordered[~ordered["sha256"].astype(str).isin(set(newer))]
     earlier: dict[str, list[dict[str, Any]]] = {}
-    for f in ordered.to_dict("records"):
-        if f["sha256"] not in set(latest["sha256"]):
-            earlier.setdefault(str(f["name"]), []).append(
+    for f in rows:
+        sha = str(f["sha256"])
+        if sha in newer:
+            earlier.setdefault(str(by_sha[final(sha)]["name"]), []).append(
                 {
-                    "sha256": f["sha256"],
+                    "sha256": sha,
+                    "name": f["name"],
                     "run_id": f["run_id"],
                     "processed_at": f["processed_at"],
                     "source_total_cents": int(f["source_total_cents"]),

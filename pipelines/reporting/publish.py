@@ -187,7 +187,11 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
         raise InputError(
             f"no file of period {period} in the ledger: `tieout runs` lists what was processed"
         )
-    latest, earlier = periods.versions(everything)
+    later = {
+        str(sha): json.loads(ledger.get_meta(supersedes_key(str(sha))) or "[]")
+        for sha in everything["sha256"]
+    }
+    latest, earlier = periods.versions(everything, later)
     shas = latest["sha256"].astype(str).tolist()
     locations = json.loads(ledger.get_meta("locations") or "{}")
     subject = f"period-{period}"
@@ -262,6 +266,12 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
     summary["signoffs"] = signoffs_of(ledger, subject, summary["figures_sha256"])
     summary["changed_since_signoff"] = any(r["changed_since"] for r in summary["signoffs"][-1:])
     return replace(built, summary=summary, files=pd.DataFrame(period_files), control=table)
+
+
+def supersedes_key(sha256: str) -> str:
+    """The ledger meta key naming the earlier files a file is a later version of (the same
+    name and period, or records of the same keys)."""
+    return f"supersedes {sha256}"
 
 
 def signoff_key(subject: str, at: str) -> str:

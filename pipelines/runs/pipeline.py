@@ -555,6 +555,9 @@ def _observe_file(
     period = result.outcome.period
     same = named["period"].isna() if period is None else named["period"].eq(period)
     earlier |= set(named.loc[same, "sha256"].astype(str)) - {source.sha256}
+    if earlier:
+        # The file is a later version of these (the period's workpaper counts it alone).
+        ledger.set_meta(publish.supersedes_key(source.sha256), json.dumps(sorted(earlier)))
     superseded = ledger.supersede_items(
         sorted(earlier),
         run_id,
