@@ -257,11 +257,11 @@ def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
     assert period.returncode == 0, period.stdout + period.stderr
     folder = workspace / "reports" / "period-2026-11"
     summary = json.loads((folder / "summary.json").read_text())
-    assert [f["name"] for f in summary["files"]] == [
-        "vendor_bills.csv",
-        "late_bills.csv",
-        "late_bills_fixed.csv",
-    ]
+    # Each source line once (#36): the corrected file is the later version of late_bills.csv
+    # (records of the same keys), which it supersedes.
+    assert [f["name"] for f in summary["files"]] == ["vendor_bills.csv", "late_bills_fixed.csv"]
+    (superseded,) = summary["files"][1]["superseded_versions"]
+    assert superseded["name"] == "late_bills.csv"
     for f in summary["files"]:
         (stated,) = f["file_totals"]
         assert stated["stated_cents"] == (2140363 if f["name"] == "vendor_bills.csv" else 30000)
@@ -277,8 +277,10 @@ def test_a_period_workpaper_ties_the_months_files_across_runs_and_is_signed_off(
     invoices = [r for r in pms_records(api) if r["kind"] == "invoice"]
     assert len(invoices) == 12 + 2  # nothing twice
     in_rm = sum(int(r["total_amount_in_cents"]) for r in invoices)
-    assert summary["totals"]["posted_total_cents"] == in_rm == 2140363 + 30000
-    assert summary["totals"]["previously_posted_cents"] == 10000  # T-9001, in the third run
+    totals = summary["totals"]
+    assert totals["source_total_cents"] == in_rm == 2140363 + 30000
+    assert totals["previously_posted_cents"] == 10000  # T-9001, by the superseded version
+    assert totals["posted_total_cents"] + totals["previously_posted_cents"] == in_rm
     # Not a run: the index and `tieout runs` list runs only.
     runs = run_cli("--data-dir", str(workspace), "runs", env=env)
     assert "period-2026-11" not in runs.stdout

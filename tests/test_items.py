@@ -102,13 +102,14 @@ def test_the_clerks_loop_posts_every_fixed_row_exactly_once(
     by_cause = {(i["cause"], i["detail"].get("name")): i for i in todo["items"]}
     acme = by_cause[("unknown_vendor", "Acme Plumbng")]
     assert acme["rows"] == [8, 9] and acme["amount_cents"] == 13524 + 150890
-    assert acme["command"] == 'tieout alias add vendor "Acme Plumbng" "ACME Plumbing LLC"'
-    assert acme["then"] == 'tieout retry "bills.csv"'
+    tieout = f"tieout --data-dir {data}"  # the data folder of the run: commands work as printed
+    assert acme["command"] == f'{tieout} alias add vendor "Acme Plumbng" "ACME Plumbing LLC"'
+    assert acme["then"] == f'{tieout} retry "bills.csv"'
     amount = by_cause[("rejected_row", None)]
     assert amount["rows"] == [12] and amount["amount_text"] == "92.385"
     assert todo["amount_cents"] == sum(i["amount_cents"] for i in todo["items"])
     # The run's console ends with the same list, and status counts it.
-    assert 'tieout alias add vendor "Harbour Pest Ctrl" "Harbor Pest Control"' in first.stdout
+    assert f'{tieout} alias add vendor "Harbour Pest Ctrl" "Harbor Pest Control"' in first.stdout
     status = run_cli("--data-dir", str(data), "status", env=env)
     assert "3 open items" in status.stdout, status.stdout
     assert len(never_twice(sandbox)) == 12 - 3  # three invoices held back
@@ -245,7 +246,9 @@ def test_todo_lists_each_cause_once_with_its_rows_amount_and_the_total() -> None
     ]
     lines = todo_lines(items, "data/inbox")
     assert lines[0] == "vendors Propexo does not know: 1 (2 rows, 10.00)"
-    assert lines[1] == '  "Acme" (b.csv row 3, 4): tieout alias add vendor "Acme" "ACME", then ' + (
+    assert lines[
+        1
+    ] == '  a "Acme" (b.csv row 3, 4): tieout alias add vendor "Acme" "ACME", then ' + (
         'tieout retry "b.csv"'
     )
     assert lines[2].startswith("rows rejected for what they hold: 1 (1 rows")
@@ -272,7 +275,7 @@ def test_with_approve_each_file_a_file_waits_for_its_checker_and_the_report_name
     assert invoices(sandbox.base_url, sandbox.config.token) == []
     (item,) = todo_of(data, env)["items"]
     assert item["cause"] == "awaiting_approval"
-    assert item["command"] == 'tieout approve "bills.csv" --by NAME'
+    assert item["command"] == f'tieout --data-dir {data} approve "bills.csv" --by NAME'
     preview = item["detail"]["preview"]
     assert preview["total_cents"] == item["amount_cents"] == 2140363
     assert sum(preview["by_location"].values()) == 2140363
@@ -365,7 +368,9 @@ def test_an_items_life_is_events_open_seen_settled_and_a_person_settles_with_who
     listed = runner.invoke(cli, [*base, "todo", "--json"])
     (open_one,) = json.loads(listed.output)["items"]
     assert open_one["cause"] == "conflict"
-    assert open_one["command"].startswith(f"tieout settle {clash.item_id} --by NAME")
+    assert open_one["command"].startswith(
+        f"tieout --data-dir {tmp_path} settle {clash.item_id} --by NAME"
+    )
     wrong = runner.invoke(cli, [*base, "settle", "it-nope", "--by", "Dana", "--note", "x"])
     assert wrong.exit_code == 2 and "not an open item" in wrong.output
     done = runner.invoke(

@@ -16,9 +16,9 @@ from pipelines.core.config import Settings
 def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, Any]]:
     """The open items now (none before the first run); ``records``: with the records in
     doubt and the writes Propexo refused."""
-    from pipelines.core.models import IN_DOUBT, RecordState
+    from pipelines.core.models import IN_DOUBT, SETTLED, RecordState
     from pipelines.ledger import Ledger
-    from pipelines.runs.items import record_items
+    from pipelines.ledger.items import record_items
 
     if settings.ledger_is_file and not settings.ledger_path.exists():
         return []
@@ -26,7 +26,7 @@ def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, An
         found = ledger.items()
         if records:
             stuck = ledger.records(
-                states=[*IN_DOUBT, RecordState.FAILED],
+                states=[*IN_DOUBT, RecordState.FAILED, RecordState.REFUSED],
                 columns=[
                     "record_key",
                     "file_sha256",
@@ -39,10 +39,24 @@ def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, An
                     "updated_at",
                 ],
             )
-            found += record_items(
-                [{str(k): v for k, v in r.items()} for r in stuck.to_dict("records")]
-            )
+            # A write reported failed that a person settled (`tieout settle`) stays settled.
+            decided = {i["item_id"] for i in ledger.items(states=[SETTLED])}
+            found += [
+                i
+                for i in record_items(
+                    [{str(k): v for k, v in r.items()} for r in stuck.to_dict("records")]
+                )
+                if i["item_id"] not in decided
+            ]
         return found
+
+
+def tieout_word(settings: Settings) -> str:
+    """`tieout` as the person runs it: with ``--data-dir`` when theirs is not the default, so
+    every printed command works as printed (the words the alias hints use)."""
+    from pipelines.core.hints import AliasHints
+
+    return AliasHints(settings.data_dir).command
 
 
 def print_todo(settings: Settings, items: list[dict[str, Any]] | None = None) -> None:
@@ -50,7 +64,7 @@ def print_todo(settings: Settings, items: list[dict[str, Any]] | None = None) ->
     from pipelines.runs.items import todo_lines
 
     found = open_items(settings) if items is None else items
-    for line in todo_lines(found, str(settings.inbox_dir)):
+    for line in todo_lines(found, str(settings.inbox_dir), tieout_word(settings)):
         out.print(line, markup=False)
 
 
@@ -66,7 +80,8 @@ def todo(ctx: click.Context, as_json: bool) -> None:
         settings = settings_of(ctx)
         items = open_items(settings)
         if as_json:
-            out.print_json(json.dumps(todo_json(items, str(settings.inbox_dir)), default=str))
+            listed = todo_json(items, str(settings.inbox_dir), tieout_word(settings))
+            out.print_json(json.dumps(listed, default=str))
             return
         print_todo(settings, items)
 
@@ -125,15 +140,37 @@ def settle(ctx: click.Context, item_ids: tuple[str, ...], by: str, note: str) ->
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
     from pipelines.reporting.publish import refresh_settled
+    from pipelines.runs.items import new_item
 
     with friendly():
         settings = settings_of(ctx)
+        # Writes Propexo reported failed are items of their records: a person's settlement
+        # is kept as the item's event.
+        records = {i["item_id"]: i for i in open_items(settings) if i["cause"] == "write_failed"}
         with Ledger(settings.ledger) as ledger:
-            known = {i["item_id"] for i in ledger.items()}
+            known = {i["item_id"] for i in ledger.items()} | set(records)
             unknown = [i for i in item_ids if i not in known]
             if unknown:
                 raise InputError(
-                    f"{unknown[0]} is not an open item; `tieout todo --json` lists their ids"
+                    f"{unknown[0]} is not an open item; `{tieout_word(settings)} todo` lists "
+                    "them with their ids"
+                )
+            kept = [records[i] for i in item_ids if i in records]
+            if kept:
+                ledger.observe_items(
+                    "settle",
+                    [
+                        new_item(
+                            str(i["cause"]),
+                            i["file_sha256"],
+                            i["file_name"],
+                            i["detail"]["record_key"],
+                            rows=tuple(i["rows"]),
+                            amount_cents=int(i["amount_cents"]),
+                            detail=i["detail"],
+                        )
+                        for i in kept
+                    ],
                 )
             for item_id in item_ids:
                 ledger.settle_item(item_id, by=by, note=note)

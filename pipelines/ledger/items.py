@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -12,6 +13,50 @@ import pandas as pd
 from pipelines.core.models import OPEN, SEEN, SETTLED, SUPERSEDED, FileOutcome, OpenItem, utcnow
 from pipelines.ledger.database import Database
 from pipelines.ledger.runs import FILE_COLUMNS, insert_file_row
+
+# A record's state → its item's cause (any other state that is an item: in doubt).
+RECORD_CAUSES = {"refused": "write_refused", "failed": "write_failed"}
+
+
+def item_id(cause: str, file_sha256: str | None, what: object) -> str:
+    """Stable: the same exception met again (a retry, the same file dropped again) is the same
+    item. ``what`` is the row number, the name, or the record key."""
+    text = f"{cause}|{file_sha256 or ''}|{what}"
+    return "it-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records in doubt and writes Propexo refused, as items. Their state is the record's
+    own (its events are the ledger's events): settled when `reconcile` or `resolve` settles
+    the record. (A refused write made re-sendable is `tieout retry`'s to send: the hook.)"""
+    out = []
+    for record in records:
+        state = str(record["state"])
+        cause = RECORD_CAUSES.get(state, "in_doubt")
+        rows = record.get("source_rows") or []
+        if isinstance(rows, str):
+            rows = json.loads(rows or "[]")
+        out.append(
+            {
+                "item_id": item_id(cause, record.get("file_sha256"), record["record_key"]),
+                "cause": cause,
+                "file_sha256": record.get("file_sha256"),
+                "file_name": record.get("source_file"),
+                "rows": [int(r) for r in rows],
+                "amount_cents": int(record.get("amount_cents") or 0),
+                "amount_text": None,
+                "detail": {
+                    "record_key": record["record_key"],
+                    "state": state,
+                    "reasons": [str(record.get("note") or state)],
+                },
+                "first_seen": record.get("sent_at"),
+                "last_seen": record.get("updated_at"),
+                "state": OPEN,
+            }
+        )
+    return out
+
 
 # Every item with its current state: the item's newest event, and when it was last met.
 _CURRENT = (
@@ -91,6 +136,21 @@ class ItemStore:
     ) -> None:
         """A person's decision (``by``), or a run's posting (``run_id``): settled, as an event."""
         self._add_events([(item_id, utcnow(), SETTLED, run_id, by, note or None)])
+
+    def settle_unmet(
+        self, run_id: str, causes: Collection[str], met: Collection[str], note: str
+    ) -> int:
+        """The open items of these causes that a run looked for and did not meet (a link gone
+        from the inbox): settled by that run."""
+        rows = self.db.execute(
+            "SELECT i.item_id, i.cause FROM open_items i JOIN item_events e ON e.id = "
+            "(SELECT max(x.id) FROM item_events x WHERE x.item_id = i.item_id) "
+            "WHERE e.state IN ('open', 'seen')"
+        ).fetchall()
+        gone = [str(k) for k, c in rows if c in causes and str(k) not in met]
+        now = utcnow()
+        self._add_events([(key, now, SETTLED, run_id, None, note) for key in gone])
+        return len(gone)
 
     def supersede_items(self, file_sha256s: Collection[str], run_id: str, note: str) -> int:
         """A corrected file replaces earlier ones: their open items are superseded."""
@@ -199,6 +259,15 @@ class ItemStore:
     def record_pass(self, run_id: str, outcome: FileOutcome, moved_to: str | None) -> None:
         """A file read again (retried): its accounting in this run."""
         insert_file_row(self.db, "file_passes", run_id, outcome, moved_to)
+
+    def passes_of(self, shas: Collection[str]) -> pd.DataFrame:
+        """Every pass (retry) of these files, oldest first."""
+        listed = list(shas) or [""]
+        return self.db.read_frame(
+            f"SELECT {FILE_COLUMNS} FROM file_passes WHERE sha256 IN "
+            f"({','.join('?' * len(listed))}) ORDER BY processed_at",
+            listed,
+        )
 
     def passes(self, run_id: str) -> pd.DataFrame:
         return self.db.read_frame(

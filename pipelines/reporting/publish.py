@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
     files = with_kept_paths(files)
     records = _records_of_run(ledger, run_id)
     names = report_names(ledger, settings)
-    return reporting.build_report(
+    built = reporting.build_report(
         run,
         files,
         ledger.drops(run_id),
@@ -135,6 +136,17 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
         items=_items_of_run(ledger, run_id, files),
         lineage=_lineage(ledger, settings, records, kinds, names),
     )
+    from pipelines.reporting.period import figures_hash
+
+    figures = figures_hash(built.summary)
+    signed = signoffs_of(ledger, run_id, figures)
+    summary = {
+        **built.summary,
+        "figures_sha256": figures,
+        "signoffs": signed,
+        "changed_since_signoff": any(r["changed_since"] for r in signed[-1:]),
+    }
+    return replace(built, summary=summary)
 
 
 def with_kept_paths(files: pd.DataFrame) -> pd.DataFrame:
@@ -182,23 +194,40 @@ def period_of(text: str) -> str | None:
 
 
 def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) -> RunReport:
-    """The workpaper of a billing period: every file of the period, whichever run took it,
-    with every record it staged in any run and the rejected rows its latest run saw. Its
-    figures tie to each file's own stated totals, as a run's do."""
-    files = ledger.files_of_period(period)
-    if files.empty:
+    """The workpaper of a billing period: the latest version of each of its files (a later
+    version of a file supersedes the earlier; an identical re-drop is no version), whichever
+    run took it, with its records, its rejected rows as its latest pass saw them, and every
+    item of every version: each source line counted once. One verdict (then and now are the
+    same: a period has no run), naming each item that keeps it open; sign-offs with whether the
+    figures changed since."""
+    from pipelines.core.models import IN_DOUBT, RecordState
+    from pipelines.ledger.items import record_items
+    from pipelines.reporting import period as periods
+
+    everything = ledger.files_of_period(period)
+    if everything.empty:
         raise InputError(
             f"no file of period {period} in the ledger: `tieout runs` lists what was processed"
         )
-    files = with_kept_paths(files)
-    shas = files["sha256"].astype(str).tolist()
+    everything = with_kept_paths(everything)
+    later = {
+        str(sha): json.loads(ledger.get_meta(supersedes_key(str(sha))) or "[]")
+        for sha in everything["sha256"]
+    }
+    latest, earlier = periods.versions(everything, later)
+    shas = latest["sha256"].astype(str).tolist()
     locations = json.loads(ledger.get_meta("locations") or "{}")
-    now = datetime.now(tz=UTC).isoformat(timespec="seconds")
     subject = f"period-{period}"
     records = ledger.records(files=shas)
+    files = periods.latest_accounting(latest, ledger.passes_of(shas), records)
     names = report_names(ledger, settings)
-    return reporting.build_report(
-        {"run_id": subject, "started_at": str(files["processed_at"].min()), "finished_at": now},
+    every_sha = everything["sha256"].astype(str).tolist()
+    built = reporting.build_report(
+        {
+            "run_id": subject,
+            "started_at": str(everything["processed_at"].min()),
+            "finished_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        },
         files,
         pd.DataFrame(),
         records,
@@ -207,13 +236,87 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
         grace_s=settings.in_doubt_grace_s,
         provenance=provenance(settings),
         names=names,
-        signoffs=ledger.signoffs(subject),
-        # The period's open items, as they stand now (not "met" by one run: none holds it).
+        signoffs=[],
+        # Every version's items, as they stand now (none is "met": no run holds a period).
         items=[
-            {**i, "met": False} for sha in shas for i in ledger.items(states=None, file_sha256=sha)
+            {**i, "met": False}
+            for sha in every_sha
+            for i in ledger.items(states=None, file_sha256=sha)
         ],
         lineage=_lineage(ledger, settings, records, kinds, names),
     )
+    stuck = records[records["state"].isin([*IN_DOUBT, RecordState.FAILED, RecordState.REFUSED])]
+    decided = {i["item_id"] for i in ledger.items(states=["settled"])}
+    owed = [
+        i
+        for i in record_items([{str(k): v for k, v in r.items()} for r in stuck.to_dict("records")])
+        if i["item_id"] not in decided
+    ]
+    s = built.summary
+    period_files, control, verdict, reasons, still = periods.period_figures(s, earlier, owed)
+    run_row = built.control[built.control["level"] == "run"].to_dict("records")
+    for row in run_row:
+        row["name"] = subject
+        row["rejected_total_cents"] = sum(f["rejected_open_cents"] for f in period_files)
+        row["settled_cents"] = sum(f["settled_cents"] for f in period_files)
+        row["ties_out"] = periods.posted_ties(s) and all(f["ties_out"] for f in period_files)
+        row["identity"] = (
+            "posted = matched + awaiting sync + missing + mismatched + duplicated; every "
+            "file's check holds"
+        )
+    locations_rows = built.control[built.control["level"] == "location"].to_dict("records")
+    table = pd.DataFrame([*control, *locations_rows, *run_row])
+    totals = {
+        **s["totals"],
+        "rejected_total_cents": sum(f["rejected_open_cents"] for f in period_files),
+        "settled_cents": sum(f["settled_cents"] for f in period_files),
+        "open_cents": sum(i["amount_cents"] for i in still),
+        "stated_total_cents": sum(int(f["stated_total_cents"] or 0) for f in period_files),
+    }
+    summary = {
+        **s,
+        "period": period,
+        "files": period_files,
+        "totals": totals,
+        "verdict": verdict,
+        "verdict_reasons": reasons,
+        "verdict_now": verdict,
+        "verdict_now_reasons": reasons,
+        "open_items": still,
+        "ties_out": bool(table["ties_out"].all()),
+    }
+    summary["figures_sha256"] = periods.figures_hash(summary)
+    summary["signoffs"] = signoffs_of(ledger, subject, summary["figures_sha256"])
+    summary["changed_since_signoff"] = any(r["changed_since"] for r in summary["signoffs"][-1:])
+    return replace(built, summary=summary, files=pd.DataFrame(period_files), control=table)
+
+
+def supersedes_key(sha256: str) -> str:
+    """The ledger meta key naming the earlier files a file is a later version of (the same
+    name and period, or records of the same keys)."""
+    return f"supersedes {sha256}"
+
+
+def signoff_key(subject: str, at: str) -> str:
+    """The ledger meta key holding what a sign-off signed (the workpaper's hashes)."""
+    return f"signoff {subject} {at}"
+
+
+def signoffs_of(ledger: Ledger, subject: str, figures: str | None) -> list[dict[str, Any]]:
+    """The sign-offs of a workpaper, each with the hashes it signed and whether the figures
+    changed since (``figures``: the workpaper's figures' hash now)."""
+    out = []
+    for review in ledger.signoffs(subject):
+        signed = json.loads(ledger.get_meta(signoff_key(subject, str(review["at"]))) or "{}")
+        was = signed.get("figures_sha256")
+        out.append(
+            {
+                **review,
+                **signed,
+                "changed_since": bool(figures and was and was != figures),
+            }
+        )
+    return out
 
 
 def write_period_report(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) -> Path:

@@ -81,6 +81,11 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
 
 COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
 HOLDING = ("awaiting_approval", "held_layout")  # items that hold a whole file back
+# Items the run's figures do not show otherwise: the inbox's, each with its own reason.
+INBOX_REASONS = {
+    "refused_link": "links in the inbox refused: what they point at is not read",
+    "empty_file": "empty files left in the inbox",
+}
 
 
 def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
@@ -267,6 +272,40 @@ def item_summary(item: dict[str, Any]) -> dict[str, Any]:
         "first_seen": blank(item.get("first_seen"), None),
         "last_seen": blank(item.get("last_seen"), None),
     }
+
+
+def _with_items(
+    verdict: str,
+    reasons: list[dict[str, Any]],
+    met: list[dict[str, Any]],
+    raw: list[dict[str, Any]],
+) -> tuple[str, list[dict[str, Any]]]:
+    """A run is never complete while it met an open item: the inbox's items are reasons of
+    their own, a refused file counts at what it states, and any other item the run met makes
+    it need attention (the verdict it had; its verdict now follows the items)."""
+    mine = [i for i, r in zip(met, raw, strict=True) if r.get("met", True)]
+    if not mine:
+        return verdict, reasons
+    refused = sum(int(i["amount_cents"]) for i in mine if i["cause"] == "refused_file")
+    reasons = [
+        {**r, "amount_cents": refused} if r["reason"].startswith("files refused as a whole") else r
+        for r in reasons
+    ]
+    if verdict != ATTENTION:
+        reasons = []
+    for cause, words in INBOX_REASONS.items():
+        found = [i for i in mine if i["cause"] == cause]
+        if found:
+            reasons.append(_reason(f"{words} (`tieout todo`)", len(found), 0))
+    if not reasons:
+        reasons = [
+            _reason(
+                "open items (see `tieout todo`)",
+                len(mine),
+                sum(int(i["amount_cents"]) for i in mine),
+            )
+        ]
+    return ATTENTION, reasons
 
 
 def verdict_now(
@@ -500,6 +539,7 @@ def build_report(
             *(r for r in reasons if verdict == ATTENTION),
         ]
         verdict = ATTENTION
+    verdict, reasons = _with_items(verdict, reasons, met, items or [])
     now_verdict, now_reasons = verdict_now(
         met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
     )

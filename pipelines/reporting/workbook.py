@@ -292,6 +292,10 @@ def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> 
     ws.append(["Reviewed by", review.get("by", "")])
     ws.append(["Reviewed on", _day(review.get("at"))])
     ws.cell(ws.max_row, 2).number_format = DATE_FORMAT
+    if review.get("changed_since"):
+        ws.append(["Changed since sign-off", "yes: the figures differ from those signed"])
+    if s.get("figures_sha256"):
+        ws.append(["Figures sha256", s["figures_sha256"]])
     for row in ws.iter_rows(min_col=1, max_col=1):
         row[0].font = Font(bold=True)
     ws.column_dimensions["A"].width = 46
@@ -379,6 +383,41 @@ def open_items(report: RunReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ITEM_COLUMNS)
 
 
+SETTLEMENT_COLUMNS = [
+    "id",
+    "cause",
+    "file",
+    "rows",
+    "amount_cents",
+    "state",
+    "settled_by",
+    "settled_at",
+    "settled_in_run",
+    "note",
+]
+
+
+def settlements(report: RunReport) -> pd.DataFrame:
+    """The items settled or superseded: by which run, or by whom, when, with the note."""
+    rows = [
+        {
+            "id": i.get("id"),
+            "cause": str(i.get("cause") or "").replace("_", " "),
+            "file": i.get("file"),
+            "rows": ", ".join(str(r) for r in i.get("rows") or []),
+            "amount_cents": i.get("amount_cents"),
+            "state": i.get("state"),
+            "settled_by": i.get("decided_by"),
+            "settled_at": str(i.get("state_at") or "")[:19].replace("T", " "),
+            "settled_in_run": i.get("settled_in_run"),
+            "note": i.get("note"),
+        }
+        for i in report.summary.get("items") or []
+        if i.get("state") != "open"
+    ]
+    return pd.DataFrame(rows, columns=SETTLEMENT_COLUMNS)
+
+
 LOCATION_COUNTS = [
     "matched",
     "awaiting_sync",
@@ -425,6 +464,7 @@ def render_xlsx(report: RunReport) -> bytes:
     _sheet(wb, "Invoice lines", invoice_lines(report), run_id)
     _sheet(wb, "Rejected", rejected_rows(report.rejected), run_id)
     _sheet(wb, "Open items", open_items(report), run_id)
+    _sheet(wb, "Settlements", settlements(report), run_id)
     recon_columns = [
         "source_file",
         "source_rows",

@@ -14,13 +14,12 @@ them (:class:`pipelines.ledger.items.ItemStore`).
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.core.models import OPEN, Issue, IssueCode, OpenItem
+from pipelines.core.models import Issue, IssueCode, OpenItem
+from pipelines.ledger.items import item_id  # the ledger's: records' items are made there too
 
 # Names Propexo does not know: the alias kind (`tieout alias add KIND …`) of each code.
 NAME_KINDS = {
@@ -46,6 +45,9 @@ CAUSES = {
     "awaiting_approval": "files awaiting approval before posting",
     "in_doubt": "records in doubt",
     "write_refused": "writes Propexo refused",
+    "write_failed": "writes Propexo reported failed",
+    "refused_link": "links in the inbox refused (what they point at is not read)",
+    "empty_file": "empty files left in the inbox",
 }
 # The causes a file's own pass decides: met again → still open; not met → settled by that run.
 FILE_CAUSES = frozenset(
@@ -59,17 +61,15 @@ FILE_CAUSES = frozenset(
         "rejected_row",
         "conflict",
         "refused_file",
+        "held_layout",
     }
 )
 # The causes `tieout retry` (and a file dropped again) can settle by reading the file again.
-RETRYABLE = FILE_CAUSES | {"awaiting_approval", "held_layout"}
-
-
-def item_id(cause: str, file_sha256: str | None, what: object) -> str:
-    """Stable: the same exception met again (a retry, the same file dropped again) is the same
-    item. ``what`` is the row number, the name, or the record key."""
-    text = f"{cause}|{file_sha256 or ''}|{what}"
-    return "it-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+RETRYABLE = FILE_CAUSES | {"awaiting_approval"}
+# Held files lie in the inbox, not in the archive: the next run takes them, not a retry.
+IN_INBOX = frozenset({"held_layout", "awaiting_approval"})
+# What the inbox itself holds that no run can take: met again, still open; gone, settled.
+INBOX_CAUSES = frozenset({"refused_link", "empty_file"})
 
 
 def new_item(
@@ -104,11 +104,19 @@ def file_items(
     cents_by_row: Mapping[int, int] | None = None,
     amounts_as_shown: Mapping[int, str] | None = None,
     cells_by_row: Mapping[int, Mapping[str, Any]] | None = None,
+    implied_by_row: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[OpenItem]:
     """A file's exceptions as items: a row that changes a posted record is a conflict; a row
     with any problem besides an unknown name is a rejected row (all its reasons); the other rows
-    belong to the item of each unknown name they hold (one per distinct name)."""
-    cents_by_row = cents_by_row or {}
+    belong to the item of each unknown name they hold (one per distinct name).
+
+    ``implied_by_row``: a row whose amount cannot be read, under a total row of the file: the
+    amount that total implies for it (:func:`implied_amounts`), its item's amount."""
+    implied_by_row = implied_by_row or {}
+    cents_by_row = {
+        **{r: int(i["amount_cents"]) for r, i in implied_by_row.items()},
+        **(cents_by_row or {}),
+    }
     amounts_as_shown = amounts_as_shown or {}
     cells_by_row = cells_by_row or {}
     by_row: dict[int, list[Issue]] = {}
@@ -147,6 +155,7 @@ def file_items(
                         "reasons": _reasons(found),
                         "codes": sorted(c.value for c in codes),
                         "cells": {str(k): str(v) for k, v in cells_by_row.get(row, {}).items()},
+                        **({"implied": dict(implied_by_row[row])} if row in implied_by_row else {}),
                     },
                     **base,
                 )
@@ -199,37 +208,29 @@ def file_items(
     return items
 
 
-def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Records in doubt and writes Propexo refused, as items. Their state is the record's
-    own (its events are the ledger's events): settled when `reconcile` or `resolve` settles
-    the record. (A refused write made re-sendable is `tieout retry`'s to send: the hook.)"""
-    out = []
-    for record in records:
-        state = str(record["state"])
-        cause = "write_refused" if state == "failed" else "in_doubt"
-        rows = record.get("source_rows") or []
-        if isinstance(rows, str):
-            rows = json.loads(rows or "[]")
-        out.append(
-            {
-                "item_id": item_id(cause, record.get("file_sha256"), record["record_key"]),
-                "cause": cause,
-                "file_sha256": record.get("file_sha256"),
-                "file_name": record.get("source_file"),
-                "rows": [int(r) for r in rows],
-                "amount_cents": int(record.get("amount_cents") or 0),
-                "amount_text": None,
-                "detail": {
-                    "record_key": record["record_key"],
-                    "state": state,
-                    "reasons": [str(record.get("note") or state)],
-                },
-                "first_seen": record.get("sent_at"),
-                "last_seen": record.get("updated_at"),
-                "state": OPEN,
+def implied_amounts(file_totals: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Rows whose amount cannot be read, under a total row of the file: what that total implies
+    for them (its stated amount less what its readable lines add up to). One such row carries
+    the whole rest; several share it, the first row carrying it (the others name that row), so
+    the amounts at stake add up to the rest once."""
+    implied: dict[int, dict[str, Any]] = {}
+    for total in file_totals:
+        if total.get("checked", True) or not total.get("unreadable"):
+            continue
+        rest = int(total["stated_cents"]) - int(total["computed_cents"])
+        shown = [int(u["source_row"]) for u in total["unreadable"]]
+        for n, row in enumerate(shown):
+            if row in implied:
+                continue
+            implied[row] = {
+                "amount_cents": rest if n == 0 else 0,
+                "total_row": int(total["source_row"]),
+                "stated_cents": int(total["stated_cents"]),
+                "readable_cents": int(total["computed_cents"]),
+                "rows": shown,
+                "rows_unreadable": int(total.get("unreadable_rows") or len(shown)),
             }
-        )
-    return out
+    return implied
 
 
 def _reasons(issues: list[Issue]) -> list[str]:
@@ -241,17 +242,23 @@ def quoted(text: str) -> str:
     return '"' + re.sub(r'(["\\$`])', r"\\\1", text) + '"'
 
 
-def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None]:
-    """The one command that settles an item, and what to run after it (or None)."""
+def settle_command(
+    item: Mapping[str, Any], inbox: str, tieout: str = "tieout"
+) -> tuple[str, str | None]:
+    """The one command that settles an item, and what to run after it (or None). ``tieout``:
+    the command as the person runs it (with ``--data-dir`` when theirs is not the default), so
+    that each command works as printed."""
     cause = str(item["cause"])
     detail = item.get("detail") or {}
     file_name = str(item.get("file_name") or "")
-    retry = f"tieout retry {quoted(file_name)}" if file_name else None
+    path = str(detail.get("path") or "")
+    retry = f"{tieout} retry {quoted(file_name)}" if file_name else None
+    settle = f'{tieout} settle {item["item_id"]} --by NAME --note "what was done"'
     if cause.startswith("unknown_") or cause == "ambiguous_name":
         target = detail.get("suggestion") or "<the name in Propexo>"
         kind = detail.get("kind") or cause.removeprefix("unknown_")
         return (
-            f"tieout alias add {kind} {quoted(str(detail.get('name', '')))} {quoted(target)}",
+            f"{tieout} alias add {kind} {quoted(str(detail.get('name', '')))} {quoted(target)}",
             retry,
         )
     if cause == "rejected_row":
@@ -265,21 +272,32 @@ def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None
             )
         return (f"correct row {rows} of {file_name} and drop the file into {inbox}", None)
     if cause == "refused_file":
-        return (f"correct {file_name} and drop it into {inbox} again", None)
+        return (f"correct {path or file_name} and drop it into {inbox} again", None)
     if cause == "held_layout":
-        return (f"tieout layout accept {quoted(file_name)}", retry)
+        accept = detail.get("command") or f"{tieout} layout accept {quoted(path or file_name)}"
+        return (str(accept), f"{tieout} run")
     if cause == "awaiting_approval":
-        return (f"tieout approve {quoted(file_name)} --by NAME", None)
+        return (f"{tieout} approve {quoted(file_name)} --by NAME", None)
     if cause == "in_doubt":
         key = str(detail.get("record_key", "KEY"))
-        return ("tieout reconcile", f"tieout resolve {key} --present|--absent")
-    # A conflict, a refused write: a person decides (after correcting Rent Manager).
-    return (f'tieout settle {item["item_id"]} --by NAME --note "what was done"', None)
+        return (f"{tieout} reconcile", f"{tieout} resolve {key} --present|--absent")
+    if cause == "write_refused":
+        key = str(detail.get("record_key", "KEY"))
+        return (f"{tieout} resolve {quoted(key)} --send-again", f"{tieout} run")
+    if cause == "refused_link":
+        # The link replaced by a copy of what it points at (a file of its own, in the inbox).
+        at = quoted(path)
+        copy = quoted(path + ".tmp")
+        return (f"cp -L {at} {copy} && mv {copy} {at}", f"{tieout} run")
+    if cause == "empty_file":
+        return (f"rm {quoted(path)}", f"{tieout} run")
+    # A conflict, a write reported failed: a person decides (after looking in Rent Manager).
+    return (settle, None)
 
 
-def todo_lines(items: list[dict[str, Any]], inbox: str) -> list[str]:
-    """`tieout todo`: one line per cause (items, rows, amount), then each item with the
-    command that settles it, then the total at stake."""
+def todo_lines(items: list[dict[str, Any]], inbox: str, tieout: str = "tieout") -> list[str]:
+    """`tieout todo`: one line per cause (items, rows, amount), then each item with its id
+    (for `tieout settle ID`) and the command that settles it, then the total at stake."""
     from pipelines.core.parsing import dollars
 
     if not items:
@@ -295,11 +313,13 @@ def todo_lines(items: list[dict[str, Any]], inbox: str) -> list[str]:
         cents = sum(int(i.get("amount_cents") or 0) for i in group)
         lines.append(f"{CAUSES.get(cause, cause)}: {len(group)} ({rows} rows, {dollars(cents)})")
         for item in sorted(group, key=_place):
-            command, then = settle_command(item, inbox)
+            command, then = settle_command(item, inbox, tieout)
             what = _what(item)
-            lines.append(f"  {what}: {command}" + (f", then {then}" if then else ""))
+            lines.append(
+                f"  {item['item_id']} {what}: {command}" + (f", then {then}" if then else "")
+            )
     total = sum(int(i.get("amount_cents") or 0) for i in items)
-    lines.append(f"open: {len(items)} items, {dollars(total)} at stake (`tieout todo`)")
+    lines.append(f"open: {len(items)} items, {dollars(total)} at stake (`{tieout} todo`)")
     return lines
 
 
@@ -310,22 +330,33 @@ def _place(item: Mapping[str, Any]) -> tuple[str, int]:
 
 
 def _what(item: Mapping[str, Any]) -> str:
+    from pipelines.core.parsing import dollars
+
     detail = item.get("detail") or {}
     rows = ", ".join(str(r) for r in item.get("rows") or ())
     where = f"{item.get('file_name') or ''}" + (f" row {rows}" if rows else "")
     if detail.get("name"):
         return f'"{detail["name"]}" ({where})'
+    implied = detail.get("implied")
+    if item.get("amount_text") and implied:
+        return (
+            f"{where} ({item['amount_text']}; its total row {implied['total_row']} says "
+            f"{dollars(int(implied['stated_cents']))}, its readable lines "
+            f"{dollars(int(implied['readable_cents']))})"
+        )
     if item.get("amount_text"):
         return f"{where} ({item['amount_text']})"
+    if detail.get("reason"):
+        return f"{where} ({detail['reason']})"
     return where
 
 
-def todo_json(items: list[dict[str, Any]], inbox: str) -> dict[str, Any]:
+def todo_json(items: list[dict[str, Any]], inbox: str, tieout: str = "tieout") -> dict[str, Any]:
     """`tieout todo --json`: ``{items: [{id, cause, file, rows, amount_cents, command}],
     amount_cents}``."""
     out = []
     for item in items:
-        command, then = settle_command(item, inbox)
+        command, then = settle_command(item, inbox, tieout)
         out.append(
             {
                 "id": item["item_id"],

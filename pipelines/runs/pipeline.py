@@ -30,6 +30,7 @@ from pipelines.core.models import (
     FileOutcome,
     FileResult,
     Issue,
+    OpenItem,
     RunOutcome,
     Say,
     SourceFile,
@@ -93,7 +94,16 @@ from pipelines.runs.inbox import (
     take_file,
     taken_files,
 )
-from pipelines.runs.items import FILE_CAUSES, RETRYABLE, file_items, new_item
+from pipelines.runs.intake import inbox_items, stated_of
+from pipelines.runs.items import (
+    FILE_CAUSES,
+    IN_INBOX,
+    INBOX_CAUSES,
+    RETRYABLE,
+    file_items,
+    implied_amounts,
+    new_item,
+)
 
 log = logging.getLogger("tieout")
 
@@ -194,7 +204,7 @@ def _take_file(
     try:
         result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
     except InputError as exc:
-        _refuse(source, ledger, run_id, settings, say, exc, in_place)
+        _refuse(source, ledger, run_id, settings, say, exc, in_place, profiles)
         return False, True
     if changed_since(source) and not in_place:
         put_back(path)
@@ -366,8 +376,30 @@ def _hold(
     """Nothing moves on a guess: the file stays in the inbox until a person confirms its
     layout; what it would do is said once, and recorded for the run's report."""
     source = result.source
-    preview = layout_preview(result, decision, accept_command(_dropped_path(source.path), settings))
+    command = accept_command(_dropped_path(source.path), settings)
+    preview = layout_preview(result, decision, command)
     ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    # An open item until the layout is confirmed and the file taken in (its pass settles it),
+    # at what the file states (its own total row), else what its lines would post.
+    stated = reporting.stated_total(list(result.extract.file_totals))
+    ledger.observe_items(
+        run_id,
+        [
+            new_item(
+                "held_layout",
+                source.sha256,
+                source.name,
+                "file",
+                amount_cents=result.outcome.source_total_cents if stated is None else stated,
+                sheet=result.extract.sheet,
+                detail={
+                    "path": str(_dropped_path(source.path)),
+                    "command": command,
+                    "reason": "its layout is not confirmed",
+                },
+            )
+        ],
+    )
     for line in preview_lines(preview):
         say(line)
     log.info("layout held", extra={"run_id": run_id, "file": source.name})
@@ -423,8 +455,11 @@ def _refuse(
     say: Say,
     exc: InputError,
     in_place: bool,
+    profiles: list[Profile],
 ) -> None:
-    """A file nothing of which can be read: moved to rejected/ beside its reason, an item."""
+    """A file nothing of which can be read: moved to rejected/ beside its reason, an item at
+    the amount the file states for itself (its own total row, when it has one)."""
+    stated = stated_of(source, profiles, settings)
     target = source.path
     if not in_place:
         target = keep_version(source.path, settings.rejected_dir)
@@ -438,7 +473,9 @@ def _refuse(
         source.sha256,
         source.name,
         "file",
-        detail={"reason": str(exc), "path": str(target)},
+        amount_cents=stated or 0,
+        amount_text=None if stated is not None else "the file states no total",
+        detail={"reason": str(exc), "path": str(target), "stated_cents": stated},
     )
     ledger.observe_items(run_id, [refused])
     say(f"{source.name}: {exc} → moved to {target.parent}")
@@ -534,6 +571,7 @@ def _observe_file(
         cents_by_row={whole(k): whole(v) for k, v in cents.items()},
         amounts_as_shown=amounts_as_shown(result.extract, issues),
         cells_by_row=cells,
+        implied_by_row=implied_amounts(result.extract.file_totals),
     )
     counts = ledger.observe_items(
         run_id,
@@ -553,6 +591,9 @@ def _observe_file(
     period = result.outcome.period
     same = named["period"].isna() if period is None else named["period"].eq(period)
     earlier |= set(named.loc[same, "sha256"].astype(str)) - {source.sha256}
+    if earlier:
+        # The file is a later version of these (the period's workpaper counts it alone).
+        ledger.set_meta(publish.supersedes_key(source.sha256), json.dumps(sorted(earlier)))
     superseded = ledger.supersede_items(
         sorted(earlier),
         run_id,
@@ -585,11 +626,21 @@ def run(
     # Workers may run side by side on a PostgreSQL ledger; they take turns with Propexo.
     with Ledger(settings.ledger) as ledger, ledger.lock("run", shared=True):
         ledger.belongs_to(settings.integration_id)
+        intake: list[OpenItem] | None = None  # what the inbox holds that no run can take
         if files is None:
             files, busy = complete_files(inbox, settings.settle_s)
+            links = links_outside(inbox)
+            intake = inbox_items(links, busy, settings.settle_s)
+            empty = {i.file_name for i in intake if i.cause == "empty_file"}
             for path in busy:
-                say(f"{printable(path.name)}: still being written; left for the next run")
-            for path in links_outside(inbox):
+                if printable(path.name) in empty:
+                    say(
+                        f"{printable(path.name)}: empty, and unchanged for the settle time: "
+                        "an open item (`tieout todo`)"
+                    )
+                else:
+                    say(f"{printable(path.name)}: still being written; left for the next run")
+            for path in links:
                 say(refused_link_text(path))
                 log.warning("link refused", extra={"file": printable(path.name)})
         # Files an earlier run took out of the inbox and did not finish (it died) come first.
@@ -599,7 +650,7 @@ def run(
         run_id = new_run_id()
         with run_log(settings.data_dir / "logs", run_id, settings.log_files_kept):
             outcome, stopped = _run_locked(
-                ledger, settings, run_id, files, profiles, say, on_progress, in_place
+                ledger, settings, run_id, files, profiles, say, on_progress, in_place, intake
             )
         if outcome.report_dir is not None:
             backup_ledger(settings, run_id)
@@ -627,20 +678,33 @@ def _run_locked(
     say: Say,
     on_progress: Callable[[int, int], None] | None,
     in_place: bool = False,
+    intake: list[OpenItem] | None = None,
 ) -> tuple[RunOutcome, TieoutError | None]:
     """The run, and what stopped it early (a refused token, Propexo unreachable, …): a run
     that stops still records its end and writes its report, with the reason, when it had
-    anything to do."""
+    anything to do. ``intake``: the inbox's items (refused links, empty files) when the run
+    looked at the inbox: open while they are there (the run exits 1), settled once gone; a
+    run that opens one writes its report."""
     log.info("run started", extra={"run_id": run_id, "count": len(files)})
     ledger.start_run(run_id, dry_run=False, pid=os.getpid())
-    problems = False
+    opened = 0
+    if intake is not None:
+        opened = ledger.observe_items(run_id, intake)["opened"]
+        ledger.settle_unmet(
+            run_id,
+            INBOX_CAUSES,
+            {i.item_id for i in intake},
+            f"no longer in the inbox at run {run_id}",
+        )
+    problems = bool(intake)
     processed = 0
     stopped: TieoutError | None = None
     try:
         with make_client(settings) as client:
-            problems, processed = _post_and_follow(
+            found, processed = _post_and_follow(
                 ledger, client, settings, run_id, files, profiles, say, on_progress, in_place
             )
+            problems |= found
     except TieoutError as exc:
         stopped = exc
         ledger.set_meta(publish.stopped_key(run_id), str(exc))
@@ -650,7 +714,8 @@ def _run_locked(
         exit_code = stopped.exit_code if stopped else 1 if problems else 0
         ledger.finish_run(run_id, exit_code)
         log.info("run finished", extra={"run_id": run_id, "code": exit_code})
-    if not (processed or not states.empty or ledger.touched_keys(run_id) or (stopped and files)):
+    busy = processed or opened or not states.empty
+    if not (busy or ledger.touched_keys(run_id) or (stopped and files)):
         return RunOutcome(run_id, exit_code, None, {}), stopped
     built = publish.build(ledger, settings, run_id, registered())
     # The verdict decides the exit code, so console, report and cron all say the same (a run
@@ -779,7 +844,14 @@ def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[
         elif target in set(ledger.runs()["run_id"].astype(str)):
             chosen = ledger.items(run_id=target)
         else:
-            shas = set(ledger.files_named(target)["sha256"].astype(str))
+            # The name `tieout todo` shows (a refused file is in no run's files), a file taken
+            # in under that name, or the path of a copy.
+            shas = {
+                str(i["file_sha256"])
+                for i in ledger.items()
+                if i["file_sha256"] and target in (i["file_name"], i["detail"].get("path"))
+            }
+            shas |= set(ledger.files_named(target)["sha256"].astype(str))
             path = Path(target)
             if path.is_file():
                 shas.add(fingerprint(path).sha256)
@@ -793,7 +865,9 @@ def retry_files(settings: Settings, target: str | None, *, every: bool) -> list[
         copies: dict[str, tuple[str, str | None]] = {}
         for item in chosen:
             sha = item["file_sha256"]
-            if item["cause"] not in RETRYABLE or not sha or sha in copies:
+            if item["cause"] not in RETRYABLE or item["cause"] in IN_INBOX:
+                continue  # a held file lies in the inbox: the next run takes it
+            if not sha or sha in copies:
                 continue
             known = ledger.file_of(str(sha))
             moved = known.get("moved_to") if known else item["detail"].get("path")
