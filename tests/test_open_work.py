@@ -250,7 +250,7 @@ def test_todo_lines_carry_each_items_id_and_the_data_folder() -> None:
     lines = todo_lines([item], "/in", "tieout --data-dir /d")
     assert lines[1].startswith("  it-1 a b.csv (a link): cp -L")
     assert settle_command(item, "/in")[0] == (
-        'cp -L "/in/a b.csv" "/in/a b.csv.tmp" && mv "/in/a b.csv.tmp" "/in/a b.csv"'
+        'cp -L "/in/a b.csv" "/in/a b.csv.part" && mv "/in/a b.csv.part" "/in/a b.csv"'
     )
     assert lines[-1] == "open: 1 items, 0.00 at stake (`tieout --data-dir /d todo`)"
 

@@ -287,7 +287,7 @@ def settle_command(
     if cause == "refused_link":
         # The link replaced by a copy of what it points at (a file of its own, in the inbox).
         at = quoted(path)
-        copy = quoted(path + ".tmp")
+        copy = quoted(f"{path}.part")  # a name the inbox leaves alone
         return (f"cp -L {at} {copy} && mv {copy} {at}", f"{tieout} run")
     if cause == "empty_file":
         return (f"rm {quoted(path)}", f"{tieout} run")
