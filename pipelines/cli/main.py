@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -42,6 +43,7 @@ from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
 from pipelines.core.config import Settings, load_settings
+from pipelines.core.disk import owner_only
 from pipelines.core.errors import UnreachableError
 
 
@@ -80,6 +82,10 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # run logs go to files; the screen gets -v only
         handler.setLevel(level)
+    # Everything a command writes is its user's only (reports hold residents' names, logs and
+    # archived files their charges); put back afterwards for a caller in the same process.
+    previous = owner_only()
+    ctx.call_on_close(lambda: os.umask(previous))
     with friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
         settings = load_settings(config_path=config_path, overrides=overrides)

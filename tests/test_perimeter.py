@@ -1,0 +1,259 @@
+"""The perimeter (#37): plain HTTP refused, files owner-only, secrets never printed even in
+part, the config file's mode checked, hard links in the inbox refused."""
+
+from __future__ import annotations
+
+import grp
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli.doctor import FAIL, config_checks, run_doctor
+from pipelines.cli.main import cli
+from pipelines.core.config import is_loopback, load_settings
+from pipelines.core.errors import ConfigError
+from sandbox.server import RunningSandbox
+from tests.conftest import ROOT, SAMPLES, run_cli, settings_for, write_bills
+
+TOKEN = "sk-live-abcdefgh12345678WXYZ"
+SECRET = "whsec-0123456789-QRST"
+
+
+def _env(**more: str) -> dict[str, str]:
+    return {"TIEOUT_CONFIG": "/nonexistent/tieout.toml", **more}
+
+
+# --- 6: plain http:// only to this machine ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://propexo.example.com",
+        "http://10.0.0.8:8765",
+        "http://[2001:db8::1]:80",
+        "http://sandbox.internal",
+    ],
+)
+def test_plain_http_to_another_machine_is_refused_at_load(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env={"PROPEXO_BASE_URL": url}, config_path=None)
+    message = str(raised.value)
+    assert "plain http://" in message and "allow_insecure_http = true" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765",
+        "http://127.8.9.10",
+        "http://localhost:1",
+        "http://[::1]:8765",
+        "https://api.propexo.com",
+    ],
+)
+def test_loopback_and_https_are_accepted(url: str) -> None:
+    assert load_settings(env={"PROPEXO_BASE_URL": url}).base_url == url
+    assert is_loopback(url) == url.startswith("http://")
+
+
+def test_the_refusal_is_one_line_and_exit_2_and_the_setting_allows_it(tmp_path: Path) -> None:
+    env = _env(PROPEXO_BASE_URL="http://propexo.example.com")
+    result = run_cli("config", "show", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+    assert "allow_insecure_http" in result.stderr
+    # Allowed in the config file, or by the environment.
+    config = tmp_path / "tieout.toml"
+    config.write_text('base_url = "http://propexo.example.com"\nallow_insecure_http = true\n')
+    allowed = load_settings(env={}, config_path=config)
+    assert allowed.allow_insecure_http and allowed.base_url == "http://propexo.example.com"
+    by_env = load_settings(
+        env={"PROPEXO_BASE_URL": "http://10.1.1.1", "TIEOUT_ALLOW_INSECURE_HTTP": "true"}
+    )
+    assert by_env.allow_insecure_http
+    with pytest.raises(ConfigError, match="allow_insecure_http: expected true or false"):
+        load_settings(env={"TIEOUT_ALLOW_INSECURE_HTTP": "perhaps"})
+
+
+def test_doctor_fails_plain_http_to_another_machine_even_when_allowed(tmp_path: Path) -> None:
+    settings = replace(
+        load_settings(env={}),
+        base_url="http://propexo.example.com",
+        allow_insecure_http=True,
+        data_dir=tmp_path,
+    )
+    checks = {c.name: c for c in config_checks(settings, tmp_path / "none.toml", {})}
+    assert checks["base_url"].status == FAIL
+    assert "clear text" in checks["base_url"].detail and "https://" in checks["base_url"].detail
+    local = replace(settings, base_url="http://127.0.0.1:8765")
+    assert "base_url" not in {c.name for c in config_checks(local, tmp_path / "none.toml", {})}
+
+
+# --- 8: secrets as set / not set; the config file's mode ---------------------------------
+
+
+def test_config_show_and_doctor_print_no_part_of_a_secret(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = _env(PROPEXO_API_TOKEN=TOKEN, TIEOUT_WEBHOOK_SECRET=SECRET)
+    shown = run_cli("--data-dir", str(tmp_path), "config", "show", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "set (from PROPEXO_API_TOKEN)" in shown.stdout
+    assert "set (from TIEOUT_WEBHOOK_SECRET)" in shown.stdout
+    doctor = run_cli(
+        "--data-dir", str(tmp_path), "doctor", env={**env, "PROPEXO_BASE_URL": sandbox.base_url}
+    )
+    for said in (shown.stdout + shown.stderr, doctor.stdout + doctor.stderr):
+        for secret in (TOKEN, SECRET):
+            for part in (secret[-4:], secret[:8], secret[8:16]):
+                assert part not in said
+    assert "token: set (from PROPEXO_API_TOKEN)" in doctor.stdout
+    # Nothing set: said so; a secret `webhooks register` wrote: where it is.
+    nothing = run_cli("--data-dir", str(tmp_path), "config", "show", env=_env())
+    assert "not set" in nothing.stdout
+    (tmp_path / ".webhook_secret").write_text(SECRET)
+    (tmp_path / ".webhook_secret").chmod(0o600)
+    from_file = run_cli("--data-dir", str(tmp_path), "config", "show", env=_env())
+    assert f"set (from {tmp_path / '.webhook_secret'})" in from_file.stdout.replace("\n", "")
+    assert SECRET[-4:] not in from_file.stdout
+
+
+def test_doctor_fails_a_config_file_holding_the_token_that_others_can_read(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "tieout.toml"
+    config.write_text(f'[propexo]\ntoken = "{TOKEN}"\n')
+    config.chmod(0o644)
+    settings = settings_for(sandbox, tmp_path / "data")
+    sources = {"token": str(config)}
+    checks = {c.name.strip(): c for c in run_doctor(settings, config, sources)}
+    mode = checks["config file mode"]
+    assert mode.status == FAIL
+    assert f"run `chmod 600 {config}`" in mode.detail and "token" in mode.detail
+    assert checks["token"].detail == f"set (from {config})"
+    config.chmod(0o600)
+    assert "config file mode" not in {c.name for c in run_doctor(settings, config, sources)}
+    # A file without a secret may be read by anyone.
+    config.write_text("batch_size = 50\n")
+    config.chmod(0o644)
+    assert "config file mode" not in {c.name for c in run_doctor(settings, config, {})}
+
+
+# --- 7: everything tieout writes is owner-only --------------------------------------------
+
+
+def _readable_by_others(root: Path) -> list[str]:
+    return sorted(
+        f"{oct(p.lstat().st_mode & 0o777)} {p.relative_to(root)}"
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and p.lstat().st_mode & 0o077
+    )
+
+
+def test_a_whole_demo_leaves_nothing_others_can_read(tmp_path: Path) -> None:
+    """#37: reports, summary.json, logs and archived rolls were 0644 and backups/ 0755 under
+    the usual umask 022 (the demo: run, webhooks, sync, reconcile, report, backup)."""
+    workdir = tmp_path / "demo"
+    result = subprocess.run(  # a process of its own, to start from the usual umask
+        [sys.executable, "-m", "pipelines", "demo", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))},
+        umask=0o022,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = {p.relative_to(workdir).parts[0] for p in workdir.rglob("*")}
+    assert {"reports", "archive", "logs", "backups", "ledger.sqlite"} <= written
+    assert _readable_by_others(workdir) == []
+
+
+def test_a_shared_reports_group_may_read_the_reports_and_nothing_else(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    group = grp.getgrgid(os.getegid()).gr_name
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    (data / "inbox" / "bills.csv").write_bytes((SAMPLES / "vendor_bills.csv").read_bytes())
+    env = {
+        "PROPEXO_BASE_URL": sandbox.base_url,
+        "PROPEXO_API_TOKEN": sandbox.config.token,
+        "TIEOUT_SHARED_REPORTS_GROUP": group,
+    }
+    result = run_cli("--data-dir", str(data), "run", env=env)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    reports = data / "reports"
+    shared = [reports, *reports.rglob("*")]
+    assert len(shared) >= 6
+    for path in shared:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+        assert path.stat().st_gid == os.getegid()
+    assert data.stat().st_mode & 0o777 == 0o710  # passable, not listable
+    others = [p for p in data.rglob("*") if reports not in (p, *p.parents)]
+    others = [p for p in others if p.parent != data / "inbox" and p != data / "inbox"]
+    assert [p for p in others if p.stat().st_mode & 0o077] == []
+
+
+def test_a_shared_reports_group_that_is_not_ours_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match="no group named"):
+        load_settings(env={"TIEOUT_SHARED_REPORTS_GROUP": "no-such-group-for-tieout"})
+    if os.geteuid() != 0:
+        mine = {os.getegid(), *os.getgroups()}
+        foreign = next((g.gr_name for g in grp.getgrall() if g.gr_gid not in mine), None)
+        assert foreign is not None
+        with pytest.raises(ConfigError, match="not a member of group"):
+            load_settings(env={"TIEOUT_SHARED_REPORTS_GROUP": foreign})
+
+
+def test_the_command_line_puts_the_callers_umask_back() -> None:
+    before = os.umask(0o022)
+    try:
+        CliRunner().invoke(cli, ["config", "show"], env=_env())
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(before)
+
+
+# --- 10: hard links in the inbox ----------------------------------------------------------
+
+
+def test_a_hard_link_in_the_inbox_is_refused_left_and_never_read(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """#37: a hard link in the inbox to a file outside it was read and posted."""
+    (tmp_path / "elsewhere").mkdir()
+    secret = write_bills(
+        tmp_path / "elsewhere" / "secret.csv",
+        ["ACME Plumbing LLC,TOPSECRET-7731,11/03/2026,12/03/2026,Maple Court,5100,x,50.00"],
+    )
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    link = data / "inbox" / "bills.csv"
+    os.link(secret, link)
+    env = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": sandbox.config.token}
+    result = run_cli("--data-dir", str(data), "run", env=env)
+    said = result.stdout + result.stderr
+    assert result.returncode in (0, 1), said
+    assert "bills.csv: a hard link (the same file has another name" in said
+    assert "refused and left where it is" in said
+    assert "TOPSECRET" not in said
+    for written in data.rglob("*"):
+        if written.is_file() and written != link:
+            assert b"TOPSECRET" not in written.read_bytes(), written
+    assert link.exists() and link.stat().st_nlink == 2
+    posted = api.get("/_sandbox/records", params={"kind": "invoice"})
+    assert posted.status_code == 200 and "TOPSECRET" not in posted.text
+    # Said once per run; a plain file beside it is read as usual.
+    assert said.count("a hard link") == 1
