@@ -9,7 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -175,3 +179,109 @@ def test_the_test_limit_is_the_receivers() -> None:
     from pipelines.reconciling.webhooks import MAX_BODY_BYTES, SECRET_FILE
 
     assert (MAX_BODY_BYTES, SECRET_FILE) == (LIMIT, ".webhook_secret")
+
+
+# --- #37: slow and half-open clients, few file descriptors, a flood of errors ----------------
+
+HALF_HEAD = b"POST /propexo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _deliver_until_recorded(url: str, deadline_s: float) -> tuple[int, float]:
+    """POST a signed SYNC_COMPLETE until it is answered 200; (tries, seconds taken)."""
+    started = time.monotonic()
+    tries = 0
+    while time.monotonic() - started < deadline_s:
+        tries += 1
+        try:
+            answer = httpx.post(url, content=MANUAL_SYNC, headers=signed(MANUAL_SYNC), timeout=2)
+            if answer.status_code == 200:
+                return tries, time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return tries, float("inf")
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False  # still open, nothing sent
+    except OSError:
+        return True  # reset
+
+
+def test_half_open_connections_cannot_starve_the_receiver_or_flood_its_log(
+    tmp_path: Path,
+) -> None:
+    """#37: 3,000 half-open connections stayed 40 s+; with few file descriptors good
+    deliveries timed out and the log grew by 393,127 traceback lines in 2 s. Here: the
+    receiver (`tieout webhooks serve`, 128 file descriptors) meets 300 connections that
+    send half a header and stop; a good delivery is recorded within a few seconds, the
+    half-open ones are closed, and the log stays a few lines."""
+    from pipelines.reconciling.webhooks import REQUEST_TIMEOUT_S
+    from tests.conftest import ROOT
+
+    data = tmp_path / "data"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TIEOUT_", "PROPEXO_"))},
+        "TIEOUT_WEBHOOK_SECRET": SECRET,
+        "TIEOUT_CONFIG": str(tmp_path / "none.toml"),
+    }
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    with log.open("wb") as out:
+        serve = ["webhooks", "serve", "--port", str(port)]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--data-dir", str(data), *serve],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=few_descriptors,  # noqa: PLW1509 - a limit for the child, set before exec
+        )
+    url = f"http://127.0.0.1:{port}/propexo"
+    half_open: list[socket.socket] = []
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 60:  # the child imports tieout first
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(300):
+            sock = socket.socket()
+            sock.settimeout(2)
+            try:
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(HALF_HEAD)
+            except OSError:
+                pass  # refused or reset at once: the receiver protecting itself
+            half_open.append(sock)
+        tries, took = _deliver_until_recorded(url, deadline_s=REQUEST_TIMEOUT_S + 10)
+        assert took < REQUEST_TIMEOUT_S + 5, f"not recorded within {took:.1f} s ({tries} tries)"
+        time.sleep(1)
+        assert all(_closed_by_server(sock) for sock in half_open)
+        assert server.poll() is None
+    finally:
+        for sock in half_open:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=10)
+    lines = log.read_text(errors="replace").splitlines()
+    assert len(lines) < 30, "\n".join(lines[:40])
+    assert not any("Traceback" in line for line in lines)
+    assert _counts(_settings(data)) == (1, 1)  # the delivery, recorded once
+    print(f"recorded after {took:.1f} s ({tries} tries); log: {len(lines)} lines")
