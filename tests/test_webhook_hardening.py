@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipelines.core.config import Secret, Settings, load_settings
 from pipelines.ledger import Ledger
@@ -285,3 +286,79 @@ def test_half_open_connections_cannot_starve_the_receiver_or_flood_its_log(
     assert not any("Traceback" in line for line in lines)
     assert _counts(_settings(data)) == (1, 1)  # the delivery, recorded once
     print(f"recorded after {took:.1f} s ({tries} tries); log: {len(lines)} lines")
+
+
+def test_a_request_too_slow_is_closed_and_an_unopenable_ledger_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.reconciling.webhooks import GuardedH11Protocol
+
+    monkeypatch.setattr(GuardedH11Protocol, "request_timeout_s", 0.5)
+    settings = _settings(tmp_path)
+    with ReceiverThread(settings) as receiver:
+        host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+        head_only = socket.create_connection((host, int(port)), timeout=5)
+        head_only.sendall(HALF_HEAD)
+        slow_body = socket.create_connection((host, int(port)), timeout=5)
+        slow_body.sendall(HALF_HEAD + b"Content-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        assert head_only.recv(100) == b""  # closed by the receiver, not answered
+        assert slow_body.recv(100) == b""
+        assert time.monotonic() - started < 3
+        head_only.close()
+        slow_body.close()
+        # A connection kept alive gets a deadline for its next request too.
+        with httpx.Client(base_url=receiver.url) as client:
+            assert client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC)).is_success
+            # The ledger cannot be opened (here: a folder in its place): 503, Propexo retries.
+            for path in tmp_path.glob("ledger.sqlite*"):
+                path.unlink()
+            (tmp_path / "ledger.sqlite").mkdir()
+            answer = client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC))
+            assert answer.status_code == 503 and "deliver again" in answer.text
+
+
+def test_the_connection_cap_closes_one_more_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.reconciling import webhooks
+
+    monkeypatch.setattr(webhooks, "connection_limit", lambda: 3)
+    with ReceiverThread(_settings(tmp_path)) as receiver:
+        host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+        time.sleep(0.2)
+        extra = socket.create_connection((host, int(port)), timeout=5)
+        assert extra.recv(100) == b""  # closed at once
+        for sock in [*held, extra]:
+            sock.close()
+    monkeypatch.undo()
+    assert 8 <= webhooks.connection_limit() <= webhooks.MAX_CONNECTIONS
+
+
+def test_the_log_of_a_flood_is_one_line_per_kind_per_interval_without_tracebacks() -> None:
+    import logging
+
+    from pipelines.reconciling.webhooks import RateLimitedLog
+
+    now = [0.0]
+    guard = RateLimitedLog(every_s=10, clock=lambda: now[0])
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        failure = sys.exc_info()
+    passed = []
+    for i in range(100_000):
+        now[0] = i * 0.0001  # 100,000 in 10 s
+        record = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", None, failure)
+        if guard.filter(record):
+            passed.append(record)
+    now[0] = 10.5
+    last = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", None, failure)
+    assert guard.filter(last)
+    other = logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "Invalid %s", ("x",), None)
+    assert guard.filter(other)
+    assert len(passed) == 1 and passed[0].exc_info is None
+    assert passed[0].getMessage() == "accept failed (OSError: [Errno 24] Too many open files)"
+    assert "[99,999 more like this in the last 10 s]" in last.getMessage()
+    assert other.getMessage() == "Invalid x"
