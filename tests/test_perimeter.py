@@ -4,11 +4,14 @@ part, the config file's mode checked, hard links in the inbox refused."""
 from __future__ import annotations
 
 import grp
+import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -257,3 +260,123 @@ def test_a_hard_link_in_the_inbox_is_refused_left_and_never_read(
     assert posted.status_code == 200 and "TOPSECRET" not in posted.text
     # Said once per run; a plain file beside it is read as usual.
     assert said.count("a hard link") == 1
+
+
+# --- 11: messages that say what is true ---------------------------------------------------
+
+
+def test_reconcile_exits_1_with_records_in_doubt_past_their_grace_and_names_what_applies(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """#37: `reconcile` exited 0 with records in doubt past the grace, and advised starting a
+    webhook receiver that was running."""
+    from sandbox.faults import parse_faults
+    from tests.conftest import receiving
+    from tests.test_load import env_for
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    env = env_for(sandbox, data)  # in_doubt_grace_s = 1
+    write_bills(
+        data / "inbox" / "a.csv", ["ACME Plumbing LLC,D-1,11/03/2026,,Maple Court,5100,x,10.00"]
+    )
+    sandbox.config.faults = parse_faults("post:reset=1")  # not applied; no answer either
+    run_cli("--data-dir", str(data), "run", env=env)
+    sandbox.config.faults = {}
+    time.sleep(1.2)  # past the grace
+    alone = run_cli("--data-dir", str(data), "reconcile", env=env)
+    said = alone.stdout + alone.stderr
+    assert alone.returncode == 1, said
+    step = alone.stdout.strip().splitlines()[-1]
+    assert step.startswith("next: 1 records in doubt past their grace"), said
+    assert "`tieout resolve KEY --present|--absent`" in step
+    assert "start `tieout webhooks serve`" in step  # nothing receives webhooks here
+    with receiving(sandbox, data):
+        synced = run_cli("--data-dir", str(data), "reconcile", "--sync", "--wait", "20", env=env)
+        assert "the sync is complete (SYNC_COMPLETE received)" in synced.stdout, synced.stdout
+        assert synced.returncode == 1
+        step = synced.stdout.strip().splitlines()[-1]
+        assert "webhooks serve" not in step, step  # it delivers: never advised to start it
+        assert "after Propexo's next sync" in step and "tieout resolve KEY" in step
+
+
+def test_a_failure_write_status_is_propexos_word_until_its_data_or_log_decides(
+    refs: Any, tmp_path: Path
+) -> None:
+    """#37: FAILURE write-statuses that later landed were "writes Propexo refused" with a
+    `settle` command."""
+    from sandbox.faults import SandboxConfig
+    from sandbox.server import running_sandbox
+    from tests.test_intake import _line, _sheet, _tenants
+    from tests.test_load import env_for
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    _sheet(data / "inbox" / "charges.csv", [_line(t, "Rent", "10.00") for t in _tenants(refs, 2)])
+    config = SandboxConfig(job_delay_s=0.05, rate_limit=1000, failed_but_applied=1.0)
+    with running_sandbox(config) as box:
+        env = env_for(box, data)
+        run = run_cli("--data-dir", str(data), "run", env=env)
+        assert run.returncode == 1, run.stdout + run.stderr
+        (summary,) = (data / "reports").glob("*/summary.json")
+        reasons = json.dumps(json.loads(summary.read_text()))
+        assert "Propexo says failed; its write log will tell" in reasons
+        assert "writes Propexo refused" not in reasons
+        status = run_cli("--data-dir", str(data), "status", env=env)
+        assert "2 failed: Propexo says failed; its write log will tell" in status.stdout
+
+
+def test_a_rate_limit_that_never_lets_up_is_said_with_its_budget_and_when_to_retry() -> None:
+    """#37: a 429 storm ended "gave up after 6 attempts", not saying rate limit."""
+    from pipelines.core.config import Secret
+    from pipelines.core.errors import TransientApiError
+    from pipelines.posting.propexo import PropexoClient, RateLimiter
+    from tests.test_propexo import FakeClock
+
+    clock = FakeClock()
+    limiter = RateLimiter(window_s=60, clock=clock, sleep=clock.sleep)
+    storm = httpx.MockTransport(
+        lambda request: httpx.Response(
+            429, headers={"x-ratelimit-limit": "150", "x-ratelimit-remaining": "0"}, json={}
+        )
+    )
+    with (
+        PropexoClient("https://propexo.test", Secret("t"), transport=storm, limiter=limiter) as c,
+        pytest.raises(TransientApiError) as raised,
+    ):
+        c.get("/v1/vendors/")
+    message = str(raised.value)
+    assert "Propexo's rate limit" in message and "429" in message
+    assert "the budget is 150 requests per 60 s" in message
+    assert "nothing was applied; try again in 60 s" in message
+    assert clock.now >= 5 * 60  # it waited out a window between attempts, as before
+
+
+def test_status_shows_exit_codes_as_whole_numbers_and_a_run_without_one_as_not_finished(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """#37: `status` showed `exit 1.0` and `exit None`."""
+    from pipelines.ledger import Ledger
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    write_bills(data / "inbox" / "a.csv", ["ACME Plumbing LLC,E-1,11/03/2026,,Nowhere,5100,x,1"])
+    env = {"PROPEXO_BASE_URL": sandbox.base_url, "PROPEXO_API_TOKEN": sandbox.config.token}
+    assert run_cli("--data-dir", str(data), "run", env=env).returncode == 1
+    finished = run_cli("--data-dir", str(data), "status", env=env)
+    assert "(exit 1)" in finished.stdout, finished.stdout
+    as_json = json.loads(run_cli("--data-dir", str(data), "status", "--json", env=env).stdout)
+    assert as_json["last_run"]["exit_code"] == 1
+    (summary,) = (data / "reports").glob("*/summary.json")
+    assert json.loads(summary.read_text())["exit_code"] == 1
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        ledger.start_run("r-died", dry_run=False, pid=2**22 + 1)  # no such process
+    died = run_cli("--data-dir", str(data), "status", env=env)
+    assert "last run: r-died (did not finish" in died.stdout, died.stdout
+    assert "exit None" not in died.stdout and "exit nan" not in died.stdout
+    assert (
+        json.loads(run_cli("--data-dir", str(data), "status", "--json", env=env).stdout)[
+            "last_run"
+        ]["exit_code"]
+        is None
+    )
