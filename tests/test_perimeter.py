@@ -380,3 +380,7 @@ def test_status_shows_exit_codes_as_whole_numbers_and_a_run_without_one_as_not_f
         ]["exit_code"]
         is None
     )
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        ledger.start_run("r-live", dry_run=False, pid=os.getpid())  # a process that runs
+    live = run_cli("--data-dir", str(data), "status", env=env)
+    assert f"last run: r-live (running, process {os.getpid()})" in live.stdout, live.stdout
