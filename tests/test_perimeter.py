@@ -298,6 +298,10 @@ def test_reconcile_exits_1_with_records_in_doubt_past_their_grace_and_names_what
         step = synced.stdout.strip().splitlines()[-1]
         assert "webhooks serve" not in step, step  # it delivers: never advised to start it
         assert "after Propexo's next sync" in step and "tieout resolve KEY" in step
+        sandbox.config.sync_duration_s = 5  # the next sync outlasts the wait
+        waited = run_cli("--data-dir", str(data), "reconcile", "--sync", "--wait", "1", env=env)
+        assert "no SYNC_COMPLETE within 1s: webhooks arrive here" in waited.stdout, waited.stdout
+        assert "is `tieout webhooks serve` running" not in waited.stdout
 
 
 def test_a_failure_write_status_is_propexos_word_until_its_data_or_log_decides(

@@ -47,7 +47,8 @@ def reconcile_command(
                     say(
                         f"no SYNC_COMPLETE within {wait_s:g}s: "
                         + (
-                            "webhooks arrive, so Propexo has not finished the sync yet. "
+                            "webhooks arrive here, so Propexo has not finished the sync or not "
+                            "said so yet. "
                             if delivering
                             else "is `tieout webhooks serve` running and registered? "
                         )
