@@ -388,3 +388,69 @@ def test_status_shows_exit_codes_as_whole_numbers_and_a_run_without_one_as_not_f
         ledger.start_run("r-live", dry_run=False, pid=os.getpid())  # a process that runs
     live = run_cli("--data-dir", str(data), "status", env=env)
     assert f"last run: r-live (running, process {os.getpid()})" in live.stdout, live.stdout
+
+
+def _result(**counts: int) -> Any:
+    import pandas as pd
+
+    from pipelines.core.models import ReconcileResult
+
+    fields = dict.fromkeys(
+        ("matched", "awaiting_sync", "missing", "mismatched", "duplicated", "unexpected"), 0
+    )
+    return ReconcileResult(**{**fields, **counts}, matched_total_cents=0, details=pd.DataFrame())
+
+
+@pytest.mark.parametrize(
+    ("result", "in_doubt", "receiver", "past_grace", "said", "not_said"),
+    [
+        (None, 2, "none", 0, "still within their grace", "webhooks serve"),
+        (None, 2, "delivering", 2, "2 records in doubt past their grace", "webhooks serve"),
+        (_result(matched=1), 1, "none", 0, "start `tieout webhooks serve`", "check that"),
+        (
+            _result(matched=1),
+            1,
+            "registered",
+            0,
+            "check that `tieout webhooks serve` runs",
+            "start",
+        ),
+        (_result(matched=1), 1, "delivering", 0, "after Propexo's next sync", "webhooks serve"),
+        (_result(awaiting_sync=1), 0, "none", 0, "start `tieout webhooks serve`", "resolve"),
+        (_result(awaiting_sync=1), 0, "delivering", 0, "after Propexo's next sync", "serve"),
+        (_result(matched=1, unverifiable=1), 0, "none", 0, "outside every sync window", "serve"),
+        (_result(matched=1), 0, "none", 0, "nothing left to do", "serve"),
+    ],
+)
+def test_the_next_step_after_reconcile_is_the_one_that_applies(
+    tmp_path: Path,
+    result: Any,
+    in_doubt: int,
+    receiver: str,
+    past_grace: int,
+    said: str,
+    not_said: str,
+) -> None:
+    from pipelines.runs.reconcile import next_step
+
+    settings = replace(load_settings(env={}), data_dir=tmp_path)
+    step = next_step(settings, result, in_doubt, 0, receiver=receiver, past_grace=past_grace)
+    assert step.startswith(("next: ", "nothing left")) and said in step, step
+    assert not_said not in step, step
+
+
+def test_the_receiver_is_known_by_its_deliveries_then_by_its_secret(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pipelines.ledger import Ledger
+    from pipelines.runs.reconcile import receiver_state
+
+    settings = replace(load_settings(env={}), data_dir=tmp_path)
+    with Ledger(settings.ledger) as ledger:
+        assert receiver_state(settings, ledger) == "none"
+        (tmp_path / ".webhook_secret").write_text(SECRET)
+        assert receiver_state(settings, ledger) == "registered"
+        ledger.record_webhook("SYNC_COMPLETE", "{}")
+        assert receiver_state(settings, ledger) == "delivering"
+        later = datetime.now(tz=UTC) + timedelta(days=8)
+        assert receiver_state(settings, ledger, now=later) == "registered"
