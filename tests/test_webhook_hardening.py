@@ -9,13 +9,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipelines.core.config import Secret, Settings, load_settings
 from pipelines.ledger import Ledger
@@ -175,3 +180,185 @@ def test_the_test_limit_is_the_receivers() -> None:
     from pipelines.reconciling.webhooks import MAX_BODY_BYTES, SECRET_FILE
 
     assert (MAX_BODY_BYTES, SECRET_FILE) == (LIMIT, ".webhook_secret")
+
+
+# --- #37: slow and half-open clients, few file descriptors, a flood of errors ----------------
+
+HALF_HEAD = b"POST /propexo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _deliver_until_recorded(url: str, deadline_s: float) -> tuple[int, float]:
+    """POST a signed SYNC_COMPLETE until it is answered 200; (tries, seconds taken)."""
+    started = time.monotonic()
+    tries = 0
+    while time.monotonic() - started < deadline_s:
+        tries += 1
+        try:
+            answer = httpx.post(url, content=MANUAL_SYNC, headers=signed(MANUAL_SYNC), timeout=2)
+            if answer.status_code == 200:
+                return tries, time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return tries, float("inf")
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False  # still open, nothing sent
+    except OSError:
+        return True  # reset
+
+
+def test_half_open_connections_cannot_starve_the_receiver_or_flood_its_log(
+    tmp_path: Path,
+) -> None:
+    """#37: 3,000 half-open connections stayed 40 s+; with few file descriptors good
+    deliveries timed out and the log grew by 393,127 traceback lines in 2 s. Here: the
+    receiver (`tieout webhooks serve`, 128 file descriptors) meets 300 connections that
+    send half a header and stop; a good delivery is recorded within a few seconds, the
+    half-open ones are closed, and the log stays a few lines."""
+    from pipelines.reconciling.webhooks import REQUEST_TIMEOUT_S
+    from tests.conftest import ROOT
+
+    data = tmp_path / "data"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TIEOUT_", "PROPEXO_"))},
+        "TIEOUT_WEBHOOK_SECRET": SECRET,
+        "TIEOUT_CONFIG": str(tmp_path / "none.toml"),
+    }
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    with log.open("wb") as out:
+        serve = ["webhooks", "serve", "--port", str(port)]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--data-dir", str(data), *serve],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=few_descriptors,  # noqa: PLW1509 - a limit for the child, set before exec
+        )
+    url = f"http://127.0.0.1:{port}/propexo"
+    half_open: list[socket.socket] = []
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 60:  # the child imports tieout first
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(300):
+            sock = socket.socket()
+            sock.settimeout(2)
+            try:
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(HALF_HEAD)
+            except OSError:
+                pass  # refused or reset at once: the receiver protecting itself
+            half_open.append(sock)
+        tries, took = _deliver_until_recorded(url, deadline_s=REQUEST_TIMEOUT_S + 10)
+        assert took < REQUEST_TIMEOUT_S + 5, f"not recorded within {took:.1f} s ({tries} tries)"
+        time.sleep(1)
+        assert all(_closed_by_server(sock) for sock in half_open)
+        assert server.poll() is None
+    finally:
+        for sock in half_open:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=10)
+    lines = log.read_text(errors="replace").splitlines()
+    assert len(lines) < 30, "\n".join(lines[:40])
+    assert not any("Traceback" in line for line in lines)
+    assert _counts(_settings(data)) == (1, 1)  # the delivery, recorded once
+    print(f"recorded after {took:.1f} s ({tries} tries); log: {len(lines)} lines")
+
+
+def test_a_request_too_slow_is_closed_and_an_unopenable_ledger_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.reconciling.webhooks import GuardedH11Protocol
+
+    monkeypatch.setattr(GuardedH11Protocol, "request_timeout_s", 0.5)
+    settings = _settings(tmp_path)
+    with ReceiverThread(settings) as receiver:
+        host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+        head_only = socket.create_connection((host, int(port)), timeout=5)
+        head_only.sendall(HALF_HEAD)
+        slow_body = socket.create_connection((host, int(port)), timeout=5)
+        slow_body.sendall(HALF_HEAD + b"Content-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        assert head_only.recv(100) == b""  # closed by the receiver, not answered
+        assert slow_body.recv(100) == b""
+        assert time.monotonic() - started < 3
+        head_only.close()
+        slow_body.close()
+        # A connection kept alive gets a deadline for its next request too.
+        with httpx.Client(base_url=receiver.url) as client:
+            assert client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC)).is_success
+            # The ledger cannot be opened (here: a folder in its place): 503, Propexo retries.
+            for path in tmp_path.glob("ledger.sqlite*"):
+                path.unlink()
+            (tmp_path / "ledger.sqlite").mkdir()
+            answer = client.post("", content=MANUAL_SYNC, headers=signed(MANUAL_SYNC))
+            assert answer.status_code == 503 and "deliver again" in answer.text
+
+
+def test_the_connection_cap_closes_one_more_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.reconciling import webhooks
+
+    monkeypatch.setattr(webhooks, "connection_limit", lambda: 3)
+    with ReceiverThread(_settings(tmp_path)) as receiver:
+        host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+        time.sleep(0.2)
+        extra = socket.create_connection((host, int(port)), timeout=5)
+        assert extra.recv(100) == b""  # closed at once
+        for sock in [*held, extra]:
+            sock.close()
+    monkeypatch.undo()
+    assert 8 <= webhooks.connection_limit() <= webhooks.MAX_CONNECTIONS
+
+
+def test_the_log_of_a_flood_is_one_line_per_kind_per_interval_without_tracebacks() -> None:
+    import logging
+
+    from pipelines.reconciling.webhooks import RateLimitedLog
+
+    now = [0.0]
+    guard = RateLimitedLog(every_s=10, clock=lambda: now[0])
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        failure = sys.exc_info()
+    passed = []
+    for i in range(100_000):
+        now[0] = i * 0.0001  # 100,000 in 10 s
+        record = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", None, failure)
+        if guard.filter(record):
+            passed.append(record)
+    now[0] = 10.5
+    last = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", None, failure)
+    assert guard.filter(last)
+    other = logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "Invalid %s", ("x",), None)
+    assert guard.filter(other)
+    assert len(passed) == 1 and passed[0].exc_info is None
+    assert passed[0].getMessage() == "accept failed (OSError: [Errno 24] Too many open files)"
+    assert "[99,999 more like this in the last 10 s]" in last.getMessage()
+    assert other.getMessage() == "Invalid x"

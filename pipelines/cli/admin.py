@@ -456,7 +456,7 @@ def sandbox(
             failed_but_applied=failed_but_applied,
         )
         out.print(
-            f"Propexo sandbox on http://{host}:{port} (token {Secret(token).masked()}, "
+            f"Propexo sandbox on http://{host}:{port} (token set, "
             f"{rate_limit} requests / {rate_window:g}s); Ctrl-C stops it"
         )
         if rate_window != 60:
@@ -626,9 +626,17 @@ def config() -> None:
 @config.command("show")
 @click.pass_context
 def config_show(ctx: click.Context) -> None:
-    """Print the effective settings (the token masked)."""
+    """Print the effective settings (secrets as `set (from …)` or `not set`, never shown)."""
+    from pipelines.cli.doctor import webhook_secret_state
+    from pipelines.core.config import setting_sources
+
     settings: Settings = ctx.obj["settings"]
+    sources = setting_sources(
+        config_path=ctx.obj.get("config_path"), overrides=ctx.obj.get("overrides")
+    )
+    described = settings.describe(sources)
+    described["webhook_secret"] = webhook_secret_state(settings, sources)
     table = Table("setting", "value", header_style="bold")
-    for key, value in settings.describe().items():
+    for key, value in described.items():
         table.add_row(key, value)
     out.print(table)

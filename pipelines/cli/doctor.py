@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import email.utils
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from pipelines.core.config import DEFAULT_TOKEN, Settings, which_propexo
+from pipelines.core.config import (
+    DEFAULT_TOKEN,
+    Settings,
+    is_insecure,
+    secret_state,
+    which_propexo,
+)
 from pipelines.core.errors import ApiError, LedgerError, PermanentApiError, UnreachableError
 from pipelines.core.hints import AliasHints
 from pipelines.core.models import POSTED
@@ -40,16 +47,64 @@ def config_checks(settings: Settings, config_path: Path, sources: dict[str, str]
     found = f"{config_path.resolve()}" if config_path.exists() else f"{config_path} (not found)"
     checks = [Check(PASS, "config file", found)]
     shown = ("base_url", "integration_id", "data_dir", "token", "webhook_secret")
-    described = settings.describe()
+    described = settings.describe(sources)
+    described["webhook_secret"] = webhook_secret_state(settings, sources)
     for name in shown:
         value = described[name] if described[name] != "None" else "not set"
         if name == "data_dir":
             value = str(settings.data_dir.resolve())
-        checks.append(Check(PASS, f"  {name}", f"{value}  ({sources.get(name, 'default')})"))
+        where = "" if name in ("token", "webhook_secret") else f"  ({sources.get(name, 'default')})"
+        checks.append(Check(PASS, f"  {name}", f"{value}{where}"))
     others = [n for n, source in sources.items() if source != "default" and n not in shown]
     for name in sorted(others):
         checks.append(Check(PASS, f"  {name}", f"{described.get(name)}  ({sources[name]})"))
-    return checks
+    return checks + config_mode_checks(config_path) + transport_checks(settings)
+
+
+def webhook_secret_state(settings: Settings, sources: dict[str, str]) -> str:
+    """``set (from …)`` or ``not set`` for the webhook secret: configured, or the file
+    `tieout webhooks register` wrote."""
+    from pipelines.reconciling.webhooks import secret_file
+
+    if settings.webhook_secret is None and secret_file(settings).exists():
+        return f"set (from {secret_file(settings)})"
+    return secret_state(settings.webhook_secret, sources.get("webhook_secret"))
+
+
+def config_mode_checks(config_path: Path) -> list[Check]:
+    """A config file that holds a secret must be readable by its owner only."""
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        mode = config_path.stat().st_mode
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    sections = [raw, *(v for v in raw.values() if isinstance(v, dict))]
+    holds = [k for k in ("token", "webhook_secret") if any(k in part for part in sections)]
+    if not holds or not mode & 0o077:
+        return []
+    return [
+        Check(
+            FAIL,
+            "config file mode",
+            f"{config_path} holds the {' and the '.join(holds)} and can be read by others "
+            f"(mode {mode & 0o777:o}): run `chmod 600 {config_path}`",
+        )
+    ]
+
+
+def transport_checks(settings: Settings) -> list[Check]:
+    """The token goes out in clear text over plain http:// to another machine: a FAIL even
+    when ``allow_insecure_http`` lets tieout run that way."""
+    if not is_insecure(settings.base_url):
+        return []
+    return [
+        Check(
+            FAIL,
+            "base_url",
+            f"{settings.base_url} is plain http:// to another machine: the token goes out in "
+            "clear text (allowed by allow_insecure_http); use https://",
+        )
+    ]
 
 
 def token_checks(settings: Settings, sources: dict[str, str]) -> list[Check]:
@@ -66,16 +121,17 @@ def token_checks(settings: Settings, sources: dict[str, str]) -> list[Check]:
                 "the sandbox's token is set for a production Propexo: set PROPEXO_API_TOKEN",
             )
         ]
+    state = secret_state(settings.token, where)
     if production and where != "environment PROPEXO_API_TOKEN":
         return [
             Check(
                 WARN,
                 "token",
-                f"{settings.token.masked()} read from {where}: keep it in the environment "
+                f"{state}: keep it in the environment "
                 "(an env file readable only by its owner), not in a file in the repository",
             )
         ]
-    return [Check(PASS, "token", f"{settings.token.masked()} ({where})")]
+    return [Check(PASS, "token", state)]
 
 
 def propexo_checks(settings: Settings) -> list[Check]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +45,7 @@ from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
 from pipelines.core.config import Settings, load_settings
+from pipelines.core.disk import owner_only
 from pipelines.core.errors import UnreachableError
 from pipelines.core.hints import AliasHints
 
@@ -83,6 +85,10 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # run logs go to files; the screen gets -v only
         handler.setLevel(level)
+    # Everything a command writes is its user's only (reports hold residents' names, logs and
+    # archived files their charges); put back afterwards for a caller in the same process.
+    previous = owner_only()
+    ctx.call_on_close(lambda: os.umask(previous))
     with friendly():
         overrides = {"data_dir": data_dir} if data_dir else None
         settings = load_settings(config_path=config_path, overrides=overrides)
@@ -400,24 +406,38 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     from pipelines.core.models import IN_DOUBT
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
-    from pipelines.runs.reconcile import next_step, reconcile_command
+    from pipelines.runs.reconcile import (
+        doubt_past_grace,
+        next_step,
+        receiver_state,
+        reconcile_command,
+    )
 
     with friendly():
+        settings = settings_of(ctx)
         result, reports = reconcile_command(
-            settings_of(ctx), registered(), sync=sync, wait_s=wait_s, say=say
+            settings, registered(), sync=sync, wait_s=wait_s, say=say
         )
-        with Ledger(settings_of(ctx).ledger, readonly=True) as ledger:
+        with Ledger(settings.ledger, readonly=True) as ledger:
             waiting = len(ledger.records(states=["submitted"], columns=["state"]))
             in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
-        step = next_step(settings_of(ctx), result, in_doubt, waiting)
+            past_grace = doubt_past_grace(ledger, settings.in_doubt_grace_s)
+            receiver = receiver_state(settings, ledger)
+        step = next_step(
+            settings, result, in_doubt, waiting, receiver=receiver, past_grace=past_grace
+        )
         if result is None:
             out.print(
                 f"nothing to match yet: {waiting} records still wait for Propexo's write-status "
                 "(asked again now and at the next run)"
                 if waiting
+                else f"nothing to match: no record is known to be posted; {in_doubt:,} are in doubt"
+                if in_doubt
                 else "nothing to reconcile: no posted records in the ledger"
             )
             out.print(step, markup=False)
+            if past_grace:
+                sys.exit(1)
             return
         out.print(
             f"matched {result.matched}, awaiting sync {result.awaiting_sync}, missing "
@@ -439,12 +459,15 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
                 )
             attention |= now == "needs attention"
             out.print(f"report: {folder / 'report.html'}")
-        # Records in doubt within their grace are not a failure: the verdicts above say so.
+        # Records in doubt within their grace are not a failure; past it, they are a
+        # person's to settle (exit 1), whatever the reports of their runs say.
         items = open_items(settings_of(ctx), records=False)
         if items:
             print_todo(settings_of(ctx), items)
         out.print(step, markup=False)
-        if attention or items or result.missing or result.mismatched or result.duplicated:
+        if attention or items or past_grace:
+            sys.exit(1)
+        if result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
 
 
@@ -653,9 +676,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Ledger summary: counts and amounts by state, what is in doubt, the last run."""
     from datetime import UTC, datetime
 
-    from pipelines.core.models import IN_DOUBT, whole
+    from pipelines.core.models import IN_DOUBT, exit_code_of, whole
     from pipelines.core.parsing import dollars
     from pipelines.ledger import Ledger
+    from pipelines.reporting.report import FAILED_WORDS
 
     with friendly():
         settings = settings_of(ctx)
@@ -685,6 +709,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             {**r, "amount_cents": whole(r["amount_cents"])} for r in refused_rows.to_dict("records")
         ]
         last = runs.iloc[-1].to_dict() if not runs.empty else None
+        if last is not None:
+            last["exit_code"] = exit_code_of(last.get("exit_code"))
         if as_json:
             out.print_json(
                 json.dumps(
@@ -717,6 +743,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "  `tieout reconcile` settles what Propexo's data or write log shows; after "
                 "looking in Rent Manager, `tieout resolve KEY --present|--absent`"
             )
+        failed = by_state.get("failed", {}).get("count", 0)
+        if failed:
+            out.print(f"[yellow]{failed:,} failed[/]: {escape(FAILED_WORDS)}")
         if refused:
             out.print(
                 f"[red]{len(refused):,} refused by Propexo[/] (not written), e.g. "
@@ -726,14 +755,38 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "  fix the cause, then `tieout resolve KEY --send-again` (or --send-again "
                 "--all-refused): the next run sends them"
             )
-        out.print(
-            f"last run: {last['run_id']} (exit {last['exit_code']})" if last else "no runs yet"
-        )
+        if last is None:
+            out.print("no runs yet")
+        elif last["exit_code"] is None and _alive(last.get("pid")):
+            out.print(f"last run: {last['run_id']} (running, process {exit_code_of(last['pid'])})")
+        elif last["exit_code"] is None:
+            out.print(
+                f"last run: {last['run_id']} (did not finish: it stopped before its end; the "
+                "next run takes up the files it had taken)"
+            )
+        else:
+            out.print(f"last run: {last['run_id']} (exit {last['exit_code']})")
         if items:
             cents = sum(int(i["amount_cents"]) for i in items)
             out.print(
                 f"[yellow]{len(items):,} open items[/] ({dollars(cents)} at stake): `tieout todo`"
             )
+
+
+def _alive(pid: object) -> bool:
+    """Whether a process with this id runs on this machine (a run's, from the ledger)."""
+    from pipelines.core.models import exit_code_of
+
+    try:
+        number = exit_code_of(pid)  # a whole number, or None (NaN through pandas)
+        if number is None or number <= 0:
+            return False
+        os.kill(number, 0)
+    except (TypeError, ValueError, OverflowError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True
 
 
 @cli.command()

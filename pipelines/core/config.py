@@ -7,6 +7,7 @@ then the environment (``PROPEXO_BASE_URL``, ``PROPEXO_API_TOKEN``, ``PROPEXO_INT
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipelines.core.errors import ConfigError
 
@@ -45,10 +47,6 @@ class Secret:
     def reveal(self) -> str:
         """The real value, for the one place that needs it (the Authorization header)."""
         return self._value
-
-    def masked(self) -> str:
-        """A hint that tells two tokens apart without giving either away."""
-        return "****" + self._value[-4:] if len(self._value) > 8 else "****"
 
     def __repr__(self) -> str:
         return "Secret('****')"
@@ -113,6 +111,12 @@ class Settings:
     # Maker and checker (#27): every file whose rows are ready is held, with its preview, until
     # a person approves it (`tieout approve FILE --by NAME`).
     approve_each_file: bool = False
+    # Plain http:// to a host other than this machine sends the token in clear text: refused
+    # unless this is set (a lab network); `tieout doctor` fails it even then.
+    allow_insecure_http: bool = False
+    # A group whose members may read the reports (folders 0750, files 0640, chgrp'd to it);
+    # unset, everything tieout writes is owner-only.
+    shared_reports_group: str | None = None
 
     @property
     def inbox_dir(self) -> Path:
@@ -157,13 +161,47 @@ class Settings:
     def mappings_dir(self) -> Path:
         return self.data_dir / "mappings"
 
-    def describe(self) -> dict[str, str]:
-        """Every setting as text, the token masked: what `tieout config show` prints."""
+    def describe(self, sources: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Every setting as text: what `tieout config show` prints. A secret is never shown,
+        not even in part: ``set (from <where>)`` or ``not set``."""
         shown: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            shown[f.name] = value.masked() if isinstance(value, Secret) else str(value)
+            if f.name in SECRET_FIELDS:
+                shown[f.name] = secret_state(value, (sources or {}).get(f.name))
+            else:
+                shown[f.name] = str(value)
         return shown
+
+
+SECRET_FIELDS = ("token", "webhook_secret")
+
+
+def secret_state(value: Secret | None, source: str | None) -> str:
+    """``set (from PROPEXO_API_TOKEN)``, ``set (from tieout.toml)``, ``set`` or ``not set``:
+    all that is ever printed of a secret."""
+    if value is None or not value.reveal():
+        return "not set"
+    if source and source != "default":
+        where = source.removeprefix("environment ")
+        return f"set (from {where})"
+    return "set"
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether ``base_url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_insecure(base_url: str) -> bool:
+    """Plain http:// to a host that is not this machine: the token would go out in clear text."""
+    return base_url.lower().startswith("http://") and not is_loopback(base_url)
 
 
 _ENV_KEYS = {
@@ -173,6 +211,8 @@ _ENV_KEYS = {
     "TIEOUT_DATA_DIR": "data_dir",
     "TIEOUT_WEBHOOK_SECRET": "webhook_secret",
     "TIEOUT_LEDGER_URL": "ledger_url",
+    "TIEOUT_ALLOW_INSECURE_HTTP": "allow_insecure_http",
+    "TIEOUT_SHARED_REPORTS_GROUP": "shared_reports_group",
 }
 
 
@@ -224,7 +264,12 @@ def _coerce(name: str, value: Any) -> Any:
         if number < 1 and name in {"batch_size", "concurrency"}:
             raise ConfigError(f"{name}: expected at least 1, got {number}")
         return number
-    if name == "approve_each_file":
+    if name == "allow_insecure_http" and isinstance(value, str):
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if value.strip().lower() not in words:
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return words[value.strip().lower()]
+    if name in ("approve_each_file", "allow_insecure_http"):
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: expected true or false, got {value!r}")
         return value
@@ -315,4 +360,15 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value)
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.shared_reports_group:
+        from pipelines.core.disk import group_id
+
+        group_id(settings.shared_reports_group)  # a group that exists and is ours to give
+    if is_insecure(settings.base_url) and not settings.allow_insecure_http:
+        raise ConfigError(
+            f"base_url {settings.base_url} is plain http:// to another machine: the token would "
+            "go out in clear text; use https://, or set allow_insecure_http = true in "
+            f"{path} (a lab network only)"
+        )
+    return settings

@@ -9,11 +9,14 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pipelines.core.disk import FILE_MODE, FOLDER_MODE
 
 LOGGER = "tieout"
 FIELDS = (
@@ -61,8 +64,9 @@ class RunLogFile(logging.FileHandler):
 @contextmanager
 def run_log(logs_dir: Path, name: str, keep: int = 200) -> Iterator[Path]:
     """Send the ``tieout`` logger's INFO events to ``logs_dir/<name>.jsonl`` for a block."""
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    logs_dir.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     path = logs_dir / f"{name}.jsonl"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))  # owner-only
     handler = RunLogFile(path, encoding="utf-8")
     handler.setFormatter(JsonLines())
     handler.setLevel(logging.INFO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,18 @@ def whole(value: object) -> int:
     if isinstance(value, SupportsInt | str):
         return int(value)
     raise TypeError(f"not a whole number: {value!r}")
+
+
+def exit_code_of(value: object) -> int | None:
+    """A run's exit code as an int, or None when it has none (it has not finished): a ledger
+    column read through pandas may hold 1.0, NaN or None."""
+    if isinstance(value, str):
+        return int(value) if value.strip() else None
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return whole(value)
 
 
 def utcnow() -> str:

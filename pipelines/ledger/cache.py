@@ -176,6 +176,11 @@ class CacheStore:
             ).fetchone()[0]
         )
 
+    def last_webhook_at(self) -> str | None:
+        """When the receiver last recorded a delivery (None: never)."""
+        row = self.db.execute("SELECT MAX(at) FROM webhook_events").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def record_webhook(self, trigger: str, body: str) -> None:
         self.db.execute(
             "INSERT INTO webhook_events(at, trigger, body) VALUES (?, ?, ?)",

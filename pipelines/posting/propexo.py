@@ -252,6 +252,8 @@ class PropexoClient:
         retried like a GET.
         """
         is_write = method != "GET" and not idempotent
+        throttled: httpx.Response | None = None  # the last answer, when it was a 429
+        throttles = 0
         for attempt in range(MAX_ATTEMPTS):
             sent_at = self.limiter.acquire()
             self._count("requests")
@@ -282,7 +284,9 @@ class PropexoClient:
                 continue
             self.limiter.release(response, sent_at)
             self._count("responses", response.status_code)
+            throttled = response if response.status_code == 429 else None
             if response.status_code == 429:
+                throttles += 1
                 self._count("retries")
                 continue
             if response.status_code >= 500:
@@ -307,7 +311,27 @@ class PropexoClient:
                     status_code=response.status_code,
                 )
             return response
+        if throttled is not None:
+            raise TransientApiError(self._rate_limited_text(method, path, throttled, throttles))
         raise TransientApiError(f"{method} {path}: gave up after {MAX_ATTEMPTS} attempts")
+
+    def _rate_limited_text(
+        self, method: str, path: str, answer: httpx.Response, throttles: int
+    ) -> str:
+        """What a run says when Propexo's rate limit still refuses after every attempt: that
+        it is the rate limit, the budget, and when to try again (nothing was applied: a 429
+        is "not processed")."""
+        limit = answer.headers.get("x-ratelimit-limit") or self.limiter.limit
+        window = self.limiter.window_s
+        budget = f"{limit} requests per {window:g} s" if limit else f"per {window:g} s"
+        after = answer.headers.get("retry-after", "")
+        wait_s = float(after) if after.strip().isdigit() else window
+        return (
+            f"{method} {path}: Propexo's rate limit: answered 429 (too many requests) "
+            f"to {throttles} of {MAX_ATTEMPTS} attempts; the budget is "
+            f"{budget} for this integration, shared with anything else that uses it; nothing "
+            f"was applied; try again in {wait_s:g} s or later"
+        )
 
     def _backoff(self, attempt: int, message: str, exc: Exception | None) -> None:
         if attempt + 1 >= MAX_ATTEMPTS:

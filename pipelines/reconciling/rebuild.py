@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.config import Settings
+from pipelines.core.disk import FOLDER_MODE
 from pipelines.core.errors import LedgerError
 from pipelines.core.kind import KindContext, Kinds
 from pipelines.core.models import Say
@@ -105,7 +106,7 @@ def backup_ledger(settings: Settings, run_id: str) -> Path | None:
     if not settings.ledger_path.exists():
         return None
     folder = settings.backups_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     target = folder / f"ledger-{run_id}.sqlite"
     # Owner-only from its first byte, like the ledger (it holds the same data); written under
     # a name of its own and put in place whole, so a backup is never seen half-written.

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.config import Settings, which_propexo
-from pipelines.core.disk import write_atomically
+from pipelines.core.disk import FOLDER_MODE, share_with_group, write_atomically
 from pipelines.core.errors import InputError
 from pipelines.core.kind import Kinds
 from pipelines.core.versions import is_kept_version, locate
@@ -322,11 +322,11 @@ def signoffs_of(ledger: Ledger, subject: str, figures: str | None) -> list[dict[
 def write_period_report(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) -> Path:
     """A period's workpaper into ``data/reports/period-YYYY-MM/`` (not in the index of runs)."""
     folder = settings.reports_dir / f"period-{period}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in render.render_all(
-        build_period(ledger, settings, period, kinds), folder
-    ).items():
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    written = render.render_all(build_period(ledger, settings, period, kinds), folder)
+    for name, data in written.items():
         write_atomically(folder / name, data)
+    share_reports(settings, [folder, *(folder / name for name in written)])
     return folder
 
 
@@ -346,12 +346,29 @@ def _items_of_run(ledger: Ledger, run_id: str, files: pd.DataFrame) -> list[dict
 def write(built: RunReport, settings: Settings, run_id: str) -> Path:
     """A built report's files into ``data/reports/<run_id>/``, and the index of runs."""
     folder = settings.reports_dir / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in render.render_all(built, folder).items():
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    written = render.render_all(built, folder)
+    for name, data in written.items():
         write_atomically(folder / name, data)
     index = render.render_index(render.run_rows(run_summaries(settings.reports_dir)))
     write_atomically(settings.reports_dir / "index.html", index.encode())
+    share_reports(
+        settings,
+        [folder, *(folder / name for name in written), settings.reports_dir / "index.html"],
+    )
     return folder
+
+
+def share_reports(settings: Settings, paths: list[Path]) -> None:
+    """With ``shared_reports_group`` set, the reports just written (and the reports folder)
+    are the group's to read, and the data folder its to pass through; else they stay
+    owner-only."""
+    if settings.shared_reports_group:
+        share_with_group(
+            [settings.reports_dir, *paths],
+            settings.shared_reports_group,
+            traverse=[settings.data_dir],
+        )
 
 
 def write_report(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> Path:

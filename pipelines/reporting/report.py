@@ -23,12 +23,18 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.hints import AliasHints
-from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED
+from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED, exit_code_of
 from pipelines.core.parsing import dollars
 from pipelines.ledger.runs import REJECT_COLUMNS
 from pipelines.reading.totals import is_tied, total_text, with_plain_figures
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# A FAILURE write-status is Propexo's word, not proof: a PMS may apply a write Propexo marks
+# failed, and reconcile looks for it in Propexo's data before anything is sent again.
+FAILED_WORDS = (
+    "Propexo says failed; its write log will tell: `tieout reconcile` looks for them in "
+    "Propexo's data, and nothing is sent again meanwhile"
+)
 
 
 def _json_list(value: Any) -> list[Any]:
@@ -184,7 +190,7 @@ def decide_verdict(
         if mask.any():
             into.append(_reason(text, int(mask.sum()), int(amount[mask].sum())))
 
-    tally(state.eq("failed"), "writes Propexo refused (failed)", attention)
+    tally(state.eq("failed"), f"{FAILED_WORDS} (failed)", attention)
     tally(
         state.eq("refused"),
         "requests Propexo refused with a reason (refused): fix the cause, then "
@@ -559,7 +565,7 @@ def build_report(
         ],
         "started_at": run.get("started_at"),
         "finished_at": run.get("finished_at"),
-        "exit_code": run.get("exit_code"),
+        "exit_code": exit_code_of(run.get("exit_code")),
         "stopped": run.get("stopped") or None,
         "files": file_rows,
         "duplicate_drops": drops.loc[

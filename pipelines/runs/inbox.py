@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
+from pipelines.core.disk import FILE_MODE, FOLDER_MODE
 from pipelines.core.errors import InputError
 from pipelines.core.models import (
     CONTROL_CHARACTERS,
@@ -46,12 +48,23 @@ def is_candidate(path: Path) -> bool:
     return not name.lower().endswith(IGNORED_SUFFIXES)
 
 
-def leads_outside(path: Path, inbox: Path) -> bool:
-    """Whether ``path`` is a symbolic link to something outside ``inbox`` (or to nothing): such
-    a file is refused and left, and what it points at is never opened. Only the links are
-    followed (``resolve``), no file is read."""
-    if not path.is_symlink():
+def is_hard_link(path: Path) -> bool:
+    """Whether ``path`` is a regular file with another name too (a link count over 1): its
+    other name may be anywhere on the file system, so it is refused like a symbolic link to
+    outside the inbox, and never read."""
+    try:
+        stat = path.lstat()
+    except OSError:
         return False
+    return S_ISREG(stat.st_mode) and stat.st_nlink > 1
+
+
+def leads_outside(path: Path, inbox: Path) -> bool:
+    """Whether ``path`` is a symbolic link to something outside ``inbox`` (or to nothing), or
+    a hard link (:func:`is_hard_link`): such a file is refused and left, and what it points at
+    is never opened. Only the links are followed (``resolve``), no file is read."""
+    if not path.is_symlink():
+        return is_hard_link(path)
     try:
         target = path.resolve(strict=True)
         return not target.is_relative_to(inbox.resolve(strict=True))
@@ -68,6 +81,12 @@ def links_outside(inbox: Path) -> list[Path]:
 
 def refused_link_text(path: Path) -> str:
     """What a run says of a link it refuses, with the next step."""
+    if not path.is_symlink():
+        return (
+            f"{printable(path.name)}: a hard link (the same file has another name, maybe "
+            "outside the inbox); refused and left where it is, and not read. Copy the file "
+            f"itself into {path.parent}"
+        )
     return (
         f"{printable(path.name)}: a link to a file outside the inbox; refused and left where "
         f"it is, and what it points at is not read. Copy the file itself into {path.parent}"
@@ -103,7 +122,7 @@ def safe_name(name: str) -> str:
 
 def unique_target(folder: Path, name: str) -> Path:
     """``folder/name``, or ``name (2)``, ``name (3)``… when that is taken: never overwrite."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     target = folder / safe_name(name)
     stem, suffix = target.stem, target.suffix
     n = 2
@@ -117,6 +136,7 @@ def move_file(path: Path, folder: Path) -> Path:
     """Move a processed file into ``folder`` without overwriting anything; returns where it went."""
     target = unique_target(folder, path.name)
     shutil.move(str(path), str(target))
+    target.chmod(FILE_MODE)  # an archived roll is tieout's now: owner-only, whoever dropped it
     return target
 
 
@@ -359,4 +379,5 @@ def archive_taken(source: SourceFile, folder: Path) -> tuple[Path, Path | None]:
         return target, None
     again = unique_target(inbox, source.name)
     shutil.copy2(target, again)
+    again.chmod(FILE_MODE)
     return target, again
