@@ -150,13 +150,14 @@ def keep_version(path: Path, folder: Path, *, copy: bool = False) -> Path:
     sha = sha256_of(path)
     if sha is None:
         raise InputError(f"{printable(path.name)}: cannot be read to be archived")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     name = safe_name(original_name(path.name, sha))  # a kept version keeps its one prefix
     target = folder / safe_name(versioned_name(sha, name))
     while not _place(path, target, link=not copy):
         if sha256_of(target) == sha:
             break  # the same bytes, kept already (the same version read again)
         target = unique_target(folder, target.name)
+    target.chmod(FILE_MODE)  # a kept version is tieout's: owner-only, whoever dropped it
     if not copy:
         path.unlink()
     return target
