@@ -232,7 +232,9 @@ def test_a_write_reported_failed_is_settled_by_its_id(
     listed = json.loads(runner.invoke(cli, [*base, "todo", "--json"]).output)
     (item,) = listed["items"]
     assert item["cause"] == "write_failed" and item["rows"] == [4]
-    assert item["command"].startswith(f"tieout --data-dir {data} settle {item['id']} ")
+    # Propexo's "failed" is its word: reconcile looks for the record first (#37).
+    assert item["command"] == f"tieout --data-dir {data} reconcile"
+    assert item["then"].startswith(f"tieout --data-dir {data} settle {item['id']} ")
     done = runner.invoke(cli, [*base, "settle", item["id"], "--by", "Dana", "--note", "in RM"])
     assert done.exit_code == 0, done.output
     assert json.loads(runner.invoke(cli, [*base, "todo", "--json"]).output)["items"] == []
@@ -270,3 +272,22 @@ def test_several_unreadable_amounts_under_one_total_share_its_rest_once() -> Non
     implied = implied_amounts(totals)
     assert implied[5]["amount_cents"] == 400 and implied[9]["amount_cents"] == 0
     assert implied[9]["rows"] == [5, 9]
+
+
+def test_a_record_in_doubt_prints_each_resolve_command_whole() -> None:
+    """#36: every printed command works as printed; `resolve KEY --present|--absent` is not
+    a command a shell can run. Each of the two is printed whole."""
+    from pipelines.runs.items import settle_command
+
+    item = {
+        "item_id": "it-9",
+        "cause": "in_doubt",
+        "file_name": "b.csv",
+        "rows": [4],
+        "detail": {"record_key": "invoice:int_rm_demo:v1:W-1"},
+    }
+    command, then = settle_command(item, "/in", "tieout --data-dir /d")
+    assert command == "tieout --data-dir /d reconcile"
+    assert then is not None and "|" not in then
+    resolve = 'tieout --data-dir /d resolve "invoice:int_rm_demo:v1:W-1"'
+    assert f"{resolve} --present" in then and f"{resolve} --absent" in then

@@ -45,7 +45,7 @@ CAUSES = {
     "awaiting_approval": "files awaiting approval before posting",
     "in_doubt": "records in doubt",
     "write_refused": "writes Propexo refused",
-    "write_failed": "writes Propexo reported failed",
+    "write_failed": "writes Propexo says failed (its data or write log will tell)",
     "refused_link": "links in the inbox refused (what they point at is not read)",
     "empty_file": "empty files left in the inbox",
 }
@@ -280,7 +280,16 @@ def settle_command(
         return (f"{tieout} approve {quoted(file_name)} --by NAME", None)
     if cause == "in_doubt":
         key = str(detail.get("record_key", "KEY"))
-        return (f"{tieout} reconcile", f"{tieout} resolve {key} --present|--absent")
+        resolve = f"{tieout} resolve {quoted(key)}"
+        return (
+            f"{tieout} reconcile",
+            f"if it stays in doubt, look in Rent Manager: {resolve} --present if it is there, "
+            f"or {resolve} --absent if it is not",
+        )
+    if cause == "write_failed":
+        # A PMS may apply a write Propexo calls failed: reconcile looks for it in Propexo's
+        # data first; only what it does not find is a person's to settle.
+        return (f"{tieout} reconcile", settle)
     if cause == "write_refused":
         key = str(detail.get("record_key", "KEY"))
         return (f"{tieout} resolve {quoted(key)} --send-again", f"{tieout} run")
