@@ -30,7 +30,13 @@ from hypothesis import strategies as st
 from pipelines.core.config import load_settings
 from pipelines.core.models import Issue, IssueCode
 from pipelines.kinds import registered
-from pipelines.kinds.charge.references import same_sources, source_stem
+from pipelines.kinds.charge.references import (
+    match_posted,
+    reference_numbers,
+    same_sources,
+    source_stem,
+    unmatched_text,
+)
 from pipelines.kinds.invoice.kind import line_changes
 from pipelines.kinds.invoice.payloads import invoice_digest
 from pipelines.ledger import Ledger
@@ -134,6 +140,53 @@ def test_a_file_is_a_version_of_the_same_name_or_of_a_file_it_mostly_restates() 
         "roll.xlsx"
     }
     assert same_sources("parking.csv", posted, pd.Series(["roll.xlsx"])) == set()
+
+
+def _charges(rows: list[tuple[str, str, str, int]], source: str) -> pd.DataFrame:
+    """Charge lines (resident, code, content digest, cents) of one file, numbered alone."""
+    frame = pd.DataFrame(
+        {
+            "kind": "charge",
+            "resident_id": [r for r, _, _, _ in rows],
+            "charge_code_id": [c for _, c, _, _ in rows],
+            "content_hash": [h for _, _, h, _ in rows],
+            "amount_cents": [cents for _, _, _, cents in rows],
+            "source_rows": [[i + 2] for i in range(len(rows))],
+            "source_row": [i + 2 for i in range(len(rows))],
+            "transaction_date": "2026-12-01",
+            "source_file": source,
+        }
+    )
+    frame["reference_number"] = reference_numbers(frame, "int")
+    return frame
+
+
+def test_a_line_like_another_files_is_a_question_and_its_other_lines_are_not_this_files() -> None:
+    roll = _charges(
+        [
+            ("res1", "parking", "notes-a", 5000),
+            ("res1", "rent", "rent-1", 120000),
+            ("res2", "rent", "rent-2", 110000),
+        ],
+        "rent_roll.xlsx",
+    )
+    posted = roll.assign(
+        seq=range(len(roll)),
+        run_id="run1",
+        record_key="charge:int:" + roll["reference_number"],
+    )
+    # another file: the same resident, code, date and amount (its notes say something else)
+    extra = _charges([("res1", "parking", "notes-b", 5000)], "parking.csv")
+    matched = match_posted(extra, posted, "int")
+    assert matched.second == {0: roll.at[0, "reference_number"]}
+    assert matched.unmatched == []  # the roll's rent lines are none of its business
+    # the roll's own next version, one line left out: the same source, no question; the
+    # missing line is said
+    again = _charges([("res1", "parking", "notes-a", 5000)], "Rent_Roll.csv")
+    matched = match_posted(again, posted, "int")
+    assert matched.second == {}
+    assert sorted(u.amount_cents for u in matched.unmatched) == [110000, 120000]
+    assert "reverse" not in unmatched_text(matched.unmatched[0])
 
 
 def test_a_conflict_items_amount_is_the_lines_in_question_not_the_whole_row() -> None:

@@ -158,8 +158,9 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
        with another content, a conflict (held, never posted);
     4. lines left over take the lowest ordinals no posted record holds: new charges.
 
-    A line paired in step 1 with a record posted from another source (:func:`same_sources`)
-    is returned in :attr:`Matched.second`. Posted records of the file's own sources left over
+    A line paired in step 1 or 2 (the same identity and amount: notes are not content) with a
+    record posted from another source (:func:`same_sources`) is returned in
+    :attr:`Matched.second`. Posted records of the file's own sources left over
     are returned as :class:`Unmatched`; those of other sources are not.
     ``lines`` is the staged frame (``kind``, ``reference_number``, ``content_hash``,
     ``amount_cents``, ``source_rows``, ``source_file`` and the identity columns); ``posted``
@@ -214,7 +215,7 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
             )
         )
         taken.update(zip(pairs["line"], pairs["reference"], strict=True))
-        if step == 0:  # the lines that say what a posted record says
+        if step <= 1:  # the lines that say what a posted record says (notes aside)
             identical = dict(taken)
     if taken:
         references.update(pd.Series(taken, dtype=object))
