@@ -88,3 +88,16 @@ class AliasHints:
             f"run: {self.add('charge_code', header, code or '<Propexo charge code>')} "
             f"(it adds a line to {self.file('charge_code')})"
         )
+
+
+# What a conflict or a question about a posted record asks of a person. Never "give the bill
+# a new number" or "reverse it": either would post a record twice or undo a correct one.
+SETTLE_ITEM = "then settle this open item"
+CORRECT_INVOICE = (
+    f"if this file is right, correct the invoice in Rent Manager, {SETTLE_ITEM}; "
+    "if the posted invoice is right, settle this item and change nothing"
+)
+SECOND_CHARGE_ADVICE = (
+    "if it is the same one, settle this item and nothing is posted; if it is a second one, "
+    "enter it in Rent Manager, then settle this item (tieout never posts it by itself)"
+)

@@ -165,8 +165,10 @@ class Kind:
     # the items one request body writes (a batch's list; one record's body: itself)
     written_items: Callable[[Mapping[str, Any]], list[Any]] = the_body
     # Before staging, in the staging transaction: a file's records renumbered in place
-    # against those the ledger holds (a charge numbered in file order is matched by content);
-    # returns what a person is told (posted records no line matched). None: keys are final.
+    # against those the ledger holds (a charge numbered in file order is matched by content),
+    # and their digests where a posted record says the same under another digest (a charge's
+    # notes, an invoice digested before its lines were a multiset); returns what a person is
+    # told (posted records of the same source no line matched). None: nothing to do.
     renumber: Callable[[pd.DataFrame, ReadWhere], list[str]] | None = None
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
 

@@ -111,6 +111,7 @@ class IssueCode(StrEnum):
     NEGATIVE_TOTAL = "NEGATIVE_TOTAL"
     INCONSISTENT_INVOICE = "INCONSISTENT_INVOICE"
     CONFLICT = "CONFLICT"
+    SECOND_CHARGE = "SECOND_CHARGE"  # identical to a record posted from another file: a question
     API_REJECTED = "API_REJECTED"
     NOT_SYNCED = "NOT_SYNCED"
 

@@ -2,9 +2,11 @@
 
 Each kind encodes its own records (``pipelines/kinds/<kind>/payloads.py``): an invoice's body
 is stored as JSON text in the ledger; a charge's is built from its ledger columns when it is
-posted. Each kind's digest is kept as it is on purpose: a record's digest is compared with the
-one staged before, and changing a scheme would make every earlier record a conflict (the
-ledger's ``record_scheme`` would have to be bumped, refusing every existing ledger).
+posted. A record's digest is compared with the one staged before, so a kind that changes its
+scheme must read earlier records back through the new one before comparing (the invoice kind
+does, through its ``renumber``: its lines became a multiset); otherwise every earlier record
+would be a conflict (and the ledger's ``record_scheme`` would have to be bumped, refusing
+every existing ledger).
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pandas as pd
+
 from pipelines.core.models import Issue, IssueCode, OpenItem
+from pipelines.core.parsing import parse_money
 from pipelines.ledger.items import item_id  # the ledger's: records' items are made there too
 
 # Names Propexo does not know: the alias kind (`tieout alias add KIND …`) of each code.
@@ -40,6 +43,7 @@ CAUSES = {
     "ambiguous_name": "names that match more than one Propexo record",
     "rejected_row": "rows rejected for what they hold",
     "conflict": "rows that change what was posted before (conflicts)",
+    "second_charge": "lines identical to one posted from another file (a second one?)",
     "refused_file": "files refused as a whole",
     "held_layout": "files held until a person confirms their layout",
     "awaiting_approval": "files awaiting approval before posting",
@@ -60,6 +64,7 @@ FILE_CAUSES = frozenset(
         "ambiguous_name",
         "rejected_row",
         "conflict",
+        "second_charge",
         "refused_file",
         "held_layout",
     }
@@ -131,10 +136,16 @@ def file_items(
             "amount_cents": int(cents_by_row.get(row, 0)),
             "amount_text": amounts_as_shown.get(row),
         }
-        if IssueCode.CONFLICT in codes:
+        held = codes & {IssueCode.CONFLICT, IssueCode.SECOND_CHARGE}
+        if held:
+            cause = "conflict" if IssueCode.CONFLICT in held else "second_charge"
+            # A roll's row holds several lines: what is held is the lines in question.
+            lines = _line_cents([i for i in found if i.code in held])
+            if lines is not None:
+                base["amount_cents"] = lines
             items.append(
                 new_item(
-                    "conflict",
+                    cause,
                     file_sha256,
                     file_name,
                     row,
@@ -231,6 +242,16 @@ def implied_amounts(file_totals: Iterable[Mapping[str, Any]]) -> dict[int, dict[
                 "rows_unreadable": int(total.get("unreadable_rows") or len(shown)),
             }
     return implied
+
+
+def _line_cents(issues: list[Issue]) -> int | None:
+    """The amounts of the lines a row's conflicts hold back (their ``amount`` values), or
+    None when they name none (an invoice's line is its row)."""
+    amounts = [i.value for i in issues if i.column == "amount" and i.value]
+    if not amounts:
+        return None
+    cents, _ = parse_money(pd.Series(amounts, dtype=object))
+    return int(cents.fillna(0).abs().sum())
 
 
 def _reasons(issues: list[Issue]) -> list[str]:

@@ -30,6 +30,7 @@ from pipelines.core.models import (
     FileOutcome,
     FileResult,
     Issue,
+    IssueCode,
     OpenItem,
     RunOutcome,
     Say,
@@ -228,7 +229,7 @@ def _take_file(
         with turn(ledger, client, settings.integration_id, say):
             ctx = _context(settings, refs, ledger, client)
             refuse_if_posted_before(ledger, client, settings, ctx, result.records)
-    staged, conflict_keys, issues = _stage(ledger, run_id, source, result, say)
+    staged, conflict_keys, questions, issues = _stage(ledger, run_id, source, result, say)
     staged_set = set(staged)
     previous = (
         result.records[~result.records["record_key"].isin(staged_set | conflict_keys)]
@@ -258,8 +259,9 @@ def _take_file(
                 "code": issue.code.value,
             },
         )
-    # Keys the ledger held before this file: the records of the file it may correct.
-    known = sorted(set(result.records["record_key"].astype(str)) - staged_set)
+    # Keys the ledger held before this file: the records of the file it may correct (a line
+    # that is only identical to another file's record is a question, not a correction).
+    known = sorted(set(result.records["record_key"].astype(str)) - staged_set - questions)
     _observe_file(ledger, run_id, source, result, issues, known, again=again, say=say)
     nothing_usable = outcome.rows_used == 0
     folder = settings.rejected_dir if nothing_usable else archive_folder(settings.archive_dir)
@@ -321,10 +323,11 @@ def _rows_and_records(outcome: FileOutcome, records: pd.DataFrame, staged: set[s
 
 def _stage(
     ledger: Ledger, run_id: str, source: SourceFile, result: FileResult, say: Say
-) -> tuple[list[str], set[str], list[Issue]]:
-    """A read file's records into the ledger: (keys staged, keys in conflict, the file's
-    issues with its conflicts). Posted records of the file's charge identities that no line
-    matched are said."""
+) -> tuple[list[str], set[str], set[str], list[Issue]]:
+    """A read file's records into the ledger: (keys staged, keys in conflict, those of them
+    that are only a question (a line identical to one another file posted), the file's issues
+    with its conflicts). Posted records of the file's charge identities that no line matched
+    are said."""
     told: list[str] = []
     staged, conflicts = ledger.stage_records(
         run_id, source.sha256, result.records, registered(), told
@@ -333,14 +336,18 @@ def _stage(
         say(f"{source.name}: {line}")
         log.info("posted record not in file", extra={"run_id": run_id, "file": source.name})
     issues = list(result.issues)
+    questions: set[str] = set()
     if conflicts:
         by_key = result.records.set_index("record_key")
         for conflict in conflicts:
             record = by_key.loc[conflict.record_key]
             if isinstance(record, pd.DataFrame):  # keys are unique: one row
                 record = record.iloc[0]
-            issues += conflict_issues(registered(), conflict, record, source.name)
-    return staged, {c.record_key for c in conflicts}, issues
+            found = conflict_issues(registered(), conflict, record, source.name)
+            if found and all(i.code is IssueCode.SECOND_CHARGE for i in found):
+                questions.add(conflict.record_key)
+            issues += found
+    return staged, {c.record_key for c in conflicts}, questions, issues
 
 
 def _kept_in_place(path: Path, folder: Path, settings: Settings) -> Path:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipelines.core.columns import is_in
 from pipelines.core.errors import InputError
+from pipelines.core.hints import SECOND_CHARGE_ADVICE, SETTLE_ITEM
 from pipelines.core.kind import Draft, KindContext, kind_of
 from pipelines.core.models import (
     ExtractResult,
@@ -29,7 +30,7 @@ from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
 from pipelines.kinds.charge.matching import match_charges
 from pipelines.kinds.charge.payloads import CHARGE_COLUMNS, charge_body
-from pipelines.kinds.charge.references import REFERENCE_PREFIX, renumber
+from pipelines.kinds.charge.references import REFERENCE_PREFIX, SECOND_CHARGE, renumber
 from pipelines.kinds.charge.schemas import (
     SOURCE_COLUMNS,
     SOURCE_KIND,
@@ -238,6 +239,19 @@ def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> li
     was = format_cents(conflict.previous_cents, "dollar")
     now = format_cents(conflict.cents, "dollar")
     word = "credit" if conflict.record_key.startswith("credit:") else "charge"
+    if str(record.get("content_hash")) == SECOND_CHARGE:
+        return [
+            Issue(
+                IssueCode.SECOND_CHARGE,
+                f"the same {word} (resident, charge code, date and {now}) was posted in run "
+                f"{conflict.first_run_id} from another file, as {record['reference_number']}: "
+                f"a second {word}, or the same one again? Not posted: {SECOND_CHARGE_ADVICE}",
+                file_name,
+                conflict.source_row,
+                "amount",
+                now,
+            )
+        ]
     return [
         Issue(
             IssueCode.CONFLICT,
@@ -260,8 +274,8 @@ def difference_advice(posted_cents: int, file_cents: int) -> str:
     size = format_cents(abs(difference), "dollar")
     step = f"post {size} more" if difference > 0 else f"credit {size} back"
     return (
-        f"if this file is right, {step} for this resident and charge code in Rent Manager; "
-        "if the posted amount was right, change nothing"
+        f"if this file is right, {step} for this resident and charge code in Rent Manager, "
+        f"{SETTLE_ITEM}; if the posted amount was right, settle this item and change nothing"
     )
 
 

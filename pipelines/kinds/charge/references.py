@@ -12,7 +12,8 @@ posts only what is new.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -111,10 +112,35 @@ class Unmatched:
 @dataclass(frozen=True)
 class Matched:
     """What :func:`match_posted` found: each line's reference number (changed where the
-    ledger decides), and the posted records no line matched."""
+    ledger decides), the posted records of the same source no line matched, and the lines
+    that say exactly what a record posted from another source says (line index → that
+    record's reference number): a second charge, or the same one again, is a person's call."""
 
     reference_number: pd.Series
     unmatched: list[Unmatched]
+    second: dict[object, str] = field(default_factory=dict)
+
+
+def source_stem(name: object) -> str:
+    """A file's name as the source it is a version of: without its folder and extension,
+    case-folded (``Rent Roll.xlsx`` re-saved as ``rent roll.csv`` is the same source)."""
+    return PurePath(str(name)).stem.casefold().strip()
+
+
+def same_sources(file_name: str, posted_sources: pd.Series, matched_sources: pd.Series) -> set[str]:
+    """Which earlier files (by name) a file is a version of: the same name (see
+    :func:`source_stem`), or one whose posted lines (of the file's dates) it restates for
+    more than half (by identity: a changed amount still restates its line). A file that
+    restates no more than half of another is another source: a line of it identical to one of
+    that file's is a question, and what it lacks of that file is none of its business."""
+    stem = source_stem(file_name)
+    held = posted_sources.astype(str).value_counts()
+    hit = {str(k): int(v) for k, v in matched_sources.astype(str).value_counts().items()}
+    return {
+        str(name)
+        for name, count in held.items()
+        if source_stem(name) == stem or 2 * hit.get(str(name), 0) > int(count)
+    }
 
 
 def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str) -> Matched:
@@ -132,10 +158,13 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
        with another content, a conflict (held, never posted);
     4. lines left over take the lowest ordinals no posted record holds: new charges.
 
-    Posted records left over are returned as :class:`Unmatched`.
+    A line paired in step 1 or 2 (the same identity and amount: notes are not content) with a
+    record posted from another source (:func:`same_sources`) is returned in
+    :attr:`Matched.second`. Posted records of the file's own sources left over
+    are returned as :class:`Unmatched`; those of other sources are not.
     ``lines`` is the staged frame (``kind``, ``reference_number``, ``content_hash``,
-    ``amount_cents``, ``source_rows`` and the identity columns); ``posted`` the ledger's rows
-    (the same, with ``run_id``, ``source_file`` and ``seq``, the order they were staged in).
+    ``amount_cents``, ``source_rows``, ``source_file`` and the identity columns); ``posted``
+    the ledger's rows (the same, with ``run_id`` and ``seq``, the order they were staged in).
     """
     references = lines["reference_number"].astype(str).copy()
     if lines.empty or posted.empty:
@@ -165,11 +194,14 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
             "amount": posted["amount_cents"].to_numpy(dtype=np.int64),
             "order": posted["seq"].to_numpy(dtype=np.int64),
             "reference": posted["reference_number"].astype(str).to_numpy(),
+            "source": posted["source_file"].astype(str).to_numpy(),
         },
         index=posted.index,
     ).sort_values("order", kind="stable")
     taken: dict[object, str] = {}
-    for keys in (["identity", "kind", "content"], ["identity", "kind", "amount"], ["identity"]):
+    identical: dict[object, str] = {}
+    steps = (["identity", "kind", "content"], ["identity", "kind", "amount"], ["identity"])
+    for step, keys in enumerate(steps):
         left = mine.drop(index=list(taken))
         right = theirs[~theirs["reference"].isin(set(taken.values()))]
         if left.empty or right.empty:
@@ -183,12 +215,21 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
             )
         )
         taken.update(zip(pairs["line"], pairs["reference"], strict=True))
+        if step <= 1:  # the lines that say what a posted record says (notes aside)
+            identical = dict(taken)
     if taken:
         references.update(pd.Series(taken, dtype=object))
     new = mine.drop(index=list(taken))
     if not new.empty:
         references.update(_fresh_numbers(new, theirs))
-    left_over = posted.loc[theirs.index[~theirs["reference"].isin(set(taken.values()))]]
+    source_of = dict(zip(theirs["reference"], theirs["source"], strict=True))
+    file_name = str(lines["source_file"].iloc[0]) if "source_file" in lines.columns else ""
+    same = same_sources(
+        file_name, theirs["source"], pd.Series([source_of[r] for r in taken.values()], dtype=object)
+    )
+    second = {line: ref for line, ref in identical.items() if source_of[ref] not in same}
+    unpaired = ~theirs["reference"].isin(set(taken.values())) & theirs["source"].isin(same)
+    left_over = posted.loc[theirs.index[unpaired]]
     unmatched = [
         Unmatched(str(key), str(reference), int(cents), str(run), str(file))
         for key, reference, cents, run, file in zip(
@@ -200,7 +241,7 @@ def match_posted(lines: pd.DataFrame, posted: pd.DataFrame, integration_id: str)
             strict=True,
         )
     ]
-    return Matched(references, unmatched)
+    return Matched(references, unmatched, second)
 
 
 def _fresh_numbers(new: pd.DataFrame, posted: pd.DataFrame) -> pd.Series:
@@ -239,10 +280,19 @@ POSTED_COLUMNS = (
 )
 
 
+# A line's digest while it is held as a question (:func:`renumber`): never a record's, so
+# staging meets its key with "another content" and hands it to the kind's conflict_issues.
+SECOND_CHARGE = "second-charge?"
+
+
 def renumber(frame: pd.DataFrame, read_where: ReadWhere) -> list[str]:
     """The charge kind's :attr:`Kind.renumber`: ``frame``'s charge lines renumbered in place
     against the ledger's records of their dates (:func:`match_posted`), ``record_key`` and
-    ``reference_number`` alike; returns a line for each posted record no line matched."""
+    ``reference_number`` alike. Then, in place too: a line that takes the number of a posted
+    record of its identity with the same amount takes that record's digest (only the notes
+    differ, and they come from how the file spelled the code: not a change); a line identical
+    to a record posted from another source is marked :data:`SECOND_CHARGE` (held, a
+    question). Returns a line for each posted record of the same source no line matched."""
     if "resident_id" not in frame.columns:
         return []
     charges = frame[frame["resident_id"].notna().to_numpy(dtype=bool)]  # charges, credits
@@ -266,16 +316,31 @@ def renumber(frame: pd.DataFrame, read_where: ReadWhere) -> list[str]:
             + ":"
             + matched.reference_number[moved]
         )
+    _lend_digests(frame, charges.index, posted)
+    if matched.second:
+        frame.loc[list(matched.second), "content_hash"] = SECOND_CHARGE
     return [unmatched_text(gone) for gone in matched.unmatched]
 
 
+def _lend_digests(frame: pd.DataFrame, lines: pd.Index, posted: pd.DataFrame) -> None:
+    """A line whose key is a posted record's, of the same resident, code, date and amount,
+    says what that record says: it takes the record's digest (its notes may differ)."""
+    same = ["record_key", "resident_id", "charge_code_id", "transaction_date", "amount_cents"]
+    mine = frame.loc[lines, same].astype(str).reset_index(names="line")
+    theirs = posted[[*same, "content_hash"]].astype(str)
+    pairs = mine.merge(theirs, on=same)
+    if not pairs.empty:
+        frame.loc[pairs["line"].to_numpy(), "content_hash"] = pairs["content_hash"].to_numpy()
+
+
 def unmatched_text(gone: Unmatched) -> str:
-    """What a person reads about a posted record no line of a re-sent file matched."""
+    """What a person reads about a posted record that a later version of its file has no
+    line for: said, never undone (it may be right, and reversing a correct record is a
+    mistake no tool should advise)."""
     word = "credit" if gone.record_key.startswith("credit:") else "charge"
     amount = format_cents(abs(gone.amount_cents), "dollar")
     return (
         f"the {word} {gone.reference_number} ({amount}), posted in run {gone.first_run_id} "
         f"from {gone.source_file}, has no line in this file with the same resident, charge "
-        "code and date: nothing was done about it; if it should not have been posted, "
-        "reverse it in Rent Manager"
+        "code and date: it stays as posted; is it still due? (nothing was done about it)"
     )

@@ -8,19 +8,22 @@ are readable right after the write), and known by (vendor, invoice number).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
-from pipelines.core.kind import Draft, KindContext, kind_of
+from pipelines.core.hints import CORRECT_INVOICE
+from pipelines.core.kind import Draft, KindContext, ReadWhere, kind_of
 from pipelines.core.models import ExtractResult, Issue, IssueCode, PostRequest, whole
 from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
 from pipelines.kinds.invoice.matching import match_invoices
-from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS
+from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS, invoice_digest, line_text
 from pipelines.kinds.invoice.schemas import SOURCE_COLUMNS, SOURCE_KIND, InvoicePayload, VendorBill
 from pipelines.kinds.invoice.synced import INVOICE_FIELDS, fetch_synced_invoices
 from pipelines.kinds.invoice.transform import transform_bills
@@ -156,42 +159,120 @@ def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
 
 
 def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
-    """A corrected bill: each line whose amount, property, account or note differs from what
-    was posted (or every line, when lines were added or removed)."""
-    was = format_cents(conflict.previous_cents, "dollar")
-    now = format_cents(conflict.cents, "dollar")
+    """A corrected bill, compared with what was posted line by line, its lines a multiset: a
+    line found in both (wherever it is in the file) is unchanged and silent; each line that
+    differs is one issue, on its own row, with that line's old and new amount."""
     rows = [int(r) for r in record["source_rows"]]
     try:
-        before = json.loads(conflict.previous_payload)["invoice_items"]
+        before = list(json.loads(conflict.previous_payload)["invoice_items"])
     except (ValueError, KeyError, TypeError):
         before = []
-    after = record["payload"]["invoice_items"]
+    after = list(zip(rows, record["payload"]["invoice_items"], strict=True))
     head = f"invoice {record['invoice_number']} was posted in run {conflict.first_run_id}"
-    advice = (
-        "Not posted: correct the invoice in Rent Manager, or give the corrected bill a new number"
-    )
-    if len(before) != len(after):
-        changed = [
-            (row, f"it had {len(before)} lines ({was}), this file has {len(after)} ({now})")
-            for row in rows
-        ]
-    else:
-        changed = [
-            (row, _line_change(old, new))
-            for row, old, new in zip(rows, before, after, strict=True)
-            if old != new
-        ] or [(rows[0], f"its dates or location changed (total {was}, now {now})")]
+    changed = line_changes(before, after) or [
+        (
+            rows[0],
+            "its dates or location changed (total "
+            f"{format_cents(conflict.previous_cents, 'dollar')}, "
+            f"now {format_cents(conflict.cents, 'dollar')})",
+        )
+    ]
     return [
-        Issue(IssueCode.CONFLICT, f"{head}; {change}. {advice}", file_name, row, None, None)
+        Issue(
+            IssueCode.CONFLICT,
+            f"{head}; {change}. Not posted: {CORRECT_INVOICE}",
+            file_name,
+            row,
+            None,
+            None,
+        )
         for row, change in changed
     ]
+
+
+def line_changes(
+    before: list[dict[str, Any]], after: list[tuple[int, dict[str, Any]]]
+) -> list[tuple[int, str]]:
+    """(row, what changed) for each line of ``after`` (row, line) that ``before`` (the posted
+    lines) does not hold, as multisets: a changed line is paired with a posted line of the
+    same property, account and description (else the next one left) to show its old amount;
+    a posted line no line of the file pairs with is said on the bill's first row."""
+    left = Counter(line_text(line) for line in before)
+    added: list[tuple[int, dict[str, Any]]] = []
+    for row, line in after:
+        text = line_text(line)
+        if left[text] > 0:
+            left[text] -= 1
+        else:
+            added.append((row, line))
+    removed = [line for line in before if _take(left, line_text(line))]
+    changes: list[tuple[int, str]] = []
+    for row, line in added:
+        partner = next((old for old in removed if _same_place(old, line)), None)
+        if partner is None and removed:
+            partner = removed[0]
+        if partner is None:
+            changes.append((row, f"this line ({_amount(line)}) is new on the bill"))
+            continue
+        removed.remove(partner)
+        changes.append((row, _line_change(partner, line)))
+    first = min((row for row, _ in after), default=0)
+    changes += [(first, f"a posted line of {_amount(old)} is not in this file") for old in removed]
+    return sorted(changes)
+
+
+def _take(left: Counter[str], text: str) -> bool:
+    if left[text] > 0:
+        left[text] -= 1
+        return True
+    return False
+
+
+def _same_place(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(old.get(k) == new.get(k) for k in ("property_id", "financial_account_id", "notes"))
+
+
+def _amount(line: dict[str, Any]) -> str:
+    cents = line.get("amount_in_cents")
+    return format_cents(cents, "dollar") if isinstance(cents, int) else "an unknown amount"
 
 
 def _line_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     was, now = old.get("amount_in_cents"), new.get("amount_in_cents")
     if was != now and isinstance(was, int) and isinstance(now, int):
         return f"this line was {format_cents(was, 'dollar')}, now {format_cents(now, 'dollar')}"
-    return "this line's property, GL account or description changed"
+    return f"this line's ({_amount(new)}) property, GL account or description changed"
+
+
+# What staging reads of the invoices posted before (:func:`renumber`).
+POSTED_COLUMNS = ("record_key", "content_hash", "payload")
+
+
+def renumber(frame: pd.DataFrame, read_where: ReadWhere) -> list[str]:
+    """The invoice kind's :attr:`Kind.renumber`: keys are final (vendor and number), but a
+    posted invoice whose stored body says what a line of ``frame`` says (its lines as a
+    multiset; a body digested before lines were sorted) lends ``frame`` its digest, so an
+    unchanged bill is never a conflict whatever scheme digested it. Says nothing."""
+    if "invoice_number" not in frame.columns or frame.empty:
+        return []
+    ours = frame["kind"].astype(str).eq("invoice").to_numpy(dtype=bool)
+    keys = sorted(set(frame.loc[ours, "record_key"].astype(str)))
+    if not keys:
+        return []
+    posted = read_where(POSTED_COLUMNS, "record_key", keys)
+    # key → the posted digest, where it differs from the posted body's order-free digest
+    lent: dict[str, tuple[str, str]] = {}
+    for key, digest, payload in zip(
+        posted["record_key"], posted["content_hash"], posted["payload"], strict=True
+    ):
+        body = stored_body(SimpleNamespace(payload=payload))
+        if body is not None and invoice_digest(body) != str(digest):
+            lent[str(key)] = (invoice_digest(body), str(digest))
+    for index in frame.index[ours]:
+        same, digest = lent.get(str(frame.at[index, "record_key"]), ("", ""))
+        if same and frame.at[index, "content_hash"] == same:
+            frame.at[index, "content_hash"] = digest
+    return []
 
 
 def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
@@ -254,6 +335,7 @@ KIND = register(
         read_path=READ_PATH,
         id_from_write_status=True,
         identity=identity,
+        renumber=renumber,
         draft=Draft(
             header_words=(
                 ("due_date", ("due", "due date")),

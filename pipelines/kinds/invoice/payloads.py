@@ -1,8 +1,11 @@
 """An invoice's body: a dict (its lines are few), stored as JSON text in the ledger; its
-digest is the sha256 of its canonical JSON, less the notes (which name the file)."""
+digest is the sha256 of its canonical JSON, less the notes (which name the file), with its
+lines as a multiset (sorted by their own canonical JSON): the order of a file's rows is not
+content, so a re-sorted export of the same bill has the same digest."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -55,7 +58,6 @@ def encode_invoice(
         "notes": f"tieout: {source_file} rows {_row_span(rows)}",
     }
     key = f"invoice:{integration_id}:{first['vendor_id']}:{first['invoice_number']}"
-    hashed = {k: v for k, v in payload.items() if k != "notes"}  # notes name the file: not content
     return {
         "record_key": key,
         "kind": "invoice",
@@ -67,12 +69,26 @@ def encode_invoice(
         "transaction_date": invoice_date,
         "total_amount_in_cents": total,
         "amount_cents": total,
-        "content_hash": content_hash(hashed),
+        "content_hash": invoice_digest(payload),
         "payload": payload,
         "source_rows": rows,
         "source_file": source_file,
         "defaulted": defaulted,
     }
+
+
+def invoice_digest(payload: dict[str, Any]) -> str:
+    """What an invoice says, order-free: its body less the notes (which name the file and its
+    rows), its lines sorted. Posted bodies stored before lines were sorted give the same digest
+    when read back through here (see :func:`pipelines.kinds.invoice.kind.renumber`)."""
+    hashed = {k: v for k, v in payload.items() if k != "notes"}
+    hashed["invoice_items"] = sorted(payload.get("invoice_items") or [], key=line_text)
+    return content_hash(hashed)
+
+
+def line_text(item: dict[str, Any]) -> str:
+    """An invoice line as canonical JSON: what makes two lines the same line."""
+    return json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _row_span(rows: list[int]) -> str:
