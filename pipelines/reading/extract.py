@@ -83,7 +83,8 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
         if groups.get("mnum") and 1 <= int(groups["mnum"]) <= 12:
             month = int(groups["mnum"])
         if month and groups.get("year"):
-            return date(int(groups["year"]), month, 1)
+            year = int(groups["year"])
+            return date(year + 2000 if year < 100 else year, month, 1)  # "01/24": 2024
     return None
 
 
@@ -126,6 +127,20 @@ REPORT_WORDS = (
     r"(?i)\b(rent\s*roll|report|register|aging|ledger|summary|detail|charges|statement|"
     r"export|as\s+of|period)\b"
 )
+
+
+def title_block_lines(above: pd.DataFrame) -> list[str]:
+    """The title block's lines: each row's distinct texts, each cell's own lines apart."""
+    lines: list[str] = []
+    for row in above.itertuples(index=False):
+        cells = [str(v) for v in row if v]
+        if not any("\n" in c or "\r" in c for c in cells):
+            if cells:
+                lines.append(" ".join(dict.fromkeys(cells)))
+            continue
+        for cell in dict.fromkeys(cells):
+            lines += [part.strip() for part in re.split(r"[\r\n]+", cell) if part.strip()]
+    return lines
 
 
 def own_period(extract: ExtractResult) -> tuple[date | None, str]:
@@ -349,14 +364,22 @@ def extract_file(
     grids = read_grids(source.path, limits, notices)
     # Every sheet is considered; the one whose header best matches a profile is the data
     # (a workbook's "Notes" or "Summary" sheet is not).
-    best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
+    # Of sheets a profile reads equally well, the export's own: the one with a title block,
+    # a total row and the most rows, never a hand-edited copy of it, whatever their order.
+    read: list[tuple[str | None, pd.DataFrame, Layout]] = []
     for sheet, grid in grids:
         if grid.empty:
             continue
         table = grid.dropna(how="all", axis=1)
         layout = detect_layout(table, profiles, source.name, profile_name, known_codes)
-        if layout is not None and (best is None or layout.score > best[0]):
-            best = (layout.score, sheet, table, layout)
+        if layout is not None:
+            read.append((sheet, table, layout))
+    best: tuple[tuple[int, ...], str | None, pd.DataFrame, Layout] | None = None
+    for sheet, table, layout in read:
+        # One sheet read (most files): nothing to rank it against, so its rows are not scanned.
+        rank = (*layout.score, *(sheet_rank(table, layout.header_rows) if len(read) > 1 else ()))
+        if best is None or rank > best[0]:
+            best = (rank, sheet, table, layout)
     if best is not None:
         result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
         return replace(result, notices=tuple(notices)) if notices else result
@@ -373,6 +396,19 @@ def extract_file(
         f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
         "to the template's."
     )
+
+
+def sheet_rank(table: pd.DataFrame, header_rows: tuple[int, ...]) -> tuple[int, int, int]:
+    """How much a sheet looks like an export's own, beyond its header: (a title block above
+    the header, a total row below it, its rows below the header). A copy pasted by hand
+    keeps the header and loses the rest."""
+    text = _cell_text(table)
+    above = text.iloc[: header_rows[0]]
+    below = text.iloc[header_rows[-1] + 1 :]
+    filled = (below != "").any(axis=1)
+    first = first_texts(below[filled])
+    has_total = bool(any_match(first, SHAPE_TOTALS).any()) if len(first) else False
+    return (int((above != "").to_numpy().any()), int(has_total), int(filled.sum()))
 
 
 def _refuse_if_no_charge_column(
@@ -465,16 +501,19 @@ def _extract_sheet(
     header_start, header_end = layout.header_rows[0], layout.header_rows[-1]
 
     above = text.iloc[:header_start]
-    title_lines = [
-        " ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)
-    ]
+    # A title cell may hold several lines ("Rent Roll with Lease Charges\nOak Ridge (oakr)
+    # \nAs Of = ..."): each is a line of the title, as if it had its own row.
+    title_lines = title_block_lines(above)
     title_text = " ".join(title_lines)
     skipped_parts = [
         pd.DataFrame(
             {
                 "source_row": above.index + 1,
                 "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
-                "text": [line[:200] for line in title_lines],
+                "text": [
+                    " ".join(dict.fromkeys(v for v in r if v))[:200]
+                    for r in above.itertuples(index=False)
+                ],
             }
         ),
         pd.DataFrame(

@@ -131,8 +131,12 @@ class Profile:
     # below it are notes, whatever they hold.
     summary_patterns: tuple[str, ...] = ()
     period_patterns: tuple[str, ...] = (
-        r"(?i)\bas\s+of\s*[:=]?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
+        # "As of 12/01/2026", "As Of = 10/31/2023", "As of Date: 01/31/2024 12:00:00 AM"
+        r"(?i)\bas\s+of(?:\s+date)?\s*[:=]?\s*"
+        r"(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
         r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
+        # Yardi's "Period: 01/24" and "Period = 01/2024"
+        r"(?i)\bperiod\s*[:=]?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\d/])",
         r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )

@@ -1,0 +1,138 @@
+"""Generate the fixtures of #38's export shapes in tests/data/ and what each must read as.
+
+    python tests/data/make_layout_fixtures.py
+
+Like make_fixtures.py (whose helpers it uses): each fixture gets a sidecar
+``<name>.expected.json`` computed here from what was written, never by reading the file back.
+Names come from the synthetic sandbox seed, so the fixtures that are read also resolve online.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_fixtures import HERE, expect, money, tenants  # noqa: E402
+
+
+def voyager_title_property() -> None:
+    """Yardi's "Rent Roll with Lease Charges" whose title is one cell of several lines, the
+    property ("Name (code)") its second line, the Property column left blank on every row
+    (#38's regression: every row was rejected "property is missing")."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    top = ["Property", "Unit", "Unit Type", "Unit", "Resident", "Name", "Market", "Charge", "Amount",
+           "Resident", "Other", "Move In", "Lease", "Move Out", "Balance"]
+    low = ["", "", "", "Sq Ft", "", "", "Rent", "Code", "", "Deposit", "Deposit", "", "Expiration",
+           "", ""]
+    ws.append(["Rent Roll with Lease Charges\nOak Ridge Apartments (oakr)\nAs Of = 01/31/2024\n"
+               "Month Year = 01/2024"])
+    ws["A1"].alignment = Alignment(wrap_text=True)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(top))
+    ws.append([])
+    ws.append([c or None for c in top])
+    ws.append([c or None for c in low])
+    read, used, total = 4, 0, 0
+    skipped = {"title": 1, "blank": 1, "header": 2, "note": 1, "total": 0}
+    ws.append(["Current/Notice/Vacant Residents"])
+    read += 1
+    for n, (unit, person) in enumerate(tenants("Oak Ridge Apartments")[:6]):
+        if person is None:
+            continue
+        charges = [("Rent", 131_000 + 500 * n)] + ([("Parking", 4_000)] if n % 2 else [])
+        for j, (code, cents) in enumerate(charges):
+            if j == 0:
+                ws.append([None, unit, "1x1", 700, f"t{n:07d}", person, 1350.0, code, cents / 100,
+                           400.0, 0.0, "3/1/2023 12:00:00 AM", "2/29/2024 12:00:00 AM", None, 0.0])
+            else:
+                ws.append([None] * 7 + [code, cents / 100])
+            read += 1
+            used += 1
+            total += cents
+        ws.append([None] * 7 + ["Total", sum(c for _, c in charges) / 100])
+        read += 1
+        skipped["total"] += 1
+    ws.append(["Total"] + [None] * 7 + [total / 100])
+    read += 1
+    skipped["total"] += 1
+    name = "shape_voyager_title_property.xlsx"
+    wb.save(HERE / name)
+    expect(name, exit=0, profile="yardi_rent_roll", rows_read=read, rows_used=used,
+           rows_rejected=0, source_total_cents=total,
+           skipped={k: v for k, v in sorted(skipped.items()) if v}, columns_not_charged=[],
+           period="2024-01-01", period_source="title")
+
+
+CHARGED = ["Rent", "Pet Rent", "Parking", "Concession"]
+
+
+def charges_summary(name: str, with_copy: str = "") -> None:
+    """Yardi Voyager's "Rent Roll Charges Summary": a title block with "Period: 01/24", one row
+    per lease, one column per charge, a one-time "Residency Fee" (not charged) and a "Total
+    Charges" column that sums every charge column, Residency Fee included; a "Totals for …"
+    row that ties column by column. ``with_copy``: a second sheet, a hand-edited copy of the
+    first (a rent changed, rows dropped, no title block), that is never read: "after" the
+    export's own sheet, or "before" it."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    header = ["Unit", "Resident", "Name", *CHARGED, "Residency Fee", "Total Charges"]
+    for line in (["Rent Roll Charges Summary"], ["Lakeview Terrace (lake)"], ["Period: 01/24"], [],
+                 header):
+        ws.append(line)
+    read = 5
+    sums = dict.fromkeys([*CHARGED, "Residency Fee"], 0)
+    rows = []
+    for n, (unit, person) in enumerate(tenants("Lakeview Terrace")):
+        if person is None:
+            continue
+        cents = {"Rent": 150_000 + 1_250 * n, "Pet Rent": 2_500 if n % 3 == 0 else 0,
+                 "Parking": 3_500 if n % 4 == 1 else 0, "Concession": -5_000 if n == 2 else 0,
+                 "Residency Fee": 30_000 if n % 5 == 0 else 0}
+        for k, v in cents.items():
+            sums[k] += v
+        row = [unit, f"t{n:07d}", person] + [cents[k] / 100 for k in (*CHARGED, "Residency Fee")]
+        row.append(sum(cents.values()) / 100)
+        rows.append(row)
+        ws.append(row)
+        read += 1
+    ws.append(["Totals for Lakeview Terrace (lake)", None, None]
+              + [sums[k] / 100 for k in (*CHARGED, "Residency Fee")]
+              + [sum(sums.values()) / 100])
+    read += 1
+    if with_copy:
+        copy = wb.create_sheet("Copy", 0 if with_copy == "before" else None)
+        copy.append(header)
+        for row in rows[:-3]:
+            copy.append(row[:3] + [row[3] + 100] + row[4:])
+    wb.save(HERE / name)
+    charged = sum(sums[k] for k in CHARGED)
+    expect(name, exit=0, profile="yardi_charges_summary", rows_read=read, rows_used=len(rows),
+           rows_rejected=0, source_total_cents=charged,
+           skipped={"blank": 1, "header": 1, "title": 3, "total": 1},
+           columns_not_charged=[{"header": "Residency Fee",
+                                 "cells": sum(1 for r in rows if r[7]),
+                                 "total_cents": sums["Residency Fee"]}],
+           period="2024-01-01", period_source="title",
+           file_totals=[*({"column": k, "stated_cents": sums[k], "difference_cents": 0}
+                          for k in sorted(CHARGED)),
+                        {"column": "row totals", "stated_cents": sum(sums.values()),
+                         "difference_cents": 0, "also_sums": ["Residency Fee"]}])
+
+
+def main() -> None:
+    voyager_title_property()
+    charges_summary("shape_yardi_charges_summary.xlsx")
+    charges_summary("shape_export_and_copy.xlsx", with_copy="after")
+    charges_summary("shape_copy_and_export.xlsx", with_copy="before")
+
+
+if __name__ == "__main__":
+    main()
