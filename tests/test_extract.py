@@ -234,6 +234,8 @@ def test_each_row_shape_of_real_exports_reads_right_or_is_refused_once(
     assert result.returncode == expected["exit"], result.stderr
     if expected["exit"] == 2:
         assert expected["refusal"] in result.stderr
+        for advice in expected.get("not_advised", []):  # #38: a non-input is not to be mapped
+            assert advice not in result.stderr
         assert result.stderr.count(name) == 1  # said once, for the whole file
         return
     got = json.loads(out.read_text())["files"][0]
@@ -827,3 +829,52 @@ def test_many_rows_without_a_unit_are_checked_as_totals_in_one_pass(tmp_path: Pa
     tied = extract(tied_path)
     assert tied.skipped["kind"].value_counts().get("total") == 1
     assert len(tied.rows) == 3000 + 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "what"),
+    [
+        (["Unit", "Unit Type", "Days Vacant", "Market Rent"], "vacancy report"),
+        (["Account", *[f"{m} 2024" for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun")]], "budget"),
+        (["Prospect", "Unit", "Lead Source", "Rent"], "leasing activity report"),
+        (["Account", "Date", "Description", "Debit", "Credit"], "general ledger"),
+        (["WO #", "Unit", "Category", "Priority", "Cost"], "work order log"),
+        (["Unit", "Resident", "Census Days"], "census"),
+        (["Unit", "Resident", "Home Phone", "Email"], "tenant directory"),
+        (["Unit", "Resident", "Per Diem", "Care Level"], "daily rates"),
+    ],
+)
+def test_a_report_that_is_not_an_input_is_known_by_its_columns_alone(
+    headers: list[str], what: str
+) -> None:
+    """#38: with no title to go by, the header shows what the file is."""
+    from pipelines.reading.grain import not_an_input
+
+    finding = not_an_input([], headers)
+    assert finding is not None and what in finding.message
+
+
+@pytest.mark.parametrize(
+    ("title", "headers"),
+    [
+        (["Rent Roll - Occupied and Vacant Units", "As of 01/31/2024"], ["Unit", "Tenant", "Rent"]),
+        (["Rent Roll with Lease Charges", "Lakeview Terrace (lake)"], ["Unit", "Name", "Amount"]),
+        (["Resident Charges"], ["Unit", "Resident", "Monthly Rate", "Daily Rate"]),
+        ([], ["Unit", "Tenant", "Status", "Rent", "Deposit", "Move In", "Lease To"]),
+    ],
+)
+def test_a_rent_roll_is_never_taken_for_a_report_that_is_not_an_input(
+    title: list[str], headers: list[str]
+) -> None:
+    from pipelines.reading.grain import not_an_input
+
+    assert not_an_input(title, headers) is None
+
+
+def test_a_report_read_by_a_profile_is_refused_only_by_its_title() -> None:
+    """A header a profile reads is not second-guessed by its columns, only by its title."""
+    from pipelines.reading.grain import not_an_input
+
+    assert not_an_input([], ["Unit", "Tenant", "Days Vacant", "Rent"], read=True) is None
+    found = not_an_input(["Vacancy Report"], ["Unit", "Tenant", "Rent"], read=True)
+    assert found is not None and found.message.startswith("this is a vacancy report")

@@ -19,9 +19,14 @@ import pyarrow.compute as pc
 from pipelines.core.columns import any_match, arrow_text, match_flags
 from pipelines.core.errors import InputError
 from pipelines.core.hints import AliasHints
-from pipelines.core.models import ExtractResult, SourceFile
+from pipelines.core.models import ExtractResult, GrainFinding, SourceFile
 from pipelines.core.parsing import parse_dates
-from pipelines.reading.grain import NOT_CURRENT, grain_findings, not_current_rows
+from pipelines.reading.grain import (
+    NOT_CURRENT,
+    grain_findings,
+    not_an_input,
+    not_current_rows,
+)
 from pipelines.reading.grids import DEFAULT_LIMITS, Limits, read_grids
 from pipelines.reading.layout import (
     HEADER_SCAN_ROWS,
@@ -383,6 +388,16 @@ def extract_file(
     if best is not None:
         result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
         return replace(result, notices=tuple(notices)) if notices else result
+    _refuse_if_not_an_input(
+        source.name,
+        [
+            (t, (r,))
+            for _, g in grids
+            if not g.empty
+            for t in [g.dropna(how="all", axis=1)]
+            if (r := _likely_header(t)) is not None
+        ],
+    )
     _refuse_if_no_charge_column(
         source.name, grids, profiles, profile_name, known_codes, hints or AliasHints()
     )
@@ -443,6 +458,39 @@ def _refuse_if_no_charge_column(
                     f"(it adds a line to {hints.file('charge_code')}), or add it to the "
                     "profile's [charges] include"
                 )
+
+
+def _refuse_if_not_an_input(name: str, sheets: list[tuple[pd.DataFrame, tuple[int, ...]]]) -> None:
+    """A report that is not an input (a directory, census, vacancy report, budget, leasing
+    activity, general ledger, work order log, a roll of daily rates) is refused saying what
+    it is, never with advice to map it. ``sheets``: each sheet with its header rows."""
+    for table, header_rows in sheets:
+        top = _cell_text(table.head(header_rows[-1] + 1))
+        headers = [
+            " ".join(dict.fromkeys(str(c) for c in top.iloc[list(header_rows), i] if c))
+            for i in range(top.shape[1])
+        ]
+        title = title_block_lines(top.iloc[: header_rows[0]])
+        finding = not_an_input(title, headers)
+        if finding is not None:
+            inputs = (
+                ""
+                if finding.check == "daily rates"
+                else ": tieout reads rent rolls (one row per resident, or one per charge) and "
+                "vendor bill exports"
+            )
+            raise InputError(f"{name}: {finding.message}. Nothing in it was posted{inputs}")
+
+
+def _likely_header(table: pd.DataFrame) -> int | None:
+    """The row near the top naming the most different columns (a title merged across the
+    sheet repeats one text; a data row holds numbers), if one names at least two."""
+    top = table.head(HEADER_SCAN_ROWS).fillna("").astype(str)
+    counts = [
+        len({c.strip() for c in row if re.search(r"[A-Za-z]", c)})
+        for row in top.itertuples(index=False)
+    ]
+    return counts.index(max(counts)) if counts and max(counts) > 1 else None
 
 
 def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
@@ -599,8 +647,21 @@ def _extract_sheet(
         layout=describe_layout(
             layout, sheet, (text.iloc[header_start:] != "").any(axis=0).tolist(), known_codes
         ),
-        grain=grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
+        grain=_what_it_is(
+            grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
+            not_an_input(title_lines, list(layout.cells), read=True),
+        ),
     )
+
+
+def _what_it_is(
+    found: tuple[GrainFinding, ...], title: GrainFinding | None
+) -> tuple[GrainFinding, ...]:
+    """The grain findings, after what the title (or a daily rate column) says the file is,
+    unless a finding already shows it with its rows (a directory's repeated rents)."""
+    if title is None or any(f.check == "directory" for f in found):
+        return found
+    return (title, *found)
 
 
 def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:

@@ -127,11 +127,75 @@ def charges_summary(name: str, with_copy: str = "") -> None:
                          "difference_cents": 0, "also_sums": ["Residency Fee"]}])
 
 
+def write_csv(name: str, rows: list[list[object]]) -> None:
+    with (HERE / name).open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+NOT_ADVISED = ["profile init", "Draft a profile"]
+
+
+def non_inputs() -> None:
+    """Reports that are not rent rolls, each refused saying what it is, with no advice to
+    map it: a directory, a census, a vacancy report, a 12-month budget, a leasing activity
+    report, a general ledger, a work order log, and a rent roll of daily rates."""
+    people = [t for t in tenants("Maple Court") if t[1]][:5]
+    vacant = [u for u, p in tenants("Maple Court") if p is None] or ["299"]
+    shapes: dict[str, tuple[str, list[list[object]]]] = {
+        "shape_resident_directory.csv": ("tenant directory", [
+            ["Resident Directory"], ["Maple Court"], [],
+            ["Unit", "Resident", "Home Phone", "Email", "Move In"],
+            *[[u, p, f"555-01{n:02d}", f"r{n}@example.com", "06/01/2025"]
+              for n, (u, p) in enumerate(people)]]),
+        "shape_census.csv": ("census", [
+            ["Resident Census"], ["Maple Court"], ["As of 01/31/2024"], [],
+            ["Unit", "Resident", "Care Level", "Census Days", "Move In"],
+            *[[u, p, "AL", 31, "06/01/2025"] for u, p in people]]),
+        "shape_vacancy_report.csv": ("vacancy report", [
+            ["Vacancy Report"], ["Maple Court"], ["As of 01/31/2024"], [],
+            ["Unit", "Unit Type", "Status", "Days Vacant", "Market Rent", "Scheduled Rent"],
+            *[[u, "2x1", "Vacant-Unrented", 12 + n, "1,500.00", "1,450.00"]
+              for n, u in enumerate(vacant)]]),
+        "shape_budget.csv": ("12-month budget", [
+            ["Annual Budget 2024"], ["Maple Court"], [],
+            ["Account", "Account Name", "Jan 2024", "Feb 2024", "Mar 2024", "Apr 2024", "May 2024",
+             "Jun 2024", "Jul 2024", "Aug 2024", "Sep 2024", "Oct 2024", "Nov 2024", "Dec 2024",
+             "Total"],
+            ["4010", "Rent", *["18,000.00"] * 12, "216,000.00"],
+            ["4200", "Parking", *["500.00"] * 12, "6,000.00"]]),
+        "shape_leasing_activity.csv": ("leasing activity report", [
+            ["Leasing Activity"], ["Maple Court"], ["01/01/2024 - 01/31/2024"], [],
+            ["Prospect", "Unit", "Lead Source", "First Contact", "Show Date", "Application",
+             "Rent"],
+            ["Ashby, Jordan", "204", "Website", "01/03/2024", "01/05/2024", "Yes", "1,450.00"],
+            ["Brant, Casey", "208", "Walk-in", "01/09/2024", "01/09/2024", "No", "1,475.00"]]),
+        "shape_general_ledger.csv": ("general ledger", [
+            ["General Ledger"], ["Maple Court"], ["Period = Jan 2024"], [],
+            ["Account", "Date", "Reference", "Description", "Debit", "Credit", "Balance"],
+            ["4010 Rent", "01/01/2024", "J-1001", "January rent", "", "18,000.00", "18,000.00"],
+            ["1010 Cash", "01/03/2024", "R-2001", "Deposit", "17,500.00", "", "17,500.00"]]),
+        "shape_work_orders.csv": ("work order log", [
+            ["Work Orders"], ["Maple Court"], [],
+            ["WO #", "Unit", "Resident", "Category", "Priority", "Opened", "Completed", "Cost"],
+            *[[f"WO-{300 + n}", u, p, "Plumbing", "Normal", "01/04/2024", "01/06/2024", "85.00"]
+              for n, (u, p) in enumerate(people)]]),
+        "shape_daily_rates.csv": ("rent roll with daily rates", [
+            ["Rent Roll"], ["Maple Court"], ["As of 01/31/2024"], [],
+            ["Unit", "Tenant", "Status", "Daily Rate", "Rent"],
+            *[[u, p, "Current", "48.50", "1,503.50"] for u, p in people]]),
+    }
+    for name, (what, rows) in shapes.items():
+        write_csv(name, rows)
+        expect(name, exit=2, refusal=f"is {'an' if what[0] in 'aeiou' else 'a'} {what}",
+               not_advised=NOT_ADVISED)
+
+
 def main() -> None:
     voyager_title_property()
     charges_summary("shape_yardi_charges_summary.xlsx")
     charges_summary("shape_export_and_copy.xlsx", with_copy="after")
     charges_summary("shape_copy_and_export.xlsx", with_copy="before")
+    non_inputs()
 
 
 if __name__ == "__main__":
