@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pipelines.core.columns import any_match, arrow_text, match_flags
 from pipelines.core.errors import InputError
 from pipelines.core.hints import AliasHints
-from pipelines.core.models import ExtractResult, GrainFinding, SourceFile
+from pipelines.core.models import ExtractResult, SourceFile
 from pipelines.core.parsing import parse_dates
 from pipelines.reading.grain import (
     NOT_CURRENT,
@@ -38,6 +38,18 @@ from pipelines.reading.layout import (
     match_layout,
 )
 from pipelines.reading.profiles import Profile, normalize_header
+from pipelines.reading.shapes import (
+    SHAPE_SUBTOTALS,
+    SHAPE_TOTALS,
+    cell_text,
+    first_texts,
+    likely_header,
+    second_residents,
+    sheet_rank,
+    stray_cells,
+    title_block_lines,
+    what_it_is,
+)
 from pipelines.reading.totals import amount_columns, file_totals, unlabelled_totals
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
@@ -134,20 +146,6 @@ REPORT_WORDS = (
 )
 
 
-def title_block_lines(above: pd.DataFrame) -> list[str]:
-    """The title block's lines: each row's distinct texts, each cell's own lines apart."""
-    lines: list[str] = []
-    for row in above.itertuples(index=False):
-        cells = [str(v) for v in row if v]
-        if not any("\n" in c or "\r" in c for c in cells):
-            if cells:
-                lines.append(" ".join(dict.fromkeys(cells)))
-            continue
-        for cell in dict.fromkeys(cells):
-            lines += [part.strip() for part in re.split(r"[\r\n]+", cell) if part.strip()]
-    return lines
-
-
 def own_period(extract: ExtractResult) -> tuple[date | None, str]:
     """The period a file states itself, and where: its title, else a date in its name."""
     if extract.period is not None:
@@ -162,15 +160,6 @@ def period_from_name(name: str) -> date | None:
         if match:
             return date(int(match["year"]), int(match["month"]), 1)
     return None
-
-
-def first_texts(text: pd.DataFrame) -> pd.Series:
-    """Each row's first non-empty cell ("" for a blank row), column by column from the right."""
-    first = pd.Series("", index=text.index, dtype=object)
-    for column in reversed(text.columns):
-        cells = text[column]
-        first = cells.where(cells.ne(""), first)
-    return first
 
 
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
@@ -256,6 +245,7 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     if len(totals):
         after = np.arange(len(body)) > totals[-1]
         mark(after & amounts_empty, "note")
+        mark(after & stray_cells(text, count, layout), "note")
     # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
     # of data with everything else missing; a row holding an amount always stays data.
     mark(lone, "note")
@@ -346,11 +336,6 @@ def _mark_merged(
 # A cell that reads as an amount or a date, not a name.
 _VALUE_LIKE = (r"^[\s$(+-]*[\d,.]+\)?$", r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 
-# Totals and subtotals by the words every export uses, whatever the profile lists:
-# "Total", "Totals", "Grand Total", "Total_26Units", "Subtotal", "14 Units".
-SHAPE_TOTALS = (r"^\s*(grand[\s_]*)?totals?(?![a-z])",)
-SHAPE_SUBTOTALS = (r"^\s*sub[\s_-]*totals?(?![a-z])", r"^\s*\d+[\s_]*units?(?![a-z])")
-
 
 def extract_file(
     source: SourceFile,
@@ -395,7 +380,7 @@ def extract_file(
             for _, g in grids
             if not g.empty
             for t in [g.dropna(how="all", axis=1)]
-            if (r := _likely_header(t)) is not None
+            if (r := likely_header(t)) is not None
         ],
     )
     _refuse_if_no_charge_column(
@@ -411,19 +396,6 @@ def extract_file(
         f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
         "to the template's."
     )
-
-
-def sheet_rank(table: pd.DataFrame, header_rows: tuple[int, ...]) -> tuple[int, int, int]:
-    """How much a sheet looks like an export's own, beyond its header: (a title block above
-    the header, a total row below it, its rows below the header). A copy pasted by hand
-    keeps the header and loses the rest."""
-    text = _cell_text(table)
-    above = text.iloc[: header_rows[0]]
-    below = text.iloc[header_rows[-1] + 1 :]
-    filled = (below != "").any(axis=1)
-    first = first_texts(below[filled])
-    has_total = bool(any_match(first, SHAPE_TOTALS).any()) if len(first) else False
-    return (int((above != "").to_numpy().any()), int(has_total), int(filled.sum()))
 
 
 def _refuse_if_no_charge_column(
@@ -465,7 +437,7 @@ def _refuse_if_not_an_input(name: str, sheets: list[tuple[pd.DataFrame, tuple[in
     activity, general ledger, work order log, a roll of daily rates) is refused saying what
     it is, never with advice to map it. ``sheets``: each sheet with its header rows."""
     for table, header_rows in sheets:
-        top = _cell_text(table.head(header_rows[-1] + 1))
+        top = cell_text(table.head(header_rows[-1] + 1))
         headers = [
             " ".join(dict.fromkeys(str(c) for c in top.iloc[list(header_rows), i] if c))
             for i in range(top.shape[1])
@@ -482,17 +454,6 @@ def _refuse_if_not_an_input(name: str, sheets: list[tuple[pd.DataFrame, tuple[in
             raise InputError(f"{name}: {finding.message}. Nothing in it was posted{inputs}")
 
 
-def _likely_header(table: pd.DataFrame) -> int | None:
-    """The row near the top naming the most different columns (a title merged across the
-    sheet repeats one text; a data row holds numbers), if one names at least two."""
-    top = table.head(HEADER_SCAN_ROWS).fillna("").astype(str)
-    counts = [
-        len({c.strip() for c in row if re.search(r"[A-Za-z]", c)})
-        for row in top.itertuples(index=False)
-    ]
-    return counts.index(max(counts)) if counts and max(counts) > 1 else None
-
-
 def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
     for _, grid in grids:
         top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
@@ -506,12 +467,6 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
             row = top.iloc[counts.index(max(counts))]
             return ", ".join(repr(c) for c in dict.fromkeys(row) if c)[:400]
     return ""
-
-
-def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
-    """Text view of cells for classifying rows (the values themselves are kept as read)."""
-    text: pd.DataFrame = grid.fillna("").astype(str).apply(lambda col: col.str.strip())
-    return text
 
 
 def _too_long(cells: pd.Series, limit: int) -> int | None:
@@ -535,12 +490,11 @@ def _extract_sheet(
     grid = grid.reset_index(drop=True)
     names_of_cells = cell_names(grid.columns, layout)
     grid.columns = pd.RangeIndex(grid.shape[1])
-    text = _cell_text(grid)
+    text = cell_text(grid)
     over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
     if over:
-        longest = max(over)
         raise InputError(
-            f"{source.name}: a cell holds {longest:,} characters; the limit is "
+            f"{source.name}: a cell holds {max(over):,} characters; the limit is "
             f"{limits.max_cell_chars:,}"
         )
     nonblank = (text != "").any(axis=1)
@@ -600,6 +554,7 @@ def _extract_sheet(
                 rows[name] = cells.where(non_data).combine_first(
                     cells.where(~non_data).groupby(segment).ffill()
                 )
+    rows = second_residents(rows, non_data, profile)
     if profile.group_sets:
         groups = (
             first_texts(body_text)
@@ -647,21 +602,29 @@ def _extract_sheet(
         layout=describe_layout(
             layout, sheet, (text.iloc[header_start:] != "").any(axis=0).tolist(), known_codes
         ),
-        grain=_what_it_is(
+        grain=what_it_is(
             grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
             not_an_input(title_lines, list(layout.cells), read=True),
         ),
     )
 
 
-def _what_it_is(
-    found: tuple[GrainFinding, ...], title: GrainFinding | None
-) -> tuple[GrainFinding, ...]:
-    """The grain findings, after what the title (or a daily rate column) says the file is,
-    unless a finding already shows it with its rows (a directory's repeated rents)."""
-    if title is None or any(f.check == "directory" for f in found):
-        return found
-    return (title, *found)
+def _fill_down(rows: pd.DataFrame, non_data: pd.Series, profile: Profile) -> pd.DataFrame:
+    """The cells a profile fills down from the row above (Yardi's charge sub-rows), or else a
+    lone second resident's unit."""
+    if not profile.fill_down:
+        return second_residents(rows, non_data, profile)
+    rows = rows.copy()
+    # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
+    # cells down, but never across a total, subtotal or group row.
+    segment = non_data.cumsum()
+    for name in profile.fill_down:
+        if name in rows:
+            cells = rows[name].where(~rows[name].astype(str).str.strip().isin(["", "nan", "None"]))
+            rows[name] = cells.where(non_data).combine_first(
+                cells.where(~non_data).groupby(segment).ffill()
+            )
+    return rows
 
 
 def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:

@@ -64,8 +64,9 @@ def header_candidates(grid: pd.DataFrame) -> list[Candidate]:
             if not any(row) or not any(lower) or any(_VALUE_LIKE.match(c) for c in lower if c):
                 continue
             spread = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
+            # A cell merged over both rows ("Unit") reads once, not "Unit Unit".
             combined = [
-                f"{u} {lo}".strip() if lo else own
+                f"{u} {lo}".strip() if lo and lo != own else own
                 for u, lo, own in zip(spread, lower, row, strict=True)
             ]
             out.append(((r, r + 1), combined, lower))
@@ -154,7 +155,7 @@ def detect_layout(
 ) -> Layout | None:
     """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
-    best: tuple[tuple[int, int, int, int, int, int], Layout] | None = None
+    best: tuple[tuple[int, ...], Layout] | None = None
     name = _compact(file_name)
     top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     for rows, cells, leaves in header_candidates(grid):
@@ -172,7 +173,9 @@ def detect_layout(
             # Columns found under the profile's own names first: the vocabulary only helps a
             # profile read a file, never makes it the better match.
             own = len(set(layout.columns) - layout.vocabulary)
-            key = (own, *layout.score, hinted, -len(rows), -rows[0])
+            # Then the header that finds more charge columns: a merged group header over its
+            # leaves ("Accommodation" over "Monthly") names the charge the leaf alone does not.
+            key = (own, *layout.score, len(layout.charge_columns), hinted, -len(rows), -rows[0])
             if best is None or key > best[0]:
                 best = (key, layout)
     return best[1] if best else None
@@ -210,7 +213,14 @@ def cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
     return out
 
 
-ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}
+ROW_TOTAL_HEADERS = {
+    "total",
+    "totals",
+    "total charges",
+    "total amount",
+    "row total",
+    "total monthly",
+}
 
 
 # --- a layout as a person confirms it -----------------------------------------------------------

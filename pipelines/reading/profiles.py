@@ -121,7 +121,7 @@ class Profile:
     group_sets: str | None = None
     group_strip: str | None = None
     fill_down: tuple[str, ...] = ()
-    vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    vacant_patterns: tuple[str, ...] = (r"^\W*vacant",)  # "VACANT", "*Vacant"
     # Section banners, one text on a row ("Current/Notice/Vacant Residents"): notes.
     note_patterns: tuple[str, ...] = ()
     # Banners of a section of residents who are not current ("Future Residents/Applicants"):

@@ -190,12 +190,74 @@ def non_inputs() -> None:
                not_advised=NOT_ADVISED)
 
 
+def senior_living() -> None:
+    """A senior-living roll: a title cell of several lines with "As of Date:", a two-row
+    header with line breaks inside cells and "Accommodation" merged over "Per Period |
+    Monthly", the property on a row merged across the sheet, a second resident's row with no
+    unit under the primary's, "*Vacant" rows, a "Totals For …" row, and a stray cell one row
+    below it. Monthly is charged; Per Period repeats its money and is not."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Rent Roll"
+    top = ["Unit", "Resident", "Care\nLevel", "Move In\nDate", "Accommodation", None,
+           "Level of Care\nMonthly", "Total\nMonthly"]
+    low = [None, None, None, None, "Per Period", "Monthly", None, None]
+    width = len(top)
+    ws.append(["Resident Rent Roll\nLakeview Terrace\nAs of Date: 01/31/2024 12:00:00 AM"])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    ws.append([])
+    ws.append(top)
+    ws.append(low)
+    for column in (1, 2, 3, 4, 7, 8):  # one cell over both header rows
+        ws.merge_cells(start_row=3, start_column=column, end_row=4, end_column=column)
+    ws.merge_cells(start_row=3, start_column=5, end_row=3, end_column=6)
+    ws.append(["Lakeview Terrace"])
+    ws.merge_cells(start_row=5, start_column=1, end_row=5, end_column=width)
+    read, used, total, care_total, vacant, seconds = 5, 0, 0, 0, 0, 0
+    for n, (unit, person) in enumerate(tenants("Lakeview Terrace")[:8]):
+        if person is None or n == 3:
+            ws.append([unit, "*Vacant", None, None, None, None, None, None])
+            read += 1
+            vacant += 1
+            continue
+        rent, care = 420_000 + 5_000 * n, 65_000 if n % 2 else 0
+        ws.append([unit, person, "AL" if care else "IL", "06/01/2025", rent / 100, rent / 100,
+                   care / 100 if care else None, (rent + care) / 100])
+        read += 1
+        used += 1
+        total += rent + care
+        care_total += care
+        if n == 1:  # a second resident, under the primary's row, with no unit
+            ws.append([None, f"{person.split(',')[0]}, Avery", "IL", "06/01/2025", 110_000 / 100,
+                       110_000 / 100, None, 110_000 / 100])
+            read += 1
+            used += 1
+            total += 110_000
+            seconds += 1
+    accommodation = total - care_total
+    ws.append(["Totals For Lakeview Terrace", None, None, None, accommodation / 100,
+               accommodation / 100, care_total / 100, total / 100])
+    ws.append([None] * 5 + [9])  # a stray cell (a count), one row below the totals
+    read += 2
+    name = "shape_senior_living.xlsx"
+    wb.save(HERE / name)
+    # The seed has no second residents nor care charges: read offline only.
+    expect(name, exit=0, online=False, profile="senior_living_rent_roll", rows_read=read,
+           rows_used=used, rows_rejected=0, source_total_cents=total,
+           skipped={"blank": 1, "group": 1, "header": 2, "note": 1, "title": 1, "total": 1,
+                    "vacant": vacant},
+           columns_not_charged=[{"header": "Accommodation Per Period", "cells": used,
+                                 "total_cents": accommodation}],
+           period="2024-01-01", period_source="title")
+
+
 def main() -> None:
     voyager_title_property()
     charges_summary("shape_yardi_charges_summary.xlsx")
     charges_summary("shape_export_and_copy.xlsx", with_copy="after")
     charges_summary("shape_copy_and_export.xlsx", with_copy="before")
     non_inputs()
+    senior_living()
 
 
 if __name__ == "__main__":
