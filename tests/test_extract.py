@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from pipelines.core.errors import InputError
@@ -974,3 +976,46 @@ def test_the_export_s_own_sheet_is_read_whatever_the_sheet_order(
     result = extract(path)
     assert result.sheet == "Report1"
     assert len(result.rows) == expected["rows_used"]
+
+
+months = st.integers(min_value=1, max_value=12)
+years = st.integers(min_value=2000, max_value=2099)
+
+
+@given(months, years, st.integers(min_value=1, max_value=28), st.sampled_from(["\n", "\r\n"]))
+def test_the_period_is_read_from_each_way_a_title_states_it(
+    month: int, year: int, day: int, newline: str
+) -> None:
+    """Property (#38): "Period: 01/24", "Period = 01/2024", and "As of Date: … 12:00:00 AM" on
+    a line of a title cell of several lines all name the same month."""
+    from datetime import date
+
+    from pipelines.reading.extract import find_period
+    from pipelines.reading.profiles import Profile
+    from pipelines.reading.shapes import title_block_lines
+
+    patterns = Profile(name="", kind="", description="", columns={}, required=()).period_patterns
+    want = date(year, month, 1)
+    assert (
+        find_period(f"Rent Roll Charges Summary Period: {month:02d}/{year % 100:02d}", patterns)
+        == want
+    )
+    assert find_period(f"Period = {month}/{year}", patterns) == want
+    cell = f"Resident Rent Roll{newline}Lakeview Terrace{newline}As of Date: {month}/{day}/{year} 12:00:00 AM"
+    lines = title_block_lines(pd.DataFrame([[cell, cell]]))
+    assert lines[1] == "Lakeview Terrace"
+    assert find_period(" ".join(lines), patterns) == want
+
+
+@given(st.integers(min_value=-(10**9), max_value=10**9))
+def test_money_written_with_four_decimals_reads_to_the_cent(cents: int) -> None:
+    """Property (#38): a self-storage export writes "238.0000"; as text or as a number it is
+    the same cents, never rejected for its trailing zeros."""
+    from decimal import Decimal
+
+    from pipelines.core.parsing import parse_money
+
+    text = f"{Decimal(cents) / 100:.4f}"
+    parsed, errors = parse_money(pd.Series([text, float(Decimal(text))], dtype=object))
+    assert parsed.tolist() == [cents, cents]
+    assert errors.isna().all()

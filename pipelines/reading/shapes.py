@@ -74,6 +74,9 @@ def second_residents(rows: pd.DataFrame, non_data: pd.Series, profile: Profile) 
     rolls list them so): it takes the unit above. A first row with no unit keeps none."""
     if profile.fill_down or "unit" not in rows or "resident_name" not in rows:
         return rows
+    units = rows["unit"]
+    if not (units.isna().any() or units.astype(object).eq("").any()):
+        return rows  # every row names its unit (most rolls): nothing to look at closely
 
     def blank(cells: pd.Series) -> pd.Series:
         return cells.isna() | cells.astype(str).str.strip().isin(["", "nan", "None"])
