@@ -1019,3 +1019,43 @@ def test_money_written_with_four_decimals_reads_to_the_cent(cents: int) -> None:
     parsed, errors = parse_money(pd.Series([text, float(Decimal(text))], dtype=object))
     assert parsed.tolist() == [cents, cents]
     assert errors.isna().all()
+
+
+def test_a_property_whose_name_says_budget_is_not_a_budget() -> None:
+    from pipelines.reading.grain import not_an_input
+
+    assert not_an_input(["Budget Self Storage", "As of 01/31/2024"], ["Unit", "Tenant"]) is None
+    found = not_an_input(["Operating Budget 2024"], ["Account", "Jan", "Feb"], read=True)
+    assert found is not None and "12-month budget" in found.message
+
+
+def test_voyager_s_own_charge_names_resolve_through_aliases_to_the_file_s_totals(refs) -> None:  # type: ignore[no-untyped-def]
+    """#38: the Charges Summary under Voyager's own column names posts, column by column,
+    exactly its charged columns' totals once a clerk aliases its names to Propexo's codes
+    (``tieout alias add charge_code "Second Person" Rent`` …); the Residency Fee is not."""
+    from pipelines.core.config import load_settings
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.runs.files import process_file
+
+    name = "shape_yardi_charges_summary_voyager.xlsx"
+    codes = pd.DataFrame(
+        {
+            "spreadsheet_name": [
+                "Second Person",
+                "Other Charges",
+                "Rent Concession",
+                "Other Concession",
+            ],
+            "propexo_name": ["Rent", "Trash", "Concession", "Concession"],
+        }
+    )
+    refs = replace(refs, aliases={**refs.aliases, "charge_codes": codes})
+    settings = load_settings(env={})
+    result = process_file(
+        fingerprint(TEST_DATA / name), profiles_for(settings, registered()), refs, settings
+    )
+    assert result.issues == []
+    expected = json.loads((TEST_DATA / f"{name}.expected.json").read_text())
+    assert int(result.records["amount_cents"].sum()) == expected["source_total_cents"]
+    stated = {t["column"]: t["stated_cents"] for t in expected["file_totals"]}
+    assert expected["source_total_cents"] == sum(v for k, v in stated.items() if k != "row totals")

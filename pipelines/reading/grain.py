@@ -239,8 +239,17 @@ _NOT_INPUT_TITLES: tuple[tuple[str, str], ...] = (
     ("tenant directory", r"\bdirectory\b|\b(tenant|resident)s?\s+contacts?\b|\bcontact\s+list\b"),
     ("census", r"\bcensus\b"),
     ("vacancy report", r"\bvacanc(y|ies)\b|\bvacant\s+units?\b|\bavailable\s+units?\b"),
-    ("12-month budget", r"\bbudgets?\b"),
-    ("leasing activity report", r"\bleasing\s+activity\b|\btraffic\b|\bguest\s+cards?\b"),
+    # Not "Budget Self Storage": a budget by the words that go with one.
+    (
+        "12-month budget",
+        r"\b(annual|operating|capital|12[- ]month|yearly|\d{4})\s+budget\b"
+        r"|^\s*budgets?\s*(fy|\d{4}|$)"
+        r"|\bbudget\s+(report|worksheet|vs\.?|variance|comparison)\b",
+    ),
+    (
+        "leasing activity report",
+        r"\bleasing\s+activity\b|\btraffic\s+(report|summary|log)\b|\bguest\s+cards?\b",
+    ),
     ("general ledger", r"\bgeneral\s+ledger\b|\btrial\s+balance\b|\bgl\s+detail\b"),
     ("work order log", r"\bwork\s*orders?\b|\b(service|maintenance)\s+requests?\b"),
 )

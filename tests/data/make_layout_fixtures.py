@@ -70,41 +70,46 @@ def voyager_title_property() -> None:
            period="2024-01-01", period_source="title")
 
 
-CHARGED = ["Rent", "Pet Rent", "Parking", "Concession"]
+CHARGED_SEED = ["Rent", "Pet Rent", "Parking", "Concession"]
 
 
-def charges_summary(name: str, with_copy: str = "") -> None:
+VOYAGER = ["Rent", "Second Person", "Other Charges", "Rent Concession", "Other Concession"]
+
+
+def charges_summary(name: str, with_copy: str = "", codes: list[str] = CHARGED_SEED) -> None:
     """Yardi Voyager's "Rent Roll Charges Summary": a title block with "Period: 01/24", one row
     per lease, one column per charge, a one-time "Residency Fee" (not charged) and a "Total
     Charges" column that sums every charge column, Residency Fee included; a "Totals for …"
     row that ties column by column. ``with_copy``: a second sheet, a hand-edited copy of the
     first (a rent changed, rows dropped, no title block), that is never read: "after" the
-    export's own sheet, or "before" it."""
+    export's own sheet, or "before" it. ``codes``: the charge columns' headers (the seed's
+    charge codes, or Voyager's own, which the seed does not know: read offline only)."""
     wb = Workbook()
     ws = wb.active
     ws.title = "Report1"
-    header = ["Unit", "Resident", "Name", *CHARGED, "Residency Fee", "Total Charges"]
+    header = ["Unit", "Resident", "Name", *codes, "Residency Fee", "Total Charges"]
     for line in (["Rent Roll Charges Summary"], ["Lakeview Terrace (lake)"], ["Period: 01/24"], [],
                  header):
         ws.append(line)
     read = 5
-    sums = dict.fromkeys([*CHARGED, "Residency Fee"], 0)
+    sums = dict.fromkeys([*codes, "Residency Fee"], 0)
     rows = []
     for n, (unit, person) in enumerate(tenants("Lakeview Terrace")):
         if person is None:
             continue
-        cents = {"Rent": 150_000 + 1_250 * n, "Pet Rent": 2_500 if n % 3 == 0 else 0,
-                 "Parking": 3_500 if n % 4 == 1 else 0, "Concession": -5_000 if n == 2 else 0,
-                 "Residency Fee": 30_000 if n % 5 == 0 else 0}
+        amounts = [150_000 + 1_250 * n, 2_500 if n % 3 == 0 else 0, 3_500 if n % 4 == 1 else 0,
+                   -5_000 if n == 2 else 0, -1_500 if n == 4 else 0][: len(codes)]
+        cents = dict(zip(codes, amounts, strict=True)) | {
+            "Residency Fee": 30_000 if n % 5 == 0 else 0}
         for k, v in cents.items():
             sums[k] += v
-        row = [unit, f"t{n:07d}", person] + [cents[k] / 100 for k in (*CHARGED, "Residency Fee")]
+        row = [unit, f"t{n:07d}", person] + [cents[k] / 100 for k in (*codes, "Residency Fee")]
         row.append(sum(cents.values()) / 100)
         rows.append(row)
         ws.append(row)
         read += 1
     ws.append(["Totals for Lakeview Terrace (lake)", None, None]
-              + [sums[k] / 100 for k in (*CHARGED, "Residency Fee")]
+              + [sums[k] / 100 for k in (*codes, "Residency Fee")]
               + [sum(sums.values()) / 100])
     read += 1
     if with_copy:
@@ -113,16 +118,17 @@ def charges_summary(name: str, with_copy: str = "") -> None:
         for row in rows[:-3]:
             copy.append(row[:3] + [row[3] + 100] + row[4:])
     wb.save(HERE / name)
-    charged = sum(sums[k] for k in CHARGED)
-    expect(name, exit=0, profile="yardi_charges_summary", rows_read=read, rows_used=len(rows),
+    charged = sum(sums[k] for k in codes)
+    expect(name, exit=0, online=codes == CHARGED_SEED, profile="yardi_charges_summary",
+           rows_read=read, rows_used=len(rows),
            rows_rejected=0, source_total_cents=charged,
            skipped={"blank": 1, "header": 1, "title": 3, "total": 1},
            columns_not_charged=[{"header": "Residency Fee",
-                                 "cells": sum(1 for r in rows if r[7]),
+                                 "cells": sum(1 for r in rows if r[3 + len(codes)]),
                                  "total_cents": sums["Residency Fee"]}],
            period="2024-01-01", period_source="title",
            file_totals=[*({"column": k, "stated_cents": sums[k], "difference_cents": 0}
-                          for k in sorted(CHARGED)),
+                          for k in sorted(codes)),
                         {"column": "row totals", "stated_cents": sum(sums.values()),
                          "difference_cents": 0, "also_sums": ["Residency Fee"]}])
 
@@ -256,6 +262,7 @@ def main() -> None:
     charges_summary("shape_yardi_charges_summary.xlsx")
     charges_summary("shape_export_and_copy.xlsx", with_copy="after")
     charges_summary("shape_copy_and_export.xlsx", with_copy="before")
+    charges_summary("shape_yardi_charges_summary_voyager.xlsx", codes=VOYAGER)
     non_inputs()
     senior_living()
 
