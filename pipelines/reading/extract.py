@@ -542,19 +542,7 @@ def _extract_sheet(
 
     rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
     profile = layout.profile
-    if profile.fill_down:
-        # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
-        # cells down, but never across a total, subtotal or group row.
-        segment = non_data.cumsum()
-        for name in profile.fill_down:
-            if name in rows:
-                cells = rows[name].where(
-                    ~rows[name].astype(str).str.strip().isin(["", "nan", "None"])
-                )
-                rows[name] = cells.where(non_data).combine_first(
-                    cells.where(~non_data).groupby(segment).ffill()
-                )
-    rows = second_residents(rows, non_data, profile)
+    rows = _fill_down(rows, non_data, profile)
     if profile.group_sets:
         groups = (
             first_texts(body_text)
