@@ -42,9 +42,9 @@ from pipelines.reading.shapes import (
     SHAPE_SUBTOTALS,
     SHAPE_TOTALS,
     cell_text,
+    fill_down,
     first_texts,
     likely_header,
-    second_residents,
     sheet_rank,
     stray_cells,
     title_block_lines,
@@ -542,7 +542,7 @@ def _extract_sheet(
 
     rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
     profile = layout.profile
-    rows = _fill_down(rows, non_data, profile)
+    rows = fill_down(rows, non_data, profile)
     if profile.group_sets:
         groups = (
             first_texts(body_text)
@@ -595,24 +595,6 @@ def _extract_sheet(
             not_an_input(title_lines, list(layout.cells), read=True),
         ),
     )
-
-
-def _fill_down(rows: pd.DataFrame, non_data: pd.Series, profile: Profile) -> pd.DataFrame:
-    """The cells a profile fills down from the row above (Yardi's charge sub-rows), or else a
-    lone second resident's unit."""
-    if not profile.fill_down:
-        return second_residents(rows, non_data, profile)
-    rows = rows.copy()
-    # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
-    # cells down, but never across a total, subtotal or group row.
-    segment = non_data.cumsum()
-    for name in profile.fill_down:
-        if name in rows:
-            cells = rows[name].where(~rows[name].astype(str).str.strip().isin(["", "nan", "None"]))
-            rows[name] = cells.where(non_data).combine_first(
-                cells.where(~non_data).groupby(segment).ffill()
-            )
-    return rows
 
 
 def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:

@@ -68,6 +68,24 @@ def likely_header(table: pd.DataFrame) -> int | None:
     return counts.index(max(counts)) if counts and max(counts) > 1 else None
 
 
+def fill_down(rows: pd.DataFrame, non_data: pd.Series, profile: Profile) -> pd.DataFrame:
+    """The cells a profile fills down from the row above (Yardi's charge sub-rows), or else a
+    lone second resident's unit."""
+    if not profile.fill_down:
+        return second_residents(rows, non_data, profile)
+    rows = rows.copy()
+    # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
+    # cells down, but never across a total, subtotal or group row.
+    segment = non_data.cumsum()
+    for name in profile.fill_down:
+        if name in rows:
+            cells = rows[name].where(~rows[name].astype(str).str.strip().isin(["", "nan", "None"]))
+            rows[name] = cells.where(non_data).combine_first(
+                cells.where(~non_data).groupby(segment).ffill()
+            )
+    return rows
+
+
 def second_residents(rows: pd.DataFrame, non_data: pd.Series, profile: Profile) -> pd.DataFrame:
     """A row naming a resident but no unit, right under a resident's row with a unit (no
     total, group or blank row between), is a second resident of that unit (senior-living
