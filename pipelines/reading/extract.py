@@ -416,6 +416,8 @@ def _refuse_if_no_charge_column(
             for profile in profiles:
                 if profile_name not in (None, profile.name) or profile.charge_mode != "columns":
                     continue
+                if profile.title_patterns or profile.charge_columns_only:
+                    continue  # a narrow profile claims only files with its own marks
                 layout = match_layout(
                     profile, rows, cells, leaves, known_codes, allow_no_charges=True
                 )

@@ -161,8 +161,11 @@ def detect_layout(
     for rows, cells, leaves in header_candidates(grid):
         # A hint in the file's name or in its title above the header ("Rent Roll with Lease
         # Charges"); the longest hint found is the most specific ("lease charges" over "charge").
-        title = _compact(" ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist()))
+        above = " ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist())
+        title = _compact(above)
         for profile in candidates:
+            if not profile.applies_to(" ".join(above.split()), file_name):
+                continue
             layout = match_layout(profile, rows, cells, leaves, known_codes)
             if layout is None:
                 continue
