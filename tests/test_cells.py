@@ -66,10 +66,10 @@ def test_numbers_of_every_width_are_amounts_or_refused_by_size() -> None:
     assert error.iloc[4].endswith("is not an amount")
 
 
-def _resident_directory(path: Path) -> Path:
+def _resident_directory(path: Path, title: str = "Resident Directory") -> Path:
     """A Yardi resident directory: dates, times and flags under headers tieout does not know."""
     rows: list[list[Any]] = [
-        ["Resident Directory"],
+        [title],
         ["Property", "Unit", "Tenant", "Rent", "Lease Expiration", "Call Time", "Pets"],
     ]
     for n in range(4):
@@ -88,11 +88,16 @@ def _resident_directory(path: Path) -> Path:
 
 
 def test_check_reads_a_directory_with_date_time_and_boolean_cells(tmp_path: Path) -> None:
-    """#31: a Yardi resident directory ended in an internal error from the amount detector."""
-    result = check_file(_resident_directory(tmp_path / "directory.xlsx"), SETTINGS, None)
+    """#31: a Yardi resident directory ended in an internal error from the amount detector;
+    its columns, under a rent roll's title, read (#38: under its own title it is refused as
+    the directory it is, with no internal error either)."""
+    path = _resident_directory(tmp_path / "roll.xlsx", title="Resident Rent Roll")
+    result = check_file(path, SETTINGS, None)
     s = result.summary
     assert s["rows_used"] == 4 and s["source_total_cents"] == 480600
     assert s["columns_not_charged"] == []  # dates, times and flags are not amounts
+    with pytest.raises(InputError, match="this is a tenant directory: its title says"):
+        check_file(_resident_directory(tmp_path / "directory.xlsx"), SETTINGS, None)
 
 
 def test_profile_init_drafts_from_date_cells_under_two_row_headers(tmp_path: Path) -> None:

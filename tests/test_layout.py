@@ -8,12 +8,17 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
-from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
+from pipelines.reading.layout import header_candidates
+from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles, normalize_header
 from sandbox.server import RunningSandbox
 from tests.conftest import SAMPLES, TEST_DATA, run_cli
 
@@ -265,3 +270,68 @@ def test_confirmations_are_kept_listed_and_forgotten_on_each_engine(
         assert ledger.forget_layout(first) and not ledger.forget_layout(first)
         assert ledger.confirmed_layout(facts.fingerprint) is None
         assert ledger.confirmed_layouts().empty
+
+
+# --- headers as exports write them (#38) -------------------------------------------------------
+
+
+words = st.sampled_from(["Accommodation", "Care", "Level of Care", "Second Person", "Respite"])
+leaves = st.lists(
+    st.sampled_from(["Per Period", "Monthly", "Daily", "Rate", "Amount"]),
+    min_size=1,
+    max_size=3,
+    unique=True,
+)
+breaks = st.sampled_from([" ", "\n", "\r\n", " \n "])
+
+
+@given(st.lists(st.tuples(words, leaves), min_size=1, max_size=3, unique_by=lambda g: g[0]), breaks)
+def test_a_merged_two_row_header_reads_each_group_over_each_leaf(
+    groups: list[tuple[str, list[str]]], sep: str
+) -> None:
+    """Property: a grid as read_grids gives it (merged cells filled), with "Unit" and
+    "Resident" merged over both header rows and each group merged over its leaves, has a
+    two-row candidate naming each column "Group Leaf" once, and "Unit" once, whatever line
+    breaks the cells hold."""
+    upper = ["Unit", "Resident"]
+    lower = list(upper)  # merged over both rows: the same text in each
+    expected = ["unit", "resident"]
+    for group, names in groups:
+        for leaf in names:
+            upper.append(group.replace(" ", sep))
+            lower.append(leaf)
+            expected.append(normalize_header(f"{group} {leaf}"))
+    grid = pd.DataFrame([upper, lower, ["101", "Ashby, Rowan", *["1.00"] * (len(upper) - 2)]])
+    two_row = [c for c in header_candidates(grid) if c[0] == (0, 1)]
+    assert len(two_row) == 1
+    assert [normalize_header(c) for c in two_row[0][1]] == expected
+
+
+@hypothesis_settings(max_examples=8, deadline=None)
+@given(st.permutations(["Report1", "Copy", "Notes"]), st.integers(min_value=1, max_value=6))
+def test_the_export_sheet_wins_over_a_copy_in_any_order(order: list[str], dropped: int) -> None:
+    """Property: a workbook holding the export, a hand-edited copy of it (a rent changed,
+    ``dropped`` rows and its title block gone) and a notes sheet, in any order, is read from
+    the export's own sheet with all its rows."""
+    import tempfile
+
+    from openpyxl import Workbook, load_workbook
+
+    source = load_workbook(TEST_DATA / "shape_export_and_copy.xlsx")
+    export = [list(r) for r in source["Report1"].iter_rows(values_only=True)]
+    header_at = next(i for i, r in enumerate(export) if r[0] == "Unit")
+    data = [r for r in export[header_at + 1 :] if r[0] and not str(r[0]).startswith("Totals")]
+    copy = [export[header_at]] + [[*r[:3], r[3] + 1, *r[4:]] for r in data[: len(data) - dropped]]
+    sheets = {"Report1": export, "Copy": copy, "Notes": [["Exported by the property manager"]]}
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name in order:
+        ws = wb.create_sheet(name)
+        for row in sheets[name]:
+            ws.append(list(row))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "summary.xlsx"
+        wb.save(path)
+        result = extract_file(fingerprint(path), PROFILES)
+    assert result.sheet == "Report1"
+    assert len(result.rows) == len(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.core.errors import ConfigError
@@ -14,6 +15,7 @@ from pipelines.reading.profiles import (
     load_profile,
     load_profiles,
 )
+from tests.conftest import TEST_DATA
 
 # The source kinds a profile may name, as the registry knows them.
 SOURCE_COLUMNS = registered().source_columns
@@ -42,6 +44,7 @@ def test_every_builtin_profile_maps_only_its_kinds_columns() -> None:
             "cannot also map a charge_code column",
         ),
         ('kind = "charge"\n[charges]\nmode = "sideways"', "charges.mode must be"),
+        ('kind = "charge"\n[charges]\nonly = "yes"', "charges.only must be true or false"),
     ],
 )
 def test_a_profile_with_a_mistake_is_refused_saying_what(
@@ -112,3 +115,33 @@ def test_common_column_names_map_through_the_vocabulary_and_an_alias_wins() -> N
     )
     assert aliased is not None and aliased.columns[5] == "resident_name"
     assert aliased.charge_columns[2] == "Lessee" and 2 not in aliased.vocabulary
+
+
+def test_a_narrow_profile_claims_only_files_with_its_own_marks() -> None:
+    """#38: the Charges Summary applies only to a file whose title (or name) calls it one, and
+    the senior-living roll charges only its own columns: a plain roll of Unit, Name and Rent
+    is neither's, so it is held or proposed as a new layout, not read as theirs."""
+    from pipelines.reading.extract import extract_file
+    from pipelines.reading.grids import fingerprint
+    from pipelines.reading.layout import detect_layout
+
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
+    summary = next(p for p in profiles if p.name == "yardi_charges_summary")
+    senior = next(p for p in profiles if p.name == "senior_living_rent_roll")
+    assert summary.applies_to("Rent Roll Charges Summary Period: 01/24", "export.xlsx")
+    assert summary.applies_to("", "RentRollChargesSummary_0124.xlsx")
+    assert not summary.applies_to("Self Storage Rent Roll", "storage.csv")
+    assert senior.charges_header("Accommodation Monthly")
+    assert not senior.charges_header("Rent") and not senior.charges_header("Parking")
+    assert summary.charges_header("Second Person") and not summary.charges_header("Residency Fee")
+    table = pd.DataFrame(
+        [
+            ["Self Storage Rent Roll", "", "", ""],
+            ["Unit", "Name", "Size", "Rent"],
+            ["A101", "Ashby", "10x10", "238.0000"],
+        ]
+    )
+    narrow = [summary, senior]
+    assert detect_layout(table, narrow, "storage.csv") is None
+    result = extract_file(fingerprint(TEST_DATA / "shape_yardi_charges_summary.xlsx"), narrow)
+    assert result.profile == "yardi_charges_summary"

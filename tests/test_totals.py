@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipelines.core.parsing import dollars
 from pipelines.kinds import registered
@@ -135,3 +137,114 @@ def test_columns_of_amounts_nobody_charged_are_reported_with_their_total() -> No
     )
     found = amount_columns(data, {5: "Deposit", 6: "Notes", 7: "Blank"})
     assert found == ({"header": "Deposit", "cells": 2, "total_cents": 1250},)
+
+
+# --- column by column (#38) --------------------------------------------------------------------
+
+RENT, PET, FEE, ROW_TOTAL = 1, 2, 3, 4
+
+
+def _summary_layout(fee_known: bool = True) -> Layout:
+    """A Charges Summary read by its profile: Rent and Pet Rent charged, a one-time fee the
+    profile leaves out (``fee_known``) or a column nobody knows, and a "Total Charges"."""
+    profile = load_profile(BUILTIN_PROFILES_DIR / "yardi_charges_summary.toml", registered())
+    return Layout(
+        profile=profile,
+        header_rows=(0,),
+        columns={UNIT: "unit"},
+        charge_columns={RENT: "Rent", PET: "Pet Rent"},
+        score=(1, 5),
+        other_columns={FEE: "Residency Fee" if fee_known else "Misc Income"},
+        row_total_column=ROW_TOTAL,
+    )
+
+
+def _summary(
+    rows: list[tuple[int, int, int]], off_cents: int = 0
+) -> tuple[pd.DataFrame, pd.Series]:
+    """(rent, pet, fee) cents per lease; each row's Total Charges sums all three; the totals
+    row states each column's sum (its row total ``off_cents`` more)."""
+
+    def text(cents: int) -> str:
+        return f"{cents / 100:.2f}"
+
+    lines = [
+        (f"{n + 101}", text(r), text(p), text(f), text(r + p + f))
+        for n, (r, p, f) in enumerate(rows)
+    ]
+    sums = [sum(c) for c in zip(*rows, strict=True)] if rows else [0, 0, 0]
+    lines.append(("Totals for Lakeview Terrace", *map(text, sums), text(sum(sums) + off_cents)))
+    body = pd.DataFrame(lines, columns=[UNIT, RENT, PET, FEE, ROW_TOTAL], dtype=object)
+    body.index = pd.RangeIndex(1, len(lines) + 1)
+    kinds = pd.Series(["data"] * len(rows) + ["total"], index=body.index, dtype=object)
+    return body, kinds
+
+
+def test_a_row_total_that_also_sums_a_fee_not_charged_ties_column_by_column() -> None:
+    """#38: every charged column ties to its own total; "Total Charges" also counts the
+    one-time Residency Fee, which is reported, never a contradiction."""
+    body, kinds = _summary([(150_000, 2_500, 30_000), (151_250, 0, 0), (152_500, 0, 0)])
+    totals = {t["column"]: t for t in file_totals(body, kinds, _summary_layout())}
+    assert set(totals) == {"Rent", "Pet Rent", "row totals"}
+    assert all(is_tied(t) for t in totals.values())
+    assert totals["Rent"]["stated_cents"] == 453_750
+    assert totals["row totals"]["stated_cents"] == 486_250
+    assert totals["row totals"]["also_sums"] == ["Residency Fee"]
+    said = total_text(totals["row totals"], dollars)
+    assert "also counts 'Residency Fee', not charged" in said and said.startswith("ties out")
+
+
+def test_a_row_total_over_a_column_nobody_knows_is_still_a_difference() -> None:
+    """A column neither charged nor known not to be a charge may be a charge left out: the
+    row total that counts it does not tie (the file is refused, naming the column)."""
+    body, kinds = _summary([(150_000, 2_500, 1_200), (151_250, 0, 1_200)])
+    (row_total,) = [
+        t
+        for t in file_totals(body, kinds, _summary_layout(fee_known=False))
+        if t["column"] == "row totals"
+    ]
+    assert row_total["difference_cents"] == -2_400
+    assert "also_sums" not in row_total
+
+
+def test_a_row_total_off_by_more_than_the_fee_is_a_difference() -> None:
+    body, kinds = _summary([(150_000, 2_500, 30_000), (151_250, 0, 0)], off_cents=100)
+    (row_total,) = [
+        t for t in file_totals(body, kinds, _summary_layout()) if t["column"] == "row totals"
+    ]
+    assert row_total["difference_cents"] == -30_100  # against the charged columns alone
+    assert "also_sums" not in row_total
+
+
+cents = st.integers(min_value=-500_000, max_value=500_000)
+
+
+@given(st.lists(st.tuples(cents, cents, st.integers(0, 90_000)), min_size=1, max_size=12))
+def test_any_summary_whose_columns_tie_ties_whatever_its_fee(
+    rows: list[tuple[int, int, int]],
+) -> None:
+    """Property: when each column's total states its own sum, every charged column ties and
+    the row total ties (with the fee named exactly when the fee is not zero)."""
+    body, kinds = _summary(rows)
+    totals = {t["column"]: t for t in file_totals(body, kinds, _summary_layout())}
+    assert all(is_tied(t) for t in totals.values())
+    for header, at in (("Rent", 0), ("Pet Rent", 1)):
+        if header in totals:
+            assert totals[header]["stated_cents"] == sum(r[at] for r in rows)
+    fee = sum(r[2] for r in rows)
+    assert bool(totals["row totals"].get("also_sums")) == bool(fee)
+
+
+@given(
+    st.lists(st.tuples(cents, cents, st.integers(0, 90_000)), min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=10_000),
+)
+def test_any_row_total_off_by_a_cent_or_more_never_ties(
+    rows: list[tuple[int, int, int]], off: int
+) -> None:
+    body, kinds = _summary(rows)
+    body.iloc[-1, ROW_TOTAL] = f"{(sum(sum(r) for r in rows) + off) / 100:.2f}"
+    (row_total,) = [
+        t for t in file_totals(body, kinds, _summary_layout()) if t["column"] == "row totals"
+    ]
+    assert not is_tied(row_total)

@@ -21,7 +21,12 @@ from pipelines.core.errors import InputError
 from pipelines.core.hints import AliasHints
 from pipelines.core.models import ExtractResult, SourceFile
 from pipelines.core.parsing import parse_dates
-from pipelines.reading.grain import NOT_CURRENT, grain_findings, not_current_rows
+from pipelines.reading.grain import (
+    NOT_CURRENT,
+    grain_findings,
+    not_an_input,
+    not_current_rows,
+)
 from pipelines.reading.grids import DEFAULT_LIMITS, Limits, read_grids
 from pipelines.reading.layout import (
     HEADER_SCAN_ROWS,
@@ -33,6 +38,18 @@ from pipelines.reading.layout import (
     match_layout,
 )
 from pipelines.reading.profiles import Profile, normalize_header
+from pipelines.reading.shapes import (
+    SHAPE_SUBTOTALS,
+    SHAPE_TOTALS,
+    cell_text,
+    fill_down,
+    first_texts,
+    likely_header,
+    sheet_rank,
+    stray_cells,
+    title_block_lines,
+    what_it_is,
+)
 from pipelines.reading.totals import amount_columns, file_totals, unlabelled_totals
 
 SKIPPED_COLUMNS = ["source_row", "kind", "text"]
@@ -83,7 +100,8 @@ def find_period(title_text: str, patterns: tuple[str, ...]) -> date | None:
         if groups.get("mnum") and 1 <= int(groups["mnum"]) <= 12:
             month = int(groups["mnum"])
         if month and groups.get("year"):
-            return date(int(groups["year"]), month, 1)
+            year = int(groups["year"])
+            return date(year + 2000 if year < 100 else year, month, 1)  # "01/24": 2024
     return None
 
 
@@ -142,15 +160,6 @@ def period_from_name(name: str) -> date | None:
         if match:
             return date(int(match["year"]), int(match["month"]), 1)
     return None
-
-
-def first_texts(text: pd.DataFrame) -> pd.Series:
-    """Each row's first non-empty cell ("" for a blank row), column by column from the right."""
-    first = pd.Series("", index=text.index, dtype=object)
-    for column in reversed(text.columns):
-        cells = text[column]
-        first = cells.where(cells.ne(""), first)
-    return first
 
 
 def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd.Series:
@@ -236,6 +245,7 @@ def _classify_rows(body: pd.DataFrame, text: pd.DataFrame, layout: Layout) -> pd
     if len(totals):
         after = np.arange(len(body)) > totals[-1]
         mark(after & amounts_empty, "note")
+        mark(after & stray_cells(text, count, layout), "note")
     # A lone text cell with no amount is a note or legend ("* includes late fees"), not a row
     # of data with everything else missing; a row holding an amount always stays data.
     mark(lone, "note")
@@ -326,11 +336,6 @@ def _mark_merged(
 # A cell that reads as an amount or a date, not a name.
 _VALUE_LIKE = (r"^[\s$(+-]*[\d,.]+\)?$", r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}")
 
-# Totals and subtotals by the words every export uses, whatever the profile lists:
-# "Total", "Totals", "Grand Total", "Total_26Units", "Subtotal", "14 Units".
-SHAPE_TOTALS = (r"^\s*(grand[\s_]*)?totals?(?![a-z])",)
-SHAPE_SUBTOTALS = (r"^\s*sub[\s_-]*totals?(?![a-z])", r"^\s*\d+[\s_]*units?(?![a-z])")
-
 
 def extract_file(
     source: SourceFile,
@@ -349,17 +354,35 @@ def extract_file(
     grids = read_grids(source.path, limits, notices)
     # Every sheet is considered; the one whose header best matches a profile is the data
     # (a workbook's "Notes" or "Summary" sheet is not).
-    best: tuple[tuple[int, int], str | None, pd.DataFrame, Layout] | None = None
+    # Of sheets a profile reads equally well, the export's own: the one with a title block,
+    # a total row and the most rows, never a hand-edited copy of it, whatever their order.
+    read: list[tuple[str | None, pd.DataFrame, Layout]] = []
     for sheet, grid in grids:
         if grid.empty:
             continue
         table = grid.dropna(how="all", axis=1)
         layout = detect_layout(table, profiles, source.name, profile_name, known_codes)
-        if layout is not None and (best is None or layout.score > best[0]):
-            best = (layout.score, sheet, table, layout)
+        if layout is not None:
+            read.append((sheet, table, layout))
+    best: tuple[tuple[int, ...], str | None, pd.DataFrame, Layout] | None = None
+    for sheet, table, layout in read:
+        # One sheet read (most files): nothing to rank it against, so its rows are not scanned.
+        rank = (*layout.score, *(sheet_rank(table, layout.header_rows) if len(read) > 1 else ()))
+        if best is None or rank > best[0]:
+            best = (rank, sheet, table, layout)
     if best is not None:
         result = _extract_sheet(source, best[1], best[2], best[3], limits, known_codes)
         return replace(result, notices=tuple(notices)) if notices else result
+    _refuse_if_not_an_input(
+        source.name,
+        [
+            (t, (r,))
+            for _, g in grids
+            if not g.empty
+            for t in [g.dropna(how="all", axis=1)]
+            if (r := likely_header(t)) is not None
+        ],
+    )
     _refuse_if_no_charge_column(
         source.name, grids, profiles, profile_name, known_codes, hints or AliasHints()
     )
@@ -393,6 +416,8 @@ def _refuse_if_no_charge_column(
             for profile in profiles:
                 if profile_name not in (None, profile.name) or profile.charge_mode != "columns":
                     continue
+                if profile.title_patterns or profile.charge_columns_only:
+                    continue  # a narrow profile claims only files with its own marks
                 layout = match_layout(
                     profile, rows, cells, leaves, known_codes, allow_no_charges=True
                 )
@@ -409,6 +434,28 @@ def _refuse_if_no_charge_column(
                 )
 
 
+def _refuse_if_not_an_input(name: str, sheets: list[tuple[pd.DataFrame, tuple[int, ...]]]) -> None:
+    """A report that is not an input (a directory, census, vacancy report, budget, leasing
+    activity, general ledger, work order log, a roll of daily rates) is refused saying what
+    it is, never with advice to map it. ``sheets``: each sheet with its header rows."""
+    for table, header_rows in sheets:
+        top = cell_text(table.head(header_rows[-1] + 1))
+        headers = [
+            " ".join(dict.fromkeys(str(c) for c in top.iloc[list(header_rows), i] if c))
+            for i in range(top.shape[1])
+        ]
+        title = title_block_lines(top.iloc[: header_rows[0]])
+        finding = not_an_input(title, headers)
+        if finding is not None:
+            inputs = (
+                ""
+                if finding.check == "daily rates"
+                else ": tieout reads rent rolls (one row per resident, or one per charge) and "
+                "vendor bill exports"
+            )
+            raise InputError(f"{name}: {finding.message}. Nothing in it was posted{inputs}")
+
+
 def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
     for _, grid in grids:
         top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
@@ -422,12 +469,6 @@ def _headers_seen(grids: list[tuple[str | None, pd.DataFrame]]) -> str:
             row = top.iloc[counts.index(max(counts))]
             return ", ".join(repr(c) for c in dict.fromkeys(row) if c)[:400]
     return ""
-
-
-def _cell_text(grid: pd.DataFrame) -> pd.DataFrame:
-    """Text view of cells for classifying rows (the values themselves are kept as read)."""
-    text: pd.DataFrame = grid.fillna("").astype(str).apply(lambda col: col.str.strip())
-    return text
 
 
 def _too_long(cells: pd.Series, limit: int) -> int | None:
@@ -451,12 +492,11 @@ def _extract_sheet(
     grid = grid.reset_index(drop=True)
     names_of_cells = cell_names(grid.columns, layout)
     grid.columns = pd.RangeIndex(grid.shape[1])
-    text = _cell_text(grid)
+    text = cell_text(grid)
     over = [n for c in text.columns if (n := _too_long(text[c], limits.max_cell_chars))]
     if over:
-        longest = max(over)
         raise InputError(
-            f"{source.name}: a cell holds {longest:,} characters; the limit is "
+            f"{source.name}: a cell holds {max(over):,} characters; the limit is "
             f"{limits.max_cell_chars:,}"
         )
     nonblank = (text != "").any(axis=1)
@@ -465,16 +505,19 @@ def _extract_sheet(
     header_start, header_end = layout.header_rows[0], layout.header_rows[-1]
 
     above = text.iloc[:header_start]
-    title_lines = [
-        " ".join(dict.fromkeys(v for v in r if v)) for r in above.itertuples(index=False)
-    ]
+    # A title cell may hold several lines ("Rent Roll with Lease Charges\nOak Ridge (oakr)
+    # \nAs Of = ..."): each is a line of the title, as if it had its own row.
+    title_lines = title_block_lines(above)
     title_text = " ".join(title_lines)
     skipped_parts = [
         pd.DataFrame(
             {
                 "source_row": above.index + 1,
                 "kind": ["title" if any(r) else "blank" for r in above.itertuples(index=False)],
-                "text": [line[:200] for line in title_lines],
+                "text": [
+                    " ".join(dict.fromkeys(v for v in r if v))[:200]
+                    for r in above.itertuples(index=False)
+                ],
             }
         ),
         pd.DataFrame(
@@ -501,18 +544,7 @@ def _extract_sheet(
 
     rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
     profile = layout.profile
-    if profile.fill_down:
-        # Sub-rows (one per charge code under a unit row) repeat nothing: carry the unit row's
-        # cells down, but never across a total, subtotal or group row.
-        segment = non_data.cumsum()
-        for name in profile.fill_down:
-            if name in rows:
-                cells = rows[name].where(
-                    ~rows[name].astype(str).str.strip().isin(["", "nan", "None"])
-                )
-                rows[name] = cells.where(non_data).combine_first(
-                    cells.where(~non_data).groupby(segment).ffill()
-                )
+    rows = fill_down(rows, non_data, profile)
     if profile.group_sets:
         groups = (
             first_texts(body_text)
@@ -560,7 +592,10 @@ def _extract_sheet(
         layout=describe_layout(
             layout, sheet, (text.iloc[header_start:] != "").any(axis=0).tolist(), known_codes
         ),
-        grain=grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
+        grain=what_it_is(
+            grain_findings(rows, body_text[kinds.isin(["data", NOT_CURRENT])], layout),
+            not_an_input(title_lines, list(layout.cells), read=True),
+        ),
     )
 
 

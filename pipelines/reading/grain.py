@@ -228,3 +228,95 @@ def grain_findings(
         if found[-1] is None:
             found.append(_several_rows(rows, layout))
     return tuple(f for f in found if f is not None)
+
+
+# --- what a file is, when it is not an input -----------------------------------------------------
+
+# Reports that are not rent rolls nor bill exports, by what their title says. A title that
+# calls itself a rent roll or a charges report is never one of them ("Rent Roll - Occupied and
+# Vacant").
+_NOT_INPUT_TITLES: tuple[tuple[str, str], ...] = (
+    ("tenant directory", r"\bdirectory\b|\b(tenant|resident)s?\s+contacts?\b|\bcontact\s+list\b"),
+    ("census", r"\bcensus\b"),
+    ("vacancy report", r"\bvacanc(y|ies)\b|\bvacant\s+units?\b|\bavailable\s+units?\b"),
+    # Not "Budget Self Storage": a budget by the words that go with one.
+    (
+        "12-month budget",
+        r"\b(annual|operating|capital|12[- ]month|yearly|\d{4})\s+budget\b"
+        r"|^\s*budgets?\s*(fy|\d{4}|$)"
+        r"|\bbudget\s+(report|worksheet|vs\.?|variance|comparison)\b",
+    ),
+    (
+        "leasing activity report",
+        r"\bleasing\s+activity\b|\btraffic\s+(report|summary|log)\b|\bguest\s+cards?\b",
+    ),
+    ("general ledger", r"\bgeneral\s+ledger\b|\btrial\s+balance\b|\bgl\s+detail\b"),
+    ("work order log", r"\bwork\s*orders?\b|\b(service|maintenance)\s+requests?\b"),
+)
+_AN_INPUT_TITLE = re.compile(r"\brent\s*roll\b|\bcharges?\b|\bbills?\b|\binvoices?\b|\bpayables?\b")
+_MONTH_HEADER = re.compile(
+    r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(\s*[-/ ]?\s*\d{2,4})?$"
+)
+_DAILY = re.compile(r"\b(daily|per\s+day|per\s+diem|day\s+rate)\b")
+
+
+def _header_signature(headers: list[str]) -> tuple[str, str] | None:
+    """What a header row alone shows a file to be, and the columns that show it."""
+    names = [normalize_header(h) for h in headers if h.strip()]
+    shown = {normalize_header(h): " ".join(h.split()) for h in headers if h.strip()}
+
+    def said(found: list[str]) -> str:
+        return ", ".join(repr(shown[n]) for n in found[:4])
+
+    months = [n for n in names if _MONTH_HEADER.match(n)]
+    if len(months) >= 6:
+        return "12-month budget", f"its columns are months ({said(months)}, …)"
+    rules = (
+        ("vacancy report", r"\bdays?\s+vacant\b|\bvacant\s+(since|days)\b|\bmake\s+ready\b"),
+        ("leasing activity report", r"\bprospects?\b|\blead\s+source\b|\bguest\s+cards?\b"),
+        ("work order log", r"^wo\b|\bwork\s*orders?\b|\bpriority\b"),
+        ("census", r"\bcensus\b"),
+    )
+    for what, pattern in rules:
+        found = [n for n in names if re.search(pattern, n)]
+        if found:
+            return what, f"its {said(found)} column{'s' if len(found) > 1 else ''}"
+    debit = [n for n in names if re.search(r"\bdebits?\b|\bcredits?\b", n)]
+    if len({re.sub(r"s$", "", d.split()[-1]) for d in debit}) >= 2:
+        return "general ledger", f"its {said(debit)} columns"
+    contact = [n for n in names if re.search(r"\bphone\b|\bemail\b|\be-mail\b|\bcell\b", n)]
+    money = [n for n in names if re.search(r"\brent\b|\bcharges?\b|\bamount\b|\bfees?\b", n)]
+    if contact and not money:
+        return "tenant directory", f"its {said(contact)} columns and no charge column"
+    return None
+
+
+def not_an_input(
+    title_lines: list[str], headers: list[str], read: bool = False
+) -> GrainFinding | None:
+    """A report that is not an input (a directory, census, vacancy report, budget, leasing
+    activity, general ledger or work order log), or a rent roll of daily rates: what it is,
+    and what shows it. ``read``: a profile reads its header, so only its title (or a daily
+    rate column) can say it is not a rent roll; otherwise its header's columns can too."""
+    title = " ".join(line for line in title_lines if line.strip())
+    if title and not _AN_INPUT_TITLE.search(title.lower()):
+        for what, pattern in _NOT_INPUT_TITLES:
+            match = re.search(pattern, title, flags=re.IGNORECASE)
+            if match:
+                line = next(x for x in title_lines if re.search(pattern, x, flags=re.IGNORECASE))
+                return GrainFinding(what, f"this is a {what}: its title says {line.strip()!r}")
+    daily = [" ".join(h.split()) for h in headers if _DAILY.search(normalize_header(h))]
+    if daily and not any("month" in normalize_header(h) for h in headers):
+        return GrainFinding(
+            "daily rates",
+            f"this is a rent roll with daily rates: its {daily[0]!r} column states a rate per "
+            "day, and tieout charges a month's amounts",
+        )
+    if read:
+        return None
+    signature = _header_signature(headers)
+    if signature is None:
+        return None
+    what, why = signature
+    article = "an" if what[0] in "aeiou" else "a"
+    return GrainFinding(what, f"this is {article} {what}: {why}")

@@ -64,8 +64,9 @@ def header_candidates(grid: pd.DataFrame) -> list[Candidate]:
             if not any(row) or not any(lower) or any(_VALUE_LIKE.match(c) for c in lower if c):
                 continue
             spread = pd.Series(row).replace("", pd.NA).ffill().fillna("").tolist()
+            # A cell merged over both rows ("Unit") reads once, not "Unit Unit".
             combined = [
-                f"{u} {lo}".strip() if lo else own
+                f"{u} {lo}".strip() if lo and lo != own else own
                 for u, lo, own in zip(spread, lower, row, strict=True)
             ]
             out.append(((r, r + 1), combined, lower))
@@ -154,14 +155,17 @@ def detect_layout(
 ) -> Layout | None:
     """The best (profile, header rows) for a sheet: most canonical columns, then file-name hints."""
     candidates = [p for p in profiles if profile_name in (None, p.name)]
-    best: tuple[tuple[int, int, int, int, int, int], Layout] | None = None
+    best: tuple[tuple[int, ...], Layout] | None = None
     name = _compact(file_name)
     top = grid.head(HEADER_SCAN_ROWS).fillna("").astype(str)
     for rows, cells, leaves in header_candidates(grid):
         # A hint in the file's name or in its title above the header ("Rent Roll with Lease
         # Charges"); the longest hint found is the most specific ("lease charges" over "charge").
-        title = _compact(" ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist()))
+        above = " ".join(" ".join(r) for r in top.iloc[: rows[0]].to_numpy().tolist())
+        title = _compact(above)
         for profile in candidates:
+            if not profile.applies_to(" ".join(above.split()), file_name):
+                continue
             layout = match_layout(profile, rows, cells, leaves, known_codes)
             if layout is None:
                 continue
@@ -172,7 +176,9 @@ def detect_layout(
             # Columns found under the profile's own names first: the vocabulary only helps a
             # profile read a file, never makes it the better match.
             own = len(set(layout.columns) - layout.vocabulary)
-            key = (own, *layout.score, hinted, -len(rows), -rows[0])
+            # Then the header that finds more charge columns: a merged group header over its
+            # leaves ("Accommodation" over "Monthly") names the charge the leaf alone does not.
+            key = (own, *layout.score, len(layout.charge_columns), hinted, -len(rows), -rows[0])
             if best is None or key > best[0]:
                 best = (key, layout)
     return best[1] if best else None
@@ -210,7 +216,14 @@ def cell_names(labels: pd.Index, layout: Layout) -> dict[str, tuple[str, str]]:
     return out
 
 
-ROW_TOTAL_HEADERS = {"total", "totals", "total charges", "total amount", "row total"}
+ROW_TOTAL_HEADERS = {
+    "total",
+    "totals",
+    "total charges",
+    "total amount",
+    "row total",
+    "total monthly",
+}
 
 
 # --- a layout as a person confirms it -----------------------------------------------------------

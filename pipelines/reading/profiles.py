@@ -121,7 +121,7 @@ class Profile:
     group_sets: str | None = None
     group_strip: str | None = None
     fill_down: tuple[str, ...] = ()
-    vacant_patterns: tuple[str, ...] = (r"^\s*vacant",)
+    vacant_patterns: tuple[str, ...] = (r"^\W*vacant",)  # "VACANT", "*Vacant"
     # Section banners, one text on a row ("Current/Notice/Vacant Residents"): notes.
     note_patterns: tuple[str, ...] = ()
     # Banners of a section of residents who are not current ("Future Residents/Applicants"):
@@ -130,9 +130,19 @@ class Profile:
     # The row that begins a summary block after the data ("Summary Groups"): it and every row
     # below it are notes, whatever they hold.
     summary_patterns: tuple[str, ...] = ()
+    # A narrow profile ("Rent Roll Charges Summary"): it applies only to a file whose title
+    # block (or name) matches one of these, so it never claims another export's columns.
+    title_patterns: tuple[str, ...] = ()
+    # Charge columns only by the profile's own ``include`` (or a charge code), never by the
+    # general vocabulary: a profile whose own charge names mark its files.
+    charge_columns_only: bool = False
     period_patterns: tuple[str, ...] = (
-        r"(?i)\bas\s+of\s*[:=]?\s*(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
+        # "As of 12/01/2026", "As Of = 10/31/2023", "As of Date: 01/31/2024 12:00:00 AM"
+        r"(?i)\bas\s+of(?:\s+date)?\s*[:=]?\s*"
+        r"(?P<date>\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})",
         r"(?i)\bperiod:?\s*(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
+        # Yardi's "Period: 01/24" and "Period = 01/2024"
+        r"(?i)\bperiod\s*[:=]?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\d/])",
         r"(?i)\bfor\s+(?P<month>[A-Za-z]+)\s+(?P<year>\d{4})",
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )
@@ -153,12 +163,23 @@ class Profile:
             return False
         if name in known_codes:
             return True
+        if self.charge_columns_only:
+            return False
         # Through an account prefix ("REV: Parking Fee", "4010 - Pet Rent") and qualifying
         # words, but only to a name of the vocabulary or an alias, never to any word left over.
         if any(f in CHARGE_VOCABULARY or f in known_codes for f in charge_forms(header)):
             return True
         bare = bare_charge_name(header)
         return bool(bare) and (bare in _BARE_CHARGES or bare in known_codes)
+
+    def applies_to(self, title: str, file_name: str) -> bool:
+        """Whether a narrow profile's title patterns match the file's title block or name
+        (a profile without any applies to every file)."""
+        return not self.title_patterns or any(
+            re.search(p, text, flags=re.IGNORECASE)
+            for p in self.title_patterns
+            for text in (title, file_name)
+        )
 
     def names_charge(self, header: str, known_codes: frozenset[str] = frozenset()) -> bool:
         """Whether the profile's own ``[charges] include`` or a charge code's name or alias
@@ -197,6 +218,12 @@ class Profile:
         return mapping
 
 
+def _flag(value: object, key: str, path: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"profile {path}: {key} must be true or false")
+
+
 def _tuple(value: object, key: str, path: Path) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -228,8 +255,9 @@ PROFILE_KEYS = {
         "note",
         "not_current",
         "summary",
+        "title",
     },
-    "charges": {"mode", "ignore", "include"},
+    "charges": {"mode", "ignore", "include", "only"},
 }
 
 
@@ -323,6 +351,8 @@ def load_profile(path: Path, kinds: Kinds) -> Profile:
         note_patterns=_tuple(rows.get("note", []), "rows.note", path),
         not_current_patterns=_tuple(rows.get("not_current", []), "rows.not_current", path),
         summary_patterns=_tuple(rows.get("summary", []), "rows.summary", path),
+        title_patterns=_tuple(rows.get("title", []), "rows.title", path),
+        charge_columns_only=_flag(charges.get("only", False), "charges.only", path),
         period_patterns=_tuple(
             raw.get("period_patterns", list(defaults.period_patterns)), "period_patterns", path
         ),

@@ -24,9 +24,9 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
     that ties to none is listed with the sum since the previous break, and the unit it closes
     when its lines name one (Yardi's per-unit "Total" row).
     A total that does not tie over lines of which some cells are not amounts cannot be
-    checked (``checked`` false): the rest is attributed to those rows, never called tied."""
-    from pipelines.core.parsing import parse_money
-
+    checked (``checked`` false): the rest is attributed to those rows, never called tied.
+    Totals tie column by column: a row-total column that also sums columns known never to be
+    charges ties with them, and says so (``also_sums``)."""
     kind = kinds.to_numpy()
     breaks = np.flatnonzero(np.isin(kind, ["total", "subtotal"]))
     if not len(breaks):
@@ -40,62 +40,114 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
     if layout.row_total_column is not None and (charged or amount):
         checks.append(("row totals", layout.row_total_column, charged or amount))
     stated_rows = body.iloc[breaks]
-
     group_rows = np.flatnonzero(kind == "group")
-    found = []
+    found: list[dict[str, Any]] = []
     for label, column, summed in checks:
-        parsed, _ = parse_money(stated_rows[column].astype(object))
-        has_stated = parsed.notna().to_numpy()  # a stated amount, not a blank or a word
-        stated = parsed.fillna(0).to_numpy(dtype=np.int64)
-        if not has_stated.any():
-            continue
-        sums, unreadable = _line_sums(body, data, summed)
-        # running[i]: the data rows above row i (positions), so rows a..b sum to running[b] -
-        # running[a + 1].
-        running = np.concatenate([[0], np.cumsum(sums)])
-        last_total = int(np.flatnonzero(kind == "total")[-1]) if (kind == "total").any() else -1
-        tied = 0
-        last_of_kind: dict[str, int] = {}  # the previous break of each kind, as we go
-        for n, (at, value) in enumerate(zip(breaks, stated, strict=True)):
-            position = int(at)
-            same = last_of_kind.get(str(kind[position]), -1)
-            last_of_kind[str(kind[position])] = position
-            if not has_stated[n]:
-                continue
-            previous = int(breaks[n - 1]) if n else -1
-            group = int(np.searchsorted(group_rows, position)) - 1
-            starts = {previous, same, -1}
-            if group >= 0:
-                starts.add(int(group_rows[group]))
-            candidates = {start: int(running[position] - running[start + 1]) for start in starts}
-            # Or the last few lines alone ("Total for Summit Waste Services" after its lines).
-            suffixes = running[position] - running[previous + 1 : position + 1]
-            ties = int(value) in candidates.values() or bool((suffixes == int(value)).any())
-            is_last_total = position == last_total
-            if ties and not is_last_total:
-                tied += 1
-                continue
-            nearest = -1 if is_last_total else previous
-            computed = int(value) if ties else candidates[nearest]
-            # A total that does not tie, over lines of which some are not amounts, cannot be
-            # checked: the rest is theirs (shown), never called tied.
-            span = np.zeros(len(body), dtype=bool)
-            if not ties:
-                span[nearest + 1 : position] = unreadable[nearest + 1 : position]
-            entry = {
-                "column": label,
-                "source_row": int(body.index[position]) + 1,
-                "kind": str(kind[position]),
-                "stated_cents": int(value),
-                "computed_cents": computed,
-                "difference_cents": computed - int(value),
-                # other total and subtotal rows above it that tie too
-                "rows_tied": tied if is_last_total else 0,
-                **_unreadable(body, span, summed),
-                **_one_unit(body, data, layout, previous + 1, position),
-            }
-            found.append(with_plain_figures(entry))
+        entries = _check_column(body, kind, breaks, group_rows, stated_rows, layout, column, summed)
+        if label == "row totals" and any(e["difference_cents"] for e in entries):
+            # A row-total column ("Total Charges") may also sum columns known never to be
+            # charges (a one-time fee the profile leaves out): when the charged and those
+            # columns tie it, each charged column is checked on its own, and the row total is
+            # reported with what else it sums, never a contradiction.
+            also = _known_not_charged(body, data, layout)
+            if also:
+                wider = _check_column(
+                    body,
+                    kind,
+                    breaks,
+                    group_rows,
+                    stated_rows,
+                    layout,
+                    column,
+                    [*summed, *also],
+                )
+                if not any(e["difference_cents"] for e in wider):
+                    names = [layout.other_columns[c] for c in also]
+                    entries = [{**e, "also_sums": names} for e in wider]
+        found += [with_plain_figures({"column": label, **e}) for e in entries]
     return tuple(sorted(found, key=lambda t: (t["source_row"], t["column"])))
+
+
+def _check_column(
+    body: pd.DataFrame,
+    kind: np.ndarray,
+    breaks: np.ndarray,
+    group_rows: np.ndarray,
+    stated_rows: pd.DataFrame,
+    layout: Layout,
+    column: int,
+    summed: list[int],
+) -> list[dict[str, Any]]:
+    """One amount column's total and subtotal rows against the sum of ``summed`` over the
+    lines they close: the entries of those that do not tie, and of the last total row."""
+    from pipelines.core.parsing import parse_money
+
+    data = kind == "data"
+    found: list[dict[str, Any]] = []
+    parsed, _ = parse_money(stated_rows[column].astype(object))
+    has_stated = parsed.notna().to_numpy()  # a stated amount, not a blank or a word
+    stated = parsed.fillna(0).to_numpy(dtype=np.int64)
+    if not has_stated.any():
+        return []
+    sums, unreadable = _line_sums(body, data, summed)
+    # running[i]: the data rows above row i (positions), so rows a..b sum to running[b] -
+    # running[a + 1].
+    running = np.concatenate([[0], np.cumsum(sums)])
+    last_total = int(np.flatnonzero(kind == "total")[-1]) if (kind == "total").any() else -1
+    tied = 0
+    last_of_kind: dict[str, int] = {}  # the previous break of each kind, as we go
+    for n, (at, value) in enumerate(zip(breaks, stated, strict=True)):
+        position = int(at)
+        same = last_of_kind.get(str(kind[position]), -1)
+        last_of_kind[str(kind[position])] = position
+        if not has_stated[n]:
+            continue
+        previous = int(breaks[n - 1]) if n else -1
+        group = int(np.searchsorted(group_rows, position)) - 1
+        starts = {previous, same, -1}
+        if group >= 0:
+            starts.add(int(group_rows[group]))
+        candidates = {start: int(running[position] - running[start + 1]) for start in starts}
+        # Or the last few lines alone ("Total for Summit Waste Services" after its lines).
+        suffixes = running[position] - running[previous + 1 : position + 1]
+        ties = int(value) in candidates.values() or bool((suffixes == int(value)).any())
+        is_last_total = position == last_total
+        if ties and not is_last_total:
+            tied += 1
+            continue
+        nearest = -1 if is_last_total else previous
+        computed = int(value) if ties else candidates[nearest]
+        # A total that does not tie, over lines of which some are not amounts, cannot be
+        # checked: the rest is theirs (shown), never called tied.
+        span = np.zeros(len(body), dtype=bool)
+        if not ties:
+            span[nearest + 1 : position] = unreadable[nearest + 1 : position]
+        entry = {
+            "source_row": int(body.index[position]) + 1,
+            "kind": str(kind[position]),
+            "stated_cents": int(value),
+            "computed_cents": computed,
+            "difference_cents": computed - int(value),
+            # other total and subtotal rows above it that tie too
+            "rows_tied": tied if is_last_total else 0,
+            **_unreadable(body, span, summed),
+            **_one_unit(body, data, layout, previous + 1, position),
+        }
+        found.append(entry)
+    return found
+
+
+def _known_not_charged(body: pd.DataFrame, data: np.ndarray, layout: Layout) -> list[int]:
+    """The columns, neither mapped nor charged, that the profile knows are never charges (its
+    ignore list, a one-time fee) and that hold amounts on data rows."""
+    out = []
+    for c, header in layout.other_columns.items():
+        if not layout.profile.known_not_charge(header):
+            continue
+        cents, bad = _money_cells(body[c].where(data))
+        if cents.any() and not bad.any():
+            out.append(c)
+    return out
 
 
 MAX_SHOWN = 5  # unreadable rows named in a total's entry (the count says how many in all)
@@ -138,6 +190,9 @@ def total_text(total: dict[str, Any], dollars: Callable[[int], str]) -> str:
     where = f"its own {total.get('kind', 'total')} row (row {total['source_row']}"
     where += f", unit {total['unit']}" if total.get("unit") else ""
     where += f", {total['column']})"
+    also = total.get("also_sums") or []
+    if also:
+        where += f", which also counts {', '.join(repr(a) for a in also)}, not charged"
     if is_tied(total):
         tied = int(total.get("rows_tied") or 0)
         also = f"; {tied:,} total and subtotal rows above it tie too" if tied else ""

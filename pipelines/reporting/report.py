@@ -109,6 +109,9 @@ def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
     on_row = [t for t in last if int(t["source_row"]) == at]
     if any(t.get("unit") for t in on_row):
         return None  # one unit's own Total row (Yardi), not the file's
+    # A row-total column that also counts columns not charged (a one-time fee) is not what
+    # the charged lines add up to: its per-column figures are.
+    on_row = [t for t in on_row if not t.get("also_sums")]
     whole = [t for t in on_row if t.get("column") == "row totals"]
     return int(sum(int(t["stated_cents"]) for t in (whole or on_row)))
 
