@@ -45,6 +45,7 @@ from pipelines.reading.profiles import (
     Profile,
     profiles_for,
 )
+from pipelines.reading.propose import LayoutHeld
 from pipelines.reconciling.rebuild import backup_ledger
 from pipelines.reconciling.sync import (
     adopt_already_posted,
@@ -72,6 +73,7 @@ from pipelines.runs.files import (
     layout_preview,
     preview_lines,
     process_file,
+    proposal_preview,
     rejected_cents,
 )
 from pipelines.runs.inbox import (
@@ -183,6 +185,8 @@ def _take_file(
         return False, False
     try:
         result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
+    except LayoutHeld as exc:
+        return _hold_proposal(exc, source, ledger, run_id, settings, say, in_place)
     except InputError as exc:
         _refuse(source, ledger, run_id, settings, say, exc, in_place)
         return False, True
@@ -197,13 +201,10 @@ def _take_file(
     decision = decide_layout(result.extract, _confirmation(ledger, result))
     if not decision.confirmed:
         _hold(result, decision, ledger, run_id, settings, say)
-        if not in_place:
-            put_back(path)  # held: it stays where the clerk dropped it
-        return True, True
+        return _left_in_inbox(path, in_place)
+    _settle_held(ledger, run_id, source, decision)
     if _held_for_approval(source, result, ledger, run_id, refs, settings, say):
-        if not in_place:
-            put_back(path)
-        return True, True
+        return _left_in_inbox(path, in_place)
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
             ctx = _context(settings, refs, ledger, client)
@@ -331,10 +332,65 @@ def _hold(
     layout; what it would do is said once, and recorded for the run's report."""
     source = result.source
     preview = layout_preview(result, decision, accept_command(_dropped_path(source.path), settings))
+    _held_preview(preview, source, ledger, run_id, say)
+
+
+def _held_preview(
+    preview: dict[str, Any], source: SourceFile, ledger: Ledger, run_id: str, say: Say
+) -> None:
+    """A held file, said once and kept: its preview for the run's report, and an open item
+    (``held_layout``) with what it would post and the command that confirms it."""
     ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    item = new_item(
+        "held_layout",
+        source.sha256,
+        source.name,
+        "file",
+        amount_cents=int(preview.get("source_total_cents") or 0),
+        detail={
+            "path": str(_dropped_path(source.path)),
+            "command": preview.get("command"),
+            "proposal": preview["layout"].get("proposal"),
+            "fingerprint": preview["layout"].get("fingerprint"),
+        },
+    )
+    ledger.observe_items(run_id, [item])
     for line in preview_lines(preview):
         say(line)
     log.info("layout held", extra={"run_id": run_id, "file": source.name})
+
+
+def _hold_proposal(
+    exc: LayoutHeld,
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+    in_place: bool,
+) -> tuple[bool, bool]:
+    """A file of no known layout, held with tieout's proposal until a person confirms it."""
+    command = accept_command(_dropped_path(source.path), settings)
+    _held_preview(proposal_preview(source, exc.proposal, command), source, ledger, run_id, say)
+    return _left_in_inbox(source.path, in_place)
+
+
+def _settle_held(ledger: Ledger, run_id: str, source: SourceFile, decision: LayoutDecision) -> None:
+    """A file held before whose layout a person has confirmed since: its item is settled."""
+    ledger.observe_items(
+        run_id,
+        [],
+        file_sha256=source.sha256,
+        decides={"held_layout"},
+        note=f"its layout was confirmed ({decision.confirmed_by})",
+    )
+
+
+def _left_in_inbox(path: Path, in_place: bool) -> tuple[bool, bool]:
+    """A held file stays where the clerk dropped it (an archived copy, where it lies)."""
+    if not in_place:
+        put_back(path)
+    return True, True
 
 
 def _dropped_path(path: Path) -> Path:
