@@ -18,7 +18,7 @@ from pipelines.kinds import registered
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profile, load_profiles
-from pipelines.reading.propose import propose_layout, proposal_profile
+from pipelines.reading.propose import proposal_profile, propose_layout
 from sandbox.server import RunningSandbox
 from tests.conftest import TEST_DATA, run_cli
 
@@ -257,3 +257,123 @@ def test_corrections_on_a_file_a_profile_reads_are_refused(tmp_path: Path) -> No
         "--charge", "Deposit", "--not-charge", "deposit",
     )  # fmt: skip
     assert clash.returncode == 2 and "two roles" in clash.stderr
+
+
+def test_a_confirmation_that_fails_leaves_no_profile_behind(tmp_path: Path) -> None:
+    """Propexo unreachable: nothing is confirmed, and the profile written for it is taken back."""
+    data = tmp_path / "data"
+    result = run_cli(
+        "--data-dir", str(data), "layout", "accept", str(TEST_DATA / UNKNOWN),
+        env={"PROPEXO_BASE_URL": "http://127.0.0.1:9", "PROPEXO_API_TOKEN": "t"},
+    )  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert not list(data.glob("profiles/*.toml"))
+
+
+def test_a_layout_confirmed_under_a_builtin_profile_exports_that_profile(tmp_path: Path) -> None:
+    from pipelines.ledger import Ledger
+    from tests.conftest import SAMPLES
+
+    data = tmp_path / "data"
+    facts = extract_file(
+        fingerprint(SAMPLES / "rent_roll.xlsx"),
+        load_profiles(BUILTIN_PROFILES_DIR, kinds=registered()),
+    ).layout
+    assert facts is not None
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        layout_id, _ = ledger.confirm_layout(
+            {**facts.as_dict(), "confirmed": False}, facts.header_key, "pat", "r.xlsx", "f" * 64
+        )
+    out = tmp_path / "roll.toml"
+    result = run_cli("--data-dir", str(data), "layout", "export", str(layout_id), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.read_text() == (BUILTIN_PROFILES_DIR / "tieout_rent_roll.toml").read_text()
+    again = run_cli("--data-dir", str(data), "layout", "export", str(layout_id), "--out", str(out))
+    assert again.returncode == 0  # the same text again: nothing to refuse
+    out.write_text("# mine\n")
+    clash = run_cli("--data-dir", str(data), "layout", "export", str(layout_id), "--out", str(out))
+    assert clash.returncode == 2 and "already exists" in clash.stderr
+
+
+def test_a_workbook_is_proposed_from_its_sheet_with_the_most_rows_or_the_one_named(
+    tmp_path: Path,
+) -> None:
+    """The export's own sheet, not a shorter hand-edited copy; --sheet names another."""
+    import csv
+
+    from openpyxl import Workbook
+
+    rows = list(csv.reader((TEST_DATA / UNKNOWN).read_text().splitlines()))
+    book = Workbook()
+    export = book.active
+    assert export is not None
+    export.title = "Export"
+    copy = book.create_sheet("Copy")
+    for row in rows:
+        export.append(row)
+    for row in rows[:6] + rows[-1:]:  # two residents, edited by hand
+        copy.append(row)
+    path = tmp_path / "roll.xlsx"
+    book.save(path)
+    proposal = propose_layout(path)
+    assert proposal is not None and proposal.sheet == "Export"
+    assert proposal.rows_used == expected(UNKNOWN)["rows_used"]
+    named = propose_layout(path, sheet="Copy")
+    assert named is not None and named.sheet == "Copy" and named.rows_used == 2
+    with pytest.raises(Exception, match="no sheet called 'Nope'"):
+        propose_layout(path, sheet="Nope")
+
+
+def test_each_role_is_proposed_with_why_on_a_roll_with_no_total_row(tmp_path: Path) -> None:
+    """One-time fees, credits, market rates, money of no known charge, a period column, a
+    first name alone, an empty column; no total row to tie to; a person's corrections."""
+    roll = tmp_path / "roll.csv"
+    roll.write_text(
+        "Site Roll\n"
+        "Unit,Tenant,First Name,Billing Month,Market Rent,Base Rent,Residency Fee,Concession,"
+        "Misc,Notes\n"
+        'A-101,"Kettering, Dakota",Dakota,12/2026,1300.00,1250.00,500.00,-50.00,10.00,\n'
+        'A-102,"Pembry, Skyler",Skyler,12/2026,1350.00,1300.00,,-25.00,12.00,\n'
+        "A-103,*Vacant,,12/2026,1400.00,,,,,\n"
+    )
+    proposal = propose_layout(roll)
+    assert proposal is not None and proposal.usable
+    roles = {c.header: (c.role, c.evidence) for c in proposal.columns}
+    assert roles["Unit"][0] == "unit" and roles["Tenant"][0] == "resident"
+    assert roles["First Name"] == (
+        "not_charged",
+        "first names alone: they name no one without a last name",
+    )
+    assert roles["Billing Month"][0] == "period"
+    assert roles["Market Rent"][0] == "not_charged" and "market rate" in roles["Market Rent"][1]
+    assert roles["Base Rent"][0] == "charge"
+    assert roles["Residency Fee"][0] == "one_time"
+    assert roles["Concession"][0] == "credit"
+    assert roles["Misc"][0] == "unknown" and "names no known charge" in roles["Misc"][1]
+    assert roles["Notes"] == ("not_charged", "empty")
+    assert "the file states no total for it" in roles["Base Rent"][1]
+    assert proposal.rows_used == 2  # the vacant unit is not a resident's row
+    assert proposal.total_cents == 125_000 + 130_000 - 5_000 - 2_500
+    assert proposal.total_row is None and proposal.stated_total_cents is None
+    corrected = propose_layout(
+        roll, roles={"Misc": "charge", "Unit": "unit", "Tenant": "resident", "Unit ": "unit"}
+    )
+    assert corrected is not None
+    assert {c.header: c.evidence for c in corrected.of("charge")}["Misc"].startswith("set by you")
+    # Nothing charged: no profile is made of it.
+    bare = propose_layout(roll, roles={h: "not_charged" for h in ("Base Rent", "Concession")})
+    assert bare is not None
+    with pytest.raises(Exception, match="nothing would be charged"):
+        proposal_profile(bare, "layout_x", "pat")
+
+
+def test_a_sheet_with_no_header_or_no_units_has_no_proposal(tmp_path: Path) -> None:
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("1,2\n3,4\n")
+    assert propose_layout(numbers) is None
+    budget = tmp_path / "budget.csv"
+    budget.write_text(
+        "Account,Jan,Feb,Mar\nRent income,100.00,100.00,100.00\nTotal,100.00,100,100\n"
+    )
+    found = propose_layout(budget)
+    assert found is None or not found.usable

@@ -172,10 +172,12 @@ class _Made:
         self.path, self.text, self.previous, self.proposal = path, text, previous, proposal
 
     def undo(self) -> None:
+        from pipelines.core.disk import write_atomically
+
         if self.previous is None:
             self.path.unlink(missing_ok=True)
         else:
-            self.path.write_bytes(self.previous)
+            write_atomically(self.path, self.previous, mode=0o600)
 
 
 def _from_proposal(

@@ -73,7 +73,7 @@ _FULL_NAME = re.compile(
     r"|^[A-Z][a-z'’.-]+(\s+[A-Z]\.?)?\s+[A-Z][A-Za-z'’-]+$"
 )
 _ONE_WORD = re.compile(r"^[A-Za-z][A-Za-z'’.-]*$")
-_DATE = re.compile(r"^\d{1,4}[/-]\d{1,2}([/-]\d{1,4})?(\s|T|$)")
+_DATE = re.compile(r"^\d{1,4}[/-]\d{1,4}([/-]\d{1,4})?(\s|T|$)")
 _VACANT = re.compile(r"^\W*(vacant|model|down|admin|employee unit)\b", re.IGNORECASE)
 _SHARE = 0.8  # of a column's filled cells that must have a shape for it to count
 
@@ -212,7 +212,7 @@ def propose_layout(
             best = proposal
     if best is not None and wanted:
         headers = {normalize_header(c.header) for c in best.columns}
-        missing = [h for h, n in zip(roles or {}, wanted, strict=True) if n not in headers]
+        missing = [h for h in roles or {} if normalize_header(h) not in headers]
         if missing:
             raise InputError(
                 f"{printable(path.name)}: no column called {', '.join(map(repr, missing))}; "
@@ -249,6 +249,10 @@ def _propose_sheet(
         return _proposal(file_name, sheet, at, headers, roles, {}, {}, 0, 0, total_at, None)
     who = text[residents].agg(" ".join, axis=1).str.strip()
     used = text[unit].ne("") & who.ne("") & ~who.str.match(_VACANT)
+    if (text.loc[used, unit] + "\x00" + who[used]).duplicated().any():
+        # A resident on several rows of a unit: one row per charge (a charge code column and
+        # an amount), not a roll of charge columns; a profile reads it, no proposal does.
+        return None
     cents = {
         i: parse_money(body[i].astype(object))[0].fillna(0).astype("int64")
         for i, (role, _) in roles.items()
