@@ -171,6 +171,10 @@ def test_held_then_accepted_with_corrections_posts_exactly_those_lines_then_runs
     (item,) = json.loads(items.stdout)["items"]
     assert item["cause"] == "held_layout" and item["amount_cents"] == want["total_cents"]
     assert item["detail"]["proposal"]["rows_used"] == want["rows_used"]
+    assert item["command"] == f"tieout --data-dir {data} layout accept {first}"
+    planned = run_cli("--data-dir", str(data), "run", "--dry-run", env=env)
+    assert f"{UNKNOWN}: held, not posted: no known layout" in planned.stdout, planned.stderr
+    assert planned.stdout.count(f"would post {want['rows_used']} rows") == 1
 
     # The clerk charges the rent only: Parking is billed elsewhere.
     accepted = run_cli(

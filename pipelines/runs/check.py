@@ -274,6 +274,13 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                     result = process_file(
                         fingerprint(path), profiles, refs, settings, ledger.confirmed_profiles()
                     )
+                except LayoutHeld as exc:
+                    held = proposal_preview(
+                        fingerprint(path), exc.proposal, accept_command(path, settings)
+                    )
+                    for line in preview_lines(held):
+                        say(line)
+                    continue
                 except InputError as exc:
                     say(f"{printable(path.name)}: {exc}")
                     continue

@@ -255,8 +255,8 @@ def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None
         return (f"correct row {rows} of {file_name} and drop the file into {inbox}", None)
     if cause == "refused_file":
         return (f"correct {file_name} and drop it into {inbox} again", None)
-    if cause == "held_layout":
-        return (f"tieout layout accept {quoted(file_name)}", retry)
+    if cause == "held_layout":  # the run's own command names the file where it lies
+        return (str(detail.get("command") or f"tieout layout accept {quoted(file_name)}"), retry)
     if cause == "awaiting_approval":
         return (f"tieout approve {quoted(file_name)} --by NAME", None)
     if cause == "in_doubt":
