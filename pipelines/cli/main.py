@@ -319,7 +319,8 @@ def check(
                 + unreachable_hint(settings.base_url)
             )
             sys.exit(2)
-        sys.exit(0 if all(r["rows_rejected"] == 0 for r in results) else 1)
+        # A file held with a proposal needs a person, as a rejected row does.
+        sys.exit(0 if all(r["rows_rejected"] == 0 and not r.get("held") for r in results) else 1)
 
 
 def _print_checked(r: dict[str, Any], settings: Settings) -> None:
@@ -331,6 +332,12 @@ def _print_checked(r: dict[str, Any], settings: Settings) -> None:
     from pipelines.reporting.report import not_charged_text
     from pipelines.runs.check import rows_label
 
+    if r.get("held"):
+        from pipelines.reading.propose import proposal_lines
+
+        for line in proposal_lines(r["name"], r["layout"]["proposal"], r["layout"]["command"]):
+            out.print(line, markup=False)
+        return
     skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_kind"].items()) or "none"
     used = f"{r['rows_to_confirm']} to confirm online" if r["offline"] else f"{r['rows_used']} used"
     out.print(

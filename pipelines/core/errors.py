@@ -35,6 +35,10 @@ class InputError(TieoutError):
     """An input file cannot be read as a table (garbage, empty, encrypted, no header row)."""
 
 
+class UnknownLayout(InputError):
+    """No profile reads the file's header: a layout may be proposed for it (#38)."""
+
+
 class LockHeldError(TieoutError):
     """Another tieout process holds the run lock."""
 

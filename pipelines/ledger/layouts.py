@@ -55,6 +55,18 @@ class LayoutStore:
         )
         return {str(k): v for k, v in frame.iloc[0].to_dict().items()} if len(frame) else None
 
+    def layout_by_id(self, layout_id: int) -> dict[str, Any] | None:
+        """One standing confirmation by its id, its ``facts`` read back as data (a layout
+        confirmed from a proposal keeps the profile it became there: ``profile_toml``)."""
+        frame = self.db.read_frame(
+            "SELECT * FROM layouts WHERE id = ? AND forgotten_at IS NULL", (layout_id,)
+        )
+        if not len(frame):
+            return None
+        row = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
+        row["facts"] = json.loads(str(row["facts"])) if row.get("facts") else {}
+        return row
+
     def confirmed_layouts(self) -> pd.DataFrame:
         """Every standing confirmation, oldest first."""
         return self.db.read_frame("SELECT * FROM layouts WHERE forgotten_at IS NULL ORDER BY id")

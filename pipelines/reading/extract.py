@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipelines.core.columns import any_match, arrow_text, match_flags
-from pipelines.core.errors import InputError
+from pipelines.core.errors import InputError, UnknownLayout
 from pipelines.core.hints import AliasHints
 from pipelines.core.models import ExtractResult, SourceFile
 from pipelines.core.parsing import parse_dates
@@ -390,7 +390,7 @@ def extract_file(
     names = ", ".join(p.name for p in profiles if profile_name in (None, p.name)) or "none"
     if all(g.empty for _, g in grids):
         raise InputError(f"{source.name}: the file has no rows")
-    raise InputError(
+    raise UnknownLayout(
         f"{source.name}: no header row matches a known export format. "
         f"Headers found: {found or 'none'}. Profiles tried: {names}. "
         f"Draft a profile with `tieout profile init {source.name}`, or rename the columns "
@@ -542,7 +542,9 @@ def _extract_sheet(
         )
     )
 
-    rows = pd.DataFrame({name: body[col] for col, name in layout.columns.items()})
+    rows = _joined(
+        pd.DataFrame({name: body[col] for col, name in layout.columns.items()}), body, layout
+    )
     profile = layout.profile
     rows = fill_down(rows, non_data, profile)
     if profile.group_sets:
@@ -597,6 +599,30 @@ def _extract_sheet(
             not_an_input(title_lines, list(layout.cells), read=True),
         ),
     )
+
+
+def _joined(rows: pd.DataFrame, body: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    for name, headers in layout.profile.join.items():
+        rows[name] = joined_cells(body, layout.cells, headers)
+    return rows
+
+
+def joined_cells(body: pd.DataFrame, cells: tuple[str, ...], headers: tuple[str, ...]) -> pd.Series:
+    """The cells of several columns as one (a profile's ``[join]``): "Last, First" when both
+    are filled, whichever is filled otherwise."""
+    names = [normalize_header(c) for c in cells]
+    parts = [
+        body[names.index(h)].astype(object).where(body[names.index(h)].notna(), "").astype(str)
+        for h in map(normalize_header, headers)
+        if h in names
+    ]
+    if not parts:
+        return pd.Series(pd.NA, index=body.index, dtype=object)
+    first = parts[0].str.strip()
+    rest = pd.concat([first.map(lambda _: ""), *parts[1:]], axis=1).agg(" ".join, axis=1)
+    rest = rest.str.strip()
+    both = (first + ", " + rest).where(first.ne("") & rest.ne(""), first + rest)
+    return both.where(both.ne(""), pd.NA)
 
 
 def _skip_not_current(body_text: pd.DataFrame, kinds: pd.Series, layout: Layout) -> pd.Series:

@@ -147,6 +147,10 @@ class Profile:
         r"(?i)\bmonth\s*year\s*=?\s*(?P<mnum>\d{1,2})/(?P<year>\d{4})",
     )
     file_name_hints: tuple[str, ...] = ()
+    # Columns whose cells are joined into one canonical column ("Last Name" and "First Name"
+    # as resident_name "Last, First"): canonical → headers, the first one mapped under
+    # [columns] (a layout confirmed from a proposal, #38).
+    join: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The registered kind its ``kind`` names (given when it is loaded).
     spec: Kind | None = field(default=None, compare=False, repr=False)
 
@@ -243,6 +247,7 @@ PROFILE_KEYS = {
         "charges",
         "period_patterns",
         "file_name_hints",
+        "join",
     },
     "rows": {
         "total",
@@ -313,6 +318,12 @@ def load_profile(path: Path, kinds: Kinds) -> Profile:
             f"profile {path}: unknown canonical columns {unknown}; known: {list(known)}"
         )
     columns = {k: _tuple(v, f"columns.{k}", path) for k, v in columns_raw.items()}
+    join = {k: _tuple(v, f"join.{k}", path) for k, v in raw.get("join", {}).items()}
+    if set(join) - set(columns):
+        raise ConfigError(
+            f"profile {path}: [join] names columns not mapped under [columns]: "
+            f"{sorted(set(join) - set(columns))}"
+        )
     rows = raw.get("rows", {})
     charges = raw.get("charges", {})
     defaults = Profile(name="", kind="", description="", columns={}, required=())
@@ -357,6 +368,7 @@ def load_profile(path: Path, kinds: Kinds) -> Profile:
             raw.get("period_patterns", list(defaults.period_patterns)), "period_patterns", path
         ),
         file_name_hints=_tuple(raw.get("file_name_hints", []), "file_name_hints", path),
+        join=join,
     )
 
 

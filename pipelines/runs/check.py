@@ -31,6 +31,7 @@ from pipelines.reading.profiles import (
     Profile,
     profiles_for,
 )
+from pipelines.reading.propose import LayoutHeld
 from pipelines.reconciling.sync import (
     issues_for_conflicts,
     reference_data,
@@ -46,6 +47,7 @@ from pipelines.runs.files import (
     layout_preview,
     preview_lines,
     process_file,
+    proposal_preview,
 )
 from pipelines.runs.inbox import (
     list_inbox,
@@ -164,9 +166,16 @@ def check_file(
         if layouts is not None
         else None
     )
-    result = process_file(
-        fingerprint(path), profiles_for(settings, registered()), refs, settings, by_headers
-    )
+    source = fingerprint(path)
+    try:
+        result = process_file(
+            source, profiles_for(settings, registered()), refs, settings, by_headers
+        )
+    except LayoutHeld as exc:
+        preview = proposal_preview(source, exc.proposal, accept_command(path, settings))
+        return CheckResult(
+            path, held_summary(preview, offline=refs is None), None, refs is not None
+        )
     decision = decide_layout(result.extract, _confirmation_of(result.extract, layouts))
     preview = layout_preview(
         result, decision, None if decision.confirmed else accept_command(path, settings)
@@ -217,6 +226,41 @@ def check_file(
     return CheckResult(path, summary, errors_csv, online=refs is not None)
 
 
+def held_summary(preview: dict[str, Any], *, offline: bool) -> dict[str, Any]:
+    """`check --json` for a file held with a proposal: nothing read as lines yet (every count
+    0), ``held`` true, and ``layout.proposal`` with each column's role and evidence, the rows
+    it would use and their total."""
+    layout = preview["layout"]
+    return {
+        "name": preview["name"],
+        "sha256": preview["sha256"],
+        "profile": None,
+        "kind": layout["kind"],
+        "offline": offline,
+        "held": True,
+        "names": "property, unit, resident and charge code",
+        "rows_read": 0,
+        "rows_used": 0,
+        "rows_rejected": 0,
+        "rows_skipped": 0,
+        "rows_to_confirm": 0,
+        "to_confirm": [],
+        "skipped_by_kind": {},
+        "source_total_cents": 0,
+        "rejected_total_cents": 0,
+        "period": None,
+        "period_source": None,
+        "notices": [],
+        "columns_not_charged": [],
+        "file_totals": [],
+        "rows": [],
+        "rejected": [],
+        "causes": [],
+        "records": 0,
+        "layout": {**layout, "command": preview["command"]},
+    }
+
+
 def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: Say) -> RunOutcome:
     """What a run would post, and how long it would take; writes nothing anywhere. Each
     file's records are staged in the read-only ledger as a run would stage them, so a record
@@ -230,6 +274,13 @@ def dry_run_plan(settings: Settings, inbox: Path, profiles: list[Profile], say: 
                     result = process_file(
                         fingerprint(path), profiles, refs, settings, ledger.confirmed_profiles()
                     )
+                except LayoutHeld as exc:
+                    held = proposal_preview(
+                        fingerprint(path), exc.proposal, accept_command(path, settings)
+                    )
+                    for line in preview_lines(held):
+                        say(line)
+                    continue
                 except InputError as exc:
                     say(f"{printable(path.name)}: {exc}")
                     continue

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import Settings
-from pipelines.core.errors import InputError
+from pipelines.core.errors import InputError, UnknownLayout
 from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kind, KindContext, Kinds
 from pipelines.core.models import (
@@ -34,6 +34,7 @@ from pipelines.reading.profiles import (
     Profile,
     profile_for_file,
 )
+from pipelines.reading.propose import LayoutHeld, Proposal, proposal_lines, propose_layout
 from pipelines.resolving.refs import (
     RefData,
     charge_code_names,
@@ -213,14 +214,17 @@ def process_file(
     limits = Limits(max_file_bytes=int(settings.max_file_mb * 2**20), max_rows=settings.max_rows)
     named = profile_for_file(settings, profiles, source.name)
     known_codes = charge_code_names(refs)
-    extract = extract_file(
-        source,
-        profiles,
-        profile_name=named,
-        limits=limits,
-        known_codes=known_codes,
-        hints=AliasHints(settings.data_dir),
-    )
+    try:
+        extract = extract_file(
+            source,
+            profiles,
+            profile_name=named,
+            limits=limits,
+            known_codes=known_codes,
+            hints=AliasHints(settings.data_dir),
+        )
+    except UnknownLayout as exc:
+        raise held_or_refused(exc, source, named) from exc
     confirmed_as = (confirmed_profiles or {}).get(
         extract.layout.header_key if extract.layout else ""
     )
@@ -273,6 +277,21 @@ def process_file(
     issues.sort(key=lambda i: (i.source_row, i.column or ""))
     return FileResult(
         source, extract, validated, records, issues, account_rows(extract, validated, issues)
+    )
+
+
+def held_or_refused(exc: UnknownLayout, source: SourceFile, named: str | None) -> InputError:
+    """A file no profile reads: held with a proposal when one can be made (units, residents
+    and money in it, and no profile named for it), else refused as it was."""
+    if named is not None:
+        return exc
+    proposal = propose_layout(source.path)
+    if proposal is None or not proposal.usable:
+        return exc
+    return LayoutHeld(
+        f"{source.name}: no known layout; held with a proposal until a person confirms it "
+        "(`tieout layout accept FILE`)",
+        proposal,
     )
 
 
@@ -429,10 +448,50 @@ def layout_preview(
     }
 
 
+def proposal_preview(
+    source: SourceFile, proposal: Proposal, command: str | None = None
+) -> dict[str, Any]:
+    """A file held with a proposal, as :func:`layout_preview` says a held file: what the
+    proposal would post, and the command that confirms it (``layout.proposal``: #38's
+    contract)."""
+    charged = [c.header for c in proposal.of("charge", "credit")]
+    return {
+        "name": source.name,
+        "sha256": source.sha256,
+        "layout": {
+            "fingerprint": proposal.key,
+            "kind": "charge",
+            "sheet": proposal.sheet,
+            "header_rows": list(proposal.header_rows),
+            "profile": None,
+            "charged": charged,
+            "not_charged": [c.header for c in proposal.of("not_charged", "one_time")],
+            "unknown": [c.header for c in proposal.of("unknown")],
+            "strict_match": False,
+            "why_held": ["no known layout: tieout proposes one"],
+            "confirmed": False,
+            "confirmed_by": None,
+            "layout_id": None,
+            "proposal": proposal.as_dict(),
+        },
+        "rows_read": 0,
+        "lines": proposal.rows_used,
+        "rows_rejected": 0,
+        "rows_skipped": 0,
+        "source_total_cents": proposal.total_cents,
+        "file_totals": [],
+        "columns_not_charged": [],
+        "grain": [],
+        "command": command,
+    }
+
+
 def preview_lines(preview: dict[str, Any]) -> list[str]:
     """A held file's preview, said once: what its layout would do, and how to confirm it."""
     layout = preview["layout"]
     name = preview["name"]
+    if layout.get("proposal"):
+        return proposal_lines(name, layout["proposal"], preview.get("command"))
 
     def listed(key: str) -> str:
         return ", ".join(layout.get(key) or []) or "none"

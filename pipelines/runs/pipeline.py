@@ -50,6 +50,7 @@ from pipelines.reading.profiles import (
     Profile,
     profiles_for,
 )
+from pipelines.reading.propose import LayoutHeld
 from pipelines.reconciling.rebuild import backup_ledger
 from pipelines.reconciling.sync import (
     adopt_already_posted,
@@ -77,6 +78,7 @@ from pipelines.runs.files import (
     layout_preview,
     preview_lines,
     process_file,
+    proposal_preview,
     rejected_cents,
 )
 from pipelines.runs.inbox import (
@@ -204,6 +206,8 @@ def _take_file(
         return False, False
     try:
         result = process_file(source, profiles, refs, settings, ledger.confirmed_profiles())
+    except LayoutHeld as exc:
+        return _hold_proposal(exc, source, ledger, run_id, settings, say, in_place)
     except InputError as exc:
         _refuse(source, ledger, run_id, settings, say, exc, in_place, profiles)
         return False, True
@@ -218,13 +222,10 @@ def _take_file(
     decision = decide_layout(result.extract, _confirmation(ledger, result))
     if not decision.confirmed:
         _hold(result, decision, ledger, run_id, settings, say)
-        if not in_place:
-            put_back(path)  # held: it stays where the clerk dropped it
-        return True, True
+        return _left_in_inbox(path, in_place)
+    _settle_held(ledger, run_id, source, decision)
     if _held_for_approval(source, result, ledger, run_id, refs, settings, say):
-        if not in_place:
-            put_back(path)
-        return True, True
+        return _left_in_inbox(path, in_place)
     if client is not None and not result.records.empty and ledger.is_empty():
         with turn(ledger, client, settings.integration_id, say):
             ctx = _context(settings, refs, ledger, client)
@@ -383,33 +384,79 @@ def _hold(
     """Nothing moves on a guess: the file stays in the inbox until a person confirms its
     layout; what it would do is said once, and recorded for the run's report."""
     source = result.source
-    command = accept_command(_dropped_path(source.path), settings)
-    preview = layout_preview(result, decision, command)
-    ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    preview = layout_preview(result, decision, accept_command(_dropped_path(source.path), settings))
     # An open item until the layout is confirmed and the file taken in (its pass settles it),
     # at what the file states (its own total row), else what its lines would post.
     stated = reporting.stated_total(list(result.extract.file_totals))
-    ledger.observe_items(
-        run_id,
-        [
-            new_item(
-                "held_layout",
-                source.sha256,
-                source.name,
-                "file",
-                amount_cents=result.outcome.source_total_cents if stated is None else stated,
-                sheet=result.extract.sheet,
-                detail={
-                    "path": str(_dropped_path(source.path)),
-                    "command": command,
-                    "reason": "its layout is not confirmed",
-                },
-            )
-        ],
+    amount = result.outcome.source_total_cents if stated is None else stated
+    _held_preview(preview, source, ledger, run_id, say, amount, result.extract.sheet)
+
+
+def _held_preview(
+    preview: dict[str, Any],
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    say: Say,
+    amount: int | None = None,
+    sheet: str | None = None,
+) -> None:
+    """A held file, said once and kept: its preview for the run's report, and an open item
+    (``held_layout``) with what it would post (``amount``: what the file states, when known)
+    and the command that confirms it."""
+    ledger.record_layout_use(run_id, source.sha256, source.name, preview, held=True)
+    item = new_item(
+        "held_layout",
+        source.sha256,
+        source.name,
+        "file",
+        amount_cents=int(preview.get("source_total_cents") or 0) if amount is None else amount,
+        sheet=sheet,
+        detail={
+            "path": str(_dropped_path(source.path)),
+            "command": preview.get("command"),
+            "reason": "its layout is not confirmed",
+            "proposal": preview["layout"].get("proposal"),
+            "fingerprint": preview["layout"].get("fingerprint"),
+        },
     )
+    ledger.observe_items(run_id, [item])
     for line in preview_lines(preview):
         say(line)
     log.info("layout held", extra={"run_id": run_id, "file": source.name})
+
+
+def _hold_proposal(
+    exc: LayoutHeld,
+    source: SourceFile,
+    ledger: Ledger,
+    run_id: str,
+    settings: Settings,
+    say: Say,
+    in_place: bool,
+) -> tuple[bool, bool]:
+    """A file of no known layout, held with tieout's proposal until a person confirms it."""
+    command = accept_command(_dropped_path(source.path), settings)
+    _held_preview(proposal_preview(source, exc.proposal, command), source, ledger, run_id, say)
+    return _left_in_inbox(source.path, in_place)
+
+
+def _settle_held(ledger: Ledger, run_id: str, source: SourceFile, decision: LayoutDecision) -> None:
+    """A file held before whose layout a person has confirmed since: its item is settled."""
+    ledger.observe_items(
+        run_id,
+        [],
+        file_sha256=source.sha256,
+        decides={"held_layout"},
+        note=f"its layout was confirmed ({decision.confirmed_by})",
+    )
+
+
+def _left_in_inbox(path: Path, in_place: bool) -> tuple[bool, bool]:
+    """A held file stays where the clerk dropped it (an archived copy, where it lies)."""
+    if not in_place:
+        put_back(path)
+    return True, True
 
 
 def _dropped_path(path: Path) -> Path:
