@@ -16,6 +16,7 @@ from pipelines.core.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pipelines.core.config import Settings
     from pipelines.resolving.aliases import AliasFiles
     from pipelines.resolving.refs import RefData
 
@@ -34,6 +35,10 @@ def _next_step(ctx: click.Context, hints: AliasHints) -> str:
 
 
 def _propexo(ctx: click.Context) -> tuple[RefData, AliasFiles, pd.DataFrame]:
+    return alias_context(settings_of(ctx))
+
+
+def alias_context(settings: Settings) -> tuple[RefData, AliasFiles, pd.DataFrame]:
     """Reference data without aliases, the alias files as read, and the open unknown names."""
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
@@ -41,7 +46,6 @@ def _propexo(ctx: click.Context) -> tuple[RefData, AliasFiles, pd.DataFrame]:
     from pipelines.resolving.aliases import open_unknown_names, read_aliases
     from pipelines.resolving.refs import build_reference_data
 
-    settings = settings_of(ctx)
     with Ledger(settings.ledger) as ledger:
         with make_client(settings) as client:
             lists = reference_lists(ledger, client, settings)

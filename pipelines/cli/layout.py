@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from pipelines.cli.console import friendly, out, settings_of
+from pipelines.core.config import Settings
 from pipelines.kinds import registered
 
 
@@ -68,44 +69,14 @@ def layout_accept(ctx: click.Context, file: Path, profile: str | None, by: str |
     Shows what the layout does (columns charged, not charged and unknown; lines; total), then
     keeps the confirmation in the ledger with who confirmed it, when, and from which file.
     """
-    from pipelines.core.errors import InputError
-    from pipelines.ledger import Ledger
-    from pipelines.posting.propexo import make_client
-    from pipelines.reading.grids import fingerprint
-    from pipelines.reading.profiles import profiles_for
-    from pipelines.reconciling.sync import reference_data
-    from pipelines.runs.files import decide_layout, layout_preview, preview_lines, process_file
+    from pipelines.runs.files import preview_lines
 
     with friendly():
-        if not file.is_file():
-            raise InputError(f"{file}: no such file")
         settings = settings_of(ctx, profile=profile)
         who = by or _user()
-        source = fingerprint(file)
-        # A file refused as a whole (a directory, an event log, totals that do not tie) is
-        # said so before anything else: no confirmation makes it a charge roll.
-        process_file(source, profiles_for(settings, registered()), None, settings)
-        copied = _keep_profile_file(settings.profile, settings.profiles_dir)
-        with Ledger(settings.ledger) as ledger:
-            # The charge codes a run reads columns by: from the ledger's cache (fetched again
-            # only when it is old), so the layout confirmed is the one a run will see.
-            with make_client(settings) as client:
-                refs = reference_data(ledger, client, settings)
-            result = process_file(
-                source,
-                profiles_for(settings, registered()),
-                refs,
-                settings,
-                ledger.confirmed_profiles(),
-            )
-            facts = result.extract.layout
-            if facts is None:
-                raise InputError(f"{file.name}: its layout cannot be told")
-            before = decide_layout(result.extract, ledger.confirmed_layout(facts.fingerprint))
-            preview = layout_preview(result, before)
-            layout_id, new = ledger.confirm_layout(
-                preview["layout"], facts.header_key, who, str(file), source.sha256
-            )
+        accepted = accept_layout(settings, file, who)
+        preview, copied, new = accepted["preview"], accepted["copied"], accepted["new"]
+        layout_id, facts = accepted["layout_id"], accepted["facts"]
         for line in preview_lines(preview)[1:]:
             out.print(line, markup=False)
         if copied is not None:
@@ -118,6 +89,53 @@ def layout_accept(ctx: click.Context, file: Path, profile: str | None, by: str |
             )
         else:
             out.print(f"layout {layout_id} ({facts.fingerprint}) was already confirmed")
+
+
+def accept_layout(settings: Settings, file: Path, who: str) -> dict[str, Any]:
+    """Confirm ``file``'s layout (`tieout layout accept`, the desk): its ``preview``, the
+    ``layout_id``, whether it is ``new``, its ``facts`` and the profile ``copied`` (or None)."""
+    from pipelines.core.errors import InputError
+    from pipelines.ledger import Ledger
+    from pipelines.posting.propexo import make_client
+    from pipelines.reading.grids import fingerprint
+    from pipelines.reading.profiles import profiles_for
+    from pipelines.reconciling.sync import reference_data
+    from pipelines.runs.files import decide_layout, layout_preview, process_file
+
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    source = fingerprint(file)
+    # A file refused as a whole (a directory, an event log, totals that do not tie) is
+    # said so before anything else: no confirmation makes it a charge roll.
+    process_file(source, profiles_for(settings, registered()), None, settings)
+    copied = _keep_profile_file(settings.profile, settings.profiles_dir)
+    with Ledger(settings.ledger) as ledger:
+        # The charge codes a run reads columns by: from the ledger's cache (fetched again
+        # only when it is old), so the layout confirmed is the one a run will see.
+        with make_client(settings) as client:
+            refs = reference_data(ledger, client, settings)
+        result = process_file(
+            source,
+            profiles_for(settings, registered()),
+            refs,
+            settings,
+            ledger.confirmed_profiles(),
+        )
+        facts = result.extract.layout
+        if facts is None:
+            raise InputError(f"{file.name}: its layout cannot be told")
+        before = decide_layout(result.extract, ledger.confirmed_layout(facts.fingerprint))
+        preview = layout_preview(result, before)
+        layout_id, new = ledger.confirm_layout(
+            preview["layout"], facts.header_key, who, str(file), source.sha256
+        )
+    return {
+        "preview": preview,
+        "layout_id": layout_id,
+        "new": new,
+        "facts": facts,
+        "copied": copied,
+    }
 
 
 def _user() -> str:

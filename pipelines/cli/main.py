@@ -38,6 +38,7 @@ from pipelines.cli.console import (
     settings_of,
     stamped,
 )
+from pipelines.cli.desk import COMMANDS as DESK_COMMANDS
 from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
@@ -547,34 +548,11 @@ def trace(ctx: click.Context, query: str, as_json: bool) -> None:
 def signoff(ctx: click.Context, subject: str, by: str, note: str | None) -> None:
     """Record a person's review of a run's or a period's (YYYY-MM) workpaper in the ledger,
     and show it in that report (Reviewed by / on)."""
-    from pipelines.core.errors import InputError
     from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.publish import period_of, write_period_report, write_report
+    from pipelines.reporting.publish import sign_off
 
     with friendly():
-        settings = settings_of(ctx)
-        if not by.strip():
-            raise InputError("--by: the name of the person who reviewed the workpaper")
-        with Ledger(settings.ledger) as ledger:
-            month = period_of(subject)
-            if month is not None:
-                write_period_report(
-                    ledger, settings, month, registered()
-                )  # refuses a period with no file
-                key = f"period-{month}"
-            else:
-                if subject not in set(ledger.runs()["run_id"].astype(str)):
-                    raise InputError(
-                        f"no run {subject!r} and not a period (YYYY-MM): `tieout runs` lists runs"
-                    )
-                key = subject
-            review = ledger.add_signoff(key, by.strip(), note)
-            folder = (
-                write_period_report(ledger, settings, month, registered())
-                if month is not None
-                else write_report(ledger, settings, subject, registered())
-            )
+        key, review, folder = sign_off(settings_of(ctx), subject, by, note, registered())
         out.print(f"{key}: reviewed by {review['by']} at {review['at']}")
         out.print(f"report: {folder / 'report.html'}")
 
@@ -824,6 +802,7 @@ for command in (
     layout,
     alias,
     *ITEM_COMMANDS,
+    *DESK_COMMANDS,
 ):
     cli.add_command(command)
 

@@ -262,3 +262,31 @@ def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def sign_off(
+    settings: Settings, subject: str, by: str, note: str | None, kinds: Kinds
+) -> tuple[str, dict[str, str | None], Path]:
+    """A person's review of a run's or a period's (YYYY-MM) workpaper (`tieout signoff`, the
+    desk): kept in the ledger and shown in that report. Returns the subject's key, the review
+    and the report's folder."""
+    if not by.strip():
+        raise InputError("--by: the name of the person who reviewed the workpaper")
+    with Ledger(settings.ledger) as ledger:
+        month = period_of(subject)
+        if month is not None:
+            write_period_report(ledger, settings, month, kinds)  # refuses a period with no file
+            key = f"period-{month}"
+        else:
+            if subject not in set(ledger.runs()["run_id"].astype(str)):
+                raise InputError(
+                    f"no run {subject!r} and not a period (YYYY-MM): `tieout runs` lists runs"
+                )
+            key = subject
+        review = ledger.add_signoff(key, by.strip(), note)
+        folder = (
+            write_period_report(ledger, settings, month, kinds)
+            if month is not None
+            else write_report(ledger, settings, subject, kinds)
+        )
+    return key, review, folder
