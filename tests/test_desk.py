@@ -449,3 +449,85 @@ def _invoices(box: RunningSandbox) -> int:
         headers={"Authorization": f"Bearer {box.config.token}"},
     ).json()["results"]
     return len(found)
+
+
+def test_a_clerk_settles_a_rejected_row_but_only_an_approver_settles_a_conflict(
+    client: TestClient, offline: Settings
+) -> None:
+    from pipelines.runs.items import new_item
+
+    rejected = new_item(
+        "rejected_row",
+        "f" * 64,
+        "bills.csv",
+        7,
+        rows=(7,),
+        amount_cents=1234,
+        detail={"reasons": ["Amount: not an amount"]},
+    )
+    conflict = new_item(
+        "conflict",
+        "f" * 64,
+        "bills.csv",
+        8,
+        rows=(8,),
+        amount_cents=999,
+        detail={"reasons": ["changes a posted bill"]},
+    )
+    with Ledger(offline.ledger) as ledger:
+        ledger.observe_items("r1", [rejected, conflict])
+    token = signed_in(client, "clara")
+    page = client.get("/items").text
+    assert "rows rejected for what they hold" in page and "Amount: not an amount" in page
+    assert page.count('action="/items/settle"') == 1  # the clerk's form: the rejected row only
+    refused = client.post(
+        "/items/settle", data={"csrf_token": token, "item_id": conflict.item_id, "note": "x"}
+    )
+    assert refused.status_code == 403
+    empty = client.post("/items/settle", data={"csrf_token": token, "item_id": rejected.item_id})
+    assert empty.status_code == 303
+    assert "say in the note" in client.get("/items").text
+    done = client.post(
+        "/items/settle",
+        data={"csrf_token": token, "item_id": rejected.item_id, "note": "row removed at source"},
+    )
+    assert done.status_code == 303
+    assert f"{rejected.item_id} settled by clara" in client.get("/items").text
+    client.cookies.clear()
+    token = signed_in(client, "april")
+    assert 'action="/items/settle"' in client.get("/items").text
+    client.post(
+        "/items/settle",
+        data={
+            "csrf_token": token,
+            "item_id": conflict.item_id,
+            "note": "corrected in Rent Manager",
+        },
+    )
+    assert "Nothing open" in client.get("/items").text
+    with Ledger(offline.ledger, readonly=True) as ledger:
+        settled = ledger.db.execute(
+            "SELECT item_id, decided_by, note FROM item_events WHERE state = 'settled' ORDER BY id"
+        ).fetchall()
+    assert settled == [
+        (rejected.item_id, "clara", "row removed at source"),
+        (conflict.item_id, "april", "corrected in Rent Manager"),
+    ]
+
+
+def test_pages_read_by_every_role_and_an_unknown_item_is_said_plainly(
+    client: TestClient, offline: Settings
+) -> None:
+    token = signed_in(client, "audrey")
+    for path in ("/", "/inbox", "/items", "/layouts", "/runs", "/approvals", "/trace?q=nothing"):
+        answer = client.get(path, follow_redirects=True)
+        assert answer.status_code in (200, 400), path
+    assert "Sign off" in client.get("/approvals").text
+    client.cookies.clear()
+    token = signed_in(client, "clara")
+    client.post("/items/settle", data={"csrf_token": token, "item_id": "it-nope", "note": "n"})
+    assert "it-nope is not an open item" in client.get("/items").text
+    client.post("/inbox/drop", data={"csrf_token": token})
+    assert "choose a file to drop first" in client.get("/inbox").text
+    client.post("/inbox/run", data={"csrf_token": token})  # no Propexo here: said in a line
+    assert "cannot connect to Propexo" in client.get("/inbox").text

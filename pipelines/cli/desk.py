@@ -4,7 +4,9 @@ Registered on the main group in :mod:`pipelines.cli.main`; the desk is :mod:`pip
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import sys
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -16,6 +18,10 @@ from pipelines.core.errors import ConfigError, InputError
 from pipelines.ledger.desk import ROLES
 
 MIN_PASSWORD = 12
+
+
+def _word(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 def _loopback(host: str) -> bool:
@@ -46,7 +52,14 @@ def serve_desk(settings: Settings, host: str, port: int, trusted_proxy: str | No
         nobody = not users(ledger)
     out.print(f"desk: http://{host}:{port}/ (Ctrl-C stops it)", markup=False, highlight=False)
     if nobody:
-        out.print("no users yet: `tieout users add NAME --role clerk` makes one", markup=False)
+        where = (
+            "" if settings.data_dir == Path("data") else f"--data-dir {_word(settings.data_dir)} "
+        )
+        out.print(
+            f"no users yet: `tieout {where}users add NAME --role clerk` makes one",
+            markup=False,
+            highlight=False,
+        )
     sys.stdout.flush()
     uvicorn.run(
         create_app(settings),

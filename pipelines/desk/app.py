@@ -138,8 +138,14 @@ def forbidden(reason: str) -> Response:
     return HTMLResponse(f"<!doctype html><title>403</title><p>{reason}</p>", status_code=403)
 
 
-def guarded(desk: Desk, view: Callable[..., Awaitable[Response]], action: str | None) -> View:
-    """A view behind sign-in; a POST also behind its CSRF token, then ``action``'s role."""
+def guarded(
+    desk: Desk,
+    view: Callable[..., Awaitable[Response]],
+    action: str | None,
+    back: str = "/inbox",
+) -> View:
+    """A view behind sign-in; a POST also behind its CSRF token, then ``action``'s role. A
+    refusal by tieout itself (a :class:`TieoutError`) is said on the page ``back``."""
 
     async def endpoint(request: Request) -> Response:
         session = desk.session(request)
@@ -169,18 +175,12 @@ def guarded(desk: Desk, view: Callable[..., Awaitable[Response]], action: str | 
             if request.method == "GET":
                 return desk.render(request, "error.html.j2", status=400, message=str(exc))
             session.flashes.append(str(exc))
-            return RedirectResponse(back(request), status_code=303)
+            return RedirectResponse(back, status_code=303)
         finally:
             if form is not None:
                 await form.close()
 
     return endpoint
-
-
-def back(request: Request) -> str:
-    """The page a form was posted from (its first path segment), for the redirect after."""
-    first = request.url.path.strip("/").split("/")[0]
-    return "/" + first if re.fullmatch(r"[a-z]+", first) else "/"
 
 
 def login_routes(desk: Desk) -> list[Route]:

@@ -198,14 +198,10 @@ def page_routes(desk: Desk) -> list[Route]:  # noqa: PLR0915 - one closure per p
         )
 
     async def trace(request: Request, session: auth.Session, form: FormData | None) -> Response:
-        from pipelines.kinds import registered
-        from pipelines.reporting.trace import trace as lineage
+        from pipelines.desk.views import trace_record
 
-        query = str(request.query_params.get("q") or "").strip()
-        found: list[dict[str, Any]] = []
-        if query:
-            with desk.ledger(readonly=True) as ledger:
-                found = await run_in_threadpool(lineage, ledger, settings, query, registered())
+        query = str(request.query_params.get("q") or "").strip()[:500]
+        found = await run_in_threadpool(trace_record, desk, query) if query else []
         return desk.render(request, "trace.html.j2", query=query, found=found)
 
     # ---- Approvals and sign-off -------------------------------------------------------------
@@ -232,27 +228,31 @@ def page_routes(desk: Desk) -> list[Route]:  # noqa: PLR0915 - one closure per p
             sign_off, settings, subject, session.name, field(form, "note") or None, registered()
         )
         desk.record(session, "sign_off", key)
-        return done(session, "/approvals", f"{key}: signed off by {review['by']} at {review['at']}")
+        at = str(review["at"])[:19].replace("T", " ")
+        return done(session, "/approvals", f"{key}: signed off by {review['by']} at {at} UTC")
 
-    def page(path: str, view: Any, action: str | None = None, method: str = "GET") -> Route:
-        return Route(path, guarded(desk, view, action), methods=[method])
+    def page(
+        path: str, view: Any, action: str | None = None, method: str = "GET", back: str = ""
+    ) -> Route:
+        """A page, or a form's action (``back``: the page it is posted from)."""
+        return Route(path, guarded(desk, view, action, back or path), methods=[method])
 
     return [
         page("/", home),
         page("/inbox", inbox),
-        page("/inbox/drop", drop, auth.DROP, "POST"),
-        page("/inbox/run", take_in, auth.DROP, "POST"),
+        page("/inbox/drop", drop, auth.DROP, "POST", "/inbox"),
+        page("/inbox/run", take_in, auth.DROP, "POST", "/inbox"),
         page("/items", items),
-        page("/items/alias", alias, auth.CLEAR, "POST"),
-        page("/items/retry", retry, auth.CLEAR, "POST"),
-        page("/items/settle", settle, auth.CLEAR, "POST"),
+        page("/items/alias", alias, auth.CLEAR, "POST", "/items"),
+        page("/items/retry", retry, auth.CLEAR, "POST", "/items"),
+        page("/items/settle", settle, auth.CLEAR, "POST", "/items"),
         page("/layouts", layouts),
-        page("/layouts/confirm", confirm, auth.CLEAR, "POST"),
+        page("/layouts/confirm", confirm, auth.CLEAR, "POST", "/layouts"),
         page("/runs", runs),
         page("/reports/{folder}/{name}", report_file),
         page("/archive/{sha256}", archived),
         page("/trace", trace),
         page("/approvals", approvals),
-        page("/approvals/approve", approve, auth.APPROVE, "POST"),
-        page("/signoff", signoff, auth.SIGN_OFF, "POST"),
+        page("/approvals/approve", approve, auth.APPROVE, "POST", "/approvals"),
+        page("/signoff", signoff, auth.SIGN_OFF, "POST", "/approvals"),
     ]

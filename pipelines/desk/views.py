@@ -45,14 +45,17 @@ def inbox_files(desk: Desk) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         for sha in held_layouts(ledger):
             held.setdefault(sha, "its layout awaits confirmation")
         dropped = events(ledger, action="upload")[-50:]
-        taken = {e["subject"]: ledger.file_of(e["subject"]) for e in dropped}
-    rejected = settings.rejected_dir.resolve()
+        taken = {e["subject"] for e in dropped if ledger.file_of(e["subject"]) is not None}
+        # Taken in: posted when any of its rows became a record (at once, or by a retry).
+        posted = {
+            sha
+            for sha in taken
+            if not ledger.records(files=[sha], columns=["record_key"], bodies=False).empty
+        }
 
     def state(sha: str) -> str:
-        file = taken.get(sha)
-        if file is not None:
-            moved = Path(str(file.get("moved_to") or "")).resolve()
-            return "refused" if moved.is_relative_to(rejected) else "posted"
+        if sha in taken:
+            return "posted" if sha in posted else "refused"
         if sha in waiting_here and sha in held:
             return "held"
         return "waiting" if sha in waiting_here else "taken in"
@@ -252,6 +255,15 @@ def run_page(
         (p.name for p in reports.glob("period-*") if (p / "report.html").is_file()), reverse=True
     )
     return rows, files, papers
+
+
+def trace_record(desk: Desk, query: str) -> list[dict[str, Any]]:
+    """`tieout trace QUERY`: each record's lineage, cell → Propexo id → Rent Manager id."""
+    from pipelines.kinds import registered
+    from pipelines.reporting.trace import trace
+
+    with desk.ledger(readonly=True) as ledger:
+        return trace(ledger, desk.settings, query, registered())
 
 
 def approval_page(desk: Desk) -> tuple[list[dict[str, Any]], list[str], list[str]]:

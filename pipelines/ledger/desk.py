@@ -110,8 +110,8 @@ def held_layouts(ledger: Ledger) -> dict[str, dict[str, Any]]:
 
 
 def periods(ledger: Ledger) -> list[str]:
-    """The billing periods files were taken in for, newest first."""
+    """The billing periods (YYYY-MM) files were taken in for, newest first."""
     rows = ledger.db.execute(
         "SELECT DISTINCT period FROM files WHERE period IS NOT NULL ORDER BY period DESC"
     ).fetchall()
-    return [str(r[0]) for r in rows if r[0]]
+    return list(dict.fromkeys(str(r[0])[:7] for r in rows if r[0]))  # its first day → YYYY-MM
