@@ -4,8 +4,13 @@ and maker-checker against a real sandbox. None of the refused requests changes t
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +27,7 @@ from pipelines.desk.app import create_app
 from pipelines.ledger import Ledger
 from pipelines.ledger.desk import add_user, events, users
 from sandbox.server import RunningSandbox
-from tests.conftest import SAMPLES, settings_for
+from tests.conftest import ROOT, SAMPLES, settings_for
 
 with warnings.catch_warnings():
     # Starlette 1.10 would rather drive its TestClient with `httpx2`; httpx is the one we ship.
@@ -531,3 +536,60 @@ def test_pages_read_by_every_role_and_an_unknown_item_is_said_plainly(
     assert "choose a file to drop first" in client.get("/inbox").text
     client.post("/inbox/run", data={"csrf_token": token})  # no Propexo here: said in a line
     assert "cannot connect to Propexo" in client.get("/inbox").text
+
+
+def test_demo_serve_leaves_the_desk_running_on_the_demos_workspace(tmp_path: Path) -> None:
+    """`tieout demo --serve`: the demo, then the desk's address, and how to add its first user
+    (a command that works as printed); the desk answers until stopped."""
+    port = _free_port()
+    workdir = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "demo",
+            "--serve",
+            "--port",
+            str(port),
+            "--workdir",
+            str(workdir),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("desk: ") for line in lines):
+            line = demo.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert lines[-1] == f"desk: http://127.0.0.1:{port}/ (Ctrl-C stops it)\n"
+        hint = demo.stdout.readline()
+        assert f"`tieout --data-dir {workdir} users add NAME --role clerk`" in hint
+        assert "Complete" in "".join(lines)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/inbox")
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+        if demo.stdout is not None:
+            demo.stdout.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
