@@ -54,6 +54,7 @@ ACTIONS = [
     "/items/retry",
     "/items/settle",
     "/layouts/confirm",
+    "/layouts/forget",
     "/approvals/approve",
     "/signoff",
     "/logout",
@@ -159,6 +160,7 @@ def test_every_page_and_action_without_a_session_redirects_to_sign_in(
 
 OUTSIDE_ROLE = {
     "audrey": [
+        "/layouts/forget",
         "/inbox/drop",
         "/inbox/run",
         "/items/alias",
@@ -593,3 +595,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_clerk_withdraws_a_confirmed_layout(client: TestClient, offline: Settings) -> None:
+    facts = {"fingerprint": "abc123", "profile": "tieout_rent_roll", "kind": "charge"}
+    with Ledger(offline.ledger) as ledger:
+        layout_id, _ = ledger.confirm_layout(facts, "key", "sam", "roll.csv", "e" * 64)
+    token = signed_in(client, "clara")
+    page = client.get("/layouts").text
+    assert "abc123" in page and "sam" in page and 'action="/layouts/forget"' in page
+    client.post("/layouts/forget", data={"csrf_token": token, "layout_id": "x"})
+    assert "choose a confirmed layout" in client.get("/layouts").text
+    client.post("/layouts/forget", data={"csrf_token": token, "layout_id": str(layout_id)})
+    assert f"layout {layout_id} withdrawn" in client.get("/layouts").text
+    client.post("/layouts/forget", data={"csrf_token": token, "layout_id": str(layout_id)})
+    assert f"no confirmed layout {layout_id}" in client.get("/layouts").text
+    with Ledger(offline.ledger, readonly=True) as ledger:
+        assert ledger.confirmed_layout("abc123") is None
+        assert ("clara", "layout_forget") in [(e["by"], e["action"]) for e in events(ledger)]

@@ -158,6 +158,17 @@ def page_routes(desk: Desk) -> list[Route]:  # noqa: PLR0915 - one closure per p
         lines = await run_in_threadpool(confirm_layout, desk, session, field(form, "item_id"))
         return done(session, "/layouts", *lines)
 
+    async def forget(request: Request, session: auth.Session, form: FormData | None) -> Response:
+        """`tieout layout forget ID`: files of that layout are held again."""
+        layout_id = field(form, "layout_id")
+        if not layout_id.isdigit():
+            return done(session, "/layouts", "choose a confirmed layout to withdraw")
+        with desk.ledger() as ledger:
+            if not ledger.forget_layout(int(layout_id)):
+                raise InputError(f"no confirmed layout {layout_id}: the list below shows them")
+        desk.record(session, "layout_forget", layout_id)
+        return done(session, "/layouts", f"layout {layout_id} withdrawn: its files are held again")
+
     # ---- Runs and reports -------------------------------------------------------------------
     async def runs(request: Request, session: auth.Session, form: FormData | None) -> Response:
         from pipelines.desk.views import run_page
@@ -248,6 +259,7 @@ def page_routes(desk: Desk) -> list[Route]:  # noqa: PLR0915 - one closure per p
         page("/items/settle", settle, auth.CLEAR, "POST", "/items"),
         page("/layouts", layouts),
         page("/layouts/confirm", confirm, auth.CLEAR, "POST", "/layouts"),
+        page("/layouts/forget", forget, auth.CLEAR, "POST", "/layouts"),
         page("/runs", runs),
         page("/reports/{folder}/{name}", report_file),
         page("/archive/{sha256}", archived),
