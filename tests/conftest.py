@@ -49,6 +49,8 @@ SLOW_MODULES = (
     "test_intake.py",
     "test_items.py",
     "test_e2e.py",
+    "test_desk_browser.py",
+    "test_desk.py",
     "test_write_log.py",
     "test_in_doubt.py",
     "test_lost_ledger.py",

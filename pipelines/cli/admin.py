@@ -494,12 +494,19 @@ def require_sandbox() -> None:
     show_default=True,
     help="Private workspace for the demo (wiped at the start).",
 )
-def demo(workdir: Path) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then leave the desk (`tieout serve`) running on the demo's workspace, with its sandbox.",
+)
+@click.option("--port", default=8800, show_default=True, type=click.IntRange(0, 65535))
+def demo(workdir: Path, serve: bool, port: int) -> None:
     """Rehearse the whole pipeline on the sample files against an embedded sandbox.
 
     Starts the sandbox on a free loopback port, copies data/samples/ into a fresh inbox, runs,
     asks for a sync, reconciles, prints the report's path and stops the sandbox. Your own
-    ledger, inbox and reports are not touched.
+    ledger, inbox and reports are not touched. With --serve, the desk then runs on the demo's
+    workspace (and the sandbox with it) until Ctrl-C.
     """
     from pipelines.kinds import registered
     from pipelines.ledger import Ledger
@@ -542,12 +549,18 @@ def demo(workdir: Path) -> None:
                 result, reports = reconcile_command(
                     settings, registered(), sync=True, wait_s=30, say=say
                 )
-        summary = (
-            json.loads((reports[-1] / "summary.json").read_text()) if reports else outcome.summary
-        )
-        print_summary(summary)
-        folder = reports[-1] if reports else outcome.report_dir
-        out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
+                summary = (
+                    json.loads((reports[-1] / "summary.json").read_text())
+                    if reports
+                    else outcome.summary
+                )
+                print_summary(summary)
+                folder = reports[-1] if reports else outcome.report_dir
+                out.print(f"report: {folder / 'report.html' if folder else '(none)'}")
+                if serve:
+                    from pipelines.cli.desk import serve_desk
+
+                    serve_desk(settings, "127.0.0.1", port, None)
         ok = result is not None and summary.get("verdict") == "complete"
         sys.exit(0 if ok else 1)
 

@@ -16,6 +16,7 @@ from pipelines.core.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pipelines.core.config import Settings
     from pipelines.resolving.aliases import AliasFiles, Place
     from pipelines.resolving.refs import RefData
 
@@ -36,15 +37,20 @@ def _next_step(ctx: click.Context, hints: AliasHints) -> str:
 def _propexo(
     ctx: click.Context,
 ) -> tuple[RefData, AliasFiles, pd.DataFrame, dict[str, list[Place]]]:
+    return alias_context(settings_of(ctx))
+
+
+def alias_context(
+    settings: Settings,
+) -> tuple[RefData, AliasFiles, pd.DataFrame, dict[str, list[Place]]]:
     """Reference data without aliases, the alias files as read, the open unknown names, and
-    the places of the open rows of each unknown resident name."""
+    the places of the open rows of each unknown resident name (`tieout alias`, the desk)."""
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
     from pipelines.reconciling.sync import reference_lists
     from pipelines.resolving.aliases import open_unknown_names, read_aliases, resident_places
     from pipelines.resolving.refs import build_reference_data
 
-    settings = settings_of(ctx)
     with Ledger(settings.ledger) as ledger:
         with make_client(settings) as client:
             lists = reference_lists(ledger, client, settings)

@@ -128,6 +128,47 @@ def finish_run(settings: Settings, summary: dict[str, Any], report_dir: Path | N
         print_todo(settings, items)
 
 
+def settle_items(settings: Settings, item_ids: list[str], *, by: str, note: str) -> None:
+    """A person's decision on open items (`tieout settle`, the desk): each an event with who,
+    when and the note; the reports of the runs that met them are refreshed. Writes Propexo
+    reported failed are items of their records: the settlement is kept as the item's event."""
+    from pipelines.core.errors import InputError
+    from pipelines.kinds import registered
+    from pipelines.ledger import Ledger
+    from pipelines.reporting.publish import refresh_settled
+    from pipelines.runs.items import new_item
+
+    records = {i["item_id"]: i for i in open_items(settings) if i["cause"] == "write_failed"}
+    with Ledger(settings.ledger) as ledger:
+        known = {i["item_id"] for i in ledger.items()} | set(records)
+        unknown = [i for i in item_ids if i not in known]
+        if unknown:
+            raise InputError(
+                f"{unknown[0]} is not an open item; `{tieout_word(settings)} todo` lists "
+                "them with their ids"
+            )
+        kept = [records[i] for i in item_ids if i in records]
+        if kept:
+            ledger.observe_items(
+                "settle",
+                [
+                    new_item(
+                        str(i["cause"]),
+                        i["file_sha256"],
+                        i["file_name"],
+                        i["detail"]["record_key"],
+                        rows=tuple(i["rows"]),
+                        amount_cents=int(i["amount_cents"]),
+                        detail=i["detail"],
+                    )
+                    for i in kept
+                ],
+            )
+        for item_id in item_ids:
+            ledger.settle_item(item_id, by=by, note=note)
+        refresh_settled(ledger, settings, None, registered(), list(item_ids))
+
+
 @click.command()
 @click.argument("item_ids", nargs=-1, required=True, metavar="ITEM_ID…")
 @click.option("--by", "by", required=True, help="Who decided (kept in the ledger and report).")
@@ -136,46 +177,44 @@ def finish_run(settings: Settings, summary: dict[str, Any], report_dir: Path | N
 def settle(ctx: click.Context, item_ids: tuple[str, ...], by: str, note: str) -> None:
     """A person settles open items (a conflict corrected in Rent Manager, a row that is not to
     be posted): an event in the ledger with who, when and the note; shown in the reports."""
-    from pipelines.core.errors import InputError
-    from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.publish import refresh_settled
-    from pipelines.runs.items import new_item
-
     with friendly():
-        settings = settings_of(ctx)
-        # Writes Propexo reported failed are items of their records: a person's settlement
-        # is kept as the item's event.
-        records = {i["item_id"]: i for i in open_items(settings) if i["cause"] == "write_failed"}
-        with Ledger(settings.ledger) as ledger:
-            known = {i["item_id"] for i in ledger.items()} | set(records)
-            unknown = [i for i in item_ids if i not in known]
-            if unknown:
-                raise InputError(
-                    f"{unknown[0]} is not an open item; `{tieout_word(settings)} todo` lists "
-                    "them with their ids"
-                )
-            kept = [records[i] for i in item_ids if i in records]
-            if kept:
-                ledger.observe_items(
-                    "settle",
-                    [
-                        new_item(
-                            str(i["cause"]),
-                            i["file_sha256"],
-                            i["file_name"],
-                            i["detail"]["record_key"],
-                            rows=tuple(i["rows"]),
-                            amount_cents=int(i["amount_cents"]),
-                            detail=i["detail"],
-                        )
-                        for i in kept
-                    ],
-                )
-            for item_id in item_ids:
-                ledger.settle_item(item_id, by=by, note=note)
-            refresh_settled(ledger, settings, None, registered(), list(item_ids))
+        settle_items(settings_of(ctx), list(item_ids), by=by, note=note)
         out.print(f"settled {len(item_ids)} items (by {by})")
+
+
+def approve_held(settings: Settings, file: str, *, by: str, note: str) -> list[Path]:
+    """Approve a file held for approval (by name, sha256 or path): its items settled by ``by``,
+    who must not be the one who dropped it on the desk (maker-checker). Returns the held
+    files' paths, for the run that takes them in."""
+    from pipelines.core.errors import InputError
+    from pipelines.ledger import Ledger
+    from pipelines.ledger.desk import dropped_by
+
+    with Ledger(settings.ledger) as ledger:
+        held = [
+            i
+            for i in ledger.items()
+            if i["cause"] == "awaiting_approval"
+            and (file in (i["file_name"], i["file_sha256"]) or file == i["detail"].get("path"))
+        ]
+        if not held:
+            raise InputError(f"{file}: no file of that name awaits approval (`tieout todo`)")
+        makers = {m for i in held for m in dropped_by(ledger, str(i["file_sha256"]))}
+        if by in makers:
+            raise InputError(
+                f"{file}: {by} dropped this file, so {by} cannot approve it; another person "
+                "approves it (maker and checker)"
+            )
+        paths = [Path(str(i["detail"].get("path"))) for i in held]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise InputError(
+                f"{missing[0]}: the held file is no longer there; drop it into "
+                f"{settings.inbox_dir} again (it is held again, with its preview)"
+            )
+        for item in held:
+            ledger.settle_item(item["item_id"], by=by, note=note)
+    return paths
 
 
 @click.command()
@@ -186,30 +225,11 @@ def settle(ctx: click.Context, item_ids: tuple[str, ...], by: str, note: str) ->
 def approve(ctx: click.Context, file: str, by: str, note: str) -> None:
     """Approve a held file for posting (with `approve_each_file = true`), then post it: the
     report names who approved what and when."""
-    from pipelines.core.errors import InputError
-    from pipelines.ledger import Ledger
     from pipelines.runs.pipeline import run as run_pipeline
 
     with friendly():
         settings = settings_of(ctx)
-        with Ledger(settings.ledger) as ledger:
-            held = [
-                i
-                for i in ledger.items()
-                if i["cause"] == "awaiting_approval"
-                and (file in (i["file_name"], i["file_sha256"]) or file == i["detail"].get("path"))
-            ]
-            if not held:
-                raise InputError(f"{file}: no file of that name awaits approval (`tieout todo`)")
-            paths = [Path(str(i["detail"].get("path"))) for i in held]
-            missing = [p for p in paths if not p.is_file()]
-            if missing:
-                raise InputError(
-                    f"{missing[0]}: the held file is no longer there; drop it into "
-                    f"{settings.inbox_dir} again (it is held again, with its preview)"
-                )
-            for item in held:
-                ledger.settle_item(item["item_id"], by=by, note=note)
+        paths = approve_held(settings, file, by=by, note=note)
         out.print(f"{file}: approved by {by}; taking it in now")
         outcome = run_pipeline(settings, files=paths, say=say)
         finish_run(settings, outcome.summary, outcome.report_dir)

@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from pipelines.cli.console import friendly, out, settings_of
+from pipelines.core.config import Settings
 from pipelines.kinds import registered
 
 
@@ -98,41 +99,75 @@ def layout_accept(
     (each HEADER a column's header as the file writes it); the confirmed layout becomes a
     profile in the data folder's profiles/ (`tieout layout export ID` writes it anywhere).
     """
+    from pipelines.runs.files import preview_lines
+
+    with friendly():
+        settings = settings_of(ctx, profile=profile)
+        who = by or _user()
+        corrections = _corrections(charge, not_charge, unit, resident, property_header)
+        accepted = accept_layout(settings, file, who, corrections, sheet)
+    preview, facts = accepted["preview"], accepted["facts"]
+    layout_id, made = accepted["layout_id"], accepted["made"]
+    for line in preview_lines(preview)[1:]:
+        out.print(line, markup=False)
+    if accepted["copied"] is not None:
+        out.print(f"profile copied to {accepted['copied']} so that runs read this layout with it")
+    if made is not None:
+        out.print(f"profile written to {made.path} so that runs read this layout with it")
+    if accepted["new"]:
+        out.print(
+            f"layout {layout_id} ({facts.fingerprint}, {facts.profile}) confirmed by {who}: "
+            f"files of this layout now run unattended (`tieout layout export {layout_id}` "
+            "writes it as a profile)",
+            markup=False,
+        )
+    else:
+        out.print(f"layout {layout_id} ({facts.fingerprint}) was already confirmed")
+
+
+def accept_layout(
+    settings: Settings,
+    file: Path,
+    who: str,
+    corrections: dict[str, str] | None = None,
+    sheet: str | None = None,
+) -> dict[str, Any]:
+    """Confirm ``file``'s layout (`tieout layout accept`, the desk): a file of no known layout
+    as tieout proposed it, with ``corrections`` (header → role) and ``sheet``, becomes a
+    profile in the data folder's profiles/. Returns its ``preview``, the ``layout_id``, whether
+    it is ``new``, its ``facts``, the profile ``copied`` and the profile ``made`` (or None)."""
     from pipelines.core.errors import InputError
     from pipelines.reading.grids import fingerprint
     from pipelines.reading.profiles import profiles_for
     from pipelines.reading.propose import LayoutHeld
     from pipelines.runs.files import process_file
 
-    with friendly():
-        if not file.is_file():
-            raise InputError(f"{file}: no such file")
-        settings = settings_of(ctx, profile=profile)
-        who = by or _user()
-        source = fingerprint(file)
-        corrections = _corrections(charge, not_charge, unit, resident, property_header)
-        # A file refused as a whole (a directory, an event log, totals that do not tie) is
-        # said so before anything else: no confirmation makes it a charge roll.
-        try:
-            read_as = process_file(
-                source, profiles_for(settings, registered()), None, settings
-            ).extract.profile
-        except LayoutHeld:
-            read_as = None
-        proposed = read_as is None or read_as.startswith(PROPOSED_PREFIX)
-        if (corrections or sheet) and not proposed:
-            raise InputError(
-                f"{file.name} is read by the profile {read_as}: the corrections --charge, "
-                "--not-charge, --unit, --resident, --property and --sheet apply to a file no "
-                "profile reads; change the profile instead (or name another with --profile)"
-            )
-        made = _from_proposal(file, settings, who, corrections, sheet) if proposed else None
-        try:
-            _confirm(ctx, file, source, settings, who, made)
-        except BaseException:
-            if made is not None:
-                made.undo()
-            raise
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    source = fingerprint(file)
+    corrections = corrections or {}
+    # A file refused as a whole (a directory, an event log, totals that do not tie) is
+    # said so before anything else: no confirmation makes it a charge roll.
+    try:
+        read_as = process_file(source, profiles_for(settings, registered()), None, settings)
+        read_as_profile: str | None = read_as.extract.profile
+    except LayoutHeld:
+        read_as_profile = None
+    proposed = read_as_profile is None or read_as_profile.startswith(PROPOSED_PREFIX)
+    if (corrections or sheet) and not proposed:
+        raise InputError(
+            f"{file.name} is read by the profile {read_as_profile}: the corrections --charge, "
+            "--not-charge, --unit, --resident, --property and --sheet apply to a file no "
+            "profile reads; change the profile instead (or name another with --profile)"
+        )
+    made = _from_proposal(file, settings, who, corrections, sheet) if proposed else None
+    try:
+        confirmed = _confirm(file, source, settings, who, made)
+    except BaseException:
+        if made is not None:
+            made.undo()
+        raise
+    return {**confirmed, "made": made}
 
 
 # A profile tieout writes for a layout a person confirmed from its proposal is named so.
@@ -204,20 +239,15 @@ def _from_proposal(
 
 
 def _confirm(
-    ctx: click.Context,
-    file: Path,
-    source: Any,
-    settings: Any,
-    who: str,
-    made: _Made | None,
-) -> None:
-    """Read the file as a run will, show what its layout does, and keep the confirmation."""
+    file: Path, source: Any, settings: Any, who: str, made: _Made | None
+) -> dict[str, Any]:
+    """Read the file as a run will and keep the confirmation: what its layout does."""
     from pipelines.core.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
     from pipelines.reading.profiles import profiles_for
     from pipelines.reconciling.sync import reference_data
-    from pipelines.runs.files import decide_layout, layout_preview, preview_lines, process_file
+    from pipelines.runs.files import decide_layout, layout_preview, process_file
 
     copied = _keep_profile_file(settings.profile, settings.profiles_dir)
     with Ledger(settings.ledger) as ledger:
@@ -243,21 +273,13 @@ def _confirm(
         layout_id, new = ledger.confirm_layout(
             kept, facts.header_key, who, str(file), source.sha256
         )
-    for line in preview_lines(preview)[1:]:
-        out.print(line, markup=False)
-    if copied is not None:
-        out.print(f"profile copied to {copied} so that runs read this layout with it")
-    if made is not None:
-        out.print(f"profile written to {made.path} so that runs read this layout with it")
-    if new:
-        out.print(
-            f"layout {layout_id} ({facts.fingerprint}, {facts.profile}) confirmed by {who}: "
-            f"files of this layout now run unattended (`tieout layout export {layout_id}` "
-            "writes it as a profile)",
-            markup=False,
-        )
-    else:
-        out.print(f"layout {layout_id} ({facts.fingerprint}) was already confirmed")
+    return {
+        "preview": preview,
+        "layout_id": layout_id,
+        "new": new,
+        "facts": facts,
+        "copied": copied,
+    }
 
 
 def _user() -> str:

@@ -8,7 +8,6 @@ Settings are built here, once; errors become one clear line and an exit code (AR
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from pipelines.cli.console import (
     settings_of,
     stamped,
 )
+from pipelines.cli.desk import COMMANDS as DESK_COMMANDS
 from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
@@ -326,7 +326,6 @@ def check(
 def _print_checked(r: dict[str, Any], settings: Settings) -> None:
     """One checked file as `tieout check` prints it: its row accounting, what is to
     confirm online, and each cause once with its rows."""
-    from pipelines.core.hints import AliasHints
     from pipelines.core.parsing import dollars
     from pipelines.reading.totals import total_text
     from pipelines.reporting.report import not_charged_text
@@ -589,91 +588,21 @@ def signoff(
     and show it in that report (Reviewed by / on). Refused (exit 1) while an item is open or a
     check does not hold, unless --with-open-items --note "why". The sign-off keeps the
     workpaper's hashes: a later change to its figures shows "changed since sign-off"."""
-    from pipelines.core.errors import InputError
     from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.publish import (
-        period_of,
-        signoff_key,
-        write_period_report,
-        write_report,
-    )
+    from pipelines.reporting.publish import NotSigned, sign_off
 
     with friendly():
-        settings = settings_of(ctx)
-        if not by.strip():
-            raise InputError("--by: the name of the person who reviewed the workpaper")
-        if with_open_items and not (note or "").strip():
-            raise InputError('--with-open-items needs --note "why it is signed with them open"')
-        with Ledger(settings.ledger) as ledger:
-            month = period_of(subject)
-            if month is not None:
-                # Refuses a period with no file; what is signed is what is on disk.
-                folder = write_period_report(ledger, settings, month, registered())
-                key = f"period-{month}"
-            else:
-                if subject not in set(ledger.runs()["run_id"].astype(str)):
-                    raise InputError(
-                        f"no run {subject!r} and not a period (YYYY-MM): `tieout runs` lists runs"
-                    )
-                key = subject
-                folder = write_report(ledger, settings, subject, registered())
-            summary = json.loads((folder / "summary.json").read_text())
-            open_ids = _open_of(summary)
-            failed = _checks_failing(summary)
-            if (open_ids or failed) and not with_open_items:
-                tieout = AliasHints(settings.data_dir).command
-                said = ([f"open items: {', '.join(open_ids)}"] if open_ids else []) + (
-                    [f"checks that do not hold: {', '.join(failed)}"] if failed else []
-                )
-                out.print(
-                    f"{key}: not signed: {'; '.join(said)}. Settle them (`{tieout} todo`), "
-                    f'or sign with them open: {tieout} signoff {subject} --by "{by.strip()}" '
-                    '--with-open-items --note "why"',
-                    markup=False,
-                )
-                sys.exit(1)
-            review = ledger.add_signoff(key, by.strip(), note)
-            figures = summary["figures_sha256"]
-            ledger.set_meta(
-                signoff_key(key, str(review["at"])),
-                json.dumps(
-                    {
-                        "workpaper_sha256": hashlib.sha256(
-                            (folder / "summary.json").read_bytes()
-                        ).hexdigest(),
-                        "figures_sha256": figures,
-                        "with_open_items": bool(open_ids or failed),
-                        "open_items": open_ids,
-                        "checks_failing": failed,
-                    }
-                ),
+        try:
+            key, review, folder, left_open = sign_off(
+                settings_of(ctx), subject, by, note, registered(), with_open_items=with_open_items
             )
-            folder = (
-                write_period_report(ledger, settings, month, registered())
-                if month is not None
-                else write_report(ledger, settings, subject, registered())
-            )
+        except NotSigned as refused:
+            out.print(str(refused), markup=False)
+            sys.exit(1)
         out.print(f"{key}: reviewed by {review['by']} at {review['at']}")
-        if open_ids or failed:
-            out.print(f"signed with open items: {', '.join([*open_ids, *failed])}")
+        if left_open:
+            out.print(f"signed with open items: {', '.join(left_open)}")
         out.print(f"report: {folder / 'report.html'}")
-
-
-def _open_of(summary: dict[str, Any]) -> list[str]:
-    """The open items a workpaper names (a period's: its files' and records'; a run's: the
-    items it met that are still open)."""
-    if "open_items" in summary:
-        return [str(i["id"]) for i in summary["open_items"]]
-    return [str(i["id"]) for i in summary.get("items") or [] if i.get("state") == "open"]
-
-
-def _checks_failing(summary: dict[str, Any]) -> list[str]:
-    """The checks of a workpaper that do not hold (file by name, then the whole)."""
-    failing = [f"file {f['name']}" for f in summary.get("files") or [] if not f.get("ties_out")]
-    if not summary.get("ties_out", True) and not failing:
-        failing.append(str(summary.get("run_id")))
-    return failing
 
 
 @cli.command()
@@ -951,6 +880,7 @@ for command in (
     layout,
     alias,
     *ITEM_COMMANDS,
+    *DESK_COMMANDS,
 ):
     cli.add_command(command)
 

@@ -31,6 +31,8 @@ TABLES = (
     "open_items",
     "item_events",
     "file_passes",
+    "desk_users",
+    "desk_events",
 )
 KEYS = {"meta": ("key",)}  # the target's own meta (its record scheme) is replaced
 IDENTITY = (
@@ -43,6 +45,7 @@ IDENTITY = (
     "layouts",
     "layout_uses",
     "item_events",
+    "desk_events",
 )  # numbered by the engine
 SLICE = 50_000
 

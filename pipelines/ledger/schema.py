@@ -247,8 +247,28 @@ CREATE TABLE IF NOT EXISTS file_passes (
 );
 """
 
+# Revision 0008_desk (#39): the desk's named users (an Argon2 hash of each password, never the
+# password) and what each did there (an upload, a sign-in refused, …): events, never edits.
+DESK = """
+CREATE TABLE IF NOT EXISTS desk_users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS desk_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    by_name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS desk_events_subject ON desk_events(action, subject);
+"""
+
 # The tables each revision after the first added, in order (a new one is added here too).
-LATER_TABLES = (CLAIMS, SIGNOFFS, WEBHOOK_DELIVERIES, LAYOUTS, OPEN_ITEMS)
+LATER_TABLES = (CLAIMS, SIGNOFFS, WEBHOOK_DELIVERIES, LAYOUTS, OPEN_ITEMS, DESK)
 
 
 def base_tables() -> str:

@@ -405,3 +405,97 @@ def run_summaries(reports_dir: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
     return found
+
+
+class NotSigned(InputError):
+    """A workpaper with open items or a check that does not hold, not signed (exit 1)."""
+
+    exit_code = 1
+
+
+def sign_off(
+    settings: Settings,
+    subject: str,
+    by: str,
+    note: str | None,
+    kinds: Kinds,
+    *,
+    with_open_items: bool = False,
+) -> tuple[str, dict[str, str | None], Path, list[str]]:
+    """A person's review of a run's or a period's (YYYY-MM) workpaper (`tieout signoff`, the
+    desk): kept in the ledger and shown in that report. Refused (:class:`NotSigned`) while an
+    item is open or a check does not hold, unless ``with_open_items`` with a ``note`` (why).
+    The sign-off keeps the workpaper's hashes: a later change to its figures shows "changed
+    since sign-off". Returns the subject's key, the review, the report's folder and what was
+    signed open (items and checks)."""
+    import hashlib
+
+    if not by.strip():
+        raise InputError("--by: the name of the person who reviewed the workpaper")
+    if with_open_items and not (note or "").strip():
+        raise InputError('--with-open-items needs --note "why it is signed with them open"')
+    with Ledger(settings.ledger) as ledger:
+        month = period_of(subject)
+        if month is not None:
+            # Refuses a period with no file; what is signed is what is on disk.
+            folder = write_period_report(ledger, settings, month, kinds)
+            key = f"period-{month}"
+        else:
+            if subject not in set(ledger.runs()["run_id"].astype(str)):
+                raise InputError(
+                    f"no run {subject!r} and not a period (YYYY-MM): `tieout runs` lists runs"
+                )
+            key = subject
+            folder = write_report(ledger, settings, subject, kinds)
+        summary = json.loads((folder / "summary.json").read_text())
+        open_ids = open_of(summary)
+        failed = checks_failing(summary)
+        if (open_ids or failed) and not with_open_items:
+            from pipelines.core.hints import AliasHints
+
+            tieout = AliasHints(settings.data_dir).command
+            said = ([f"open items: {', '.join(open_ids)}"] if open_ids else []) + (
+                [f"checks that do not hold: {', '.join(failed)}"] if failed else []
+            )
+            raise NotSigned(
+                f"{key}: not signed: {'; '.join(said)}. Settle them (`{tieout} todo`), "
+                f'or sign with them open: {tieout} signoff {subject} --by "{by.strip()}" '
+                '--with-open-items --note "why"'
+            )
+        review = ledger.add_signoff(key, by.strip(), note)
+        ledger.set_meta(
+            signoff_key(key, str(review["at"])),
+            json.dumps(
+                {
+                    "workpaper_sha256": hashlib.sha256(
+                        (folder / "summary.json").read_bytes()
+                    ).hexdigest(),
+                    "figures_sha256": summary["figures_sha256"],
+                    "with_open_items": bool(open_ids or failed),
+                    "open_items": open_ids,
+                    "checks_failing": failed,
+                }
+            ),
+        )
+        folder = (
+            write_period_report(ledger, settings, month, kinds)
+            if month is not None
+            else write_report(ledger, settings, subject, kinds)
+        )
+    return key, review, folder, [*open_ids, *failed]
+
+
+def open_of(summary: dict[str, Any]) -> list[str]:
+    """The open items a workpaper names (a period's: its files' and records'; a run's: the
+    items it met that are still open)."""
+    if "open_items" in summary:
+        return [str(i["id"]) for i in summary["open_items"]]
+    return [str(i["id"]) for i in summary.get("items") or [] if i.get("state") == "open"]
+
+
+def checks_failing(summary: dict[str, Any]) -> list[str]:
+    """The checks of a workpaper that do not hold (file by name, then the whole)."""
+    failing = [f"file {f['name']}" for f in summary.get("files") or [] if not f.get("ties_out")]
+    if not summary.get("ties_out", True) and not failing:
+        failing.append(str(summary.get("run_id")))
+    return failing

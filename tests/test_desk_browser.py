@@ -1,0 +1,280 @@
+"""The desk in a real headless Chromium (#39), through the page only: a clerk's day (sign in,
+drop the samples and a file with a misspelled vendor, take the inbox in, clear the vendor by
+choosing the name tieout suggests: its bill posted exactly once) and an auditor's (trace that
+bill from its cell to Rent Manager's id, sign the period off). Screenshots of each page at
+1280 px are taken on the way: into the test's folder, or with DESK_SCREENSHOTS=docs/desk into
+the README's (`DESK_SCREENSHOTS=docs/desk .venv/bin/python -m pytest tests/test_desk_browser.py`).
+
+Debian's chromium and chromium-driver (`.ci/run` installs them); a missing one fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
+
+from pipelines.cli.main import cli
+from pipelines.ledger import Ledger
+from sandbox.server import RunningSandbox
+from tests.conftest import ROOT, SAMPLES, TEST_DATA
+from tests.test_layout import unseen_roll
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+PASSWORD = "a long enough password"
+MISSPELLED = "Acme Plumbng"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"the desk's browser tests need {', '.join(missing)}: apt-get install "
+            "chromium chromium-driver (.ci/run does)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(240)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+SHOTS = [Path()]  # where this run's screenshots go
+
+
+@pytest.fixture(autouse=True)
+def screenshots(tmp_path: Path) -> None:
+    chosen = os.environ.get("DESK_SCREENSHOTS")
+    SHOTS[0] = ROOT / chosen if chosen else tmp_path / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def desk(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`tieout serve` on a free loopback port, over a fresh data folder, with three users."""
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
+    env.update(
+        PROPEXO_BASE_URL=sandbox.base_url,
+        PROPEXO_API_TOKEN=sandbox.config.token,
+        TIEOUT_CONFIG=str(TEST_DATA / "tieout-test.toml"),
+    )
+    for name, role in (("clara", "clerk"), ("audrey", "auditor")):
+        added = CliRunner().invoke(
+            cli,
+            ["--data-dir", str(data), "users", "add", name, "--role", role],
+            input=PASSWORD + "\n",
+            env=env,
+        )
+        assert added.exit_code == 0, added.output
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "--data-dir", str(data), "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert first.strip() == f"desk: http://127.0.0.1:{port}/ (Ctrl-C stops it)", first
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/login").raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the desk did not answer"
+                time.sleep(0.1)
+        yield url, data
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def shot(browser: WebDriver, name: str) -> None:
+    """The page at 1280 px wide, its whole height."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(max(int(height) + 140, 600), 2400))
+    SHOTS[0].mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SHOTS[0] / f"{name}.png"))
+    browser.set_window_size(1280, 900)
+
+
+def sign_in(browser: WebDriver, url: str, name: str) -> None:
+    browser.get(f"{url}/inbox")
+    assert browser.current_url.startswith(f"{url}/login")
+    browser.find_element(By.NAME, "username").send_keys(name)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button"))
+    assert browser.current_url == f"{url}/inbox", browser.current_url
+
+
+def submit(browser: WebDriver, button: WebElement) -> None:
+    """Click a form's button and wait for the page it leads to (the old one gone, the new one
+    loaded): the desk's forms all answer with a page."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(browser, 240).until(staleness_of(old))
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+
+
+def click(browser: WebDriver, text: str) -> None:
+    submit(browser, browser.find_element(By.XPATH, f"//button[normalize-space()={text!r}]"))
+
+
+def records(box: RunningSandbox, kind: str) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = httpx.get(
+        f"{box.base_url}/_sandbox/records",
+        params={"kind": kind},
+        headers={"Authorization": f"Bearer {box.config.token}"},
+    ).json()["results"]
+    return found
+
+
+def invoices(box: RunningSandbox) -> list[str]:
+    return [str(r["invoice_number"]) for r in records(box, "invoice")]
+
+
+def test_a_clerks_day_and_an_auditors_sign_off_through_the_page_only(
+    browser: WebDriver, desk: tuple[str, Path], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    url, data = desk
+    sample = (SAMPLES / "vendor_bills.csv").read_text().splitlines()
+    odd = tmp_path / "more_bills.csv"
+    odd.write_text(
+        "\n".join(
+            [
+                *sample[:4],
+                f'{MISSPELLED},W-2026901,11/05/2026,12/05/2026,Maple Court,5100,Valve repair,"245.10"',
+                f'{MISSPELLED},W-2026902,11/06/2026,12/06/2026,Maple Court,5100,Drain cleared,"180.00"',
+            ]
+        )
+        + "\n"
+    )
+    roll = unseen_roll(
+        tmp_path / "roll_jan.csv",
+        "01",
+        [("101", "Kettering, Dakota", "1250.00"), ("102", "Pembry, Skyler", "1300.00")],
+    )
+    files = [SAMPLES / "vendor_bills.csv", SAMPLES / "rent_roll.xlsx", odd, roll]
+
+    browser.get(f"{url}/login")
+    shot(browser, "login")
+    sign_in(browser, url, "clara")
+    browser.find_element(By.NAME, "files").send_keys("\n".join(str(f) for f in files))
+    click(browser, "Drop into the inbox")
+    page = browser.page_source
+    for f in files:
+        assert f"{f.name} dropped" in page
+    click(browser, "Take in the inbox now")
+    assert "its report is under Runs and reports" in browser.page_source
+    posted = invoices(sandbox)
+    assert "W-2026901" not in posted and posted  # the samples' bills, not the misspelled ones
+
+    browser.get(f"{url}/items")
+    item = browser.find_element(
+        By.XPATH, f"//div[@class='item'][.//b[contains(., '{MISSPELLED}')]]"
+    )
+    choice = item.find_element(By.CSS_SELECTOR, "input[name=target]:checked")
+    assert choice.get_attribute("value") == "ACME Plumbing LLC"
+    assert "then read more_bills.csv again and post the 2 rows (425.10)" in item.text
+    shot(browser, "items")
+    submit(
+        browser,
+        item.find_element(By.XPATH, ".//button[normalize-space()='Use this name and post']"),
+    )
+    assert "“Acme Plumbng” → “ACME Plumbing LLC”" in browser.page_source.replace('"', "“", 1) or (
+        "Acme Plumbng" in browser.page_source
+    )
+    assert MISSPELLED not in browser.find_element(By.TAG_NAME, "main").text.split("at stake")[
+        0
+    ] or ("Nothing open" in browser.page_source)
+    after = invoices(sandbox)
+    assert after.count("W-2026901") == 1 and after.count("W-2026902") == 1
+    assert len(after) == len(set(after))  # every bill exactly once
+
+    # The roll of a new layout waits in the inbox until a person confirms its layout.
+    browser.get(f"{url}/layouts")
+    held = browser.find_element(By.CSS_SELECTOR, "section.card").text
+    assert "roll_jan.csv" in held and "2,550.00" in held
+    assert "Agent, Floor Plan, Lease Type, Household Size" in held
+    shot(browser, "layouts")
+    charges_before = records(sandbox, "charge")
+    click(browser, "Confirm layout")
+    assert "confirmed by clara" in browser.page_source
+    browser.get(f"{url}/inbox")
+    click(browser, "Take in the inbox now")
+    assert len(records(sandbox, "charge")) == len(charges_before) + 2
+    shot(browser, "inbox")
+    browser.get(f"{url}/runs")
+    assert "more_bills.csv" in browser.page_source
+    shot(browser, "runs")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.me button"))  # sign out
+    assert browser.current_url.startswith(f"{url}/login")
+
+    # The auditor: the trace of one bill, then the period's sign-off.
+    sign_in(browser, url, "audrey")
+    assert not browser.find_elements(By.NAME, "files")  # an auditor drops nothing
+    browser.get(f"{url}/trace")
+    browser.find_element(By.NAME, "q").send_keys("W-2026901")
+    click(browser, "Trace")
+    trace = browser.find_element(By.CSS_SELECTOR, "section.trace").text
+    assert "more_bills.csv" in trace and "245.10" in trace and "ACME Plumbing LLC" in trace
+    shot(browser, "trace")
+    browser.get(f"{url}/approvals")
+    period = browser.find_element(By.CSS_SELECTOR, "select[name=subject] option")
+    subject = str(period.get_attribute("value"))
+    assert re.fullmatch(r"\d{4}-\d{2}", subject), subject
+    browser.find_element(By.NAME, "note").send_keys("tied out to the bank")
+    click(browser, "Sign off")
+    assert "signed off by audrey" in browser.page_source
+    shot(browser, "approvals")
+    with Ledger(data / "ledger.sqlite", readonly=True) as ledger:
+        (review,) = ledger.signoffs(f"period-{subject}")
+    assert review["by"] == "audrey" and review["note"] == "tied out to the bank"
