@@ -195,6 +195,11 @@ def decide_verdict(
         attention,
     )
     tally(state.isin(["ready", "submitted"]), "not sent or not answered yet", attention)
+    tally(
+        state.eq("held"),
+        "held, never sent: their absence from Propexo is not proven (`tieout todo`)",
+        attention,
+    )
     doubt = state.isin(IN_DOUBT)
     if doubt.any():
         since = pd.to_datetime(

@@ -46,6 +46,8 @@ CAUSES = {
     "awaiting_approval": "files awaiting approval before posting",
     "in_doubt": "records in doubt",
     "write_refused": "writes Propexo refused",
+    "held": "records held: their absence from Propexo is not proven (never sent)",
+    "answer_for_another_write": "records whose answer was another write's (in doubt)",
 }
 # The causes a file's own pass decides: met again → still open; not met → settled by that run.
 FILE_CAUSES = frozenset(
@@ -202,7 +204,10 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for record in records:
         state = str(record["state"])
-        cause = "write_refused" if state == "failed" else "in_doubt"
+        cause = {"failed": "write_refused", "held": "held"}.get(state, "in_doubt")
+        another = [e for e in _errors(record.get("errors")) if e.startswith(ANOTHER_WRITE)]
+        if cause == "in_doubt" and another:
+            cause = "answer_for_another_write"
         rows = record.get("source_rows") or []
         if isinstance(rows, str):
             rows = json.loads(rows or "[]")
@@ -218,7 +223,7 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "detail": {
                     "record_key": record["record_key"],
                     "state": state,
-                    "reasons": [str(record.get("note") or state)],
+                    "reasons": [str(record.get("note") or state), *another],
                 },
                 "first_seen": record.get("sent_at"),
                 "last_seen": record.get("updated_at"),
@@ -226,6 +231,19 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+ANOTHER_WRITE = "answer for another write"  # posting.load's words for such an answer
+
+
+def _errors(value: Any) -> list[str]:
+    """A record's ``errors`` as read from the ledger (a list, or its JSON text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "[]")
+        except ValueError:
+            return [value]
+    return [str(e) for e in value] if isinstance(value, list) else []
 
 
 def _reasons(issues: list[Issue]) -> list[str]:
@@ -259,9 +277,12 @@ def settle_command(item: Mapping[str, Any], inbox: str) -> tuple[str, str | None
         return (f"tieout layout accept {quoted(file_name)}", retry)
     if cause == "awaiting_approval":
         return (f"tieout approve {quoted(file_name)} --by NAME", None)
-    if cause == "in_doubt":
+    if cause in ("in_doubt", "answer_for_another_write"):
         key = str(detail.get("record_key", "KEY"))
         return ("tieout reconcile", f"tieout resolve {key} --present|--absent")
+    if cause == "held":
+        key = str(detail.get("record_key", "KEY"))
+        return ("tieout run", f"if still held, tieout resolve {key} --present|--absent")
     # A conflict, a refused write: a person decides (after correcting Rent Manager).
     return (f'tieout settle {item["item_id"]} --by NAME --note "what was done"', None)
 
