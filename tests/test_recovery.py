@@ -11,14 +11,20 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import pandas as pd
 import pytest
 
+from pipelines.core.config import load_settings
+from pipelines.core.kind import KindContext
 from pipelines.ledger import Ledger
+from pipelines.posting import writelog
+from pipelines.reconciling import recovery
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import run_cli, write_bills
@@ -344,3 +350,71 @@ def test_restore_and_loss_cells(
         lost=lost,
         workspace=workspace,
     )
+
+
+def _ledger_with_one_ready(path: Path) -> Ledger:
+    ledger = Ledger(path)
+    frame = pd.DataFrame(
+        {
+            "record_key": ["k:one"],
+            "kind": "charge",
+            "integration_id": "int_rm_demo",
+            "location_id": "L",
+            "amount_cents": 100,
+            "content_hash": "h",
+            "payload": ["{}"],
+            "source_rows": [[2]],
+            "source_file": "f.csv",
+            "reference_number": ["TOONE"],
+        }
+    )
+    ledger.stage_records("r", None, frame)
+    return ledger
+
+
+def test_a_recovery_with_a_search_it_could_not_finish_holds_and_names_the_unread_jobs(
+    tmp_path: Path,
+) -> None:
+    """Past the lag, a write log search with a job whose request could not be read proves
+    nothing: held, with that job named; a recovery noticed again keeps the widest window."""
+    ledger = _ledger_with_one_ready(tmp_path / "ledger.sqlite")
+    try:
+        settings = replace(load_settings(env={}), data_dir=tmp_path, write_log_lag_s=0)
+        recovery.notice(ledger, "2026-12-01T00:00:00.000000Z", "first", at="2026-12-01T01:00:00Z")
+        merged = recovery.notice(ledger, None, "second", at="2026-12-01T00:30:00Z")
+        assert (merged.since, merged.noticed_at, merged.why) == (
+            None,
+            "2026-12-01T01:00:00Z",
+            "first",
+        )
+        unread = writelog.LogSearch("hour", unread=["job-7"])
+        counts = recovery.hold_unproven(
+            ledger, settings, cast(KindContext, None), "run-2", unread, False
+        )
+        assert counts == {"held": 1, "found": 0}
+        note = ledger.records(columns=["state", "note"]).iloc[0]
+        assert note["state"] == "held" and "job-7" in note["note"], note
+        # The next run looks again; a complete search within the log's reach proves it absent.
+        assert recovery.release_held(ledger, "run-3") == 1
+        complete = writelog.LogSearch("hour")
+        counts = recovery.hold_unproven(
+            ledger, settings, cast(KindContext, None), "run-3", complete, False
+        )
+        assert counts == {"held": 0, "found": 0}
+        assert ledger.records(columns=["state"])["state"].tolist() == ["ready"]
+    finally:
+        ledger.close()
+
+
+def test_a_mark_file_that_cannot_be_read_counts_as_none(tmp_path: Path) -> None:
+    (tmp_path / recovery.MARK_FILE).write_text("not json")
+    ledger = _ledger_with_one_ready(tmp_path / "ledger.sqlite")
+    try:
+        settings = replace(load_settings(env={}), data_dir=tmp_path)
+        assert recovery.count_run(ledger, settings, "run-1", print) is None
+        assert json.loads((tmp_path / recovery.MARK_FILE).read_text()) == {
+            settings.integration_id: 1
+        }
+        assert (tmp_path / recovery.MARK_FILE).stat().st_mode & 0o777 == 0o600
+    finally:
+        ledger.close()
