@@ -276,6 +276,15 @@ def test_read_back_off_and_a_ledger_lost_after_a_month_holds_the_roll_for_a_pers
         reasons = {" ".join(i["detail"]["reasons"]) for i in held}
         assert all("do not carry tieout's number" in r for r in reasons), reasons
         assert all("--present|--absent" in str(i["then"]) for i in held)
+        # The run's report says so, and its locations foot: held money is not posted money.
+        summary = json.loads(
+            max(
+                (workspace / "reports").glob("*/summary.json"), key=lambda p: p.stat().st_mtime
+            ).read_text()
+        )
+        assert summary["verdict"] == "needs attention"
+        assert sum(loc["in_doubt_cents"] for loc in summary["by_location"]) == 6_626_500
+        assert "held, never sent" in json.dumps(summary)
 
         # A run later still holds them: nothing is proven by waiting.
         assert tieout(workspace, env, "run").returncode == 1

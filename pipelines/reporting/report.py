@@ -426,7 +426,9 @@ def build_report(
                 "posted_total_cents": posted,
                 **parts,
                 "failed_cents": _amount(group, ("failed", "refused")),
-                "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
+                "in_doubt_cents": _amount(
+                    group, ("sending", "submitted", "ready", "held", "partial")
+                ),
                 **{k: v for k, v in rec.items() if k != "matched_total_cents"},
                 "ties_out": posted == sum(parts.values()),
             }
