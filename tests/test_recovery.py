@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -389,13 +389,13 @@ def test_a_recovery_with_a_search_it_could_not_finish_holds_and_names_the_unread
     ledger = _ledger_with_one_ready(tmp_path / "ledger.sqlite")
     try:
         settings = replace(load_settings(env={}), data_dir=tmp_path, write_log_lag_s=0)
-        recovery.notice(ledger, "2026-12-01T00:00:00.000000Z", "first", at="2026-12-01T01:00:00Z")
-        merged = recovery.notice(ledger, None, "second", at="2026-12-01T00:30:00Z")
-        assert (merged.since, merged.noticed_at, merged.why) == (
-            None,
-            "2026-12-01T01:00:00Z",
-            "first",
-        )
+        hours_ago = [
+            (datetime.now(tz=UTC) - timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            for h in (3, 2, 1)
+        ]
+        recovery.notice(ledger, hours_ago[0], "first", at=hours_ago[2])
+        merged = recovery.notice(ledger, None, "second", at=hours_ago[1])
+        assert (merged.since, merged.noticed_at, merged.why) == (None, hours_ago[2], "first")
         unread = writelog.LogSearch("hour", unread=["job-7"])
         counts = recovery.hold_unproven(
             ledger, settings, cast(KindContext, None), "run-2", unread, False
@@ -411,6 +411,13 @@ def test_a_recovery_with_a_search_it_could_not_finish_holds_and_names_the_unread
         )
         assert counts == {"held": 0, "found": 0}
         assert ledger.records(columns=["state"])["state"].tolist() == ["ready"]
+        # A month after it was noticed, the recovery is over: runs are ordinary again.
+        assert recovery.recovery_of(ledger) is not None
+        ledger.set_meta(
+            recovery.RECOVERY,
+            json.dumps({"since": None, "noticed_at": "2026-01-01T00:00:00Z", "why": "old"}),
+        )
+        assert recovery.recovery_of(ledger) is None
     finally:
         ledger.close()
 

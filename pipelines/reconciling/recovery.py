@@ -71,11 +71,16 @@ class Recovery:
 
 
 def recovery_of(ledger: Ledger) -> Recovery | None:
+    """The recovery this ledger is in, for the month after it was noticed (the write log's
+    reach: by then the files the lost copy posted have been dropped again, and every run's
+    read-back of each new record would cost a request per resident forever)."""
     text = ledger.get_meta(RECOVERY)
     if not text:
         return None
     data = json.loads(text)
-    return Recovery(data.get("since"), str(data["noticed_at"]), str(data["why"]))
+    found = Recovery(data.get("since"), str(data["noticed_at"]), str(data["why"]))
+    age = pd.Timestamp(utcnow()) - pd.Timestamp(found.noticed_at)
+    return found if age.total_seconds() <= LOG_REACH_S else None
 
 
 def notice(ledger: Ledger, since: str | None, why: str, at: str | None = None) -> Recovery:
