@@ -83,11 +83,17 @@ def recovery_of(ledger: Ledger) -> Recovery | None:
     return found if age.total_seconds() <= LOG_REACH_S else None
 
 
-def notice(ledger: Ledger, since: str | None, why: str, at: str | None = None) -> Recovery:
+def notice(
+    ledger: Ledger, since: str | None, why: str, at: str | None = None, *, again: bool = True
+) -> Recovery:
     """Record a recovery: the window reaches back to the earliest ``since`` noticed, and
-    written evidence counts from the latest notice."""
+    written evidence counts from the latest notice. ``again=False``: evidence of a recovery
+    already noticed (the write log showing what the lost copy wrote) does not restart its
+    wait."""
     known = recovery_of(ledger)
     noticed_at = at or utcnow()
+    if known is not None and not again:
+        noticed_at = known.noticed_at
     if known is not None:
         since = None if known.since is None or since is None else min(known.since, since)
         noticed_at = max(known.noticed_at, noticed_at)
@@ -188,6 +194,7 @@ def adopt_from_write_log(
             f"Propexo's write log shows {len(evidence.carried)} records this ledger never "
             f"sent carried by jobs it does not know (the first {first.job_id}, at "
             f"{first.created_at}): the ledger is behind Propexo (restored, or lost)",
+            again=False,
         )
     now = utcnow()
     for key, job in evidence.carried.items():
