@@ -86,7 +86,8 @@ def wait_until_lag_passed(lag_s: float) -> None:
 
 
 def cell(name: str, before: Counter[str], after: Counter[str], held: int) -> None:
-    """One line per cell, as the soak prints them."""
+    """One line per cell, as the soak prints them: what is in Rent Manager at the end, and how
+    many records were held when the roll was dropped again."""
     print(
         f"\ncell {name}: expected {sum(before.values())}, {sum(after.values())} in RM, "
         f"{sum(n - 1 for n in after.values())} duplicates, "
@@ -170,7 +171,9 @@ def _restore_or_lose(
             f"{'lost' if lost else 'restored'} delay={delay_s:g} jobs={jobs} "
             f"read-back={readback} {'run between' if between else 'no run between'}"
         )
-        cell(name, expected, after, len(held))
+        print(
+            f"\nat the re-drop: {sum(n - 1 for n in after.values())} duplicates, {len(held)} held"
+        )
         # Never twice, whatever the write log shows yet; nothing posted from the roll again.
         assert sum(n - 1 for n in after.values()) == 0, rerun.stdout
         assert set(after) <= set(expected) | {"R-37001"}
@@ -188,6 +191,7 @@ def _restore_or_lose(
         settled = tieout(workspace, env, "run")
         assert settled.returncode in (0, 1), settled.stdout + settled.stderr
         final = in_rm(api)
+        cell(name, expected, final, len(held))
         assert final == expected, settled.stdout
         assert not held_items(workspace, env), settled.stdout
         assert not states(workspace)["held"]
