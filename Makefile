@@ -63,7 +63,7 @@ test: setup ## the full test suite (unit, property, end-to-end against the real 
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal -m "not bench" $(ARGS)
 
 soak: setup ## exactly once under every combination of the sandbox's options (long)
-	TIEOUT_SOAK=1 $(BIN)/python -m pytest -q tests/test_exactly_once.py tests/test_workers.py tests/test_intake.py tests/test_odd_answers.py tests/test_write_log.py $(ARGS)
+	TIEOUT_SOAK=1 $(BIN)/python -m pytest -q tests/test_exactly_once.py tests/test_workers.py tests/test_intake.py tests/test_odd_answers.py tests/test_write_log.py tests/test_recovery.py $(ARGS)
 
 fuzz: setup ## the fuzz tests with a long budget (2,000 examples each)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_security.py $(ARGS)

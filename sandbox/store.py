@@ -342,6 +342,19 @@ class Store:
             cur = self._db.execute("DELETE FROM jobs")
         return cur.rowcount
 
+    def age_jobs(self, seconds: float) -> int:
+        """Test hook: every job written this much earlier (the write log then shows them as
+        that old: time passed without a test waiting for it)."""
+        with self._lock:
+            rows = self._db.execute("SELECT job_id, created_at, ready_at FROM jobs").fetchall()
+            for job_id, created_at, ready_at in rows:
+                moment = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+                self._db.execute(
+                    "UPDATE jobs SET created_at = ?, ready_at = ? WHERE job_id = ?",
+                    (now_iso(moment.timestamp() - seconds), float(ready_at) - seconds, job_id),
+                )
+        return len(rows)
+
     def jobs(self) -> list[Job]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at DESC").fetchall()

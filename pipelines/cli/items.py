@@ -26,7 +26,7 @@ def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, An
         found = ledger.items()
         if records:
             stuck = ledger.records(
-                states=[*IN_DOUBT, RecordState.FAILED, RecordState.REFUSED],
+                states=[*IN_DOUBT, RecordState.FAILED, RecordState.REFUSED, RecordState.HELD],
                 columns=[
                     "record_key",
                     "file_sha256",
@@ -35,6 +35,7 @@ def open_items(settings: Settings, *, records: bool = True) -> list[dict[str, An
                     "amount_cents",
                     "state",
                     "note",
+                    "errors",
                     "sent_at",
                     "updated_at",
                 ],

@@ -88,6 +88,10 @@ class Settings:
     # left for a person (`tieout resolve`). Set, it is sent again once this long has passed
     # since its POST and the log, read at least twice after that, still shows no job for it.
     resend_unlogged_after_s: float | None = None
+    # How long after a POST its job is surely in Propexo's write log (the job finished, and the
+    # log's own delay passed). Propexo does not say; a ledger that is new, restored or rebuilt
+    # sends nothing it cannot prove absent until this long after it was noticed (#37).
+    write_log_lag_s: float = 300.0
     settle_s: float = 2.0  # a dropped file must keep its size and mtime this long to be taken
     log_files_kept: int = 200
     max_file_mb: float = 200.0

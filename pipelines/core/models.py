@@ -67,6 +67,10 @@ class RecordState(StrEnum):
     MISMATCHED = "mismatched"  # found, but not as sent
     DUPLICATED = "duplicated"  # found more than once
     UNVERIFIABLE = "unverifiable"  # outside every sync's reach: no sync can prove it either way
+    # Never sent, and not sent while its absence from Propexo is not proven: a ledger that is
+    # new, restored or rebuilt may not know a write Propexo holds (#37). Each run looks again;
+    # a person may decide (`tieout resolve KEY --present|--absent`).
+    HELD = "held"
 
 
 # Written, but whether it landed is not known yet: never re-sent until its absence is proven.
@@ -85,6 +89,7 @@ AWAITING_SYNC = (RecordState.CONFIRMED, RecordState.PARTIAL, RecordState.UNVERIF
 # Not finished by the run that staged or sent it (the run exits 1 until they are).
 UNFINISHED = (
     RecordState.READY,
+    RecordState.HELD,
     RecordState.SENDING,
     RecordState.SUBMITTED,
     RecordState.FAILED,

@@ -15,7 +15,8 @@ from pipelines.ledger.database import Database
 from pipelines.ledger.runs import FILE_COLUMNS, insert_file_row
 
 # A record's state → its item's cause (any other state that is an item: in doubt).
-RECORD_CAUSES = {"refused": "write_refused", "failed": "write_failed"}
+RECORD_CAUSES = {"refused": "write_refused", "failed": "write_failed", "held": "held"}
+ANOTHER_WRITE = "answer for another write"  # posting.load's words for such an answer
 
 
 def item_id(cause: str, file_sha256: str | None, what: object) -> str:
@@ -33,6 +34,9 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         state = str(record["state"])
         cause = RECORD_CAUSES.get(state, "in_doubt")
+        another = [e for e in _errors(record.get("errors")) if e.startswith(ANOTHER_WRITE)]
+        if cause == "in_doubt" and another:
+            cause = "answer_for_another_write"
         rows = record.get("source_rows") or []
         if isinstance(rows, str):
             rows = json.loads(rows or "[]")
@@ -48,7 +52,7 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "detail": {
                     "record_key": record["record_key"],
                     "state": state,
-                    "reasons": [str(record.get("note") or state)],
+                    "reasons": [str(record.get("note") or state), *another],
                 },
                 "first_seen": record.get("sent_at"),
                 "last_seen": record.get("updated_at"),
@@ -56,6 +60,16 @@ def record_items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _errors(value: Any) -> list[str]:
+    """A record's ``errors`` as read from the ledger (a list, or its JSON text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "[]")
+        except ValueError:
+            return [value]
+    return [str(e) for e in value] if isinstance(value, list) else []
 
 
 # Every item with its current state: the item's newest event, and when it was last met.

@@ -253,6 +253,13 @@ class RecordStore:
         for entry in held:
             log.info("state change", extra=entry)
 
+    def keys_of_job(self, job_id: str) -> list[str]:
+        """The records whose write Propexo answered with this job (one request's)."""
+        rows = self.db.execute(
+            "SELECT record_key FROM records WHERE job_id = ?", (job_id,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def set_note(self, key: str, note: str) -> None:
         """A note on a record without a state change (what a lookup found)."""
         self.db.execute(
@@ -353,12 +360,32 @@ class RecordStore:
 
     def adopt(self, run_id: str, frame: pd.DataFrame) -> int:
         """Records Propexo already holds, entered as ``confirmed`` with their Propexo id and the
-        content marker ADOPTED (`tieout ledger rebuild`). Only into a ledger with no records."""
-        if not self.is_empty():
-            raise LedgerError(
-                f"the ledger {self.db.description} already holds records; rebuild only into a "
-                "new ledger (move the file aside first)"
+        content marker ADOPTED (`tieout ledger rebuild`). Into a ledger that already holds
+        records, what Propexo proves is merged: a record it does not know is entered; one it
+        holds never sent (``ready``, ``held``) is recorded as posted; any other is left as it
+        is. Returns how many records were entered or recorded as posted."""
+        if frame.empty:
+            return 0
+        known = self.records(states=None, columns=["record_key", "state"], bodies=False).set_index(
+            "record_key"
+        )["state"]
+        given = frame["record_key"].astype(str)
+        unsent = given[given.map(known).isin(["ready", "held"])].tolist()
+        ids = dict(zip(given, _optional(frame, "created_record_id"), strict=True))
+        for key in unsent:
+            fields: dict[str, Any] = {"confirmed_at": utcnow()}
+            if ids.get(key):
+                fields["created_record_id"] = ids[key]
+            self.transition(
+                [key],
+                "confirmed",
+                run_id=run_id,
+                detail="adopted from Propexo by ledger rebuild: it holds it; not sent",
+                **fields,
             )
+        frame = frame[~given.isin(set(known.index)).to_numpy()]
+        if frame.empty:
+            return len(unsent)
         now = utcnow()
         keys = _texts(frame["record_key"])
         # Staged as any record is, less what only a file has: no file, rows, body or digest.
@@ -388,7 +415,7 @@ class RecordStore:
                 "VALUES (?, ?, ?, NULL, 'confirmed', 'adopted from Propexo by ledger rebuild')",
                 ((now, run_id, key) for key in keys),
             )
-        return len(keys)
+        return len(keys) + len(unsent)
 
     def touched_keys(self, run_id: str) -> list[str]:
         """Records whose state a run changed, whichever run staged them (a run that only

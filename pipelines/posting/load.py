@@ -99,6 +99,10 @@ def _record_post(
         )
         tally.refused += len(request.keys)
         return
+    others = [k for k in ledger.keys_of_job(job_id) if k not in set(request.keys)]
+    if others:
+        _answer_for_another_write(ledger, run_id, request, job_id, others, tally)
+        return
     with ledger.together():
         for index, key in enumerate(request.keys):
             ledger.transition(
@@ -110,6 +114,50 @@ def _record_post(
                 detail=f"job {job_id}",
             )
     tally.submitted += len(request.keys)
+
+
+ANOTHER_WRITE = "answer for another write"
+
+
+def _answer_for_another_write(
+    ledger: Ledger,
+    run_id: str,
+    request: PostRequest,
+    job_id: str,
+    others: list[str],
+    tally: Posting,
+) -> None:
+    """A 2xx answer whose job already answers another request (a replayed or misrouted
+    answer): it is trusted for neither. Both requests' records are in doubt without the job,
+    so only the job's own request, read in the write log, or the record found in Propexo
+    decides which write it carried; the other stays open for a person, never confirmed."""
+    text = (
+        f"{ANOTHER_WRITE}: Propexo's answer named job {job_id}, which already answers "
+        f"{others[0]}" + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+    )
+    with ledger.together():
+        ledger.transition(
+            list(request.keys),
+            "sending",
+            run_id=run_id,
+            doubt_since=utcnow(),
+            errors=[text],
+            note=f"in doubt: {text}; the write log or Propexo's data decides",
+            detail=text,
+        )
+        earlier = [k for k in others if ledger.states_of([k]).get("submitted")]
+        if earlier:
+            ledger.transition(
+                earlier,
+                "sending",
+                run_id=run_id,
+                job_id=None,
+                doubt_since=utcnow(),
+                note=f"in doubt: its job {job_id} was also given as the answer to another "
+                "write; the write log or Propexo's data decides",
+                detail=f"job {job_id} also answered {request.keys[0]}: in doubt",
+            )
+    tally.in_doubt += len(request.keys)
 
 
 SLOW_SHARE = 0.2  # Propexo holds back every answer past 80% of a window's budget

@@ -1,12 +1,15 @@
 """A lost ledger, rebuilt from what Propexo holds (`tieout ledger rebuild`), and the ledger
 backups that make a rebuild rarely needed.
 
-A rebuilt ledger knows every invoice Propexo holds for the integration, keyed by (vendor,
+A ledger that already holds records gets what Propexo proves merged in (records it never
+sent that Propexo holds are recorded as posted). A rebuilt ledger knows every invoice
+Propexo holds for the integration, keyed by (vendor,
 invoice number), and every resident charge and credit with a reference number in the date
 range asked for, keyed by that number. Files dropped again then find their records already
 posted (same amount) or in conflict (another amount); nothing is posted a second time.
-What Propexo does not show yet (charges not synced since they were written) cannot be
-adopted: the README says to wait for a sync before rebuilding.
+What Propexo does not show yet (charges not synced since they were written, jobs not yet in
+its write log) cannot be adopted: the rebuilt ledger is a recovery
+(:mod:`pipelines.reconciling.recovery`), which sends nothing it cannot prove absent.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import pandas as pd
 
 from pipelines.core.config import Settings
 from pipelines.core.disk import FOLDER_MODE
-from pipelines.core.errors import LedgerError
 from pipelines.core.kind import KindContext, Kinds
 from pipelines.core.models import Say
 from pipelines.ledger import Ledger
 from pipelines.ledger.database import OWNER_ONLY
 from pipelines.posting import writelog
 from pipelines.posting.propexo import make_client
+from pipelines.reconciling import recovery
 
 
 def rebuild_ledger(
@@ -39,8 +42,8 @@ def rebuild_ledger(
     end: date | None = None,
     say: Say = print,
 ) -> int:
-    """Adopt Propexo's records of every kind into a new, empty ledger. Returns how many were
-    adopted."""
+    """Adopt Propexo's records of every kind into the ledger (a new one, or merged into one
+    that holds records). Returns how many were adopted."""
     from pipelines.reconciling.sync import reference_data
 
     today = datetime.now(tz=UTC).date()
@@ -48,11 +51,9 @@ def rebuild_ledger(
     start, end = start or today - reach, end or today + reach
     with Ledger(settings.ledger) as ledger, ledger.lock("ledger rebuild"):
         ledger.belongs_to(settings.integration_id)
-        if not ledger.is_empty():
-            raise LedgerError(
-                f"the ledger {ledger.description} already holds records; rebuild only "
-                "into a new ledger (move the old file aside first)"
-            )
+        # A ledger that holds records gets what Propexo proves merged in; the jobs it knows
+        # are its own.
+        known = set(ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str))
         with make_client(settings) as client:
             refs = reference_data(ledger, client, settings, aliases=False)
             ctx = KindContext.of(settings, kinds, refs=refs, ledger=ledger, client=client)
@@ -60,7 +61,7 @@ def rebuild_ledger(
             # What Propexo's write log shows posted, synced or not yet (a month back).
             logged = {
                 kind.source_kind: writelog.logged_posts(
-                    client, settings.integration_id, kind, set()
+                    client, settings.integration_id, kind, known
                 )
                 for kind in kinds
             }
@@ -85,6 +86,9 @@ def rebuild_ledger(
         frame = pd.DataFrame(rows)
         run_id = "rebuild-" + datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         adopted = ledger.adopt(run_id, frame) if not frame.empty else 0
+        # What Propexo does not show yet (posted, not synced, not yet in its write log) is not
+        # known to a rebuilt ledger: nothing is sent before absence is proven.
+        recovery.rebuilt(ledger, settings)
     held_words = "; ".join(
         f"{len(held[kind.source_kind])} {kind.plural}"
         + (f" dated {start} to {end}" if kind.dated_sync else "")

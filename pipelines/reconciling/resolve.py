@@ -1,7 +1,8 @@
 """A person settles records in doubt after looking in Rent Manager (`tieout resolve`).
 
 Only records whose fate tieout cannot prove may be settled by hand: in doubt (``sending``,
-``partial``) or outside every sync window (``unverifiable``). Each settlement is a ledger event
+``partial``), outside every sync window (``unverifiable``), or held because a recovering
+ledger cannot prove them absent (``held``, never sent). Each settlement is a ledger event
 with its time and the reason given, so an auditor can see who decided what, and when.
 
 Records Propexo refused with a reason (``refused``: a 400/422, nothing written) are sent again
@@ -17,7 +18,8 @@ from pipelines.core.errors import InputError
 from pipelines.core.models import IN_DOUBT, RecordState
 from pipelines.ledger import Ledger, utcnow
 
-SETTLEABLE = (*IN_DOUBT, "unverifiable")
+# In doubt, outside every sync's reach, or held because its absence is not proven (#37).
+SETTLEABLE = (*IN_DOUBT, "unverifiable", "held")
 
 
 def _chosen(ledger: Ledger, states: list[str], keys: list[str] | None, what: str) -> list[str]:

@@ -20,7 +20,6 @@ from pipelines.core.models import (
     ReconcileResult,
 )
 from pipelines.ledger import Conflict, Ledger, utcnow
-from pipelines.posting import writelog
 from pipelines.posting.load import resolve_in_doubt
 from pipelines.posting.propexo import PropexoClient
 from pipelines.reconciling.proof import sync_verdicts, write_ended
@@ -75,61 +74,6 @@ def adopt_already_posted(
             detail="already in Propexo before it was sent: recorded, not sent again",
         )
     return len(found)
-
-
-def adopt_from_write_log(
-    ledger: Ledger, client: PropexoClient, settings: Settings, kinds: Kinds, run_id: str
-) -> int:
-    """Records new to the ledger that a job in Propexo's write log already carried, since the
-    ledger's newest event (a restored or rebuilt ledger does not know what was posted after
-    it): SUCCESS → recorded as posted; FAILURE → recorded failed (reconcile still looks for
-    it in Propexo's data). Never sent again. Returns how many were adopted."""
-    ready = ledger.records(states=["ready"])
-    if not ready.empty:
-        # Only what this ledger never sent: a record a person (or the team's opt-in) declared
-        # absent after its POST is sent as decided.
-        ready = ready[ready["sent_at"].isna()]
-    if ready.empty:
-        return 0
-    newest = ledger.newest_event_before(run_id)
-    age_s = (
-        (pd.Timestamp(utcnow()) - pd.Timestamp(newest)).total_seconds()
-        if newest
-        else writelog.SPANS[-1][1] - writelog.REACH_S  # a new ledger: as far back as the log goes
-    )
-    known = ledger.records(states=None, columns=["job_id"])["job_id"].dropna().astype(str)
-    evidence = writelog.search(
-        client,
-        settings.integration_id,
-        ready.drop(columns=["job_id"], errors="ignore"),
-        age_s=max(age_s, 0.0),
-        known_jobs=set(known),
-        kinds=kinds,
-    )
-    now = utcnow()
-    for key, job in evidence.carried.items():
-        if job.status == "SUCCESS":
-            ledger.transition(
-                [key],
-                "confirmed",
-                run_id=run_id,
-                confirmed_at=now,
-                job_id=job.job_id,
-                detail=f"{evidence.describe()}: job {job.job_id} already carried it, SUCCESS; "
-                "recorded, not sent again",
-            )
-        else:
-            ledger.transition(
-                [key],
-                "failed",
-                run_id=run_id,
-                job_id=job.job_id,
-                errors=[job.error or job.status],
-                note=f"write log: job {job.job_id} {job.status} already carried it; reconcile "
-                "still looks for it in Propexo's data",
-                detail=f"{evidence.describe()}: job {job.job_id} already carried it, {job.status}",
-            )
-    return len(evidence.carried)
 
 
 def refuse_if_posted_before(

@@ -209,6 +209,11 @@ def decide_verdict(
         attention,
     )
     tally(state.isin(["ready", "submitted"]), "not sent or not answered yet", attention)
+    tally(
+        state.eq("held"),
+        "held, never sent: their absence from Propexo is not proven (`tieout todo`)",
+        attention,
+    )
     doubt = state.isin(IN_DOUBT)
     if doubt.any():
         since = pd.to_datetime(
@@ -469,7 +474,9 @@ def build_report(
                 "posted_total_cents": posted,
                 **parts,
                 "failed_cents": _amount(group, ("failed", "refused")),
-                "in_doubt_cents": _amount(group, ("sending", "submitted", "ready", "partial")),
+                "in_doubt_cents": _amount(
+                    group, ("sending", "submitted", "ready", "held", "partial")
+                ),
                 **{k: v for k, v in rec.items() if k != "matched_total_cents"},
                 "ties_out": posted == sum(parts.values()),
             }

@@ -52,6 +52,8 @@ CAUSES = {
     "write_failed": "writes Propexo says failed (its data or write log will tell)",
     "refused_link": "links in the inbox refused (what they point at is not read)",
     "empty_file": "empty files left in the inbox",
+    "held": "records held: their absence from Propexo is not proven (never sent)",
+    "answer_for_another_write": "records whose answer was another write's (in doubt)",
 }
 # The causes a file's own pass decides: met again → still open; not met → settled by that run.
 FILE_CAUSES = frozenset(
@@ -299,12 +301,21 @@ def settle_command(
         return (str(accept), f"{tieout} run")
     if cause == "awaiting_approval":
         return (f"{tieout} approve {quoted(file_name)} --by NAME", None)
-    if cause == "in_doubt":
+    if cause in ("in_doubt", "answer_for_another_write"):
         key = str(detail.get("record_key", "KEY"))
         resolve = f"{tieout} resolve {quoted(key)}"
         return (
             f"{tieout} reconcile",
             f"if it stays in doubt, look in Rent Manager: {resolve} --present if it is there, "
+            f"or {resolve} --absent if it is not",
+        )
+    if cause == "held":
+        # Never sent: its absence from Propexo is not proven yet. Each run looks again.
+        key = str(detail.get("record_key", "KEY"))
+        resolve = f"{tieout} resolve {quoted(key)}"
+        return (
+            f"{tieout} run",
+            f"if it stays held, look in Rent Manager: {resolve} --present if it is there, "
             f"or {resolve} --absent if it is not",
         )
     if cause == "write_failed":

@@ -51,10 +51,10 @@ from pipelines.reading.profiles import (
     profiles_for,
 )
 from pipelines.reading.propose import LayoutHeld
+from pipelines.reconciling import recovery
 from pipelines.reconciling.rebuild import backup_ledger
 from pipelines.reconciling.sync import (
     adopt_already_posted,
-    adopt_from_write_log,
     conflict_issues,
     describe_doubt,
     reconcile_ledger,
@@ -836,9 +836,14 @@ def _post(
     say: Say,
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Adopt what Propexo already holds, post what is ready, follow it, reconcile."""
+    """Adopt what Propexo already holds, hold what a recovering ledger cannot prove absent,
+    post what is ready, follow it, reconcile."""
     ctx = _context(settings, refs, ledger, client)
-    logged = adopt_from_write_log(ledger, client, settings, ctx.kinds, run_id)
+    recovery.count_run(ledger, settings, run_id, say)
+    recovery.release_held(ledger, run_id)
+    logged, evidence, beyond = recovery.adopt_from_write_log(
+        ledger, client, settings, ctx.kinds, run_id
+    )
     if logged:
         say(
             f"{logged} records new to the ledger were already carried by a job in Propexo's "
@@ -849,6 +854,14 @@ def _post(
         say(
             f"{witnessed} records were already in Propexo (posted before, by tieout or "
             "by hand): recorded as posted, not sent again"
+        )
+    held = recovery.hold_unproven(ledger, settings, ctx, run_id, evidence, beyond)
+    if held["found"]:
+        say(f"{held['found']} records were read back from Propexo: recorded, not sent again")
+    if held["held"]:
+        say(
+            f"{held['held']} records held, not sent: their absence from Propexo is not proven "
+            "(`tieout todo` lists them with the reason)"
         )
     result = load(
         ledger,
