@@ -482,7 +482,12 @@ def _refuse(
         "file",
         amount_cents=stated or 0,
         amount_text=None if stated is not None else "the file states no total",
-        detail={"reason": str(exc), "path": str(target), "stated_cents": stated},
+        detail={
+            "reason": str(exc),
+            "path": str(target),
+            "stated_cents": stated,
+            **({"fix": exc.fix} if exc.fix else {}),
+        },
     )
     ledger.observe_items(run_id, [refused])
     say(f"{source.name}: {exc} → moved to {target.parent}")
