@@ -596,7 +596,7 @@ def _observe_file(
         say(f"{source.name}: {counts['settled']} open items settled by this run")
     if again:
         return
-    earlier = set(ledger.files_sharing_keys(known_keys, source.sha256))
+    earlier = set(ledger.files_restated(known_keys, source.sha256))
     # A file of the same name is the same file only for the same period: this month's
     # rent_roll.xlsx does not correct last month's.
     named = ledger.files_named(source.name)
