@@ -291,3 +291,42 @@ def test_a_record_in_doubt_prints_each_resolve_command_whole() -> None:
     assert then is not None and "|" not in then
     resolve = 'tieout --data-dir /d resolve "invoice:int_rm_demo:v1:W-1"'
     assert f"{resolve} --present" in then and f"{resolve} --absent" in then
+
+
+def test_a_roll_refused_for_a_misspelled_charge_header_is_settled_by_the_printed_alias(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """#36: a misspelled charge header ("Parkng") left the sample roll, with its per-property
+    subtotals, refused as "totals do not tie", its item saying "correct the file". Now the
+    refusal names the column (its amounts are exactly what the grand total misses), and the
+    item's commands, typed as printed, make it a charge and read the kept file again: the
+    roll posts, every line once, and nothing is open."""
+    import openpyxl
+
+    data = tmp_path / "data"
+    (data / "inbox").mkdir(parents=True)
+    book = openpyxl.load_workbook(SAMPLES / "rent_roll.xlsx")
+    for cell in book.active[5]:
+        if cell.value == "Parking":
+            cell.value = "Parkng"
+    book.save(data / "inbox" / "rent_roll.xlsx")
+    env = env_for(sandbox)
+    first = run_cli("--data-dir", str(data), "run", env=env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    said = " ".join(first.stdout.split())
+    assert 'The difference is exactly what column "Parkng" holds' in said, said
+    (item,) = todo_of(data, env)["items"]
+    assert item["cause"] == "refused_file" and item["amount_cents"] == 6626500
+    assert item["command"].endswith('alias add charge_code "Parkng" "Parking"'), item
+    assert item["then"].endswith('retry "rent_roll.xlsx"'), item
+    for command in (item["command"], item["then"]):
+        done = as_printed(command, env)
+        assert done.returncode == 0, command + "\n" + done.stdout + done.stderr
+    assert todo_of(data, env)["items"] == []
+    records = httpx.get(
+        f"{sandbox.base_url}/_sandbox/records",
+        headers={"Authorization": f"Bearer {sandbox.config.token}"},
+    ).json()["results"]
+    held = [r for r in records if r["kind"] in ("charge", "credit")]
+    assert len({r["reference_number"] for r in held}) == len(held)
+    assert sum(int(r["amount_in_cents"]) for r in held) == 6626500

@@ -159,3 +159,22 @@ def test_the_latest_version_of_a_name_supersedes_and_the_figures_hash_ignores_si
     assert sorted(v["sha256"] for v in earlier["a.csv"]) == ["s1", "s2"]
     assert figures_hash(summary) == figures_hash(signed)
     assert figures_hash(summary) != figures_hash({**summary, "totals": {"a": 1}})
+
+
+def test_a_re_export_under_another_name_and_a_later_correction_are_one_source() -> None:
+    """The month as a clerk works it: the bills (v1), the same bills re-exported re-sorted
+    under another name (it restates v1: a version of it), then the bills corrected under the
+    first name (v2). The period counted both the re-export and v2 (the bills twice); each
+    source is counted once, at its latest version."""
+    files = pd.DataFrame(
+        {
+            "name": ["bills.csv", "roll.xlsx", "bills_reexport.csv", "bills.csv"],
+            "sha256": ["v1", "roll", "re", "v2"],
+            "run_id": ["r1", "r1", "r2", "r3"],
+            "processed_at": ["2026-12-01", "2026-12-01", "2026-12-02", "2026-12-03"],
+            "source_total_cents": [2140363, 6626500, 2140363, 2142704],
+        }
+    )
+    latest, earlier = versions(files, {"re": ["v1"]})
+    assert sorted(latest["sha256"]) == ["roll", "v2"]
+    assert sorted(v["sha256"] for v in earlier["bills.csv"]) == ["re", "v1"]

@@ -32,7 +32,14 @@ class ConfigError(TieoutError):
 
 
 class InputError(TieoutError):
-    """An input file cannot be read as a table (garbage, empty, encrypted, no header row)."""
+    """An input file cannot be read as a table (garbage, empty, encrypted, no header row).
+    ``fix``: the one command that settles it, when tieout knows it (an alias for a charge
+    column whose amounts are exactly what the file's totals miss), for the refused file's item.
+    """
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class UnknownLayout(InputError):

@@ -259,6 +259,23 @@ class ItemStore:
             found.update(str(r[0]) for r in rows)
         return sorted(found)
 
+    def files_restated(self, keys: Collection[str], file_sha256: str) -> list[str]:
+        """Earlier files of whose records ``keys`` restate more than half: the files a new one
+        is a later version of (sharing a key or two makes another source, not a version: a
+        parking sheet with one of the roll's charges does not replace the roll)."""
+        wanted = set(keys)
+        restated = []
+        for sha in self.files_sharing_keys(wanted, file_sha256):
+            theirs = {
+                str(r[0])
+                for r in self.db.execute(
+                    "SELECT record_key FROM records WHERE file_sha256 = ?", [sha]
+                )
+            }
+            if 2 * len(theirs & wanted) > len(theirs):
+                restated.append(sha)
+        return restated
+
     def files_named(self, name: str) -> pd.DataFrame:
         """Every file taken in under this name (or whose archived copy is this path)."""
         return self.db.read_frame(

@@ -64,24 +64,37 @@ def versions(
     ordered = files.sort_values("processed_at", kind="stable")
     rows = ordered.to_dict("records")
     by_sha = {str(f["sha256"]): f for f in rows}
-    newer: dict[str, str] = {}  # sha256 → the file that superseded it
+    # Versions of one source are joined whichever way they were found (a name, or a file
+    # restating another), so a chain through a re-export under another name is one source:
+    # its latest version alone is counted.
+    parent = {sha: sha for sha in by_sha}
+
+    def root(sha: str) -> str:
+        while parent[sha] != sha:
+            parent[sha] = parent[parent[sha]]
+            sha = parent[sha]
+        return sha
+
+    def join(a: str, b: str) -> None:
+        parent[root(a)] = root(b)
+
     last_of_name: dict[str, str] = {}
     for f in rows:
         sha = str(f["sha256"])
         before = last_of_name.get(str(f["name"]))
         if before is not None:
-            newer[before] = sha
+            join(before, sha)
         for old in (supersedes or {}).get(sha, []):
             if old in by_sha and old != sha:
-                newer.setdefault(old, sha)
+                join(old, sha)
         last_of_name[str(f["name"])] = sha
+    newest: dict[str, str] = {}  # a source's root → its latest version (processed last)
+    for f in rows:
+        newest[root(str(f["sha256"]))] = str(f["sha256"])
+    newer = {sha: newest[root(sha)] for sha in by_sha if newest[root(sha)] != sha}
 
     def final(sha: str) -> str:
-        seen = {sha}
-        while sha in newer and newer[sha] not in seen:
-            sha = newer[sha]
-            seen.add(sha)
-        return sha
+        return newer.get(sha, sha)
 
     latest = ordered[~ordered["sha256"].astype(str).isin(set(newer))]
     earlier: dict[str, list[dict[str, Any]]] = {}

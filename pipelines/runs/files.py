@@ -110,18 +110,27 @@ def _refuse_if_totals_differ(
     differ = [t for t in extract.file_totals if t["checked"] and t["difference_cents"]]
     if not differ:
         return
-    columns = explaining_columns(extract.columns_not_charged, differ)
+    # The file's own grand total first: what a person checks, and what the columns explain
+    # (each subtotal misses only its own group's share of them).
+    differ.sort(key=lambda t: t.get("kind") != "total")
+    grand = [t for t in differ if t.get("kind") == "total"]
+    columns = explaining_columns(extract.columns_not_charged, grand or differ)
+    targets = [spelled_like(str(c["header"]), codes or []) for c in columns]
     explained = (
         " The difference is exactly what "
         + "; and ".join(
             f'column "{c["header"]}" holds ({dollars(int(c["total_cents"]))}), which is not '
-            "charged: if it is a charge, "
-            + hints.charge_column(str(c["header"]), spelled_like(str(c["header"]), codes or []))
-            for c in columns
+            "charged: if it is a charge, " + hints.charge_column(str(c["header"]), code)
+            for c, code in zip(columns, targets, strict=True)
         )
         + "."
         if columns
         else ""
+    )
+    fix = (
+        hints.add("charge_code", str(columns[0]["header"]), targets[0])
+        if len(columns) == 1 and targets[0] is not None
+        else None
     )
     said = [
         f"the {t.get('kind', 'total')} row (row {t['source_row']}"
@@ -139,7 +148,8 @@ def _refuse_if_totals_differ(
         + (
             explained
             or " Check the file's total and subtotal rows, or name its profile with --profile"
-        )
+        ),
+        fix=fix,
     )
 
 

@@ -295,6 +295,8 @@ def settle_command(
             )
         return (f"correct row {rows} of {file_name} and drop the file into {inbox}", None)
     if cause == "refused_file":
+        if detail.get("fix"):  # tieout knows the one command (an alias): then read it again
+            return (str(detail["fix"]), retry)
         return (f"correct {path or file_name} and drop it into {inbox} again", None)
     if cause == "held_layout":
         accept = detail.get("command") or f"{tieout} layout accept {quoted(path or file_name)}"

@@ -529,7 +529,12 @@ def _refuse(
         "file",
         amount_cents=stated or 0,
         amount_text=None if stated is not None else "the file states no total",
-        detail={"reason": str(exc), "path": str(target), "stated_cents": stated},
+        detail={
+            "reason": str(exc),
+            "path": str(target),
+            "stated_cents": stated,
+            **({"fix": exc.fix} if exc.fix else {}),
+        },
     )
     ledger.observe_items(run_id, [refused])
     say(f"{source.name}: {exc} → moved to {target.parent}")
@@ -638,7 +643,7 @@ def _observe_file(
         say(f"{source.name}: {counts['settled']} open items settled by this run")
     if again:
         return
-    earlier = set(ledger.files_sharing_keys(known_keys, source.sha256))
+    earlier = set(ledger.files_restated(known_keys, source.sha256))
     # A file of the same name is the same file only for the same period: this month's
     # rent_roll.xlsx does not correct last month's.
     named = ledger.files_named(source.name)
