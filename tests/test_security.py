@@ -533,7 +533,7 @@ def test_a_link_out_of_the_inbox_is_refused_left_and_never_read(
     (data / "inbox" / "gone.csv").symlink_to(tmp_path / "nothing-here.csv")  # broken
     result = run_cli("--data-dir", str(data), "run", env=_run_env(sandbox))
     said = result.stdout + result.stderr
-    assert result.returncode == 0, said
+    assert result.returncode == 1, said  # each refused link is an open item (#36)
     assert "passwd.csv: a link to a file outside the inbox; refused and left" in said
     assert "gone.csv: a link to a file outside the inbox" in said
     assert "TOPSECRET" not in said

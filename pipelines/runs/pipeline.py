@@ -237,11 +237,14 @@ def _take_file(
         if not result.records.empty
         else result.records
     )
-    outcome = account_rows(
-        result.extract,
-        result.validated,
-        issues,
-        int(previous["amount_cents"].sum()) if not previous.empty else 0,
+    outcome = _dated_by_its_lines(
+        account_rows(
+            result.extract,
+            result.validated,
+            issues,
+            int(previous["amount_cents"].sum()) if not previous.empty else 0,
+        ),
+        result.records,
     )
     ledger.add_rejects(
         run_id,
@@ -304,6 +307,18 @@ def _take_file(
         say(f"{source.name}: {reporting.not_charged_text(column, refs.hints)}")
     say(f"{source.name}: {_rows_and_records(outcome, result.records, staged_set)}")
     return True, bool(issues)
+
+
+def _dated_by_its_lines(outcome: FileOutcome, records: pd.DataFrame) -> FileOutcome:
+    """A file that states no period (a bill export) is of the month all its lines are dated
+    in: said in the ledger, so a version of it whose lines were all posted before (a
+    re-export, a correction) is of that month too, not of the month it was processed."""
+    if outcome.period is not None or records.empty or "transaction_date" not in records:
+        return outcome
+    months = {str(d)[:7] for d in records["transaction_date"].dropna()}
+    if len(months) != 1:
+        return outcome  # lines of several months: each period finds it by its records
+    return replace(outcome, period=f"{months.pop()}-01", period_source="its lines' dates")
 
 
 def _rows_and_records(outcome: FileOutcome, records: pd.DataFrame, staged: set[str]) -> str:
