@@ -102,6 +102,17 @@ def test_corrections_are_applied_and_a_header_that_names_no_column_is_said(
         propose_layout(TEST_DATA / SENIOR, roles={"Rate": "charge"})
 
 
+def test_a_correction_that_charges_the_same_money_twice_is_refused() -> None:
+    """#38: `layout accept --charge "Apartment Charges…"` without `--not-charge` on its twin
+    "Actual Rate" charged both columns (the preview showed twice the file's total; nothing
+    stopped it)."""
+    month = "Apartment Charges (December 2026)"
+    with pytest.raises(Exception, match="same money on every row: charging both would double"):
+        propose_layout(TEST_DATA / SENIOR, roles={month: "charge"})
+    kept = propose_layout(TEST_DATA / SENIOR, roles={month: "charge", "Actual Rate": "not_charged"})
+    assert kept is not None and kept.total_cents == expected(SENIOR)["total_cents"]
+
+
 def test_the_profile_a_proposal_becomes_reads_the_file_strictly_and_joins_names(
     tmp_path: Path,
 ) -> None:

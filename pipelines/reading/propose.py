@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.errors import InputError
+from pipelines.core.hints import shell_word
 from pipelines.core.models import printable
 from pipelines.core.parsing import dollars, parse_money
 from pipelines.reading.grids import read_grids
@@ -493,7 +494,26 @@ def _money_roles(
                 names = " + ".join(repr(headers[j]) for j in others)
                 role, why = "not_charged", f"a row-total column: each row is {names}"
         out[i] = (role, _money_evidence(why, money, stated.get(i)))
+    if wanted:
+        _refuse_doubled(headers, out, cents)
     return out
+
+
+def _refuse_doubled(
+    headers: list[str], roles: dict[int, tuple[str, str]], cents: dict[int, pd.Series]
+) -> None:
+    """A person's corrections never charge the same money twice: two charged columns that
+    hold the same amounts on every row (an "Actual Rate" and the month's "Apartment Charges")
+    are refused, naming the one to leave out."""
+    charged = [i for i in cents if roles[i][0] in CHARGED and cents[i].ne(0).any()]
+    for n, i in enumerate(charged):
+        for j in charged[n + 1 :]:
+            if cents[i].equals(cents[j]):
+                raise InputError(
+                    f"{headers[i]!r} and {headers[j]!r} hold the same money on every row: "
+                    f"charging both would double it; leave one out with --not-charge "
+                    f"{shell_word(headers[i])}"
+                )
 
 
 def _money_evidence(why: str, cents: pd.Series, stated: int | None) -> str:
