@@ -21,7 +21,7 @@ import httpx
 import openpyxl
 
 from sandbox.server import RunningSandbox
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, receiving, run_cli
 from tests.test_open_work import as_printed, env_for, todo_of
 
 
@@ -187,6 +187,10 @@ def test_a_clerks_month_with_only_the_commands_tieout_prints(
     assert conflict["id"] in refused.stdout + refused.stderr
     _follow(conflict, env)
     assert todo_of(data, env) == {"items": [], "amount_cents": 0}
+    # Propexo's next sync, proven by its webhook: every record is found where it was posted.
+    with receiving(sandbox, data):
+        synced = run_cli("--data-dir", str(data), "reconcile", "--sync", "--wait", "30", env=env)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
     stated = {"2026-11": 2142704, "2026-12": 6626500, "2027-01": 255000}
     for period, total in stated.items():
         shown = run_cli("--data-dir", str(data), "report", "--period", period, env=env)

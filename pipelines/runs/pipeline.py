@@ -232,17 +232,12 @@ def _take_file(
             refuse_if_posted_before(ledger, client, settings, ctx, result.records)
     staged, conflict_keys, questions, issues = _stage(ledger, run_id, source, result, say)
     staged_set = set(staged)
-    previous = (
-        result.records[~result.records["record_key"].isin(staged_set | conflict_keys)]
-        if not result.records.empty
-        else result.records
-    )
     outcome = _dated_by_its_lines(
         account_rows(
             result.extract,
             result.validated,
             issues,
-            int(previous["amount_cents"].sum()) if not previous.empty else 0,
+            _previously_posted(result, issues, staged_set, conflict_keys),
         ),
         result.records,
     )
@@ -307,6 +302,27 @@ def _take_file(
         say(f"{source.name}: {reporting.not_charged_text(column, refs.hints)}")
     say(f"{source.name}: {_rows_and_records(outcome, result.records, staged_set)}")
     return True, bool(issues)
+
+
+def _previously_posted(
+    result: FileResult, issues: list[Issue], staged: set[str], conflicts: set[str]
+) -> int:
+    """What of a file's lines was posted before (by an earlier version of it, or a run that
+    read it): its records the ledger knew unchanged, and of a record in conflict (an invoice
+    with one line changed) its lines that are not in conflict, so that a file's source is its
+    posted, rejected and previously posted lines, each once."""
+    records = result.records
+    if records.empty:
+        return 0
+    keys = records["record_key"]
+    known = int(records.loc[~keys.isin(staged | conflicts), "amount_cents"].sum())
+    held = records[keys.isin(conflicts)]
+    if held.empty:
+        return known
+    lines = result.validated.lines.dropna(subset=["amount_cents"])
+    rows = {i.source_row for i in issues if i.code in (IssueCode.CONFLICT, IssueCode.SECOND_CHARGE)}
+    in_question = int(lines.loc[lines["source_row"].isin(rows), "amount_cents"].sum())
+    return known + max(int(held["amount_cents"].sum()) - in_question, 0)
 
 
 def _dated_by_its_lines(outcome: FileOutcome, records: pd.DataFrame) -> FileOutcome:
