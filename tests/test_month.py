@@ -165,6 +165,8 @@ def test_a_clerks_month_with_only_the_commands_tieout_prints(
     assert conflict["cause"] == "conflict" and conflict["amount_cents"] == 115000
     assert "this line was $1,126.59, now $1,150.00" in conflict["detail"]["reasons"][0]
     assert "new number" not in conflict["detail"]["reasons"][0]
+    listed = run_cli("--data-dir", str(data), "todo", env=env).stdout
+    assert "this line was $1,126.59, now $1,150.00" in listed, listed
     (inbox / "vendor_bills.csv").write_text(changed)
     (inbox / "empty.csv").write_bytes(b"")
     assert _run(data, env)[0] == 1

@@ -387,6 +387,10 @@ def _what(item: Mapping[str, Any]) -> str:
             f"{dollars(int(implied['stated_cents']))}, its readable lines "
             f"{dollars(int(implied['readable_cents']))})"
         )
+    reasons = detail.get("reasons") or []
+    if item.get("cause") in ("conflict", "second_charge") and reasons:
+        # What changed, in the line's own amounts ("this line was $1,126.59, now $1,150.00").
+        return f"{where} ({str(reasons[0]).split('. ')[0]})"
     if item.get("amount_text"):
         return f"{where} ({item['amount_text']})"
     if detail.get("reason"):
