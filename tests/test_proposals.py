@@ -392,3 +392,17 @@ def test_a_sheet_with_no_header_or_no_units_has_no_proposal(tmp_path: Path) -> N
     )
     found = propose_layout(budget)
     assert found is None or not found.usable
+
+
+def test_a_sheet_of_headers_and_no_rows_has_no_proposal_and_no_crash(tmp_path: Path) -> None:
+    """Found by the fuzz test of typed workbooks: a header row with nothing under it crashed
+    the proposal ("truth value of a Series is ambiguous"); it has no proposal."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Property", "Unit", "A"])
+    path = tmp_path / "headers_only.xlsx"
+    book.save(path)
+    assert propose_layout(path) is None

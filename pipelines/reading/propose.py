@@ -233,6 +233,8 @@ def _propose_sheet(
         return None
     headers = [" ".join(str(v).split()) for v in top.iloc[at].tolist()]
     body = table.iloc[at + 1 :]
+    if body.empty:
+        return None  # a header and nothing under it: no rows to propose a reading of
     text = body.astype(object).where(body.notna(), "").astype(str).apply(lambda c: c.str.strip())
     totals = text.apply(lambda row: any(_TOTAL_ROW.match(v) for v in row if v), axis=1)
     total_at = int(totals.idxmax()) if totals.any() else None
