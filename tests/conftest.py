@@ -42,6 +42,9 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 # They are started first, so that a long test is not what the last worker is still running
 # (with `--dist worksteal` the others take the short ones queued behind them).
 SLOW_MODULES = (
+    "test_month.py",
+    "test_recovery.py",
+    "test_identity.py",
     "test_workers.py",
     "test_exactly_once.py",
     "test_durability.py",
