@@ -147,12 +147,15 @@ def _answer_for_another_write(
         )
         earlier = [k for k in others if ledger.states_of([k]).get("submitted")]
         if earlier:
+            # Whichever of the two came first, both carry the words: the one the answer was
+            # replayed onto may be either (answers arrive in any order).
             ledger.transition(
                 earlier,
                 "sending",
                 run_id=run_id,
                 job_id=None,
                 doubt_since=utcnow(),
+                errors=[f"{ANOTHER_WRITE}: its job {job_id} also answered {request.keys[0]}"],
                 note=f"in doubt: its job {job_id} was also given as the answer to another "
                 "write; the write log or Propexo's data decides",
                 detail=f"job {job_id} also answered {request.keys[0]}: in doubt",
