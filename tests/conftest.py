@@ -34,6 +34,19 @@ hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
+# Headless Chromium on this closed network: no background connections, a fresh profile each
+# time (the caller adds --user-data-dir); the report's probe and the desk's browser use them.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",  # #28: the records table whole on a laptop's screen
+)
 SAMPLES = ROOT / "data" / "samples"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 

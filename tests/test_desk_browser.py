@@ -32,7 +32,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from pipelines.cli.main import cli
 from pipelines.ledger import Ledger
 from sandbox.server import RunningSandbox
-from tests.conftest import ROOT, SAMPLES, TEST_DATA
+from tests.conftest import CHROMIUM_FLAGS, ROOT, SAMPLES, TEST_DATA
 from tests.test_layout import unseen_roll
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -50,18 +50,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(240)

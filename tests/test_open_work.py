@@ -20,21 +20,7 @@ from pipelines.runs.items import implied_amounts, settle_command, todo_lines
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, SAMPLES, TEST_DATA, run_cli
-
-
-def env_for(box: RunningSandbox) -> dict[str, str]:
-    return {"PROPEXO_BASE_URL": box.base_url, "PROPEXO_API_TOKEN": box.config.token}
-
-
-def todo_of(data: Path, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
-    done = run_cli("--data-dir", str(data), "todo", "--json", env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
-
-
-def summary_of(stdout: str) -> dict:  # type: ignore[type-arg]
-    line = next(line for line in stdout.splitlines() if line.startswith("report: "))
-    return json.loads((Path(line.removeprefix("report: ")).parent / "summary.json").read_text())
+from tests.test_items import env_for, summary_of, todo_of
 
 
 def as_printed(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

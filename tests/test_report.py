@@ -21,7 +21,7 @@ from pipelines.core.models import POSTED, RecordState
 from pipelines.core.sheets import neutralize
 from pipelines.reporting.render import render_all, render_html
 from pipelines.reporting.report import build_report
-from tests.conftest import ROOT, run_cli
+from tests.conftest import CHROMIUM_FLAGS, ROOT, run_cli
 
 record_strategy = st.fixed_dictionaries(
     {
@@ -238,16 +238,8 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
     proc = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,900",  # #28: the records table whole on a laptop's screen
             "--enable-logging=stderr",
             "--v=0",
             "--dump-dom",

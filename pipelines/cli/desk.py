@@ -3,7 +3,6 @@ Registered on the main group in :mod:`pipelines.cli.main`; the desk is :mod:`pip
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from pipelines.cli.alias import on_terminal
 from pipelines.cli.console import friendly, out, settings_of
-from pipelines.core.config import Settings
+from pipelines.core.config import Settings, is_loopback_host
 from pipelines.core.errors import ConfigError, InputError
 from pipelines.ledger.desk import ROLES
 
@@ -22,15 +21,6 @@ MIN_PASSWORD = 12
 
 def _word(path: Path) -> str:
     return shlex.quote(str(path))
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve_desk(settings: Settings, host: str, port: int, trusted_proxy: str | None) -> None:
@@ -43,7 +33,7 @@ def serve_desk(settings: Settings, host: str, port: int, trusted_proxy: str | No
     from pipelines.ledger import Ledger
     from pipelines.ledger.desk import users
 
-    if not _loopback(host) and not trusted_proxy:
+    if not is_loopback_host(host) and not trusted_proxy:
         raise ConfigError(
             f"--host {host}: the desk speaks plain HTTP, so it listens on loopback only; put a "
             "reverse proxy with TLS in front (README, The desk) and pass --trusted-proxy ADDRESS"

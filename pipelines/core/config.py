@@ -194,7 +194,11 @@ def secret_state(value: Secret | None, source: str | None) -> str:
 
 def is_loopback(base_url: str) -> bool:
     """Whether ``base_url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
-    host = urlsplit(base_url).hostname or ""
+    return is_loopback_host(urlsplit(base_url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine."""
     if host == "localhost":
         return True
     try:

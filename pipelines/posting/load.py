@@ -589,28 +589,18 @@ def resolve_in_doubt(
                 counts["waiting"] += 1
                 continue
             job = evidence.carried.get(key)
-            if job is not None and job.status == "SUCCESS":
-                ledger.transition(
-                    [key],
-                    "confirmed",
+            if job is not None:
+                confirmed = writelog.record_verdict(
+                    ledger,
+                    key,
+                    job,
                     run_id=run_id,
-                    confirmed_at=now,
-                    job_id=job.job_id,
-                    detail=f"in doubt → {searched}: job {job.job_id} carried it, SUCCESS",
-                )
-                counts["logged"] += 1
-            elif job is not None:
-                ledger.transition(
-                    [key],
-                    "failed",
-                    run_id=run_id,
-                    job_id=job.job_id,
-                    errors=[job.error or job.status],
+                    now=now,
+                    said=f"in doubt → {searched}",
                     note=f"write log: job {job.job_id} {job.status}; reconcile still looks for it "
                     "in Propexo's data before anything is sent again",
-                    detail=f"in doubt → {searched}: job {job.job_id} carried it, {job.status}",
                 )
-                counts["failed"] += 1
+                counts["logged" if confirmed else "failed"] += 1
             elif _resend_due(ledger, key, sent, evidence, resend_unlogged_after_s, now):
                 absent.append(key)
             else:

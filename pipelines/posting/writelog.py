@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipelines.core.errors import ApiError
 from pipelines.core.kind import Kind, Kinds
+from pipelines.ledger import Ledger
 from pipelines.posting.propexo import PropexoClient
 
 # Propexo's time ranges, each with how far back it certainly reaches (a month: 28 days).
@@ -223,3 +224,28 @@ def logged_posts(
             if isinstance(item, dict):
                 items.append({**item, "job_id": job_id, "job_type": entry.get("job_type")})
     return items
+
+
+def record_verdict(
+    ledger: Ledger, key: str, job: LoggedJob, *, run_id: str, now: str, said: str, note: str
+) -> bool:
+    """The write log's verdict on one record, the one rule: a job that carried it and
+    succeeded makes it confirmed (never sent again); any other outcome makes it failed, with
+    ``note`` (reconcile still looks for it in Propexo's data: a PMS may apply a write Propexo
+    calls failed). ``said``: where the evidence came from, for the event. True when confirmed."""
+    detail = f"{said}: job {job.job_id} carried it, {job.status}"
+    if job.status == "SUCCESS":
+        ledger.transition(
+            [key], "confirmed", run_id=run_id, confirmed_at=now, job_id=job.job_id, detail=detail
+        )
+        return True
+    ledger.transition(
+        [key],
+        "failed",
+        run_id=run_id,
+        job_id=job.job_id,
+        errors=[job.error or job.status],
+        note=note,
+        detail=detail,
+    )
+    return False

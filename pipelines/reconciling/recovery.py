@@ -198,27 +198,16 @@ def adopt_from_write_log(
         )
     now = utcnow()
     for key, job in evidence.carried.items():
-        if job.status == "SUCCESS":
-            ledger.transition(
-                [key],
-                "confirmed",
-                run_id=run_id,
-                confirmed_at=now,
-                job_id=job.job_id,
-                detail=f"{evidence.describe()}: job {job.job_id} already carried it, SUCCESS; "
-                "recorded, not sent again",
-            )
-        else:
-            ledger.transition(
-                [key],
-                "failed",
-                run_id=run_id,
-                job_id=job.job_id,
-                errors=[job.error or job.status],
-                note=f"write log: job {job.job_id} {job.status} already carried it; reconcile "
-                "still looks for it in Propexo's data",
-                detail=f"{evidence.describe()}: job {job.job_id} already carried it, {job.status}",
-            )
+        writelog.record_verdict(
+            ledger,
+            key,
+            job,
+            run_id=run_id,
+            now=now,
+            said=f"{evidence.describe()} (recorded, not sent again)",
+            note=f"write log: job {job.job_id} {job.status} already carried it; reconcile "
+            "still looks for it in Propexo's data",
+        )
     return len(evidence.carried), evidence, beyond
 
 
