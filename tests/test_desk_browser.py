@@ -22,6 +22,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -154,7 +155,16 @@ def submit(browser: WebDriver, button: WebElement) -> None:
 
 
 def click(browser: WebDriver, text: str) -> None:
-    submit(browser, browser.find_element(By.XPATH, f"//button[normalize-space()={text!r}]"))
+    """Click the button so labelled, found afresh: a page just navigated to may swap its
+    document under a node found a moment before (chromedriver: "Node with given id does not
+    belong to the document"), and such a click never reaches the page, so it is tried again."""
+    for attempt in range(3):
+        try:
+            submit(browser, browser.find_element(By.XPATH, f"//button[normalize-space()={text!r}]"))
+            return
+        except WebDriverException as exc:
+            if attempt == 2 or "does not belong to the document" not in str(exc):
+                raise
 
 
 def records(box: RunningSandbox, kind: str) -> list[dict[str, object]]:
