@@ -4,6 +4,7 @@ and maker-checker against a real sandbox. None of the refused requests changes t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,8 +16,10 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -35,6 +38,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 PASSWORD = "a long enough password"
+KEYS = [f"charge:int_rm_demo:DK{i:04d}" for i in range(3)]  # two in doubt, one refused
 ROLES = {"clara": "clerk", "april": "approver", "abel": "approver", "audrey": "auditor"}
 PAGES = [
     "/",
@@ -53,6 +57,8 @@ ACTIONS = [
     "/items/alias",
     "/items/retry",
     "/items/settle",
+    "/items/resolve",
+    "/items/send-again",
     "/layouts/confirm",
     "/layouts/forget",
     "/approvals/approve",
@@ -75,17 +81,50 @@ def make_users(settings: Settings) -> None:
             add_user(ledger, name, role, auth.hash_password(PASSWORD))
 
 
-def ledger_state(settings: Settings) -> tuple[int, int, int, list[str]]:
-    """What a refused request must not change: desk events, item events, sign-offs, the inbox."""
+def ledger_state(settings: Settings) -> tuple[Any, ...]:
+    """What a refused request must not change: desk events, item events, sign-offs, record
+    events, confirmed layouts, the inbox."""
     with Ledger(settings.ledger, readonly=True) as ledger:
         counts = [
             int(ledger.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-            for t in ("desk_events", "item_events", "signoffs")
+            for t in ("desk_events", "item_events", "signoffs", "events")
         ]
+        layouts = len(ledger.confirmed_layouts())
     inbox = (
         sorted(p.name for p in settings.inbox_dir.glob("*")) if settings.inbox_dir.exists() else []
     )
-    return counts[0], counts[1], counts[2], inbox
+    return (*counts, layouts, inbox)
+
+
+def doubtful(settings: Settings) -> None:
+    """Three charges posted by a run: two in doubt (sending), one Propexo refused."""
+    with Ledger(settings.ledger) as ledger:
+        ledger.stage_records(
+            "r1",
+            None,
+            pd.DataFrame(
+                {
+                    "record_key": KEYS,
+                    "kind": "charge",
+                    "integration_id": "int_rm_demo",
+                    "location_id": "L",
+                    "amount_cents": [1000, 2050, 300],
+                    "content_hash": "h",
+                    "payload": [json.dumps({"n": i}) for i in range(3)],
+                    "source_rows": [[i + 2] for i in range(3)],
+                    "source_file": "rent.csv",
+                    "reference_number": [k.rsplit(":", 1)[1] for k in KEYS],
+                }
+            ),
+        )
+        ledger.transition(KEYS[:2], "sending", run_id="r1")
+        ledger.transition([KEYS[2]], "refused", run_id="r1")
+
+
+def states(settings: Settings) -> dict[str, str]:
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        found = ledger.records(columns=["record_key", "state"])
+    return dict(zip(found["record_key"], found["state"], strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +178,17 @@ def signed_in(client: TestClient, name: str) -> str:
     return csrf_of(client.get("/inbox").text)
 
 
+def run_finished(client: TestClient, within_s: float = 240) -> str:
+    """The inbox page once the desk's run in progress has ended (it says what the run did)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        page = client.get("/inbox").text
+        if 'id="run-progress"' not in page:
+            return page
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.1)
+
+
 def test_every_page_and_action_without_a_session_redirects_to_sign_in(
     client: TestClient, offline: Settings
 ) -> None:
@@ -166,6 +216,8 @@ OUTSIDE_ROLE = {
         "/items/alias",
         "/items/retry",
         "/items/settle",
+        "/items/resolve",
+        "/items/send-again",
         "/layouts/confirm",
         "/approvals/approve",
     ],
@@ -178,6 +230,7 @@ OUTSIDE_ROLE = {
 def test_an_action_outside_the_role_is_403_and_changes_nothing(
     client: TestClient, offline: Settings, who: str
 ) -> None:
+    doubtful(offline)
     token = signed_in(client, who)
     before = ledger_state(offline)
     for path in OUTSIDE_ROLE[who]:
@@ -189,6 +242,9 @@ def test_an_action_outside_the_role_is_403_and_changes_nothing(
                 "note": "n",
                 "subject": "2026-11",
                 "sha256": "0" * 64,
+                "record_key": KEYS[0],
+                "found": "absent",
+                "with_open_items": "yes",
             },
             files={"files": ("bills.csv", b"a,b\n1,2\n")},
         )
@@ -200,6 +256,7 @@ def test_an_action_outside_the_role_is_403_and_changes_nothing(
 def test_a_form_without_its_csrf_token_is_403_and_changes_nothing(
     client: TestClient, offline: Settings, token: str | None
 ) -> None:
+    doubtful(offline)
     signed_in(client, "clara")
     before = ledger_state(offline)
     data = {} if token is None else {"csrf_token": token}
@@ -207,6 +264,9 @@ def test_a_form_without_its_csrf_token_is_403_and_changes_nothing(
     assert answer.status_code == 403
     answer = client.post("/items/settle", data={**data, "item_id": "it-1", "note": "n"})
     assert answer.status_code == 403
+    for path in ("/items/resolve", "/items/send-again", "/layouts/confirm", "/inbox/run"):
+        answer = client.post(path, data={**data, "record_key": KEYS[0], "found": "absent"})
+        assert answer.status_code == 403, path
     assert ledger_state(offline) == before
 
 
@@ -254,7 +314,9 @@ def test_pages_carry_the_security_headers_and_a_strict_session_cookie(
         page = client.get("/inbox")
     csp = page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp
-    assert "script-src" not in csp and "default-src 'none'" in csp  # no script at all
+    # The desk's one script is its own file (drag and drop): never inline, never another site's.
+    assert "script-src 'self';" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "same-origin"
 
@@ -408,6 +470,7 @@ def test_maker_checker_the_one_who_dropped_a_file_cannot_approve_it(
             "/inbox/drop", data={"csrf_token": token}, files={"files": ("bills.csv", bills)}
         )
         client.post("/inbox/run", data={"csrf_token": token})
+        run_finished(client)
         page = client.get("/approvals").text
         assert "You dropped this file" in page
         sha = re.search(r'name="sha256" value="([0-9a-f]{64})"', page)
@@ -537,7 +600,7 @@ def test_pages_read_by_every_role_and_an_unknown_item_is_said_plainly(
     client.post("/inbox/drop", data={"csrf_token": token})
     assert "choose a file to drop first" in client.get("/inbox").text
     client.post("/inbox/run", data={"csrf_token": token})  # no Propexo here: said in a line
-    assert "cannot connect to Propexo" in client.get("/inbox").text
+    assert "cannot connect to Propexo" in run_finished(client)
 
 
 def test_demo_serve_leaves_the_desk_running_on_the_demos_workspace(tmp_path: Path) -> None:
@@ -613,3 +676,56 @@ def test_a_clerk_withdraws_a_confirmed_layout(client: TestClient, offline: Setti
     with Ledger(offline.ledger, readonly=True) as ledger:
         assert ledger.confirmed_layout("abc123") is None
         assert ("clara", "layout_forget") in [(e["by"], e["action"]) for e in events(ledger)]
+
+
+def test_a_clerk_settles_records_in_doubt_and_sends_a_refused_write_again(
+    client: TestClient, offline: Settings
+) -> None:
+    """The page's forms are `tieout resolve KEY --present [--rm-id]`, `--absent` and
+    `--send-again`: what tieout knows of each record is shown first, each settlement is the
+    ledger's record event with the note, and a desk event names who did it."""
+    doubtful(offline)
+    token = signed_in(client, "clara")
+    page = client.get("/items").text
+    assert "records in doubt" in page and "writes Propexo refused" in page
+    assert page.count('action="/items/resolve"') == 2
+    assert page.count('action="/items/send-again"') == 1
+    assert f"{KEYS[0]} (charge, 10.00): POST at" in page  # the evidence, before acting
+    assert "the write log has not been searched for it yet" in page
+
+    def post(path: str, **fields: str) -> str:
+        answer = client.post(path, data={"csrf_token": token, **fields})
+        assert answer.status_code == 303 and answer.headers["location"] == "/items"
+        return client.get("/items").text
+
+    said = post("/items/resolve", record_key=KEYS[0], note="looked")
+    assert "say what you found in Rent Manager: present or absent" in said
+    said = post(
+        "/items/resolve", record_key=KEYS[0], found="present", rm_id="4411", note="seen in RM"
+    )
+    assert f"{KEYS[0]}: settled as present in Rent Manager by clara" in said
+    said = post("/items/resolve", record_key=KEYS[1], found="absent", note="not in RM")
+    assert f"{KEYS[1]}: settled as absent in Rent Manager by clara" in said
+    assert "the next run sends it again" in said
+    said = post("/items/resolve", record_key=KEYS[2], found="absent")
+    assert f"not in doubt, so not settled: {KEYS[2]}" in said  # refused is not in doubt
+    said = post("/items/send-again", record_key=KEYS[2], note="GL fixed")
+    assert f"{KEYS[2]}: made ready by clara; the next run sends it" in said
+    said = post("/items/send-again", record_key=KEYS[2])
+    assert "not refused by Propexo, so not settled" in said
+    assert states(offline) == {KEYS[0]: "confirmed", KEYS[1]: "ready", KEYS[2]: "ready"}
+    with Ledger(offline.ledger, readonly=True) as ledger:
+        present = ledger.events(KEYS[0])[-1]
+        acted = [(e["by"], e["action"], e["subject"]) for e in events(ledger)]
+        confirmed = ledger.records(columns=["record_key", "note"]).set_index("record_key")
+    assert present[1:] == (
+        "sending",
+        "confirmed",
+        "resolve --present: seen in RM (clara, on the desk)",
+    )
+    assert "RM id 4411" in str(confirmed.loc[KEYS[0], "note"])
+    assert acted[-3:] == [
+        ("clara", "resolve", KEYS[0]),
+        ("clara", "resolve", KEYS[1]),
+        ("clara", "send_again", KEYS[2]),
+    ]

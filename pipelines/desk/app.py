@@ -27,12 +27,14 @@ from pipelines.core.config import Settings
 from pipelines.core.errors import TieoutError
 from pipelines.core.parsing import dollars
 from pipelines.desk import auth
+from pipelines.desk.running import Runner
 from pipelines.ledger import Ledger
 from pipelines.ledger.desk import add_event, user
 
 HERE = Path(__file__).resolve().parent
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 HEADERS = {
@@ -86,6 +88,7 @@ class Desk:
         self.settings = settings
         self.sessions = auth.Sessions(clock)
         self.throttle = auth.Throttle(clock)
+        self.runner = Runner()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html", "j2"], default=True),

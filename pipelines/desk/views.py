@@ -11,12 +11,13 @@ from typing import Any
 from pipelines.core.errors import InputError, TieoutError
 from pipelines.desk.app import Desk
 from pipelines.desk.auth import Session
+from pipelines.desk.running import Progress
 from pipelines.ledger.desk import dropped_by, events, held_layouts, periods
 
 SAID_LINES = 12  # a run's lines shown after it (the rest are in its report)
 
 
-def _inbox_shas(desk: Desk) -> dict[str, Path]:
+def inbox_shas(desk: Desk) -> dict[str, Path]:
     """The files waiting in the inbox, by content."""
     from pipelines.reading.grids import fingerprint
     from pipelines.runs.inbox import list_inbox
@@ -36,7 +37,7 @@ def inbox_files(desk: Desk) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     from pipelines.cli.items import open_items
 
     settings = desk.settings
-    waiting_here = _inbox_shas(desk)
+    waiting_here = inbox_shas(desk)
     held: dict[str, str] = {}
     for item in open_items(settings, records=False):
         if item["cause"] == "awaiting_approval":
@@ -90,16 +91,16 @@ def _said(lines: list[str], outcome: Any) -> list[str]:
     return shown
 
 
-def run_inbox(desk: Desk, session: Session) -> list[str]:
-    """`tieout run`: every ready file in the inbox."""
+def run_inbox(desk: Desk, session: Session, progress: Progress) -> list[str]:
+    """`tieout run`: every ready file in the inbox (in the desk's run thread, ``progress``
+    told each line and how far the posting is)."""
     from pipelines.runs.pipeline import run as run_pipeline
 
-    lines: list[str] = []
-    outcome = run_pipeline(desk.settings, say=lines.append)
+    outcome = run_pipeline(desk.settings, say=progress.say, on_progress=progress.posting)
     desk.record(session, "run", str(outcome.run_id or ""), exit_code=outcome.exit_code)
     if outcome.report_dir is None:
-        return ["nothing to do: the inbox has no ready files", *lines[-SAID_LINES:]]
-    return _said(lines, outcome)
+        return ["nothing to do: the inbox has no ready files", *progress.lines[-SAID_LINES:]]
+    return _said(progress.lines, outcome)
 
 
 def _what(item: dict[str, Any]) -> str:
@@ -148,8 +149,12 @@ def item_groups(desk: Desk) -> tuple[list[dict[str, Any]], int, str | None]:
                 and cause not in {"awaiting_approval", "held_layout"}
                 and bool(item.get("file_name")),
                 "settle": cause in {"conflict", "write_refused", "rejected_row", "refused_file"},
+                "record_key": detail.get("record_key"),
+                "resolve": cause in IN_DOUBT_CAUSES and bool(detail.get("record_key")),
+                "send_again": cause == "write_refused" and bool(detail.get("record_key")),
             }
         )
+    _with_evidence(desk, [i for g in groups.values() for i in g if i["resolve"]])
     out = []
     for cause in sorted(groups, key=lambda c: (order.get(c, len(order)), c)):
         group = groups[cause]
@@ -163,6 +168,62 @@ def item_groups(desk: Desk) -> tuple[list[dict[str, Any]], int, str | None]:
             }
         )
     return out, sum(int(i.get("amount_cents") or 0) for i in found), problem
+
+
+# The items a person settles by looking in Rent Manager: `tieout resolve KEY --present|--absent`.
+IN_DOUBT_CAUSES = frozenset({"in_doubt", "answer_for_another_write", "held"})
+
+
+def _with_evidence(desk: Desk, items: list[dict[str, Any]]) -> None:
+    """Each record in doubt with what tieout knows of it (`tieout resolve` prints the same
+    before it settles): its POST, the write log's searches, the syncs since."""
+    from pipelines.reconciling.resolve import evidence
+
+    if not items:
+        return
+    keys = [str(i["record_key"]) for i in items]
+    by_key: dict[str, list[str]] = {}
+    with desk.ledger(readonly=True) as ledger:
+        current: list[str] = []
+        for line in evidence(ledger, keys, desk.settings.integration_id):
+            if not line.startswith(" "):
+                current = by_key.setdefault(line.split(" ", 1)[0], [])
+            current.append(line.strip())
+    for item in items:
+        item["evidence"] = by_key.get(str(item["record_key"]), [])
+
+
+def resolve_record(
+    desk: Desk, session: Session, key: str, found: str, rm_id: str, note: str
+) -> list[str]:
+    """`tieout resolve KEY --present [--rm-id ID]` or `--absent`, with the note as the reason,
+    after the person looked in Rent Manager."""
+    from pipelines.reconciling.resolve import settle_by_hand
+
+    if found not in ("present", "absent"):
+        raise InputError("say what you found in Rent Manager: present or absent")
+    if not key:
+        raise InputError("choose a record in doubt to settle")
+    present = found == "present"
+    reason = f"{note or 'looked in Rent Manager'} ({session.name}, on the desk)"
+    with desk.ledger() as ledger, ledger.lock("resolve"):
+        settle_by_hand(ledger, [key], present=present, rm_id=rm_id or None, reason=reason)
+    desk.record(session, "resolve", key, found=found, rm_id=rm_id or None, note=note)
+    then = "reconcile matches it" if present else "the next run sends it again"
+    return [f"{key}: settled as {found} in Rent Manager by {session.name}; {then}"]
+
+
+def send_record_again(desk: Desk, session: Session, key: str, note: str) -> list[str]:
+    """`tieout resolve KEY --send-again`: a write Propexo refused, once its cause is fixed."""
+    from pipelines.reconciling.resolve import send_again
+
+    if not key:
+        raise InputError("choose a refused write to send again")
+    reason = f"{note or 'sent again by a person'} ({session.name}, on the desk)"
+    with desk.ledger() as ledger, ledger.lock("resolve"):
+        send_again(ledger, [key], reason=reason)
+    desk.record(session, "send_again", key, note=note)
+    return [f"{key}: made ready by {session.name}; the next run sends it"]
 
 
 def add_alias(
@@ -198,36 +259,6 @@ def retry_file(desk: Desk, session: Session, file: str) -> list[str]:
     outcome = run_pipeline(desk.settings, files=paths, say=lines.append, in_place=True)
     desk.record(session, "retry", file, run_id=outcome.run_id)
     return _said(lines, outcome)
-
-
-def layout_page(desk: Desk) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The held files still in the inbox with their previews, and the confirmed layouts."""
-    waiting = _inbox_shas(desk)
-    with desk.ledger(readonly=True) as ledger:
-        held = [
-            {"sha256": sha, **use, "path": waiting[sha]}
-            for sha, use in held_layouts(ledger).items()
-            if sha in waiting
-        ]
-        confirmed = [
-            {str(k): v for k, v in r.items()} for r in ledger.confirmed_layouts().to_dict("records")
-        ]
-    return held, confirmed
-
-
-def confirm_layout(desk: Desk, session: Session, sha256: str) -> list[str]:
-    """`tieout layout accept FILE` for the held file of this content in the inbox."""
-    from pipelines.cli.layout import accept_layout
-
-    path = _inbox_shas(desk).get(sha256)
-    if path is None:
-        raise InputError("that file is no longer in the inbox: nothing to confirm")
-    accepted = accept_layout(desk.settings, path, session.name)
-    desk.record(session, "layout", sha256, layout_id=accepted["layout_id"])
-    return [
-        f"layout {accepted['layout_id']} ({accepted['facts'].fingerprint}) confirmed by "
-        f"{session.name}: {path.name} is taken in by the next run"
-    ]
 
 
 def run_page(
@@ -292,3 +323,34 @@ def approve_file(desk: Desk, session: Session, sha256: str) -> list[str]:
     lines: list[str] = []
     outcome = run_pipeline(desk.settings, files=paths, say=lines.append)
     return [f"approved by {session.name}", *_said(lines, outcome)]
+
+
+def sign(desk: Desk, session: Session, subject: str, note: str, with_open_items: bool) -> list[str]:
+    """`tieout signoff SUBJECT --by USER [--note N] [--with-open-items]`: refused while an item
+    is open or a check does not hold, unless signed with them open and a note saying why."""
+    from pipelines.kinds import registered
+    from pipelines.reporting.publish import NotSigned, sign_off
+
+    if with_open_items and not note:
+        raise InputError("to sign with items open, say why in the note; nothing was signed")
+    try:
+        key, review, _, left_open = sign_off(
+            desk.settings,
+            subject,
+            session.name,
+            note or None,
+            registered(),
+            with_open_items=with_open_items,
+        )
+    except NotSigned as refused:
+        said = str(refused).split(". Settle them", 1)[0]
+        raise InputError(
+            f"{said}. Settle them under Open items, or tick “sign with them open” and say why "
+            "in the note"
+        ) from refused
+    desk.record(session, "sign_off", key, note=note, open_items=left_open)
+    at = str(review["at"])[:19].replace("T", " ")
+    lines = [f"{key}: signed off by {review['by']} at {at} UTC"]
+    if left_open:
+        lines.append(f"signed with open items: {', '.join(left_open)}")
+    return lines
