@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from pipelines.cli.main import cli
@@ -39,6 +41,8 @@ from tests.test_layout import unseen_roll
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PASSWORD = "a long enough password"
 MISSPELLED = "Acme Plumbng"
+# A roll of no known layout (#38), for January 2027: the samples' residents charged again.
+PROPOSED = "proposal_unknown_system_jan.csv"
 
 
 @pytest.fixture
@@ -76,18 +80,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def desk(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`tieout serve` on a free loopback port, over a fresh data folder, with three users."""
+@contextmanager
+def serving(
+    sandbox: RunningSandbox, tmp_path: Path, users: dict[str, str], config: str = ""
+) -> Iterator[tuple[str, Path]]:
+    """`tieout serve` on a free loopback port, over a fresh data folder, with ``users``
+    (name: role) and the test settings plus ``config`` (TOML lines)."""
     data = tmp_path / "data"
     (data / "inbox").mkdir(parents=True)
+    toml = tmp_path / "tieout.toml"
+    toml.write_text((TEST_DATA / "tieout-test.toml").read_text() + config)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROPEXO_", "TIEOUT_"))}
     env.update(
         PROPEXO_BASE_URL=sandbox.base_url,
         PROPEXO_API_TOKEN=sandbox.config.token,
-        TIEOUT_CONFIG=str(TEST_DATA / "tieout-test.toml"),
+        TIEOUT_CONFIG=str(toml),
     )
-    for name, role in (("clara", "clerk"), ("audrey", "auditor")):
+    for name, role in users.items():
         added = CliRunner().invoke(
             cli,
             ["--data-dir", str(data), "users", "add", name, "--role", role],
@@ -123,6 +132,21 @@ def desk(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.wait(timeout=20)
         if server.stdout is not None:
             server.stdout.close()
+
+
+@pytest.fixture
+def desk(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The desk with a clerk and an auditor."""
+    with serving(sandbox, tmp_path, {"clara": "clerk", "audrey": "auditor"}) as found:
+        yield found
+
+
+@pytest.fixture
+def approving_desk(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The desk with `approve_each_file = true`, a clerk and an approver."""
+    users = {"clara": "clerk", "april": "approver"}
+    with serving(sandbox, tmp_path, users, "approve_each_file = true\n") as found:
+        yield found
 
 
 def shot(browser: WebDriver, name: str) -> None:
@@ -167,6 +191,51 @@ def click(browser: WebDriver, text: str) -> None:
                 raise
 
 
+def take_in(browser: WebDriver, progress_shot: str = "") -> str:
+    """Take the inbox in, and wait out the run's progress (the inbox page refreshes itself
+    while it lasts); returns the page that says what the run did."""
+    click(browser, "Take in the inbox now")
+    if progress_shot and browser.find_elements(By.ID, "run-progress"):
+        shot(browser, progress_shot)  # while the run lasts (a short run may end before)
+    WebDriverWait(browser, 240, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: (
+            b.execute_script("return document.readyState") == "complete"
+            and not b.find_elements(By.ID, "run-progress")
+            and b.find_elements(By.CLASS_NAME, "flash")
+        )
+    )
+    return str(browser.page_source)
+
+
+DROP_JS = """
+const [names, texts] = arguments;
+const moved = new DataTransfer();
+names.forEach((name, n) => moved.items.add(new File([texts[n]], name, {type: "text/csv"})));
+const zone = document.querySelector("[data-drop]");
+zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: moved, bubbles: true, cancelable: true}));
+zone.dispatchEvent(new DragEvent("drop", {dataTransfer: moved, bubbles: true, cancelable: true}));
+"""
+
+
+def drag_and_drop(browser: WebDriver, files: list[Path]) -> None:
+    """Files dragged onto the inbox's drop card (what a person's mouse does, as the events
+    the page's script receives), and the page the form's post leads to."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    assert "droppable" in str(
+        browser.find_element(By.CSS_SELECTOR, "[data-drop]").get_attribute("class")
+    )  # the script is loaded (under the desk's CSP) and has taken the card
+    browser.execute_script(DROP_JS, [f.name for f in files], [f.read_text() for f in files])
+    WebDriverWait(browser, 60).until(staleness_of(old))
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+
+
+def held_card(browser: WebDriver, name: str) -> WebElement:
+    """The Layouts page's card of the held file ``name``."""
+    return browser.find_element(By.XPATH, f"//section[@class='card'][.//h3[contains(., {name!r})]]")
+
+
 def records(box: RunningSandbox, kind: str) -> list[dict[str, object]]:
     found: list[dict[str, object]] = httpx.get(
         f"{box.base_url}/_sandbox/records",
@@ -201,18 +270,22 @@ def test_a_clerks_day_and_an_auditors_sign_off_through_the_page_only(
         "01",
         [("101", "Kettering, Dakota", "1250.00"), ("102", "Pembry, Skyler", "1300.00")],
     )
-    files = [SAMPLES / "vendor_bills.csv", SAMPLES / "rent_roll.xlsx", odd, roll]
+    picked = [SAMPLES / "vendor_bills.csv", SAMPLES / "rent_roll.xlsx", odd]
+    dragged = [roll, TEST_DATA / PROPOSED]
 
     browser.get(f"{url}/login")
     shot(browser, "login")
     sign_in(browser, url, "clara")
-    browser.find_element(By.NAME, "files").send_keys("\n".join(str(f) for f in files))
+    browser.find_element(By.NAME, "files").send_keys("\n".join(str(f) for f in picked))
     click(browser, "Drop into the inbox")
     page = browser.page_source
-    for f in files:
+    for f in picked:
         assert f"{f.name} dropped" in page
-    click(browser, "Take in the inbox now")
-    assert "its report is under Runs and reports" in browser.page_source
+    drag_and_drop(browser, dragged)  # the same form, posted by the page's script
+    page = browser.page_source
+    for f in dragged:
+        assert f"{f.name} dropped" in page
+    assert "its report is under Runs and reports" in take_in(browser, "inbox-running")
     posted = invoices(sandbox)
     assert "W-2026901" not in posted and posted  # the samples' bills, not the misspelled ones
 
@@ -240,17 +313,35 @@ def test_a_clerks_day_and_an_auditors_sign_off_through_the_page_only(
     assert len(after) == len(set(after))  # every bill exactly once
 
     # The roll of a new layout waits in the inbox until a person confirms its layout.
+    # A roll of no known layout: its proposal's table, Parking made not charged in place.
     browser.get(f"{url}/layouts")
-    held = browser.find_element(By.CSS_SELECTOR, "section.card").text
-    assert "roll_jan.csv" in held and "2,550.00" in held
-    assert "Agent, Floor Plan, Lease Type, Household Size" in held
+    card = held_card(browser, PROPOSED)
+    rows = card.find_elements(By.CSS_SELECTOR, "table.proposal tbody tr")
+    rent = next(r for r in rows if r.text.startswith("Rent "))
+    cells = [td.text for td in rent.find_elements(By.TAG_NAME, "td")]
+    assert cells[1:4] == ["1,410.00 · 1,445.00 · 1,480.00", "5,850.00", "5,850.00"]
+    parking = Select(card.find_element(By.CSS_SELECTOR, "select[aria-label='role of Parking']"))
+    assert parking.first_selected_option.get_attribute("value") == "charge"
+    parking.select_by_value("not_charged")
     shot(browser, "layouts")
     charges_before = records(sandbox, "charge")
-    click(browser, "Confirm layout")
+    submit(browser, card.find_element(By.XPATH, ".//button[normalize-space()='Confirm layout']"))
+    assert "confirmed by clara with Parking → not charged: would charge Rent;" in (
+        browser.page_source
+    )
+    held = held_card(browser, roll.name).text
+    assert "2,550.00" in held and "Agent, Floor Plan, Lease Type, Household Size" in held
+    submit(
+        browser,
+        held_card(browser, roll.name).find_element(
+            By.XPATH, ".//button[normalize-space()='Confirm layout']"
+        ),
+    )
     assert "confirmed by clara" in browser.page_source
     browser.get(f"{url}/inbox")
-    click(browser, "Take in the inbox now")
-    assert len(records(sandbox, "charge")) == len(charges_before) + 2
+    said = take_in(browser)
+    # The roll's two lines, and the proposed roll's four rent lines (parking not charged).
+    assert len(records(sandbox, "charge")) == len(charges_before) + 2 + 4, said
     shot(browser, "inbox")
     browser.get(f"{url}/runs")
     assert "more_bills.csv" in browser.page_source
@@ -278,3 +369,64 @@ def test_a_clerks_day_and_an_auditors_sign_off_through_the_page_only(
     with Ledger(data / "ledger.sqlite", readonly=True) as ledger:
         (review,) = ledger.signoffs(f"period-{subject}")
     assert review["by"] == "audrey" and review["note"] == "tied out to the bank"
+
+
+FORGED_APPROVAL = """
+const form = document.createElement("form");
+form.method = "post";
+form.action = "/approvals/approve";
+for (const [name, value] of Object.entries(arguments[0])) {
+  const field = document.createElement("input");
+  field.type = "hidden";
+  field.name = name;
+  field.value = value;
+  form.appendChild(field);
+}
+document.body.appendChild(form);
+form.submit();
+"""
+
+
+def test_with_approval_on_an_approver_approves_what_a_clerk_dropped_never_the_clerk(
+    browser: WebDriver, approving_desk: tuple[str, Path], sandbox: RunningSandbox
+) -> None:
+    """`approve_each_file = true`: the clerk's file waits under Approvals with its preview; the
+    clerk has no approve button, and an approval she posts anyway (with her own session and
+    CSRF token) is refused with 403 and posts nothing; the approver approves it from the page
+    and its bills are posted exactly once."""
+    url, data = approving_desk
+    bills = SAMPLES / "vendor_bills.csv"
+    sign_in(browser, url, "clara")
+    drag_and_drop(browser, [bills])
+    assert "awaiting approval" in take_in(browser)
+    assert invoices(sandbox) == []
+    browser.get(f"{url}/approvals")
+    card = browser.find_element(By.CSS_SELECTOR, "section.card").text
+    assert "vendor_bills.csv" in card and "dropped by clara" in card
+    assert not browser.find_elements(By.XPATH, "//button[normalize-space()='Approve and post']")
+    with Ledger(data / "ledger.sqlite", readonly=True) as ledger:
+        (held,) = [i for i in ledger.items() if i["cause"] == "awaiting_approval"]
+    token = browser.find_element(By.NAME, "csrf_token").get_attribute("value")
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script(FORGED_APPROVAL, {"csrf_token": token, "sha256": held["file_sha256"]})
+    WebDriverWait(browser, 60).until(staleness_of(old))
+    assert "a clerk may not do this" in browser.page_source
+    assert invoices(sandbox) == []
+    browser.get(f"{url}/inbox")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.me button"))  # sign out
+
+    sign_in(browser, url, "april")
+    browser.get(f"{url}/approvals")
+    card = browser.find_element(By.CSS_SELECTOR, "section.card").text
+    assert "Will approve vendor_bills.csv as april" in card
+    shot(browser, "approve")
+    click(browser, "Approve and post")
+    assert "approved by april" in browser.page_source
+    posted = invoices(sandbox)
+    assert posted and len(posted) == len(set(posted))  # every bill exactly once
+    with Ledger(data / "ledger.sqlite", readonly=True) as ledger:
+        decided = ledger.db.execute(
+            "SELECT decided_by FROM item_events WHERE item_id = ? AND state = 'settled'",
+            (held["item_id"],),
+        ).fetchall()
+    assert decided == [("april",)]

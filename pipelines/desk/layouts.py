@@ -30,8 +30,8 @@ SAMPLES = 3
 
 
 def _samples(path: Path, proposal: Any) -> dict[int, list[str]]:
-    """The first few values under each column of the proposal's table (as a person reads
-    them, above the file's own total row)."""
+    """The first few distinct values under each column of the proposal's table (as a person
+    reads them, above the file's own total row)."""
     from pipelines.core.models import printable
     from pipelines.reading.grids import read_grids
 
@@ -45,7 +45,8 @@ def _samples(path: Path, proposal: Any) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     for column in proposal.columns:
         cells = body[column.position].dropna().astype(str).str.strip()
-        found[column.position] = [printable(v)[:30] for v in cells[cells.ne("")].head(SAMPLES)]
+        distinct = cells[cells.ne("")].drop_duplicates().head(SAMPLES)
+        found[column.position] = [printable(v)[:30] for v in distinct]
     return found
 
 
