@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -33,9 +34,11 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from pipelines.cli.main import cli
+from pipelines.core.config import load_settings
 from pipelines.ledger import Ledger
 from sandbox.server import RunningSandbox
 from tests.conftest import CHROMIUM_FLAGS, ROOT, SAMPLES, TEST_DATA
+from tests.test_desk import KEYS, doubtful, states
 from tests.test_layout import unseen_roll
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -393,7 +396,7 @@ def test_with_approval_on_an_approver_approves_what_a_clerk_dropped_never_the_cl
     """`approve_each_file = true`: the clerk's file waits under Approvals with its preview; the
     clerk has no approve button, and an approval she posts anyway (with her own session and
     CSRF token) is refused with 403 and posts nothing; the approver approves it from the page
-    and its bills are posted exactly once."""
+    and its bills are posted exactly once. Then records in doubt, settled from Open items."""
     url, data = approving_desk
     bills = SAMPLES / "vendor_bills.csv"
     sign_in(browser, url, "clara")
@@ -430,3 +433,25 @@ def test_with_approval_on_an_approver_approves_what_a_clerk_dropped_never_the_cl
             (held["item_id"],),
         ).fetchall()
     assert decided == [("april",)]
+
+    # Records in doubt (the sandbox never answered for two; Propexo refused a third): settled
+    # from Open items after looking in Rent Manager, and the refused one sent again.
+    doubtful(replace(load_settings(env={}), data_dir=data))
+    browser.get(f"{url}/items")
+    first = browser.find_element(By.XPATH, f"//div[@class='item'][.//input[@value='{KEYS[0]}']]")
+    assert f"{KEYS[0]} (charge, 10.00): POST at" in first.text  # what tieout knows, first
+    shot(browser, "items-doubt")
+    first.find_element(By.CSS_SELECTOR, "input[value=present]").click()
+    first.find_element(By.NAME, "rm_id").send_keys("4411")
+    first.find_element(By.NAME, "note").send_keys("seen in Rent Manager")
+    submit(
+        browser, first.find_element(By.XPATH, ".//button[normalize-space()='Settle this record']")
+    )
+    assert f"{KEYS[0]}: settled as present in Rent Manager by april" in browser.page_source
+    refused = browser.find_element(
+        By.XPATH, "//div[@class='item'][.//form[@action='/items/send-again']]"
+    )
+    submit(browser, refused.find_element(By.XPATH, ".//button[normalize-space()='Send again']"))
+    assert f"{KEYS[2]}: made ready by april; the next run sends it" in browser.page_source
+    found = states(replace(load_settings(env={}), data_dir=data))
+    assert [found[k] for k in KEYS] == ["confirmed", "sending", "ready"]
