@@ -139,6 +139,7 @@ def test_a_held_roll_is_confirmed_from_its_proposals_table_with_a_role_changed_i
             return client.get("/layouts").text
 
         assert "choose one of the roles offered" in confirm(**{parking: "deposit"})
+        assert "its columns changed since the page was loaded" in confirm(**{"99": "charge"})
         two_units = confirm(**{"0": "unit", parking: "unit"})
         assert "one column at a time is made the unit: Bldg, Parking were chosen" in two_units
         assert ledger_state(settings)[4] == before[4]  # no layout confirmed by a refusal
