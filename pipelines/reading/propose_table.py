@@ -45,8 +45,7 @@ def header_rows(top: pd.DataFrame) -> tuple[int, ...] | None:
     words (a title merged across the sheet repeats one text; a data row holds figures), with
     the rows of words right above it that name two or more columns (a group header,
     "Accommodation" over "Per Period | Monthly") and right below it that hold words only and
-    are no group row; never more than three, and never one the rows below it do not follow
-    (the first row after the header rows holds figures, or is a group row)."""
+    are no group row; never more than three."""
     rows = [[cell_words(v) for v in row] for row in top.itertuples(index=False)]
     best, at = 1, None
     for r, row in enumerate(rows):
@@ -55,25 +54,19 @@ def header_rows(top: pd.DataFrame) -> tuple[int, ...] | None:
             best, at = count, r
     if at is None or best < 3:
         return None
+    def more(r: int) -> bool:  # a row of words only, no figures, no group row
+        return bool(_words(rows[r])) and not _has_figures(rows[r]) and not _is_group(rows[r])
+
     first = last = at
+    while last + 1 < len(rows) and last - first + 1 < HEADER_ROWS_AT_MOST and more(last + 1):
+        last += 1
     while (
         first > 0
         and last - first + 1 < HEADER_ROWS_AT_MOST
         and len(_words(rows[first - 1])) >= 2
-        and not _has_figures(rows[first - 1])
-        and not _is_group(rows[first - 1])
+        and more(first - 1)
     ):
         first -= 1
-    while (
-        last + 1 < len(rows)
-        and last - first + 1 < HEADER_ROWS_AT_MOST
-        and _words(rows[last + 1])
-        and not _has_figures(rows[last + 1])
-        and not _is_group(rows[last + 1])
-        and last + 2 < len(rows)
-        and (_has_figures(rows[last + 2]) or _is_group(rows[last + 2]))
-    ):
-        last += 1
     return tuple(range(first, last + 1))
 
 

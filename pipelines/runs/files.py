@@ -539,6 +539,11 @@ def preview_lines(preview: dict[str, Any]) -> list[str]:
             f"  the file's own {total.get('kind', 'total')} row (row {total['source_row']}, "
             f"{total['column']}) says {dollars(total['stated_cents'])}; its lines add "
             f"up to {dollars(total['computed_cents'])}"
+            + (
+                f" with {', '.join(repr(a) for a in total['also_sums'])}, not charged"
+                if total.get("also_sums")
+                else ""
+            )
         )
     for finding in preview["grain"]:
         lines.append(f"  grain: {finding['message']}")

@@ -257,6 +257,85 @@ def senior_living() -> None:
            period="2024-01-01", period_source="title")
 
 
+APPFOLIO_REV = ["REV: Rent", "REV: Pet Rent", "REV: Parking", "REV: Trash",
+                "REV: Utility Reimbursement"]
+
+
+def appfolio_rev(name: str, month: int, people: slice) -> None:
+    """AppFolio's roll with one column per charge code, headed with its "REV:" account prefix,
+    a per-row "Total" that also sums a code Propexo does not know ("REV: Utility
+    Reimbursement", not charged), property group rows, "N Units" subtotal rows and a total row
+    that states every column's figure (#38 point 6: refused on its totals)."""
+    import datetime as dt
+
+    header = ["Property", "Unit", "Tenant", "Status", "Sqft", "Market Rent", *APPFOLIO_REV,
+              "Total", "Deposit", "Lease From", "Lease To"]
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sheet1"
+    for line in (["Rent Roll"], ["Properties: All"], [f"As of: {month:02d}/01/2027"], [None],
+                 header):
+        ws.append(line)
+    sums = [0] * len(APPFOLIO_REV)
+    lines = used = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        ws.append([f"-> {prop} - {100 + n} Main St Springfield, IL 62701"])
+        sub = [0] * len(APPFOLIO_REV)
+        chosen = tenants(prop)[people]
+        for i, (unit, person) in enumerate(chosen):
+            if person is None:
+                ws.append([prop, unit, None, "Vacant-Unrented", 850, 1900.0])
+                continue
+            cents = [120_000 + 2_500 * i + 100 * month, 3_500 if i % 2 else 0,
+                     5_000 if i % 3 == 0 else 0, 1_500, 2_217 + month]
+            for k, c in enumerate(cents):
+                sums[k] += c
+                sub[k] += c
+            lines += sum(1 for c in cents[:4] if c)
+            used += 1
+            ws.append([prop, unit, person, "Current", 850, 1900.0,
+                       *[c / 100 if c else None for c in cents], sum(cents) / 100, 500.0,
+                       dt.datetime(2025, 6, 1), dt.datetime(2027, 5, 31)])
+        ws.append([f"{len(chosen)} Units", None, None, None, None, None,
+                   *[c / 100 for c in sub], sum(sub) / 100])
+    ws.append(["Total", None, None, None, None, None, *[c / 100 for c in sums], sum(sums) / 100])
+    wb.save(HERE / name)
+    expect(name, rows_used=used, lines=lines, source_total_cents=sum(sums[:4]),
+           row_total_cents=sum(sums), not_charged="REV: Utility Reimbursement",
+           not_charged_cents=sums[4], stated={k: v for k, v in zip(APPFOLIO_REV, sums)})
+
+
+def self_storage(name: str, month: int, people: slice) -> None:
+    """A self-storage roll (a system no profile knows): the unit is a "Space", dates written
+    "6/1/2025 12:00:00 AM", money "238.0000", a standard rate beside the rent (not charged),
+    an insurance column the clerk leaves out, a total row."""
+    rows: list[list[object]] = [
+        ["Self Storage Rent Roll"], ["Maple Court"], [f"As of {month}/01/2027 12:00:00 AM"], [],
+        ["Site", "Space", "Size", "Customer", "Move In", "Paid Thru", "Std Rate", "Rent",
+         "Insurance", "Balance"]]
+    rent = insurance = used = 0
+    for i, (unit, person) in enumerate(tenants("Maple Court")[people]):
+        if person is None:
+            rows.append(["Maple Court", unit, "10x10", "", "", "", "238.0000", "", "", ""])
+            continue
+        cents = 23_800 + 500 * i + 100 * month
+        rent += cents
+        insurance += 1_200
+        used += 1
+        rows.append(["Maple Court", unit, "10x10", person, "6/1/2025 12:00:00 AM",
+                     f"{month}/30/2027 12:00:00 AM", "238.0000", f"{cents / 100:.4f}", "12.0000",
+                     "0.0000"])
+    rows.append(["Total", "", "", "", "", "", "", f"{rent / 100:.4f}", f"{insurance / 100:.4f}",
+                 "0.0000"])
+    write_csv(name, rows)
+    expect(name, rows_used=used, total_cents=rent, period=f"2027-{month:02d}-01",
+           roles={"Site": "property", "Space": "unit", "Size": "not_charged",
+                  "Customer": "resident", "Move In": "not_charged", "Paid Thru": "not_charged",
+                  "Std Rate": "not_charged", "Rent": "charge", "Insurance": "unknown",
+                  "Balance": "not_charged"},
+           stated={"Rent": rent, "Insurance": insurance})
+
+
 def main() -> None:
     voyager_title_property()
     charges_summary("shape_yardi_charges_summary.xlsx")
@@ -265,6 +344,10 @@ def main() -> None:
     charges_summary("shape_yardi_charges_summary_voyager.xlsx", codes=VOYAGER)
     non_inputs()
     senior_living()
+    appfolio_rev("shape_appfolio_rev_codes.xlsx", 1, slice(0, 8))
+    appfolio_rev("shape_appfolio_rev_codes_feb.xlsx", 2, slice(0, 6))
+    self_storage("shape_self_storage.csv", 1, slice(0, 8))
+    self_storage("shape_self_storage_feb.csv", 2, slice(0, 6))
 
 
 if __name__ == "__main__":
