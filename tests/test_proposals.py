@@ -492,7 +492,9 @@ def test_an_appfolio_roll_of_rev_coded_columns_ties_column_by_column_and_posts(
     totals = {t["column"]: t for t in entry["file_totals"] if t["kind"] == "total"}
     for header, cents in want["stated"].items():
         if header != want["not_charged"]:
-            assert totals[header]["stated_cents"] == cents and not totals[header]["difference_cents"]
+            assert (
+                totals[header]["stated_cents"] == cents and not totals[header]["difference_cents"]
+            )
     row = totals["row totals"]
     assert row["stated_cents"] == want["row_total_cents"] and not row["difference_cents"]
     assert row["also_sums_unknown"] == [want["not_charged"]]

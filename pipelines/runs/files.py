@@ -154,7 +154,8 @@ def _refuse_if_totals_differ(
                 f" Check the file's total and subtotal rows; it was read with the profile "
                 f"{extract.profile}, named for it by {named_by}"
                 if named_by
-                else " Check the file's total and subtotal rows, or name its profile with --profile"
+                else f" Check the file's total and subtotal rows; it was read as "
+                f"{extract.profile}: if another profile reads it, name that one with --profile"
             )
         ),
         fix=fix,
