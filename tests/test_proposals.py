@@ -408,8 +408,8 @@ def test_a_sheet_of_headers_and_no_rows_has_no_proposal_and_no_crash(tmp_path: P
     assert propose_layout(path) is None
 
 
-STORAGE = "shape_self_storage.csv"
-STORAGE_NEXT = "shape_self_storage_feb.csv"
+STORAGE = "proposal_self_storage.csv"
+STORAGE_NEXT = "proposal_self_storage_feb.csv"
 
 
 def test_a_self_storage_roll_is_held_with_a_proposal_accepted_in_one_command_then_unattended(
@@ -461,8 +461,8 @@ def test_a_self_storage_roll_is_held_with_a_proposal_accepted_in_one_command_the
     assert len(records) == want["rows_used"] + expected(STORAGE_NEXT)["rows_used"]
 
 
-REV = "shape_appfolio_rev_codes.xlsx"
-REV_NEXT = "shape_appfolio_rev_codes_feb.xlsx"
+REV = "rev_coded_appfolio_roll.xlsx"
+REV_NEXT = "rev_coded_appfolio_roll_feb.xlsx"
 
 
 def test_an_appfolio_roll_of_rev_coded_columns_ties_column_by_column_and_posts(

@@ -54,6 +54,7 @@ def header_rows(top: pd.DataFrame) -> tuple[int, ...] | None:
             best, at = count, r
     if at is None or best < 3:
         return None
+
     def more(r: int) -> bool:  # a row of words only, no figures, no group row
         return bool(_words(rows[r])) and not _has_figures(rows[r]) and not _is_group(rows[r])
 
@@ -92,7 +93,8 @@ def group_rows(text: pd.DataFrame) -> pd.Series:
 def total_row(text: pd.DataFrame) -> int | None:
     """The first row whose cell says total ("Total", "Grand Total", "Report Total")."""
     totals = text.apply(lambda row: any(_TOTAL_ROW.match(v) for v in row if v), axis=1)
-    return int(totals.idxmax()) if totals.any() else None
+    at = totals.to_numpy().nonzero()[0]
+    return int(text.index[at[0]]) if len(at) else None
 
 
 def filled(cells: pd.Series) -> pd.Series:

@@ -344,10 +344,10 @@ def main() -> None:
     charges_summary("shape_yardi_charges_summary_voyager.xlsx", codes=VOYAGER)
     non_inputs()
     senior_living()
-    appfolio_rev("shape_appfolio_rev_codes.xlsx", 1, slice(0, 8))
-    appfolio_rev("shape_appfolio_rev_codes_feb.xlsx", 2, slice(0, 6))
-    self_storage("shape_self_storage.csv", 1, slice(0, 8))
-    self_storage("shape_self_storage_feb.csv", 2, slice(0, 6))
+    appfolio_rev("rev_coded_appfolio_roll.xlsx", 1, slice(0, 8))
+    appfolio_rev("rev_coded_appfolio_roll_feb.xlsx", 2, slice(0, 6))
+    self_storage("proposal_self_storage.csv", 1, slice(0, 8))
+    self_storage("proposal_self_storage_feb.csv", 2, slice(0, 6))
 
 
 if __name__ == "__main__":
