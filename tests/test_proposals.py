@@ -516,3 +516,43 @@ def test_an_appfolio_roll_of_rev_coded_columns_ties_column_by_column_and_posts(
     assert next_month["source_total_cents"] == expected(REV_NEXT)["source_total_cents"]
     records = api.get("/_sandbox/records").json()["results"]
     assert len(records) == want["lines"] + expected(REV_NEXT)["lines"]
+
+
+def test_a_yardi_ap_batch_workbook_is_read_by_its_profile_and_posts_then_the_next_unattended(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """#38 point 6: a Yardi AP batch workbook (batch header rows, the vendor and invoice on an
+    invoice's first line only) was refused as unknown. Its profile reads it strictly: every
+    invoice line used, tied to each batch's total and the grand total, posted exactly; the
+    next batch file posts unattended."""
+    data = tmp_path / "data"
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    env = env_for(sandbox)
+    want = expected("yardi_ap_batch.xlsx")
+    result, got = checked(TEST_DATA / "yardi_ap_batch.xlsx", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert got["profile"] == want["profile"] and got["layout"]["confirmed"] is True
+    assert (
+        got["rows_used"] == want["lines"]
+        and got["source_total_cents"] == want["source_total_cents"]
+    )
+    assert all(t["difference_cents"] == 0 for t in got["file_totals"])
+    shutil.copy2(TEST_DATA / "yardi_ap_batch.xlsx", inbox / "yardi_ap_batch.xlsx")
+    posted = run_cli("--data-dir", str(data), "run", env=env)
+    assert posted.returncode == 0, posted.stdout + posted.stderr
+    (done,) = summary_of(posted.stdout)["files"]
+    assert done["rows_used"] == want["lines"] and done["rows_rejected"] == 0
+    assert done["source_total_cents"] == want["source_total_cents"]
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["invoices"]
+    shutil.copy2(TEST_DATA / "yardi_ap_batch_feb.xlsx", inbox / "yardi_ap_batch_feb.xlsx")
+    again = run_cli("--data-dir", str(data), "run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (next_batch,) = summary_of(again.stdout)["files"]
+    assert (
+        next_batch["source_total_cents"]
+        == expected("yardi_ap_batch_feb.xlsx")["source_total_cents"]
+    )
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["invoices"] + expected("yardi_ap_batch_feb.xlsx")["invoices"]

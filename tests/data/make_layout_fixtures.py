@@ -336,6 +336,41 @@ def self_storage(name: str, month: int, people: slice) -> None:
            stated={"Rent": rent, "Insurance": insurance})
 
 
+def yardi_ap_batch(name: str, month: int, batches: dict[int, list[tuple[str, str, list[tuple[str, str, int]]]]]) -> None:
+    """Yardi's AP batch workbook ("Payable Batch Register", #38 point 6: refused as unknown):
+    a title block, a batch header row per batch, the vendor ("Person"), invoice and dates on
+    an invoice's first line only, its further lines under it, bookkeeping columns (Control,
+    Batch, Post Month), a "Total Batch …" row per batch and a grand total."""
+    import datetime as dt
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    for line in (["Payable Batch Register"], ["Greenleaf Property Management"],
+                 [f"Batch Date: {month:02d}/15/2027"], [None]):
+        ws.append(line)
+    ws.append(["Control", "Batch", "Person", "Invoice", "Date", "Due Date", "Post Month",
+               "Property", "Account", "Description", "Amount"])
+    total = lines = 0
+    for batch, invoices in batches.items():
+        ws.append([f"Batch {batch} - Open - jdoe"])
+        sub = 0
+        for k, (vendor, invoice, rows) in enumerate(invoices):
+            for n, (prop, account, cents) in enumerate(rows):
+                first = [f"P-{batch}{k}", batch, vendor, invoice, dt.datetime(2027, month, 12),
+                         dt.datetime(2027, month + 1, 11), f"{month:02d}/2027"]
+                ws.append((first if n == 0 else [None] * 7)
+                          + [prop, account, f"service line {n + 1}", cents / 100])
+                sub += cents
+                lines += 1
+        ws.append([f"Total Batch {batch}"] + [None] * 9 + [sub / 100])
+        total += sub
+    ws.append(["Grand Total"] + [None] * 9 + [total / 100])
+    wb.save(HERE / name)
+    expect(name, profile="yardi_ap_batch", lines=lines,
+           invoices=sum(len(v) for v in batches.values()), source_total_cents=total)
+
+
 def main() -> None:
     voyager_title_property()
     charges_summary("shape_yardi_charges_summary.xlsx")
@@ -348,6 +383,16 @@ def main() -> None:
     appfolio_rev("rev_coded_appfolio_roll_feb.xlsx", 2, slice(0, 6))
     self_storage("proposal_self_storage.csv", 1, slice(0, 8))
     self_storage("proposal_self_storage_feb.csv", 2, slice(0, 6))
+    yardi_ap_batch("yardi_ap_batch.xlsx", 1, {
+        2041: [("ACME Plumbing LLC", "P-77120", [("Maple Court", "5100", 112_659),
+                                                 ("Oak Ridge Apartments", "5100", 51_207)]),
+               ("Greenway Landscaping", "GL-0324", [("Oak Ridge Apartments", "5200", 120_000)])],
+        2042: [("Harbor Pest Control", "HP-9981", [("Riverside Lofts", "5600", 8_500),
+                                                   ("Riverside Lofts", "5600", 4_250)])]})
+    yardi_ap_batch("yardi_ap_batch_feb.xlsx", 2, {
+        2107: [("ACME Plumbing LLC", "B-5521", [("Lakeview Terrace", "5500", 64_000),
+                                                ("Riverside Lofts", "5500", 31_075)]),
+               ("Brightline Electric Inc.", "E-1180", [("Maple Court", "5310", 22_500)])]})
 
 
 if __name__ == "__main__":
