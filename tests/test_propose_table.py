@@ -158,3 +158,70 @@ def test_the_export_sheet_is_proposed_in_any_order_and_its_total_row_ties(
     assert proposal is not None and proposal.sheet == "Export"
     assert proposal.rows_used == people and proposal.total_cents == cents
     assert proposal.stated_total_cents == (cents if total else None)
+
+
+block = st.tuples(
+    st.sampled_from(["Oak Ridge", "1200 Elm Street Apartments", "The Pines, Phase 2", "Harbor 9"]),
+    st.booleans(),  # "->" before the property's name
+    st.booleans(),  # the group row merged across the sheet
+    st.lists(st.sampled_from(["let", "vacant", "numeric"]), min_size=1, max_size=4),
+    st.booleans(),  # an "N Units" subtotal row after the block
+)
+
+
+@hypothesis_settings(max_examples=10, deadline=None)
+@given(st.lists(block, min_size=1, max_size=5), st.booleans())
+def test_every_line_of_an_appfolio_roll_resaved_by_excel_is_read_whatever_its_blocks(
+    blocks: list[tuple[str, bool, bool, list[str], bool]], grand_total: bool
+) -> None:
+    """Property (#38 point 6: an AppFolio roll re-saved by Excel, 21 property blocks, read
+    556 of its 557 lines): property group rows with or without "->", merged across the sheet
+    or not, units as numbers or text, vacant units first or last in a block, subtotal rows
+    or none, a grand total or none: every let unit is one line, in its own property."""
+    from pipelines.kinds import registered
+    from pipelines.reading.extract import extract_file
+    from pipelines.reading.grids import fingerprint
+    from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
+
+    header = ["Unit", "Tenant", "Status", "Sqft", "Market Rent", "Rent", "Deposit", "Lease From"]
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for line in (["Rent Roll"], ["Properties: All"], ["As of: 12/01/2026"], [None], header):
+        sheet.append(line)
+    want: list[tuple[str, str]] = []
+    cents = 0
+    for n, (name, arrow, merged, units, subtotal) in enumerate(blocks):
+        prop = f"{name} {n}"
+        sheet.append([f"{'-> ' if arrow else ''}{prop} - {100 + n} Main St Springfield, IL"])
+        if merged:
+            sheet.merge_cells(
+                start_row=sheet.max_row, start_column=1, end_row=sheet.max_row, end_column=8
+            )
+        for i, what in enumerate(units):
+            unit: object = 100 + i if what == "numeric" else f"{100 + i}"
+            if what == "vacant":
+                sheet.append([unit, None, "Vacant-Unrented", 850, 1900.0, 0.0, 0.0])
+                continue
+            rent = 1_000_00 + 137 * i + n
+            cents += rent
+            want.append((prop, f"{100 + i}"))
+            sheet.append([unit, f"Tenant{n}x{i}, Alex", "Current", 850, 1900.0, rent / 100,
+                          500.0, "06/01/2025"])  # fmt: skip
+        if subtotal:
+            sheet.append([f"{len(units)} Units"])
+    if grand_total:
+        sheet.append([f"Total {sum(len(b[3]) for b in blocks)} Units", None, None, None, None,
+                      cents / 100])  # fmt: skip
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rent_roll.xlsx"
+        book.save(path)
+        result = extract_file(fingerprint(path), profiles)
+    assert result.profile == "appfolio_rent_roll"
+    let = result.rows[result.rows["status"].eq("Current")]  # a vacant unit is skipped later
+    got = [
+        (str(p), str(u).removesuffix(".0"))
+        for p, u in zip(let["property_name"], let["unit"], strict=True)
+    ]
+    assert got == want
