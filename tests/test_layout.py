@@ -50,6 +50,7 @@ def facts_of(path: Path):  # type: ignore[no-untyped-def]
             "generic_ap_bills.csv",
             "utility_billing.csv",
             "template_quirks.csv",
+            "yardi_ap_batch.xlsx",
         )
     ],
     ids=lambda p: p.name,

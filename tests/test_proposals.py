@@ -406,3 +406,153 @@ def test_a_sheet_of_headers_and_no_rows_has_no_proposal_and_no_crash(tmp_path: P
     path = tmp_path / "headers_only.xlsx"
     book.save(path)
     assert propose_layout(path) is None
+
+
+STORAGE = "proposal_self_storage.csv"
+STORAGE_NEXT = "proposal_self_storage_feb.csv"
+
+
+def test_a_self_storage_roll_is_held_with_a_proposal_accepted_in_one_command_then_unattended(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """#38 point 6: a self-storage roll ("Space", "6/1/2025 12:00:00 AM", "238.0000") was
+    refused as unknown. It is held with a proposal that ties to its own total row (the
+    standard rate is a market rate, not charged; its twin is none); `check --offline --json`
+    shows it; accepted with the insurance left out, the run posts exactly its lines, and next
+    month's file posts unattended."""
+    data = tmp_path / "data"
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    env = env_for(sandbox)
+    roll = inbox / STORAGE
+    shutil.copy2(TEST_DATA / STORAGE, roll)
+    want = expected(STORAGE)
+    result, got = checked(roll, tmp_path)
+    assert result.returncode == 1 and "Draft a profile" not in result.stdout + result.stderr
+    proposal = got["layout"]["proposal"]
+    assert {c["header"]: c["role"] for c in proposal["columns"]} == want["roles"]
+    assert proposal["rows_used"] == want["rows_used"]
+    assert proposal["total_cents"] == proposal["stated_total_cents"] == want["total_cents"]
+    by_header = {c["header"]: c for c in proposal["columns"]}
+    for header, cents in want["stated"].items():
+        assert by_header[header]["stated_total_cents"] == cents == by_header[header]["sum_cents"]
+    assert "market rate" in by_header["Std Rate"]["evidence"]
+
+    accepted = run_cli(
+        "--data-dir", str(data), "layout", "accept", str(roll), "--not-charge", "Insurance",
+        env=env,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    posted = run_cli("--data-dir", str(data), "run", env=env)
+    assert posted.returncode == 0, posted.stdout + posted.stderr
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["rows_used"]
+    (done,) = summary_of(posted.stdout)["files"]
+    assert done["source_total_cents"] == want["total_cents"]
+    assert done["period"] == want["period"]  # "As of 1/01/2027 12:00:00 AM"
+
+    shutil.copy2(TEST_DATA / STORAGE_NEXT, inbox / STORAGE_NEXT)
+    again = run_cli("--data-dir", str(data), "run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "held, not posted" not in again.stdout
+    (next_month,) = summary_of(again.stdout)["files"]
+    assert next_month["source_total_cents"] == expected(STORAGE_NEXT)["total_cents"]
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["rows_used"] + expected(STORAGE_NEXT)["rows_used"]
+
+
+REV = "rev_coded_appfolio_roll.xlsx"
+REV_NEXT = "rev_coded_appfolio_roll_feb.xlsx"
+
+
+def test_an_appfolio_roll_of_rev_coded_columns_ties_column_by_column_and_posts(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """#38 point 6: an AppFolio roll with one "REV: …" column per charge code was refused on
+    its totals: its per-row "Total" also sums "REV: Utility Reimbursement", a code Propexo
+    does not know. Each charged column ties to its own total, so does that column; the row
+    total is reported with it, never a contradiction; the file is held until a person
+    confirms, then posts exactly its charged lines (the REV: prefix taken off to Propexo's
+    codes, no alias), and next month's file posts unattended."""
+    data = tmp_path / "data"
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    env = env_for(sandbox)
+    roll = inbox / REV
+    shutil.copy2(TEST_DATA / REV, roll)
+    want = expected(REV)
+    held = run_cli("--data-dir", str(data), "run", env=env)
+    assert held.returncode == 1, held.stdout + held.stderr
+    assert "do not tie" not in held.stdout + held.stderr
+    assert f"{REV}: held, not posted" in held.stdout
+    assert f"with {want['not_charged']!r}, not charged" in held.stdout
+    assert api.get("/_sandbox/records").json()["results"] == []
+    (entry,) = summary_of(held.stdout)["held_layouts"]
+    assert entry["source_total_cents"] == want["source_total_cents"]
+    totals = {t["column"]: t for t in entry["file_totals"] if t["kind"] == "total"}
+    for header, cents in want["stated"].items():
+        if header != want["not_charged"]:
+            assert (
+                totals[header]["stated_cents"] == cents and not totals[header]["difference_cents"]
+            )
+    row = totals["row totals"]
+    assert row["stated_cents"] == want["row_total_cents"] and not row["difference_cents"]
+    assert row["also_sums_unknown"] == [want["not_charged"]]
+
+    accepted = run_cli("--data-dir", str(data), "layout", "accept", str(roll), env=env)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    posted = run_cli("--data-dir", str(data), "run", env=env)
+    assert posted.returncode == 0, posted.stdout + posted.stderr
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["lines"]
+    (done,) = summary_of(posted.stdout)["files"]
+    assert done["source_total_cents"] == want["source_total_cents"]
+    assert done["rows_used"] == want["rows_used"]
+
+    shutil.copy2(TEST_DATA / REV_NEXT, inbox / REV_NEXT)
+    again = run_cli("--data-dir", str(data), "run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (next_month,) = summary_of(again.stdout)["files"]
+    assert next_month["source_total_cents"] == expected(REV_NEXT)["source_total_cents"]
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["lines"] + expected(REV_NEXT)["lines"]
+
+
+def test_a_yardi_ap_batch_workbook_is_read_by_its_profile_and_posts_then_the_next_unattended(
+    sandbox: RunningSandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """#38 point 6: a Yardi AP batch workbook (batch header rows, the vendor and invoice on an
+    invoice's first line only) was refused as unknown. Its profile reads it strictly: every
+    invoice line used, tied to each batch's total and the grand total, posted exactly; the
+    next batch file posts unattended."""
+    data = tmp_path / "data"
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    env = env_for(sandbox)
+    want = expected("yardi_ap_batch.xlsx")
+    result, got = checked(TEST_DATA / "yardi_ap_batch.xlsx", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert got["profile"] == want["profile"] and got["layout"]["confirmed"] is True
+    assert (
+        got["rows_used"] == want["lines"]
+        and got["source_total_cents"] == want["source_total_cents"]
+    )
+    assert all(t["difference_cents"] == 0 for t in got["file_totals"])
+    shutil.copy2(TEST_DATA / "yardi_ap_batch.xlsx", inbox / "yardi_ap_batch.xlsx")
+    posted = run_cli("--data-dir", str(data), "run", env=env)
+    assert posted.returncode == 0, posted.stdout + posted.stderr
+    (done,) = summary_of(posted.stdout)["files"]
+    assert done["rows_used"] == want["lines"] and done["rows_rejected"] == 0
+    assert done["source_total_cents"] == want["source_total_cents"]
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["invoices"]
+    shutil.copy2(TEST_DATA / "yardi_ap_batch_feb.xlsx", inbox / "yardi_ap_batch_feb.xlsx")
+    again = run_cli("--data-dir", str(data), "run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (next_batch,) = summary_of(again.stdout)["files"]
+    assert (
+        next_batch["source_total_cents"]
+        == expected("yardi_ap_batch_feb.xlsx")["source_total_cents"]
+    )
+    records = api.get("/_sandbox/records").json()["results"]
+    assert len(records) == want["invoices"] + expected("yardi_ap_batch_feb.xlsx")["invoices"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
@@ -194,15 +196,19 @@ def test_a_row_total_that_also_sums_a_fee_not_charged_ties_column_by_column() ->
     assert "also counts 'Residency Fee', not charged" in said and said.startswith("ties out")
 
 
-def test_a_row_total_over_a_column_nobody_knows_is_still_a_difference() -> None:
-    """A column neither charged nor known not to be a charge may be a charge left out: the
-    row total that counts it does not tie (the file is refused, naming the column)."""
+def test_a_row_total_over_a_column_nobody_knows_ties_only_when_its_own_total_does() -> None:
+    """A column neither charged nor known not to be a charge may be a charge left out. When
+    the total row states no figure of its own for it, the row total that counts it does not
+    tie (the file is refused, naming the column). When it does and that figure ties (#38: an
+    AppFolio "REV: Utility Reimbursement"), the row total ties with it and names it as not
+    known (``also_sums_unknown``), which holds the layout for a person to confirm."""
     body, kinds = _summary([(150_000, 2_500, 1_200), (151_250, 0, 1_200)])
-    (row_total,) = [
-        t
-        for t in file_totals(body, kinds, _summary_layout(fee_known=False))
-        if t["column"] == "row totals"
-    ]
+    layout = _summary_layout(fee_known=False)
+    (row_total,) = [t for t in file_totals(body, kinds, layout) if t["column"] == "row totals"]
+    assert is_tied(row_total) and row_total["also_sums_unknown"] == ["Misc Income"]
+    assert row_total["also_sums"] == ["Misc Income"]
+    body.loc[body.index[-1], FEE] = ""  # the total row states nothing for the fee
+    (row_total,) = [t for t in file_totals(body, kinds, layout) if t["column"] == "row totals"]
     assert row_total["difference_cents"] == -2_400
     assert "also_sums" not in row_total
 
@@ -248,3 +254,28 @@ def test_any_row_total_off_by_a_cent_or_more_never_ties(
         t for t in file_totals(body, kinds, _summary_layout()) if t["column"] == "row totals"
     ]
     assert not is_tied(row_total)
+
+
+def test_a_refusal_on_totals_says_which_profile_read_the_file_and_how_it_was_chosen(
+    tmp_path: Path,
+) -> None:
+    """#38: "or name its profile with --profile" was said even when --profile was given. A
+    profile named is said as named (by --profile); one detected is said, with the advice to
+    name another."""
+    from tests.conftest import run_cli
+
+    roll = tmp_path / "roll.csv"
+    roll.write_text(
+        "Unit,Tenant,Property,Rent\n"
+        '101,"Marrow, Dakota",Oak Ridge Apartments,1200.00\n'
+        '102,"Whitlock, Rowan",Oak Ridge Apartments,1225.00\n'
+        "Total,,,2000.00\n"
+    )
+    named = run_cli("check", "--offline", "--profile", "tieout_rent_roll", str(roll))
+    assert named.returncode == 2 and "do not tie" in named.stderr
+    said = " ".join(named.stderr.split())
+    assert "name its profile with --profile" not in said
+    assert "read with the profile tieout_rent_roll, named for it by --profile" in said
+    detected = run_cli("check", "--offline", str(roll))
+    said = " ".join(detected.stderr.split())
+    assert "read as tieout_rent_roll: if another profile reads it, name that one" in said

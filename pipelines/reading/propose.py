@@ -29,6 +29,17 @@ from pipelines.core.parsing import dollars, parse_money
 from pipelines.reading.grids import read_grids
 from pipelines.reading.layout import HEADER_SCAN_ROWS
 from pipelines.reading.profiles import Profile, normalize_header
+from pipelines.reading.proposal_text import CHARGED, proposal_lines, proposal_profile
+from pipelines.reading.propose_table import as_unit_text as _as_unit_text
+from pipelines.reading.propose_table import filled as _filled
+from pipelines.reading.propose_table import (
+    group_rows,
+    header_rows,
+    joined_headers,
+    total_row,
+)
+from pipelines.reading.propose_table import samples as _samples
+from pipelines.reading.propose_table import share as _share
 
 ROLES = (
     "unit",
@@ -41,7 +52,18 @@ ROLES = (
     "not_charged",
     "unknown",
 )
-CHARGED = ("charge", "credit")  # the roles whose money a confirmed layout posts
+
+# What a person sees and the profile a confirmation becomes live in proposal_text; said here too.
+__all__ = [
+    "CHARGED",
+    "ROLES",
+    "Column",
+    "LayoutHeld",
+    "Proposal",
+    "proposal_lines",
+    "proposal_profile",
+    "propose_layout",
+]
 
 _UNIT_WORDS = re.compile(r"\b(unit|units|apt|apartment|suite|ste|space|room|rm|door|lot)\b")
 _PROPERTY_WORDS = re.compile(r"\b(property|community|building|bldg|complex|facility|site|prop)\b")
@@ -54,20 +76,21 @@ _ONE_TIME = re.compile(
     r"|non refundable|setup)\b"
 )
 _CREDIT = re.compile(r"\b(concessions?|discounts?|credits?|waiver|abatement)\b")
-_CHARGE_WORDS = re.compile(r"\b(rent|rate|charges?|fees?|care|services?)\b")
+_CHARGE_WORDS = re.compile(r"\b(rent|rate|charges?|fees?|care|services?|accommodation)\b")
+# Of two columns holding the same money, the one a person would charge: the rent, the month.
+_PREFERRED = re.compile(r"\b(rent|monthly)\b")
 _ROW_TOTAL = re.compile(r"\btotals?\b|\bdue\b")
 # Families that are never charged, with why (the first that matches says it).
 _NOT_CHARGED = (
     (re.compile(r"\bdeposits?\b"), "a deposit is held, not charged"),
     (re.compile(r"\bbalance\b|\bpast due\b|\bdelinquen|\bowed\b"), "a balance owed, not a charge"),
     (
-        re.compile(r"\bmarket\b|\basking\b|\bbudget"),
+        re.compile(r"\bmarket\b|\basking\b|\bbudget|\bstd\b|\bstandard\b|\bstreet\b"),
         "a market rate: what the unit would rent for, not what the resident is charged",
     ),
     (re.compile(r"\bpaid\b|\bpayments?\b|\breceived\b|\bprepaid\b"), "payments, not charges"),
     (re.compile(r"\bsq\s*ft\b|\bsqft\b|\bsquare\b"), "a size, not money"),
 )
-_TOTAL_ROW = re.compile(r"^\s*(grand\s*)?totals?\b|^\s*report\s+total", re.IGNORECASE)
 _UNIT_VALUE = re.compile(r"^[A-Za-z]{0,4}[-# ]?\d{1,5}[A-Za-z]?([-/]\d{1,4}[A-Za-z]?)?$")
 _FULL_NAME = re.compile(
     r"^[A-Za-z][A-Za-z'’.-]+(\s+[A-Za-z][A-Za-z'’.-]*)*,\s*[A-Za-z][A-Za-z'’. -]*$"
@@ -152,45 +175,6 @@ class Proposal:
         }
 
 
-# --- finding the table ---------------------------------------------------------------------------
-
-
-def _header_row(top: pd.DataFrame) -> int | None:
-    """The row near the top naming the most different columns in words (a title merged across
-    the sheet repeats one text; a data row holds numbers)."""
-    best, at = 1, None
-    for r, row in enumerate(top.itertuples(index=False)):
-        words = {
-            c
-            for c in (str(v).strip() for v in row)
-            if re.search(r"[A-Za-z]", c) and not re.match(r"^\s*[-$(\d]", c)
-        }
-        if len(words) > best:
-            best, at = len(words), r
-    return at if best >= 3 else None
-
-
-def _filled(cells: pd.Series) -> pd.Series:
-    text = cells.astype(object).where(cells.notna(), "").astype(str).str.strip()
-    return text[text.ne("") & text.ne("nan")]
-
-
-def _share(values: pd.Series, pattern: re.Pattern[str]) -> float:
-    return float(values.str.match(pattern).mean()) if len(values) else 0.0
-
-
-def _samples(values: pd.Series, n: int = 3) -> str:
-    seen = list(dict.fromkeys(values.tolist()))[:n]
-    return ", ".join(repr(printable(v)[:24]) for v in seen)
-
-
-def _as_unit_text(value: object) -> str:
-    """A cell as a unit token: Excel's 101.0 is 101."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 # --- the proposal ---------------------------------------------------------------------------------
 
 
@@ -228,19 +212,20 @@ def _propose_sheet(
     table = grid.dropna(how="all", axis=1).reset_index(drop=True)
     table.columns = pd.RangeIndex(table.shape[1])
     top = table.head(HEADER_SCAN_ROWS).fillna("").astype(str)
-    at = _header_row(top)
-    if at is None:
+    rows = header_rows(top)
+    if rows is None:
         return None
-    headers = [" ".join(str(v).split()) for v in top.iloc[at].tolist()]
+    at = rows[-1]
+    headers = joined_headers(top, rows)
     body = table.iloc[at + 1 :]
     if body.empty:
         return None  # a header and nothing under it: no rows to propose a reading of
     text = body.astype(object).where(body.notna(), "").astype(str).apply(lambda c: c.str.strip())
-    totals = text.apply(lambda row: any(_TOTAL_ROW.match(v) for v in row if v), axis=1)
-    total_at = int(totals.idxmax()) if totals.any() else None
+    total_at = total_row(text)
     if total_at is not None:
         body, text = body.loc[: total_at - 1], text.loc[: total_at - 1]
-    data = text.ne("").sum(axis=1) >= 2
+    data = (text.ne("").sum(axis=1) >= 2) & ~group_rows(text)
+    segments = (~data).cumsum()  # a group, blank or stray row ends a unit's rows
     body, text = body[data], text[data]
     if body.empty:
         return None
@@ -249,8 +234,12 @@ def _propose_sheet(
     unit = next((i for i, (role, _) in roles.items() if role == "unit"), None)
     residents = [i for i, (role, _) in roles.items() if role == "resident"]
     if unit is None or not residents:
-        return _proposal(file_name, sheet, at, headers, roles, {}, {}, 0, 0, total_at, None)
+        return _proposal(file_name, sheet, rows, headers, roles, {}, {}, 0, 0, total_at, None)
     who = text[residents].agg(" ".join, axis=1).str.strip()
+    # A lone second resident's row (no unit) right under a resident's row is of that unit.
+    units = text[unit].where(text[unit].ne("")).groupby(segments[data]).ffill().fillna("")
+    text = text.copy()
+    text[unit] = units
     used = text[unit].ne("") & who.ne("") & ~who.str.match(_VACANT)
     if (text.loc[used, unit] + "\x00" + who[used]).duplicated().any():
         # A resident on several rows of a unit: one row per charge (a charge code column and
@@ -266,9 +255,9 @@ def _propose_sheet(
     charged = [i for i in cents if roles[i][0] in CHARGED]
     total = int(sum(int(cents[i][used].sum()) for i in charged))
     figures = [v for i in charged if (v := stated.get(i)) is not None]
-    stated_sum = sum(figures) if total_at is not None else None
+    stated_sum = sum(figures) if total_at is not None and figures else None
     return _proposal(
-        file_name, sheet, at, headers, roles, cents, stated, int(used.sum()), total, total_at,
+        file_name, sheet, rows, headers, roles, cents, stated, int(used.sum()), total, total_at,
         stated_sum,
     )  # fmt: skip
 
@@ -276,7 +265,7 @@ def _propose_sheet(
 def _proposal(
     file_name: str,
     sheet: str | None,
-    at: int,
+    rows: tuple[int, ...],
     headers: list[str],
     roles: dict[int, tuple[str, str]],
     cents: dict[int, pd.Series],
@@ -297,8 +286,9 @@ def _proposal(
         )
         for i, (role, evidence) in sorted(roles.items())
     )
-    total_row = total_at + 1 if total_at is not None else None  # as a person counts rows
-    return Proposal(file_name, sheet, (at + 1,), columns, rows_used, total, total_row, stated_sum)
+    total_line = total_at + 1 if total_at is not None else None  # as a person counts rows
+    header_at = tuple(r + 1 for r in rows)  # as a person counts rows
+    return Proposal(file_name, sheet, header_at, columns, rows_used, total, total_line, stated_sum)
 
 
 def _is_money(cells: pd.Series) -> bool:
@@ -469,11 +459,21 @@ def _money_roles(
             first_pass[i] = ("charge", f"header {headers[i]!r} names a charge")
         else:
             first_pass[i] = ("unknown", "money, but its header names no known charge")
-    charged = [i for i, (role, _) in first_pass.items() if role in CHARGED]
+
+    def preferred(i: int) -> tuple[bool, bool, int]:
+        ties = stated.get(i) is not None and stated.get(i) == int(cents[i].sum())
+        return (not ties, not _PREFERRED.search(normalize_header(headers[i])), i)
+
+    charged = sorted((i for i, (role, _) in first_pass.items() if role in CHARGED), key=preferred)
     twins: dict[int, int] = {}
     for i in charged:
         twin = next(
-            (j for j in charged if j < i and j not in twins and cents[j].equals(cents[i])), None
+            (
+                j
+                for j in charged[: charged.index(i)]
+                if j not in twins and cents[j].equals(cents[i])
+            ),
+            None,
         )
         if twin is not None and cents[i].ne(0).any():
             twins[i] = twin
@@ -529,97 +529,3 @@ def _money_evidence(why: str, cents: pd.Series, stated: int | None) -> str:
         said
         + f"; the file's own total says {dollars(stated)} (differs by {dollars(stated - total)})"
     )
-
-
-# --- what a person sees, and the profile a confirmation becomes -----------------------------------
-
-
-def proposal_lines(name: str, proposal: dict[str, Any], command: str | None) -> list[str]:
-    """A proposal (:meth:`Proposal.as_dict`) as a clerk reads it before confirming: one line
-    per column, the rows and total against the file's own, and the exact command last (it
-    fits one screen)."""
-    sheet = proposal.get("sheet")
-    where = f"sheet {sheet!r}, " if sheet else ""
-    lines = [
-        f"{name}: held, not posted: no known layout; tieout proposes "
-        f"({where}header on row {proposal['header_rows'][0]}):"
-    ]
-    columns = proposal["columns"]
-    width = min(max((len(c["header"]) for c in columns), default=0), 34)
-    for c in columns:
-        header = printable(c["header"])
-        lines.append(f"  {header:<{width}}  {c['role']:<11}  {printable(c['evidence'])}")
-    stated = proposal.get("stated_total_cents")
-    own = (
-        f"; the file's own total row (row {proposal['total_row']}) says {dollars(stated)}"
-        if stated is not None
-        else "; the file has no total row to tie it to"
-    )
-    lines.append(
-        f"  would post {proposal['rows_used']:,} rows, {dollars(proposal['total_cents'])}{own}"
-    )
-    if command:
-        lines.append(
-            "  to correct it, add to the command: --charge H, --not-charge H, --unit H, "
-            "--resident H, --property H (H: a header above)"
-        )
-        lines.append(f"  nothing moves until you confirm it: {command}")
-    return lines
-
-
-def _toml_string(value: str) -> str:
-    text = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", text) + '"'
-
-
-def _toml_list(values: list[str]) -> str:
-    return "[" + ", ".join(_toml_string(v) for v in values) + "]"
-
-
-def proposal_profile(proposal: Proposal, name: str, by: str) -> str:
-    """The profile a confirmed proposal becomes: its mapped columns by their own headers, its
-    charged columns included and every other column ignored by name, so the profile reads its
-    layout strictly (every column explained) and nothing else."""
-    unit = proposal.of("unit")[0]
-    residents = proposal.of("resident")
-    prop = proposal.of("property")
-    charged = proposal.of(*CHARGED)
-    if not charged:
-        raise InputError(
-            f"{proposal.file_name}: nothing would be charged: name a charge column with --charge"
-        )
-    mapped = {c.position for c in (unit, *residents, *prop)}
-    ignored = [
-        normalize_header(c.header)
-        for c in proposal.columns
-        if c.position not in mapped and c.role not in CHARGED
-    ]
-    ignored += [normalize_header(c.header) for c in residents[1:]]
-    required = ["unit", "resident_name"] + (["property_name"] if prop else [])
-    lines = [
-        f"# Confirmed by {printable(by)} from {proposal.file_name}"
-        + (f" (sheet {proposal.sheet!r})" if proposal.sheet else "")
-        + f", header on row {proposal.header_rows[0]}.",
-        *(f"#   {printable(c.header)}: {c.role}" for c in proposal.columns),
-        f"name = {_toml_string(name)}",
-        'kind = "charge"',
-        f"description = {_toml_string(f'confirmed layout of {proposal.file_name}')}",
-        f"required = {_toml_list(required)}",
-        "",
-        "[columns]",
-        f"unit = {_toml_list([normalize_header(unit.header)])}",
-        f"resident_name = {_toml_list([normalize_header(residents[0].header)])}",
-    ]
-    if prop:
-        lines.append(f"property_name = {_toml_list([normalize_header(prop[0].header)])}")
-    if len(residents) > 1:
-        joined = [normalize_header(c.header) for c in residents]
-        lines += ["", "[join]", f"resident_name = {_toml_list(joined)}"]
-    lines += [
-        "",
-        "[charges]",
-        'mode = "columns"',
-        f"include = {_toml_list([normalize_header(c.header) for c in charged])}",
-        f"ignore = {_toml_list(list(dict.fromkeys(h for h in ignored if h)))}",
-    ]
-    return "\n".join(lines) + "\n"

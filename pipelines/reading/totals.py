@@ -49,8 +49,18 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
             # charges (a one-time fee the profile leaves out): when the charged and those
             # columns tie it, each charged column is checked on its own, and the row total is
             # reported with what else it sums, never a contradiction.
-            also = _known_not_charged(body, data, layout)
-            if also:
+            # Or columns nobody knows (an AppFolio "REV: Utility Reimbursement") whose own
+            # figures on every total row tie: the file accounts for them; they are reported
+            # (``also_sums_unknown``) and hold the layout for a person (`decide_layout`).
+            known = _known_not_charged(body, data, layout)
+            own = [
+                c
+                for c in _tied_on_their_own(body, kind, breaks, group_rows, stated_rows, layout)
+                if c not in known
+            ]
+            for also in (known, [*known, *own]) if own else (known,):
+                if not also:
+                    continue
                 wider = _check_column(
                     body,
                     kind,
@@ -63,7 +73,16 @@ def file_totals(body: pd.DataFrame, kinds: pd.Series, layout: Layout) -> tuple[d
                 )
                 if not any(e["difference_cents"] for e in wider):
                     names = [layout.other_columns[c] for c in also]
-                    entries = [{**e, "also_sums": names} for e in wider]
+                    unknown = [layout.other_columns[c] for c in also if c not in known]
+                    entries = [
+                        {
+                            **e,
+                            "also_sums": names,
+                            **({"also_sums_unknown": unknown} if unknown else {}),
+                        }
+                        for e in wider
+                    ]
+                    break
         found += [with_plain_figures({"column": label, **e}) for e in entries]
     return tuple(sorted(found, key=lambda t: (t["source_row"], t["column"])))
 
@@ -146,6 +165,28 @@ def _known_not_charged(body: pd.DataFrame, data: np.ndarray, layout: Layout) -> 
             continue
         cents, bad = _money_cells(body[c].where(data))
         if cents.any() and not bad.any():
+            out.append(c)
+    return out
+
+
+def _tied_on_their_own(
+    body: pd.DataFrame,
+    kind: np.ndarray,
+    breaks: np.ndarray,
+    group_rows: np.ndarray,
+    stated_rows: pd.DataFrame,
+    layout: Layout,
+) -> list[int]:
+    """The columns, neither mapped nor charged, that hold amounts on data rows and whose own
+    figures on the file's total and subtotal rows all tie to their lines."""
+    data = kind == "data"
+    out = []
+    for c in layout.other_columns:
+        cents, bad = _money_cells(body[c].where(data))
+        if not cents.any() or bad.any():
+            continue
+        entries = _check_column(body, kind, breaks, group_rows, stated_rows, layout, c, [c])
+        if entries and not any(e["difference_cents"] for e in entries):
             out.append(c)
     return out
 

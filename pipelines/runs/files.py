@@ -99,7 +99,10 @@ def account_rows(
 
 
 def _refuse_if_totals_differ(
-    extract: ExtractResult, hints: AliasHints, codes: list[str] | None = None
+    extract: ExtractResult,
+    hints: AliasHints,
+    codes: list[str] | None = None,
+    named_by: str | None = None,
 ) -> None:
     """A file whose lines do not add up to its own total or subtotal rows is not posted:
     something in it was read wrong (a total counted as a line, a line taken for a note), and
@@ -147,7 +150,13 @@ def _refuse_if_totals_differ(
         "Nothing in it was posted."
         + (
             explained
-            or " Check the file's total and subtotal rows, or name its profile with --profile"
+            or (
+                f" Check the file's total and subtotal rows; it was read with the profile "
+                f"{extract.profile}, named for it by {named_by}"
+                if named_by
+                else f" Check the file's total and subtotal rows; it was read as "
+                f"{extract.profile}: if another profile reads it, name that one with --profile"
+            )
         ),
         fix=fix,
     )
@@ -257,6 +266,13 @@ def process_file(
         extract,
         AliasHints(settings.data_dir),
         list(refs.charge_codes["name"].dropna().astype(str)) if refs is not None else None,
+        named_by=(
+            None
+            if named is None
+            else "--profile"
+            if settings.profile is not None
+            else "the [profiles] patterns of tieout.toml"
+        ),
     )
     kind = _kind_of(profiles, extract.profile)
     context = KindContext.of(settings, Kinds([kind]), refs=refs)
@@ -413,7 +429,10 @@ def decide_layout(extract: ExtractResult, confirmation: dict[str, Any] | None) -
             f"(layout {confirmation['id']}, from {confirmation['from_file']})"
         )
         return LayoutDecision(True, by, int(confirmation["id"]))
-    if facts.strict and not extract.grain:
+    # A row total tied only with columns nobody knows (``also_sums_unknown``): the file
+    # accounts for them, but whether they are charges is a person's word.
+    unknown_summed = any(t.get("also_sums_unknown") for t in extract.file_totals)
+    if facts.strict and not extract.grain and not unknown_summed:
         return LayoutDecision(True, f"strict match of {facts.profile}")
     return LayoutDecision(False)
 
@@ -521,6 +540,11 @@ def preview_lines(preview: dict[str, Any]) -> list[str]:
             f"  the file's own {total.get('kind', 'total')} row (row {total['source_row']}, "
             f"{total['column']}) says {dollars(total['stated_cents'])}; its lines add "
             f"up to {dollars(total['computed_cents'])}"
+            + (
+                f" with {', '.join(repr(a) for a in total['also_sums'])}, not charged"
+                if total.get("also_sums")
+                else ""
+            )
         )
     for finding in preview["grain"]:
         lines.append(f"  grain: {finding['message']}")

@@ -257,6 +257,120 @@ def senior_living() -> None:
            period="2024-01-01", period_source="title")
 
 
+APPFOLIO_REV = ["REV: Rent", "REV: Pet Rent", "REV: Parking", "REV: Trash",
+                "REV: Utility Reimbursement"]
+
+
+def appfolio_rev(name: str, month: int, people: slice) -> None:
+    """AppFolio's roll with one column per charge code, headed with its "REV:" account prefix,
+    a per-row "Total" that also sums a code Propexo does not know ("REV: Utility
+    Reimbursement", not charged), property group rows, "N Units" subtotal rows and a total row
+    that states every column's figure (#38 point 6: refused on its totals)."""
+    import datetime as dt
+
+    header = ["Property", "Unit", "Tenant", "Status", "Sqft", "Market Rent", *APPFOLIO_REV,
+              "Total", "Deposit", "Lease From", "Lease To"]
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sheet1"
+    for line in (["Rent Roll"], ["Properties: All"], [f"As of: {month:02d}/01/2027"], [None],
+                 header):
+        ws.append(line)
+    sums = [0] * len(APPFOLIO_REV)
+    lines = used = 0
+    for n, prop in enumerate(["Oak Ridge Apartments", "Riverside Lofts"]):
+        ws.append([f"-> {prop} - {100 + n} Main St Springfield, IL 62701"])
+        sub = [0] * len(APPFOLIO_REV)
+        chosen = tenants(prop)[people]
+        for i, (unit, person) in enumerate(chosen):
+            if person is None:
+                ws.append([prop, unit, None, "Vacant-Unrented", 850, 1900.0])
+                continue
+            cents = [120_000 + 2_500 * i + 100 * month, 3_500 if i % 2 else 0,
+                     5_000 if i % 3 == 0 else 0, 1_500, 2_217 + month]
+            for k, c in enumerate(cents):
+                sums[k] += c
+                sub[k] += c
+            lines += sum(1 for c in cents[:4] if c)
+            used += 1
+            ws.append([prop, unit, person, "Current", 850, 1900.0,
+                       *[c / 100 if c else None for c in cents], sum(cents) / 100, 500.0,
+                       dt.datetime(2025, 6, 1), dt.datetime(2027, 5, 31)])
+        ws.append([f"{len(chosen)} Units", None, None, None, None, None,
+                   *[c / 100 for c in sub], sum(sub) / 100])
+    ws.append(["Total", None, None, None, None, None, *[c / 100 for c in sums], sum(sums) / 100])
+    wb.save(HERE / name)
+    expect(name, rows_used=used, lines=lines, source_total_cents=sum(sums[:4]),
+           row_total_cents=sum(sums), not_charged="REV: Utility Reimbursement",
+           not_charged_cents=sums[4], stated={k: v for k, v in zip(APPFOLIO_REV, sums)})
+
+
+def self_storage(name: str, month: int, people: slice) -> None:
+    """A self-storage roll (a system no profile knows): the unit is a "Space", dates written
+    "6/1/2025 12:00:00 AM", money "238.0000", a standard rate beside the rent (not charged),
+    an insurance column the clerk leaves out, a total row."""
+    rows: list[list[object]] = [
+        ["Self Storage Rent Roll"], ["Maple Court"], [f"As of {month}/01/2027 12:00:00 AM"], [],
+        ["Site", "Space", "Size", "Customer", "Move In", "Paid Thru", "Std Rate", "Rent",
+         "Insurance", "Balance"]]
+    rent = insurance = used = 0
+    for i, (unit, person) in enumerate(tenants("Maple Court")[people]):
+        if person is None:
+            rows.append(["Maple Court", unit, "10x10", "", "", "", "238.0000", "", "", ""])
+            continue
+        cents = 23_800 + 500 * i + 100 * month
+        rent += cents
+        insurance += 1_200
+        used += 1
+        rows.append(["Maple Court", unit, "10x10", person, "6/1/2025 12:00:00 AM",
+                     f"{month}/30/2027 12:00:00 AM", "238.0000", f"{cents / 100:.4f}", "12.0000",
+                     "0.0000"])
+    rows.append(["Total", "", "", "", "", "", "", f"{rent / 100:.4f}", f"{insurance / 100:.4f}",
+                 "0.0000"])
+    write_csv(name, rows)
+    expect(name, rows_used=used, total_cents=rent, period=f"2027-{month:02d}-01",
+           roles={"Site": "property", "Space": "unit", "Size": "not_charged",
+                  "Customer": "resident", "Move In": "not_charged", "Paid Thru": "not_charged",
+                  "Std Rate": "not_charged", "Rent": "charge", "Insurance": "unknown",
+                  "Balance": "not_charged"},
+           stated={"Rent": rent, "Insurance": insurance})
+
+
+def yardi_ap_batch(name: str, month: int, batches: dict[int, list[tuple[str, str, list[tuple[str, str, int]]]]]) -> None:
+    """Yardi's AP batch workbook ("Payable Batch Register", #38 point 6: refused as unknown):
+    a title block, a batch header row per batch, the vendor ("Person"), invoice and dates on
+    an invoice's first line only, its further lines under it, bookkeeping columns (Control,
+    Batch, Post Month), a "Total Batch …" row per batch and a grand total."""
+    import datetime as dt
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report1"
+    for line in (["Payable Batch Register"], ["Greenleaf Property Management"],
+                 [f"Batch Date: {month:02d}/15/2027"], [None]):
+        ws.append(line)
+    ws.append(["Control", "Batch", "Person", "Invoice", "Date", "Due Date", "Post Month",
+               "Property", "Account", "Description", "Amount"])
+    total = lines = 0
+    for batch, invoices in batches.items():
+        ws.append([f"Batch {batch} - Open - jdoe"])
+        sub = 0
+        for k, (vendor, invoice, rows) in enumerate(invoices):
+            for n, (prop, account, cents) in enumerate(rows):
+                first = [f"P-{batch}{k}", batch, vendor, invoice, dt.datetime(2027, month, 12),
+                         dt.datetime(2027, month + 1, 11), f"{month:02d}/2027"]
+                ws.append((first if n == 0 else [None] * 7)
+                          + [prop, account, f"service line {n + 1}", cents / 100])
+                sub += cents
+                lines += 1
+        ws.append([f"Total Batch {batch}"] + [None] * 9 + [sub / 100])
+        total += sub
+    ws.append(["Grand Total"] + [None] * 9 + [total / 100])
+    wb.save(HERE / name)
+    expect(name, profile="yardi_ap_batch", lines=lines,
+           invoices=sum(len(v) for v in batches.values()), source_total_cents=total)
+
+
 def main() -> None:
     voyager_title_property()
     charges_summary("shape_yardi_charges_summary.xlsx")
@@ -265,6 +379,20 @@ def main() -> None:
     charges_summary("shape_yardi_charges_summary_voyager.xlsx", codes=VOYAGER)
     non_inputs()
     senior_living()
+    appfolio_rev("rev_coded_appfolio_roll.xlsx", 1, slice(0, 8))
+    appfolio_rev("rev_coded_appfolio_roll_feb.xlsx", 2, slice(0, 6))
+    self_storage("proposal_self_storage.csv", 1, slice(0, 8))
+    self_storage("proposal_self_storage_feb.csv", 2, slice(0, 6))
+    yardi_ap_batch("yardi_ap_batch.xlsx", 1, {
+        2041: [("ACME Plumbing LLC", "P-77120", [("Maple Court", "5100", 112_659),
+                                                 ("Oak Ridge Apartments", "5100", 51_207)]),
+               ("Greenway Landscaping", "GL-0324", [("Oak Ridge Apartments", "5200", 120_000)])],
+        2042: [("Harbor Pest Control", "HP-9981", [("Riverside Lofts", "5600", 8_500),
+                                                   ("Riverside Lofts", "5600", 4_250)])]})
+    yardi_ap_batch("yardi_ap_batch_feb.xlsx", 2, {
+        2107: [("ACME Plumbing LLC", "B-5521", [("Lakeview Terrace", "5500", 64_000),
+                                                ("Riverside Lofts", "5500", 31_075)]),
+               ("Brightline Electric Inc.", "E-1180", [("Maple Court", "5310", 22_500)])]})
 
 
 if __name__ == "__main__":
