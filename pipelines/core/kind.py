@@ -23,6 +23,7 @@ from pipelines.core.models import (
     TransformResult,
     ValidateResult,
 )
+from pipelines.core.record_columns import Column
 
 if TYPE_CHECKING:
     from pipelines.core.config import Settings
@@ -171,6 +172,28 @@ class Kind:
     # told (posted records of the same source no line matched). None: nothing to do.
     renumber: Callable[[pd.DataFrame, ReadWhere], list[str]] | None = None
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
+    # Its own columns in the ledger's ``records`` (beside the core every kind shares),
+    # registered with it; the ledger adds one its table lacks (no migration revision)
+    columns: tuple[Column, ...] = ()
+    # Where its records come in the order of posting (lower first; then registration order)
+    post_order: int = 100
+    # The ledger records' columns a person reads about one record of it, in the trace and
+    # the report (its own columns, by default: see :meth:`attributes`)
+    shown: tuple[str, ...] | None = None
+
+    def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What is particular to one of its records, by column, for a person (the trace, a
+        report's lines): its :attr:`shown` columns, by default its own columns; empty cells
+        left out."""
+        names = self.shown if self.shown is not None else tuple(c.name for c in self.columns)
+        values = {name: record.get(name) for name in names}
+        return {
+            name: value
+            for name, value in values.items()
+            if value is not None
+            and value != ""
+            and not (isinstance(value, float) and pd.isna(value))
+        }
 
 
 # The functions of a kind, by the names its module defines them under (see :func:`kind_of`).
