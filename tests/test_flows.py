@@ -117,7 +117,7 @@ def test_no_shared_module_names_another_kind_column() -> None:
     kind (``Kind.attributes``, its functions) rather than naming them, beyond the places
     listed above, which may only shrink."""
     own = {column.name for kind in registered() for column in kind.columns}
-    quoted = re.compile(r"""["'](%s)["']""" % "|".join(sorted(own)))
+    quoted = re.compile("[\"'](" + "|".join(sorted(own)) + ")[\"']")
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / "pipelines").rglob("*.py")):
         if KINDS_DIR in path.parents:

@@ -151,8 +151,9 @@ class RecordModel:
                 ):
                     raise LedgerError(
                         f"record column {column.name!r}: a kind's own column is named in lower "
-                        "case letters, digits and _, TEXT or INTEGER, nothing more (nullable: the ledger adds it to a table that "
-                        "has rows), staged 'optional' or 'joined', or not staged"
+                        "case letters, digits and _, TEXT or INTEGER, nothing more (nullable: "
+                        "the ledger adds it to a table that has rows), staged 'optional' or "
+                        "'joined', or not staged"
                     )
                 self._columns.append(replace(column, kinds=tags))
                 continue
@@ -163,6 +164,19 @@ class RecordModel:
             more = tuple(k for k in tags if k not in known.kinds)
             if more:
                 self._columns[at] = replace(known, kinds=(*known.kinds, *more))
+
+    def unregister_attributes(self, kinds: Iterable[str]) -> None:
+        """Forget record kinds' own columns (a kind unregistered): a column no other kind
+        declares leaves the model (a ledger that has it keeps it, unread)."""
+        gone = set(kinds)
+        kept = []
+        for column in self._columns:
+            if column.kinds:
+                column = replace(column, kinds=tuple(k for k in column.kinds if k not in gone))
+                if not column.kinds:
+                    continue
+            kept.append(column)
+        self._columns = kept
 
     def columns(self) -> tuple[Column, ...]:
         """Every column, in the table's order: the core, then every registered kind's."""

@@ -61,9 +61,11 @@ def register(kind: Kind) -> Kind:
 
 
 def unregister(source_kind: str) -> None:
-    """Forget a kind registered from outside (a test's, at its end). Its columns stay in the
-    record model (a ledger keeps a column once it has it)."""
-    _REGISTERED.pop(source_kind, None)
+    """Forget a kind registered from outside (a test's, at its end), and its own columns (a
+    ledger that has them keeps them, unread)."""
+    kind = _REGISTERED.pop(source_kind, None)
+    if kind is not None:
+        RECORD.unregister_attributes(kind.record_kinds)
 
 
 def built_in_modules() -> list[str]:

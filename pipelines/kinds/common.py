@@ -10,7 +10,7 @@ known by), so none names a kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -20,6 +20,7 @@ import pandas as pd
 from pipelines.core.kind import KIND_FUNCTIONS, Kind, KindContext
 from pipelines.core.models import ExtractResult, Issue, IssueCode, PostRequest, whole
 from pipelines.core.parsing import format_cents
+from pipelines.core.record_columns import frame_of
 from pipelines.ledger import Conflict, SyncCursor
 from pipelines.posting.payloads import stored_body
 from pipelines.reading.extract import own_period
@@ -225,8 +226,6 @@ def define(
     Defaulted constants: ``record_kinds`` (the source kind), ``write_paths`` (each record kind
     to ``write_path``), ``synced_fields`` (the read model's columns), ``record_columns`` (the
     core's framed columns and the kind's own ``columns``)."""
-    from pipelines.core.record_columns import frame_of
-
     record_kinds = tuple(constants.pop("record_kinds", (source_kind,)))
     write_paths = constants.pop("write_paths", None)
     if write_paths is None:
@@ -236,7 +235,12 @@ def define(
     common = Common(source_kind, record_kinds, write_paths, read_path, synced, reference, amount)
     constants.setdefault("synced_fields", list(synced.to_schema().columns))
     constants.setdefault("record_columns", tuple(frame_of(constants.get("columns", ()))))
-    functions: dict[str, Callable[..., Any]] = {}
+    missing = [
+        n for n in KIND_FUNCTIONS if not callable(namespace.get(n)) and not hasattr(common, n)
+    ]
+    if missing:
+        raise ValueError(f"kind {source_kind!r}: its module defines no {', '.join(missing)}")
+    functions: dict[str, Any] = {}
     for name in (*KIND_FUNCTIONS, "identity"):
         own = namespace.get(name)
         functions[name] = own if callable(own) else getattr(common, name)
