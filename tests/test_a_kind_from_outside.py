@@ -23,6 +23,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,12 @@ COLUMNS = (
 )
 
 
+class MeterCode(StrEnum):
+    """Its own reason a row does not go through (beside the shared issue codes)."""
+
+    UNKNOWN_UNIT = "UNKNOWN_UNIT"
+
+
 class MeterLine(Line):
     """One reading as validated: the words are the titles."""
 
@@ -193,7 +200,7 @@ def transform(
     unknown = resolved["unit_id"].isna() & resolved["property_id"].notna()
     issues += [
         Issue(
-            IssueCode.SCHEMA_CHECK, f'unit "{unit}" is not known', source_file, whole(row), "unit"
+            MeterCode.UNKNOWN_UNIT, f'unit "{unit}" is not known', source_file, whole(row), "unit"
         )
         for row, unit in zip(
             resolved.loc[unknown, "source_row"], resolved.loc[unknown, "unit"], strict=True
@@ -251,6 +258,7 @@ METER_READINGS: Kind = define(
     payload_schema=MeterPayload,
     synced=SyncedReading,
     amount="value",
+    issue_codes=MeterCode,
     sync_model=SYNC_MODEL,
     dated_sync=False,
     write_path=WRITE_PATH,
@@ -284,7 +292,8 @@ def meter_readings() -> Iterator[Kind]:
 
 
 def _export(path: Path) -> dict[str, tuple[str, int]]:
-    """Three readings of units the sandbox's seed knows: reference → (meter, cents)."""
+    """Three readings of units the sandbox's seed knows (reference → (meter, cents)), and one
+    of a unit it does not know."""
     seed = read_seed(None)
     names = {p["id"]: p["name"] for p in seed["properties"]}
     units = [u for u in seed["units"] if u.get("property_id") in names][:3]
@@ -296,6 +305,7 @@ def _export(path: Path) -> dict[str, tuple[str, int]]:
         f"{names[u['property_id']]},{u['number']},{meter},{today},{cents / 100:.2f},{reference}"
         for u, (reference, (meter, cents)) in zip(units, readings.items(), strict=True)
     ]
+    lines.append(f"{names[units[0]['property_id']]},NO-SUCH-UNIT,WM-1009,{today},1.00,MR-9")
     path.write_text("\n".join(lines) + "\n")
     return readings
 
@@ -336,7 +346,7 @@ def test_a_kind_with_a_column_of_its_own_runs_end_to_end_from_the_tests_folder(
             ledger_url=server_ledger(ledger_url),
         )
         posted = run(settings, say=said.append)
-        assert posted.exit_code == 0, said
+        assert posted.exit_code == 1, said  # a row rejected (its unit is unknown)
         assert posted.summary["reconciliation"]["awaiting_sync"] == 3  # seen after a sync
         pms = httpx.get(  # what the PMS holds, synced or not
             f"{box.base_url}/_sandbox/records",
@@ -350,9 +360,11 @@ def test_a_kind_with_a_column_of_its_own_runs_end_to_end_from_the_tests_folder(
     assert (result.matched, result.matched_total_cents) == (3, sum(cents))
     summary = json.loads((reports[0] / "summary.json").read_text())
     totals = summary["totals"]
-    assert (totals["rows_used"], totals["rows_rejected"]) == (3, 0)
-    assert totals["rows_read"] == totals["rows_used"] + totals["rows_skipped"]  # and its header
-    assert totals["source_total_cents"] == totals["posted_total_cents"] == sum(cents)
+    assert (totals["rows_used"], totals["rows_rejected"]) == (3, 1)
+    # and its header
+    assert totals["rows_read"] == totals["rows_used"] + 1 + totals["rows_skipped"]
+    assert totals["source_total_cents"] == sum(cents) + 100
+    assert totals["posted_total_cents"] == sum(cents)
     assert summary["reconciliation"]["matched_total_cents"] == sum(cents)
     assert set(summary["records"]["by_state"]) == {"matched"}
     assert summary["ties_out"] is True
@@ -363,7 +375,10 @@ def test_a_kind_with_a_column_of_its_own_runs_end_to_end_from_the_tests_folder(
         assert {"meter_serial", "reading_date"} <= ledger.db.columns("records")
         stored = ledger.records(kinds=[SOURCE_KIND]).set_index("reference_number")
         lineage = trace(ledger, settings, "MR-2", kinds)
-    assert {ref: (row.meter_serial, row.amount_cents) for ref, row in stored.iterrows()} == readings
+        rejects = ledger.db.read_frame("SELECT source_row, code FROM rejects")
+    assert (
+        rejects.values.tolist() == [[5, "UNKNOWN_UNIT"]]
+    )  # its own code, kept as any other    assert {ref: (row.meter_serial, row.amount_cents) for ref, row in stored.iterrows()} == readings
     assert set(stored["reading_date"]) == {date.today().isoformat()}
     assert set(stored["state"]) == {"matched"}
     (traced,) = lineage

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ import pandas as pd
 from pipelines.core.models import (
     ExtractResult,
     Issue,
+    IssueCode,
     PostRequest,
     TransformResult,
     ValidateResult,
@@ -180,6 +182,9 @@ class Kind:
     # The ledger records' columns a person reads about one record of it, in the trace and
     # the report (its own columns, by default: see :meth:`attributes`)
     shown: tuple[str, ...] | None = None
+    # Its own reasons a row does not go through, beside the shared :class:`IssueCode` (an
+    # ``Issue`` may carry either); a code another kind or the shared ones use is refused
+    issue_codes: type[StrEnum] | None = None
 
     def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What is particular to one of its records, by column, for a person (the trace, a
@@ -245,6 +250,13 @@ class Kinds:
         self.source_columns: dict[str, tuple[str, ...]] = {
             name: kind.source_columns for name, kind in self._by_source.items()
         }
+
+    def issue_codes(self) -> dict[str, StrEnum]:
+        """Every code an issue may carry: the shared ones and each kind's own, by value."""
+        codes: dict[str, StrEnum] = {code.value: code for code in IssueCode}
+        for kind in self:
+            codes |= {code.value: code for code in kind.issue_codes or ()}
+        return codes
 
     def __iter__(self) -> Iterator[Kind]:
         return iter(self._by_source.values())

@@ -171,11 +171,10 @@ class RecordModel:
         gone = set(kinds)
         kept = []
         for column in self._columns:
-            if column.kinds:
-                column = replace(column, kinds=tuple(k for k in column.kinds if k not in gone))
-                if not column.kinds:
-                    continue
-            kept.append(column)
+            left = tuple(k for k in column.kinds if k not in gone)
+            if column.kinds and not left:
+                continue
+            kept.append(replace(column, kinds=left) if column.kinds else column)
         self._columns = kept
 
     def columns(self) -> tuple[Column, ...]:

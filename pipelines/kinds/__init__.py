@@ -55,6 +55,10 @@ def register(kind: Kind) -> Kind:
                 f"record kind(s) {sorted(shared)} of {kind.source_kind!r} are already "
                 f"{other.source_kind!r}'s"
             )
+    taken = Kinds(k for k in _REGISTERED.values() if k.source_kind != kind.source_kind)
+    clash = sorted({code.value for code in kind.issue_codes or ()} & set(taken.issue_codes()))
+    if clash:
+        raise ValueError(f"issue code(s) {clash} of {kind.source_kind!r} are already taken")
     RECORD.register_attributes(kind.record_kinds, kind.columns)
     _REGISTERED[kind.source_kind] = kind
     return kind
