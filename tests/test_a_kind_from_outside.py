@@ -510,3 +510,44 @@ def test_a_kind_package_added_under_pipelines_kinds_is_discovered_and_changes_no
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.splitlines() == ["['vendor_bill', 'charge', 'parking']", "True", "True"]
+
+
+def test_a_kind_installed_by_another_distribution_is_found_by_its_entry_point(
+    tmp_path: Path,
+) -> None:
+    """A plug-in: the same package, installed as its own distribution (``acme_parking``) that
+    names its kind module under the ``tieout.kinds`` entry points, as dlt finds destinations;
+    nothing of tieout's changed."""
+    site = tmp_path / "site"
+    (site / "acme_parking").mkdir(parents=True)
+    for name, text in PARKING.items():
+        (site / "acme_parking" / name).write_text(text)
+    info = site / "acme_parking-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-parking\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tieout.kinds]\nparking = acme_parking.kind\n")
+    found = subprocess.run(
+        [sys.executable, "-c", DISCOVERED],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == ["['vendor_bill', 'charge', 'parking']", "True", "True"]
+
+
+def test_a_kind_whose_issue_code_is_taken_is_refused() -> None:
+    taken = StrEnum("Taken", {"CONFLICT": "CONFLICT"})
+    clash = replace(METER_READINGS, source_kind="clash", record_kinds=("clash",), issue_codes=taken)
+    with pytest.raises(ValueError, match=r"issue code\(s\) \['CONFLICT'\] of 'clash'"):
+        register(clash)
+    register(METER_READINGS)
+    try:
+        twin = replace(clash, issue_codes=StrEnum("Twin", {"UNKNOWN_UNIT": "UNKNOWN_UNIT"}))
+        with pytest.raises(ValueError, match="UNKNOWN_UNIT"):
+            register(twin)
+        assert registered().issue_codes()["UNKNOWN_UNIT"] is MeterCode.UNKNOWN_UNIT
+    finally:
+        unregister(SOURCE_KIND)

@@ -201,7 +201,8 @@ class Kind:
         }
 
 
-# The functions of a kind, by the names its module defines them under (see :func:`kind_of`).
+# The functions of a kind, by the names its module defines them under
+# (see :func:`pipelines.kinds.common.define`).
 KIND_FUNCTIONS = (
     "prepare",
     "validate",
@@ -218,15 +219,6 @@ KIND_FUNCTIONS = (
     "as_read",
     "adopt",
 )
-
-
-def kind_of(namespace: Mapping[str, Any], **constants: Any) -> Kind:
-    """A kind whose functions are those ``namespace`` (its module's ``globals()``) defines
-    under the names of :data:`KIND_FUNCTIONS`, with its ``constants``."""
-    missing = [name for name in KIND_FUNCTIONS if not callable(namespace.get(name))]
-    if missing:
-        raise ValueError(f"a kind's module defines no {', '.join(missing)}")
-    return Kind(**constants, **{name: namespace[name] for name in KIND_FUNCTIONS})
 
 
 class Kinds:
