@@ -222,7 +222,7 @@ KIND_FUNCTIONS = (
 
 
 class Kinds:
-    """The record kinds a run knows, in registration order, with their lookups."""
+    """The record kinds a run knows, in posting order, with their lookups."""
 
     def __init__(self, kinds: Iterable[Kind]) -> None:
         self._by_source: dict[str, Kind] = {}
