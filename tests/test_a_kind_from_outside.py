@@ -1,19 +1,30 @@
-"""A fourth record kind, added from this file alone (#29): meter readings, each posted to
+"""A fourth record kind, added from this file alone (#29, #40): meter readings, each posted to
 ``POST /v1/meter-readings/rentmanager/`` and read back from ``/v1/meter-readings/`` after
-Propexo's sync. No file under ``pipelines/``, ``schemas/`` or ``sandbox/`` names it: tieout
-learns it by ``pipelines.kinds.register``, the sandbox by ``SandboxConfig(kinds=...)``, and a
-profile in the data folder maps its export. It goes extract → post → reconcile → report as
-the built-in kinds do. ARCHITECTURE.md's "How to add a record kind" is this file's shape.
+Propexo's sync, with two ledger columns of its own (``meter_serial``, ``reading_date``). No file
+under ``pipelines/``, ``schemas/`` or ``sandbox/`` names it: the kind is built from
+``pipelines.kinds.api`` alone (what differs from the common case: its lines, how they become
+records, and its columns) and registered; the sandbox learns it by ``SandboxConfig(kinds=...)``;
+a profile in the data folder maps its export. It goes extract → post → reconcile → report, on
+SQLite and PostgreSQL, its own columns kept in the ledger (added to it when opened, with no
+migration revision) and shown by the trace. ARCHITECTURE.md's "How to add a record kind" is
+this file's shape.
+
+A second test adds a built-in-style kind package under ``pipelines/kinds/`` and shows that it
+is discovered with no other file of the repository changed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pandas as pd
@@ -21,42 +32,40 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
-from pipelines.core.kind import Kind, KindContext
-from pipelines.core.models import (
+from pipelines.kinds.api import (
+    ISO_DATE,
+    MAX_NAME,
+    MAX_REFERENCE,
+    Column,
     ExtractResult,
     Issue,
     IssueCode,
-    PostRequest,
+    Kind,
+    KindContext,
+    Line,
+    RefData,
+    SyncedRecord,
     TransformResult,
     ValidateResult,
-    whole,
-)
-from pipelines.core.parsing import parse_dates, parse_money
-from pipelines.kinds import register, registered, unregister
-from pipelines.ledger import Conflict
-from pipelines.posting.payloads import content_hash, stored_body
-from pipelines.reading.validate import (
+    bad_rows,
+    content_hash,
+    define,
+    normalize_unit,
+    parse_dates,
     parse_issues,
+    parse_money,
+    register,
+    registered,
+    resolve_properties,
     schema_issues,
     sorted_issues,
     text_columns,
+    unregister,
     valid_lines,
+    whole,
 )
-from pipelines.reconciling.reconcile import (
-    DETAIL_COLUMNS,
-    absence_note,
-    aligned_verdict,
-    outcomes_frame,
-)
-from pipelines.resolving.refs import RefData, fetch_synced
-from pipelines.resolving.transform import bad_rows, normalize_unit, resolve_properties
-from pipelines.runs.pipeline import run
-from pipelines.runs.reconcile import reconcile_command
-from sandbox.faults import SandboxConfig
-from sandbox.kinds import SandboxKind, Write
-from sandbox.server import read_seed, running_sandbox
-from schemas.common import ISO_DATE, MAX_NAME, MAX_REFERENCE, Line, SyncedRecord
-from tests.conftest import receiving, settings_for
+from sandbox.api import SandboxConfig, SandboxKind, Write, read_seed, running_sandbox
+from tests.conftest import ROOT, ledger_at, receiving, server_ledger, settings_for
 
 SOURCE_KIND = "meter_reading"
 WRITE_PATH = "/v1/meter-readings/rentmanager/"
@@ -67,10 +76,18 @@ SYNC_MODEL = "meter_readings"
 
 BODY = {
     "type": "object",
-    "required": ["integration_id", "unit_id", "reading_date", "value", "reference_number"],
+    "required": [
+        "integration_id",
+        "unit_id",
+        "meter_serial",
+        "reading_date",
+        "value",
+        "reference_number",
+    ],
     "properties": {
         "integration_id": {"type": "string"},
         "unit_id": {"type": "string"},
+        "meter_serial": {"type": "string"},
         "reading_date": {"type": "string", "format": "date"},
         "value": {"type": "integer"},
         "reference_number": {"type": "string"},
@@ -84,7 +101,21 @@ SANDBOX_KIND = SandboxKind(
     filters=("integration_id", "unit_id", "reference_number"),
 )
 
-# --- tieout's side: the kind's schemas ----------------------------------------------------------
+# --- tieout's side: the kind's columns and schemas ----------------------------------------------
+
+# Its own columns in the ledger: the meter's serial and the reading's date are nobody else's;
+# its reference number is declared alike by the kinds known by one (a shared declaration).
+COLUMNS = (
+    Column("meter_serial", "TEXT", "optional"),
+    Column("reading_date", "TEXT", "optional", matched=True),
+    Column("reference_number", "TEXT", "optional", matched=True),
+)
+
+
+class MeterCode(StrEnum):
+    """Its own reason a row does not go through (beside the shared issue codes)."""
+
+    UNKNOWN_UNIT = "UNKNOWN_UNIT"
 
 
 class MeterLine(Line):
@@ -94,6 +125,7 @@ class MeterLine(Line):
         str_length={"min_value": 1, "max_value": MAX_NAME}, title="property"
     )
     unit: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 50}, title="unit")
+    meter_serial: Series[str] = pa.Field(str_matches=r"^[A-Z]{2}-\d{4,8}$", title="meter")
     reading_date: Series[str] = pa.Field(str_matches=ISO_DATE, title="reading date")
     reference_number: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": MAX_REFERENCE}, title="meter reading"
@@ -106,8 +138,7 @@ class MeterPayload(pa.DataFrameModel):
 
     record_key: Series[str] = pa.Field(unique=True)
     kind: Series[str] = pa.Field(isin=[SOURCE_KIND])
-    integration_id: Series[str]
-    location_id: Series[str]
+    meter_serial: Series[str]
     reference_number: Series[str] = pa.Field(unique=True)
     amount_cents: Series[int] = pa.Field(ge=0)
     payload: Series[object]
@@ -117,63 +148,30 @@ class SyncedReading(SyncedRecord):
     """A reading as Propexo lists it."""
 
     unit_id: Series[str] = pa.Field(nullable=True)
+    meter_serial: Series[str] = pa.Field(nullable=True)
     reading_date: Series[str] = pa.Field(nullable=True)
     value: Series[float] = pa.Field(nullable=True)
     reference_number: Series[str] = pa.Field(nullable=True)
 
 
-SYNCED_FIELDS = list(SyncedReading.to_schema().columns)
-RECORD_COLUMNS = (
-    "record_key",
-    "kind",
-    "integration_id",
-    "location_id",
-    "reference_number",
-    "transaction_date",
-    "amount_cents",
-    "content_hash",
-    "payload",
-    "source_rows",
-    "source_file",
-)
-
-# --- tieout's side: the kind's functions ---------------------------------------------------------
-
-
-def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
-    return extract, []  # each reading carries its own date
+# --- tieout's side: what differs from the common case -------------------------------------------
 
 
 def validate(extract: ExtractResult, period: date | None) -> ValidateResult:
     rows, name = extract.rows, extract.source.name
-    frame = text_columns(rows, ["property_name", "unit", "reference_number"])
+    frame = text_columns(rows, ["property_name", "unit", "meter_serial", "reference_number"])
     frame.insert(0, "source_row", rows["source_row"].astype("int64"))
     issues: list[Issue] = []
     already: set[tuple[object, str]] = set()
-    frame["reading_date"], errors = parse_dates(rows["reading_date"])
-    found, bad = parse_issues(
-        frame,
-        errors,
-        "reading_date",
-        IssueCode.BAD_DATE,
-        name,
-        rows["reading_date"],
-        extract.cells,
-        model=MeterLine,
-    )
-    issues, already = issues + found, already | bad
-    frame["amount_cents"], errors = parse_money(rows["amount"])
-    found, bad = parse_issues(
-        frame,
-        errors,
-        "amount_cents",
-        IssueCode.BAD_AMOUNT,
-        name,
-        rows["amount"],
-        extract.cells,
-        model=MeterLine,
-    )
-    issues, already = issues + found, already | bad
+    for column, parse, source, code in (
+        ("reading_date", parse_dates, "reading_date", IssueCode.BAD_DATE),
+        ("amount_cents", parse_money, "amount", IssueCode.BAD_AMOUNT),
+    ):
+        frame[column], errors = parse(rows[source])
+        found, bad = parse_issues(
+            frame, errors, column, code, name, rows[source], extract.cells, model=MeterLine
+        )
+        issues, already = issues + found, already | bad
     issues += schema_issues(MeterLine, frame, name, already, extract.cells)
     return ValidateResult(
         kind=SOURCE_KIND,
@@ -199,26 +197,22 @@ def transform(
         on=["property_id", "_unit"],
         how="left",
     )
-    for row, unit in zip(
-        resolved.loc[resolved["unit_id"].isna() & resolved["property_id"].notna(), "source_row"],
-        resolved.loc[resolved["unit_id"].isna() & resolved["property_id"].notna(), "unit"],
-        strict=True,
-    ):
-        issues.append(
-            Issue(
-                IssueCode.SCHEMA_CHECK,
-                f'unit "{unit}" is not known',
-                source_file,
-                whole(row),
-                "unit",
-            )
+    unknown = resolved["unit_id"].isna() & resolved["property_id"].notna()
+    issues += [
+        Issue(
+            MeterCode.UNKNOWN_UNIT, f'unit "{unit}" is not known', source_file, whole(row), "unit"
         )
+        for row, unit in zip(
+            resolved.loc[unknown, "source_row"], resolved.loc[unknown, "unit"], strict=True
+        )
+    ]
     good = resolved[~resolved["source_row"].isin(bad_rows(issues))]
     records = []
     for line in good.to_dict("records"):
         body = {
             "integration_id": ctx.integration_id,
             "unit_id": str(line["unit_id"]),
+            "meter_serial": str(line["meter_serial"]),
             "reading_date": str(line["reading_date"]),
             "value": whole(line["amount_cents"]),
             "reference_number": str(line["reference_number"]),
@@ -229,149 +223,46 @@ def transform(
                 "kind": SOURCE_KIND,
                 "integration_id": ctx.integration_id,
                 "location_id": str(line["location_id"]),
-                "reference_number": str(line["reference_number"]),
-                "transaction_date": str(line["reading_date"]),
-                "amount_cents": whole(line["amount_cents"]),
+                "meter_serial": body["meter_serial"],
+                "reference_number": body["reference_number"],
+                "reading_date": body["reading_date"],
+                "amount_cents": body["value"],
                 "content_hash": content_hash(body),
                 "payload": body,
                 "source_rows": [whole(line["source_row"])],
                 "source_file": source_file,
             }
         )
-    return TransformResult(pd.DataFrame(records, columns=list(RECORD_COLUMNS)), issues)
-
-
-def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
-    return [
-        PostRequest(
-            WRITE_PATH,
-            stored_body(record) or {},
-            [str(record.record_key)],
-            SOURCE_KIND,
-            str(record.location_id),
-            whole(record.amount_cents),
-        )
-        for record in ready.itertuples(index=False)
-    ]
-
-
-def _listed(ctx: KindContext, **filters: str) -> pd.DataFrame:
-    return fetch_synced(ctx.needs_client(), READ_PATH, SyncedReading, ctx.integration_id, **filters)
-
-
-def refresh(ctx: KindContext, records: pd.DataFrame) -> None:
-    ctx.needs_ledger().upsert_synced(SOURCE_KIND, _listed(ctx))
-
-
-def gone(ctx: KindContext, latest: pd.Series, cutoff: str) -> pd.DataFrame:
-    return _listed(ctx, last_seen_lte=cutoff)
-
-
-def found(records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext) -> dict[str, str]:
-    if records.empty or synced.empty:
-        return {}
-    by_reference = dict(zip(synced["reference_number"], synced["id"], strict=True))
-    return {
-        str(key): str(by_reference[ref])
-        for key, ref in zip(records["record_key"], records["reference_number"], strict=True)
-        if ref in by_reference
-    }
-
-
-def find_in_doubt(ctx: KindContext, doubt: pd.DataFrame) -> tuple[dict[str, str | None], set[str]]:
-    hits = found(doubt, _listed(ctx), ctx)
-    return dict(hits.items()), set()
-
-
-def match(
-    records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext, verdict: pd.Series | None
-) -> pd.DataFrame:
-    """By reference number: the same value is matched, another mismatched."""
-    if records.empty:
-        return pd.DataFrame(columns=DETAIL_COLUMNS)
-    theirs = (
-        synced.assign(reference_number=synced["reference_number"].astype(str))
-        .groupby("reference_number")
-        .agg(n=("id", "size"), id=("id", "first"), amount=("value", "first"))
-        .reset_index()
+    return TransformResult(
+        pd.DataFrame(records, columns=list(METER_READINGS.record_columns)), issues
     )
-    merged = records.assign(reference_number=records["reference_number"].astype(str)).merge(
-        theirs, on="reference_number", how="left", validate="many_to_one"
-    )
-    count = merged["n"].fillna(0).astype(int)
-    same = pd.to_numeric(merged["amount"], errors="coerce").eq(merged["amount_cents"])
-    proven = aligned_verdict(verdict, records)
-    note = absence_note(pd.Series("", index=merged.index, dtype=object), count, proven)
-    return outcomes_frame(merged, merged, count, same.fillna(False), proven, note)
 
 
-def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
-    return 0
-
-
-def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
-    return [
-        Issue(
-            IssueCode.CONFLICT,
-            f"meter reading {record['reference_number']} was posted in run "
-            f"{conflict.first_run_id} with another value",
-            file_name,
-            conflict.source_row,
-        )
-    ]
-
-
-def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
-    return _listed(ctx)
-
-
-def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
-    return {**item, "id": None}
-
-
-def adopt(synced: pd.DataFrame, ctx: KindContext) -> tuple[list[dict[str, Any]], int]:
-    rows = [
-        {
-            "record_key": f"{SOURCE_KIND}:{ctx.integration_id}:{r['reference_number']}",
-            "kind": SOURCE_KIND,
-            "integration_id": ctx.integration_id,
-            "reference_number": str(r["reference_number"]),
-            "amount_cents": int(r.get("value") or 0),
-            "created_record_id": r["id"],
-        }
-        for r in synced.to_dict("records")
-        if r.get("reference_number")
-    ]
-    return rows, len(synced) - len(rows)
-
-
-METER_READINGS = Kind(
+# Everything else (one POST per reading, its read cursor, found and matched by reference
+# number after the sync, what a sync no longer sees, conflicts, `ledger rebuild`) is the
+# common case's.
+METER_READINGS: Kind = define(
+    globals(),
     source_kind=SOURCE_KIND,
-    record_kinds=(SOURCE_KIND,),
     plural="meter readings",
-    source_columns=("property_name", "unit", "reading_date", "amount", "reference_number"),
+    columns=COLUMNS,
+    source_columns=(
+        "property_name",
+        "unit",
+        "meter_serial",
+        "reading_date",
+        "amount",
+        "reference_number",
+    ),
     line_schema=MeterLine,
     payload_schema=MeterPayload,
-    record_columns=RECORD_COLUMNS,
-    synced_fields=SYNCED_FIELDS,
+    synced=SyncedReading,
+    amount="value",
+    issue_codes=MeterCode,
     sync_model=SYNC_MODEL,
     dated_sync=False,
-    write_paths={SOURCE_KIND: WRITE_PATH},
+    write_path=WRITE_PATH,
     read_path=READ_PATH,
-    prepare=prepare,
-    validate=validate,
-    transform=transform,
-    plan_requests=plan_requests,
-    refresh=refresh,
-    gone=gone,
-    found=found,
-    find_in_doubt=find_in_doubt,
-    match=match,
-    unexpected=unexpected,
-    conflict_issues=conflict_issues,
-    fetch_all=fetch_all,
-    as_read=as_read,
-    adopt=adopt,
 )
 
 # --- its export and its profile (data, in the data folder) ---------------------------------------
@@ -380,11 +271,12 @@ PROFILE = """\
 name = "meter_readings_export"
 kind = "meter_reading"
 description = "meter readings, one per row"
-required = ["property_name", "unit", "reading_date", "amount", "reference_number"]
+required = ["property_name", "unit", "meter_serial", "reading_date", "amount", "reference_number"]
 
 [columns]
 property_name = ["property"]
 unit = ["unit"]
+meter_serial = ["meter"]
 reading_date = ["reading date"]
 amount = ["usage charge"]
 reference_number = ["meter reading"]
@@ -399,24 +291,34 @@ def meter_readings() -> Iterator[Kind]:
     unregister(SOURCE_KIND)
 
 
-def _export(path: Path) -> list[int]:
-    """Three readings of units the sandbox's seed knows; their usage charges in cents."""
+def _export(path: Path) -> dict[str, tuple[str, int]]:
+    """Three readings of units the sandbox's seed knows (reference → (meter, cents)), and one
+    of a unit it does not know."""
     seed = read_seed(None)
     names = {p["id"]: p["name"] for p in seed["properties"]}
     units = [u for u in seed["units"] if u.get("property_id") in names][:3]
-    cents = [1234, 5678, 910]
+    readings = {
+        f"MR-{n}": (f"WM-{1000 + n}", cents) for n, cents in enumerate((1234, 5678, 910), 1)
+    }
     today = date.today().isoformat()
-    lines = ["Property,Unit,Reading Date,Usage Charge,Meter Reading"] + [
-        f"{names[u['property_id']]},{u['number']},{today},{c / 100:.2f},MR-{n}"
-        for n, (u, c) in enumerate(zip(units, cents, strict=True), 1)
+    lines = ["Property,Unit,Meter,Reading Date,Usage Charge,Meter Reading"] + [
+        f"{names[u['property_id']]},{u['number']},{meter},{today},{cents / 100:.2f},{reference}"
+        for u, (reference, (meter, cents)) in zip(units, readings.items(), strict=True)
     ]
+    lines.append(f"{names[units[0]['property_id']]},NO-SUCH-UNIT,WM-1009,{today},1.00,MR-9")
     path.write_text("\n".join(lines) + "\n")
-    return cents
+    return readings
 
 
-def test_a_kind_registered_from_the_tests_folder_runs_end_to_end(
-    meter_readings: Kind, tmp_path: Path
+def test_a_kind_with_a_column_of_its_own_runs_end_to_end_from_the_tests_folder(
+    meter_readings: Kind, ledger_url: str, tmp_path: Path
 ) -> None:
+    # What a person runs (the commands), beside the kind's API above.
+    from pipelines.ledger import Ledger
+    from pipelines.reporting.trace import trace
+    from pipelines.runs.pipeline import run
+    from pipelines.runs.reconcile import reconcile_command
+
     kinds = registered()
     assert kinds.source(SOURCE_KIND) is meter_readings
     assert [kind.source_kind for kind in kinds][-1] == SOURCE_KIND  # after the built-ins
@@ -426,12 +328,13 @@ def test_a_kind_registered_from_the_tests_folder_runs_end_to_end(
     (data / "inbox").mkdir(parents=True)
     (data / "profiles").mkdir()
     (data / "profiles" / "meter_readings.toml").write_text(PROFILE)
-    cents = _export(data / "inbox" / "meter_readings.csv")
+    readings = _export(data / "inbox" / "meter_readings.csv")
+    cents = [c for _, c in readings.values()]
     config = SandboxConfig(
         job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2, kinds=(SANDBOX_KIND,)
     )
     said: list[str] = []
-    with running_sandbox(config) as box, receiving(box, data):
+    with running_sandbox(config) as box, receiving(box, data, server_ledger(ledger_url)):
         settings = settings_for(
             box,
             data,
@@ -440,35 +343,218 @@ def test_a_kind_registered_from_the_tests_folder_runs_end_to_end(
             reconcile_grace_s=0,
             clock_skew_s=0,
             rate_window_s=box.config.rate_window_s,
+            ledger_url=server_ledger(ledger_url),
         )
         posted = run(settings, say=said.append)
-        assert posted.exit_code == 0, said
+        assert posted.exit_code == 1, said  # a row rejected (its unit is unknown)
         assert posted.summary["reconciliation"]["awaiting_sync"] == 3  # seen after a sync
         pms = httpx.get(  # what the PMS holds, synced or not
             f"{box.base_url}/_sandbox/records",
             params={"kind": SOURCE_KIND},
             headers={"Authorization": f"Bearer {box.config.token}"},
         ).json()["results"]
-        assert sorted(r["value"] for r in pms) == sorted(cents)
+        assert sorted((r["meter_serial"], r["value"]) for r in pms) == sorted(readings.values())
 
         result, reports = reconcile_command(settings, kinds, sync=True, wait_s=20, say=said.append)
     assert result is not None, said
     assert (result.matched, result.matched_total_cents) == (3, sum(cents))
     summary = json.loads((reports[0] / "summary.json").read_text())
     totals = summary["totals"]
-    assert (totals["rows_used"], totals["rows_rejected"]) == (3, 0)
-    assert totals["rows_read"] == totals["rows_used"] + totals["rows_skipped"]  # and its header
-    assert totals["source_total_cents"] == totals["posted_total_cents"] == sum(cents)
+    assert (totals["rows_used"], totals["rows_rejected"]) == (3, 1)
+    # and its header
+    assert totals["rows_read"] == totals["rows_used"] + 1 + totals["rows_skipped"]
+    assert totals["source_total_cents"] == sum(cents) + 100
+    assert totals["posted_total_cents"] == sum(cents)
     assert summary["reconciliation"]["matched_total_cents"] == sum(cents)
     assert set(summary["records"]["by_state"]) == {"matched"}
     assert summary["ties_out"] is True
 
+    # Its own columns in the ledger (added when the ledger was opened: no migration), and
+    # what the trace and the kind show a person of one of its records.
+    with Ledger(ledger_at(data, server_ledger(ledger_url)), readonly=True) as ledger:
+        assert {"meter_serial", "reading_date"} <= ledger.db.columns("records")
+        stored = ledger.records(kinds=[SOURCE_KIND]).set_index("reference_number")
+        lineage = trace(ledger, settings, "MR-2", kinds)
+        rejects = ledger.db.read_frame("SELECT source_row, code FROM rejects")
+    assert (
+        rejects.values.tolist() == [[5, "UNKNOWN_UNIT"]]
+    )  # its own code, kept as any other    assert {ref: (row.meter_serial, row.amount_cents) for ref, row in stored.iterrows()} == readings
+    assert set(stored["reading_date"]) == {date.today().isoformat()}
+    assert set(stored["state"]) == {"matched"}
+    (traced,) = lineage
+    assert traced["fields"]["meter_serial"] == {"cell": "C3", "header": "Meter", "value": "WM-1002"}
+    assert meter_readings.attributes(stored.reset_index().iloc[1].to_dict()) == {
+        "meter_serial": "WM-1002",
+        "reading_date": date.today().isoformat(),
+        "reference_number": "MR-2",
+    }
+
 
 def test_a_kind_is_forgotten_when_unregistered_and_its_record_kinds_are_its_own() -> None:
+    from pipelines.core.record_columns import RECORD
+
     register(METER_READINGS)
+    assert "meter_serial" in RECORD.names()
     unregister(SOURCE_KIND)
+    assert "meter_serial" not in RECORD.names()  # its own columns with it
+    assert "reference_number" in RECORD.names()  # a column others declare stays
     with pytest.raises(ValueError, match="no kind for source kind 'meter_reading'"):
         registered().source(SOURCE_KIND)
     thief = replace(METER_READINGS, source_kind="thief", record_kinds=("charge",))
     with pytest.raises(ValueError, match=r"\['charge'\] of 'thief' are already 'charge'"):
         register(thief)
+
+
+# --- a built-in-style kind: one package under pipelines/kinds/, and nothing else ------------------
+
+PARKING = {
+    "__init__.py": '"""Parking permits (a kind added as a package, by a test)."""\n',
+    "kind.py": textwrap.dedent(
+        '''\
+        """Parking permits: one POST each, known by their permit number."""
+
+        from __future__ import annotations
+
+        import pandas as pd
+
+        from pipelines.kinds.api import (
+            Column, Line, SyncedRecord, TransformResult, ValidateResult, define, register,
+        )
+
+
+        class PermitLine(Line):
+            """A permit as validated."""
+
+
+        class SyncedPermit(SyncedRecord):
+            """A permit as Propexo lists it."""
+
+
+        def validate(extract, period):
+            return ValidateResult("parking", extract.rows, extract.rows, [], pd.DataFrame())
+
+
+        def transform(validated, refs, ctx, source_file, period):
+            return TransformResult(pd.DataFrame(columns=list(KIND.record_columns)), [])
+
+
+        KIND = register(
+            define(
+                globals(),
+                source_kind="parking",
+                plural="parking permits",
+                post_order=30,
+                columns=(Column("plate_number", "TEXT", "optional", matched=True),),
+                source_columns=("plate", "amount", "reference_number"),
+                line_schema=PermitLine,
+                payload_schema=PermitLine,
+                synced=SyncedPermit,
+                sync_model="parking_permits",
+                dated_sync=False,
+                write_path="/v1/parking-permits/rentmanager/",
+                read_path="/v1/parking-permits/",
+            )
+        )
+        '''
+    ),
+}
+
+DISCOVERED = """\
+from pipelines.core.record_columns import RECORD
+from pipelines.kinds import registered
+from pipelines.ledger import Ledger
+
+print([kind.source_kind for kind in registered()])
+print("plate_number" in RECORD.names())
+with Ledger("sqlite:///ledger.sqlite") as ledger:
+    print("plate_number" in ledger.db.columns("records"))
+"""
+
+
+def _with_parking() -> str:
+    """The kinds a fresh tieout lists once parking permits are added: today's, and parking in
+    its posting order (30: after invoices and charges)."""
+    kinds = [(kind.post_order, kind.source_kind) for kind in registered()]
+    return str([name for _, name in sorted([*kinds, (30, "parking")], key=lambda k: k[0])])
+
+
+def _git(copy: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_a_kind_package_added_under_pipelines_kinds_is_discovered_and_changes_no_other_file(
+    tmp_path: Path,
+) -> None:
+    """A copy of the repository's code (pipelines/ and schemas/, as committed to a fresh git
+    repository), a package added under pipelines/kinds/: git shows that package and nothing
+    else, and a fresh tieout finds the kind, its column, and gives a new ledger the column."""
+    copy = tmp_path / "repo"
+    for folder in ("pipelines", "schemas"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    _git(copy, "init", "-q")
+    _git(copy, "add", "-A")
+    _git(copy, "commit", "-q", "-m", "tieout as it is")
+
+    package = copy / "pipelines" / "kinds" / "parking"
+    package.mkdir()
+    for name, text in PARKING.items():
+        (package / name).write_text(text)
+
+    assert _git(copy, "status", "--porcelain", "--untracked-files=all").splitlines() == [
+        "?? pipelines/kinds/parking/__init__.py",
+        "?? pipelines/kinds/parking/kind.py",
+    ]
+    assert _git(copy, "diff", "--stat") == ""
+    found = subprocess.run(
+        [sys.executable, "-c", DISCOVERED], cwd=copy, capture_output=True, text=True, check=False
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == [_with_parking(), "True", "True"]
+
+
+def test_a_kind_installed_by_another_distribution_is_found_by_its_entry_point(
+    tmp_path: Path,
+) -> None:
+    """A plug-in: the same package, installed as its own distribution (``acme_parking``) that
+    names its kind module under the ``tieout.kinds`` entry points, as dlt finds destinations;
+    nothing of tieout's changed."""
+    site = tmp_path / "site"
+    (site / "acme_parking").mkdir(parents=True)
+    for name, text in PARKING.items():
+        (site / "acme_parking" / name).write_text(text)
+    info = site / "acme_parking-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-parking\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tieout.kinds]\nparking = acme_parking.kind\n")
+    found = subprocess.run(
+        [sys.executable, "-c", DISCOVERED],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == [_with_parking(), "True", "True"]
+
+
+def test_a_kind_whose_issue_code_is_taken_is_refused() -> None:
+    taken = StrEnum("Taken", {"CONFLICT": "CONFLICT"})
+    clash = replace(METER_READINGS, source_kind="clash", record_kinds=("clash",), issue_codes=taken)
+    with pytest.raises(ValueError, match=r"issue code\(s\) \['CONFLICT'\] of 'clash'"):
+        register(clash)
+    register(METER_READINGS)
+    try:
+        twin = replace(clash, issue_codes=StrEnum("Twin", {"UNKNOWN_UNIT": "UNKNOWN_UNIT"}))
+        with pytest.raises(ValueError, match="UNKNOWN_UNIT"):
+            register(twin)
+        assert registered().issue_codes()["UNKNOWN_UNIT"] is MeterCode.UNKNOWN_UNIT
+    finally:
+        unregister(SOURCE_KIND)

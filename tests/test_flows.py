@@ -23,16 +23,18 @@ STAGES = ("reading", "resolving", "posting", "reconciling", "reporting")
 def test_every_kind_has_every_function_from_its_own_package(name: str) -> None:
     kinds = registered()
     kind = kinds.source(name)
-    package = ".".join(kind.prepare.__module__.split(".")[:3]) + "."
+    package = ".".join(kind.validate.__module__.split(".")[:3]) + "."
     assert package.startswith("pipelines.kinds."), package
     for field in fields(Kind):
         value = getattr(kind, field.name)
-        if field.name in ("draft", "renumber"):
-            continue  # profiles may be written by hand; keys may be final when transformed
+        if field.name in ("draft", "renumber", "shown", "columns", "issue_codes"):
+            continue  # optional: hand-written profiles, final keys, no columns or codes of its own
         assert value is not None and value != (), field.name
         if callable(value) and not isinstance(value, type) and value is not field.default:
-            # its own, or the Kind's default (a request writes one record: `the_body`)
-            assert value.__module__.startswith(package), (field.name, value.__module__)
+            # its own, the Kind's default (a request writes one record: `the_body`), or the
+            # common case's, made for this kind (`pipelines.kinds.common`)
+            made_for = getattr(getattr(value, "__self__", None), "source_kind", None)
+            assert value.__module__.startswith(package) or made_for == name, field.name
     assert set(kind.write_paths) == set(kind.record_kinds)
     assert all(kinds.record(k) is kind for k in kind.record_kinds)
     assert all(kinds.sync_scope[k] == (kind.sync_model, kind.dated_sync) for k in kind.record_kinds)
@@ -69,6 +71,66 @@ def test_no_module_outside_the_kinds_decides_by_record_kind() -> None:
         if decides.search(line)
     ]
     assert offenders == []
+
+
+# Where shared code still names a built-in kind's own ledger column (#40: each is a debt to pay
+# down by asking the kind; none may be added). Reporting's are engineer E's to move.
+KIND_COLUMNS_IN_SHARED_CODE = {
+    "cli/doctor.py": {"reference_number"},
+    "cli/main.py": {"invoice_number", "reference_number"},
+    "ledger/migrations/versions/0001_baseline.py": {"charge_notes"},  # frozen history
+    "posting/load.py": {"reference_number"},
+    "reading/totals.py": {"invoice_number"},
+    "reconciling/proof.py": {"transaction_date"},
+    "reconciling/skew.py": {"invoice_number", "reference_number"},
+    "reporting/publish.py": {"resident_id"},
+    "reporting/report.py": {
+        "charge_code_id",
+        "defaulted",
+        "invoice_number",
+        "reference_number",
+        "resident_id",
+        "transaction_date",
+        "vendor_id",
+    },
+    "reporting/trace.py": {
+        "charge_code_id",
+        "invoice_number",
+        "reference_number",
+        "resident_id",
+        "vendor_id",
+    },
+    "reporting/workbook.py": {
+        "defaulted",
+        "invoice_number",
+        "reference_number",
+        "transaction_date",
+    },
+    "resolving/refs.py": {"resident_id"},
+    "resolving/transform.py": {"charge_code_id", "resident_id", "vendor_id"},
+    "runs/pipeline.py": {"transaction_date"},
+}
+
+
+def test_no_shared_module_names_another_kind_column() -> None:
+    """A kind's own ledger columns (``Kind.columns``) are its business: shared code asks the
+    kind (``Kind.attributes``, its functions) rather than naming them, beyond the places
+    listed above, which may only shrink."""
+    own = {column.name for kind in registered() for column in kind.columns}
+    quoted = re.compile("[\"'](" + "|".join(sorted(own)) + ")[\"']")
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        if KINDS_DIR in path.parents:
+            continue
+        names = set(quoted.findall(path.read_text()))
+        if names:
+            found[str(path.relative_to(ROOT / "pipelines"))] = names
+    grown = {
+        where: sorted(names - KIND_COLUMNS_IN_SHARED_CODE.get(where, set()))
+        for where, names in found.items()
+        if names - KIND_COLUMNS_IN_SHARED_CODE.get(where, set())
+    }
+    assert grown == {}
 
 
 def test_no_stage_imports_the_registry() -> None:

@@ -1,6 +1,6 @@
 """The ledger's record model, declared once (#29): the DDL, what staging writes and the read
-lists all come from it, so a new column is one entry (plus a migration for the ledgers that
-exist)."""
+lists all come from it, so a new core column is one entry (plus a migration for the ledgers
+that exist), and a kind's own column is one entry in its package: the ledger adds it (#40)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pipelines.core.errors import LedgerError
-from pipelines.core.record_columns import CORE, RECORD, Column, RecordModel
+from pipelines.core.record_columns import CORE, RECORD, Column, Listed, RecordModel
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger, records, schema
 from pipelines.ledger.database import connect
 
@@ -70,7 +71,8 @@ def test_the_lists_today_are_the_ones_the_code_used_to_spell_out() -> None:
     }
     assert RECORD.integers() == {"amount_cents", "batch_index", "found_amount_cents", "attempts"}
     assert set(RECORD.bodies()) == {"payload", "source_rows", "errors"}
-    assert len(RECORD.names()) == len(set(RECORD.names())) == 34
+    own = {column.name for kind in registered() for column in kind.columns}
+    assert len(RECORD.names()) == len(set(RECORD.names())) == len(CORE) + len(own)
 
 
 def test_a_column_added_to_the_declaration_reaches_the_ddl_staging_and_the_reads(
@@ -103,12 +105,9 @@ def test_a_column_added_to_the_declaration_reaches_the_ddl_staging_and_the_reads
     db.close()
 
     with Ledger(ledger_url) as ledger:
-        # A ledger that exists gets them from the new column's migration revision.
-        ledger.db.execute("ALTER TABLE records ADD COLUMN unit_id TEXT")
-        ledger.db.execute(
-            "ALTER TABLE records ADD COLUMN reminders_sent "
-            + ("BIGINT" if ledger.db.dialect == "postgresql" else "INTEGER")
-        )
+        # A ledger that exists gets a kind's columns when it is opened: no migration revision.
+        assert {"unit_id", "reminders_sent"} <= ledger.db.columns("records")
+        assert schema.add_kind_columns(ledger.db) == []  # once
         keys = ["charge:i:A1", "charge:i:A2", "invoice:i:v:7"]
         staged, conflicts = ledger.stage_records(
             "r1",
@@ -145,19 +144,35 @@ def test_a_column_added_to_the_declaration_reaches_the_ddl_staging_and_the_reads
         assert set(ledger.records(columns=["unit_id"]).columns) == {"unit_id"}
 
 
-def test_a_kind_registers_its_attributes_once_and_before_the_model_is_read() -> None:
-    """Two kinds may share an attribute if they declare it alike; a late registration (after
-    a read list was taken) or an unlike one is refused, not silently missed."""
+def test_a_kind_registers_its_attributes_once_alike_and_may_register_late() -> None:
+    """Two kinds may share an attribute if they declare it alike; an unlike one, or one the
+    ledger could not add to a table that has rows, is refused; a late registration (after a
+    read) is seen by every read list, even one kept from import on."""
     model = RecordModel(CORE)
+    matched = Listed(model.matched)  # as reconcile keeps its read list
     date = Column("transaction_date", "TEXT", "optional", matched=True)
     model.register_attributes(["invoice"], [date])
     model.register_attributes(["charge", "credit"], [date])
     (shared,) = (c for c in model.columns() if c.name == "transaction_date")
     assert shared.kinds == ("invoice", "charge", "credit")
-    model.register_attributes(["charge"], [date])  # nothing new: allowed after a read
+    model.register_attributes(["charge"], [date])  # nothing new
     with pytest.raises(LedgerError, match="declared twice, unalike"):
         model.register_attributes(["payment"], [Column("transaction_date", "INTEGER")])
     with pytest.raises(LedgerError, match="declared twice, unalike"):
         model.register_attributes(["payment"], [Column("amount_cents", "INTEGER NOT NULL")])
-    with pytest.raises(LedgerError, match="registered after the ledger's columns were read"):
-        model.register_attributes(["payment"], [Column("payer_id", "TEXT", "optional")])
+    for refused in (
+        Column("payer_id", "TEXT NOT NULL", "optional"),
+        Column("payer_id", "TEXT", "cents"),
+        Column("Payer Id", "TEXT", "optional"),
+        Column("payer_id", "REAL"),
+    ):
+        with pytest.raises(LedgerError, match="a kind's own column is named in lower case"):
+            model.register_attributes(["payment"], [refused])
+    assert "payer_id" not in matched
+    model.register_attributes(["payment"], [Column("payer_id", "TEXT", "optional", matched=True)])
+    assert (
+        "payer_id" in matched and matched[-1] == "payer_id" and len(matched) == len(list(matched))
+    )
+    assert "payer_id" in repr(matched)
+    with pytest.raises(LedgerError, match="need the kinds"):
+        model.register_attributes([], [Column("payer_id", "TEXT")])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,10 +20,12 @@ import pandas as pd
 from pipelines.core.models import (
     ExtractResult,
     Issue,
+    IssueCode,
     PostRequest,
     TransformResult,
     ValidateResult,
 )
+from pipelines.core.record_columns import Column
 
 if TYPE_CHECKING:
     from pipelines.core.config import Settings
@@ -171,9 +174,35 @@ class Kind:
     # told (posted records of the same source no line matched). None: nothing to do.
     renumber: Callable[[pd.DataFrame, ReadWhere], list[str]] | None = None
     draft: Draft | None = None  # None: `tieout profile init` drafts none (written by hand)
+    # Its own columns in the ledger's ``records`` (beside the core every kind shares),
+    # registered with it; the ledger adds one its table lacks (no migration revision)
+    columns: tuple[Column, ...] = ()
+    # Where its records come in the order of posting (lower first; then registration order)
+    post_order: int = 100
+    # The ledger records' columns a person reads about one record of it, in the trace and
+    # the report (its own columns, by default: see :meth:`attributes`)
+    shown: tuple[str, ...] | None = None
+    # Its own reasons a row does not go through, beside the shared :class:`IssueCode` (an
+    # ``Issue`` may carry either); a code another kind or the shared ones use is refused
+    issue_codes: type[StrEnum] | None = None
+
+    def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What is particular to one of its records, by column, for a person (the trace, a
+        report's lines): its :attr:`shown` columns, by default its own columns; empty cells
+        left out."""
+        names = self.shown if self.shown is not None else tuple(c.name for c in self.columns)
+        values = {name: record.get(name) for name in names}
+        return {
+            name: value
+            for name, value in values.items()
+            if value is not None
+            and value != ""
+            and not (isinstance(value, float) and pd.isna(value))
+        }
 
 
-# The functions of a kind, by the names its module defines them under (see :func:`kind_of`).
+# The functions of a kind, by the names its module defines them under
+# (see :func:`pipelines.kinds.common.define`).
 KIND_FUNCTIONS = (
     "prepare",
     "validate",
@@ -192,17 +221,8 @@ KIND_FUNCTIONS = (
 )
 
 
-def kind_of(namespace: Mapping[str, Any], **constants: Any) -> Kind:
-    """A kind whose functions are those ``namespace`` (its module's ``globals()``) defines
-    under the names of :data:`KIND_FUNCTIONS`, with its ``constants``."""
-    missing = [name for name in KIND_FUNCTIONS if not callable(namespace.get(name))]
-    if missing:
-        raise ValueError(f"a kind's module defines no {', '.join(missing)}")
-    return Kind(**constants, **{name: namespace[name] for name in KIND_FUNCTIONS})
-
-
 class Kinds:
-    """The record kinds a run knows, in registration order, with their lookups."""
+    """The record kinds a run knows, in posting order, with their lookups."""
 
     def __init__(self, kinds: Iterable[Kind]) -> None:
         self._by_source: dict[str, Kind] = {}
@@ -222,6 +242,13 @@ class Kinds:
         self.source_columns: dict[str, tuple[str, ...]] = {
             name: kind.source_columns for name, kind in self._by_source.items()
         }
+
+    def issue_codes(self) -> dict[str, StrEnum]:
+        """Every code an issue may carry: the shared ones and each kind's own, by value."""
+        codes: dict[str, StrEnum] = {code.value: code for code in IssueCode}
+        for kind in self:
+            codes |= {code.value: code for code in kind.issue_codes or ()}
+        return codes
 
     def __iter__(self) -> Iterator[Kind]:
         return iter(self._by_source.values())

@@ -123,9 +123,11 @@ class IssueCode(StrEnum):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem with one source row, in words a clerk understands."""
+    """One problem with one source row, in words a clerk understands. Its ``code`` is one of
+    :class:`IssueCode`, or of the codes a kind declares (``Kind.issue_codes``, a ``StrEnum``
+    of its own: a new kind's problem needs no edit here)."""
 
-    code: IssueCode
+    code: StrEnum
     message: str
     source_file: str
     source_row: int

@@ -3,16 +3,21 @@ what it is for. The table's DDL, what staging writes (and how it fills each colu
 of every column returns, what reconcile's matching reads, the whole-number columns, what a state
 change may set and the columns of each kind's record frame are derived from it.
 
-The core every kind shares is :data:`CORE`; each record kind registers its own attributes with
-its kind tags (:meth:`RecordModel.register_attributes`), before the ledger is used. A new column
-is one entry here (or in its kind's registration) plus a migration revision that adds it to the
-ledgers that exist. Column order carries no meaning: every read and write names its columns.
+The core every kind shares is :data:`CORE` (a new core column is one entry here plus a
+migration revision). Each record kind declares its own attributes in its package
+(``Kind.columns``); registering the kind registers them with its kind tags
+(:meth:`RecordModel.register_attributes`), and the ledger adds a registered kind's column that
+its table lacks when it is opened (``ledger.schema.add_kind_columns``): no shared migration.
+Nothing here names a kind: the first read of the model has the registry discover every kind
+(:data:`DISCOVER`), and every read lists the columns as registered then (nothing keeps a list
+taken at import). Column order carries no meaning: every read and write names its columns.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -82,25 +87,74 @@ CORE = (
 )
 
 
-class RecordModel:
-    """The columns of ``records``: the core, then each kind's attributes as registered."""
+# What a kind's own column may be: one a table that has rows can be given later (nullable, no
+# key), in a type both engines share.
+_KIND_TYPES = ("TEXT", "INTEGER")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # a name both engines take unquoted
 
-    def __init__(self, core: Iterable[Column], declared_in: Iterable[str] = ()) -> None:
+
+class Listed(Sequence[str]):
+    """A list of the model's column names read afresh each time it is used, never when it is
+    made: a module may keep one (reconcile's read list, say) from import on and still see
+    the columns of a kind registered later."""
+
+    def __init__(self, read: Callable[[], tuple[str, ...]]) -> None:
+        self._read = read
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __repr__(self) -> str:
+        return f"Listed({list(self)!r})"
+
+
+def frame_of(attributes: Iterable[Column]) -> list[str]:
+    """The record frame of a kind whose own columns are ``attributes``: the core's framed
+    columns, then its own (what its transform yields), read from no registry."""
+    return [*(c.name for c in CORE if c.framed), *(c.name for c in attributes)]
+
+
+class RecordModel:
+    """The columns of ``records``: the core, then each kind's attributes as registered.
+    ``discover`` (a module path) is imported, and its ``discover()`` called, on the first
+    read: the registry, which registers every kind it finds (and with it their columns)."""
+
+    def __init__(self, core: Iterable[Column], discover: str | None = None) -> None:
         self._columns = list(core)
-        self._read = False  # a list with kind attributes in it was handed out
-        self._declared_in = tuple(declared_in)  # modules registering attributes, on first read
+        self._discover = discover
 
     def register_attributes(self, kinds: Iterable[str], columns: Iterable[Column]) -> None:
         """Declare record kinds' own columns. A column two kinds share (a date, say) is declared
-        by each, alike; registering after the model was read is refused, since what was read
-        (a read list taken at import, say) would miss the new columns."""
+        by each, alike. A kind's column is nullable TEXT or INTEGER: the ledger adds it to a
+        table that already has rows (``ledger.schema.add_kind_columns``)."""
         tags = tuple(kinds)
         if not tags:
             raise LedgerError("a kind's attributes need the kinds they belong to")
         for column in columns:
             names = [c.name for c in self._columns]
             if column.name not in names:
-                self._refuse_if_read(column.name)
+                if (
+                    not _NAME.fullmatch(column.name)
+                    or column.sql.upper() not in _KIND_TYPES
+                    or column.staged
+                    not in (
+                        None,
+                        "optional",
+                        "joined",
+                    )
+                ):
+                    raise LedgerError(
+                        f"record column {column.name!r}: a kind's own column is named in lower "
+                        "case letters, digits and _, TEXT or INTEGER, nothing more (nullable: "
+                        "the ledger adds it to a table that has rows), staged 'optional' or "
+                        "'joined', or not staged"
+                    )
                 self._columns.append(replace(column, kinds=tags))
                 continue
             at = names.index(column.name)
@@ -109,24 +163,31 @@ class RecordModel:
                 raise LedgerError(f"record column {column.name!r} is declared twice, unalike")
             more = tuple(k for k in tags if k not in known.kinds)
             if more:
-                self._refuse_if_read(column.name)
                 self._columns[at] = replace(known, kinds=(*known.kinds, *more))
 
-    def _refuse_if_read(self, name: str) -> None:
-        if self._read:
-            raise LedgerError(
-                f"record column {name!r} registered after the ledger's columns were read: "
-                "register a kind's attributes when its package is imported"
-            )
+    def unregister_attributes(self, kinds: Iterable[str]) -> None:
+        """Forget record kinds' own columns (a kind unregistered): a column no other kind
+        declares leaves the model (a ledger that has it keeps it, unread)."""
+        gone = set(kinds)
+        kept = []
+        for column in self._columns:
+            left = tuple(k for k in column.kinds if k not in gone)
+            if column.kinds and not left:
+                continue
+            kept.append(replace(column, kinds=left) if column.kinds else column)
+        self._columns = kept
 
     def columns(self) -> tuple[Column, ...]:
-        """Every column, in the table's order."""
-        if not self._read and self._declared_in:
-            modules, self._declared_in = self._declared_in, ()
-            for module in modules:  # each registers its kind's attributes as it is imported
-                importlib.import_module(module)
-        self._read = True
+        """Every column, in the table's order: the core, then every registered kind's."""
+        if self._discover is not None:
+            # Cleared first: the registry's discovery imports kinds, which may read the model.
+            module, self._discover = self._discover, None
+            importlib.import_module(module).discover()
         return tuple(self._columns)
+
+    def attributes(self) -> tuple[Column, ...]:
+        """The kinds' own columns (what the ledger adds to a table that lacks them)."""
+        return tuple(c for c in self.columns() if c.kinds)
 
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns())
@@ -164,10 +225,9 @@ class RecordModel:
         return f"CREATE TABLE IF NOT EXISTS records (\n{lines}\n);\n"
 
 
-# Each kind's own attributes are declared in its package (``pipelines/kinds/<kind>/columns.py``),
-# which registers them when imported; the built-in kinds' are imported on the model's first
-# read, so a ledger read before any kind was used still has every column. A kind from outside
-# registers its attributes before it is used (it cannot be read before it is registered).
-BUILT_IN_ATTRIBUTES = ("pipelines.kinds.invoice.columns", "pipelines.kinds.charge.columns")
+# The registry, named by its path (core imports no layer above it): its ``discover()`` finds the
+# built-in kinds' packages and the ``tieout.kinds`` entry points, and registering each kind
+# registers its columns; so a ledger opened before any kind was used still has every column.
+DISCOVER = "pipelines.kinds"
 
-RECORD = RecordModel(CORE, declared_in=BUILT_IN_ATTRIBUTES)
+RECORD = RecordModel(CORE, discover=DISCOVER)

@@ -52,6 +52,7 @@ class Ledger(RecordStore, RunStore, CacheStore, LayoutStore, ItemStore):
         self.db: Database = connect(target, readonly=readonly)
         try:
             self._check_schema(readonly)
+            schema.add_kind_columns(self.db)
             if not readonly:
                 self._check_record_scheme()
         except Exception:

@@ -314,3 +314,23 @@ def create(db: Database) -> None:
     db.script(postgres_schema() if db.dialect == "postgresql" else base_tables())
     for ddl in LATER_TABLES:
         db.script(dialect_ddl(db.dialect, ddl))
+
+
+def add_kind_columns(db: Database) -> list[str]:
+    """Give ``records`` every registered kind's own column it lacks (a kind's column is
+    nullable TEXT or INTEGER: ``record_columns.RecordModel.register_attributes``), so a kind's
+    column reaches a ledger with no migration revision; returns the names added. Run when a
+    ledger is opened (a read-only one changes only its copy, or a transaction rolled back)."""
+    have = db.columns("records")
+    missing = [c for c in RECORD.attributes() if c.name not in have]
+    if not missing:
+        return []
+    with db.schema_lock():
+        have = db.columns("records")  # another worker may have added them meanwhile
+        added = [c for c in missing if c.name not in have]
+        for column in added:
+            # The names are the kinds' declared ones (checked as identifiers when declared).
+            declared = dialect_ddl(db.dialect, f"{column.name} {column.sql}")
+            exists = " IF NOT EXISTS" if db.dialect == "postgresql" else ""
+            db.execute(f"ALTER TABLE records ADD COLUMN{exists} {declared}")
+    return [c.name for c in added]

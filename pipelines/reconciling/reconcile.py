@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.models import ReconcileResult
-from pipelines.core.record_columns import RECORD
+from pipelines.core.record_columns import RECORD, Listed
 from pipelines.reconciling.proof import AWAITING, UNVERIFIABLE
 
 DETAIL_COLUMNS = [
@@ -82,7 +82,7 @@ def absence_note(note: pd.Series, count: pd.Series, verdict: np.ndarray) -> pd.S
 
 # What matching reads of each ledger record (and nothing more: a million rows are read back
 # through sqlite3, which pays per cell).
-LEDGER_COLUMNS = RECORD.matched()
+LEDGER_COLUMNS = Listed(RECORD.matched)  # read when used: kinds register their columns later
 
 
 def summarize(details: list[pd.DataFrame], unexpected: int) -> ReconcileResult:

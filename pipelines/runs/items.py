@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -25,7 +26,7 @@ from pipelines.core.parsing import parse_money
 from pipelines.ledger.items import item_id  # the ledger's: records' items are made there too
 
 # Names Propexo does not know: the alias kind (`tieout alias add KIND …`) of each code.
-NAME_KINDS = {
+NAME_KINDS: dict[StrEnum, str] = {
     IssueCode.UNKNOWN_VENDOR: "vendor",
     IssueCode.UNKNOWN_PROPERTY: "property",
     IssueCode.UNKNOWN_GL_ACCOUNT: "gl_account",

@@ -1,10 +1,10 @@
 """A charge's and a credit's own columns in the ledger's ``records`` (beside the core every
-kind shares, :data:`pipelines.core.record_columns.CORE`), registered when this module is
-imported."""
+kind shares, :data:`pipelines.core.record_columns.CORE`), registered with its kind
+(``Kind.columns``)."""
 
 from __future__ import annotations
 
-from pipelines.core.record_columns import RECORD, Column
+from pipelines.core.record_columns import Column
 
 ATTRIBUTES = (
     Column("reference_number", "TEXT", "optional", matched=True),
@@ -13,5 +13,3 @@ ATTRIBUTES = (
     Column("transaction_date", "TEXT", "optional", matched=True),
     Column("charge_notes", "TEXT", "optional"),  # a charge's body is built from columns
 )
-
-RECORD.register_attributes(("charge", "credit"), ATTRIBUTES)

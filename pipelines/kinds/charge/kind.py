@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.core.columns import is_in
 from pipelines.core.errors import InputError
 from pipelines.core.hints import SECOND_CHARGE_ADVICE, SETTLE_ITEM
-from pipelines.core.kind import Draft, KindContext, kind_of
+from pipelines.core.kind import Draft, KindContext
 from pipelines.core.models import (
     ExtractResult,
     Issue,
@@ -28,6 +28,7 @@ from pipelines.core.models import (
 )
 from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
+from pipelines.kinds.charge.columns import ATTRIBUTES
 from pipelines.kinds.charge.matching import match_charges
 from pipelines.kinds.charge.payloads import CHARGE_COLUMNS, charge_body
 from pipelines.kinds.charge.references import REFERENCE_PREFIX, SECOND_CHARGE, renumber
@@ -36,10 +37,12 @@ from pipelines.kinds.charge.schemas import (
     SOURCE_KIND,
     ChargePayload,
     ResidentCharge,
+    SyncedCharge,
 )
 from pipelines.kinds.charge.synced import CHARGE_FIELDS, fetch_synced_charges
 from pipelines.kinds.charge.transform import transform_charges
 from pipelines.kinds.charge.validate import validate_charges
+from pipelines.kinds.common import define
 from pipelines.ledger import Conflict, SyncCursor
 from pipelines.posting.payloads import stored_body
 from pipelines.reading.extract import own_period
@@ -48,14 +51,14 @@ from pipelines.reading.validate import as_text, cell_prefix
 from pipelines.resolving.refs import RefData, newest_stamp
 from pipelines.resolving.transform import resolve_properties
 
-SYNCED_FIELDS = CHARGE_FIELDS
 BATCH_PATH = "/v1/resident-charges/batch/rentmanager/"
 CREDIT_PATH = "/v1/resident-credits/rentmanager/"
 READ_PATH = "/v1/resident-charges/"
 RECORD_KINDS = ("charge", "credit")
 
 
-# Its validating and transform, under the names kind_of takes them by.
+# Its validating and transform, under the names `define` takes them by (and `found`, by its
+# whole reference number, is the common case's).
 validate = validate_charges
 transform = transform_charges
 
@@ -159,21 +162,6 @@ def gone(ctx: KindContext, latest: pd.Series, cutoff: str) -> pd.DataFrame:
 
 def _stamp(moment: pd.Timestamp) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def found(records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext) -> dict[str, str]:
-    """Which charges and credits Propexo holds, by their whole reference number."""
-    if records.empty or synced.empty:
-        return {}
-    by_reference = dict(
-        zip(synced["reference_number"].astype(str), synced["id"].astype(str), strict=True)
-    )
-    hits: dict[str, str] = {}
-    for key, reference in zip(records["record_key"], records["reference_number"], strict=True):
-        hit = by_reference.get(str(reference))
-        if hit is not None:
-            hits[str(key)] = hit
-    return hits
 
 
 def find_in_doubt(ctx: KindContext, doubt: pd.DataFrame) -> tuple[dict[str, str | None], set[str]]:
@@ -464,22 +452,23 @@ def written_items(body: Mapping[str, Any]) -> list[Any]:
 
 
 KIND = register(
-    kind_of(
+    define(
         globals(),
         plural="charges and credits",
+        post_order=20,
+        columns=ATTRIBUTES,
         sync_model="resident_charges",
         source_kind=SOURCE_KIND,
         record_kinds=RECORD_KINDS,
         write_paths={"charge": BATCH_PATH, "credit": CREDIT_PATH},
         read_path=READ_PATH,
+        synced=SyncedCharge,
         record_columns=tuple(CHARGE_COLUMNS),
+        dated_sync=True,  # Propexo syncs charges within a window of transaction dates
         source_columns=SOURCE_COLUMNS,
+        written_items=written_items,  # a batch writes its charges one by one
         line_schema=ResidentCharge,
         payload_schema=ChargePayload,
-        synced_fields=SYNCED_FIELDS,
-        dated_sync=True,
-        identity=identity,
-        written_items=written_items,
         renumber=renumber,
         draft=Draft(
             header_words=(

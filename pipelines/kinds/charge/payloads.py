@@ -21,7 +21,8 @@ from pipelines.core.columns import (
     int_part,
     row_lists,
 )
-from pipelines.core.record_columns import RECORD
+from pipelines.core.record_columns import frame_of
+from pipelines.kinds.charge.columns import ATTRIBUTES
 
 
 def _join(*parts: pd.Series | pa.ChunkedArray | str) -> pa.ChunkedArray:
@@ -125,7 +126,7 @@ def charge_body(record: Any) -> dict[str, Any]:
 
 # What transform yields: the kind's record frame (core/record_columns.py) plus one column
 # the ledger does not keep.
-CHARGE_COLUMNS = [*RECORD.framed("charge"), "property_id"]
+CHARGE_COLUMNS = [*frame_of(ATTRIBUTES), "property_id"]
 
 
 IDENTITY = ["resident_id", "charge_code_id", "transaction_date"]  # what names a charge

@@ -1,9 +1,10 @@
 """An invoice's own columns in the ledger's ``records`` (beside the core every kind shares,
-:data:`pipelines.core.record_columns.CORE`), registered when this module is imported."""
+:data:`pipelines.core.record_columns.CORE`), registered with its kind
+(``Kind.columns``)."""
 
 from __future__ import annotations
 
-from pipelines.core.record_columns import RECORD, Column
+from pipelines.core.record_columns import Column
 
 ATTRIBUTES = (
     Column("invoice_number", "TEXT", "optional", matched=True),
@@ -11,5 +12,3 @@ ATTRIBUTES = (
     Column("transaction_date", "TEXT", "optional", matched=True),  # the invoice's date
     Column("defaulted", "TEXT", "joined"),  # what tieout filled in (post date = invoice date)
 )
-
-RECORD.register_attributes(("invoice",), ATTRIBUTES)

@@ -1,5 +1,7 @@
 """Vendor bills → invoices: what is particular to them at every stage, as the
-:class:`~pipelines.core.kind.Kind` it registers.
+:class:`~pipelines.core.kind.Kind` it registers (posting one request per invoice, its read
+cursor, what a sync no longer sees and `ledger rebuild`'s read are the common case's:
+:mod:`pipelines.kinds.common`).
 
 An invoice is one request of its own, read back from Propexo at once (Rent Manager invoices
 are readable right after the write), and known by (vendor, invoice number).
@@ -10,84 +12,39 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import replace
-from datetime import date
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
 from pipelines.core.hints import CORRECT_INVOICE
-from pipelines.core.kind import Draft, KindContext, ReadWhere, kind_of
-from pipelines.core.models import ExtractResult, Issue, IssueCode, PostRequest, whole
+from pipelines.core.kind import Draft, KindContext, ReadWhere
+from pipelines.core.models import Issue, IssueCode
 from pipelines.core.parsing import format_cents
 from pipelines.kinds import register
+from pipelines.kinds.common import define
+from pipelines.kinds.invoice.columns import ATTRIBUTES
 from pipelines.kinds.invoice.matching import match_invoices
 from pipelines.kinds.invoice.payloads import INVOICE_COLUMNS, invoice_digest, line_text
-from pipelines.kinds.invoice.schemas import SOURCE_COLUMNS, SOURCE_KIND, InvoicePayload, VendorBill
-from pipelines.kinds.invoice.synced import INVOICE_FIELDS, fetch_synced_invoices
+from pipelines.kinds.invoice.schemas import (
+    SOURCE_COLUMNS,
+    SOURCE_KIND,
+    InvoicePayload,
+    SyncedInvoice,
+    VendorBill,
+)
 from pipelines.kinds.invoice.transform import transform_bills
 from pipelines.kinds.invoice.validate import validate_bills
-from pipelines.ledger import Conflict, SyncCursor
+from pipelines.ledger import Conflict
 from pipelines.posting.payloads import stored_body
-from pipelines.reading.extract import own_period
-from pipelines.resolving.refs import newest_stamp
 
-SYNCED_FIELDS = INVOICE_FIELDS
 WRITE_PATH = "/v1/invoices/rentmanager/"
 READ_PATH = "/v1/invoices/"
 
 
-# Its validating and transform, under the names kind_of takes them by.
+# Its validating and transform, under the names `define` takes them by.
 validate = validate_bills
 transform = transform_bills
-
-
-def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, list[Issue]]:
-    """Bills carry their own dates: the file's own period is only reported."""
-    period, source = own_period(extract)
-    return replace(extract, period=period, period_source=source if period else None), []
-
-
-def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
-    """One request per invoice."""
-    return [
-        PostRequest(
-            WRITE_PATH,
-            _body(record),
-            [str(record.record_key)],
-            "invoice",
-            str(record.location_id),
-            whole(record.amount_cents),
-        )
-        for record in ready.itertuples(index=False)
-    ]
-
-
-def _body(record: Any) -> dict[str, Any]:
-    """An invoice is posted as stored (its body is written whole by transform)."""
-    body = stored_body(record)
-    if body is None:
-        raise ValueError(f"invoice {record.record_key} has no stored body")
-    return body
-
-
-def refresh(ctx: KindContext, records: pd.DataFrame) -> None:
-    """Propexo's invoices changed since the newest one seen (all of them the first time)."""
-    ledger, client, integration = ctx.needs_ledger(), ctx.needs_client(), ctx.integration_id
-    cursor = ledger.cursor(integration, "invoice")
-    fetched = fetch_synced_invoices(
-        client, integration, **({"updated_at_gte": cursor.newest} if cursor.newest else {})
-    )
-    ledger.upsert_synced("invoice", fetched)
-    newest = newest_stamp(fetched, "updated_at")
-    if newest and newest > (cursor.newest or ""):
-        ledger.save_cursor(integration, "invoice", SyncCursor(newest))
-
-
-def gone(ctx: KindContext, latest: pd.Series, cutoff: str) -> pd.DataFrame:
-    """Invoices the latest proven sync did not see."""
-    return fetch_synced_invoices(ctx.needs_client(), ctx.integration_id, last_seen_lte=cutoff)
 
 
 def vendor_x_ids(ctx: KindContext) -> dict[str, str]:
@@ -151,11 +108,6 @@ def match(
     records: pd.DataFrame, synced: pd.DataFrame, ctx: KindContext, verdict: pd.Series | None
 ) -> pd.DataFrame:
     return match_invoices(records, synced, vendor_x_ids(ctx), verdict)
-
-
-def unexpected(records: pd.DataFrame, synced: pd.DataFrame) -> int:
-    """Invoices carry no tieout reference: none can be told to be ours but unknown."""
-    return 0
 
 
 def conflict_issues(conflict: Conflict, record: pd.Series, file_name: str) -> list[Issue]:
@@ -275,11 +227,6 @@ def renumber(frame: pd.DataFrame, read_where: ReadWhere) -> list[str]:
     return []
 
 
-def fetch_all(ctx: KindContext, start: date, end: date) -> pd.DataFrame:
-    """Every invoice Propexo holds for the integration (``tieout ledger rebuild``)."""
-    return fetch_synced_invoices(ctx.needs_client(), ctx.integration_id)
-
-
 def as_read(item: dict[str, Any], ctx: KindContext) -> dict[str, Any]:
     """A posted invoice as Propexo's read model shows it: the vendor's PMS id, no id yet."""
     return {**item, "id": None, "x_vendor_id": vendor_x_ids(ctx).get(str(item.get("vendor_id")))}
@@ -319,22 +266,25 @@ def identity(item: Mapping[str, Any]) -> str | None:
 
 
 KIND = register(
-    kind_of(
+    define(
         globals(),
         source_kind=SOURCE_KIND,
         record_kinds=("invoice",),
         plural="invoices",
+        post_order=10,  # before charges, as Rent Manager's vendors' bills come first
+        columns=ATTRIBUTES,
         source_columns=SOURCE_COLUMNS,
         line_schema=VendorBill,
         payload_schema=InvoicePayload,
         record_columns=tuple(INVOICE_COLUMNS),
-        synced_fields=SYNCED_FIELDS,
+        synced=SyncedInvoice,
+        reference="invoice_number",
+        amount="total_amount_in_cents",
         sync_model="invoices",
         dated_sync=False,
-        write_paths={"invoice": WRITE_PATH},
+        write_path=WRITE_PATH,
         read_path=READ_PATH,
         id_from_write_status=True,
-        identity=identity,
         renumber=renumber,
         draft=Draft(
             header_words=(

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.models import whole
-from pipelines.core.record_columns import RECORD
+from pipelines.core.record_columns import frame_of
+from pipelines.kinds.invoice.columns import ATTRIBUTES
 from pipelines.posting.payloads import content_hash
 
 
@@ -98,4 +99,4 @@ def _row_span(rows: list[int]) -> str:
 
 # What transform yields: the kind's record frame (core/record_columns.py) plus one column
 # the ledger does not keep.
-INVOICE_COLUMNS = [*RECORD.framed("invoice"), "total_amount_in_cents"]
+INVOICE_COLUMNS = [*frame_of(ATTRIBUTES), "total_amount_in_cents"]
