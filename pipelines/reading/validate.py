@@ -12,14 +12,12 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrorReason
 
-from pipelines.core.columns import group_codes, per_distinct
+from pipelines.core.columns import per_distinct
 from pipelines.core.models import Issue, IssueCode, ValidateResult, whole
 from pipelines.core.parsing import parse_dates, parse_money
 from schemas.common import CHECK_WORDS, UNKNOWN_CHECK
@@ -122,15 +120,21 @@ def schema_issues(
     ``already`` holds (index, column) pairs that have a more specific issue (an unparseable
     amount), so the schema's "is missing" for the same cell is not said twice.
     """
-    failed = failures(schema, frame)
-    if not failed:
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        errors = exc.schema_errors
+    else:
         return []
     titles = titles_of(schema)
     issues: list[Issue] = []
-    for error, indexes, cases in failed:
+    for error in errors:
         column = str(error.column_name)
         missing = error.reason_code == SchemaErrorReason.SERIES_CONTAINS_NULLS
-        for index, failure in zip(indexes, cases, strict=True):
+        cases = error.failure_cases
+        if not isinstance(cases, pd.DataFrame) or "index" not in cases:
+            continue  # a whole-frame failure (a column gone): a bug, not a row's fault
+        for index, failure in zip(cases["index"], cases["failure_case"], strict=True):
             if index is None or pd.isna(index) or (index, column) in already:
                 continue
             value = None if pd.isna(failure) else str(failure)
@@ -152,101 +156,6 @@ def schema_issues(
                 )
             )
     return issues
-
-
-# pandera's built-in checks that look at each value alone: a schema made only of these (and
-# nullability and types) says of a row what it says of any row with the same values.
-ELEMENTWISE_CHECKS = frozenset(
-    {
-        "equal_to",
-        "not_equal_to",
-        "greater_than",
-        "greater_than_or_equal_to",
-        "less_than",
-        "less_than_or_equal_to",
-        "in_range",
-        "isin",
-        "notin",
-        "str_matches",
-        "str_contains",
-        "str_startswith",
-        "str_endswith",
-        "str_length",
-    }
-)
-
-Failure = tuple[pa.errors.SchemaError, list[Any], list[Any]]
-
-
-def failures(schema: type[pa.DataFrameModel], frame: pd.DataFrame) -> list[Failure]:
-    """Each failed check of ``schema`` over ``frame`` (lazily), with the frame's index and the
-    failing value of each cell it failed on, in the frame's order; a whole-frame failure (a
-    column gone: a bug, not a row's fault) has none.
-
-    A million lines repeat a few thousand combinations of values: when every check looks at
-    each value alone, the schema runs once per distinct combination of the checked columns
-    (``source_row`` aside, which must then be whole numbers from 1) and each failure is
-    spread to every line holding it, in the frame's order, as running it on every line
-    would have said."""
-    model = schema.to_schema()
-    keys = [c for c in model.columns if c in frame.columns and c != "source_row"]
-    rows = frame.get("source_row")
-    if (
-        not _elementwise(model)
-        or rows is None
-        or rows.dtype != "int64"
-        or not bool((rows >= 1).all())
-        or not keys
-    ):
-        return _failures(schema, frame, None)
-    codes, firsts = group_codes(frame, keys)
-    if len(firsts) * 2 > len(frame):
-        return _failures(schema, frame, None)
-    distinct = frame.iloc[firsts].reset_index(drop=True)
-    return _failures(schema, distinct, (codes, frame.index))
-
-
-def _elementwise(model: pa.DataFrameSchema) -> bool:
-    if model.checks or model.unique or getattr(model, "parsers", None):
-        return False
-    for column in model.columns.values():
-        if column.unique or getattr(column, "parsers", None):
-            return False
-        if any(getattr(c, "name", None) not in ELEMENTWISE_CHECKS for c in column.checks):
-            return False
-    return True
-
-
-def _failures(
-    schema: type[pa.DataFrameModel],
-    frame: pd.DataFrame,
-    spread_over: tuple[np.ndarray, pd.Index] | None,
-) -> list[Failure]:
-    try:
-        schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        errors = exc.schema_errors
-    else:
-        return []
-    out: list[Failure] = []
-    for error in errors:
-        cases = error.failure_cases
-        if not isinstance(cases, pd.DataFrame) or "index" not in cases:
-            out.append((error, [], []))
-            continue
-        indexes, values = list(cases["index"]), list(cases["failure_case"])
-        if spread_over is None:
-            out.append((error, indexes, values))
-            continue
-        codes, index = spread_over
-        value_of = {
-            int(i): v
-            for i, v in zip(indexes, values, strict=True)
-            if i is not None and not pd.isna(i)
-        }
-        hit = np.flatnonzero(np.isin(codes, np.fromiter(value_of, dtype=np.int64)))
-        out.append((error, list(index[hit]), [value_of[int(c)] for c in codes[hit]]))
-    return out
 
 
 def parse_issues(
