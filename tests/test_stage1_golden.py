@@ -31,3 +31,17 @@ def test_property_inputs_read_as_before(refs, tmp_path: Path) -> None:  # type: 
     for path in property_inputs(tmp_path):
         assert snapshot(path, refs) == EXPECTED[path.name], path.name
 
+
+def test_the_cells_read_one_by_one_are_counted() -> None:
+    """The benchmark counts the amounts parse_money reads one by one (a number, date or
+    boolean cell from XLSX); text, however written, is read column-wise."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from pipelines.core.parsing import rowwise_cells
+
+    cells = pd.Series(["$1,234.56", 12.5, None, dt.date(2026, 12, 1), "  ", True, 7], dtype=object)
+    assert rowwise_cells(cells) == 4
+    assert rowwise_cells(pd.Series(["1.00", None], dtype="string")) == 0
+    assert rowwise_cells(pd.Series([], dtype=object)) == 0
