@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import widepath
 from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
 from pipelines.core.config import Secret, load_settings
 from pipelines.core.kind import KindContext
@@ -747,6 +748,8 @@ def main() -> None:
         bench_staging_engines(20_000 if quick else 1_000_000, work)
         print("5. growth")
         bench_growth([2_000, 20_000] if quick else [10_000, 100_000, 1_000_000], work)
+        print("6. the wide path (#41): stage 1 in CPU seconds, staging's peak memory")
+        widepath.run([20_000] if quick else [10_000, 1_000_000], work, record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = (

@@ -106,6 +106,18 @@ def test_group_codes_agree_with_groupby(rows: list[tuple[str | None, str | None]
     assert firsts.tolist() == [int(np.flatnonzero(codes == c)[0]) for c in range(len(firsts))]
 
 
+def test_group_codes_of_many_keys_whose_product_would_overflow_agree_with_groupby() -> None:
+    """#41: the keys' codes are combined as digits and numbered once at the end; nine keys of
+    a thousand values each (a product past 2**62) are renumbered on the way, same answer."""
+    rng = np.random.default_rng(41)
+    frame = pd.DataFrame({f"k{i}": rng.integers(0, 1000, 3000) for i in range(9)})
+    frame.iloc[1500:] = frame.iloc[:1500].to_numpy()  # every combination twice
+    codes, firsts = group_codes(frame, list(frame.columns))
+    expected = frame.groupby(list(frame.columns), sort=False).ngroup()
+    assert codes.tolist() == expected.tolist()
+    assert firsts.tolist() == list(range(1500))
+
+
 def test_small_helpers() -> None:
     values = pd.Series(["a", "b", "a", None, None, "c"], dtype="str")
     assert duplicated_all(values).tolist() == values.duplicated(keep=False).tolist()

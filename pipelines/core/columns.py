@@ -257,10 +257,18 @@ def group_codes(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.nd
     values too) and, per code, the position of its first row. Columns are factorized one by
     one and their codes combined, so a million rows with few distinct keys are hashed cheaply."""
     combined = np.zeros(len(frame), dtype=np.int64)
+    span = 1  # combined < span: mixed-radix digits, one per key, exact while span fits
     for key in keys:
         codes, uniques = pd.factorize(frame[key], use_na_sentinel=False)
+        if span * (len(uniques) + 1) >= 2**62:
+            # Renumber what is combined so far (as few codes as distinct combinations) before
+            # the product would overflow.
+            combined, seen = pd.factorize(combined)
+            span = max(len(seen), 1)
         combined = combined * (len(uniques) + 1) + codes
-        combined, _ = pd.factorize(combined)  # keep the product bounded by the row count
+        span *= len(uniques) + 1
+    # Numbered in order of first appearance, whatever the keys' count.
+    combined, _ = pd.factorize(combined)
     codes = combined.astype(np.int64)
     # factorize numbers codes in order of first appearance: a row is a first when its code
     # exceeds every code before it.

@@ -110,6 +110,15 @@ def _money_number_to_cents(value: Any) -> tuple[int | None, str | None]:
     return int(cents * 100), None
 
 
+def rowwise_cells(values: pd.Series) -> int:
+    """How many cells of a column of amounts :func:`parse_money` reads one by one: those that
+    are neither text nor blank (an XLSX number, date or boolean cell), each checked exactly
+    through ``Decimal``; text is parsed column-wise."""
+    if values.empty:
+        return 0
+    return int((~_is_text(values) & values.notna()).sum())
+
+
 def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse a column of amounts to integer cents.
 

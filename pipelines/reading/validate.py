@@ -45,6 +45,10 @@ def as_text(values: pd.Series) -> pd.Series:
         text = values.astype("string").str.strip()
         return text.mask(text.eq(""))
 
+    if isinstance(values.dtype, pd.StringDtype):
+        # Text already: trimming the whole column in Arrow costs less than finding its
+        # distinct values first.
+        return trimmed(values).astype("string")
     return per_distinct(trimmed, values).astype("string")
 
 
