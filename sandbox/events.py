@@ -27,6 +27,7 @@ import hmac
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -60,13 +61,27 @@ class Events:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.syncs_completed = 0  # read by tests that time another client's sync
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
+        # Told of every finished sync and every delivery attempt: what a test waits on
+        # (:meth:`sandbox.server.RunningSandbox.wait_for`) instead of sleeping.
+        self.changed = threading.Condition()
         self._rng = random.Random(config.fault_seed)  # noqa: S311 - timing, not secrets
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine after the answer has gone, keeping a reference until it ends."""
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        with self.changed:
+            self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        with self.changed:
+            self._tasks.discard(task)
+            self.changed.notify_all()
+
+    @property
+    def busy(self) -> int:
+        """How many syncs and deliveries are still under way in the background."""
+        return len(self._tasks)
 
     async def sync(
         self, integration_id: str, models: list[str] | None, schedule_id: str | None
@@ -89,7 +104,9 @@ class Events:
                 kinds=self.kinds.synced(synced_models),
                 window_days=self.config.sync_window_days,
             )
-            self.syncs_completed += 1
+            with self.changed:
+                self.syncs_completed += 1
+                self.changed.notify_all()
         log.info("sync of %s finished: %d records became visible", integration_id, count)
         self.spawn(
             self.deliver(
@@ -167,7 +184,9 @@ class Events:
                 status = response.status_code
             except httpx.HTTPError as exc:
                 log.info("webhook %s to %s failed: %s", trigger, webhook["url"], exc)
-            self.deliveries.append((trigger, status))
+            with self.changed:
+                self.deliveries.append((trigger, status))
+                self.changed.notify_all()
             if 200 <= status < 300:
                 return
             if attempt < len(DELIVERY_BACKOFF_S):

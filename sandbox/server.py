@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 from sandbox.app import create_app
+from sandbox.events import Events
 from sandbox.faults import SandboxConfig
 from sandbox.store import Store
 
@@ -60,8 +62,24 @@ def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[
     )
 
 
+Event = Literal["sync", "webhook", "jobs", "logged", "idle"]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How far the sandbox's events had gone at one moment (:meth:`RunningSandbox.mark`)."""
+
+    syncs: int
+    deliveries: int
+
+
 class RunningSandbox:
-    """A sandbox serving on a free loopback port in a background thread."""
+    """A sandbox serving on a free loopback port in a background thread.
+
+    Tests wait on what happened in it, never on a clock (:meth:`wait_for`): a sync finished,
+    a webhook delivered, every job accepted so far finished (or shown in the write log), or
+    nothing left running in the background.
+    """
 
     def __init__(self, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
         self.store = store
@@ -97,6 +115,62 @@ class RunningSandbox:
                 raise RuntimeError("the sandbox did not start")
             time.sleep(0.01)
         return self
+
+    def mark(self) -> Mark:
+        """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
+        events: Events = self.app.sandbox.events
+        with events.changed:
+            return Mark(events.syncs_completed, len(events.deliveries))
+
+    def wait_for(
+        self,
+        event: Event,
+        timeout: float = 30.0,
+        *,
+        since: Mark | None = None,
+        trigger: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Return once ``event`` has happened in the sandbox; AssertionError after ``timeout``.
+
+        * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
+        * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
+        * ``jobs``: every write job accepted so far has finished (its write status is final);
+        * ``logged``: every such job also shows in the write log (``--write-log-delay`` later);
+        * ``idle``: no sync or webhook delivery is still under way in the background.
+        """
+        events: Events = self.app.sandbox.events
+        start = since or Mark(0, 0)
+        if event in ("jobs", "logged"):
+            lag = self.config.write_log_delay_s if event == "logged" else 0.0
+            # A job's outcome is due at a known moment: wait until the last one's has come.
+            due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
+        elif event not in ("sync", "webhook", "idle"):
+            raise ValueError(f"no such sandbox event: {event!r}")
+
+        def happened() -> bool:
+            if event == "sync":
+                return events.syncs_completed - start.syncs >= count
+            if event == "webhook":
+                answered = [
+                    t
+                    for t, status in events.deliveries[start.deliveries :]
+                    if 200 <= status < 300 and trigger in (None, t)
+                ]
+                return len(answered) >= count
+            if event == "idle":
+                return events.busy == 0
+            return time.time() >= due
+
+        deadline = time.monotonic() + timeout
+        with events.changed:
+            while not happened():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"the sandbox's {event!r} did not come in {timeout:g}s")
+                if event in ("jobs", "logged"):  # due at a known moment: wake then
+                    remaining = min(remaining, max(due - time.time(), 0.001))
+                events.changed.wait(remaining)
 
     def stop(self) -> None:
         self._server.should_exit = True
