@@ -30,7 +30,8 @@ import random
 import threading
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -43,6 +44,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox")
 DELIVERY_ATTEMPTS = 5
 DELIVERY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+
+
+# What a test may wait for (:meth:`Events.wait_for`, ``POST /_sandbox/wait``).
+Event = Literal["sync", "webhook", "jobs", "logged", "idle"]
+EVENTS: tuple[Event, ...] = ("sync", "webhook", "jobs", "logged", "idle")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How far the sandbox's events had gone at one moment (:meth:`Events.mark`)."""
+
+    syncs: int
+    deliveries: int
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -82,6 +96,61 @@ class Events:
     def busy(self) -> int:
         """How many syncs and deliveries are still under way in the background."""
         return len(self._tasks)
+
+    def mark(self) -> Mark:
+        """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
+        with self.changed:
+            return Mark(self.syncs_completed, len(self.deliveries))
+
+    def wait_for(
+        self,
+        event: Event,
+        timeout: float,
+        *,
+        since: Mark | None = None,
+        trigger: str | None = None,
+        count: int = 1,
+    ) -> bool:
+        """Block (a test's thread, never the event loop) until ``event`` has happened; False
+        when ``timeout`` passed first.
+
+        * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
+        * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
+        * ``jobs``: every write job accepted so far has finished (its write status is final);
+        * ``logged``: every such job also shows in the write log (``--write-log-delay`` later);
+        * ``idle``: no sync or webhook delivery is still under way in the background.
+        """
+        if event not in EVENTS:
+            raise ValueError(f"no such sandbox event: {event!r}")
+        start = since or Mark(0, 0)
+        lag = self.config.write_log_delay_s if event == "logged" else 0.0
+        # A job's outcome is due at a known moment: the last one's is what "jobs" waits for.
+        due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
+
+        def happened() -> bool:
+            if event == "sync":
+                return self.syncs_completed - start.syncs >= count
+            if event == "webhook":
+                answered = [
+                    t
+                    for t, status in self.deliveries[start.deliveries :]
+                    if 200 <= status < 300 and trigger in (None, t)
+                ]
+                return len(answered) >= count
+            if event == "idle":
+                return not self._tasks
+            return time.time() >= due
+
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not happened():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if event in ("jobs", "logged"):  # due at a known moment: wake then
+                    remaining = min(remaining, max(due - time.time(), 0.001))
+                self.changed.wait(remaining)
+        return True
 
     async def sync(
         self, integration_id: str, models: list[str] | None, schedule_id: str | None

@@ -8,14 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import uvicorn
 
 from sandbox.app import create_app
-from sandbox.events import Events
+from sandbox.events import Event, Events, Mark
 from sandbox.faults import SandboxConfig
 from sandbox.store import Store
 
@@ -60,17 +59,6 @@ def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[
     uvicorn.run(
         create_app(store, config, seed), host=host, port=port, log_level="warning", access_log=False
     )
-
-
-Event = Literal["sync", "webhook", "jobs", "logged", "idle"]
-
-
-@dataclass(frozen=True)
-class Mark:
-    """How far the sandbox's events had gone at one moment (:meth:`RunningSandbox.mark`)."""
-
-    syncs: int
-    deliveries: int
 
 
 class RunningSandbox:
@@ -119,8 +107,7 @@ class RunningSandbox:
     def mark(self) -> Mark:
         """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
         events: Events = self.app.sandbox.events
-        with events.changed:
-            return Mark(events.syncs_completed, len(events.deliveries))
+        return events.mark()
 
     def wait_for(
         self,
@@ -131,46 +118,11 @@ class RunningSandbox:
         trigger: str | None = None,
         count: int = 1,
     ) -> None:
-        """Return once ``event`` has happened in the sandbox; AssertionError after ``timeout``.
-
-        * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
-        * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
-        * ``jobs``: every write job accepted so far has finished (its write status is final);
-        * ``logged``: every such job also shows in the write log (``--write-log-delay`` later);
-        * ``idle``: no sync or webhook delivery is still under way in the background.
-        """
+        """Return once ``event`` has happened in the sandbox (:meth:`sandbox.events.Events.
+        wait_for`); AssertionError after ``timeout``."""
         events: Events = self.app.sandbox.events
-        start = since or Mark(0, 0)
-        if event in ("jobs", "logged"):
-            lag = self.config.write_log_delay_s if event == "logged" else 0.0
-            # A job's outcome is due at a known moment: wait until the last one's has come.
-            due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
-        elif event not in ("sync", "webhook", "idle"):
-            raise ValueError(f"no such sandbox event: {event!r}")
-
-        def happened() -> bool:
-            if event == "sync":
-                return events.syncs_completed - start.syncs >= count
-            if event == "webhook":
-                answered = [
-                    t
-                    for t, status in events.deliveries[start.deliveries :]
-                    if 200 <= status < 300 and trigger in (None, t)
-                ]
-                return len(answered) >= count
-            if event == "idle":
-                return events.busy == 0
-            return time.time() >= due
-
-        deadline = time.monotonic() + timeout
-        with events.changed:
-            while not happened():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"the sandbox's {event!r} did not come in {timeout:g}s")
-                if event in ("jobs", "logged"):  # due at a known moment: wake then
-                    remaining = min(remaining, max(due - time.time(), 0.001))
-                events.changed.wait(remaining)
+        if not events.wait_for(event, timeout, since=since, trigger=trigger, count=count):
+            raise AssertionError(f"the sandbox's {event!r} did not come in {timeout:g}s")
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -72,3 +72,23 @@ def test_a_webhook_is_waited_for_until_it_is_delivered(tmp_path: Path) -> None:
 def test_an_unknown_event_is_refused(sandbox: RunningSandbox) -> None:
     with pytest.raises(ValueError, match="no such sandbox event: 'tea'"):
         sandbox.wait_for("tea", timeout=1)  # type: ignore[arg-type]
+
+
+def test_a_client_outside_the_process_waits_through_the_sandbox_wait_endpoint(
+    api: httpx.Client,
+) -> None:
+    """`POST /_sandbox/wait` answers once the event has happened, 408 when it did not come
+    in time, 400 for an event it does not know; `GET /_sandbox/mark` counts from now."""
+    mark = api.get("/_sandbox/mark").json()
+    assert api.post(SYNC, json={}).status_code == 200
+    waited = api.post("/_sandbox/wait", params={"event": "sync", "syncs": mark["syncs"]})
+    assert waited.status_code == 200, waited.text
+    assert waited.json()["syncs"] == mark["syncs"] + 1
+    late = api.post(
+        "/_sandbox/wait", params={"event": "sync", "syncs": mark["syncs"] + 1, "timeout": 0.2}
+    )
+    assert late.status_code == 408 and "did not come in 0.2s" in late.text
+    assert api.post("/_sandbox/wait", params={"event": "tea"}).status_code == 400
+    assert api.post("/_sandbox/wait", params={"event": "jobs", "timeout": "x"}).status_code == 400
+    assert api.post("/_sandbox/wait", params={"event": "idle"}).status_code == 200
+    assert httpx.post(f"{api.base_url}/_sandbox/wait", params={"event": "idle"}).status_code == 401
