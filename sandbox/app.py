@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
@@ -321,16 +322,21 @@ class Sandbox(Writes):
         return JSONResponse({"result": {"success": True}})
 
     async def sandbox_wait(self, request: Request) -> Response:
-        """``POST /_sandbox/wait?event=E[&timeout=S&syncs=N&deliveries=N&trigger=T&count=N]``:
-        answers once the event has happened (200) or the timeout passed first (408), for a
-        test or a script outside this process (:meth:`Events.wait_for`)."""
+        """``POST /_sandbox/wait?event=E``: answers once the event has happened (200) or the
+        timeout passed first (408), for a test or a script outside this process
+        (:meth:`Events.wait_for`). Optional: ``timeout`` (s), ``syncs``, ``deliveries`` and
+        ``started`` (what ``GET /_sandbox/mark`` answered), ``trigger``, ``count``."""
         params = request.query_params
         event = params.get("event", "")
         if event not in EVENTS:
             return _error(400, "invalid_request", f"no such sandbox event: {event!r}")
         try:
             timeout = min(float(params.get("timeout", "30")), 300.0)
-            since = Mark(int(params.get("syncs", "0")), int(params.get("deliveries", "0")))
+            since = Mark(
+                int(params.get("syncs", "0")),
+                int(params.get("deliveries", "0")),
+                int(params.get("started", "0")),
+            )
             count = int(params.get("count", "1"))
         except ValueError:
             return _error(400, "invalid_request", "timeout, syncs, deliveries, count: numbers")
@@ -344,13 +350,11 @@ class Sandbox(Writes):
         )
         if not happened:
             return _error(408, "timeout", f"the sandbox's {event!r} did not come in {timeout:g}s")
-        mark = self.events.mark()
-        return JSONResponse({"event": event, "syncs": mark.syncs, "deliveries": mark.deliveries})
+        return JSONResponse({"event": event, **asdict(self.events.mark())})
 
     async def sandbox_mark(self, request: Request) -> Response:
         """``GET /_sandbox/mark``: where the events stand (what ``/_sandbox/wait`` counts from)."""
-        mark = self.events.mark()
-        return JSONResponse({"syncs": mark.syncs, "deliveries": mark.deliveries})
+        return JSONResponse(asdict(self.events.mark()))
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})

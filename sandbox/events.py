@@ -47,8 +47,8 @@ DELIVERY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 
 
 # What a test may wait for (:meth:`Events.wait_for`, ``POST /_sandbox/wait``).
-Event = Literal["sync", "webhook", "jobs", "logged", "idle"]
-EVENTS: tuple[Event, ...] = ("sync", "webhook", "jobs", "logged", "idle")
+Event = Literal["started", "sync", "webhook", "jobs", "logged", "idle"]
+EVENTS: tuple[Event, ...] = ("started", "sync", "webhook", "jobs", "logged", "idle")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Mark:
 
     syncs: int
     deliveries: int
+    started: int = 0
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -73,6 +74,7 @@ class Events:
         self.kinds = kinds
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.syncs_started = 0
         self.syncs_completed = 0  # read by tests that time another client's sync
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
         # Told of every finished sync and every delivery attempt: what a test waits on
@@ -100,7 +102,7 @@ class Events:
     def mark(self) -> Mark:
         """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
         with self.changed:
-            return Mark(self.syncs_completed, len(self.deliveries))
+            return Mark(self.syncs_completed, len(self.deliveries), self.syncs_started)
 
     def wait_for(
         self,
@@ -114,6 +116,7 @@ class Events:
         """Block (a test's thread, never the event loop) until ``event`` has happened; False
         when ``timeout`` passed first.
 
+        * ``started``: ``count`` syncs started after ``since`` (what they see is fixed then);
         * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
         * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
         * ``jobs``: every write job accepted so far has finished (its write status is final);
@@ -128,6 +131,8 @@ class Events:
         due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
 
         def happened() -> bool:
+            if event == "started":
+                return self.syncs_started - start.started >= count
             if event == "sync":
                 return self.syncs_completed - start.syncs >= count
             if event == "webhook":
@@ -161,6 +166,9 @@ class Events:
         synced_models = [m for m in (models or known) if m in known] or known
         async with lock:
             started = time.time()
+            with self.changed:
+                self.syncs_started += 1
+                self.changed.notify_all()
             if self.config.sync_mode == "async":
                 # Read while the sync runs (as faults are read per request), so a test can
                 # end a long sync early.

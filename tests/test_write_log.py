@@ -23,7 +23,7 @@ from pipelines.ledger import Ledger
 from pipelines.posting.propexo import PropexoClient
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import WEBHOOK_SECRET, ledger_at, receiving, run_cli
+from tests.conftest import WEBHOOK_SECRET, ledger_at, past_in_doubt_grace, receiving, run_cli
 from tests.test_load import env_for
 from tests.test_lost_ledger import drop, lose_ledger
 
@@ -159,7 +159,7 @@ def test_no_sync_complete_sends_a_record_in_doubt_again(scenario: str, workspace
             wait_for(lambda: sync_completes_delivered(box) >= 1, "delivered the first sync")
         post_with_answers_lost(box, workspace, env)
         box.config.sync_duration_s = 600.0  # tieout's own sync never brings the charges here
-        time.sleep(1.1)  # past the in-doubt grace: on main, what a sync after it "proved"
+        past_in_doubt_grace(workspace, env)  # on main, what a sync after it "proved"
         run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
         delivered = sync_completes_delivered(box)
         if scenario == "redelivered":
