@@ -325,7 +325,7 @@ class Sandbox(Writes):
         """``POST /_sandbox/wait?event=E``: answers once the event has happened (200) or the
         timeout passed first (408), for a test or a script outside this process
         (:meth:`Events.wait_for`). Optional: ``timeout`` (s), ``syncs``, ``deliveries`` and
-        ``started`` (what ``GET /_sandbox/mark`` answered), ``trigger``, ``count``."""
+        ``started``, ``writes`` (what ``GET /_sandbox/mark`` answered), ``trigger``, ``count``."""
         params = request.query_params
         event = params.get("event", "")
         if event not in EVENTS:
@@ -336,6 +336,7 @@ class Sandbox(Writes):
                 int(params.get("syncs", "0")),
                 int(params.get("deliveries", "0")),
                 int(params.get("started", "0")),
+                int(params.get("writes", "0")),
             )
             count = int(params.get("count", "1"))
         except ValueError:

@@ -47,8 +47,8 @@ DELIVERY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 
 
 # What a test may wait for (:meth:`Events.wait_for`, ``POST /_sandbox/wait``).
-Event = Literal["started", "sync", "webhook", "jobs", "logged", "idle"]
-EVENTS: tuple[Event, ...] = ("started", "sync", "webhook", "jobs", "logged", "idle")
+Event = Literal["written", "started", "sync", "webhook", "jobs", "logged", "idle"]
+EVENTS: tuple[Event, ...] = ("written", "started", "sync", "webhook", "jobs", "logged", "idle")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Mark:
     syncs: int
     deliveries: int
     started: int = 0
+    writes: int = 0
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -74,6 +75,7 @@ class Events:
         self.kinds = kinds
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.writes = 0  # write requests accepted as jobs
         self.syncs_started = 0
         self.syncs_completed = 0  # read by tests that time another client's sync
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
@@ -94,6 +96,13 @@ class Events:
             self._tasks.discard(task)
             self.changed.notify_all()
 
+    def tell(self, counter: str) -> None:
+        """One more of ``counter`` (``writes``, ``syncs_started``, ``syncs_completed``), told
+        to whoever waits."""
+        with self.changed:
+            setattr(self, counter, getattr(self, counter) + 1)
+            self.changed.notify_all()
+
     @property
     def busy(self) -> int:
         """How many syncs and deliveries are still under way in the background."""
@@ -102,7 +111,7 @@ class Events:
     def mark(self) -> Mark:
         """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
         with self.changed:
-            return Mark(self.syncs_completed, len(self.deliveries), self.syncs_started)
+            return Mark(self.syncs_completed, len(self.deliveries), self.syncs_started, self.writes)
 
     def wait_for(
         self,
@@ -116,6 +125,7 @@ class Events:
         """Block (a test's thread, never the event loop) until ``event`` has happened; False
         when ``timeout`` passed first.
 
+        * ``written``: ``count`` write requests accepted as jobs after ``since``;
         * ``started``: ``count`` syncs started after ``since`` (what they see is fixed then);
         * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
         * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
@@ -131,6 +141,8 @@ class Events:
         due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
 
         def happened() -> bool:
+            if event == "written":
+                return self.writes - start.writes >= count
             if event == "started":
                 return self.syncs_started - start.started >= count
             if event == "sync":
@@ -166,9 +178,7 @@ class Events:
         synced_models = [m for m in (models or known) if m in known] or known
         async with lock:
             started = time.time()
-            with self.changed:
-                self.syncs_started += 1
-                self.changed.notify_all()
+            self.tell("syncs_started")
             if self.config.sync_mode == "async":
                 # Read while the sync runs (as faults are read per request), so a test can
                 # end a long sync early.
@@ -181,9 +191,7 @@ class Events:
                 kinds=self.kinds.synced(synced_models),
                 window_days=self.config.sync_window_days,
             )
-            with self.changed:
-                self.syncs_completed += 1
-                self.changed.notify_all()
+            self.tell("syncs_completed")
         log.info("sync of %s finished: %d records became visible", integration_id, count)
         self.spawn(
             self.deliver(

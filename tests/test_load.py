@@ -136,7 +136,7 @@ def kill_mid_posting(
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # watching the ledger for the moment to kill the run (scenario)
             if server is None and not ledger_path.exists():
                 continue
             try:

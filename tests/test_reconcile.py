@@ -195,7 +195,7 @@ def test_each_outcome_against_the_sandbox(workspace: Path, ledger_url: str) -> N
         # Not a wait on the sandbox: the deleted bill is proven gone only by a sync that starts
         # later than its last sighting by more than the skew tieout allows Propexo's clock
         # (measured on our own records: the sent-to-confirmed spread); time must pass.
-        time.sleep(1.2)
+        time.sleep(1.2)  # tieout's skew allowance (above), not the sandbox
 
         result = run_cli(
             "--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env

@@ -37,8 +37,12 @@ def test_jobs_are_waited_for_until_their_status_is_final() -> None:
     config = SandboxConfig(job_delay_s=0.6, rate_limit=1000, write_log_delay_s=0.4)
     with running_sandbox(config) as box, httpx.Client(base_url=box.base_url) as client:
         client.headers["Authorization"] = f"Bearer {box.config.token}"
+        mark = box.mark()
         posted = client.post("/v1/invoices/rentmanager/", json=invoice_body(invoice_number="EV-1"))
         assert posted.status_code == 200, posted.text
+        box.wait_for("written", since=mark, timeout=1)  # accepted as a job
+        with pytest.raises(AssertionError):
+            box.wait_for("written", since=mark, count=2, timeout=0.1)
         job = posted.json()["meta"]["job_id"]
         status = f"/v1/admin/write-status/{job}"
         assert client.get(status).json()["write_status"] == "PENDING"
@@ -92,3 +96,24 @@ def test_a_client_outside_the_process_waits_through_the_sandbox_wait_endpoint(
     assert api.post("/_sandbox/wait", params={"event": "jobs", "timeout": "x"}).status_code == 400
     assert api.post("/_sandbox/wait", params={"event": "idle"}).status_code == 200
     assert httpx.post(f"{api.base_url}/_sandbox/wait", params={"event": "idle"}).status_code == 401
+
+
+def test_a_sync_start_is_waited_for_before_it_ends(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    """wait_for("started") returns while the sync still runs: what it sees is fixed then."""
+    mark = sandbox.mark()
+    sandbox.config.sync_duration_s = 5.0
+    assert api.post(SYNC, json={}).status_code == 200
+    sandbox.wait_for("started", since=mark, timeout=5)
+    events = sandbox.app.sandbox.events
+    assert events.syncs_started == mark.started + 1
+    assert events.syncs_completed == mark.syncs  # not finished yet
+    sandbox.config.sync_duration_s = 0.0  # the sandbox reads it while the sync runs: ends it
+    sandbox.wait_for("sync", since=mark, timeout=5)
+    assert api.get("/_sandbox/mark").json() == {
+        "syncs": mark.syncs + 1,
+        "deliveries": mark.deliveries,
+        "started": mark.started + 1,
+        "writes": mark.writes,
+    }

@@ -154,7 +154,7 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
         try:
             deadline = time.monotonic() + (600 if SOAK else 120)  # slower under load
             while killed is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.05)  # watching the workers for the moment to kill one (scenario)
                 landed = len(api.get("/_sandbox/records").json()["results"])
                 if landed < 8 or not _states(url).get("ready"):
                     continue
