@@ -126,9 +126,12 @@ def ledger_at(data_dir: Path, ledger_url: str | None = None) -> Path | str:
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
-    """A fresh sandbox (in-memory state, sample seed) with short job delays."""
+    """A fresh sandbox (in-memory state, sample seed) with short job delays. Its write log
+    shows a finished job 0.2 s later, not the emulator's default 5 s: a run follows batches in
+    the log, and waited out those seconds in every test that runs the rent roll (a test about
+    the log's lag sets its own)."""
     with running_sandbox(
-        SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2)
+        SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2, write_log_delay_s=0.2)
     ) as box:
         yield box
 
