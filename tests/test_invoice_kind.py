@@ -1,21 +1,26 @@
-"""The invoice kind's own modules, directly: its columns, its validation of bill lines, and how
+"""The built-in kinds' own modules, directly (the charge kind's validation at the end): its columns, its validation of bill lines, and how
 its records are matched to Propexo's (by created_record_id, else by vendor and number)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from pipelines.core.kind import KindContext
 from pipelines.kinds import registered
 from pipelines.kinds.charge.columns import ATTRIBUTES as CHARGE_ATTRIBUTES
+from pipelines.kinds.charge.validate import validate_charges
 from pipelines.kinds.invoice.columns import ATTRIBUTES
 from pipelines.kinds.invoice.matching import match_invoices
+from pipelines.kinds.invoice.transform import transform_bills
 from pipelines.kinds.invoice.validate import validate_bills
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import BUILTIN_PROFILES_DIR, load_profiles
 from pipelines.reconciling.proof import PROVEN
+from pipelines.resolving.refs import RefData
 from tests.conftest import SAMPLES, write_bills
 
 
@@ -101,3 +106,46 @@ def test_without_a_proving_sync_an_absent_invoice_awaits_one() -> None:
     assert rows["outcome"].tolist() == ["awaiting_sync"]
     assert rows["note"].tolist() == ["no complete sync since it was posted"]
     assert match_invoices(ledger.iloc[0:0], _synced(), {}).empty
+
+
+def test_bills_group_into_one_invoice_per_vendor_and_number_with_due_date_defaulted(
+    refs: RefData, tmp_path: Path
+) -> None:
+    """transform_bills, directly: two lines of one bill are one invoice whose total foots; a
+    bill without a due date is due ``due_days_default`` days after its date; one line with an
+    unknown GL account holds back its whole invoice."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
+    path = write_bills(
+        tmp_path / "b.csv",
+        [
+            "ACME Plumbing LLC,T-1,11/03/2026,,Maple Court,5100,one,10.00",
+            "ACME Plumbing LLC,T-1,11/03/2026,,Maple Court,5100,two,2.50",
+            "ACME Plumbing LLC,T-2,11/03/2026,12/01/2026,Maple Court,5100,fine,7.00",
+            "ACME Plumbing LLC,T-2,11/03/2026,12/01/2026,Maple Court,9999,bad gl,1.00",
+        ],
+    )
+    lines = validate_bills(extract_file(fingerprint(path), profiles), None)
+    ctx = KindContext(registered(), "int_rm_demo", refs=refs, due_days_default=10)
+    result = transform_bills(lines, refs, ctx, str(path), None)
+    assert result.records["invoice_number"].tolist() == ["T-1"]
+    (payload,) = result.records["payload"].tolist()
+    assert payload["total_amount_in_cents"] == 1250
+    assert sorted(i["amount_in_cents"] for i in payload["invoice_items"]) == [250, 1000]
+    assert str(payload["due_date"]).startswith("2026-11-13")
+    held = sorted({i.source_row for i in result.issues})
+    assert held == [4, 5]  # the bad line, and the good line of its invoice
+
+
+def test_a_wide_rent_roll_becomes_one_line_per_charge_and_vacant_units_are_skipped() -> None:
+    """The charge kind's validate_charges, directly: the sample roll's charge columns melt
+    into lines that foot to the roll's total; a vacant unit is skipped, never lost."""
+    profiles = load_profiles(BUILTIN_PROFILES_DIR, kinds=registered())
+    extract = extract_file(fingerprint(SAMPLES / "rent_roll.xlsx"), profiles)
+    assert extract.charge_columns  # a wide roll: one column per charge code
+    assert validate_charges(extract, None).issues  # no date on the roll, no period given
+    result = validate_charges(extract, date(2026, 12, 1))
+    assert result.issues == []
+    assert int(result.valid["amount_cents"].sum()) == 6626500
+    assert set(result.valid["charge_code"]) <= set(extract.charge_columns)
+    assert set(result.skipped["kind"]) == {"vacant"}
+    assert result.valid["source_row"].is_monotonic_increasing
