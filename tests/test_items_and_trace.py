@@ -3,13 +3,12 @@ records and alias lines with (reporting.trace); the packages' own faces."""
 
 from __future__ import annotations
 
-import importlib
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-import pipelines
 from pipelines.core.errors import InputError
 from pipelines.core.models import OPEN, SETTLED, SUPERSEDED
 from pipelines.ledger import Ledger
@@ -148,8 +147,24 @@ def test_find_records_by_key_number_or_file_and_row(ledger_url: str) -> None:
 
 
 def test_the_packages_say_what_they_are() -> None:
+    import pipelines.core
+    import pipelines.kinds.invoice
+    import pipelines.reporting
+    import pipelines.resolving
+
     assert pipelines.__version__.count(".") == 2
-    for name in ("pipelines.core", "pipelines.reporting", "pipelines.resolving"):
-        assert importlib.import_module(name).__name__ == name
-    invoice = importlib.import_module("pipelines.kinds.invoice")
-    assert "invoices" in (invoice.__doc__ or "")
+    for package in (pipelines.core, pipelines.reporting, pipelines.resolving):
+        assert Path(str(package.__file__)).name == "__init__.py"
+    assert "invoices" in (pipelines.kinds.invoice.__doc__ or "")
+
+
+def test_python_dash_m_pipelines_is_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["tieout", "--help"])
+    sys.modules.pop("pipelines.__main__", None)
+    with pytest.raises(SystemExit) as exit:
+        import pipelines.__main__  # noqa: F401 - importing it runs the command line
+    assert exit.value.code == 0
+    said = capsys.readouterr().out
+    assert "Usage: tieout" in said and "run" in said
