@@ -81,12 +81,13 @@ def age_ledger(path: Path, seconds: float) -> None:
         db.execute("UPDATE events SET at = earlier(at)")
 
 
-def wait_until_lag_passed(workspace: Path, lag_s: float) -> None:
+def wait_until_lag_passed(workspace: Path, env: dict[str, str], lag_s: float) -> None:
     """Return once the recovery's ``write_log_lag_s`` has passed: tieout holds what the lost
     copy may have written until the moment its ledger noticed the recovery plus that lag.
     The moment is read from the ledger, not guessed; only time passing ends tieout's wait
     (the sandbox's side, the write log, is waited on with ``wait_for("logged")``)."""
-    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+    where = env.get("TIEOUT_LEDGER_URL") or workspace / "ledger.sqlite"
+    with Ledger(where, readonly=True) as ledger:
         found = recovery.recovery_of(ledger)
     assert found is not None, "no recovery in the ledger"
     left = (found.due(lag_s) - pd.Timestamp.now(tz="UTC")).total_seconds()
@@ -197,7 +198,7 @@ def _restore_or_lose(
         # records are found there (or sent, when absent), each record in Rent Manager once.
         box.config.write_log_delay_s = delay_s
         box.wait_for("logged")  # every job run B's roll made shows in the write log
-        wait_until_lag_passed(workspace, lag)
+        wait_until_lag_passed(workspace, env, lag)
         settled = tieout(workspace, env, "run")
         assert settled.returncode in (0, 1), settled.stdout + settled.stderr
         final = in_rm(api)
@@ -281,7 +282,7 @@ def test_read_back_off_and_a_ledger_lost_after_a_month_holds_the_roll_for_a_pers
         rebuilt = tieout(workspace, env, "ledger", "rebuild")
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         assert f"adopted {BILLS} records" in rebuilt.stdout, rebuilt.stdout  # no charge
-        wait_until_lag_passed(workspace, 1)  # after the rebuild: only the read-back proves
+        wait_until_lag_passed(workspace, env, 1)  # after the rebuild: only the read-back proves
         drop(workspace, "rent_roll.xlsx")
         rerun = tieout(workspace, env, "run")
         assert rerun.returncode == 1, rerun.stdout + rerun.stderr
