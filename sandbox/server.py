@@ -64,9 +64,9 @@ def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[
 class RunningSandbox:
     """A sandbox serving on a free loopback port in a background thread.
 
-    Tests wait on what happened in it, never on a clock (:meth:`wait_for`): a sync finished,
-    a webhook delivered, every job accepted so far finished (or shown in the write log), or
-    nothing left running in the background.
+    Tests wait on what happened in it, never on a clock (:meth:`wait_for`): writes accepted,
+    a sync started or finished, a webhook delivered, every job accepted so far finished (or
+    shown in the write log), or nothing left running in the background.
     """
 
     def __init__(self, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
