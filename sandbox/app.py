@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.builtin_kinds import BUILT_IN_KINDS
-from sandbox.events import Events, new_webhook
+from sandbox.events import EVENTS, Events, Mark, new_webhook
 from sandbox.faults import SandboxConfig
 from sandbox.gate import ASGIApp, Gate, _DropFilter
 from sandbox.kinds import Kinds
@@ -320,6 +321,42 @@ class Sandbox(Writes):
         self.store.reset(self.seed)
         return JSONResponse({"result": {"success": True}})
 
+    async def sandbox_wait(self, request: Request) -> Response:
+        """``POST /_sandbox/wait?event=E``: answers once the event has happened (200) or the
+        timeout passed first (408), for a test or a script outside this process
+        (:meth:`Events.wait_for`). Optional: ``timeout`` (s), ``syncs``, ``deliveries`` and
+        ``started``, ``writes`` (what ``GET /_sandbox/mark`` answered), ``trigger``, ``count``."""
+        params = request.query_params
+        event = params.get("event", "")
+        if event not in EVENTS:
+            return _error(400, "invalid_request", f"no such sandbox event: {event!r}")
+        try:
+            timeout = min(float(params.get("timeout", "30")), 300.0)
+            since = Mark(
+                int(params.get("syncs", "0")),
+                int(params.get("deliveries", "0")),
+                int(params.get("started", "0")),
+                int(params.get("writes", "0")),
+            )
+            count = int(params.get("count", "1"))
+        except ValueError:
+            return _error(400, "invalid_request", "timeout, syncs, deliveries, count: numbers")
+        happened = await asyncio.to_thread(
+            self.events.wait_for,
+            event,
+            timeout,
+            since=since,
+            trigger=params.get("trigger"),
+            count=count,
+        )
+        if not happened:
+            return _error(408, "timeout", f"the sandbox's {event!r} did not come in {timeout:g}s")
+        return JSONResponse({"event": event, **asdict(self.events.mark())})
+
+    async def sandbox_mark(self, request: Request) -> Response:
+        """``GET /_sandbox/mark``: where the events stand (what ``/_sandbox/wait`` counts from)."""
+        return JSONResponse(asdict(self.events.mark()))
+
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -449,6 +486,8 @@ def create_app(store: Store, config: SandboxConfig, seed: dict[str, Any] | None 
         Route("/_sandbox/sync", sandbox.sandbox_sync, methods=["POST"]),
         Route("/_sandbox/reset", sandbox.sandbox_reset, methods=["POST"]),
         Route("/_sandbox/forget-jobs", sandbox.sandbox_forget_jobs, methods=["POST"]),
+        Route("/_sandbox/wait", sandbox.sandbox_wait, methods=["POST"]),
+        Route("/_sandbox/mark", sandbox.sandbox_mark, methods=["GET"]),
         Route("/v1/webhooks/", sandbox.list_webhooks, methods=["GET"]),
         Route("/v1/webhooks/", sandbox.create_webhook, methods=["POST"]),
         Route("/v1/webhooks/{webhook_id}", sandbox.webhook_by_id, methods=["GET", "PUT", "DELETE"]),

@@ -27,9 +27,11 @@ import hmac
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -42,6 +44,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox")
 DELIVERY_ATTEMPTS = 5
 DELIVERY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+
+
+# What a test may wait for (:meth:`Events.wait_for`, ``POST /_sandbox/wait``).
+Event = Literal["written", "started", "sync", "webhook", "jobs", "logged", "idle"]
+EVENTS: tuple[Event, ...] = ("written", "started", "sync", "webhook", "jobs", "logged", "idle")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How far the sandbox's events had gone at one moment (:meth:`Events.mark`)."""
+
+    syncs: int
+    deliveries: int
+    started: int = 0
+    writes: int = 0
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -58,15 +75,99 @@ class Events:
         self.kinds = kinds
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.writes = 0  # write requests accepted as jobs
+        self.syncs_started = 0
         self.syncs_completed = 0  # read by tests that time another client's sync
         self.deliveries: list[tuple[str, int]] = []  # (trigger, HTTP status or 0), for tests
+        # Told of every finished sync and every delivery attempt: what a test waits on
+        # (:meth:`sandbox.server.RunningSandbox.wait_for`) instead of sleeping.
+        self.changed = threading.Condition()
         self._rng = random.Random(config.fault_seed)  # noqa: S311 - timing, not secrets
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine after the answer has gone, keeping a reference until it ends."""
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        with self.changed:
+            self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        with self.changed:
+            self._tasks.discard(task)
+            self.changed.notify_all()
+
+    def tell(self, counter: str) -> None:
+        """One more of ``counter`` (``writes``, ``syncs_started``, ``syncs_completed``), told
+        to whoever waits."""
+        with self.changed:
+            setattr(self, counter, getattr(self, counter) + 1)
+            self.changed.notify_all()
+
+    @property
+    def busy(self) -> int:
+        """How many syncs and deliveries are still under way in the background."""
+        return len(self._tasks)
+
+    def mark(self) -> Mark:
+        """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
+        with self.changed:
+            return Mark(self.syncs_completed, len(self.deliveries), self.syncs_started, self.writes)
+
+    def wait_for(
+        self,
+        event: Event,
+        timeout: float,
+        *,
+        since: Mark | None = None,
+        trigger: str | None = None,
+        count: int = 1,
+    ) -> bool:
+        """Block (a test's thread, never the event loop) until ``event`` has happened; False
+        when ``timeout`` passed first.
+
+        * ``written``: ``count`` write requests accepted as jobs after ``since``;
+        * ``started``: ``count`` syncs started after ``since`` (what they see is fixed then);
+        * ``sync``: ``count`` syncs finished after ``since`` (from the sandbox's start without);
+        * ``webhook``: ``count`` deliveries answered 2xx after ``since``, of ``trigger`` if named;
+        * ``jobs``: every write job accepted so far has finished (its write status is final);
+        * ``logged``: every such job also shows in the write log (``--write-log-delay`` later);
+        * ``idle``: no sync or webhook delivery is still under way in the background.
+        """
+        if event not in EVENTS:
+            raise ValueError(f"no such sandbox event: {event!r}")
+        start = since or Mark(0, 0)
+        lag = self.config.write_log_delay_s if event == "logged" else 0.0
+        # A job's outcome is due at a known moment: the last one's is what "jobs" waits for.
+        due = max((job.ready_at + lag for job in self.store.jobs()), default=0.0)
+
+        def happened() -> bool:
+            if event == "written":
+                return self.writes - start.writes >= count
+            if event == "started":
+                return self.syncs_started - start.started >= count
+            if event == "sync":
+                return self.syncs_completed - start.syncs >= count
+            if event == "webhook":
+                answered = [
+                    t
+                    for t, status in self.deliveries[start.deliveries :]
+                    if 200 <= status < 300 and trigger in (None, t)
+                ]
+                return len(answered) >= count
+            if event == "idle":
+                return not self._tasks
+            return time.time() >= due
+
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not happened():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if event in ("jobs", "logged"):  # due at a known moment: wake then
+                    remaining = min(remaining, max(due - time.time(), 0.001))
+                self.changed.wait(remaining)
+        return True
 
     async def sync(
         self, integration_id: str, models: list[str] | None, schedule_id: str | None
@@ -77,6 +178,7 @@ class Events:
         synced_models = [m for m in (models or known) if m in known] or known
         async with lock:
             started = time.time()
+            self.tell("syncs_started")
             if self.config.sync_mode == "async":
                 # Read while the sync runs (as faults are read per request), so a test can
                 # end a long sync early.
@@ -89,7 +191,7 @@ class Events:
                 kinds=self.kinds.synced(synced_models),
                 window_days=self.config.sync_window_days,
             )
-            self.syncs_completed += 1
+            self.tell("syncs_completed")
         log.info("sync of %s finished: %d records became visible", integration_id, count)
         self.spawn(
             self.deliver(
@@ -167,7 +269,9 @@ class Events:
                 status = response.status_code
             except httpx.HTTPError as exc:
                 log.info("webhook %s to %s failed: %s", trigger, webhook["url"], exc)
-            self.deliveries.append((trigger, status))
+            with self.changed:
+                self.deliveries.append((trigger, status))
+                self.changed.notify_all()
             if 200 <= status < 300:
                 return
             if attempt < len(DELIVERY_BACKOFF_S):

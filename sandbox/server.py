@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from sandbox.app import create_app
+from sandbox.events import Event, Events, Mark
 from sandbox.faults import SandboxConfig
 from sandbox.store import Store
 
@@ -61,7 +62,12 @@ def serve(host: str, port: int, store: Store, config: SandboxConfig, seed: dict[
 
 
 class RunningSandbox:
-    """A sandbox serving on a free loopback port in a background thread."""
+    """A sandbox serving on a free loopback port in a background thread.
+
+    Tests wait on what happened in it, never on a clock (:meth:`wait_for`): writes accepted,
+    a sync started or finished, a webhook delivered, every job accepted so far finished (or
+    shown in the write log), or nothing left running in the background.
+    """
 
     def __init__(self, store: Store, config: SandboxConfig, seed: dict[str, Any]) -> None:
         self.store = store
@@ -97,6 +103,26 @@ class RunningSandbox:
                 raise RuntimeError("the sandbox did not start")
             time.sleep(0.01)
         return self
+
+    def mark(self) -> Mark:
+        """Where the events stand now: :meth:`wait_for` then waits for what comes after."""
+        events: Events = self.app.sandbox.events
+        return events.mark()
+
+    def wait_for(
+        self,
+        event: Event,
+        timeout: float = 30.0,
+        *,
+        since: Mark | None = None,
+        trigger: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Return once ``event`` has happened in the sandbox (:meth:`sandbox.events.Events.
+        wait_for`); AssertionError after ``timeout``."""
+        events: Events = self.app.sandbox.events
+        if not events.wait_for(event, timeout, since=since, trigger=trigger, count=count):
+            raise AssertionError(f"the sandbox's {event!r} did not come in {timeout:g}s")
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -371,6 +371,7 @@ class Writes:
         subscribers once its outcome shows."""
         if job.status in ("FAILURE", "PARTIAL_SUCCESS"):
             self.events.write_failed(job.integration_id or "", job.job_id, job.status, job.errors)
+        self.events.tell("writes")
         return _write_accepted(job, body)
 
     # -- admin ----------------------------------------------------------------------------------

@@ -126,9 +126,12 @@ def ledger_at(data_dir: Path, ledger_url: str | None = None) -> Path | str:
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
-    """A fresh sandbox (in-memory state, sample seed) with short job delays."""
+    """A fresh sandbox (in-memory state, sample seed) with short job delays. Its write log
+    shows a finished job 0.2 s later, not the emulator's default 5 s: a run follows batches in
+    the log, and waited out those seconds in every test that runs the rent roll (a test about
+    the log's lag sets its own)."""
     with running_sandbox(
-        SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2)
+        SandboxConfig(job_delay_s=0.05, rate_limit=1000, sync_duration_s=0.2, write_log_delay_s=0.2)
     ) as box:
         yield box
 
@@ -320,6 +323,45 @@ def write_bills(path: Path, lines: list[str]) -> Path:
 
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+
+
+def sandbox_wait(api: httpx.Client, event: str, timeout: float = 60, **since: object) -> None:
+    """Wait, through the sandbox's own ``POST /_sandbox/wait``, until ``event`` has happened
+    (``sync``, ``webhook``, ``jobs``, ``logged``, ``idle``; ``since`` as ``GET /_sandbox/mark``
+    answered, ``trigger``, ``count``): for a test that holds a client, not the sandbox."""
+    answer = api.post(
+        "/_sandbox/wait", params={"event": event, "timeout": timeout, **since}, timeout=timeout + 10
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def past_in_doubt_grace(data_dir: Path, env: dict[str, str], grace_s: float = 1.0) -> float:
+    """Return once every record in doubt has been so for ``grace_s`` (the tests' configs set
+    tieout's ``in_doubt_grace_s`` to 1 s): from then on, a sync that starts can prove one
+    absent. The moment is the one the ledger recorded (``doubt_since``), so this waits no
+    longer than tieout's own clock requires, and not at all once it has passed (a run or a
+    reconcile since often took longer). Returns the seconds waited.
+
+    Not a wait on the sandbox: the grace is tieout's rule, and only time passing ends it."""
+    import time
+    from datetime import UTC, datetime
+
+    from pipelines.ledger import Ledger
+
+    where: Path | str = env.get("TIEOUT_LEDGER_URL") or data_dir / "ledger.sqlite"
+    if isinstance(where, Path) and not where.exists():
+        return 0.0
+    with Ledger(where, readonly=True) as ledger:
+        doubt = ledger.records(states=["sending"], columns=["doubt_since"])
+    stamps = [str(s) for s in doubt["doubt_since"].dropna()] if not doubt.empty else []
+    if not stamps:
+        return 0.0
+    since = datetime.fromisoformat(max(stamps).replace("Z", "+00:00"))
+    left = since.timestamp() + grace_s - datetime.now(tz=UTC).timestamp()
+    if left <= 0:
+        return 0.0
+    time.sleep(left + 0.02)  # the scenario's clock (tieout's grace), not the sandbox's work
+    return left
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,7 +123,7 @@ def test_an_answer_for_another_write_is_never_confirmed(workspace: Path) -> None
         assert decided.returncode == 0, decided.stdout + decided.stderr
         env["PROPEXO_BASE_URL"] = box.base_url
         run_cli("--data-dir", str(workspace), "run", env=env)
-        time.sleep(0.1)
+        box.wait_for("jobs")
         numbers = [r.get("invoice_number") for r in api.get("/_sandbox/records").json()["results"]]
         assert numbers.count(REPLAYED) == 1 and numbers.count(ANSWERED) == 1
         assert len(numbers) == 12

@@ -645,7 +645,7 @@ def test_demo_serve_leaves_the_desk_running_on_the_demos_workspace(tmp_path: Pat
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline
-                time.sleep(0.1)
+                time.sleep(0.1)  # the desk's server (a child, no sandbox) is not listening yet
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
     finally:
         demo.terminate()

@@ -128,7 +128,7 @@ def serving(
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline, "the desk did not answer"
-                time.sleep(0.1)
+                time.sleep(0.1)  # the desk's server (a child, no sandbox) is not listening yet
         yield url, data
     finally:
         server.terminate()

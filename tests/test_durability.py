@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import ROOT, receiving, run_cli
+from tests.conftest import ROOT, receiving, run_cli, sandbox_wait
 from tests.test_load import assert_exactly_once, env_for, settle
 
 WRITE_LOG_DELAY_S = 1.0  # a finished job shows in Propexo's write log this long after
@@ -126,7 +125,7 @@ def settles_on_evidence_alone(api: httpx.Client, workspace: Path, env: dict[str,
     Propexo's own evidence (an invoice read back, the write log's job once it shows it); a
     record whose request never left stays in doubt and is not sent again. Returns how many
     are left for a person."""
-    time.sleep(WRITE_LOG_DELAY_S + 0.5)  # the jobs of the POSTs that landed are logged
+    sandbox_wait(api, "logged")  # the jobs of the POSTs that landed are logged
     run_cli("--data-dir", str(workspace), "reconcile", env=env)
     pms = api.get("/_sandbox/records").json()["results"]
     invoices = Counter(r["invoice_number"] for r in pms if r["kind"] == "invoice")

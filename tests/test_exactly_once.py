@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox
-from tests.conftest import ledger_at, receiving, run_cli, server_ledger
+from tests.conftest import ledger_at, past_in_doubt_grace, receiving, run_cli, server_ledger
 from tests.postgres import fresh_database
 from tests.test_load import env_for, kill_mid_posting
 from tests.test_write_log import deliver, sync_complete
@@ -106,7 +105,7 @@ def rehearse(
         api.post("/_sandbox/forget-jobs")  # Propexo no longer knows the jobs in flight
         doubt_before = -1
         for _ in range(8):
-            time.sleep(1.1)  # past the in-doubt grace
+            past_in_doubt_grace(workspace, env)
             run_cli("--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env)
             if replay:
                 run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)

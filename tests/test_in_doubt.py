@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +26,14 @@ from pipelines.posting.propexo import PropexoClient
 from pipelines.reconciling.webhooks import ReceiverThread
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import SAMPLES, ledger_at, receiving, run_cli, server_ledger
+from tests.conftest import (
+    SAMPLES,
+    ledger_at,
+    past_in_doubt_grace,
+    receiving,
+    run_cli,
+    server_ledger,
+)
 from tests.test_load import env_for
 from tests.test_sandbox import invoice_body
 
@@ -66,7 +72,7 @@ def test_a_sync_that_has_only_been_asked_for_proves_nothing(
         run_cli("--data-dir", str(workspace), "run", env=env)
         box.config.faults = {}
         assert status_of(workspace, env)["by_state"]["sending"]["count"] == 129
-        time.sleep(1.1)  # past the in-doubt grace
+        past_in_doubt_grace(workspace, env)
         asked = run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
         assert "in no logged job yet" in asked.stdout
         run_cli("--data-dir", str(workspace), "run", env=env)
@@ -95,12 +101,14 @@ def test_last_seen_from_a_sync_that_began_before_the_write_proves_nothing(
         # our run writes while the sync runs, and loses every answer.
         other = api.post("/v1/invoices/rentmanager/", json=invoice_body(invoice_number="OTHER-1"))
         assert other.status_code == 200, other.text
-        time.sleep(0.3)  # its job has finished before the sync starts
+        box.wait_for("jobs")  # its job has finished before the sync starts
+        mark = box.mark()
         api.post("/v1/admin/integrations/int_rm_demo/manual-sync", json={})
         box.config.faults = parse_faults("post:lost=1")
         run_cli("--data-dir", str(workspace), "run", env=env)
         box.config.faults = {}
-        time.sleep(3)  # that sync has finished, stamping last_seen on what it saw
+        # That sync has finished, stamping last_seen on what it saw, and tieout heard so.
+        box.wait_for("webhook", since=mark, trigger="SYNC_COMPLETE")
         assert any(r["last_seen"] for r in api.get("/v1/invoices/").json()["results"]), (
             "the sync stamped last_seen after our writes"
         )
@@ -173,7 +181,7 @@ def test_an_unattributable_partial_success_leaves_the_rest_in_doubt(
         ).json()["meta"]["job_id"]
         for index, key in enumerate(["k:good", "k:bad"]):
             ledger.transition([key], "submitted", job_id=job, batch_index=index)
-        time.sleep(0.1)
+        box.wait_for("jobs")
         with PropexoClient(box.base_url, Secret("sandbox-token")) as client:
             wait_for_jobs(ledger, client, run_id="r", timeout_s=0, kinds=registered())
         states = dict(zip(*ledger.records()[["record_key", "state"]].T.values, strict=True))
@@ -358,7 +366,7 @@ def test_a_credit_in_doubt_without_its_reference_is_ambiguous_not_absent(
         ]
         assert credits, "the sample rent roll has concessions"
         for _ in range(2):
-            time.sleep(1.1)  # past the in-doubt grace
+            past_in_doubt_grace(workspace, env)
             run_cli("--data-dir", str(workspace), "reconcile", "--sync", "--wait", "20", env=env)
             run_cli("--data-dir", str(workspace), "run", env=env)
         counts = pms_counts(api)
@@ -396,7 +404,7 @@ def test_a_run_that_only_follows_earlier_writes_writes_its_report(
         with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
             left_open = set(ledger.records(states=["submitted"], bodies=False)["record_key"])
         assert left_open, first.stdout
-        time.sleep(2.6)  # the jobs finish
+        box.wait_for("jobs")  # the jobs finish
         second = run_cli("--data-dir", str(workspace), "run", env=env)
         assert "nothing to do" not in second.stdout
         assert "report:" in second.stdout

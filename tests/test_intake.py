@@ -341,14 +341,13 @@ def _settle(data: Path, env: dict[str, str]) -> dict[str, Any]:
     """Reconcile after a proven sync and run again until nothing is left to send and the
     doubt stops shrinking; returns `tieout status --json`."""
     import json
-    import time
 
-    from tests.conftest import run_cli
+    from tests.conftest import past_in_doubt_grace, run_cli
 
     before = -1
     status: dict[str, Any] = {}
     for _ in range(8):
-        time.sleep(1.1)  # past the in-doubt grace
+        past_in_doubt_grace(data, env)
         run_cli("--data-dir", str(data), "reconcile", "--sync", "--wait", "20", env=env)
         run_cli("--data-dir", str(data), "run", env=env)
         status = json.loads(run_cli("--data-dir", str(data), "status", "--json", env=env).stdout)

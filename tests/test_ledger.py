@@ -506,7 +506,7 @@ from pipelines.ledger import Ledger
 ledger = Ledger(sys.argv[1])
 with ledger.claim("f" * 64, "rent.csv") as mine:
     print("claimed" if mine else "refused", flush=True)
-    time.sleep(60)
+    time.sleep(60)  # the scenario: a worker holding its claim until it is killed
 """
 
 
@@ -539,7 +539,7 @@ def test_a_file_claimed_by_one_worker_is_skipped_by_another_until_that_worker_di
                 with other.claim("f" * 64, "rent.csv") as mine:
                     if mine or time.monotonic() > deadline:
                         break
-                time.sleep(0.05)
+                time.sleep(0.05)  # PostgreSQL ends the dead session's lock (no sandbox here)
             assert mine is True
             claimed = other.db.execute(
                 "SELECT claimed_by, finished_at FROM claims WHERE sha256 = ?", ["f" * 64]
@@ -570,7 +570,7 @@ def test_one_worker_at_a_time_talks_to_an_integration(postgresql_url: str) -> No
             waiting = threading.Thread(target=wait_for_turn, args=(second, "int_a", "second"))
             waiting.start()
             wait_for_turn(third, "int_b", "other integration")
-            time.sleep(0.3)
+            time.sleep(0.3)  # the scenario: the turn is held while the others ask for theirs
             order.append("first done")
         waiting.join(5)
     assert order == ["other integration", "first done", "second"]

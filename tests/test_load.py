@@ -24,7 +24,7 @@ from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import ROOT, SAMPLES, receiving, run_cli, write_bills
+from tests.conftest import ROOT, SAMPLES, past_in_doubt_grace, receiving, run_cli, write_bills
 
 
 def server_ledger(ledger_url: str | None) -> str | None:
@@ -62,7 +62,7 @@ def settle(data_dir: Path, env: dict[str, str], rounds: int = 10) -> dict:  # ty
     """`reconcile --sync` (waiting for its SYNC_COMPLETE: call inside ``receiving``) then `run`,
     until nothing is in doubt, waiting or unsent."""
     for _ in range(rounds):
-        time.sleep(1.1)  # past the in-doubt grace, so a sync can prove absence
+        past_in_doubt_grace(data_dir, env)  # so a sync can prove absence
         run_cli("--data-dir", str(data_dir), "reconcile", "--sync", "--wait", "20", env=env)
         run_cli("--data-dir", str(data_dir), "run", env=env)
         status = json.loads(
@@ -136,7 +136,7 @@ def kill_mid_posting(
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # watching the ledger for the moment to kill the run (scenario)
             if server is None and not ledger_path.exists():
                 continue
             try:

@@ -52,27 +52,26 @@ def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
         watcher = start_watch(data, box)
         failure: AssertionError | None = None
         try:
-            time.sleep(1)
+            time.sleep(1)  # the scenario: a file dropped while the watch runs (no sandbox wait)
             (data / "inbox" / "garbage.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
             deadline = (
                 time.monotonic() + 180
             )  # a hang guard: a run under a loaded suite takes a while
             while not list((data / "rejected").glob("*-garbage.xlsx")):
                 assert time.monotonic() < deadline, "the bad file was never handled"
-                time.sleep(0.2)
+                time.sleep(0.2)  # the watch's work shows in the data folder, not the sandbox
             assert watcher.poll() is None, "the watch stopped after a failing file"
             shutil.copy2(SAMPLES / "vendor_bills.csv", data / "inbox" / "vendor_bills.csv")
             while not list((data / "archive").rglob("*-vendor_bills.csv")):
                 assert time.monotonic() < deadline, "the dropped file was never processed"
-                time.sleep(0.2)
+                time.sleep(0.2)  # the watch's work shows in the data folder, not the sandbox
             assert watcher.poll() is None, "the watch stopped after a run"
             with httpx.Client(
                 base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
             ) as api:
                 # The file is archived once its records are staged; posting may still be going.
-                while len(records := api.get("/_sandbox/records").json()["results"]) < 12:
-                    assert time.monotonic() < deadline, f"{len(records)} of 12 records posted"
-                    time.sleep(0.2)
+                box.wait_for("written", count=12, timeout=max(deadline - time.monotonic(), 1))
+                records = api.get("/_sandbox/records").json()["results"]
                 assert len(records) == 12
         except AssertionError as exc:
             failure = exc
@@ -129,7 +128,7 @@ with open(path, "w") as out:
     out.writelines(line.format(i) for i in range(first))
     out.flush()
     print("paused", flush=True)
-    time.sleep(float(sys.argv[5]))
+    time.sleep(float(sys.argv[5]))  # the scenario: a writer pausing mid-file
     out.writelines(line.format(i) for i in range(first, first + second))
 """
 
@@ -289,10 +288,8 @@ def test_a_file_still_being_written_is_not_taken(tmp_path: Path) -> None:
             with httpx.Client(
                 base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
             ) as api:
-                while len(records := api.get("/_sandbox/records").json()["results"]) < 41:
-                    assert time.monotonic() < deadline, f"{len(records)} of 41 posted"
-                    time.sleep(0.2)
-                time.sleep(0.5)
+                box.wait_for("written", count=41, timeout=max(deadline - time.monotonic(), 1))
+                time.sleep(0.5)  # the scenario: no 42nd write comes (nothing posted twice)
                 records = api.get("/_sandbox/records").json()["results"]
             assert sorted(r["invoice_number"] for r in records) == sorted(
                 f"W-{i}" for i in range(41)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -273,7 +272,7 @@ def test_reconcile_exits_1_with_records_in_doubt_past_their_grace_and_names_what
     """#37: `reconcile` exited 0 with records in doubt past the grace, and advised starting a
     webhook receiver that was running."""
     from sandbox.faults import parse_faults
-    from tests.conftest import receiving
+    from tests.conftest import past_in_doubt_grace, receiving
     from tests.test_load import env_for
 
     data = tmp_path / "data"
@@ -285,7 +284,7 @@ def test_reconcile_exits_1_with_records_in_doubt_past_their_grace_and_names_what
     sandbox.config.faults = parse_faults("post:reset=1")  # not applied; no answer either
     run_cli("--data-dir", str(data), "run", env=env)
     sandbox.config.faults = {}
-    time.sleep(1.2)  # past the grace
+    past_in_doubt_grace(data, env)
     alone = run_cli("--data-dir", str(data), "reconcile", env=env)
     said = alone.stdout + alone.stderr
     assert alone.returncode == 1, said

@@ -183,7 +183,7 @@ class WindowedServer:
             self.used += 1
             self.statuses.append(200)
             remaining = self.limit - self.used
-        time.sleep(0.01)
+        time.sleep(0.01)  # the scenario: a fake server's answer takes a moment
         return httpx.Response(200, headers=headers(self.limit, remaining), json={"ok": 1})
 
 
@@ -292,7 +292,7 @@ def test_one_request_opens_each_window_alone() -> None:
     opening = limiter.acquire()
     with ThreadPoolExecutor(1) as pool:
         follower = pool.submit(limiter.acquire)
-        time.sleep(0.2)
+        time.sleep(0.2)  # the scenario: the follower is given time it must not use
         assert not follower.done()  # waits for the opening request's answer
         limiter.release(httpx.Response(200, headers=headers(10, 9)), opening)
         follower.result(timeout=5)

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from pipelines.kinds import registered
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import RunningSandbox, read_seed, running_sandbox
+from tests.conftest import sandbox_wait
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "propexo-endpoints.json"
 VENDORED = Path(__file__).resolve().parents[1] / "sandbox" / "propexo-endpoints.json"
@@ -98,13 +99,12 @@ def charge(
 
 
 def settle(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        response = client.get(f"/v1/admin/write-status/{job_id}")
-        conforms("GET", "/v1/admin/write-status/{root_job_id}", response)
-        if response.json()["write_status"] != "PENDING":
-            return response.json()  # type: ignore[no-any-return]
-        time.sleep(0.02)
-    raise AssertionError("job never finished")
+    """The job's final write status, read once the sandbox says every job has finished."""
+    sandbox_wait(client, "jobs", timeout=10)
+    response = client.get(f"/v1/admin/write-status/{job_id}")
+    conforms("GET", "/v1/admin/write-status/{root_job_id}", response)
+    assert response.json()["write_status"] != "PENDING", "job never finished"
+    return response.json()  # type: ignore[no-any-return]
 
 
 def test_auth_is_required(box: RunningSandbox) -> None:
@@ -383,7 +383,7 @@ def test_rate_limit_headers_slowdown_and_429() -> None:
         assert limited.status_code == 429
         assert limited.headers["x-ratelimit-remaining"] == "0"
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
-        time.sleep(config.rate_window_s)
+        time.sleep(config.rate_window_s)  # the scenario: the window's time passes
         assert c.get("/v1/locations/rentmanager/").status_code == 200
 
 
@@ -480,12 +480,13 @@ def test_sync_interval_makes_charges_visible_without_a_manual_sync() -> None:
             "charges": [charge(resident_in(0), charge_code_in(0), "TOINT")],
         }
         c.post("/v1/resident-charges/batch/rentmanager/", json=body)
-        for _ in range(50):
+        # The first periodic sync may have started before the write: the next one sees it.
+        for n in range(1, 4):
+            box.wait_for("sync", count=n, timeout=5)
             if c.get("/v1/resident-charges/").json()["meta"]["total"] == 1:
                 break
-            time.sleep(0.05)
         else:
-            raise AssertionError("the periodic sync never ran")
+            raise AssertionError("no periodic sync saw the charge")
 
 
 def test_everything_the_pipeline_posts_passes_the_request_schemas(refs) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ import pytest
 from sandbox.events import signature
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
+from tests.conftest import sandbox_wait
 from tests.test_sandbox import INTEGRATION, charge, charge_code_in, invoice_body, resident_in
 
 
@@ -27,12 +28,15 @@ class Catcher:
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Condition()
         catcher = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
-                catcher.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                with catcher.arrived:
+                    catcher.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    catcher.arrived.notify_all()
                 self.send_response(200)
                 self.end_headers()
 
@@ -51,11 +55,9 @@ class Catcher:
         ]
 
     def wait_for(self, trigger: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.events(trigger)) < count:
-            if time.monotonic() > deadline:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.events(trigger)) >= count, timeout):
                 raise AssertionError(f"no {trigger} webhook after {timeout}s")
-            time.sleep(0.02)
         return self.events(trigger)
 
 
@@ -79,12 +81,11 @@ def post_charges(c: httpx.Client, *charges: dict[str, Any]) -> str:
 
 
 def wait_terminal(c: httpx.Client, job_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        status: dict[str, Any] = c.get(f"/v1/admin/write-status/{job_id}").json()
-        if status["write_status"] != "PENDING":
-            return status
-        time.sleep(0.02)
-    raise AssertionError("job never finished")
+    """The job's final write status, read once the sandbox says every job has finished."""
+    sandbox_wait(c, "jobs", timeout=10)
+    status: dict[str, Any] = c.get(f"/v1/admin/write-status/{job_id}").json()
+    assert status["write_status"] != "PENDING", "job never finished"
+    return status
 
 
 def subscribe(c: httpx.Client, url: str, secret: str = "a-long-enough-secret") -> dict[str, Any]:
@@ -133,18 +134,14 @@ def syncs_finished(box: RunningSandbox, count: int, timeout: float = 10) -> None
     """Wait until the sandbox has finished ``count`` syncs. Its own count, not SYNC_COMPLETE
     webhooks: a webhook may be redelivered (the default), and a copy of the first sync's
     would pass for the second's."""
-    deadline = time.monotonic() + timeout
-    while box.app.sandbox.events.syncs_completed < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} syncs not finished after {timeout}s")
-        time.sleep(0.02)
+    box.wait_for("sync", count=count, timeout=timeout)
 
 
 def test_a_sync_sees_only_what_was_written_before_it_started() -> None:
     config = SandboxConfig(job_delay_s=0, sync_duration_s=0.5)
     with running_sandbox(config) as box, client_for(box) as c:
         c.post(f"/v1/admin/integrations/{INTEGRATION}/manual-sync", json={})
-        time.sleep(0.1)
+        box.wait_for("started")  # what the sync sees is fixed from here
         wait_terminal(c, post_charges(c, charge(resident_in(0), charge_code_in(0), "TOLATE")))
         syncs_finished(box, 1)
         assert charges_listed(c) == []  # written while the sync ran: the next sync sees it

@@ -205,7 +205,7 @@ def _deliver_until_recorded(url: str, deadline_s: float) -> tuple[int, float]:
                 return tries, time.monotonic() - started
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.2)  # the scenario: a sender retrying at its own pace (no sandbox here)
     return tries, float("inf")
 
 
@@ -261,7 +261,7 @@ def test_half_open_connections_cannot_starve_the_receiver_or_flood_its_log(
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.1)  # tieout's receiver (a child, no sandbox) is not listening yet
         for _ in range(300):
             sock = socket.socket()
             sock.settimeout(2)
@@ -273,7 +273,7 @@ def test_half_open_connections_cannot_starve_the_receiver_or_flood_its_log(
             half_open.append(sock)
         tries, took = _deliver_until_recorded(url, deadline_s=REQUEST_TIMEOUT_S + 10)
         assert took < REQUEST_TIMEOUT_S + 5, f"not recorded within {took:.1f} s ({tries} tries)"
-        time.sleep(1)
+        time.sleep(1)  # the scenario: the receiver's own timeout closes the half-open ones
         assert all(_closed_by_server(sock) for sock in half_open)
         assert server.poll() is None
     finally:
@@ -327,7 +327,7 @@ def test_the_connection_cap_closes_one_more_at_once(
     with ReceiverThread(_settings(tmp_path)) as receiver:
         host, port = receiver.url.split("//")[1].split("/")[0].split(":")
         held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
-        time.sleep(0.2)
+        time.sleep(0.2)  # the receiver (no sandbox here) has accepted the three held first
         extra = socket.create_connection((host, int(port)), timeout=5)
         assert extra.recv(100) == b""  # closed at once
         for sock in [*held, extra]:

@@ -30,7 +30,7 @@ from pipelines.core.errors import LedgerError
 from pipelines.ledger import Ledger
 from sandbox.faults import SandboxConfig, parse_faults
 from sandbox.server import running_sandbox
-from tests.conftest import ROOT, SAMPLES, receiving, run_cli
+from tests.conftest import ROOT, SAMPLES, past_in_doubt_grace, receiving, run_cli
 from tests.test_load import env_for
 
 SOAK = bool(os.environ.get("TIEOUT_SOAK"))
@@ -154,7 +154,7 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
         try:
             deadline = time.monotonic() + (600 if SOAK else 120)  # slower under load
             while killed is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.05)  # watching the workers for the moment to kill one (scenario)
                 landed = len(api.get("/_sandbox/records").json()["results"])
                 if landed < 8 or not _states(url).get("ready"):
                     continue
@@ -183,7 +183,7 @@ def test_four_workers_on_two_hosts_post_every_line_once_even_when_one_is_killed(
         # What the dead worker left in doubt is settled as any run settles it: reconcile
         # finds it in Propexo's data or write log, then a run sends what no job carried.
         for _ in range(10):
-            time.sleep(1.1)  # past the in-doubt grace, so a sync can prove absence
+            past_in_doubt_grace(hosts[1], env)  # so a sync can prove absence
             run_cli("--data-dir", str(hosts[1]), "reconcile", "--sync", "--wait", "20", env=env)
             run_cli("--data-dir", str(hosts[1]), "run", "--inbox", str(shared), env=env)
             if not {"ready", "sending", "submitted", "partial"} & set(_states(url)):

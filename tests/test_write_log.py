@@ -23,7 +23,14 @@ from pipelines.ledger import Ledger
 from pipelines.posting.propexo import PropexoClient
 from sandbox.faults import SandboxConfig
 from sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import WEBHOOK_SECRET, ledger_at, receiving, run_cli
+from tests.conftest import (
+    WEBHOOK_SECRET,
+    ledger_at,
+    past_in_doubt_grace,
+    receiving,
+    run_cli,
+    sandbox_wait,
+)
 from tests.test_load import env_for
 from tests.test_lost_ledger import drop, lose_ledger
 
@@ -78,12 +85,14 @@ def post_with_answers_lost(box: RunningSandbox, workspace: Path, env: dict[str, 
 def settle_by_evidence(workspace: Path, env: dict[str, str], rounds: int = 20) -> Counter[str]:
     """`reconcile` until nothing is in doubt: the write log shows each job once it has finished
     and the sandbox's --write-log-delay has passed."""
-    for _ in range(rounds):
-        now = states(workspace)
-        if not {"sending", "partial", "ready", "submitted"} & set(now):
-            return now
-        time.sleep(1)
-        run_cli("--data-dir", str(workspace), "reconcile", env=env)
+    auth = {"Authorization": f"Bearer {env['PROPEXO_API_TOKEN']}"}
+    with httpx.Client(base_url=env["PROPEXO_BASE_URL"], headers=auth) as api:
+        for _ in range(rounds):
+            now = states(workspace)
+            if not {"sending", "partial", "ready", "submitted"} & set(now):
+                return now
+            sandbox_wait(api, "logged")  # every job made so far shows in the write log
+            run_cli("--data-dir", str(workspace), "reconcile", env=env)
     return states(workspace)
 
 
@@ -94,11 +103,11 @@ def rent_roll_only(workspace: Path) -> None:
 SCENARIOS = ["redelivered", "foreign manual sync", "replayed", "forged scheduled"]
 
 
-def wait_for(condition: Any, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"the sandbox never {what}"
-        time.sleep(0.02)
+def wait_for(box: RunningSandbox, condition: Any, what: str, timeout_s: float = 120) -> None:
+    """Until ``condition`` holds, woken by the sandbox's events (each sync, each delivery)."""
+    events = box.app.sandbox.events
+    with events.changed:
+        assert events.changed.wait_for(condition, timeout_s), f"the sandbox never {what}"
 
 
 def sync_completes_delivered(box: RunningSandbox) -> int:
@@ -156,15 +165,15 @@ def test_no_sync_complete_sends_a_record_in_doubt_again(scenario: str, workspace
         started = time.time()
         api.post("/v1/admin/integrations/int_rm_demo/manual-sync", json={})
         if scenario != "foreign manual sync":
-            wait_for(lambda: sync_completes_delivered(box) >= 1, "delivered the first sync")
+            wait_for(box, lambda: sync_completes_delivered(box) >= 1, "delivered the first sync")
         post_with_answers_lost(box, workspace, env)
         box.config.sync_duration_s = 600.0  # tieout's own sync never brings the charges here
-        time.sleep(1.1)  # past the in-doubt grace: on main, what a sync after it "proved"
+        past_in_doubt_grace(workspace, env)  # on main, what a sync after it "proved"
         run_cli("--data-dir", str(workspace), "reconcile", "--sync", env=env)
         delivered = sync_completes_delivered(box)
         if scenario == "redelivered":
             # Propexo delivers the same SYNC_COMPLETE again, after tieout asked for a sync.
-            wait_for(lambda: sync_completes_delivered(box) > delivered, "delivered it again")
+            wait_for(box, lambda: sync_completes_delivered(box) > delivered, "delivered it again")
             box.config.webhook_redeliver = 0.0
         elif scenario == "foreign manual sync":
             events = box.app.sandbox.events
@@ -172,9 +181,9 @@ def test_no_sync_complete_sends_a_record_in_doubt_again(scenario: str, workspace
             # It ends now; tieout's own, queued behind it, would take as long: it is made long
             # again at once, so it never brings the charges here.
             box.config.sync_duration_s = time.time() - started
-            wait_for(lambda: events.syncs_completed > 0, "ended the foreign sync")
+            wait_for(box, lambda: events.syncs_completed > 0, "ended the foreign sync")
             box.config.sync_duration_s = 600.0
-            wait_for(lambda: sync_completes_delivered(box) > delivered, "delivered its end")
+            wait_for(box, lambda: sync_completes_delivered(box) > delivered, "delivered its end")
         elif scenario == "replayed":
             deliver(url, sync_complete())  # byte for byte the first sync's
         else:
@@ -302,9 +311,7 @@ def test_the_write_log_shows_a_job_late_and_its_request_only_without_the_token(
         return list(answer.json()["results"]["logs"])
 
     assert logged() == []  # still running, or finished too recently
-    deadline = time.monotonic() + 10
-    while not logged() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    sandbox_wait(api, "logged", timeout=10)
     (entry,) = logged()
     assert entry["parameters"] is None
     redirect = api.get(f"/v1/admin/job-logs/{entry['job_log_id']}/data")
@@ -384,7 +391,9 @@ def test_the_opt_in_resends_only_after_two_searches_past_its_time(workspace: Pat
         for _ in range(15):  # reconcile until the setting has passed and the log says so twice
             if states(workspace) != {"sending": CHARGES}:
                 break
-            time.sleep(1)
+            # Not a wait on the sandbox (these jobs never were): tieout's own setting
+            # (resend_unlogged_after_s) must pass, with the log read twice since.
+            time.sleep(1)  # tieout's resend_unlogged_after_s (above), not the sandbox
             run_cli("--data-dir", str(workspace), "reconcile", env=env)
         assert states(workspace) == {"ready": CHARGES}
         with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
