@@ -12,8 +12,9 @@ from starlette.datastructures import FormData
 from pipelines.cli.desk import users as users_group
 from pipelines.core.config import load_settings
 from pipelines.desk.app import Desk
+from pipelines.desk.layouts import layout_page
 from pipelines.desk.pages import field, inside
-from pipelines.desk.views import inbox_files, layout_page
+from pipelines.desk.views import inbox_files
 from pipelines.ledger import Ledger
 from tests.conftest import SAMPLES
 
