@@ -10,13 +10,23 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
+import pandas as pd
 
+from pipelines.core.errors import PermanentApiError
+from pipelines.core.kind import Kinds, no_identity
+from pipelines.core.models import PostRequest
+from pipelines.kinds import registered
 from pipelines.ledger import Ledger
+from pipelines.posting import writelog
+from pipelines.posting.load import ANOTHER_WRITE, UNSHOWN, _answer_unlike_request
+from pipelines.posting.propexo import JobId, PropexoClient
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
 from tests.conftest import run_cli
@@ -204,3 +214,81 @@ def test_an_answer_for_another_write_is_never_confirmed(workspace: Path) -> None
     """#37 item 4 as written: W-2026117's answer (this ledger's own write) replayed for
     W-2026173's POST."""
     _not_its_own("replay", workspace)
+
+
+# The policy's own branches, without the sandbox (unit tests of the client's checks).
+
+
+def _request(body: dict[str, Any], kind: str = "invoice") -> PostRequest:
+    return PostRequest(INVOICES, body, ["k:1"], kind, "L", 100)
+
+
+def test_an_answer_is_checked_by_identity_or_by_digest_when_its_kind_has_none() -> None:
+    kinds = registered()
+    body = {"vendor_id": "v1", "invoice_number": "A-1", "total_amount_in_cents": 100}
+    own = _request(body)
+    assert _answer_unlike_request(own, JobId("j", dict(body)), kinds) is None
+    other = JobId("j", {**body, "invoice_number": "A-2"})
+    assert str(_answer_unlike_request(own, other, kinds)).startswith(ANOTHER_WRITE)
+    assert "A-2" in str(_answer_unlike_request(own, other, kinds))
+    assert str(_answer_unlike_request(own, JobId("j"), kinds)).startswith(UNSHOWN)
+    assert str(_answer_unlike_request(own, "j", kinds)).startswith(UNSHOWN)  # a bare job id
+
+    # A kind whose writes have no identity: the echo's items' digests over the fields sent.
+    plain = replace(kinds.record("invoice"), identity=no_identity)
+    no_ids = cast(Kinds, SimpleNamespace(record=lambda name: plain))
+    assert _answer_unlike_request(own, JobId("j", {**body, "extra": None}), no_ids) is None
+    unlike = _answer_unlike_request(own, JobId("j", {**body, "total_amount_in_cents": 9}), no_ids)
+    assert str(unlike).startswith(ANOTHER_WRITE)
+    assert _answer_unlike_request(own, JobId("j"), no_ids) is None  # nothing can check it
+
+
+class _Log:
+    """A write log of one job, whose request carries ``numbers`` (or cannot be read)."""
+
+    def __init__(self, numbers: list[str] | None, parameters: bool = False) -> None:
+        self.numbers, self.parameters = numbers, parameters
+
+    def _body(self) -> dict[str, Any]:
+        return {"vendor_id": "v1", "invoice_number": (self.numbers or [""])[0]}
+
+    def write_logs(self, integration_id: str, **_: Any) -> list[dict[str, Any]]:
+        entry = {"job_id": "j9", "status": "SUCCESS", "created_at": "now", "job_log_id": "log9"}
+        entry["parameters"] = self._body() if self.parameters else None
+        return [entry] if _.get("offset", 0) == 0 else []
+
+    def job_log_data(self, log_id: str) -> dict[str, Any]:
+        if self.numbers is None:
+            raise PermanentApiError("gone", status_code=404)
+        return {"request": {"body": json.dumps(self._body())}}
+
+
+def _search(log: _Log) -> writelog.LogSearch:
+    writelog._BODIES.clear()
+    records = pd.DataFrame(
+        {
+            "record_key": ["k:1"],
+            "kind": ["invoice"],
+            "vendor_id": ["v1"],
+            "invoice_number": ["A-1"],
+            "job_id": ["j9"],
+        }
+    )
+    return writelog.search(
+        cast(PropexoClient, log),
+        "int",
+        records,
+        age_s=60,
+        known_jobs={"j9"},
+        kinds=registered(),
+    )
+
+
+def test_the_job_an_answer_named_carries_the_record_only_if_its_request_does() -> None:
+    assert set(_search(_Log(["A-1"])).carried) == {"k:1"}
+    assert set(_search(_Log(["A-1"], parameters=True)).carried) == {"k:1"}
+    other = _search(_Log(["A-2"]))
+    assert not other.carried and set(other.another) == {"k:1"}
+    unread = _search(_Log(None))  # its request cannot be read: nothing proven
+    assert not unread.carried and not unread.another and unread.unread == ["j9"]
+    assert not unread.complete

@@ -7,6 +7,12 @@ The order of every step is what makes a crash harmless:
 3. the outcome (``submitted`` with its job id, ``refused`` with Propexo's reason for a 4xx, or
    back to ``ready`` when the request provably was not applied) is committed.
 
+A 2xx answer is trusted only for its own write: what it echoes of the request must name the
+records this request sent (:func:`_answer_unlike_request`); otherwise they are in doubt, an
+"answer for another write", or (an answer that echoes nothing) until the write log's request for
+its job carries them. Jobs are followed in :mod:`pipelines.posting.follow`; records in doubt are
+settled in :mod:`pipelines.posting.doubt` (their public names are importable from here too).
+
 A crash between 1 and 3, a 5xx, a lost answer or an answer that cannot be read leaves the record
 ``sending``: *in doubt*. It is never re-sent blindly; :func:`resolve_in_doubt` first looks for it
 in Propexo. An odd answer touches only its own request's records; a refused token (401/403)
@@ -25,7 +31,7 @@ from itertools import islice
 from typing import Any
 
 from pipelines.core.errors import PermanentApiError, TokenRefusedError, TransientApiError
-from pipelines.core.kind import Kinds
+from pipelines.core.kind import Kind, Kinds
 from pipelines.core.models import IN_DOUBT, LoadResult, PostRequest
 from pipelines.ledger import Ledger, utcnow
 from pipelines.posting import writelog
@@ -39,6 +45,7 @@ from pipelines.posting.follow import (
     finished_jobs_from_logs,
     wait_for_jobs,
 )
+from pipelines.posting.payloads import content_hash
 from pipelines.posting.propexo import PropexoClient
 
 # Following jobs and settling doubt live in posting.follow and posting.doubt; their public
@@ -163,16 +170,38 @@ def _shown(items: frozenset[str], most: int = 3) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+def _item_digests(body: Any, kind: Kind, fields: set[str]) -> list[str]:
+    """Each written item's digest over ``fields`` (a field an echo leaves out counts as null)."""
+    items = kind.written_items(body) if isinstance(body, dict) else []
+    return sorted(
+        content_hash({f: item.get(f) for f in fields}) for item in items if isinstance(item, dict)
+    )
+
+
 def _answer_unlike_request(request: PostRequest, job_id: str, kinds: Kinds) -> str | None:
     """Whether a 2xx answer is for another write: what it echoes of the request it answers
     (``result``: Propexo echoes the request with its job) names other records than the
     request sent; or it echoes none, so only Propexo's write log can tell which write its job
-    carried. None: the answer is this request's own."""
+    carried. None: the answer is this request's own. A kind whose writes have no identity
+    (:attr:`Kind.identity`) is compared by its items' digests over the fields sent; with no
+    echo it cannot be checked at all (nor found in the write log) and is taken as before."""
     kind = kinds.record(request.kind)
     echo = getattr(job_id, "echo", None)
-    shown = writelog.request_identities(echo, kind) if isinstance(echo, dict) else frozenset()
     sent = writelog.request_identities(request.body, kind)
-    if shown and shown == sent:
+    if not sent:
+        fields = {
+            f for item in kind.written_items(request.body) if isinstance(item, dict) for f in item
+        }
+        if not isinstance(echo, dict) or _item_digests(echo, kind, fields) == _item_digests(
+            request.body, kind, fields
+        ):
+            return None
+        return (
+            f"{ANOTHER_WRITE}: Propexo's answer named job {job_id} for a request whose digest is "
+            "not this request's"
+        )
+    shown = writelog.request_identities(echo, kind) if isinstance(echo, dict) else frozenset()
+    if shown == sent:
         return None
     if not shown:
         return (
