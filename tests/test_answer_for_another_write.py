@@ -13,14 +13,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
 import pandas as pd
 
 from pipelines.core.errors import PermanentApiError
-from pipelines.core.kind import Kinds, no_identity
+from pipelines.core.kind import no_identity
 from pipelines.core.models import PostRequest
 from pipelines.kinds import registered
 from pipelines.ledger import Ledger
@@ -224,19 +223,18 @@ def _request(body: dict[str, Any], kind: str = "invoice") -> PostRequest:
 
 
 def test_an_answer_is_checked_by_identity_or_by_digest_when_its_kind_has_none() -> None:
-    kinds = registered()
+    invoice = registered().record("invoice")
     body = {"vendor_id": "v1", "invoice_number": "A-1", "total_amount_in_cents": 100}
     own = _request(body)
-    assert _answer_unlike_request(own, JobId("j", dict(body)), kinds) is None
+    assert _answer_unlike_request(own, JobId("j", dict(body)), invoice) is None
     other = JobId("j", {**body, "invoice_number": "A-2"})
-    assert str(_answer_unlike_request(own, other, kinds)).startswith(ANOTHER_WRITE)
-    assert "A-2" in str(_answer_unlike_request(own, other, kinds))
-    assert str(_answer_unlike_request(own, JobId("j"), kinds)).startswith(UNSHOWN)
-    assert str(_answer_unlike_request(own, "j", kinds)).startswith(UNSHOWN)  # a bare job id
+    assert str(_answer_unlike_request(own, other, invoice)).startswith(ANOTHER_WRITE)
+    assert "A-2" in str(_answer_unlike_request(own, other, invoice))
+    assert str(_answer_unlike_request(own, JobId("j"), invoice)).startswith(UNSHOWN)
+    assert str(_answer_unlike_request(own, "j", invoice)).startswith(UNSHOWN)  # a bare job id
 
     # A kind whose writes have no identity: the echo's items' digests over the fields sent.
-    plain = replace(kinds.record("invoice"), identity=no_identity)
-    no_ids = cast(Kinds, SimpleNamespace(record=lambda name: plain))
+    no_ids = replace(invoice, identity=no_identity)
     assert _answer_unlike_request(own, JobId("j", {**body, "extra": None}), no_ids) is None
     unlike = _answer_unlike_request(own, JobId("j", {**body, "total_amount_in_cents": 9}), no_ids)
     assert str(unlike).startswith(ANOTHER_WRITE)

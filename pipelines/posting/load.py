@@ -88,7 +88,7 @@ def _record_post(
     request: PostRequest,
     future: Future[str],
     tally: Posting,
-    kinds: Kinds,
+    kind: Kind,
 ) -> None:
     """Commit the outcome of one POST into the ledger, and count it into ``tally``."""
     try:
@@ -136,7 +136,7 @@ def _record_post(
         )
         tally.refused += len(request.keys)
         return
-    unlike = _answer_unlike_request(request, job_id, kinds)
+    unlike = _answer_unlike_request(request, job_id, kind)
     if unlike is not None:
         # An answer for other records is not followed; one that shows none keeps its job for
         # the write log to check (the log's request for it must carry these records).
@@ -178,14 +178,13 @@ def _item_digests(body: Any, kind: Kind, fields: set[str]) -> list[str]:
     )
 
 
-def _answer_unlike_request(request: PostRequest, job_id: str, kinds: Kinds) -> str | None:
+def _answer_unlike_request(request: PostRequest, job_id: str, kind: Kind) -> str | None:
     """Whether a 2xx answer is for another write: what it echoes of the request it answers
     (``result``: Propexo echoes the request with its job) names other records than the
     request sent; or it echoes none, so only Propexo's write log can tell which write its job
     carried. None: the answer is this request's own. A kind whose writes have no identity
     (:attr:`Kind.identity`) is compared by its items' digests over the fields sent; with no
     echo it cannot be checked at all (nor found in the write log) and is taken as before."""
-    kind = kinds.record(request.kind)
     echo = getattr(job_id, "echo", None)
     sent = writelog.request_identities(request.body, kind)
     if not sent:
@@ -315,7 +314,14 @@ def post_ready(
     request is answered 401/403 no further request is sent; the answers in flight are still
     recorded, and the caller decides (:func:`load` stops the run).
     """
-    requests = kinds.plan_requests(ledger.records(states=["ready"]), batch_size)
+    ready = ledger.records(states=["ready"])
+    planned = [
+        (request, kind)
+        for kind in kinds
+        for request in kind.plan_requests(kinds.of(ready, kind), batch_size)
+    ]
+    requests = [request for request, _ in planned]
+    kind_of = {id(request): kind for request, kind in planned}  # whose answers are checked
     concurrency = workers_for(concurrency, client.limiter.limit)
     tally = Posting()
     done = sent = 0
@@ -325,7 +331,8 @@ def post_ready(
         nonlocal done
         with ledger.together():  # every answer that is in: one commit
             for future in finished:
-                _record_post(ledger, run_id, pending.pop(future), future, tally, kinds)
+                request = pending.pop(future)
+                _record_post(ledger, run_id, request, future, tally, kind_of[id(request)])
                 done += 1
                 if on_progress:
                     on_progress(done, len(requests))
