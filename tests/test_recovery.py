@@ -27,7 +27,8 @@ from pipelines.posting import writelog
 from pipelines.reconciling import recovery
 from sandbox.faults import SandboxConfig
 from sandbox.server import running_sandbox
-from tests.conftest import run_cli, write_bills
+from tests.conftest import ledger_at, run_cli, server_ledger, write_bills
+from tests.postgres import copy_database, drop_database, fresh_database
 from tests.test_load import env_for
 from tests.test_lost_ledger import drop, lose_ledger
 
@@ -42,8 +43,8 @@ def in_rm(api: httpx.Client) -> Counter[str]:
     return Counter(r.get("invoice_number") or r["reference_sent"] for r in records)
 
 
-def states(workspace: Path) -> Counter[str]:
-    with Ledger(workspace / "ledger.sqlite", readonly=True) as ledger:
+def states(workspace: Path, ledger_url: str | None = None) -> Counter[str]:
+    with Ledger(ledger_at(workspace, ledger_url), readonly=True) as ledger:
         return Counter(ledger.records(columns=["state"])["state"])
 
 
@@ -63,8 +64,12 @@ def copy_ledger(workspace: Path, to: Path) -> None:
         live.backup(copy)
 
 
-def restore(workspace: Path, backup: Path) -> None:
-    """The README's procedure: the ledger removed, the backup copied in its place."""
+def restore(workspace: Path, backup: Path | str, ledger_url: str | None = None) -> None:
+    """The README's procedure: the ledger removed, the backup copied in its place (a server's
+    ledger: its database made anew from the copy taken after run A)."""
+    if server_ledger(ledger_url):
+        copy_database(str(backup), str(ledger_url))
+        return
     lose_ledger(workspace)
     shutil.copy2(backup, workspace / "ledger.sqlite")
 
@@ -114,6 +119,7 @@ def _restore_or_lose(
     lost: bool,
     workspace: Path,
     aged_s: float = 0.0,
+    ledger_url: str | None = None,
 ) -> None:
     """Run A posts the bills; run B posts the roll (its jobs finished, or still pending when
     B ends); no backup after B; the ledger is lost or A's backup restored; optionally a run in
@@ -140,11 +146,20 @@ def _restore_or_lose(
             base_url=box.base_url, headers={"Authorization": "Bearer sandbox-token"}
         ) as api,
     ):
-        env = env_for(box, workspace, write_log_lag_s=lag, status_timeout_s=2 if pending else 20)
+        env = env_for(
+            box,
+            workspace,
+            ledger_url,
+            write_log_lag_s=lag,
+            status_timeout_s=2 if pending else 20,
+        )
         (workspace / "inbox" / "rent_roll.xlsx").unlink()
         first = tieout(workspace, env, "run")
         assert first.returncode in (0, 1), first.stdout + first.stderr
-        backups = sorted((workspace / "backups").glob("ledger-*.sqlite"))
+        backups: list[Path | str] = list(sorted((workspace / "backups").glob("ledger-*.sqlite")))
+        if server_ledger(ledger_url):  # a server's ledger: the DBA's copy after run A
+            backups = [f"{ledger_url}_a"]
+            copy_database(str(ledger_url), str(backups[-1]))
         assert backups, "no backup after run A"
         drop(workspace, "rent_roll.xlsx")
         second = tieout(workspace, env, "run")  # run B: its backup is not the one restored
@@ -159,9 +174,9 @@ def _restore_or_lose(
         if hidden:
             box.config.write_log_delay_s = 3600.0
         if lost:
-            lose_ledger(workspace)
+            lose_ledger(workspace, ledger_url)
         else:
-            restore(workspace, backups[-1])
+            restore(workspace, backups[-1], ledger_url)
             if aged_s:
                 age_ledger(workspace / "ledger.sqlite", aged_s)
         if between:
@@ -178,6 +193,7 @@ def _restore_or_lose(
         after = in_rm(api)
         held = held_items(workspace, env)
         name = (
+            f"{'postgresql' if server_ledger(ledger_url) else 'sqlite'} "
             f"{'lost' if lost else 'restored'} delay={delay_s:g} jobs={jobs} "
             f"read-back={readback} {'run between' if between else 'no run between'}"
         )
@@ -205,7 +221,7 @@ def _restore_or_lose(
         cell(name, expected, final, len(held))
         assert final == expected, settled.stdout
         assert not held_items(workspace, env), settled.stdout
-        assert not states(workspace)["held"]
+        assert not states(workspace, ledger_url)["held"]
 
 
 def test_a_restore_while_the_last_runs_jobs_are_not_in_the_write_log_posts_nothing_twice(
@@ -356,31 +372,50 @@ def test_a_held_record_a_person_finds_absent_is_sent_once(workspace: Path) -> No
 
 
 # The soak's restore and loss cells (`make soak`): write-log delay × jobs × read-back × a run
-# between the restore (or loss) and the roll dropped again × restored or lost. One cell, not
-# played by the tests above, in `make test`.
+# between the restore (or loss) and the roll dropped again × restored or lost × the ledger's
+# engine (SQLite, PostgreSQL). One cell, not played by the tests above, in `make test`.
 FULL = [
-    (delay, jobs, readback, between, lost)
+    (delay, jobs, readback, between, lost, engine)
     for delay in (0, 5, 30)
     for jobs in ("finished", "pending")
     for readback in ("echo", "null")
     for between in (True, False)
     for lost in (False, True)
+    for engine in ("sqlite", "postgresql")
 ]
-QUICK = [(0.2, "finished", "null", False, True)]
+QUICK = [(0.2, "finished", "null", False, True, "sqlite")]
 
 
-@pytest.mark.parametrize(("delay", "jobs", "readback", "between", "lost"), FULL if SOAK else QUICK)
+@pytest.mark.parametrize(
+    ("delay", "jobs", "readback", "between", "lost", "engine"), FULL if SOAK else QUICK
+)
 def test_restore_and_loss_cells(
-    delay: float, jobs: str, readback: str, between: bool, lost: bool, workspace: Path
+    delay: float,
+    jobs: str,
+    readback: str,
+    between: bool,
+    lost: bool,
+    engine: str,
+    workspace: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    _restore_or_lose(
-        delay_s=delay,
-        jobs=jobs,
-        readback=readback,
-        between=between,
-        lost=lost,
-        workspace=workspace,
-    )
+    ledger_url = None
+    if engine == "postgresql":
+        ledger_url = fresh_database(request.getfixturevalue("postgres_server"))
+    try:
+        _restore_or_lose(
+            delay_s=delay,
+            jobs=jobs,
+            readback=readback,
+            between=between,
+            lost=lost,
+            workspace=workspace,
+            ledger_url=ledger_url,
+        )
+    finally:
+        if ledger_url:
+            drop_database(ledger_url)
+            drop_database(f"{ledger_url}_a")
 
 
 def _ledger_with_one_ready(path: Path) -> Ledger:

@@ -201,6 +201,19 @@ class ClientStats:
     by_status: dict[int, int] = field(default_factory=dict)
 
 
+class JobId(str):
+    """A write's job id as its answer named it, with what the answer echoed of the request
+    (``result``, or the generic envelope's ``data``; None when it echoed nothing): the answer's
+    own account of which write it answers, checked against the request sent."""
+
+    echo: Any
+
+    def __new__(cls, job_id: str, echo: Any = None) -> JobId:
+        made = super().__new__(cls, job_id)
+        made.echo = echo
+        return made
+
+
 class PropexoClient:
     """Talks to Propexo (or the sandbox). Use as a context manager, or call :meth:`close`."""
 
@@ -374,7 +387,8 @@ class PropexoClient:
     # -- writes ---------------------------------------------------------------------------------
 
     def post_write(self, path: str, body: dict[str, Any]) -> str:
-        """POST a write and return its job id (accepts both documented envelopes).
+        """POST a write and return its job id (accepts both documented envelopes), a
+        :class:`JobId` that carries what the answer echoed of the request it answers.
 
         A 2xx that cannot be read (HTML, truncated JSON, an empty 204, no job id) says the
         request arrived and may have been applied: only this request's records are in doubt
@@ -398,7 +412,8 @@ class PropexoClient:
                 status_code=response.status_code,
                 maybe_applied=True,
             )
-        return job_id
+        echo = data.get("result") if "result" in data else data.get("data")
+        return JobId(job_id, echo)
 
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A POST that moves no money (a webhook subscription); not retried after it is sent."""

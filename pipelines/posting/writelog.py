@@ -35,6 +35,7 @@ from pipelines.posting.propexo import PropexoClient
 SPANS = (("hour", 3600.0), ("day", 86400.0), ("week", 7 * 86400.0), ("month", 28 * 86400.0))
 REACH_S = 900.0  # the range reaches this much further back than the POST: clocks differ
 PAGE = 100
+ANOTHER_WRITE = "answer for another write"  # an answer, or a job, that is not the record's own
 MAX_PAGES = 1000
 _BODIES: dict[
     str, frozenset[str]
@@ -67,6 +68,8 @@ class LogSearch:
     read: list[str] = field(default_factory=list)  # jobs whose request was read
     unread: list[str] = field(default_factory=list)  # jobs whose request could not be read
     carried: dict[str, LoggedJob] = field(default_factory=dict)  # record key → its job
+    # record key → the job its answer named, whose request (read) carried other records
+    another: dict[str, LoggedJob] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -153,6 +156,27 @@ def _identities_of(
     return found
 
 
+def _own_request(client: PropexoClient, entry: dict[str, Any], kind: Kind) -> frozenset[str] | None:
+    """The identities the request of the job a record's answer named carries, or None when it
+    cannot be read (or names no record: not a request this kind can tell)."""
+    parameters = entry.get("parameters")
+    if isinstance(parameters, dict) and parameters:
+        shown = request_identities(parameters, kind)
+        if shown:
+            return shown
+    log_id = str(entry.get("job_log_id") or "")
+    if log_id and log_id not in _BODIES:
+        try:
+            data = client.job_log_data(log_id)
+        except ApiError:
+            return None
+        request = data.get("request")
+        found = request_identities(request.get("body") if isinstance(request, dict) else None, kind)
+        if len(_BODIES) < 100_000:
+            _BODIES[log_id] = found
+    return _BODIES.get(log_id) or None
+
+
 def search(
     client: PropexoClient,
     integration_id: str,
@@ -172,6 +196,7 @@ def search(
     if result.time_range is None or records.empty:
         return result
     wanted = record_identities(records, kinds)
+    identity_of = {key: found for found, keys in wanted.items() for key in keys}
     own_jobs: dict[str, list[str]] = {}
     if "job_id" in records:
         for key, job_id in zip(records["record_key"], records["job_id"], strict=True):
@@ -191,6 +216,16 @@ def search(
                 entry.get("error"),
             )
             keys = list(own_jobs.get(job.job_id, []))
+            if keys:
+                # The job the answer named carried the record only if its request did; a
+                # request that cannot be read proves nothing (the search is not complete).
+                carries = _own_request(client, entry, kind)
+                if carries is None:
+                    result.unread.append(job.job_id)
+                    keys, carries = [], frozenset()
+                for key in [k for k in keys if identity_of.get(k) not in (None, *carries)]:
+                    keys.remove(key)
+                    result.another[key] = job
             if job.job_id not in known_jobs:
                 for found in _identities_of(client, entry, result, kind) & set(wanted):
                     keys += wanted[found]
