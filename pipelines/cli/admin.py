@@ -576,7 +576,7 @@ def refs() -> None:
 def _reference_data(ctx: click.Context, *, refresh: bool) -> Any:
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
-    from pipelines.reconciling.sync import reference_data
+    from pipelines.resolving.refcache import reference_data
 
     settings = settings_of(ctx)
     with Ledger(settings.ledger) as ledger, make_client(settings) as client:

@@ -272,7 +272,7 @@ def check(
     from pipelines.core.errors import InputError
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client, unreachable_hint, verify_token
-    from pipelines.reconciling.sync import reference_data
+    from pipelines.resolving.refcache import reference_data
     from pipelines.runs.check import check_file, standing_confirmations
 
     with friendly():

@@ -32,10 +32,8 @@ from pipelines.reading.profiles import (
     profiles_for,
 )
 from pipelines.reading.propose import LayoutHeld
-from pipelines.reconciling.sync import (
-    issues_for_conflicts,
-    reference_data,
-)
+from pipelines.reconciling.before_send import issues_for_conflicts
+from pipelines.resolving.refcache import reference_data
 from pipelines.resolving.refs import (
     RefData,
 )

@@ -52,18 +52,18 @@ from pipelines.reading.profiles import (
 )
 from pipelines.reading.propose import LayoutHeld
 from pipelines.reconciling import recovery
-from pipelines.reconciling.rebuild import backup_ledger
-from pipelines.reconciling.sync import (
+from pipelines.reconciling.before_send import (
     adopt_already_posted,
     conflict_issues,
     describe_doubt,
-    reconcile_ledger,
-    reference_data,
     refuse_if_posted_before,
     settle_in_doubt,
 )
+from pipelines.reconciling.rebuild import backup_ledger
+from pipelines.reconciling.writeback import reconcile_ledger
 from pipelines.reporting import publish
 from pipelines.reporting import report as reporting
+from pipelines.resolving.refcache import reference_data
 from pipelines.resolving.refs import (
     RefData,
 )

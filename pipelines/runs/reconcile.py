@@ -15,14 +15,11 @@ from pipelines.ledger import Ledger, utcnow
 from pipelines.posting.budget import turn
 from pipelines.posting.load import wait_for_jobs
 from pipelines.posting.propexo import make_client
-from pipelines.reconciling.sync import (
-    describe_doubt,
-    reconcile_ledger,
-    reference_data,
-    settle_in_doubt,
-    wait_for_syncs,
-)
+from pipelines.reconciling.before_send import describe_doubt, settle_in_doubt
+from pipelines.reconciling.sync import wait_for_syncs
+from pipelines.reconciling.writeback import reconcile_ledger
 from pipelines.reporting.publish import write_report
+from pipelines.resolving.refcache import reference_data
 
 
 def reconcile_command(
