@@ -1,7 +1,7 @@
 """The `tieout` command line: it parses and prints; the work is :mod:`pipelines.runs`'s
 (`run` in :mod:`pipelines.runs.pipeline`, `check` in :mod:`pipelines.runs.check`, `reconcile`
 in :mod:`pipelines.runs.reconcile`). The other commands are registered here from their modules
-(:mod:`pipelines.cli.reports`, :mod:`pipelines.cli.admin`, …).
+(:mod:`pipelines.cli.reports`, :mod:`pipelines.cli.admin`, :mod:`pipelines.cli.rehearse`, …).
 
 Settings are built here, once; errors become one clear line and an exit code (ARCHITECTURE.md,
 "CLI"):
@@ -24,7 +24,7 @@ import click
 from rich.markup import escape
 
 from pipelines import __version__
-from pipelines.cli.admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli.admin import config, ledger, profile, refs, webhooks
 from pipelines.cli.alias import alias
 from pipelines.cli.console import (
     CRASH_DIR,
@@ -43,6 +43,7 @@ from pipelines.cli.desk import COMMANDS as DESK_COMMANDS
 from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
+from pipelines.cli.rehearse import demo, sandbox
 from pipelines.cli.reports import COMMANDS as REPORT_COMMANDS
 from pipelines.core.config import Settings, load_settings
 from pipelines.core.disk import owner_only
