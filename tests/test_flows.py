@@ -5,8 +5,10 @@ own package, the lists that name kinds are derived from the registry, no module 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -205,3 +207,66 @@ def test_the_documents_the_code_cites_are_in_the_repository() -> None:
         if not (root / name).exists() and not (root / where).parent.joinpath(name).exists()
     )
     assert not missing, missing
+
+
+# Where a module's docstrings and comments may name a file from: the repository's root,
+# pipelines/, the module's own folder, any layer's folder, the sandbox and the tests.
+def _cited_file_exists(where: Path, name: str) -> bool:
+    bases = [ROOT, ROOT / "pipelines", where.parent, ROOT / "sandbox", ROOT / "tests"]
+    bases += [d for d in (ROOT / "pipelines").iterdir() if d.is_dir()]
+    pattern = re.sub(r"<[^>]+>", "*", name)  # pipelines/kinds/<kind>/columns.py: any kind's
+    return any(next(base.glob(pattern), None) is not None for base in bases)
+
+
+def _names_defined() -> set[str]:
+    """Every function, class, assignment, module and package name in tieout's own code."""
+    names: set[str] = set()
+    for folder in ("pipelines", "schemas", "sandbox"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= {path.stem, path.parent.name}
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    names.add(node.name)
+                elif isinstance(node, ast.Assign):
+                    names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    names.add(node.target.id)
+    return names
+
+
+def _resolves(reference: str) -> bool:
+    """A dotted ``pipelines.…`` reference: its longest importable module, then attributes."""
+    parts = reference.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def test_the_files_modules_and_functions_the_code_cites_exist() -> None:
+    """#40: modules split and functions moved leave no docstring or comment pointing at a
+    file, module or function that is not there. In pipelines/, every file named
+    (``runs/pipeline.py``, ``pipelines/kinds/<kind>/columns.py``) exists; every
+    ``:mod:``/``:func:``/``:class:`` reference written in full (``pipelines.runs.take``)
+    imports and has the attribute named; a short one (:func:`reference_lists`) names a function,
+    class or module tieout has."""
+    defined = _names_defined()
+    missing = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(ROOT)
+        for name in re.findall(r"(?<![\w./<>-])([\w/<>-]+\.py)\b", text):
+            if not _cited_file_exists(path, name):
+                missing.append(f"{where}: {name}")
+        for reference in re.findall(r":(?:mod|func|class|meth|attr|data):`~?([\w.]+)`", text):
+            full = reference.startswith("pipelines.")
+            if not (_resolves(reference) if full else reference.split(".")[-1] in defined):
+                missing.append(f"{where}: {reference}")
+    assert missing == []

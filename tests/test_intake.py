@@ -150,7 +150,7 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
     """The issue's row: the inbox file atomically replaced by a newer version after its last
     read, before archiving; the newer version was archived unread (4 charges lost, silently).
     Now the file read is the one archived, and the newer one is read by the next run."""
-    import pipelines.runs.pipeline as pipeline_module
+    import pipelines.runs.take as take_module
 
     data = tmp_path / "data"
     inbox = data / "inbox"
@@ -161,14 +161,14 @@ def test_a_file_replaced_in_the_inbox_after_it_was_read_is_read_too(
     assert (len(first), len(newer)) == (12, 16)
     _sheet(inbox / "charges.csv", first)
     replacement = _sheet(inbox / "charges.csv.part", newer)
-    real = pipeline_module.account_rows
+    real = take_module.account_rows
 
     def replace_then_account(*args: Any, **kwargs: Any) -> Any:
         if replacement.exists():  # after the last read, before archiving: a newer export
             replacement.replace(inbox / "charges.csv")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "account_rows", replace_then_account)
+    monkeypatch.setattr(take_module, "account_rows", replace_then_account)
     said: list[str] = []
     _run(sandbox, data, said, ledger_url)
     assert not replacement.exists()
@@ -367,7 +367,7 @@ def test_soak_cell_lands_each_line_once(
     never twice, none lost."""
     import random
 
-    import pipelines.runs.pipeline as pipeline_module
+    import pipelines.runs.take as take_module
     from pipelines.runs.pipeline import run
     from sandbox.faults import SandboxConfig, parse_faults
     from sandbox.server import running_sandbox
@@ -416,19 +416,19 @@ def test_soak_cell_lands_each_line_once(
             _sheet(inbox / "charges.csv", first)
             replacement = _sheet(inbox / "charges.csv.part", newest)
             hooked = "fingerprint" if variant == "before read" else "account_rows"
-            real = getattr(pipeline_module, hooked)
+            real = getattr(take_module, hooked)
 
             def replace_then(*args: Any, **kwargs: Any) -> Any:
                 if replacement.exists():
                     replacement.replace(inbox / "charges.csv")
                 return real(*args, **kwargs)
 
-            monkeypatch.setattr(pipeline_module, hooked, replace_then)
+            monkeypatch.setattr(take_module, hooked, replace_then)
             settings = settings_for(box, data, settle_s=0.0, batch_size=10, in_doubt_grace_s=1)
             # A fault may stop the run; settling below takes it from there.
             with contextlib.suppress(Exception):
                 run(settings, say=lambda _: None)
-            monkeypatch.setattr(pipeline_module, hooked, real)
+            monkeypatch.setattr(take_module, hooked, real)
         run_cli("--data-dir", str(data), "run", env=env)
         status = _settle(data, env)
         pms = [r for r in api.get("/_sandbox/records").json()["results"] if r["kind"] == "charge"]

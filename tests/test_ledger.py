@@ -94,7 +94,7 @@ def test_outcomes_are_written_back_in_one_statement_with_an_event_per_change(
 def test_only_outcomes_that_change_something_are_written_back() -> None:
     """A reconcile of a ledger already matched rewrites nothing (#19: a million matched
     records were rewritten by every reconcile)."""
-    from pipelines.reconciling.sync import changed_outcomes
+    from pipelines.reconciling.writeback import changed_outcomes
 
     records = pd.DataFrame(
         {

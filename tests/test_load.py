@@ -307,18 +307,18 @@ def test_partial_success_maps_errors_back_to_source_rows(
 ) -> None:
     """A resident removed in Rent Manager after names were resolved: RM refuses that resident's
     charges inside otherwise good batches, and exactly those records end up failed."""
-    import pipelines.reconciling.sync as sync_module
+    import pipelines.resolving.refcache as refcache_module
     import pipelines.runs.pipeline as pipeline_module
 
     victim = sandbox.store.records("resident")[0]
-    fetch = sync_module.fetch_reference_lists
+    fetch = refcache_module.fetch_reference_lists
 
     def fetch_then_delete(*args: Any, **kwargs: Any) -> Any:
         data = fetch(*args, **kwargs)
         sandbox.store.delete_record("resident", victim["id"])
         return data
 
-    monkeypatch.setattr(sync_module, "fetch_reference_lists", fetch_then_delete)
+    monkeypatch.setattr(refcache_module, "fetch_reference_lists", fetch_then_delete)
     settings = replace(
         load_settings(env={}),
         base_url=sandbox.base_url,
@@ -434,7 +434,7 @@ def test_a_posting_pass_counts_its_own_records_not_the_whole_ledger(
     from pipelines.posting.propexo import PropexoClient
     from pipelines.reading.grids import fingerprint
     from pipelines.reading.profiles import profiles_for
-    from pipelines.reconciling.sync import reference_data
+    from pipelines.resolving.refcache import reference_data
     from pipelines.runs.files import process_file
 
     settings = replace(

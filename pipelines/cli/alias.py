@@ -47,8 +47,8 @@ def alias_context(
     the places of the open rows of each unknown resident name (`tieout alias`, the desk)."""
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
-    from pipelines.reconciling.sync import reference_lists
     from pipelines.resolving.aliases import open_unknown_names, read_aliases, resident_places
+    from pipelines.resolving.refcache import reference_lists
     from pipelines.resolving.refs import build_reference_data
 
     with Ledger(settings.ledger) as ledger:

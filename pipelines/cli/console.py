@@ -267,15 +267,6 @@ def print_verdict(summary: dict[str, Any]) -> None:
         out.print(f"  {reason['count']:,} {escape(reason['reason'])}{amount}")
 
 
-def age_s(stamp: Any, now: Any) -> float | None:
-    from datetime import datetime
-
-    if not isinstance(stamp, str):
-        return None
-    seconds: float = (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
-    return seconds
-
-
 def age_text(seconds: float | None) -> str:
     if seconds is None:
         return "an unknown time"

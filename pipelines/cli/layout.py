@@ -246,7 +246,7 @@ def _confirm(
     from pipelines.ledger import Ledger
     from pipelines.posting.propexo import make_client
     from pipelines.reading.profiles import profiles_for
-    from pipelines.reconciling.sync import reference_data
+    from pipelines.resolving.refcache import reference_data
     from pipelines.runs.files import decide_layout, layout_preview, process_file
 
     copied = _keep_profile_file(settings.profile, settings.profiles_dir)

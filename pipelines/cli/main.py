@@ -1,4 +1,7 @@
-"""The `tieout` command line: a thin layer over :mod:`pipelines.runs.pipeline`.
+"""The `tieout` command line: it parses and prints; the work is :mod:`pipelines.runs`'s
+(`run` in :mod:`pipelines.runs.pipeline`, `check` in :mod:`pipelines.runs.check`, `reconcile`
+in :mod:`pipelines.runs.reconcile`). The other commands are registered here from their modules
+(:mod:`pipelines.cli.reports`, :mod:`pipelines.cli.admin`, :mod:`pipelines.cli.rehearse`, …).
 
 Settings are built here, once; errors become one clear line and an exit code (ARCHITECTURE.md,
 "CLI"):
@@ -19,17 +22,13 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from pipelines import __version__
-from pipelines.cli.admin import config, demo, ledger, profile, refs, sandbox, webhooks
+from pipelines.cli.admin import config, ledger, profile, refs, webhooks
 from pipelines.cli.alias import alias
 from pipelines.cli.console import (
     CRASH_DIR,
     LEDGER_NAME,
-    VERDICT_STYLE,
-    age_s,
-    age_text,
     err,
     friendly,
     out,
@@ -44,6 +43,8 @@ from pipelines.cli.desk import COMMANDS as DESK_COMMANDS
 from pipelines.cli.items import COMMANDS as ITEM_COMMANDS
 from pipelines.cli.items import finish_run, open_items, print_todo
 from pipelines.cli.layout import layout, print_layout
+from pipelines.cli.rehearse import demo, sandbox
+from pipelines.cli.reports import COMMANDS as REPORT_COMMANDS
 from pipelines.core.config import Settings, load_settings
 from pipelines.core.disk import owner_only
 from pipelines.core.errors import UnreachableError
@@ -269,58 +270,28 @@ def check(
     the reasons, and the original cells. Exit code 0 when every data row is usable.
     """
     from pipelines.core.disk import write_atomically
-    from pipelines.core.errors import InputError
-    from pipelines.ledger import Ledger
-    from pipelines.posting.propexo import make_client, unreachable_hint, verify_token
-    from pipelines.reconciling.sync import reference_data
-    from pipelines.runs.check import check_file, standing_confirmations
+    from pipelines.posting.propexo import unreachable_hint
+    from pipelines.runs.check import check_files
+
+    def read_offline(exc: UnreachableError) -> None:
+        # Say what can be said without Propexo, then the next step.
+        err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
 
     with friendly():
         settings = _reading_settings(ctx, period, period_override, profile, property_name)
-        for path in files:
-            if not path.exists():
-                raise InputError(f"{path}: no such file")
-        refs = None
-        unreachable = None
-        if not offline:
-            try:
-                with make_client(settings) as client:
-                    # The token is checked even when reference data is cached: a wrong token
-                    # must not pass `check` and fail at the first post.
-                    verify_token(client, settings)
-                    with Ledger(settings.ledger) as ledger:
-                        refs = reference_data(ledger, client, settings)
-            except UnreachableError as exc:
-                # Say what can be said without Propexo, then the next step.
-                unreachable = exc
-                err.print(f"[bold red]tieout:[/] {escape(str(exc))}; the file is read offline")
-        results = []
-        layouts = standing_confirmations(settings)
-        for path in files:
-            checked = check_file(path, settings, refs, layouts)
-            if checked.errors_csv is not None and checked.errors_path is not None:
-                write_atomically(checked.errors_path, checked.errors_csv)
-            stale = checked.stale_errors_path
-            if stale is not None:
-                stale.unlink()
-            errors_file = str(checked.errors_path) if checked.errors_path else None
-            results.append(
-                {**checked.summary, "errors_file": errors_file, "removed": str(stale or "")}
-            )
-        for r in results:
+        checked = check_files(settings, files, offline=offline, on_unreachable=read_offline)
+        for r in checked.files:
             _print_checked(r, settings)
         if json_out:
             write_atomically(
-                json_out, json.dumps({"files": results}, indent=2, default=str).encode()
+                json_out, json.dumps({"files": checked.files}, indent=2, default=str).encode()
             )
-        if unreachable is not None:
+        if checked.unreachable is not None:
             err.print(
                 "names were not checked against Propexo (offline findings above); "
                 + unreachable_hint(settings.base_url)
             )
-            sys.exit(2)
-        # A file held with a proposal needs a person, as a rejected row does.
-        sys.exit(0 if all(r["rows_rejected"] == 0 and not r.get("held") for r in results) else 1)
+        sys.exit(checked.exit_code)
 
 
 def _print_checked(r: dict[str, Any], settings: Settings) -> None:
@@ -409,28 +380,20 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
     sync (Propexo syncs every 12 hours by default). Records left in doubt by a crash or a lost
     answer are looked up here, and marked to be sent again only when provably absent.
     """
-    from pipelines.core.models import IN_DOUBT
     from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.runs.reconcile import (
-        doubt_past_grace,
-        next_step,
-        receiver_state,
-        reconcile_command,
-    )
+    from pipelines.runs.reconcile import after_reconcile, reconcile_command
 
     with friendly():
         settings = settings_of(ctx)
         result, reports = reconcile_command(
             settings, registered(), sync=sync, wait_s=wait_s, say=say
         )
-        with Ledger(settings.ledger, readonly=True) as ledger:
-            waiting = len(ledger.records(states=["submitted"], columns=["state"]))
-            in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
-            past_grace = doubt_past_grace(ledger, settings.in_doubt_grace_s)
-            receiver = receiver_state(settings, ledger)
-        step = next_step(
-            settings, result, in_doubt, waiting, receiver=receiver, past_grace=past_grace
+        left = after_reconcile(settings, result)
+        waiting, in_doubt, past_grace, step = (
+            left.waiting,
+            left.in_doubt,
+            left.past_grace,
+            left.step,
         )
         if result is None:
             out.print(
@@ -475,254 +438,6 @@ def reconcile(ctx: click.Context, sync: bool, wait_s: float) -> None:
             sys.exit(1)
         if result.missing or result.mismatched or result.duplicated:
             sys.exit(1)
-
-
-@cli.command()
-@click.argument("run_id", required=False)
-@click.option(
-    "--period",
-    metavar="YYYY-MM",
-    help="The period's workpaper instead: every file of the period, across all runs.",
-)
-@click.pass_context
-def report(ctx: click.Context, run_id: str | None, period: str | None) -> None:
-    """(Re)render a run's report from the ledger (the latest run by default), or with
-    --period the workpaper of a billing period (data/reports/period-YYYY-MM/)."""
-    from pipelines.core.errors import InputError
-    from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.publish import period_of, write_period_report, write_report
-
-    with friendly():
-        settings = settings_of(ctx)
-        with Ledger(settings.ledger) as ledger:
-            if period is not None:
-                month = period_of(period)
-                if month is None:
-                    raise InputError(f"--period {period}: expected a month as YYYY-MM")
-                folder = write_period_report(ledger, settings, month, registered())
-            else:
-                run_id = run_id or ledger.last_run_id()
-                if run_id is None:
-                    raise InputError("no runs in the ledger yet: run `tieout run` first")
-                folder = write_report(ledger, settings, run_id, registered())
-        out.print(f"report: {folder / 'report.html'}")
-
-
-@cli.command()
-@click.argument("query", metavar="KEY|REFERENCE|FILE:ROW")
-@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
-@click.pass_context
-def trace(ctx: click.Context, query: str, as_json: bool) -> None:
-    """A record's lineage: the file and its cells as the file has them, the aliases applied,
-    Propexo's ids, the job, the state and the Rent Manager id once synced."""
-    from pipelines.core.parsing import dollars
-    from pipelines.kinds import registered
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.trace import trace as lineage
-
-    with friendly():
-        settings = settings_of(ctx)
-        with Ledger(settings.ledger, readonly=True) as ledger:
-            found = lineage(ledger, settings, query, registered())
-        if as_json:
-            click.echo(json.dumps(found, indent=2, default=str))
-            return
-        for r in found:
-            out.print(
-                f"[bold]{escape(str(r['reference_number'] or r['invoice_number'] or ''))}[/] "
-                f"{r['kind']} {dollars(r['amount_cents'])} · {r['state']} "
-                f"[dim]({escape(str(r['record_key']))})[/]"
-            )
-            out.print(
-                f"  file     {escape(str(r['file']))}"
-                f"{', sheet ' + escape(str(r['sheet'])) if r['sheet'] else ''}"
-                f", rows {', '.join(map(str, r['rows']))}"
-                f" [dim](sha256 {str(r['file_sha256'])[:12]}…, archived "
-                f"{escape(str(r['archived']))})[/]"
-            )
-            for field, cell in r["fields"].items():
-                out.print(
-                    f"  cell     {cell['cell']}  {escape(str(cell['header']))}: "
-                    f"{escape(repr(cell['value']))}  [dim]({field})[/]"
-                )
-            for a in r["aliases"]:
-                out.print(
-                    f"  alias    {escape(a['as_read'])!r} → {escape(a['propexo_name'])} "
-                    f"[dim]({escape(a['file'])}, line {a['line']})[/]"
-                )
-            for line in r["lines"]:
-                read = line["as_read"]
-                out.print(
-                    f"  line     row {line['row']}: {dollars(line['amount_cents'])} "
-                    f"({escape(repr(read.get('amount')))} in {line['cells'].get('amount', '-')})"
-                    f" to GL {escape(str(read.get('gl_account')))} "
-                    f"[dim]{line['financial_account_id']}[/] at "
-                    f"{escape(str(read.get('property_name')))} [dim]{line['property_id']}[/]"
-                )
-            ids = ", ".join(f"{k} {v}" for k, v in r["propexo_ids"].items())
-            out.print(f"  Propexo  {escape(ids)}")
-            out.print(
-                f"  posted   job {r['job_id'] or '-'} → {r['state']}; Propexo id "
-                f"{r['propexo_id'] or '-'}; Rent Manager id "
-                f"{r['rent_manager_id'] or 'not yet (after the next sync)'}"
-            )
-            if r["note"]:
-                out.print(f"  [yellow]note[/]     {escape(str(r['note']))}")
-
-
-@cli.command()
-@click.argument("subject", metavar="RUN_ID|PERIOD")
-@click.option("--by", "by", required=True, help="Who reviewed the workpaper (a name).")
-@click.option("--note", default=None, help="What the review found, in a line.")
-@click.option(
-    "--with-open-items",
-    is_flag=True,
-    help="Sign although items are open or a check does not hold (needs --note: why).",
-)
-@click.pass_context
-def signoff(
-    ctx: click.Context, subject: str, by: str, note: str | None, with_open_items: bool
-) -> None:
-    """Record a person's review of a run's or a period's (YYYY-MM) workpaper in the ledger,
-    and show it in that report (Reviewed by / on). Refused (exit 1) while an item is open or a
-    check does not hold, unless --with-open-items --note "why". The sign-off keeps the
-    workpaper's hashes: a later change to its figures shows "changed since sign-off"."""
-    from pipelines.kinds import registered
-    from pipelines.reporting.publish import NotSigned, sign_off
-
-    with friendly():
-        try:
-            key, review, folder, left_open = sign_off(
-                settings_of(ctx), subject, by, note, registered(), with_open_items=with_open_items
-            )
-        except NotSigned as refused:
-            out.print(str(refused), markup=False)
-            sys.exit(1)
-        out.print(f"{key}: reviewed by {review['by']} at {review['at']}")
-        if left_open:
-            out.print(f"signed with open items: {', '.join(left_open)}")
-        out.print(f"report: {folder / 'report.html'}")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Ledger summary: counts and amounts by state, what is in doubt, the last run."""
-    from datetime import UTC, datetime
-
-    from pipelines.core.models import IN_DOUBT, exit_code_of, whole
-    from pipelines.core.parsing import dollars
-    from pipelines.ledger import Ledger
-    from pipelines.reporting.report import FAILED_WORDS
-
-    with friendly():
-        settings = settings_of(ctx)
-        with Ledger(settings.ledger, readonly=True) as ledger:
-            by_state = ledger.by_state()
-            doubt = ledger.records(states=list(IN_DOUBT))
-            refused_rows = ledger.records(
-                states=["refused"], columns=["record_key", "kind", "note", "amount_cents"]
-            )
-            runs = ledger.runs()
-            items = ledger.items()
-        now = datetime.now(tz=UTC)
-        in_doubt: list[dict[str, Any]] = [
-            {
-                "record_key": r["record_key"],
-                "kind": r["kind"],
-                "state": r["state"],
-                "sent_at": r["sent_at"],
-                "age_s": age_s(r["sent_at"], now),
-                "note": r["note"],
-                "amount_cents": whole(r["amount_cents"]),
-            }
-            for r in doubt.to_dict("records")
-        ]
-        in_doubt.sort(key=lambda d: str(d["sent_at"]))
-        refused = [
-            {**r, "amount_cents": whole(r["amount_cents"])} for r in refused_rows.to_dict("records")
-        ]
-        last = runs.iloc[-1].to_dict() if not runs.empty else None
-        if last is not None:
-            last["exit_code"] = exit_code_of(last.get("exit_code"))
-        if as_json:
-            out.print_json(
-                json.dumps(
-                    {
-                        "by_state": by_state,
-                        "in_doubt": in_doubt,
-                        "refused": refused,
-                        "last_run": last,
-                        "open_items": {
-                            "count": len(items),
-                            "amount_cents": sum(int(i["amount_cents"]) for i in items),
-                        },
-                    },
-                    default=str,
-                )
-            )
-            return
-        table = Table("state", "records", "amount", header_style="bold")
-        for state, v in sorted(by_state.items()):
-            table.add_row(state, str(v["count"]), dollars(v["amount_cents"]))
-        out.print(table)
-        if in_doubt:
-            oldest = in_doubt[0]
-            out.print(
-                f"[yellow]{len(in_doubt):,} in doubt[/] (never re-sent while no evidence "
-                f"says it did not land); oldest sent {oldest['sent_at']}, "
-                f"{age_text(oldest['age_s'])} ago: {oldest['note'] or 'not looked for yet'}"
-            )
-            out.print(
-                "  `tieout reconcile` settles what Propexo's data or write log shows; after "
-                "looking in Rent Manager, `tieout resolve KEY --present|--absent`"
-            )
-        failed = by_state.get("failed", {}).get("count", 0)
-        if failed:
-            out.print(f"[yellow]{failed:,} failed[/]: {escape(FAILED_WORDS)}")
-        if refused:
-            out.print(
-                f"[red]{len(refused):,} refused by Propexo[/] (not written), e.g. "
-                f"{refused[0]['record_key']}: {refused[0]['note']}"
-            )
-            out.print(
-                "  fix the cause, then `tieout resolve KEY --send-again` (or --send-again "
-                "--all-refused): the next run sends them"
-            )
-        if last is None:
-            out.print("no runs yet")
-        elif last["exit_code"] is None and _alive(last.get("pid")):
-            out.print(f"last run: {last['run_id']} (running, process {exit_code_of(last['pid'])})")
-        elif last["exit_code"] is None:
-            out.print(
-                f"last run: {last['run_id']} (did not finish: it stopped before its end; the "
-                "next run takes up the files it had taken)"
-            )
-        else:
-            out.print(f"last run: {last['run_id']} (exit {last['exit_code']})")
-        if items:
-            cents = sum(int(i["amount_cents"]) for i in items)
-            out.print(
-                f"[yellow]{len(items):,} open items[/] ({dollars(cents)} at stake): `tieout todo`"
-            )
-
-
-def _alive(pid: object) -> bool:
-    """Whether a process with this id runs on this machine (a run's, from the ledger)."""
-    from pipelines.core.models import exit_code_of
-
-    try:
-        number = exit_code_of(pid)  # a whole number, or None (NaN through pandas)
-        if number is None or number <= 0:
-            return False
-        os.kill(number, 0)
-    except (TypeError, ValueError, OverflowError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True  # it exists, as another user
-    return True
 
 
 @cli.command()
@@ -808,40 +523,6 @@ def resolve(
 
 
 @cli.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="How many.")
-@click.pass_context
-def runs(ctx: click.Context, limit: int) -> None:
-    """Past runs, newest first, with their verdict and totals (also data/reports/index.html)."""
-    from pipelines.core.parsing import dollars
-    from pipelines.reporting.publish import run_summaries
-    from pipelines.reporting.render import run_rows
-
-    with friendly():
-        settings: Settings = ctx.obj["settings"]
-        rows = run_rows(run_summaries(settings.reports_dir))
-        if not rows:
-            out.print(f"no runs with a report yet in {settings.reports_dir}")
-            return
-        table = Table(show_header=True, header_style="bold")
-        for column in ("run", "started", "verdict", "now", "source", "posted", "rejected"):
-            right = column in {"source", "posted", "rejected"}
-            table.add_column(column, justify="right" if right else "left", no_wrap=True)
-        for r in rows[:limit]:
-            style = VERDICT_STYLE.get(r["verdict"], "red")
-            table.add_row(
-                str(r["run_id"]),
-                r["started_at"][:19].replace("T", " "),
-                f"[{style}]{r['verdict']}[/]",
-                f"[{VERDICT_STYLE.get(r['verdict_now'], 'red')}]{r['verdict_now']}[/]",
-                dollars(r["source_total_cents"]),
-                dollars(r["posted_total_cents"]),
-                dollars(r["rejected_total_cents"]),
-            )
-        out.print(table)
-        out.print(f"index: {settings.reports_dir / 'index.html'}")
-
-
-@cli.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Check this installation, like `dbt debug`: config and where each value came from,
@@ -879,6 +560,7 @@ for command in (
     config,
     layout,
     alias,
+    *REPORT_COMMANDS,
     *ITEM_COMMANDS,
     *DESK_COMMANDS,
 ):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,16 +15,22 @@ from itertools import repeat
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.core.columns import is_in
 from pipelines.core.errors import LedgerError
 from pipelines.core.kind import Kinds
 from pipelines.core.logs import LOGGER
 from pipelines.core.models import RecordState, utcnow
-from pipelines.core.record_columns import RECORD, Column
+from pipelines.core.record_columns import RECORD
 from pipelines.ledger.database import Database
+from pipelines.ledger.rows import (
+    chunks,
+    db_value,
+    optional_texts,
+    staged_values,
+    texts,
+    whole_numbers,
+)
 
 log = logging.getLogger(LOGGER)
 ADOPTED = "adopted"  # content_hash of a record taken over from Propexo: only its amount is known
@@ -150,7 +155,7 @@ class RecordStore:
                 f"WHERE {column} IN ({_marks(chunk)})",
                 chunk,
             )
-            for chunk in _chunks(sorted(values), KEYS_PER_STATEMENT)
+            for chunk in chunks(sorted(values), KEYS_PER_STATEMENT)
         ]
         if not parts:
             return pd.DataFrame(columns=[*columns, "seq"])
@@ -171,7 +176,7 @@ class RecordStore:
         else:
             wanted = [str(key) for key in candidates]
         known: dict[str, tuple[str, str, int, str]] = {}
-        for chunk in _chunks(wanted, KEYS_PER_STATEMENT):
+        for chunk in chunks(wanted, KEYS_PER_STATEMENT):
             for key, digest, first_run, cents, payload in self.db.execute(
                 "SELECT record_key, content_hash, run_id, amount_cents, payload FROM records "
                 f"WHERE record_key IN ({_marks(chunk)})",
@@ -199,10 +204,10 @@ class RecordStore:
         names = [name for name in settable if name in fields]  # the ledger's names, in its order
         sets = ", ".join(["state = ?", "updated_at = ?", *(f"{name} = ?" for name in names)])
         now = utcnow()
-        values = [state.value, now, *(_db_value(fields[name]) for name in names)]
+        values = [state.value, now, *(db_value(fields[name]) for name in names)]
         changes: list[tuple[str, str]] = []
         with self.db.transaction():
-            for chunk in _chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
+            for chunk in chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
                 marks = _marks(chunk)
                 before = self.db.execute(
                     f"SELECT record_key, state FROM records WHERE record_key IN ({marks})", chunk
@@ -309,11 +314,11 @@ class RecordStore:
             raise LedgerError("two outcomes for one record")
         now = utcnow()
         rows = zip(
-            _texts(outcomes["record_key"]),
-            _texts(outcomes["state"]),
-            _optional(outcomes, "propexo_id"),
-            _whole_numbers(outcomes.get("found_amount_cents"), len(outcomes)),
-            _optional(outcomes, "note"),
+            texts(outcomes["record_key"]),
+            texts(outcomes["state"]),
+            optional_texts(outcomes, "propexo_id"),
+            whole_numbers(outcomes.get("found_amount_cents"), len(outcomes)),
+            optional_texts(outcomes, "note"),
             strict=True,
         )
         with self.db.transaction():
@@ -371,7 +376,7 @@ class RecordStore:
         )["state"]
         given = frame["record_key"].astype(str)
         unsent = given[given.map(known).isin(["ready", "held"])].tolist()
-        ids = dict(zip(given, _optional(frame, "created_record_id"), strict=True))
+        ids = dict(zip(given, optional_texts(frame, "created_record_id"), strict=True))
         for key in unsent:
             fields: dict[str, Any] = {"confirmed_at": utcnow()}
             if ids.get(key):
@@ -387,7 +392,7 @@ class RecordStore:
         if frame.empty:
             return len(unsent)
         now = utcnow()
-        keys = _texts(frame["record_key"])
+        keys = texts(frame["record_key"])
         # Staged as any record is, less what only a file has: no file, rows, body or digest.
         columns, rows = _record_rows(
             frame,
@@ -400,7 +405,7 @@ class RecordStore:
                 "content_hash": repeat(ADOPTED),
                 "payload": repeat("{}"),
                 "state": repeat("confirmed"),
-                "created_record_id": _optional(frame, "created_record_id"),
+                "created_record_id": optional_texts(frame, "created_record_id"),
                 "confirmed_at": repeat(now),
             },
         )
@@ -499,7 +504,7 @@ class RecordStore:
     def states_of(self, keys: Sequence[str]) -> dict[str, int]:
         """State → how many of these records are in it now."""
         counts: dict[str, int] = {}
-        for chunk in _chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
+        for chunk in chunks(list(dict.fromkeys(keys)), KEYS_PER_STATEMENT):
             for state, n in self.db.execute(
                 f"SELECT state, COUNT(*) FROM records WHERE record_key IN ({_marks(chunk)}) "
                 "GROUP BY state",
@@ -536,10 +541,6 @@ def _twins(keys: pd.Series) -> pd.Series:
     )
 
 
-def _listed(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
 def _record_rows(
     new: pd.DataFrame,
     run_id: str,
@@ -555,110 +556,8 @@ def _record_rows(
         column.name: (
             given[column.name]
             if column.name in given
-            else _staged_values(column, new, run_id, sha256, now)
+            else staged_values(column, new, run_id, sha256, now)
         )
         for column in RECORD.staged()
     } | given
     return list(values), zip(*values.values(), strict=False)
-
-
-def _staged_values(
-    column: Column, new: pd.DataFrame, run_id: str, sha256: str | None, now: str
-) -> Iterable[Any]:
-    """One column of new records' rows, filled as its declaration says (`record_columns.Fill`)."""
-    name = column.name
-    match column.staged:
-        case "text":
-            return _texts(new[name])
-        case "optional":
-            return _optional(new, name)
-        case "cents":
-            cents: list[int] = new[name].astype("int64").tolist()
-            return cents
-        case "rows":
-            return _json_lists(new[name])
-        case "body":
-            return _bodies(new[name] if name in new else pd.Series(None, index=new.index))
-        case "joined":
-            if name not in new:
-                return repeat(None)
-            joined: Iterable[Any] = new[name].map(lambda v: "; ".join(_listed(v)) or None)
-            return joined
-        case "run":
-            return repeat(run_id)
-        case "file":
-            return repeat(sha256)
-        case "now":
-            return repeat(now)
-        case "ready":
-            return repeat(RecordState.READY.value)
-    raise LedgerError(f"record column {name!r} is not filled when staged")
-
-
-def _bodies(payloads: pd.Series) -> Iterable[Any]:
-    """Request bodies as JSON text. A charge's body is its columns (built when posted): no
-    JSON text is stored for it."""
-    if _all_text(payloads):
-        return _texts(payloads)
-    if payloads.isna().all():
-        return repeat("")
-    return [p if isinstance(p, str) else "" if _opt(p) is None else json.dumps(p) for p in payloads]
-
-
-def _optional(frame: pd.DataFrame, column: str) -> list[str | None]:
-    """A column as text, None where missing (or where the frame has no such column)."""
-    if column not in frame:
-        return [None] * len(frame)
-    values = frame[column]
-    if isinstance(values.dtype, pd.StringDtype):
-        return _texts(values)
-    return [_opt(v) for v in values.astype(object).where(values.notna(), None)]
-
-
-def _whole_numbers(values: pd.Series | None, length: int) -> list[int | None]:
-    """A column of whole numbers (float with NaN, or objects with None) as ints and None."""
-    if values is None:
-        return [None] * length
-    numbers = pd.to_numeric(values.astype(object), errors="raise")
-    whole: list[int | None] = pa.array(numbers, from_pandas=True).cast(pa.int64()).to_pylist()
-    return whole
-
-
-def _texts(values: pd.Series) -> list[Any]:
-    """A column as a list of str (None where missing), converted in bulk."""
-    if isinstance(values.dtype, pd.StringDtype):
-        texts: list[Any] = pa.array(values.array).to_pylist()
-        return texts
-    return values.astype(str).tolist()
-
-
-def _json_lists(values: pd.Series) -> list[str]:
-    """Lists of row numbers as JSON text (one-row lists, the common case, column-wise)."""
-    if isinstance(values.dtype, pd.ArrowDtype):
-        lengths = pc.list_value_length(pa.array(values.array))
-        if pc.all(pc.equal(lengths, 1)).as_py():
-            flat = pc.list_flatten(pa.array(values.array)).to_numpy()
-            texts: list[str] = ("[" + pd.Series(flat).astype(str) + "]").tolist()
-            return texts
-    return [json.dumps([int(r) for r in rows]) for rows in values]
-
-
-def _all_text(values: pd.Series) -> bool:
-    return isinstance(values.dtype, pd.StringDtype) or all(isinstance(v, str) for v in values)
-
-
-def _opt(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return str(value)
-
-
-def _db_value(value: Any) -> Any:
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return value
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -44,7 +44,7 @@ def rebuild_ledger(
 ) -> int:
     """Adopt Propexo's records of every kind into the ledger (a new one, or merged into one
     that holds records). Returns how many were adopted."""
-    from pipelines.reconciling.sync import reference_data
+    from pipelines.resolving.refcache import reference_data
 
     today = datetime.now(tz=UTC).date()
     reach = timedelta(days=settings.sync_window_days)

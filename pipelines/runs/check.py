@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.config import Settings
-from pipelines.core.errors import InputError, TieoutError
+from pipelines.core.disk import write_atomically
+from pipelines.core.errors import InputError, TieoutError, UnreachableError
 from pipelines.core.models import (
     ExtractResult,
     FileResult,
@@ -25,17 +27,15 @@ from pipelines.core.parsing import dollars
 from pipelines.kinds import registered
 from pipelines.ledger import Ledger
 from pipelines.posting.load import describe_plan
-from pipelines.posting.propexo import make_client
+from pipelines.posting.propexo import make_client, verify_token
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import (
     Profile,
     profiles_for,
 )
 from pipelines.reading.propose import LayoutHeld
-from pipelines.reconciling.sync import (
-    issues_for_conflicts,
-    reference_data,
-)
+from pipelines.reconciling.before_send import issues_for_conflicts
+from pipelines.resolving.refcache import reference_data
 from pipelines.resolving.refs import (
     RefData,
 )
@@ -224,6 +224,67 @@ def check_file(
         "layout": {**preview["layout"], "command": preview["command"]},
     }
     return CheckResult(path, summary, errors_csv, online=refs is not None)
+
+
+@dataclass(frozen=True)
+class CheckedFiles:
+    """What `tieout check` found in its files: each file's summary (the ``--json`` contract:
+    :func:`check_file`'s, with ``errors_file``, where its rejects file was written, and
+    ``removed``, the stale rejects file it removed) and, when Propexo could not be reached,
+    why the names were read offline."""
+
+    files: list[dict[str, Any]]
+    unreachable: UnreachableError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """2 when Propexo was unreachable; else 0 when every data row is usable and no file is
+        held with a proposal (which needs a person, as a rejected row does), 1 otherwise."""
+        if self.unreachable is not None:
+            return 2
+        return 0 if all(r["rows_rejected"] == 0 and not r.get("held") for r in self.files) else 1
+
+
+def check_files(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    offline: bool,
+    on_unreachable: Callable[[UnreachableError], None] | None = None,
+) -> CheckedFiles:
+    """`tieout check` composed: the token verified and reference data read (unless
+    ``offline``; Propexo unreachable, ``on_unreachable`` is told and the files are read
+    offline), each file checked, its rejects file written beside it, and a rejects file left
+    by an earlier check of a file that now checks clean removed."""
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+    refs = None
+    unreachable = None
+    if not offline:
+        try:
+            with make_client(settings) as client:
+                # The token is checked even when reference data is cached: a wrong token
+                # must not pass `check` and fail at the first post.
+                verify_token(client, settings)
+                with Ledger(settings.ledger) as ledger:
+                    refs = reference_data(ledger, client, settings)
+        except UnreachableError as exc:
+            unreachable = exc
+            if on_unreachable is not None:
+                on_unreachable(exc)
+    results = []
+    layouts = standing_confirmations(settings)
+    for path in paths:
+        checked = check_file(path, settings, refs, layouts)
+        if checked.errors_csv is not None and checked.errors_path is not None:
+            write_atomically(checked.errors_path, checked.errors_csv)
+        stale = checked.stale_errors_path
+        if stale is not None:
+            stale.unlink()
+        errors_file = str(checked.errors_path) if checked.errors_path else None
+        results.append({**checked.summary, "errors_file": errors_file, "removed": str(stale or "")})
+    return CheckedFiles(results, unreachable)
 
 
 def held_summary(preview: dict[str, Any], *, offline: bool) -> dict[str, Any]:

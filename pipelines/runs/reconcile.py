@@ -3,6 +3,7 @@ written again; and the one next step it prints."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,14 +16,11 @@ from pipelines.ledger import Ledger, utcnow
 from pipelines.posting.budget import turn
 from pipelines.posting.load import wait_for_jobs
 from pipelines.posting.propexo import make_client
-from pipelines.reconciling.sync import (
-    describe_doubt,
-    reconcile_ledger,
-    reference_data,
-    settle_in_doubt,
-    wait_for_syncs,
-)
+from pipelines.reconciling.before_send import describe_doubt, settle_in_doubt
+from pipelines.reconciling.sync import wait_for_syncs
+from pipelines.reconciling.writeback import reconcile_ledger
 from pipelines.reporting.publish import write_report
+from pipelines.resolving.refcache import reference_data
 
 
 def reconcile_command(
@@ -72,6 +70,28 @@ def reconcile_command(
                 if (settings.reports_dir / run_id).exists():
                     reports.append(write_report(ledger, settings, run_id, kinds))
     return result, reports
+
+
+@dataclass(frozen=True)
+class AfterReconcile:
+    """What is left after `tieout reconcile`: records still waiting for their write-status,
+    in doubt, in doubt past their grace, and the one next step (:func:`next_step`)."""
+
+    waiting: int
+    in_doubt: int
+    past_grace: int
+    step: str
+
+
+def after_reconcile(settings: Settings, result: ReconcileResult | None) -> AfterReconcile:
+    """The ledger read (without writing) for what `tieout reconcile` says after it matched."""
+    with Ledger(settings.ledger, readonly=True) as ledger:
+        waiting = len(ledger.records(states=["submitted"], columns=["state"]))
+        in_doubt = len(ledger.records(states=list(IN_DOUBT), columns=["state"]))
+        past_grace = doubt_past_grace(ledger, settings.in_doubt_grace_s)
+        receiver = receiver_state(settings, ledger)
+    step = next_step(settings, result, in_doubt, waiting, receiver=receiver, past_grace=past_grace)
+    return AfterReconcile(waiting, in_doubt, past_grace, step)
 
 
 RECENT_WEBHOOK = timedelta(days=7)
