@@ -206,177 +206,30 @@ def build_report(
     items the run met, each in its state now (settled later, and by which run or person);
     ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it)."""
     used_layouts, held_layouts = _layouts_of_run(layout_uses)
-    file_rows: list[dict[str, Any]] = []
-    control_rows: list[dict[str, Any]] = []
-    for f in files.to_dict("records"):
-        mine = records[records["file_sha256"] == f["sha256"]] if not records.empty else records
-        posted = _amount(mine, POSTED)
-        staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
-        pending = staged - posted
-        previously = int(f.get("previously_posted_cents") or 0)
-        skipped_by_kind = (
-            json.loads(f["skipped_by_kind"])
-            if isinstance(f["skipped_by_kind"], str)
-            else f["skipped_by_kind"]
-        )
-        row = {
-            "name": f["name"],
-            "sha256": f["sha256"],
-            "profile": f["profile"],
-            "kind": f["kind"],
-            "rows_read": int(f["rows_read"]),
-            "rows_used": int(f["rows_used"]),
-            "rows_rejected": int(f["rows_rejected"]),
-            "rows_skipped": int(f["rows_skipped"]),
-            "skipped_by_kind": skipped_by_kind,
-            "source_total_cents": int(f["source_total_cents"]),
-            "rejected_total_cents": int(f["rejected_total_cents"]),
-            "posted_total_cents": posted,
-            "pending_total_cents": pending,
-            "previously_posted_cents": previously,
-            "moved_to": f.get("moved_to"),
-            "columns_not_charged": _json_list(f.get("columns_not_charged")),
-            "file_totals": _json_list(f.get("file_totals")),
-            "period": blank(f.get("period"), None),
-            "period_source": blank(f.get("period_source"), None),
-            "sheet": blank(f.get("sheet"), None),
-            "layout": used_layouts.get(str(f["sha256"])),
-        }
-        row["file_totals"] = [with_plain_figures(t) for t in row["file_totals"]]
-        # The file's own total rows are part of the check: one that its lines do not tie (or
-        # that cannot be tied, a line's amount unreadable) never lets the file "hold".
-        row["ties_out"] = row["source_total_cents"] == (
-            posted + pending + row["rejected_total_cents"] + previously
-        ) and all(is_tied(t) for t in row["file_totals"])
-        row["stated_total_cents"] = stated_total(row["file_totals"])
-        file_rows.append(row)
-        control_rows.append(
-            {
-                "level": "file",
-                "name": f["name"],
-                "source_total_cents": row["source_total_cents"],
-                "stated_total_cents": row["stated_total_cents"],
-                "posted_total_cents": posted,
-                "pending_total_cents": pending,
-                "rejected_total_cents": row["rejected_total_cents"],
-                "previously_posted_cents": previously,
-                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
-                "ties_out": row["ties_out"],
-                "identity": "source = posted + pending + rejected + previously posted; "
-                "the file's own total rows tie",
-            }
-        )
-
-    location_rows: list[dict[str, Any]] = []
-    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
-    for location_id, group in groups:
-        rec = _reconciliation(group)
-        posted = _amount(group, POSTED)
-        parts = {
-            "matched_cents": _amount(group, ("matched",)),
-            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
-            "missing_cents": _amount(group, ("missing",)),
-            "mismatched_cents": _amount(group, ("mismatched",)),
-            "duplicated_cents": _amount(group, ("duplicated",)),
-        }
-        location_rows.append(
-            {
-                "location_id": location_id,
-                "location": locations.get(str(location_id), str(location_id)),
-                "records": len(group),
-                "posted_total_cents": posted,
-                **parts,
-                "failed_cents": _amount(group, ("failed", "refused")),
-                "in_doubt_cents": _amount(
-                    group, ("sending", "submitted", "ready", "held", "partial")
-                ),
-                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
-                "ties_out": posted == sum(parts.values()),
-            }
-        )
-        control_rows.append(
-            {
-                "level": "location",
-                "name": locations.get(str(location_id), str(location_id)),
-                "posted_total_cents": posted,
-                **parts,
-                "ties_out": posted == sum(parts.values()),
-                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
-            }
-        )
-
-    by_state = records["state"].value_counts().to_dict() if not records.empty else {}
-    totals: dict[str, Any] = {
-        k: sum(int(r[k]) for r in file_rows)
-        for k in (
-            "rows_read",
-            "rows_used",
-            "rows_rejected",
-            "rows_skipped",
-            "source_total_cents",
-            "rejected_total_cents",
-            "pending_total_cents",
-            "previously_posted_cents",
-        )
-    }
-    totals["posted_total_cents"] = _amount(records, POSTED)
-    run_parts = sum(
-        _amount(records, (s,))
-        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
-    )
-    control_rows.append(
-        {
-            "level": "run",
-            "name": str(run.get("run_id")),
-            "source_total_cents": totals["source_total_cents"],
-            "posted_total_cents": totals["posted_total_cents"],
-            "rejected_total_cents": totals["rejected_total_cents"],
-            "ties_out": totals["posted_total_cents"] == run_parts
-            and all(r["ties_out"] for r in file_rows),
-            "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
-            "every file's check holds",
-        }
-    )
-    reconciliation = {**_reconciliation(records), "unexpected": unexpected}
-    control = pd.DataFrame(control_rows)
+    file_rows, file_checks = _file_rows(files, records, used_layouts)
+    location_rows, location_checks = _location_rows(records, locations)
+    totals, run_check = _run_totals(run, file_rows, records)
+    control = pd.DataFrame([*file_checks, *location_checks, run_check])
+    now = now or datetime.now(tz=UTC)
     verdict, reasons = decide_verdict(
         file_rows,
         drops,
         records,
         unexpected,
-        now or datetime.now(tz=UTC),
+        now,
         grace_s,
         held_layouts,
         stopped=run.get("stopped") or None,
     )
-    confirmations = [
-        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
-        for f in file_rows
-        if f.get("layout")
-    ]
     met = [item_summary(i) for i in items or []]
-    held = [i for i, raw in zip(met, items or [], strict=True) if raw.get("met", True)]
-    held = [i for i in held if i["cause"] in HOLDING]
-    if held:
-        # Held, then: what the run could not post until a person acts (the verdict it had).
-        reasons = [
-            _reason(
-                "files held until a person acts (`tieout todo`)",
-                len(held),
-                sum(int(i["amount_cents"]) for i in held),
-            ),
-            *(r for r in reasons if verdict == ATTENTION),
-        ]
-        verdict = ATTENTION
+    verdict, reasons = _held_back(verdict, reasons, met, items or [])
     verdict, reasons = _with_items(verdict, reasons, met, items or [])
-    now_verdict, now_reasons = verdict_now(
-        met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
-    )
+    now_verdict, now_reasons = verdict_now(met, file_rows, drops, records, unexpected, now, grace_s)
     summary = {
         "run_id": run.get("run_id"),
         "verdict": verdict,
         "verdict_reasons": reasons,
-        "provenance": {**(provenance or {}), "layouts": confirmations},
+        "provenance": {**(provenance or {}), "layouts": _confirmations(file_rows)},
         "held_layouts": held_layouts,
         "verdict_now": now_verdict,
         "verdict_now_reasons": now_reasons,
@@ -391,36 +244,21 @@ def build_report(
         "exit_code": exit_code_of(run.get("exit_code")),
         "stopped": run.get("stopped") or None,
         "files": file_rows,
-        "duplicate_drops": drops.loc[
-            drops["first_run_id"].notna(), ["name", "sha256", "reason", "first_run_id"]
-        ].to_dict("records")
-        if not drops.empty
-        else [],
-        "refused_files": drops.loc[drops["first_run_id"].isna(), ["name", "sha256", "reason"]]
-        .fillna("")
-        .to_dict("records")
-        if not drops.empty
-        else [],
+        **_drops(drops),
         "totals": totals,
-        "records": {
-            "by_state": {str(k): int(v) for k, v in by_state.items()},
-            "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
-            "count": len(records),
-        },
-        "reconciliation": reconciliation,
+        "records": _record_counts(records),
+        "reconciliation": {**_reconciliation(records), "unexpected": unexpected},
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
         "signoffs": list(signoffs or []),
         "lineage": list(lineage or []),
     }
-    archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
-    sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}
     posted_frame = _posted_frame(
         records,
         locations,
         names,
-        archived,
-        sheets,
+        {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows},
+        {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows},
         run_id=str(run.get("run_id")),
         rent_manager_ids={
             str(t["record_key"]): t.get("rent_manager_id") for t in lineage or [] if t
@@ -435,3 +273,215 @@ def build_report(
         posted_frame,
         rejected,
     )
+
+
+def _file_rows(
+    files: pd.DataFrame, records: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each file's row of the report, and its check: source = posted + pending + rejected +
+    previously posted, and the file's own total rows tie."""
+    file_rows: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    by_file = (
+        {str(sha): group for sha, group in records.groupby("file_sha256", sort=False)}
+        if not records.empty
+        else {}
+    )
+    for f in files.to_dict("records"):
+        mine = by_file.get(str(f["sha256"]), records.iloc[:0])
+        row = _file_row(f, mine, used_layouts)
+        file_rows.append(row)
+        checks.append(
+            {
+                "level": "file",
+                "name": f["name"],
+                "source_total_cents": row["source_total_cents"],
+                "stated_total_cents": row["stated_total_cents"],
+                "posted_total_cents": row["posted_total_cents"],
+                "pending_total_cents": row["pending_total_cents"],
+                "rejected_total_cents": row["rejected_total_cents"],
+                "previously_posted_cents": row["previously_posted_cents"],
+                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
+                "ties_out": row["ties_out"],
+                "identity": "source = posted + pending + rejected + previously posted; "
+                "the file's own total rows tie",
+            }
+        )
+    return file_rows, checks
+
+
+def _file_row(
+    f: dict[str, Any], mine: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One file's figures: its rows, its money by where it stands, its own total rows."""
+    posted = _amount(mine, POSTED)
+    staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
+    skipped = f["skipped_by_kind"]
+    row = {
+        "name": f["name"],
+        "sha256": f["sha256"],
+        "profile": f["profile"],
+        "kind": f["kind"],
+        "rows_read": int(f["rows_read"]),
+        "rows_used": int(f["rows_used"]),
+        "rows_rejected": int(f["rows_rejected"]),
+        "rows_skipped": int(f["rows_skipped"]),
+        "skipped_by_kind": json.loads(skipped) if isinstance(skipped, str) else skipped,
+        "source_total_cents": int(f["source_total_cents"]),
+        "rejected_total_cents": int(f["rejected_total_cents"]),
+        "posted_total_cents": posted,
+        "pending_total_cents": staged - posted,
+        "previously_posted_cents": int(f.get("previously_posted_cents") or 0),
+        "moved_to": f.get("moved_to"),
+        "columns_not_charged": _json_list(f.get("columns_not_charged")),
+        "file_totals": [with_plain_figures(t) for t in _json_list(f.get("file_totals"))],
+        "period": blank(f.get("period"), None),
+        "period_source": blank(f.get("period_source"), None),
+        "sheet": blank(f.get("sheet"), None),
+        "layout": used_layouts.get(str(f["sha256"])),
+    }
+    # The file's own total rows are part of the check: one that its lines do not tie (or
+    # that cannot be tied, a line's amount unreadable) never lets the file "hold".
+    row["ties_out"] = row["source_total_cents"] == (
+        staged + row["rejected_total_cents"] + row["previously_posted_cents"]
+    ) and all(is_tied(t) for t in row["file_totals"])
+    row["stated_total_cents"] = stated_total(row["file_totals"])
+    return row
+
+
+def _location_rows(
+    records: pd.DataFrame, locations: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each location's row and its check: posted = matched + awaiting sync + missing +
+    mismatched + duplicated."""
+    rows: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
+    for location_id, group in groups:
+        rec = _reconciliation(group)
+        posted = _amount(group, POSTED)
+        parts = {
+            "matched_cents": _amount(group, ("matched",)),
+            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
+            "missing_cents": _amount(group, ("missing",)),
+            "mismatched_cents": _amount(group, ("mismatched",)),
+            "duplicated_cents": _amount(group, ("duplicated",)),
+        }
+        name = locations.get(str(location_id), str(location_id))
+        ties = posted == sum(parts.values())
+        rows.append(
+            {
+                "location_id": location_id,
+                "location": name,
+                "records": len(group),
+                "posted_total_cents": posted,
+                **parts,
+                "failed_cents": _amount(group, ("failed", "refused")),
+                "in_doubt_cents": _amount(
+                    group, ("sending", "submitted", "ready", "held", "partial")
+                ),
+                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
+                "ties_out": ties,
+            }
+        )
+        checks.append(
+            {
+                "level": "location",
+                "name": name,
+                "posted_total_cents": posted,
+                **parts,
+                "ties_out": ties,
+                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
+            }
+        )
+    return rows, checks
+
+
+FILE_TOTALS = (
+    "rows_read",
+    "rows_used",
+    "rows_rejected",
+    "rows_skipped",
+    "source_total_cents",
+    "rejected_total_cents",
+    "pending_total_cents",
+    "previously_posted_cents",
+)
+
+
+def _run_totals(
+    run: dict[str, Any], file_rows: list[dict[str, Any]], records: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's totals (its files' figures added up, its records' posted amount), and its
+    check: posted = its parts, and every file's check holds."""
+    totals: dict[str, Any] = {k: sum(int(r[k]) for r in file_rows) for k in FILE_TOTALS}
+    totals["posted_total_cents"] = _amount(records, POSTED)
+    run_parts = sum(
+        _amount(records, (s,))
+        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
+    )
+    check = {
+        "level": "run",
+        "name": str(run.get("run_id")),
+        "source_total_cents": totals["source_total_cents"],
+        "posted_total_cents": totals["posted_total_cents"],
+        "rejected_total_cents": totals["rejected_total_cents"],
+        "ties_out": totals["posted_total_cents"] == run_parts
+        and all(r["ties_out"] for r in file_rows),
+        "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
+        "every file's check holds",
+    }
+    return totals, check
+
+
+def _held_back(
+    verdict: str, reasons: list[dict[str, Any]], met: list[dict[str, Any]], raw: list[Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Files held until a person acts (the items that hold a whole file back, met by the
+    run): what the run could not post, first among the reasons (the verdict it had after)."""
+    held = [i for i, r in zip(met, raw, strict=True) if r.get("met", True)]
+    held = [i for i in held if i["cause"] in HOLDING]
+    if not held:
+        return verdict, reasons
+    return ATTENTION, [
+        _reason(
+            "files held until a person acts (`tieout todo`)",
+            len(held),
+            sum(int(i["amount_cents"]) for i in held),
+        ),
+        *(r for r in reasons if verdict == ATTENTION),
+    ]
+
+
+def _confirmations(file_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Who confirmed each file's layout, and which it was."""
+    return [
+        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
+        for f in file_rows
+        if f.get("layout")
+    ]
+
+
+def _drops(drops: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Files dropped again (already processed) and files refused as a whole."""
+    if drops.empty:
+        return {"duplicate_drops": [], "refused_files": []}
+    again = drops["first_run_id"].notna()
+    return {
+        "duplicate_drops": drops.loc[again, ["name", "sha256", "reason", "first_run_id"]].to_dict(
+            "records"
+        ),
+        "refused_files": drops.loc[~again, ["name", "sha256", "reason"]]
+        .fillna("")
+        .to_dict("records"),
+    }
+
+
+def _record_counts(records: pd.DataFrame) -> dict[str, Any]:
+    """The records by state: how many, and their amount."""
+    by_state = records["state"].value_counts().to_dict() if not records.empty else {}
+    return {
+        "by_state": {str(k): int(v) for k, v in by_state.items()},
+        "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
+        "count": len(records),
+    }
