@@ -311,7 +311,7 @@ def _file_rows(
 
 
 def _file_row(
-    f: dict[str, Any], mine: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
+    f: dict[Any, Any], mine: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """One file's figures: its rows, its money by where it stands, its own total rows."""
     posted = _amount(mine, POSTED)
@@ -462,7 +462,7 @@ def _confirmations(file_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _drops(drops: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+def _drops(drops: pd.DataFrame) -> dict[str, list[dict[Any, Any]]]:
     """Files dropped again (already processed) and files refused as a whole."""
     if drops.empty:
         return {"duplicate_drops": [], "refused_files": []}
