@@ -22,11 +22,18 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.hints import AliasHints
+from pipelines.core.kind import Kinds
 from pipelines.core.models import AWAITING_SYNC, POSTED, exit_code_of
 from pipelines.core.parsing import dollars
 from pipelines.ledger.runs import REJECT_COLUMNS
 from pipelines.reading.totals import is_tied, total_text, with_plain_figures
-from pipelines.reporting.tables import POSTED_COLUMNS, _posted_frame, blank, rejected_rows
+from pipelines.reporting.tables import (
+    POSTED_COLUMNS,
+    _posted_frame,
+    blank,
+    record_lines,
+    rejected_rows,
+)
 from pipelines.reporting.verdict import (
     ATTENTION,
     COMPLETE,
@@ -200,11 +207,13 @@ def build_report(
     layout_uses: pd.DataFrame | None = None,
     items: list[dict[str, Any]] | None = None,
     lineage: list[dict[str, Any]] | None = None,
+    kinds: Kinds | None = None,
 ) -> RunReport:
     """The report of one run (or of a period's files), from what the ledger holds for it;
     ``signoffs``: the reviews a person recorded of it (`tieout signoff`); ``items``: the open
     items the run met, each in its state now (settled later, and by which run or person);
-    ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it)."""
+    ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it);
+    ``kinds``: what says a record's lines (a bill's properties are its lines')."""
     used_layouts, held_layouts = _layouts_of_run(layout_uses)
     file_rows, file_checks = _file_rows(files, records, used_layouts)
     location_rows, location_checks = _location_rows(records, locations)
@@ -263,6 +272,7 @@ def build_report(
         rent_manager_ids={
             str(t["record_key"]): t.get("rent_manager_id") for t in lineage or [] if t
         },
+        lines_of=record_lines(kinds),
     )
     rejected = rejects.copy() if not rejects.empty else pd.DataFrame(columns=list(REJECT_COLUMNS))
     return RunReport(

@@ -4,9 +4,30 @@ needs to find it, and one per rejected source row; pure functions over the ledge
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+
+from pipelines.core.kind import Kinds
+
+# A record's lines by its record kind and stored body (:attr:`Kind.lines`).
+LinesOf = Callable[[str, Any], list[dict[str, Any]]]
+
+
+def record_lines(kinds: Kinds | None) -> LinesOf:
+    """A record's lines as its kind says them (:attr:`Kind.lines`; none without ``kinds``,
+    or for a record of a kind this tieout does not know)."""
+
+    def lines(kind: str, body: Any) -> list[dict[str, Any]]:
+        if kinds is None or not isinstance(body, dict):
+            return []
+        try:
+            return kinds.record(kind).lines(body)
+        except ValueError:
+            return []
+
+    return lines
 
 
 def blank(value: Any, default: Any = "") -> Any:
@@ -89,13 +110,14 @@ def _posted_frame(
     sheets: dict[str, str] | None = None,
     run_id: str | None = None,
     rent_manager_ids: dict[str, Any] | None = None,
+    lines_of: LinesOf | None = None,
 ) -> pd.DataFrame:
     """One row per record, with what a person needs to find it: the file and its rows, who
     (vendor or resident), property and unit, charge code, date, amount ours and Propexo's, its
     ids, and the earlier run that posted it when not ``run_id`` (a re-run, a period).
     ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code", "property",
     "resident_property"), from the cached reference data; ``archived``: file sha256 → where
-    the file now lies."""
+    the file now lies; ``lines_of``: a record's lines (:func:`record_lines`)."""
     if records.empty:
         return pd.DataFrame(columns=POSTED_COLUMNS)
     names = names or {}
@@ -118,22 +140,25 @@ def _posted_frame(
     party = named("vendor_id", "vendor").where(~for_resident, named("resident_id", "resident"))
     unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
     home = residents.astype(str).map(names.get("resident_property", {})).astype(object)
-    # An invoice's property is its lines' (each line names one): read for invoices only.
+    # A record of lines' property is its lines' (each line names one; a bill's): read for
+    # records of no resident only.
     properties = names.get("property", {})
     payloads = records.get("payload", pd.Series(None, index=records.index, dtype=object))
     billing = (~for_resident & payloads.notna()).to_numpy()
-    billed = payloads[billing].map(
-        lambda body: ", ".join(
+    lines = lines_of or (lambda kind, body: [])
+    billed = [
+        ", ".join(
             dict.fromkeys(
-                properties.get(str(i.get("property_id")), str(i.get("property_id")))
-                for i in (body.get("invoice_items") or [] if isinstance(body, dict) else [])
-                if i.get("property_id")
+                properties.get(str(line.get("property_id")), str(line.get("property_id")))
+                for line in lines(str(kind), body)
+                if line.get("property_id")
             )
         )
-    )
+        for kind, body in zip(records["kind"][billing], payloads[billing], strict=True)
+    ]
     # Positions, not labels: the records' index may repeat (rows of several passes).
     shown = home.where(for_resident, "").fillna("").to_numpy(dtype=object, copy=True)
-    shown[billing] = billed.to_numpy(dtype=object)
+    shown[billing] = pd.Series(billed, dtype=object).to_numpy(dtype=object)
     home = pd.Series(shown, index=records.index, dtype=object)
     runs = records.get("run_id", pd.Series(None, index=records.index, dtype=object))
     earlier = runs.astype(object).where(runs.notna() & runs.astype(str).ne(str(run_id)), "")

@@ -49,6 +49,18 @@ def prepare(extract: ExtractResult, ctx: KindContext) -> tuple[ExtractResult, li
     return replace(extract, period=period, period_source=source if period else None), []
 
 
+def lines(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An invoice's lines, as the report and trace show them."""
+    return [
+        {
+            "amount_cents": item.get("amount_in_cents"),
+            "property_id": item.get("property_id"),
+            "account_id": item.get("financial_account_id"),
+        }
+        for item in body.get("invoice_items") or []
+    ]
+
+
 def plan_requests(ready: pd.DataFrame, batch_size: int) -> list[PostRequest]:
     """One request per invoice."""
     return [
@@ -336,6 +348,7 @@ KIND = register(
         id_from_write_status=True,
         identity=identity,
         renumber=renumber,
+        lines=lines,
         draft=Draft(
             header_words=(
                 ("due_date", ("due", "due date")),
