@@ -90,3 +90,62 @@ def period_seconds(settings: Settings, period: str = "2026-12") -> dict[str, flo
         build_s, built = timed(lambda: publish.build_period(ledger, settings, period, kinds))
     render_s, _ = timed(lambda: render.render_all(built))
     return {"build_s": build_s, "render_s": render_s}
+
+
+def bare_reads(settings: Settings) -> float:
+    """CPU seconds of the least a report must do: the ledger's records read, and each archived
+    file read once by pandas (the baseline the report is a ratio to)."""
+    import pandas as pd
+
+    def reads() -> None:
+        with Ledger(settings.ledger) as ledger:
+            ledger.records()
+            for moved_to in ledger.db.read_frame("SELECT moved_to FROM files")["moved_to"]:
+                pd.read_csv(moved_to, skiprows=2)
+
+    return timed(reads)[0]
+
+
+def bench_report(records: int, work: Path, record: Record) -> None:
+    """`tieout report` of a run of ``records`` charges, with every record's lineage: seconds
+    (CPU) and ms per record, where the time goes, against the bare reads."""
+    settings = report_workspace(work, [records], run_id=f"report-{records}")
+    took = report_seconds(settings, f"report-{records}")
+    base = bare_reads(settings)
+    total = sum(took.values())
+    record(
+        f"the report of {records:,} records with lineage (build, summary.json, HTML, XLSX)",
+        total,
+        base,
+        "s",
+        "≤ 1 ms per record, ≤ 15 s for 50,000 (CPU seconds)",
+        total / records <= 1e-3 and (records < 50_000 or total <= 15),
+        ms_per_record=round(total / records * 1e3, 3),
+        **{k: round(v, 3) for k, v in took.items()},
+    )
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
+def bench_period(files: int, rows: int, work: Path, record: Record) -> None:
+    """The period's workpaper over a month of ``files`` files (``rows`` charges each), after
+    the run's report (which reads each file once; the workpaper reads none again)."""
+    run_id = f"period-{files}x{rows}"
+    settings = report_workspace(work, [rows] * files, run_id=run_id)
+    # As a month goes: each run's report is written when the run ends (not timed here), and
+    # the period's workpaper follows.
+    run_report = sum(report_seconds(settings, run_id).values())
+    took = period_seconds(settings)
+    base = bare_reads(settings)
+    total = sum(took.values())
+    record(
+        f"the period workpaper of {files} files ({files * rows:,} records), built and rendered",
+        total,
+        base,
+        "s",
+        "≤ 1 ms per record (CPU seconds)",
+        total / (files * rows) <= 1e-3,
+        ms_per_record=round(total / (files * rows) * 1e3, 3),
+        run_report_s=round(run_report, 3),
+        **{k: round(v, 3) for k, v in took.items()},
+    )
+    shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -23,7 +23,6 @@ from pipelines.core.errors import InputError, TieoutError
 from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kinds
 from pipelines.core.models import SourceFile
-from pipelines.core.parsing import parse_money
 from pipelines.core.versions import candidates, original_name
 from pipelines.ledger import Ledger
 from pipelines.reading.extract import extract_file
@@ -31,6 +30,7 @@ from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import profiles_for
 from pipelines.reporting.publish import report_names
 from pipelines.reporting.tables import LinesOf, record_lines
+from pipelines.reporting.views import FileView, cache_key, keep_view, load_view, plain
 from pipelines.resolving.aliases import read_aliases
 from pipelines.resolving.refs import build_reference_data, charge_code_names
 from pipelines.resolving.transform import normalize_org, normalize_person
@@ -148,13 +148,24 @@ class _Reread:
         self.done: dict[str, tuple[Any, str | None]] = {}
         self.found: dict[str, Path] = {}  # sha256 → where that version is kept
         self.views: dict[str, FileView] = {}
+        self.cache = settings.data_dir / "cache" / "files"
+        self.profiles = repr(profiles_for(settings, kinds))
 
     def view(self, path: str, sha256: str, profile: str) -> FileView:
-        """An archived file read again, indexed by row, once per file."""
-        if sha256 not in self.views:
+        """An archived file read again, indexed by row, once per file: from the cache of
+        files read (:mod:`views`) when its archived copy is still there, else parsed (and
+        kept in the cache)."""
+        if sha256 in self.views:
+            return self.views[sha256]
+        key = cache_key(sha256, profile, self.known, self.profiles)
+        view = load_view(self.cache, key) if self.kept(Path(path), sha256) else None
+        if view is None:
             extract, why = self.extract(Path(path), sha256, profile)
-            self.views[sha256] = FileView(extract, why)
-        return self.views[sha256]
+            view = FileView(extract, why)
+            if extract is not None:
+                keep_view(self.cache, key, view)
+        self.views[sha256] = view
+        return view
 
     def extract(self, path: Path, sha256: str, profile: str) -> tuple[Any, str | None]:
         """(the extract, or None) and why not, for an archived file."""
@@ -194,26 +205,6 @@ class _Reread:
         return None
 
 
-class FileView:
-    """A file's extract read again, with each source row's cells at hand (a dict lookup per
-    record, not a scan of the file's rows) and its charge columns' amounts parsed once."""
-
-    def __init__(self, extract: Any, why: str | None) -> None:
-        self.extract = extract
-        self.why = why
-        self.by_row: dict[int, dict[str, Any]] = {}
-        self.cents: dict[int, dict[str, Any]] = {}
-        if extract is None:
-            return
-        rows = extract.rows.drop_duplicates("source_row")
-        self.by_row = {int(r["source_row"]): r for r in rows.to_dict("records")}
-        charged = [c for c in extract.charge_columns if c in rows.columns]
-        if charged:
-            parsed = {c: parse_money(rows[c].astype(object))[0].tolist() for c in charged}
-            for i, row in enumerate(rows["source_row"].tolist()):
-                self.cents[int(row)] = {c: parsed[c][i] for c in charged}
-
-
 def _cell_values(view: FileView, row: int, fields: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Field → {cell, header, value as read} for one source row."""
     first = view.by_row.get(row)
@@ -228,16 +219,8 @@ def _cell_values(view: FileView, row: int, fields: Iterable[str]) -> dict[str, d
         value = first[field]
         if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
             continue
-        out[field] = {"cell": f"{letter}{row}", "header": header, "value": _plain(value)}
+        out[field] = {"cell": f"{letter}{row}", "header": header, "value": plain(value)}
     return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _charge_field(view: FileView, row: int, amount_cents: int, code_name: str) -> str | None:
