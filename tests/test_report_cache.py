@@ -4,6 +4,7 @@ what it says is the same, and a copy no longer archived is still said to be miss
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,24 @@ def test_the_period_workpaper_reads_no_file_the_run_report_read(
         t["note"] == f"the archived copy is not at {gone}" and not t["cells"] for t in missing
     )
     assert reads == []  # the other file still from the cache; the missing one has no bytes
+
+
+def test_a_kept_view_holds_nothing_where_the_file_holds_nothing() -> None:
+    """A wide roll's empty amount is pandas' NA: kept as nothing, not the text "<NA>" (which a
+    later report could not read as an amount)."""
+    import pandas as pd
+
+    from pipelines.reporting.views import FileView
+
+    view = FileView(None, None)
+    view.extract = type(
+        "Extract",
+        (),
+        {"cells": {"rent": ("Rent", "F")}, "charge_columns": ["rent"], "header_rows": [5]},
+    )()
+    view.by_row = {6: {"rent": float("nan")}, 7: {"rent": "1,825.00"}}
+    view.cents = {6: {"rent": pd.NA}, 7: {"rent": 182500}}
+    again = FileView.of(json.loads(json.dumps(view.data())))
+    assert again.cents == {6: {"rent": None}, 7: {"rent": 182500}}
+    assert again.by_row == {6: {"rent": None}, 7: {"rent": "1,825.00"}}
+    assert again.extract.cells == {"rent": ("Rent", "F")} and again.extract.header_rows == [5]

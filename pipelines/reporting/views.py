@@ -74,8 +74,11 @@ class FileView:
 def _kept(value: Any) -> Any:
     """A cell's value as a cache entry holds it: nothing for NaN, a date as ISO text, a
     number as a number (what lineage shows of it, :func:`plain`)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
-        return None
+    try:
+        if pd.isna(value):  # None, NaN, NaT and pandas' NA (a wide roll's empty amount)
+            return None
+    except (TypeError, ValueError):  # a list or the like: kept as it is
+        pass
     if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
         value = value.item()
     return plain(value)
