@@ -32,6 +32,7 @@ import pandas as pd
 
 from benchmarks import widepath
 from benchmarks.data import big_refs, big_seed, bills_for_seed, charge_csv
+from benchmarks.report import bench_period, bench_report
 from pipelines.core.config import Secret, load_settings
 from pipelines.core.kind import KindContext
 from pipelines.kinds import registered
@@ -750,6 +751,10 @@ def main() -> None:
         bench_growth([2_000, 20_000] if quick else [10_000, 100_000, 1_000_000], work)
         print("6. the wide path (#41): stage 1 in CPU seconds, staging's peak memory")
         widepath.run([20_000] if quick else [10_000, 1_000_000], work, record)
+        print("7. the report and the period's workpaper")
+        for records in (1_000,) if quick else (5_000, 50_000):
+            bench_report(records, work, record)
+        bench_period(30, 30 if quick else 1_667, work, record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = (

@@ -32,5 +32,7 @@ def test_quick_benchmarks_run_and_print_the_table() -> None:
         "growth",
         "stage 1, CPU seconds",
         "tracemalloc",
+        "the report of",
+        "the period workpaper",
     ):
         assert name in table

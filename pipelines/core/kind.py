@@ -116,6 +116,11 @@ def no_identity(item: Mapping[str, Any]) -> None:
     return None
 
 
+def no_lines(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A record that is one line: it has no lines of its own to show."""
+    return []
+
+
 def the_body(body: Mapping[str, Any]) -> list[Any]:
     """A request that writes one record: the body is the record."""
     return [body]
@@ -199,6 +204,9 @@ class Kind:
             and value != ""
             and not (isinstance(value, float) and pd.isna(value))
         }
+    # A record's lines, from its stored body, as the report and `tieout trace` show them (a
+    # bill's): each {"amount_cents", "property_id", "account_id"}, one per source row
+    lines: Callable[[Mapping[str, Any]], list[dict[str, Any]]] = no_lines
 
 
 # The functions of a kind, by the names its module defines them under

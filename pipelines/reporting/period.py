@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.reading.totals import is_tied
-from pipelines.reporting.report import ATTENTION, COMPLETE, WAITING, _reason
+from pipelines.reporting.verdict import ATTENTION, COMPLETE, WAITING, _reason
 
 # The causes whose rows a file's accounting counts as rejected: settled by a person (not to be
 # posted), their amount is settled, not rejected.

@@ -135,6 +135,7 @@ def build(ledger: Ledger, settings: Settings, run_id: str, kinds: Kinds) -> RunR
         layout_uses=ledger.layout_uses(run_id),
         items=_items_of_run(ledger, run_id, files),
         lineage=_lineage(ledger, settings, records, kinds, names),
+        kinds=kinds,
     )
     from pipelines.reporting.period import figures_hash
 
@@ -244,6 +245,7 @@ def build_period(ledger: Ledger, settings: Settings, period: str, kinds: Kinds) 
             for i in ledger.items(states=None, file_sha256=sha)
         ],
         lineage=_lineage(ledger, settings, records, kinds, names),
+        kinds=kinds,
     )
     stuck = records[records["state"].isin([*IN_DOUBT, RecordState.FAILED, RecordState.REFUSED])]
     decided = {i["item_id"] for i in ledger.items(states=["settled"])}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from pipelines.core.hints import AliasHints
 from pipelines.core.parsing import dollars
@@ -48,6 +50,20 @@ def _href(target: str, folder: Path | None) -> str:
 
 
 VERDICT_CLASS = {COMPLETE: "ok", WAITING: "wait", ATTENTION: "bad"}
+# A table of more rows than this keeps them as data in the page, shown PAGE_ROWS at a time
+# (search, "exceptions only" and the sort still work over every row): a browser lays out a
+# page of a few hundred rows at once, not a table of a hundred thousand.
+PAGED_FROM = 2_000
+PAGE_ROWS = 500
+_SCRIPT_END = re.compile(r"<(?=[/!])")
+
+
+def script_json(text: str) -> Markup:
+    """A row's HTML as a JSON string that a ``<script type="application/json">`` element can
+    hold: nothing in it ends the element (``</script>``) or opens a comment (``<!--``)."""
+    # Safe as markup: a JSON string (its quotes and backslashes escaped) inside a script
+    # element, which only "</" or "<!" could end; both are escaped.
+    return Markup(_SCRIPT_END.sub(r"\\u003c", json.dumps(str(text))))  # noqa: S704
 
 
 def render_html(report: RunReport, folder: Path | None = None) -> str:
@@ -59,6 +75,7 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     env.filters["dollars"] = dollars
     env.filters["blank"] = blank
     env.filters["when"] = when
+    env.filters["script_json"] = script_json
     # A run's report folder is <data_dir>/reports/<run_id>: hints name that data folder.
     hints = AliasHints(folder.parent.parent) if folder is not None else AliasHints()
     env.filters["not_charged"] = lambda column: not_charged_text(column, hints)
@@ -91,6 +108,11 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
         rejected=rejected.to_dict("records"),
         exceptions=exceptions.to_dict("records"),
         chart=chart,
+        paged={
+            "posted": len(posted) > PAGED_FROM,
+            "exceptions": len(exceptions) + len(rejected) > PAGED_FROM,
+        },
+        page_rows=PAGE_ROWS,
     )
 
 

@@ -14,7 +14,6 @@ Control totals that must tie out:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,18 +22,53 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.hints import AliasHints
-from pipelines.core.models import AWAITING_SYNC, IN_DOUBT, POSTED, exit_code_of
+from pipelines.core.kind import Kinds
+from pipelines.core.models import AWAITING_SYNC, POSTED, exit_code_of
 from pipelines.core.parsing import dollars
 from pipelines.ledger.runs import REJECT_COLUMNS
 from pipelines.reading.totals import is_tied, total_text, with_plain_figures
+from pipelines.reporting.tables import (
+    POSTED_COLUMNS,
+    _posted_frame,
+    blank,
+    record_lines,
+    rejected_rows,
+)
+from pipelines.reporting.verdict import (
+    ATTENTION,
+    COMPLETE,
+    FAILED_WORDS,
+    HOLDING,
+    INBOX_REASONS,
+    WAITING,
+    _reason,
+    _with_items,
+    decide_verdict,
+    verdict_now,
+)
+
+# Names other modules import from here (the verdict and the tables have modules of their own).
+__all__ = [
+    "ATTENTION",
+    "COMPLETE",
+    "FAILED_WORDS",
+    "HOLDING",
+    "INBOX_REASONS",
+    "POSTED_COLUMNS",
+    "TEMPLATES",
+    "WAITING",
+    "RunReport",
+    "blank",
+    "build_report",
+    "decide_verdict",
+    "item_summary",
+    "not_charged_text",
+    "rejected_rows",
+    "stated_total",
+    "verdict_now",
+]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# A FAILURE write-status is Propexo's word, not proof: a PMS may apply a write Propexo marks
-# failed, and reconcile looks for it in Propexo's data before anything is sent again.
-FAILED_WORDS = (
-    "Propexo says failed; its write log will tell: `tieout reconcile` looks for them in "
-    "Propexo's data, and nothing is sent again meanwhile"
-)
 
 
 def _json_list(value: Any) -> list[Any]:
@@ -85,19 +119,6 @@ def _amount(records: pd.DataFrame, states: tuple[str, ...]) -> int:
     return int(records.loc[records["state"].isin(states), "amount_cents"].sum())
 
 
-COMPLETE, ATTENTION, WAITING = "complete", "needs attention", "waiting for sync"
-HOLDING = ("awaiting_approval", "held_layout")  # items that hold a whole file back
-# Items the run's figures do not show otherwise: the inbox's, each with its own reason.
-INBOX_REASONS = {
-    "refused_link": "links in the inbox refused: what they point at is not read",
-    "empty_file": "empty files left in the inbox",
-}
-
-
-def _reason(text: str, count: int, amount_cents: int) -> dict[str, Any]:
-    return {"reason": text, "count": int(count), "amount_cents": int(amount_cents)}
-
-
 def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
     """What a file's own last total row says all its lines add up to (its "row totals"
     figure, else the sum of its figures per amount column), or None without a total row of
@@ -114,125 +135,6 @@ def stated_total(file_totals: list[dict[str, Any]]) -> int | None:
     on_row = [t for t in on_row if not t.get("also_sums")]
     whole = [t for t in on_row if t.get("column") == "row totals"]
     return int(sum(int(t["stated_cents"]) for t in (whole or on_row)))
-
-
-def decide_verdict(
-    files: list[dict[str, Any]],
-    drops: pd.DataFrame,
-    records: pd.DataFrame,
-    unexpected: int,
-    now: datetime,
-    grace_s: float,
-    held: list[dict[str, Any]] | None = None,
-    stopped: str | None = None,
-) -> tuple[str, list[dict[str, Any]]]:
-    """One verdict for a run, and each reason for it with its count and amount.
-
-    **complete**: every line posted and matched, nothing rejected, every file's own totals
-    tie. **needs attention**: anything rejected, refused, failed, missing, mismatched,
-    duplicated, unverifiable, unexpected, not sent, in doubt past its grace, or a run that
-    ``stopped`` early (its reason first).
-    **waiting for sync**: nothing wrong yet, but some records await Propexo's next sync or are
-    in doubt within their grace."""
-    attention: list[dict[str, Any]] = []
-    waiting: list[dict[str, Any]] = []
-    if stopped:
-        attention.append(_reason(f"the run stopped early: {stopped}", 0, 0))
-    rejected = sum(int(f["rows_rejected"]) for f in files)
-    if rejected:
-        attention.append(
-            _reason(
-                "rows rejected (see Rejected rows)",
-                rejected,
-                sum(int(f["rejected_total_cents"]) for f in files),
-            )
-        )
-    differ = [
-        t
-        for f in files
-        for t in f.get("file_totals", [])
-        if t.get("difference_cents") and t.get("checked", True)
-    ]
-    # A total that cannot be tied (some of its lines' amounts cannot be read): its rest is
-    # those rows', rejected already, but the total is not called tied.
-    untied = [t for f in files for t in f.get("file_totals", []) if not t.get("checked", True)]
-    if untied:
-        attention.append(
-            _reason(
-                "file totals that cannot be tied (a line's amount cannot be read)",
-                len(untied),
-                sum(int(t["stated_cents"]) - int(t["computed_cents"]) for t in untied),
-            )
-        )
-    if differ:
-        attention.append(
-            _reason(
-                "file totals that differ from the file's own total rows",
-                len(differ),
-                sum(int(t["difference_cents"]) for t in differ),
-            )
-        )
-    if held:
-        attention.append(
-            _reason(
-                "files held in the inbox: their layout is not confirmed "
-                "(`tieout layout accept FILE`)",
-                len(held),
-                sum(int(h.get("source_total_cents") or 0) for h in held),
-            )
-        )
-    refused = drops[drops["first_run_id"].isna()] if not drops.empty else pd.DataFrame()
-    if len(refused):
-        attention.append(
-            _reason("files refused as a whole (nothing in them posted)", len(refused), 0)
-        )
-    state = records["state"] if not records.empty else pd.Series(dtype=object)
-    amount = records["amount_cents"] if not records.empty else pd.Series(dtype="int64")
-
-    def tally(mask: pd.Series, text: str, into: list[dict[str, Any]]) -> None:
-        if mask.any():
-            into.append(_reason(text, int(mask.sum()), int(amount[mask].sum())))
-
-    tally(state.eq("failed"), f"{FAILED_WORDS} (failed)", attention)
-    tally(
-        state.eq("refused"),
-        "requests Propexo refused with a reason (refused): fix the cause, then "
-        "`tieout resolve --send-again`",
-        attention,
-    )
-    tally(state.eq("missing"), "missing from Propexo after its sync", attention)
-    tally(state.eq("mismatched"), "in Propexo with different fields (mismatched)", attention)
-    tally(state.eq("duplicated"), "in Propexo more than once (duplicated)", attention)
-    tally(
-        state.eq("unverifiable"),
-        "outside every sync's date window: check in Rent Manager (unverifiable)",
-        attention,
-    )
-    tally(state.isin(["ready", "submitted"]), "not sent or not answered yet", attention)
-    tally(
-        state.eq("held"),
-        "held, never sent: their absence from Propexo is not proven (`tieout todo`)",
-        attention,
-    )
-    doubt = state.isin(IN_DOUBT)
-    if doubt.any():
-        since = pd.to_datetime(
-            records.get("doubt_since", pd.Series(pd.NA, index=records.index)),
-            utc=True,
-            errors="coerce",
-        )
-        age = (pd.Timestamp(now) - since).dt.total_seconds()
-        old = doubt & (age.isna() | (age > grace_s))
-        tally(old, "in doubt past their grace: settle with `tieout resolve`", attention)
-        tally(doubt & ~old, "in doubt, within their grace", waiting)
-    if unexpected:
-        attention.append(_reason("records in Propexo that tieout did not post", unexpected, 0))
-    tally(state.eq("confirmed"), "posted, awaiting Propexo's next sync", waiting)
-    if attention:
-        return ATTENTION, attention
-    if waiting:
-        return WAITING, waiting
-    return COMPLETE, []
 
 
 LAYOUT_PROVENANCE = ("fingerprint", "profile", "confirmed_by", "layout_id")
@@ -288,88 +190,6 @@ def item_summary(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with_items(
-    verdict: str,
-    reasons: list[dict[str, Any]],
-    met: list[dict[str, Any]],
-    raw: list[dict[str, Any]],
-) -> tuple[str, list[dict[str, Any]]]:
-    """A run is never complete while it met an open item: the inbox's items are reasons of
-    their own, a refused file counts at what it states, and any other item the run met makes
-    it need attention (the verdict it had; its verdict now follows the items)."""
-    mine = [i for i, r in zip(met, raw, strict=True) if r.get("met", True)]
-    if not mine:
-        return verdict, reasons
-    refused = sum(int(i["amount_cents"]) for i in mine if i["cause"] == "refused_file")
-    reasons = [
-        {**r, "amount_cents": refused} if r["reason"].startswith("files refused as a whole") else r
-        for r in reasons
-    ]
-    if verdict != ATTENTION:
-        reasons = []
-    for cause, words in INBOX_REASONS.items():
-        found = [i for i in mine if i["cause"] == cause]
-        if found:
-            reasons.append(_reason(f"{words} (`tieout todo`)", len(found), 0))
-    if not reasons:
-        reasons = [
-            _reason(
-                "open items (see `tieout todo`)",
-                len(mine),
-                sum(int(i["amount_cents"]) for i in mine),
-            )
-        ]
-    return ATTENTION, reasons
-
-
-def verdict_now(
-    items: list[dict[str, Any]],
-    files: list[dict[str, Any]],
-    drops: pd.DataFrame,
-    records: pd.DataFrame,
-    unexpected: int,
-    now: datetime,
-    grace_s: float,
-) -> tuple[str, list[dict[str, Any]]]:
-    """A run's verdict as things stand now: its rejected rows and refused files count only
-    while their items are open (a later run or a person settles them); its records count in
-    their states now. A run whose every item was settled later never needs attention for it."""
-    tracked = {str(i["sha256"]) for i in items}
-    still = [i for i in items if i["state"] == "open"]
-    # A file's rejected rows, and a total that could not be tied because of them (its rest
-    # is theirs), count now only through their items: open ones say so below.
-    rest = [
-        {
-            **f,
-            "rows_rejected": 0,
-            "rejected_total_cents": 0,
-            "file_totals": [
-                t
-                for t in f.get("file_totals", [])
-                if t.get("checked", True) or not t.get("unreadable")
-            ],
-        }
-        if str(f["sha256"]) in tracked
-        else f
-        for f in files
-    ]
-    refused = drops
-    if not drops.empty:
-        refused = drops[~drops["sha256"].astype(str).isin(tracked)]
-    verdict, reasons = decide_verdict(rest, refused, records, unexpected, now, grace_s)
-    if still:
-        reasons = [
-            _reason(
-                "open items (see `tieout todo`)",
-                len(still),
-                sum(int(i["amount_cents"]) for i in still),
-            ),
-            *(r for r in reasons if verdict == ATTENTION),
-        ]
-        verdict = ATTENTION
-    return verdict, reasons
-
-
 def build_report(
     run: dict[str, Any],
     files: pd.DataFrame,
@@ -387,183 +207,38 @@ def build_report(
     layout_uses: pd.DataFrame | None = None,
     items: list[dict[str, Any]] | None = None,
     lineage: list[dict[str, Any]] | None = None,
+    kinds: Kinds | None = None,
 ) -> RunReport:
     """The report of one run (or of a period's files), from what the ledger holds for it;
     ``signoffs``: the reviews a person recorded of it (`tieout signoff`); ``items``: the open
     items the run met, each in its state now (settled later, and by which run or person);
-    ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it)."""
+    ``lineage``: each record's lineage as `tieout trace` builds it (summary.json carries it);
+    ``kinds``: what says a record's lines (a bill's properties are its lines')."""
     used_layouts, held_layouts = _layouts_of_run(layout_uses)
-    file_rows: list[dict[str, Any]] = []
-    control_rows: list[dict[str, Any]] = []
-    for f in files.to_dict("records"):
-        mine = records[records["file_sha256"] == f["sha256"]] if not records.empty else records
-        posted = _amount(mine, POSTED)
-        staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
-        pending = staged - posted
-        previously = int(f.get("previously_posted_cents") or 0)
-        skipped_by_kind = (
-            json.loads(f["skipped_by_kind"])
-            if isinstance(f["skipped_by_kind"], str)
-            else f["skipped_by_kind"]
-        )
-        row = {
-            "name": f["name"],
-            "sha256": f["sha256"],
-            "profile": f["profile"],
-            "kind": f["kind"],
-            "rows_read": int(f["rows_read"]),
-            "rows_used": int(f["rows_used"]),
-            "rows_rejected": int(f["rows_rejected"]),
-            "rows_skipped": int(f["rows_skipped"]),
-            "skipped_by_kind": skipped_by_kind,
-            "source_total_cents": int(f["source_total_cents"]),
-            "rejected_total_cents": int(f["rejected_total_cents"]),
-            "posted_total_cents": posted,
-            "pending_total_cents": pending,
-            "previously_posted_cents": previously,
-            "moved_to": f.get("moved_to"),
-            "columns_not_charged": _json_list(f.get("columns_not_charged")),
-            "file_totals": _json_list(f.get("file_totals")),
-            "period": blank(f.get("period"), None),
-            "period_source": blank(f.get("period_source"), None),
-            "sheet": blank(f.get("sheet"), None),
-            "layout": used_layouts.get(str(f["sha256"])),
-        }
-        row["file_totals"] = [with_plain_figures(t) for t in row["file_totals"]]
-        # The file's own total rows are part of the check: one that its lines do not tie (or
-        # that cannot be tied, a line's amount unreadable) never lets the file "hold".
-        row["ties_out"] = row["source_total_cents"] == (
-            posted + pending + row["rejected_total_cents"] + previously
-        ) and all(is_tied(t) for t in row["file_totals"])
-        row["stated_total_cents"] = stated_total(row["file_totals"])
-        file_rows.append(row)
-        control_rows.append(
-            {
-                "level": "file",
-                "name": f["name"],
-                "source_total_cents": row["source_total_cents"],
-                "stated_total_cents": row["stated_total_cents"],
-                "posted_total_cents": posted,
-                "pending_total_cents": pending,
-                "rejected_total_cents": row["rejected_total_cents"],
-                "previously_posted_cents": previously,
-                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
-                "ties_out": row["ties_out"],
-                "identity": "source = posted + pending + rejected + previously posted; "
-                "the file's own total rows tie",
-            }
-        )
-
-    location_rows: list[dict[str, Any]] = []
-    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
-    for location_id, group in groups:
-        rec = _reconciliation(group)
-        posted = _amount(group, POSTED)
-        parts = {
-            "matched_cents": _amount(group, ("matched",)),
-            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
-            "missing_cents": _amount(group, ("missing",)),
-            "mismatched_cents": _amount(group, ("mismatched",)),
-            "duplicated_cents": _amount(group, ("duplicated",)),
-        }
-        location_rows.append(
-            {
-                "location_id": location_id,
-                "location": locations.get(str(location_id), str(location_id)),
-                "records": len(group),
-                "posted_total_cents": posted,
-                **parts,
-                "failed_cents": _amount(group, ("failed", "refused")),
-                "in_doubt_cents": _amount(
-                    group, ("sending", "submitted", "ready", "held", "partial")
-                ),
-                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
-                "ties_out": posted == sum(parts.values()),
-            }
-        )
-        control_rows.append(
-            {
-                "level": "location",
-                "name": locations.get(str(location_id), str(location_id)),
-                "posted_total_cents": posted,
-                **parts,
-                "ties_out": posted == sum(parts.values()),
-                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
-            }
-        )
-
-    by_state = records["state"].value_counts().to_dict() if not records.empty else {}
-    totals: dict[str, Any] = {
-        k: sum(int(r[k]) for r in file_rows)
-        for k in (
-            "rows_read",
-            "rows_used",
-            "rows_rejected",
-            "rows_skipped",
-            "source_total_cents",
-            "rejected_total_cents",
-            "pending_total_cents",
-            "previously_posted_cents",
-        )
-    }
-    totals["posted_total_cents"] = _amount(records, POSTED)
-    run_parts = sum(
-        _amount(records, (s,))
-        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
-    )
-    control_rows.append(
-        {
-            "level": "run",
-            "name": str(run.get("run_id")),
-            "source_total_cents": totals["source_total_cents"],
-            "posted_total_cents": totals["posted_total_cents"],
-            "rejected_total_cents": totals["rejected_total_cents"],
-            "ties_out": totals["posted_total_cents"] == run_parts
-            and all(r["ties_out"] for r in file_rows),
-            "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
-            "every file's check holds",
-        }
-    )
-    reconciliation = {**_reconciliation(records), "unexpected": unexpected}
-    control = pd.DataFrame(control_rows)
+    file_rows, file_checks = _file_rows(files, records, used_layouts)
+    location_rows, location_checks = _location_rows(records, locations)
+    totals, run_check = _run_totals(run, file_rows, records)
+    control = pd.DataFrame([*file_checks, *location_checks, run_check])
+    now = now or datetime.now(tz=UTC)
     verdict, reasons = decide_verdict(
         file_rows,
         drops,
         records,
         unexpected,
-        now or datetime.now(tz=UTC),
+        now,
         grace_s,
         held_layouts,
         stopped=run.get("stopped") or None,
     )
-    confirmations = [
-        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
-        for f in file_rows
-        if f.get("layout")
-    ]
     met = [item_summary(i) for i in items or []]
-    held = [i for i, raw in zip(met, items or [], strict=True) if raw.get("met", True)]
-    held = [i for i in held if i["cause"] in HOLDING]
-    if held:
-        # Held, then: what the run could not post until a person acts (the verdict it had).
-        reasons = [
-            _reason(
-                "files held until a person acts (`tieout todo`)",
-                len(held),
-                sum(int(i["amount_cents"]) for i in held),
-            ),
-            *(r for r in reasons if verdict == ATTENTION),
-        ]
-        verdict = ATTENTION
+    verdict, reasons = _held_back(verdict, reasons, met, items or [])
     verdict, reasons = _with_items(verdict, reasons, met, items or [])
-    now_verdict, now_reasons = verdict_now(
-        met, file_rows, drops, records, unexpected, now or datetime.now(tz=UTC), grace_s
-    )
+    now_verdict, now_reasons = verdict_now(met, file_rows, drops, records, unexpected, now, grace_s)
     summary = {
         "run_id": run.get("run_id"),
         "verdict": verdict,
         "verdict_reasons": reasons,
-        "provenance": {**(provenance or {}), "layouts": confirmations},
+        "provenance": {**(provenance or {}), "layouts": _confirmations(file_rows)},
         "held_layouts": held_layouts,
         "verdict_now": now_verdict,
         "verdict_now_reasons": now_reasons,
@@ -578,40 +253,26 @@ def build_report(
         "exit_code": exit_code_of(run.get("exit_code")),
         "stopped": run.get("stopped") or None,
         "files": file_rows,
-        "duplicate_drops": drops.loc[
-            drops["first_run_id"].notna(), ["name", "sha256", "reason", "first_run_id"]
-        ].to_dict("records")
-        if not drops.empty
-        else [],
-        "refused_files": drops.loc[drops["first_run_id"].isna(), ["name", "sha256", "reason"]]
-        .fillna("")
-        .to_dict("records")
-        if not drops.empty
-        else [],
+        **_drops(drops),
         "totals": totals,
-        "records": {
-            "by_state": {str(k): int(v) for k, v in by_state.items()},
-            "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
-            "count": len(records),
-        },
-        "reconciliation": reconciliation,
+        "records": _record_counts(records),
+        "reconciliation": {**_reconciliation(records), "unexpected": unexpected},
         "by_location": location_rows,
         "ties_out": bool(control["ties_out"].all()) if not control.empty else True,
         "signoffs": list(signoffs or []),
         "lineage": list(lineage or []),
     }
-    archived = {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows}
-    sheets = {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows}
     posted_frame = _posted_frame(
         records,
         locations,
         names,
-        archived,
-        sheets,
+        {str(f["sha256"]): str(f.get("moved_to") or "") for f in file_rows},
+        {str(f["sha256"]): str(f.get("sheet") or "") for f in file_rows},
         run_id=str(run.get("run_id")),
         rent_manager_ids={
             str(t["record_key"]): t.get("rent_manager_id") for t in lineage or [] if t
         },
+        lines_of=record_lines(kinds),
     )
     rejected = rejects.copy() if not rejects.empty else pd.DataFrame(columns=list(REJECT_COLUMNS))
     return RunReport(
@@ -624,161 +285,213 @@ def build_report(
     )
 
 
-POSTED_COLUMNS = [
-    "source_file",
-    "sheet",
-    "source_rows",
-    "kind",
-    "location",
-    "key",
-    "party",
-    "property",
-    "unit",
-    "charge_code",
-    "date",
-    "amount_cents",
-    "state",
-    "propexo_amount_cents",
-    "job_id",
-    "propexo_id",
-    "note",
-    "defaulted",
-    "archived",
-    "record_key",
-    "previously_posted_by",
-    "rent_manager_id",
-]
-
-
-def _posted_frame(
-    records: pd.DataFrame,
-    locations: dict[str, str],
-    names: dict[str, dict[str, str]] | None = None,
-    archived: dict[str, str] | None = None,
-    sheets: dict[str, str] | None = None,
-    run_id: str | None = None,
-    rent_manager_ids: dict[str, Any] | None = None,
-) -> pd.DataFrame:
-    """One row per record, with what a person needs to find it: the file and its rows, who
-    (vendor or resident), property and unit, charge code, date, amount ours and Propexo's, its
-    ids, and the earlier run that posted it when not ``run_id`` (a re-run, a period).
-    ``names``: id → name per kind ("vendor", "resident", "unit", "charge_code", "property",
-    "resident_property"), from the cached reference data; ``archived``: file sha256 → where
-    the file now lies."""
-    if records.empty:
-        return pd.DataFrame(columns=POSTED_COLUMNS)
-    names = names or {}
-    archived = archived or {}
-    sheets = sheets or {}
-    shas = records.get("file_sha256", pd.Series(None, index=records.index)).astype(str)
-
-    def named(column: str, kind: str) -> pd.Series:
-        """Each id's name (a dict lookup per distinct id, not a Python call per record); an
-        id with no known name shows itself, a missing id nothing."""
-        ids = records.get(column, pd.Series(None, index=records.index, dtype=object))
-        ids = ids.astype(object).where(ids.notna(), "").astype(str)
-        found = ids.map(names.get(kind, {}))
-        return found.astype(object).where(found.notna(), ids)
-
-    # A record names a vendor (a bill) or a resident (a charge): whichever it holds.
-    vendors = records.get("vendor_id", pd.Series(None, index=records.index, dtype=object))
-    residents = records.get("resident_id", pd.Series(None, index=records.index, dtype=object))
-    for_resident = residents.notna() & vendors.isna()
-    party = named("vendor_id", "vendor").where(~for_resident, named("resident_id", "resident"))
-    unit = residents.astype(str).map(names.get("unit", {})).astype(object).fillna("")
-    home = residents.astype(str).map(names.get("resident_property", {})).astype(object)
-    # An invoice's property is its lines' (each line names one): read for invoices only.
-    properties = names.get("property", {})
-    payloads = records.get("payload", pd.Series(None, index=records.index, dtype=object))
-    billing = (~for_resident & payloads.notna()).to_numpy()
-    billed = payloads[billing].map(
-        lambda body: ", ".join(
-            dict.fromkeys(
-                properties.get(str(i.get("property_id")), str(i.get("property_id")))
-                for i in (body.get("invoice_items") or [] if isinstance(body, dict) else [])
-                if i.get("property_id")
-            )
-        )
+def _file_rows(
+    files: pd.DataFrame, records: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each file's row of the report, and its check: source = posted + pending + rejected +
+    previously posted, and the file's own total rows tie."""
+    file_rows: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    by_file = (
+        {str(sha): group for sha, group in records.groupby("file_sha256", sort=False)}
+        if not records.empty
+        else {}
     )
-    # Positions, not labels: the records' index may repeat (rows of several passes).
-    shown = home.where(for_resident, "").fillna("").to_numpy(dtype=object, copy=True)
-    shown[billing] = billed.to_numpy(dtype=object)
-    home = pd.Series(shown, index=records.index, dtype=object)
-    runs = records.get("run_id", pd.Series(None, index=records.index, dtype=object))
-    earlier = runs.astype(object).where(runs.notna() & runs.astype(str).ne(str(run_id)), "")
-    frame = pd.DataFrame(
-        {
-            "source_file": records["source_file"],
-            "sheet": shas.map(sheets).astype(object).fillna(""),
-            "source_rows": records["source_rows"].map(lambda rows: ", ".join(map(str, rows))),
-            "kind": records["kind"],
-            "location": records["location_id"].map(lambda x: locations.get(str(x), str(x))),
-            "key": records["invoice_number"].fillna(records["reference_number"]),
-            "party": party,
-            "property": home,
-            "unit": unit.where(for_resident, ""),
-            "charge_code": named("charge_code_id", "charge_code").where(for_resident, ""),
-            "date": records.get("transaction_date"),
-            "amount_cents": records["amount_cents"].astype("int64"),
-            "state": records["state"],
-            "propexo_amount_cents": records.get("found_amount_cents"),
-            "job_id": records["job_id"],
-            "propexo_id": records["propexo_id"].fillna(records["created_record_id"]),
-            "note": records["note"],
-            "defaulted": records.get("defaulted"),
-            "archived": shas.map(archived).astype(object).fillna(""),
-            "record_key": records["record_key"],
-            "previously_posted_by": earlier,
-            "rent_manager_id": records["record_key"].map(rent_manager_ids or {}),
+    for f in files.to_dict("records"):
+        mine = by_file.get(str(f["sha256"]), records.iloc[:0])
+        row = _file_row(f, mine, used_layouts)
+        file_rows.append(row)
+        checks.append(
+            {
+                "level": "file",
+                "name": f["name"],
+                "source_total_cents": row["source_total_cents"],
+                "stated_total_cents": row["stated_total_cents"],
+                "posted_total_cents": row["posted_total_cents"],
+                "pending_total_cents": row["pending_total_cents"],
+                "rejected_total_cents": row["rejected_total_cents"],
+                "previously_posted_cents": row["previously_posted_cents"],
+                "file_totals": "; ".join(total_text(t, dollars) for t in row["file_totals"]),
+                "ties_out": row["ties_out"],
+                "identity": "source = posted + pending + rejected + previously posted; "
+                "the file's own total rows tie",
+            }
+        )
+    return file_rows, checks
+
+
+def _file_row(
+    f: dict[Any, Any], mine: pd.DataFrame, used_layouts: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One file's figures: its rows, its money by where it stands, its own total rows."""
+    posted = _amount(mine, POSTED)
+    staged = int(mine["amount_cents"].sum()) if not mine.empty else 0
+    skipped = f["skipped_by_kind"]
+    row = {
+        "name": f["name"],
+        "sha256": f["sha256"],
+        "profile": f["profile"],
+        "kind": f["kind"],
+        "rows_read": int(f["rows_read"]),
+        "rows_used": int(f["rows_used"]),
+        "rows_rejected": int(f["rows_rejected"]),
+        "rows_skipped": int(f["rows_skipped"]),
+        "skipped_by_kind": json.loads(skipped) if isinstance(skipped, str) else skipped,
+        "source_total_cents": int(f["source_total_cents"]),
+        "rejected_total_cents": int(f["rejected_total_cents"]),
+        "posted_total_cents": posted,
+        "pending_total_cents": staged - posted,
+        "previously_posted_cents": int(f.get("previously_posted_cents") or 0),
+        "moved_to": f.get("moved_to"),
+        "columns_not_charged": _json_list(f.get("columns_not_charged")),
+        "file_totals": [with_plain_figures(t) for t in _json_list(f.get("file_totals"))],
+        "period": blank(f.get("period"), None),
+        "period_source": blank(f.get("period_source"), None),
+        "sheet": blank(f.get("sheet"), None),
+        "layout": used_layouts.get(str(f["sha256"])),
+    }
+    # The file's own total rows are part of the check: one that its lines do not tie (or
+    # that cannot be tied, a line's amount unreadable) never lets the file "hold".
+    row["ties_out"] = row["source_total_cents"] == (
+        staged + row["rejected_total_cents"] + row["previously_posted_cents"]
+    ) and all(is_tied(t) for t in row["file_totals"])
+    row["stated_total_cents"] = stated_total(row["file_totals"])
+    return row
+
+
+def _location_rows(
+    records: pd.DataFrame, locations: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each location's row and its check: posted = matched + awaiting sync + missing +
+    mismatched + duplicated."""
+    rows: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    groups = list(records.groupby("location_id", dropna=False)) if not records.empty else []
+    for location_id, group in groups:
+        rec = _reconciliation(group)
+        posted = _amount(group, POSTED)
+        parts = {
+            "matched_cents": _amount(group, ("matched",)),
+            "awaiting_sync_cents": _amount(group, ("confirmed", "unverifiable")),
+            "missing_cents": _amount(group, ("missing",)),
+            "mismatched_cents": _amount(group, ("mismatched",)),
+            "duplicated_cents": _amount(group, ("duplicated",)),
         }
-    )
-    return frame[POSTED_COLUMNS]
-
-
-# --- renderers -----------------------------------------------------------------------------------
-
-
-def blank(value: Any, default: Any = "") -> Any:
-    """A cell for a person: nothing (not "nan" or "None") where there is no value."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return default
-    return value
-
-
-def rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
-    """One row per rejected source row (its reasons joined), so every count of rejected rows
-    agrees: the summary's, the exceptions' and this table's."""
-    columns = [
-        "source_file",
-        "source_row",
-        "amount_cents",
-        "amount_text",
-        "code",
-        "message",
-        "column_name",
-        "value",
-    ]
-    if rejected.empty:
-        return pd.DataFrame(columns=columns)
-
-    def joined(values: pd.Series) -> str:
-        return "; ".join(dict.fromkeys(str(v) for v in values if blank(v, None) is not None))
-
-    def cents(values: pd.Series) -> Any:
-        """A row's amount as tieout read it (each of its reasons carries the same), or None."""
-        read = pd.to_numeric(values, errors="coerce").dropna()
-        return int(read.iloc[0]) if len(read) else None
-
-    frame = rejected.reindex(columns=columns)
-    return (
-        frame.groupby(["source_file", "source_row"], sort=True)
-        .agg(
-            amount_cents=("amount_cents", cents),
-            amount_text=("amount_text", joined),
-            code=("code", lambda c: ", ".join(dict.fromkeys(c))),
-            message=("message", joined),
-            column_name=("column_name", joined),
-            value=("value", joined),
+        name = locations.get(str(location_id), str(location_id))
+        ties = posted == sum(parts.values())
+        rows.append(
+            {
+                "location_id": location_id,
+                "location": name,
+                "records": len(group),
+                "posted_total_cents": posted,
+                **parts,
+                "failed_cents": _amount(group, ("failed", "refused")),
+                "in_doubt_cents": _amount(
+                    group, ("sending", "submitted", "ready", "held", "partial")
+                ),
+                **{k: v for k, v in rec.items() if k != "matched_total_cents"},
+                "ties_out": ties,
+            }
         )
-        .reset_index()
+        checks.append(
+            {
+                "level": "location",
+                "name": name,
+                "posted_total_cents": posted,
+                **parts,
+                "ties_out": ties,
+                "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated",
+            }
+        )
+    return rows, checks
+
+
+FILE_TOTALS = (
+    "rows_read",
+    "rows_used",
+    "rows_rejected",
+    "rows_skipped",
+    "source_total_cents",
+    "rejected_total_cents",
+    "pending_total_cents",
+    "previously_posted_cents",
+)
+
+
+def _run_totals(
+    run: dict[str, Any], file_rows: list[dict[str, Any]], records: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's totals (its files' figures added up, its records' posted amount), and its
+    check: posted = its parts, and every file's check holds."""
+    totals: dict[str, Any] = {k: sum(int(r[k]) for r in file_rows) for k in FILE_TOTALS}
+    totals["posted_total_cents"] = _amount(records, POSTED)
+    run_parts = sum(
+        _amount(records, (s,))
+        for s in ("matched", "confirmed", "unverifiable", "missing", "mismatched", "duplicated")
     )
+    check = {
+        "level": "run",
+        "name": str(run.get("run_id")),
+        "source_total_cents": totals["source_total_cents"],
+        "posted_total_cents": totals["posted_total_cents"],
+        "rejected_total_cents": totals["rejected_total_cents"],
+        "ties_out": totals["posted_total_cents"] == run_parts
+        and all(r["ties_out"] for r in file_rows),
+        "identity": "posted = matched + awaiting sync + missing + mismatched + duplicated; "
+        "every file's check holds",
+    }
+    return totals, check
+
+
+def _held_back(
+    verdict: str, reasons: list[dict[str, Any]], met: list[dict[str, Any]], raw: list[Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Files held until a person acts (the items that hold a whole file back, met by the
+    run): what the run could not post, first among the reasons (the verdict it had after)."""
+    held = [i for i, r in zip(met, raw, strict=True) if r.get("met", True)]
+    held = [i for i in held if i["cause"] in HOLDING]
+    if not held:
+        return verdict, reasons
+    return ATTENTION, [
+        _reason(
+            "files held until a person acts (`tieout todo`)",
+            len(held),
+            sum(int(i["amount_cents"]) for i in held),
+        ),
+        *(r for r in reasons if verdict == ATTENTION),
+    ]
+
+
+def _confirmations(file_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Who confirmed each file's layout, and which it was."""
+    return [
+        {"file": f["name"], **{k: f["layout"].get(k) for k in LAYOUT_PROVENANCE}}
+        for f in file_rows
+        if f.get("layout")
+    ]
+
+
+def _drops(drops: pd.DataFrame) -> dict[str, list[dict[Any, Any]]]:
+    """Files dropped again (already processed) and files refused as a whole."""
+    if drops.empty:
+        return {"duplicate_drops": [], "refused_files": []}
+    again = drops["first_run_id"].notna()
+    return {
+        "duplicate_drops": drops.loc[again, ["name", "sha256", "reason", "first_run_id"]].to_dict(
+            "records"
+        ),
+        "refused_files": drops.loc[~again, ["name", "sha256", "reason"]]
+        .fillna("")
+        .to_dict("records"),
+    }
+
+
+def _record_counts(records: pd.DataFrame) -> dict[str, Any]:
+    """The records by state: how many, and their amount."""
+    by_state = records["state"].value_counts().to_dict() if not records.empty else {}
+    return {
+        "by_state": {str(k): int(v) for k, v in by_state.items()},
+        "amount_by_state": {str(s): _amount(records, (str(s),)) for s in by_state},
+        "count": len(records),
+    }

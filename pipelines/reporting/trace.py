@@ -23,13 +23,14 @@ from pipelines.core.errors import InputError, TieoutError
 from pipelines.core.hints import AliasHints
 from pipelines.core.kind import Kinds
 from pipelines.core.models import SourceFile
-from pipelines.core.parsing import parse_money
 from pipelines.core.versions import candidates, original_name
 from pipelines.ledger import Ledger
 from pipelines.reading.extract import extract_file
 from pipelines.reading.grids import fingerprint
 from pipelines.reading.profiles import profiles_for
 from pipelines.reporting.publish import report_names
+from pipelines.reporting.tables import LinesOf, record_lines
+from pipelines.reporting.views import FileView, cache_key, keep_view, load_view, plain
 from pipelines.resolving.aliases import read_aliases
 from pipelines.resolving.refs import build_reference_data, charge_code_names
 from pipelines.resolving.transform import normalize_org, normalize_person
@@ -147,13 +148,24 @@ class _Reread:
         self.done: dict[str, tuple[Any, str | None]] = {}
         self.found: dict[str, Path] = {}  # sha256 → where that version is kept
         self.views: dict[str, FileView] = {}
+        self.cache = settings.data_dir / "cache" / "files"
+        self.profiles = repr(profiles_for(settings, kinds))
 
     def view(self, path: str, sha256: str, profile: str) -> FileView:
-        """An archived file read again, indexed by row, once per file."""
-        if sha256 not in self.views:
+        """An archived file read again, indexed by row, once per file: from the cache of
+        files read (:mod:`views`) when its archived copy is still there, else parsed (and
+        kept in the cache)."""
+        if sha256 in self.views:
+            return self.views[sha256]
+        key = cache_key(sha256, profile, self.known, self.profiles)
+        view = load_view(self.cache, key) if self.kept(Path(path), sha256) else None
+        if view is None:
             extract, why = self.extract(Path(path), sha256, profile)
-            self.views[sha256] = FileView(extract, why)
-        return self.views[sha256]
+            view = FileView(extract, why)
+            if extract is not None:
+                keep_view(self.cache, key, view)
+        self.views[sha256] = view
+        return view
 
     def extract(self, path: Path, sha256: str, profile: str) -> tuple[Any, str | None]:
         """(the extract, or None) and why not, for an archived file."""
@@ -193,26 +205,6 @@ class _Reread:
         return None
 
 
-class FileView:
-    """A file's extract read again, with each source row's cells at hand (a dict lookup per
-    record, not a scan of the file's rows) and its charge columns' amounts parsed once."""
-
-    def __init__(self, extract: Any, why: str | None) -> None:
-        self.extract = extract
-        self.why = why
-        self.by_row: dict[int, dict[str, Any]] = {}
-        self.cents: dict[int, dict[str, Any]] = {}
-        if extract is None:
-            return
-        rows = extract.rows.drop_duplicates("source_row")
-        self.by_row = {int(r["source_row"]): r for r in rows.to_dict("records")}
-        charged = [c for c in extract.charge_columns if c in rows.columns]
-        if charged:
-            parsed = {c: parse_money(rows[c].astype(object))[0].tolist() for c in charged}
-            for i, row in enumerate(rows["source_row"].tolist()):
-                self.cents[int(row)] = {c: parsed[c][i] for c in charged}
-
-
 def _cell_values(view: FileView, row: int, fields: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Field → {cell, header, value as read} for one source row."""
     first = view.by_row.get(row)
@@ -227,16 +219,8 @@ def _cell_values(view: FileView, row: int, fields: Iterable[str]) -> dict[str, d
         value = first[field]
         if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
             continue
-        out[field] = {"cell": f"{letter}{row}", "header": header, "value": _plain(value)}
+        out[field] = {"cell": f"{letter}{row}", "header": header, "value": plain(value)}
     return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _charge_field(view: FileView, row: int, amount_cents: int, code_name: str) -> str | None:
@@ -306,8 +290,9 @@ def lineages(
         [records.get("propexo_id", pd.Series(dtype=object)), records["created_record_id"]]
     )
     synced = _rent_manager_ids(ledger, {str(i) for i in ids.dropna() if str(i)}, cache_of)
+    lines_of = record_lines(kinds)
     return [
-        _lineage(record, by_sha, names, index, reread, synced, cache_of)
+        _lineage(record, by_sha, names, index, reread, synced, cache_of, lines_of)
         for record in cast(list[dict[str, Any]], records.to_dict("records"))
     ]
 
@@ -319,6 +304,8 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+# The fields of a line (each line's own row says them); the record's other fields are read
+# from its first row.
 LINE_FIELDS = ("property_name", "gl_account", "description", "amount")
 
 
@@ -330,6 +317,7 @@ def _lineage(
     reread: _Reread,
     synced: dict[str, dict[str, Any]],
     cache_of: dict[str, str],
+    lines_of: LinesOf,
 ) -> dict[str, Any]:
     sha = _text(record.get("file_sha256")) or ""
     file_row = by_sha.get(sha, {})
@@ -339,60 +327,24 @@ def _lineage(
     rent_manager_id = (
         synced.get(cache_of.get(kind, ""), {}).get(str(propexo_id)) if propexo_id else None
     )
-    note = None
     values: dict[str, dict[str, Any]] = {}
-    invoice_lines: list[dict[str, Any]] = []
-    extract = None
+    lines: list[dict[str, Any]] = []
     view = None
     archived = file_row.get("moved_to")
     if archived:
         view = reread.view(str(archived), sha, str(file_row.get("profile") or ""))
-        extract, note = view.extract, view.why
+        note = view.why
         archived = str(reread.found.get(sha, archived))  # the bytes read, where they are kept
     else:
         note = "the file was not archived (a dry run, or a file refused as a whole)"
-    payload = record.get("payload") or {}
-    items = payload.get("invoice_items", []) if isinstance(payload, dict) else []
-    if view is not None and extract is not None and rows:
-        if items:  # a record of lines (a bill): each line from its own row
-            for row, item in zip(rows, items + [{}] * (len(rows) - len(items)), strict=False):
-                read = _cell_values(view, row, extract.cells)
-                invoice_lines.append(
-                    {
-                        "row": row,
-                        "amount_cents": item.get("amount_in_cents"),
-                        "property_id": item.get("property_id"),
-                        "property": names.get("property", {}).get(str(item.get("property_id"))),
-                        "financial_account_id": item.get("financial_account_id"),
-                        "gl_account": names.get("gl_account", {}).get(
-                            str(item.get("financial_account_id"))
-                        ),
-                        "cells": {f: c["cell"] for f, c in read.items()},
-                        "values_as_read": {c["cell"]: c["value"] for c in read.values()},
-                        "as_read": {f: c["value"] for f, c in read.items() if f in LINE_FIELDS},
-                    }
-                )
-                for field, cell in read.items():
-                    if row == rows[0] and field not in LINE_FIELDS:
-                        values[field] = cell  # the invoice's own fields, from its first row
+    if view is not None and view.extract is not None and rows:
+        of_lines = lines_of(kind, record.get("payload"))
+        if of_lines:  # a record of lines (a bill): each line from its own row
+            values, lines = _line_cells(view, rows, of_lines, names)
         else:
-            code_name = names.get("charge_code", {}).get(str(record.get("charge_code_id")), "")
-            wanted = [f for f in extract.cells if f not in extract.charge_columns]
-            values = _cell_values(view, rows[0], wanted)
-            charge = _charge_field(view, rows[0], int(record["amount_cents"]), code_name)
-            if charge is not None:
-                values.update(_cell_values(view, rows[0], [charge]))
-                if extract.charge_columns and charge in values:
-                    # In a wide roll the charge code is the column's header, in its own cell.
-                    header_row = extract.header_rows[-1] if extract.header_rows else None
-                    letter = extract.cells[charge][1]
-                    values["charge_code"] = {
-                        "cell": f"{letter}{header_row}" if header_row else None,
-                        "header": "(column header)",
-                        "value": values[charge]["header"],
-                    }
+            values = _record_cells(view, rows[0], record, names)
     as_read = {field: c["value"] for field, c in values.items()}
-    for line in invoice_lines:  # each line's property and GL account may be an alias too
+    for line in lines:  # each line's property and GL account may be an alias too
         for field, value in line["as_read"].items():
             as_read.setdefault(field, value)
     return {
@@ -425,6 +377,61 @@ def _lineage(
         "state": record.get("state"),
         "propexo_id": propexo_id or None,
         "rent_manager_id": rent_manager_id,
-        "lines": invoice_lines,
+        "lines": lines,
         "note": note,
     }
+
+
+def _line_cells(
+    view: FileView,
+    rows: list[int],
+    of_lines: list[dict[str, Any]],
+    names: dict[str, dict[str, str]],
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """A record of lines: the record's own fields (from its first row) and each line with
+    its cells, read from its own row."""
+    values: dict[str, dict[str, Any]] = {}
+    lines: list[dict[str, Any]] = []
+    padded = of_lines + [{}] * (len(rows) - len(of_lines))
+    for row, line in zip(rows, padded, strict=False):
+        read = _cell_values(view, row, view.extract.cells)
+        lines.append(
+            {
+                "row": row,
+                "amount_cents": line.get("amount_cents"),
+                "property_id": line.get("property_id"),
+                "property": names.get("property", {}).get(str(line.get("property_id"))),
+                "financial_account_id": line.get("account_id"),
+                "gl_account": names.get("gl_account", {}).get(str(line.get("account_id"))),
+                "cells": {f: c["cell"] for f, c in read.items()},
+                "values_as_read": {c["cell"]: c["value"] for c in read.values()},
+                "as_read": {f: c["value"] for f, c in read.items() if f in LINE_FIELDS},
+            }
+        )
+        if row == rows[0]:
+            values.update({f: c for f, c in read.items() if f not in LINE_FIELDS})
+    return values, lines
+
+
+def _record_cells(
+    view: FileView, row: int, record: dict[str, Any], names: dict[str, dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """A record of one row: its fields' cells, its amount's column (in a wide roll, the
+    column whose amount is the record's), and there the charge code is the column's header."""
+    extract = view.extract
+    code_name = names.get("charge_code", {}).get(str(record.get("charge_code_id")), "")
+    values = _cell_values(view, row, [f for f in extract.cells if f not in extract.charge_columns])
+    charge = _charge_field(view, row, int(record["amount_cents"]), code_name)
+    if charge is None:
+        return values
+    values.update(_cell_values(view, row, [charge]))
+    if extract.charge_columns and charge in values:
+        # In a wide roll the charge code is the column's header, in its own cell.
+        header_row = extract.header_rows[-1] if extract.header_rows else None
+        letter = extract.cells[charge][1]
+        values["charge_code"] = {
+            "cell": f"{letter}{header_row}" if header_row else None,
+            "header": "(column header)",
+            "value": values[charge]["header"],
+        }
+    return values

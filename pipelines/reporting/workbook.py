@@ -1,5 +1,5 @@
-"""The run report as an XLSX workpaper (openpyxl): a Summary first, one sheet per table, totals
-as formulas so an auditor can re-foot them, print setup for paper."""
+"""The run report as an XLSX workpaper (xlsxwriter, streamed): a Summary first, one sheet per
+table, totals as formulas so an auditor can re-foot them, print setup for paper."""
 
 from __future__ import annotations
 
@@ -88,19 +88,73 @@ def _text(value: Any) -> Any:
     return printable(value) if isinstance(value, str) else value
 
 
-def _print_setup(ws: Any, run_id: str, *, one_page: bool, header_rows: str = "1:1") -> None:
-    """Landscape, one page wide (and tall, for a short sheet), header rows repeated, a
-    footer with the run, the sheet and the page number."""
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 1 if one_page else 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_title_rows = header_rows
-    ws.print_options.gridLines = False
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.oddFooter.left.text = f"tieout run {run_id}"
-    ws.oddFooter.center.text = "&A"
-    ws.oddFooter.right.text = "Page &P of &N"
+class _Book:
+    """A workbook written as it goes (xlsxwriter, ``constant_memory``: each sheet's rows are
+    flushed to a temporary file as they are written, so a workbook of a million records never
+    holds them all), with the few cell formats the workpaper uses, made once."""
+
+    def __init__(self) -> None:
+        import xlsxwriter
+
+        self.buffer = io.BytesIO()
+        self.wb = xlsxwriter.Workbook(
+            self.buffer, {"constant_memory": True, "strings_to_formulas": False}
+        )
+        add = self.wb.add_format
+        self.bold = add({"bold": True})
+        self.label = add({"bold": True, "align": "center"})
+        self.formats: dict[str | None, Any] = {
+            None: None,
+            MONEY_FORMAT: add({"num_format": MONEY_FORMAT}),
+            DATE_FORMAT: add({"num_format": DATE_FORMAT}),
+            TIME_FORMAT: add({"num_format": TIME_FORMAT}),
+        }
+        self.bold_money = add({"bold": True, "num_format": MONEY_FORMAT})
+
+    def close(self) -> bytes:
+        self.wb.close()
+        return self.buffer.getvalue()
+
+
+def _put(ws: Any, row: int, column: int, value: Any, fmt: Any = None) -> None:
+    """One cell (0-based), written as openpyxl would type it: text of more than "=" that starts
+    with "=" is a formula, a date a date, a number a number, nothing a blank (kept only when
+    formatted; openpyxl kept an empty text so)."""
+    if value is None or value == "":
+        if fmt is not None:
+            ws.write_blank(row, column, None, fmt)
+    elif isinstance(value, str):
+        if len(value) > 1 and value.startswith("="):
+            ws.write_formula(row, column, value, fmt)
+        else:
+            ws.write_string(row, column, value, fmt)
+    elif isinstance(value, bool):
+        ws.write_boolean(row, column, value, fmt)
+    elif isinstance(value, int | float):
+        ws.write_number(row, column, value, fmt)
+    elif isinstance(value, date):
+        ws.write_datetime(row, column, value, fmt)
+    else:
+        ws.write(row, column, value, fmt)
+
+
+def _set_width(ws: Any, column: int, width: float) -> None:
+    """A column's width as stored in the file, as openpyxl stored it: xlsxwriter adds its
+    cell padding (5 px of a 7 px digit) to what it is given, so the padding is taken off."""
+    ws.set_column(column, column, width - 5 / 7)
+
+
+def _print_setup(ws: Any, run_id: str, *, one_page: bool, header_rows: tuple[int, int]) -> None:
+    """Landscape, one page wide (and tall, for a short sheet), header rows (1-based, first and
+    last) repeated, a footer with the run, the sheet and the page number; margins as
+    openpyxl's defaults with narrow sides."""
+    ws.set_landscape()
+    ws.fit_to_pages(1, 1 if one_page else 0)
+    ws.repeat_rows(header_rows[0] - 1, header_rows[1] - 1)
+    ws.set_margins(left=0.4, right=0.4, top=1, bottom=1)
+    ws.set_header("", {"margin": 0.5})
+    run = run_id.replace("&", "&&")
+    ws.set_footer(f"&Ltieout run {run}&C&A&RPage &P of &N", {"margin": 0.5})
 
 
 def _width(column: str, frame: pd.DataFrame, foot_cents: int | None) -> int:
@@ -114,20 +168,19 @@ def _width(column: str, frame: pd.DataFrame, foot_cents: int | None) -> int:
     return min(48, max(9, *(len(v) + 2 for v in sample)))
 
 
-def _group_labels(ws: Any, columns: list[str], groups: tuple[tuple[str, list[str]], ...]) -> None:
+def _group_labels(
+    book: _Book, ws: Any, columns: list[str], groups: tuple[tuple[str, list[str]], ...]
+) -> None:
     """A row above the headers naming each group of columns, merged across the group."""
-    from openpyxl.styles import Alignment, Font
-
-    ws.append([None] * len(columns))
     for label, members in groups:
-        places = [columns.index(c) + 1 for c in members if c in columns]
+        places = [columns.index(c) for c in members if c in columns]
         if not places:
             continue
         first, last = min(places), max(places)
-        ws.cell(1, first, label).font = Font(bold=True)
-        ws.cell(1, first).alignment = Alignment(horizontal="center")
         if last > first:
-            ws.merge_cells(start_row=1, start_column=first, end_row=1, end_column=last)
+            ws.merge_range(0, first, 0, last, label, book.label)
+        else:
+            ws.write_string(0, first, label, book.label)
 
 
 def _day(value: Any) -> date | None:
@@ -136,8 +189,32 @@ def _day(value: Any) -> date | None:
     return None if pd.isna(stamp) else stamp.date()
 
 
+def _format_of(column: str) -> str | None:
+    if column.endswith("_cents"):
+        return MONEY_FORMAT
+    return DATE_FORMAT if column in {"date", "transaction_date", "period"} else None
+
+
+def _column_cells(column: str, values: pd.Series) -> list[Any]:
+    """A column's values as the workbook holds them (:func:`_cell`), each distinct value
+    converted once (a column of a million records holds a few thousand distinct ones)."""
+    seen: dict[tuple[type, Any], Any] = {}
+    out: list[Any] = []
+    for value in values.tolist():
+        try:
+            key = (type(value), value)
+            cell = seen.get(key, seen)
+        except TypeError:  # a list or dict: converted each time
+            out.append(_cell(column, value))
+            continue
+        if cell is seen:
+            cell = seen[key] = _cell(column, value)
+        out.append(cell)
+    return out
+
+
 def _sheet(
-    wb: Any,
+    book: _Book,
     title: str,
     frame: pd.DataFrame,
     run_id: str,
@@ -151,68 +228,76 @@ def _sheet(
     levels and a plain sum would count money twice; a column those rows leave empty gets no
     total (it is footed on the sheet of its own level). ``groups``: (label, columns) written
     above the headers, so two columns of one name (an amount and a count) say which they are.
-    Returns the sheet and, per money column, the cell holding its total."""
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    ws = wb.create_sheet(title)
+    Returns the sheet and, per money column, the cell holding its total. Rows are written in
+    order and flushed as they go (see :class:`_Book`)."""
+    ws = book.wb.add_worksheet(title)
     columns = list(frame.columns)
-    if groups:
-        _group_labels(ws, columns, groups)
-    header_row = ws.max_row + 1 if groups else 1
+    header_row = 2 if groups else 1  # rows as Excel numbers them
     first_data = header_row + 1
-    for i, column in enumerate(columns, start=1):
-        ws.cell(header_row, i, _text(header_of(column))).font = Font(bold=True)
-    for row in frame.itertuples(index=False):
-        ws.append([_cell(c, v) for c, v in zip(columns, row, strict=True)])
-    last = ws.max_row
-    money = [i for i, c in enumerate(columns, start=1) if c.endswith("_cents")]
+    last = header_row + len(frame)
+    feet, foot_cents, formulas = _feet(frame, columns, sum_where, first_data, last)
+    formats = [book.formats[_format_of(c)] for c in columns]
+    for i, column in enumerate(columns):
+        _set_width(ws, i, _width(column, frame, foot_cents.get(column)))
+    ws.freeze_panes(first_data - 1, 0)
+    if columns:
+        ws.autofilter(header_row - 1, 0, max(last, header_row) - 1, len(columns) - 1)
+    _print_setup(ws, run_id, one_page=one_page, header_rows=(1, header_row))
+    if groups:
+        _group_labels(book, ws, columns, groups)
+    for i, column in enumerate(columns):
+        ws.write_string(header_row - 1, i, _text(header_of(column)), book.bold)
+    cells = [_column_cells(c, frame[c]) for c in columns]
+    for n, row in enumerate(zip(*cells, strict=True), start=first_data - 1):
+        for i, value in enumerate(row):
+            _put(ws, n, i, value, formats[i])
+    if formulas:
+        total_row = last  # 0-based: the row under the last
+        label = "Total" if sum_where is None else f"Total of the {sum_where[1]} rows"
+        ws.write_string(total_row, 0, label, book.bold)
+        for i, column in enumerate(columns):
+            if column in formulas:
+                cents = foot_cents[column]
+                ws.write_formula(total_row, i, formulas[column], book.bold_money, cents / 100)
+            elif i and formats[i] is not None:
+                ws.write_blank(total_row, i, None, formats[i])
+    return ws, feet
+
+
+def _feet(
+    frame: pd.DataFrame,
+    columns: list[str],
+    sum_where: tuple[str, str] | None,
+    first_data: int,
+    last: int,
+) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """Per money column of a sheet: the cell of its total (under its rows), what it sums to in
+    cents, and its formula (SUM, or SUMIF over the ``sum_where`` rows)."""
+    from xlsxwriter.utility import xl_col_to_name
+
     feet: dict[str, str] = {}
     foot_cents: dict[str, int] = {}
-    if money and len(frame):
-        ws.append([])
-        total_row = ws.max_row + 1
-        label = "Total" if sum_where is None else f"Total of the {sum_where[1]} rows"
-        ws.cell(total_row, 1, label).font = Font(bold=True)
-        summed = frame if sum_where is None else frame[frame[sum_where[0]].eq(sum_where[1])]
-        for i in money:
-            column = columns[i - 1]
-            values = pd.to_numeric(summed[column], errors="coerce")
-            if sum_where is not None and values.isna().all():
-                continue
-            letter = get_column_letter(i)
-            span = f"{letter}{first_data}:{letter}{last}"
-            if sum_where is None:
-                formula = f"=SUM({span})"
-            else:
-                key = get_column_letter(columns.index(sum_where[0]) + 1)
-                keys = f"{key}{first_data}:{key}{last}"
-                formula = f'=SUMIF({keys},"{sum_where[1]}",{span})'
-            cell = ws.cell(total_row, i, formula)
-            cell.font = Font(bold=True)
-            cell.number_format = MONEY_FORMAT
-            feet[column] = f"{letter}{total_row}"
-            foot_cents[column] = int(values.fillna(0).sum())
-    for i, column in enumerate(columns, start=1):
-        letter = get_column_letter(i)
-        fmt = (
-            MONEY_FORMAT
-            if column.endswith("_cents")
-            else DATE_FORMAT
-            if column in {"date", "transaction_date", "period"}
-            else None
-        )
-        if fmt:
-            for cell in ws[letter][header_row:]:
-                cell.number_format = fmt
-        ws.column_dimensions[letter].width = _width(column, frame, foot_cents.get(column))
-    ws.freeze_panes = f"A{first_data}"
-    if columns:
-        ws.auto_filter.ref = (
-            f"A{header_row}:{get_column_letter(len(columns))}{max(last, header_row)}"
-        )
-    _print_setup(ws, run_id, one_page=one_page, header_rows=f"1:{header_row}")
-    return ws, feet
+    formulas: dict[str, str] = {}
+    if not len(frame):
+        return feet, foot_cents, formulas
+    summed = frame if sum_where is None else frame[frame[sum_where[0]].eq(sum_where[1])]
+    for i, column in enumerate(columns):
+        if not column.endswith("_cents"):
+            continue
+        values = pd.to_numeric(summed[column], errors="coerce")
+        if sum_where is not None and values.isna().all():
+            continue
+        letter = xl_col_to_name(i)
+        span = f"{letter}{first_data}:{letter}{last}"
+        if sum_where is None:
+            formulas[column] = f"=SUM({span})"
+        else:
+            key = xl_col_to_name(columns.index(sum_where[0]))
+            keys = f"{key}{first_data}:{key}{last}"
+            formulas[column] = f'=SUMIF({keys},"{sum_where[1]}",{span})'
+        feet[column] = f"{letter}{last + 1}"
+        foot_cents[column] = int(values.fillna(0).sum())
+    return feet, foot_cents, formulas
 
 
 def _link(sheet: str, cell: str | None) -> str | None:
@@ -220,34 +305,37 @@ def _link(sheet: str, cell: str | None) -> str | None:
     return f"='{sheet}'!{cell}" if cell else None
 
 
-def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> None:
+def _summary_sheet(ws: Any, book: _Book, report: RunReport, links: dict[str, str | None]) -> None:
     """The verdict, then the run's figures: each money figure a formula reading the foot of
     the sheet it summarises (``links``: figure → formula), a tickmark legend, and a
     prepared / reviewed block for the person who signs the workpaper."""
-    from openpyxl.styles import Font
-
     s = report.summary
     run_id = str(s["run_id"])
     p = s.get("provenance", {})
-    ws.title = "Summary"
-    ws.append(["tieout run", run_id])
-    ws.append(["Verdict", str(s.get("verdict", "")).capitalize()])
-    ws["B2"].font = Font(bold=True)
+    # Each row: its cells, and the number format of its cells after the first (by column).
+    rows: list[tuple[list[Any], dict[int, str]]] = []
+
+    def add(values: list[Any], **formats: str) -> None:
+        rows.append((values, {int(k[1:]): v for k, v in formats.items()}))
+
+    add(["tieout run", run_id])
+    add(["Verdict", str(s.get("verdict", "")).capitalize()])
     for reason in s.get("verdict_reasons", []):
-        ws.append([_text(f"  {reason['reason']}"), reason["count"], reason["amount_cents"] / 100])
-        ws.cell(ws.max_row, 3).number_format = MONEY_FORMAT
+        add(
+            [_text(f"  {reason['reason']}"), reason["count"], reason["amount_cents"] / 100],
+            c2=MONEY_FORMAT,
+        )
     for held in s.get("held_layouts", []):
-        ws.append(
+        add(
             [
                 neutralize(f"  held, layout not confirmed: {held['name']}"),
                 neutralize(held.get("command") or ""),
             ]
         )
-    times = [("Started", s.get("started_at")), ("Finished", s.get("finished_at"))]
-    for label, value in times:
+    for label, value in (("Started", s.get("started_at")), ("Finished", s.get("finished_at"))):
         stamp = pd.to_datetime(value, utc=True, errors="coerce") if value else None
-        ws.append([label, stamp.tz_convert(None).to_pydatetime() if stamp is not None else None])
-        ws.cell(ws.max_row, 2).number_format = TIME_FORMAT
+        shown = None if stamp is None or pd.isna(stamp) else stamp.tz_convert(None).to_pydatetime()
+        add([label, shown], c1=TIME_FORMAT)
     t = s["totals"]
     money_rows = [
         ("Source total", "source", t["source_total_cents"]),
@@ -257,51 +345,49 @@ def _summary_sheet(ws: Any, report: RunReport, links: dict[str, str | None]) -> 
     ]
     for label, figure, cents in money_rows:
         formula = links.get(figure)
-        ws.append([label, formula if formula else cents / 100, "=" if formula else None])
-        ws.cell(ws.max_row, 2).number_format = MONEY_FORMAT
+        add([label, formula if formula else cents / 100, "=" if formula else None], c1=MONEY_FORMAT)
     for label, key in (
         ("Rows read", "rows_read"),
         ("Rows used", "rows_used"),
         ("Rows rejected", "rows_rejected"),
         ("Rows skipped", "rows_skipped"),
     ):
-        ws.append([label, int(t[key])])
+        add([label, int(t[key])])
     for state, count in s["records"]["by_state"].items():
-        ws.append([f"Records {state}", int(count)])
-    ws.append(["Propexo", f"{p.get('propexo', '')} {p.get('propexo_base_url', '')}".strip()])
-    ws.append(["Integration", p.get("integration_id")])
-    ws.append(["tieout version", p.get("tieout_version")])
+        add([f"Records {state}", int(count)])
+    add(["Propexo", f"{p.get('propexo', '')} {p.get('propexo_base_url', '')}".strip()])
+    add(["Integration", p.get("integration_id")])
+    add(["tieout version", p.get("tieout_version")])
     for f in s["files"]:
-        ws.append([_text(f"File {f['name']}"), f["sha256"]])
-    ws.append([])
-    ws.append(["Tickmarks"])
+        add([_text(f"File {f['name']}"), f["sha256"]])
+    add([])
+    add(["Tickmarks"])
     legend = (
         ("Σ", "footed: a Total row is a SUM formula over the rows above it"),
         ("=", "linked: the figure is a formula reading the foot of the sheet it summarises"),
         ("yes", "Check holds: the row's identity (its formula in the report) holds to the cent"),
     )
     for mark, meaning in legend:
-        ws.append([f"  {mark}", meaning])
-    ws.append([])
-    prepared_on = _day(s.get("finished_at"))
+        add([f"  {mark}", meaning])
+    add([])
     reviews = s.get("signoffs") or []
-    ws.append(["Prepared by", f"tieout {p.get('tieout_version', '')} (automated)".strip()])
-    ws.append(["Prepared on", prepared_on])
-    ws.cell(ws.max_row, 2).number_format = DATE_FORMAT
+    add(["Prepared by", f"tieout {p.get('tieout_version', '')} (automated)".strip()])
+    add(["Prepared on", _day(s.get("finished_at"))], c1=DATE_FORMAT)
     review = reviews[-1] if reviews else {}
-    ws.append(["Reviewed by", review.get("by", "")])
-    ws.append(["Reviewed on", _day(review.get("at"))])
-    ws.cell(ws.max_row, 2).number_format = DATE_FORMAT
+    add(["Reviewed by", review.get("by", "")])
+    add(["Reviewed on", _day(review.get("at"))], c1=DATE_FORMAT)
     if review.get("changed_since"):
-        ws.append(["Changed since sign-off", "yes: the figures differ from those signed"])
+        add(["Changed since sign-off", "yes: the figures differ from those signed"])
     if s.get("figures_sha256"):
-        ws.append(["Figures sha256", s["figures_sha256"]])
-    for row in ws.iter_rows(min_col=1, max_col=1):
-        row[0].font = Font(bold=True)
-    ws.column_dimensions["A"].width = 46
-    ws.column_dimensions["B"].width = 30
-    ws.column_dimensions["C"].width = 14
-    _print_setup(ws, run_id, one_page=True, header_rows="1:2")
+        add(["Figures sha256", s["figures_sha256"]])
+    for column, width in enumerate((46, 30, 14)):
+        _set_width(ws, column, width)
+    _print_setup(ws, run_id, one_page=True, header_rows=(1, 2))
+    for n, (values, formats) in enumerate(rows):
+        _put(ws, n, 0, values[0] if values else None, book.bold)
+        for i, value in enumerate(values[1:], start=1):
+            fmt = book.bold if n == 1 and i == 1 else book.formats[formats.get(i)]
+            _put(ws, n, i, value, fmt)
 
 
 # The records sheet prints one page wide at a readable size: who, what, when, how much and
@@ -432,10 +518,8 @@ def render_xlsx(report: RunReport) -> bytes:
     """The workpaper auditors open and print: Summary (the verdict) first, then Control
     totals, Locations, Posted (and its detail), Invoice lines, Rejected, Open items and
     Reconciliation, each footing with SUM formulas that the Summary's figures read."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    summary_ws = wb.active
+    book = _Book()
+    summary_ws = book.wb.add_worksheet("Summary")  # first; written last, once the feet are known
     run_id = str(report.summary["run_id"])
     control = report.control.drop(columns=["identity"], errors="ignore")
     control = (
@@ -446,25 +530,25 @@ def render_xlsx(report: RunReport) -> bytes:
     # Files, locations and the run are different cuts of the same money: the total is of the
     # file rows, and it foots to the run row above it.
     _, control_feet = _sheet(
-        wb, "Control totals", control, run_id, one_page=True, sum_where=("level", "file")
+        book, "Control totals", control, run_id, one_page=True, sum_where=("level", "file")
     )
     locations = report.by_location.drop(columns=["location_id"], errors="ignore")
     amounts = [c for c in locations.columns if c.endswith("_cents")]
     counts = [c for c in LOCATION_COUNTS if c in locations.columns]
     _, location_feet = _sheet(
-        wb,
+        book,
         "Locations",
         locations,
         run_id,
         groups=(("Amounts", amounts), ("Counts", counts)),
     )
     posted = report.posted
-    _sheet(wb, "Posted", posted.reindex(columns=POSTED_PRINTED), run_id)
-    _sheet(wb, "Posted detail", posted.reindex(columns=POSTED_DETAIL), run_id)
-    _sheet(wb, "Invoice lines", invoice_lines(report), run_id)
-    _sheet(wb, "Rejected", rejected_rows(report.rejected), run_id)
-    _sheet(wb, "Open items", open_items(report), run_id)
-    _sheet(wb, "Settlements", settlements(report), run_id)
+    _sheet(book, "Posted", posted.reindex(columns=POSTED_PRINTED), run_id)
+    _sheet(book, "Posted detail", posted.reindex(columns=POSTED_DETAIL), run_id)
+    _sheet(book, "Invoice lines", invoice_lines(report), run_id)
+    _sheet(book, "Rejected", rejected_rows(report.rejected), run_id)
+    _sheet(book, "Open items", open_items(report), run_id)
+    _sheet(book, "Settlements", settlements(report), run_id)
     recon_columns = [
         "source_file",
         "source_rows",
@@ -478,14 +562,12 @@ def render_xlsx(report: RunReport) -> bytes:
         "previously_posted_by",
     ]
     recon = posted.reindex(columns=recon_columns)
-    _sheet(wb, "Reconciliation", recon, run_id)
+    _sheet(book, "Reconciliation", recon, run_id)
     links = {
         "source": _link("Control totals", control_feet.get("source_total_cents")),
         "posted": _link("Control totals", control_feet.get("posted_total_cents")),
         "rejected": _link("Control totals", control_feet.get("rejected_total_cents")),
         "matched": _link("Locations", location_feet.get("matched_cents")),
     }
-    _summary_sheet(summary_ws, report, links)
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
+    _summary_sheet(summary_ws, book, report, links)
+    return book.close()

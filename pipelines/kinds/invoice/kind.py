@@ -47,6 +47,18 @@ validate = validate_bills
 transform = transform_bills
 
 
+def lines(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An invoice's lines, as the report and trace show them."""
+    return [
+        {
+            "amount_cents": item.get("amount_in_cents"),
+            "property_id": item.get("property_id"),
+            "account_id": item.get("financial_account_id"),
+        }
+        for item in body.get("invoice_items") or []
+    ]
+
+
 def vendor_x_ids(ctx: KindContext) -> dict[str, str]:
     """Propexo vendor id → the vendor's Rent Manager id (what Propexo's invoices carry), from
     the context's reference data (none without it)."""
@@ -286,6 +298,7 @@ KIND = register(
         read_path=READ_PATH,
         id_from_write_status=True,
         renumber=renumber,
+        lines=lines,
         draft=Draft(
             header_words=(
                 ("due_date", ("due", "due date")),
