@@ -204,6 +204,7 @@ class Kind:
             and value != ""
             and not (isinstance(value, float) and pd.isna(value))
         }
+
     # A record's lines, from its stored body, as the report and `tieout trace` show them (a
     # bill's): each {"amount_cents", "property_id", "account_id"}, one per source row
     lines: Callable[[Mapping[str, Any]], list[dict[str, Any]]] = no_lines
