@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.models import IN_DOUBT
+from pipelines.ledger.items import ANOTHER_WRITE
 
 # A FAILURE write-status is Propexo's word, not proof: a PMS may apply a write Propexo marks
 # failed, and reconcile looks for it in Propexo's data before anything is sent again.
@@ -130,6 +131,17 @@ def decide_verdict(
         attention,
     )
     doubt = state.isin(IN_DOUBT)
+    # An answer that was another write's is never waited out: only the write log or a person
+    # decides which write its job carried (`tieout todo` lists it), whatever its age.
+    errors = records["errors"] if "errors" in records else pd.Series("", index=records.index)
+    another = doubt & errors.astype(str).str.contains(ANOTHER_WRITE, regex=False)
+    tally(
+        another,
+        f"in doubt: {ANOTHER_WRITE}, never confirmed; its write log or a person decides "
+        "(`tieout todo`)",
+        attention,
+    )
+    doubt &= ~another
     if doubt.any():
         since = pd.to_datetime(
             records.get("doubt_since", pd.Series(pd.NA, index=records.index)),
