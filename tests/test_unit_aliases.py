@@ -136,7 +136,9 @@ def test_the_same_alias_again_is_left_as_it_is_and_another_target_is_a_conflict(
     first = write_alias(tmp_path, "vendor", "Acme", "ACME Plumbing LLC")
     again = write_alias(tmp_path, "vendor", "ACME", "acme plumbing llc")
     assert again == type(first)(first.path, first.line, added=False)
-    with pytest.raises(InputError, match=r"line 3 already aliases \"Acme\" to \"ACME Plumbing LLC\""):
+    with pytest.raises(
+        InputError, match=r"line 3 already aliases \"Acme\" to \"ACME Plumbing LLC\""
+    ):
         write_alias(tmp_path, "vendor", "acme", "Brightline Electric Inc.")
     second = write_alias(tmp_path, "vendor", "Bright", "Brightline Electric Inc.")
     assert second.line == first.line + 1
@@ -163,7 +165,9 @@ def test_a_file_that_is_not_utf8_is_one_problem_saying_how_to_save_it(tmp_path: 
     path.write_bytes(CSV_HEADER.encode() + "Café,Cafe Co\n".encode("cp1252"))
     frame, problems = read_alias_file(path, "vendor")
     assert frame.empty
-    assert [str(p) for p in problems] == [f"{path}: is not UTF-8 text; save it as CSV UTF-8 and try again"]
+    assert [str(p) for p in problems] == [
+        f"{path}: is not UTF-8 text; save it as CSV UTF-8 and try again"
+    ]
 
 
 def test_a_bom_comments_blank_lines_and_extra_columns_are_read(tmp_path: Path) -> None:

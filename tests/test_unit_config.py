@@ -169,7 +169,7 @@ def test_a_named_config_file_must_exist_but_the_default_one_need_not(tmp_path: P
 
 def test_plain_http_to_another_machine_is_refused_unless_allowed(tmp_path: Path) -> None:
     env = {"PROPEXO_BASE_URL": "http://propexo.lab:8080"}
-    with pytest.raises(ConfigError, match="plain http:// to another machine.*allow_insecure_http"):
+    with pytest.raises(ConfigError, match=r"plain http:// to another machine.*allow_insecure_http"):
         load_settings(env=env)
     allowed = load_settings(env={**env, "TIEOUT_ALLOW_INSECURE_HTTP": "true"})
     assert allowed.base_url == "http://propexo.lab:8080"

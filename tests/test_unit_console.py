@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -193,8 +193,15 @@ def test_progress_with_nothing_done_yet_gives_no_eta(capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "an unknown time"), (0, "0s"), (119, "119s"), (120, "2 min"), (7199, "120 min"),
-     (7200, "2.0 h"), (90000, "25.0 h")],
+    [
+        (None, "an unknown time"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2 min"),
+        (7199, "120 min"),
+        (7200, "2.0 h"),
+        (90000, "25.0 h"),
+    ],
 )
 def test_ages_in_words(seconds: float | None, text: str) -> None:
     assert console.age_text(seconds) == text

@@ -93,12 +93,10 @@ def test_a_group_this_user_is_not_in_is_refused_saying_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     others = [
-        g
-        for g in grp.getgrall()
-        if g.gr_gid != os.getegid() and g.gr_gid not in os.getgroups()
+        g for g in grp.getgrall() if g.gr_gid != os.getegid() and g.gr_gid not in os.getgroups()
     ]
     if os.geteuid() == 0:
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert others, "the host has a group this user is not in"
-    with pytest.raises(ConfigError, match="not a member of group .*unset shared_reports_group"):
+    with pytest.raises(ConfigError, match=r"not a member of group .*unset shared_reports_group"):
         group_id(others[0].gr_name)

@@ -140,9 +140,7 @@ def test_the_fast_path_of_grouping_by_reference_agrees_with_grouping(
     synced = theirs(*[(ref, cents, "2026-03-01", "RENT") for ref, cents in rows])
     unique = synced.drop_duplicates("reference_number")
     fast = by_reference(unique).sort_values("reference_number").reset_index(drop=True)
-    slow = (
-        by_reference(unique, grouped=True).sort_values("reference_number").reset_index(drop=True)
-    )
+    slow = by_reference(unique, grouped=True).sort_values("reference_number").reset_index(drop=True)
     pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
     counted = by_reference(synced, grouped=True).set_index("reference_number")["n"]
     expected = synced["reference_number"].dropna().value_counts()

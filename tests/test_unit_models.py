@@ -185,9 +185,11 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
     with run_lock(lock, "run"):
         holder = json.loads(lock.read_text())
         assert holder["pid"] == os.getpid() and holder["command"] == "run"
-        with pytest.raises(LockHeldError, match=r"another tieout run is running \(pid \d+") as e:
-            with run_lock(lock, "check"):
-                pass  # pragma: no cover - never entered
+        with (
+            pytest.raises(LockHeldError, match=r"another tieout run is running \(pid \d+") as e,
+            run_lock(lock, "check"),
+        ):
+            pass  # pragma: no cover - never entered
         assert e.value.exit_code == 3
         assert "try again when it has finished" in str(e.value)
     # Released: the next command takes it, and the file names the new holder.
@@ -201,6 +203,8 @@ def test_a_holder_whose_file_says_nothing_readable_is_still_refused_in_words(
     lock = tmp_path / "tieout.lock"
     with run_lock(lock, "run"):
         lock.write_text("garbage{")
-        with pytest.raises(LockHeldError, match=r"another tieout process is running \(pid \?"):
-            with run_lock(lock, "check"):
-                pass  # pragma: no cover - never entered
+        with (
+            pytest.raises(LockHeldError, match=r"another tieout process is running \(pid \?"),
+            run_lock(lock, "check"),
+        ):
+            pass  # pragma: no cover - never entered

@@ -41,9 +41,7 @@ def at(hours: float) -> str:
 
 def records(*rows: tuple[str, str]) -> pd.DataFrame:
     """(kind, transaction date) per record."""
-    return pd.DataFrame(
-        {"kind": [k for k, _ in rows], "transaction_date": [d for _, d in rows]}
-    )
+    return pd.DataFrame({"kind": [k for k, _ in rows], "transaction_date": [d for _, d in rows]})
 
 
 def syncs(*rows: tuple[float, float, list[str]]) -> pd.DataFrame:

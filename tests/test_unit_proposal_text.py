@@ -91,10 +91,14 @@ def test_a_confirmed_profile_loads_and_ignores_every_other_column_by_name(
     assert data["kind"] == "charge"
     assert data["required"] == ["unit", "resident_name"]
     assert data["columns"] == {"unit": ["apt #"], "resident_name": ["tenant"]}
-    assert data["charges"] == {"mode": "columns", "include": ["actual rent"], "ignore": [
-        "deposit",
-        "notes",
-    ]}
+    assert data["charges"] == {
+        "mode": "columns",
+        "include": ["actual rent"],
+        "ignore": [
+            "deposit",
+            "notes",
+        ],
+    }
     assert "join" not in data
     assert text.startswith("# Confirmed by pat from roll.xlsx, header on row 3.\n")
     for column in (UNIT, RESIDENT, RENT, DEPOSIT, NOTES):
@@ -144,7 +148,8 @@ def test_a_name_and_a_confirmer_with_quotes_still_make_valid_toml() -> None:
 def test_headers_that_normalize_to_nothing_are_not_ignored_twice_or_blank() -> None:
     blank = Column(8, "---", "unknown", "")
     again = Column(9, "Notes", "unknown", "")
-    data = tomllib.loads(proposal_profile(proposal(UNIT, RESIDENT, RENT, NOTES, blank, again),
-                                          "n", "p"))
+    data = tomllib.loads(
+        proposal_profile(proposal(UNIT, RESIDENT, RENT, NOTES, blank, again), "n", "p")
+    )
     assert data["charges"]["ignore"] == ["notes"]
     assert normalize_header("---") == ""

@@ -107,6 +107,7 @@ def test_a_re_sorted_file_keeps_the_numbers_of_every_line_it_restates(
     shuffled_rows = [rows[i] for i in order if i < len(rows)]
     again = lines(shuffled_rows)
     matched = match_posted(again, posted_from(first), "int")
+
     # Each line says what a posted record said: it takes the number of a record saying it.
     def by_content(contents: pd.Series, numbers: pd.Series) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -136,9 +137,7 @@ def test_lines_added_get_numbers_no_posted_record_holds(
 
 
 def test_a_corrected_amount_keeps_its_number_and_a_line_left_out_is_said() -> None:
-    first = lines(
-        [("r1", "RENT", "2026-03-01", 120000), ("r2", "RENT", "2026-03-01", 110000)]
-    )
+    first = lines([("r1", "RENT", "2026-03-01", 120000), ("r2", "RENT", "2026-03-01", 110000)])
     corrected = lines([("r1", "RENT", "2026-03-01", 125000)], "Roll.csv")
     matched = match_posted(corrected, posted_from(first), "int")
     assert matched.reference_number.tolist() == [first.at[0, "reference_number"]]
@@ -177,9 +176,7 @@ def read_where_of(posted: pd.DataFrame) -> object:
 
 
 def test_renumber_moves_keys_and_lends_digests_in_place() -> None:
-    first = lines(
-        [("r1", "RENT", "2026-03-01", 120000), ("r1", "PET", "2026-03-01", 2500)]
-    )
+    first = lines([("r1", "RENT", "2026-03-01", 120000), ("r1", "PET", "2026-03-01", 2500)])
     posted = posted_from(first).assign(content_hash=["posted-a", "posted-b"])
     # Re-sorted, and the pet line's notes spelled otherwise: same numbers, posted digests.
     again = lines(
@@ -188,9 +185,7 @@ def test_renumber_moves_keys_and_lends_digests_in_place() -> None:
     said = renumber(again, read_where_of(posted))  # type: ignore[arg-type]
     assert said == []
     by_code = dict(zip(again["charge_code_id"], again["reference_number"], strict=True))
-    assert by_code == dict(
-        zip(first["charge_code_id"], first["reference_number"], strict=True)
-    )
+    assert by_code == dict(zip(first["charge_code_id"], first["reference_number"], strict=True))
     assert (again["record_key"] == "charge:int:" + again["reference_number"]).all()
     assert sorted(again["content_hash"]) == ["posted-a", "posted-b"]
 

@@ -52,9 +52,9 @@ def frames(
     return ours, theirs
 
 
-WRITE = st.tuples(
-    st.integers(0, 10_000), st.integers(0, 5_000), st.integers(0, 5_000)
-).map(lambda t: (float(t[0]), float(t[0] + t[1]), float(t[0] + t[1] + t[2])))
+WRITE = st.tuples(st.integers(0, 10_000), st.integers(0, 5_000), st.integers(0, 5_000)).map(
+    lambda t: (float(t[0]), float(t[0] + t[1]), float(t[0] + t[1] + t[2]))
+)
 
 
 @given(st.lists(WRITE, min_size=1, max_size=20), st.integers(-7200, 7200))
@@ -156,7 +156,8 @@ def test_only_the_newest_writes_are_witnesses() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", [None, "", "not json", "[]", '{"low_s": 1}', '{"low_s": "x", "high_s": 1, "witnesses": 1}']
+    "text",
+    [None, "", "not json", "[]", '{"low_s": 1}', '{"low_s": "x", "high_s": 1, "witnesses": 1}'],
 )
 def test_a_kept_measurement_that_is_not_one_reads_as_none(text: str | None) -> None:
     assert DataClock.from_json(text) is None
