@@ -68,8 +68,9 @@ def password_matches(password_hash: str | None, password: str) -> bool:
 
 
 def same(a: str | None, b: str | None) -> bool:
-    """Tokens compared in constant time; a missing one matches nothing."""
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    """Tokens compared in constant time; a missing one matches nothing. Compared as UTF-8
+    bytes: a form may send any text, and ``compare_digest`` refuses non-ASCII ``str``."""
+    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
 
 
 @dataclass

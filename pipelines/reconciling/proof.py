@@ -75,7 +75,8 @@ def sync_verdicts(
     day = pd.to_datetime(
         records["transaction_date"].astype(str).str.slice(0, 10), errors="coerce", utc=True
     ).to_numpy(dtype="datetime64[ns]")
-    dated = records["kind"].map({k: d for k, (_, d) in scope.items()}).fillna(False)
+    # A kind no sync reports on maps to NaN (float64 when every record is of one): not dated.
+    dated = records["kind"].map({k: d for k, (_, d) in scope.items()}).eq(True)
     undated = ~dated.to_numpy(dtype=bool)
     any_after = np.zeros(len(records), dtype=bool)
     covered = np.zeros(len(records), dtype=bool)
