@@ -42,7 +42,14 @@ def start_watch(data: Path, box: RunningSandbox) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a suite started in the background by a shell (`make test &`)
+        # runs with SIGINT ignored, which every child inherits, and the watch never stops.
+        preexec_fn=_interruptible,  # noqa: PLW1509 - signal disposition only, before exec
     )
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_watch_picks_up_drops_and_survives_a_bad_file(tmp_path: Path) -> None:
