@@ -17,6 +17,7 @@ import pytest
 from pipelines.cli import console
 from pipelines.core.config import Settings
 from pipelines.core.errors import ConfigError, DiskFullError, LedgerBusyError, LockHeldError
+from pipelines.runs import status
 
 
 @pytest.fixture
@@ -209,9 +210,9 @@ def test_ages_in_words(seconds: float | None, text: str) -> None:
 
 def test_the_age_of_a_stamp() -> None:
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    assert console.age_s("2026-03-01T11:59:00Z", now) == 60.0
-    assert console.age_s((now - timedelta(hours=2)).isoformat(), now) == 7200.0
-    assert console.age_s(None, now) is None
+    assert status.age_s("2026-03-01T11:59:00Z", now) == 60.0
+    assert status.age_s((now - timedelta(hours=2)).isoformat(), now) == 7200.0
+    assert status.age_s(None, now) is None
 
 
 def test_say_prints_names_as_they_are_never_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
