@@ -203,6 +203,11 @@ def test_held_then_accepted_with_corrections_posts_exactly_those_lines_then_runs
     (done,) = summary_of(posted.stdout)["files"]
     assert done["source_total_cents"] == want["rent_cents"]
     assert done["layout"]["confirmed_by"].startswith("pat.clerk on")
+    # Parking is not charged by the clerk's own choice: no advice to alias it as a charge
+    # (followed, it would charge what she said is billed elsewhere).
+    (parking,) = done["columns_not_charged"]  # still shown with its money, marked the layout's
+    assert (parking["header"], parking["by_layout"]) == ("Parking", True)
+    assert 'alias add charge_code "Parking"' not in posted.stdout + posted.stderr
     todo = json.loads(run_cli("--data-dir", str(data), "todo", "--json", env=env).stdout)
     assert todo["items"] == []  # the held item was settled by the run that posted it
 

@@ -336,7 +336,7 @@ def _print_checked(r: dict[str, Any], settings: Settings) -> None:
     for notice in r["notices"]:
         out.print(f"  note: {notice}", markup=False)
     for column in r["columns_not_charged"]:
-        if r["offline"]:
+        if r["offline"] and not column.get("by_layout"):
             out.print(
                 f'  to confirm online: column "{column["header"]}" holds amounts '
                 f"({column['cells']} cells, {dollars(column['total_cents'])}): a charge "

@@ -382,7 +382,12 @@ def _extract_sheet(
         rows[profile.group_sets] = current.where(~fill, groups)
     rows = rows[~non_data]
     rows.insert(0, "source_row", (rows.index + 1).astype("int64"))
-    not_charged = amount_columns(body.loc[~non_data], layout.other_columns)
+    # A column its profile ignores by name (a confirmed layout's --not-charge: a person's word)
+    # is still shown with its money, marked so nothing advises charging it.
+    not_charged = tuple(
+        {**column, "by_layout": True} if profile.known_not_charge(column["header"]) else column
+        for column in amount_columns(body.loc[~non_data], layout.other_columns)
+    )
     totals = file_totals(body, totals_kinds, layout)
     if layout.charge_columns:
         wide = body.loc[~non_data, list(layout.charge_columns)]

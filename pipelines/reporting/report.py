@@ -79,7 +79,13 @@ def _json_list(value: Any) -> list[Any]:
 
 def not_charged_text(column: dict[str, Any], hints: AliasHints | None = None) -> str:
     """One line for a column of amounts that was not charged, and how to make it a charge
-    (the run, `check` and the report say it in these words)."""
+    (the run, `check` and the report say it in these words). A column its layout says is not
+    a charge (``by_layout``: a person's --not-charge, a profile's ignore) gets no such advice."""
+    if column.get("by_layout"):
+        return (
+            f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
+            f"{dollars(column['total_cents'])}) and is not charged: its layout says so"
+        )
     return (
         f'column "{column["header"]}" holds amounts ({column["cells"]} cells, '
         f"{dollars(column['total_cents'])}) but is not a known charge, so it was not "

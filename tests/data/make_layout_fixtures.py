@@ -125,7 +125,8 @@ def charges_summary(name: str, with_copy: str = "", codes: list[str] = CHARGED_S
            skipped={"blank": 1, "header": 1, "title": 3, "total": 1},
            columns_not_charged=[{"header": "Residency Fee",
                                  "cells": sum(1 for r in rows if r[3 + len(codes)]),
-                                 "total_cents": sums["Residency Fee"]}],
+                                 "total_cents": sums["Residency Fee"],
+                                 "by_layout": True}],
            period="2024-01-01", period_source="title",
            file_totals=[*({"column": k, "stated_cents": sums[k], "difference_cents": 0}
                           for k in sorted(codes)),
@@ -253,7 +254,7 @@ def senior_living() -> None:
            skipped={"blank": 1, "group": 1, "header": 2, "note": 1, "title": 1, "total": 1,
                     "vacant": vacant},
            columns_not_charged=[{"header": "Accommodation Per Period", "cells": used,
-                                 "total_cents": accommodation}],
+                                 "total_cents": accommodation, "by_layout": True}],
            period="2024-01-01", period_source="title")
 
 
