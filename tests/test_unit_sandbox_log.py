@@ -251,9 +251,7 @@ def test_a_wrong_token_is_401_even_on_the_sandbox_s_hooks(box: InProcess) -> Non
         response = box.client.get(path, headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
-    assert box.client.get("/_sandbox/health", headers={"Authorization": ""}).json() == {
-        "ok": True
-    }
+    assert box.client.get("/_sandbox/health", headers={"Authorization": ""}).json() == {"ok": True}
 
 
 def test_an_injected_refusal_applies_nothing_and_a_lost_answer_applies_the_write() -> None:

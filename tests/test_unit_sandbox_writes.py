@@ -382,7 +382,9 @@ def test_a_batch_spanning_two_locations_is_refused_whole(box: InProcess) -> None
 def test_a_batch_in_one_location_creates_every_charge_in_its_order(box: InProcess) -> None:
     resident, code = resident_in(0), charge_code_in(0)
     refs = [f"B-{n}" for n in range(5)]
-    job_id = box.job(BATCH, batch(*(charge(resident, code, r, 100 + n) for n, r in enumerate(refs))))
+    job_id = box.job(
+        BATCH, batch(*(charge(resident, code, r, 100 + n) for n, r in enumerate(refs)))
+    )
     box.later()
     final = box.status(job_id)
     assert final == {"write_status": "SUCCESS", "errors": [], "created_record_id": None}
