@@ -20,7 +20,9 @@ from sandbox.builtin_kinds import (
     in_location,
     positive_amount,
 )
+from sandbox.faults import SandboxConfig
 from sandbox.kinds import Kinds, SandboxKind, Write, new_record, pms_error, store_body, store_each
+from sandbox.server import open_store, read_seed, with_integrations
 from sandbox.store import Job, Store, new_id, now_iso
 from sandbox.validation import (
     _fill,
@@ -443,3 +445,67 @@ def test_charges_are_listed_between_two_days_both_ends_inclusive() -> None:
     assert not kept("2026-11-30T00:00:00")
     assert not kept("2027-01-01T00:00:00")
     assert not kept(None)
+
+
+# -- the seed for several integrations, and the options ---------------------------------------------
+
+
+def test_a_second_integration_is_the_seed_again_with_ids_of_its_own() -> None:
+    assert with_integrations(SEED, 1) is SEED
+    grown = with_integrations(SEED, 3)
+    assert len(grown["residents"]) == 3 * len(SEED["residents"])
+    assert [i["id"] for i in grown["integrations"]] == [
+        INTEGRATION,
+        f"{INTEGRATION}-2",
+        f"{INTEGRATION}-3",
+    ]
+    first, copy = SEED["leases"][0], grown["leases"][2 * len(SEED["leases"])]
+    assert copy["id"] == f"{first['id']}-3"
+    assert copy["integration_id"] == f"{INTEGRATION}-3"
+    assert copy["unit_id"] == f"{first['unit_id']}-3"  # references follow their records
+    assert copy["residents_meta_data"][0]["resident_id"] == (
+        f"{first['residents_meta_data'][0]['resident_id']}-3"
+    )
+    assert copy["x_id"] == first["x_id"]  # the PMS's own ids and names stay alike
+    assert SEED["leases"][0] == first  # the seed itself is left as it was
+
+
+def test_a_store_is_seeded_only_when_empty(tmp_path: Any) -> None:
+    path = tmp_path / "sandbox.sqlite"
+    first = open_store(path, SEED)
+    first.delete_record("vendor", SEED["vendors"][0]["id"])
+    first.close()
+    again = open_store(path, SEED)  # not seeded again: the deletion stands
+    assert again.record("vendor", SEED["vendors"][0]["id"]) is None
+    again.close()
+    assert read_seed(None)["integrations"][0]["id"] == INTEGRATION
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("sync_mode", "eventually"),
+        ("batch_errors", "verbose"),
+        ("unknown_job", 500),
+        ("reference_readback", "maybe"),
+        ("log_parameters", "all"),
+    ],
+)
+def test_an_option_outside_its_choices_is_refused(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be one of"):
+        SandboxConfig(**{option: value})  # type: ignore[arg-type]
+
+
+def test_the_semantics_printed_at_start_say_each_choice() -> None:
+    said = SandboxConfig(
+        sync_window_days=None, revoke_token_after=3, clock_skew_s=-2, integrations=2
+    ).semantics()
+    assert said["sync mode"] == "async (3s)"
+    assert said["sync window (charges)"] == "all"
+    assert said["batch atomic"] == "no (PARTIAL_SUCCESS)"
+    assert said["token revoked"] == "after 3 POSTs"
+    assert said["data clock"] == "-2s"
+    assert said["write log"] == "a finished job shows 5s later; parameters null"
+    assert SandboxConfig(sync_mode="instant").semantics()["sync mode"] == "instant"
+    assert SandboxConfig(integrations=2).tokens() == ["sandbox-token", "sandbox-token-2"]
+    assert SandboxConfig(rate_window_s=30).slowdown_s == 1.0
