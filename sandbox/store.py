@@ -344,7 +344,8 @@ class Store:
 
     def age_jobs(self, seconds: float) -> int:
         """Test hook: every job written this much earlier (the write log then shows them as
-        that old: time passed without a test waiting for it)."""
+        that old: time passed without a test waiting for it), and the records each created
+        with it, so a finished job's records are as visible as its write-status says."""
         with self._lock:
             rows = self._db.execute("SELECT job_id, created_at, ready_at FROM jobs").fetchall()
             for job_id, created_at, ready_at in rows:
@@ -352,6 +353,11 @@ class Store:
                 self._db.execute(
                     "UPDATE jobs SET created_at = ?, ready_at = ? WHERE job_id = ?",
                     (now_iso(moment.timestamp() - seconds), float(ready_at) - seconds, job_id),
+                )
+                self._db.execute(
+                    "UPDATE records SET ready_at = ready_at - ? "
+                    "WHERE json_extract(data, '$._job_id') = ?",
+                    (seconds, job_id),
                 )
         return len(rows)
 
