@@ -190,6 +190,14 @@ class Kind:
     # Its own reasons a row does not go through, beside the shared :class:`IssueCode` (an
     # ``Issue`` may carry either); a code another kind or the shared ones use is refused
     issue_codes: type[StrEnum] | None = None
+    # Pairs of its record kinds that are one record under either sign (a charge whose amount
+    # turned negative is a credit now: same number, other kind). Staging looks each key up
+    # under its twin too, so the change is a conflict, never a second record.
+    twins: tuple[tuple[str, str], ...] = ()
+    # Its reference numbers are derived by tieout (not read from the file), under the ledger's
+    # ``RECORD_SCHEME``: a ledger from before the scheme was recorded that holds records of
+    # it is refused (its files dropped again would be numbered anew and posted twice).
+    derived_numbers: bool = False
 
     def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What is particular to one of its records, by column, for a person (the trace, a

@@ -59,6 +59,7 @@ def register(kind: Kind) -> Kind:
     clash = sorted({code.value for code in kind.issue_codes or ()} & set(taken.issue_codes()))
     if clash:
         raise ValueError(f"issue code(s) {clash} of {kind.source_kind!r} are already taken")
+    RECORD.register_keys(kind.record_kinds, kind.twins, kind.derived_numbers)
     RECORD.register_attributes(kind.record_kinds, kind.columns)
     _REGISTERED[kind.source_kind] = kind
     return kind

@@ -470,6 +470,8 @@ KIND = register(
         line_schema=ResidentCharge,
         payload_schema=ChargePayload,
         renumber=renumber,
+        twins=(("charge", "credit"),),  # a charge whose sign changed is a credit now
+        derived_numbers=True,  # numbered by identity under RECORD_SCHEME
         draft=Draft(
             header_words=(
                 ("reference_number", ("reference", "ref", "invoice #", "bill #")),
