@@ -26,6 +26,7 @@ from pipelines.core.models import (
     ValidateResult,
 )
 from pipelines.core.record_columns import Column
+from pipelines.core.references import NameKind, RefList
 
 if TYPE_CHECKING:
     from pipelines.core.config import Settings
@@ -198,6 +199,12 @@ class Kind:
     # ``RECORD_SCHEME``: a ledger from before the scheme was recorded that holds records of
     # it is refused (its files dropped again would be numbered anew and posted twice).
     derived_numbers: bool = False
+    # Propexo's lists it resolves names against beyond those every kind shares (locations,
+    # properties, units, residents, leases): fetched, cached and in ``RefData`` by name
+    ref_lists: tuple[RefList, ...] = ()
+    # The kinds of names its files give for records of those lists (resolved per location
+    # with ``resolve_named``, aliased with `tieout alias add`)
+    name_kinds: tuple[NameKind, ...] = ()
 
     def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What is particular to one of its records, by column, for a person (the trace, a
