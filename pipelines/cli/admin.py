@@ -13,7 +13,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.console import friendly, out, say, settings_of
+from pipelines.cli.console import ChoiceOf, friendly, out, say, settings_of
 from pipelines.cli.rehearse import demo, require_sandbox, sandbox
 from pipelines.core.config import Settings, load_settings
 from pipelines.kinds import registered
@@ -254,7 +254,7 @@ def refs_refresh(ctx: click.Context) -> None:
 
 
 @refs.command("show")
-@click.argument("kind", type=click.Choice(REF_KINDS))
+@click.argument("kind", type=ChoiceOf(lambda: REF_KINDS))
 @click.option("--search", default=None, metavar="TEXT", help="Only rows holding TEXT (any case).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, to start an alias file from.")
 @click.pass_context

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.console import err, friendly, out, settings_of
+from pipelines.cli.console import ChoiceOf, err, friendly, out, settings_of
 from pipelines.core.hints import ALIAS_FILES, REFS_KINDS, AliasHints, shell_word
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def alias() -> None:
 
 
 @alias.command("add")
-@click.argument("kind", type=click.Choice(list(ALIAS_FILES)))
+@click.argument("kind", type=ChoiceOf(lambda: ALIAS_FILES))
 @click.argument("spreadsheet_name")
 @click.argument("propexo_name")
 @click.pass_context

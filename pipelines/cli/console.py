@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -286,3 +286,21 @@ def report_cycle_error(exc: BaseException) -> None:
             f"{escape(printable(str(exc), keep=chr(10)))}); "
             f"details: {write_crash_report(exc)}; still watching"
         )
+
+
+class ChoiceOf(click.Choice[str]):
+    """A choice among names read when they are asked for (the help, the check of a value), not
+    when the command is declared: a kind registered after import brings its own (its reference
+    lists, its kinds of names)."""
+
+    def __init__(self, read: Callable[[], Iterable[str]]) -> None:
+        self._read = read
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._read())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        """Click sets them when declared: they are read instead."""

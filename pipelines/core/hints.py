@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# `tieout alias add KIND …` → the file under <data_dir>/mappings/ it writes.
-ALIAS_FILES = {
-    "vendor": "vendors",
-    "property": "properties",
-    "gl_account": "gl_accounts",
-    "charge_code": "charge_codes",
-    "resident": "residents",
-}
-# The reference list `tieout refs show KIND` prints for each kind of alias.
-REFS_KINDS = {
-    "vendor": "vendors",
-    "property": "properties",
-    "gl_account": "financial_accounts",
-    "charge_code": "charge_codes",
-    "resident": "residents",
-}
+from pipelines.core.references import REFERENCES, SHARED_NAMES, Read
+
+# `tieout alias add KIND …` → the file under <data_dir>/mappings/ it writes, and → the
+# reference list `tieout refs show` prints for it: the shared kinds of names, then each
+# registered kind's (`Kind.name_kinds`), read when used.
+ALIAS_FILES: Mapping[str, str] = Read(
+    lambda: (
+        {k: f for k, (f, _) in SHARED_NAMES.items()}
+        | {k: n.file for k, n in REFERENCES.names().items()}
+    )
+)
+REFS_KINDS: Mapping[str, str] = Read(
+    lambda: (
+        {k: r for k, (_, r) in SHARED_NAMES.items()}
+        | {k: n.refs for k, n in REFERENCES.names().items()}
+    )
+)
 DEFAULT_DATA_DIR = Path("data")
 PLACEHOLDER = "<Propexo name>"
 

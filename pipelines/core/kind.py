@@ -26,6 +26,7 @@ from pipelines.core.models import (
     ValidateResult,
 )
 from pipelines.core.record_columns import Column
+from pipelines.core.references import NameKind, RefList
 
 if TYPE_CHECKING:
     from pipelines.core.config import Settings
@@ -190,6 +191,20 @@ class Kind:
     # Its own reasons a row does not go through, beside the shared :class:`IssueCode` (an
     # ``Issue`` may carry either); a code another kind or the shared ones use is refused
     issue_codes: type[StrEnum] | None = None
+    # Pairs of its record kinds that are one record under either sign (a charge whose amount
+    # turned negative is a credit now: same number, other kind). Staging looks each key up
+    # under its twin too, so the change is a conflict, never a second record.
+    twins: tuple[tuple[str, str], ...] = ()
+    # Its reference numbers are derived by tieout (not read from the file), under the ledger's
+    # ``RECORD_SCHEME``: a ledger from before the scheme was recorded that holds records of
+    # it is refused (its files dropped again would be numbered anew and posted twice).
+    derived_numbers: bool = False
+    # Propexo's lists it resolves names against beyond those every kind shares (locations,
+    # properties, units, residents, leases): fetched, cached and in ``RefData`` by name
+    ref_lists: tuple[RefList, ...] = ()
+    # The kinds of names its files give for records of those lists (resolved per location
+    # with ``resolve_named``, aliased with `tieout alias add`)
+    name_kinds: tuple[NameKind, ...] = ()
 
     def attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What is particular to one of its records, by column, for a person (the trace, a

@@ -128,6 +128,40 @@ class RecordModel:
     def __init__(self, core: Iterable[Column], discover: str | None = None) -> None:
         self._columns = list(core)
         self._discover = discover
+        # What the ledger's keys need to know of the kinds (registered with them): record
+        # kind → its twin, and the record kinds whose numbers tieout derives.
+        self._twins: dict[str, str] = {}
+        self._derived: list[str] = []
+
+    def register_keys(
+        self, kinds: Iterable[str], twins: Iterable[tuple[str, str]], derived: bool
+    ) -> None:
+        """Declare what staging and the ledger's opening ask of record kinds' keys: ``twins``,
+        pairs of record kinds that are one record under either sign (each key is looked up as
+        its twin too), and ``derived``, whether their reference numbers are tieout's own
+        (``Kind.derived_numbers``)."""
+        tags = tuple(kinds)
+        pairs = list(twins)
+        for one, other in pairs:
+            if one not in tags or other not in tags or one == other:
+                raise LedgerError(
+                    f"twins ({one!r}, {other!r}) must be two of the kind's own record kinds "
+                    f"{list(tags)}"
+                )
+        for one, other in pairs:
+            self._twins[one], self._twins[other] = other, one
+        if derived:
+            self._derived += [k for k in tags if k not in self._derived]
+
+    def twins(self) -> dict[str, str]:
+        """Record kind → its twin (both ways), for every registered kind that has twins."""
+        self.columns()  # the kinds discovered
+        return dict(self._twins)
+
+    def derived(self) -> tuple[str, ...]:
+        """The record kinds whose reference numbers tieout derives (``RECORD_SCHEME``)."""
+        self.columns()  # the kinds discovered
+        return tuple(self._derived)
 
     def register_attributes(self, kinds: Iterable[str], columns: Iterable[Column]) -> None:
         """Declare record kinds' own columns. A column two kinds share (a date, say) is declared
@@ -169,6 +203,8 @@ class RecordModel:
         """Forget record kinds' own columns (a kind unregistered): a column no other kind
         declares leaves the model (a ledger that has it keeps it, unread)."""
         gone = set(kinds)
+        self._twins = {k: v for k, v in self._twins.items() if k not in gone}
+        self._derived = [k for k in self._derived if k not in gone]
         kept = []
         for column in self._columns:
             left = tuple(k for k in column.kinds if k not in gone)

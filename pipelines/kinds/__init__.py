@@ -27,6 +27,7 @@ from importlib.metadata import entry_points
 
 from pipelines.core.kind import Kind, KindContext, Kinds
 from pipelines.core.record_columns import RECORD
+from pipelines.core.references import REFERENCES
 
 __all__ = [
     "ENTRY_POINTS",
@@ -59,7 +60,17 @@ def register(kind: Kind) -> Kind:
     clash = sorted({code.value for code in kind.issue_codes or ()} & set(taken.issue_codes()))
     if clash:
         raise ValueError(f"issue code(s) {clash} of {kind.source_kind!r} are already taken")
-    RECORD.register_attributes(kind.record_kinds, kind.columns)
+    before = _REGISTERED.get(kind.source_kind)
+    REFERENCES.register(kind.source_kind, kind.ref_lists, kind.name_kinds)
+    try:
+        RECORD.register_keys(kind.record_kinds, kind.twins, kind.derived_numbers)
+        RECORD.register_attributes(kind.record_kinds, kind.columns)
+    except Exception:  # refused: its references go as they came
+        if before is None:
+            REFERENCES.unregister(kind.source_kind)
+        else:
+            REFERENCES.register(before.source_kind, before.ref_lists, before.name_kinds)
+        raise
     _REGISTERED[kind.source_kind] = kind
     return kind
 
@@ -70,6 +81,7 @@ def unregister(source_kind: str) -> None:
     kind = _REGISTERED.pop(source_kind, None)
     if kind is not None:
         RECORD.unregister_attributes(kind.record_kinds)
+        REFERENCES.unregister(source_kind)
 
 
 def built_in_modules() -> list[str]:

@@ -5,7 +5,9 @@ guards the list, and ``tests/test_a_kind_from_outside.py`` builds a kind from it
 
 - The kind: :class:`Kind` (its fields), :func:`define` (a kind from its module's functions,
   the common case's defaults for the rest: :class:`Common`), :func:`register`, the
-  :class:`KindContext` its functions are given, :class:`Draft`, its ledger :class:`Column` s.
+  :class:`KindContext` its functions are given, :class:`Draft`, its ledger :class:`Column` s,
+  the Propexo lists it resolves names against (:class:`RefList`) and its kinds of names
+  (:class:`NameKind`: resolved per location, aliased with `tieout alias add`).
 - What its functions take and give: :class:`ExtractResult`, :class:`ValidateResult`,
   :class:`TransformResult`, :class:`PostRequest`, :class:`Issue` and :class:`IssueCode`,
   :class:`Conflict`, :class:`SyncCursor`, :class:`RefData`.
@@ -31,6 +33,7 @@ from pipelines.core.models import (
 )
 from pipelines.core.parsing import format_cents, parse_dates, parse_money
 from pipelines.core.record_columns import Column
+from pipelines.core.references import NameKind, RefList
 from pipelines.kinds import register, registered, unregister
 from pipelines.kinds.common import Common, define
 from pipelines.ledger import Conflict, SyncCursor
@@ -91,9 +94,11 @@ __all__ = [
     "Kind",
     "KindContext",
     "Line",
+    "NameKind",
     "PostRequest",
     "ReadWhere",
     "RefData",
+    "RefList",
     "SyncCursor",
     "SyncedRecord",
     "TransformResult",

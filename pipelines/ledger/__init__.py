@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipelines.core.errors import LedgerError
 from pipelines.core.models import utcnow
+from pipelines.core.record_columns import RECORD
 from pipelines.ledger import schema
 from pipelines.ledger.cache import CacheStore, SyncCursor
 from pipelines.ledger.database import Database, connect
@@ -129,15 +130,21 @@ class Ledger(RecordStore, RunStore, CacheStore, LayoutStore, ItemStore):
         )
 
     def _check_record_scheme(self) -> None:
-        """Refuse a ledger whose charges carry reference numbers derived the old way: their
-        files, dropped again, would get new numbers and be posted a second time."""
+        """Refuse a ledger whose records carry reference numbers derived the old way (those
+        of the kinds whose numbers tieout derives, ``Kind.derived_numbers``: the charges):
+        their files, dropped again, would get new numbers and be posted a second time."""
         scheme = self.get_meta("record_scheme")
         if scheme == RECORD_SCHEME:
             return
-        old_charges = self.db.execute(
-            "SELECT COUNT(*) FROM records WHERE kind IN ('charge', 'credit')"
-        ).fetchone()[0]
-        if scheme is None and not old_charges:
+        derived = RECORD.derived()
+        old_records = (
+            derived
+            and self.db.execute(
+                f"SELECT COUNT(*) FROM records WHERE kind IN ({','.join('?' * len(derived))})",
+                derived,
+            ).fetchone()[0]
+        )
+        if scheme is None and not old_records:
             self.set_meta("record_scheme", RECORD_SCHEME)
             return
         raise LedgerError(

@@ -533,12 +533,14 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 def _twins(keys: pd.Series) -> pd.Series:
-    """A charge whose amount changed sign is a credit now (and the reverse): same number, other
-    kind, so each key is also looked up as its twin."""
-    rest = keys.str.slice(len("charge:"))  # "charge:" and "credit:" are the same length
-    return keys.mask(keys.str.startswith("charge:"), "credit:" + rest).mask(
-        keys.str.startswith("credit:"), "charge:" + rest
-    )
+    """Each key as its twin's (``Kind.twins``: a charge whose amount changed sign is a credit
+    now, and the reverse: same number, other kind), so each key is also looked up as its
+    twin; a key of a kind with no twin is itself."""
+    twins = keys
+    for kind, twin in RECORD.twins().items():
+        prefix = f"{kind}:"
+        twins = twins.mask(keys.str.startswith(prefix), twin + ":" + keys.str.slice(len(prefix)))
+    return twins
 
 
 def _record_rows(

@@ -21,6 +21,7 @@ from rapidfuzz import fuzz, process
 from pipelines.core.errors import ConfigError, InputError
 from pipelines.core.hints import ALIAS_FILES
 from pipelines.core.models import IssueCode
+from pipelines.core.references import REFERENCES, Read
 from pipelines.ledger import Ledger
 from pipelines.resolving.refs import RefData
 from pipelines.resolving.transform import (
@@ -35,13 +36,15 @@ FILE_PREAMBLE = (
     "# One line per spreadsheet spelling: the name in the file, then the name Propexo knows.\n"
 )
 # Which kind of alias settles a rejected row, by the row's issue code.
-KIND_OF_ISSUE = {
-    IssueCode.UNKNOWN_VENDOR.value: "vendor",
-    IssueCode.UNKNOWN_PROPERTY.value: "property",
-    IssueCode.UNKNOWN_GL_ACCOUNT.value: "gl_account",
-    IssueCode.UNKNOWN_CHARGE_CODE.value: "charge_code",
-    IssueCode.UNKNOWN_RESIDENT.value: "resident",
-}
+KIND_OF_ISSUE: Mapping[str, str] = Read(
+    lambda: (
+        {
+            IssueCode.UNKNOWN_PROPERTY.value: "property",
+            IssueCode.UNKNOWN_RESIDENT.value: "resident",
+        }
+        | {named.code.value: alias for alias, named in REFERENCES.names().items()}
+    )
+)
 # A suggestion is taken without asking (`alias accept --yes`) only when it is spelled this
 # close to the name (rapidfuzz ratio, 0-100) and no other suggestion comes within SURE_MARGIN.
 SURE_SCORE = 85.0
@@ -328,7 +331,7 @@ def open_unknown_names(ledger: Ledger) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=UNKNOWN_NAME_COLUMNS)
     found = pd.concat(frames, ignore_index=True)
-    found["kind"] = found["code"].map(KIND_OF_ISSUE)
+    found["kind"] = found["code"].map(dict(KIND_OF_ISSUE))
     found["name"] = found["value"].astype(str)
     found = found.drop_duplicates(["kind", "name", "source_file", "source_row"])
     return found[UNKNOWN_NAME_COLUMNS].reset_index(drop=True)

@@ -15,6 +15,7 @@ from pipelines.resolving.refs import (
     RefLists,
     build_reference_data,
     fetch_reference_lists,
+    missing_lists,
 )
 
 
@@ -27,7 +28,8 @@ def reference_lists(
     if cached is not None:
         fetched_at, lists = cached
         age = datetime.now(tz=UTC) - datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
-        if age.total_seconds() <= settings.refs_max_age_s:
+        # A kind installed since they were cached reads a list they lack: fetched anew.
+        if age.total_seconds() <= settings.refs_max_age_s and not missing_lists(lists):
             return lists
     lists = fetch_reference_lists(client, settings.integration_id)
     ledger.save_refs(settings.integration_id, lists)

@@ -7,32 +7,66 @@ Propexo has no name search, so each list is paged to the end and matched locally
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from pipelines.core.columns import normalize_header
 from pipelines.core.errors import ApiError, ConfigError
 from pipelines.core.hints import AliasHints
+from pipelines.core.record_columns import Listed
+from pipelines.core.references import REFERENCES, SHARED_LISTS
 from pipelines.posting.propexo import PropexoClient
 from schemas import ContractError, conforms
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RefData:
-    """Lookup frames for one integration (one row per Propexo record)."""
+    """Lookup frames for one integration (one row per Propexo record): the lists every kind
+    shares, and each registered kind's own (``Kind.ref_lists``) by name in ``lists``, read
+    and given as attributes too (``refs.vendors``, ``replace(refs, vendors=...)``)."""
 
     locations: pd.DataFrame
     properties: pd.DataFrame
     units: pd.DataFrame
     residents: pd.DataFrame
     leases: pd.DataFrame
-    vendors: pd.DataFrame
-    charge_codes: pd.DataFrame
-    financial_accounts: pd.DataFrame
     aliases: dict[str, pd.DataFrame]
     # Where the aliases were read from, for hints that name the real folder.
     hints: AliasHints = field(default_factory=AliasHints)
+    lists: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        locations: pd.DataFrame,
+        properties: pd.DataFrame,
+        units: pd.DataFrame,
+        residents: pd.DataFrame,
+        leases: pd.DataFrame,
+        aliases: dict[str, pd.DataFrame],
+        hints: AliasHints | None = None,
+        lists: dict[str, pd.DataFrame] | None = None,
+        **more: pd.DataFrame,
+    ) -> None:
+        given = {
+            "locations": locations,
+            "properties": properties,
+            "units": units,
+            "residents": residents,
+            "leases": leases,
+            "aliases": aliases,
+            "hints": hints or AliasHints(),
+            "lists": {**(lists or {}), **more},  # a kind's list given by name: in ``lists``
+        }
+        for name, value in given.items():
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        """A kind's list by its name (only called for what is not a field)."""
+        lists = self.__dict__.get("lists", {})
+        if name in lists:
+            return cast(pd.DataFrame, lists[name])
+        raise AttributeError(f"no reference list {name!r}; known: {sorted(lists)}")
 
 
 def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -51,24 +85,13 @@ def _with_location(frame: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-REF_KINDS = (
-    "locations",
-    "properties",
-    "units",
-    "residents",
-    "leases",
-    "vendors",
-    "charge_codes",
-    "financial_accounts",
-)
 _PATHS = {
     "units": "/v1/units/",
     "residents": "/v1/residents/",
     "leases": "/v1/leases/",
-    "vendors": "/v1/vendors/",
-    "charge_codes": "/v1/charge-codes/",
-    "financial_accounts": "/v1/financial-accounts/",
 }
+# Every list, the registered kinds' included, read when used (`tieout refs show KIND`).
+REF_KINDS = Listed(lambda: (*SHARED_LISTS, *REFERENCES.lists()))
 RefLists = dict[str, list[dict[str, Any]]]
 
 
@@ -88,16 +111,23 @@ def fetch_reference_lists(client: PropexoClient, integration_id: str) -> RefList
         for location in lists["locations"]
         for record in client.list_all("/v1/properties/", {**params, "location_id": location["id"]})
     ]
-    for kind, path in _PATHS.items():
+    paths = _PATHS | {name: ref.path for name, ref in REFERENCES.lists().items()}
+    for kind, path in paths.items():
         lists[kind] = client.list_all(path, params)
     return lists
+
+
+def missing_lists(lists: RefLists) -> list[str]:
+    """The registered kinds' lists a cached set lacks (a kind installed since it was fetched)."""
+    return [name for name in REF_KINDS if name not in lists]
 
 
 def build_reference_data(
     lists: RefLists, aliases: dict[str, pd.DataFrame], hints: AliasHints | None = None
 ) -> RefData:
     """Lookup frames from the raw lists (the pure half); ``aliases`` as read by
-    :func:`pipelines.resolving.aliases.read_aliases`."""
+    :func:`pipelines.resolving.aliases.read_aliases`. A kind's list the raw lists lack is
+    empty."""
     locations = _frame(lists["locations"], ["id", "x_id", "name"])
     lease_rows = [
         {
@@ -113,6 +143,10 @@ def build_reference_data(
         for lease in lists["leases"]
         for member in (lease.get("residents_meta_data") or [])
     ]
+    own: dict[str, pd.DataFrame] = {}
+    for name, ref in REFERENCES.lists().items():
+        frame = _frame(lists.get(name, []), list(ref.columns))
+        own[name] = _with_location(frame, locations) if ref.per_location else frame
     return RefData(
         locations=locations,
         properties=_frame(lists["properties"], ["id", "name", "code", "location_id"]),
@@ -131,18 +165,9 @@ def build_reference_data(
                 "move_out_date",
             ],
         ),
-        vendors=_with_location(
-            _frame(lists["vendors"], ["id", "x_id", "name", "x_location_id"]), locations
-        ),
-        charge_codes=_with_location(
-            _frame(lists["charge_codes"], ["id", "name", "x_location_id"]), locations
-        ),
-        financial_accounts=_with_location(
-            _frame(lists["financial_accounts"], ["id", "account_number", "name", "x_location_id"]),
-            locations,
-        ),
         aliases=aliases,
         hints=hints or AliasHints(),
+        lists=own,
     )
 
 

@@ -9,8 +9,9 @@ suggestions, and two matches are rejected as ambiguous.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -22,8 +23,9 @@ from pipelines.core.columns import (
     per_distinct,
     spread,
 )
-from pipelines.core.hints import ALIAS_FILES, AliasHints
+from pipelines.core.hints import AliasHints
 from pipelines.core.models import Issue, IssueCode, whole
+from pipelines.core.references import REFERENCES, NameKind, Read
 from pipelines.resolving.refs import RefData
 
 _ORG_SUFFIXES = r"\b(llc|l l c|inc|incorporated|co|company|corp|corporation|ltd|lp|pllc)\b"
@@ -123,7 +125,7 @@ def resolution_issues(
     *,
     column: str,
     what: str,
-    code: IssueCode,
+    code: StrEnum,
     kind: str,
     choices: pd.Series,
     source_file: str,
@@ -239,19 +241,20 @@ def resolve_in_location(
     norm: Any,
     out_column: str,
     what: str,
-    code: IssueCode,
+    code: StrEnum,
     kind: str,
     source_file: str,
     hints: AliasHints,
+    label: str = "name",
 ) -> tuple[pd.DataFrame, list[Issue]]:
     """Match a name within the row's RM location (vendors, GL accounts, charge codes are per
-    location in Rent Manager)."""
+    location in Rent Manager); ``label``: the list's column a person reads."""
     lookup = pd.concat(
         [
             _lookup(
                 refs_frame,
                 {"_key": norm(n.fillna("")), "location_id": refs_frame["location_id"]},
-                refs_frame["name"],
+                refs_frame[label],
             )
             for n in names
         ]
@@ -268,7 +271,7 @@ def resolve_in_location(
     ids, count, labels = match(left, lookup, ["_key", "location_id"])
     out = frame.copy()
     out[out_column] = ids.reindex(frame.index)
-    choices = refs_frame["name"]
+    choices = refs_frame[label]
     issues = resolution_issues(
         out[todo],
         ids,
@@ -297,31 +300,44 @@ def bad_rows(issues: list[Issue]) -> set[int]:
 
 # --- Propexo's names, as an alias's target is matched ---------------------------------------------
 
-# How each kind of alias compares names: as the resolvers above do.
-ALIAS_NORMS: dict[str, Any] = {
-    "vendor": normalize_org,
-    "property": normalize_org,
-    "gl_account": normalize_text,
-    "charge_code": normalize_org,
-    "resident": normalize_person,
+# How names are compared, by a kind of name's ``compare``: as the resolvers above do.
+_NORMS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "org": normalize_org,
+    "text": normalize_text,
+    "person": normalize_person,
 }
+# How each kind of alias compares names: the shared ones, then each registered kind's.
+ALIAS_NORMS: Mapping[str, Callable[[pd.Series], pd.Series]] = Read(
+    lambda: (
+        {"property": normalize_org, "resident": normalize_person}
+        | {alias: _NORMS[named.compare] for alias, named in REFERENCES.names().items()}
+    )
+)
+
+
+def _names(refs: RefData, named: NameKind) -> list[pd.Series]:
+    """The names a spreadsheet may use for each record of a kind of name's list."""
+    table = getattr(refs, named.refs)
+    out = []
+    for first, *rest in named.names:
+        names = table[first]
+        for column in rest:  # "4000 Repairs": the columns' texts, a space between
+            names = names.astype(str) + " " + table[column]
+        out.append(names)
+    return out
 
 
 def propexo_names(refs: RefData, kind: str) -> pd.DataFrame:
     """Every name of one alias kind that Propexo answers to (``_key`` as the resolvers compare
     it) with the name tieout shows for it (``label``; a resident's "First Last")."""
     norm = ALIAS_NORMS[kind]
-    if kind == "vendor":
-        frames = [(refs.vendors["name"], refs.vendors["name"])]
+    named = REFERENCES.names().get(kind)
+    if named is not None:
+        label = getattr(refs, named.refs)[named.label]
+        frames = [(names, label) for names in _names(refs, named)]
     elif kind == "property":
         props = refs.properties
         frames = [(props["name"], props["name"]), (props["code"], props["name"])]
-    elif kind == "charge_code":
-        frames = [(refs.charge_codes["name"], refs.charge_codes["name"])]
-    elif kind == "gl_account":
-        gl = refs.financial_accounts
-        both = gl["account_number"].astype(str) + " " + gl["name"]
-        frames = [(gl["account_number"], gl["name"]), (gl["name"], gl["name"]), (both, gl["name"])]
     else:
         people = refs.residents
         name = people["first_name"].fillna("") + " " + people["last_name"].fillna("")
@@ -436,59 +452,25 @@ def unit_residents(
     return pools, places
 
 
-# The names Rent Manager keeps per location, by alias kind: (the reference list, the names of
-# it a spreadsheet may use, the column of ids it fills, its words, its issue when unknown).
-_IN_LOCATION: dict[
-    str, Callable[[RefData], tuple[pd.DataFrame, list[pd.Series], str, str, IssueCode]]
-] = {
-    "vendor": lambda refs: (
-        refs.vendors,
-        [refs.vendors["name"]],
-        "vendor_id",
-        "vendor",
-        IssueCode.UNKNOWN_VENDOR,
-    ),
-    "gl_account": lambda refs: (
-        refs.financial_accounts,
-        [
-            refs.financial_accounts["account_number"],
-            refs.financial_accounts["name"],
-            refs.financial_accounts["account_number"].astype(str)
-            + " "
-            + refs.financial_accounts["name"],
-        ],
-        "financial_account_id",
-        "GL account",
-        IssueCode.UNKNOWN_GL_ACCOUNT,
-    ),
-    "charge_code": lambda refs: (
-        refs.charge_codes,
-        [refs.charge_codes["name"]],
-        "charge_code_id",
-        "charge code",
-        IssueCode.UNKNOWN_CHARGE_CODE,
-    ),
-}
-
-
 def resolve_named(
     frame: pd.DataFrame, column: str, kind: str, refs: RefData, source_file: str
 ) -> tuple[pd.DataFrame, list[Issue]]:
     """Resolve ``column`` as a name of one alias kind Rent Manager keeps per location
     (``vendor``, ``gl_account``, ``charge_code``), after that kind's aliases, within each row's
     ``location_id``; one issue per row that does not resolve."""
-    table, names, out_column, what, code = _IN_LOCATION[kind](refs)
+    named = REFERENCES.names()[kind]
     return resolve_in_location(
         frame,
         column,
-        table,
-        names,
-        refs.aliases.get(ALIAS_FILES[kind]),
+        getattr(refs, named.refs),
+        _names(refs, named),
+        refs.aliases.get(named.file),
         norm=ALIAS_NORMS[kind],
-        out_column=out_column,
-        what=what,
-        code=code,
+        out_column=named.column,
+        what=named.what,
+        code=named.code,
         kind=kind,
         source_file=source_file,
         hints=refs.hints,
+        label=named.label,
     )

@@ -27,6 +27,7 @@ from pipelines.core.models import (
     whole,
 )
 from pipelines.core.parsing import format_cents
+from pipelines.core.references import NameKind, RefList
 from pipelines.kinds import register
 from pipelines.kinds.charge.columns import ATTRIBUTES
 from pipelines.kinds.charge.matching import match_charges
@@ -470,6 +471,21 @@ KIND = register(
         line_schema=ResidentCharge,
         payload_schema=ChargePayload,
         renumber=renumber,
+        twins=(("charge", "credit"),),  # a charge whose sign changed is a credit now
+        derived_numbers=True,  # numbered by identity under RECORD_SCHEME
+        ref_lists=(RefList("charge_codes", "/v1/charge-codes/", ("id", "name", "x_location_id")),),
+        name_kinds=(
+            NameKind(
+                "charge_code",
+                refs="charge_codes",
+                file="charge_codes",
+                names=(("name",),),
+                label="name",
+                column="charge_code_id",
+                what="charge code",
+                code=IssueCode.UNKNOWN_CHARGE_CODE,
+            ),
+        ),
         draft=Draft(
             header_words=(
                 ("reference_number", ("reference", "ref", "invoice #", "bill #")),

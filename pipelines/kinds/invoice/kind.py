@@ -21,6 +21,7 @@ from pipelines.core.hints import CORRECT_INVOICE
 from pipelines.core.kind import Draft, KindContext, ReadWhere
 from pipelines.core.models import Issue, IssueCode
 from pipelines.core.parsing import format_cents
+from pipelines.core.references import NameKind, RefList
 from pipelines.kinds import register
 from pipelines.kinds.common import define
 from pipelines.kinds.invoice.columns import ATTRIBUTES
@@ -284,6 +285,38 @@ KIND = register(
         record_kinds=("invoice",),
         plural="invoices",
         post_order=10,  # before charges, as Rent Manager's vendors' bills come first
+        ref_lists=(
+            RefList("vendors", "/v1/vendors/", ("id", "x_id", "name", "x_location_id")),
+            RefList(
+                "financial_accounts",
+                "/v1/financial-accounts/",
+                ("id", "account_number", "name", "x_location_id"),
+            ),
+        ),
+        name_kinds=(
+            NameKind(
+                "vendor",
+                refs="vendors",
+                file="vendors",
+                names=(("name",),),
+                label="name",
+                column="vendor_id",
+                what="vendor",
+                code=IssueCode.UNKNOWN_VENDOR,
+            ),
+            NameKind(
+                "gl_account",
+                refs="financial_accounts",
+                file="gl_accounts",
+                # "4000", "Repairs" or "4000 Repairs"
+                names=(("account_number",), ("name",), ("account_number", "name")),
+                label="name",
+                column="financial_account_id",
+                what="GL account",
+                code=IssueCode.UNKNOWN_GL_ACCOUNT,
+                compare="text",
+            ),
+        ),
         columns=ATTRIBUTES,
         source_columns=SOURCE_COLUMNS,
         line_schema=VendorBill,
