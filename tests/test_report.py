@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import io
 import json
 import os
@@ -583,3 +584,122 @@ def test_a_report_of_many_records_is_paged_and_filters_and_sorts_every_row(
     assert said("pager").startswith(f"rows {PAGE_ROWS + 1:,} to {2 * PAGE_ROWS:,} of {n:,}")
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
+
+
+def _dump_dom(page: Path, profile: Path) -> str:
+    """The page as headless Chromium leaves it once its scripts ran (the DOM, serialized)."""
+    proc = subprocess.run(
+        [
+            CHROMIUM or "chromium",
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    return proc.stdout
+
+
+def test_a_paged_report_shows_each_record_and_its_lineage_as_the_whole_table_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#41: past a few thousand records the page's script makes each posted record's row and
+    lineage card from the page's data (no template call per record): the rows it shows, page 2
+    included, are the rows the table of every record shows, card and all, and a row's card on
+    page 2 opens to its cells, aliases and invoice lines."""
+    from pipelines.reporting import render
+    from pipelines.reporting.render import PAGE_ROWS, PAGED_FROM
+
+    assert CHROMIUM, "Debian's chromium is needed for this test (.ci/run installs it)"
+    n = PAGED_FROM + 600
+    records = [
+        {
+            "state": "missing" if i % 7 == 3 else "confirmed",
+            "amount_cents": 1000 * i - 7,
+            "location_id": "L1",
+            "file_sha256": "f1",
+        }
+        for i in range(n)
+    ]
+    ledger, files = frames(records, {"f1": 0, "f2": 0}, {"f1": 0, "f2": 0})
+    ledger["note"] = [None if i % 3 else f"n<{i}> & 'q'" for i in range(n)]
+    ledger["job_id"] = [f"job-{i}" if i % 2 else None for i in range(n)]
+    lineage = [
+        {
+            "record_key": f"k{i}",
+            "rent_manager_id": f"RM{i}" if i % 4 else None,
+            "fields": {
+                "amount": {"cell": f"D{i + 2}", "header": "Amount", "value": f'"{i}.00" <b>'},
+                "unit": {"cell": None, "header": "Unit", "value": i},
+            },
+            "aliases": [{"as_read": "Oak & Co", "propexo_name": "Oak", "file": "a.csv", "line": 3}]
+            if i % 5 == 0
+            else [],
+            "lines": [
+                {
+                    "row": i + 2,
+                    "amount_cents": -i,
+                    "gl_account": None,
+                    "financial_account_id": "FA1",
+                    "property": "Elm",
+                    "cells": {"amount": f"E{i + 2}"},
+                    "as_read": {"amount": "1,0"},
+                },
+                {"row": i + 3, "amount_cents": i, "cells": {}, "as_read": {}},
+            ]
+            if i % 6 == 0
+            else [],
+            "note": "read twice" if i % 11 == 0 else "",
+        }
+        for i in range(n)
+        if i % 9
+    ]
+    report = build_report(
+        {"run_id": "r"}, files, pd.DataFrame(), ledger, pd.DataFrame(), {}, lineage=lineage
+    )
+
+    def rows_of(dom: str) -> list[str]:
+        body = dom.split('id="posted-records"', 1)[1].split("<tbody>", 1)[1]
+        return re.findall(r"<tr.*?</tr>", body.split("</tbody>", 1)[0], flags=re.S)
+
+    second_page = (
+        '<script>document.querySelector(\'p.pager[data-for="posted-records"] '
+        '[data-step="1"]\').click();</script></body>'
+    )
+    open_card = (
+        "<script>var card = document.querySelector('#posted-records tbody details');"
+        "card.open = true; document.body.dataset.card = card.innerText;</script></body>"
+    )
+    paged = tmp_path / "paged.html"
+    html = render.render_html(report)
+    data = html.split('id="posted-records-data">', 1)[1].split("</script>", 1)[0]
+    assert "<tr" not in data and "\\u003ctr" not in data  # data, not rows of HTML
+    paged.write_text(html.replace("</body>", second_page))
+    shown = rows_of(_dump_dom(paged, tmp_path / "p1"))
+    monkeypatch.setattr(render, "PAGED_FROM", n)
+    whole = tmp_path / "whole.html"
+    whole.write_text(render.render_html(report))
+    every = rows_of(_dump_dom(whole, tmp_path / "p2"))
+    assert len(every) == n and len(shown) == PAGE_ROWS
+    for a, b in zip(shown, every[PAGE_ROWS : 2 * PAGE_ROWS], strict=True):
+        assert a.splitlines() == b.splitlines()
+    # The first row of page 2 is record PAGE_ROWS: its card, opened, shows its cells as read
+    # and the alias it went through (its data as text, never as markup).
+    paged.write_text(html.replace("</body>", second_page.replace("</body>", open_card)))
+    opened = _dump_dom(paged, tmp_path / "p3")
+    card = re.search(r'data-card="([^"]*)"', opened, flags=re.S)
+    assert card, "no card opened"
+    i = PAGE_ROWS
+    said = html_module.unescape(card[1])
+    assert f'D{i + 2}\nAmount: "{i}.00" <b>\n-\nUnit: {i}\n' in said
+    assert "Alias\nOak & Co → Oak (a.csv line 3)" in said and "not synced yet" in said
