@@ -55,7 +55,7 @@ def _card(t: dict[str, Any] | None) -> list[Any] | None:
     return [fields, aliases, lines, str(t.get("note") or "")]
 
 
-def posted_data(records: list[dict[str, Any]]) -> str:
+def posted_data(records: list[dict[Any, Any]]) -> str:
     """Every posted record (``render_html``'s rows, each with its ``lineage`` and
     ``archived_href``) as a JSON array a ``<script type="application/json">`` can hold."""
     money: dict[Any, str] = {}
