@@ -1,7 +1,7 @@
 """The posted records of a paged report as the page's data: each record's cells as the row
 template would show them (text, not yet escaped), which the page's script turns into the same
 row and lineage card (``postedRow`` in report.html.j2). One JSON document for every record
-instead of one template call per record: the report of 50,000 records renders in a second."""
+instead of one template call per record: the HTML of 50,000 records in 2.9 s, not 6.5 s."""
 
 from __future__ import annotations
 
