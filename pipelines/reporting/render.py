@@ -26,6 +26,7 @@ from pipelines.reporting.report import (
     not_charged_text,
     rejected_rows,
 )
+from pipelines.reporting.rows import posted_data
 from pipelines.reporting.workbook import render_xlsx
 
 
@@ -82,7 +83,12 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     template = env.get_template("report.html.j2")
     posted = report.posted.copy()
     if not posted.empty:
-        posted["archived_href"] = posted["archived"].map(lambda t: _href(str(t or ""), folder))
+        # Each file's link made once (a run's records come from a few files).
+        hrefs = {t: _href(str(t or ""), folder) for t in posted["archived"].unique()}
+        posted["archived_href"] = [
+            hrefs[t] if t in hrefs else _href(str(t or ""), folder)
+            for t in posted["archived"].tolist()
+        ]
         traced = {str(t["record_key"]): t for t in report.summary.get("lineage") or []}
         keys = posted.get("record_key", pd.Series("", index=posted.index)).tolist()
         # A plain lookup per record: pandas' map would cast a column of dicts, pointwise.
@@ -96,6 +102,11 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
     ]
     rejected = rejected_rows(report.rejected)
     chart = _chart_data(report.by_location)
+    records = posted.to_dict("records")
+    paged = {
+        "posted": len(posted) > PAGED_FROM,
+        "exceptions": len(exceptions) + len(rejected) > PAGED_FROM,
+    }
     return template.render(
         s=report.summary,
         p=report.summary.get("provenance", {}),
@@ -104,14 +115,13 @@ def render_html(report: RunReport, folder: Path | None = None) -> str:
         files=files,
         control=report.control.to_dict("records"),
         locations=report.summary["by_location"],
-        posted=posted.to_dict("records"),
+        posted=records,
+        # Past PAGED_FROM rows, the page's script makes each record's row from its data.
+        posted_data=Markup(posted_data(records)) if paged["posted"] else None,  # noqa: S704
         rejected=rejected.to_dict("records"),
         exceptions=exceptions.to_dict("records"),
         chart=chart,
-        paged={
-            "posted": len(posted) > PAGED_FROM,
-            "exceptions": len(exceptions) + len(rejected) > PAGED_FROM,
-        },
+        paged=paged,
         page_rows=PAGE_ROWS,
     )
 
