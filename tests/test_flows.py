@@ -86,6 +86,7 @@ KIND_COLUMNS_IN_SHARED_CODE = {
     "reconciling/proof.py": {"transaction_date"},
     "reconciling/skew.py": {"invoice_number", "reference_number"},
     "reporting/publish.py": {"resident_id"},
+    "reporting/rows.py": {"defaulted"},  # the paged report's rows (from tables.py)
     "reporting/tables.py": {  # moved from reporting/report.py
         "charge_code_id",
         "defaulted",
