@@ -55,10 +55,11 @@ sandbox: setup ## serve the Propexo emulator on 127.0.0.1:8765 (Ctrl-C stops it)
 
 # worksteal: a worker that runs out of tests takes half of another's queue, so the long tests
 # (started first, see tests/conftest.py) do not leave one worker running alone at the end.
-# The `bench` smoke test runs in `make bench`, not here. Eight workers on two cores: most of a
+# The `bench` smoke test runs in `make bench`, not here. Twelve workers on two cores: most of a
 # test's time is spent waiting on the sandbox (its jobs, syncs and clocks), not on the CPU
-# (826 tests: 12 min 19 s with five, 0.6 of a core busy; 9 min 55 s with eight).
-WORKERS ?= 8
+# (826 tests: 12 min 19 s with five, 9 min 55 s with eight; 1,472 tests: 9 min 7 s with
+# twelve, 7.6 min of CPU).
+WORKERS ?= 12
 test: setup ## the full test suite (unit, property, end-to-end against the real sandbox)
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal -m "not bench" $(ARGS)
 
