@@ -299,7 +299,9 @@ def test_reconcile_exits_1_with_records_in_doubt_past_their_grace_and_names_what
         step = synced.stdout.strip().splitlines()[-1]
         assert "webhooks serve" not in step, step  # it delivers: never advised to start it
         assert "after Propexo's next sync" in step and "tieout resolve KEY" in step
-        sandbox.config.sync_duration_s = 5  # the next sync outlasts the wait
+        # The next sync outlasts the wait, even on a loaded machine (with 5 s, a reconcile
+        # stalled that long between asking and waiting saw it done, truly, under coverage).
+        sandbox.config.sync_duration_s = 60
         waited = run_cli("--data-dir", str(data), "reconcile", "--sync", "--wait", "1", env=env)
         assert "no SYNC_COMPLETE within 1s: webhooks arrive here" in waited.stdout, waited.stdout
         assert "is `tieout webhooks serve` running" not in waited.stdout
