@@ -166,7 +166,7 @@ def sign_in(browser: WebDriver, url: str, name: str) -> None:
     assert browser.current_url.startswith(f"{url}/login")
     browser.find_element(By.NAME, "username").send_keys(name)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button"))
+    press(browser, By.CSS_SELECTOR, "form[action='/login'] button")
     assert browser.current_url == f"{url}/inbox", browser.current_url
 
 
@@ -181,17 +181,22 @@ def submit(browser: WebDriver, button: WebElement) -> None:
     )
 
 
-def click(browser: WebDriver, text: str) -> None:
-    """Click the button so labelled, found afresh: a page just navigated to may swap its
+def press(browser: WebDriver, by: str, selector: str) -> None:
+    """Click the button ``selector`` finds, found afresh: a page just navigated to may swap its
     document under a node found a moment before (chromedriver: "Node with given id does not
     belong to the document"), and such a click never reaches the page, so it is tried again."""
     for attempt in range(3):
         try:
-            submit(browser, browser.find_element(By.XPATH, f"//button[normalize-space()={text!r}]"))
+            submit(browser, browser.find_element(by, selector))
             return
         except WebDriverException as exc:
             if attempt == 2 or "does not belong to the document" not in str(exc):
                 raise
+
+
+def click(browser: WebDriver, text: str) -> None:
+    """Click the button so labelled (see :func:`press`)."""
+    press(browser, By.XPATH, f"//button[normalize-space()={text!r}]")
 
 
 def take_in(browser: WebDriver, progress_shot: str = "") -> str:
@@ -349,7 +354,7 @@ def test_a_clerks_day_and_an_auditors_sign_off_through_the_page_only(
     browser.get(f"{url}/runs")
     assert "more_bills.csv" in browser.page_source
     shot(browser, "runs")
-    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.me button"))  # sign out
+    press(browser, By.CSS_SELECTOR, "form.me button")  # sign out
     assert browser.current_url.startswith(f"{url}/login")
 
     # The auditor: the trace of one bill, then the period's sign-off.
@@ -416,7 +421,7 @@ def test_with_approval_on_an_approver_approves_what_a_clerk_dropped_never_the_cl
     assert "a clerk may not do this" in browser.page_source
     assert invoices(sandbox) == []
     browser.get(f"{url}/inbox")
-    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.me button"))  # sign out
+    press(browser, By.CSS_SELECTOR, "form.me button")  # sign out
 
     sign_in(browser, url, "april")
     browser.get(f"{url}/approvals")
